@@ -1,0 +1,213 @@
+"""Instrument response functions: GADF table axes and their evaluation.
+
+Implements ``reduction-spec.md`` §1.3-§1.4:
+
+* an axis is a *node* axis when ``LO == HI`` element-wise (nodes are the values, edges the
+  midpoints, extrapolated by half a spacing at both ends; in log space for energy), otherwise
+  an *edge* axis with edges ``append(LO, HI[-1])``;
+* grid nodes are log-centres for energy axes, midpoints for linear edge axes and the nodes
+  of node axes;
+* evaluation is multilinear in (ln E, theta[, mu]) on those nodes, extrapolating the edge
+  cell linearly, and is 0 when any coordinate lies outside its axis edges; negative or
+  non-finite results become 0.
+
+All arrays are float64 (the FITS tables are float32 and are cast on load).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["IrfAxis", "Aeff2D", "EDisp2D", "Bkg3D", "make_axis", "interp_weights"]
+
+
+@dataclass(frozen=True)
+class IrfAxis:
+    """One axis of an IRF table.
+
+    Attributes
+    ----------
+    name : str
+        Column stem (``ENERG``, ``THETA``, ``MIGRA``, ``DETX`` ...).
+    edges : ndarray
+        Bin edges (TeV for energy, deg for offsets, dimensionless for migration).
+    nodes : ndarray
+        Interpolation nodes (log-centres, midpoints or the node values).
+    log : bool
+        True for energy axes (interpolate in ln E).
+    """
+
+    name: str
+    edges: np.ndarray
+    nodes: np.ndarray
+    log: bool
+
+    @property
+    def scaled_nodes(self) -> np.ndarray:
+        return np.log(self.nodes) if self.log else self.nodes
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(x) if self.log else np.asarray(x, dtype=float)
+
+    def inside(self, x: np.ndarray) -> np.ndarray:
+        """True where ``x`` lies within the axis edges (inclusive)."""
+        return (x >= self.edges[0]) & (x <= self.edges[-1])
+
+    @property
+    def bin_widths(self) -> np.ndarray:
+        return np.diff(self.edges)
+
+
+def make_axis(name: str, lo: np.ndarray, hi: np.ndarray, log: bool) -> IrfAxis:
+    """Build an :class:`IrfAxis` from the ``*_LO``/``*_HI`` columns (§1.3)."""
+    lo = np.asarray(lo, dtype=np.float64).ravel()
+    hi = np.asarray(hi, dtype=np.float64).ravel()
+    if lo.shape != hi.shape or lo.size == 0:
+        raise ValueError(f"axis {name}: LO and HI columns differ in length or are empty")
+    if np.all(lo == hi):
+        nodes = lo
+        if nodes.size < 2:
+            raise ValueError(f"axis {name}: a node axis needs at least two nodes")
+        x = np.log(nodes) if log else nodes
+        mid = 0.5 * (x[1:] + x[:-1])
+        e = np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
+        edges = np.exp(e) if log else e
+    else:
+        edges = np.append(lo, hi[-1])
+        if np.any(np.diff(edges) <= 0):
+            raise ValueError(f"axis {name}: edges are not strictly increasing")
+        nodes = np.sqrt(edges[:-1] * edges[1:]) if log else 0.5 * (edges[:-1] + edges[1:])
+    return IrfAxis(name=name, edges=edges, nodes=nodes, log=log)
+
+
+def interp_weights(axis: IrfAxis, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices and weights of linear interpolation along one axis.
+
+    Returns ``(i0, w0, w1)`` such that ``f(x) = w0 * f[i0] + w1 * f[i0 + 1]``.  Outside the
+    outermost nodes the edge cell is extrapolated linearly.  Points outside the axis edges
+    get weights 0 (the IRF value is 0 there).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    s = axis.scale(x)
+    n = axis.scaled_nodes
+    i0 = np.clip(np.searchsorted(n, s, side="right") - 1, 0, n.size - 2)
+    t = (s - n[i0]) / (n[i0 + 1] - n[i0])
+    ok = axis.inside(x) & np.isfinite(s)
+    t = np.where(ok, t, 0.0)
+    w1 = np.where(ok, t, 0.0)
+    w0 = np.where(ok, 1.0 - t, 0.0)
+    return i0, w0, w1
+
+
+def _clean(values: np.ndarray) -> np.ndarray:
+    values = np.where(np.isfinite(values), values, 0.0)
+    return np.clip(values, 0.0, None)
+
+
+@dataclass(frozen=True)
+class Aeff2D:
+    """Effective area ``A[e, theta]`` in m^2 (§1.3, AEFF_2D)."""
+
+    energy: IrfAxis
+    offset: IrfAxis
+    data: np.ndarray  # (n_energy, n_offset) m^2
+    lo_thres: float | None = None
+    hi_thres: float | None = None
+
+    def evaluate(self, energy: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """A_eff at broadcastable arrays ``energy`` (TeV) and ``offset`` (deg), in m^2."""
+        energy, offset = np.broadcast_arrays(np.asarray(energy, float), np.asarray(offset, float))
+        ie, we0, we1 = interp_weights(self.energy, energy)
+        it, wt0, wt1 = interp_weights(self.offset, offset)
+        d = self.data
+        val = (
+            we0 * (wt0 * d[ie, it] + wt1 * d[ie, it + 1])
+            + we1 * (wt0 * d[ie + 1, it] + wt1 * d[ie + 1, it + 1])
+        )
+        return _clean(val)
+
+    def evaluate_grid(self, energy: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """A_eff on the outer product of 1D ``energy`` and any-shape ``offset``.
+
+        Returns an array of shape ``energy.shape + offset.shape``; faster than
+        :meth:`evaluate` because the energy interpolation is done once per energy.
+        """
+        energy = np.asarray(energy, float).ravel()
+        offset = np.asarray(offset, float)
+        ie, we0, we1 = interp_weights(self.energy, energy)
+        a_e = we0[:, None] * self.data[ie] + we1[:, None] * self.data[ie + 1]  # (nE, ntheta)
+        it, wt0, wt1 = interp_weights(self.offset, offset.ravel())
+        val = a_e[:, it] * wt0 + a_e[:, it + 1] * wt1
+        return _clean(val).reshape(energy.shape + offset.shape)
+
+
+@dataclass(frozen=True)
+class EDisp2D:
+    """Energy-dispersion density ``M[e_true, mu, theta]`` per unit migration (§1.3)."""
+
+    energy: IrfAxis
+    migra: IrfAxis
+    offset: IrfAxis
+    data: np.ndarray  # (n_energy, n_migra, n_offset)
+
+    def density_at_nodes(self, energy: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """Density at the IRF's own migration nodes (§4.2).
+
+        Parameters
+        ----------
+        energy : (nE,) true energies in TeV
+        offset : (nT,) offsets in deg
+
+        Returns
+        -------
+        ndarray of shape (nT, nE, n_migra)
+        """
+        energy = np.asarray(energy, float).ravel()
+        offset = np.asarray(offset, float).ravel()
+        ie, we0, we1 = interp_weights(self.energy, energy)
+        it, wt0, wt1 = interp_weights(self.offset, offset)
+        d = self.data
+        # energy interpolation: (nE, n_migra, n_offset)
+        de = we0[:, None, None] * d[ie] + we1[:, None, None] * d[ie + 1]
+        # offset interpolation -> (nT, nE, n_migra)
+        lo = np.moveaxis(de[:, :, it], 2, 0)
+        hi = np.moveaxis(de[:, :, it + 1], 2, 0)
+        val = wt0[:, None, None] * lo + wt1[:, None, None] * hi
+        return _clean(val)
+
+    def evaluate(self, energy, migra, offset) -> np.ndarray:
+        """Trilinear evaluation at broadcastable (E_true [TeV], mu, theta [deg])."""
+        energy, migra, offset = np.broadcast_arrays(
+            np.asarray(energy, float), np.asarray(migra, float), np.asarray(offset, float)
+        )
+        ie, we0, we1 = interp_weights(self.energy, energy)
+        im, wm0, wm1 = interp_weights(self.migra, migra)
+        it, wt0, wt1 = interp_weights(self.offset, offset)
+        d = self.data
+        val = np.zeros(energy.shape)
+        for a, wa in ((0, we0), (1, we1)):
+            for b, wb in ((0, wm0), (1, wm1)):
+                for c, wc in ((0, wt0), (1, wt1)):
+                    val = val + wa * wb * wc * d[ie + a, im + b, it + c]
+        return _clean(val)
+
+
+@dataclass(frozen=True)
+class Bkg3D:
+    """Background rate ``B[e_reco, lat, lon]`` in s^-1 MeV^-1 sr^-1 in field-of-view coordinates."""
+
+    energy: IrfAxis
+    fov_lon: IrfAxis
+    fov_lat: IrfAxis
+    data: np.ndarray  # (n_energy, n_lat, n_lon)
+    unit: str = "s-1 MeV-1 sr-1"
+    fovalign: str = "RADEC"
+
+    def rate_vs_energy(self) -> np.ndarray:
+        """Rate integrated over the field of view, per reco-energy node (s^-1 MeV^-1)."""
+        dlon = np.deg2rad(self.fov_lon.bin_widths)
+        dlat = np.deg2rad(self.fov_lat.bin_widths)
+        return np.einsum("eyx,y,x->e", self.data, dlat, dlon)
