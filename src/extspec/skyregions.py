@@ -119,3 +119,37 @@ def check_region_in_geom(region, geom, key: str = "on_region", pad_pix: float = 
             f"({geom.width[0]:.2f} x {geom.width[1]:.2f} deg around "
             f"({geom.lon:.3f}, {geom.lat:.3f}) {geom.frame}); enlarge 'geom.width'"
         )
+
+
+def local_pixel_scale(wcs, lon: float, lat: float, offset_deg: float = 1.0 / 3600.0) -> float:
+    """deg per pixel at (lon, lat): offset by 1 arcsec towards +lat, measure in pixels (§5.1)."""
+    x0, y0 = wcs.wcs_world2pix(lon, lat, 0)
+    x1, y1 = wcs.wcs_world2pix(lon, lat + offset_deg, 0)
+    return offset_deg / float(np.hypot(x1 - x0, y1 - y0))
+
+
+def sky_to_pix(region, wcs):
+    """Sky region -> pixel region; circles follow the centre-and-local-scale rule of §5.1."""
+    from regions import CirclePixelRegion, CircleSkyRegion, PixCoord
+
+    if isinstance(region, CircleSkyRegion):
+        c = region.center
+        lon, lat = c.spherical.lon.deg, c.spherical.lat.deg
+        x, y = wcs.wcs_world2pix(lon, lat, 0)
+        r = region.radius.to_value("deg") / local_pixel_scale(wcs, lon, lat)
+        return CirclePixelRegion(PixCoord(float(x), float(y)), r)
+    return region.to_pixel(wcs)
+
+
+def pix_to_sky(pix_region, wcs, frame: str):
+    """Pixel region -> sky region; circles get radius r_pix x local scale at the new centre (§6.2)."""
+    from astropy.coordinates import SkyCoord
+    import astropy.units as u
+    from regions import CirclePixelRegion, CircleSkyRegion
+
+    if isinstance(pix_region, CirclePixelRegion):
+        lon, lat = wcs.wcs_pix2world(pix_region.center.x, pix_region.center.y, 0)
+        s = local_pixel_scale(wcs, float(lon), float(lat))
+        return CircleSkyRegion(SkyCoord(float(lon) * u.deg, float(lat) * u.deg, frame=frame),
+                               pix_region.radius * s * u.deg)
+    return pix_region.to_sky(wcs)

@@ -1,0 +1,230 @@
+"""Reflected-regions background: the OFF-region finder (spec §6).
+
+The ON region is rotated rigidly about the pointing P in a TAN pixel frame whose tangent
+point is P (an azimuthal projection, so a rotation about the tangent point *is* a rotation
+on the sphere about P).  Candidates that contain an excluded pixel centre (the ON region
+itself or an exclusion region) are rejected.
+
+Methods
+-------
+``reference``
+    §6.1-§6.2 to the letter: the angular extent Delta is measured from the finder-grid pixel
+    centres inside the ON region, OFF circles are converted back to the sky with the local
+    pixel scale at their new centre, OFF events are selected in the finder's pixel frame.
+``exact`` (default)
+    For a circle, Delta is the true tangent angle 2 arcsin(sin R / sin d) (no sliver
+    overlaps) and OFF circles keep the ON radius R exactly, with events selected by their
+    great-circle distance.  For other shapes, Delta from pixel centres is widened by two
+    grid pixels seen from P, and containment is tested in the finder frame for ON and OFF
+    alike, so both areas agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["FinderGrid", "ReflectedRegions", "find_reflected_regions", "MAX_REGION_NUMBER"]
+
+MIN_DISTANCE = 0.0
+MIN_DISTANCE_INPUT = 0.1  # rad
+ANGLE_INCREMENT = 0.1  # rad
+MAX_REGION_NUMBER = 10000
+FINDER_BINSZ = 0.01  # deg
+
+
+@dataclass
+class FinderGrid:
+    """The finder's TAN grid centred on the pointing (§6.1)."""
+
+    wcs: object
+    npix: int
+    frame: str
+    pointing_pix: tuple[float, float]
+
+
+@dataclass
+class ReflectedRegions:
+    """Result of the finder.
+
+    Attributes
+    ----------
+    regions : list of SkyRegion
+        The OFF regions (sky coordinates, frame of the ON region).
+    pixel_regions : list of PixelRegion
+        The same in the finder frame (used for the reference OFF-event test).
+    angles : ndarray
+        Accepted rotation angles (rad).
+    delta : float
+        Angular extent of the ON region seen from P (rad).
+    grid : FinderGrid
+    """
+
+    regions: list
+    pixel_regions: list
+    angles: np.ndarray
+    delta: float
+    grid: FinderGrid
+    method: str = "exact"
+    on_pixel_region: object = None
+    info: dict = field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.regions)
+
+
+def make_finder_grid(center, pointing) -> FinderGrid:
+    """TAN grid at P in the frame of the ON centre, 0.01 deg pixels, width 4 sep + 0.3 (§6.1)."""
+    from astropy.wcs import WCS
+
+    frame = center.frame.name
+    p = pointing.transform_to(frame)
+    sep = center.separation(p).deg
+    npix = int(np.rint((4 * sep + 0.3) / FINDER_BINSZ))
+    c1, c2 = ("GLON-TAN", "GLAT-TAN") if frame == "galactic" else ("RA---TAN", "DEC--TAN")
+    w = WCS(naxis=2)
+    w.wcs.ctype = [c1, c2]
+    w.wcs.crval = [p.spherical.lon.deg, p.spherical.lat.deg]
+    w.wcs.crpix = [(npix + 1) / 2.0, (npix + 1) / 2.0]
+    w.wcs.cdelt = [-FINDER_BINSZ, FINDER_BINSZ]
+    w.wcs.cunit = ["deg", "deg"]
+    w.pixel_shape = (npix, npix)
+    px, py = w.wcs_world2pix(p.spherical.lon.deg, p.spherical.lat.deg, 0)
+    return FinderGrid(wcs=w, npix=npix, frame=frame, pointing_pix=(float(px), float(py)))
+
+
+def _grid_points_in(pix_region, npix: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres of the finder grid strictly inside a pixel region."""
+    from regions import CirclePixelRegion, PixCoord
+
+    bb = pix_region.bounding_box
+    x0, x1 = max(bb.ixmin - 1, 0), min(bb.ixmax + 1, npix)
+    y0, y1 = max(bb.iymin - 1, 0), min(bb.iymax + 1, npix)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros(0), np.zeros(0)
+    y, x = np.mgrid[y0:y1, x0:x1].astype(float)
+    x, y = x.ravel(), y.ravel()
+    if isinstance(pix_region, CirclePixelRegion):
+        inside = np.hypot(x - pix_region.center.x, y - pix_region.center.y) < pix_region.radius
+    else:
+        inside = np.asarray(pix_region.contains(PixCoord(x, y)))
+    return x[inside], y[inside]
+
+
+def _rotate_pix(pix_region, center_xy, phi: float):
+    """Rotate a pixel region by ``phi`` rad counter-clockwise about ``center_xy``."""
+    from regions import CirclePixelRegion, PixCoord
+    import astropy.units as u
+
+    px, py = center_xy
+    if isinstance(pix_region, CirclePixelRegion):
+        dx, dy = pix_region.center.x - px, pix_region.center.y - py
+        c, s = np.cos(phi), np.sin(phi)
+        return CirclePixelRegion(PixCoord(px + c * dx - s * dy, py + s * dx + c * dy), pix_region.radius)
+    return pix_region.rotate(PixCoord(px, py), phi * u.rad)
+
+
+def _contains_any(pix_region, ex_x, ex_y) -> bool:
+    from regions import CirclePixelRegion, PixCoord
+
+    if ex_x.size == 0:
+        return False
+    if isinstance(pix_region, CirclePixelRegion):
+        return bool(np.any(np.hypot(ex_x - pix_region.center.x, ex_y - pix_region.center.y) < pix_region.radius))
+    bb = pix_region.bounding_box
+    sel = (ex_x >= bb.ixmin - 1) & (ex_x <= bb.ixmax + 1) & (ex_y >= bb.iymin - 1) & (ex_y <= bb.iymax + 1)
+    if not sel.any():
+        return False
+    return bool(np.any(pix_region.contains(PixCoord(ex_x[sel], ex_y[sel]))))
+
+
+def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: str = "exact",
+                           max_region_number: int = MAX_REGION_NUMBER) -> ReflectedRegions:
+    """Find the reflected OFF regions of ``on_region`` for a pointing (§6.1-§6.3).
+
+    Parameters
+    ----------
+    on_region : regions.SkyRegion
+    pointing : astropy SkyCoord (any frame)
+    exclusion_regions : sequence of SkyRegion
+        Candidates containing any finder-grid pixel centre inside one of these are rejected.
+    method : {"exact", "reference"}
+
+    Returns
+    -------
+    ReflectedRegions; an empty list of regions when none fits (e.g. the pointing lies inside
+    the ON region, §6.4).
+    """
+    from regions import CircleSkyRegion
+
+    from .skyregions import pix_to_sky, region_center, sky_to_pix
+
+    center = region_center(on_region)
+    grid = make_finder_grid(center, pointing)
+    wcs = grid.wcs
+    pxy = grid.pointing_pix
+    on_pix = sky_to_pix(on_region, wcs)
+    c_pix = on_pix.center if hasattr(on_pix, "center") else None
+    if c_pix is None:  # polygon: the rotation centre of the pixel shape is P anyway
+        cx, cy = wcs.wcs_world2pix(center.spherical.lon.deg, center.spherical.lat.deg, 0)
+    else:
+        cx, cy = c_pix.x, c_pix.y
+    on_x, on_y = _grid_points_in(on_pix, grid.npix)
+    empty = ReflectedRegions([], [], np.zeros(0), np.nan, grid, method, on_pix)
+    if on_x.size == 0:
+        empty.info["reason"] = "ON region contains no finder-grid pixel"
+        return empty
+    phis = np.arctan2(pxy[0] - on_x, pxy[1] - on_y)
+    delta = phis.max() - phis.min()
+    if delta > np.pi:
+        phis = np.where(phis >= 0, phis - 2 * np.pi, phis)
+        delta = phis.max() - phis.min()
+    sep = center.separation(pointing).rad
+    inside = bool(on_region.contains(pointing.transform_to(center.frame.name), wcs))
+    if method == "exact":
+        if isinstance(on_region, CircleSkyRegion):
+            r = on_region.radius.to_value("rad")
+            if r >= sep or inside:
+                delta = 2 * np.pi
+            else:
+                delta = 2 * np.arcsin(min(1.0, np.sin(r) / np.sin(sep)))
+        else:
+            dist = np.hypot(cx - pxy[0], cy - pxy[1])
+            delta = delta + 2.0 / max(dist, 1.0)
+    if inside:
+        delta = 2 * np.pi
+    # excluded pixel centres: the ON region and the exclusion regions
+    ex_x, ex_y = [on_x], [on_y]
+    for reg in exclusion_regions:
+        try:
+            pr = sky_to_pix(reg, wcs)
+        except Exception:  # far away / unprojectable: cannot overlap the grid
+            continue
+        x, y = _grid_points_in(pr, grid.npix)
+        ex_x.append(x)
+        ex_y.append(y)
+    ex_x = np.concatenate(ex_x)
+    ex_y = np.concatenate(ex_y)
+
+    phi_step = delta + MIN_DISTANCE
+    phi_max = 2 * np.pi - phi_step - MIN_DISTANCE_INPUT
+    phi = phi_step + MIN_DISTANCE_INPUT
+    pix_regions, angles = [], []
+    while phi < phi_max:
+        cand = _rotate_pix(on_pix, pxy, phi)
+        if not _contains_any(cand, ex_x, ex_y):
+            pix_regions.append(cand)
+            angles.append(phi)
+            if len(pix_regions) >= max_region_number:
+                break
+            phi += phi_step
+        else:
+            phi += ANGLE_INCREMENT
+    sky_regions = []
+    for pr in pix_regions:
+        sr = pix_to_sky(pr, wcs, grid.frame)
+        if method == "exact" and isinstance(on_region, CircleSkyRegion):
+            sr = CircleSkyRegion(sr.center, on_region.radius)
+        sky_regions.append(sr)
+    return ReflectedRegions(sky_regions, pix_regions, np.array(angles), float(delta), grid, method, on_pix)
