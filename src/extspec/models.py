@@ -19,8 +19,8 @@ Two ways to integrate a model over bins ``[e_min, e_max]``:
 
 * ``method="exact"`` (:func:`integral`, ``MODELS[name].integral``): closed forms for the power
   law, the broken power law and the log-parabola (erf / erfc differences), and an adaptive
-  Gauss-Legendre quadrature in :math:`\ln E` for the cutoff power law, accurate to ~1e-14
-  relative (see :func:`ecpl_integral`).
+  Gauss-Legendre quadrature in :math:`\ln E` for the cutoff power law, accurate to
+  ~1e-15 relative, 4e-13 in the far cutoff tail (see :func:`ecpl_integral`).
 * ``method="reference"`` (:func:`integral_reference`): the 11-point log-log rule of the
   reference analysis ([REF-QUIRK] of spec section 12.2), which is off by up to 4.5e-4
   relative for the cutoff law.  Use it only to reproduce the reference fits.
@@ -145,8 +145,8 @@ def power_law_integral(e_min, e_max, index, amplitude, reference=1.0):
 
     Examples
     --------
-    >>> float(power_law_integral(1.0, 10.0, index=2.0, amplitude=1e-11))  # doctest: +ELLIPSIS
-    9.0...e-12
+    >>> float(power_law_integral(1.0, 10.0, index=2.0, amplitude=1e-11))
+    9e-12
     """
     e1, e2 = _as_bins(e_min, e_max)
     g = 1.0 - float(index)
@@ -222,7 +222,7 @@ def ecpl_dnde(energy, index, amplitude, lambda_, reference=1.0, alpha=1.0):
 
 
 def ecpl_integral(e_min, e_max, index, amplitude, lambda_, reference=1.0, alpha=1.0):
-    r"""Integral of an exponential-cutoff power law over energy bins, to ~1e-14 relative.
+    r"""Integral of an exponential-cutoff power law over energy bins, to ~1e-15 relative.
 
     The exact value is (spec 12.2)
 
@@ -246,12 +246,17 @@ def ecpl_integral(e_min, e_max, index, amplitude, lambda_, reference=1.0, alpha=
     equal sub-intervals with 16 nodes each, so that a sub-interval is at most 1 wide in
     :math:`\ln E` and :math:`h \max|g'| \le 4`, where :math:`g' = (1-\Gamma) - \alpha_c
     (\lambda E)^{\alpha_c}` is the log-derivative of the integrand.  Where the integrand
-    decays at log-rate :math:`k \ge` at the start of a bin, the bin is cut at
-    :math:`u_1 + 50/k` (the integrand is log-concave there, so the rest is below
-    :math:`e^{-50}` relative).  For the 30 bins ``geomspace(0.05, 100, 31)`` and
-    :math:`\lambda \le 0.3` every bin is a single 16-node rule.  Measured against a composite
-    rule with 100 times more nodes and elementary closed forms (:math:`\Gamma = 0, -1`;
-    :math:`\alpha_c = 2`), the relative error is below 1e-14.
+    decays at log-rate :math:`k > 0` at the start of a bin (:math:`\lambda > 0`), the bin is
+    cut at :math:`u_1 + 50/k`: the integrand is log-concave, so the rest is below
+    :math:`e^{-50}` relative.  For the 30 bins ``geomspace(0.05, 100, 31)`` every bin is a
+    single 16-node rule for :math:`\lambda \le 0.1`; :math:`\lambda = 1` needs 51
+    sub-intervals in all.  Measured against a composite 40-node rule with 4000
+    sub-intervals per bin and against elementary closed forms (:math:`s = 1`, 1/2), the
+    relative error is ~1e-15 where :math:`(\lambda E)^{\alpha_c} \lesssim 10` and at most
+    4e-13 over :math:`-3 \le \Gamma \le 10`, :math:`10^{-6} \le \lambda \le 10^3`,
+    :math:`0.3 \le \alpha_c \le 2.5`: the floor is the conditioning of
+    :math:`\exp(-(\lambda E)^{\alpha_c})` itself.  (A series / continued-fraction
+    :math:`\Gamma_u` would be no more accurate and ~10 times slower.)
 
     ``lambda_ == 0`` reduces to :func:`power_law_integral`.
 
@@ -694,10 +699,13 @@ def integral_reference(model, e_min, e_max, **params) -> np.ndarray:
     endpoints included (as ``np.geomspace``), and integrate between consecutive samples the
     power law passing through both sample values, analytically.  For the 30 true bins this
     is 11 samples per bin and the result is off the exact integral by up to 4.5e-4 relative
-    (cutoff law, :math:`\lambda = 0.1`) and :math:`2\beta\,\delta^2/12 \approx 1.1\cdot10^{-4}
-    \beta` (log-parabola; :math:`\delta` = ln-width of a segment).  The power law and the
-    broken power law are integrated exactly by the reference too, so their exact integral
-    is returned.
+    (cutoff law, :math:`\lambda = 0.1`; it grows roughly as :math:`\lambda`) and by
+    :math:`2\beta\,\delta^2/12 \approx 1.07\cdot10^{-4}\,\beta` in every bin for the
+    log-parabola (:math:`\delta` = ln-width of a segment; 1.1e-5 at :math:`\beta = 0.1`,
+    3.2e-5 at :math:`\beta = 0.3`).  For :math:`\lambda, \beta > 0` the rule
+    underestimates (log-concave integrands lie above their log-log chords).  The power law
+    and the broken power law are integrated exactly by the reference too, so their exact
+    integral is returned.
 
     Parameters
     ----------
