@@ -77,7 +77,6 @@ _M_CAP = 512  # at most this many sub-intervals per bin
 # of the bin contributes < exp(-T) relative: the quadrature stops there.
 _T_TAIL = 50.0
 
-_erf = np.frompyfunc(math.erf, 1, 1)
 _erfc = np.frompyfunc(math.erfc, 1, 1)
 
 
@@ -378,11 +377,11 @@ def log_parabola_integral(e_min, e_max, alpha, beta, amplitude, reference=1.0):
     :math:`\operatorname{erfc}(-z_2) - \operatorname{erfc}(-z_1)` for bins centred at
     :math:`z < 0`, so that tails are differences of small numbers (no cancellation), with
     ``math.erfc`` (accurate to ~1 ulp) applied element-wise; the exponential prefactor is
-    applied in log space, so nothing overflows for small :math:`\beta`.  Bins where the bracket loses more
-    than 3 digits to cancellation (very narrow bins) or underflows (:math:`|z| > 25`), and
-    all bins when :math:`\beta < 0`, fall back to the 16-node Gauss-Legendre quadrature in
-    :math:`\ln E` of :func:`ecpl_integral` (relative error ~1e-15).  :math:`\beta = 0` is a
-    power law of index :math:`\alpha`.
+    applied in log space, so nothing overflows for small :math:`\beta`.  Bins where the
+    bracket loses more than 3 digits to cancellation (very narrow bins) or underflows
+    (:math:`|z| > 25`), and all bins when :math:`\beta < 0`, fall back to the 16-node
+    Gauss-Legendre quadrature in :math:`\ln E` of :func:`ecpl_integral` (relative error
+    ~1e-15).  :math:`\beta = 0` is a power law of index :math:`\alpha`.
 
     Parameters
     ----------
@@ -490,8 +489,10 @@ def broken_power_law_integral(e_min, e_max, index1, index2, amplitude, ebreak):
         Integral flux per bin in cm^-2 s^-1.
     """
     e1, e2 = _as_bins(e_min, e_max)
-    below = power_law_integral(np.minimum(e1, ebreak), np.minimum(e2, ebreak), index1, amplitude, ebreak)
-    above = power_law_integral(np.maximum(e1, ebreak), np.maximum(e2, ebreak), index2, amplitude, ebreak)
+    lo1, lo2 = np.minimum(e1, ebreak), np.minimum(e2, ebreak)
+    hi1, hi2 = np.maximum(e1, ebreak), np.maximum(e2, ebreak)
+    below = power_law_integral(lo1, lo2, index1, amplitude, ebreak)
+    above = power_law_integral(hi1, hi2, index2, amplitude, ebreak)
     return below + above
 
 
