@@ -8,6 +8,7 @@ only pays for what it uses.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 __all__ = [
@@ -37,31 +38,281 @@ def reduction_config(config: dict) -> dict:
     return {k: config[k] for k in REDUCTION_KEYS if k in config}
 
 
+def _atomic_path(path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path, path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def _parse_regions(reduction: dict):
+    from .skyregions import parse_region, parse_regions
+
+    on = parse_region(reduction.get("on_region"), "on_region")
+    excl = parse_regions(reduction.get("exclusion_regions") or [], "exclusion_regions")
+    return on, excl
+
+
+def cube_settings(reduction: dict, on_region):
+    """CubeSettings of the ``geom``/``energy_axis*``/``spectrum`` blocks, centred on the ON region."""
+    from .cube import CubeSettings
+    from .skyregions import region_center
+
+    c = region_center(on_region)
+    return CubeSettings.from_config(reduction, (c.spherical.lon.deg, c.spherical.lat.deg, c.frame.name))
+
+
 def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path) -> None:
     """Reduce one observation: ``cube.h5`` and ``pha/bkg/arf/rmf.fits`` in ``outdir``.
 
     ``reduction`` is :func:`reduction_config` of the analysis config.  Raises
     ExtspecError (one-line message naming the obs id) on bad input; never leaves a
-    half-written file.
+    half-written file (every file is written to a temporary name, then renamed; the PHA
+    file, written last, marks a complete set).
     """
-    raise NotImplementedError
+    from .cube import event_coords, make_cube
+    from .cube_io import write_cube
+    from .datastore import open_datastore
+    from .errors import ExtspecError
+    from .ogip import write_spectrum
+    from .safe_mask import make_safe_mask
+    from .spectrum import make_spectrum
+
+    outdir = Path(outdir)
+    try:
+        on, excl = _parse_regions(reduction)
+        settings = cube_settings(reduction, on)
+        store = open_datastore(datastore)
+        obs = store.load(int(obs_id))
+        map_frame = settings.geom.frame
+        reg_frame = on.center.frame.name if hasattr(on, "center") else map_frame
+        ev_map = event_coords(obs, map_frame)
+        ev_reg = ev_map if reg_frame == map_frame else event_coords(obs, reg_frame)
+        cube = make_cube(obs, settings, ev_map)
+        spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
+                                oversample=settings.oversample)
+        spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask", {}), obs.bkg)
+    except ExtspecError as exc:
+        msg = str(exc)
+        raise type(exc)(msg if f"obs {obs_id}" in msg else f"obs {obs_id}: {msg}") from None
+    except ValueError as exc:
+        from .errors import ExtspecError as E
+
+        raise E(f"obs {obs_id}: {exc}") from None
+    outdir.mkdir(parents=True, exist_ok=True)
+    write_cube(cube, outdir / "cube.h5")
+    write_spectrum(spec, outdir)
+
+
+def read_spectra(spectrum_dirs) -> list:
+    """Read the OGIP sets of several observations (directories or pha.fits paths)."""
+    from .ogip import read_spectrum
+
+    return [read_spectrum(p) for p in spectrum_dirs]
+
+
+def _write_text(path, text: str) -> None:
+    path, tmp = _atomic_path(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png) -> None:
-    """Stack the cubes' counts into ``stacked/counts.fits`` (+ WCS) and draw ``counts.png``."""
-    raise NotImplementedError
+    """Stack the cubes' counts into ``stacked/counts.fits`` (+ WCS) and draw ``counts.png``.
+
+    The image sums the reco-energy bins inside ``stacked.energy_range`` ([min, max] TeV,
+    default all bins); bins are taken when they lie entirely inside the range.
+    """
+    import numpy as np
+    from astropy.io import fits
+
+    from .cube_io import read_cube
+    from .plots import plot_counts_image
+    from .safe_mask import bins_inside
+
+    erange = (config.get("stacked") or {}).get("energy_range")
+    image = None
+    obs_ids = []
+    for p in cube_paths:
+        c = read_cube(p)
+        sel = bins_inside(c.energy_reco.edges, *(erange or (None, None)))
+        img = c.counts[sel].sum(axis=0)
+        if image is None:
+            image, geom, edges = img.astype(np.int64), c.geom, c.energy_reco.edges[[0, -1]]
+            e_sel = c.energy_reco.edges[:-1][sel], c.energy_reco.edges[1:][sel]
+        else:
+            image += img
+        obs_ids.append(int(c.obs_id))
+    header = geom.wcs.to_header()
+    header["BUNIT"] = ("counts", "events per pixel")
+    header["EMIN"] = (float(e_sel[0].min()) if len(e_sel[0]) else float(edges[0]), "TeV, lower reco energy")
+    header["EMAX"] = (float(e_sel[1].max()) if len(e_sel[1]) else float(edges[1]), "TeV, upper reco energy")
+    header["NOBS"] = len(obs_ids)
+    header["OBS_IDS"] = " ".join(map(str, obs_ids))
+    out_fits, tmp = _atomic_path(out_fits)
+    try:
+        fits.PrimaryHDU(image.astype(np.int32), header=header).writeto(tmp, overwrite=True)
+        os.replace(tmp, out_fits)
+    finally:
+        tmp.unlink(missing_ok=True)
+    spectra = read_spectra(spectrum_dirs)
+    plot_counts_image(
+        image, geom.wcs, out_png,
+        on_region=spectra[0].on_region if spectra else config.get("on_region"),
+        off_regions=[s.off_regions for s in spectra],
+        off_labels=[f"OFF {s.obs_id}" for s in spectra],
+        exclusion_regions=_exclusion_strings(config),
+        title=f"{config.get('name', '')}: counts, {len(obs_ids)} observations",
+    )
+
+
+def _exclusion_strings(config) -> list:
+    from .skyregions import parse_regions, region_to_ds9
+
+    return [region_to_ds9(r) for r in parse_regions(config.get("exclusion_regions") or [], "exclusion_regions")]
+
+
+def _fit_options(config: dict) -> dict:
+    f = config.get("fit") or {}
+    return {"integration": f.get("integration", "exact"), "covariance": f.get("covariance", "hesse"),
+            "minos": bool(f.get("minos", False))}
+
+
+def _config_hash(config: dict) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
-    """Joint WStat fit of ``config['model']`` over the usable observations."""
-    raise NotImplementedError
+    """Joint WStat fit of ``config['model']`` over the usable observations.
+
+    Writes ``result.yaml`` (model, success, statistic, parameters with errors, covariance,
+    obs ids used and excluded with the reason, energy range, versions, config hash, and the
+    likelihood-ratio comparisons asked for in ``fit.compare``) and the spectrum plot.
+    """
+    import numpy as np
+    import yaml
+
+    from .fit import JointData, compare_models, fit_joint
+    from .models import get_model
+    from .plots import plot_spectrum_fit
+    from .stacking import stack_spectra
+
+    spectra = read_spectra(spectrum_dirs)
+    opts = _fit_options(config)
+    data = JointData(spectra)
+    result = fit_joint(spectra, config["model"], data=data, **opts)
+    for alt in (config.get("fit") or {}).get("compare", []) or []:
+        alt_cfg = {"type": alt} if isinstance(alt, str) else alt
+        alt_res = fit_joint(spectra, alt_cfg, data=data, **opts)
+        result.comparisons.append(compare_models(result, alt_res))
+    out = result.as_dict()
+    out["config_hash"] = _config_hash(config)
+    out["name"] = config.get("name", "")
+    _write_text(out_yaml, yaml.safe_dump(out, sort_keys=False))
+    usable = data.datasets
+    if usable:
+        stack = stack_spectra(usable)
+        model = get_model(result.model_type)
+        flux = model.integral(data.e_min, data.e_max, **result.values)
+        npred = np.einsum("i,ij->j", flux * stack.exposure * 1e4, stack.edisp)
+        plot_spectrum_fit(stack.energy_reco.edges, stack.counts, stack.counts_off, stack.alpha, npred,
+                          stack.mask_safe, out_png,
+                          title=f"{config.get('name', '')}: {result.model_type}, {len(usable)} obs")
+    else:
+        plot_spectrum_fit(np.array([1.0, 10.0]), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1),
+                          np.zeros(1, bool), out_png, title="no usable observation")
+
+
+def load_fit_result(path) -> "object":
+    """Rebuild a FitResult (model, values, covariance, energy range) from ``result.yaml``."""
+    import numpy as np
+    import yaml
+
+    from .fit import FitResult, Parameter
+
+    d = yaml.safe_load(Path(path).read_text())
+    params = [Parameter(name=k, value=v["value"], unit=v.get("unit", ""), frozen=v.get("frozen", False),
+                        error=v.get("error", 0.0)) for k, v in d["model"]["parameters"].items()]
+    er = d.get("energy_range", {})
+    return FitResult(d["model"]["type"], d["success"], d.get("message", ""), d["total_stat"], params,
+                     np.array(d["covariance"]["matrix"], float), d.get("edm", 0.0), d.get("nfcn", 0),
+                     d.get("obs_ids", []), {e["obs_id"]: e["reason"] for e in d.get("excluded", [])},
+                     (er.get("min", np.nan), er.get("max", np.nan)))
 
 
 def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_png) -> None:
     """Flux points (GADF SED ECSV) and the SED plot from the best-fit model."""
-    raise NotImplementedError
+    import numpy as np
+    from astropy.table import Table
+
+    from .fluxpoints import SED_UNITS, compute_flux_points
+    from .models import get_model
+    from .plots import plot_sed, sed_butterfly
+
+    fp_cfg = config.get("flux_points") or {}
+    spectra = read_spectra(spectrum_dirs)
+    result = load_fit_result(fit_yaml)
+    rows = compute_flux_points(spectra, result, fp_cfg.get("energy_edges"),
+                               n_sigma_ul=fp_cfg.get("n_sigma_ul", 2.0),
+                               integration=_fit_options(config)["integration"]) if result.success else []
+    names = list(SED_UNITS)
+    table = Table({k: [r[k] for r in rows] for k in names}) if rows else Table(names=names)
+    for k, u in SED_UNITS.items():
+        if u:
+            table[k].unit = u
+    table.meta.update({"SED_TYPE": "likelihood", "UL_CONF": 0.95, "n_sigma_ul": fp_cfg.get("n_sigma_ul", 2.0),
+                       "model": result.model_type, "fit_success": bool(result.success)})
+    out_ecsv, tmp = _atomic_path(out_ecsv)
+    try:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.replace(tmp, out_ecsv)
+    finally:
+        tmp.unlink(missing_ok=True)
+    model = get_model(result.model_type)
+    values = result.values
+
+    def dnde(e, **p):
+        return model.dnde(np.asarray(e, float), **p)
+
+    free = [p.name for p in result.parameters if not p.frozen]
+    idx = [i for i, p in enumerate(result.parameters) if not p.frozen]
+    emin, emax = result.energy_range
+    band = None
+    if result.success and np.all(np.isfinite([emin, emax])):
+        energies = np.geomspace(emin, emax, 100)
+        lo, hi = sed_butterfly(dnde, values, free, result.covariance[np.ix_(idx, idx)], energies)
+        band = (energies, lo, hi)
+    plot_sed(rows, lambda e: dnde(e, **values), (emin, emax), out_png, butterfly=band,
+             title=f"{config.get('name', '')}: {result.model_type}")
 
 
 def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None:
-    """Cumulative excess/significance table (ECSV) and its plot."""
-    raise NotImplementedError
+    """Cumulative excess/significance table (ECSV) and its plot (§10)."""
+    from astropy.table import Table
+
+    from .plots import plot_cumulative
+    from .stacking import CUMULATIVE_COLUMNS, cumulative_rows
+
+    spectra = read_spectra(spectrum_dirs)
+    float32 = (config.get("cumulative") or {}).get("stacking", "exact") == "reference"
+    rows = cumulative_rows(spectra, float32=float32)
+    names = list(CUMULATIVE_COLUMNS)
+    table = Table({k: [r[k] for r in rows] for k in names}) if rows else Table(names=names)
+    for k, u in CUMULATIVE_COLUMNS.items():
+        if u:
+            table[k].unit = u
+    table.meta["excluded"] = {int(s.obs_id): s.reason or "no safe bin" for s in spectra
+                              if not (s.usable and s.mask_safe.any())}
+    table.meta["stacking"] = "float32 (reference)" if float32 else "float64"
+    out_ecsv, tmp = _atomic_path(out_ecsv)
+    try:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.replace(tmp, out_ecsv)
+    finally:
+        tmp.unlink(missing_ok=True)
+    plot_cumulative(rows, out_png, title=f"{config.get('name', '')}: cumulative")
