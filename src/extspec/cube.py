@@ -248,10 +248,10 @@ def pixel_offsets(obs, geom: MapGeom) -> np.ndarray:
 def _kernel_from_density(f: np.ndarray, migra_edges: np.ndarray, e_true: np.ndarray, reco_edges: np.ndarray):
     """Kernel (..., n_e, n_reco) from migration densities f (..., n_e, n_migra) (§4.2-§4.3)."""
     dmu = np.diff(migra_edges)
-    norm = f @ dmu
-    with np.errstate(invalid="ignore", divide="ignore"):
-        g = np.where(norm[..., None] > 0, f / norm[..., None], 0.0)
-    cdf = np.concatenate([np.zeros(g.shape[:-1] + (1,)), np.cumsum(g * dmu, axis=-1)], axis=-1)
+    # cumulative integral of the un-normalised density; normalised only where it is sampled
+    cdf = np.zeros(f.shape[:-1] + (f.shape[-1] + 1,))
+    np.cumsum(f * dmu, axis=-1, out=cdf[..., 1:])
+    norm = cdf[..., -1]
     mu = reco_edges[None, :] / e_true[:, None]  # (n_e, n_edges)
     nm = dmu.size
     idx = np.clip(np.searchsorted(migra_edges, mu, side="right") - 1, 0, nm - 1)
@@ -261,8 +261,9 @@ def _kernel_from_density(f: np.ndarray, migra_edges: np.ndarray, e_true: np.ndar
     c0 = cdf[..., rows, idx]
     c1 = cdf[..., rows, idx + 1]
     c = c0 + frac * (c1 - c0)
-    c = np.where(mu < migra_edges[0], 0.0, c)
-    c = np.where(mu > migra_edges[-1], cdf[..., rows, -1], c)
+    c = np.where(mu > migra_edges[-1], norm[..., None], c)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(norm[..., None] > 0, c / np.where(norm > 0, norm, 1.0)[..., None], 0.0)
     k = np.maximum(0.0, np.diff(c, axis=-1))
     k[k < 1e-8] = 0.0
     return k

@@ -80,26 +80,51 @@ def resolve_datastore_path(explicit: str | os.PathLike | None = None) -> Path:
     )
 
 
-def _read_fits_hdu(path: Path, hdu_name: str, what: str):
-    """Open ``path`` and return (header, data) of extension ``hdu_name``; clear errors."""
+def _astropy_tables(path: Path) -> dict:
+    """Fallback reader: every binary table of a file through astropy, as fitsread.Table."""
     from astropy.io import fits
 
+    from .fitsread import Table
+
+    out = {}
+    with fits.open(path, memmap=False) as hdul:
+        for h in hdul[1:]:
+            if not isinstance(h, fits.BinTableHDU):
+                continue
+            data = h.data
+            cols = {n: np.asarray(data[n]) for n in data.columns.names} if data is not None else {}
+            units = {c.name: str(c.unit or "") for c in h.columns}
+            out.setdefault(h.name.upper(), Table(dict(h.header), cols, units))
+    return out
+
+
+def read_file_tables(path: Path, what: str) -> dict:
+    """All binary tables of a FITS file keyed by EXTNAME; one-line DataStoreError on bad input."""
+    from .fitsread import Corrupt, Unsupported, read_tables
+
+    path = Path(path)
     if not path.is_file():
         raise DataStoreError(f"{what}: file {path} does not exist")
     try:
-        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
-            try:
-                hdu = hdul[hdu_name]
-            except KeyError:
-                names = [h.name for h in hdul]
-                raise DataStoreError(
-                    f"{what}: file {path} has no HDU '{hdu_name}' (it has {', '.join(names)})"
-                ) from None
-            return hdu.header.copy(), hdu.data
-    except DataStoreError:
-        raise
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, TypeError) as exc:
+        try:
+            return read_tables(path)
+        except Unsupported:
+            return _astropy_tables(path)
+    except Corrupt as exc:
         raise DataStoreError(f"{what}: cannot read {path}: corrupt or truncated file ({exc})") from None
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, TypeError, KeyError) as exc:
+        raise DataStoreError(f"{what}: cannot read {path}: corrupt or truncated file ({exc})") from None
+
+
+def _read_fits_hdu(path: Path, hdu_name: str, what: str):
+    """(header, table) of extension ``hdu_name`` of ``path``; clear errors."""
+    tables = read_file_tables(path, what)
+    if hdu_name.upper() not in tables:
+        raise DataStoreError(
+            f"{what}: file {path} has no HDU '{hdu_name}' (it has {', '.join(tables) or 'no table'})"
+        )
+    t = tables[hdu_name.upper()]
+    return t.header, t
 
 
 def _strip(a) -> np.ndarray:
@@ -227,11 +252,9 @@ def open_datastore(path: str | os.PathLike | None = None) -> DataStore:
             )
         hdu_name = "OBS_INDEX" if key == "obs" else "HDU_INDEX"
         _, data = _read_fits_hdu(f, hdu_name, f"data store {root}")
-        if data is None:
-            raise DataStoreError(f"data store {root}: {f.name} has an empty {hdu_name} table")
         cols = {}
-        for name in data.columns.names:
-            col = np.asarray(data[name])
+        for name, col in data.columns.items():
+            col = np.asarray(col)
             cols[name] = _strip(col) if col.dtype.kind in "SU" else col
         tables[key] = cols
     need_hdu = {"OBS_ID", "HDU_TYPE", "FILE_DIR", "FILE_NAME", "HDU_NAME"}
@@ -296,8 +319,8 @@ class Observation:
 
 def _col(data, name, what):
     try:
-        return np.asarray(data[name])
-    except (KeyError, ValueError):
+        return np.asarray(data.columns[name])
+    except KeyError:
         raise DataStoreError(f"{what}: missing column {name}") from None
 
 
@@ -329,35 +352,12 @@ def _check_shape(arr, axes, what, name):
         )
 
 
-def _hdu_from(cache, path, hdu_name, what):
-    key = (path, hdu_name)
-    if key not in cache:
-        cache[key] = _read_fits_hdu(path, hdu_name, what)
-    return cache[key]
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _open_all(path: Path, what: str):
-    """Read every HDU of one file at once (the DR1 layout: one file per observation)."""
-    from astropy.io import fits
-
-    if not path.is_file():
-        raise DataStoreError(f"{what}: file {path} does not exist")
-    try:
-        with fits.open(path, memmap=False) as hdul:
-            out = {}
-            for h in hdul[1:]:
-                out[h.name.upper()] = (h.header.copy(), h.data)
-            return out
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, TypeError) as exc:
-        raise DataStoreError(f"{what}: cannot read {path}: corrupt or truncated file ({exc})") from None
 
 
 def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True) -> Observation:
@@ -370,7 +370,7 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True) -> Ob
     files: dict[Path, dict] = {}
     for p, _ in locs.values():
         if p not in files:
-            files[p] = _open_all(p, what)
+            files[p] = read_file_tables(p, what)
 
     def get(t):
         p, name = locs[t]
@@ -379,17 +379,15 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True) -> Ob
             raise DataStoreError(
                 f"{what}: file {p} has no HDU '{name}' (it has {', '.join(hdus) or 'none'})"
             )
-        header, data = hdus[name.upper()]
-        if data is None:
-            raise DataStoreError(f"{what}: HDU '{name}' of {p} is empty")
-        return header, data, f"{what}: HDU '{name}' of {p}"
+        t = hdus[name.upper()]
+        return t.header, t, f"{what}: HDU '{name}' of {p}"
 
     # events
     hdr, data, w = get("events")
     ra = _col(data, "RA", w)
     dec = _col(data, "DEC", w)
     energy = _col(data, "ENERGY", w)
-    time = _col(data, "TIME", w).astype(np.float64) if "TIME" in data.columns.names else np.zeros(len(ra))
+    time = _col(data, "TIME", w).astype(np.float64) if "TIME" in data.columns else np.zeros(len(ra))
     for key in ("RA_PNT", "DEC_PNT"):
         if key not in hdr:
             raise DataStoreError(f"{w}: header keyword {key} missing")
@@ -425,7 +423,7 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True) -> Ob
         rate = _irf_cell(bdata, "BKG", bw, 3)  # (detx, dety, energy) after transpose
         rate = np.transpose(rate, (2, 1, 0))  # -> (energy, dety, detx)
         _check_shape(rate, (be, by, bx), bw, "BKG")
-        bkg = Bkg3D(be, bx, by, rate, unit=str(bdata.columns["BKG"].unit or ""),
+        bkg = Bkg3D(be, bx, by, rate, unit=bdata.units.get("BKG", ""),
                     fovalign=str(bhdr.get("FOVALIGN", "RADEC")).strip())
     src = locs["events"][0]
     return Observation(

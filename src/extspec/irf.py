@@ -169,14 +169,19 @@ class EDisp2D:
         offset = np.asarray(offset, float).ravel()
         ie, we0, we1 = interp_weights(self.energy, energy)
         it, wt0, wt1 = interp_weights(self.offset, offset)
-        d = self.data
-        # energy interpolation: (nE, n_migra, n_offset)
-        de = we0[:, None, None] * d[ie] + we1[:, None, None] * d[ie + 1]
-        # offset interpolation -> (nT, nE, n_migra)
-        lo = np.moveaxis(de[:, :, it], 2, 0)
-        hi = np.moveaxis(de[:, :, it + 1], 2, 0)
-        val = wt0[:, None, None] * lo + wt1[:, None, None] * hi
+        d = self._by_offset  # (n_offset, n_energy, n_migra), contiguous
+        # energy interpolation on all offset nodes at once: (n_offset, nE, n_migra)
+        de = d[:, ie] * we0[None, :, None] + d[:, ie + 1] * we1[None, :, None]
+        val = de[it] * wt0[:, None, None] + de[it + 1] * wt1[:, None, None]
         return _clean(val)
+
+    @property
+    def _by_offset(self) -> np.ndarray:
+        cached = self.__dict__.get("_by_offset_cache")
+        if cached is None:
+            cached = np.ascontiguousarray(np.moveaxis(self.data, 2, 0))
+            object.__setattr__(self, "_by_offset_cache", cached)
+        return cached
 
     def evaluate(self, energy, migra, offset) -> np.ndarray:
         """Trilinear evaluation at broadcastable (E_true [TeV], mu, theta [deg])."""
