@@ -134,7 +134,7 @@ def test_layout(tmp_path):
         assert f["meta"].attrs["OBJECT"] == "RX J1713.7-3946"
         for name in ("counts", "exposure", "edisp_kernel", "edisp_exposure", "gti"):
             assert f[name].compression == "gzip", name
-            assert f[name].compression_opts == 4, name
+            assert f[name].compression_opts == cube_io.COMPRESSION_LEVEL, name
             assert f[name].shuffle, name
 
 

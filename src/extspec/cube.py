@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .geometry import EnergyAxis, MapGeom, angular_separation_deg, make_energy_axis, sky_to_frame
+from .geometry import EnergyAxis, MapGeom, angular_separation_deg, make_energy_axis, point_to_frame, sky_to_frame
 
 __all__ = [
     "CubeSettings",
@@ -82,8 +82,7 @@ class CubeSettings:
         if "center" in g and g["center"] is not None:
             lon, lat = g["center"]
         elif center[2] != frame:
-            lon, lat = (float(v) for v in sky_to_frame(np.array([lon]), np.array([lat]), center[2], frame))
-            lon, lat = float(np.atleast_1d(lon)[0]), float(np.atleast_1d(lat)[0])
+            lon, lat = point_to_frame(float(lon), float(lat), center[2], frame)
         geom = MapGeom.create(lon, lat, g.get("width", [1.5, 1.5]), g.get("binsz", 0.04), frame, g.get("proj", "CAR"))
         ea = cfg.get("energy_axis", {})
         et = cfg.get("energy_axis_true", {})
@@ -130,10 +129,7 @@ class CubeDataset:
     @property
     def pointing_lonlat(self) -> tuple[float, float]:
         """Pointing in the map frame (deg)."""
-        lon, lat = sky_to_frame(
-            np.array([self.pointing_radec[0]]), np.array([self.pointing_radec[1]]), "icrs", self.geom.frame
-        )
-        return float(np.atleast_1d(lon)[0]), float(np.atleast_1d(lat)[0])
+        return point_to_frame(float(self.pointing_radec[0]), float(self.pointing_radec[1]), "icrs", self.geom.frame)
 
 
 # ------------------------------------------------------------------------------- counts --
@@ -231,8 +227,8 @@ def make_exposure(obs, geom: MapGeom, energy_true: EnergyAxis, method: str = "ex
 
 
 def pointing_in_frame(obs, frame: str) -> tuple[float, float]:
-    lon, lat = sky_to_frame(np.array([obs.pointing_radec[0]]), np.array([obs.pointing_radec[1]]), "icrs", frame)
-    return float(np.atleast_1d(lon)[0]), float(np.atleast_1d(lat)[0])
+    """Pointing position of ``obs`` in ``frame`` (deg)."""
+    return point_to_frame(float(obs.pointing_radec[0]), float(obs.pointing_radec[1]), "icrs", frame)
 
 
 def pixel_offsets(obs, geom: MapGeom) -> np.ndarray:

@@ -35,7 +35,7 @@ those constants::
     /meta/                  one string attribute per CubeDataset.meta entry (values are
                             stored with ``str()``; they are read back as strings)
 
-Non-empty arrays are gzip-compressed (level 4, shuffle filter).
+Non-empty arrays are gzip-compressed (level 1, shuffle filter: fast, and most of the size gain).
 
 :func:`write_cube` writes atomically (a temporary file in the target directory, renamed
 with :func:`os.replace`; removed on any error).  :func:`read_cube` raises
@@ -118,7 +118,7 @@ GROUP_META = "meta"
 
 # compression of the arrays
 COMPRESSION = "gzip"
-COMPRESSION_LEVEL = 4
+COMPRESSION_LEVEL = 1
 SHUFFLE = True
 
 
@@ -224,6 +224,7 @@ def write_cube(cube, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; products are shared files
     try:
         with h5py.File(tmp, "w") as f:
             _write_root_attrs(f, cube)

@@ -8,6 +8,7 @@ when CRVAL2 != 0, so pixel centres do not lie on lines of constant latitude).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -110,8 +111,9 @@ class MapGeom:
             "NAXIS2": self.npix[1],
         }
 
-    @property
+    @cached_property
     def wcs(self):
+        """The astropy WCS (built once per geometry; treat as read-only)."""
         from astropy.wcs import WCS
 
         h = self.header_dict()
@@ -152,9 +154,21 @@ def sky_to_frame(lon, lat, from_frame: str, to_frame: str):
 
 
 def angular_separation_deg(lon1, lat1, lon2, lat2) -> np.ndarray:
-    """Great-circle separation in deg (Vincenty formula, as astropy's)."""
-    from astropy.coordinates import angular_separation
+    """Great-circle separation in deg (Vincenty formula, the same expression as astropy's
+    ``angular_separation``, on plain float64 arrays without Quantity overhead)."""
+    lon1, lat1, lon2, lat2 = (np.deg2rad(np.asarray(v, dtype=np.float64)) for v in (lon1, lat1, lon2, lat2))
+    sdlon = np.sin(lon2 - lon1)
+    cdlon = np.cos(lon2 - lon1)
+    slat1, slat2 = np.sin(lat1), np.sin(lat2)
+    clat1, clat2 = np.cos(lat1), np.cos(lat2)
+    num1 = clat2 * sdlon
+    num2 = clat1 * slat2 - slat1 * clat2 * cdlon
+    denominator = slat1 * slat2 + clat1 * clat2 * cdlon
+    return np.rad2deg(np.arctan2(np.hypot(num1, num2), denominator))
 
-    return np.rad2deg(
-        angular_separation(np.deg2rad(lon1), np.deg2rad(lat1), np.deg2rad(lon2), np.deg2rad(lat2))
-    )
+
+@lru_cache(maxsize=256)
+def point_to_frame(lon: float, lat: float, from_frame: str, to_frame: str) -> tuple[float, float]:
+    """One position converted between frames with astropy (cached: pointings are reused)."""
+    lo, la = sky_to_frame(np.array([lon]), np.array([lat]), from_frame, to_frame)
+    return float(np.atleast_1d(lo)[0]), float(np.atleast_1d(la)[0])

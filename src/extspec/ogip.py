@@ -421,6 +421,7 @@ def _rmf_bytes(ds) -> bytes:
 def _write_temp(data: bytes, outdir: Path, name: str, temps: list) -> str:
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=outdir)
     temps.append(tmp)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; products are shared files
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return tmp

@@ -169,7 +169,7 @@ def _region_sample_offsets(region, pointing_lonlat, frame, step_deg):
     return angular_separation_deg(lon[keep], lat[keep], *pointing_lonlat)
 
 
-def _offset_histogram(offsets: np.ndarray, step: float = 0.02):
+def _offset_histogram(offsets: np.ndarray, step: float = 0.05):
     """Linear-interpolation weights of sample offsets on a regular theta grid.
 
     Any function linear between grid nodes averaged over the samples equals the weighted sum

@@ -1,0 +1,497 @@
+"""Analysis configuration: loading, defaults, validation and observation selection.
+
+The configuration is a plain dict (``config/config.yaml``), described by the JSON schema
+``workflow/schemas/config.schema.yaml``; a copy of that schema ships inside the package as
+``extspec/data/config.schema.yaml`` (the two are kept identical by a test).
+
+* :func:`load_config` reads a YAML file (or takes a dict) and fills in every default.
+* :func:`validate_config` checks it against the schema (unknown keys, wrong types and ranges)
+  and then what a schema cannot express: axes in order, regions parse and the ON region fits
+  in the map geometry, model parameter names, and -- with ``check_datastore`` -- that the
+  data store exists and holds every requested observation.
+* :func:`selected_obs_ids` applies ``obs_ids`` and ``obs_cone`` to a data store.
+* :func:`prepare_workflow` is what the Snakefile calls at parse time: everything above,
+  cached on disk keyed by the config, the schema and the data-store index files, so that a
+  no-op ``snakemake`` run imports neither astropy nor regions.
+
+Every problem raises :class:`~extspec.errors.ConfigError` with a one-line message naming
+the config key.  This module imports only the standard library at import time.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+from .errors import ConfigError, DataStoreError
+
+__all__ = [
+    "SCHEMA_PATH",
+    "STAGE_KEYS",
+    "load_config",
+    "validate_config",
+    "selected_obs_ids",
+    "stage_config",
+    "prepare_workflow",
+    "read_schema",
+]
+
+SCHEMA_PATH = Path(__file__).parent / "data" / "config.schema.yaml"
+"""The configuration schema shipped with the package."""
+
+STAGE_KEYS = {
+    "stack": ("name", "on_region", "exclusion_regions", "geom", "energy_axis", "stacked"),
+    "fit": ("name", "model", "fit"),
+    "flux_points": ("name", "fit", "flux_points"),
+    "cumulative": ("name", "cumulative"),
+}
+"""Config keys each aggregate stage depends on (its Snakemake ``params``).
+
+The per-observation keys are :data:`extspec.pipeline.REDUCTION_KEYS`; a change to those
+reruns the reductions and therefore every aggregate through its inputs.  Keeping the
+aggregates' params this small means that changing only ``model`` reruns only the fit and
+the flux points.
+"""
+
+_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+_STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "download"}
+_CACHE_VERSION = 1
+
+
+# ------------------------------------------------------------------------------ schema --
+
+
+def read_schema(schema=None) -> dict:
+    """Load a schema (path or dict; default: the packaged one)."""
+    if isinstance(schema, dict):
+        return schema
+    import yaml
+
+    path = Path(schema) if schema is not None else SCHEMA_PATH
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"config schema {path}: cannot read it ({exc.strerror})") from None
+
+
+def _key(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "<top level>"
+
+
+def _fmt(value) -> str:
+    s = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _describe(schema: dict, root: dict) -> str:
+    """Short words for what a (sub)schema accepts, for 'expected ...' messages."""
+    if "$ref" in schema:
+        schema = _resolve_ref(root, schema["$ref"])
+    if "enum" in schema:
+        return "one of " + ", ".join(map(str, schema["enum"]))
+    if "oneOf" in schema:
+        return " or ".join(_describe(s, root) for s in schema["oneOf"])
+    t = schema.get("type")
+    if isinstance(t, list):
+        return " or ".join("null" if x == "null" else f"a {x}" for x in t)
+    if t == "array":
+        n = schema.get("minItems")
+        if n is not None and n == schema.get("maxItems"):
+            return f"a list of {n} {schema.get('items', {}).get('type', 'value')}s"
+        return "a list"
+    if t == "object":
+        req = schema.get("required")
+        return "a mapping" + (f" with {', '.join(req)}" if req else "")
+    if t == "null":
+        return "null"
+    return f"a {t}" if t else "a valid value"
+
+
+def _resolve_ref(root: dict, ref: str) -> dict:
+    node = root
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _error_message(err, root: dict) -> str:
+    """One line naming the key, from a jsonschema ValidationError."""
+    path = list(err.absolute_path)
+    v = err.validator
+    if v == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = [k for k in err.instance if k not in allowed]
+        where = _key(path) if path else "the top level"
+        return f"unknown config key '{_key(path + [extra[0]])}' (allowed in {where}: {', '.join(allowed)})"
+    if v == "required":
+        missing = [k for k in err.validator_value if k not in err.instance]
+        return f"config key '{_key(path + [missing[0]])}' is missing (it is required)"
+    if v in ("oneOf", "anyOf"):
+        # prefer the branch whose type matched, if any, for a precise message
+        ctx = [e for e in err.context if e.validator != "type" and e.relative_schema_path]
+        deeper = [e for e in ctx if len(e.absolute_path) > len(err.absolute_path)]
+        if deeper:
+            return _error_message(max(deeper, key=lambda e: len(e.absolute_path)), root)
+        return f"config key '{_key(path)}': expected {_describe(err.schema, root)}, got {_fmt(err.instance)}"
+    if v == "type":
+        return f"config key '{_key(path)}': expected {_describe(err.schema, root)}, got {_fmt(err.instance)}"
+    if v == "enum":
+        return f"config key '{_key(path)}': {_fmt(err.instance)} is not one of {', '.join(map(str, err.validator_value))}"
+    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        rel = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
+        return f"config key '{_key(path)}': must be {rel} {err.validator_value}, got {_fmt(err.instance)}"
+    if v in ("minItems", "maxItems"):
+        return f"config key '{_key(path)}': expected {_describe(err.schema, root)}, got {_fmt(err.instance)}"
+    if v == "uniqueItems":
+        return f"config key '{_key(path)}': has duplicate entries"
+    if v == "pattern":
+        return f"config key '{_key(path)}': {_fmt(err.instance)} does not match {err.validator_value}"
+    msg = str(err.message).splitlines()[0]
+    return f"config key '{_key(path)}': {msg}"
+
+
+def _validator_with_defaults(schema: dict):
+    """A jsonschema validator class that also fills ``default`` values into the instance."""
+    from jsonschema import validators
+
+    base = validators.validator_for(schema)
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if prop in instance:
+                    continue
+                if "default" in sub:
+                    instance[prop] = copy.deepcopy(sub["default"])
+                elif "$ref" in sub:
+                    ref = _resolve_ref(validator.schema, sub["$ref"])
+                    if "default" in ref:
+                        instance[prop] = copy.deepcopy(ref["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(base, {"properties": set_defaults})
+
+
+def _coerce_floats(obj, top_key=None):
+    """YAML 1.1 reads ``1e-12`` (no dot) as a string: turn such strings into floats."""
+    if isinstance(obj, dict):
+        return {
+            k: (v if (top_key is None and k in _STRING_KEYS) else _coerce_floats(v, top_key or k))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [_coerce_floats(v, top_key) for v in obj]
+    if isinstance(obj, str) and _FLOAT_RE.match(obj.strip()):
+        return float(obj)
+    return obj
+
+
+def _normalise(cfg: dict) -> dict:
+    g = cfg.get("geom")
+    if isinstance(g, dict) and isinstance(g.get("width"), (int, float)) and not isinstance(g.get("width"), bool):
+        g["width"] = [float(g["width"]), float(g["width"])]
+    return cfg
+
+
+# ------------------------------------------------------------------------------ public --
+
+
+def load_config(path_or_dict, schema=None) -> dict:
+    """Read a config (YAML path or dict), check it against the schema, fill every default.
+
+    Returns a new dict; the argument is not modified.  Only the schema is checked here
+    (see :func:`validate_config` for the rest).
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, unknown key, wrong type or value (one line naming the key).
+    """
+    if isinstance(path_or_dict, (str, os.PathLike)):
+        import yaml
+
+        p = Path(path_or_dict)
+        try:
+            raw = yaml.safe_load(p.read_text())
+        except OSError as exc:
+            raise ConfigError(f"config file {p}: cannot read it ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            where = f" line {line + 1}" if line is not None else ""
+            raise ConfigError(f"config file {p}{where}: not valid YAML") from None
+        if raw is None:
+            raw = {}
+    else:
+        raw = path_or_dict
+    if not isinstance(raw, dict):
+        raise ConfigError("config: expected a mapping of keys at the top level")
+    cfg = _coerce_floats(copy.deepcopy(dict(raw)))
+    root = read_schema(schema)
+    cls = _validator_with_defaults(root)
+    validator = cls(root)
+    errors = list(validator.iter_errors(cfg))
+    if errors:
+        from jsonschema.exceptions import best_match
+
+        raise ConfigError(_error_message(best_match(errors), root))
+    return _normalise(cfg)
+
+
+def _check_axis(cfg, key):
+    ax = cfg[key]
+    if not ax["min"] < ax["max"]:
+        raise ConfigError(f"config key '{key}': min ({ax['min']}) must be below max ({ax['max']})")
+
+
+def _check_increasing(values, key):
+    if values is not None and any(b <= a for a, b in zip(values, values[1:])):
+        raise ConfigError(f"config key '{key}': values must increase, got {values}")
+
+
+def _check_model(block, key):
+    from .models import get_model
+
+    if isinstance(block, str):
+        block = {"type": block, "parameters": {}}
+    try:
+        m = get_model(block["type"])
+    except ConfigError as exc:
+        raise ConfigError(f"config key '{key}.type': {exc}") from None
+    for name, p in block.get("parameters", {}).items():
+        if name not in m.param_names:
+            raise ConfigError(
+                f"config key '{key}.parameters.{name}': model {m.name} has no parameter {name!r} "
+                f"(it has {', '.join(m.param_names)})"
+            )
+        if isinstance(p, dict):
+            lo, hi, v = p.get("min"), p.get("max"), p["value"]
+            if lo is not None and hi is not None and not lo < hi:
+                raise ConfigError(f"config key '{key}.parameters.{name}': min must be below max")
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                raise ConfigError(f"config key '{key}.parameters.{name}': value {v} outside [min, max]")
+
+
+def _region_center_tuple(region) -> tuple[float, float, str]:
+    from .skyregions import region_center
+
+    c = region_center(region)
+    frame = c.frame.name
+    sph = c.spherical
+    if frame == "fk5":
+        c = c.icrs
+        sph, frame = c.spherical, "icrs"
+    return float(sph.lon.deg), float(sph.lat.deg), frame
+
+
+def check_regions(cfg: dict) -> None:
+    """Parse ``on_region`` and ``exclusion_regions``; the ON region must fit in the geometry."""
+    from .cube import CubeSettings
+    from .skyregions import check_region_in_geom, parse_region, parse_regions
+
+    on = parse_region(cfg["on_region"], "on_region")
+    parse_regions(list(cfg.get("exclusion_regions") or []), "exclusion_regions")
+    try:
+        settings = CubeSettings.from_config(cfg, _region_center_tuple(on))
+    except ValueError as exc:
+        raise ConfigError(f"config key 'geom': {str(exc).splitlines()[0]}") from None
+    check_region_in_geom(on, settings.geom, "on_region")
+
+
+def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
+    """Validate a config completely and return it with defaults filled in.
+
+    Parameters
+    ----------
+    cfg : dict or path
+        The configuration (a dict as read from YAML, or a path to the YAML file).
+    check_datastore : bool
+        Also resolve the data store (:func:`extspec.datastore.resolve_datastore_path`)
+        and check that it holds every selected observation.
+    schema : path or dict, optional
+        The JSON schema (default: the packaged copy).
+
+    Raises
+    ------
+    ConfigError
+        With one line naming the offending key.
+    """
+    cfg = load_config(cfg, schema)
+    _check_axis(cfg, "energy_axis")
+    _check_axis(cfg, "energy_axis_true")
+    if not cfg["obs_ids"] and not cfg["obs_cone"]:
+        raise ConfigError("config key 'obs_ids': no observations selected (give obs_ids and/or obs_cone)")
+    er = cfg["stacked"]["energy_range"]
+    if er is not None and not er[0] < er[1]:
+        raise ConfigError(f"config key 'stacked.energy_range': min must be below max, got {er}")
+    _check_increasing(cfg["flux_points"]["energy_edges"], "flux_points.energy_edges")
+    _check_model(cfg["model"], "model")
+    for i, alt in enumerate(cfg["fit"]["compare"]):
+        _check_model(alt, f"fit.compare[{i}]")
+    _offline_astropy()
+    check_regions(cfg)
+    if check_datastore:
+        from .datastore import open_datastore, resolve_datastore_path
+
+        try:
+            store = open_datastore(resolve_datastore_path(cfg["datastore"]))
+        except DataStoreError as exc:
+            raise ConfigError(f"config key 'datastore': {exc}") from None
+        selected_obs_ids(cfg, store)
+    return cfg
+
+
+def selected_obs_ids(cfg: dict, store) -> list[int]:
+    """The observations the config selects in ``store``: ``obs_ids`` then the ``obs_cone`` ones.
+
+    The cone centre defaults to the ON region centre (in its frame).  Raises ConfigError
+    for ids not in the store and for an empty selection.
+    """
+    cone = cfg.get("obs_cone")
+    cone_arg = None
+    if cone:
+        if cone.get("center") is not None:
+            lon, lat = cone["center"]
+            frame = cone.get("frame", "icrs")
+        else:
+            from .skyregions import parse_region
+
+            lon, lat, frame = _region_center_tuple(parse_region(cfg["on_region"], "on_region"))
+        cone_arg = {"lon": float(lon), "lat": float(lat), "radius": float(cone["radius"]), "frame": frame}
+    try:
+        obs = store.select(obs_ids=list(cfg.get("obs_ids") or []), cone=cone_arg)
+    except DataStoreError as exc:
+        raise ConfigError(f"config key 'obs_ids': {exc}") from None
+    if not obs:
+        if cone_arg:
+            raise ConfigError(
+                f"config key 'obs_cone': no observation of {store.path} points within "
+                f"{cone_arg['radius']} deg of ({cone_arg['lon']:.3f}, {cone_arg['lat']:.3f}) {cone_arg['frame']}"
+            )
+        raise ConfigError("config key 'obs_ids': no observations selected")
+    return obs
+
+
+def stage_config(cfg: dict, stage: str) -> dict:
+    """The part of ``cfg`` an aggregate stage needs (see :data:`STAGE_KEYS`)."""
+    return {k: cfg[k] for k in STAGE_KEYS[stage] if k in cfg}
+
+
+def _offline_astropy() -> None:
+    """Never let astropy try to download anything (IERS tables) -- compute nodes are offline."""
+    try:
+        from astropy.utils import iers
+        from astropy.utils.data import conf as data_conf
+
+        iers.conf.auto_download = False
+        data_conf.allow_internet = False
+    except Exception:  # pragma: no cover - astropy missing or changed
+        pass
+
+
+# ------------------------------------------------------------------- workflow (cached) --
+
+
+def _stat(path: Path):
+    try:
+        st = path.stat()
+        return [str(path), st.st_mtime_ns, st.st_size]
+    except OSError:
+        return [str(path), None]
+
+
+def _cache_key(raw: dict, schema_path: Path | None) -> str:
+    from .datastore import _INDEX_NAMES, candidate_datastore_paths
+
+    here = Path(__file__).parent
+    parts = {
+        "v": _CACHE_VERSION,
+        "config": raw,
+        "cwd": os.getcwd(),
+        "schema": _stat(Path(schema_path) if schema_path else SCHEMA_PATH),
+        "code": [_stat(here / f) for f in ("config.py", "datastore.py", "skyregions.py", "cube.py", "geometry.py", "models.py")],
+    }
+    try:
+        cands = candidate_datastore_paths(raw.get("datastore"))
+    except Exception:
+        cands = []
+    parts["store"] = [_stat(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
+    regions = [raw.get("on_region")] + list(raw.get("exclusion_regions") or [])
+    parts["regions"] = [_stat(Path(r)) for r in regions if isinstance(r, str) and r.strip().endswith(".reg")]
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None = ".snakemake/extspec") -> dict:
+    """Everything the Snakefile needs at parse time, validated and cached.
+
+    Returns a dict with
+
+    ``config``
+        the validated config with defaults filled in;
+    ``datastore``
+        the data store directory (str), or None when it is missing;
+    ``datastore_error``
+        the one-line message saying where the store was looked for and how to get it
+        (None when found) -- the workflow reports it only when a job needs the data, so
+        that ``snakemake download`` still works without a store;
+    ``obs_ids``
+        the selected observations (list of int);
+    ``obs_files``
+        ``{str(obs_id): [file, ...]}``, the DL3 files each observation is read from.
+
+    The result is stored as JSON in ``cache_dir`` under a key made of the raw config,
+    the working directory, the schema, this package's sources and the size and mtime of the
+    data-store index files; a later call with the same key reads it back without importing
+    jsonschema, astropy or regions.  Raises ConfigError (one line) for an invalid config.
+    """
+    raw = _coerce_floats(copy.deepcopy(dict(raw)))
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir) / f"config-{_cache_key(raw, schema)}.json"
+        try:
+            return json.loads(cache_file.read_text())
+        except (OSError, ValueError):
+            pass
+    cfg = validate_config(raw, check_datastore=False, schema=schema)
+    out = {"config": cfg, "datastore": None, "datastore_error": None, "obs_ids": [], "obs_files": {}}
+    from .datastore import open_datastore, resolve_datastore_path
+
+    try:
+        root = resolve_datastore_path(cfg["datastore"])
+    except DataStoreError as exc:
+        out["datastore_error"] = str(exc)
+        return out
+    try:
+        store = open_datastore(root)
+    except DataStoreError as exc:
+        raise ConfigError(f"config key 'datastore': {exc}") from None
+    obs = selected_obs_ids(cfg, store)
+    files = {}
+    for o in obs:
+        try:
+            fl = [str(p) for p in store.obs_files(o)]
+            if store._rows(o, "bkg").size:
+                b = str(store.hdu_location(o, "bkg")[0])
+                if b not in fl:
+                    fl.append(b)
+        except DataStoreError as exc:
+            raise ConfigError(f"config key 'obs_ids': {exc}") from None
+        files[str(o)] = fl
+    out.update(datastore=str(root), obs_ids=obs, obs_files=files)
+    if cache_file is not None:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(out))
+            os.replace(tmp, cache_file)
+        except OSError:
+            pass
+    return out

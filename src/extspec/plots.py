@@ -1,0 +1,641 @@
+"""Diagnostic PNG plots of the analysis products (matplotlib, Agg backend).
+
+Every plot is written atomically: the figure is saved to ``<out>.tmp.png`` in the same
+directory and moved over ``out_png`` with :func:`os.replace`, so a reader never sees a
+half-written file and no temporary file is left behind, even on error.
+
+Functions
+---------
+gaussian_smooth(image, sigma_pix)
+    Numpy-only separable Gaussian smoothing (zero padding, normalised kernel).
+plot_counts_image(image, wcs, out_png, on_region, off_regions, exclusion_regions, ...)
+    Smoothed counts map in sky coordinates with the ON / OFF / exclusion regions.
+plot_spectrum_fit(energy_edges, counts, counts_off, alpha, npred_sig, mask_safe, out_png)
+    Stacked excess spectrum with the predicted signal counts and the residuals.
+plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None)
+    Flux points, upper limits, best-fit model and its 1-sigma butterfly (E^2 dN/dE).
+sed_butterfly(dnde_func, param_values, free_names, covariance, energies)
+    Linear error propagation of the model's dN/dE, returned as the E^2 dN/dE band.
+plot_cumulative(rows, out_png)
+    Excess and sqrt(TS) against the cumulative livetime.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "gaussian_smooth",
+    "gaussian_kernel_1d",
+    "plot_counts_image",
+    "plot_spectrum_fit",
+    "plot_sed",
+    "sed_butterfly",
+    "plot_cumulative",
+]
+
+_DPI = 120
+# OFF-region colours per observation: visible on the viridis map, distinct from the white
+# ON region and the red exclusion regions.
+_OFF_COLOURS = ["cyan", "magenta", "orange", "lime", "deepskyblue", "yellow", "violet", "springgreen",
+                "gold", "lightpink"]
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out_png, tight=False) -> Path:
+    """Save ``fig`` atomically to ``out_png`` (temp file in the same directory + os.replace)."""
+    plt = _pyplot()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.png")
+    try:
+        kw = {"bbox_inches": "tight", "pad_inches": 0.15} if tight else {}
+        fig.savefig(tmp, format="png", dpi=_DPI, **kw)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _no_data(ax, text):
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=12, color="0.4")
+
+
+def gaussian_kernel_1d(sigma_pix: float) -> np.ndarray:
+    """Normalised (sum 1) sampled Gaussian of width ``sigma_pix`` pixels, half-width ceil(4 sigma)."""
+    sigma = float(sigma_pix)
+    if not np.isfinite(sigma) or sigma <= 0:
+        return np.ones(1)
+    r = max(1, int(np.ceil(4.0 * sigma)))
+    x = np.arange(-r, r + 1, dtype=float)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def _convolve_axis(a: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
+    """Centred 'same'-size convolution along ``axis`` with zero padding (any kernel length)."""
+    r = (kernel.size - 1) // 2
+    a = np.moveaxis(a, axis, -1)
+    n = a.shape[-1]
+    pad = np.zeros(a.shape[:-1] + (n + 2 * r,), dtype=float)
+    pad[..., r:r + n] = a
+    out = np.zeros(a.shape, dtype=float)
+    # symmetric kernel: convolution == correlation
+    for j, w in enumerate(kernel):
+        out += w * pad[..., j:j + n]
+    return np.moveaxis(out, -1, axis)
+
+
+def gaussian_smooth(image, sigma_pix: float) -> np.ndarray:
+    """Smooth a 2D image with a Gaussian of ``sigma_pix`` pixels (separable, numpy only).
+
+    The kernel is normalised to unit sum and the image is zero-padded, so the total is
+    conserved for any image whose support lies more than ~4 sigma from the edges.
+    Non-finite pixels count as 0.  ``sigma_pix <= 0`` returns a float copy.
+    """
+    img = np.asarray(image, dtype=float)
+    if img.ndim != 2:
+        raise ValueError(f"gaussian_smooth expects a 2D image, got shape {img.shape}")
+    img = np.where(np.isfinite(img), img, 0.0)
+    k = gaussian_kernel_1d(sigma_pix)
+    if k.size == 1:
+        return img.copy()
+    return _convolve_axis(_convolve_axis(img, k, 1), k, 0)
+
+
+def _region_texts(spec) -> list:
+    """Flatten a region spec (DS9 string, .reg path, region object(s), list) into items."""
+    if spec is None:
+        return []
+    if isinstance(spec, (str, Path)):
+        s = str(spec).strip()
+        if not s:
+            return []
+        if s.endswith(".reg") and "(" not in s and Path(s).is_file():
+            s = Path(s).read_text()
+        return [s]
+    if isinstance(spec, (list, tuple)):
+        out = []
+        for item in spec:
+            out.extend(_region_texts(item))
+        return out
+    try:
+        from regions import Regions
+
+        if isinstance(spec, Regions):
+            return list(spec)
+    except ImportError:  # pragma: no cover
+        pass
+    return [spec]
+
+
+def _pixel_regions(spec, wcs) -> list:
+    """Pixel regions for ``spec`` on ``wcs``; unparsable / unprojectable regions are warned and skipped."""
+    from regions import PixelRegion, Regions, SkyRegion
+
+    out = []
+    for item in _region_texts(spec):
+        try:
+            regs = Regions.parse(item, format="ds9") if isinstance(item, str) else [item]
+        except Exception as exc:
+            warnings.warn(f"plots: cannot parse region {item!r}: {exc}", stacklevel=3)
+            continue
+        for r in regs:
+            try:
+                if isinstance(r, SkyRegion):
+                    r = r.to_pixel(wcs)
+                elif not isinstance(r, PixelRegion):
+                    raise TypeError(f"not a region: {type(r).__name__}")
+                c = getattr(r, "center", None)
+                pts = [(c.x, c.y)] if c is not None else list(zip(r.vertices.x, r.vertices.y))
+                if not np.all(np.isfinite(np.asarray(pts, float))):
+                    raise ValueError("region does not project onto the map")
+            except Exception as exc:
+                warnings.warn(f"plots: skipping region {r!r}: {exc}", stacklevel=3)
+                continue
+            out.append(r)
+    return out
+
+
+def _plot_regions(ax, pix_regions, label=None, **style):
+    first = True
+    for r in pix_regions:
+        kw = dict(style)
+        if first and label:
+            kw["label"] = label
+        try:
+            r.plot(ax=ax, **kw)
+        except Exception as exc:  # e.g. a shape without an artist (text, point styles)
+            warnings.warn(f"plots: cannot draw region {r!r}: {exc}", stacklevel=3)
+            continue
+        first = False
+
+
+def _off_label(label, i):
+    if label is None:
+        return f"OFF set {i + 1}"
+    s = str(label).strip()
+    if s.lstrip("-").isdigit():
+        return f"OFF obs {s}"
+    return s
+
+
+def _sky_axis_labels(wcs):
+    ctype = [str(wcs.wcs.ctype[i]).upper() for i in range(2)]
+    if ctype[0].startswith("GLON"):
+        return "Galactic longitude [deg]", "Galactic latitude [deg]"
+    if ctype[0].startswith("RA"):
+        frame = str(getattr(wcs.wcs, "radesys", "") or "ICRS").strip().upper() or "ICRS"
+        return f"Right ascension ({frame}) [deg]", f"Declination ({frame}) [deg]"
+    return f"{ctype[0]} [deg]", f"{ctype[1]} [deg]"
+
+
+# --------------------------------------------------------------------------------------
+# 1. counts image
+# --------------------------------------------------------------------------------------
+def plot_counts_image(image, wcs, out_png, on_region=None, off_regions=(), exclusion_regions=(),
+                      smooth_sigma_pix=1.0, title="", off_labels=None):
+    """Smoothed counts map in sky coordinates with the analysis regions.
+
+    Parameters
+    ----------
+    image : 2D array (ny, nx)
+        Counts per pixel.
+    wcs : astropy.wcs.WCS
+        Celestial WCS of the image (galactic or icrs); extra axes are dropped.
+    out_png : path
+    on_region : DS9 string / .reg path / region, optional
+        Drawn white, solid.
+    off_regions : list of lists of DS9 strings
+        One list per observation, each drawn dashed in its own colour.
+    exclusion_regions : list of DS9 strings
+        Drawn red, dotted.
+    smooth_sigma_pix : float
+        Gaussian smoothing width in pixels (0: no smoothing).
+    title : str
+    off_labels : list, optional
+        One legend label per observation: an obs id (int or digits) gives "OFF obs <id>",
+        any other string is used verbatim.  Default "OFF set <n>".
+
+    Regions partly or entirely outside the image are clipped; regions that cannot be
+    parsed or projected are skipped with a warning.
+    """
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+
+    img = np.asarray(image, dtype=float)
+    if img.ndim != 2:
+        raise ValueError(f"plot_counts_image expects a 2D image, got shape {img.shape}")
+    wcs = wcs.celestial if getattr(wcs, "naxis", 2) > 2 else wcs
+    sm = gaussian_smooth(img, smooth_sigma_pix)
+    ny, nx = sm.shape
+
+    # regions first (pixel coordinates), so that the layout knows whether a legend is needed
+    layers = []  # (pixel regions, style, legend label), in drawing order (ON on top)
+    excl = _pixel_regions(exclusion_regions, wcs)
+    if excl:
+        layers.append((excl, dict(edgecolor="red", linestyle=":", linewidth=1.8), "exclusion"))
+    off_lists = list(off_regions or ())
+    if off_lists and all(isinstance(o, (str, Path)) for o in off_lists):
+        off_lists = [off_lists]  # a flat list of strings is a single observation
+    labels = list(off_labels) if off_labels is not None else []
+    for i, offs in enumerate(off_lists):
+        regs = _pixel_regions(offs, wcs)
+        if regs:
+            lab = _off_label(labels[i] if i < len(labels) else None, i)
+            col = _OFF_COLOURS[i % len(_OFF_COLOURS)]
+            layers.append((regs, dict(edgecolor=col, linestyle="--", linewidth=1.4), f"{lab} ({len(regs)})"))
+    on = _pixel_regions(on_region, wcs)
+    if on:
+        layers.append((on, dict(edgecolor="white", linestyle="-", linewidth=2.0), "ON"))
+
+    legend = bool(layers)
+    fig = plt.figure(figsize=(9.6, 6.4) if legend else (7.6, 6.4))
+    try:
+        if legend:
+            ax = fig.add_axes([0.115, 0.10, 0.52, 0.80], projection=wcs)
+            cax = fig.add_axes([0.655, 0.10, 0.022, 0.80])
+        else:
+            ax = fig.add_axes([0.15, 0.10, 0.66, 0.80], projection=wcs)
+            cax = fig.add_axes([0.835, 0.10, 0.028, 0.80])
+        finite = sm[np.isfinite(sm)]
+        vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        im = ax.imshow(sm, origin="lower", cmap="viridis", vmin=0.0, vmax=vmax, interpolation="nearest")
+        cb = fig.colorbar(im, cax=cax)
+        sig = float(smooth_sigma_pix or 0)
+        cb.set_label("counts (smoothed" + (f", $\\sigma$ = {sig:g} pix)" if sig > 0 else ")"))
+
+        xlab, ylab = _sky_axis_labels(wcs)
+        for i, lab in enumerate((xlab, ylab)):
+            c = ax.coords[i]
+            c.set_axislabel(lab)
+            c.set_format_unit("deg", decimal=True, show_decimal_unit=False)
+            c.set_major_formatter("d.d", show_decimal_unit=False)
+            c.set_ticks_position("bl" if i == 0 else "lb")
+            c.set_ticklabel_position("b" if i == 0 else "l")
+        ax.coords.grid(color="white", alpha=0.25, linestyle="solid", linewidth=0.5)
+
+        handles = []
+        for regs, style, lab in layers:
+            _plot_regions(ax, regs, facecolor="none", **style)
+            handles.append(Line2D([], [], color=style["edgecolor"], linestyle=style["linestyle"],
+                                  linewidth=style["linewidth"], label=lab))
+        # regions must not change the view: keep the image extent (regions are clipped)
+        ax.set_xlim(-0.5, nx - 0.5)
+        ax.set_ylim(-0.5, ny - 0.5)
+        if handles:
+            handles = handles[-1:] + handles[:-1] if on else handles  # ON first in the legend
+            small = len(handles) > 16
+            leg = fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.735, 0.90),
+                             fontsize=6 if small else 8, ncol=2 if small else 1, frameon=True,
+                             title="regions (number)", title_fontsize=8)
+            leg.get_frame().set_facecolor("0.6")
+        if title:
+            ax.set_title(title)
+    except BaseException:
+        plt.close(fig)
+        raise
+    return _save(fig, out_png, tight=True)
+
+
+# --------------------------------------------------------------------------------------
+# 2. spectrum
+# --------------------------------------------------------------------------------------
+def _false_runs(mask):
+    """(start, stop) index pairs of the runs of False in ``mask``."""
+    runs, start = [], None
+    for i, m in enumerate(mask):
+        if not m and start is None:
+            start = i
+        elif m and start is not None:
+            runs.append((start, i))
+            start = None
+    if start is not None:
+        runs.append((start, len(mask)))
+    return runs
+
+
+def plot_spectrum_fit(energy_edges, counts, counts_off, alpha, npred_sig, mask_safe, out_png, title=""):
+    """Stacked ON/OFF excess spectrum, predicted signal counts and residuals.
+
+    Upper panel: excess = counts - alpha * counts_off with error sqrt(counts + alpha^2 counts_off)
+    at the log-centre of each reco bin, and the predicted signal ``npred_sig`` as a step
+    histogram.  Lower panel: excess - npred_sig with the same errors.  Bins outside the
+    safe mask are shaded grey and their points drawn open.
+    """
+    plt = _pyplot()
+    from matplotlib.patches import Patch
+
+    edges = np.asarray(energy_edges, dtype=float)
+    n = edges.size - 1
+    counts = np.broadcast_to(np.asarray(counts, float), (n,))
+    counts_off = np.broadcast_to(np.asarray(counts_off, float), (n,))
+    alpha = np.broadcast_to(np.asarray(alpha, float), (n,))
+    npred = np.broadcast_to(np.asarray(npred_sig, float), (n,))
+    safe = np.broadcast_to(np.asarray(mask_safe, bool), (n,))
+
+    lo, hi = edges[:-1], edges[1:]
+    ec = np.sqrt(lo * hi)
+    xerr = np.vstack([ec - lo, hi - ec])
+    excess = counts - alpha * counts_off
+    err = np.sqrt(np.clip(counts + alpha ** 2 * counts_off, 0, None))
+    resid = excess - npred
+
+    fig, (ax, axr) = plt.subplots(2, 1, sharex=True, figsize=(7.5, 6.5),
+                                  gridspec_kw={"height_ratios": [2, 1], "hspace": 0.05})
+    try:
+        for a in (ax, axr):
+            for i0, i1 in _false_runs(safe):
+                a.axvspan(edges[i0], edges[i1], color="0.88", zorder=0, lw=0)
+        handles = []
+        if (~safe).any():
+            handles.append(Patch(color="0.88", label="outside safe range"))
+
+        ax.stairs(npred, edges, color="tab:red", lw=1.6, label="predicted signal (fit)", zorder=2)
+        ax.axhline(0, color="0.5", lw=0.8, zorder=1)
+        pt = dict(fmt="o", ms=4.5, capsize=0, elinewidth=1.1, zorder=3)
+        if safe.any():
+            ax.errorbar(ec[safe], excess[safe], yerr=err[safe], xerr=xerr[:, safe], color="black",
+                        label="excess (safe bins)", **pt)
+            axr.errorbar(ec[safe], resid[safe], yerr=err[safe], xerr=xerr[:, safe], color="black", **pt)
+        if (~safe).any():
+            ax.errorbar(ec[~safe], excess[~safe], yerr=err[~safe], xerr=xerr[:, ~safe], color="0.55",
+                        mfc="white", label="excess (outside safe range)", **pt)
+            axr.errorbar(ec[~safe], resid[~safe], yerr=err[~safe], xerr=xerr[:, ~safe], color="0.55",
+                         mfc="white", **pt)
+        axr.axhline(0, color="tab:red", lw=1.2, ls="--", zorder=2)
+
+        ax.set_xscale("log")
+        if n > 0 and np.all(edges > 0):
+            ax.set_xlim(edges[0], edges[-1])
+        ax.set_ylabel("Excess counts")
+        axr.set_ylabel("Residuals [counts]")
+        axr.set_xlabel("Reconstructed energy [TeV]")
+        # symmetric residual axis around zero
+        fin = np.isfinite(resid) & np.isfinite(err)
+        sel = fin & safe if (fin & safe).any() else fin
+        r = float(np.max(np.abs(resid[sel]) + err[sel])) if sel.any() else 1.0
+        r = r if r > 0 else 1.0
+        axr.set_ylim(-1.15 * r, 1.15 * r)
+        if not np.any(counts) and not np.any(counts_off) and not np.any(npred):
+            _no_data(ax, "no counts")
+        h, _ = ax.get_legend_handles_labels()
+        ax.legend(handles=h + handles, fontsize=9, loc="best")
+        for a in (ax, axr):
+            a.grid(True, which="major", alpha=0.3)
+            a.tick_params(which="both", direction="in", top=True, right=True)
+        if title:
+            ax.set_title(title)
+        fig.align_ylabels([ax, axr])
+        fig.subplots_adjust(left=0.12, right=0.97, top=0.93, bottom=0.09)
+    except BaseException:
+        plt.close(fig)
+        raise
+    return _save(fig, out_png)
+
+
+# --------------------------------------------------------------------------------------
+# 3. SED
+# --------------------------------------------------------------------------------------
+def sed_butterfly(dnde_func, param_values: dict, free_names: list, covariance, energies):
+    """1-sigma band of E^2 dN/dE by linear error propagation.
+
+    ``dnde_func(energies, **param_values)`` is differentiated numerically (central
+    differences, step 1e-6 relative to each free parameter's value; a parameter at 0 uses
+    1e-6 of its error, or 1e-6 absolute).  With the Jacobian J (n_E x n_free),
+    sigma^2 = diag(J C J^T), and the band is E^2 (dnde - sigma), E^2 (dnde + sigma).
+
+    Returns
+    -------
+    (e2dnde_lo, e2dnde_hi) : arrays shaped like ``energies`` (TeV cm-2 s-1 when the
+    model returns cm-2 s-1 TeV-1 and energies are in TeV).
+    """
+    e = np.atleast_1d(np.asarray(energies, dtype=float))
+    params = {k: float(v) for k, v in dict(param_values).items()}
+    free = list(free_names)
+    cov = np.atleast_2d(np.asarray(covariance, dtype=float))
+    if cov.shape != (len(free), len(free)):
+        raise ValueError(f"covariance shape {cov.shape} does not match {len(free)} free parameters")
+    missing = [p for p in free if p not in params]
+    if missing:
+        raise ValueError(f"free parameters {missing} have no value in param_values")
+    f0 = np.asarray(dnde_func(e, **params), dtype=float)
+    jac = np.empty((e.size, len(free)))
+    for j, name in enumerate(free):
+        p = params[name]
+        h = 1e-6 * abs(p)
+        if h == 0:
+            s = np.sqrt(cov[j, j]) if np.isfinite(cov[j, j]) and cov[j, j] > 0 else 1.0
+            h = 1e-6 * s
+        up = dict(params, **{name: p + h})
+        dn = dict(params, **{name: p - h})
+        jac[:, j] = (np.asarray(dnde_func(e, **up), float) - np.asarray(dnde_func(e, **dn), float)).ravel() / (2 * h)
+    var = np.einsum("ij,jk,ik->i", jac, cov, jac)
+    sigma = np.sqrt(np.clip(var, 0, None)).reshape(f0.shape)
+    e2 = e.reshape(f0.shape) ** 2
+    lo, hi = e2 * (f0 - sigma), e2 * (f0 + sigma)
+    if np.ndim(energies) == 0:
+        return lo.reshape(()), hi.reshape(())
+    return lo.reshape(np.shape(energies)), hi.reshape(np.shape(energies))
+
+
+def _get(row, key, default=np.nan):
+    try:
+        v = row[key]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return default
+    if v is None:
+        return default
+    return getattr(v, "value", v)
+
+
+def _as_bool(v) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() in ("true", "1", "yes", "t")
+    try:
+        return bool(v)
+    except (TypeError, ValueError):
+        return False
+
+
+def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, title=""):
+    """Spectral energy distribution: flux points, upper limits, model and butterfly.
+
+    Parameters
+    ----------
+    flux_points : list of dict (or table rows)
+        Keys e_ref, e_min, e_max [TeV], e2dnde, e2dnde_err, e2dnde_ul [TeV cm-2 s-1], is_ul.
+    model_dnde : callable
+        E [TeV array] -> dN/dE [cm-2 s-1 TeV-1]; drawn over ``energy_range``.
+    energy_range : (emin, emax) TeV
+        Fit range; a non-finite range draws no model.
+    butterfly : (energies, e2dnde_lo, e2dnde_hi), optional
+        1-sigma band (see :func:`sed_butterfly`).
+    """
+    plt = _pyplot()
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    try:
+        ys, xs = [], []
+        pts = {"x": [], "xl": [], "xh": [], "y": [], "yl": [], "yh": []}
+        uls = {"x": [], "xl": [], "xh": [], "y": []}
+        for row in flux_points or []:
+            x, x0, x1 = float(_get(row, "e_ref")), float(_get(row, "e_min")), float(_get(row, "e_max"))
+            if not np.isfinite(x) or x <= 0:
+                if np.isfinite(x0) and np.isfinite(x1) and x0 > 0 and x1 > 0:
+                    x = np.sqrt(x0 * x1)
+                else:
+                    continue
+            xl = x - x0 if np.isfinite(x0) and 0 < x0 <= x else 0.0
+            xh = x1 - x if np.isfinite(x1) and x1 >= x else 0.0
+            if _as_bool(_get(row, "is_ul", False)):
+                ul = float(_get(row, "e2dnde_ul"))
+                if np.isfinite(ul) and ul > 0:
+                    for k, v in zip(("x", "xl", "xh", "y"), (x, xl, xh, ul)):
+                        uls[k].append(v)
+                    ys.extend([ul, 0.6 * ul])
+                    xs.extend([x - xl, x + xh])
+                continue
+            y, dy = float(_get(row, "e2dnde")), float(_get(row, "e2dnde_err"))
+            if not np.isfinite(y) or y <= 0:
+                continue
+            dy = dy if np.isfinite(dy) and dy > 0 else 0.0
+            dlo = min(dy, 0.9999 * y)
+            for k, v in zip(pts, (x, xl, xh, y, dlo, dy)):
+                pts[k].append(v)
+            ys.extend([y + dy] + ([y - dy] if y - dy > 0 else [y]))
+            xs.extend([x - xl, x + xh])
+
+        emin, emax = (float(v) for v in energy_range) if energy_range is not None else (np.nan, np.nan)
+        have_range = np.isfinite(emin) and np.isfinite(emax) and 0 < emin < emax
+        if butterfly is not None:
+            be, blo, bhi = (np.asarray(a, float) for a in butterfly)
+            ok = np.isfinite(be) & np.isfinite(bhi) & (be > 0) & (bhi > 0)
+            if ok.any():
+                floor = 1e-3 * np.min(bhi[ok])
+                lo_c = np.where(np.isfinite(blo) & (blo > 0), blo, floor)
+                ax.fill_between(be[ok], lo_c[ok], bhi[ok], color="tab:blue", alpha=0.25, lw=0,
+                                label="model 1$\\sigma$ band", zorder=1)
+                ys.extend(bhi[ok])
+                ys.extend(blo[ok & (blo > 0)])
+                xs.extend([be[ok].min(), be[ok].max()])
+        if have_range and model_dnde is not None:
+            em = np.geomspace(emin, emax, 200)
+            try:
+                with np.errstate(all="ignore"):
+                    ym = em ** 2 * np.asarray(model_dnde(em), float)
+            except Exception as exc:
+                warnings.warn(f"plots: model evaluation failed: {exc}", stacklevel=2)
+                ym = np.full_like(em, np.nan)
+            okm = np.isfinite(ym) & (ym > 0)
+            if okm.any():
+                ax.plot(em[okm], ym[okm], color="tab:blue", lw=1.8, label="best-fit model", zorder=2)
+                ys.extend(ym[okm])
+                xs.extend([emin, emax])
+
+        if pts["x"]:
+            ax.errorbar(pts["x"], pts["y"], xerr=[pts["xl"], pts["xh"]], yerr=[pts["yl"], pts["yh"]],
+                        fmt="o", color="black", ms=5, elinewidth=1.2, capsize=0, label="flux points", zorder=4)
+        if uls["x"]:
+            u = np.asarray(uls["y"])
+            ax.errorbar(uls["x"], u, xerr=[uls["xl"], uls["xh"]], yerr=0.4 * u, uplims=True,
+                        fmt="none", ecolor="black", elinewidth=1.2, capsize=3, label="upper limits", zorder=4)
+
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ys = np.asarray([v for v in ys if np.isfinite(v) and v > 0])
+        xs = np.asarray([v for v in xs if np.isfinite(v) and v > 0])
+        if ys.size:
+            ax.set_ylim(ys.min() / 2.0, ys.max() * 2.0)
+        if xs.size:
+            ax.set_xlim(xs.min() / 1.3, xs.max() * 1.3)
+        if not ys.size:
+            _no_data(ax, "no flux point and no model")
+        ax.set_xlabel("Energy [TeV]")
+        ax.set_ylabel("$E^2\\,\\mathrm{d}N/\\mathrm{d}E$ [TeV cm$^{-2}$ s$^{-1}$]")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.grid(True, which="minor", alpha=0.1)
+        ax.tick_params(which="both", direction="in", top=True, right=True)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=9, loc="best")
+        if title:
+            ax.set_title(title)
+        fig.tight_layout()
+    except BaseException:
+        plt.close(fig)
+        raise
+    return _save(fig, out_png)
+
+
+# --------------------------------------------------------------------------------------
+# 4. cumulative
+# --------------------------------------------------------------------------------------
+def plot_cumulative(rows, out_png, title=""):
+    """Excess and sqrt(TS) against the cumulative livetime.
+
+    ``rows``: dicts with livetime [s], excess, sqrt_ts (and obs_id), one per cumulative
+    step.  The right panel has a dashed sqrt(TS) ~ sqrt(t) reference through the last point
+    and a horizontal line at 5 sigma.
+    """
+    plt = _pyplot()
+
+    rows = list(rows or [])
+    t = np.array([float(_get(r, "livetime")) for r in rows]) / 3600.0
+    exc = np.array([float(_get(r, "excess")) for r in rows])
+    sts = np.array([float(_get(r, "sqrt_ts")) for r in rows])
+    order = np.argsort(t, kind="stable")
+    t, exc, sts = t[order], exc[order], sts[order]
+
+    fig, (axl, axr) = plt.subplots(1, 2, figsize=(11, 4.5))
+    try:
+        line = dict(marker="o", ms=4.5, lw=1.3, color="tab:blue")
+        if t.size:
+            axl.plot(t, exc, label="excess", **line)
+            axr.plot(t, sts, label="$\\sqrt{\\mathrm{TS}}$", **line)
+            ok = np.isfinite(t) & np.isfinite(sts) & (t > 0)
+            if ok.any():
+                tl, sl = t[ok][-1], sts[ok][-1]
+                tt = np.linspace(0, max(np.nanmax(t), tl), 200)
+                axr.plot(tt, sl * np.sqrt(tt / tl), ls="--", color="0.4", lw=1.1,
+                         label="$\\propto\\sqrt{t}$ (through last point)")
+        else:
+            for a in (axl, axr):
+                _no_data(a, "no usable observation")
+        axr.axhline(5.0, color="tab:red", ls=":", lw=1.3, label="5$\\sigma$")
+        axl.axhline(0.0, color="0.5", lw=0.8)
+        axl.set_xlabel("Cumulative livetime [h]")
+        axr.set_xlabel("Cumulative livetime [h]")
+        axl.set_ylabel("Excess counts")
+        axr.set_ylabel("Significance $\\sqrt{\\mathrm{TS}}$ [$\\sigma$]")
+        for a in (axl, axr):
+            a.set_xlim(left=0)
+            a.grid(True, alpha=0.3)
+            a.tick_params(direction="in", top=True, right=True)
+        axr.set_ylim(bottom=min(0.0, float(np.nanmin(sts)) * 1.1) if sts.size and np.isfinite(sts).any() else 0.0,
+                     top=max(6.0, 1.1 * float(np.nanmax(sts)) if sts.size and np.isfinite(sts).any() else 6.0))
+        axr.legend(fontsize=9, loc="upper left")
+        if t.size:
+            axl.legend(fontsize=9, loc="upper left")
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+    except BaseException:
+        plt.close(fig)
+        raise
+    return _save(fig, out_png)
