@@ -102,12 +102,15 @@ def _convolve_axis(a: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(out, -1, axis)
 
 
-def gaussian_smooth(image, sigma_pix: float) -> np.ndarray:
+def gaussian_smooth(image, sigma_pix: float, normalize_edges: bool = False) -> np.ndarray:
     """Smooth a 2D image with a Gaussian of ``sigma_pix`` pixels (separable, numpy only).
 
-    The kernel is normalised to unit sum and the image is zero-padded, so the total is
-    conserved for any image whose support lies more than ~4 sigma from the edges.
-    Non-finite pixels count as 0.  ``sigma_pix <= 0`` returns a float copy.
+    The kernel (half-width ceil(4 sigma)) is normalised to unit sum and the image is
+    zero-padded, so the total is conserved for any image whose support lies more than
+    4 sigma from the edges.  With ``normalize_edges`` each pixel is divided by the kernel
+    weight falling inside the image (no darkening at the borders, used for display; the
+    total is then no longer exactly conserved).  Non-finite pixels count as 0.
+    ``sigma_pix <= 0`` returns a float copy.
     """
     img = np.asarray(image, dtype=float)
     if img.ndim != 2:
@@ -116,7 +119,12 @@ def gaussian_smooth(image, sigma_pix: float) -> np.ndarray:
     k = gaussian_kernel_1d(sigma_pix)
     if k.size == 1:
         return img.copy()
-    return _convolve_axis(_convolve_axis(img, k, 1), k, 0)
+    out = _convolve_axis(_convolve_axis(img, k, 1), k, 0)
+    if normalize_edges:
+        wy = _convolve_axis(np.ones((img.shape[0], 1)), k, 0)
+        wx = _convolve_axis(np.ones((1, img.shape[1])), k, 1)
+        out /= wy * wx
+    return out
 
 
 def _region_texts(spec) -> list:
@@ -243,7 +251,7 @@ def plot_counts_image(image, wcs, out_png, on_region=None, off_regions=(), exclu
     if img.ndim != 2:
         raise ValueError(f"plot_counts_image expects a 2D image, got shape {img.shape}")
     wcs = wcs.celestial if getattr(wcs, "naxis", 2) > 2 else wcs
-    sm = gaussian_smooth(img, smooth_sigma_pix)
+    sm = gaussian_smooth(img, smooth_sigma_pix, normalize_edges=True)
     ny, nx = sm.shape
 
     # regions first (pixel coordinates), so that the layout knows whether a legend is needed
@@ -299,10 +307,15 @@ def plot_counts_image(image, wcs, out_png, on_region=None, off_regions=(), exclu
         # regions must not change the view: keep the image extent (regions are clipped)
         ax.set_xlim(-0.5, nx - 0.5)
         ax.set_ylim(-0.5, ny - 0.5)
+        # colour bar as tall as the (aspect-constrained) image
+        ax.apply_aspect()
+        pos, cpos = ax.get_position(), cax.get_position()
+        cax.set_position([pos.x1 + 0.02, pos.y0, cpos.width, pos.height])
+        leg_anchor = (pos.x1 + 0.02 + cpos.width + 0.07, pos.y1)
         if handles:
             handles = handles[-1:] + handles[:-1] if on else handles  # ON first in the legend
             small = len(handles) > 16
-            leg = fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.735, 0.90),
+            leg = fig.legend(handles=handles, loc="upper left", bbox_to_anchor=leg_anchor,
                              fontsize=6 if small else 8, ncol=2 if small else 1, frameon=True,
                              title="regions (number)", title_fontsize=8)
             leg.get_frame().set_facecolor("0.6")
@@ -376,7 +389,7 @@ def plot_spectrum_fit(energy_edges, counts, counts_off, alpha, npred_sig, mask_s
             axr.errorbar(ec[safe], resid[safe], yerr=err[safe], xerr=xerr[:, safe], color="black", **pt)
         if (~safe).any():
             ax.errorbar(ec[~safe], excess[~safe], yerr=err[~safe], xerr=xerr[:, ~safe], color="0.55",
-                        mfc="white", label="excess (outside safe range)", **pt)
+                        mfc="white", label="excess (not fitted)", **pt)
             axr.errorbar(ec[~safe], resid[~safe], yerr=err[~safe], xerr=xerr[:, ~safe], color="0.55",
                          mfc="white", **pt)
         axr.axhline(0, color="tab:red", lw=1.2, ls="--", zorder=2)
@@ -387,6 +400,13 @@ def plot_spectrum_fit(energy_edges, counts, counts_off, alpha, npred_sig, mask_s
         ax.set_ylabel("Excess counts")
         axr.set_ylabel("Residuals [counts]")
         axr.set_xlabel("Reconstructed energy [TeV]")
+        # y range from the safe (fitted) bins; unsafe points outside it are clipped
+        if safe.any():
+            vals = np.concatenate([excess[safe] + err[safe], excess[safe] - err[safe], npred[safe], [0.0]])
+            vals = vals[np.isfinite(vals)]
+            y0, y1 = float(vals.min()), float(vals.max())
+            pad = 0.08 * (y1 - y0) if y1 > y0 else 1.0
+            ax.set_ylim(y0 - pad, y1 + pad)
         # symmetric residual axis around zero
         fin = np.isfinite(resid) & np.isfinite(err)
         sel = fin & safe if (fin & safe).any() else fin
@@ -489,10 +509,11 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
         1-sigma band (see :func:`sed_butterfly`).
     """
     plt = _pyplot()
+    from matplotlib.lines import Line2D
 
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
     try:
-        ys, xs = [], []
+        ys, xs, extra = [], [], []
         pts = {"x": [], "xl": [], "xh": [], "y": [], "yl": [], "yh": []}
         uls = {"x": [], "xl": [], "xh": [], "y": []}
         for row in flux_points or []:
@@ -554,15 +575,18 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
                         fmt="o", color="black", ms=5, elinewidth=1.2, capsize=0, label="flux points", zorder=4)
         if uls["x"]:
             u = np.asarray(uls["y"])
-            ax.errorbar(uls["x"], u, xerr=[uls["xl"], uls["xh"]], yerr=0.4 * u, uplims=True,
-                        fmt="none", ecolor="black", elinewidth=1.2, capsize=3, label="upper limits", zorder=4)
+            ax.errorbar(uls["x"], u, xerr=[uls["xl"], uls["xh"]], fmt="none", ecolor="black",
+                        elinewidth=1.2, capsize=0, zorder=4)
+            ax.errorbar(uls["x"], u, yerr=0.4 * u, uplims=True, fmt="none", ecolor="black", color="black",
+                        elinewidth=1.2, capsize=4, zorder=4)
+            extra.append(Line2D([], [], color="black", lw=1.2, marker="v", ms=6, label="upper limits"))
 
         ax.set_xscale("log")
         ax.set_yscale("log")
         ys = np.asarray([v for v in ys if np.isfinite(v) and v > 0])
         xs = np.asarray([v for v in xs if np.isfinite(v) and v > 0])
         if ys.size:
-            ax.set_ylim(ys.min() / 2.0, ys.max() * 2.0)
+            ax.set_ylim(ys.min() / 1.6, ys.max() * 1.6)
         if xs.size:
             ax.set_xlim(xs.min() / 1.3, xs.max() * 1.3)
         if not ys.size:
@@ -572,8 +596,9 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
         ax.grid(True, which="major", alpha=0.3)
         ax.grid(True, which="minor", alpha=0.1)
         ax.tick_params(which="both", direction="in", top=True, right=True)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=9, loc="best")
+        handles = ax.get_legend_handles_labels()[0] + extra
+        if handles:
+            ax.legend(handles=handles, fontsize=9, loc="best")
         if title:
             ax.set_title(title)
         fig.tight_layout()

@@ -1,0 +1,238 @@
+"""Tests of extspec.plots: PNG products (valid, atomic), smoothing kernel, SED butterfly."""
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.wcs import WCS
+
+from extspec import plots
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png(path, min_side=200):
+    data = path.read_bytes()
+    assert len(data) > 1000
+    assert data[:8] == PNG_MAGIC
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[2] in (3, 4)
+    assert img.shape[0] >= min_side and img.shape[1] >= min_side
+    assert 0.2 < img.shape[1] / img.shape[0] < 5
+    # not a blank canvas
+    assert np.ptp(img[..., :3]) > 0.1
+    # no temporary file left next to the product
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def galactic_wcs():
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["GLON-CAR", "GLAT-CAR"]
+    w.wcs.crval = [347.3, -0.5]
+    w.wcs.crpix = [19.5, 19.5]
+    w.wcs.cdelt = [-0.04, 0.04]
+    return w
+
+
+ON = "galactic;circle(347.3,-0.5,0.5)"
+OFFS = [["galactic;circle(348.33,-0.667,0.5)", "galactic;circle(348.105,-1.637,0.5)"],
+        ["galactic;circle(346.27,-0.333,0.5)"]]
+
+
+# ---------------------------------------------------------------- smoothing
+def test_gaussian_smooth_conserves_total():
+    rng = np.random.default_rng(0)
+    img = np.zeros((60, 70))
+    img[20:40, 25:45] = rng.poisson(5.0, size=(20, 20))
+    for sigma in (0.7, 1.0, 2.5):
+        sm = plots.gaussian_smooth(img, sigma)
+        assert sm.shape == img.shape
+        assert abs(sm.sum() - img.sum()) < 1e-6
+        assert np.all(sm >= 0)
+
+
+def test_gaussian_smooth_centred_and_width():
+    img = np.zeros((41, 41))
+    img[20, 13] = 1.0
+    sm = plots.gaussian_smooth(img, 2.0)
+    yy, xx = np.mgrid[:41, :41]
+    assert np.unravel_index(sm.argmax(), sm.shape) == (20, 13)
+    assert (sm * xx).sum() == pytest.approx(13.0, abs=1e-12)
+    assert (sm * yy).sum() == pytest.approx(20.0, abs=1e-12)
+    var_x = (sm * (xx - 13.0) ** 2).sum()
+    assert var_x == pytest.approx(4.0, rel=1e-3)  # sampled Gaussian, truncated at 4 sigma
+    np.testing.assert_allclose(sm, sm[::-1, :], atol=1e-15)
+
+
+def test_gaussian_smooth_edges_and_degenerate():
+    flat = np.full((10, 12), 3.0)
+    np.testing.assert_allclose(plots.gaussian_smooth(flat, 1.5, normalize_edges=True), 3.0, rtol=1e-12)
+    assert plots.gaussian_smooth(flat, 1.5)[0, 0] < 3.0  # zero padding
+    # kernel wider than the image
+    small = np.ones((3, 2))
+    assert plots.gaussian_smooth(small, 5.0).shape == (3, 2)
+    np.testing.assert_array_equal(plots.gaussian_smooth(flat, 0), flat)
+    with pytest.raises(ValueError):
+        plots.gaussian_smooth(np.ones(5), 1.0)
+
+
+# ---------------------------------------------------------------- butterfly
+def test_sed_butterfly_power_law_analytic():
+    def pl(e, amplitude, index, reference=1.0):
+        return amplitude * (np.asarray(e) / reference) ** -index
+
+    phi, g = 3.2e-11, 2.4
+    s_phi, s_g, rho = 4e-12, 0.12, -0.6
+    cov = np.array([[s_phi**2, rho * s_phi * s_g], [rho * s_phi * s_g, s_g**2]])
+    e = np.geomspace(0.2, 80, 50)
+    lo, hi = plots.sed_butterfly(pl, {"amplitude": phi, "index": g, "reference": 1.0},
+                                 ["amplitude", "index"], cov, e)
+    dnde = pl(e, phi, g)
+    ln = np.log(e)
+    var = dnde**2 * ((s_phi / phi) ** 2 + ln**2 * s_g**2 - 2 * ln * cov[0, 1] / phi)
+    sigma = np.sqrt(var)
+    np.testing.assert_allclose((hi - lo) / 2, e**2 * sigma, rtol=1e-5)
+    np.testing.assert_allclose((hi + lo) / 2, e**2 * dnde, rtol=1e-10)
+
+
+def test_sed_butterfly_fixed_parameter_and_shape_check():
+    def pl(e, amplitude, index):
+        return amplitude * np.asarray(e) ** -index
+
+    e = np.array([0.5, 1.0, 4.0])
+    lo, hi = plots.sed_butterfly(pl, {"amplitude": 1e-11, "index": 2.0}, ["amplitude"], [[1e-24]], e)
+    np.testing.assert_allclose((hi - lo) / 2, e**2 * pl(e, 1e-12, 2.0), rtol=1e-6)
+    with pytest.raises(ValueError):
+        plots.sed_butterfly(pl, {"amplitude": 1e-11, "index": 2.0}, ["amplitude", "index"], [[1.0]], e)
+
+
+# ---------------------------------------------------------------- counts image
+def test_plot_counts_image(tmp_path):
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:38, :38]
+    img = rng.poisson(2 + 20 * np.exp(-0.5 * ((xx - 18.5) ** 2 + (yy - 18.5) ** 2) / 25))
+    out = tmp_path / "counts.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = plots.plot_counts_image(img, galactic_wcs(), out, on_region=ON, off_regions=OFFS,
+                                      exclusion_regions=["galactic;circle(347.9,0.1,0.3)",
+                                                         "icrs;circle(258.5,-39.8,0.2)"],
+                                      title="test", off_labels=[20136, "OFF 20137"])
+    assert res == out
+    check_png(out)
+
+
+def test_plot_counts_image_icrs_no_regions_and_odd_regions(tmp_path):
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [83.63, 22.01]
+    w.wcs.crpix = [25.5, 15.5]
+    w.wcs.cdelt = [-0.02, 0.02]
+    img = np.random.default_rng(2).poisson(1.0, size=(30, 50))
+    out = tmp_path / "a.png"
+    plots.plot_counts_image(img, w, out)
+    check_png(out)
+    out.unlink()
+    # a region on the far side of the sky cannot be projected: skipped with a warning
+    with pytest.warns(UserWarning, match="skipping region"):
+        plots.plot_counts_image(img, w, out, on_region="icrs;circle(83.63,22.01,0.1)",
+                                off_regions=["icrs;circle(83.9,22.01,0.1)"],
+                                exclusion_regions=["icrs;circle(263.63,-22.01,1)",
+                                                   "galactic;box(184.55,-5.78,0.5,0.3,30)"],
+                                smooth_sigma_pix=0)
+    check_png(out)
+
+
+# ---------------------------------------------------------------- spectrum
+def test_plot_spectrum_fit(tmp_path):
+    rng = np.random.default_rng(3)
+    edges = np.geomspace(0.1, 100, 21)
+    ec = np.sqrt(edges[:-1] * edges[1:])
+    npred = 300 * ec**-1.5
+    off = rng.poisson(50 * ec**-1.0)
+    alpha = np.full(20, 0.25)
+    counts = rng.poisson(npred + alpha * off)
+    mask = (ec > 0.3) & (ec < 40)
+    out = tmp_path / "spectrum.png"
+    plots.plot_spectrum_fit(edges, counts, off, alpha, npred, mask, out, title="t")
+    check_png(out)
+
+
+def test_plot_spectrum_fit_degenerate(tmp_path):
+    out = tmp_path / "spectrum.png"
+    plots.plot_spectrum_fit(np.array([1.0, 10.0]), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1),
+                            np.zeros(1, bool), out, title="no usable observation")
+    check_png(out)
+
+
+# ---------------------------------------------------------------- SED
+def _pl(e, amplitude=2e-11, index=2.3):
+    return amplitude * np.asarray(e, float) ** -index
+
+
+def test_plot_sed(tmp_path):
+    edges = np.geomspace(0.3, 40, 8)
+    rows = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        er = np.sqrt(a * b)
+        v = er**2 * _pl(er)
+        rows.append(dict(e_ref=er, e_min=a, e_max=b, e2dnde=v, e2dnde_err=0.2 * v,
+                         e2dnde_ul=2 * v, is_ul=bool(er > 15)))
+    rows[0]["e2dnde_err"] = 2 * rows[0]["e2dnde"]  # error bar reaching below zero
+    e = np.geomspace(0.3, 40, 50)
+    lo, hi = plots.sed_butterfly(_pl, {"amplitude": 2e-11, "index": 2.3}, ["amplitude", "index"],
+                                 np.diag([(2e-12) ** 2, 0.1**2]), e)
+    out = tmp_path / "sed.png"
+    plots.plot_sed(rows, _pl, (0.3, 40), out, butterfly=(e, lo, hi), title="sed")
+    check_png(out)
+
+
+def test_plot_sed_no_points_no_model(tmp_path):
+    out = tmp_path / "sed.png"
+    plots.plot_sed([], lambda e: np.full_like(e, np.nan), (np.nan, np.nan), out)
+    check_png(out)
+
+
+# ---------------------------------------------------------------- cumulative
+def test_plot_cumulative(tmp_path):
+    t = np.cumsum(np.full(8, 1680.0))
+    rows = [dict(obs_id=100 + i, livetime=ti, excess=0.05 * ti, sqrt_ts=1.4 * np.sqrt(ti / 1000))
+            for i, ti in enumerate(t)][::-1]  # order does not matter
+    out = tmp_path / "cum.png"
+    plots.plot_cumulative(rows, out, title="cumulative")
+    check_png(out)
+
+
+def test_plot_cumulative_empty(tmp_path):
+    out = tmp_path / "cum.png"
+    plots.plot_cumulative([], out)
+    check_png(out)
+
+
+# ---------------------------------------------------------------- atomic write
+def test_failed_save_leaves_no_file(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    orig = Figure.savefig
+
+    def broken(self, fname, *a, **k):
+        orig(self, fname, *a, **k)  # the temp file exists ...
+        raise OSError("disk full")  # ... and then the write fails
+
+    monkeypatch.setattr(Figure, "savefig", broken)
+    out = tmp_path / "cum.png"
+    with pytest.raises(OSError, match="disk full"):
+        plots.plot_cumulative([dict(livetime=1800.0, excess=10.0, sqrt_ts=2.0, obs_id=1)], out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_replaces_existing_file(tmp_path):
+    out = tmp_path / "cum.png"
+    out.write_bytes(b"old")
+    plots.plot_cumulative([dict(livetime=1800.0, excess=10.0, sqrt_ts=2.0, obs_id=1)], out)
+    check_png(out)
