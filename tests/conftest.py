@@ -1,0 +1,128 @@
+"""Shared fixtures: the six seed runs of reduction-spec.md reduced once per test session.
+
+The real H.E.S.S. DL3 DR1 store is expected next to the repository, at
+``<repo>/../shared/data/hess-dl3-dr1``; the tests needing it are skipped when it is absent.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA_STORE = (Path(__file__).parents[1] / ".." / "shared" / "data" / "hess-dl3-dr1").resolve()
+
+SEED_IDS = (20326, 20327, 20349, 20350, 20396, 20397)
+ON_REGION = "galactic;circle(347.3,-0.5,0.5)"
+TARGET = (347.3, -0.5, "galactic")
+SAFE_MASK_SETTINGS = {"methods": ["aeff-default", "aeff-max"], "aeff_percent": 10}
+PL_START = {"type": "power_law", "parameters": {"index": {"value": 2}, "amplitude": {"value": 2e-11}}}
+
+
+class SeedReduction(list):
+    """List of SpectrumDataset (one per seed run, in SEED_IDS order) with the inputs attached.
+
+    Attributes: ``obs_ids``, ``observations``, ``cubes``, ``reflected`` (ReflectedRegions),
+    ``on_region`` and ``settings`` (CubeSettings).
+    """
+
+
+def _require_store() -> Path:
+    if not (DATA_STORE / "obs-index.fits.gz").is_file() or not (DATA_STORE / "hdu-index.fits.gz").is_file():
+        pytest.skip(f"H.E.S.S. DL3 DR1 data store not found at {DATA_STORE} (needs obs-index.fits.gz "
+                    "and hdu-index.fits.gz; get it from Zenodo record 1421099)")
+    return DATA_STORE
+
+
+@pytest.fixture(scope="session")
+def store_path() -> Path:
+    """Resolved path of the real DR1 data store (skips when it is absent)."""
+    return _require_store()
+
+
+@pytest.fixture(scope="session")
+def datastore(store_path):
+    from extspec.datastore import open_datastore
+
+    return open_datastore(store_path)
+
+
+@pytest.fixture(scope="session")
+def on_region():
+    from extspec.skyregions import parse_region
+
+    return parse_region(ON_REGION)
+
+
+def _reduce(datastore, on_region, method: str, safe_mask: bool) -> SeedReduction:
+    from extspec.cube import CubeSettings, make_cube
+    from extspec.safe_mask import make_safe_mask
+    from extspec.spectrum import make_spectrum
+
+    settings = CubeSettings.from_config({"spectrum": {"method": method}}, TARGET)
+    out = SeedReduction()
+    out.obs_ids, out.observations, out.cubes, out.reflected = list(SEED_IDS), [], [], []
+    out.on_region, out.settings = on_region, settings
+    for obs_id in SEED_IDS:
+        obs = datastore.load(obs_id)
+        cube = make_cube(obs, settings)
+        spec, refl = make_spectrum(obs, cube, on_region, method=method)
+        if safe_mask:
+            spec.mask_safe = make_safe_mask(spec, SAFE_MASK_SETTINGS, obs.bkg)
+        out.append(spec)
+        out.observations.append(obs)
+        out.cubes.append(cube)
+        out.reflected.append(refl)
+    return out
+
+
+@pytest.fixture(scope="session")
+def seed_reference(datastore, on_region) -> SeedReduction:
+    """The six seed runs reduced with the reference method, safe mask applied (§2-§7).
+
+    A list of SpectrumDataset; ``.observations``, ``.cubes`` and ``.reflected`` hold the
+    per-run Observation, CubeDataset and ReflectedRegions.  Treat everything as read-only.
+    """
+    return _reduce(datastore, on_region, "reference", safe_mask=True)
+
+
+@pytest.fixture(scope="session")
+def seed_exact(datastore, on_region) -> SeedReduction:
+    """The six seed runs reduced with the exact method (no safe mask applied)."""
+    return _reduce(datastore, on_region, "exact", safe_mask=False)
+
+
+@pytest.fixture(scope="session")
+def seed_fit(seed_reference):
+    """Joint power-law fit of the six reference datasets with MIGRAD's covariance (§9)."""
+    from extspec.fit import fit_joint
+
+    return fit_joint(list(seed_reference), PL_START, covariance="migrad")
+
+
+def _printed_tolerance(text: str) -> float:
+    """Half a unit in the last printed digit of a decimal string ('0.002040' -> 5e-7)."""
+    return 0.5 * float(Decimal(1).scaleb(Decimal(text.strip()).as_tuple().exponent))
+
+
+@pytest.fixture(scope="session")
+def assert_printed():
+    """``assert_printed(actual, texts)``: actual equals each printed value to all its digits.
+
+    ``texts`` is a whitespace-separated string (or a list) of numbers as printed in the spec;
+    each element must agree within half a unit of its last printed digit (plus 1e-12
+    relative, for float rounding of the printed value itself).
+    """
+
+    def check(actual, texts, what=""):
+        items = texts.split() if isinstance(texts, str) else list(texts)
+        actual = np.atleast_1d(np.asarray(actual, dtype=float))
+        assert actual.shape == (len(items),), f"{what}: {actual.shape} values vs {len(items)} printed"
+        for k, (a, t) in enumerate(zip(actual, items)):
+            exp = float(t)
+            tol = _printed_tolerance(t) * (1 + 1e-9) + 1e-12 * abs(exp)
+            assert abs(a - exp) <= tol, f"{what}[{k}]: got {a!r}, spec prints {t} (tolerance {tol:.3g})"
+
+    return check

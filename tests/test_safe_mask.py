@@ -1,0 +1,97 @@
+"""Safe energy range (reduction-spec §7)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from extspec.errors import ConfigError
+from extspec.safe_mask import aeff_max_threshold, bins_inside, edisp_bias_threshold, make_safe_mask
+
+SEED_IDS = (20326, 20327, 20349, 20350, 20396, 20397)
+TABLE_7 = {
+    20326: ("0.2344229", "28149.060", "0.1522722"),
+    20327: ("0.2041738", "27374.765", "0.1480552"),
+    20349: ("0.2041738", "27390.669", "0.1479664"),
+    20350: ("0.2344229", "28102.821", "0.1519565"),
+    20396: ("0.2041738", "27303.452", "0.1484621"),
+    20397: ("0.2344229", "28519.636", "0.1531339"),
+}
+
+
+@pytest.mark.parametrize("obs_id", SEED_IDS)
+def test_aeff_max_table(seed_reference, assert_printed, obs_id):
+    spec = seed_reference[SEED_IDS.index(obs_id)]
+    lo_thres, a_thr, e_min = TABLE_7[obs_id]
+    assert_printed(spec.meta["lo_thres"], lo_thres, "LO_THRES")
+    assert spec.meta["hi_thres"] == 100.0
+    got_e, got_thr = aeff_max_threshold(spec.exposure, spec.livetime, spec.energy_true, 10)
+    assert_printed(got_thr, a_thr, "A_thr")
+    assert_printed(got_e, e_min, "aeff-max E_min")
+    np.testing.assert_allclose(got_thr, 0.1 * spec.exposure.max() / spec.livetime, rtol=1e-15)
+
+
+def test_all_bins_safe(seed_reference):
+    for spec in seed_reference:
+        assert spec.mask_safe.dtype == bool and spec.mask_safe.shape == (10,)
+        assert spec.mask_safe.all(), spec.obs_id
+
+
+def test_edisp_bias_masks_bin_0_of_20326(seed_reference):
+    spec = seed_reference[0]
+    mask = make_safe_mask(spec, {"methods": ["edisp-bias"]})
+    np.testing.assert_array_equal(mask, [False] + [True] * 9)
+    e_min = edisp_bias_threshold(spec.edisp, spec.energy_true, spec.energy_reco, 10)
+    assert 0.3 < e_min <= spec.energy_reco.edges[1]
+
+
+def test_offset_max(seed_reference):
+    spec = seed_reference[0]  # ON centre 0.698 deg off-axis
+    assert not make_safe_mask(spec, {"methods": ["offset-max"], "offset_max": 0.5}).any()
+    assert make_safe_mask(spec, {"methods": ["offset-max"]}).all()  # default 3 deg
+    assert make_safe_mask(spec, {"methods": ["offset-max"], "offset_max": 0.7}).all()
+
+
+def test_bkg_peak_keeps_all(seed_reference):
+    for spec, obs in zip(seed_reference, seed_reference.observations):
+        assert make_safe_mask(spec, {"methods": ["bkg-peak"]}, obs.bkg).all()
+
+
+def test_methods_combine_with_and(seed_reference):
+    spec = seed_reference[0]
+    both = make_safe_mask(spec, {"methods": ["aeff-default", "aeff-max", "edisp-bias"], "aeff_percent": 10})
+    np.testing.assert_array_equal(both, [False] + [True] * 9)
+
+
+def test_unknown_method(seed_reference):
+    with pytest.raises(ConfigError, match="nonsense"):
+        make_safe_mask(seed_reference[0], {"methods": ["nonsense"]})
+
+
+def test_bins_inside_semantics():
+    edges = np.array([1.0, 2.0, 4.0, 8.0])
+    np.testing.assert_array_equal(bins_inside(edges), [True, True, True])
+    np.testing.assert_array_equal(bins_inside(edges, 2.0), [False, True, True])  # edge inclusive
+    np.testing.assert_array_equal(bins_inside(edges, 1.5), [False, True, True])  # partial bin dropped
+    np.testing.assert_array_equal(bins_inside(edges, 0.5), [True, True, True])
+    np.testing.assert_array_equal(bins_inside(edges, None, 4.0), [True, True, False])
+    np.testing.assert_array_equal(bins_inside(edges, None, 5.0), [True, True, False])
+    np.testing.assert_array_equal(bins_inside(edges, 1.5, 5.0), [False, True, False])
+    np.testing.assert_array_equal(bins_inside(edges, 9.0), [False, False, False])
+
+
+def test_aeff_default_cuts_reco_edges(seed_reference):
+    spec = dataclasses.replace(seed_reference[0], meta=dict(seed_reference[0].meta, lo_thres=0.5, hi_thres=20.0))
+    mask = make_safe_mask(spec, {"methods": ["aeff-default"]})
+    edges = spec.energy_reco.edges
+    np.testing.assert_array_equal(mask, (edges[:-1] >= 0.5) & (edges[1:] <= 20.0))
+    np.testing.assert_array_equal(mask, [False, False] + [True] * 6 + [False, False])
+
+
+def test_zero_exposure_all_false(seed_reference):
+    spec = dataclasses.replace(seed_reference[0], exposure=np.zeros(30))
+    assert aeff_max_threshold(spec.exposure, spec.livetime, spec.energy_true, 10) == (None, 0.0)
+    mask = make_safe_mask(spec, {"methods": ["aeff-max"], "aeff_percent": 10})
+    assert mask.dtype == bool and mask.shape == (10,) and not mask.any()
