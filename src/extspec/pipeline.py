@@ -168,6 +168,24 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     )
 
 
+def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
+    """Write dict rows as an ECSV table with units and metadata, atomically."""
+    from astropy.table import Table
+
+    names = list(units)
+    table = Table({k: [r[k] for r in rows] for k in names}) if rows else Table(names=names)
+    for k, u in units.items():
+        if u:
+            table[k].unit = u
+    table.meta.update(meta)
+    out, tmp = _atomic_path(out)
+    try:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _exclusion_strings(config) -> list:
     from .skyregions import parse_regions, region_to_ds9
 
@@ -248,7 +266,6 @@ def load_fit_result(path) -> "object":
 def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_png) -> None:
     """Flux points (GADF SED ECSV) and the SED plot from the best-fit model."""
     import numpy as np
-    from astropy.table import Table
 
     from .fluxpoints import SED_UNITS, compute_flux_points
     from .models import get_model
@@ -260,19 +277,9 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     rows = compute_flux_points(spectra, result, fp_cfg.get("energy_edges"),
                                n_sigma_ul=fp_cfg.get("n_sigma_ul", 2.0),
                                integration=_fit_options(config)["integration"]) if result.success else []
-    names = list(SED_UNITS)
-    table = Table({k: [r[k] for r in rows] for k in names}) if rows else Table(names=names)
-    for k, u in SED_UNITS.items():
-        if u:
-            table[k].unit = u
-    table.meta.update({"SED_TYPE": "likelihood", "UL_CONF": 0.95, "n_sigma_ul": fp_cfg.get("n_sigma_ul", 2.0),
-                       "model": result.model_type, "fit_success": bool(result.success)})
-    out_ecsv, tmp = _atomic_path(out_ecsv)
-    try:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, out_ecsv)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _write_ecsv(rows, SED_UNITS, {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
+                                  "n_sigma_ul": fp_cfg.get("n_sigma_ul", 2.0), "model": result.model_type,
+                                  "fit_success": bool(result.success)}, out_ecsv)
     model = get_model(result.model_type)
     values = result.values
 
@@ -293,26 +300,13 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
 
 def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None:
     """Cumulative excess/significance table (ECSV) and its plot (§10)."""
-    from astropy.table import Table
-
     from .plots import plot_cumulative
     from .stacking import CUMULATIVE_COLUMNS, cumulative_rows
 
     spectra = read_spectra(spectrum_dirs)
     float32 = (config.get("cumulative") or {}).get("stacking", "exact") == "reference"
     rows = cumulative_rows(spectra, float32=float32)
-    names = list(CUMULATIVE_COLUMNS)
-    table = Table({k: [r[k] for r in rows] for k in names}) if rows else Table(names=names)
-    for k, u in CUMULATIVE_COLUMNS.items():
-        if u:
-            table[k].unit = u
-    table.meta["excluded"] = {int(s.obs_id): s.reason or "no safe bin" for s in spectra
-                              if not (s.usable and s.mask_safe.any())}
-    table.meta["stacking"] = "float32 (reference)" if float32 else "float64"
-    out_ecsv, tmp = _atomic_path(out_ecsv)
-    try:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, out_ecsv)
-    finally:
-        tmp.unlink(missing_ok=True)
+    excluded = {int(s.obs_id): s.reason or "no safe bin" for s in spectra if not (s.usable and s.mask_safe.any())}
+    _write_ecsv(rows, CUMULATIVE_COLUMNS,
+                {"excluded": excluded, "stacking": "float32 (reference)" if float32 else "float64"}, out_ecsv)
     plot_cumulative(rows, out_png, title=f"{config.get('name', '')}: cumulative")

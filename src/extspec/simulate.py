@@ -340,16 +340,6 @@ def _to_galactic(ra, dec):
     return c.l.deg, c.b.deg
 
 
-def _offset_by(lon0, lat0, r, pa):
-    """Points at angular distance ``r`` and position angle ``pa`` (rad) from (lon0, lat0) (rad)."""
-    sin_lat0, cos_lat0 = math.sin(lat0), math.cos(lat0)
-    sr, cr = np.sin(r), np.cos(r)
-    sin_lat = np.clip(sin_lat0 * cr + cos_lat0 * sr * np.cos(pa), -1.0, 1.0)
-    lat = np.arcsin(sin_lat)
-    dlon = np.arctan2(np.sin(pa) * sr * cos_lat0, cr - sin_lat0 * sin_lat)
-    return np.mod(lon0 + dlon, 2 * np.pi), lat
-
-
 def _unit(lon, lat):
     cl = np.cos(lat)
     return np.stack([cl * np.cos(lon), cl * np.sin(lon), np.sin(lat)], axis=-1)
@@ -380,7 +370,7 @@ def wobble_pointings(ra: float, dec: float, n_runs: int, offset: float = 0.7) ->
         (RA, Dec) in deg, at position angles 0, 90, 180, 270 deg (N, E, S, W) in turn.
     """
     pa = np.radians([0.0, 90.0, 180.0, 270.0])[np.arange(int(n_runs)) % 4]
-    lon, lat = _offset_by(math.radians(ra), math.radians(dec), math.radians(offset), pa)
+    lon, lat = _offset_by_many(math.radians(ra), math.radians(dec), math.radians(offset), pa)
     return np.stack([np.degrees(lon), np.degrees(lat)], axis=1)
 
 
@@ -583,7 +573,7 @@ class _SourceSampler:
             r = self._radius(u)
             pa = 2 * np.pi * (np.arange(_N_QUAD) + 0.5) / _N_QUAD
             rr, pp = np.meshgrid(r, pa, indexing="ij")
-            lon, lat = _offset_by(self.lon0, self.lat0, rr.ravel(), pp.ravel())
+            lon, lat = _offset_by_many(self.lon0, self.lat0, rr.ravel(), pp.ravel())
             self.quad_vec = _unit(lon, lat)
             self.quad_w = np.repeat(0.5 * wx / _N_QUAD, _N_QUAD)
 
@@ -599,7 +589,7 @@ class _SourceSampler:
             return np.full(n, self.lon0), np.full(n, self.lat0)
         r = self._radius(rng.random(n))
         pa = rng.uniform(0.0, 2 * np.pi, n)
-        return _offset_by(self.lon0, self.lat0, r, pa)
+        return _offset_by_many(self.lon0, self.lat0, r, pa)
 
     def mean_aeff(self, tables: _IrfTables, pnt_vec) -> np.ndarray:
         """Morphology-averaged effective area (m^2) on the energy grid, as the reader evaluates it."""
@@ -661,7 +651,8 @@ def _sample_source(rng, sampler: _SourceSampler, tables: _IrfTables, pnt_vec, li
 
 
 def _offset_by_many(lon0, lat0, r, pa):
-    """Vectorised :func:`_offset_by` with per-point centres (rad)."""
+    """Points at angular distance ``r`` and position angle ``pa`` (rad) from (lon0, lat0) (rad);
+    every argument may be an array (per-point centres) or a scalar."""
     sin_lat0, cos_lat0 = np.sin(lat0), np.cos(lat0)
     sr, cr = np.sin(r), np.cos(r)
     sin_lat = np.clip(sin_lat0 * cr + cos_lat0 * sr * np.cos(pa), -1.0, 1.0)
@@ -688,7 +679,7 @@ def _sample_background(rng, tables: _IrfTables, pnt, livetime, bkg_scale):
         energy = (a + u * (b - a)) ** (1.0 / (1 - g))
     r = np.interp(rng.random(n), tables.bkg_r_cdf, tables.bkg_r_grid)
     pa = rng.uniform(0.0, 2 * np.pi, n)
-    lon, lat = _offset_by(math.radians(pnt[0]), math.radians(pnt[1]), np.radians(r), pa)
+    lon, lat = _offset_by_many(math.radians(pnt[0]), math.radians(pnt[1]), np.radians(r), pa)
     return lon, lat, energy, npred
 
 
