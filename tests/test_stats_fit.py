@@ -177,3 +177,35 @@ def test_sqrt_ts_row_1():
     np.testing.assert_allclose(wstat_sqrt_ts(450, 687, 0.5), 4.405517626186096, rtol=1e-12)
     np.testing.assert_allclose(li_ma_significance(450, 687, 0.5), 4.405517626186096, rtol=1e-12)
     assert wstat_sqrt_ts(3, 30, 0.5) < 0  # negative excess, negative significance
+
+
+def test_failed_fit_reported_as_failed(seed_reference, tmp_path):
+    """A fit that cannot converge (call limit hit) is reported as failed, not as numbers."""
+    import yaml
+
+    from extspec.pipeline import load_fit_result
+
+    cfg = {"type": "log_parabola", "parameters": {"alpha": {"value": 2}, "beta": {"value": 0.1},
+                                                   "amplitude": {"value": 2e-11}}}
+    import iminuit
+
+    orig = iminuit.Minuit.migrad
+
+    def short_migrad(self, ncall=None, iterate=5):
+        return orig(self, ncall=5, iterate=1)
+
+    iminuit.Minuit.migrad = short_migrad
+    try:
+        res = fit_joint(list(seed_reference), cfg)
+    finally:
+        iminuit.Minuit.migrad = orig
+    assert not res.success and "MIGRAD failed" in res.message
+    d = res.as_dict()
+    assert d["success"] is False
+    assert d["model"]["parameters"]["alpha"]["value"] is None
+    assert d["model"]["parameters"]["alpha"]["error"] is None
+    assert d["covariance"]["matrix"] is None
+    f = tmp_path / "result.yaml"
+    f.write_text(yaml.safe_dump(d))
+    back = load_fit_result(f)
+    assert not back.success and np.isnan(back.values["alpha"])

@@ -174,9 +174,19 @@ class FitResult:
         return sum(not p.frozen for p in self.parameters)
 
     def as_dict(self) -> dict:
+        """Plain-dict form for ``result.yaml``.
+
+        A failed fit is reported as failed: free parameters get ``value``/``error`` null and
+        the covariance is null, so nobody mistakes the last MIGRAD position for a result.
+        """
         names = [p.name for p in self.parameters]
+        params = {p.name: p.as_dict() for p in self.parameters}
+        if not self.success:
+            for p in self.parameters:
+                if not p.frozen:
+                    params[p.name].update({"value": None, "error": None})
         return {
-            "model": {"type": self.model_type, "parameters": {p.name: p.as_dict() for p in self.parameters}},
+            "model": {"type": self.model_type, "parameters": params},
             "success": bool(self.success),
             "message": self.message,
             "total_stat": float(self.total_stat),
@@ -187,7 +197,8 @@ class FitResult:
             "edm": float(self.edm),
             "nfcn": int(self.nfcn),
             "covariance_method": self.covariance_method,
-            "covariance": {"names": names, "matrix": [[float(v) for v in row] for row in self.covariance]},
+            "covariance": {"names": names, "matrix": [[float(v) for v in row] for row in self.covariance]
+                           if self.success else None},
             "energy_range": {"min": float(self.energy_range[0]), "max": float(self.energy_range[1]), "unit": "TeV"},
             "stat_per_dataset": {int(k): float(v) for k, v in self.stat_per_dataset.items()},
             "comparisons": self.comparisons,

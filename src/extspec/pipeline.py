@@ -254,11 +254,14 @@ def load_fit_result(path) -> "object":
     from .fit import FitResult, Parameter
 
     d = yaml.safe_load(Path(path).read_text())
-    params = [Parameter(name=k, value=v["value"], unit=v.get("unit", ""), frozen=v.get("frozen", False),
-                        error=v.get("error", 0.0)) for k, v in d["model"]["parameters"].items()]
+    nan = float("nan")
+    params = [Parameter(name=k, value=nan if v["value"] is None else v["value"], unit=v.get("unit", ""),
+                        frozen=v.get("frozen", False), error=nan if v.get("error") is None else v["error"])
+              for k, v in d["model"]["parameters"].items()]
+    cov = d["covariance"]["matrix"]
     er = d.get("energy_range", {})
     return FitResult(d["model"]["type"], d["success"], d.get("message", ""), d["total_stat"], params,
-                     np.array(d["covariance"]["matrix"], float), d.get("edm", 0.0), d.get("nfcn", 0),
+                     np.full((len(params),) * 2, np.nan) if cov is None else np.array(cov, float), d.get("edm", 0.0), d.get("nfcn", 0),
                      d.get("obs_ids", []), {e["obs_id"]: e["reason"] for e in d.get("excluded", [])},
                      (er.get("min", np.nan), er.get("max", np.nan)))
 
