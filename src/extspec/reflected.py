@@ -181,7 +181,12 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
         phis = np.where(phis >= 0, phis - 2 * np.pi, phis)
         delta = phis.max() - phis.min()
     sep = center.separation(pointing).rad
-    inside = bool(on_region.contains(pointing.transform_to(center.frame.name), wcs))
+    if isinstance(on_region, CircleSkyRegion):
+        inside = sep < on_region.radius.to_value("rad")
+    else:
+        from regions import PixCoord
+
+        inside = bool(np.all(on_pix.contains(PixCoord(*pxy))))
     if method == "exact":
         if isinstance(on_region, CircleSkyRegion):
             r = on_region.radius.to_value("rad")
