@@ -1,0 +1,39 @@
+# extspec: ON/OFF spectral analysis of IACT DL3 data (HESS DL3 DR1).
+#
+#   snakemake --cores 8                        # the analysis in config/config.yaml
+#   snakemake --cores 8 --configfile my.yaml   # another one
+#   snakemake --profile profiles/slurm         # on a SLURM cluster
+#   snakemake download --cores 1               # fetch HESS DL3 DR1 if it is missing
+#   snakemake --report report.html             # HTML report with every plot
+#
+# Outputs go to <results_dir>/<name>/ (results/rxj1713/ for the seed config).
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config/config.yaml"
+
+
+# The config is validated against this schema (and for what a schema cannot say: regions,
+# geometry, obs ids in the data store) by extspec.config, in workflow/rules/common.smk.
+CONFIG_SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/reduce.smk"
+include: "workflow/rules/stack.smk"
+include: "workflow/rules/fit.smk"
+include: "workflow/rules/products.smk"
+include: "workflow/rules/download.smk"
+
+
+localrules:
+    all,
+    download,
+
+
+rule all:
+    input:
+        all_outputs,
+    default_target: True

@@ -1,0 +1,191 @@
+"""Workflow timings and per-job memory.  Prints lines ``<what>: <value> <unit>``.
+
+For the seed config (6 RX J1713 runs) and the 15-run RX J1713 config, with ``--cores 2``:
+
+* cold run: a fresh working directory (no results, no Snakemake metadata, no config cache);
+* no-op rerun: ``snakemake`` again with nothing to do (median of 3);
+* add one obs: the same analysis without its last run, then with it again -- one reduction
+  plus the aggregates (the removal run before it is reported too).
+
+Then a simulated store (``extspec.simulate``) of N runs (default 500) is reduced end to end,
+and the peak memory of the reduction jobs is read from their Snakemake ``benchmark:`` files
+(column max_rss, sampled every 0.5 s) and from the jobs' own logs (``peak RSS``, the exact
+VmHWM of the job process).
+
+Usage::
+
+    python benchmarks/workflow.py [--cores 2] [--sim-runs 500] [--skip-sim] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+SEED_OBS = [20326, 20327, 20349, 20350, 20396, 20397]
+RXJ15_OBS = [20326, 20327, 20349, 20350, 20396, 20397, 20421, 20422, 20517, 20518, 20519, 20521,
+             20898, 20899, 20900]
+
+
+def report(what: str, value, unit: str) -> None:
+    print(f"{what}: {value} {unit}", flush=True)
+
+
+def no_slurm_path():
+    """PATH with an always-failing ``scontrol`` first, when SLURM's tools are installed but
+    no controller answers: snakemake-executor-plugin-slurm runs ``scontrol show config``
+    (timeout 10 s) at every snakemake start, which would otherwise add 10 s to each timing."""
+    if shutil.which("scontrol") is None:
+        return None
+    try:
+        if subprocess.run(["scontrol", "ping"], capture_output=True, timeout=5).returncode == 0:
+            return None
+    except (subprocess.TimeoutExpired, OSError):
+        pass
+    shim = Path(tempfile.mkdtemp(prefix="extspec-no-slurm-"))
+    (shim / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (shim / "scontrol").chmod(0o755)
+    print("note: SLURM tools installed but no controller answers; scontrol shimmed for the timings",
+          file=sys.stderr)
+    return f"{shim}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+ENV = dict(os.environ)
+
+
+def snakemake(workdir: Path, configfile: Path, cores: int, *args) -> float:
+    """Run snakemake; return the wall time in s (raises on failure)."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
+           "--configfile", str(configfile), "--cores", str(cores), "--quiet", "all", *args]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=ENV)
+    dt = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"snakemake failed in {workdir}:\n{(res.stdout + res.stderr)[-3000:]}")
+    return dt
+
+
+def write_config(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def seed_config(datastore: str, obs_ids, name: str) -> dict:
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg.update(name=name, datastore=datastore, obs_ids=list(obs_ids))
+    return cfg
+
+
+def bench_config(label: str, cfg: dict, base: Path, cores: int) -> None:
+    wd = base / label
+    wd.mkdir(parents=True)
+    full = write_config(wd / "full.yaml", cfg)
+    cold = snakemake(wd, full, cores)
+    report(f"{label} cold run ({len(cfg['obs_ids'])} runs, --cores {cores})", f"{cold:.2f}", "s")
+    noop = statistics.median(snakemake(wd, full, cores) for _ in range(3))
+    report(f"{label} no-op rerun", f"{noop:.2f}", "s")
+    last = cfg["obs_ids"][-1]
+    minus = write_config(wd / "minus.yaml", dict(cfg, obs_ids=cfg["obs_ids"][:-1]))
+    shutil.rmtree(wd / "results" / cfg["name"] / "obs" / str(last))
+    removed = snakemake(wd, minus, cores)
+    report(f"{label} remove-one-obs rerun (aggregates only)", f"{removed:.2f}", "s")
+    added = snakemake(wd, full, cores)
+    report(f"{label} add-one-obs rerun (1 reduction + aggregates)", f"{added:.2f}", "s")
+    report(f"{label} add-one-obs / cold", f"{100 * added / cold:.0f}", "%")
+
+
+def max_rss_from_benchmarks(bench_dir: Path) -> tuple[float, int]:
+    peak, n = 0.0, 0
+    for f in bench_dir.glob("*.tsv"):
+        with open(f) as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                try:
+                    peak = max(peak, float(row["max_rss"]))
+                    n += 1
+                except (KeyError, ValueError):
+                    pass
+    return peak, n
+
+
+def max_rss_from_logs(log_dir: Path) -> float:
+    peak = 0.0
+    for f in log_dir.glob("*.log"):
+        m = re.search(r"peak RSS ([\d.]+) MB", f.read_text())
+        if m:
+            peak = max(peak, float(m.group(1)))
+    return peak
+
+
+def bench_simulated(n_runs: int, base: Path, cores: int) -> None:
+    from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
+
+    t0 = time.perf_counter()
+    src = SourceModel(83.63, 22.01, frame="icrs", morphology="disk", size=0.2, spectrum="power_law",
+                      params={"index": 2.5, "amplitude": 3e-11})
+    store = simulate_datastore(base / "sim-store", wobble_pointings(83.63, 22.01, n_runs, 0.7), src,
+                               livetime=1800.0)
+    report(f"simulate {n_runs}-run store", f"{time.perf_counter() - t0:.1f}", "s")
+    wd = base / "sim"
+    wd.mkdir()
+    cfg = {"name": "sim", "datastore": str(store), "obs_ids": list(range(1, n_runs + 1)),
+           "on_region": "icrs;circle(83.63,22.01,0.3)", "geom": {"width": [3.0, 3.0], "frame": "icrs"}}
+    cf = write_config(wd / "sim.yaml", cfg)
+    wall = snakemake(wd, cf, cores)
+    report(f"simulated {n_runs}-run store end to end (--cores {cores})", f"{wall:.1f}", "s")
+    peak, n = max_rss_from_benchmarks(wd / "results" / "sim" / "benchmarks" / "reduce")
+    report(f"peak memory per reduce job (benchmark max_rss, {n} jobs)", f"{peak:.0f}", "MB")
+    report("peak memory per reduce job (VmHWM, from the job logs)",
+           f"{max_rss_from_logs(wd / 'results' / 'sim' / 'logs' / 'reduce'):.0f}", "MB")
+    for rule in ("stack", "fit", "flux_points", "cumulative"):
+        m = re.search(r"peak RSS ([\d.]+) MB", (wd / "results" / "sim" / "logs" / f"{rule}.log").read_text())
+        if m:
+            report(f"peak memory of {rule} ({n_runs} runs)", m.group(1), "MB")
+    wall = snakemake(wd, cf, cores)
+    report(f"simulated {n_runs}-run store no-op rerun", f"{wall:.2f}", "s")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--sim-runs", type=int, default=500)
+    ap.add_argument("--skip-sim", action="store_true", help="skip the simulated-store benchmark")
+    ap.add_argument("--skip-dr1", action="store_true", help="skip the DR1 (seed and 15-run) benchmarks")
+    ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temporary one)")
+    args = ap.parse_args(argv)
+
+    from extspec.datastore import resolve_datastore_path
+
+    base = args.keep or Path(tempfile.mkdtemp(prefix="extspec-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
+    env_gp = os.environ.pop("GAMMAPY_DATA", None)
+    ENV.pop("GAMMAPY_DATA", None)
+    path = no_slurm_path()
+    if path:
+        ENV["PATH"] = path
+    try:
+        if not args.skip_dr1:
+            store = str(resolve_datastore_path(None) if env_gp is None else resolve_datastore_path(Path(env_gp) / "hess-dl3-dr1"))
+            bench_config("seed", seed_config(store, SEED_OBS, "seed"), base, args.cores)
+            bench_config("rxj1713-15", seed_config(store, RXJ15_OBS, "rxj15"), base, args.cores)
+        if not args.skip_sim:
+            bench_simulated(args.sim_runs, base, args.cores)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

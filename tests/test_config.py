@@ -1,0 +1,276 @@
+"""extspec.config: defaults, schema validation, semantic checks, obs selection, caching."""
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from extspec.config import (
+    SCHEMA_PATH,
+    STAGE_KEYS,
+    load_config,
+    prepare_workflow,
+    selected_obs_ids,
+    stage_config,
+    validate_config,
+)
+from extspec.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = REPO / "config" / "config.yaml"
+WORKFLOW_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+DR1 = REPO.parent / "shared" / "data" / "hess-dl3-dr1"
+RXJ15 = [20326, 20327, 20349, 20350, 20396, 20397, 20421, 20422, 20517, 20518, 20519, 20521,
+         20898, 20899, 20900]
+
+needs_dr1 = pytest.mark.skipif(not (DR1 / "hdu-index.fits.gz").is_file(), reason=f"no HESS DL3 DR1 at {DR1}")
+
+
+def seed_raw():
+    raw = yaml.safe_load(SEED.read_text())
+    raw["datastore"] = str(DR1)
+    return raw
+
+
+def test_schema_copies_identical():
+    assert SCHEMA_PATH.read_text() == WORKFLOW_SCHEMA.read_text()
+
+
+def test_seed_config_public_keys():
+    raw = yaml.safe_load(SEED.read_text())
+    assert raw["name"] == "rxj1713"
+    assert raw["obs_ids"] == [20326, 20327, 20349, 20350, 20396, 20397]
+    assert raw["on_region"] == "galactic;circle(347.3,-0.5,0.5)"
+    assert raw["geom"] == {"width": [1.5, 1.5], "binsz": 0.04, "frame": "galactic", "proj": "CAR"}
+    assert raw["energy_axis"] == {"min": 0.3, "max": 40, "nbins": 10}
+    assert raw["energy_axis_true"] == {"min": 0.05, "max": 100, "nbins": 30}
+    assert raw["safe_mask"]["methods"] == ["aeff-default", "aeff-max"]
+    assert raw["safe_mask"]["aeff_percent"] == 10
+    assert raw["spectrum"] == {"method": "exact"}
+    assert raw["exclusion_regions"] == []
+    assert raw["model"]["type"] == "power_law"
+
+
+def _schema_keys(node, prefix, root, out):
+    if "$ref" in node:
+        node = root["$defs"][node["$ref"].split("/")[-1]]
+    for branch in node.get("oneOf", []):
+        _schema_keys(branch, prefix, root, out)
+    for k, sub in node.get("properties", {}).items():
+        key = f"{prefix}.{k}" if prefix else k
+        out.add(key)
+        if prefix.count(".") < 1 and k not in ("parameters",):
+            _schema_keys(sub, key, root, out)
+    return out
+
+
+def test_every_key_documented():
+    root = yaml.safe_load(WORKFLOW_SCHEMA.read_text())
+    keys = _schema_keys(root, "", root, set())
+    doc = (REPO / "config" / "README.md").read_text()
+    missing = [k for k in sorted(keys) if f"`{k}`" not in doc]
+    assert not missing, f"undocumented config keys in config/README.md: {missing}"
+
+
+def test_defaults_filled():
+    cfg = load_config({"name": "x", "on_region": "icrs;circle(83.6,22.0,0.1)", "obs_ids": [1]})
+    assert cfg["results_dir"] == "results"
+    assert cfg["datastore"] is None
+    assert cfg["geom"] == {"width": [1.5, 1.5], "binsz": 0.04, "frame": "galactic", "proj": "CAR",
+                           "center": None, "edisp_binsz": 0.2}
+    assert cfg["energy_axis"] == {"min": 0.3, "max": 40, "nbins": 10}
+    assert cfg["energy_axis_true"] == {"min": 0.05, "max": 100, "nbins": 30}
+    assert cfg["safe_mask"]["methods"] == ["aeff-default", "aeff-max"]
+    assert cfg["spectrum"]["method"] == "exact"
+    assert cfg["model"]["type"] == "power_law"
+    assert cfg["fit"] == {"minos": False, "integration": "exact", "covariance": "hesse", "compare": []}
+    assert cfg["flux_points"]["energy_edges"] is None
+    assert cfg["cumulative"] == {"stacking": "exact"}
+    assert cfg["stacked"] == {"energy_range": None}
+    assert cfg["obs_cone"] is None
+    assert "zenodo" in cfg["download"]["url"] and "1421099" in cfg["download"]["url"]
+
+
+def test_load_config_from_file_equals_dict(tmp_path):
+    assert load_config(SEED) == load_config(yaml.safe_load(SEED.read_text()))
+
+
+def test_input_not_modified():
+    raw = {"name": "x", "on_region": "icrs;circle(83.6,22.0,0.1)", "obs_ids": [1]}
+    before = copy.deepcopy(raw)
+    load_config(raw)
+    assert raw == before
+
+
+def test_yaml_exponent_without_dot_is_a_number():
+    raw = yaml.safe_load("name: x\non_region: 'icrs;circle(1,2,0.1)'\nobs_ids: [1]\n"
+                         "model: {type: power_law, parameters: {amplitude: {value: 1e-12}}}\n")
+    assert raw["model"]["parameters"]["amplitude"]["value"] == "1e-12"  # YAML 1.1
+    cfg = load_config(raw)
+    assert cfg["model"]["parameters"]["amplitude"]["value"] == 1e-12
+
+
+def test_scalar_width_normalised():
+    cfg = load_config({"name": "x", "on_region": "icrs;circle(1,2,0.1)", "obs_ids": [1], "geom": {"width": 2}})
+    assert cfg["geom"]["width"] == [2.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        (lambda c: c.update(foo=1), "'foo'"),
+        (lambda c: c["geom"].update(widht=1.0), "'geom.widht'"),
+        (lambda c: c["geom"].update(binsz="big"), "'geom.binsz'"),
+        (lambda c: c["geom"].update(binsz=-0.1), "'geom.binsz'"),
+        (lambda c: c["geom"].update(width=[1.0]), "'geom.width'"),
+        (lambda c: c["geom"].update(frame="fk4"), "'geom.frame'"),
+        (lambda c: c.update(obs_ids="20326"), "'obs_ids'"),
+        (lambda c: c.update(obs_ids=[20326, 20326]), "'obs_ids'"),
+        (lambda c: c.pop("name"), "'name'"),
+        (lambda c: c.update(name="a b"), "'name'"),
+        (lambda c: c["spectrum"].update(method="fast"), "'spectrum.method'"),
+        (lambda c: c["safe_mask"].update(methods=["aeff-foo"]), "'safe_mask.methods[0]'"),
+        (lambda c: c["energy_axis"].update(min=50.0), "'energy_axis'"),
+        (lambda c: c["energy_axis_true"].update(nbins=0), "'energy_axis_true.nbins'"),
+        (lambda c: c["model"].update(type="pl"), "'model.type'"),
+        (lambda c: c["model"]["parameters"].update(index="soft"), "'model.parameters.index'"),
+        (lambda c: c["model"]["parameters"].update(lambda_=0.1), "'model.parameters.lambda_'"),
+        (lambda c: c["model"]["parameters"].update(index={"value": 2.0, "min": 3.0}), "'model.parameters.index'"),
+        (lambda c: c["fit"].update(compare=["powerlaw"]), "'fit.compare[0]'"),
+        (lambda c: c["fit"].update(minos="yes"), "'fit.minos'"),
+        (lambda c: c["flux_points"].update(energy_edges=[1.0, 0.5]), "'flux_points.energy_edges'"),
+        (lambda c: c["stacked"].update(energy_range=[1.0]), "'stacked.energy_range'"),
+        (lambda c: c["cumulative"].update(stacking="float16"), "'cumulative.stacking'"),
+        (lambda c: c.update(obs_cone={"radius": 0}), "'obs_cone.radius'"),
+        (lambda c: c.update(obs_ids=[], obs_cone=None), "'obs_ids'"),
+        (lambda c: c.update(on_region="circle(347.3,-0.5,0.5)"), "'on_region'"),
+        (lambda c: c.update(on_region="galactic;circle(347.3,-0.5"), "'on_region'"),
+        (lambda c: c.update(on_region="galactic;circle(347.3,-0.5,0.5);circle(347,0,0.2)"), "'on_region'"),
+        (lambda c: c.update(exclusion_regions=["galactic;box(1,2"]), "'exclusion_regions[0]'"),
+        (lambda c: c["geom"].update(center=[340.0, 0.0]), "'on_region'"),
+        (lambda c: c["geom"].update(width=[0.5, 0.5]), "'on_region'"),
+        (lambda c: c.update(on_region="missing.reg"), "'on_region'"),
+        (lambda c: c["download"].update(sha256="abc"), "'download.sha256'"),
+    ],
+)
+def test_invalid_config_one_line_naming_key(change, key):
+    raw = seed_raw()
+    change(raw)
+    with pytest.raises(ConfigError) as exc:
+        validate_config(raw, check_datastore=False)
+    msg = str(exc.value)
+    assert "\n" not in msg
+    assert key in msg, msg
+
+
+@needs_dr1
+def test_seed_config_valid_with_datastore():
+    cfg = validate_config(seed_raw())
+    assert cfg["name"] == "rxj1713"
+
+
+@needs_dr1
+def test_obs_id_not_in_store():
+    raw = seed_raw()
+    raw["obs_ids"] = [20326, 99999]
+    with pytest.raises(ConfigError, match=r"config key 'obs_ids'.*99999"):
+        validate_config(raw)
+
+
+def test_missing_datastore_message(tmp_path):
+    raw = seed_raw()
+    raw["datastore"] = str(tmp_path / "nowhere")
+    with pytest.raises(ConfigError) as exc:
+        validate_config(raw)
+    msg = str(exc.value)
+    assert "'datastore'" in msg and str(tmp_path / "nowhere") in msg and "1421099" in msg
+
+
+@needs_dr1
+def test_obs_cone_selects_the_15_rxj1713_runs():
+    from extspec.datastore import open_datastore
+
+    raw = seed_raw()
+    raw["obs_ids"] = []
+    raw["obs_cone"] = {"radius": 2.0}
+    cfg = validate_config(raw)
+    store = open_datastore(DR1)
+    assert sorted(selected_obs_ids(cfg, store)) == RXJ15
+    # explicit centre in another frame, and union with obs_ids (ids first, no duplicates)
+    cfg["obs_cone"] = {"radius": 2.0, "center": [258.1, -39.7], "frame": "icrs"}
+    cfg["obs_ids"] = [20900, 23523]
+    sel = selected_obs_ids(cfg, store)
+    assert sel[:2] == [20900, 23523]
+    assert sorted(sel[2:]) == sorted(set(RXJ15) - {20900})
+    cfg["obs_ids"] = []
+    cfg["obs_cone"] = {"radius": 0.1, "center": [0.0, 0.0], "frame": "galactic"}
+    with pytest.raises(ConfigError, match="obs_cone"):
+        selected_obs_ids(cfg, store)
+
+
+def test_stage_config_subsets():
+    cfg = load_config(seed_raw())
+    assert set(stage_config(cfg, "fit")) == {"name", "model", "fit"}
+    for stage, keys in STAGE_KEYS.items():
+        sub = stage_config(cfg, stage)
+        assert set(sub) == set(keys)
+        assert "obs_ids" not in sub and "datastore" not in sub
+    assert "model" not in stage_config(cfg, "cumulative")
+    assert "model" not in stage_config(cfg, "stack")
+
+
+@needs_dr1
+def test_prepare_workflow_cached_without_heavy_imports(tmp_path):
+    raw = seed_raw()
+    out = prepare_workflow(raw, schema=WORKFLOW_SCHEMA, cache_dir=tmp_path)
+    assert out["obs_ids"] == raw["obs_ids"]
+    assert out["datastore"] == str(DR1.resolve())
+    assert out["datastore_error"] is None
+    assert all(f.endswith(".fits.gz") for files in out["obs_files"].values() for f in files)
+    assert len(list(tmp_path.glob("config-*.json"))) == 1
+    # a second process hits the cache: no astropy, regions or jsonschema import
+    code = (
+        "import json, sys\n"
+        "from extspec.config import prepare_workflow\n"
+        f"out = prepare_workflow(json.loads({json.dumps(json.dumps(raw))}), schema={str(WORKFLOW_SCHEMA)!r}, "
+        f"cache_dir={str(tmp_path)!r})\n"
+        "heavy = [m for m in ('astropy', 'regions', 'jsonschema') if m in sys.modules]\n"
+        "print(json.dumps({'obs': out['obs_ids'], 'heavy': heavy}))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=os.getcwd())
+    got = json.loads(res.stdout)
+    assert got == {"obs": raw["obs_ids"], "heavy": []}
+    # a different config is a different cache entry
+    raw2 = dict(raw, obs_ids=[20326])
+    assert prepare_workflow(raw2, schema=WORKFLOW_SCHEMA, cache_dir=tmp_path)["obs_ids"] == [20326]
+    assert len(list(tmp_path.glob("config-*.json"))) == 2
+
+
+def test_prepare_workflow_missing_store_is_deferred(tmp_path):
+    raw = seed_raw()
+    raw["datastore"] = str(tmp_path / "nowhere")
+    out = prepare_workflow(raw, cache_dir=tmp_path / "cache")
+    assert out["datastore"] is None and out["obs_ids"] == []
+    assert re.search(r"no DL3 data store found \(looked in: .*nowhere\)", out["datastore_error"])
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("*.json"))
+
+
+def test_offline_astropy_switches_downloads_off():
+    code = (
+        "import sys\n"
+        "from extspec.config import offline_astropy\n"
+        "offline_astropy()\n"
+        "assert 'astropy' not in sys.modules\n"
+        "import astropy.coordinates\n"
+        "from astropy.utils import iers\n"
+        "from astropy.utils.data import conf\n"
+        "print(iers.conf.auto_download, conf.allow_internet)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.split() == ["False", "False"]

@@ -1,0 +1,30 @@
+# Joint WStat fit of the configured model over all observations.  params hold only the
+# model and fit settings: changing the model reruns this rule and the flux points only.
+# Priorities: fit -> flux points is the longest chain after the reductions, so it starts
+# first (then the counts image, then the cumulative table).
+
+
+rule fit:
+    input:
+        pha=per_obs("pha.fits"),
+        bkg=per_obs("bkg.fits"),
+        arf=per_obs("arf.fits"),
+        rmf=per_obs("rmf.fits"),
+    output:
+        result=f"{OUT}/fit/result.yaml",
+        png=report(
+            f"{OUT}/fit/spectrum.png",
+            caption="../report/spectrum.rst",
+            category="Spectrum",
+        ),
+    params:
+        config=stage_config(CFG, "fit"),
+    log:
+        f"{LOGS}/fit.log",
+    priority: 3
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    script:
+        "../scripts/fit.py"

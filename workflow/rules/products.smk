@@ -1,0 +1,55 @@
+# Products from the reduced spectra: flux points (from the best fit) and the cumulative
+# excess/significance table.
+
+
+rule flux_points:
+    input:
+        fit=f"{OUT}/fit/result.yaml",
+        pha=per_obs("pha.fits"),
+        bkg=per_obs("bkg.fits"),
+        arf=per_obs("arf.fits"),
+        rmf=per_obs("rmf.fits"),
+    output:
+        ecsv=f"{OUT}/fit/flux_points.ecsv",
+        png=report(
+            f"{OUT}/fit/sed.png",
+            caption="../report/sed.rst",
+            category="Spectrum",
+        ),
+    params:
+        config=stage_config(CFG, "flux_points"),
+    log:
+        f"{LOGS}/flux_points.log",
+    priority: 3
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    script:
+        "../scripts/flux_points.py"
+
+
+rule cumulative:
+    input:
+        pha=per_obs("pha.fits"),
+        bkg=per_obs("bkg.fits"),
+        arf=per_obs("arf.fits"),
+        rmf=per_obs("rmf.fits"),
+    output:
+        ecsv=f"{OUT}/cumulative.ecsv",
+        png=report(
+            f"{OUT}/cumulative.png",
+            caption="../report/cumulative.rst",
+            category="Cumulative",
+        ),
+    params:
+        config=stage_config(CFG, "cumulative"),
+    log:
+        f"{LOGS}/cumulative.log",
+    priority: 1
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/cumulative.py"

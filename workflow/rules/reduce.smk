@@ -1,0 +1,30 @@
+# One job per observation: cube.h5 and the OGIP set pha/bkg/arf/rmf.fits.
+#
+# params hold only the reduction settings (extspec.pipeline.REDUCTION_KEYS), the data store
+# and the obs id: adding an observation to the config adds one such job and leaves the
+# others untouched; changing a reduction setting reruns them all.
+
+
+rule reduce:
+    input:
+        obs_files,
+    output:
+        cube=f"{OUT}/obs/{{obs_id}}/cube.h5",
+        pha=f"{OUT}/obs/{{obs_id}}/pha.fits",
+        bkg=f"{OUT}/obs/{{obs_id}}/bkg.fits",
+        arf=f"{OUT}/obs/{{obs_id}}/arf.fits",
+        rmf=f"{OUT}/obs/{{obs_id}}/rmf.fits",
+    params:
+        reduction=REDUCTION,
+        datastore=lambda wildcards: datastore(),
+        obs_id=lambda wildcards: int(wildcards.obs_id),
+    log:
+        f"{LOGS}/reduce/{{obs_id}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/reduce/{{obs_id}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/reduce.py"

@@ -1,0 +1,26 @@
+# Stack the per-observation cubes into a counts image (FITS with WCS) and draw it with the
+# ON region, every run's OFF regions and the exclusion regions.
+
+
+rule stack:
+    input:
+        cubes=per_obs("cube.h5"),
+        spectra=per_obs("pha.fits"),
+    output:
+        fits=f"{OUT}/stacked/counts.fits",
+        png=report(
+            f"{OUT}/stacked/counts.png",
+            caption="../report/counts.rst",
+            category="Sky map",
+        ),
+    params:
+        config=stage_config(CFG, "stack"),
+    log:
+        f"{LOGS}/stack.log",
+    priority: 2
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/stack.py"

@@ -1,0 +1,26 @@
+"""Rule download: fetch, verify and install HESS DL3 DR1 (extspec.download.download_datastore).
+
+Writes a receipt (JSON: status, destination, url, sha256) as the rule's output; an existing
+store is left alone.
+"""
+import json
+import logging
+import os
+
+from _helpers import run
+
+
+def main(snakemake):
+    from extspec.download import download_datastore
+
+    p = snakemake.params
+    log = logging.getLogger("extspec.download")
+    receipt = download_datastore(p.url, p.dest, sha256=p.sha256, timeout=p.timeout, log=log.info)
+    out = snakemake.output[0]
+    tmp = f"{out}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(receipt, f, indent=2)
+    os.replace(tmp, out)
+
+
+run(snakemake, "download", main, snakemake)  # noqa: F821
