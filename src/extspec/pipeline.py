@@ -170,20 +170,9 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
 
 def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
     """Write dict rows as an ECSV table with units and metadata, atomically."""
-    from astropy.table import Table
+    from .ecsv import ecsv_text
 
-    names = list(units)
-    table = Table({k: [r[k] for r in rows] for k in names}) if rows else Table(names=names)
-    for k, u in units.items():
-        if u:
-            table[k].unit = u
-    table.meta.update(meta)
-    out, tmp = _atomic_path(out)
-    try:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _write_text(out, ecsv_text(rows, units, meta))
 
 
 def _exclusion_strings(config) -> list:

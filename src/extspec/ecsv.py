@@ -1,0 +1,69 @@
+"""A minimal ECSV 1.0 writer for flat tables of numbers, booleans and strings.
+
+Writing the products' tables does not need ``astropy.table`` (whose import costs ~0.4 s in
+every aggregate job); the files are standard ECSV and read back with
+``astropy.table.Table.read(path, format="ascii.ecsv")``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import yaml
+
+__all__ = ["ecsv_text"]
+
+
+def _dtype(values) -> str:
+    if all(isinstance(v, bool) for v in values):
+        return "bool"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "int64"
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "float64"
+    return "string"
+
+
+def _fmt(v, dtype: str) -> str:
+    if dtype == "bool":
+        return "True" if v else "False"
+    if dtype == "float64":
+        v = float(v)
+        return "nan" if math.isnan(v) else repr(v)
+    if dtype == "int64":
+        return str(int(v))
+    s = str(v)
+    return '"' + s.replace('"', '""') + '"' if (" " in s or '"' in s or not s) else s
+
+
+def ecsv_text(rows: list[dict], units: dict[str, str], meta: dict | None = None,
+              dtypes: dict[str, str] | None = None) -> str:
+    """ECSV text of ``rows`` with the columns (and their order) of ``units``.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One dict per row, keyed by column name.
+    units : dict
+        Column name -> unit string ("" for none); defines the columns.
+    meta : dict, optional
+        Table metadata (YAML-serialisable plain types).
+    dtypes : dict, optional
+        Column name -> ECSV datatype for empty tables (default float64).
+    """
+    names = list(units)
+    cols = []
+    for n in names:
+        vals = [r[n] for r in rows]
+        dt = _dtype(vals) if vals else (dtypes or {}).get(n, "float64")
+        col = {"name": n, "datatype": dt}
+        if units[n]:
+            col["unit"] = units[n]
+        cols.append(col)
+    header = {"datatype": cols, "meta": meta or {}, "schema": "astropy-2.0"}
+    lines = ["# %ECSV 1.0", "# ---"]
+    lines += ["# " + ln for ln in yaml.safe_dump(header, sort_keys=False, default_flow_style=None).splitlines()]
+    lines.append(" ".join(names))
+    for r in rows:
+        lines.append(" ".join(_fmt(r[n], c["datatype"]) for n, c in zip(names, cols)))
+    return "\n".join(lines) + "\n"
