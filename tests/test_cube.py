@@ -194,7 +194,7 @@ def test_exact_method_exposure_close(seed_reference, seed_exact):
 
 
 def test_exact_kernel_interpolated_on_offset_grid(seed_exact):
-    """The exact method interpolates kernels from a 0.05 deg offset grid: within 1e-4 of
+    """The exact method interpolates kernels from a 0.1 deg offset grid: within 3e-4 of
     evaluating every coarse pixel directly, rows still normalised."""
     from extspec.cube import edisp_kernel
 
@@ -203,5 +203,5 @@ def test_exact_kernel_interpolated_on_offset_grid(seed_exact):
     offsets = pixel_offsets(obs, cube.edisp_geom).ravel()
     direct, _ = edisp_kernel(obs.edisp, obs.aeff, cube.energy_true, cube.energy_reco, offsets, "exact", 4)
     got = cube.edisp_kernel.reshape(direct.shape)
-    assert np.abs(got - direct).max() < 1e-4
+    assert np.abs(got - direct).max() < 3e-4
     assert np.all(got.sum(axis=-1) <= 1 + 1e-9)

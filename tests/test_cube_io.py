@@ -132,7 +132,9 @@ def test_layout(tmp_path):
         assert f["edisp_exposure"].attrs["unit"] == "m2 s"
         assert f["gti"].attrs["unit"] == "s"
         assert f["meta"].attrs["OBJECT"] == "RX J1713.7-3946"
-        for name in ("counts", "exposure", "edisp_kernel", "edisp_exposure", "gti"):
+        for name in ("exposure", "edisp_exposure"):
+            assert f[name].compression is None, name
+        for name in cube_io.COMPRESSED:
             assert f[name].compression == "gzip", name
             assert f[name].compression_opts == cube_io.COMPRESSION_LEVEL, name
             assert f[name].shuffle, name

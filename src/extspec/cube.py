@@ -310,7 +310,7 @@ def edisp_kernel(edisp, aeff, energy_true: EnergyAxis, energy_reco: EnergyAxis, 
     return kern, aeff_mean
 
 
-OFFSET_GRID_STEP = 0.05
+OFFSET_GRID_STEP = 0.1
 """deg; offset spacing on which the exact method evaluates kernels before interpolating."""
 
 
