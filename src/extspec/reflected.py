@@ -42,6 +42,7 @@ class FinderGrid:
     npix: int
     frame: str
     pointing_pix: tuple[float, float]
+    separation: float = float("nan")  # deg, ON centre to pointing
 
 
 @dataclass
@@ -74,24 +75,37 @@ class ReflectedRegions:
         return len(self.regions)
 
 
+def lonlat_in(coord, frame: str) -> tuple[float, float]:
+    """(lon, lat) in deg of a scalar SkyCoord in ``frame`` (cached frame conversion)."""
+    from .geometry import point_to_frame
+
+    sph = coord.spherical
+    lon, lat = float(sph.lon.deg), float(sph.lat.deg)
+    here = coord.frame.name
+    return (lon, lat) if here == frame else point_to_frame(lon, lat, here, frame)
+
+
 def make_finder_grid(center, pointing) -> FinderGrid:
     """TAN grid at P in the frame of the ON centre, 0.01 deg pixels, width 4 sep + 0.3 (§6.1)."""
     from astropy.wcs import WCS
 
+    from .geometry import angular_separation_deg
+
     frame = center.frame.name
-    p = pointing.transform_to(frame)
-    sep = center.separation(p).deg
+    clon, clat = lonlat_in(center, frame)
+    plon, plat = lonlat_in(pointing, frame)
+    sep = float(angular_separation_deg(clon, clat, plon, plat))
     npix = int(np.rint((4 * sep + 0.3) / FINDER_BINSZ))
     c1, c2 = ("GLON-TAN", "GLAT-TAN") if frame == "galactic" else ("RA---TAN", "DEC--TAN")
     w = WCS(naxis=2)
     w.wcs.ctype = [c1, c2]
-    w.wcs.crval = [p.spherical.lon.deg, p.spherical.lat.deg]
+    w.wcs.crval = [plon, plat]
     w.wcs.crpix = [(npix + 1) / 2.0, (npix + 1) / 2.0]
     w.wcs.cdelt = [-FINDER_BINSZ, FINDER_BINSZ]
     w.wcs.cunit = ["deg", "deg"]
     w.pixel_shape = (npix, npix)
-    px, py = w.wcs_world2pix(p.spherical.lon.deg, p.spherical.lat.deg, 0)
-    return FinderGrid(wcs=w, npix=npix, frame=frame, pointing_pix=(float(px), float(py)))
+    px, py = w.wcs_world2pix(plon, plat, 0)
+    return FinderGrid(wcs=w, npix=npix, frame=frame, pointing_pix=(float(px), float(py)), separation=sep)
 
 
 def _grid_points_in(pix_region, npix: int) -> tuple[np.ndarray, np.ndarray]:
@@ -180,7 +194,7 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
     if delta > np.pi:
         phis = np.where(phis >= 0, phis - 2 * np.pi, phis)
         delta = phis.max() - phis.min()
-    sep = center.separation(pointing).rad
+    sep = np.deg2rad(grid.separation)
     if isinstance(on_region, CircleSkyRegion):
         inside = sep < on_region.radius.to_value("rad")
     else:

@@ -118,20 +118,36 @@ def nearest_pixel(geom, lon: float, lat: float) -> tuple[int, int]:
     return ix, iy
 
 
-def _events_in_regions(regions_sky, pix_regions, finder_wcs, ev_lon, ev_lat, frame, method):
-    """Boolean mask of events strictly inside the union of OFF regions (§6.5)."""
-    from regions import CirclePixelRegion, CircleSkyRegion, PixCoord
+def _unit_vectors(lon, lat) -> np.ndarray:
+    """Unit vectors (3, n) of positions in deg."""
+    lon = np.deg2rad(np.asarray(lon, float))
+    lat = np.deg2rad(np.asarray(lat, float))
+    c = np.cos(lat)
+    return np.stack([c * np.cos(lon), c * np.sin(lon), np.sin(lat)])
 
-    from .geometry import angular_separation_deg
+
+def _in_circle(vecs: np.ndarray, circle) -> np.ndarray:
+    """Events strictly within the great-circle radius of a CircleSkyRegion (unit-vector dot)."""
+    c = circle.center.spherical
+    u = _unit_vectors(float(c.lon.deg), float(c.lat.deg)).ravel()
+    return u @ vecs > np.cos(circle.radius.to_value("rad"))
+
+
+def _events_in_regions(regions_sky, pix_regions, finder_wcs, ev_lon, ev_lat, frame, method, vecs=None):
+    """Boolean mask of events strictly inside the union of OFF regions (§6.5).
+
+    Exact method with circles: great-circle distance to each centre (``vecs``: event unit
+    vectors, computed if not given); otherwise the finder's pixel frame, as the reference.
+    """
+    from regions import CirclePixelRegion, CircleSkyRegion, PixCoord
 
     inside = np.zeros(ev_lon.shape, bool)
     if not regions_sky:
         return inside
     if method == "exact" and all(isinstance(r, CircleSkyRegion) for r in regions_sky):
+        vecs = _unit_vectors(ev_lon, ev_lat) if vecs is None else vecs
         for r in regions_sky:
-            c = r.center
-            sep = angular_separation_deg(ev_lon, ev_lat, c.spherical.lon.deg, c.spherical.lat.deg)
-            inside |= sep < r.radius.to_value("deg")
+            inside |= _in_circle(vecs, r)
         return inside
     x, y = finder_wcs.wcs_world2pix(ev_lon, ev_lat, 0)
     for pr in pix_regions:
@@ -192,7 +208,7 @@ def _offset_histogram(offsets: np.ndarray, step: float | None = None):
 
 
 def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exact",
-                  event_lonlat=None, sample_step: float = 0.01, oversample: int = 4) -> tuple["SpectrumDataset", object]:
+                  event_lonlat=None, sample_step: float = 0.02, oversample: int = 4) -> tuple["SpectrumDataset", object]:
     """Extract the ON/OFF spectrum of one observation (§5, §6).
 
     Parameters
@@ -205,7 +221,7 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
         ``reference``: ON counts from the cube pixels whose centres are inside the region,
         exposure = unweighted mean over those pixels, kernel of the coarse pixel nearest to
         the region centre (§4.4, §5).  ``exact``: ON events by exact position, exposure
-        averaged over a 0.01 deg sampling of the region, kernel averaged over the region
+        averaged over a 0.02 deg sampling of the region, kernel averaged over the region
         weighted by exposure (true energies oversampled as in the cube).
     event_lonlat : (lon, lat) in the region frame, optional (saves a transformation).
 
@@ -245,11 +261,9 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
     else:
         from regions import CircleSkyRegion
 
-        from .geometry import angular_separation_deg
-
+        vecs = _unit_vectors(ev_lon, ev_lat)
         if isinstance(on_region, CircleSkyRegion):
-            sep = angular_separation_deg(ev_lon, ev_lat, center.spherical.lon.deg, center.spherical.lat.deg)
-            on_ev = sep < on_region.radius.to_value("deg")
+            on_ev = _in_circle(vecs, on_region)
         else:
             on_ev = None  # decided below in the finder frame, like the OFF regions
         offs = _region_sample_offsets(on_region, p_lonlat, frame, sample_step)
@@ -267,14 +281,15 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
     if counts is None:
         sel = on_ev & (kbin >= 0)
         counts = np.bincount(kbin[sel], minlength=nreco).astype(np.int64)
-    off_ev = _events_in_regions(refl.regions, refl.pixel_regions, refl.grid.wcs, ev_lon, ev_lat, frame, method)
+    off_ev = _events_in_regions(refl.regions, refl.pixel_regions, refl.grid.wcs, ev_lon, ev_lat, frame, method,
+                                vecs if method == "exact" else None)
     sel = off_ev & (kbin >= 0)
     counts_off = np.bincount(kbin[sel], minlength=nreco).astype(np.int64)
     n_off = len(refl)
     usable = n_off > 0
     reason = ""
     if not usable:
-        sep = float(center.separation(pointing).deg)
+        sep = refl.grid.separation
         reason = (f"no reflected OFF region fits (ON-region centre {sep:.3f} deg from the pointing"
                   + (", pointing inside the ON region)" if on_region.contains(p_reg, refl.grid.wcs) else
                      "; exclusions or region size leave no room)"))
@@ -302,7 +317,7 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
             "method": method,
             "lo_thres": obs.lo_thres,
             "hi_thres": obs.hi_thres,
-            "offset": float(center.separation(pointing).deg),
+            "offset": float(refl.grid.separation),
             "source_file": obs.source_file,
             "checksum": obs.checksum,
         },
