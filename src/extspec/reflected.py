@@ -213,6 +213,7 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
             delta = delta + 2.0 / max(dist, 1.0)
     if inside:
         delta = 2 * np.pi
+    info = {"pointing_inside": bool(inside)}
     # excluded pixel centres: the ON region and the exclusion regions
     ex_x, ex_y = [on_x], [on_y]
     for reg in exclusion_regions:
@@ -246,4 +247,4 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
         if method == "exact" and isinstance(on_region, CircleSkyRegion):
             sr = CircleSkyRegion(sr.center, on_region.radius)
         sky_regions.append(sr)
-    return ReflectedRegions(sky_regions, pix_regions, np.array(angles), float(delta), grid, method, on_pix)
+    return ReflectedRegions(sky_regions, pix_regions, np.array(angles), float(delta), grid, method, on_pix, info)

@@ -233,14 +233,14 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
     import astropy.units as u
 
     from .cube import edisp_kernel, energy_bin_index, event_coords
-    from .reflected import find_reflected_regions
+    from .geometry import point_to_frame
+    from .reflected import find_reflected_regions, lonlat_in
     from .skyregions import region_center, region_to_ds9
 
     center = region_center(on_region)
     frame = center.frame.name
     pointing = SkyCoord(obs.pointing_radec[0] * u.deg, obs.pointing_radec[1] * u.deg, frame="icrs")
-    p_reg = pointing.transform_to(frame)
-    p_lonlat = (p_reg.spherical.lon.deg, p_reg.spherical.lat.deg)
+    p_lonlat = point_to_frame(float(obs.pointing_radec[0]), float(obs.pointing_radec[1]), "icrs", frame)
     if event_lonlat is None:
         event_lonlat = event_coords(obs, frame)
     ev_lon, ev_lat = event_lonlat
@@ -254,7 +254,7 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
             raise ValueError("ON region contains no map pixel centre")
         counts = cube.counts[:, mask].sum(axis=1).astype(np.int64)
         exposure = cube.exposure[:, mask].mean(axis=1)
-        clon, clat = center.transform_to(cube.geom.frame).spherical.lon.deg, center.transform_to(cube.geom.frame).spherical.lat.deg
+        clon, clat = lonlat_in(center, cube.geom.frame)
         ix, iy = nearest_pixel(cube.edisp_geom, clon, clat)
         kernel = cube.edisp_kernel[iy, ix]
         weight = cube.edisp_exposure[:, iy, ix]
@@ -291,7 +291,7 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
     if not usable:
         sep = refl.grid.separation
         reason = (f"no reflected OFF region fits (ON-region centre {sep:.3f} deg from the pointing"
-                  + (", pointing inside the ON region)" if on_region.contains(p_reg, refl.grid.wcs) else
+                  + (", pointing inside the ON region)" if refl.info.get("pointing_inside") else
                      "; exclusions or region size leave no room)"))
     ds = SpectrumDataset(
         obs_id=obs.obs_id,
