@@ -205,3 +205,21 @@ def test_exclusion_region_moves_off_regions(seed_reference, on_region):
     assert len(refl) < len(base) or not np.allclose(refl.angles, base.angles[: len(refl)])
     np.testing.assert_array_equal(spec.acceptance_off, float(len(refl)))
     np.testing.assert_array_equal(spec.counts, seed_reference[0].counts)  # ON side unchanged
+
+
+def test_unusable_observation_named_in_log(store_path, tmp_path, caplog):
+    """The pointing inside the ON region: files are written, the log names obs and reason."""
+    import logging
+
+    from extspec.ogip import read_spectrum
+    from extspec.pipeline import reduce_observation
+
+    red = {"on_region": "galactic;circle(347.74,-1.04,0.3)",
+           "geom": {"width": [1.0, 1.0], "binsz": 0.04, "frame": "galactic", "proj": "CAR"},
+           "spectrum": {"method": "exact"},
+           "safe_mask": {"methods": ["aeff-default"]}}
+    with caplog.at_level(logging.INFO, logger="extspec"):
+        reduce_observation(red, store_path, 20326, tmp_path / "obs")
+    assert "obs 20326: unusable" in caplog.text and "pointing inside the ON region" in caplog.text
+    spec = read_spectrum(tmp_path / "obs")
+    assert not spec.usable and not spec.mask_safe.any() and spec.acceptance_off.sum() == 0

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataStoreError
-from .irf import Aeff2D, Bkg3D, EDisp2D, make_axis
+from .irf import Aeff2D, Bkg3D, EDisp2D, PsfTable, make_axis
 
 __all__ = [
     "DataStore",
@@ -233,9 +233,9 @@ class DataStore:
                     out.append(o)
         return out
 
-    def load(self, obs_id: int, load_bkg: bool = True) -> "Observation":
-        """Load one observation (events, GTI, AEFF_2D, EDISP_2D, and BKG_3D if present)."""
-        return load_observation(self, int(obs_id), load_bkg=load_bkg)
+    def load(self, obs_id: int, load_bkg: bool = True, load_psf: bool = True) -> "Observation":
+        """Load one observation (events, GTI, AEFF_2D, EDISP_2D; BKG_3D and PSF_TABLE if present)."""
+        return load_observation(self, int(obs_id), load_bkg=load_bkg, load_psf=load_psf)
 
 
 def open_datastore(path: str | os.PathLike | None = None) -> DataStore:
@@ -300,6 +300,7 @@ class Observation:
     aeff: Aeff2D
     edisp: EDisp2D
     bkg: Bkg3D | None = None
+    psf: PsfTable | None = None
     lo_thres: float | None = None
     hi_thres: float | None = None
     source_file: str = ""
@@ -360,13 +361,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True) -> Observation:
+def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_psf: bool = True) -> Observation:
     """Load one observation; see :class:`Observation`.  Raises DataStoreError on bad input."""
     what = f"obs {obs_id}"
     locs = {t: store.hdu_location(obs_id, t) for t in REQUIRED_HDUS}
     has_bkg = load_bkg and store._rows(obs_id, "bkg").size > 0
     if has_bkg:
         locs["bkg"] = store.hdu_location(obs_id, "bkg")
+    t = store.hdu_table
+    psf_rows = np.flatnonzero((t["OBS_ID"] == obs_id) & (t["HDU_TYPE"] == "psf"))
+    has_psf = load_psf and psf_rows.size > 0 and str(t["HDU_CLASS"][psf_rows[0]]).lower() == "psf_table" \
+        if "HDU_CLASS" in t else False
+    if has_psf:
+        locs["psf"] = store.hdu_location(obs_id, "psf")
     files: dict[Path, dict] = {}
     for p, _ in locs.values():
         if p not in files:
@@ -425,6 +432,16 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True) -> Ob
         _check_shape(rate, (be, by, bx), bw, "BKG")
         bkg = Bkg3D(be, bx, by, rate, unit=bdata.units.get("BKG", ""),
                     fovalign=str(bhdr.get("FOVALIGN", "RADEC")).strip())
+    # psf (optional; PSF_TABLE only -- the chain does not use it, it is kept for users)
+    psf = None
+    if has_psf:
+        _, pdata, pw = get("psf")
+        pe = _axis(pdata, "ENERG", pw, True)
+        pt = _axis(pdata, "THETA", pw, False)
+        pr = _axis(pdata, "RAD", pw, False)
+        rpsf = _irf_cell(pdata, "RPSF", pw, 3)  # (energy, theta, rad) after transpose
+        _check_shape(rpsf, (pe, pt, pr), pw, "RPSF")
+        psf = PsfTable(pe, pt, pr, rpsf, unit=pdata.units.get("RPSF", ""))
     src = locs["events"][0]
     return Observation(
         obs_id=int(obs_id),
@@ -438,6 +455,7 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True) -> Ob
         aeff=aeff,
         edisp=edisp,
         bkg=bkg,
+        psf=psf,
         lo_thres=aeff.lo_thres,
         hi_thres=aeff.hi_thres,
         source_file=str(src),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["IrfAxis", "Aeff2D", "EDisp2D", "Bkg3D", "make_axis", "interp_weights"]
+__all__ = ["IrfAxis", "Aeff2D", "EDisp2D", "Bkg3D", "PsfTable", "make_axis", "interp_weights"]
 
 
 @dataclass(frozen=True)
@@ -216,3 +216,24 @@ class Bkg3D:
         dlon = np.deg2rad(self.fov_lon.bin_widths)
         dlat = np.deg2rad(self.fov_lat.bin_widths)
         return np.einsum("eyx,y,x->e", self.data, dlat, dlon)
+
+
+@dataclass(frozen=True)
+class PsfTable:
+    """Radial PSF table ``P[e_true, theta, rad]`` in sr^-1 (GADF PSF_TABLE).
+
+    Loaded for completeness (users may want it); the 1D ON/OFF chain does not use it.
+    """
+
+    energy: IrfAxis
+    offset: IrfAxis
+    rad: IrfAxis
+    data: np.ndarray  # (n_energy, n_offset, n_rad) sr^-1
+    unit: str = "sr-1"
+
+    def containment(self, energy_index: int, offset_index: int) -> np.ndarray:
+        """Cumulative containment fraction at the rad edges for one (energy, offset) node."""
+        r_lo = np.deg2rad(self.rad.edges[:-1])
+        r_hi = np.deg2rad(self.rad.edges[1:])
+        ring = np.pi * (r_hi**2 - r_lo**2)  # small-angle solid angle of each ring
+        return np.concatenate([[0.0], np.cumsum(self.data[energy_index, offset_index] * ring)])

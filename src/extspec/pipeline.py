@@ -98,6 +98,16 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         from .errors import ExtspecError as E
 
         raise E(f"obs {obs_id}: {exc}") from None
+    import logging
+
+    log = logging.getLogger("extspec.reduce")
+    if not spec.usable:
+        log.warning("obs %s: unusable, kept with an empty background and excluded downstream: %s",
+                    obs_id, spec.reason)
+    else:
+        log.info("obs %s: %d ON, %d OFF counts in %d OFF regions, %d of %d bins safe", obs_id,
+                 int(spec.counts.sum()), int(spec.counts_off.sum()), spec.n_off_regions,
+                 int(spec.mask_safe.sum()), spec.mask_safe.size)
     outdir.mkdir(parents=True, exist_ok=True)
     write_cube(cube, outdir / "cube.h5")
     write_spectrum(spec, outdir)
