@@ -121,3 +121,25 @@ def test_region_file(tmp_path):
     assert len(regs) == 2
     with pytest.raises(ConfigError, match="does not exist"):
         parse_regions(str(tmp_path / "missing.reg"), "exclusion_regions")
+
+
+def test_pipeline_polygon_in_other_frame_than_map(store, tmp_path):
+    """A galactic polygon on an icrs map: the reduction hands make_spectrum event coordinates
+    in the region's frame (a polygon has no .center to read the frame from)."""
+    from extspec.ogip import read_spectrum
+    from extspec.pipeline import reduce_observation
+
+    text = (f"galactic;polygon({GL - 0.3},{GB - 0.25},{GL + 0.3},{GB - 0.25},{GL + 0.05},{GB + 0.3})")
+    on = parse_region(text)
+    red = {"on_region": text, "geom": {"width": [2.0, 2.0], "binsz": 0.02, "frame": "icrs", "proj": "CAR"},
+           "spectrum": {"method": "exact"}, "safe_mask": {"methods": ["aeff-default"]}}
+    oid = int(store.obs_ids[0])
+    reduce_observation(red, store.path, oid, tmp_path / "obs")
+    got = read_spectrum(tmp_path / "obs")
+    obs = store.load(oid)
+    ev = event_coords(obs, "galactic")
+    cube = make_cube(obs, cube_settings(red, on), event_coords(obs, "icrs"))
+    want, _ = make_spectrum(obs, cube, on, method="exact", event_lonlat=ev)
+    assert want.counts.sum() > 0
+    np.testing.assert_array_equal(got.counts, want.counts)
+    np.testing.assert_array_equal(got.counts_off, want.counts_off)

@@ -75,6 +75,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     from .errors import ExtspecError
     from .ogip import write_spectrum
     from .safe_mask import make_safe_mask
+    from .skyregions import region_frame
     from .spectrum import make_spectrum
 
     outdir = Path(outdir)
@@ -84,7 +85,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         store = open_datastore(datastore)
         obs = store.load(int(obs_id))
         map_frame = settings.geom.frame
-        reg_frame = on.center.frame.name if hasattr(on, "center") else map_frame
+        reg_frame = region_frame(on)
         ev_map = event_coords(obs, map_frame)
         ev_reg = ev_map if reg_frame == map_frame else event_coords(obs, reg_frame)
         cube = make_cube(obs, settings, ev_map)
