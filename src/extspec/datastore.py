@@ -368,10 +368,8 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
     has_bkg = load_bkg and store._rows(obs_id, "bkg").size > 0
     if has_bkg:
         locs["bkg"] = store.hdu_location(obs_id, "bkg")
-    t = store.hdu_table
-    psf_rows = np.flatnonzero((t["OBS_ID"] == obs_id) & (t["HDU_TYPE"] == "psf"))
-    has_psf = load_psf and psf_rows.size > 0 and str(t["HDU_CLASS"][psf_rows[0]]).lower() == "psf_table" \
-        if "HDU_CLASS" in t else False
+    psf_rows = store._rows(obs_id, "psf") if load_psf and "HDU_CLASS" in store.hdu_table else []
+    has_psf = len(psf_rows) > 0 and str(store.hdu_table["HDU_CLASS"][psf_rows[0]]).lower() == "psf_table"
     if has_psf:
         locs["psf"] = store.hdu_location(obs_id, "psf")
     files: dict[Path, dict] = {}

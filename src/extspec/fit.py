@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConfigError
-from .models import MODELS, get_model, integral_reference
+from .models import get_model, integral_reference
 from .stats import wstat
 
 __all__ = ["Parameter", "FitResult", "JointData", "model_parameters", "fit_joint", "compare_models",
@@ -395,5 +395,3 @@ def compare_models(null: FitResult, alt: FitResult) -> dict:
             "alternative_success": bool(alt.success),
             "alternative_parameters": {q.name: q.as_dict() for q in alt.parameters}}
 
-
-__all__ += ["MODELS"]
