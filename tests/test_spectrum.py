@@ -27,8 +27,7 @@ def pointing(obs):
 
 
 def lonlat(region):
-    c = region.center.galactic
-    return c.l.deg, c.b.deg
+    return region.center.lonlat("galactic")
 
 
 # ---------------------------------------------------------------------------- §5 ON side --
@@ -94,7 +93,7 @@ def test_reflected_table(seed_reference, on_region, assert_printed, obs_id):
     spec, refl, obs = seed_reference[i], seed_reference.reflected[i], seed_reference.observations[i]
     p = pointing(obs).galactic
     assert_printed([p.l.deg, p.b.deg], row["pnt"], "pointing (l, b)")
-    assert_printed(on_region.center.separation(p).deg, row["sep"], "sep(C, P)")
+    assert_printed(on_region.center.separation(p), row["sep"], "sep(C, P)")
     assert refl.grid.npix == row["npix"]
     assert_printed(refl.delta, row["delta"], "Delta")
     assert_printed(refl.angles, row["phi"], "accepted phi")
@@ -111,15 +110,15 @@ def test_reflected_table(seed_reference, on_region, assert_printed, obs_id):
 
 def test_finder_grid_20326(seed_reference, assert_printed):
     refl = seed_reference.reflected[0]
-    w = refl.grid.wcs.wcs
+    w = refl.grid.wcs
     np.testing.assert_array_equal(w.crpix, [155.0, 155.0])
     np.testing.assert_allclose(refl.grid.pointing_pix, (154.0, 154.0), atol=1e-9)
     pr = refl.on_pixel_region
-    assert_printed([pr.center.x, pr.center.y], "198.0399 208.1787", "ON centre in finder pixels")
+    assert_printed([pr.x, pr.y], "198.0399 208.1787", "ON centre in finder pixels")
     assert_printed(pr.radius, "50.00595", "ON r_pix")
     x, _ = _grid_points_in(pr, refl.grid.npix)
     assert x.size == 7850
-    assert_printed([r.radius.to_value("deg") for r in refl.regions], "0.5000117 0.4999954", "OFF radii")
+    assert_printed([r.radius for r in refl.regions], "0.5000117 0.4999954", "OFF radii")
 
 
 @pytest.mark.parametrize("radius, n_regions", [(0.3, 5), (0.5, 2), (0.6, 1), (0.69, 1), (0.75, 0)])
@@ -141,7 +140,7 @@ def test_exact_method_off_regions(seed_exact, assert_printed):
     for refl in seed_exact.reflected:
         assert len(refl) > 0
         for r in refl.regions:
-            assert r.radius.to_value("deg") == 0.5
+            assert r.radius == 0.5
     # Delta = 2 arcsin(sin R / sin d) for 20326
     d = np.deg2rad(0.6981665009027258)
     np.testing.assert_allclose(seed_exact.reflected[0].delta, 2 * np.arcsin(np.sin(np.deg2rad(0.5)) / np.sin(d)),
@@ -197,11 +196,11 @@ def test_exclusion_region_moves_off_regions(seed_reference, on_region):
     assert len(refl) >= 1 and spec.usable
     first = base.regions[0].center
     # the first unexcluded OFF candidate is gone
-    assert all(r.center.separation(first).deg > 0.01 for r in refl.regions)
+    assert all(r.center.separation(first) > 0.01 for r in refl.regions)
     # no OFF region overlaps the exclusion (up to the 0.01 deg finder grid)
     for r in refl.regions:
-        sep = r.center.separation(excl.center).deg
-        assert sep > r.radius.to_value("deg") + 0.3 - 0.015
+        sep = r.center.separation(excl.center)
+        assert sep > r.radius + 0.3 - 0.015
     assert len(refl) < len(base) or not np.allclose(refl.angles, base.angles[: len(refl)])
     np.testing.assert_array_equal(spec.acceptance_off, float(len(refl)))
     np.testing.assert_array_equal(spec.counts, seed_reference[0].counts)  # ON side unchanged

@@ -284,12 +284,7 @@ def _region_center_tuple(region) -> tuple[float, float, str]:
     from .skyregions import region_center
 
     c = region_center(region)
-    frame = c.frame.name
-    sph = c.spherical
-    if frame == "fk5":
-        c = c.icrs
-        sph, frame = c.spherical, "icrs"
-    return float(sph.lon.deg), float(sph.lat.deg), frame
+    return c.lon, c.lat, c.frame
 
 
 def check_regions(cfg: dict) -> None:

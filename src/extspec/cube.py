@@ -135,15 +135,16 @@ class CubeDataset:
 # ------------------------------------------------------------------------------- counts --
 
 
-def event_coords(obs, frame: str) -> tuple[np.ndarray, np.ndarray]:
-    """Event positions in ``frame`` (deg).
+def event_coords(obs, frame: str, method: str = "exact") -> tuple[np.ndarray, np.ndarray]:
+    """Event positions in ``frame`` (deg, float64).
 
-    The float32 RA/DEC columns are handed to astropy unchanged, so the frame transformation
-    runs at float32 precision exactly as in the reference (§2.2, "precision trap").
+    ``exact``: the float32 RA/DEC columns are rotated in float64.  ``reference``: they are
+    handed to astropy unchanged, so the frame transformation runs at float32 precision as in
+    the reference (§2.2, "precision trap"; about 1e-5 deg).
     """
     if frame == "icrs":
         return obs.ra.astype(np.float64), obs.dec.astype(np.float64)
-    lon, lat = sky_to_frame(obs.ra, obs.dec, "icrs", frame)
+    lon, lat = sky_to_frame(obs.ra, obs.dec, "icrs", frame, float32_astropy=(method == "reference"))
     return np.asarray(lon, np.float64), np.asarray(lat, np.float64)
 
 
@@ -347,7 +348,7 @@ def make_cube(obs, settings: CubeSettings, event_lonlat=None) -> CubeDataset:
     ``event_lonlat`` may pass precomputed event coordinates in the map frame.
     """
     geom = settings.geom
-    lon, lat = event_lonlat if event_lonlat is not None else event_coords(obs, geom.frame)
+    lon, lat = event_lonlat if event_lonlat is not None else event_coords(obs, geom.frame, settings.method)
     counts = bin_events(geom, settings.energy_reco, lon, lat, obs.energy)
     exposure, _ = make_exposure(obs, geom, settings.energy_true, settings.method, settings.oversample)
     cgeom = settings.edisp_geom

@@ -182,11 +182,13 @@ def _write_axes(f, cube) -> None:
 def _wcs_header_string(geom) -> str:
     """The map's FITS WCS header (with NAXIS1/2) as newline-separated 80-character cards.
 
-    Parse it back with ``astropy.io.fits.Header.fromstring(s, sep="\\n")``.
+    Parse it back with ``astropy.io.fits.Header.fromstring(s, sep="\\n")``.  Written with
+    extspec's own card formatter (:mod:`extspec.ogip`), so a reduction job needs no astropy.
     """
-    from astropy.io import fits
+    from .ogip import _cards
 
-    return fits.Header(geom.header_dict()).tostring(sep="\n", endcard=True, padding=False)
+    cards = [c for key, value in geom.header_dict().items() for c in _cards(key, value)]
+    return "\n".join(cards + [f"{'END':<80}"])
 
 
 def _write_geom(f, name: str, geom) -> None:

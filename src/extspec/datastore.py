@@ -204,13 +204,11 @@ class DataStore:
 
     def select_cone(self, lon: float, lat: float, radius: float, frame: str = "icrs") -> list[int]:
         """Obs ids whose pointing lies within ``radius`` deg of (lon, lat) in ``frame``."""
-        from astropy.coordinates import SkyCoord
-        import astropy.units as u
+        from .sky import separation, transform_point
 
         ra, dec = self.pointings()
-        target = SkyCoord(lon * u.deg, lat * u.deg, frame=frame).icrs
-        pnt = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
-        sep = pnt.separation(target).deg
+        tra, tdec = transform_point(float(lon), float(lat), frame, "icrs")
+        sep = separation(ra, dec, tra, tdec)
         return [int(o) for o in self.obs_ids[sep <= radius]]
 
     def select(self, obs_ids=None, cone=None) -> list[int]:

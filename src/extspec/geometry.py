@@ -1,16 +1,21 @@
 """Sky and energy geometry: the map WCS (§2.1) and log-spaced energy axes.
 
-Coordinates are never computed by hand: every pixel <-> sky conversion goes through an
-``astropy.wcs.WCS`` built from exactly the keywords of §2.1 (the CAR projection is oblique
-when CRVAL2 != 0, so pixel centres do not lie on lines of constant latitude).
+Coordinates are never computed by hand: every pixel <-> sky conversion goes through the FITS
+WCS built from exactly the keywords of §2.1 (the CAR projection is oblique when CRVAL2 != 0,
+so pixel centres do not lie on lines of constant latitude).  The hot paths use extspec's own
+implementation of the projection (:class:`extspec.sky.Projection`, equal to astropy's WCSLIB
+to 1e-11 deg) so that a reduction job never imports astropy; :attr:`MapGeom.wcs` gives the
+astropy ``WCS`` for plotting and FITS output.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import numpy as np
+
+from .sky import separation, transform, transform_point
 
 __all__ = ["EnergyAxis", "MapGeom", "FRAMES", "PROJECTIONS", "make_energy_axis", "sky_to_frame"]
 
@@ -112,8 +117,17 @@ class MapGeom:
         }
 
     @cached_property
+    def projection(self):
+        """The map WCS as an :class:`extspec.sky.Projection` (no astropy)."""
+        from .sky import Projection
+
+        h = self.header_dict()
+        return Projection(self.proj, (h["CRVAL1"], h["CRVAL2"]), (h["CRPIX1"], h["CRPIX2"]),
+                          (h["CDELT1"], h["CDELT2"]), self.frame)
+
+    @cached_property
     def wcs(self):
-        """The astropy WCS (built once per geometry; treat as read-only)."""
+        """The astropy WCS (built once per geometry; treat as read-only; imports astropy)."""
         from astropy.wcs import WCS
 
         h = self.header_dict()
@@ -133,42 +147,30 @@ class MapGeom:
         """World coordinates (lon, lat) of all pixel centres, arrays of shape (ny, nx)."""
         ny, nx = self.shape
         y, x = np.mgrid[0:ny, 0:nx].astype(float)
-        lon, lat = self.wcs.wcs_pix2world(x, y, 0)
-        return lon, lat
+        return self.projection.pix_to_world(x, y)
 
     def world_to_pix(self, lon, lat) -> tuple[np.ndarray, np.ndarray]:
-        x, y = self.wcs.wcs_world2pix(np.asarray(lon, float), np.asarray(lat, float), 0)
-        return x, y
+        return self.projection.world_to_pix(lon, lat)
 
 
-def sky_to_frame(lon, lat, from_frame: str, to_frame: str):
-    """Convert coordinates between frames with astropy (float32 inputs stay float32 inside)."""
+def sky_to_frame(lon, lat, from_frame: str, to_frame: str, float32_astropy: bool = False):
+    """Convert coordinates between frames.
+
+    By default in float64 with :func:`extspec.sky.transform`.  ``float32_astropy=True``
+    reproduces the reference (spec §2.2 precision trap): float32 inputs go unchanged through
+    astropy's ``SkyCoord.transform_to``, which then runs at float32 precision.
+    """
+    if not float32_astropy:
+        return transform(lon, lat, from_frame, to_frame)
+    if from_frame == to_frame:
+        return np.asarray(lon), np.asarray(lat)
     from astropy.coordinates import SkyCoord
     import astropy.units as u
 
-    if from_frame == to_frame:
-        return np.asarray(lon), np.asarray(lat)
     c = SkyCoord(lon * u.deg, lat * u.deg, frame=from_frame).transform_to(to_frame)
     sph = c.spherical
     return sph.lon.deg, sph.lat.deg
 
 
-def angular_separation_deg(lon1, lat1, lon2, lat2) -> np.ndarray:
-    """Great-circle separation in deg (Vincenty formula, the same expression as astropy's
-    ``angular_separation``, on plain float64 arrays without Quantity overhead)."""
-    lon1, lat1, lon2, lat2 = (np.deg2rad(np.asarray(v, dtype=np.float64)) for v in (lon1, lat1, lon2, lat2))
-    sdlon = np.sin(lon2 - lon1)
-    cdlon = np.cos(lon2 - lon1)
-    slat1, slat2 = np.sin(lat1), np.sin(lat2)
-    clat1, clat2 = np.cos(lat1), np.cos(lat2)
-    num1 = clat2 * sdlon
-    num2 = clat1 * slat2 - slat1 * clat2 * cdlon
-    denominator = slat1 * slat2 + clat1 * clat2 * cdlon
-    return np.rad2deg(np.arctan2(np.hypot(num1, num2), denominator))
-
-
-@lru_cache(maxsize=256)
-def point_to_frame(lon: float, lat: float, from_frame: str, to_frame: str) -> tuple[float, float]:
-    """One position converted between frames with astropy (cached: pointings are reused)."""
-    lo, la = sky_to_frame(np.array([lon]), np.array([lat]), from_frame, to_frame)
-    return float(np.atleast_1d(lo)[0]), float(np.atleast_1d(la)[0])
+angular_separation_deg = separation
+point_to_frame = transform_point

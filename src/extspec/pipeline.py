@@ -58,7 +58,7 @@ def cube_settings(reduction: dict, on_region):
     from .skyregions import region_center
 
     c = region_center(on_region)
-    return CubeSettings.from_config(reduction, (c.spherical.lon.deg, c.spherical.lat.deg, c.frame.name))
+    return CubeSettings.from_config(reduction, (c.lon, c.lat, c.frame))
 
 
 def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path) -> None:
@@ -86,8 +86,8 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         obs = store.load(int(obs_id))
         map_frame = settings.geom.frame
         reg_frame = region_frame(on)
-        ev_map = event_coords(obs, map_frame)
-        ev_reg = ev_map if reg_frame == map_frame else event_coords(obs, reg_frame)
+        ev_map = event_coords(obs, map_frame, settings.method)
+        ev_reg = ev_map if reg_frame == map_frame else event_coords(obs, reg_frame, settings.method)
         cube = make_cube(obs, settings, ev_map)
         spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
                                 oversample=settings.oversample)

@@ -36,7 +36,7 @@ FINDER_BINSZ = 0.01  # deg
 
 @dataclass
 class FinderGrid:
-    """The finder's TAN grid centred on the pointing (§6.1)."""
+    """The finder's TAN grid centred on the pointing (§6.1); ``wcs`` is an extspec.sky.Projection."""
 
     wcs: object
     npix: int
@@ -51,9 +51,9 @@ class ReflectedRegions:
 
     Attributes
     ----------
-    regions : list of SkyRegion
+    regions : list of extspec.skyregions.SkyRegion
         The OFF regions (sky coordinates, frame of the ON region).
-    pixel_regions : list of PixelRegion
+    pixel_regions : list of extspec.skyregions.PixelRegion
         The same in the finder frame (used for the reference OFF-event test).
     angles : ndarray
         Accepted rotation angles (rad).
@@ -75,82 +75,42 @@ class ReflectedRegions:
         return len(self.regions)
 
 
-def lonlat_in(coord, frame: str) -> tuple[float, float]:
-    """(lon, lat) in deg of a scalar SkyCoord in ``frame`` (cached frame conversion)."""
-    from .geometry import point_to_frame
-
-    sph = coord.spherical
-    lon, lat = float(sph.lon.deg), float(sph.lat.deg)
-    here = coord.frame.name
-    return (lon, lat) if here == frame else point_to_frame(lon, lat, here, frame)
-
-
 def make_finder_grid(center, pointing) -> FinderGrid:
-    """TAN grid at P in the frame of the ON centre, 0.01 deg pixels, width 4 sep + 0.3 (§6.1)."""
-    from astropy.wcs import WCS
+    """TAN grid at P in the frame of the ON centre, 0.01 deg pixels, width 4 sep + 0.3 (§6.1).
 
-    from .geometry import angular_separation_deg
+    ``center`` and ``pointing`` are :class:`extspec.sky.SkyPoint` (any frame).
+    """
+    from .sky import Projection, separation
 
-    frame = center.frame.name
-    clon, clat = lonlat_in(center, frame)
-    plon, plat = lonlat_in(pointing, frame)
-    sep = float(angular_separation_deg(clon, clat, plon, plat))
+    frame = center.frame
+    clon, clat = center.lonlat()
+    plon, plat = pointing.lonlat(frame)
+    sep = float(separation(clon, clat, plon, plat))
     npix = int(np.rint((4 * sep + 0.3) / FINDER_BINSZ))
-    c1, c2 = ("GLON-TAN", "GLAT-TAN") if frame == "galactic" else ("RA---TAN", "DEC--TAN")
-    w = WCS(naxis=2)
-    w.wcs.ctype = [c1, c2]
-    w.wcs.crval = [plon, plat]
-    w.wcs.crpix = [(npix + 1) / 2.0, (npix + 1) / 2.0]
-    w.wcs.cdelt = [-FINDER_BINSZ, FINDER_BINSZ]
-    w.wcs.cunit = ["deg", "deg"]
-    w.pixel_shape = (npix, npix)
-    px, py = w.wcs_world2pix(plon, plat, 0)
+    w = Projection.tangent(plon, plat, FINDER_BINSZ, ((npix + 1) / 2.0, (npix + 1) / 2.0), frame)
+    px, py = w.world_to_pix(plon, plat)
     return FinderGrid(wcs=w, npix=npix, frame=frame, pointing_pix=(float(px), float(py)), separation=sep)
 
 
 def _grid_points_in(pix_region, npix: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel centres of the finder grid strictly inside a pixel region."""
-    from regions import CirclePixelRegion, PixCoord
-
     bb = pix_region.bounding_box
     x0, x1 = max(bb.ixmin - 1, 0), min(bb.ixmax + 1, npix)
     y0, y1 = max(bb.iymin - 1, 0), min(bb.iymax + 1, npix)
     if x1 <= x0 or y1 <= y0:
         return np.zeros(0), np.zeros(0)
     y, x = np.mgrid[y0:y1, x0:x1].astype(float)
-    x, y = x.ravel(), y.ravel()
-    if isinstance(pix_region, CirclePixelRegion):
-        inside = np.hypot(x - pix_region.center.x, y - pix_region.center.y) < pix_region.radius
-    else:
-        inside = np.asarray(pix_region.contains(PixCoord(x, y)))
-    return x[inside], y[inside]
-
-
-def _rotate_pix(pix_region, center_xy, phi: float):
-    """Rotate a pixel region by ``phi`` rad counter-clockwise about ``center_xy``."""
-    from regions import CirclePixelRegion, PixCoord
-    import astropy.units as u
-
-    px, py = center_xy
-    if isinstance(pix_region, CirclePixelRegion):
-        dx, dy = pix_region.center.x - px, pix_region.center.y - py
-        c, s = np.cos(phi), np.sin(phi)
-        return CirclePixelRegion(PixCoord(px + c * dx - s * dy, py + s * dx + c * dy), pix_region.radius)
-    return pix_region.rotate(PixCoord(px, py), phi * u.rad)
+    return pix_region.points_inside(x.ravel(), y.ravel())
 
 
 def _contains_any(pix_region, ex_x, ex_y) -> bool:
-    from regions import CirclePixelRegion, PixCoord
-
     if ex_x.size == 0:
         return False
-    if isinstance(pix_region, CirclePixelRegion):
-        return bool(np.any(np.hypot(ex_x - pix_region.center.x, ex_y - pix_region.center.y) < pix_region.radius))
     bb = pix_region.bounding_box
     sel = (ex_x >= bb.ixmin - 1) & (ex_x <= bb.ixmax + 1) & (ex_y >= bb.iymin - 1) & (ex_y <= bb.iymax + 1)
     if not sel.any():
         return False
-    return bool(np.any(pix_region.contains(PixCoord(ex_x[sel], ex_y[sel]))))
+    return bool(np.any(pix_region.contains(ex_x[sel], ex_y[sel])))
 
 
 def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: str = "exact",
@@ -159,9 +119,9 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
 
     Parameters
     ----------
-    on_region : regions.SkyRegion
-    pointing : astropy SkyCoord (any frame)
-    exclusion_regions : sequence of SkyRegion
+    on_region : extspec.skyregions.SkyRegion (or a DS9 string / regions sky region)
+    pointing : extspec.sky.SkyPoint, astropy SkyCoord, or (ra, dec) in deg ICRS
+    exclusion_regions : sequence of sky regions
         Candidates containing any finder-grid pixel centre inside one of these are rejected.
     method : {"exact", "reference"}
 
@@ -170,20 +130,17 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
     ReflectedRegions; an empty list of regions when none fits (e.g. the pointing lies inside
     the ON region, §6.4).
     """
-    from regions import CircleSkyRegion
+    from .sky import as_skypoint
+    from .skyregions import CircleSky, as_sky_region, pix_to_sky
 
-    from .skyregions import pix_to_sky, region_center, sky_to_pix
-
-    center = region_center(on_region)
+    on_region = as_sky_region(on_region, "on_region")
+    pointing = as_skypoint(pointing)
+    center = on_region.center
     grid = make_finder_grid(center, pointing)
     wcs = grid.wcs
     pxy = grid.pointing_pix
-    on_pix = sky_to_pix(on_region, wcs)
-    c_pix = on_pix.center if hasattr(on_pix, "center") else None
-    if c_pix is None:  # polygon: the rotation centre of the pixel shape is P anyway
-        cx, cy = wcs.wcs_world2pix(center.spherical.lon.deg, center.spherical.lat.deg, 0)
-    else:
-        cx, cy = c_pix.x, c_pix.y
+    on_pix = on_region.to_pixel(wcs)
+    cx, cy = wcs.world_to_pix(*center.lonlat(grid.frame))
     on_x, on_y = _grid_points_in(on_pix, grid.npix)
     empty = ReflectedRegions([], [], np.zeros(0), np.nan, grid, method, on_pix)
     if on_x.size == 0:
@@ -195,15 +152,14 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
         phis = np.where(phis >= 0, phis - 2 * np.pi, phis)
         delta = phis.max() - phis.min()
     sep = np.deg2rad(grid.separation)
-    if isinstance(on_region, CircleSkyRegion):
-        inside = sep < on_region.radius.to_value("rad")
+    circle = isinstance(on_region, CircleSky)
+    if circle:
+        inside = sep < np.deg2rad(on_region.radius)
     else:
-        from regions import PixCoord
-
-        inside = bool(np.all(on_pix.contains(PixCoord(*pxy))))
+        inside = bool(np.all(on_pix.contains(*pxy)))
     if method == "exact":
-        if isinstance(on_region, CircleSkyRegion):
-            r = on_region.radius.to_value("rad")
+        if circle:
+            r = np.deg2rad(on_region.radius)
             if r >= sep or inside:
                 delta = 2 * np.pi
             else:
@@ -217,9 +173,8 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
     # excluded pixel centres: the ON region and the exclusion regions
     ex_x, ex_y = [on_x], [on_y]
     for reg in exclusion_regions:
-        try:
-            pr = sky_to_pix(reg, wcs)
-        except Exception:  # far away / unprojectable: cannot overlap the grid
+        pr = as_sky_region(reg, "exclusion_regions").to_pixel(wcs)
+        if not np.all(np.isfinite(pr.center)):  # far away / unprojectable: cannot overlap the grid
             continue
         x, y = _grid_points_in(pr, grid.npix)
         ex_x.append(x)
@@ -232,7 +187,7 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
     phi = phi_step + MIN_DISTANCE_INPUT
     pix_regions, angles = [], []
     while phi < phi_max:
-        cand = _rotate_pix(on_pix, pxy, phi)
+        cand = on_pix.rotate(pxy[0], pxy[1], phi)
         if not _contains_any(cand, ex_x, ex_y):
             pix_regions.append(cand)
             angles.append(phi)
@@ -244,7 +199,7 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
     sky_regions = []
     for pr in pix_regions:
         sr = pix_to_sky(pr, wcs, grid.frame)
-        if method == "exact" and isinstance(on_region, CircleSkyRegion):
-            sr = CircleSkyRegion(sr.center, on_region.radius)
+        if method == "exact" and circle:
+            sr = CircleSky(sr.center, on_region.radius)
         sky_regions.append(sr)
     return ReflectedRegions(sky_regions, pix_regions, np.array(angles), float(delta), grid, method, on_pix, info)

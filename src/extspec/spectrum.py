@@ -97,16 +97,12 @@ class SpectrumDataset:
 
 def region_pixel_mask(region, geom) -> np.ndarray:
     """Map pixels whose centres lie strictly inside ``region`` (§5.1), shape (ny, nx)."""
-    from regions import CirclePixelRegion, PixCoord
-
     from .skyregions import sky_to_pix
 
-    pr = sky_to_pix(region, geom.wcs)
+    pr = sky_to_pix(region, geom.projection)
     ny, nx = geom.shape
     y, x = np.mgrid[0:ny, 0:nx].astype(float)
-    if isinstance(pr, CirclePixelRegion):
-        return np.hypot(x - pr.center.x, y - pr.center.y) < pr.radius
-    return np.asarray(pr.contains(PixCoord(x.ravel(), y.ravel()))).reshape(ny, nx)
+    return pr.contains(x, y)
 
 
 def nearest_pixel(geom, lon: float, lat: float) -> tuple[int, int]:
@@ -118,71 +114,48 @@ def nearest_pixel(geom, lon: float, lat: float) -> tuple[int, int]:
     return ix, iy
 
 
-def _unit_vectors(lon, lat) -> np.ndarray:
-    """Unit vectors (3, n) of positions in deg."""
-    lon = np.deg2rad(np.asarray(lon, float))
-    lat = np.deg2rad(np.asarray(lat, float))
-    c = np.cos(lat)
-    return np.stack([c * np.cos(lon), c * np.sin(lon), np.sin(lat)])
-
-
-def _in_circle(vecs: np.ndarray, circle) -> np.ndarray:
-    """Events strictly within the great-circle radius of a CircleSkyRegion (unit-vector dot)."""
-    c = circle.center.spherical
-    u = _unit_vectors(float(c.lon.deg), float(c.lat.deg)).ravel()
-    return u @ vecs > np.cos(circle.radius.to_value("rad"))
-
-
 def _events_in_regions(regions_sky, pix_regions, finder_wcs, ev_lon, ev_lat, frame, method, vecs=None):
     """Boolean mask of events strictly inside the union of OFF regions (§6.5).
 
     Exact method with circles: great-circle distance to each centre (``vecs``: event unit
-    vectors, computed if not given); otherwise the finder's pixel frame, as the reference.
+    vectors in ``frame``, computed if not given); otherwise the finder's pixel frame, as the
+    reference.
     """
-    from regions import CirclePixelRegion, CircleSkyRegion, PixCoord
+    from .sky import unit_vectors
+    from .skyregions import CircleSky
 
     inside = np.zeros(ev_lon.shape, bool)
     if not regions_sky:
         return inside
-    if method == "exact" and all(isinstance(r, CircleSkyRegion) for r in regions_sky):
-        vecs = _unit_vectors(ev_lon, ev_lat) if vecs is None else vecs
+    if method == "exact" and all(isinstance(r, CircleSky) for r in regions_sky):
+        vecs = unit_vectors(ev_lon, ev_lat) if vecs is None else vecs
         for r in regions_sky:
-            inside |= _in_circle(vecs, r)
+            c = r.center.to(frame)
+            inside |= unit_vectors(c.lon, c.lat) @ vecs > np.cos(np.deg2rad(r.radius))
         return inside
-    x, y = finder_wcs.wcs_world2pix(ev_lon, ev_lat, 0)
+    x, y = finder_wcs.world_to_pix(ev_lon, ev_lat)
     for pr in pix_regions:
-        if isinstance(pr, CirclePixelRegion):
-            inside |= np.hypot(x - pr.center.x, y - pr.center.y) < pr.radius
-        else:
-            inside |= np.asarray(pr.contains(PixCoord(x, y)))
+        inside |= pr.contains(x, y)
     return inside
 
 
 def _region_sample_offsets(region, pointing_lonlat, frame, step_deg):
     """Offsets (deg) of a fine grid of points inside ``region`` (exact containment)."""
-    from astropy.wcs import WCS
-    from regions import CircleSkyRegion, PixCoord
+    from .sky import Projection, separation
+    from .skyregions import CircleSky
 
-    from .geometry import angular_separation_deg
-    from .skyregions import region_center, sky_to_pix
-
-    c = region_center(region)
-    lon0, lat0 = c.spherical.lon.deg, c.spherical.lat.deg
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["GLON-TAN", "GLAT-TAN"] if frame == "galactic" else ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [lon0, lat0]
-    w.wcs.crpix = [0.0, 0.0]
-    w.wcs.cdelt = [-step_deg, step_deg]
-    pr = sky_to_pix(region, w)
+    lon0, lat0 = region.center.lonlat(frame)
+    w = Projection.tangent(lon0, lat0, step_deg, (0.0, 0.0), frame)
+    pr = region.to_pixel(w)
     bb = pr.bounding_box
     y, x = np.mgrid[bb.iymin - 1: bb.iymax + 2, bb.ixmin - 1: bb.ixmax + 2].astype(float)
     x, y = x.ravel(), y.ravel()
-    lon, lat = w.wcs_pix2world(x, y, 0)
-    if isinstance(region, CircleSkyRegion):
-        keep = angular_separation_deg(lon, lat, lon0, lat0) < region.radius.to_value("deg")
+    lon, lat = w.pix_to_world(x, y)
+    if isinstance(region, CircleSky):
+        keep = separation(lon, lat, lon0, lat0) < region.radius
     else:
-        keep = np.asarray(pr.contains(PixCoord(x, y)))
-    return angular_separation_deg(lon[keep], lat[keep], *pointing_lonlat)
+        keep = pr.contains(x, y)
+    return separation(lon[keep], lat[keep], *pointing_lonlat)
 
 
 def _offset_histogram(offsets: np.ndarray, step: float | None = None):
@@ -229,20 +202,19 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
     -------
     (SpectrumDataset, ReflectedRegions)
     """
-    from astropy.coordinates import SkyCoord
-    import astropy.units as u
-
     from .cube import edisp_kernel, energy_bin_index, event_coords
-    from .geometry import point_to_frame
-    from .reflected import find_reflected_regions, lonlat_in
-    from .skyregions import region_center, region_to_ds9
+    from .reflected import find_reflected_regions
+    from .sky import SkyPoint, unit_vectors
+    from .skyregions import CircleSky, as_sky_region, parse_regions
 
-    center = region_center(on_region)
-    frame = center.frame.name
-    pointing = SkyCoord(obs.pointing_radec[0] * u.deg, obs.pointing_radec[1] * u.deg, frame="icrs")
-    p_lonlat = point_to_frame(float(obs.pointing_radec[0]), float(obs.pointing_radec[1]), "icrs", frame)
+    on_region = as_sky_region(on_region, "on_region")
+    exclusion_regions = parse_regions(list(exclusion_regions), "exclusion_regions") if exclusion_regions else []
+    center = on_region.center
+    frame = center.frame
+    pointing = SkyPoint(float(obs.pointing_radec[0]), float(obs.pointing_radec[1]), "icrs")
+    p_lonlat = pointing.lonlat(frame)
     if event_lonlat is None:
-        event_lonlat = event_coords(obs, frame)
+        event_lonlat = event_coords(obs, frame, method)
     ev_lon, ev_lat = event_lonlat
     ereco, etrue = cube.energy_reco, cube.energy_true
     kbin = energy_bin_index(obs.energy, ereco.edges)
@@ -254,16 +226,15 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
             raise ValueError("ON region contains no map pixel centre")
         counts = cube.counts[:, mask].sum(axis=1).astype(np.int64)
         exposure = cube.exposure[:, mask].mean(axis=1)
-        clon, clat = lonlat_in(center, cube.geom.frame)
+        clon, clat = center.lonlat(cube.geom.frame)
         ix, iy = nearest_pixel(cube.edisp_geom, clon, clat)
         kernel = cube.edisp_kernel[iy, ix]
         weight = cube.edisp_exposure[:, iy, ix]
     else:
-        from regions import CircleSkyRegion
-
-        vecs = _unit_vectors(ev_lon, ev_lat)
-        if isinstance(on_region, CircleSkyRegion):
-            on_ev = _in_circle(vecs, on_region)
+        vecs = unit_vectors(ev_lon, ev_lat)
+        if isinstance(on_region, CircleSky):
+            c = center
+            on_ev = unit_vectors(c.lon, c.lat) @ vecs > np.cos(np.deg2rad(on_region.radius))
         else:
             on_ev = None  # decided below in the finder frame, like the OFF regions
         offs = _region_sample_offsets(on_region, p_lonlat, frame, sample_step)
@@ -310,8 +281,8 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
         gti=obs.gti,
         usable=usable,
         reason=reason,
-        on_region=region_to_ds9(on_region),
-        off_regions=[region_to_ds9(r) for r in refl.regions],
+        on_region=on_region.to_ds9(),
+        off_regions=[r.to_ds9() for r in refl.regions],
         pointing_radec=tuple(obs.pointing_radec),
         meta={
             "method": method,
