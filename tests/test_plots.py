@@ -224,6 +224,35 @@ def test_plot_counts_image_with_geom_and_no_pyplot(tmp_path):
         assert p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 5000, p
 
 
+def test_log_tick_labels_are_unicode():
+    """Log axes keep matplotlib's ticks and labelled minor ticks, as Unicode text (no mathtext)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    assert plots._unicode_power("$\\mathdefault{10^{-12}}$") == "10\u207b\u00b9\u00b2"
+    assert plots._unicode_power("$\\mathdefault{2\\times10^{-11}}$") == "2\u00d710\u207b\u00b9\u00b9"
+    assert plots._unicode_power("$\\mathdefault{10^{0}}$") == "10\u2070"
+    assert plots._unicode_power("$x^2$") == "$x^2$" and plots._unicode_power("") == ""
+
+    def labels(convert):
+        fig = Figure()
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(0.2, 60)
+        ax.set_ylim(2.5e-12, 3e-11)
+        if convert:
+            plots._unicode_log_ticks(ax.xaxis, ax.yaxis)
+        fig.canvas.draw()
+        return [[t.get_text() for t in a.get_ticklabels(minor=m)] for a in (ax.xaxis, ax.yaxis) for m in (False, True)]
+
+    mathtext, unicode = labels(False), labels(True)
+    assert [[plots._unicode_power(t) for t in group] for group in mathtext] == unicode
+    assert unicode[0] == ["10\u207b\u00b9", "10\u2070", "10\u00b9", "10\u00b2"]
+    assert "2\u00d710\u207b\u00b9\u00b9" in unicode[3] and not any("$" in t for g in unicode for t in g)
+
+
 # ---------------------------------------------------------------- spectrum
 def test_plot_spectrum_fit(tmp_path):
     rng = np.random.default_rng(3)

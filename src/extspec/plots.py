@@ -30,6 +30,7 @@ plot_cumulative(rows, out_png)
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -77,6 +78,56 @@ def _save(fig, out_png, tight=False) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+_MATH_POWER = re.compile(r"^\$\\mathdefault\{(?:(?P<m>[0-9.]+)\\times)?10\^\{(?P<e>-?\d+)\}\}\$$")
+
+
+def _unicode_power(label: str) -> str:
+    """'$\\mathdefault{2\\times10^{-11}}$' -> '2×10⁻¹¹'; any other label is returned unchanged."""
+    m = _MATH_POWER.match(label)
+    if m is None:
+        return label
+    power = "10" + m["e"].translate(_SUPERSCRIPT)
+    return f"{m['m']}\u00d7{power}" if m["m"] else power
+
+
+def _unicode_log_ticks(*axes) -> None:
+    """Tick labels of log-scaled axes as Unicode text ('10⁻¹¹') instead of mathtext.
+
+    matplotlib labels log axes with mathtext, whose parser costs ~60 ms on first use in a
+    fresh process.  Each axis keeps its own log formatters (same ticks, same choice of
+    labelled minor ticks); only the label strings are converted.  Call after set_*scale.
+    """
+    from matplotlib.ticker import Formatter
+
+    class UnicodePowers(Formatter):
+        def __init__(self, inner):
+            self.inner = inner
+
+        def set_axis(self, axis):
+            super().set_axis(axis)
+            self.inner.set_axis(axis)
+
+        def set_locs(self, locs):
+            self.inner.set_locs(locs)
+
+        def __call__(self, x, pos=None):
+            return _unicode_power(self.inner(x, pos))
+
+        def format_data(self, value):
+            return self.inner.format_data(value)
+
+        def format_data_short(self, value):
+            return self.inner.format_data_short(value)
+
+        def get_offset(self):
+            return self.inner.get_offset()
+
+    for axis in axes:
+        axis.set_major_formatter(UnicodePowers(axis.get_major_formatter()))
+        axis.set_minor_formatter(UnicodePowers(axis.get_minor_formatter()))
 
 
 def _no_data(ax, text):
@@ -533,6 +584,7 @@ def plot_spectrum_fit(energy_edges, counts, counts_off, alpha, npred_sig, mask_s
     axr.axhline(0, color="tab:red", lw=1.2, ls="--", zorder=2)
 
     ax.set_xscale("log")
+    _unicode_log_ticks(ax.xaxis)  # shared with the residual panel
     if n > 0 and np.all(edges > 0):
         ax.set_xlim(edges[0], edges[-1])
     ax.set_ylabel("Excess counts")
@@ -717,6 +769,7 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
 
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _unicode_log_ticks(ax.xaxis, ax.yaxis)
     ys = np.asarray([v for v in ys if np.isfinite(v) and v > 0])
     xs = np.asarray([v for v in xs if np.isfinite(v) and v > 0])
     if ys.size:
