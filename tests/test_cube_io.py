@@ -276,3 +276,34 @@ def test_wrong_shape(tmp_path):
     with pytest.raises(FormatError) as e:
         read_cube(path)
     assert "counts" in _error_line(e, path)
+
+
+# ------------------------------------------------------------------ counts-only reader --
+
+
+def test_read_cube_counts_equals_read_cube(tmp_path):
+    path = tmp_path / "cube.h5"
+    cube = make_synthetic_cube()
+    write_cube(cube, path)
+    full = read_cube(path)
+    part = cube_io.read_cube_counts(path)
+    assert part.obs_id == full.obs_id == 20136
+    assert part.geom == full.geom == cube.geom and part.geom.shape == (25, 30)
+    assert part.energy_reco == full.energy_reco and part.energy_reco.nbin == 7
+    assert part.counts.dtype == np.int32 and part.counts.shape == (7, 25, 30)
+    np.testing.assert_array_equal(part.counts, cube.counts)
+    assert int(part.counts.sum()) == int(cube.counts.sum())
+
+
+@pytest.mark.parametrize("name", ["counts", "axes/energy_reco_edges", "geom"])
+def test_read_cube_counts_errors(tmp_path, name):
+    path = tmp_path / "cube.h5"
+    write_cube(make_synthetic_cube(), path)
+    with h5py.File(path, "r+") as f:
+        del f[name]
+    with pytest.raises(FormatError) as e:
+        cube_io.read_cube_counts(path)
+    assert name in _error_line(e, path)
+    with pytest.raises(FormatError) as e:
+        cube_io.read_cube_counts(tmp_path / "missing.h5")
+    _error_line(e, tmp_path / "missing.h5")

@@ -139,6 +139,62 @@ def test_round_trip_defaults(tmp_path):
         assert np.all(f["SPECRESP"].data["SPECRESP"] == 0)
 
 
+def _same_exactly(a: SpectrumDataset, b: SpectrumDataset):
+    """Every field equal, including the exposure bit for bit (same files, two readers)."""
+    assert_same(a, b)
+    np.testing.assert_array_equal(a.exposure, b.exposure)
+    assert a.edisp.dtype == b.edisp.dtype and a.gti.dtype == b.gti.dtype
+
+
+@pytest.mark.parametrize("usable", [True, False])
+def test_fitsread_equals_astropy_read(tmp_path, monkeypatch, usable):
+    """read_spectrum through extspec.fitsread gives exactly what the astropy reader gives."""
+    from extspec import fitsread
+
+    ds = make_dataset(usable=usable)
+    write_spectrum(ds, tmp_path)
+    fast = read_spectrum(tmp_path)
+
+    def unsupported(*args, **kwargs):
+        raise fitsread.Unsupported("forced")
+
+    monkeypatch.setattr(fitsread, "read_tables", unsupported)  # -> astropy fallback for every file
+    slow = read_spectrum(tmp_path)
+    _same_exactly(fast, slow)
+    assert_same(ds, fast)
+    assert fast.meta["source_file"] == slow.meta["source_file"] == ds.meta["source_file"]
+    assert fast.on_region == ON and len(fast.on_region) > 68  # a CONTINUE-card string
+    assert fast.livetime == 1581.7361234567891 and fast.counts.sum() == ds.counts.sum()
+
+
+def test_unsupported_feature_falls_back_to_astropy(tmp_path):
+    """A file with a column fitsread does not decode (TZERO) is read with astropy."""
+    ds = make_dataset()
+    write_spectrum(ds, tmp_path)
+    with fits.open(tmp_path / "arf.fits") as f:
+        old = f["SPECRESP"]
+        extra = fits.Column("FLAGS", "J", bzero=2**31, array=np.full(len(old.data), 2**31 + 5, dtype=np.int64))
+        hdu = fits.BinTableHDU.from_columns(list(old.columns) + [extra], header=old.header, name="SPECRESP")
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / "arf.fits", overwrite=True)
+    from extspec import fitsread
+
+    with pytest.raises(fitsread.Unsupported, match="FLAGS"):
+        fitsread.read_tables(tmp_path / "arf.fits")
+    back = read_spectrum(tmp_path)
+    assert_same(ds, back)
+
+
+def test_reading_does_not_import_astropy(tmp_path):
+    import subprocess
+    import sys
+
+    write_spectrum(make_dataset(), tmp_path)
+    code = ("import sys; from extspec.ogip import read_spectrum; s = read_spectrum(sys.argv[1]); "
+            "print(int(s.counts.sum()), sorted(m for m in sys.modules if m.split('.')[0] == 'astropy'))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split(None, 1) == [str(int(make_dataset().counts.sum())), "[]\n"]
+
+
 def test_ogip_keywords(tmp_path):
     ds = make_dataset()
     write_spectrum(ds, tmp_path)

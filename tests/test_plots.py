@@ -145,6 +145,114 @@ def test_plot_counts_image_icrs_no_regions_and_odd_regions(tmp_path):
     check_png(out)
 
 
+def _label_value(text):
+    return float(text.replace("\u2212", "-"))
+
+
+@pytest.mark.parametrize("proj,lon0,lat0", [("CAR", 347.3, -0.5), ("TAN", 83.63, 22.01), ("CAR", 0.1, 0.0),
+                                            ("TAN", 30.0, 75.0)])
+def test_sky_grid_ticks_at_their_sky_coordinates(proj, lon0, lat0):
+    """Every tick sits where its line of constant lon (lat) crosses the bottom (left) edge."""
+    from extspec.geometry import MapGeom
+
+    frame = "galactic" if proj == "CAR" else "icrs"
+    geom = MapGeom.create(lon0, lat0, (1.52, 1.2), 0.04, frame, proj)
+    ny, nx = geom.shape
+    grid = plots.sky_grid(plots._SkyPixels(geom, geom.shape))
+    assert len(grid["xticks"]) >= 2 and len(grid["yticks"]) >= 2
+    w = geom.wcs
+    for x, text in grid["xticks"]:
+        assert -0.5 <= x <= nx - 0.5
+        lon, _ = w.wcs_pix2world([x], [-0.5], 0)
+        dlon = (lon[0] - _label_value(text) + 180) % 360 - 180
+        assert abs(dlon) < 1e-4, (x, text, lon)
+    for y, text in grid["yticks"]:
+        assert -0.5 <= y <= ny - 0.5
+        _, lat = w.wcs_pix2world([-0.5], [y], 0)
+        assert abs(lat[0] - _label_value(text)) < 1e-4, (y, text, lat)
+    steps = np.diff(sorted(_label_value(t) for _, t in grid["yticks"]))
+    assert np.allclose(steps, steps[0]) and steps[0] in (0.2, 0.5)
+    if lon0 == 0.1:  # across lon = 0: labels wrap to [0, 360)
+        labels = {t for _, t in grid["xticks"]}
+        assert {"0.0", "359.5"} <= labels or {"0.0", "359.8"} <= labels, labels
+    # grid lines in pixel space: a lon line's pixels map back to that longitude
+    x, y = grid["lon_lines"][0]
+    ok = np.isfinite(x)
+    lon, _ = w.wcs_pix2world(x[ok], y[ok], 0)
+    assert np.ptp((lon - lon[0] + 180) % 360) < 1e-6
+
+
+def test_sky_axis_labels_from_geom_and_wcs():
+    from extspec.geometry import MapGeom
+
+    g = MapGeom.create(347.3, -0.5, 1.5, 0.04, "galactic", "CAR")
+    i = MapGeom.create(83.63, 22.01, 1.5, 0.04, "icrs", "TAN")
+    assert plots._SkyPixels(g, g.shape).axis_labels() == ("Galactic longitude [deg]", "Galactic latitude [deg]")
+    assert plots._SkyPixels(i, i.shape).axis_labels() == ("Right ascension (ICRS) [deg]", "Declination (ICRS) [deg]")
+    assert plots._SkyPixels(i.wcs, i.shape).axis_labels() == plots._SkyPixels(i, i.shape).axis_labels()
+    # the WCS and the geometry give the same grid
+    a = plots.sky_grid(plots._SkyPixels(g, g.shape))
+    b = plots.sky_grid(plots._SkyPixels(g.wcs, g.shape))
+    assert [t for _, t in a["xticks"]] == [t for _, t in b["xticks"]] == ["347.0", "347.5", "348.0"]
+    assert [t for _, t in a["yticks"]] == ["\u22121.0", "\u22120.5", "0.0"]
+    np.testing.assert_allclose([x for x, _ in a["xticks"]], [x for x, _ in b["xticks"]], atol=1e-9)
+
+
+def test_plot_counts_image_with_geom_and_no_pyplot(tmp_path):
+    """A MapGeom is accepted; the plot functions never import matplotlib.pyplot."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from extspec.geometry import MapGeom\n"
+        "from extspec import plots\n"
+        "g = MapGeom.create(347.3, -0.5, 1.5, 0.04)\n"
+        "img = np.random.default_rng(1).poisson(3.0, g.shape)\n"
+        "out = sys.argv[1]\n"
+        "plots.plot_counts_image(img, g, out + '/c.png', title='t')\n"
+        "plots.plot_spectrum_fit(np.geomspace(0.3, 40, 5), [5, 4, 3, 2], [9, 8, 7, 6], 0.2, [3, 2, 1, 1],\n"
+        "                        [True] * 4, out + '/s.png')\n"
+        "plots.plot_sed([], lambda e: 1e-11 * e**-2.0, (0.3, 40), out + '/e.png')\n"
+        "plots.plot_cumulative([dict(livetime=1800.0, excess=10.0, sqrt_ts=2.0)], out + '/u.png')\n"
+        "print('matplotlib.pyplot' in sys.modules, 'regions' in sys.modules)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert res.stdout.split() == ["False", "False"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "e.png", "s.png", "u.png"]
+    for p in tmp_path.iterdir():
+        assert p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 5000, p
+
+
+def test_log_tick_labels_are_unicode():
+    """Log axes keep matplotlib's ticks and labelled minor ticks, as Unicode text (no mathtext)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    assert plots._unicode_power("$\\mathdefault{10^{-12}}$") == "10\u207b\u00b9\u00b2"
+    assert plots._unicode_power("$\\mathdefault{2\\times10^{-11}}$") == "2\u00d710\u207b\u00b9\u00b9"
+    assert plots._unicode_power("$\\mathdefault{10^{0}}$") == "10\u2070"
+    assert plots._unicode_power("$x^2$") == "$x^2$" and plots._unicode_power("") == ""
+
+    def labels(convert):
+        fig = Figure()
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(0.2, 60)
+        ax.set_ylim(2.5e-12, 3e-11)
+        if convert:
+            plots._unicode_log_ticks(ax.xaxis, ax.yaxis)
+        fig.canvas.draw()
+        return [[t.get_text() for t in a.get_ticklabels(minor=m)] for a in (ax.xaxis, ax.yaxis) for m in (False, True)]
+
+    mathtext, unicode = labels(False), labels(True)
+    assert [[plots._unicode_power(t) for t in group] for group in mathtext] == unicode
+    assert unicode[0] == ["10\u207b\u00b9", "10\u2070", "10\u00b9", "10\u00b2"]
+    assert "2\u00d710\u207b\u00b9\u00b9" in unicode[3] and not any("$" in t for g in unicode for t in g)
+
+
 # ---------------------------------------------------------------- spectrum
 def test_plot_spectrum_fit(tmp_path):
     rng = np.random.default_rng(3)

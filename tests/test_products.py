@@ -206,3 +206,57 @@ def test_flux_points_edges_and_ul(flux_points):
     for r in flux_points:
         assert r["norm_ul"] > r["norm"]
         np.testing.assert_allclose(r["dnde_ul"] / r["dnde"], r["norm_ul"] / r["norm"], rtol=1e-12)
+
+
+# ------------------------------------------------------------------ stacked counts image --
+
+
+@pytest.mark.parametrize("erange", [None, [1.0, 10.0]])
+def test_stack_counts_fits_and_png(tmp_path, seed_reference, erange):
+    """stacked/counts.fits (own FITS writer) opens in astropy with the map's WCS and the
+    summed counts; the PNG is written next to it."""
+    import warnings
+
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from extspec.cube_io import write_cube
+    from extspec.ogip import write_spectrum
+    from extspec.pipeline import stack_counts
+
+    cubes, dirs = [], []
+    for cube, spec in zip(seed_reference.cubes, seed_reference):
+        d = tmp_path / "obs" / str(spec.obs_id)
+        write_cube(cube, d / "cube.h5")
+        write_spectrum(spec, d)
+        cubes.append(d / "cube.h5")
+        dirs.append(d)
+    config = {"name": "seed", "on_region": "galactic;circle(347.3,-0.5,0.5)", "exclusion_regions": [],
+              "stacked": {"energy_range": erange}}
+    out = tmp_path / "stacked"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stack_counts(config, cubes, dirs, out / "counts.fits", out / "counts.png")
+    assert sorted(p.name for p in out.iterdir()) == ["counts.fits", "counts.png"]
+
+    geom = seed_reference.cubes[0].geom
+    edges = seed_reference.cubes[0].energy_reco.edges
+    sel = slice(None) if erange is None else (edges[:-1] >= 1.0 - 1e-9) & (edges[1:] <= 10.0 + 1e-9)
+    want = sum(c.counts[sel].sum(axis=0) for c in seed_reference.cubes)
+    with fits.open(out / "counts.fits") as f:
+        f.verify("exception")
+        h, data = f[0].header, f[0].data
+        assert data.dtype.kind == "i" and data.dtype.itemsize == 4
+        np.testing.assert_array_equal(data, want)
+        assert data.shape == geom.shape == (38, 38) and int(data.sum()) == int(want.sum()) > 500
+        assert WCS(h).wcs.compare(geom.wcs.wcs)
+        assert h["CTYPE1"] == "GLON-CAR" and h["CRVAL1"] == 347.3 and h["CDELT2"] == 0.04
+        assert h["BUNIT"] == "counts" and h["NOBS"] == 6
+        assert h["OBS_IDS"] == " ".join(map(str, SEED_IDS))
+        if erange is None:
+            assert (h["EMIN"], h["EMAX"]) == (edges[0], edges[-1]) == (0.3, 40.0)
+        else:
+            assert h["EMIN"] == edges[:-1][sel].min() and h["EMAX"] == edges[1:][sel].max()
+            assert 1.0 <= h["EMIN"] < h["EMAX"] <= 10.0
+    png = (out / "counts.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000

@@ -24,6 +24,7 @@ __all__ = ["Table", "Unsupported", "Corrupt", "read_tables"]
 BLOCK = 2880
 CARD = 80
 _DTYPES = {"L": "i1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
+_DESCRIPTORS = {"P": ">i4", "Q": ">i8"}  # variable-length array descriptor: (count, heap offset)
 
 
 class Unsupported(Exception):
@@ -63,6 +64,8 @@ def _value(raw: str):
             i += 1
         return "".join(out).rstrip()
     v = s.split("/", 1)[0].strip()
+    if not v:
+        return None  # keyword without a value (only a comment)
     if v == "T":
         return True
     if v == "F":
@@ -79,6 +82,7 @@ def _value(raw: str):
 
 def _parse_header(buf: memoryview, pos: int) -> tuple[dict, int]:
     header = {}
+    last = None  # keyword of the previous value card (for CONTINUE)
     n = len(buf)
     while True:
         if pos + BLOCK > n:
@@ -92,15 +96,22 @@ def _parse_header(buf: memoryview, pos: int) -> tuple[dict, int]:
                 return header, pos
             if card[8:10] == "= " and key:
                 header[key] = _value(card[10:])
-            elif key == "CONTINUE" and header:
-                last = list(header)[-1]
-                if isinstance(header[last], str):
-                    header[last] = header[last].rstrip("&") + (_value(card[8:]) or "")
+                last = key
+            elif key == "CONTINUE" and last is not None:
+                prev = header[last]
+                if isinstance(prev, str) and prev.endswith("&"):  # OGIP long-string convention
+                    header[last] = prev[:-1] + (_value(card[8:]) or "")
+                else:
+                    last = None
+            else:
+                last = None
 
 
 def _columns(header: dict, data: bytes, nrows: int, row_len: int) -> tuple[dict, dict]:
+    """Columns of a binary table; ``data`` is its data section (rows, then the heap)."""
     nfields = int(header.get("TFIELDS", 0))
-    names, formats, offsets, shapes, units = [], [], [], [], {}
+    names, formats, offsets, units = [], [], [], {}
+    varlen = {}  # column name -> element dtype of a variable-length column
     off = 0
     for k in range(1, nfields + 1):
         tform = str(header[f"TFORM{k}"]).strip()
@@ -110,9 +121,17 @@ def _columns(header: dict, data: bytes, nrows: int, row_len: int) -> tuple[dict,
         rep = int(tform[:j]) if j else 1
         code = tform[j:j + 1]
         name = str(header.get(f"TTYPE{k}", f"COL{k}")).strip()
-        if f"TSCAL{k}" in header or f"TZERO{k}" in header or code not in _DTYPES and code != "A":
+        scaled = f"TSCAL{k}" in header or f"TZERO{k}" in header
+        if code in _DESCRIPTORS:
+            elem = tform[j + 1:j + 2]
+            if scaled or elem not in _DTYPES or elem == "L" or rep != 1:
+                raise Unsupported(f"column {name} has form {tform}")
+            varlen[name] = np.dtype(_DTYPES[elem])
+            dt, shape = np.dtype(_DESCRIPTORS[code]), (2,)
+            size = 2 * dt.itemsize
+        elif scaled or code not in _DTYPES and code != "A":
             raise Unsupported(f"column {name} has form {tform}")
-        if code == "A":
+        elif code == "A":
             dt, shape, size = np.dtype(f"S{rep}"), (), rep
         else:
             base = np.dtype(_DTYPES[code])
@@ -130,16 +149,31 @@ def _columns(header: dict, data: bytes, nrows: int, row_len: int) -> tuple[dict,
         raise Corrupt(f"row length {row_len} != sum of column widths {off}")
     rec = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": row_len})
     arr = np.frombuffer(data, dtype=rec, count=nrows)
+    heap = int(header.get("THEAP", row_len * nrows))
     cols = {}
     for name in names:
         c = arr[name]
-        if c.dtype.kind == "S":
+        if name in varlen:
+            cols[name] = _varlen_column(c, varlen[name], data, heap, name)
+        elif c.dtype.kind == "S":
             cols[name] = np.char.rstrip(c.astype("U"))
         elif c.dtype.itemsize == 1 and c.dtype.kind == "i":  # logical
             cols[name] = c == ord("T")
         else:
             cols[name] = c.astype(c.dtype.newbyteorder("="))
     return cols, units
+
+
+def _varlen_column(desc: np.ndarray, elem: np.dtype, data: bytes, heap: int, name: str) -> np.ndarray:
+    """Object array of per-row arrays of a ``P``/``Q`` column from its (count, offset) descriptors."""
+    out = np.empty(desc.shape[0], dtype=object)
+    native = elem.newbyteorder("=")
+    for i, (n, start) in enumerate(desc.tolist()):
+        begin = heap + start
+        if n < 0 or start < 0 or begin + n * elem.itemsize > len(data):
+            raise Corrupt(f"column {name} row {i}: variable-length array outside the heap")
+        out[i] = np.frombuffer(data, dtype=elem, count=n, offset=begin).astype(native)
+    return out
 
 
 def read_tables(path: str | Path, only: set | None = None) -> dict[str, Table]:
@@ -181,8 +215,6 @@ def read_tables(path: str | Path, only: set | None = None) -> dict[str, Table]:
         if not first and header.get("XTENSION", "").strip() == "BINTABLE":
             name = str(header.get("EXTNAME", "")).strip().upper()
             if only is None or name in only:
-                if int(header.get("PCOUNT", 0)) != 0:
-                    raise Unsupported(f"extension {name} has a heap (variable-length arrays)")
                 cols, units = _columns(header, bytes(buf[pos:pos + size]), dims[1] if naxis > 1 else 0, dims[0])
                 tables.setdefault(name, Table(header, cols, units))
         first = False

@@ -40,8 +40,11 @@ them back and reproduces every field of the dataset.  Energies are in TeV everyw
       ``DETCHANS``.  The reader also accepts general (grouped, variable-length) RMFs.
     * ``EBOUNDS`` -- ``CHANNEL`` (J), ``E_MIN``, ``E_MAX`` (D, TeV).
 
-The files are serialised by a small built-in FITS writer (astropy's HDU machinery takes
-~30 ms per set, this ~2 ms) and read with ``astropy.io.fits``.  Each file is written to a
+The files are serialised by the small built-in FITS writer :mod:`extspec.fitswrite`
+(astropy's HDU machinery takes ~30 ms per set, this ~2 ms) and read with the fast reader
+:mod:`extspec.fitsread`, so that the aggregate jobs reading every observation's spectrum
+never import astropy (files using a FITS feature fitsread lacks, e.g. scaled columns from
+another tool, are read with ``astropy.io.fits``).  Each file is written to a
 temporary file in the output directory; when all four are
 complete an existing ``pha.fits`` is removed, the siblings are renamed into place and the
 PHA last.  Missing or malformed files raise :class:`extspec.errors.FormatError` with a
@@ -55,12 +58,15 @@ import math
 import os
 import tempfile
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from .errors import FormatError
+from .fitswrite import bintable_bytes as _bintable_bytes
+from .fitswrite import card_images as _cards  # noqa: F401  (tested as ogip._cards)
+from .fitswrite import check_ascii as _check_ascii
+from .fitswrite import primary_header_bytes as _primary_bytes
 
 __all__ = ["write_spectrum", "read_spectrum", "PHA_FILE", "BKG_FILE", "ARF_FILE", "RMF_FILE"]
 
@@ -86,140 +92,6 @@ EXT_MATRIX = "MATRIX"
 EXT_EBOUNDS = "EBOUNDS"
 
 _INT32_MAX = np.iinfo(np.int32).max
-
-
-# ----------------------------------------------------------------- FITS serialisation --
-#
-# The writer serialises the FITS files itself (header cards and big-endian binary tables,
-# FITS standard 4.0): astropy's HDU machinery needs ~30 ms for the four files of one
-# observation, this ~1 ms.  Everything is read back with astropy.io.fits, and the tests
-# check that astropy's verification passes on every file.
-
-_BLOCK = 2880
-_TFORM_DTYPE = {"I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
-_KEY_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
-
-
-def _check_ascii(text: str, key: str) -> str:
-    if any(not (32 <= ord(c) <= 126) for c in text):
-        raise ValueError(f"keyword {key}: value {text!r} is not printable ASCII, not allowed in FITS")
-    return text
-
-
-def _format_value(key: str, value) -> str | None:
-    """Fixed-format value field (cols 11-30) of a card; None for a string (handled apart)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return f"{'T' if value else 'F':>20}"
-    if isinstance(value, int):
-        return f"{value:>20d}"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"keyword {key}: non-finite value {value} cannot be written to a FITS header")
-        text = repr(value).upper()  # shortest string that reads back exactly
-        if "." not in text:
-            text = text.replace("E", ".0E") if "E" in text else text + ".0"
-        return f"{text:>20}"
-    raise TypeError(f"keyword {key}: cannot write a value of type {type(value).__name__} to a FITS header")
-
-
-def _cards(key: str, value, comment: str = "") -> list[str]:
-    """80-character card image(s) of one keyword; long strings use CONTINUE cards."""
-    if len(key) > 8 or not set(key) <= _KEY_CHARS:
-        raise ValueError(f"invalid FITS keyword {key!r}")
-    comment = _check_ascii(comment, key)
-    if isinstance(value, str):
-        text = _check_ascii(value, key)
-        if len(text.replace("'", "''")) <= 68:
-            body = "'" + f"{text.replace(chr(39), chr(39) * 2):<8}" + "'"
-            cards = [f"{key:<8}= {body}"]
-        else:  # OGIP long-string convention: 'part&' then CONTINUE  'part&' ... 'last'
-            parts, cur = [], ""
-            for ch in text:
-                esc = "''" if ch == "'" else ch
-                if len(cur) + len(esc) > 67:
-                    parts.append(cur)
-                    cur = ""
-                cur += esc
-            parts.append(cur)
-            cards = []
-            for i, p in enumerate(parts):
-                amp = "&" if i < len(parts) - 1 else ""
-                lead = f"{key:<8}= " if i == 0 else "CONTINUE  "
-                cards.append(f"{lead}'{p}{amp}'")
-    else:
-        cards = [f"{key:<8}= {_format_value(key, value)}"]
-    if comment and len(cards[-1]) + 3 + len(comment) <= 80:
-        cards[-1] += " / " + comment
-    return [f"{c:<80}" for c in cards]
-
-
-def _header_bytes(cards) -> bytes:
-    """Header block: cards given as (key, value[, comment]) tuples, END, space padding."""
-    lines = []
-    for c in cards:
-        lines.extend(_cards(*c))
-    lines.append(f"{'END':<80}")
-    text = "".join(lines)
-    text += " " * (-len(text) % _BLOCK)
-    return text.encode("ascii")
-
-
-def _primary_bytes() -> bytes:
-    return _header_bytes([("SIMPLE", True, "conforms to FITS standard"), ("BITPIX", 8, ""),
-                          ("NAXIS", 0, ""), ("EXTEND", True, "")])
-
-
-def _bintable_bytes(extname: str, columns, cards) -> bytes:
-    """A BINTABLE extension.
-
-    ``columns``: (name, tform, unit, array) with tform ``I``, ``J``, ``K``, ``E``, ``D``,
-    ``nD``/``nE`` (fixed-width vector) or ``nA`` (string); ``cards``: further keywords.
-    """
-    fields, arrays, nrows = [], [], None
-    for name, tform, _unit, array in columns:
-        code = tform.lstrip("0123456789")
-        width = int(tform[: len(tform) - len(code)] or 1)
-        if code == "A":
-            dt = (name, f"S{width}")
-            arr = np.asarray(array, dtype=f"S{width}")
-        elif tform[:-1] and code in ("D", "E"):
-            dt = (name, _TFORM_DTYPE[code], (width,))
-            arr = np.asarray(array).reshape(-1, width)
-        else:
-            dt = (name, _TFORM_DTYPE[code])
-            arr = np.asarray(array).reshape(-1)
-        n = arr.shape[0]
-        if nrows is not None and n != nrows:
-            raise ValueError(f"extension {extname}: column {name} has {n} rows, expected {nrows}")
-        nrows = n
-        fields.append(dt)
-        arrays.append(arr)
-    rec = np.zeros(nrows or 0, dtype=np.dtype(fields))
-    for (name, *_), arr in zip(columns, arrays):
-        rec[name] = arr
-    head = [
-        ("XTENSION", "BINTABLE", "binary table extension"),
-        ("BITPIX", 8, ""),
-        ("NAXIS", 2, ""),
-        ("NAXIS1", rec.dtype.itemsize, "bytes per row"),
-        ("NAXIS2", rec.shape[0], "number of rows"),
-        ("PCOUNT", 0, ""),
-        ("GCOUNT", 1, ""),
-        ("TFIELDS", len(columns), ""),
-    ]
-    for i, (name, tform, unit, _a) in enumerate(columns, start=1):
-        head.append((f"TTYPE{i}", name, ""))
-        head.append((f"TFORM{i}", tform, ""))
-        if unit:
-            head.append((f"TUNIT{i}", unit, ""))
-    head.append(("EXTNAME", extname, ""))
-    data = rec.tobytes()
-    data += b"\0" * (-len(data) % _BLOCK)
-    return _header_bytes(head + list(cards)) + data
 
 
 # ------------------------------------------------------------------------------- write --
@@ -463,12 +335,11 @@ def write_spectrum(dataset, outdir) -> Path:
 
 
 # -------------------------------------------------------------------------------- read --
-
-
-def _fits():
-    from astropy.io import fits
-
-    return fits
+#
+# The files are read with extspec.fitsread (a few ms per set, and no astropy import: the
+# aggregate jobs that read every observation's spectrum start ~0.3 s faster).  A file using a
+# FITS feature fitsread does not implement (e.g. scaled columns, from another tool) is read
+# with astropy.io.fits instead; both give fitsread.Table objects.
 
 
 def _first_line(err: BaseException) -> str:
@@ -476,37 +347,55 @@ def _first_line(err: BaseException) -> str:
     return s.splitlines()[0] if s else type(err).__name__
 
 
-@contextmanager
-def _reading(path: Path):
-    """Turn astropy/numpy errors while reading ``path`` into a one-line FormatError."""
+def _astropy_tables(path: Path, names: set) -> dict:
+    """Fallback reader: the binary tables ``names`` of ``path`` through astropy, as fitsread.Table."""
+    from astropy.io import fits
     from astropy.io.fits.verify import VerifyWarning
     from astropy.utils.exceptions import AstropyUserWarning
 
+    from .fitsread import Table
+
+    out = {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", AstropyUserWarning)  # e.g. "File may have been truncated"
             warnings.simplefilter("ignore", VerifyWarning)
-            yield
-    except FormatError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError, IndexError, AstropyUserWarning) as err:
-        raise FormatError(f"{path}: malformed OGIP file ({_first_line(err)})") from None
+            with fits.open(path, memmap=False) as hdul:
+                for h in hdul[1:]:
+                    name = h.name.upper()
+                    if not isinstance(h, fits.BinTableHDU) or name not in names or name in out:
+                        continue
+                    data = h.data
+                    cols = {c.name: np.asarray(data[c.name]) if data is not None else np.zeros(0)
+                            for c in h.columns}
+                    units = {c.name: str(c.unit or "") for c in h.columns}
+                    out[name] = Table(dict(h.header), cols, units)
+    except AstropyUserWarning as err:
+        raise OSError(_first_line(err)) from None
+    return out
 
 
-def _open(path: Path):
-    fits = _fits()
+def _read_tables(path: Path, names: set) -> dict:
+    """The binary tables ``names`` of the FITS file ``path`` keyed by EXTNAME; one-line FormatError."""
+    from .fitsread import Corrupt, Unsupported, read_tables
+
     if not path.is_file():
         raise FormatError(f"{path}: no such file")
     try:
-        return fits.open(path, memmap=False)
-    except (OSError, ValueError, TypeError) as err:
+        try:
+            return read_tables(path, only=names)
+        except Unsupported:
+            return _astropy_tables(path, names)
+    except Corrupt as err:
         raise FormatError(f"{path}: not a readable FITS file ({_first_line(err)})") from None
+    except (OSError, KeyError, ValueError, TypeError, IndexError) as err:
+        raise FormatError(f"{path}: malformed OGIP file ({_first_line(err)})") from None
 
 
-def _hdu(hdul, name: str, path: Path):
+def _hdu(tables: dict, name: str, path: Path):
     try:
-        return hdul[name]
-    except (KeyError, IndexError):
+        return tables[name]
+    except KeyError:
         raise FormatError(f"{path}: missing extension '{name}'") from None
 
 
@@ -518,12 +407,21 @@ def _kw(header, key: str, path: Path, ext: str, default=KeyError):
     return default
 
 
-def _col(hdu, name: str, path: Path, dtype=None) -> np.ndarray:
-    names = [n.upper() for n in hdu.columns.names]
-    if name.upper() not in names:
-        raise FormatError(f"{path}: missing column '{name}' in extension '{hdu.name}'")
-    a = hdu.data[name]
-    return np.array(a, dtype=dtype) if dtype is not None else np.array(a)
+def _col_index(table, name: str) -> int | None:
+    """0-based position of column ``name`` (case-insensitive) or None."""
+    upper = [n.upper() for n in table.columns]
+    return upper.index(name.upper()) if name.upper() in upper else None
+
+
+def _col(table, name: str, path: Path, ext: str, dtype=None) -> np.ndarray:
+    i = _col_index(table, name)
+    if i is None:
+        raise FormatError(f"{path}: missing column '{name}' in extension '{ext}'")
+    a = table.columns[table.names[i]]
+    try:
+        return np.array(a, dtype=dtype) if dtype is not None else np.array(a)
+    except (TypeError, ValueError) as err:
+        raise FormatError(f"{path}: column '{name}' in extension '{ext}' is malformed ({_first_line(err)})") from None
 
 
 def _edges(lo: np.ndarray, hi: np.ndarray, path: Path, what: str) -> np.ndarray:
@@ -549,16 +447,18 @@ def _meta_from_header(h, path: Path) -> dict:
     return meta
 
 
-def _rmf_matrix(hdu, path: Path, nt: int, nr: int, tlmin: int) -> np.ndarray:
-    n_grp = _col(hdu, "N_GRP", path)
-    f_chan = _col(hdu, "F_CHAN", path)
-    n_chan = _col(hdu, "N_CHAN", path)
-    mcol = hdu.data["MATRIX"] if "MATRIX" in [c.upper() for c in hdu.columns.names] else None
-    if mcol is None:
+def _rmf_matrix(table, path: Path, nt: int, nr: int, tlmin: int) -> np.ndarray:
+    n_grp = _col(table, "N_GRP", path, EXT_MATRIX)
+    f_chan = _col(table, "F_CHAN", path, EXT_MATRIX)
+    n_chan = _col(table, "N_CHAN", path, EXT_MATRIX)
+    k = _col_index(table, "MATRIX")
+    if k is None:
         raise FormatError(f"{path}: missing column 'MATRIX' in extension '{EXT_MATRIX}'")
-    fmt = hdu.columns["MATRIX"].format
+    mcol = table.columns[table.names[k]]
+    fmt = str(table.header.get(f"TFORM{k + 1}", "")).lstrip("0123456789")
     simple = (
-        not str(fmt).startswith(("P", "Q"))
+        not fmt.startswith(("P", "Q"))
+        and mcol.dtype != object and f_chan.dtype != object and n_chan.dtype != object
         and np.all(n_grp == 1)
         and np.all(np.ravel(f_chan) == tlmin)
         and np.all(np.ravel(n_chan) == nr)
@@ -603,45 +503,45 @@ def read_spectrum(path):
     pha_path = path / PHA_FILE if path.is_dir() else path
 
     # --- PHA
-    with _reading(pha_path), _open(pha_path) as hdul:
-        spec = _hdu(hdul, EXT_SPECTRUM, pha_path)
-        h = spec.header
-        counts = _col(spec, "COUNTS", pha_path, np.int64)
-        acceptance = _col(spec, "BACKSCAL", pha_path, np.float64)
-        quality = _col(spec, "QUALITY", pha_path, np.int64)
-        livetime = float(_kw(h, "EXPOSURE", pha_path, EXT_SPECTRUM))
-        ontime = float(_kw(h, "ONTIME", pha_path, EXT_SPECTRUM))
-        obs_id = int(_kw(h, "OBS_ID", pha_path, EXT_SPECTRUM))
-        usable = bool(_kw(h, "USABLE", pha_path, EXT_SPECTRUM))
-        reason = str(_kw(h, "REASON", pha_path, EXT_SPECTRUM, ""))
-        on_region = str(_kw(h, "ONREGION", pha_path, EXT_SPECTRUM, ""))
-        siblings = {}
-        for key in ("BACKFILE", "ANCRFILE", "RESPFILE"):
-            name = str(_kw(h, key, pha_path, EXT_SPECTRUM)).strip()
-            if not name or name.lower() == "none":
-                raise FormatError(f"{pha_path}: keyword {key} names no file")
-            siblings[key] = pha_path.parent / name
+    tables = _read_tables(pha_path, {EXT_SPECTRUM, EXT_GTI, EXT_OFFREGS, EXT_EXTSPEC})
+    spec = _hdu(tables, EXT_SPECTRUM, pha_path)
+    h = spec.header
+    counts = _col(spec, "COUNTS", pha_path, EXT_SPECTRUM, np.int64)
+    acceptance = _col(spec, "BACKSCAL", pha_path, EXT_SPECTRUM, np.float64)
+    quality = _col(spec, "QUALITY", pha_path, EXT_SPECTRUM, np.int64)
+    livetime = float(_kw(h, "EXPOSURE", pha_path, EXT_SPECTRUM))
+    ontime = float(_kw(h, "ONTIME", pha_path, EXT_SPECTRUM))
+    obs_id = int(_kw(h, "OBS_ID", pha_path, EXT_SPECTRUM))
+    usable = bool(_kw(h, "USABLE", pha_path, EXT_SPECTRUM))
+    reason = str(_kw(h, "REASON", pha_path, EXT_SPECTRUM, "") or "")
+    on_region = str(_kw(h, "ONREGION", pha_path, EXT_SPECTRUM, "") or "")
+    siblings = {}
+    for key in ("BACKFILE", "ANCRFILE", "RESPFILE"):
+        name = str(_kw(h, key, pha_path, EXT_SPECTRUM) or "").strip()
+        if not name or name.lower() == "none":
+            raise FormatError(f"{pha_path}: keyword {key} names no file")
+        siblings[key] = pha_path.parent / name
 
-        g = _hdu(hdul, EXT_GTI, pha_path)
-        gti = np.stack([_col(g, "START", pha_path, np.float64), _col(g, "STOP", pha_path, np.float64)], axis=-1)
-        gti = gti.reshape(-1, 2)
+    g = _hdu(tables, EXT_GTI, pha_path)
+    gti = np.stack([_col(g, "START", pha_path, EXT_GTI, np.float64),
+                    _col(g, "STOP", pha_path, EXT_GTI, np.float64)], axis=-1).reshape(-1, 2)
 
-        r = _hdu(hdul, EXT_OFFREGS, pha_path)
-        off_regions = [str(s) for s in _col(r, "REGION", pha_path)] if r.data is not None else []
-        pointing = (float(r.header.get("RA_PNT", np.nan)), float(r.header.get("DEC_PNT", np.nan)))
+    r = _hdu(tables, EXT_OFFREGS, pha_path)
+    off_regions = [str(v) for v in _col(r, "REGION", pha_path, EXT_OFFREGS)]
+    pointing = (float(_kw(r.header, "RA_PNT", pha_path, EXT_OFFREGS, np.nan)),
+                float(_kw(r.header, "DEC_PNT", pha_path, EXT_OFFREGS, np.nan)))
 
-        x = _hdu(hdul, EXT_EXTSPEC, pha_path)
-        fmt = x.header.get("FORMAT")
-        if fmt != FORMAT_NAME:
-            raise FormatError(f"{pha_path}: extension '{EXT_EXTSPEC}' is not an {FORMAT_NAME} extension")
-        version = int(_kw(x.header, "FMTVERS", pha_path, EXT_EXTSPEC))
-        if version > FORMAT_VERSION:
-            raise FormatError(
-                f"{pha_path}: {FORMAT_NAME} format version {version} is newer than the supported "
-                f"{FORMAT_VERSION} (upgrade extspec)"
-            )
-        edisp_weight = _col(x, "EDISP_WEIGHT", pha_path, np.float64)
-        meta = _meta_from_header(x.header, pha_path)
+    x = _hdu(tables, EXT_EXTSPEC, pha_path)
+    if x.header.get("FORMAT") != FORMAT_NAME:
+        raise FormatError(f"{pha_path}: extension '{EXT_EXTSPEC}' is not an {FORMAT_NAME} extension")
+    version = int(_kw(x.header, "FMTVERS", pha_path, EXT_EXTSPEC))
+    if version > FORMAT_VERSION:
+        raise FormatError(
+            f"{pha_path}: {FORMAT_NAME} format version {version} is newer than the supported "
+            f"{FORMAT_VERSION} (upgrade extspec)"
+        )
+    edisp_weight = _col(x, "EDISP_WEIGHT", pha_path, EXT_EXTSPEC, np.float64)
+    meta = _meta_from_header(x.header, pha_path)
     for key, sib in siblings.items():
         if not sib.is_file():
             raise FormatError(f"{sib}: no such file (referenced by {key} of {pha_path}; incomplete spectrum set)")
@@ -649,38 +549,41 @@ def read_spectrum(path):
 
     # --- BKG
     bkg_path = siblings["BACKFILE"]
-    with _reading(bkg_path), _open(bkg_path) as hdul:
-        b = _hdu(hdul, EXT_SPECTRUM, bkg_path)
-        counts_off = _col(b, "COUNTS", bkg_path, np.int64)
-        acceptance_off = _col(b, "BACKSCAL", bkg_path, np.float64)
-        if counts_off.size != nr:
-            raise FormatError(f"{bkg_path}: {counts_off.size} channels, expected {nr} as in {pha_path.name}")
+    b = _hdu(_read_tables(bkg_path, {EXT_SPECTRUM}), EXT_SPECTRUM, bkg_path)
+    counts_off = _col(b, "COUNTS", bkg_path, EXT_SPECTRUM, np.int64)
+    acceptance_off = _col(b, "BACKSCAL", bkg_path, EXT_SPECTRUM, np.float64)
+    if counts_off.size != nr or acceptance_off.size != nr:
+        raise FormatError(f"{bkg_path}: {counts_off.size} channels, expected {nr} as in {pha_path.name}")
 
     # --- ARF
     arf_path = siblings["ANCRFILE"]
-    with _reading(arf_path), _open(arf_path) as hdul:
-        a = _hdu(hdul, EXT_SPECRESP, arf_path)
-        e_true = _edges(_col(a, "ENERG_LO", arf_path), _col(a, "ENERG_HI", arf_path), arf_path, "ENERG_LO/ENERG_HI")
-        specresp = _col(a, "SPECRESP", arf_path, np.float64)
+    a = _hdu(_read_tables(arf_path, {EXT_SPECRESP}), EXT_SPECRESP, arf_path)
+    e_true = _edges(_col(a, "ENERG_LO", arf_path, EXT_SPECRESP), _col(a, "ENERG_HI", arf_path, EXT_SPECRESP),
+                    arf_path, "ENERG_LO/ENERG_HI")
+    specresp = _col(a, "SPECRESP", arf_path, EXT_SPECRESP, np.float64)
     nt = e_true.size - 1
+    if specresp.size != nt:
+        raise FormatError(f"{arf_path}: SPECRESP has {specresp.size} values, expected {nt}")
     exposure = specresp * livetime / 1e4
 
     # --- RMF
     rmf_path = siblings["RESPFILE"]
-    with _reading(rmf_path), _open(rmf_path) as hdul:
-        m = _hdu(hdul, EXT_MATRIX, rmf_path)
-        m_true = _edges(_col(m, "ENERG_LO", rmf_path), _col(m, "ENERG_HI", rmf_path), rmf_path, "ENERG_LO/ENERG_HI")
-        if not np.array_equal(m_true, e_true):
-            raise FormatError(f"{rmf_path}: true-energy bins differ from those of {arf_path.name}")
-        names = [n.upper() for n in m.columns.names]
-        if "F_CHAN" not in names:
-            raise FormatError(f"{rmf_path}: missing column 'F_CHAN' in extension '{EXT_MATRIX}'")
-        tlmin = int(m.header.get("TLMIN%d" % (names.index("F_CHAN") + 1), 1))
-        eb = _hdu(hdul, EXT_EBOUNDS, rmf_path)
-        e_reco = _edges(_col(eb, "E_MIN", rmf_path), _col(eb, "E_MAX", rmf_path), rmf_path, "E_MIN/E_MAX")
-        if e_reco.size - 1 != nr:
-            raise FormatError(f"{rmf_path}: {e_reco.size - 1} channels in EBOUNDS, expected {nr}")
-        edisp = _rmf_matrix(m, rmf_path, nt, nr, tlmin)
+    rmf = _read_tables(rmf_path, {EXT_MATRIX, EXT_EBOUNDS})
+    m = _hdu(rmf, EXT_MATRIX, rmf_path)
+    m_true = _edges(_col(m, "ENERG_LO", rmf_path, EXT_MATRIX), _col(m, "ENERG_HI", rmf_path, EXT_MATRIX),
+                    rmf_path, "ENERG_LO/ENERG_HI")
+    if not np.array_equal(m_true, e_true):
+        raise FormatError(f"{rmf_path}: true-energy bins differ from those of {arf_path.name}")
+    k = _col_index(m, "F_CHAN")
+    if k is None:
+        raise FormatError(f"{rmf_path}: missing column 'F_CHAN' in extension '{EXT_MATRIX}'")
+    tlmin = int(m.header.get("TLMIN%d" % (k + 1), 1))
+    eb = _hdu(rmf, EXT_EBOUNDS, rmf_path)
+    e_reco = _edges(_col(eb, "E_MIN", rmf_path, EXT_EBOUNDS), _col(eb, "E_MAX", rmf_path, EXT_EBOUNDS),
+                    rmf_path, "E_MIN/E_MAX")
+    if e_reco.size - 1 != nr:
+        raise FormatError(f"{rmf_path}: {e_reco.size - 1} channels in EBOUNDS, expected {nr}")
+    edisp = _rmf_matrix(m, rmf_path, nt, nr, tlmin)
 
     if edisp_weight.size != nt:
         raise FormatError(f"{pha_path}: EDISP_WEIGHT has {edisp_weight.size} bins, expected {nt}")

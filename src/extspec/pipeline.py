@@ -121,13 +121,17 @@ def read_spectra(spectrum_dirs) -> list:
     return [read_spectrum(p) for p in spectrum_dirs]
 
 
-def _write_text(path, text: str) -> None:
+def _write_bytes(path, data: bytes) -> None:
     path, tmp = _atomic_path(path)
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _write_text(path, text: str) -> None:
+    _write_bytes(path, text.encode())
 
 
 def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png) -> None:
@@ -137,9 +141,9 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     default all bins); bins are taken when they lie entirely inside the range.
     """
     import numpy as np
-    from astropy.io import fits
 
-    from .cube_io import read_cube
+    from .cube_io import read_cube_counts
+    from .fitswrite import image_bytes
     from .plots import plot_counts_image
     from .safe_mask import bins_inside
 
@@ -147,7 +151,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     image = None
     obs_ids = []
     for p in cube_paths:
-        c = read_cube(p)
+        c = read_cube_counts(p)
         sel = bins_inside(c.energy_reco.edges, *(erange or (None, None)))
         img = c.counts[sel].sum(axis=0)
         if image is None:
@@ -156,21 +160,18 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         else:
             image += img
         obs_ids.append(int(c.obs_id))
-    header = geom.wcs.to_header()
-    header["BUNIT"] = ("counts", "events per pixel")
-    header["EMIN"] = (float(e_sel[0].min()) if len(e_sel[0]) else float(edges[0]), "TeV, lower reco energy")
-    header["EMAX"] = (float(e_sel[1].max()) if len(e_sel[1]) else float(edges[1]), "TeV, upper reco energy")
-    header["NOBS"] = len(obs_ids)
-    header["OBS_IDS"] = " ".join(map(str, obs_ids))
-    out_fits, tmp = _atomic_path(out_fits)
-    try:
-        fits.PrimaryHDU(image.astype(np.int32), header=header).writeto(tmp, overwrite=True)
-        os.replace(tmp, out_fits)
-    finally:
-        tmp.unlink(missing_ok=True)
+    cards = list(geom.header_dict().items())  # the map's WCS (NAXISn checked against the image)
+    cards += [
+        ("BUNIT", "counts", "events per pixel"),
+        ("EMIN", float(e_sel[0].min()) if len(e_sel[0]) else float(edges[0]), "TeV, lower reco energy"),
+        ("EMAX", float(e_sel[1].max()) if len(e_sel[1]) else float(edges[1]), "TeV, upper reco energy"),
+        ("NOBS", len(obs_ids)),
+        ("OBS_IDS", " ".join(map(str, obs_ids))),
+    ]
+    _write_bytes(out_fits, image_bytes(image.astype(np.int32), cards))
     spectra = read_spectra(spectrum_dirs)
     plot_counts_image(
-        image, geom.wcs, out_png,
+        image, geom, out_png,
         on_region=spectra[0].on_region if spectra else config.get("on_region"),
         off_regions=[s.off_regions for s in spectra],
         off_labels=[f"OFF {s.obs_id}" for s in spectra],
@@ -187,6 +188,8 @@ def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
 
 
 def _exclusion_strings(config) -> list:
+    if not config.get("exclusion_regions"):
+        return []
     from .skyregions import parse_regions, region_to_ds9
 
     return [region_to_ds9(r) for r in parse_regions(config.get("exclusion_regions") or [], "exclusion_regions")]

@@ -1,5 +1,13 @@
 """Diagnostic PNG plots of the analysis products (matplotlib, Agg backend).
 
+Figures are made with :class:`matplotlib.figure.Figure` and rendered by
+:class:`~matplotlib.backends.backend_agg.FigureCanvasAgg` directly: ``matplotlib.pyplot``
+(backend selection, figure manager) adds ~0.2 s to the import of a job that draws one plot.
+Labels use Unicode text (σ, √TS, 10⁻¹¹), not mathtext, whose parser costs ~60 ms on first use.
+The counts image is drawn in pixel space with a sky-coordinate grid and tick labels computed
+from the map's own pixel <-> sky conversion, not with astropy's WCSAxes (~0.15 s of imports
+on top of astropy.wcs); see :func:`plot_counts_image`.
+
 Every plot is written atomically: the figure is saved to ``<out>.tmp.png`` in the same
 directory and moved over ``out_png`` with :func:`os.replace`, so a reader never sees a
 half-written file and no temporary file is left behind, even on error.
@@ -8,8 +16,10 @@ Functions
 ---------
 gaussian_smooth(image, sigma_pix)
     Numpy-only separable Gaussian smoothing (zero padding, normalised kernel).
-plot_counts_image(image, wcs, out_png, on_region, off_regions, exclusion_regions, ...)
+plot_counts_image(image, geom, out_png, on_region, off_regions, exclusion_regions, ...)
     Smoothed counts map in sky coordinates with the ON / OFF / exclusion regions.
+sky_grid(sky_pixels)
+    Lines of constant lon/lat and their tick positions in pixel space (for the counts map).
 plot_spectrum_fit(energy_edges, counts, counts_off, alpha, npred_sig, mask_safe, out_png)
     Stacked excess spectrum with the predicted signal counts and the residuals.
 plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None)
@@ -23,6 +33,7 @@ plot_cumulative(rows, out_png)
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -32,6 +43,7 @@ __all__ = [
     "gaussian_smooth",
     "gaussian_kernel_1d",
     "plot_counts_image",
+    "sky_grid",
     "plot_spectrum_fit",
     "plot_sed",
     "sed_butterfly",
@@ -48,18 +60,18 @@ _OFF_COLOURS = ["cyan", "magenta", "orange", "lime", "deepskyblue", "yellow", "v
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-def _pyplot():
-    import matplotlib
+def _figure(**kwargs):
+    """A new Figure drawn by the Agg canvas (no pyplot: no global figure registry to close)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _save(fig, out_png, tight=False) -> Path:
     """Save ``fig`` atomically to ``out_png`` (temp file in the same directory + os.replace)."""
-    plt = _pyplot()
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.png")
@@ -68,9 +80,58 @@ def _save(fig, out_png, tight=False) -> Path:
         fig.savefig(tmp, format="png", dpi=_DPI, **kw)
         os.replace(tmp, out)
     finally:
-        plt.close(fig)
         tmp.unlink(missing_ok=True)
     return out
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+_MATH_POWER = re.compile(r"^\$\\mathdefault\{(?:(?P<m>[0-9.]+)\\times)?10\^\{(?P<e>-?\d+)\}\}\$$")
+
+
+def _unicode_power(label: str) -> str:
+    """'$\\mathdefault{2\\times10^{-11}}$' -> '2×10⁻¹¹'; any other label is returned unchanged."""
+    m = _MATH_POWER.match(label)
+    if m is None:
+        return label
+    power = "10" + m["e"].translate(_SUPERSCRIPT)
+    return f"{m['m']}\u00d7{power}" if m["m"] else power
+
+
+def _unicode_log_ticks(*axes) -> None:
+    """Tick labels of log-scaled axes as Unicode text ('10⁻¹¹') instead of mathtext.
+
+    matplotlib labels log axes with mathtext, whose parser costs ~60 ms on first use in a
+    fresh process.  Each axis keeps its own log formatters (same ticks, same choice of
+    labelled minor ticks); only the label strings are converted.  Call after set_*scale.
+    """
+    from matplotlib.ticker import Formatter
+
+    class UnicodePowers(Formatter):
+        def __init__(self, inner):
+            self.inner = inner
+
+        def set_axis(self, axis):
+            super().set_axis(axis)
+            self.inner.set_axis(axis)
+
+        def set_locs(self, locs):
+            self.inner.set_locs(locs)
+
+        def __call__(self, x, pos=None):
+            return _unicode_power(self.inner(x, pos))
+
+        def format_data(self, value):
+            return self.inner.format_data(value)
+
+        def format_data_short(self, value):
+            return self.inner.format_data_short(value)
+
+        def get_offset(self):
+            return self.inner.get_offset()
+
+    for axis in axes:
+        axis.set_major_formatter(UnicodePowers(axis.get_major_formatter()))
+        axis.set_minor_formatter(UnicodePowers(axis.get_minor_formatter()))
 
 
 def _no_data(ax, text):
@@ -204,6 +265,55 @@ def _off_label(label, i):
     return s
 
 
+class _SkyPixels:
+    """Pixel <-> sky conversions of a map, from a MapGeom or an astropy celestial WCS.
+
+    A geometry (anything with ``frame``, ``pixel_centers()`` and ``world_to_pix()``, e.g.
+    :class:`extspec.geometry.MapGeom`) is used through those methods only; an astropy WCS
+    through ``wcs_pix2world`` / ``wcs_world2pix``.  Pixel coordinates are 0-based, pixel
+    centres at integers.
+    """
+
+    def __init__(self, geom_or_wcs, shape):
+        self.obj = geom_or_wcs
+        self.shape = tuple(shape)  # (ny, nx) of the image
+        self.is_geom = hasattr(geom_or_wcs, "world_to_pix") and hasattr(geom_or_wcs, "pixel_centers")
+        if not self.is_geom and getattr(geom_or_wcs, "naxis", 2) > 2:
+            self.obj = geom_or_wcs.celestial
+
+    @property
+    def wcs(self):
+        """astropy WCS for the region drawing (``_pixel_regions``)."""
+        return self.obj.wcs if self.is_geom else self.obj
+
+    def pixel_centers(self):
+        """(lon, lat) deg of every pixel centre, arrays shaped like the image."""
+        if self.is_geom:
+            lon, lat = self.obj.pixel_centers()
+            if np.shape(lon) == self.shape:
+                return np.asarray(lon, float), np.asarray(lat, float)
+            raise ValueError(f"image shape {self.shape} does not match the geometry's {np.shape(lon)}")
+        y, x = np.mgrid[0:self.shape[0], 0:self.shape[1]].astype(float)
+        lon, lat = self.obj.wcs_pix2world(x, y, 0)
+        return np.asarray(lon, float), np.asarray(lat, float)
+
+    def world_to_pix(self, lon, lat):
+        with np.errstate(all="ignore"):
+            if self.is_geom:
+                x, y = self.obj.world_to_pix(lon, lat)
+            else:
+                x, y = self.obj.wcs_world2pix(np.asarray(lon, float), np.asarray(lat, float), 0)
+        return np.asarray(x, float), np.asarray(y, float)
+
+    def axis_labels(self):
+        if self.is_geom:
+            frame = str(self.obj.frame).lower()
+            if frame == "galactic":
+                return "Galactic longitude [deg]", "Galactic latitude [deg]"
+            return f"Right ascension ({frame.upper()}) [deg]", f"Declination ({frame.upper()}) [deg]"
+        return _sky_axis_labels(self.obj)
+
+
 def _sky_axis_labels(wcs):
     ctype = [str(wcs.wcs.ctype[i]).upper() for i in range(2)]
     if ctype[0].startswith("GLON"):
@@ -214,19 +324,107 @@ def _sky_axis_labels(wcs):
     return f"{ctype[0]} [deg]", f"{ctype[1]} [deg]"
 
 
+def _nice_step(span: float, target: int = 4) -> float:
+    """A step of 1, 2 or 5 times a power of ten giving about ``target`` intervals over ``span``."""
+    if not np.isfinite(span) or span <= 0:
+        return 1.0
+    raw = span / target
+    k = np.floor(np.log10(raw))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if m * 10.0 ** k >= raw * 0.75:
+            return float(m * 10.0 ** k)
+    return float(10.0 ** (k + 1))  # pragma: no cover
+
+
+def _tick_text(value: float, step: float, wrap: bool) -> str:
+    decimals = max(1, int(-np.floor(np.log10(step) + 1e-9)))
+    v = round(float(value), decimals)
+    if wrap:
+        v = round(v % 360.0, decimals)
+        v = 0.0 if v >= 360.0 else v
+    return f"{v + 0.0:.{decimals}f}".replace("-", "\u2212")  # + 0.0: no "-0.0"; a typographic minus as matplotlib
+
+
+def _edge_crossings(u, v, edge: float, lo: float, hi: float) -> list:
+    """u positions where the polyline (u, v) crosses v = edge, with lo <= u <= hi."""
+    d = v - edge
+    ok = np.isfinite(u) & np.isfinite(d)
+    i = np.nonzero(ok[:-1] & ok[1:] & (np.sign(d[:-1]) != np.sign(d[1:])))[0]
+    out = []
+    for j in i:
+        t = d[j] / (d[j] - d[j + 1]) if d[j] != d[j + 1] else 0.0
+        uc = u[j] + t * (u[j + 1] - u[j])
+        if lo <= uc <= hi:
+            out.append(float(uc))
+    return out
+
+
+def sky_grid(conv: "_SkyPixels", n_sample: int = 200) -> dict:
+    """Coordinate grid of a map in pixel space (for :func:`plot_counts_image`).
+
+    Lines of constant longitude and latitude at 'nice' steps (1, 2 or 5 x 10^k deg, about
+    four intervals across the map) are sampled in sky coordinates and converted to pixels
+    with the map's own world -> pixel function, so the grid is right for any projection
+    (oblique CAR, TAN).  A longitude line is labelled where it crosses the bottom edge of
+    the image, a latitude line where it crosses the left edge.
+
+    Returns
+    -------
+    dict with ``lon_lines`` / ``lat_lines`` (lists of (x, y) pixel arrays) and
+    ``xticks`` / ``yticks`` (lists of (pixel position, label)).
+    """
+    ny, nx = conv.shape
+    lon, lat = conv.pixel_centers()
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    if not ok.any():
+        return {"lon_lines": [], "lat_lines": [], "xticks": [], "yticks": []}
+    # longitudes unwrapped around the map centre (a map across lon = 0/360 stays continuous)
+    lon_c = float(lon[ny // 2, nx // 2]) if ok[ny // 2, nx // 2] else float(lon[ok][0])
+    lon_u = lon_c + (lon - lon_c + 180.0) % 360.0 - 180.0
+    l0, l1 = float(lon_u[ok].min()), float(lon_u[ok].max())
+    b0, b1 = float(lat[ok].min()), float(lat[ok].max())
+    pad_l = 0.1 * (l1 - l0) + 1e-9
+    pad_b = 0.1 * (b1 - b0) + 1e-9
+    step = _nice_step(max(b1 - b0, (l1 - l0) * np.cos(np.deg2rad(np.clip((b0 + b1) / 2, -89, 89)))))
+    step_l = step if l1 - l0 < 180 else _nice_step(l1 - l0)
+    grid = {"lon_lines": [], "lat_lines": [], "xticks": [], "yticks": []}
+    lat_s = np.linspace(max(b0 - pad_b, -90.0), min(b1 + pad_b, 90.0), n_sample)
+    lon_s = np.linspace(l0 - pad_l, l1 + pad_l, n_sample)
+    xe, ye = (-0.5, nx - 0.5), (-0.5, ny - 0.5)
+    for v in np.arange(np.ceil((l0 - pad_l) / step_l), np.floor((l1 + pad_l) / step_l) + 1) * step_l:
+        x, y = conv.world_to_pix(np.full_like(lat_s, v % 360.0), lat_s)
+        grid["lon_lines"].append((x, y))
+        for xc in _edge_crossings(x, y, ye[0], *xe)[:1]:
+            grid["xticks"].append((xc, _tick_text(v, step_l, wrap=True)))
+    for v in np.arange(np.ceil((b0 - pad_b) / step), np.floor((b1 + pad_b) / step) + 1) * step:
+        if abs(v) > 90:
+            continue
+        x, y = conv.world_to_pix(lon_s % 360.0, np.full_like(lon_s, v))
+        grid["lat_lines"].append((x, y))
+        for yc in _edge_crossings(y, x, xe[0], *ye)[:1]:
+            grid["yticks"].append((yc, _tick_text(v, step, wrap=False)))
+    return grid
+
+
 # --------------------------------------------------------------------------------------
 # 1. counts image
 # --------------------------------------------------------------------------------------
-def plot_counts_image(image, wcs, out_png, on_region=None, off_regions=(), exclusion_regions=(),
+def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), exclusion_regions=(),
                       smooth_sigma_pix=1.0, title="", off_labels=None):
     """Smoothed counts map in sky coordinates with the analysis regions.
+
+    The image is drawn in pixel space (north up for the map's frame, longitude increasing to
+    the left as CDELT1 < 0); the axes are labelled in the map frame's longitude and latitude
+    (deg) with a coordinate grid computed by :func:`sky_grid` from the map's own
+    pixel <-> sky conversion.
 
     Parameters
     ----------
     image : 2D array (ny, nx)
         Counts per pixel.
-    wcs : astropy.wcs.WCS
-        Celestial WCS of the image (galactic or icrs); extra axes are dropped.
+    geom : extspec.geometry.MapGeom or astropy.wcs.WCS
+        The map's geometry (pixel <-> sky through its ``pixel_centers``/``world_to_pix``), or
+        a celestial WCS (galactic or icrs; extra axes are dropped).
     out_png : path
     on_region : DS9 string / .reg path / region, optional
         Drawn white, solid.
@@ -244,19 +442,20 @@ def plot_counts_image(image, wcs, out_png, on_region=None, off_regions=(), exclu
     Regions partly or entirely outside the image are clipped; regions that cannot be
     parsed or projected are skipped with a warning.
     """
-    plt = _pyplot()
     from matplotlib.lines import Line2D
 
     img = np.asarray(image, dtype=float)
     if img.ndim != 2:
         raise ValueError(f"plot_counts_image expects a 2D image, got shape {img.shape}")
-    wcs = wcs.celestial if getattr(wcs, "naxis", 2) > 2 else wcs
+    conv = _SkyPixels(geom, img.shape)
     sm = gaussian_smooth(img, smooth_sigma_pix, normalize_edges=True)
     ny, nx = sm.shape
 
     # regions first (pixel coordinates), so that the layout knows whether a legend is needed
     layers = []  # (pixel regions, style, legend label), in drawing order (ON on top)
-    excl = _pixel_regions(exclusion_regions, wcs)
+    region_specs = [exclusion_regions, on_region, *(off_regions or ())]
+    wcs = conv.wcs if any(_region_texts(r) for r in region_specs) else None
+    excl = _pixel_regions(exclusion_regions, wcs) if wcs is not None else []
     if excl:
         layers.append((excl, dict(edgecolor="red", linestyle=":", linewidth=1.8), "exclusion"))
     off_lists = list(off_regions or ())
@@ -264,66 +463,62 @@ def plot_counts_image(image, wcs, out_png, on_region=None, off_regions=(), exclu
         off_lists = [off_lists]  # a flat list of strings is a single observation
     labels = list(off_labels) if off_labels is not None else []
     for i, offs in enumerate(off_lists):
-        regs = _pixel_regions(offs, wcs)
+        regs = _pixel_regions(offs, wcs) if wcs is not None else []
         if regs:
             lab = _off_label(labels[i] if i < len(labels) else None, i)
             col = _OFF_COLOURS[i % len(_OFF_COLOURS)]
             layers.append((regs, dict(edgecolor=col, linestyle="--", linewidth=1.4), f"{lab} ({len(regs)})"))
-    on = _pixel_regions(on_region, wcs)
+    on = _pixel_regions(on_region, wcs) if wcs is not None else []
     if on:
         layers.append((on, dict(edgecolor="white", linestyle="-", linewidth=2.0), "ON"))
 
     legend = bool(layers)
-    fig = plt.figure(figsize=(9.6, 6.4) if legend else (7.6, 6.4))
-    try:
-        if legend:
-            ax = fig.add_axes([0.115, 0.10, 0.52, 0.80], projection=wcs)
-            cax = fig.add_axes([0.655, 0.10, 0.022, 0.80])
-        else:
-            ax = fig.add_axes([0.15, 0.10, 0.66, 0.80], projection=wcs)
-            cax = fig.add_axes([0.835, 0.10, 0.028, 0.80])
-        finite = sm[np.isfinite(sm)]
-        vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-        im = ax.imshow(sm, origin="lower", cmap="viridis", vmin=0.0, vmax=vmax, interpolation="nearest")
-        cb = fig.colorbar(im, cax=cax)
-        sig = float(smooth_sigma_pix or 0)
-        cb.set_label("counts (smoothed" + (f", $\\sigma$ = {sig:g} pix)" if sig > 0 else ")"))
+    fig = _figure(figsize=(9.6, 6.4) if legend else (7.6, 6.4))
+    if legend:
+        ax = fig.add_axes([0.115, 0.10, 0.52, 0.80])
+        cax = fig.add_axes([0.655, 0.10, 0.022, 0.80])
+    else:
+        ax = fig.add_axes([0.15, 0.10, 0.66, 0.80])
+        cax = fig.add_axes([0.835, 0.10, 0.028, 0.80])
+    finite = sm[np.isfinite(sm)]
+    vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    im = ax.imshow(sm, origin="lower", cmap="viridis", vmin=0.0, vmax=vmax, interpolation="nearest")
+    cb = fig.colorbar(im, cax=cax)
+    sig = float(smooth_sigma_pix or 0)
+    cb.set_label("counts (smoothed" + (f", \u03c3 = {sig:g} pix)" if sig > 0 else ")"))
 
-        xlab, ylab = _sky_axis_labels(wcs)
-        for i, lab in enumerate((xlab, ylab)):
-            c = ax.coords[i]
-            c.set_axislabel(lab)
-            c.set_format_unit("deg", decimal=True, show_decimal_unit=False)
-            c.set_major_formatter("d.d", show_decimal_unit=False)
-            c.set_ticks_position("bl" if i == 0 else "lb")
-            c.set_ticklabel_position("b" if i == 0 else "l")
-        ax.coords.grid(color="white", alpha=0.25, linestyle="solid", linewidth=0.5)
+    # sky coordinates: grid lines and tick labels from the map's pixel <-> sky conversion
+    grid = sky_grid(conv)
+    for x, y in grid["lon_lines"] + grid["lat_lines"]:
+        ax.plot(x, y, color="white", alpha=0.25, linestyle="solid", linewidth=0.5, zorder=1.5)
+    xlab, ylab = conv.axis_labels()
+    ax.set_xticks([t for t, _ in grid["xticks"]], [lab for _, lab in grid["xticks"]])
+    ax.set_yticks([t for t, _ in grid["yticks"]], [lab for _, lab in grid["yticks"]])
+    ax.set_xlabel(xlab)
+    ax.set_ylabel(ylab)
 
-        handles = []
-        for regs, style, lab in layers:
-            _plot_regions(ax, regs, facecolor="none", **style)
-            handles.append(Line2D([], [], color=style["edgecolor"], linestyle=style["linestyle"],
-                                  linewidth=style["linewidth"], label=lab))
-        # regions must not change the view: keep the image extent (regions are clipped)
-        ax.set_xlim(-0.5, nx - 0.5)
-        ax.set_ylim(-0.5, ny - 0.5)
-        # colour bar as tall as the (aspect-constrained) image
-        ax.apply_aspect()
-        pos, cpos = ax.get_position(), cax.get_position()
-        cax.set_position([pos.x1 + 0.02, pos.y0, cpos.width, pos.height])
-        leg_anchor = (pos.x1 + 0.02 + cpos.width + 0.07, pos.y1)
-        if handles:
-            handles = handles[-1:] + handles[:-1] if on else handles  # ON first in the legend
-            small = len(handles) > 16
-            leg = fig.legend(handles=handles, loc="upper left", bbox_to_anchor=leg_anchor,
-                             fontsize=6 if small else 8, ncol=2 if small else 1, frameon=True,
-                             title="regions (number)", title_fontsize=8)
-            leg.get_frame().set_facecolor("0.6")
-        if title:
-            ax.set_title(title)
-    except BaseException:
-        plt.close(fig)
-        raise
+    handles = []
+    for regs, style, lab in layers:
+        _plot_regions(ax, regs, facecolor="none", **style)
+        handles.append(Line2D([], [], color=style["edgecolor"], linestyle=style["linestyle"],
+                              linewidth=style["linewidth"], label=lab))
+    # regions and grid lines must not change the view: keep the image extent (they are clipped)
+    ax.set_xlim(-0.5, nx - 0.5)
+    ax.set_ylim(-0.5, ny - 0.5)
+    # colour bar as tall as the (aspect-constrained) image
+    ax.apply_aspect()
+    pos, cpos = ax.get_position(), cax.get_position()
+    cax.set_position([pos.x1 + 0.02, pos.y0, cpos.width, pos.height])
+    leg_anchor = (pos.x1 + 0.02 + cpos.width + 0.07, pos.y1)
+    if handles:
+        handles = handles[-1:] + handles[:-1] if on else handles  # ON first in the legend
+        small = len(handles) > 16
+        leg = fig.legend(handles=handles, loc="upper left", bbox_to_anchor=leg_anchor,
+                         fontsize=6 if small else 8, ncol=2 if small else 1, frameon=True,
+                         title="regions (number)", title_fontsize=8)
+        leg.get_frame().set_facecolor("0.6")
+    if title:
+        ax.set_title(title)
     return _save(fig, out_png, tight=True)
 
 
@@ -352,7 +547,6 @@ def plot_spectrum_fit(energy_edges, counts, counts_off, alpha, npred_sig, mask_s
     histogram.  Lower panel: excess - npred_sig with the same errors.  Bins outside the
     safe mask are shaded grey and their points drawn open.
     """
-    plt = _pyplot()
     from matplotlib.patches import Patch
 
     edges = np.asarray(energy_edges, dtype=float)
@@ -370,63 +564,60 @@ def plot_spectrum_fit(energy_edges, counts, counts_off, alpha, npred_sig, mask_s
     err = np.sqrt(np.clip(counts + alpha ** 2 * counts_off, 0, None))
     resid = excess - npred
 
-    fig, (ax, axr) = plt.subplots(2, 1, sharex=True, figsize=(7.5, 6.5),
-                                  gridspec_kw={"height_ratios": [2, 1], "hspace": 0.05})
-    try:
-        for a in (ax, axr):
-            for i0, i1 in _false_runs(safe):
-                a.axvspan(edges[i0], edges[i1], color="0.88", zorder=0, lw=0)
-        handles = []
-        if (~safe).any():
-            handles.append(Patch(color="0.88", label="outside safe range"))
+    fig = _figure(figsize=(7.5, 6.5))
+    ax, axr = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1], "hspace": 0.05})
+    for a in (ax, axr):
+        for i0, i1 in _false_runs(safe):
+            a.axvspan(edges[i0], edges[i1], color="0.88", zorder=0, lw=0)
+    handles = []
+    if (~safe).any():
+        handles.append(Patch(color="0.88", label="outside safe range"))
 
-        ax.stairs(npred, edges, color="tab:red", lw=1.6, label="predicted signal (fit)", zorder=2)
-        ax.axhline(0, color="0.5", lw=0.8, zorder=1)
-        pt = dict(fmt="o", ms=4.5, capsize=0, elinewidth=1.1, zorder=3)
-        if safe.any():
-            ax.errorbar(ec[safe], excess[safe], yerr=err[safe], xerr=xerr[:, safe], color="black",
-                        label="excess (safe bins)", **pt)
-            axr.errorbar(ec[safe], resid[safe], yerr=err[safe], xerr=xerr[:, safe], color="black", **pt)
-        if (~safe).any():
-            ax.errorbar(ec[~safe], excess[~safe], yerr=err[~safe], xerr=xerr[:, ~safe], color="0.55",
-                        mfc="white", label="excess (not fitted)", **pt)
-            axr.errorbar(ec[~safe], resid[~safe], yerr=err[~safe], xerr=xerr[:, ~safe], color="0.55",
-                         mfc="white", **pt)
-        axr.axhline(0, color="tab:red", lw=1.2, ls="--", zorder=2)
+    ax.stairs(npred, edges, color="tab:red", lw=1.6, label="predicted signal (fit)", zorder=2)
+    ax.axhline(0, color="0.5", lw=0.8, zorder=1)
+    pt = dict(fmt="o", ms=4.5, capsize=0, elinewidth=1.1, zorder=3)
+    if safe.any():
+        ax.errorbar(ec[safe], excess[safe], yerr=err[safe], xerr=xerr[:, safe], color="black",
+                    label="excess (safe bins)", **pt)
+        axr.errorbar(ec[safe], resid[safe], yerr=err[safe], xerr=xerr[:, safe], color="black", **pt)
+    if (~safe).any():
+        ax.errorbar(ec[~safe], excess[~safe], yerr=err[~safe], xerr=xerr[:, ~safe], color="0.55",
+                    mfc="white", label="excess (not fitted)", **pt)
+        axr.errorbar(ec[~safe], resid[~safe], yerr=err[~safe], xerr=xerr[:, ~safe], color="0.55",
+                     mfc="white", **pt)
+    axr.axhline(0, color="tab:red", lw=1.2, ls="--", zorder=2)
 
-        ax.set_xscale("log")
-        if n > 0 and np.all(edges > 0):
-            ax.set_xlim(edges[0], edges[-1])
-        ax.set_ylabel("Excess counts")
-        axr.set_ylabel("Residuals [counts]")
-        axr.set_xlabel("Reconstructed energy [TeV]")
-        # y range from the safe (fitted) bins; unsafe points outside it are clipped
-        if safe.any():
-            vals = np.concatenate([excess[safe] + err[safe], excess[safe] - err[safe], npred[safe], [0.0]])
-            vals = vals[np.isfinite(vals)]
-            y0, y1 = float(vals.min()), float(vals.max())
-            pad = 0.08 * (y1 - y0) if y1 > y0 else 1.0
-            ax.set_ylim(y0 - pad, y1 + pad)
-        # symmetric residual axis around zero
-        fin = np.isfinite(resid) & np.isfinite(err)
-        sel = fin & safe if (fin & safe).any() else fin
-        r = float(np.max(np.abs(resid[sel]) + err[sel])) if sel.any() else 1.0
-        r = r if r > 0 else 1.0
-        axr.set_ylim(-1.15 * r, 1.15 * r)
-        if not np.any(counts) and not np.any(counts_off) and not np.any(npred):
-            _no_data(ax, "no counts")
-        h, _ = ax.get_legend_handles_labels()
-        ax.legend(handles=h + handles, fontsize=9, loc="best")
-        for a in (ax, axr):
-            a.grid(True, which="major", alpha=0.3)
-            a.tick_params(which="both", direction="in", top=True, right=True)
-        if title:
-            ax.set_title(title)
-        fig.align_ylabels([ax, axr])
-        fig.subplots_adjust(left=0.12, right=0.97, top=0.93, bottom=0.09)
-    except BaseException:
-        plt.close(fig)
-        raise
+    ax.set_xscale("log")
+    _unicode_log_ticks(ax.xaxis)  # shared with the residual panel
+    if n > 0 and np.all(edges > 0):
+        ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylabel("Excess counts")
+    axr.set_ylabel("Residuals [counts]")
+    axr.set_xlabel("Reconstructed energy [TeV]")
+    # y range from the safe (fitted) bins; unsafe points outside it are clipped
+    if safe.any():
+        vals = np.concatenate([excess[safe] + err[safe], excess[safe] - err[safe], npred[safe], [0.0]])
+        vals = vals[np.isfinite(vals)]
+        y0, y1 = float(vals.min()), float(vals.max())
+        pad = 0.08 * (y1 - y0) if y1 > y0 else 1.0
+        ax.set_ylim(y0 - pad, y1 + pad)
+    # symmetric residual axis around zero
+    fin = np.isfinite(resid) & np.isfinite(err)
+    sel = fin & safe if (fin & safe).any() else fin
+    r = float(np.max(np.abs(resid[sel]) + err[sel])) if sel.any() else 1.0
+    r = r if r > 0 else 1.0
+    axr.set_ylim(-1.15 * r, 1.15 * r)
+    if not np.any(counts) and not np.any(counts_off) and not np.any(npred):
+        _no_data(ax, "no counts")
+    h, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=h + handles, fontsize=9, loc="best")
+    for a in (ax, axr):
+        a.grid(True, which="major", alpha=0.3)
+        a.tick_params(which="both", direction="in", top=True, right=True)
+    if title:
+        ax.set_title(title)
+    fig.align_ylabels([ax, axr])
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.93, bottom=0.09)
     return _save(fig, out_png)
 
 
@@ -508,103 +699,100 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
     butterfly : (energies, e2dnde_lo, e2dnde_hi), optional
         1-sigma band (see :func:`sed_butterfly`).
     """
-    plt = _pyplot()
     from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    try:
-        ys, xs, extra = [], [], []
-        pts = {"x": [], "xl": [], "xh": [], "y": [], "yl": [], "yh": []}
-        uls = {"x": [], "xl": [], "xh": [], "y": []}
-        for row in flux_points or []:
-            x, x0, x1 = float(_get(row, "e_ref")), float(_get(row, "e_min")), float(_get(row, "e_max"))
-            if not np.isfinite(x) or x <= 0:
-                if np.isfinite(x0) and np.isfinite(x1) and x0 > 0 and x1 > 0:
-                    x = np.sqrt(x0 * x1)
-                else:
-                    continue
-            xl = x - x0 if np.isfinite(x0) and 0 < x0 <= x else 0.0
-            xh = x1 - x if np.isfinite(x1) and x1 >= x else 0.0
-            if _as_bool(_get(row, "is_ul", False)):
-                ul = float(_get(row, "e2dnde_ul"))
-                if np.isfinite(ul) and ul > 0:
-                    for k, v in zip(("x", "xl", "xh", "y"), (x, xl, xh, ul)):
-                        uls[k].append(v)
-                    ys.extend([ul, 0.6 * ul])
-                    xs.extend([x - xl, x + xh])
+    fig = _figure(figsize=(7.5, 5.5))
+    ax = fig.subplots()
+    ys, xs, extra = [], [], []
+    pts = {"x": [], "xl": [], "xh": [], "y": [], "yl": [], "yh": []}
+    uls = {"x": [], "xl": [], "xh": [], "y": []}
+    for row in flux_points or []:
+        x, x0, x1 = float(_get(row, "e_ref")), float(_get(row, "e_min")), float(_get(row, "e_max"))
+        if not np.isfinite(x) or x <= 0:
+            if np.isfinite(x0) and np.isfinite(x1) and x0 > 0 and x1 > 0:
+                x = np.sqrt(x0 * x1)
+            else:
                 continue
-            y, dy = float(_get(row, "e2dnde")), float(_get(row, "e2dnde_err"))
-            if not np.isfinite(y) or y <= 0:
-                continue
-            dy = dy if np.isfinite(dy) and dy > 0 else 0.0
-            dlo = min(dy, 0.9999 * y)
-            for k, v in zip(pts, (x, xl, xh, y, dlo, dy)):
-                pts[k].append(v)
-            ys.extend([y + dy] + ([y - dy] if y - dy > 0 else [y]))
-            xs.extend([x - xl, x + xh])
+        xl = x - x0 if np.isfinite(x0) and 0 < x0 <= x else 0.0
+        xh = x1 - x if np.isfinite(x1) and x1 >= x else 0.0
+        if _as_bool(_get(row, "is_ul", False)):
+            ul = float(_get(row, "e2dnde_ul"))
+            if np.isfinite(ul) and ul > 0:
+                for k, v in zip(("x", "xl", "xh", "y"), (x, xl, xh, ul)):
+                    uls[k].append(v)
+                ys.extend([ul, 0.6 * ul])
+                xs.extend([x - xl, x + xh])
+            continue
+        y, dy = float(_get(row, "e2dnde")), float(_get(row, "e2dnde_err"))
+        if not np.isfinite(y) or y <= 0:
+            continue
+        dy = dy if np.isfinite(dy) and dy > 0 else 0.0
+        dlo = min(dy, 0.9999 * y)
+        for k, v in zip(pts, (x, xl, xh, y, dlo, dy)):
+            pts[k].append(v)
+        ys.extend([y + dy] + ([y - dy] if y - dy > 0 else [y]))
+        xs.extend([x - xl, x + xh])
 
-        emin, emax = (float(v) for v in energy_range) if energy_range is not None else (np.nan, np.nan)
-        have_range = np.isfinite(emin) and np.isfinite(emax) and 0 < emin < emax
-        if butterfly is not None:
-            be, blo, bhi = (np.asarray(a, float) for a in butterfly)
-            ok = np.isfinite(be) & np.isfinite(bhi) & (be > 0) & (bhi > 0)
-            if ok.any():
-                floor = 1e-3 * np.min(bhi[ok])
-                lo_c = np.where(np.isfinite(blo) & (blo > 0), blo, floor)
-                ax.fill_between(be[ok], lo_c[ok], bhi[ok], color="tab:blue", alpha=0.25, lw=0,
-                                label="model 1$\\sigma$ band", zorder=1)
-                ys.extend(bhi[ok])
-                ys.extend(blo[ok & (blo > 0)])
-                xs.extend([be[ok].min(), be[ok].max()])
-        if have_range and model_dnde is not None:
-            em = np.geomspace(emin, emax, 200)
-            try:
-                with np.errstate(all="ignore"):
-                    ym = em ** 2 * np.asarray(model_dnde(em), float)
-            except Exception as exc:
-                warnings.warn(f"plots: model evaluation failed: {exc}", stacklevel=2)
-                ym = np.full_like(em, np.nan)
-            okm = np.isfinite(ym) & (ym > 0)
-            if okm.any():
-                ax.plot(em[okm], ym[okm], color="tab:blue", lw=1.8, label="best-fit model", zorder=2)
-                ys.extend(ym[okm])
-                xs.extend([emin, emax])
+    emin, emax = (float(v) for v in energy_range) if energy_range is not None else (np.nan, np.nan)
+    have_range = np.isfinite(emin) and np.isfinite(emax) and 0 < emin < emax
+    if butterfly is not None:
+        be, blo, bhi = (np.asarray(a, float) for a in butterfly)
+        ok = np.isfinite(be) & np.isfinite(bhi) & (be > 0) & (bhi > 0)
+        if ok.any():
+            floor = 1e-3 * np.min(bhi[ok])
+            lo_c = np.where(np.isfinite(blo) & (blo > 0), blo, floor)
+            ax.fill_between(be[ok], lo_c[ok], bhi[ok], color="tab:blue", alpha=0.25, lw=0,
+                            label="model 1\u03c3 band", zorder=1)
+            ys.extend(bhi[ok])
+            ys.extend(blo[ok & (blo > 0)])
+            xs.extend([be[ok].min(), be[ok].max()])
+    if have_range and model_dnde is not None:
+        em = np.geomspace(emin, emax, 200)
+        try:
+            with np.errstate(all="ignore"):
+                ym = em ** 2 * np.asarray(model_dnde(em), float)
+        except Exception as exc:
+            warnings.warn(f"plots: model evaluation failed: {exc}", stacklevel=2)
+            ym = np.full_like(em, np.nan)
+        okm = np.isfinite(ym) & (ym > 0)
+        if okm.any():
+            ax.plot(em[okm], ym[okm], color="tab:blue", lw=1.8, label="best-fit model", zorder=2)
+            ys.extend(ym[okm])
+            xs.extend([emin, emax])
 
-        if pts["x"]:
-            ax.errorbar(pts["x"], pts["y"], xerr=[pts["xl"], pts["xh"]], yerr=[pts["yl"], pts["yh"]],
-                        fmt="o", color="black", ms=5, elinewidth=1.2, capsize=0, label="flux points", zorder=4)
-        if uls["x"]:
-            u = np.asarray(uls["y"])
-            ax.errorbar(uls["x"], u, xerr=[uls["xl"], uls["xh"]], fmt="none", ecolor="black",
-                        elinewidth=1.2, capsize=0, zorder=4)
-            ax.errorbar(uls["x"], u, yerr=0.4 * u, uplims=True, fmt="none", ecolor="black", color="black",
-                        elinewidth=1.2, capsize=4, zorder=4)
-            extra.append(Line2D([], [], color="black", lw=1.2, marker="v", ms=6, label="upper limits"))
+    if pts["x"]:
+        ax.errorbar(pts["x"], pts["y"], xerr=[pts["xl"], pts["xh"]], yerr=[pts["yl"], pts["yh"]],
+                    fmt="o", color="black", ms=5, elinewidth=1.2, capsize=0, label="flux points", zorder=4)
+    if uls["x"]:
+        u = np.asarray(uls["y"])
+        ax.errorbar(uls["x"], u, xerr=[uls["xl"], uls["xh"]], fmt="none", ecolor="black",
+                    elinewidth=1.2, capsize=0, zorder=4)
+        ax.errorbar(uls["x"], u, yerr=0.4 * u, uplims=True, fmt="none", ecolor="black", color="black",
+                    elinewidth=1.2, capsize=4, zorder=4)
+        extra.append(Line2D([], [], color="black", lw=1.2, marker="v", ms=6, label="upper limits"))
 
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ys = np.asarray([v for v in ys if np.isfinite(v) and v > 0])
-        xs = np.asarray([v for v in xs if np.isfinite(v) and v > 0])
-        if ys.size:
-            ax.set_ylim(ys.min() / 1.6, ys.max() * 1.6)
-        if xs.size:
-            ax.set_xlim(xs.min() / 1.3, xs.max() * 1.3)
-        if not ys.size:
-            _no_data(ax, "no flux point and no model")
-        ax.set_xlabel("Energy [TeV]")
-        ax.set_ylabel("$E^2\\,\\mathrm{d}N/\\mathrm{d}E$ [TeV cm$^{-2}$ s$^{-1}$]")
-        ax.grid(True, which="major", alpha=0.3)
-        ax.grid(True, which="minor", alpha=0.1)
-        ax.tick_params(which="both", direction="in", top=True, right=True)
-        handles = ax.get_legend_handles_labels()[0] + extra
-        if handles:
-            ax.legend(handles=handles, fontsize=9, loc="best")
-        if title:
-            ax.set_title(title)
-        fig.tight_layout()
-    except BaseException:
-        plt.close(fig)
-        raise
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _unicode_log_ticks(ax.xaxis, ax.yaxis)
+    ys = np.asarray([v for v in ys if np.isfinite(v) and v > 0])
+    xs = np.asarray([v for v in xs if np.isfinite(v) and v > 0])
+    if ys.size:
+        ax.set_ylim(ys.min() / 1.6, ys.max() * 1.6)
+    if xs.size:
+        ax.set_xlim(xs.min() / 1.3, xs.max() * 1.3)
+    if not ys.size:
+        _no_data(ax, "no flux point and no model")
+    ax.set_xlabel("Energy [TeV]")
+    ax.set_ylabel("E\u00b2 dN/dE [TeV cm\u207b\u00b2 s\u207b\u00b9]")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.1)
+    ax.tick_params(which="both", direction="in", top=True, right=True)
+    handles = ax.get_legend_handles_labels()[0] + extra
+    if handles:
+        ax.legend(handles=handles, fontsize=9, loc="best")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
     return _save(fig, out_png)
 
 
@@ -618,8 +806,6 @@ def plot_cumulative(rows, out_png, title=""):
     step.  The right panel has a dashed sqrt(TS) ~ sqrt(t) reference through the last point
     and a horizontal line at 5 sigma.
     """
-    plt = _pyplot()
-
     rows = list(rows or [])
     t = np.array([float(_get(r, "livetime")) for r in rows]) / 3600.0
     exc = np.array([float(_get(r, "excess")) for r in rows])
@@ -627,40 +813,37 @@ def plot_cumulative(rows, out_png, title=""):
     order = np.argsort(t, kind="stable")
     t, exc, sts = t[order], exc[order], sts[order]
 
-    fig, (axl, axr) = plt.subplots(1, 2, figsize=(11, 4.5))
-    try:
-        line = dict(marker="o", ms=4.5, lw=1.3, color="tab:blue")
-        if t.size:
-            axl.plot(t, exc, label="excess", **line)
-            axr.plot(t, sts, label="$\\sqrt{\\mathrm{TS}}$", **line)
-            ok = np.isfinite(t) & np.isfinite(sts) & (t > 0)
-            if ok.any():
-                tl, sl = t[ok][-1], sts[ok][-1]
-                tt = np.linspace(0, max(np.nanmax(t), tl), 200)
-                axr.plot(tt, sl * np.sqrt(tt / tl), ls="--", color="0.4", lw=1.1,
-                         label="$\\propto\\sqrt{t}$ (through last point)")
-        else:
-            for a in (axl, axr):
-                _no_data(a, "no usable observation")
-        axr.axhline(5.0, color="tab:red", ls=":", lw=1.3, label="5$\\sigma$")
-        axl.axhline(0.0, color="0.5", lw=0.8)
-        axl.set_xlabel("Cumulative livetime [h]")
-        axr.set_xlabel("Cumulative livetime [h]")
-        axl.set_ylabel("Excess counts")
-        axr.set_ylabel("Significance $\\sqrt{\\mathrm{TS}}$ [$\\sigma$]")
+    fig = _figure(figsize=(11, 4.5))
+    axl, axr = fig.subplots(1, 2)
+    line = dict(marker="o", ms=4.5, lw=1.3, color="tab:blue")
+    if t.size:
+        axl.plot(t, exc, label="excess", **line)
+        axr.plot(t, sts, label="\u221aTS", **line)
+        ok = np.isfinite(t) & np.isfinite(sts) & (t > 0)
+        if ok.any():
+            tl, sl = t[ok][-1], sts[ok][-1]
+            tt = np.linspace(0, max(np.nanmax(t), tl), 200)
+            axr.plot(tt, sl * np.sqrt(tt / tl), ls="--", color="0.4", lw=1.1,
+                     label="\u221d \u221at (through last point)")
+    else:
         for a in (axl, axr):
-            a.set_xlim(left=0)
-            a.grid(True, alpha=0.3)
-            a.tick_params(direction="in", top=True, right=True)
-        axr.set_ylim(bottom=min(0.0, float(np.nanmin(sts)) * 1.1) if sts.size and np.isfinite(sts).any() else 0.0,
-                     top=max(6.0, 1.1 * float(np.nanmax(sts)) if sts.size and np.isfinite(sts).any() else 6.0))
-        axr.legend(fontsize=9, loc="upper left")
-        if t.size:
-            axl.legend(fontsize=9, loc="upper left")
-        if title:
-            fig.suptitle(title)
-        fig.tight_layout()
-    except BaseException:
-        plt.close(fig)
-        raise
+            _no_data(a, "no usable observation")
+    axr.axhline(5.0, color="tab:red", ls=":", lw=1.3, label="5\u03c3")
+    axl.axhline(0.0, color="0.5", lw=0.8)
+    axl.set_xlabel("Cumulative livetime [h]")
+    axr.set_xlabel("Cumulative livetime [h]")
+    axl.set_ylabel("Excess counts")
+    axr.set_ylabel("Significance \u221aTS [\u03c3]")
+    for a in (axl, axr):
+        a.set_xlim(left=0)
+        a.grid(True, alpha=0.3)
+        a.tick_params(direction="in", top=True, right=True)
+    axr.set_ylim(bottom=min(0.0, float(np.nanmin(sts)) * 1.1) if sts.size and np.isfinite(sts).any() else 0.0,
+                 top=max(6.0, 1.1 * float(np.nanmax(sts)) if sts.size and np.isfinite(sts).any() else 6.0))
+    axr.legend(fontsize=9, loc="upper left")
+    if t.size:
+        axl.legend(fontsize=9, loc="upper left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return _save(fig, out_png)

@@ -75,4 +75,20 @@ def run(snakemake, what, func, *args, **kwargs):
     peak_mb = peak_rss_mb()
     log.info("%s: done in %.2f s, peak RSS %.1f MB", what, time.perf_counter() - t0, peak_mb)
     logging.shutdown()
+    skip_final_gc()
     return result
+
+
+def skip_final_gc():
+    """Let the interpreter exit without its final garbage collection.
+
+    At exit CPython runs several full collections over every object still alive; with numpy
+    and matplotlib loaded (~10^5 tracked objects, ~30 ms per collection) that measured
+    ~0.1-0.15 s per aggregate job.  :func:`gc.freeze` moves them to the permanent
+    generation, which those collections skip; the operating system frees the memory.  Only
+    called once the job's outputs are written and closed (atexit handlers and module
+    cleanup still run).
+    """
+    import gc
+
+    gc.freeze()
