@@ -185,9 +185,9 @@ def _wcs_header_string(geom) -> str:
     """The map's FITS WCS header (with NAXIS1/2) as newline-separated 80-character cards.
 
     Parse it back with ``astropy.io.fits.Header.fromstring(s, sep="\\n")``.  Written with
-    extspec's own card formatter (:mod:`extspec.ogip`), so a reduction job needs no astropy.
+    extspec's own card formatter (:mod:`extspec.fitswrite`), so a reduction job needs no astropy.
     """
-    from .ogip import _cards
+    from .fitswrite import card_images as _cards
 
     cards = [c for key, value in geom.header_dict().items() for c in _cards(key, value)]
     return "\n".join(cards + [f"{'END':<80}"])

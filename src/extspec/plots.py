@@ -199,43 +199,37 @@ def _region_texts(spec) -> list:
         if s.endswith(".reg") and "(" not in s and Path(s).is_file():
             s = Path(s).read_text()
         return [s]
-    if isinstance(spec, (list, tuple)):
+    if isinstance(spec, (list, tuple)) or type(spec).__name__ == "Regions":
         out = []
         for item in spec:
             out.extend(_region_texts(item))
         return out
-    try:
-        from regions import Regions
-
-        if isinstance(spec, Regions):
-            return list(spec)
-    except ImportError:  # pragma: no cover
-        pass
     return [spec]
 
 
-def _pixel_regions(spec, wcs) -> list:
-    """Pixel regions for ``spec`` on ``wcs``; unparsable / unprojectable regions are warned and skipped."""
-    from regions import PixelRegion, Regions, SkyRegion
+def _pixel_regions(spec, proj) -> list:
+    """Pixel shapes (:mod:`extspec.skyregions`) of ``spec`` on the Projection ``proj``;
+    unparsable / unprojectable regions are warned about and skipped."""
+    from .errors import ConfigError
+    from .skyregions import PixelRegion, as_sky_region, parse_ds9
 
     out = []
     for item in _region_texts(spec):
         try:
-            regs = Regions.parse(item, format="ds9") if isinstance(item, str) else [item]
-        except Exception as exc:
+            regs = parse_ds9(item) if isinstance(item, str) else [item]
+        except ValueError as exc:
             warnings.warn(f"plots: cannot parse region {item!r}: {exc}", stacklevel=3)
             continue
         for r in regs:
             try:
-                if isinstance(r, SkyRegion):
-                    r = r.to_pixel(wcs)
-                elif not isinstance(r, PixelRegion):
-                    raise TypeError(f"not a region: {type(r).__name__}")
-                c = getattr(r, "center", None)
-                pts = [(c.x, c.y)] if c is not None else list(zip(r.vertices.x, r.vertices.y))
-                if not np.all(np.isfinite(np.asarray(pts, float))):
+                if not isinstance(r, PixelRegion):
+                    r = as_sky_region(r).to_pixel(proj)
+                pts = np.atleast_2d(np.asarray(r.center, float))
+                if isinstance(getattr(r, "xs", None), tuple):
+                    pts = np.column_stack(r.vertices)
+                if not np.all(np.isfinite(pts)):
                     raise ValueError("region does not project onto the map")
-            except Exception as exc:
+            except (ValueError, TypeError, ConfigError) as exc:
                 warnings.warn(f"plots: skipping region {r!r}: {exc}", stacklevel=3)
                 continue
             out.append(r)
@@ -245,14 +239,10 @@ def _pixel_regions(spec, wcs) -> list:
 def _plot_regions(ax, pix_regions, label=None, **style):
     first = True
     for r in pix_regions:
-        kw = dict(style)
+        kw = dict(style, fill=False)
         if first and label:
             kw["label"] = label
-        try:
-            r.plot(ax=ax, **kw)
-        except Exception as exc:  # e.g. a shape without an artist (text, point styles)
-            warnings.warn(f"plots: cannot draw region {r!r}: {exc}", stacklevel=3)
-            continue
+        ax.add_patch(r.patch(**kw))
         first = False
 
 
@@ -282,9 +272,16 @@ class _SkyPixels:
             self.obj = geom_or_wcs.celestial
 
     @property
-    def wcs(self):
-        """astropy WCS for the region drawing (``_pixel_regions``)."""
-        return self.obj.wcs if self.is_geom else self.obj
+    def projection(self):
+        """The map's :class:`extspec.sky.Projection`, for the region drawing (``_pixel_regions``)."""
+        if self.is_geom:
+            return self.obj.projection
+        from .sky import Projection
+
+        w = self.obj.wcs
+        ctype = [str(c).upper() for c in w.ctype]
+        frame = "galactic" if ctype[0].startswith("GLON") else "icrs"
+        return Projection(ctype[0][-3:], tuple(w.crval), tuple(w.crpix), tuple(w.cdelt), frame)
 
     def pixel_centers(self):
         """(lon, lat) deg of every pixel centre, arrays shaped like the image."""
@@ -454,7 +451,7 @@ def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), excl
     # regions first (pixel coordinates), so that the layout knows whether a legend is needed
     layers = []  # (pixel regions, style, legend label), in drawing order (ON on top)
     region_specs = [exclusion_regions, on_region, *(off_regions or ())]
-    wcs = conv.wcs if any(_region_texts(r) for r in region_specs) else None
+    wcs = conv.projection if any(_region_texts(r) for r in region_specs) else None
     excl = _pixel_regions(exclusion_regions, wcs) if wcs is not None else []
     if excl:
         layers.append((excl, dict(edgecolor="red", linestyle=":", linewidth=1.8), "exclusion"))
