@@ -78,3 +78,18 @@ def all_outputs(wildcards):
         f"{OUT}/cumulative.ecsv",
         f"{OUT}/cumulative.png",
     ]
+
+
+def cancel_idle_timers(log=None):
+    """Let Snakemake exit as soon as the work is done (onsuccess / onerror hook).
+
+    Snakemake's job-rate limiter re-arms a 1 s ``threading.Timer`` after every scheduling
+    round; the timer is not a daemon thread, so the process waits for the last one before it
+    can exit, about a second after the final job.  Once the scheduler has returned those
+    timers have nothing left to do: cancelling them ends the run at once.
+    """
+    import threading
+
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
