@@ -308,6 +308,8 @@ class _OrientedSky(SkyRegion):
     angle: float = 0.0  # deg
 
     _pixcls = None
+    _ds9_name = ""
+    _ds9_size_factor = 1.0  # DS9 writes an ellipse's semi-axes, a box's full sizes
 
     @property
     def frame(self):
@@ -318,25 +320,23 @@ class _OrientedSky(SkyRegion):
         return self._pixcls(x, y, self.width / scale, self.height / scale,
                             math.radians(self.angle) + north - math.pi / 2)
 
+    def to_ds9(self) -> str:
+        c, f = self.center, self._ds9_size_factor
+        return (f"{c.frame};{self._ds9_name}({_fmt(c.lon)},{_fmt(c.lat)},{_fmt(self.width * f)},"
+                f"{_fmt(self.height * f)},{_fmt(self.angle)})")
+
 
 @dataclass(frozen=True)
 class EllipseSky(_OrientedSky):
     _pixcls = EllipsePix
-
-    def to_ds9(self) -> str:
-        c = self.center
-        return (f"{c.frame};ellipse({_fmt(c.lon)},{_fmt(c.lat)},{_fmt(self.width / 2)},"
-                f"{_fmt(self.height / 2)},{_fmt(self.angle)})")
+    _ds9_name = "ellipse"
+    _ds9_size_factor = 0.5
 
 
 @dataclass(frozen=True)
 class BoxSky(_OrientedSky):
     _pixcls = BoxPix
-
-    def to_ds9(self) -> str:
-        c = self.center
-        return (f"{c.frame};box({_fmt(c.lon)},{_fmt(c.lat)},{_fmt(self.width)},{_fmt(self.height)},"
-                f"{_fmt(self.angle)})")
+    _ds9_name = "box"
 
 
 @dataclass(frozen=True)
