@@ -222,3 +222,31 @@ def test_unusable_observation_named_in_log(store_path, tmp_path, caplog):
     assert "obs 20326: unusable" in caplog.text and "pointing inside the ON region" in caplog.text
     spec = read_spectrum(tmp_path / "obs")
     assert not spec.usable and not spec.mask_safe.any() and spec.acceptance_off.sum() == 0
+
+
+@pytest.mark.parametrize("method, heavy_expected", [("exact", []), ("reference", ["astropy"])])
+def test_reduction_job_imports(store_path, tmp_path, method, heavy_expected):
+    on_text = "galactic;circle(347.3,-0.5,0.5)"
+    """A per-observation job (a fresh process in the workflow) reduces a DR1 run without
+    importing astropy, regions or matplotlib; only the reference method's float32 frame
+    transformation (spec §2.2) goes through astropy."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from extspec.pipeline import reduce_observation\n"
+        f"red = {{'on_region': {on_text!r}, 'spectrum': {{'method': {method!r}}},\n"
+        "       'safe_mask': {'methods': ['aeff-default', 'aeff-max'], 'aeff_percent': 10}}\n"
+        f"reduce_observation(red, {str(store_path)!r}, 20326, {str(tmp_path)!r})\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'astropy', 'regions', 'matplotlib', 'scipy'})))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(res.stdout.splitlines()[-1]) == heavy_expected
+    from extspec.ogip import read_spectrum
+
+    spec = read_spectrum(tmp_path)
+    assert spec.obs_id == 20326 and spec.n_off_regions == 2
+    if method == "reference":  # §6.6 check values
+        np.testing.assert_array_equal(spec.counts, [int(t) for t in TABLE_66[20326]["on"].split()])
