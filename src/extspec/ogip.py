@@ -270,12 +270,8 @@ def _rmf_bytes(ds) -> bytes:
         ("LO_THRES", 0.0, "minimum matrix value kept"),
         *common,
     ]
-    edges = np.asarray(ds.energy_reco.edges, dtype=np.float64)
-    ecols = [
-        ("CHANNEL", "J", "", np.arange(nr, dtype=np.int32)),
-        ("E_MIN", "D", "TeV", edges[:-1]),
-        ("E_MAX", "D", "TeV", edges[1:]),
-    ]
+    ecols = [("CHANNEL", "J", "", np.arange(nr, dtype=np.int32))] + _energy_columns(
+        ds.energy_reco.edges, "E_MIN", "E_MAX")
     ecards = [
         ("HDUCLASS", "OGIP", ""),
         ("HDUCLAS1", "RESPONSE", ""),
