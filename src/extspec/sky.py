@@ -277,12 +277,6 @@ class Projection:
         x1, y1 = self.world_to_pix(lon, lat + offset_deg)
         return offset_deg / float(np.hypot(x1 - x0, y1 - y0))
 
-    def north_angle(self, lon: float, lat: float, offset_deg: float = 1.0 / 3600.0) -> float:
-        """Angle (rad, counter-clockwise from +x) of the +lat direction in the pixel frame."""
-        x0, y0 = self.world_to_pix(lon, lat)
-        x1, y1 = self.world_to_pix(lon, lat + offset_deg)
-        return float(np.arctan2(y1 - y0, x1 - x0))
-
     def to_astropy(self):
         """The same WCS as an ``astropy.wcs.WCS`` (imports astropy)."""
         from astropy.wcs import WCS

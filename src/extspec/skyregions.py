@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
-from .sky import FRAME_ALIASES, SkyPoint, canonical_frame, unit_vectors
+from .sky import FRAME_ALIASES, SkyPoint, canonical_frame, transform, unit_vectors
 
 __all__ = [
     "SkyRegion", "CircleSky", "EllipseSky", "BoxSky", "PolygonSky",
@@ -245,15 +245,12 @@ def _fmt(v: float) -> str:
 def _pix_frame(proj, point: SkyPoint):
     """Pixel position, local scale (deg/pix) and north angle (rad) of ``point`` on ``proj``,
     with north taken along the point's own frame."""
-    lon, lat = point.to(proj.frame).lonlat()
-    x, y = proj.world_to_pix(lon, lat)
+    x, y = proj.world_to_pix(*point.lonlat(proj.frame))
     d = 1.0 / 3600.0
-    up = SkyPoint(point.lon, point.lat + d, point.frame).to(proj.frame) if point.lat + d <= 90 else None
-    if up is None:
-        return float(x), float(y), proj.local_scale(lon, lat), proj.north_angle(lon, lat)
-    x1, y1 = proj.world_to_pix(up.lon, up.lat)
-    dist = float(np.hypot(x1 - x, y1 - y))
-    return float(x), float(y), d / dist, float(np.arctan2(y1 - y, x1 - x))
+    step = d if point.lat + d <= 90.0 else -d  # within 1" of the pole: step south, then flip
+    x1, y1 = proj.world_to_pix(*SkyPoint(point.lon, point.lat + step, point.frame).lonlat(proj.frame))
+    dx, dy = (x1 - x, y1 - y) if step > 0 else (x - x1, y - y1)
+    return float(x), float(y), d / float(np.hypot(dx, dy)), float(np.arctan2(dy, dx))
 
 
 class SkyRegion:
@@ -291,9 +288,12 @@ class CircleSky(SkyRegion):
 
     def contains_lonlat(self, lon, lat, frame: str | None = None) -> np.ndarray:
         """Great-circle containment (strictly inside) of positions in ``frame`` (default own)."""
+        return self.contains_vectors(unit_vectors(lon, lat), frame)
+
+    def contains_vectors(self, vecs: np.ndarray, frame: str | None = None) -> np.ndarray:
+        """The same for unit vectors ``vecs`` (3, n) in ``frame``, e.g. precomputed per event."""
         c = self.center.to(frame or self.frame)
-        u = unit_vectors(c.lon, c.lat)
-        return np.tensordot(u, unit_vectors(lon, lat), axes=1) > math.cos(math.radians(self.radius))
+        return np.tensordot(unit_vectors(c.lon, c.lat), vecs, axes=1) > math.cos(math.radians(self.radius))
 
     def to_ds9(self) -> str:
         c = self.center
@@ -354,12 +354,7 @@ class PolygonSky(SkyRegion):
         return SkyPoint(lon, lat, self.frame)
 
     def to_pixel(self, proj) -> PolygonPix:
-        lon, lat = np.asarray(self.lons, float), np.asarray(self.lats, float)
-        if self.frame != proj.frame:
-            from .sky import transform
-
-            lon, lat = transform(lon, lat, self.frame, proj.frame)
-        x, y = proj.world_to_pix(lon, lat)
+        x, y = proj.world_to_pix(*transform(self.lons, self.lats, self.frame, proj.frame))
         return PolygonPix(tuple(map(float, x)), tuple(map(float, y)))
 
     def to_ds9(self) -> str:
@@ -563,20 +558,14 @@ def sky_to_pix(region, proj) -> PixelRegion:
 def pix_to_sky(pix_region: PixelRegion, proj, frame: str) -> SkyRegion:
     """Pixel region -> sky region in ``frame``; a circle gets r_pix x the local scale at its
     new centre (§6.2), an ellipse/box its sizes scaled and its angle measured from north there."""
-    from .sky import transform_point
-
     frame = canonical_frame(frame)
     if isinstance(pix_region, PolygonPix):
-        lon, lat = proj.pix_to_world(np.asarray(pix_region.xs), np.asarray(pix_region.ys))
-        if frame != proj.frame:
-            from .sky import transform
-
-            lon, lat = transform(lon, lat, proj.frame, frame)
+        lon, lat = transform(*proj.pix_to_world(np.asarray(pix_region.xs), np.asarray(pix_region.ys)),
+                             proj.frame, frame)
         return PolygonSky(tuple(map(float, lon)), tuple(map(float, lat)), frame)
     lon, lat = proj.pix_to_world(pix_region.x, pix_region.y)
     lon, lat = float(lon), float(lat)
-    center = SkyPoint(*transform_point(lon, lat, proj.frame, frame), frame) if frame != proj.frame else \
-        SkyPoint(lon, lat, frame)
+    center = SkyPoint(lon, lat, proj.frame).to(frame)
     if isinstance(pix_region, CirclePix):
         return CircleSky(center, pix_region.radius * proj.local_scale(lon, lat))
     _, _, scale, north = _pix_frame(proj, center)

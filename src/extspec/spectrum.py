@@ -130,8 +130,7 @@ def _events_in_regions(regions_sky, pix_regions, finder_wcs, ev_lon, ev_lat, fra
     if method == "exact" and all(isinstance(r, CircleSky) for r in regions_sky):
         vecs = unit_vectors(ev_lon, ev_lat) if vecs is None else vecs
         for r in regions_sky:
-            c = r.center.to(frame)
-            inside |= unit_vectors(c.lon, c.lat) @ vecs > np.cos(np.deg2rad(r.radius))
+            inside |= r.contains_vectors(vecs, frame)
         return inside
     x, y = finder_wcs.world_to_pix(ev_lon, ev_lat)
     for pr in pix_regions:
@@ -233,8 +232,7 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
     else:
         vecs = unit_vectors(ev_lon, ev_lat)
         if isinstance(on_region, CircleSky):
-            c = center
-            on_ev = unit_vectors(c.lon, c.lat) @ vecs > np.cos(np.deg2rad(on_region.radius))
+            on_ev = on_region.contains_vectors(vecs, frame)
         else:
             on_ev = None  # decided below in the finder frame, like the OFF regions
         offs = _region_sample_offsets(on_region, p_lonlat, frame, sample_step)
@@ -247,7 +245,7 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
         counts = None
 
     refl = find_reflected_regions(on_region, pointing, exclusion_regions, method=method)
-    if method == "exact" and counts is None:
+    if method == "exact" and on_ev is None:
         on_ev = _events_in_regions([on_region], [refl.on_pixel_region], refl.grid.wcs, ev_lon, ev_lat, frame, "pixel")
     if counts is None:
         sel = on_ev & (kbin >= 0)
