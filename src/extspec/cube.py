@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .geometry import EnergyAxis, MapGeom, angular_separation_deg, make_energy_axis, point_to_frame, sky_to_frame
+from .geometry import EnergyAxis, MapGeom, make_energy_axis, sky_to_frame
+from .sky import separation, transform_point
 
 __all__ = [
     "CubeSettings",
@@ -82,7 +83,7 @@ class CubeSettings:
         if "center" in g and g["center"] is not None:
             lon, lat = g["center"]
         elif center[2] != frame:
-            lon, lat = point_to_frame(float(lon), float(lat), center[2], frame)
+            lon, lat = transform_point(float(lon), float(lat), center[2], frame)
         geom = MapGeom.create(lon, lat, g.get("width", [1.5, 1.5]), g.get("binsz", 0.04), frame, g.get("proj", "CAR"))
         ea = cfg.get("energy_axis", {})
         et = cfg.get("energy_axis_true", {})
@@ -129,7 +130,7 @@ class CubeDataset:
     @property
     def pointing_lonlat(self) -> tuple[float, float]:
         """Pointing in the map frame (deg)."""
-        return point_to_frame(float(self.pointing_radec[0]), float(self.pointing_radec[1]), "icrs", self.geom.frame)
+        return transform_point(float(self.pointing_radec[0]), float(self.pointing_radec[1]), "icrs", self.geom.frame)
 
 
 # ------------------------------------------------------------------------------- counts --
@@ -229,14 +230,14 @@ def make_exposure(obs, geom: MapGeom, energy_true: EnergyAxis, method: str = "ex
 
 def pointing_in_frame(obs, frame: str) -> tuple[float, float]:
     """Pointing position of ``obs`` in ``frame`` (deg)."""
-    return point_to_frame(float(obs.pointing_radec[0]), float(obs.pointing_radec[1]), "icrs", frame)
+    return transform_point(float(obs.pointing_radec[0]), float(obs.pointing_radec[1]), "icrs", frame)
 
 
 def pixel_offsets(obs, geom: MapGeom) -> np.ndarray:
     """Angular distance (deg) of every pixel centre from the pointing, shape (ny, nx)."""
     lon, lat = geom.pixel_centers()
     plon, plat = pointing_in_frame(obs, geom.frame)
-    return angular_separation_deg(lon, lat, plon, plat)
+    return separation(lon, lat, plon, plat)
 
 
 # ------------------------------------------------------------------------ edisp kernel --

@@ -15,7 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .sky import separation, transform, transform_point
+from .sky import transform
 
 __all__ = ["EnergyAxis", "MapGeom", "FRAMES", "PROJECTIONS", "make_energy_axis", "sky_to_frame"]
 
@@ -171,6 +171,3 @@ def sky_to_frame(lon, lat, from_frame: str, to_frame: str, float32_astropy: bool
     sph = c.spherical
     return sph.lon.deg, sph.lat.deg
 
-
-angular_separation_deg = separation
-point_to_frame = transform_point
