@@ -121,7 +121,7 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
     ----------
     on_region : extspec.skyregions.SkyRegion (or a DS9 string / regions sky region)
     pointing : extspec.sky.SkyPoint, astropy SkyCoord, or (ra, dec) in deg ICRS
-    exclusion_regions : sequence of sky regions
+    exclusion_regions : sequence of sky regions or DS9 strings / .reg paths
         Candidates containing any finder-grid pixel centre inside one of these are rejected.
     method : {"exact", "reference"}
 
@@ -131,7 +131,7 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
     the ON region, §6.4).
     """
     from .sky import as_skypoint
-    from .skyregions import CircleSky, as_sky_region, pix_to_sky
+    from .skyregions import CircleSky, as_sky_region, parse_regions, pix_to_sky
 
     on_region = as_sky_region(on_region, "on_region")
     pointing = as_skypoint(pointing)
@@ -172,8 +172,8 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
     info = {"pointing_inside": bool(inside)}
     # excluded pixel centres: the ON region and the exclusion regions
     ex_x, ex_y = [on_x], [on_y]
-    for reg in exclusion_regions:
-        pr = as_sky_region(reg, "exclusion_regions").to_pixel(wcs)
+    for reg in parse_regions(list(exclusion_regions), "exclusion_regions"):
+        pr = reg.to_pixel(wcs)
         if not np.all(np.isfinite(pr.center)):  # far away / unprojectable: cannot overlap the grid
             continue
         x, y = _grid_points_in(pr, grid.npix)

@@ -204,10 +204,9 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
     from .cube import edisp_kernel, energy_bin_index, event_coords
     from .reflected import find_reflected_regions
     from .sky import SkyPoint, unit_vectors
-    from .skyregions import CircleSky, as_sky_region, parse_regions
+    from .skyregions import CircleSky, as_sky_region
 
     on_region = as_sky_region(on_region, "on_region")
-    exclusion_regions = parse_regions(list(exclusion_regions), "exclusion_regions") if exclusion_regions else []
     center = on_region.center
     frame = center.frame
     pointing = SkyPoint(float(obs.pointing_radec[0]), float(obs.pointing_radec[1]), "icrs")
