@@ -130,6 +130,8 @@ def test_parse_file_like_text_and_polygon():
     ("galactic;polygon(1,2,3,4)", "at least 3"),
     ("galactic;circle(abc,-0.5,0.1)", "bad coordinate"),
     ("fk4;circle(1,2,3)", "frame"),
+    ("galactic;circle(347.3,95,0.5)", "latitude 95 outside"),
+    ("galactic;polygon(347,-1,347.5,-91,347.2,0)", "latitude -91 outside"),
 ])
 def test_parse_errors(text, match):
     with pytest.raises(ConfigError, match=match) as err:

@@ -400,8 +400,14 @@ def _parse_size(tok: str) -> float:
 
 
 def _make_shape(name: str, args: list[str], frame: str) -> SkyRegion:
+    def lat(tok):
+        v = _parse_coord(tok, "lat", frame)
+        if not -90.0 <= v <= 90.0:
+            raise ValueError(f"latitude {tok.strip()} outside [-90, 90] deg")
+        return v
+
     def center():
-        return SkyPoint(_parse_coord(args[0], "lon", frame), _parse_coord(args[1], "lat", frame), frame)
+        return SkyPoint(_parse_coord(args[0], "lon", frame), lat(args[1]), frame)
 
     def need(n):
         if len(args) != n:
@@ -428,7 +434,7 @@ def _make_shape(name: str, args: list[str], frame: str) -> SkyRegion:
         if len(args) < 6 or len(args) % 2:
             raise ValueError("polygon needs at least 3 (lon, lat) pairs")
         lons = tuple(_parse_coord(a, "lon", frame) for a in args[0::2])
-        lats = tuple(_parse_coord(a, "lat", frame) for a in args[1::2])
+        lats = tuple(lat(a) for a in args[1::2])
         return PolygonSky(lons, lats, frame)
     raise ValueError(f"shape '{name}' not supported (use {', '.join(SHAPES)})")
 
