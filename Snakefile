@@ -15,9 +15,9 @@ min_version("8.0")
 configfile: "config/config.yaml"
 
 
-# The config is validated against this schema (and for what a schema cannot say: regions,
-# geometry, obs ids in the data store) by extspec.config, in workflow/rules/common.smk.
-CONFIG_SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+# The config is validated against the package's schema, src/extspec/data/config.schema.yaml
+# (and for what a schema cannot say: regions, geometry, obs ids in the data store) by
+# extspec.workflow.config, in workflow/rules/common.smk.
 
 
 include: "workflow/rules/common.smk"

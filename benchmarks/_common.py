@@ -21,7 +21,7 @@ SEED_REDUCTION = {
 
 
 def datastore_path() -> Path:
-    from extspec.datastore import resolve_datastore_path
+    from extspec.io.datastore import resolve_datastore_path
 
     return resolve_datastore_path(os.environ.get("EXTSPEC_DATASTORE"))
 

@@ -5,7 +5,7 @@ time of a new process, almost all of it imports.  For every job this script star
 fresh process each time,
 
 * ``function``: ``python -c`` importing extspec and calling the job's library function
-  (``extspec.pipeline.stack_counts`` / ``run_fit`` / ``run_flux_points`` /
+  (``extspec.workflow.pipeline.stack_counts`` / ``run_fit`` / ``run_flux_points`` /
   ``run_cumulative``) on real per-observation outputs, and
 * ``script``: the rule's script ``workflow/scripts/<job>.py`` with a stand-in ``snakemake``
   object (logging, offline switches, exit path of ``_helpers.run``): what the job runs after
@@ -80,7 +80,7 @@ REPORT = "\nimport sys; print(' '.join(m for m in {heavy!r} if m in sys.modules)
 def job_code(job: str, mode: str, results: Path, config: Path, out: Path, report_modules: bool = False) -> str:
     code = SETUP.format(config=str(config), results=str(results), out=str(out))
     if mode == "function":
-        code += "from extspec.pipeline import *\n" + CALLS[job] + "\n"
+        code += "from extspec.workflow.pipeline import *\n" + CALLS[job] + "\n"
     else:
         inp, outp = SNAKEMAKE_IO[job]
         scripts = REPO / "workflow" / "scripts"

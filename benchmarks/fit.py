@@ -24,8 +24,8 @@ MODEL = {"type": "power_law", "parameters": {"index": {"value": 2.0}, "amplitude
 
 def reduce_runs(store_path, obs_ids, reduction):
     from extspec.cube import event_coords, make_cube
-    from extspec.datastore import open_datastore
-    from extspec.pipeline import cube_settings
+    from extspec.io.datastore import open_datastore
+    from extspec.workflow.pipeline import cube_settings
     from extspec.safe_mask import make_safe_mask
     from extspec.skyregions import parse_region
     from extspec.spectrum import make_spectrum

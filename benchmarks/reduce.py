@@ -26,8 +26,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from extspec.cube import make_cube
-    from extspec.datastore import open_datastore
-    from extspec.pipeline import cube_settings, reduce_observation
+    from extspec.io.datastore import open_datastore
+    from extspec.workflow.pipeline import cube_settings, reduce_observation
     from extspec.skyregions import parse_region
 
     path = datastore_path()

@@ -166,7 +166,7 @@ def main(argv=None) -> None:
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temporary one)")
     args = ap.parse_args(argv)
 
-    from extspec.datastore import resolve_datastore_path
+    from extspec.io.datastore import resolve_datastore_path
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="extspec-bench-"))
     base.mkdir(parents=True, exist_ok=True)

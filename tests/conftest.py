@@ -44,7 +44,7 @@ def store_path() -> Path:
 
 @pytest.fixture(scope="session")
 def datastore(store_path):
-    from extspec.datastore import open_datastore
+    from extspec.io.datastore import open_datastore
 
     return open_datastore(store_path)
 

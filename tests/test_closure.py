@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from extspec.cube import event_coords, make_cube
-from extspec.datastore import open_datastore
+from extspec.io.datastore import open_datastore
 from extspec.fit import fit_joint
-from extspec.pipeline import cube_settings
+from extspec.workflow.pipeline import cube_settings
 from extspec.safe_mask import make_safe_mask
 from extspec.simulate import SourceModel, simulate_datastore, simulate_onoff, wobble_pointings
 from extspec.skyregions import parse_region

@@ -1,4 +1,4 @@
-"""extspec.config: defaults, schema validation, semantic checks, obs selection, caching."""
+"""extspec.workflow.config: defaults, schema validation, semantic checks, obs selection, caching."""
 
 import copy
 import json
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from extspec.config import (
+from extspec.workflow.config import (
     SCHEMA_PATH,
     STAGE_KEYS,
     load_config,
@@ -24,7 +24,6 @@ from extspec.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "config" / "config.yaml"
-WORKFLOW_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 DR1 = REPO.parent / "shared" / "data" / "hess-dl3-dr1"
 RXJ15 = [20326, 20327, 20349, 20350, 20396, 20397, 20421, 20422, 20517, 20518, 20519, 20521,
          20898, 20899, 20900]
@@ -38,8 +37,11 @@ def seed_raw():
     return raw
 
 
-def test_schema_copies_identical():
-    assert SCHEMA_PATH.read_text() == WORKFLOW_SCHEMA.read_text()
+def test_schema_exists_once():
+    """The package's schema is the only one: the workflow validates against it too."""
+    assert SCHEMA_PATH.is_file()
+    copies = [p for p in REPO.rglob("config.schema.yaml") if ".git" not in p.parts and p.resolve() != SCHEMA_PATH]
+    assert copies == []
 
 
 def test_seed_config_public_keys():
@@ -71,7 +73,7 @@ def _schema_keys(node, prefix, root, out):
 
 
 def test_every_key_documented():
-    root = yaml.safe_load(WORKFLOW_SCHEMA.read_text())
+    root = yaml.safe_load(SCHEMA_PATH.read_text())
     keys = _schema_keys(root, "", root, set())
     doc = (REPO / "config" / "README.md").read_text()
     missing = [k for k in sorted(keys) if f"`{k}`" not in doc]
@@ -194,7 +196,7 @@ def test_missing_datastore_message(tmp_path):
 
 @needs_dr1
 def test_obs_cone_selects_the_15_rxj1713_runs():
-    from extspec.datastore import open_datastore
+    from extspec.io.datastore import open_datastore
 
     raw = seed_raw()
     raw["obs_ids"] = []
@@ -228,7 +230,7 @@ def test_stage_config_subsets():
 @needs_dr1
 def test_prepare_workflow_cached_without_heavy_imports(tmp_path):
     raw = seed_raw()
-    out = prepare_workflow(raw, schema=WORKFLOW_SCHEMA, cache_dir=tmp_path)
+    out = prepare_workflow(raw, cache_dir=tmp_path)
     assert out["obs_ids"] == raw["obs_ids"]
     assert out["datastore"] == str(DR1.resolve())
     assert out["datastore_error"] is None
@@ -237,8 +239,8 @@ def test_prepare_workflow_cached_without_heavy_imports(tmp_path):
     # a second process hits the cache: no astropy, regions or jsonschema import
     code = (
         "import json, sys\n"
-        "from extspec.config import prepare_workflow\n"
-        f"out = prepare_workflow(json.loads({json.dumps(json.dumps(raw))}), schema={str(WORKFLOW_SCHEMA)!r}, "
+        "from extspec.workflow.config import prepare_workflow\n"
+        f"out = prepare_workflow(json.loads({json.dumps(json.dumps(raw))}), "
         f"cache_dir={str(tmp_path)!r})\n"
         "heavy = [m for m in ('astropy', 'regions', 'jsonschema') if m in sys.modules]\n"
         "print(json.dumps({'obs': out['obs_ids'], 'heavy': heavy}))\n"
@@ -248,7 +250,7 @@ def test_prepare_workflow_cached_without_heavy_imports(tmp_path):
     assert got == {"obs": raw["obs_ids"], "heavy": []}
     # a different config is a different cache entry
     raw2 = dict(raw, obs_ids=[20326])
-    assert prepare_workflow(raw2, schema=WORKFLOW_SCHEMA, cache_dir=tmp_path)["obs_ids"] == [20326]
+    assert prepare_workflow(raw2, cache_dir=tmp_path)["obs_ids"] == [20326]
     assert len(list(tmp_path.glob("config-*.json"))) == 2
 
 
@@ -264,7 +266,7 @@ def test_prepare_workflow_missing_store_is_deferred(tmp_path):
 def test_offline_astropy_switches_downloads_off():
     code = (
         "import sys\n"
-        "from extspec.config import offline_astropy\n"
+        "from extspec.workflow.config import offline_astropy\n"
         "offline_astropy()\n"
         "assert 'astropy' not in sys.modules\n"
         "import astropy.coordinates\n"

@@ -1,4 +1,4 @@
-"""Round trip and error handling of the HDF5 cube product (extspec.cube_io)."""
+"""Round trip and error handling of the HDF5 cube product (extspec.io.cube_io)."""
 
 import os
 import time
@@ -9,9 +9,9 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from extspec import cube_io
+from extspec.io import cube_io
 from extspec.cube import CubeDataset
-from extspec.cube_io import read_cube, write_cube
+from extspec.io.cube_io import read_cube, write_cube
 from extspec.errors import FormatError
 from extspec.geometry import MapGeom, make_energy_axis
 

@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
-from extspec.datastore import open_datastore, resolve_datastore_path
+from extspec.io.datastore import open_datastore, resolve_datastore_path
 from extspec.errors import DataStoreError
 
 OBS = 20326

@@ -1,4 +1,4 @@
-"""extspec.download and the `download` rule, against a local HTTP server on 127.0.0.1 only."""
+"""extspec.io.download and the `download` rule, against a local HTTP server on 127.0.0.1 only."""
 
 import functools
 import hashlib
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from extspec.download import DownloadError, download_datastore, is_datastore
+from extspec.io.download import DownloadError, download_datastore, is_datastore
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_workflow import SNAKEFILE, job_counts, snakemake, write_config  # noqa: E402
@@ -74,7 +74,7 @@ def test_download_verify_install(tmp_path, server, release):
     assert is_datastore(dest) and (dest / "README.txt").is_file()
     assert any("checksum verified" in ln for ln in lines)
     assert leftovers(dest.parent) == []
-    from extspec.datastore import open_datastore
+    from extspec.io.datastore import open_datastore
 
     assert sorted(open_datastore(dest).obs_ids.tolist()) == [1, 2]
     # a second call leaves the store alone

@@ -5,7 +5,7 @@ import math
 import numpy as np
 from astropy.table import Table
 
-from extspec.ecsv import ecsv_text
+from extspec.io.ecsv import ecsv_text
 
 
 def test_roundtrip_with_astropy(tmp_path):

@@ -1,4 +1,4 @@
-"""extspec.fitsread (fast binary-table reader) and extspec.fitswrite (own FITS writer),
+"""extspec.io.fitsread (fast binary-table reader) and extspec.io.fitswrite (own FITS writer),
 each checked against astropy.io.fits."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from extspec import fitsread, fitswrite
+from extspec.io import fitsread, fitswrite
 from extspec.geometry import MapGeom
 
 

@@ -1,4 +1,4 @@
-"""Round trip and OGIP conformance of the spectrum files (extspec.ogip)."""
+"""Round trip and OGIP conformance of the spectrum files (extspec.io.ogip)."""
 
 import os
 import time
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from extspec import ogip
+from extspec.io import ogip
 from extspec.errors import FormatError
 from extspec.geometry import make_energy_axis
-from extspec.ogip import read_spectrum, write_spectrum
+from extspec.io.ogip import read_spectrum, write_spectrum
 from extspec.spectrum import SpectrumDataset
 
 OFF = [
@@ -148,8 +148,8 @@ def _same_exactly(a: SpectrumDataset, b: SpectrumDataset):
 
 @pytest.mark.parametrize("usable", [True, False])
 def test_fitsread_equals_astropy_read(tmp_path, monkeypatch, usable):
-    """read_spectrum through extspec.fitsread gives exactly what the astropy reader gives."""
-    from extspec import fitsread
+    """read_spectrum through extspec.io.fitsread gives exactly what the astropy reader gives."""
+    from extspec.io import fitsread
 
     ds = make_dataset(usable=usable)
     write_spectrum(ds, tmp_path)
@@ -176,7 +176,7 @@ def test_unsupported_feature_falls_back_to_astropy(tmp_path):
         extra = fits.Column("FLAGS", "J", bzero=2**31, array=np.full(len(old.data), 2**31 + 5, dtype=np.int64))
         hdu = fits.BinTableHDU.from_columns(list(old.columns) + [extra], header=old.header, name="SPECRESP")
         fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / "arf.fits", overwrite=True)
-    from extspec import fitsread
+    from extspec.io import fitsread
 
     with pytest.raises(fitsread.Unsupported, match="FLAGS"):
         fitsread.read_tables(tmp_path / "arf.fits")
@@ -189,7 +189,7 @@ def test_reading_does_not_import_astropy(tmp_path):
     import sys
 
     write_spectrum(make_dataset(), tmp_path)
-    code = ("import sys; from extspec.ogip import read_spectrum; s = read_spectrum(sys.argv[1]); "
+    code = ("import sys; from extspec.io.ogip import read_spectrum; s = read_spectrum(sys.argv[1]); "
             "print(int(s.counts.sum()), sorted(m for m in sys.modules if m.split('.')[0] == 'astropy'))")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     assert out.stdout.split(None, 1) == [str(int(make_dataset().counts.sum())), "[]\n"]

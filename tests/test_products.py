@@ -220,9 +220,9 @@ def test_stack_counts_fits_and_png(tmp_path, seed_reference, erange):
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from extspec.cube_io import write_cube
-    from extspec.ogip import write_spectrum
-    from extspec.pipeline import stack_counts
+    from extspec.io.cube_io import write_cube
+    from extspec.io.ogip import write_spectrum
+    from extspec.workflow.pipeline import stack_counts
 
     cubes, dirs = [], []
     for cube, spec in zip(seed_reference.cubes, seed_reference):

@@ -8,10 +8,10 @@ from astropy.coordinates import SkyCoord
 import astropy.units as u
 
 from extspec.cube import event_coords, make_cube
-from extspec.datastore import open_datastore
+from extspec.io.datastore import open_datastore
 from extspec.errors import ConfigError
 from extspec.geometry import MapGeom
-from extspec.pipeline import cube_settings
+from extspec.workflow.pipeline import cube_settings
 from extspec.reflected import find_reflected_regions
 from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
 from extspec.skyregions import check_region_in_geom, parse_region, parse_regions, region_center
@@ -127,8 +127,8 @@ def test_region_file(tmp_path):
 def test_pipeline_polygon_in_other_frame_than_map(store, tmp_path):
     """A galactic polygon on an icrs map: the reduction hands make_spectrum event coordinates
     in the region's frame (a polygon has no .center to read the frame from)."""
-    from extspec.ogip import read_spectrum
-    from extspec.pipeline import reduce_observation
+    from extspec.io.ogip import read_spectrum
+    from extspec.workflow.pipeline import reduce_observation
 
     text = (f"galactic;polygon({GL - 0.3},{GB - 0.25},{GL + 0.3},{GB - 0.25},{GL + 0.05},{GB + 0.3})")
     on = parse_region(text)

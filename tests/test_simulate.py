@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from extspec.datastore import open_datastore
+from extspec.io.datastore import open_datastore
 from extspec.errors import ConfigError, DataStoreError
 from extspec.simulate import (
     IrfModel,

@@ -210,8 +210,8 @@ def test_unusable_observation_named_in_log(store_path, tmp_path, caplog):
     """The pointing inside the ON region: files are written, the log names obs and reason."""
     import logging
 
-    from extspec.ogip import read_spectrum
-    from extspec.pipeline import reduce_observation
+    from extspec.io.ogip import read_spectrum
+    from extspec.workflow.pipeline import reduce_observation
 
     red = {"on_region": "galactic;circle(347.74,-1.04,0.3)",
            "geom": {"width": [1.0, 1.0], "binsz": 0.04, "frame": "galactic", "proj": "CAR"},
@@ -236,7 +236,7 @@ def test_reduction_job_imports(store_path, tmp_path, method, heavy_expected):
 
     code = (
         "import json, sys\n"
-        "from extspec.pipeline import reduce_observation\n"
+        "from extspec.workflow.pipeline import reduce_observation\n"
         f"red = {{'on_region': {on_text!r}, 'spectrum': {{'method': {method!r}}},\n"
         "       'safe_mask': {'methods': ['aeff-default', 'aeff-max'], 'aeff_percent': 10}}\n"
         f"reduce_observation(red, {str(store_path)!r}, 20326, {str(tmp_path)!r})\n"
@@ -244,7 +244,7 @@ def test_reduction_job_imports(store_path, tmp_path, method, heavy_expected):
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(res.stdout.splitlines()[-1]) == heavy_expected
-    from extspec.ogip import read_spectrum
+    from extspec.io.ogip import read_spectrum
 
     spec = read_spectrum(tmp_path)
     assert spec.obs_id == 20326 and spec.n_off_regions == 2

@@ -183,7 +183,7 @@ def test_failed_fit_reported_as_failed(seed_reference, tmp_path):
     """A fit that cannot converge (call limit hit) is reported as failed, not as numbers."""
     import yaml
 
-    from extspec.pipeline import load_fit_result
+    from extspec.workflow.pipeline import load_fit_result
 
     cfg = {"type": "log_parabola", "parameters": {"alpha": {"value": 2}, "beta": {"value": 0.1},
                                                    "amplitude": {"value": 2e-11}}}

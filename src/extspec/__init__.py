@@ -6,7 +6,7 @@ Data flows one way through the modules, one per analysis stage::
               -> models/stats -> fit -> fluxpoints/cumulative -> plots
 
 The package has no Snakemake imports; the workflow in ``workflow/`` calls the functions
-of :mod:`extspec.pipeline`.
+of :mod:`extspec.workflow.pipeline`.
 """
 
 __version__ = "0.1.0"

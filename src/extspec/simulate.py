@@ -1,6 +1,6 @@
 r"""Simulate a small but complete GADF DL3 data store from analytic IRFs.
 
-The simulator writes what :func:`extspec.datastore.open_datastore` reads (spec §1): a store
+The simulator writes what :func:`extspec.io.datastore.open_datastore` reads (spec §1): a store
 root with ``obs-index.fits.gz`` and ``hdu-index.fits.gz`` and one file ``data/obs_<id>.fits.gz``
 per run holding the extensions EVENTS, GTI, AEFF (AEFF_2D), EDISP (EDISP_2D) and BKG (BKG_3D),
 laid out exactly like H.E.S.S. DL3 DR1 (no PSF: it is optional and not listed in the index).

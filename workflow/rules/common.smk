@@ -1,18 +1,18 @@
 # Config validation, input functions and wildcard constraints.  No rules here.
 #
-# The config is validated once at parse time by extspec.config.prepare_workflow (schema +
+# The config is validated once at parse time by extspec.workflow.config.prepare_workflow (schema +
 # regions + geometry + obs ids in the data store); the result -- the config with defaults,
 # the selected obs ids and each observation's DL3 files -- is cached in
 # .snakemake/extspec/, so a no-op run neither imports astropy nor reads the data store.
 # An invalid config stops Snakemake here with one line and no job started.
 import sys
 
-from extspec.config import prepare_workflow, stage_config
+from extspec.workflow.config import prepare_workflow, stage_config
 from extspec.errors import ExtspecError
-from extspec.pipeline import reduction_config
+from extspec.workflow.pipeline import reduction_config
 
 try:
-    ANALYSIS = prepare_workflow(config, schema=CONFIG_SCHEMA)
+    ANALYSIS = prepare_workflow(config)
 except ExtspecError as err:
     sys.exit(f"extspec: invalid configuration: {err}")
 

@@ -9,7 +9,7 @@
 # has disappeared is removed here, so that `snakemake download` fetches it again.
 import os
 
-from extspec.download import default_destination, is_datastore
+from extspec.io.download import default_destination, is_datastore
 
 DOWNLOAD_DEST = str(CFG["download"]["dest"] or default_destination(CFG["datastore"]))
 DOWNLOAD_RECEIPT = f"{CFG['results_dir']}/download/{os.path.basename(DOWNLOAD_DEST.rstrip('/'))}.json"

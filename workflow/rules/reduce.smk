@@ -1,6 +1,6 @@
 # One job per observation: cube.h5 and the OGIP set pha/bkg/arf/rmf.fits.
 #
-# params hold only the reduction settings (extspec.pipeline.REDUCTION_KEYS), the data store
+# params hold only the reduction settings (extspec.workflow.pipeline.REDUCTION_KEYS), the data store
 # and the obs id: adding an observation to the config adds one such job and leaves the
 # others untouched; changing a reduction setting reruns them all.
 

@@ -13,10 +13,10 @@ import time
 def offline_astropy():
     """Compute nodes are often offline: astropy must never try to download (IERS tables).
 
-    extspec.config.offline_astropy sets the switches through an import hook, so a job whose
+    extspec.workflow.config.offline_astropy sets the switches through an import hook, so a job whose
     library function never imports astropy does not pay for it.
     """
-    from extspec.config import offline_astropy as _offline
+    from extspec.workflow.config import offline_astropy as _offline
 
     _offline()
 

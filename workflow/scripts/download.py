@@ -1,4 +1,4 @@
-"""Rule download: fetch, verify and install HESS DL3 DR1 (extspec.download.download_datastore).
+"""Rule download: fetch, verify and install HESS DL3 DR1 (extspec.io.download.download_datastore).
 
 Writes a receipt (JSON: status, destination, url, sha256) as the rule's output; an existing
 store is left alone.
@@ -11,10 +11,10 @@ from _helpers import run
 
 
 def main(snakemake):
-    from extspec.download import download_datastore
+    from extspec.io.download import download_datastore
 
     p = snakemake.params
-    log = logging.getLogger("extspec.download")
+    log = logging.getLogger("extspec.io.download")
     receipt = download_datastore(p.url, p.dest, sha256=p.sha256, timeout=p.timeout, log=log.info)
     out = snakemake.output[0]
     tmp = f"{out}.tmp{os.getpid()}"

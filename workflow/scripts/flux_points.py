@@ -1,11 +1,11 @@
-"""Rule flux_points: GADF SED table and SED plot (extspec.pipeline.run_flux_points)."""
+"""Rule flux_points: GADF SED table and SED plot (extspec.workflow.pipeline.run_flux_points)."""
 import os
 
 from _helpers import run
 
 
 def main(snakemake):
-    from extspec.pipeline import run_flux_points
+    from extspec.workflow.pipeline import run_flux_points
 
     dirs = [os.path.dirname(f) for f in snakemake.input.pha]
     run_flux_points(snakemake.params.config, dirs, snakemake.input.fit,

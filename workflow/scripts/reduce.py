@@ -1,11 +1,11 @@
-"""Rule reduce: one observation -> cube.h5 + pha/bkg/arf/rmf.fits (extspec.pipeline.reduce_observation)."""
+"""Rule reduce: one observation -> cube.h5 + pha/bkg/arf/rmf.fits (extspec.workflow.pipeline.reduce_observation)."""
 import os
 
 from _helpers import run
 
 
 def main(snakemake):
-    from extspec.pipeline import reduce_observation
+    from extspec.workflow.pipeline import reduce_observation
 
     p = snakemake.params
     outdir = os.path.dirname(snakemake.output.cube)

@@ -45,7 +45,7 @@ def _atomic_path(path):
 
 
 def _parse_regions(reduction: dict):
-    from .skyregions import parse_region, parse_regions
+    from ..skyregions import parse_region, parse_regions
 
     on = parse_region(reduction.get("on_region"), "on_region")
     excl = parse_regions(reduction.get("exclusion_regions") or [], "exclusion_regions")
@@ -54,8 +54,8 @@ def _parse_regions(reduction: dict):
 
 def cube_settings(reduction: dict, on_region):
     """CubeSettings of the ``geom``/``energy_axis*``/``spectrum`` blocks, centred on the ON region."""
-    from .cube import CubeSettings
-    from .skyregions import region_center
+    from ..cube import CubeSettings
+    from ..skyregions import region_center
 
     c = region_center(on_region)
     return CubeSettings.from_config(reduction, (c.lon, c.lat, c.frame))
@@ -69,14 +69,14 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     half-written file (every file is written to a temporary name, then renamed; the PHA
     file, written last, marks a complete set).
     """
-    from .cube import event_coords, make_cube
-    from .cube_io import write_cube
-    from .datastore import open_datastore
-    from .errors import ExtspecError
-    from .ogip import write_spectrum
-    from .safe_mask import make_safe_mask
-    from .skyregions import region_frame
-    from .spectrum import make_spectrum
+    from ..cube import event_coords, make_cube
+    from ..io.cube_io import write_cube
+    from ..io.datastore import open_datastore
+    from ..errors import ExtspecError
+    from ..io.ogip import write_spectrum
+    from ..safe_mask import make_safe_mask
+    from ..skyregions import region_frame
+    from ..spectrum import make_spectrum
 
     outdir = Path(outdir)
     try:
@@ -96,7 +96,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         msg = str(exc)
         raise type(exc)(msg if f"obs {obs_id}" in msg else f"obs {obs_id}: {msg}") from None
     except ValueError as exc:
-        from .errors import ExtspecError as E
+        from ..errors import ExtspecError as E
 
         raise E(f"obs {obs_id}: {exc}") from None
     import logging
@@ -116,7 +116,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
 
 def read_spectra(spectrum_dirs) -> list:
     """Read the OGIP sets of several observations (directories or pha.fits paths)."""
-    from .ogip import read_spectrum
+    from ..io.ogip import read_spectrum
 
     return [read_spectrum(p) for p in spectrum_dirs]
 
@@ -142,10 +142,10 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     """
     import numpy as np
 
-    from .cube_io import read_cube_counts
-    from .fitswrite import image_bytes
-    from .plots import plot_counts_image
-    from .safe_mask import bins_inside
+    from ..io.cube_io import read_cube_counts
+    from ..io.fitswrite import image_bytes
+    from ..plots import plot_counts_image
+    from ..safe_mask import bins_inside
 
     erange = (config.get("stacked") or {}).get("energy_range")
     image = None
@@ -182,7 +182,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
 
 def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
     """Write dict rows as an ECSV table with units and metadata, atomically."""
-    from .ecsv import ecsv_text
+    from ..io.ecsv import ecsv_text
 
     _write_text(out, ecsv_text(rows, units, meta))
 
@@ -190,7 +190,7 @@ def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
 def _exclusion_strings(config) -> list:
     if not config.get("exclusion_regions"):
         return []
-    from .skyregions import parse_regions, region_to_ds9
+    from ..skyregions import parse_regions, region_to_ds9
 
     return [region_to_ds9(r) for r in parse_regions(config.get("exclusion_regions") or [], "exclusion_regions")]
 
@@ -218,10 +218,10 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     import numpy as np
     import yaml
 
-    from .fit import JointData, compare_models, fit_joint
-    from .models import get_model
-    from .plots import plot_spectrum_fit
-    from .stacking import stack_spectra
+    from ..fit import JointData, compare_models, fit_joint
+    from ..models import get_model
+    from ..plots import plot_spectrum_fit
+    from ..stacking import stack_spectra
 
     spectra = read_spectra(spectrum_dirs)
     opts = _fit_options(config)
@@ -254,7 +254,7 @@ def load_fit_result(path) -> "object":
     import numpy as np
     import yaml
 
-    from .fit import FitResult, Parameter
+    from ..fit import FitResult, Parameter
 
     d = yaml.safe_load(Path(path).read_text())
     nan = float("nan")
@@ -273,9 +273,9 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     """Flux points (GADF SED ECSV) and the SED plot from the best-fit model."""
     import numpy as np
 
-    from .fluxpoints import SED_UNITS, compute_flux_points
-    from .models import get_model
-    from .plots import plot_sed, sed_butterfly
+    from ..fluxpoints import SED_UNITS, compute_flux_points
+    from ..models import get_model
+    from ..plots import plot_sed, sed_butterfly
 
     fp_cfg = config.get("flux_points") or {}
     spectra = read_spectra(spectrum_dirs)
@@ -306,8 +306,8 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
 
 def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None:
     """Cumulative excess/significance table (ECSV) and its plot (§10)."""
-    from .plots import plot_cumulative
-    from .stacking import CUMULATIVE_COLUMNS, cumulative_rows
+    from ..plots import plot_cumulative
+    from ..stacking import CUMULATIVE_COLUMNS, cumulative_rows
 
     spectra = read_spectra(spectrum_dirs)
     float32 = (config.get("cumulative") or {}).get("stacking", "exact") == "reference"

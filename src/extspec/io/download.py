@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .errors import DataStoreError
+from ..errors import DataStoreError
 
 __all__ = ["DR1_URL", "DownloadError", "download_datastore", "default_destination", "is_datastore"]
 
@@ -55,7 +55,7 @@ def is_datastore(path) -> bool:
 def default_destination(datastore=None) -> Path:
     """Where the store is installed when ``download.dest`` is not set.
 
-    The first place :func:`extspec.datastore.resolve_datastore_path` looks: the config key
+    The first place :func:`extspec.io.datastore.resolve_datastore_path` looks: the config key
     ``datastore`` if set, else ``$GAMMAPY_DATA/hess-dl3-dr1``, else
     ``../shared/data/hess-dl3-dr1`` -- so the workflow finds the store afterwards.
     """

@@ -3,7 +3,7 @@
 The products are serialised here directly (FITS standard 4.0: 80-character ASCII cards,
 2880-byte blocks, big-endian data) instead of through ``astropy.io.fits``, whose import
 alone costs ~0.3 s per job and whose HDU machinery ~30 ms per OGIP set.  Used by
-:mod:`extspec.ogip` (spectrum files) and :func:`extspec.pipeline.stack_counts` (counts
+:mod:`extspec.io.ogip` (spectrum files) and :func:`extspec.workflow.pipeline.stack_counts` (counts
 image); the tests read every kind of file back with astropy and check that its
 verification passes.
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataStoreError
-from .irf import Aeff2D, Bkg3D, EDisp2D, PsfTable, make_axis
+from ..errors import DataStoreError
+from ..irf import Aeff2D, Bkg3D, EDisp2D, PsfTable, make_axis
 
 __all__ = [
     "DataStore",
@@ -204,7 +204,7 @@ class DataStore:
 
     def select_cone(self, lon: float, lat: float, radius: float, frame: str = "icrs") -> list[int]:
         """Obs ids whose pointing lies within ``radius`` deg of (lon, lat) in ``frame``."""
-        from .sky import separation, transform_point
+        from ..sky import separation, transform_point
 
         ra, dec = self.pointings()
         tra, tdec = transform_point(float(lon), float(lat), frame, "icrs")

@@ -40,9 +40,9 @@ them back and reproduces every field of the dataset.  Energies are in TeV everyw
       ``DETCHANS``.  The reader also accepts general (grouped, variable-length) RMFs.
     * ``EBOUNDS`` -- ``CHANNEL`` (J), ``E_MIN``, ``E_MAX`` (D, TeV).
 
-The files are serialised by the small built-in FITS writer :mod:`extspec.fitswrite`
+The files are serialised by the small built-in FITS writer :mod:`extspec.io.fitswrite`
 (astropy's HDU machinery takes ~30 ms per set, this ~2 ms) and read with the fast reader
-:mod:`extspec.fitsread`, so that the aggregate jobs reading every observation's spectrum
+:mod:`extspec.io.fitsread`, so that the aggregate jobs reading every observation's spectrum
 never import astropy (files using a FITS feature fitsread lacks, e.g. scaled columns from
 another tool, are read with ``astropy.io.fits``).  Each file is written to a
 temporary file in the output directory; when all four are
@@ -62,7 +62,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FormatError
+from ..errors import FormatError
 from .fitswrite import bintable_bytes as _bintable_bytes
 from .fitswrite import card_images as _cards  # noqa: F401  (tested as ogip._cards)
 from .fitswrite import check_ascii as _check_ascii
@@ -332,7 +332,7 @@ def write_spectrum(dataset, outdir) -> Path:
 
 # -------------------------------------------------------------------------------- read --
 #
-# The files are read with extspec.fitsread (a few ms per set, and no astropy import: the
+# The files are read with extspec.io.fitsread (a few ms per set, and no astropy import: the
 # aggregate jobs that read every observation's spectrum start ~0.3 s faster).  A file using a
 # FITS feature fitsread does not implement (e.g. scaled columns, from another tool) is read
 # with astropy.io.fits instead; both give fitsread.Table objects.
@@ -492,8 +492,8 @@ def read_spectrum(path):
         A file is missing, not FITS, or lacks an extension, column or keyword, or the files
         do not agree (number of channels / true-energy bins).
     """
-    from .geometry import EnergyAxis
-    from .spectrum import SpectrumDataset
+    from ..geometry import EnergyAxis
+    from ..spectrum import SpectrumDataset
 
     path = Path(path)
     pha_path = path / PHA_FILE if path.is_dir() else path

@@ -1,8 +1,8 @@
 """Analysis configuration: loading, defaults, validation and observation selection.
 
 The configuration is a plain dict (``config/config.yaml``), described by the JSON schema
-``workflow/schemas/config.schema.yaml``; a copy of that schema ships inside the package as
-``extspec/data/config.schema.yaml`` (the two are kept identical by a test).
+``extspec/data/config.schema.yaml`` that ships inside the package (the workflow and the
+command line validate against this one file).
 
 * :func:`load_config` reads a YAML file (or takes a dict) and fills in every default.
 * :func:`validate_config` checks it against the schema (unknown keys, wrong types and ranges)
@@ -27,7 +27,7 @@ import os
 import re
 from pathlib import Path
 
-from .errors import ConfigError, DataStoreError
+from ..errors import ConfigError, DataStoreError
 
 __all__ = [
     "SCHEMA_PATH",
@@ -41,7 +41,7 @@ __all__ = [
     "offline_astropy",
 ]
 
-SCHEMA_PATH = Path(__file__).parent / "data" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "data" / "config.schema.yaml"
 """The configuration schema shipped with the package."""
 
 STAGE_KEYS = {
@@ -52,7 +52,7 @@ STAGE_KEYS = {
 }
 """Config keys each aggregate stage depends on (its Snakemake ``params``).
 
-The per-observation keys are :data:`extspec.pipeline.REDUCTION_KEYS`; a change to those
+The per-observation keys are :data:`extspec.workflow.pipeline.REDUCTION_KEYS`; a change to those
 reruns the reductions and therefore every aggregate through its inputs.  Keeping the
 aggregates' params this small means that changing only ``model`` reruns only the fit and
 the flux points.
@@ -258,7 +258,7 @@ def _check_increasing(values, key):
 
 
 def _check_model(block, key):
-    from .models import get_model
+    from ..models import get_model
 
     if isinstance(block, str):
         block = {"type": block, "parameters": {}}
@@ -281,7 +281,7 @@ def _check_model(block, key):
 
 
 def _region_center_tuple(region) -> tuple[float, float, str]:
-    from .skyregions import region_center
+    from ..skyregions import region_center
 
     c = region_center(region)
     return c.lon, c.lat, c.frame
@@ -289,8 +289,8 @@ def _region_center_tuple(region) -> tuple[float, float, str]:
 
 def check_regions(cfg: dict) -> None:
     """Parse ``on_region`` and ``exclusion_regions``; the ON region must fit in the geometry."""
-    from .cube import CubeSettings
-    from .skyregions import check_region_in_geom, parse_region, parse_regions
+    from ..cube import CubeSettings
+    from ..skyregions import check_region_in_geom, parse_region, parse_regions
 
     on = parse_region(cfg["on_region"], "on_region")
     parse_regions(list(cfg.get("exclusion_regions") or []), "exclusion_regions")
@@ -309,7 +309,7 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     cfg : dict or path
         The configuration (a dict as read from YAML, or a path to the YAML file).
     check_datastore : bool
-        Also resolve the data store (:func:`extspec.datastore.resolve_datastore_path`)
+        Also resolve the data store (:func:`extspec.io.datastore.resolve_datastore_path`)
         and check that it holds every selected observation.
     schema : path or dict, optional
         The JSON schema (default: the packaged copy).
@@ -334,7 +334,7 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     _offline_astropy()
     check_regions(cfg)
     if check_datastore:
-        from .datastore import open_datastore, resolve_datastore_path
+        from ..io.datastore import open_datastore, resolve_datastore_path
 
         try:
             store = open_datastore(resolve_datastore_path(cfg["datastore"]))
@@ -357,7 +357,7 @@ def selected_obs_ids(cfg: dict, store) -> list[int]:
             lon, lat = cone["center"]
             frame = cone.get("frame", "icrs")
         else:
-            from .skyregions import parse_region
+            from ..skyregions import parse_region
 
             lon, lat, frame = _region_center_tuple(parse_region(cfg["on_region"], "on_region"))
         cone_arg = {"lon": float(lon), "lat": float(lat), "radius": float(cone["radius"]), "frame": frame}
@@ -444,15 +444,16 @@ def _stat(path: Path):
 
 
 def _cache_key(raw: dict, schema_path: Path | None) -> str:
-    from .datastore import _INDEX_NAMES, candidate_datastore_paths
+    from ..io.datastore import _INDEX_NAMES, candidate_datastore_paths
 
-    here = Path(__file__).parent
+    package = Path(__file__).resolve().parent.parent
     parts = {
         "v": _CACHE_VERSION,
         "config": raw,
         "cwd": os.getcwd(),
         "schema": _stat(Path(schema_path) if schema_path else SCHEMA_PATH),
-        "code": [_stat(here / f) for f in ("config.py", "datastore.py", "skyregions.py", "cube.py", "geometry.py", "models.py")],
+        # every module of the package: validation reaches into many of them
+        "code": [_stat(f) for f in sorted(package.rglob("*.py"))],
     }
     try:
         cands = candidate_datastore_paths(raw.get("datastore"))
@@ -498,7 +499,7 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
             pass
     cfg = validate_config(raw, check_datastore=False, schema=schema)
     out = {"config": cfg, "datastore": None, "datastore_error": None, "obs_ids": [], "obs_files": {}}
-    from .datastore import open_datastore, resolve_datastore_path
+    from ..io.datastore import open_datastore, resolve_datastore_path
 
     try:
         root = resolve_datastore_path(cfg["datastore"])

@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FormatError
+from ..errors import FormatError
 
 __all__ = ["write_cube", "read_cube", "read_cube_counts", "CubeCounts", "FORMAT_NAME", "FORMAT_VERSION"]
 
@@ -131,7 +131,7 @@ SHUFFLE = True
 
 
 def _created_by() -> str:
-    from . import __version__
+    from .. import __version__
 
     return f"extspec {__version__}"
 
@@ -185,7 +185,7 @@ def _wcs_header_string(geom) -> str:
     """The map's FITS WCS header (with NAXIS1/2) as newline-separated 80-character cards.
 
     Parse it back with ``astropy.io.fits.Header.fromstring(s, sep="\\n")``.  Written with
-    extspec's own card formatter (:mod:`extspec.fitswrite`), so a reduction job needs no astropy.
+    extspec's own card formatter (:mod:`extspec.io.fitswrite`), so a reduction job needs no astropy.
     """
     from .fitswrite import card_images as _cards
 
@@ -322,7 +322,7 @@ def _opt_from_float(v: float):
 
 
 def _read_geom(r: _Reader, name: str):
-    from .geometry import MapGeom
+    from ..geometry import MapGeom
 
     g = r.group(name)
     nx, ny = r.int_attr(g, ATTR_GEOM_NX), r.int_attr(g, ATTR_GEOM_NY)
@@ -339,7 +339,7 @@ def _read_geom(r: _Reader, name: str):
 
 
 def _read_axis(r: _Reader, axes, name: str):
-    from .geometry import EnergyAxis
+    from ..geometry import EnergyAxis
 
     edges = r.dataset(name, np.float64, parent=axes)
     if edges.ndim != 1 or edges.size < 2:
@@ -365,7 +365,7 @@ def _check_format(r: _Reader) -> None:
 
 
 def _read(r: _Reader):
-    from .cube import CubeDataset
+    from ..cube import CubeDataset
 
     _check_format(r)
     f = r.f
