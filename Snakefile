@@ -28,15 +28,6 @@ include: "workflow/rules/products.smk"
 include: "workflow/rules/download.smk"
 
 
-# end the process as soon as the last job is done (see cancel_idle_timers in common.smk)
-onsuccess:
-    cancel_idle_timers(log)
-
-
-onerror:
-    cancel_idle_timers(log)
-
-
 localrules:
     all,
     download,

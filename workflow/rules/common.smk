@@ -5,9 +5,13 @@
 # the selected obs ids and each observation's DL3 files -- is cached in
 # .snakemake/extspec/, so a no-op run neither imports astropy nor reads the data store.
 # An invalid config stops Snakemake here with one line and no job started.
+import os
+import shlex
 import sys
 
-from extspec.workflow.config import prepare_workflow, stage_config
+from snakemake.exceptions import WorkflowError
+
+from extspec.workflow.config import prepare_workflow, settings_json, stage_config
 from extspec.errors import ExtspecError
 from extspec.workflow.pipeline import reduction_config
 
@@ -27,12 +31,10 @@ OUT = f"{CFG['results_dir']}/{CFG['name']}"
 LOGS = f"{OUT}/logs"
 REDUCTION = reduction_config(CFG)
 
-# Snakemake's modules and the parsed workflow live until the process exits: move them out of
-# the garbage collector's sight (the final collection at exit alone took ~0.3 s).  Objects
-# created from here on are collected as usual.
-import gc
-
-gc.freeze()
+# Every job runs the extspec command line (extspec.cli) with the interpreter that runs
+# Snakemake: a job imports only what its step needs, never Snakemake.  Settings go in as
+# JSON params (settings_json), so that Snakemake's params trigger sees them.
+EXTSPEC = f"{shlex.quote(sys.executable)} -m extspec"
 
 
 wildcard_constraints:
@@ -42,7 +44,7 @@ wildcard_constraints:
 def datastore():
     """The data store directory; stops with where it looked and how to get DR1 if missing."""
     if ANALYSIS["datastore_error"]:
-        sys.exit(f"extspec: {ANALYSIS['datastore_error']}")
+        raise WorkflowError(f"extspec: {ANALYSIS['datastore_error']}")
     return ANALYSIS["datastore"]
 
 
@@ -57,7 +59,7 @@ def obs_files(wildcards):
     datastore()
     files = ANALYSIS["obs_files"].get(str(int(wildcards.obs_id)))
     if files is None:
-        sys.exit(
+        raise WorkflowError(
             f"extspec: obs {wildcards.obs_id} is not among the selected observations "
             "(config keys obs_ids and obs_cone)"
         )
@@ -85,20 +87,3 @@ def all_outputs(wildcards):
         f"{OUT}/cumulative.ecsv",
         f"{OUT}/cumulative.png",
     ]
-
-
-def cancel_idle_timers(log=None):
-    """Let Snakemake exit as soon as the work is done (onsuccess / onerror hook).
-
-    Snakemake's job-rate limiter re-arms a 1 s ``threading.Timer`` after every scheduling
-    round; the timer is not a daemon thread, so the process waits for the last one before it
-    can exit, about a second after the final job.  Once the scheduler has returned those
-    timers have nothing left to do: cancelling them ends the run at once.
-    """
-    import gc
-    import threading
-
-    for thread in threading.enumerate():
-        if isinstance(thread, threading.Timer):
-            thread.cancel()
-    gc.freeze()

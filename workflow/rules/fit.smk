@@ -18,7 +18,7 @@ rule fit:
             category="Spectrum",
         ),
     params:
-        config=stage_config(CFG, "fit"),
+        config=settings_json(stage_config(CFG, "fit")),
     log:
         f"{LOGS}/fit.log",
     priority: 3
@@ -26,5 +26,6 @@ rule fit:
     resources:
         mem_mb=2000,
         runtime=15,
-    script:
-        "../scripts/fit.py"
+    shell:
+        "{EXTSPEC} fit {input.pha:q} --settings {params.config:q} --result {output.result:q}"
+        " --png {output.png:q} --log {log:q} --quiet"

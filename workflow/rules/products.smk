@@ -17,7 +17,7 @@ rule flux_points:
             category="Spectrum",
         ),
     params:
-        config=stage_config(CFG, "flux_points"),
+        config=settings_json(stage_config(CFG, "flux_points")),
     log:
         f"{LOGS}/flux_points.log",
     priority: 3
@@ -25,8 +25,9 @@ rule flux_points:
     resources:
         mem_mb=2000,
         runtime=15,
-    script:
-        "../scripts/flux_points.py"
+    shell:
+        "{EXTSPEC} flux-points {input.pha:q} --settings {params.config:q} --fit {input.fit:q}"
+        " --ecsv {output.ecsv:q} --png {output.png:q} --log {log:q} --quiet"
 
 
 rule cumulative:
@@ -43,7 +44,7 @@ rule cumulative:
             category="Cumulative",
         ),
     params:
-        config=stage_config(CFG, "cumulative"),
+        config=settings_json(stage_config(CFG, "cumulative")),
     log:
         f"{LOGS}/cumulative.log",
     priority: 1
@@ -51,5 +52,6 @@ rule cumulative:
     resources:
         mem_mb=2000,
         runtime=10,
-    script:
-        "../scripts/cumulative.py"
+    shell:
+        "{EXTSPEC} cumulative {input.pha:q} --settings {params.config:q} --ecsv {output.ecsv:q}"
+        " --png {output.png:q} --log {log:q} --quiet"

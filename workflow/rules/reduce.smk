@@ -1,7 +1,7 @@
 # One job per observation: cube.h5 and the OGIP set pha/bkg/arf/rmf.fits.
 #
-# params hold only the reduction settings (extspec.workflow.pipeline.REDUCTION_KEYS), the data store
-# and the obs id: adding an observation to the config adds one such job and leaves the
+# Runs `extspec reduce` (the command line, extspec.cli).  params hold only the reduction settings
+# (extspec.workflow.pipeline.REDUCTION_KEYS, as JSON), the data store and the obs id: adding an observation to the config adds one such job and leaves the
 # others untouched; changing a reduction setting reruns them all.
 
 
@@ -15,9 +15,10 @@ rule reduce:
         arf=f"{OUT}/obs/{{obs_id}}/arf.fits",
         rmf=f"{OUT}/obs/{{obs_id}}/rmf.fits",
     params:
-        reduction=REDUCTION,
+        reduction=settings_json(REDUCTION),
         datastore=lambda wildcards: datastore(),
         obs_id=lambda wildcards: int(wildcards.obs_id),
+        outdir=lambda wildcards, output: os.path.dirname(output.cube),
     log:
         f"{LOGS}/reduce/{{obs_id}}.log",
     benchmark:
@@ -26,5 +27,6 @@ rule reduce:
     resources:
         mem_mb=1000,
         runtime=10,
-    script:
-        "../scripts/reduce.py"
+    shell:
+        "{EXTSPEC} reduce {params.obs_id} --datastore {params.datastore:q} --outdir {params.outdir:q}"
+        " --settings {params.reduction:q} --log {log:q} --quiet"

@@ -14,7 +14,7 @@ rule stack:
             category="Sky map",
         ),
     params:
-        config=stage_config(CFG, "stack"),
+        config=settings_json(stage_config(CFG, "stack")),
     log:
         f"{LOGS}/stack.log",
     priority: 2
@@ -22,5 +22,6 @@ rule stack:
     resources:
         mem_mb=2000,
         runtime=10,
-    script:
-        "../scripts/stack.py"
+    shell:
+        "{EXTSPEC} stack {input.spectra:q} --settings {params.config:q} --fits {output.fits:q}"
+        " --png {output.png:q} --log {log:q} --quiet"

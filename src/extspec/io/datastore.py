@@ -204,12 +204,16 @@ class DataStore:
 
     def select_cone(self, lon: float, lat: float, radius: float, frame: str = "icrs") -> list[int]:
         """Obs ids whose pointing lies within ``radius`` deg of (lon, lat) in ``frame``."""
+        sep = self.pointing_offsets(lon, lat, frame)
+        return [int(o) for o in self.obs_ids[sep <= radius]]
+
+    def pointing_offsets(self, lon: float, lat: float, frame: str = "icrs") -> np.ndarray:
+        """Angular distance (deg) of every pointing (obs-index order) from (lon, lat) in ``frame``."""
         from ..sky import separation, transform_point
 
         ra, dec = self.pointings()
         tra, tdec = transform_point(float(lon), float(lat), frame, "icrs")
-        sep = separation(ra, dec, tra, tdec)
-        return [int(o) for o in self.obs_ids[sep <= radius]]
+        return separation(ra, dec, tra, tdec)
 
     def select(self, obs_ids=None, cone=None) -> list[int]:
         """Observation selection by id list and/or sky cone (union, in obs-index order).
@@ -230,6 +234,61 @@ class DataStore:
                 if o not in out:
                     out.append(o)
         return out
+
+    def hdu_header(self, obs_id: int, hdu_type: str) -> dict:
+        """The header of one HDU (its file is read, but only that table is decoded)."""
+        from .fitsread import Corrupt, Unsupported, read_tables
+
+        path, name = self.hdu_location(obs_id, hdu_type)
+        what = f"obs {obs_id}"
+        try:
+            tables = read_tables(path, only={name.upper()}) if path.is_file() else None
+        except (Unsupported, Corrupt, OSError, EOFError, zlib.error, ValueError):
+            tables = None
+        if tables is None or name.upper() not in tables:
+            tables = read_file_tables(path, what)  # the one-line error, or astropy's reading
+        if name.upper() not in tables:
+            raise DataStoreError(f"{what}: file {path} has no HDU '{name}' (it has {', '.join(tables) or 'none'})")
+        return tables[name.upper()].header
+
+    def summary(self, obs_ids=None) -> list[dict]:
+        """One row per observation (default: all of the obs index), for listing a store.
+
+        Keys: ``obs_id``, ``ra_pnt``, ``dec_pnt`` (deg, ICRS), ``livetime`` (s, the obs-index
+        LIVETIME, else ONTIME x DEADC), ``zenith`` (deg, ZEN_PNT, else 90 - ALT_PNT),
+        ``irf_class`` (``full-enclosure`` or ``point-like``, from HDUCLAS3 of the effective
+        area; ``?`` with the reason in ``error`` when that header cannot be read) and
+        ``bkg`` (whether the hdu index has a background IRF).  Missing index columns give NaN.
+        """
+        t = self.obs_table
+        index = {int(o): i for i, o in enumerate(self.obs_ids)}
+        nan = np.full(len(index), np.nan)
+
+        def col(name, default=nan):
+            return np.asarray(t[name], float) if name in t else default
+
+        ra, dec = col("RA_PNT"), col("DEC_PNT")
+        livetime = col("LIVETIME", col("ONTIME") * col("DEADC", np.ones(len(index))))
+        zenith = col("ZEN_PNT", 90.0 - col("ALT_PNT"))
+        rows = []
+        for o in (self.obs_ids.tolist() if obs_ids is None else obs_ids):
+            o = int(o)
+            self.check_obs_ids([o])
+            i = index.get(o)
+            row = {"obs_id": o, "ra_pnt": float(ra[i]) if i is not None else float("nan"),
+                   "dec_pnt": float(dec[i]) if i is not None else float("nan"),
+                   "livetime": float(livetime[i]) if i is not None else float("nan"),
+                   "zenith": float(zenith[i]) if i is not None else float("nan"),
+                   "irf_class": "?", "bkg": bool(self._rows(o, "bkg").size), "error": None}
+            try:
+                cls = str(self.hdu_header(o, "aeff").get("HDUCLAS3") or "").strip().lower()
+                row["irf_class"] = cls or "?"
+                if not cls:
+                    row["error"] = f"obs {o}: effective area has no HDUCLAS3 keyword"
+            except DataStoreError as exc:
+                row["error"] = str(exc)
+            rows.append(row)
+        return rows
 
     def load(self, obs_id: int, load_bkg: bool = True, load_psf: bool = True) -> "Observation":
         """Load one observation (events, GTI, AEFF_2D, EDISP_2D; BKG_3D and PSF_TABLE if present)."""

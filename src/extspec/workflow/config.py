@@ -33,9 +33,13 @@ __all__ = [
     "SCHEMA_PATH",
     "STAGE_KEYS",
     "load_config",
+    "read_config_file",
+    "merge_configs",
     "validate_config",
     "selected_obs_ids",
     "stage_config",
+    "settings_json",
+    "read_settings",
     "prepare_workflow",
     "read_schema",
     "offline_astropy",
@@ -205,6 +209,43 @@ def _normalise(cfg: dict) -> dict:
 # ------------------------------------------------------------------------------ public --
 
 
+def read_config_file(path) -> dict:
+    """The raw mapping of one YAML config file (an empty file is an empty mapping)."""
+    import yaml
+
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except OSError as exc:
+        raise ConfigError(f"config file {p}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" line {line + 1}" if line is not None else ""
+        raise ConfigError(f"config file {p}{where}: not valid YAML") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {p}: expected a mapping of keys at the top level")
+    return raw
+
+
+def merge_configs(*raws: dict) -> dict:
+    """Merge raw configs, later ones winning: nested mappings key by key, lists replaced.
+
+    The same rule as Snakemake's ``--configfile`` over the Snakefile's ``configfile:``, so
+    ``extspec check config/config.yaml my.yaml`` checks what ``snakemake --configfile
+    my.yaml`` runs.
+    """
+    out: dict = {}
+    for raw in raws:
+        for key, value in raw.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge_configs(out[key], value)
+            else:
+                out[key] = copy.deepcopy(value)
+    return out
+
+
 def load_config(path_or_dict, schema=None) -> dict:
     """Read a config (YAML path or dict), check it against the schema, fill every default.
 
@@ -216,22 +257,7 @@ def load_config(path_or_dict, schema=None) -> dict:
     ConfigError
         Unreadable file, unknown key, wrong type or value (one line naming the key).
     """
-    if isinstance(path_or_dict, (str, os.PathLike)):
-        import yaml
-
-        p = Path(path_or_dict)
-        try:
-            raw = yaml.safe_load(p.read_text())
-        except OSError as exc:
-            raise ConfigError(f"config file {p}: cannot read it ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            where = f" line {line + 1}" if line is not None else ""
-            raise ConfigError(f"config file {p}{where}: not valid YAML") from None
-        if raw is None:
-            raw = {}
-    else:
-        raw = path_or_dict
+    raw = read_config_file(path_or_dict) if isinstance(path_or_dict, (str, os.PathLike)) else path_or_dict
     if not isinstance(raw, dict):
         raise ConfigError("config: expected a mapping of keys at the top level")
     cfg = _coerce_floats(copy.deepcopy(dict(raw)))
@@ -378,6 +404,31 @@ def selected_obs_ids(cfg: dict, store) -> list[int]:
 def stage_config(cfg: dict, stage: str) -> dict:
     """The part of ``cfg`` an aggregate stage needs (see :data:`STAGE_KEYS`)."""
     return {k: cfg[k] for k in STAGE_KEYS[stage] if k in cfg}
+
+
+def settings_json(settings: dict) -> str:
+    """A step's settings as one line of JSON (keys sorted): the rules' params and the
+    ``--settings`` argument of the command line (:func:`read_settings` reads it back)."""
+    return json.dumps(settings, sort_keys=True, separators=(",", ":"))
+
+
+def read_settings(text_or_path: str) -> dict:
+    """A step's settings from JSON text (starting with ``{``) or from a JSON file."""
+    text = str(text_or_path)
+    what = "--settings"
+    if not text.lstrip().startswith("{"):
+        what = f"settings file {text}"
+        try:
+            text = Path(text).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{what}: cannot read it ({exc.strerror})") from None
+    try:
+        settings = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: not valid JSON ({exc})") from None
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{what}: expected a JSON object of config keys")
+    return settings
 
 
 _OFFLINE_SWITCHES = {

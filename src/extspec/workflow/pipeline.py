@@ -13,6 +13,8 @@ from pathlib import Path
 
 __all__ = [
     "REDUCTION_KEYS",
+    "STEP_IMPORTS",
+    "import_step",
     "reduction_config",
     "reduce_observation",
     "stack_counts",
@@ -31,6 +33,34 @@ REDUCTION_KEYS = (
     "spectrum",
 )
 """Config keys that a per-observation reduction depends on (and nothing else)."""
+
+
+_PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
+STEP_IMPORTS = {
+    "reduce": ("numpy", "h5py", "extspec.cube", "extspec.io.cube_io", "extspec.io.datastore", "extspec.io.ogip",
+               "extspec.reflected", "extspec.safe_mask", "extspec.skyregions", "extspec.spectrum"),
+    "stack": ("numpy", "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.io.ogip", "extspec.safe_mask",
+              "extspec.skyregions", *_PLOTS),
+    "fit": ("numpy", "yaml", "iminuit", "extspec.fit", "extspec.io.ogip", "extspec.models", "extspec.stacking",
+            *_PLOTS),
+    "flux_points": ("numpy", "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
+                    "extspec.io.ogip", "extspec.models", *_PLOTS),
+    "cumulative": ("numpy", "extspec.io.ecsv", "extspec.io.ogip", "extspec.stacking", *_PLOTS),
+}
+"""The modules each step imports (lazily, inside its function).
+
+The command line imports them before a step's clock starts (:func:`import_step`), so that a
+job's log tells its start-up time (interpreter and imports) from the step's own time; the
+test ``test_step_imports_are_complete`` keeps the lists complete.
+"""
+
+
+def import_step(step: str) -> None:
+    """Import the modules of ``step`` (see :data:`STEP_IMPORTS`)."""
+    import importlib
+
+    for name in STEP_IMPORTS[step]:
+        importlib.import_module(name)
 
 
 def reduction_config(config: dict) -> dict:

@@ -1,0 +1,456 @@
+"""The ``extspec`` command line (also ``python -m extspec``).
+
+::
+
+    extspec info [STORE] [--cone LON LAT RADIUS] [--frame icrs|galactic]
+    extspec check CONFIG [CONFIG ...] [--print-settings STEP]
+    extspec reduce OBS_ID --outdir DIR [--datastore DIR]            (--config FILE | --settings JSON)
+    extspec stack OBS_DIR [...] --fits FILE --png FILE                (--config FILE | --settings JSON)
+    extspec fit OBS_DIR [...] --result FILE --png FILE                (--config FILE | --settings JSON)
+    extspec flux-points OBS_DIR [...] --fit FILE --ecsv FILE --png FILE  (--config ... | --settings ...)
+    extspec cumulative OBS_DIR [...] --ecsv FILE --png FILE          (--config FILE | --settings JSON)
+
+The steps are the functions of :mod:`extspec.workflow.pipeline`, the ones the Snakemake rules
+run (the rules call this command line).  ``OBS_DIR`` is the output directory of ``extspec
+reduce`` (cube.h5 and pha/bkg/arf/rmf.fits); a file inside it stands for the directory.  A
+step takes its settings from an analysis config (``--config``, validated completely; repeat
+it to merge several files, later ones winning) or from JSON (``--settings``: the text, or a
+file, as the workflow passes it and ``extspec check --print-settings STEP`` prints it).
+
+Every step writes its outputs atomically, logs to ``--log FILE`` (start, what it did, time
+and peak memory) and ends with one progress line on stderr (``--quiet``: none).
+
+Exit status: 0 success; 1 bad input or a failed step (one line on stderr naming the file,
+obs id or config key; nothing half-written); 2 wrong usage of the command line; 3 an
+unexpected error (a bug: the traceback goes to the log, or to stderr without ``--log``);
+130 interrupted.
+
+This module imports only the standard library; each subcommand imports what it needs (a
+reduction: numpy, h5py and extspec).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+__all__ = ["main", "run_step", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_BUG", "EXIT_INTERRUPTED"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130
+
+_EPILOG = ("exit status: 0 success, 1 bad input or failed step (one line on stderr), 2 wrong usage, "
+           "3 unexpected error (traceback in the log), 130 interrupted")
+
+
+# ------------------------------------------------------------------- running one step --
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB (VmHWM; getrusage would report the larger
+    peak of a forking parent such as Snakemake, which Linux carries across exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class _StderrFormatter(logging.Formatter):
+    """``extspec CMD: [warning: ]message`` on one line; never a traceback."""
+
+    def __init__(self, command: str):
+        super().__init__()
+        self.prefix = f"extspec {command}: "
+        self.redundant = (f"{command}: ", f"{command.replace('-', ' ')}: ")
+
+    def format(self, record):
+        msg = record.getMessage().splitlines()[0] if record.getMessage() else ""
+        for r in self.redundant:
+            msg = msg[len(r):] if msg.startswith(r) else msg
+        level = "warning: " if record.levelno == logging.WARNING else ""
+        return f"{self.prefix}{level}{msg}"
+
+
+def _setup_logging(command: str, log_path, verbose: bool) -> None:
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.INFO if verbose else logging.WARNING)
+    err.setFormatter(_StderrFormatter(command))
+    handlers = [err]
+    if log_path:
+        os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+        fh = logging.FileHandler(log_path, mode="w")
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handlers.append(fh)
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+    logging.captureWarnings(True)
+
+
+def run_step(command: str, what: str, func, *, log_path=None, quiet: bool = False, verbose: bool = False,
+             prepare=None) -> int:
+    """Run ``func()`` as one step; return the exit status.
+
+    Logs to ``log_path`` (when given) and stderr (warnings and errors; everything with
+    ``verbose``).  An :class:`~extspec.errors.ExtspecError` becomes one line, prefixed by
+    ``what`` unless the message already names it (exit 1); any other exception is a bug:
+    one line on stderr, the traceback in the log (exit 3).  ``prepare()`` runs before the
+    step's clock starts (the imports of the step), so that the log separates start-up from
+    the step's own time.  On success, ``func``'s return value (a short summary) goes to
+    the log and, unless ``quiet``, on one progress line to stderr.
+    """
+    _setup_logging(command, log_path, verbose)
+    log = logging.getLogger(f"extspec.{command}")
+    from .errors import ExtspecError
+
+    t_start = time.perf_counter()
+    log.info("%s: start (pid %d)", what, os.getpid())
+    try:
+        if prepare is not None:
+            prepare()
+        t0 = time.perf_counter()
+        summary = func()
+    except ExtspecError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.error("%s", msg if what in msg else f"{what}: {msg}")
+        logging.shutdown()
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        log.error("%s: interrupted", what)
+        logging.shutdown()
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        where = f"; traceback in {log_path}" if log_path else ""
+        log.error("%s: unexpected error (%s: %s)%s", what, type(exc).__name__, first, where)
+        if log_path:  # the traceback into the log file only
+            for h in logging.getLogger().handlers:
+                if isinstance(h, logging.FileHandler):
+                    h.stream.write(logging.Formatter().formatException(sys.exc_info()) + "\n")
+        else:
+            import traceback
+
+            traceback.print_exc()
+        logging.shutdown()
+        return EXIT_BUG
+    t1 = time.perf_counter()
+    log.info("%s: %s", what, summary or "done")
+    log.info("%s: done in %.4f s (imports %.4f s), peak RSS %.1f MB", what, t1 - t0, t0 - t_start, peak_rss_mb())
+    logging.shutdown()
+    if not quiet:
+        head = f"extspec {command}: " + ("" if what in (command, command.replace("-", " ")) else f"{what}: ")
+        print(f"{head}{summary or 'done'} ({t1 - t_start:.2f} s)", file=sys.stderr, flush=True)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------- subcommands --
+
+
+def _obs_dirs(paths) -> list[str]:
+    """Observation directories from directories or files inside them (e.g. their pha.fits)."""
+    return [(os.path.dirname(p) or ".") if os.path.isfile(p) else p for p in paths]
+
+
+def _step_settings(args, stage: str) -> dict:
+    """The settings of ``stage`` from --settings (JSON) or --config (validated config files)."""
+    from .workflow.config import read_settings
+
+    if args.settings is not None:
+        return read_settings(args.settings)
+    cfg = _validated_config(args.config)
+    if stage == "reduce":
+        from .workflow.pipeline import reduction_config
+
+        settings = reduction_config(cfg)
+        if getattr(args, "datastore", None) is None:
+            args.datastore = cfg.get("datastore")
+        return settings
+    from .workflow.config import stage_config
+
+    return stage_config(cfg, stage)
+
+
+def _validated_config(paths) -> dict:
+    from .errors import ConfigError
+    from .workflow.config import merge_configs, read_config_file, validate_config
+
+    try:
+        return validate_config(merge_configs(*(read_config_file(p) for p in paths)), check_datastore=False)
+    except ConfigError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def _import_step(stage: str):
+    def prepare():
+        from .workflow.pipeline import import_step
+
+        import_step(stage)
+
+    return prepare
+
+
+def _cmd_info(args) -> int:
+    def step():
+        from .io.datastore import open_datastore, resolve_datastore_path
+
+        store = open_datastore(resolve_datastore_path(args.store))
+        ids, offsets = None, None
+        if args.cone:
+            lon, lat, radius = args.cone
+            ids = store.select(cone={"lon": lon, "lat": lat, "radius": radius, "frame": args.frame})
+            offsets = dict(zip(store.obs_ids.tolist(), store.pointing_offsets(lon, lat, args.frame).tolist()))
+        rows = store.summary(ids)
+        cols = ["obs_id", "ra_pnt", "dec_pnt"] + (["offset_deg"] if args.cone else []) + \
+               ["livetime_s", "zenith_deg", "irf", "bkg"]
+        out = [cols]
+        for r in rows:
+            line = [str(r["obs_id"]), f"{r['ra_pnt']:.3f}", f"{r['dec_pnt']:.3f}"]
+            if args.cone:
+                line.append(f"{offsets[r['obs_id']]:.3f}")
+            line += [f"{r['livetime']:.1f}", f"{r['zenith']:.1f}", r["irf_class"], "yes" if r["bkg"] else "no"]
+            out.append(line)
+        widths = [max(len(row[i]) for row in out) for i in range(len(cols))]
+        for row in out:
+            print("  ".join(v.rjust(w) if i < len(cols) - 2 else v.ljust(w)
+                            for i, (v, w) in enumerate(zip(row, widths))).rstrip())
+        sys.stdout.flush()
+        for r in rows:
+            if r["error"]:
+                logging.getLogger("extspec.info").warning("%s", r["error"])
+        sel = f", {len(rows)} within {args.cone[2]} deg of ({args.cone[0]}, {args.cone[1]}) {args.frame}" \
+            if args.cone else ""
+        return f"{len(store.obs_ids)} observations in {store.path}{sel}"
+
+    return run_step("info", "info", step, quiet=args.quiet, verbose=args.verbose)
+
+
+def _cmd_check(args) -> int:
+    def step():
+        import json
+
+        from .errors import ConfigError, DataStoreError
+        from .workflow.config import (merge_configs, prepare_workflow, read_config_file, settings_json,
+                                      stage_config)
+
+        try:
+            raw = merge_configs(*(read_config_file(p) for p in args.configs))
+            analysis = prepare_workflow(raw, cache_dir=None)
+        except ConfigError as exc:
+            raise ConfigError(f"invalid configuration: {exc}") from None
+        if analysis["datastore_error"]:
+            raise DataStoreError(analysis["datastore_error"])
+        cfg = analysis["config"]
+        if args.print_settings:
+            stage = args.print_settings.replace("-", "_")
+            if stage == "reduce":
+                from .workflow.pipeline import reduction_config
+
+                settings = reduction_config(cfg)
+            else:
+                settings = stage_config(cfg, stage)
+            print(json.dumps(json.loads(settings_json(settings)), indent=2, sort_keys=True))
+        else:
+            ids = analysis["obs_ids"]
+            print(f"{' + '.join(args.configs)}: valid; {len(ids)} observations "
+                  f"({', '.join(map(str, ids))}) in {analysis['datastore']}")
+        return f"{len(analysis['obs_ids'])} observations"
+
+    return run_step("check", "check", step, quiet=args.quiet, verbose=args.verbose)
+
+
+def _cmd_reduce(args) -> int:
+    what = f"obs {args.obs_id}"
+
+    def step():
+        settings = _step_settings(args, "reduce")
+        from .workflow.pipeline import reduce_observation
+
+        reduce_observation(settings, args.datastore, args.obs_id, args.outdir)
+        return f"reduced into {args.outdir}"
+
+    return run_step("reduce", what, step, log_path=args.log, quiet=args.quiet, verbose=args.verbose,
+                    prepare=_import_step("reduce"))
+
+
+def _aggregate(args, stage: str, command: str, what: str, call) -> int:
+    def step():
+        settings = _step_settings(args, stage)
+        dirs = _obs_dirs(args.obs)
+        call(settings, dirs)
+        return f"{len(dirs)} observations"
+
+    return run_step(command, what, step, log_path=args.log, quiet=args.quiet, verbose=args.verbose,
+                    prepare=_import_step(stage))
+
+
+def _cmd_stack(args) -> int:
+    def call(settings, dirs):
+        from .workflow.pipeline import stack_counts
+
+        stack_counts(settings, [os.path.join(d, "cube.h5") for d in dirs], dirs, args.fits, args.png)
+
+    return _aggregate(args, "stack", "stack", "stack", call)
+
+
+def _cmd_fit(args) -> int:
+    def call(settings, dirs):
+        from .workflow.pipeline import run_fit
+
+        run_fit(settings, dirs, args.result, args.png)
+
+    return _aggregate(args, "fit", "fit", "fit", call)
+
+
+def _cmd_flux_points(args) -> int:
+    def call(settings, dirs):
+        from .workflow.pipeline import run_flux_points
+
+        run_flux_points(settings, dirs, args.fit, args.ecsv, args.png)
+
+    return _aggregate(args, "flux_points", "flux-points", "flux points", call)
+
+
+def _cmd_cumulative(args) -> int:
+    def call(settings, dirs):
+        from .workflow.pipeline import run_cumulative
+
+        run_cumulative(settings, dirs, args.ecsv, args.png)
+
+    return _aggregate(args, "cumulative", "cumulative", "cumulative", call)
+
+
+# ------------------------------------------------------------------------------ parser --
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """One line (plus the usage) and exit status 2, as argparse does, but without the
+        multi-line usage block: ``extspec CMD: error: ...``."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _common(p: argparse.ArgumentParser, log: bool = True) -> None:
+    g = p.add_argument_group("output")
+    if log:
+        g.add_argument("--log", metavar="FILE", help="write the step's log to FILE (replaced)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+    g.add_argument("-v", "--verbose", action="store_true", help="log everything to stderr too")
+
+
+def _settings_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("settings (one of)").add_mutually_exclusive_group(required=True)
+    g.add_argument("--config", metavar="FILE", action="append",
+                   help="analysis config (YAML), validated completely; repeat to merge several, later "
+                        "ones winning (as snakemake --configfile over config/config.yaml)")
+    g.add_argument("--settings", metavar="JSON",
+                   help="the step's settings as JSON text or a JSON file, as the workflow passes them "
+                        "(`extspec check CONFIG --print-settings STEP` prints them); not validated again")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="extspec", description="1D ON/OFF spectral analysis of IACT DL3 data: the steps "
+                 "of the Snakemake workflow, one command each.", epilog=_EPILOG)
+    from . import __version__
+
+    ap.add_argument("--version", action="version", version=f"extspec {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
+
+    p = sub.add_parser("info", help="list the runs of a data store", epilog=_EPILOG,
+                       description="List the observations of a GADF DL3 data store: pointing (ICRS), "
+                       "livetime, zenith angle, IRF class (full-enclosure or point-like, from the "
+                       "effective area's HDUCLAS3) and whether a background IRF exists.")
+    p.add_argument("store", nargs="?", metavar="STORE",
+                   help="data store directory (default: $GAMMAPY_DATA/hess-dl3-dr1, then "
+                        "../shared/data/hess-dl3-dr1)")
+    p.add_argument("--cone", nargs=3, type=float, metavar=("LON", "LAT", "RADIUS"),
+                   help="only the runs pointing within RADIUS deg of (LON, LAT); adds their offset")
+    p.add_argument("--frame", choices=("icrs", "galactic"), default="icrs", help="frame of --cone (icrs)")
+    _common(p, log=False)
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("check", help="validate an analysis config", epilog=_EPILOG,
+                       description="Validate an analysis config as the workflow does before any job "
+                       "(schema, regions, geometry, model, the data store and every selected obs id). "
+                       "Exit 0 and one line on stdout when valid; exit 1 and one line on stderr naming "
+                       "the key when not.")
+    p.add_argument("configs", nargs="+", metavar="CONFIG",
+                   help="YAML config file(s); several are merged, later ones winning")
+    p.add_argument("--print-settings", metavar="STEP",
+                   choices=("reduce", "stack", "fit", "flux-points", "cumulative"),
+                   help="print the validated settings of STEP as JSON (for --settings)")
+    _common(p, log=False)
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("reduce", help="reduce one observation (cube.h5 + OGIP spectrum)", epilog=_EPILOG,
+                       description="Reduce one observation: counts/exposure/dispersion cube (cube.h5) and "
+                       "the ON/OFF spectrum (pha/bkg/arf/rmf.fits) in OUTDIR.")
+    p.add_argument("obs_id", type=int, metavar="OBS_ID")
+    p.add_argument("--outdir", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--datastore", metavar="DIR",
+                   help="data store (default: the config's `datastore`, else the usual search order)")
+    _settings_args(p)
+    _common(p)
+    p.set_defaults(func=_cmd_reduce)
+
+    obs_help = "observation directories written by `extspec reduce` (or a file in each, e.g. its pha.fits)"
+    p = sub.add_parser("stack", help="stacked counts image (FITS + PNG)", epilog=_EPILOG,
+                       description="Stack the observations' counts into an image with WCS and draw it "
+                       "with the ON, OFF and exclusion regions.")
+    p.add_argument("obs", nargs="+", metavar="OBS_DIR", help=obs_help)
+    p.add_argument("--fits", required=True, metavar="FILE", help="counts image (FITS)")
+    p.add_argument("--png", required=True, metavar="FILE", help="its picture")
+    _settings_args(p)
+    _common(p)
+    p.set_defaults(func=_cmd_stack)
+
+    p = sub.add_parser("fit", help="joint WStat fit of the spectral model", epilog=_EPILOG,
+                       description="Fit the config's model jointly to the observations' spectra "
+                       "(forward-folded WStat); write result.yaml and the spectrum plot.")
+    p.add_argument("obs", nargs="+", metavar="OBS_DIR", help=obs_help)
+    p.add_argument("--result", required=True, metavar="FILE", help="fit result (YAML)")
+    p.add_argument("--png", required=True, metavar="FILE", help="counts vs prediction plot")
+    _settings_args(p)
+    _common(p)
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("flux-points", help="flux points (GADF SED) from a fit", epilog=_EPILOG,
+                       description="Flux points from the best fit (result.yaml of `extspec fit`) and "
+                       "the SED plot with the model butterfly.")
+    p.add_argument("obs", nargs="+", metavar="OBS_DIR", help=obs_help)
+    p.add_argument("--fit", required=True, metavar="FILE", help="result.yaml of `extspec fit`")
+    p.add_argument("--ecsv", required=True, metavar="FILE", help="flux points (ECSV)")
+    p.add_argument("--png", required=True, metavar="FILE", help="SED plot")
+    _settings_args(p)
+    _common(p)
+    p.set_defaults(func=_cmd_flux_points)
+
+    p = sub.add_parser("cumulative", help="cumulative excess/significance table", epilog=_EPILOG,
+                       description="Cumulative excess and significance, one row per usable "
+                       "observation in the given order (ECSV + plot).")
+    p.add_argument("obs", nargs="+", metavar="OBS_DIR", help=obs_help)
+    p.add_argument("--ecsv", required=True, metavar="FILE", help="table (ECSV)")
+    p.add_argument("--png", required=True, metavar="FILE", help="plot")
+    _settings_args(p)
+    _common(p)
+    p.set_defaults(func=_cmd_cumulative)
+    return ap
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``extspec`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
