@@ -261,18 +261,3 @@ def test_prepare_workflow_missing_store_is_deferred(tmp_path):
     assert out["datastore"] is None and out["obs_ids"] == []
     assert re.search(r"no DL3 data store found \(looked in: .*nowhere\)", out["datastore_error"])
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("*.json"))
-
-
-def test_offline_astropy_switches_downloads_off():
-    code = (
-        "import sys\n"
-        "from extspec.workflow.config import offline_astropy\n"
-        "offline_astropy()\n"
-        "assert 'astropy' not in sys.modules\n"
-        "import astropy.coordinates\n"
-        "from astropy.utils import iers\n"
-        "from astropy.utils.data import conf\n"
-        "print(iers.conf.auto_download, conf.allow_internet)\n"
-    )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert res.stdout.split() == ["False", "False"]

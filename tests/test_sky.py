@@ -197,3 +197,33 @@ def test_region_in_other_frame_than_projection():
     x, y = p.to_astropy().wcs_world2pix(g.l.deg, g.b.deg, 0)
     assert abs(pix.x - x) < 1e-8 and abs(pix.y - y) < 1e-8
     assert pix.radius == pytest.approx(0.2 / 0.04, rel=1e-3)
+
+
+def test_reference_rotation_through_astropy_never_downloads():
+    """`spectrum: {method: reference}` rotates events ICRS <-> Galactic through astropy (§2.2).
+
+    That rotation is time-independent: it never opens the IERS tables nor the network, which
+    is why no job switches astropy's downloads off.  Fails if an astropy release starts
+    fetching anything for it (then set ``astropy.utils.iers.conf.auto_download`` there).
+    """
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, urllib.request, astropy.utils.data as data\n"
+        "from astropy.utils import iers\n"
+        "def fail(*a, **k):\n"
+        "    raise RuntimeError('network or IERS access')\n"
+        "urllib.request.urlopen = fail\n"
+        "data.download_file = fail\n"
+        "iers.IERS_Auto.open = classmethod(fail)\n"
+        "iers.IERS_A.open = classmethod(fail)\n"
+        "from extspec.geometry import sky_to_frame\n"
+        "ra, dec = np.array([258.1, 83.63], np.float32), np.array([-39.7, 22.01], np.float32)\n"
+        "l, b = sky_to_frame(ra, dec, 'icrs', 'galactic', float32_astropy=True)\n"
+        "r, d = sky_to_frame(l, b, 'galactic', 'icrs', float32_astropy=True)\n"
+        "print(*np.round(l, 2), *np.round(r, 2))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["347.25", "184.56", "258.1", "83.63"], res.stdout

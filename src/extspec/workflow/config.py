@@ -42,7 +42,6 @@ __all__ = [
     "read_settings",
     "prepare_workflow",
     "read_schema",
-    "offline_astropy",
 ]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "data" / "config.schema.yaml"
@@ -357,7 +356,6 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     _check_model(cfg["model"], "model")
     for i, alt in enumerate(cfg["fit"]["compare"]):
         _check_model(alt, f"fit.compare[{i}]")
-    _offline_astropy()
     check_regions(cfg)
     if check_datastore:
         from ..io.datastore import open_datastore, resolve_datastore_path
@@ -429,58 +427,6 @@ def read_settings(text_or_path: str) -> dict:
     if not isinstance(settings, dict):
         raise ConfigError(f"{what}: expected a JSON object of config keys")
     return settings
-
-
-_OFFLINE_SWITCHES = {
-    "astropy.utils.data": ("allow_internet", False),
-    "astropy.utils.iers.iers": ("auto_download", False),
-}
-
-
-class _OfflineAstropyHook:
-    """Meta-path hook: switches astropy's downloads off as soon as their modules are imported.
-
-    Setting them by importing ``astropy.utils.iers`` up front would cost ~0.3 s in every
-    process, also in those that never touch astropy; the hook costs nothing until then.
-    """
-
-    def find_spec(self, name, path=None, target=None):
-        if name not in _OFFLINE_SWITCHES:
-            return None
-        import importlib.machinery
-
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        attr, value = _OFFLINE_SWITCHES[name]
-        exec_module = spec.loader.exec_module
-
-        def exec_and_switch_off(module):
-            exec_module(module)
-            setattr(module.conf, attr, value)
-
-        spec.loader.exec_module = exec_and_switch_off
-        return spec
-
-
-def offline_astropy() -> None:
-    """Never let astropy download anything (IERS tables, cached URLs): compute nodes are offline.
-
-    Sets ``astropy.utils.data.conf.allow_internet`` and
-    ``astropy.utils.iers.conf.auto_download`` to False -- now if those modules are already
-    imported, otherwise right when they are.  Idempotent; imports nothing heavy.
-    """
-    import sys
-
-    for name, (attr, value) in _OFFLINE_SWITCHES.items():
-        mod = sys.modules.get(name)
-        if mod is not None and hasattr(mod, "conf"):
-            setattr(mod.conf, attr, value)
-    if not any(isinstance(h, _OfflineAstropyHook) for h in sys.meta_path):
-        sys.meta_path.insert(0, _OfflineAstropyHook())
-
-
-_offline_astropy = offline_astropy
 
 
 # ------------------------------------------------------------------- workflow (cached) --
