@@ -83,7 +83,8 @@ class _StderrFormatter(logging.Formatter):
         return f"{self.prefix}{level}{msg}"
 
 
-def _setup_logging(command: str, log_path, verbose: bool) -> None:
+def _setup_logging(command: str, log_path, verbose: bool) -> list:
+    """Log handlers for one step (stderr, and the log file); returns them."""
     err = logging.StreamHandler(sys.stderr)
     err.setLevel(logging.INFO if verbose else logging.WARNING)
     err.setFormatter(_StderrFormatter(command))
@@ -93,8 +94,22 @@ def _setup_logging(command: str, log_path, verbose: bool) -> None:
         fh = logging.FileHandler(log_path, mode="w")
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handlers.append(fh)
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+    root = logging.getLogger()
+    for h in handlers:
+        root.addHandler(h)
+    root.setLevel(logging.INFO)
     logging.captureWarnings(True)
+    return handlers
+
+
+def _end_logging(handlers: list, level: int) -> None:
+    """Close the step's handlers and restore the root logger (the step may run in-process)."""
+    root = logging.getLogger()
+    for h in handlers:
+        root.removeHandler(h)
+        h.close()
+    root.setLevel(level)
+    logging.captureWarnings(False)
 
 
 def run_step(command: str, what: str, func, *, log_path=None, quiet: bool = False, verbose: bool = False,
@@ -109,7 +124,15 @@ def run_step(command: str, what: str, func, *, log_path=None, quiet: bool = Fals
     the step's own time.  On success, ``func``'s return value (a short summary) goes to
     the log and, unless ``quiet``, on one progress line to stderr.
     """
-    _setup_logging(command, log_path, verbose)
+    level = logging.getLogger().level
+    handlers = _setup_logging(command, log_path, verbose)
+    try:
+        return _run_logged(command, what, func, log_path, quiet, prepare)
+    finally:
+        _end_logging(handlers, level)
+
+
+def _run_logged(command, what, func, log_path, quiet, prepare) -> int:
     log = logging.getLogger(f"extspec.{command}")
     from .errors import ExtspecError
 
@@ -123,30 +146,25 @@ def run_step(command: str, what: str, func, *, log_path=None, quiet: bool = Fals
     except ExtspecError as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         log.error("%s", msg if what in msg else f"{what}: {msg}")
-        logging.shutdown()
         return EXIT_FAILED
     except KeyboardInterrupt:
         log.error("%s: interrupted", what)
-        logging.shutdown()
         return EXIT_INTERRUPTED
     except Exception as exc:
         first = (str(exc).splitlines() or [""])[0]
         where = f"; traceback in {log_path}" if log_path else ""
         log.error("%s: unexpected error (%s: %s)%s", what, type(exc).__name__, first, where)
         if log_path:  # the traceback into the log file only
-            for h in logging.getLogger().handlers:
-                if isinstance(h, logging.FileHandler):
-                    h.stream.write(logging.Formatter().formatException(sys.exc_info()) + "\n")
+            with open(log_path, "a") as f:
+                f.write(logging.Formatter().formatException(sys.exc_info()) + "\n")
         else:
             import traceback
 
             traceback.print_exc()
-        logging.shutdown()
         return EXIT_BUG
     t1 = time.perf_counter()
     log.info("%s: %s", what, summary or "done")
     log.info("%s: done in %.4f s (imports %.4f s), peak RSS %.1f MB", what, t1 - t0, t0 - t_start, peak_rss_mb())
-    logging.shutdown()
     if not quiet:
         head = f"extspec {command}: " + ("" if what in (command, command.replace("-", " ")) else f"{what}: ")
         print(f"{head}{summary or 'done'} ({t1 - t_start:.2f} s)", file=sys.stderr, flush=True)
@@ -231,7 +249,7 @@ def _cmd_info(args) -> int:
             if args.cone else ""
         return f"{len(store.obs_ids)} observations in {store.path}{sel}"
 
-    return run_step("info", "info", step, quiet=args.quiet, verbose=args.verbose)
+    return run_step("info", "info", step, quiet=True, verbose=args.verbose)
 
 
 def _cmd_check(args) -> int:
@@ -265,7 +283,7 @@ def _cmd_check(args) -> int:
                   f"({', '.join(map(str, ids))}) in {analysis['datastore']}")
         return f"{len(analysis['obs_ids'])} observations"
 
-    return run_step("check", "check", step, quiet=args.quiet, verbose=args.verbose)
+    return run_step("check", "check", step, quiet=True, verbose=args.verbose)
 
 
 def _cmd_reduce(args) -> int:
@@ -339,11 +357,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _common(p: argparse.ArgumentParser, log: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, step: bool = True) -> None:
     g = p.add_argument_group("output")
-    if log:
+    if step:
         g.add_argument("--log", metavar="FILE", help="write the step's log to FILE (replaced)")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+        g.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
     g.add_argument("-v", "--verbose", action="store_true", help="log everything to stderr too")
 
 
@@ -375,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cone", nargs=3, type=float, metavar=("LON", "LAT", "RADIUS"),
                    help="only the runs pointing within RADIUS deg of (LON, LAT); adds their offset")
     p.add_argument("--frame", choices=("icrs", "galactic"), default="icrs", help="frame of --cone (icrs)")
-    _common(p, log=False)
+    _common(p, step=False)
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("check", help="validate an analysis config", epilog=_EPILOG,
@@ -388,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-settings", metavar="STEP",
                    choices=("reduce", "stack", "fit", "flux-points", "cumulative"),
                    help="print the validated settings of STEP as JSON (for --settings)")
-    _common(p, log=False)
+    _common(p, step=False)
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("reduce", help="reduce one observation (cube.h5 + OGIP spectrum)", epilog=_EPILOG,

@@ -35,17 +35,18 @@ REDUCTION_KEYS = (
 """Config keys that a per-observation reduction depends on (and nothing else)."""
 
 
+_SPECTRA = ("numpy", "numpy.char", "extspec.io.fitsread", "extspec.io.ogip", "extspec.spectrum", "extspec.geometry",
+            "extspec.sky")
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
-    "reduce": ("numpy", "h5py", "extspec.cube", "extspec.io.cube_io", "extspec.io.datastore", "extspec.io.ogip",
-               "extspec.reflected", "extspec.safe_mask", "extspec.skyregions", "extspec.spectrum"),
-    "stack": ("numpy", "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.io.ogip", "extspec.safe_mask",
+    "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.cube", "extspec.io.cube_io",
+               "extspec.io.datastore", "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
+    "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.safe_mask",
               "extspec.skyregions", *_PLOTS),
-    "fit": ("numpy", "yaml", "iminuit", "extspec.fit", "extspec.io.ogip", "extspec.models", "extspec.stacking",
-            *_PLOTS),
-    "flux_points": ("numpy", "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
-                    "extspec.io.ogip", "extspec.models", *_PLOTS),
-    "cumulative": ("numpy", "extspec.io.ecsv", "extspec.io.ogip", "extspec.stacking", *_PLOTS),
+    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.models", "extspec.stacking", *_PLOTS),
+    "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
+                    "extspec.models", *_PLOTS),
+    "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).
 
@@ -284,9 +285,17 @@ def load_fit_result(path) -> "object":
     import numpy as np
     import yaml
 
+    from ..errors import FormatError
     from ..fit import FitResult, Parameter
 
-    d = yaml.safe_load(Path(path).read_text())
+    try:
+        d = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise FormatError(f"fit result {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError:
+        raise FormatError(f"fit result {path}: not valid YAML") from None
+    if not isinstance(d, dict) or not isinstance(d.get("model"), dict):
+        raise FormatError(f"fit result {path}: not a result.yaml of the fit (no 'model' mapping)")
     nan = float("nan")
     params = [Parameter(name=k, value=nan if v["value"] is None else v["value"], unit=v.get("unit", ""),
                         frozen=v.get("frozen", False), error=nan if v.get("error") is None else v["error"])
