@@ -31,10 +31,18 @@ OUT = f"{CFG['results_dir']}/{CFG['name']}"
 LOGS = f"{OUT}/logs"
 REDUCTION = reduction_config(CFG)
 
-# Every job runs the extspec command line (extspec.cli) with the interpreter that runs
-# Snakemake: a job imports only what its step needs, never Snakemake.  Settings go in as
-# JSON params (settings_json), so that Snakemake's params trigger sees them.
-EXTSPEC = f"{shlex.quote(sys.executable)} -m extspec"
+# Every job runs the extspec command line (extspec.cli): `extspec STEP ...` in the rules'
+# shell commands, so a job imports only what its step needs, never Snakemake.  `extspec` is a
+# shell function put in front of every command (Snakemake's shell.prefix) that runs
+# `python -m extspec` with the interpreter running Snakemake: the same environment, whether
+# or not its bin directory is on PATH, and the interpreter's path stays out of the rules'
+# commands (a moved environment does not rerun them through the code trigger).  Settings go
+# in as JSON params (settings_json), so that Snakemake's params trigger sees them.
+_BASH = os.path.basename(shell.get_executable() or "") == "bash"
+shell.prefix(
+    ("set -euo pipefail; " if _BASH else "")
+    + f'extspec() {{{{ {shlex.quote(sys.executable)} -m extspec "$@"; }}}}; '
+)
 
 
 wildcard_constraints:

@@ -27,5 +27,5 @@ rule fit:
         mem_mb=2000,
         runtime=15,
     shell:
-        "{EXTSPEC} fit {input.pha:q} --settings {params.config:q} --result {output.result:q}"
+        "extspec fit {input.pha:q} --settings {params.config:q} --result {output.result:q}"
         " --png {output.png:q} --log {log:q} --quiet"

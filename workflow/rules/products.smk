@@ -26,7 +26,7 @@ rule flux_points:
         mem_mb=2000,
         runtime=15,
     shell:
-        "{EXTSPEC} flux-points {input.pha:q} --settings {params.config:q} --fit {input.fit:q}"
+        "extspec flux-points {input.pha:q} --settings {params.config:q} --fit {input.fit:q}"
         " --ecsv {output.ecsv:q} --png {output.png:q} --log {log:q} --quiet"
 
 
@@ -53,5 +53,5 @@ rule cumulative:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{EXTSPEC} cumulative {input.pha:q} --settings {params.config:q} --ecsv {output.ecsv:q}"
+        "extspec cumulative {input.pha:q} --settings {params.config:q} --ecsv {output.ecsv:q}"
         " --png {output.png:q} --log {log:q} --quiet"

@@ -28,5 +28,5 @@ rule reduce:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{EXTSPEC} reduce {params.obs_id} --datastore {params.datastore:q} --outdir {params.outdir:q}"
+        "extspec reduce {params.obs_id} --datastore {params.datastore:q} --outdir {params.outdir:q}"
         " --settings {params.reduction:q} --log {log:q} --quiet"

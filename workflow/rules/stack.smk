@@ -23,5 +23,5 @@ rule stack:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{EXTSPEC} stack {input.spectra:q} --settings {params.config:q} --fits {output.fits:q}"
+        "extspec stack {input.spectra:q} --settings {params.config:q} --fits {output.fits:q}"
         " --png {output.png:q} --log {log:q} --quiet"
