@@ -28,6 +28,15 @@ include: "workflow/rules/products.smk"
 include: "workflow/rules/download.smk"
 
 
+# end the process as soon as the last job is done (extspec.workflow.process_exit)
+onsuccess:
+    cancel_scheduler_timers(log)
+
+
+onerror:
+    cancel_scheduler_timers(log)
+
+
 localrules:
     all,
     download,

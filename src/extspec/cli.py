@@ -466,6 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of the ``extspec`` console script; returns the exit status."""
+    from .workflow.process_exit import skip_final_collections
+
+    skip_final_collections()  # a job's process ends without CPython's final collections
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -14,6 +14,11 @@ from snakemake.exceptions import WorkflowError
 from extspec.workflow.config import prepare_workflow, settings_json, stage_config
 from extspec.errors import ExtspecError
 from extspec.workflow.pipeline import reduction_config
+from extspec.workflow.process_exit import cancel_scheduler_timers, skip_final_collections
+
+# Exit without idle time (extspec.workflow.process_exit: the final garbage collections
+# here; Snakemake's job-rate timers in the Snakefile's onsuccess/onerror hooks).
+skip_final_collections()
 
 try:
     ANALYSIS = prepare_workflow(config)
