@@ -1,4 +1,4 @@
-"""Workflow timings and per-job memory.  Prints lines ``<what>: <value> <unit>``.
+"""Workflow timings, per-job overhead and per-job memory.  Prints lines ``<what>: <value> <unit>``.
 
 For the seed config (6 RX J1713 runs) and the 15-run RX J1713 config, with ``--cores 2``:
 
@@ -6,6 +6,16 @@ For the seed config (6 RX J1713 runs) and the 15-run RX J1713 config, with ``--c
 * no-op rerun: ``snakemake`` again with nothing to do (median of 3);
 * add one obs: the same analysis without its last run, then with it again -- one reduction
   plus the aggregates (the removal run before it is reported too).
+
+Every Snakemake run is reported with its wall time and its CPU time (user + system of
+Snakemake and all its jobs): on a machine shared with other work the CPU time moves much
+less than the wall time.
+
+Per-job overhead, from the 15-run cold run: a job's wall time minus the in-process time of
+its step (``done in X s`` in the job's log; the step's imports are logged apart and count as
+overhead).  For the reductions the wall time is Snakemake's ``benchmark:`` record of the job
+(shell, interpreter, imports, step, exit); the four aggregate jobs are timed by running
+their command line (``python -m extspec STEP ...``) afresh on the cold run's outputs.
 
 Then a simulated store (``extspec.simulate``) of N runs (default 500) is reduced end to end,
 and the peak memory of the reduction jobs is read from their Snakemake ``benchmark:`` files
@@ -23,6 +33,7 @@ import argparse
 import csv
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -66,16 +77,89 @@ def no_slurm_path():
 ENV = dict(os.environ)
 
 
+def children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+LAST_CPU = [0.0]
+
+
 def snakemake(workdir: Path, configfile: Path, cores: int, *args) -> float:
-    """Run snakemake; return the wall time in s (raises on failure)."""
+    """Run snakemake; return the wall time in s (raises on failure).  Its CPU time (with its
+    jobs) is left in LAST_CPU[0]."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
            "--configfile", str(configfile), "--cores", str(cores), "--quiet", "all", *args]
+    c0 = children_cpu()
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=ENV)
     dt = time.perf_counter() - t0
+    LAST_CPU[0] = children_cpu() - c0
     if res.returncode != 0:
         raise SystemExit(f"snakemake failed in {workdir}:\n{(res.stdout + res.stderr)[-3000:]}")
     return dt
+
+
+def timed(label: str, workdir: Path, configfile: Path, cores: int, *args) -> float:
+    """Run snakemake and report its wall and CPU time."""
+    wall = snakemake(workdir, configfile, cores, *args)
+    report(label, f"{wall:.2f}", "s")
+    report(f"{label}, CPU time (Snakemake + jobs)", f"{LAST_CPU[0]:.2f}", "s")
+    return wall
+
+
+_DONE = re.compile(r"done in ([\d.]+) s \(imports ([\d.]+) s\), peak RSS ([\d.]+) MB")
+
+
+def step_times(log: Path) -> tuple[float, float, float] | None:
+    """(step s, imports s, peak RSS MB) from a job's log, or None."""
+    m = _DONE.search(log.read_text()) if log.is_file() else None
+    return tuple(float(x) for x in m.groups()) if m else None
+
+
+def job_overheads(wd: Path, cfg: dict) -> None:
+    """Per-job overhead of the cold run in ``wd`` (see the module docstring)."""
+    from extspec.workflow.config import settings_json, stage_config, validate_config
+
+    out = wd / "results" / cfg["name"]
+    red, steps, imports = [], [], []
+    for tsv in sorted((out / "benchmarks" / "reduce").glob("*.tsv")):
+        with open(tsv) as fh:
+            wall = float(next(csv.DictReader(fh, delimiter="\t"))["s"])
+        st = step_times(out / "logs" / "reduce" / f"{tsv.stem}.log")
+        if st:
+            red.append(wall - st[0])
+            steps.append(st[0])
+            imports.append(st[1])
+    agg = []
+    full = validate_config(dict(cfg), check_datastore=False)
+    obs = [str(out / "obs" / str(o)) for o in cfg["obs_ids"]]
+    tmp = wd / "standalone"
+    tmp.mkdir(exist_ok=True)
+    commands = {
+        "stack": ["stack", *obs, "--fits", tmp / "c.fits", "--png", tmp / "c.png"],
+        "fit": ["fit", *obs, "--result", tmp / "r.yaml", "--png", tmp / "s.png"],
+        "flux_points": ["flux-points", *obs, "--fit", out / "fit" / "result.yaml", "--ecsv", tmp / "f.ecsv",
+                        "--png", tmp / "f.png"],
+        "cumulative": ["cumulative", *obs, "--ecsv", tmp / "cu.ecsv", "--png", tmp / "cu.png"],
+    }
+    for stage, argv in commands.items():
+        log = tmp / f"{stage}.log"
+        cmd = [sys.executable, "-m", "extspec", *map(str, argv), "--settings",
+               settings_json(stage_config(full, stage)), "--log", str(log), "--quiet"]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, env=ENV)
+        wall = time.perf_counter() - t0
+        st = step_times(log)
+        agg.append(wall - st[0])
+        report(f"{stage} job: wall / step / imports", f"{wall:.3f} / {st[0]:.3f} / {st[1]:.3f}", "s")
+    if red:
+        report(f"reduce job: step time inside the job (median of {len(red)})", f"{statistics.median(steps):.3f}", "s")
+        report(f"reduce job: imports of the step (median of {len(red)})", f"{statistics.median(imports):.3f}", "s")
+        report(f"per-job overhead, reductions (job wall - step, median of {len(red)})",
+               f"{statistics.median(red):.3f}", "s")
+    report(f"per-job overhead, aggregate jobs (median of {len(agg)})", f"{statistics.median(agg):.3f}", "s")
+    report(f"per-job overhead (median over all {len(red) + len(agg)} jobs)", f"{statistics.median(red + agg):.3f}", "s")
 
 
 def write_config(path: Path, cfg: dict) -> Path:
@@ -89,21 +173,23 @@ def seed_config(datastore: str, obs_ids, name: str) -> dict:
     return cfg
 
 
-def bench_config(label: str, cfg: dict, base: Path, cores: int) -> None:
+def bench_config(label: str, cfg: dict, base: Path, cores: int, overheads: bool = False) -> None:
     wd = base / label
     wd.mkdir(parents=True)
     full = write_config(wd / "full.yaml", cfg)
-    cold = snakemake(wd, full, cores)
-    report(f"{label} cold run ({len(cfg['obs_ids'])} runs, --cores {cores})", f"{cold:.2f}", "s")
-    noop = statistics.median(snakemake(wd, full, cores) for _ in range(3))
-    report(f"{label} no-op rerun", f"{noop:.2f}", "s")
+    cold = timed(f"{label} cold run ({len(cfg['obs_ids'])} runs, --cores {cores})", wd, full, cores)
+    if overheads:
+        job_overheads(wd, cfg)
+    runs = []
+    for _ in range(3):
+        runs.append((snakemake(wd, full, cores), LAST_CPU[0]))
+    report(f"{label} no-op rerun (median of 3)", f"{statistics.median(r[0] for r in runs):.2f}", "s")
+    report(f"{label} no-op rerun, CPU time", f"{statistics.median(r[1] for r in runs):.2f}", "s")
     last = cfg["obs_ids"][-1]
     minus = write_config(wd / "minus.yaml", dict(cfg, obs_ids=cfg["obs_ids"][:-1]))
     shutil.rmtree(wd / "results" / cfg["name"] / "obs" / str(last))
-    removed = snakemake(wd, minus, cores)
-    report(f"{label} remove-one-obs rerun (aggregates only)", f"{removed:.2f}", "s")
-    added = snakemake(wd, full, cores)
-    report(f"{label} add-one-obs rerun (1 reduction + aggregates)", f"{added:.2f}", "s")
+    timed(f"{label} remove-one-obs rerun (aggregates only)", wd, minus, cores)
+    added = timed(f"{label} add-one-obs rerun (1 reduction + aggregates)", wd, full, cores)
     report(f"{label} add-one-obs / cold", f"{100 * added / cold:.0f}", "%")
 
 
@@ -143,8 +229,7 @@ def bench_simulated(n_runs: int, base: Path, cores: int) -> None:
     cfg = {"name": "sim", "datastore": str(store), "obs_ids": list(range(1, n_runs + 1)),
            "on_region": "icrs;circle(83.63,22.01,0.3)", "geom": {"width": [3.0, 3.0], "frame": "icrs"}}
     cf = write_config(wd / "sim.yaml", cfg)
-    wall = snakemake(wd, cf, cores)
-    report(f"simulated {n_runs}-run store end to end (--cores {cores})", f"{wall:.1f}", "s")
+    timed(f"simulated {n_runs}-run store end to end (--cores {cores})", wd, cf, cores)
     peak, n = max_rss_from_benchmarks(wd / "results" / "sim" / "benchmarks" / "reduce")
     report(f"peak memory per reduce job (benchmark max_rss, {n} jobs)", f"{peak:.0f}", "MB")
     report("peak memory per reduce job (VmHWM, from the job logs)",
@@ -153,8 +238,7 @@ def bench_simulated(n_runs: int, base: Path, cores: int) -> None:
         m = re.search(r"peak RSS ([\d.]+) MB", (wd / "results" / "sim" / "logs" / f"{rule}.log").read_text())
         if m:
             report(f"peak memory of {rule} ({n_runs} runs)", m.group(1), "MB")
-    wall = snakemake(wd, cf, cores)
-    report(f"simulated {n_runs}-run store no-op rerun", f"{wall:.2f}", "s")
+    timed(f"simulated {n_runs}-run store no-op rerun", wd, cf, cores)
 
 
 def main(argv=None) -> None:
@@ -163,6 +247,7 @@ def main(argv=None) -> None:
     ap.add_argument("--sim-runs", type=int, default=500)
     ap.add_argument("--skip-sim", action="store_true", help="skip the simulated-store benchmark")
     ap.add_argument("--skip-dr1", action="store_true", help="skip the DR1 (seed and 15-run) benchmarks")
+    ap.add_argument("--skip-seed", action="store_true", help="skip the 6-run seed benchmark")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temporary one)")
     args = ap.parse_args(argv)
 
@@ -178,8 +263,9 @@ def main(argv=None) -> None:
     try:
         if not args.skip_dr1:
             store = str(resolve_datastore_path(None) if env_gp is None else resolve_datastore_path(Path(env_gp) / "hess-dl3-dr1"))
-            bench_config("seed", seed_config(store, SEED_OBS, "seed"), base, args.cores)
-            bench_config("rxj1713-15", seed_config(store, RXJ15_OBS, "rxj15"), base, args.cores)
+            if not args.skip_seed:
+                bench_config("seed", seed_config(store, SEED_OBS, "seed"), base, args.cores)
+            bench_config("rxj1713-15", seed_config(store, RXJ15_OBS, "rxj15"), base, args.cores, overheads=True)
         if not args.skip_sim:
             bench_simulated(args.sim_runs, base, args.cores)
     finally:
