@@ -7,9 +7,8 @@ fresh process each time,
 * ``function``: ``python -c`` importing extspec and calling the job's library function
   (``extspec.workflow.pipeline.stack_counts`` / ``run_fit`` / ``run_flux_points`` /
   ``run_cumulative``) on real per-observation outputs, and
-* ``script``: the rule's script ``workflow/scripts/<job>.py`` with a stand-in ``snakemake``
-  object (logging, offline switches, exit path of ``_helpers.run``): what the job runs after
-  Snakemake's own preamble, which adds ~0.1 s of snakemake imports not counted here,
+* ``cli``: the job's command line, ``python -m extspec STEP ... --settings JSON``, as the rule
+  runs it (Snakemake adds only its ``bash -c`` around it),
 
 and prints the median and minimum wall time over ``--repeat`` runs, plus the heavy modules
 the job imported.  Runs are interleaved (job by job, repeat by repeat) so that a change in
@@ -43,15 +42,15 @@ CALLS = {
     "flux_points": "run_flux_points(cfg, dirs, fit, out + '/flux_points.ecsv', out + '/sed.png')",
     "cumulative": "run_cumulative(cfg, dirs, out + '/cumulative.ecsv', out + '/cumulative.png')",
 }
-# snakemake.input / .output of each rule, as expressions of dirs, cubes, phas, fit, out
-SNAKEMAKE_IO = {
-    "stack": ("dict(cubes=cubes, spectra=phas)", "dict(fits=out + '/counts.fits', png=out + '/counts.png')"),
-    "fit": ("dict(pha=phas)", "dict(result=out + '/result.yaml', png=out + '/spectrum.png')"),
-    "flux_points": ("dict(pha=phas, fit=fit)", "dict(ecsv=out + '/flux_points.ecsv', png=out + '/sed.png')"),
-    "cumulative": ("dict(pha=phas)", "dict(ecsv=out + '/cumulative.ecsv', png=out + '/cumulative.png')"),
+# the command line of each job, as expressions of dirs, fit, out
+CLI = {
+    "stack": "['stack', *dirs, '--fits', out + '/counts.fits', '--png', out + '/counts.png']",
+    "fit": "['fit', *dirs, '--result', out + '/result.yaml', '--png', out + '/spectrum.png']",
+    "flux_points": "['flux-points', *dirs, '--fit', fit, '--ecsv', out + '/flux_points.ecsv', '--png', out + '/sed.png']",
+    "cumulative": "['cumulative', *dirs, '--ecsv', out + '/cumulative.ecsv', '--png', out + '/cumulative.png']",
 }
 HEAVY = ("astropy", "astropy.io.fits", "astropy.wcs", "astropy.visualization.wcsaxes", "regions",
-         "matplotlib", "matplotlib.pyplot", "scipy", "h5py", "iminuit", "yaml")
+         "matplotlib", "matplotlib.pyplot", "scipy", "h5py", "iminuit", "yaml", "snakemake")
 
 SETUP = (
     "import glob, yaml\n"
@@ -60,34 +59,32 @@ SETUP = (
     "cubes = [d + '/cube.h5' for d in dirs]; phas = [d + '/pha.fits' for d in dirs]\n"
     "fit = res + '/fit/result.yaml'\n"
 )
-STAND_IN = (
-    "class _IO(list):\n"
-    "    def __init__(self, d=None):\n"
-    "        super().__init__(v for v in (d or {{}}).values() if isinstance(v, str))\n"
-    "        self.__dict__.update(d or {{}})\n"
-    "class _Snakemake:\n"
-    "    pass\n"
-    "snakemake = _Snakemake()\n"
-    "snakemake.rule = {job!r}; snakemake.input = _IO({inp}); snakemake.output = _IO({outp})\n"
-    "snakemake.params = _IO(dict(config=cfg)); snakemake.log = _IO(dict(log=out + '/{job}.log'))\n"
-    "import runpy, sys\n"
-    "sys.path.insert(0, {scripts!r})\n"
-    "runpy.run_path({script!r}, init_globals=dict(snakemake=snakemake), run_name='__main__')\n"
-)
 REPORT = "\nimport sys; print(' '.join(m for m in {heavy!r} if m in sys.modules))\n"
 
 
-def job_code(job: str, mode: str, results: Path, config: Path, out: Path, report_modules: bool = False) -> str:
-    code = SETUP.format(config=str(config), results=str(results), out=str(out))
+def job_cmd(job: str, mode: str, results: Path, config: Path, out: Path, report_modules: bool = False) -> list:
+    """The argv of one job: ``python -c`` calling the library function, or the command line
+    (with the settings computed here, as the workflow passes them ready-made)."""
     if mode == "function":
+        code = SETUP.format(config=str(config), results=str(results), out=str(out))
         code += "from extspec.workflow.pipeline import *\n" + CALLS[job] + "\n"
-    else:
-        inp, outp = SNAKEMAKE_IO[job]
-        scripts = REPO / "workflow" / "scripts"
-        code += STAND_IN.format(job=job, inp=inp, outp=outp, scripts=str(scripts), script=str(scripts / f"{job}.py"))
-    if report_modules:
-        code += REPORT.format(heavy=HEAVY)
-    return code
+        if report_modules:
+            code += REPORT.format(heavy=HEAVY)
+        return [sys.executable, "-c", code]
+    import glob
+
+    import yaml
+
+    from extspec.workflow.config import settings_json, stage_config, validate_config
+
+    cfg = validate_config(yaml.safe_load(config.read_text()), check_datastore=False)
+    dirs, fit, out = sorted(glob.glob(str(results / "obs" / "*"))), str(results / "fit" / "result.yaml"), str(out)
+    argv = eval(CLI[job])  # noqa: S307  (the fixed expressions above)
+    cmd = [sys.executable, "-m", "extspec", *argv, "--settings", settings_json(stage_config(cfg, job)), "-q"]
+    if report_modules:  # the same job in-process, to list its imports
+        code = ("import sys\nfrom extspec.cli import main\nmain(sys.argv[1:])\n" + REPORT.format(heavy=HEAVY))
+        return [sys.executable, "-c", code, *cmd[3:]]
+    return cmd
 
 
 def main() -> None:
@@ -97,7 +94,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--out", type=Path, default=None, help="output directory (default: a temporary one)")
     ap.add_argument("--jobs", nargs="*", default=list(CALLS), choices=list(CALLS))
-    ap.add_argument("--modes", nargs="*", default=["function", "script"], choices=["function", "script"])
+    ap.add_argument("--modes", nargs="*", default=["function", "cli"], choices=["function", "cli"])
     args = ap.parse_args()
     results, config = args.results.resolve(), args.config.resolve()
 
@@ -107,18 +104,18 @@ def main() -> None:
         keys = [(job, mode) for job in args.jobs for mode in args.modes]
         modules = {}
         for job, mode in keys:  # also a warm-up of the file system cache
-            run = subprocess.run([sys.executable, "-c", job_code(job, mode, results, config, out, True)],
+            run = subprocess.run(job_cmd(job, mode, results, config, out, True),
                                  check=True, capture_output=True, text=True)
             modules[job, mode] = (run.stdout.strip().splitlines() or [""])[-1]
+        cmds = {(job, mode): job_cmd(job, mode, results, config, out) for job, mode in keys}
         times = {k: [] for k in keys + [("python -c 'import numpy'", "")]}
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-c", "import numpy"], check=True)
             times["python -c 'import numpy'", ""].append(time.perf_counter() - t0)
             for job, mode in keys:
-                code = job_code(job, mode, results, config, out)
                 t0 = time.perf_counter()
-                subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(cmds[job, mode], check=True, stdout=subprocess.DEVNULL)
                 times[job, mode].append(time.perf_counter() - t0)
         for (job, mode), t in times.items():
             heavy = f"  imports: {modules[job, mode]}" if (job, mode) in modules else ""
