@@ -40,6 +40,7 @@ onerror:
 localrules:
     all,
     download,
+    fetch_datastore,
 
 
 rule all:

@@ -5,8 +5,11 @@
 # the selected obs ids and each observation's DL3 files -- is cached in
 # .snakemake/extspec/, so a no-op run neither imports astropy nor reads the data store.
 # An invalid config stops Snakemake here with one line and no job started.
+import functools
+import os
 import sys
 
+from extspec.io.download import HOWTO
 from extspec.workflow.config import prepare_workflow, stage_config
 from extspec.errors import ExtspecError
 from extspec.workflow.pipeline import reduction_config
@@ -16,11 +19,7 @@ try:
 except ExtspecError as err:
     sys.exit(f"extspec: invalid configuration: {err}")
 
-# A missing data store stops here too, unless the `download` rule was asked for (it must
-# run without a store); then the analysis rules report it only if the DAG needs them.
-if ANALYSIS["datastore_error"] and "download" not in sys.argv[1:]:
-    sys.exit(f"extspec: {ANALYSIS['datastore_error']}")
-
+RAW_CONFIG = dict(config)
 CFG = ANALYSIS["config"]
 config.update(CFG)  # defaults filled in, also for report captions
 OUT = f"{CFG['results_dir']}/{CFG['name']}"
@@ -39,23 +38,57 @@ wildcard_constraints:
     obs_id=r"\d+",
 
 
+def analysis():
+    """The prepared analysis (data store, obs ids, DL3 files), for input functions.
+
+    A missing data store is reported only here, i.e. only when the DAG needs the data (so
+    `snakemake download` and other targets work without one).  With no store found, no
+    explicit `datastore:` and `download.auto` on, the store is fetched first: the
+    checkpoint fetch_datastore (download.smk) runs, then Snakemake calls this again and the
+    observations are selected from the new store.
+    """
+    if ANALYSIS["datastore"] is not None:
+        return ANALYSIS
+    missing = ANALYSIS["datastore_error"]
+    if CFG["datastore"]:
+        sys.exit(f"extspec: {missing} (an explicit 'datastore' is never downloaded to)")
+    if not CFG["download"]["auto"]:
+        sys.exit(f"extspec: {missing.split(';')[0]}; download.auto is false: {HOWTO}, "
+                 "or run `snakemake download --cores 1`")
+    receipt = rules.fetch_datastore.output[0]
+    if not os.path.exists(receipt) and not FETCH_ANNOUNCED:
+        FETCH_ANNOUNCED.append(receipt)  # once per process, also in a dry run
+        print(f"extspec: {missing.split(';')[0]}; it will be fetched first (download.auto): "
+              f"{CFG['download']['url']} -> {DOWNLOAD_DEST}", file=sys.stderr)
+    checkpoints.fetch_datastore.get()  # until it has run: Snakemake runs it, then asks again
+    return fetched_analysis(DOWNLOAD_DEST)
+
+
+FETCH_ANNOUNCED = []
+
+
+@functools.cache
+def fetched_analysis(store):
+    """prepare_workflow on the store the checkpoint has just installed (once per process)."""
+    try:
+        return prepare_workflow(dict(RAW_CONFIG, datastore=store))
+    except ExtspecError as err:
+        sys.exit(f"extspec: invalid configuration: {err}")
+
+
 def datastore():
-    """The data store directory; stops with where it looked and how to get DR1 if missing."""
-    if ANALYSIS["datastore_error"]:
-        sys.exit(f"extspec: {ANALYSIS['datastore_error']}")
-    return ANALYSIS["datastore"]
+    """The data store directory (see analysis())."""
+    return analysis()["datastore"]
 
 
 def obs_ids():
     """The selected observations (config keys obs_ids and obs_cone)."""
-    datastore()
-    return ANALYSIS["obs_ids"]
+    return analysis()["obs_ids"]
 
 
 def obs_files(wildcards):
     """The DL3 file(s) one observation is read from (from the data store's hdu index)."""
-    datastore()
-    files = ANALYSIS["obs_files"].get(str(int(wildcards.obs_id)))
+    files = analysis()["obs_files"].get(str(int(wildcards.obs_id)))
     if files is None:
         sys.exit(
             f"extspec: obs {wildcards.obs_id} is not among the selected observations "
