@@ -3,7 +3,7 @@
 #   snakemake --cores 8                        # the analysis in config/config.yaml
 #   snakemake --cores 8 --configfile my.yaml   # another one
 #   snakemake --profile profiles/slurm         # on a SLURM cluster
-#   snakemake download --cores 1               # fetch HESS DL3 DR1 if it is missing
+#   snakemake download --cores 1               # only fetch HESS DL3 DR1 (done anyway if missing)
 #   snakemake --report report.html             # HTML report with every plot
 #
 # Outputs go to <results_dir>/<name>/ (results/rxj1713/ for the seed config).

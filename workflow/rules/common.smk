@@ -51,7 +51,7 @@ def analysis():
         return ANALYSIS
     missing = ANALYSIS["datastore_error"]
     if CFG["datastore"]:
-        sys.exit(f"extspec: {missing} (an explicit 'datastore' is never downloaded to)")
+        sys.exit(f"extspec: {missing} (an explicit 'datastore' is never fetched into automatically)")
     if not CFG["download"]["auto"]:
         sys.exit(f"extspec: {missing.split(';')[0]}; download.auto is false: {HOWTO}, "
                  "or run `snakemake download --cores 1`")
