@@ -348,7 +348,10 @@ def test_fresh_clone_two_readme_lines(tmp_path, server, release):
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, clone / name)
     cfg_file = clone / "config" / "config.yaml"
     cfg = yaml.safe_load(cfg_file.read_text())
-    cfg["obs_ids"] = [20326, 20327]  # the two runs the test release holds
+    # the test release holds two runs, 20326 and 20327: one by id, the other by the cone,
+    # which can only be selected once the store's index is there (after the checkpoint)
+    cfg["obs_ids"] = [20326]
+    cfg["obs_cone"] = {"radius": 2.0}
     cfg["download"].update(url=f"{server}/rxj.tar.gz", manifest=str(release["rxj_manifest"]))
     cfg_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k != "GAMMAPY_DATA"}
