@@ -9,6 +9,8 @@ import functools
 import os
 import sys
 
+from snakemake.exceptions import WorkflowError
+
 from extspec.io.download import HOWTO
 from extspec.workflow.config import prepare_workflow, stage_config
 from extspec.errors import ExtspecError
@@ -51,10 +53,12 @@ def analysis():
         return ANALYSIS
     missing = ANALYSIS["datastore_error"]
     if CFG["datastore"]:
-        sys.exit(f"extspec: {missing} (an explicit 'datastore' is never fetched into automatically)")
+        raise WorkflowError(f"extspec: {missing} (an explicit 'datastore' is never fetched into automatically)")
     if not CFG["download"]["auto"]:
-        sys.exit(f"extspec: {missing.split(';')[0]}; download.auto is false: {HOWTO}, "
-                 "or run `snakemake download --cores 1`")
+        raise WorkflowError(
+            f"extspec: {missing.split(';')[0]}; download.auto is false: {HOWTO}, "
+            "or run `snakemake download --cores 1`"
+        )
     receipt = rules.fetch_datastore.output[0]
     if not os.path.exists(receipt) and not FETCH_ANNOUNCED:
         FETCH_ANNOUNCED.append(receipt)  # once per process, also in a dry run
@@ -73,7 +77,7 @@ def fetched_analysis(store):
     try:
         return prepare_workflow(dict(RAW_CONFIG, datastore=store))
     except ExtspecError as err:
-        sys.exit(f"extspec: invalid configuration: {err}")
+        raise WorkflowError(f"extspec: invalid configuration: {err}") from None
 
 
 def datastore():
