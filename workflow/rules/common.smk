@@ -40,8 +40,8 @@ wildcard_constraints:
     obs_id=r"\d+",
 
 
-def analysis():
-    """The prepared analysis (data store, obs ids, DL3 files), for input functions.
+def prepared():
+    """The prepared workflow (data store, obs ids, DL3 files), for input functions.
 
     A missing data store is reported only here, i.e. only when the DAG needs the data (so
     `snakemake download` and other targets work without one).  With no store found, no
@@ -65,14 +65,14 @@ def analysis():
         print(f"extspec: {missing.split(';')[0]}; it will be fetched first (download.auto): "
               f"{CFG['download']['url']} -> {DOWNLOAD_DEST}", file=sys.stderr)
     checkpoints.fetch_datastore.get()  # until it has run: Snakemake runs it, then asks again
-    return fetched_analysis(DOWNLOAD_DEST)
+    return fetched(DOWNLOAD_DEST)
 
 
 FETCH_ANNOUNCED = []
 
 
 @functools.cache
-def fetched_analysis(store):
+def fetched(store):
     """prepare_workflow on the store the checkpoint has just installed (once per process)."""
     try:
         return prepare_workflow(dict(RAW_CONFIG, datastore=store))
@@ -81,20 +81,20 @@ def fetched_analysis(store):
 
 
 def datastore():
-    """The data store directory (see analysis())."""
-    return analysis()["datastore"]
+    """The data store directory (see prepared())."""
+    return prepared()["datastore"]
 
 
 def obs_ids():
     """The selected observations (config keys obs_ids and obs_cone)."""
-    return analysis()["obs_ids"]
+    return prepared()["obs_ids"]
 
 
 def obs_files(wildcards):
     """The DL3 file(s) one observation is read from (from the data store's hdu index)."""
-    files = analysis()["obs_files"].get(str(int(wildcards.obs_id)))
+    files = prepared()["obs_files"].get(str(int(wildcards.obs_id)))
     if files is None:
-        sys.exit(
+        raise WorkflowError(
             f"extspec: obs {wildcards.obs_id} is not among the selected observations "
             "(config keys obs_ids and obs_cone)"
         )

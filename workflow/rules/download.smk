@@ -2,7 +2,7 @@
 # of SHA-256 digests and install it atomically as the data store.
 #
 # * Automatically: with no data store found, no explicit `datastore:` key and
-#   `download.auto: true`, the analysis' input functions (common.smk, `analysis()`) ask for
+#   `download.auto: true`, the analysis' input functions (common.smk, `prepared()`) ask for
 #   this checkpoint's output, so `snakemake --cores 8` fetches first and then builds the
 #   rest of the DAG from the new store's index (the obs_cone selection needs it).
 # * By hand: `snakemake download --cores 1` (the rule `download` below).
