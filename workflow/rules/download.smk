@@ -26,7 +26,6 @@ checkpoint fetch_datastore:
         url=CFG["download"]["url"],
         sha256=CFG["download"]["sha256"],
         manifest=CFG["download"]["manifest"],
-        dest=DOWNLOAD_DEST,
         timeout=CFG["download"]["timeout"],
     log:
         f"{CFG['results_dir']}/logs/download.log",

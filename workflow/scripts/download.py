@@ -6,6 +6,7 @@ store is left alone.  Progress goes to the log and, since a download is worth se
 the terminal.
 """
 import logging
+import os
 import sys
 
 from _helpers import run
@@ -21,7 +22,8 @@ def main(snakemake):
         log.info(msg)
         print(f"extspec: {msg}", file=sys.stderr, flush=True)
 
-    download_datastore(p.url, p.dest, sha256=p.sha256, timeout=p.timeout, manifest=p.manifest, receipt=True,
+    dest = os.path.dirname(snakemake.output[0])  # the receipt is written into the store
+    download_datastore(p.url, dest, sha256=p.sha256, timeout=p.timeout, manifest=p.manifest, receipt=True,
                        log=say)
 
 
