@@ -69,8 +69,7 @@ pointing.  Arrival times are uniform in the single GTI; events are sorted by tim
 
 Files
 -----
-Each file is written atomically (a temporary file in the same directory, then
-:func:`os.replace`), and the two index files are written last, so an interrupted run never
+Each file is written atomically (:func:`extspec.io.atomic.write_atomic`), and the two index files are written last, so an interrupted run never
 leaves a store that looks complete.  Files are byte-for-byte reproducible for a given seed
 (the gzip header carries no time stamp).  For speed the per-run file is assembled from raw
 FITS bytes: the three IRF extensions are identical for every run, so they are serialised and
@@ -92,11 +91,9 @@ import argparse
 import functools
 import io
 import math
-import os
 import struct
 import sys
 import time as _time
-import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +101,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, DataStoreError, ExtspecError
+from .io.atomic import write_atomic
 from .irf import Aeff2D, EDisp2D, interp_weights, make_axis
 
 __all__ = [
@@ -956,20 +954,6 @@ def _gzip_spliced(head: bytes, tables: _IrfTables) -> bytes:
     return header + body + tables.tail_deflated + struct.pack("<II", crc, size)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-
-
 def _culmination(dec):
     """Zenith, altitude, azimuth (deg) at upper culmination at the site latitude."""
     dec = np.asarray(dec, float)
@@ -1009,7 +993,7 @@ def _write_run(path: Path, sim: SimulatedObservation, extra: dict, tables: _IrfT
     )
     gti_rows = np.array([(sim.tstart, sim.tstop)], _GTI_DTYPE)
     gti = _table_bytes(gti_t, gti_rows, times)
-    _atomic_write(path, _gzip_spliced(primary + ev + gti, tables))
+    write_atomic(path, _gzip_spliced(primary + ev + gti, tables))
     return {"events": len(ev), "gti": len(gti), **tables.irf_hdu_sizes}
 
 
@@ -1082,8 +1066,8 @@ def _write_indexes(root: Path, summary: list[dict], hdu_rows: list[tuple]) -> No
                  ("HDUCLAS1", "INDEX"), ("HDUCLAS2", "HDU")]:
         hdu.header[k] = v
     # the hdu index first, the obs index last: a store is complete once both exist
-    _atomic_write(root / "hdu-index.fits.gz", _index_bytes(hdu))
-    _atomic_write(root / "obs-index.fits.gz", _index_bytes(obs))
+    write_atomic(root / "hdu-index.fits.gz", _index_bytes(hdu))
+    write_atomic(root / "obs-index.fits.gz", _index_bytes(obs))
 
 
 _HDU_LAYOUT = (

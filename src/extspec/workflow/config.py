@@ -525,10 +525,9 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     out.update(datastore=str(root), obs_ids=obs, obs_files=files)
     if cache_file is not None:
         try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(out))
-            os.replace(tmp, cache_file)
+            from ..io.atomic import write_atomic
+
+            write_atomic(cache_file, json.dumps(out))
         except OSError:
             pass
     return out

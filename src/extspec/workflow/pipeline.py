@@ -8,8 +8,9 @@ only pays for what it uses.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from ..io.atomic import write_atomic
 
 __all__ = [
     "REDUCTION_KEYS",
@@ -36,12 +37,6 @@ REDUCTION_KEYS = (
 def reduction_config(config: dict) -> dict:
     """The part of the config a per-observation job needs (its Snakemake ``params``)."""
     return {k: config[k] for k in REDUCTION_KEYS if k in config}
-
-
-def _atomic_path(path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path, path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
 def _parse_regions(reduction: dict):
@@ -121,19 +116,6 @@ def read_spectra(spectrum_dirs) -> list:
     return [read_spectrum(p) for p in spectrum_dirs]
 
 
-def _write_bytes(path, data: bytes) -> None:
-    path, tmp = _atomic_path(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_text(path, text: str) -> None:
-    _write_bytes(path, text.encode())
-
-
 def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png) -> None:
     """Stack the cubes' counts into ``stacked/counts.fits`` (+ WCS) and draw ``counts.png``.
 
@@ -168,7 +150,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         ("NOBS", len(obs_ids)),
         ("OBS_IDS", " ".join(map(str, obs_ids))),
     ]
-    _write_bytes(out_fits, image_bytes(image.astype(np.int32), cards))
+    write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
     spectra = read_spectra(spectrum_dirs)
     plot_counts_image(
         image, geom, out_png,
@@ -184,7 +166,7 @@ def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
     """Write dict rows as an ECSV table with units and metadata, atomically."""
     from ..io.ecsv import ecsv_text
 
-    _write_text(out, ecsv_text(rows, units, meta))
+    write_atomic(out, ecsv_text(rows, units, meta))
 
 
 def _exclusion_strings(config) -> list:
@@ -234,7 +216,7 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     out = result.as_dict()
     out["config_hash"] = _config_hash(config)
     out["name"] = config.get("name", "")
-    _write_text(out_yaml, yaml.safe_dump(out, sort_keys=False))
+    write_atomic(out_yaml, yaml.safe_dump(out, sort_keys=False))
     usable = data.datasets
     if usable:
         stack = stack_spectra(usable)
