@@ -32,6 +32,7 @@ __all__ = [
     "open_datastore",
     "resolve_datastore_path",
     "candidate_datastore_paths",
+    "is_datastore",
     "REQUIRED_HDUS",
 ]
 
@@ -55,7 +56,9 @@ def candidate_datastore_paths(explicit: str | os.PathLike | None = None) -> list
     return paths
 
 
-def _is_store(path: Path) -> bool:
+def is_datastore(path) -> bool:
+    """True if ``path`` is a directory holding both index files (gzipped or not)."""
+    path = Path(path)
     return path.is_dir() and all(
         any((path / n).is_file() for n in names) for names in _INDEX_NAMES.values()
     )
@@ -70,7 +73,7 @@ def resolve_datastore_path(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:
         cands = cands[:1]
     for p in cands:
-        if _is_store(p):
+        if is_datastore(p):
             return p.resolve()
     looked = ", ".join(str(p) for p in cands)
     raise DataStoreError(
@@ -80,36 +83,15 @@ def resolve_datastore_path(explicit: str | os.PathLike | None = None) -> Path:
     )
 
 
-def _astropy_tables(path: Path) -> dict:
-    """Fallback reader: every binary table of a file through astropy, as fitsread.Table."""
-    from astropy.io import fits
-
-    from .fitsread import Table
-
-    out = {}
-    with fits.open(path, memmap=False) as hdul:
-        for h in hdul[1:]:
-            if not isinstance(h, fits.BinTableHDU):
-                continue
-            data = h.data
-            cols = {n: np.asarray(data[n]) for n in data.columns.names} if data is not None else {}
-            units = {c.name: str(c.unit or "") for c in h.columns}
-            out.setdefault(h.name.upper(), Table(dict(h.header), cols, units))
-    return out
-
-
 def read_file_tables(path: Path, what: str) -> dict:
     """All binary tables of a FITS file keyed by EXTNAME; one-line DataStoreError on bad input."""
-    from .fitsread import Corrupt, Unsupported, read_tables
+    from .fitsread import Corrupt, read_tables_any
 
     path = Path(path)
     if not path.is_file():
         raise DataStoreError(f"{what}: file {path} does not exist")
     try:
-        try:
-            return read_tables(path)
-        except Unsupported:
-            return _astropy_tables(path)
+        return read_tables_any(path)
     except Corrupt as exc:
         raise DataStoreError(f"{what}: cannot read {path}: corrupt or truncated file ({exc})") from None
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, TypeError, KeyError) as exc:

@@ -56,7 +56,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -321,45 +320,14 @@ def _first_line(err: BaseException) -> str:
     return s.splitlines()[0] if s else type(err).__name__
 
 
-def _astropy_tables(path: Path, names: set) -> dict:
-    """Fallback reader: the binary tables ``names`` of ``path`` through astropy, as fitsread.Table."""
-    from astropy.io import fits
-    from astropy.io.fits.verify import VerifyWarning
-    from astropy.utils.exceptions import AstropyUserWarning
-
-    from .fitsread import Table
-
-    out = {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", AstropyUserWarning)  # e.g. "File may have been truncated"
-            warnings.simplefilter("ignore", VerifyWarning)
-            with fits.open(path, memmap=False) as hdul:
-                for h in hdul[1:]:
-                    name = h.name.upper()
-                    if not isinstance(h, fits.BinTableHDU) or name not in names or name in out:
-                        continue
-                    data = h.data
-                    cols = {c.name: np.asarray(data[c.name]) if data is not None else np.zeros(0)
-                            for c in h.columns}
-                    units = {c.name: str(c.unit or "") for c in h.columns}
-                    out[name] = Table(dict(h.header), cols, units)
-    except AstropyUserWarning as err:
-        raise OSError(_first_line(err)) from None
-    return out
-
-
 def _read_tables(path: Path, names: set) -> dict:
     """The binary tables ``names`` of the FITS file ``path`` keyed by EXTNAME; one-line FormatError."""
-    from .fitsread import Corrupt, Unsupported, read_tables
+    from .fitsread import Corrupt, read_tables_any
 
     if not path.is_file():
         raise FormatError(f"{path}: no such file")
     try:
-        try:
-            return read_tables(path, only=names)
-        except Unsupported:
-            return _astropy_tables(path, names)
+        return read_tables_any(path, only=names)
     except Corrupt as err:
         raise FormatError(f"{path}: not a readable FITS file ({_first_line(err)})") from None
     except (OSError, KeyError, ValueError, TypeError, IndexError) as err:
