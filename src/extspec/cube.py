@@ -316,6 +316,21 @@ OFFSET_GRID_STEP = 0.1
 """deg; offset spacing on which the exact method evaluates kernels before interpolating."""
 
 
+def offset_grid(offsets: np.ndarray, step: float = OFFSET_GRID_STEP):
+    """A regular offset grid (deg, step ``step``) covering ``offsets``, and where each offset
+    lies on it: ``(nodes, i, f)`` with ``offset = (1 - f) * nodes[i] + f * nodes[i + 1]``.
+
+    The one offset-grid interpolation: kernels are evaluated on ``nodes`` and interpolated
+    with ``(i, f)`` (:func:`make_cube`), or sample offsets are turned into node weights
+    (:mod:`extspec.spectrum`)."""
+    lo = np.floor(offsets.min() / step) * step
+    n = int(np.ceil((offsets.max() - lo) / step)) + 2
+    nodes = lo + step * np.arange(n)
+    t = (offsets - lo) / step
+    i = np.clip(np.floor(t).astype(int), 0, n - 2)
+    return nodes, i, t - i
+
+
 def _kernel_on_offset_grid(obs, settings: CubeSettings, offsets: np.ndarray):
     """Exact-method kernels at many offsets: evaluated (true bins oversampled) on a regular
     offset grid of step OFFSET_GRID_STEP and interpolated linearly to each offset.
@@ -324,15 +339,10 @@ def _kernel_on_offset_grid(obs, settings: CubeSettings, offsets: np.ndarray):
     interpolation error is O(step^2), far below the statistical errors; A_eff itself is
     evaluated at the exact offsets.
     """
-    step = OFFSET_GRID_STEP
-    lo = np.floor(offsets.min() / step) * step
-    n = int(np.ceil((offsets.max() - lo) / step)) + 2
-    nodes = lo + step * np.arange(n)
+    nodes, i, f = offset_grid(offsets)
     k_nodes, _ = edisp_kernel(obs.edisp, obs.aeff, settings.energy_true, settings.energy_reco, nodes,
                               "exact", settings.oversample)
-    t = (offsets - lo) / step
-    i = np.clip(np.floor(t).astype(int), 0, n - 2)
-    f = (t - i)[:, None, None]
+    f = f[:, None, None]
     kern = (1 - f) * k_nodes[i] + f * k_nodes[i + 1]
     kern = np.where(kern < 1e-8, 0.0, kern)
     e, w = true_energy_samples(settings.energy_true, "exact", settings.oversample)

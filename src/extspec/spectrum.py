@@ -166,14 +166,10 @@ def _offset_histogram(offsets: np.ndarray, step: float | None = None):
     per kernel entry for the default step, ``cube.OFFSET_GRID_STEP`` = 0.1 deg).  Returns
     (nodes, weights) with weights summing to 1.
     """
-    if step is None:
-        from .cube import OFFSET_GRID_STEP as step
-    lo = np.floor(offsets.min() / step) * step
-    n = int(np.ceil((offsets.max() - lo) / step)) + 2
-    nodes = lo + step * np.arange(n)
-    t = (offsets - lo) / step
-    i = np.clip(np.floor(t).astype(int), 0, n - 2)
-    f = t - i
+    from .cube import OFFSET_GRID_STEP, offset_grid
+
+    nodes, i, f = offset_grid(offsets, OFFSET_GRID_STEP if step is None else step)
+    n = nodes.size
     w = np.bincount(i, 1 - f, minlength=n) + np.bincount(i + 1, f, minlength=n)
     keep = w > 0
     return nodes[keep], w[keep] / offsets.size

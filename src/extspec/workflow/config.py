@@ -258,7 +258,7 @@ def _check_increasing(values, key):
 
 
 def _check_model(block, key):
-    from ..models import get_model
+    from ..models import check_param_names, get_model
 
     if isinstance(block, str):
         block = {"type": block, "parameters": {}}
@@ -266,12 +266,8 @@ def _check_model(block, key):
         m = get_model(block["type"])
     except ConfigError as exc:
         raise ConfigError(f"config key '{key}.type': {exc}") from None
+    check_param_names(m, block.get("parameters", {}), f"{key}.parameters")
     for name, p in block.get("parameters", {}).items():
-        if name not in m.param_names:
-            raise ConfigError(
-                f"config key '{key}.parameters.{name}': model {m.name} has no parameter {name!r} "
-                f"(it has {', '.join(m.param_names)})"
-            )
         if isinstance(p, dict):
             lo, hi, v = p.get("min"), p.get("max"), p["value"]
             if lo is not None and hi is not None and not lo < hi:

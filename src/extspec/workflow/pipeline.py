@@ -200,7 +200,7 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     import numpy as np
     import yaml
 
-    from ..fit import JointData, compare_models, fit_joint
+    from ..fit import JointData, compare_models, fit_joint, fold, response_matrix
     from ..models import get_model
     from ..plots import plot_spectrum_fit
     from ..stacking import stack_spectra
@@ -222,7 +222,7 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
         stack = stack_spectra(usable)
         model = get_model(result.model_type)
         flux = model.integral(data.e_min, data.e_max, **result.values)
-        npred = np.einsum("i,ij->j", flux * stack.exposure * 1e4, stack.edisp)
+        npred = fold(flux, response_matrix(stack.exposure, stack.edisp))
         plot_spectrum_fit(stack.energy_reco.edges, stack.counts, stack.counts_off, stack.alpha, npred,
                           stack.mask_safe, out_png,
                           title=f"{config.get('name', '')}: {result.model_type}, {len(usable)} obs")

@@ -1,4 +1,4 @@
-r"""Simulate a small but complete GADF DL3 data store from analytic IRFs.
+r"""The DL3 simulator: a small but complete GADF DL3 data store from analytic IRFs.
 
 The simulator writes what :func:`extspec.io.datastore.open_datastore` reads (spec §1): a store
 root with ``obs-index.fits.gz`` and ``hdu-index.fits.gz`` and one file ``data/obs_<id>.fits.gz``
@@ -80,7 +80,7 @@ The EVENTS table has the columns EVENT_ID (int64), TIME (float64, s MET), RA, DE
 deg, ICRS), ENERGY (float32, TeV, reconstructed) and MC_ID (int16: 1 source, 0 background;
 the gammapy convention, ignored by readers that do not know it).
 
-Command line::
+Command line (:func:`main`)::
 
     python -m extspec.simulate OUTDIR --n-runs 100 --seed 0
 """
@@ -100,9 +100,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, DataStoreError, ExtspecError
-from .io.atomic import write_atomic
-from .irf import Aeff2D, EDisp2D, interp_weights, make_axis
+from ..errors import ConfigError, DataStoreError, ExtspecError
+from ..fit import M2_TO_CM2
+from ..io.atomic import write_atomic
+from ..irf import Aeff2D, EDisp2D, interp_weights, make_axis
 
 __all__ = [
     "SourceModel",
@@ -188,7 +189,7 @@ class SourceModel:
 
     def dnde(self, energy) -> np.ndarray:
         """Differential flux (cm^-2 s^-1 TeV^-1) at ``energy`` (TeV)."""
-        from . import models
+        from .. import models
 
         return np.asarray(models.dnde(self.spectrum, np.asarray(energy, float), self.params), float)
 
@@ -614,7 +615,7 @@ def _sample_source(rng, sampler: _SourceSampler, tables: _IrfTables, pnt_vec, li
     q = sampler.dnde * a_mean * sampler.e_grid  # per unit ln E, cm^-2 s^-1 m^2
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (q[1:] + q[:-1]) * np.diff(sampler.ln_grid))])
     total = cdf[-1]
-    npred = float(livetime * 1e4 * total)
+    npred = float(livetime * M2_TO_CM2 * total)
     n = int(rng.poisson(npred)) if npred > 0 else 0
     if n == 0:
         e = np.empty(0)
@@ -1279,34 +1280,3 @@ def main(argv=None) -> int:
     print(f"wrote {args.n_runs} runs ({n_ev} events) to {root} in {dt:.2f} s "
           f"({1e3 * dt / args.n_runs:.1f} ms/run)")
     return 0
-
-
-def simulate_onoff(template, model: str, params: dict, rng, obs_id: int | None = None,
-                   background_off=None):
-    """Draw a new ON/OFF spectrum from the IRFs of a template spectrum (Poisson statistics).
-
-    The expected signal is forward-folded from ``model`` (exact integral over the true bins,
-    exposure and kernel of ``template``); the expected OFF counts are ``background_off``
-    (default: the template's OFF counts, floored at 0.5 so every bin has some background),
-    and the expected ON background is alpha times that.
-
-    Returns a copy of ``template`` with new ``counts``/``counts_off`` (and ``obs_id``).
-    """
-    import dataclasses
-
-    from .models import get_model
-
-    m = get_model(model)
-    e = template.energy_true.edges
-    flux = m.integral(e[:-1], e[1:], **params)
-    mu_sig = np.einsum("i,ij->j", flux * template.exposure * 1e4, template.edisp)
-    b_off = np.maximum(np.asarray(template.counts_off if background_off is None else background_off, float), 0.5)
-    n_on = rng.poisson(mu_sig + template.alpha * b_off)
-    n_off = rng.poisson(b_off)
-    return dataclasses.replace(template, counts=n_on.astype(np.int64), counts_off=n_off.astype(np.int64),
-                               obs_id=template.obs_id if obs_id is None else int(obs_id),
-                               meta=dict(template.meta, simulated=True))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
