@@ -271,12 +271,11 @@ class _SkyPixels:
         """The map's :class:`extspec.sky.Projection`, for the region drawing (``_pixel_regions``)."""
         if self.is_geom:
             return self.obj.projection
-        from .sky import Projection
+        from .sky import Projection, frame_of_ctype
 
         w = self.obj.wcs
         ctype = [str(c).upper() for c in w.ctype]
-        frame = "galactic" if ctype[0].startswith("GLON") else "icrs"
-        return Projection(ctype[0][-3:], tuple(w.crval), tuple(w.crpix), tuple(w.cdelt), frame)
+        return Projection(ctype[0][-3:], tuple(w.crval), tuple(w.crpix), tuple(w.cdelt), frame_of_ctype(ctype[0]))
 
     def pixel_centers(self):
         """(lon, lat) deg of every pixel centre, arrays shaped like the image."""

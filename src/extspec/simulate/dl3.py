@@ -104,6 +104,7 @@ from ..errors import ConfigError, DataStoreError, ExtspecError
 from ..fit import M2_TO_CM2
 from ..io.atomic import write_atomic
 from ..irf import Aeff2D, EDisp2D, interp_weights, make_axis
+from ..sky import FRAMES
 
 __all__ = [
     "SourceModel",
@@ -128,7 +129,6 @@ SITE_LON, SITE_LAT, SITE_ALT = 16.5002222222222, -23.2717777777778, 1835.0
 _HDUDOC = "https://github.com/open-gamma-ray-astro/gamma-astro-data-formats"
 _DEG = np.pi / 180.0
 _MORPHOLOGIES = ("point", "disk", "gaussian")
-_FRAMES = ("icrs", "galactic")
 _N_EGRID = 2000  # fine true-energy grid for the inverse-CDF sampling
 _N_QUAD = 48  # radial and azimuthal quadrature nodes of an extended morphology
 _BLOCK = 2880
@@ -173,8 +173,8 @@ class SourceModel:
     params: dict = field(default_factory=lambda: {"index": 2.5, "amplitude": 1e-11})
 
     def __post_init__(self):
-        if self.frame not in _FRAMES:
-            raise ConfigError(f"source frame {self.frame!r} is not one of {', '.join(_FRAMES)}")
+        if self.frame not in FRAMES:
+            raise ConfigError(f"source frame {self.frame!r} is not one of {', '.join(FRAMES)}")
         if self.morphology not in _MORPHOLOGIES:
             raise ConfigError(
                 f"source morphology {self.morphology!r} is not one of {', '.join(_MORPHOLOGIES)}"
@@ -1239,7 +1239,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="master random seed (default 0)")
     p.add_argument("--target", type=float, nargs=2, default=(347.3, -0.5), metavar=("LON", "LAT"),
                    help="source centre, deg (default 347.3 -0.5)")
-    p.add_argument("--frame", choices=_FRAMES, default="galactic", help="frame of --target")
+    p.add_argument("--frame", choices=FRAMES, default="galactic", help="frame of --target")
     p.add_argument("--morphology", choices=_MORPHOLOGIES, default="disk")
     p.add_argument("--size", type=float, default=0.4, help="disk radius / gaussian sigma, deg")
     p.add_argument("--index", type=float, default=2.3, help="power-law index")
