@@ -29,7 +29,7 @@ from .models import check_param_names, get_model, integrator
 from .stats import wstat
 
 __all__ = ["Parameter", "FitResult", "JointData", "model_parameters", "fit_joint", "compare_models",
-           "chi2_sf", "p_to_sigma", "M2_TO_CM2", "response_matrix", "fold", "make_minuit"]
+           "chi2_sf", "p_to_sigma", "read_fit_result", "write_fit_result", "M2_TO_CM2", "response_matrix", "fold", "make_minuit"]
 
 M2_TO_CM2 = 1e4
 """Exposure is in m^2 s, fluxes in cm^-2: the factor between them."""
@@ -173,7 +173,11 @@ class JointData:
 
 @dataclass
 class FitResult:
-    """Outcome of a joint fit (what ``fit/result.yaml`` holds)."""
+    """Outcome of a joint fit; this class owns the format of ``fit/result.yaml``.
+
+    :meth:`as_dict` gives the plain dict written to the file (:func:`write_fit_result`),
+    :meth:`from_dict` rebuilds the result from it (:func:`read_fit_result`).
+    """
 
     model_type: str
     success: bool
@@ -230,6 +234,55 @@ class FitResult:
             "versions": software_versions(),
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "FitResult":
+        """The result of a :meth:`as_dict` dict (null values of a failed fit become NaN)."""
+        nan = float("nan")
+        params = []
+        for k, v in d["model"]["parameters"].items():
+            p = Parameter(name=k, value=nan if v.get("value") is None else float(v["value"]),
+                          unit=v.get("unit", ""), frozen=bool(v.get("frozen", False)),
+                          min=v.get("min"), max=v.get("max"),
+                          error=nan if v.get("error") is None else float(v["error"]))
+            if "errn" in v and "errp" in v:
+                p.minos = (float(v["errn"]), float(v["errp"]))
+            params.append(p)
+        cov = (d.get("covariance") or {}).get("matrix")
+        er = d.get("energy_range") or {}
+        return cls(
+            model_type=d["model"]["type"],
+            success=bool(d["success"]),
+            message=d.get("message", ""),
+            total_stat=float(d["total_stat"]),
+            parameters=params,
+            covariance=np.full((len(params),) * 2, nan) if cov is None else np.array(cov, float),
+            edm=float(d.get("edm", 0.0)),
+            nfcn=int(d.get("nfcn", 0)),
+            obs_ids=[int(o) for o in d.get("obs_ids", [])],
+            excluded={int(e["obs_id"]): e["reason"] for e in d.get("excluded", [])},
+            energy_range=(float(er.get("min", nan)), float(er.get("max", nan))),
+            stat_per_dataset={int(k): float(v) for k, v in (d.get("stat_per_dataset") or {}).items()},
+            covariance_method=d.get("covariance_method", "hesse"),
+            comparisons=list(d.get("comparisons") or []),
+        )
+
+
+def write_fit_result(result: FitResult, path, **extra) -> None:
+    """Write ``result.yaml`` atomically: :meth:`FitResult.as_dict` plus ``extra`` keys."""
+    import yaml
+
+    from .io.atomic import write_atomic
+
+    write_atomic(path, yaml.safe_dump({**result.as_dict(), **extra}, sort_keys=False))
+
+
+def read_fit_result(path) -> FitResult:
+    """A :class:`FitResult` from a ``result.yaml`` written by :func:`write_fit_result`."""
+    import yaml
+    from pathlib import Path
+
+    return FitResult.from_dict(yaml.safe_load(Path(path).read_text()))
+
 
 def _package_version(name: str) -> str:
     """Version of an installed package without importing it when it is not loaded yet
@@ -282,8 +335,9 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
     names = [p.name for p in free]
     erange = _energy_range(data)
     if len(data) == 0:
-        return FitResult(mtype, False, "no usable dataset", float("nan"), params,
-                         np.full((len(params),) * 2, np.nan), float("nan"), 0, [], data.excluded, erange,
+        return FitResult(model_type=mtype, success=False, message="no usable dataset", total_stat=float("nan"),
+                         parameters=params, covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"),
+                         nfcn=0, obs_ids=[], excluded=data.excluded, energy_range=erange,
                          covariance_method=covariance)
     scales = np.array([_scale(p.value) for p in free])
     lo, hi = data.e_min, data.e_max
@@ -299,8 +353,10 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
     if not free:
         stat = fcn(np.zeros(0))
         per = dict(zip(data.obs_ids, data.stat_per_dataset(integ(lo, hi, values_of([])))))
-        return FitResult(mtype, True, "all parameters frozen", stat, params, np.zeros((len(params),) * 2),
-                         0.0, 1, data.obs_ids, data.excluded, erange, per, covariance)
+        return FitResult(model_type=mtype, success=True, message="all parameters frozen", total_stat=stat,
+                         parameters=params, covariance=np.zeros((len(params),) * 2), edm=0.0, nfcn=1,
+                         obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
+                         stat_per_dataset=per, covariance_method=covariance)
     limits = [(-np.inf if p.min is None else p.min / sc, np.inf if p.max is None else p.max / sc)
               for p, sc in zip(free, scales)]
     m = make_minuit(fcn, np.array([p.value for p in free]) / scales, names, limits)
@@ -331,8 +387,10 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
             p.minos = (me.lower * scales[k], me.upper * scales[k])
     flux = integ(lo, hi, best)
     per = dict(zip(data.obs_ids, data.stat_per_dataset(flux).tolist()))
-    return FitResult(mtype, ok, message, float(m.fval), params, cov, float(m.fmin.edm), int(m.nfcn),
-                     data.obs_ids, data.excluded, erange, per, covariance)
+    return FitResult(model_type=mtype, success=ok, message=message, total_stat=float(m.fval), parameters=params,
+                     covariance=cov, edm=float(m.fmin.edm), nfcn=int(m.nfcn), obs_ids=data.obs_ids,
+                     excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
+                     covariance_method=covariance)
 
 
 def _fmin_problems(m) -> str:

@@ -198,9 +198,8 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     likelihood-ratio comparisons asked for in ``fit.compare``) and the spectrum plot.
     """
     import numpy as np
-    import yaml
 
-    from ..fit import JointData, compare_models, fit_joint, fold, response_matrix
+    from ..fit import JointData, compare_models, fit_joint, fold, response_matrix, write_fit_result
     from ..models import get_model
     from ..plots import plot_spectrum_fit
     from ..stacking import stack_spectra
@@ -213,10 +212,7 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
         alt_cfg = {"type": alt} if isinstance(alt, str) else alt
         alt_res = fit_joint(spectra, alt_cfg, data=data, **opts)
         result.comparisons.append(compare_models(result, alt_res))
-    out = result.as_dict()
-    out["config_hash"] = _config_hash(config)
-    out["name"] = config.get("name", "")
-    write_atomic(out_yaml, yaml.safe_dump(out, sort_keys=False))
+    write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""))
     usable = data.datasets
     if usable:
         stack = stack_spectra(usable)
@@ -231,24 +227,11 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
                           np.zeros(1, bool), out_png, title="no usable observation")
 
 
-def load_fit_result(path) -> "object":
-    """Rebuild a FitResult (model, values, covariance, energy range) from ``result.yaml``."""
-    import numpy as np
-    import yaml
+def load_fit_result(path):
+    """The FitResult of ``result.yaml`` (:func:`extspec.fit.read_fit_result`)."""
+    from ..fit import read_fit_result
 
-    from ..fit import FitResult, Parameter
-
-    d = yaml.safe_load(Path(path).read_text())
-    nan = float("nan")
-    params = [Parameter(name=k, value=nan if v["value"] is None else v["value"], unit=v.get("unit", ""),
-                        frozen=v.get("frozen", False), error=nan if v.get("error") is None else v["error"])
-              for k, v in d["model"]["parameters"].items()]
-    cov = d["covariance"]["matrix"]
-    er = d.get("energy_range", {})
-    return FitResult(d["model"]["type"], d["success"], d.get("message", ""), d["total_stat"], params,
-                     np.full((len(params),) * 2, np.nan) if cov is None else np.array(cov, float), d.get("edm", 0.0), d.get("nfcn", 0),
-                     d.get("obs_ids", []), {e["obs_id"]: e["reason"] for e in d.get("excluded", [])},
-                     (er.get("min", np.nan), er.get("max", np.nan)))
+    return read_fit_result(path)
 
 
 def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_png) -> None:
