@@ -127,11 +127,6 @@ class CubeDataset:
     checksum: str = ""
     meta: dict = field(default_factory=dict)
 
-    @property
-    def pointing_lonlat(self) -> tuple[float, float]:
-        """Pointing in the map frame (deg)."""
-        return transform_point(float(self.pointing_radec[0]), float(self.pointing_radec[1]), "icrs", self.geom.frame)
-
 
 # ------------------------------------------------------------------------------- counts --
 
@@ -175,10 +170,13 @@ def pixel_index(geom: MapGeom, lon: np.ndarray, lat: np.ndarray) -> tuple[np.nda
     return np.where(ok, ix, -1).astype(np.int64), np.where(ok, iy, -1).astype(np.int64)
 
 
-def bin_events(geom: MapGeom, energy_reco: EnergyAxis, lon, lat, energy) -> np.ndarray:
-    """Counts cube (n_reco, ny, nx) as int32 (§2.2)."""
+def bin_events(geom: MapGeom, energy_reco: EnergyAxis, lon, lat, energy, energy_bins=None) -> np.ndarray:
+    """Counts cube (n_reco, ny, nx) as int32 (§2.2).
+
+    ``energy_bins``: the events' :func:`energy_bin_index` on ``energy_reco`` if already known.
+    """
     ix, iy = pixel_index(geom, lon, lat)
-    k = energy_bin_index(energy, energy_reco.edges)
+    k = energy_bin_index(energy, energy_reco.edges) if energy_bins is None else energy_bins
     ok = (ix >= 0) & (k >= 0)
     ny, nx = geom.shape
     flat = (k[ok] * ny + iy[ok]) * nx + ix[ok]
@@ -353,14 +351,16 @@ def _kernel_on_offset_grid(obs, settings: CubeSettings, offsets: np.ndarray):
 # ------------------------------------------------------------------------------ the cube --
 
 
-def make_cube(obs, settings: CubeSettings, event_lonlat=None) -> CubeDataset:
+def make_cube(obs, settings: CubeSettings, event_lonlat=None, energy_bins=None) -> CubeDataset:
     """Reduce one observation to a :class:`CubeDataset` (§2-§4).
 
-    ``event_lonlat`` may pass precomputed event coordinates in the map frame.
+    ``event_lonlat`` may pass precomputed event coordinates in the map frame, ``energy_bins``
+    the events' reco-energy bins (:func:`energy_bin_index`), so that a reduction computes
+    them once for the cube and the spectrum.
     """
     geom = settings.geom
     lon, lat = event_lonlat if event_lonlat is not None else event_coords(obs, geom.frame, settings.method)
-    counts = bin_events(geom, settings.energy_reco, lon, lat, obs.energy)
+    counts = bin_events(geom, settings.energy_reco, lon, lat, obs.energy, energy_bins)
     exposure, _ = make_exposure(obs, geom, settings.energy_true, settings.method, settings.oversample)
     cgeom = settings.edisp_geom
     coff = pixel_offsets(obs, cgeom).ravel()

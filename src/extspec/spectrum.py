@@ -176,7 +176,8 @@ def _offset_histogram(offsets: np.ndarray, step: float | None = None):
 
 
 def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exact",
-                  event_lonlat=None, sample_step: float = 0.02, oversample: int = 4) -> tuple["SpectrumDataset", object]:
+                  event_lonlat=None, sample_step: float = 0.02, oversample: int = 4,
+                  energy_bins=None) -> tuple["SpectrumDataset", object]:
     """Extract the ON/OFF spectrum of one observation (§5, §6).
 
     Parameters
@@ -192,6 +193,8 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
         averaged over a 0.02 deg sampling of the region, kernel averaged over the region
         weighted by exposure (true energies oversampled as in the cube).
     event_lonlat : (lon, lat) in the region frame, optional (saves a transformation).
+    energy_bins : the events' reco-energy bins (``cube.energy_bin_index``), optional (saves
+        binning the events in energy a second time after the cube).
 
     Returns
     -------
@@ -211,7 +214,7 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
         event_lonlat = event_coords(obs, frame, method)
     ev_lon, ev_lat = event_lonlat
     ereco, etrue = cube.energy_reco, cube.energy_true
-    kbin = energy_bin_index(obs.energy, ereco.edges)
+    kbin = energy_bin_index(obs.energy, ereco.edges) if energy_bins is None else energy_bins
     nreco = ereco.nbin
 
     if method == "reference":

@@ -327,7 +327,7 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     _check_model(cfg["model"], "model")
     for i, alt in enumerate(cfg["fit"]["compare"]):
         _check_model(alt, f"fit.compare[{i}]")
-    _offline_astropy()
+    offline_astropy()
     check_regions(cfg)
     if check_datastore:
         from ..io.datastore import open_datastore, resolve_datastore_path
@@ -424,8 +424,6 @@ def offline_astropy() -> None:
     if not any(isinstance(h, _OfflineAstropyHook) for h in sys.meta_path):
         sys.meta_path.insert(0, _OfflineAstropyHook())
 
-
-_offline_astropy = offline_astropy
 
 
 # ------------------------------------------------------------------- workflow (cached) --

@@ -64,7 +64,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     half-written file (every file is written to a temporary name, then renamed; the PHA
     file, written last, marks a complete set).
     """
-    from ..cube import event_coords, make_cube
+    from ..cube import energy_bin_index, event_coords, make_cube
     from ..io.cube_io import write_cube
     from ..io.datastore import open_datastore
     from ..errors import ExtspecError
@@ -83,9 +83,10 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         reg_frame = region_frame(on)
         ev_map = event_coords(obs, map_frame, settings.method)
         ev_reg = ev_map if reg_frame == map_frame else event_coords(obs, reg_frame, settings.method)
-        cube = make_cube(obs, settings, ev_map)
+        kbin = energy_bin_index(obs.energy, settings.energy_reco.edges)  # once, for cube and spectrum
+        cube = make_cube(obs, settings, ev_map, energy_bins=kbin)
         spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
-                                oversample=settings.oversample)
+                                oversample=settings.oversample, energy_bins=kbin)
         spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask", {}), obs.bkg)
     except ExtspecError as exc:
         msg = str(exc)
