@@ -6,6 +6,7 @@
   template spectrum (:func:`simulate_onoff`).
 """
 
+from . import dl3, onoff
 from .dl3 import (
     IrfModel,
     SimulatedObservation,
@@ -18,14 +19,4 @@ from .dl3 import (
 )
 from .onoff import simulate_onoff
 
-__all__ = [
-    "SourceModel",
-    "IrfModel",
-    "SimulatedObservation",
-    "simulate_observation",
-    "simulate_datastore",
-    "wobble_pointings",
-    "run_seed",
-    "main",
-    "simulate_onoff",
-]
+__all__ = [*dl3.__all__, *onoff.__all__]
