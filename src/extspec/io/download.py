@@ -34,6 +34,8 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import DataStoreError
+from .atomic import write_atomic
+from .datastore import is_datastore
 
 __all__ = [
     "DR1_URL",
@@ -67,17 +69,8 @@ HOWTO = (
 """How to get the data by hand: the end of every download error."""
 
 
-_INDEX = (("obs-index.fits.gz", "obs-index.fits"), ("hdu-index.fits.gz", "hdu-index.fits"))
-
-
 class DownloadError(DataStoreError):
     """The data store could not be downloaded or installed."""
-
-
-def is_datastore(path) -> bool:
-    """True if ``path`` is a directory with both index files."""
-    p = Path(path)
-    return p.is_dir() and all(any((p / n).is_file() for n in names) for names in _INDEX)
 
 
 def default_destination(datastore=None) -> Path:
@@ -200,9 +193,7 @@ def verify_manifest(root, manifest=None) -> int:
 
 
 def _write_receipt(root: Path, receipt: dict) -> None:
-    tmp = root / f".{RECEIPT_NAME}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(receipt, indent=2) + "\n")
-    os.replace(tmp, root / RECEIPT_NAME)
+    write_atomic(root / RECEIPT_NAME, json.dumps(receipt, indent=2) + "\n")
 
 
 def download_datastore(url: str = DR1_URL, dest=None, sha256: str | None = None, timeout: float = 60,
