@@ -59,16 +59,17 @@ def prepared():
             f"extspec: {missing.split(';')[0]}; download.auto is false: {HOWTO}, "
             "or run `snakemake download --cores 1`"
         )
-    receipt = rules.fetch_datastore.output[0]
-    if not os.path.exists(receipt) and not FETCH_ANNOUNCED:
-        FETCH_ANNOUNCED.append(receipt)  # once per process, also in a dry run
-        print(f"extspec: {missing.split(';')[0]}; it will be fetched first (download.auto): "
-              f"{CFG['download']['url']} -> {DOWNLOAD_DEST}", file=sys.stderr)
+    if not os.path.exists(rules.fetch_datastore.output[0]):
+        announce_fetch(missing.split(";")[0])
     checkpoints.fetch_datastore.get()  # until it has run: Snakemake runs it, then asks again
     return fetched(DOWNLOAD_DEST)
 
 
-FETCH_ANNOUNCED = []
+@functools.cache
+def announce_fetch(missing):
+    """Say once per process, also in a dry run, what will be fetched and where to."""
+    print(f"extspec: {missing}; it will be fetched first (download.auto): "
+          f"{CFG['download']['url']} -> {DOWNLOAD_DEST}", file=sys.stderr)
 
 
 @functools.cache
