@@ -31,6 +31,7 @@ def make_dataset(usable=True, n_reco=12, n_true=20) -> SpectrumDataset:
     mask = np.ones(n_reco, bool)
     mask[:2] = False
     mask[-1] = False
+    mask &= usable  # an unusable spectrum has no safe bin (as make_spectrum makes it)
     livetime = 1581.7361234567891
     n_off = 3 if usable else 0
     return SpectrumDataset(
@@ -65,6 +66,8 @@ def make_dataset(usable=True, n_reco=12, n_true=20) -> SpectrumDataset:
             "stacked_obs_ids": [20136, 20137, 20151],
             "nested": {"a": [1.5, "x"], "b": None},
             "source_file": "/data/hess_dl3/" + "x" * 120 + "/run020136.fits.gz",
+            "MJDREFI": 51910, "MJDREFF": 0.000742870370370241, "TIMESYS": "TT", "TIMEUNIT": "s",
+            "TIMEREF": "local",
         },
     )
 
@@ -115,6 +118,10 @@ def test_round_trip(tmp_path):
 def test_round_trip_unusable(tmp_path):
     ds = make_dataset(usable=False)
     write_spectrum(ds, tmp_path)
+    with fits.open(tmp_path / "bkg.fits") as f:  # no BACKSCAL = 0 (infinite alpha) for other tools
+        h, d = f["SPECTRUM"].header, f["SPECTRUM"].data
+        assert np.all(d["BACKSCAL"] == 1.0) and np.all(d["QUALITY"] == ogip.QUALITY_BAD)
+        assert h["USABLE"] is False and h["BKGDUMMY"] is True
     back = read_spectrum(tmp_path)
     assert_same(ds, back)
     assert back.usable is False and back.off_regions == []
@@ -218,6 +225,11 @@ def test_ogip_keywords(tmp_path):
         assert list(d["QUALITY"]) == [5, 5] + [0] * (ds.energy_reco.nbin - 3) + [5]
         assert np.all(d["AREASCAL"] == 1.0)
         assert f["GTI"].columns.names == ["START", "STOP"]
+        g = f["GTI"].header  # the time reference of START/STOP, from the DL3 events header
+        assert (g["MJDREFI"], g["MJDREFF"], g["TIMESYS"], g["TIMEUNIT"], g["TIMEREF"]) == (
+            51910, 0.000742870370370241, "TT", "s", "local")
+        assert np.array_equal(f["EBOUNDS"].data["E_MIN"], ds.energy_reco.edges[:-1])
+        assert np.array_equal(f["EBOUNDS"].data["E_MAX"], ds.energy_reco.edges[1:])
         assert list(f["OFFREGS"].data["REGION"]) == OFF
         assert f["OFFREGS"].header["RA_PNT"] == ds.pointing_radec[0]
         assert f["OFFREGS"].header["DEC_PNT"] == ds.pointing_radec[1]
@@ -226,6 +238,8 @@ def test_ogip_keywords(tmp_path):
         h = f["SPECTRUM"].header
         assert h["HDUCLAS2"] == "BKG" and h["HDUCLASS"] == "OGIP" and h["EXPOSURE"] == ds.livetime
         assert np.array_equal(f["SPECTRUM"].data["COUNTS"], ds.counts_off)
+        assert np.array_equal(f["EBOUNDS"].data["E_MAX"], ds.energy_reco.edges[1:])
+        assert "BKGDUMMY" not in h
     with fits.open(tmp_path / "arf.fits") as f:
         a = f["SPECRESP"]
         assert a.header["HDUCLAS1"] == "RESPONSE" and a.header["HDUCLAS2"] == "SPECRESP"
@@ -238,9 +252,16 @@ def test_ogip_keywords(tmp_path):
         assert m.header["DETCHANS"] == ds.energy_reco.nbin
         assert m.columns.names == ["ENERG_LO", "ENERG_HI", "N_GRP", "F_CHAN", "N_CHAN", "MATRIX"]
         assert m.header["TLMIN%d" % (m.columns.names.index("F_CHAN") + 1)] == 0
-        assert np.all(m.data["N_GRP"] == 1) and np.all(m.data["F_CHAN"] == 0)
-        assert np.all(m.data["N_CHAN"] == ds.energy_reco.nbin)
-        assert m.columns["MATRIX"].format == f"{ds.energy_reco.nbin}D"
+        # per-row (variable-length) arrays: one group per run of non-zero channels, 0-based;
+        # the two all-zero rows of make_dataset have no group
+        assert [c.format[:2] for c in m.columns[3:]] == ["PJ", "PJ", "PD"]
+        assert list(m.data["N_GRP"]) == [0, 0] + [1] * (ds.energy_true.nbin - 2)
+        for i in range(ds.energy_true.nbin):
+            row = np.zeros(ds.energy_reco.nbin)
+            for f0, n0 in zip(m.data["F_CHAN"][i], m.data["N_CHAN"][i]):
+                row[f0:f0 + n0] = m.data["MATRIX"][i][:n0] if len(m.data["F_CHAN"][i]) == 1 else np.nan
+            assert np.array_equal(row, ds.edisp[i]), i
+        assert m.header["NUMGRP"] == ds.energy_true.nbin - 2
         e = f["EBOUNDS"]
         assert e.columns.names == ["CHANNEL", "E_MIN", "E_MAX"]
         assert e.columns["E_MIN"].unit == "TeV"
@@ -394,11 +415,30 @@ def test_truncated(tmp_path):
 def test_missing_extension_and_column(tmp_path):
     write_spectrum(make_dataset(), tmp_path)
     with fits.open(tmp_path / "pha.fits") as f:
-        hdus = fits.HDUList([h.copy() for h in f if h.name != "EXTSPEC"])
+        hdus = fits.HDUList([h.copy() for h in f if h.name != "SPECTRUM"])
         hdus.writeto(tmp_path / "pha.fits", overwrite=True)
     with pytest.raises(FormatError) as e:
         read_spectrum(tmp_path)
-    assert "EXTSPEC" in _one_line(e, str(tmp_path / "pha.fits"))
+    assert "SPECTRUM" in _one_line(e, str(tmp_path / "pha.fits"))
+
+    # EBOUNDS: from the RMF, else from the PHA; neither -> an error naming it
+    write_spectrum(make_dataset(), tmp_path)
+    for name in ("rmf.fits", "pha.fits"):
+        with fits.open(tmp_path / name) as f:
+            fits.HDUList([h.copy() for h in f if h.name != "EBOUNDS"]).writeto(tmp_path / name, overwrite=True)
+        if name == "rmf.fits":
+            assert read_spectrum(tmp_path).energy_reco == make_dataset().energy_reco
+    with pytest.raises(FormatError) as e:
+        read_spectrum(tmp_path)
+    assert "'EBOUNDS'" in _one_line(e, str(tmp_path / "rmf.fits"))
+
+    # EXPOSURE is what really must be there
+    write_spectrum(make_dataset(), tmp_path)
+    with fits.open(tmp_path / "pha.fits", mode="update") as f:
+        del f["SPECTRUM"].header["EXPOSURE"]
+    with pytest.raises(FormatError) as e:
+        read_spectrum(tmp_path)
+    assert "keyword 'EXPOSURE'" in _one_line(e, str(tmp_path / "pha.fits"))
 
     write_spectrum(make_dataset(), tmp_path)
     with fits.open(tmp_path / "arf.fits") as f:
