@@ -70,7 +70,7 @@ from .fitswrite import check_ascii as _check_ascii
 from .fitswrite import primary_header_bytes as _primary_bytes
 from .datastore import TIME_REF_KEYS
 
-__all__ = ["write_spectrum", "read_spectrum", "PHA_FILE", "BKG_FILE", "ARF_FILE", "RMF_FILE"]
+__all__ = ["write_spectrum", "read_spectrum", "spectrum_files", "PHA_FILE", "BKG_FILE", "ARF_FILE", "RMF_FILE"]
 
 PHA_FILE = "pha.fits"
 BKG_FILE = "bkg.fits"
@@ -584,6 +584,28 @@ def _rmf_matrix(table, path: Path, nt: int, nr: int, tlmin: int) -> np.ndarray:
             out[i, c0 : c0 + nc[g]] = row[pos : pos + nc[g]]
             pos += nc[g]
     return out
+
+
+def spectrum_files(path) -> tuple[int, list[Path]]:
+    """The obs id of an OGIP set and its files: the PHA, then BKG, ARF and RMF.
+
+    Reads only the PHA's SPECTRUM header (``BACKFILE``, ``ANCRFILE``, ``RESPFILE``, relative
+    to the PHA; the obs id with :func:`read_spectrum`'s fallback).  FormatError names a
+    missing keyword or file.
+    """
+    path = Path(path)
+    pha_path = path / PHA_FILE if path.is_dir() else path
+    h = _hdu(_read_tables(pha_path, {EXT_SPECTRUM}), EXT_SPECTRUM, pha_path).header
+    files = [pha_path]
+    for key in ("BACKFILE", "ANCRFILE", "RESPFILE"):
+        name = str(_kw(h, key, pha_path, EXT_SPECTRUM) or "").strip()
+        if not name or name.lower() == "none":
+            raise FormatError(f"{pha_path}: keyword {key} names no file")
+        sib = pha_path.parent / name
+        if not sib.is_file():
+            raise FormatError(f"{sib}: no such file (referenced by {key} of {pha_path})")
+        files.append(sib)
+    return _obs_id_fallback(h, pha_path), files
 
 
 def read_spectrum(path):
