@@ -1,8 +1,12 @@
 """OGIP spectrum files of one ON/OFF spectrum (:class:`extspec.spectrum.SpectrumDataset`).
 
-:func:`write_spectrum` writes four files into one directory; :func:`read_spectrum` reads
-them back and reproduces every field of the dataset.  Energies are in TeV everywhere
-(``TUNIT`` set), all columns that enter a fit are float64.
+:func:`write_spectrum` writes four files into one directory that gammapy 2.x
+(``SpectrumDatasetOnOff.read``) and readers following the OGIP memos (CAL/GEN/92-002,
+OGIP/92-007) load without help; :func:`read_spectrum` reads them back, reproducing every field
+of the dataset, and reads standard OGIP sets of other tools (see its docstring for the rules
+and fallbacks).  Energies are written in TeV (``TUNIT`` set), all columns that enter a fit
+are float64.  What only extspec needs (``EXTSPEC``, ``OFFREGS``, ``USABLE`` ...) is an optional
+extra that other readers ignore.
 
 ``pha.fits`` (written last: its presence means the set is complete)
     * ``SPECTRUM`` -- type I PHA: ``CHANNEL`` (J, 0-based), ``COUNTS`` (J, ON counts),
@@ -14,8 +18,12 @@ them back and reproduces every field of the dataset.  Energies are in TeV everyw
       ``ANCRFILE='arf.fits'``, ``RESPFILE='rmf.fits'`` (names relative to the PHA file),
       ``CORRFILE='none'``, ``TELESCOP``/``INSTRUME`` (meta, default 'HESS'),
       ``OBS_ID``, ``ONTIME``, ``LIVETIME``, ``USABLE`` (T/F), ``REASON``, ``ONREGION``
-      (DS9 string of the ON region; long strings use ``CONTINUE`` cards, ``LONGSTRN``).
-    * ``GTI`` -- ``START``, ``STOP`` (D, s).
+      (DS9 string of the ON region, for tools to redraw it; long strings use ``CONTINUE``
+      cards, ``LONGSTRN``).
+    * ``EBOUNDS`` -- as in the RMF (the reco-energy channels; gammapy reads them from here).
+    * ``GTI`` -- ``START``, ``STOP`` (D, s) with the time reference of the DL3 events
+      (``MJDREFI``, ``MJDREFF``, ``TIMESYS``, ``TIMEUNIT``, ``TIMEREF``; from the dataset's
+      meta, written when known).
     * ``OFFREGS`` -- one row per OFF region, column ``REGION`` (DS9 string); header
       ``RA_PNT``, ``DEC_PNT`` (pointing, deg ICRS; absent when unknown = NaN).
     * ``EXTSPEC`` -- ``ENERG_LO``, ``ENERG_HI`` (D, TeV), ``EDISP_WEIGHT`` (D, m2 s) per true
@@ -26,18 +34,23 @@ them back and reproduces every field of the dataset.  Energies are in TeV everyw
       back as list/dict), anything else as ``str()``).
 ``bkg.fits``
     ``SPECTRUM`` like the PHA with ``HDUCLAS2='BKG'``: ``COUNTS`` = OFF counts,
-    ``BACKSCAL`` = OFF acceptance per bin, same ``QUALITY``, ``EXPOSURE`` = livetime.
-    So alpha = BACKSCAL(pha) / BACKSCAL(bkg).
+    ``BACKSCAL`` = OFF acceptance per bin, same ``QUALITY``, ``EXPOSURE`` = livetime; then
+    ``EBOUNDS``.  So alpha = BACKSCAL(pha) / BACKSCAL(bkg).  An unusable spectrum (no OFF
+    region) has no OFF acceptance: its BKG carries ``BACKSCAL`` = 1 (not 0, an infinite
+    alpha to other tools), ``QUALITY`` bad in every channel (also in the PHA),
+    ``USABLE=F`` and ``BKGDUMMY=T``; :func:`read_spectrum` restores the zero acceptance.
 ``arf.fits``
     ``SPECRESP`` -- ``ENERG_LO``, ``ENERG_HI`` (D, TeV), ``SPECRESP`` (D, cm2) =
     exposure [m2 s] / livetime * 1e4 (0 when the livetime is 0); the reader returns
     exposure = SPECRESP * EXPOSURE / 1e4.
 ``rmf.fits``
-    * ``MATRIX`` -- ``ENERG_LO``, ``ENERG_HI`` (D, TeV), ``N_GRP`` (I), ``F_CHAN`` (J),
-      ``N_CHAN`` (J), ``MATRIX`` (D, fixed width n_reco): one group per row spanning all
-      channels (N_GRP=1, F_CHAN=0, N_CHAN=n_reco; ``TLMIN`` of F_CHAN = 0).
-      ``HDUCLAS1='RESPONSE'``, ``HDUCLAS2='RSP_MATRIX'``, ``HDUCLAS3='REDIST'``,
-      ``DETCHANS``.  The reader also accepts general (grouped, variable-length) RMFs.
+    * ``MATRIX`` -- ``ENERG_LO``, ``ENERG_HI`` (D, TeV), ``N_GRP`` (I), ``F_CHAN`` (PJ),
+      ``N_CHAN`` (PJ), ``MATRIX`` (PD): per-row variable-length arrays, one channel group
+      per run of non-zero kernel values (channels 0-based, ``TLMIN`` of F_CHAN = 0; an
+      all-zero row has ``N_GRP`` = 0), ``NUMGRP``, ``NUMELT``.  ``HDUCLAS1='RESPONSE'``,
+      ``HDUCLAS2='RSP_MATRIX'``, ``HDUCLAS3='REDIST'``, ``DETCHANS``.  The reader accepts
+      any OGIP grouping (scalar, fixed or variable-length F_CHAN/N_CHAN/MATRIX), so the
+      files of earlier extspec versions (one full-width group per row) read too.
     * ``EBOUNDS`` -- ``CHANNEL`` (J), ``E_MIN``, ``E_MAX`` (D, TeV).
 
 The files are serialised by the small built-in FITS writer :mod:`extspec.io.fitswrite`
