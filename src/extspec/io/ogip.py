@@ -81,7 +81,6 @@ from .fitswrite import bintable_bytes as _bintable_bytes
 from .fitswrite import card_images as _cards  # noqa: F401  (tested as ogip._cards)
 from .fitswrite import check_ascii as _check_ascii
 from .fitswrite import primary_header_bytes as _primary_bytes
-from .datastore import TIME_REF_KEYS
 
 __all__ = ["write_spectrum", "read_spectrum", "spectrum_files", "PHA_FILE", "BKG_FILE", "ARF_FILE", "RMF_FILE"]
 
@@ -244,6 +243,7 @@ def _pha_bytes(ds, quality) -> bytes:
 
 def _time_ref_cards(meta: dict):
     """MJDREFI, MJDREFF, TIMESYS, TIMEUNIT, TIMEREF of the DL3 events (meta), those known."""
+    from .datastore import TIME_REF_KEYS  # imported here: readers of OGIP files need no datastore
     comments = {"MJDREFI": "int part of the reference MJD of START/STOP",
                 "MJDREFF": "fractional part of the reference MJD", "TIMESYS": "time system",
                 "TIMEUNIT": "unit of START/STOP", "TIMEREF": "reference frame of the times"}
