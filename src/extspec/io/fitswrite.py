@@ -113,14 +113,13 @@ def bintable_bytes(extname: str, columns, cards) -> bytes:
         code = tform.lstrip("0123456789")
         width = int(tform[: len(tform) - len(code)] or 1)
         if code.startswith("P"):
-            elem = _TFORM_DTYPE[code[1]]
-            rows = [np.asarray(r, dtype=elem).reshape(-1) for r in array]
-            desc = np.zeros((len(rows), 2), dtype=np.int32)
-            for i, r in enumerate(rows):
-                desc[i] = (r.size, heap_len)
-                heap.append(r.tobytes())
-                heap_len += r.nbytes
-            varlen[name] = f"P{code[1]}({max([0] + [r.size for r in rows])})"
+            elem = np.dtype(_TFORM_DTYPE[code[1]])
+            sizes = np.array([np.size(r) for r in array], dtype=np.int64)
+            flat = np.concatenate([np.ravel(r) for r in array]) if len(sizes) else np.zeros(0)
+            desc = np.stack([sizes, heap_len + elem.itemsize * (np.cumsum(sizes) - sizes)], axis=-1)
+            heap.append(flat.astype(elem).tobytes())
+            heap_len += int(sizes.sum()) * elem.itemsize
+            varlen[name] = f"P{code[1]}({int(sizes.max(initial=0))})"
             dt = (name, ">i4", (2,))
             arr = desc
         elif code == "A":

@@ -311,17 +311,16 @@ def _rmf_groups(matrix: np.ndarray):
     Returns per-row arrays N_GRP (int16), F_CHAN, N_CHAN (int32) and MATRIX (float64), as
     CAL/GEN/92-002 and gammapy lay them out; an all-zero row has no group.
     """
-    n_grp = np.zeros(matrix.shape[0], dtype=np.int16)
-    f_chan, n_chan, values = [], [], []
-    for i, row in enumerate(matrix):
-        nz = np.flatnonzero(row)
-        starts = nz[np.r_[True, np.diff(nz) != 1]] if nz.size else nz
-        stops = nz[np.r_[np.diff(nz) != 1, True]] + 1 if nz.size else nz
-        n_grp[i] = starts.size
-        f_chan.append(starts.astype(np.int32))
-        n_chan.append((stops - starts).astype(np.int32))
-        values.append(row[nz])
-    return n_grp, f_chan, n_chan, values
+    nz = matrix != 0
+    edge = np.zeros((nz.shape[0], 1), dtype=bool)
+    first = nz & ~np.hstack([edge, nz[:, :-1]])  # a run of non-zero channels starts here
+    last = nz & ~np.hstack([nz[:, 1:], edge])  # ... and ends here
+    rows, f_chan = np.nonzero(first)
+    n_chan = np.nonzero(last)[1] - f_chan + 1
+    n_grp = np.bincount(rows, minlength=nz.shape[0]).astype(np.int16)
+    split = np.cumsum(n_grp)[:-1]
+    values = np.split(matrix[nz], np.cumsum(nz.sum(axis=1))[:-1])
+    return (n_grp, np.split(f_chan.astype(np.int32), split), np.split(n_chan.astype(np.int32), split), values)
 
 
 def _rmf_bytes(ds) -> bytes:
