@@ -312,9 +312,10 @@ class PointSky(SkyRegion):
         return self.center.frame
 
     def to_pixel(self, proj) -> CirclePix:
-        """A circle of radius 0 at the point (contains nothing; has a centre and a bounding box)."""
+        """A circle of 1e-6 pixel at the point: it has a centre and a bounding box (map
+        containment checks) and contains no pixel centre."""
         x, y = proj.world_to_pix(*self.center.to(proj.frame).lonlat())
-        return CirclePix(float(x), float(y), 0.0)
+        return CirclePix(float(x), float(y), 1e-6)
 
     def circle(self, radius: float) -> CircleSky:
         """The circle of ``radius`` deg around the point."""

@@ -11,7 +11,8 @@ import numpy as np
 
 from .geometry import EnergyAxis
 
-__all__ = ["SpectrumDataset"]
+__all__ = ["SpectrumDataset", "OnSelection", "select_on_region", "on_response", "find_off", "count_on_off",
+           "assemble", "make_spectrum", "placement_radius", "regions_at_energy"]
 
 
 @dataclass
@@ -499,3 +500,23 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
     if radius is not None:
         ds.meta["rad_max_placement"] = radius
     return ds, off
+
+
+def regions_at_energy(spec: SpectrumDataset, energy: float) -> tuple[str, list, float | None]:
+    """ON and OFF regions (DS9) of a spectrum as drawn at reco ``energy`` (TeV).
+
+    Point-like spectra (``meta['rad_max']``) get circles of the RAD_MAX of the reco bin holding
+    ``energy`` (the nearest bin outside the axis) around the source and the OFF centres; the
+    radius is returned third.  Other spectra: their regions unchanged, and None.
+    """
+    from .skyregions import CircleSky, parse_region
+
+    rad = spec.meta.get("rad_max")
+    if not rad:
+        return spec.on_region, list(spec.off_regions), None
+    edges = spec.energy_reco.edges
+    k = int(np.clip(np.searchsorted(edges, energy, side="right") - 1, 0, edges.size - 2))
+    r = float(rad[k])
+    on = parse_region(spec.on_region)
+    offs = [CircleSky(parse_region(o, "off_regions").center, r).to_ds9() for o in spec.off_regions]
+    return CircleSky(on.center, r).to_ds9(), offs, r
