@@ -433,6 +433,18 @@ def _axis(data, stem, what, log, kind=None):
 _ENERGY_STEMS = ("ENERG", "ETRUE")
 
 
+def _energy_offset_table(data, column: str, what: str, kind: str):
+    """(energy axis, offset axis, values) of a 2D IRF table (AEFF_2D, RAD_MAX_2D), values in
+    extspec's unit of ``kind``; a one-bin offset axis becomes two nodes at its edges."""
+    energy = _axis(data, _ENERGY_STEMS, what, True, "energy")
+    offset = _axis(data, "THETA", what, False, "angle")
+    values = _irf_cell(data, column, what, 2)
+    _check_shape(values, (energy, offset), what, column)
+    values = values * _unit_factor(data.units.get(column, ""), kind, what, column)
+    offset, values = single_bin_as_nodes(offset, values, 1)
+    return energy, offset, values
+
+
 def _irf_class(header) -> str:
     """IRF class of an AEFF/EDISP header: ``HDUCLAS3`` (absent: full-enclosure)."""
     c = str(header.get("HDUCLAS3", "") or "").strip().upper()
@@ -500,12 +512,7 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
     gti = np.stack([_col(gdata, "START", gw), _col(gdata, "STOP", gw)], axis=1).astype(np.float64)
     # aeff
     ahdr, adata, aw = get("aeff")
-    ae = _axis(adata, _ENERGY_STEMS, aw, True, "energy")
-    at = _axis(adata, "THETA", aw, False, "angle")
-    area = _irf_cell(adata, "EFFAREA", aw, 2)
-    _check_shape(area, (ae, at), aw, "EFFAREA")
-    area = area * _unit_factor(adata.units.get("EFFAREA", ""), "area", aw, "EFFAREA")
-    at, area = single_bin_as_nodes(at, area, 1)
+    ae, at, area = _energy_offset_table(adata, "EFFAREA", aw, "area")
     lo = ahdr.get("LO_THRES")
     hi = ahdr.get("HI_THRES")
     aeff = Aeff2D(ae, at, area, None if lo is None else float(lo), None if hi is None else float(hi))
@@ -614,12 +621,7 @@ def _rad_max(aeff_header, aeff_what, get, what) -> RadMax2D:
     ``RAD_MAX`` keyword of the effective-area header (a fixed cut)."""
     if get is not None:
         _, rdata, rw = get("rad_max")
-        re_ = _axis(rdata, _ENERGY_STEMS, rw, True, "energy")
-        rt = _axis(rdata, "THETA", rw, False, "angle")
-        values = _irf_cell(rdata, "RAD_MAX", rw, 2)
-        _check_shape(values, (re_, rt), rw, "RAD_MAX")
-        values = values * _unit_factor(rdata.units.get("RAD_MAX", ""), "angle", rw, "RAD_MAX")
-        rt, values = single_bin_as_nodes(rt, values, 1)
+        re_, rt, values = _energy_offset_table(rdata, "RAD_MAX", rw, "angle")
         re_, values = single_bin_as_nodes(re_, values, 0)
         return RadMax2D(re_, rt, values)
     if aeff_header.get("RAD_MAX") is not None:
