@@ -350,3 +350,43 @@ def test_cta_layout_end_to_end(tmp_path, variant):
     p = res["model"]["parameters"]
     assert abs(p["index"]["value"] - TRUTH["index"]) < 2 * p["index"]["error"]
     assert abs(p["amplitude"]["value"] - TRUTH["amplitude"]) < 2 * p["amplitude"]["error"]
+
+
+# ------------------------------------------------------------------ regions and config --
+
+
+def test_point_region_parses_and_round_trips():
+    from extspec.skyregions import PointSky
+
+    p = parse_region("galactic;point(184.5575,-5.7843) # point=cross")
+    assert isinstance(p, PointSky) and p.frame == "galactic"
+    assert p.to_ds9() == "galactic;point(184.55750000,-5.78430000)"
+    assert parse_region(p.to_ds9()) == p
+    with pytest.raises(ConfigError, match=r"^config key 'on_region': cannot parse region .*: point takes 2 values, got 3$"):
+        parse_region("icrs;point(1,2,3)")
+
+
+def test_regions_drawn_at_the_chosen_energy(variant):
+    from extspec.spectrum import regions_at_energy
+
+    spec = reduce_store(variant("point_like", rad_max=rad_max_2d), f"icrs;point({RA},{DEC})")[0]
+    k = int(np.searchsorted(spec.energy_reco.edges, 1.0) - 1)
+    on, offs, r = regions_at_energy(spec, 1.0)
+    assert r == pytest.approx(spec.meta["rad_max"][k]) and r == pytest.approx(0.15, rel=0.02)
+    assert parse_region(on).radius == pytest.approx(r, abs=1e-8)
+    assert parse_region(on).center.separation(parse_region(spec.on_region).center) < 1e-8
+    assert len(offs) == spec.n_off_regions and all(parse_region(o).radius == pytest.approx(r, abs=1e-8) for o in offs)
+    # a full-enclosure spectrum keeps its regions
+    full = reduce_store(variant("etrue"), f"icrs;circle({RA},{DEC},0.2)")[0]
+    assert regions_at_energy(full, 1.0) == (full.on_region, full.off_regions, None)
+
+
+def test_background_block_in_the_schema():
+    from extspec.workflow.config import load_config
+
+    base = {"name": "x", "on_region": CRAB_POINT, "obs_ids": [1]}
+    assert load_config(base)["background"] == {"method": "reflected", "n_off_regions": 3}
+    with pytest.raises(ConfigError, match=r"^config key 'background.method': 'ring' is not one of reflected, wobble$"):
+        load_config({**base, "background": {"method": "ring"}})
+    with pytest.raises(ConfigError, match=r"^config key 'background.n_off_regions': must be >= 1, got 0$"):
+        load_config({**base, "background": {"method": "wobble", "n_off_regions": 0}})
