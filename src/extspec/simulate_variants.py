@@ -180,13 +180,12 @@ def _write(path: Path, hdus, compress: bool) -> None:
 
     from astropy.io import fits
 
+    from .io.atomic import write_atomic
+
     buf = io.BytesIO()
     fits.HDUList(hdus).writeto(buf)
-    data = gzip.compress(buf.getvalue(), mtime=0) if compress else buf.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_atomic(path, gzip.compress(buf.getvalue(), mtime=0) if compress else buf.getvalue())
 
 
 def write_gadf_variant(source_store, dest, variants, rad_max=None, psf_sigma: float = 0.05,

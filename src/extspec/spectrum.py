@@ -143,14 +143,10 @@ def _offset_histogram(offsets: np.ndarray, step: float | None = None):
     per kernel entry for the default step, ``cube.OFFSET_GRID_STEP`` = 0.1 deg).  Returns
     (nodes, weights) with weights summing to 1.
     """
-    if step is None:
-        from .cube import OFFSET_GRID_STEP as step
-    lo = np.floor(offsets.min() / step) * step
-    n = int(np.ceil((offsets.max() - lo) / step)) + 2
-    nodes = lo + step * np.arange(n)
-    t = (offsets - lo) / step
-    i = np.clip(np.floor(t).astype(int), 0, n - 2)
-    f = t - i
+    from .cube import OFFSET_GRID_STEP, offset_grid
+
+    nodes, i, f = offset_grid(offsets, OFFSET_GRID_STEP if step is None else step)
+    n = nodes.size
     w = np.bincount(i, 1 - f, minlength=n) + np.bincount(i + 1, f, minlength=n)
     keep = w > 0
     return nodes[keep], w[keep] / offsets.size
@@ -357,7 +353,8 @@ def _in_sky_circles(circles, vecs, frame: str) -> np.ndarray:
     return inside
 
 
-def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str = "exact") -> tuple[np.ndarray, np.ndarray]:
+def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str = "exact",
+                 energy_bins=None) -> tuple[np.ndarray, np.ndarray]:
     """Step 4: ON and OFF counts per reco-energy bin (int64).
 
     * point-like IRFs: an event of reco bin k is ON (OFF) when it lies within RAD_MAX_k of the
@@ -366,6 +363,8 @@ def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str = "
       events tested in the finder's pixel frame (§5, §6.5);
     * ``exact``: circles by great-circle distance; other shapes in the finder's pixel frame for
       ON and OFF alike, so that both areas agree.
+
+    ``energy_bins``: the events' reco-energy bins (``cube.energy_bin_index``), if already known.
     """
     from .cube import energy_bin_index
     from .sky import unit_vectors
@@ -373,7 +372,7 @@ def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str = "
 
     ev_lon, ev_lat = event_lonlat
     nreco = cube.energy_reco.nbin
-    kbin = energy_bin_index(obs.energy, cube.energy_reco.edges)
+    kbin = energy_bin_index(obs.energy, cube.energy_reco.edges) if energy_bins is None else energy_bins
     valid = kbin >= 0
 
     def per_bin(sel_events):
@@ -455,7 +454,8 @@ def assemble(obs, cube, sel: OnSelection, off, counts, counts_off, exposure, ker
 
 def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exact",
                   event_lonlat=None, sample_step: float = 0.02, oversample: int = 4,
-                  background: dict | None = None, safe_mask: dict | None = None) -> tuple["SpectrumDataset", object]:
+                  background: dict | None = None, safe_mask: dict | None = None,
+                  energy_bins=None) -> tuple["SpectrumDataset", object]:
     """Extract the ON/OFF spectrum of one observation (§5, §6): steps 1-5 above in order.
 
     Parameters
@@ -473,6 +473,8 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
     safe_mask : dict, optional
         The ``safe_mask`` config block; with point-like IRFs the OFF regions are placed with the
         largest RAD_MAX inside the safe range its IRF criteria give.
+    energy_bins : the events' reco-energy bins (``cube.energy_bin_index``), optional (saves
+        binning the events in energy a second time after the cube).
 
     Returns
     -------
@@ -495,7 +497,7 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
             safe = make_safe_mask(provisional, safe_mask, obs.bkg)
         radius = placement_radius(sel, safe)
     off = find_off(sel, exclusion_regions, background, method, radius)
-    counts, counts_off = count_on_off(obs, cube, sel, off, event_lonlat, method)
+    counts, counts_off = count_on_off(obs, cube, sel, off, event_lonlat, method, energy_bins)
     ds = assemble(obs, cube, sel, off, counts, counts_off, exposure, kernel, weight, method)
     if radius is not None:
         ds.meta["rad_max_placement"] = radius
