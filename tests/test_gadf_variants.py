@@ -100,7 +100,7 @@ def test_caldb_layout_shared_uncompressed_irf_outside_the_index_folder(variant):
     assert name == "EFFECTIVE AREA" and ".." in str(irf) and irf.name == "irf_file.fits"
     assert irf.read_bytes()[:6] == b"SIMPLE"  # not gzipped
     assert store.hdu_location(2, "edisp")[0] == irf  # shared by every run
-    assert store.obs_file(1).read_bytes()[:6] == b"SIMPLE"
+    assert store.hdu_location(1, "events")[0].read_bytes()[:6] == b"SIMPLE"
 
 
 def test_single_offset_bin_holds_inside_the_bin_only(base_store, variant):
@@ -116,7 +116,7 @@ def test_units_converted_at_load(variant, base_store):
     # the variant stores GeV, cm2 and s-1 TeV-1 deg-2; the values read are TeV, m2, s-1 MeV-1 sr-1
     from astropy.io import fits
 
-    path = open_datastore(variant("units")).obs_file(1)
+    path = open_datastore(variant("units")).hdu_location(1, "events")[0]
     with fits.open(path) as h:
         assert h["AEFF"].columns["EFFAREA"].unit == "cm2" and h["AEFF"].columns["ENERG_LO"].unit == "GeV"
         assert h["BKG"].columns["BKG"].unit == "s-1 TeV-1 deg-2"
@@ -129,7 +129,7 @@ def test_bad_unit_is_one_line(tmp_path, base_store):
     from astropy.io import fits
 
     root = write_gadf_variant(base_store, tmp_path / "v", ["units"])
-    path = open_datastore(root).obs_file(1)
+    path = open_datastore(root).hdu_location(1, "events")[0]
     with fits.open(path) as h:
         h = fits.HDUList([x.copy() for x in h])
     h["AEFF"].columns["EFFAREA"].unit = "s"

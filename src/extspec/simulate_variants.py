@@ -184,7 +184,6 @@ def _write(path: Path, hdus, compress: bool) -> None:
 
     buf = io.BytesIO()
     fits.HDUList(hdus).writeto(buf)
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, gzip.compress(buf.getvalue(), mtime=0) if compress else buf.getvalue())
 
 
