@@ -26,6 +26,10 @@ config.update(CFG)  # defaults filled in, also for report captions
 OUT = f"{CFG['results_dir']}/{CFG['name']}"
 LOGS = f"{OUT}/logs"
 REDUCTION = reduction_config(CFG)
+# Code identity (version + source hash) and the SHA-256 of every region file: in the params
+# of every rule, so that a changed library or an edited .reg file reruns what it affects
+# (opt out with --rerun-triggers mtime).
+PROVENANCE = ANALYSIS["provenance"]
 
 # Snakemake's modules and the parsed workflow live until the process exits: move them out of
 # the garbage collector's sight (the final collection at exit alone took ~0.3 s).  Objects

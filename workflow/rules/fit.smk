@@ -18,6 +18,7 @@ rule fit:
             category="Spectrum",
         ),
     params:
+        provenance=PROVENANCE,
         config=stage_config(CFG, "fit"),
     log:
         f"{LOGS}/fit.log",

@@ -17,6 +17,7 @@ rule flux_points:
             category="Spectrum",
         ),
     params:
+        provenance=PROVENANCE,
         config=stage_config(CFG, "flux_points"),
     log:
         f"{LOGS}/flux_points.log",
@@ -43,6 +44,7 @@ rule cumulative:
             category="Cumulative",
         ),
     params:
+        provenance=PROVENANCE,
         config=stage_config(CFG, "cumulative"),
     log:
         f"{LOGS}/cumulative.log",

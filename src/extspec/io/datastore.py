@@ -98,8 +98,9 @@ def _astropy_tables(path: Path) -> dict:
     return out
 
 
-def read_file_tables(path: Path, what: str) -> dict:
-    """All binary tables of a FITS file keyed by EXTNAME; one-line DataStoreError on bad input."""
+def read_file_tables(path: Path, what: str, only: set | None = None) -> dict:
+    """All binary tables of a FITS file keyed by EXTNAME (``only``: just those extension names);
+    one-line DataStoreError on bad input."""
     from .fitsread import Corrupt, Unsupported, read_tables
 
     path = Path(path)
@@ -107,7 +108,7 @@ def read_file_tables(path: Path, what: str) -> dict:
         raise DataStoreError(f"{what}: file {path} does not exist")
     try:
         try:
-            return read_tables(path)
+            return read_tables(path, only=only)
         except Unsupported:
             return _astropy_tables(path)
     except Corrupt as exc:
@@ -201,6 +202,17 @@ class DataStore:
             np.asarray(self.obs_table["RA_PNT"], float),
             np.asarray(self.obs_table["DEC_PNT"], float),
         )
+
+    def irf_offset_max(self, obs_id: int) -> float:
+        """Largest offset (deg) of the observation's effective-area table (THETA_HI), read from
+        its AEFF HDU alone."""
+        p, name = self.hdu_location(obs_id, "aeff")
+        what = f"obs {obs_id}"
+        tables = read_file_tables(p, what, only={name.upper()})
+        if name.upper() not in tables:
+            raise DataStoreError(f"{what}: file {p} has no HDU '{name}'")
+        hi = _col(tables[name.upper()], "THETA_HI", f"{what}: HDU '{name}' of {p}")
+        return float(np.max(np.asarray(hi, dtype=np.float64)))
 
     def select_cone(self, lon: float, lat: float, radius: float, frame: str = "icrs") -> list[int]:
         """Obs ids whose pointing lies within ``radius`` deg of (lon, lat) in ``frame``."""

@@ -60,7 +60,7 @@ the flux points.
 
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "download"}
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 # ------------------------------------------------------------------------------ schema --
@@ -280,6 +280,65 @@ def _check_model(block, key):
                 raise ConfigError(f"config key '{key}.parameters.{name}': value {v} outside [min, max]")
 
 
+TRUE_AXIS_MARGIN = 1.5
+"""The true-energy axis must reach from ``energy_axis.min / 1.5`` to ``energy_axis.max * 1.5``
+(about 0.18 decade beyond the reconstructed axis on each side): events reconstructed in the
+outer reco bins come from true energies up to a few energy resolutions (10-30 %) away, and a
+true axis cut at the reco edges drops them from the prediction and biases the fit."""
+
+
+def _check_true_axis(cfg) -> None:
+    """The true-energy axis covers the reco axis with :data:`TRUE_AXIS_MARGIN`."""
+    r, t = cfg["energy_axis"], cfg["energy_axis_true"]
+    lo, hi = r["min"] / TRUE_AXIS_MARGIN, r["max"] * TRUE_AXIS_MARGIN
+    if t["min"] > lo * (1 + 1e-9) or t["max"] < hi * (1 - 1e-9):
+        raise ConfigError(
+            f"config key 'energy_axis_true': [{t['min']:g}, {t['max']:g}] TeV does not cover the reco axis "
+            f"[{r['min']:g}, {r['max']:g}] TeV with the margin of {TRUE_AXIS_MARGIN:g}x; it must span at least "
+            f"[{lo:.4g}, {hi:.4g}] TeV (events migrate from true energies outside the reco range)"
+        )
+
+
+def _reco_edges(cfg):
+    from ..geometry import make_energy_axis
+
+    ax = cfg["energy_axis"]
+    return make_energy_axis(ax["min"], ax["max"], ax["nbins"]).edges
+
+
+def _check_stacked_range(cfg) -> None:
+    """``stacked.energy_range`` holds at least one whole reco-energy bin."""
+    from ..safe_mask import bins_inside
+
+    er = cfg["stacked"]["energy_range"]
+    if er is None:
+        return
+    if not er[0] < er[1]:
+        raise ConfigError(f"config key 'stacked.energy_range': min must be below max, got {er}")
+    edges = _reco_edges(cfg)
+    if not bins_inside(edges, *er).any():
+        raise ConfigError(
+            f"config key 'stacked.energy_range': [{er[0]:g}, {er[1]:g}] TeV holds no whole bin of the reco "
+            f"energy axis (edges {', '.join(f'{e:.3g}' for e in edges)} TeV)"
+        )
+
+
+def _check_flux_point_edges(cfg) -> None:
+    """``flux_points.energy_edges`` increase and, snapped to reco edges, make at least one group."""
+    from ..fluxpoints import snap_edges
+
+    fe = cfg["flux_points"]["energy_edges"]
+    _check_increasing(fe, "flux_points.energy_edges")
+    if fe is None:
+        return
+    edges = _reco_edges(cfg)
+    if len(snap_edges(fe, edges)) < 2:
+        raise ConfigError(
+            f"config key 'flux_points.energy_edges': {fe} TeV lie outside the reco energy axis "
+            f"[{edges[0]:.3g}, {edges[-1]:.3g}] TeV or within one of its bins: no flux point would remain"
+        )
+
+
 def _region_center_tuple(region) -> tuple[float, float, str]:
     from ..skyregions import region_center
 
@@ -298,7 +357,53 @@ def check_regions(cfg: dict) -> None:
         settings = CubeSettings.from_config(cfg, _region_center_tuple(on))
     except ValueError as exc:
         raise ConfigError(f"config key 'geom': {str(exc).splitlines()[0]}") from None
-    check_region_in_geom(on, settings.geom, "on_region")
+    _check_edisp_grid(cfg, settings)
+    try:
+        check_region_in_geom(on, settings.geom, "on_region")
+    except ConfigError as exc:
+        g, want = settings.geom, cfg["geom"]["width"]
+        if all(abs(a - b) <= 1e-9 * b for a, b in zip(g.width, want)):
+            raise
+        fits = _geom_with_width(settings.geom, want)
+        if fits is not None and _fits(on, fits):
+            raise ConfigError(
+                f"config key 'geom.binsz': {g.binsz:g} deg does not divide geom.width {want}: the map has "
+                f"{g.npix[0]} x {g.npix[1]} pixels, {g.width[0]:.4g} x {g.width[1]:.4g} deg (whole pixels), and "
+                f"on_region does not fit in that; choose a binsz that divides the width"
+            ) from None
+        raise exc from None
+
+
+def _geom_with_width(geom, width):
+    """The map ``geom`` would be if it had exactly ``width`` (None if not a whole number of pixels)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    npix = tuple(int(np.ceil(w / geom.binsz - 1e-9)) for w in width)
+    return replace(geom, npix=npix)
+
+
+def _fits(region, geom) -> bool:
+    from ..skyregions import check_region_in_geom
+
+    try:
+        check_region_in_geom(region, geom, "on_region")
+    except ConfigError:
+        return False
+    return True
+
+
+def _check_edisp_grid(cfg, settings) -> None:
+    """The energy-dispersion grid (``geom.edisp_binsz``) has at least one pixel per axis."""
+    g = settings.edisp_geom
+    if min(g.npix) < 1:
+        w = settings.geom.width
+        raise ConfigError(
+            f"config key 'geom.edisp_binsz': {settings.edisp_binsz:g} deg is too large for the map "
+            f"({w[0]:.4g} x {w[1]:.4g} deg): the dispersion grid (round(width / edisp_binsz) pixels) would "
+            f"be empty; use at most {min(w):.4g}"
+        )
 
 
 def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
@@ -324,10 +429,9 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     _check_axis(cfg, "energy_axis_true")
     if not cfg["obs_ids"] and not cfg["obs_cone"]:
         raise ConfigError("config key 'obs_ids': no observations selected (give obs_ids and/or obs_cone)")
-    er = cfg["stacked"]["energy_range"]
-    if er is not None and not er[0] < er[1]:
-        raise ConfigError(f"config key 'stacked.energy_range': min must be below max, got {er}")
-    _check_increasing(cfg["flux_points"]["energy_edges"], "flux_points.energy_edges")
+    _check_true_axis(cfg)
+    _check_stacked_range(cfg)
+    _check_flux_point_edges(cfg)
     _check_model(cfg["model"], "model")
     for i, alt in enumerate(cfg["fit"]["compare"]):
         _check_model(alt, f"fit.compare[{i}]")
@@ -340,7 +444,7 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
             store = open_datastore(resolve_datastore_path(cfg["datastore"]))
         except DataStoreError as exc:
             raise ConfigError(f"config key 'datastore': {exc}") from None
-        selected_obs_ids(cfg, store)
+        check_pointings(cfg, store, selected_obs_ids(cfg, store))
     return cfg
 
 
@@ -373,6 +477,40 @@ def selected_obs_ids(cfg: dict, store) -> list[int]:
             )
         raise ConfigError("config key 'obs_ids': no observations selected")
     return obs
+
+
+def check_pointings(cfg: dict, store, obs_ids) -> None:
+    """Every selected run must see the ON region: its centre within the run's IRF offset range.
+
+    Raises ConfigError naming every run that does not (e.g. a typo in ``on_region`` that puts
+    the region far from all pointings), with its offset and the IRF's largest offset.
+    """
+    import numpy as np
+
+    from ..sky import separation, transform_point
+    from ..skyregions import parse_region
+
+    lon, lat, frame = _region_center_tuple(parse_region(cfg["on_region"], "on_region"))
+    ra0, dec0 = transform_point(float(lon), float(lat), frame, "icrs")
+    ra, dec = store.pointings()
+    row = {int(o): i for i, o in enumerate(store.obs_ids)}
+    bad = []
+    for o in obs_ids:
+        if int(o) not in row:
+            continue
+        i = row[int(o)]
+        off = float(separation(np.array([ra[i]]), np.array([dec[i]]), ra0, dec0)[0])
+        try:
+            limit = store.irf_offset_max(o)
+        except DataStoreError as exc:
+            raise ConfigError(f"config key 'obs_ids': {exc}") from None
+        if not off <= limit:
+            bad.append(f"{o} ({off:.2f} > {limit:.2f} deg)")
+    if bad:
+        raise ConfigError(
+            f"config key 'on_region': centre ({lon:.3f}, {lat:.3f}) {frame} lies outside the IRF offset range of "
+            f"{len(bad)} of {len(obs_ids)} selected run(s): {', '.join(bad)}; check the region or drop those runs"
+        )
 
 
 def stage_config(cfg: dict, stage: str) -> dict:
@@ -460,10 +598,32 @@ def _cache_key(raw: dict, schema_path: Path | None) -> str:
     except Exception:
         cands = []
     parts["store"] = [_stat(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
-    regions = [raw.get("on_region")] + list(raw.get("exclusion_regions") or [])
-    parts["regions"] = [_stat(Path(r)) for r in regions if isinstance(r, str) and r.strip().endswith(".reg")]
+    parts["regions"] = [_stat(f) for f in _setting_files(raw)]
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _setting_files(cfg: dict) -> list[Path]:
+    """The files that settings point to (``.reg`` ON/exclusion regions), in config order."""
+    from ..skyregions import region_file
+
+    entries = [cfg.get("on_region")] + list(cfg.get("exclusion_regions") or [])
+    return [f for f in (region_file(e) for e in entries if isinstance(e, str)) if f is not None]
+
+
+def setting_file_digests(cfg: dict) -> dict:
+    """``{path: sha256}`` of every file a setting points to (:func:`_setting_files`).
+
+    The workflow puts them into the rules' ``params``, so editing a region file reruns the
+    reductions that read it, exactly as editing the setting itself would.
+    """
+    out = {}
+    for f in _setting_files(cfg):
+        try:
+            out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise ConfigError(f"region file {f}: cannot read it ({exc.strerror})") from None
+    return out
 
 
 def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None = ".snakemake/extspec") -> dict:
@@ -482,7 +642,11 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     ``obs_ids``
         the selected observations (list of int);
     ``obs_files``
-        ``{str(obs_id): [file, ...]}``, the DL3 files each observation is read from.
+        ``{str(obs_id): [file, ...]}``, the DL3 files each observation is read from;
+    ``provenance``
+        ``{"code": extspec.code_identity(), "files": setting_file_digests(config)}``: what
+        the products depend on beyond the config values, for the rules' ``params`` (a changed
+        library or region file reruns the jobs; ``--rerun-triggers mtime`` opts out).
 
     The result is stored as JSON in ``cache_dir`` under a key made of the raw config,
     the working directory, the schema, this package's sources and the size and mtime of the
@@ -498,7 +662,10 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
         except (OSError, ValueError):
             pass
     cfg = validate_config(raw, check_datastore=False, schema=schema)
-    out = {"config": cfg, "datastore": None, "datastore_error": None, "obs_ids": [], "obs_files": {}}
+    from .. import code_identity
+
+    out = {"config": cfg, "datastore": None, "datastore_error": None, "obs_ids": [], "obs_files": {},
+           "provenance": {"code": code_identity(), "files": setting_file_digests(cfg)}}
     from ..io.datastore import open_datastore, resolve_datastore_path
 
     try:
@@ -511,6 +678,7 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     except DataStoreError as exc:
         raise ConfigError(f"config key 'datastore': {exc}") from None
     obs = selected_obs_ids(cfg, store)
+    check_pointings(cfg, store, obs)
     files = {}
     for o in obs:
         try:

@@ -142,6 +142,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     """
     import numpy as np
 
+    from .. import code_identity
     from ..io.cube_io import read_cube_counts
     from ..io.fitswrite import image_bytes
     from ..plots import plot_counts_image
@@ -167,6 +168,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         ("EMAX", float(e_sel[1].max()) if len(e_sel[1]) else float(edges[1]), "TeV, upper reco energy"),
         ("NOBS", len(obs_ids)),
         ("OBS_IDS", " ".join(map(str, obs_ids))),
+        ("CREATOR", code_identity(), "software and source hash that wrote this file"),
     ]
     _write_bytes(out_fits, image_bytes(image.astype(np.int32), cards))
     spectra = read_spectra(spectrum_dirs)
@@ -182,9 +184,10 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
 
 def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
     """Write dict rows as an ECSV table with units and metadata, atomically."""
+    from .. import code_identity
     from ..io.ecsv import ecsv_text
 
-    _write_text(out, ecsv_text(rows, units, meta))
+    _write_text(out, ecsv_text(rows, units, {**meta, "creator": code_identity()}))
 
 
 def _exclusion_strings(config) -> list:
@@ -213,7 +216,9 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
 
     Writes ``result.yaml`` (model, success, statistic, parameters with errors, covariance,
     obs ids used and excluded with the reason, energy range, versions, config hash, and the
-    likelihood-ratio comparisons asked for in ``fit.compare``) and the spectrum plot.
+    likelihood-ratio comparisons asked for in ``fit.compare``) and the spectrum plot.  With
+    no usable observation at all it writes both (``success: false``, every run under
+    ``excluded``), then raises ExtspecError with one line giving every run's reason.
     """
     import numpy as np
     import yaml
@@ -227,7 +232,7 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     opts = _fit_options(config)
     data = JointData(spectra)
     result = fit_joint(spectra, config["model"], data=data, **opts)
-    for alt in (config.get("fit") or {}).get("compare", []) or []:
+    for alt in ((config.get("fit") or {}).get("compare", []) or []) if data.datasets else []:
         alt_cfg = {"type": alt} if isinstance(alt, str) else alt
         alt_res = fit_joint(spectra, alt_cfg, data=data, **opts)
         result.comparisons.append(compare_models(result, alt_res))
@@ -247,6 +252,10 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     else:
         plot_spectrum_fit(np.array([1.0, 10.0]), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1),
                           np.zeros(1, bool), out_png, title="no usable observation")
+        from ..errors import ExtspecError
+
+        reasons = "; ".join(f"obs {k}: {v}" for k, v in data.excluded.items())
+        raise ExtspecError(f"fit: no usable observation ({reasons})")
 
 
 def load_fit_result(path) -> "object":
@@ -283,6 +292,13 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     rows = compute_flux_points(spectra, result, fp_cfg.get("energy_edges"),
                                n_sigma_ul=fp_cfg.get("n_sigma_ul", 2.0),
                                integration=_fit_options(config)["integration"]) if result.success else []
+    if result.success and not rows:
+        from ..errors import ExtspecError
+
+        raise ExtspecError(
+            f"flux points: no group of flux_points.energy_edges {fp_cfg.get('energy_edges')} overlaps the "
+            f"safe energy range [{result.energy_range[0]:.3g}, {result.energy_range[1]:.3g}] TeV of the fit"
+        )
     _write_ecsv(rows, SED_UNITS, {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
                                   "n_sigma_ul": fp_cfg.get("n_sigma_ul", 2.0), "model": result.model_type,
                                   "fit_success": bool(result.success)}, out_ecsv)
