@@ -7,12 +7,13 @@
 # An invalid config stops Snakemake here with one line and no job started.
 import sys
 
-from extspec.workflow.config import prepare_workflow, stage_config
+from extspec.workflow.config import apply_overlay, prepare_workflow, stage_config
 from extspec.errors import ExtspecError
 from extspec.workflow.pipeline import reduction_config
 
 try:
-    ANALYSIS = prepare_workflow(config)
+    # an overlay (--configfile / --config) that sets model.type replaces the whole model block
+    ANALYSIS = prepare_workflow(apply_overlay(config, workflow.config_settings.overwrite_config))
 except ExtspecError as err:
     sys.exit(f"extspec: invalid configuration: {err}")
 

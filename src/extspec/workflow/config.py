@@ -37,6 +37,10 @@ __all__ = [
     "selected_obs_ids",
     "stage_config",
     "prepare_workflow",
+    "apply_overlay",
+    "check_pointings",
+    "check_output_dir",
+    "setting_file_digests",
     "read_schema",
     "offline_astropy",
 ]
@@ -59,6 +63,9 @@ the flux points.
 """
 
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+_INT_RE = re.compile(r"^[-+]?\d+$")
+_DECIMAL_RE = re.compile(r"^[-+]?(\d+\.\d*|\.\d+)$")
+_WORDS = {"true": True, "false": False, "null": None, "~": None}
 _STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "download"}
 _CACHE_VERSION = 2
 
@@ -182,7 +189,14 @@ def _validator_with_defaults(schema: dict):
 
 
 def _coerce_floats(obj, top_key=None):
-    """YAML 1.1 reads ``1e-12`` (no dot) as a string: turn such strings into floats."""
+    """Numbers and booleans that arrive as text become numbers and booleans.
+
+    YAML 1.1 reads ``1e-12`` (no dot) as a string, and Snakemake's ``--config key=[...]``
+    reads list and mapping values as text (``obs_ids=[20326,20327]`` gives
+    ``['20326', '20327']``).  Outside the keys whose values are text (name, paths, regions,
+    download), strings that are integers, decimals, ``true``/``false`` or ``null`` become
+    those values.
+    """
     if isinstance(obj, dict):
         return {
             k: (v if (top_key is None and k in _STRING_KEYS) else _coerce_floats(v, top_key or k))
@@ -190,8 +204,14 @@ def _coerce_floats(obj, top_key=None):
         }
     if isinstance(obj, list):
         return [_coerce_floats(v, top_key) for v in obj]
-    if isinstance(obj, str) and _FLOAT_RE.match(obj.strip()):
-        return float(obj)
+    if isinstance(obj, str):
+        t = obj.strip()
+        if _INT_RE.match(t):
+            return int(t)
+        if _FLOAT_RE.match(t) or _DECIMAL_RE.match(t):
+            return float(t)
+        if t.lower() in _WORDS:
+            return _WORDS[t.lower()]
     return obj
 
 
@@ -513,6 +533,23 @@ def check_pointings(cfg: dict, store, obs_ids) -> None:
         )
 
 
+def apply_overlay(merged: dict, overlay: dict | None) -> dict:
+    """The config Snakemake merged, with the rule for switching models applied.
+
+    Snakemake merges ``--configfile`` files and ``--config`` values (``overlay``) over
+    ``config/config.yaml`` key by key, so the default power-law parameters would survive a
+    switch to another model.  Rule: an overlay that sets ``model.type`` gives the whole
+    ``model`` block -- parameters it does not list take the model's own defaults, none come
+    from the base file.  An overlay setting only ``model.parameters`` still merges into the
+    base model.
+    """
+    out = dict(merged)
+    m = (overlay or {}).get("model")
+    if isinstance(m, dict) and "type" in m:
+        out["model"] = copy.deepcopy(m)
+    return out
+
+
 def stage_config(cfg: dict, stage: str) -> dict:
     """The part of ``cfg`` an aggregate stage needs (see :data:`STAGE_KEYS`)."""
     return {k: cfg[k] for k in STAGE_KEYS[stage] if k in cfg}
@@ -598,7 +635,10 @@ def _cache_key(raw: dict, schema_path: Path | None) -> str:
     except Exception:
         cands = []
     parts["store"] = [_stat(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
-    parts["regions"] = [_stat(f) for f in _setting_files(raw)]
+    try:  # by content, not mtime: region files are small, and a copied file keeps its mtime
+        parts["regions"] = setting_file_digests(raw)
+    except ConfigError:
+        parts["regions"] = [_stat(f) for f in _setting_files(raw)]
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -626,7 +666,38 @@ def setting_file_digests(cfg: dict) -> dict:
     return out
 
 
+def check_output_dir(cfg: dict) -> None:
+    """``<results_dir>/<name>`` can be written: its nearest existing folder takes a probe file.
+
+    Raises ConfigError naming ``results_dir`` and the folder (read-only, not a folder, no
+    permission) instead of letting every job fail with a traceback.  Creates nothing.
+    """
+    import tempfile
+
+    target = Path(cfg["results_dir"]) / cfg["name"]
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"config key 'results_dir': {probe} is not a folder, cannot write {target} there")
+    try:
+        with tempfile.TemporaryFile(dir=probe, prefix=".extspec-write-test"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"config key 'results_dir': cannot write into {probe} ({exc.strerror or exc}); "
+            f"outputs go to {target}"
+        ) from None
+
+
 def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None = ".snakemake/extspec") -> dict:
+    """See :func:`_prepare_workflow` (cached); the output folder is checked on every call."""
+    out = _prepare_workflow(raw, schema, cache_dir)
+    check_output_dir(out["config"])
+    return out
+
+
+def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None = ".snakemake/extspec") -> dict:
     """Everything the Snakefile needs at parse time, validated and cached.
 
     Returns a dict with
