@@ -41,6 +41,8 @@ __all__ = [
     "check_pointings",
     "check_output_dir",
     "setting_file_digests",
+    "schema_defaults",
+    "setting",
     "read_schema",
     "offline_astropy",
 ]
@@ -186,6 +188,41 @@ def _validator_with_defaults(schema: dict):
         yield from validate_properties(validator, properties, instance, schema)
 
     return validators.extend(base, {"properties": set_defaults})
+
+
+_DEFAULTS = None
+
+
+def schema_defaults() -> dict:
+    """Every default of the schema, as a config dict (the schema is their only source).
+
+    Computed once per process with the same default-filling validator as
+    :func:`load_config` (imports jsonschema, ~0.2 s): library functions call it through
+    :func:`setting` only when a config they were given lacks a key, which a validated
+    config never does, so workflow jobs never pay for it.
+    """
+    global _DEFAULTS
+    if _DEFAULTS is None:
+        root = read_schema()
+        filled: dict = {}
+        for _ in _validator_with_defaults(root)(root).iter_errors(filled):
+            pass  # only the filled-in defaults matter here ('name', 'on_region' have none)
+        _DEFAULTS = filled
+    return copy.deepcopy(_DEFAULTS)
+
+
+def setting(cfg: dict, block: str, key: str | None = None):
+    """``cfg[block][key]`` (or ``cfg[block]``), the schema default where it is missing.
+
+    For library functions that also take partial configs (``{"spectrum": {"method":
+    "exact"}}``): the schema is read only for a missing key, never for a validated config.
+    """
+    b = cfg.get(block)
+    if key is None:
+        return b if block in cfg else schema_defaults()[block]
+    if isinstance(b, dict) and key in b:
+        return b[key]
+    return schema_defaults()[block][key]
 
 
 def _coerce_floats(obj, top_key=None):
@@ -479,7 +516,7 @@ def selected_obs_ids(cfg: dict, store) -> list[int]:
     if cone:
         if cone.get("center") is not None:
             lon, lat = cone["center"]
-            frame = cone.get("frame", "icrs")
+            frame = cone["frame"]
         else:
             from ..skyregions import parse_region
 

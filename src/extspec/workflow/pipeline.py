@@ -91,7 +91,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         cube = make_cube(obs, settings, ev_map)
         spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
                                 oversample=settings.oversample)
-        spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask", {}), obs.bkg)
+        spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask") or {}, obs.bkg)
     except ExtspecError as exc:
         msg = str(exc)
         raise type(exc)(msg if f"obs {obs_id}" in msg else f"obs {obs_id}: {msg}") from None
@@ -199,9 +199,10 @@ def _exclusion_strings(config) -> list:
 
 
 def _fit_options(config: dict) -> dict:
-    f = config.get("fit") or {}
-    return {"integration": f.get("integration", "exact"), "covariance": f.get("covariance", "hesse"),
-            "minos": bool(f.get("minos", False))}
+    from .config import setting
+
+    return {"integration": setting(config, "fit", "integration"), "covariance": setting(config, "fit", "covariance"),
+            "minos": bool(setting(config, "fit", "minos"))}
 
 
 def _config_hash(config: dict) -> str:
@@ -286,11 +287,13 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     from ..models import get_model
     from ..plots import plot_sed, sed_butterfly
 
-    fp_cfg = config.get("flux_points") or {}
+    from .config import setting
+
+    fp_cfg = {k: setting(config, "flux_points", k) for k in ("energy_edges", "n_sigma_ul")}
     spectra = read_spectra(spectrum_dirs)
     result = load_fit_result(fit_yaml)
     rows = compute_flux_points(spectra, result, fp_cfg.get("energy_edges"),
-                               n_sigma_ul=fp_cfg.get("n_sigma_ul", 2.0),
+                               n_sigma_ul=fp_cfg["n_sigma_ul"],
                                integration=_fit_options(config)["integration"]) if result.success else []
     if result.success and not rows:
         from ..errors import ExtspecError
@@ -300,7 +303,7 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
             f"safe energy range [{result.energy_range[0]:.3g}, {result.energy_range[1]:.3g}] TeV of the fit"
         )
     _write_ecsv(rows, SED_UNITS, {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
-                                  "n_sigma_ul": fp_cfg.get("n_sigma_ul", 2.0), "model": result.model_type,
+                                  "n_sigma_ul": fp_cfg["n_sigma_ul"], "model": result.model_type,
                                   "fit_success": bool(result.success)}, out_ecsv)
     model = get_model(result.model_type)
     values = result.values
@@ -326,7 +329,9 @@ def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None
     from ..stacking import CUMULATIVE_COLUMNS, cumulative_rows
 
     spectra = read_spectra(spectrum_dirs)
-    float32 = (config.get("cumulative") or {}).get("stacking", "exact") == "reference"
+    from .config import setting
+
+    float32 = setting(config, "cumulative", "stacking") == "reference"
     rows = cumulative_rows(spectra, float32=float32)
     excluded = {int(s.obs_id): s.reason or "no safe bin" for s in spectra if not (s.usable and s.mask_safe.any())}
     _write_ecsv(rows, CUMULATIVE_COLUMNS,
