@@ -59,7 +59,7 @@ class CubeSettings:
     energy_reco, energy_true : EnergyAxis
     method : {"exact", "reference"}
     edisp_binsz : float
-        Pixel size of the coarse dispersion grid (deg), 0.2 as in §4.1.
+        Pixel size of the coarse dispersion grid (deg); 0.2 in §4.1 (the config default).
     oversample : int
         Gauss-Legendre nodes per true-energy bin in the exact method.
     """
@@ -67,9 +67,9 @@ class CubeSettings:
     geom: MapGeom
     energy_reco: EnergyAxis
     energy_true: EnergyAxis
-    method: str = "exact"
-    edisp_binsz: float = 0.2
-    oversample: int = 4
+    method: str
+    edisp_binsz: float
+    oversample: int
 
     @classmethod
     def from_config(cls, cfg: dict, center: tuple[float, float, str]) -> "CubeSettings":
