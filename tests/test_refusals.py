@@ -347,3 +347,34 @@ def test_region_file_and_code_changes_rerun_the_reduction(tmp_path):
     assert sm.job_counts(res.stdout) == {"reduce": 1}
     res = sm.snakemake(tmp_path, cf, "-n", target, "--rerun-triggers", "mtime", env=env)
     assert sm.job_counts(res.stdout) == {}
+
+
+@needs_dr1
+def test_flux_points_without_safe_bins_give_no_row_and_fail(tmp_path, seed_reference, seed_fit):
+    """Groups where no run has a safe bin give no row; if none is left the step fails with one
+    line instead of writing an empty table."""
+    import dataclasses
+
+    import numpy as np
+
+    from extspec.fluxpoints import compute_flux_points
+    from extspec.io.ogip import write_spectrum
+    from extspec.workflow.pipeline import run_flux_points
+
+    # the two lowest reco bins (0.3-0.80 TeV) unsafe in every run
+    cut = [dataclasses.replace(s, mask_safe=np.arange(10) >= 2) for s in seed_reference]
+    rows = compute_flux_points(cut, seed_fit, [0.3, 1, 3, 10, 40])
+    assert [r["e_min"] for r in rows] == pytest.approx([0.7981953, 3.4641016, 9.2167617], rel=1e-6)
+    assert all(np.isfinite(r["norm_ul"]) for r in rows)
+
+    dirs = []
+    for s in cut:
+        write_spectrum(s, tmp_path / str(s.obs_id))
+        dirs.append(tmp_path / str(s.obs_id))
+    fit_yaml = tmp_path / "result.yaml"
+    fit_yaml.write_text(yaml.safe_dump(seed_fit.as_dict()))
+    cfg = load_config(seed_raw(flux_points={"energy_edges": [0.3, 0.8]}))
+    with pytest.raises(ExtspecError, match=r"^flux points: no group of flux_points.energy_edges \[0.3, 0.8\] "
+                                           r"overlaps the safe energy range"):
+        run_flux_points(cfg, dirs, fit_yaml, tmp_path / "fp.ecsv", tmp_path / "sed.png")
+    assert not (tmp_path / "fp.ecsv").exists()

@@ -154,9 +154,14 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     for p in cube_paths:
         c = read_cube_counts(p)
         sel = bins_inside(c.energy_reco.edges, *(erange or (None, None)))
+        if not sel.any():
+            from ..errors import ExtspecError
+
+            raise ExtspecError(f"stack: config key 'stacked.energy_range' {erange} TeV holds no whole reco-energy "
+                               f"bin of {p}")
         img = c.counts[sel].sum(axis=0)
         if image is None:
-            image, geom, edges = img.astype(np.int64), c.geom, c.energy_reco.edges[[0, -1]]
+            image, geom = img.astype(np.int64), c.geom
             e_sel = c.energy_reco.edges[:-1][sel], c.energy_reco.edges[1:][sel]
         else:
             image += img
@@ -164,8 +169,8 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     cards = list(geom.header_dict().items())  # the map's WCS (NAXISn checked against the image)
     cards += [
         ("BUNIT", "counts", "events per pixel"),
-        ("EMIN", float(e_sel[0].min()) if len(e_sel[0]) else float(edges[0]), "TeV, lower reco energy"),
-        ("EMAX", float(e_sel[1].max()) if len(e_sel[1]) else float(edges[1]), "TeV, upper reco energy"),
+        ("EMIN", float(e_sel[0].min()), "TeV, lower reco energy"),
+        ("EMAX", float(e_sel[1].max()), "TeV, upper reco energy"),
         ("NOBS", len(obs_ids)),
         ("OBS_IDS", " ".join(map(str, obs_ids))),
         ("CREATOR", code_identity(), "software and source hash that wrote this file"),
