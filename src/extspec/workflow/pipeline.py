@@ -8,8 +8,9 @@ only pays for what it uses.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from ..io.atomic import write_atomic
 
 __all__ = [
     "REDUCTION_KEYS",
@@ -38,12 +39,6 @@ def reduction_config(config: dict) -> dict:
     return {k: config[k] for k in REDUCTION_KEYS if k in config}
 
 
-def _atomic_path(path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path, path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-
 def _parse_regions(reduction: dict):
     from ..skyregions import parse_region, parse_regions
 
@@ -69,7 +64,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     half-written file (every file is written to a temporary name, then renamed; the PHA
     file, written last, marks a complete set).
     """
-    from ..cube import event_coords, make_cube
+    from ..cube import energy_bin_index, event_coords, make_cube
     from ..io.cube_io import write_cube
     from ..io.datastore import open_datastore
     from ..errors import ExtspecError
@@ -88,9 +83,10 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         reg_frame = region_frame(on)
         ev_map = event_coords(obs, map_frame, settings.method)
         ev_reg = ev_map if reg_frame == map_frame else event_coords(obs, reg_frame, settings.method)
-        cube = make_cube(obs, settings, ev_map)
+        kbin = energy_bin_index(obs.energy, settings.energy_reco.edges)  # once, for cube and spectrum
+        cube = make_cube(obs, settings, ev_map, energy_bins=kbin)
         spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
-                                oversample=settings.oversample)
+                                oversample=settings.oversample, energy_bins=kbin)
         spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask") or {}, obs.bkg)
     except ExtspecError as exc:
         msg = str(exc)
@@ -119,19 +115,6 @@ def read_spectra(spectrum_dirs) -> list:
     from ..io.ogip import read_spectrum
 
     return [read_spectrum(p) for p in spectrum_dirs]
-
-
-def _write_bytes(path, data: bytes) -> None:
-    path, tmp = _atomic_path(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_text(path, text: str) -> None:
-    _write_bytes(path, text.encode())
 
 
 def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png) -> None:
@@ -175,7 +158,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         ("OBS_IDS", " ".join(map(str, obs_ids))),
         ("CREATOR", code_identity(), "software and source hash that wrote this file"),
     ]
-    _write_bytes(out_fits, image_bytes(image.astype(np.int32), cards))
+    write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
     spectra = read_spectra(spectrum_dirs)
     plot_counts_image(
         image, geom, out_png,
@@ -192,7 +175,7 @@ def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
     from .. import code_identity
     from ..io.ecsv import ecsv_text
 
-    _write_text(out, ecsv_text(rows, units, {**meta, "creator": code_identity()}))
+    write_atomic(out, ecsv_text(rows, units, {**meta, "creator": code_identity()}))
 
 
 def _exclusion_strings(config) -> list:
@@ -227,9 +210,8 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     ``excluded``), then raises ExtspecError with one line giving every run's reason.
     """
     import numpy as np
-    import yaml
 
-    from ..fit import JointData, compare_models, fit_joint
+    from ..fit import JointData, compare_models, fit_joint, fold, response_matrix, write_fit_result
     from ..models import get_model
     from ..plots import plot_spectrum_fit
     from ..stacking import stack_spectra
@@ -242,16 +224,13 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
         alt_cfg = {"type": alt} if isinstance(alt, str) else alt
         alt_res = fit_joint(spectra, alt_cfg, data=data, **opts)
         result.comparisons.append(compare_models(result, alt_res))
-    out = result.as_dict()
-    out["config_hash"] = _config_hash(config)
-    out["name"] = config.get("name", "")
-    _write_text(out_yaml, yaml.safe_dump(out, sort_keys=False))
+    write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""))
     usable = data.datasets
     if usable:
         stack = stack_spectra(usable)
         model = get_model(result.model_type)
         flux = model.integral(data.e_min, data.e_max, **result.values)
-        npred = np.einsum("i,ij->j", flux * stack.exposure * 1e4, stack.edisp)
+        npred = fold(flux, response_matrix(stack.exposure, stack.edisp))
         plot_spectrum_fit(stack.energy_reco.edges, stack.counts, stack.counts_off, stack.alpha, npred,
                           stack.mask_safe, out_png,
                           title=f"{config.get('name', '')}: {result.model_type}, {len(usable)} obs")
@@ -264,24 +243,11 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
         raise ExtspecError(f"fit: no usable observation ({reasons})")
 
 
-def load_fit_result(path) -> "object":
-    """Rebuild a FitResult (model, values, covariance, energy range) from ``result.yaml``."""
-    import numpy as np
-    import yaml
+def load_fit_result(path):
+    """The FitResult of ``result.yaml`` (:func:`extspec.fit.read_fit_result`)."""
+    from ..fit import read_fit_result
 
-    from ..fit import FitResult, Parameter
-
-    d = yaml.safe_load(Path(path).read_text())
-    nan = float("nan")
-    params = [Parameter(name=k, value=nan if v["value"] is None else v["value"], unit=v.get("unit", ""),
-                        frozen=v.get("frozen", False), error=nan if v.get("error") is None else v["error"])
-              for k, v in d["model"]["parameters"].items()]
-    cov = d["covariance"]["matrix"]
-    er = d.get("energy_range", {})
-    return FitResult(d["model"]["type"], d["success"], d.get("message", ""), d["total_stat"], params,
-                     np.full((len(params),) * 2, np.nan) if cov is None else np.array(cov, float), d.get("edm", 0.0), d.get("nfcn", 0),
-                     d.get("obs_ids", []), {e["obs_id"]: e["reason"] for e in d.get("excluded", [])},
-                     (er.get("min", np.nan), er.get("max", np.nan)))
+    return read_fit_result(path)
 
 
 def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_png) -> None:
