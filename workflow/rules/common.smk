@@ -13,7 +13,7 @@ from extspec.workflow.pipeline import reduction_config
 
 try:
     # an overlay (--configfile / --config) that sets model.type replaces the whole model block
-    ANALYSIS = prepare_workflow(apply_overlay(config, workflow.config_settings.overwrite_config))
+    ANALYSIS = prepare_workflow(apply_overlay(config, CONFIG_OVERLAY))
 except ExtspecError as err:
     sys.exit(f"extspec: invalid configuration: {err}")
 
