@@ -20,13 +20,18 @@ def code_identity() -> str:
     global _CODE_IDENTITY
     if _CODE_IDENTITY is None:
         import hashlib
-        from pathlib import Path
+        import os
 
-        root = Path(__file__).resolve().parent
+        root = os.path.dirname(os.path.abspath(__file__))
+        files = []
+        for d, dirs, names in os.walk(root):
+            dirs[:] = [x for x in dirs if x != "__pycache__"]
+            rel = os.path.relpath(d, root).replace(os.sep, "/")
+            files += [(f"{rel}/{n}", os.path.join(d, n)) for n in names if n.endswith((".py", ".yaml", ".json"))]
         h = hashlib.sha256()
-        for p in sorted(root.rglob("*")):
-            if p.is_file() and p.suffix in (".py", ".yaml", ".json") and "__pycache__" not in p.parts:
-                h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+        for rel, path in sorted(files):
+            with open(path, "rb") as f:
+                h.update(rel.encode() + b"\0" + f.read() + b"\0")
         _CODE_IDENTITY = f"extspec {__version__}+src.{h.hexdigest()[:12]}"
     return _CODE_IDENTITY
 
