@@ -6,9 +6,11 @@ command line validate against this one file).
 
 * :func:`load_config` reads a YAML file (or takes a dict) and fills in every default.
 * :func:`validate_config` checks it against the schema (unknown keys, wrong types and ranges)
-  and then what a schema cannot express: axes in order, regions parse and the ON region fits
-  in the map geometry, model parameter names, and -- with ``check_datastore`` -- that the
-  data store exists and holds every requested observation.
+  and then what a schema cannot express: axes in order and the true axis covering the reco
+  axis, regions parse and the ON region fits in the map geometry, the dispersion grid, a
+  stacked range and flux-point edges that leave something to compute, model parameter
+  names, and -- with ``check_datastore`` -- that the data store exists and holds every
+  requested observation, each pointing close enough to see the ON region.
 * :func:`selected_obs_ids` applies ``obs_ids`` and ``obs_cone`` to a data store.
 * :func:`prepare_workflow` is what the Snakefile calls at parse time: everything above,
   cached on disk keyed by the config, the schema and the data-store index files, so that a
@@ -417,8 +419,7 @@ def check_regions(cfg: dict) -> None:
         g, want = settings.geom, cfg["geom"]["width"]
         if all(abs(a - b) <= 1e-9 * b for a, b in zip(g.width, want)):
             raise
-        fits = _geom_with_width(settings.geom, want)
-        if fits is not None and _fits(on, fits):
+        if _fits(on, _geom_with_width(settings.geom, want)):
             raise ConfigError(
                 f"config key 'geom.binsz': {g.binsz:g} deg does not divide geom.width {want}: the map has "
                 f"{g.npix[0]} x {g.npix[1]} pixels, {g.width[0]:.4g} x {g.width[1]:.4g} deg (whole pixels), and "
@@ -428,13 +429,12 @@ def check_regions(cfg: dict) -> None:
 
 
 def _geom_with_width(geom, width):
-    """The map ``geom`` would be if it had exactly ``width`` (None if not a whole number of pixels)."""
+    """``geom`` with enough pixels to cover ``width`` (deg per axis) at its pixel size."""
     from dataclasses import replace
 
     import numpy as np
 
-    npix = tuple(int(np.ceil(w / geom.binsz - 1e-9)) for w in width)
-    return replace(geom, npix=npix)
+    return replace(geom, npix=tuple(int(np.ceil(w / geom.binsz - 1e-9)) for w in width))
 
 
 def _fits(region, geom) -> bool:
@@ -722,13 +722,6 @@ def check_output_dir(cfg: dict) -> None:
 
 
 def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None = ".snakemake/extspec") -> dict:
-    """See :func:`_prepare_workflow` (cached); the output folder is checked on every call."""
-    out = _prepare_workflow(raw, schema, cache_dir)
-    check_output_dir(out["config"])
-    return out
-
-
-def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None = ".snakemake/extspec") -> dict:
     """Everything the Snakefile needs at parse time, validated and cached.
 
     Returns a dict with
@@ -753,8 +746,16 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
     The result is stored as JSON in ``cache_dir`` under a key made of the raw config,
     the working directory, the schema, this package's sources and the size and mtime of the
     data-store index files; a later call with the same key reads it back without importing
-    jsonschema, astropy or regions.  Raises ConfigError (one line) for an invalid config.
+    jsonschema, astropy or regions.  The output folder (:func:`check_output_dir`) is checked
+    on every call, cached or not.  Raises ConfigError (one line) for an invalid config.
     """
+    out = _prepare_workflow(raw, schema, cache_dir)
+    check_output_dir(out["config"])
+    return out
+
+
+def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None = ".snakemake/extspec") -> dict:
+    """The cached part of :func:`prepare_workflow`."""
     raw = _coerce_floats(copy.deepcopy(dict(raw)))
     cache_file = None
     if cache_dir is not None:
