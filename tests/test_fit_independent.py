@@ -121,16 +121,29 @@ def golden_min(f, lo, hi, tol=1e-12):
     return x, f(x)
 
 
-def crossing(f, inside, outside, level, n=100):
-    """x between ``inside`` (f < level) and ``outside`` (f > level) with f(x) = level."""
-    assert f(inside) < level < f(outside)
+def crossing(f, inside, outside, level, n=200):
+    """x between ``inside`` (f < level) and ``outside`` (f > level) with f(x) = level, by the
+    Illinois variant of regula falsi (another root finder than the library's bisection)."""
+    a, b = inside, outside
+    fa, fb = f(a) - level, f(b) - level
+    assert fa < 0 < fb
+    side = 0
     for _ in range(n):
-        mid = 0.5 * (inside + outside)
-        if f(mid) < level:
-            inside = mid
+        x = (a * fb - b * fa) / (fb - fa)
+        fx = f(x) - level
+        if abs(fx) < 1e-10 or abs(b - a) < 1e-13 * max(1.0, abs(x)):
+            return x
+        if fx * fb > 0:
+            b, fb = x, fx
+            if side == -1:
+                fa /= 2
+            side = -1
         else:
-            outside = mid
-    return 0.5 * (inside + outside)
+            a, fa = x, fx
+            if side == 1:
+                fb /= 2
+            side = 1
+    return x
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +180,8 @@ def test_minos_errors_match_an_independent_profile(like, minos_fit):
     def prof(i):
         return profile_index(like, i, amp)
 
-    up = crossing(prof, best, best + 5 * p.error, w_min + 1.0, n=40)
-    down = crossing(prof, best, best - 5 * p.error, w_min + 1.0, n=40)
+    up = crossing(prof, best, best + 5 * p.error, w_min + 1.0, n=60)
+    down = crossing(prof, best, best - 5 * p.error, w_min + 1.0, n=60)
     assert errp == pytest.approx(up - best, rel=2e-3)
     assert errn == pytest.approx(down - best, rel=2e-3)
     assert errn < 0 < errp
