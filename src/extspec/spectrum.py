@@ -260,6 +260,8 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
         reason = (f"no reflected OFF region fits (ON-region centre {sep:.3f} deg from the pointing"
                   + (", pointing inside the ON region)" if refl.info.get("pointing_inside") else
                      "; exclusions or region size leave no room)"))
+    from .io.datastore import TIME_REF_KEYS
+
     ds = SpectrumDataset(
         obs_id=obs.obs_id,
         energy_reco=ereco,
@@ -287,6 +289,7 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
             "offset": float(refl.grid.separation),
             "source_file": obs.source_file,
             "checksum": obs.checksum,
+            **{k: v for k, v in obs.meta.items() if k in TIME_REF_KEYS},
         },
     )
     return ds, refl

@@ -19,7 +19,9 @@ except ExtspecError as err:
 
 # A missing data store stops here too, unless the `download` rule was asked for (it must
 # run without a store); then the analysis rules report it only if the DAG needs them.
-if ANALYSIS["datastore_error"] and "download" not in sys.argv[1:]:
+# An analysis of only external spectra (no obs_ids / obs_cone) needs no data store.
+HAS_DL3 = bool(ANALYSIS["config"]["obs_ids"] or ANALYSIS["config"]["obs_cone"])
+if HAS_DL3 and ANALYSIS["datastore_error"] and "download" not in sys.argv[1:]:
     sys.exit(f"extspec: {ANALYSIS['datastore_error']}")
 
 CFG = ANALYSIS["config"]
@@ -53,6 +55,8 @@ def datastore():
 
 def obs_ids():
     """The selected observations (config keys obs_ids and obs_cone)."""
+    if not HAS_DL3:
+        return []
     datastore()
     return ANALYSIS["obs_ids"]
 
@@ -78,11 +82,22 @@ def per_obs(name):
     return inputs
 
 
+# external_spectra: OGIP sets of other tools (PHA, BKG, ARF, RMF each), read by the fit and
+# the products next to the reduced observations; all their files are inputs, so editing one
+# reruns what reads it.
+EXTERNAL_PHA = [e["pha"] for e in ANALYSIS["external"]]
+EXTERNAL_FILES = [f for e in ANALYSIS["external"] for f in e["files"]]
+
+
+def spectra_pha(wildcards):
+    """Input function: the PHA file of every spectrum, reduced observations first."""
+    return per_obs("pha.fits")(wildcards) + EXTERNAL_PHA
+
+
 def all_outputs(wildcards):
     obs_ids()
-    return [
-        f"{OUT}/stacked/counts.fits",
-        f"{OUT}/stacked/counts.png",
+    stacked = [f"{OUT}/stacked/counts.fits", f"{OUT}/stacked/counts.png"] if HAS_DL3 else []
+    return stacked + [
         f"{OUT}/fit/result.yaml",
         f"{OUT}/fit/spectrum.png",
         f"{OUT}/fit/flux_points.ecsv",

@@ -34,10 +34,15 @@ __all__ = [
     "candidate_datastore_paths",
     "is_datastore",
     "REQUIRED_HDUS",
+    "TIME_REF_KEYS",
 ]
 
 REQUIRED_HDUS = ("events", "gti", "aeff", "edisp")
 """HDU types an observation must have for this chain (bkg and psf are optional)."""
+
+TIME_REF_KEYS = ("MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT", "TIMEREF")
+"""Time-reference keywords of the EVENTS header kept in ``Observation.meta`` (when present):
+they give the GTI's START/STOP (s since MJDREFI + MJDREFF) their meaning in the OGIP files."""
 
 _INDEX_NAMES = {
     "obs": ("obs-index.fits.gz", "obs-index.fits"),
@@ -449,5 +454,6 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
         hi_thres=aeff.hi_thres,
         source_file=str(src),
         checksum=_sha256(src),
-        meta={"OBJECT": str(hdr.get("OBJECT", "")), "OBS_MODE": str(hdr.get("OBS_MODE", ""))},
+        meta={"OBJECT": str(hdr.get("OBJECT", "")), "OBS_MODE": str(hdr.get("OBS_MODE", "")),
+              **{k: hdr[k] for k in TIME_REF_KEYS if hdr.get(k) is not None}},
     )

@@ -37,6 +37,8 @@ __all__ = [
     "load_config",
     "validate_config",
     "selected_obs_ids",
+    "has_dl3",
+    "external_spectra",
     "stage_config",
     "prepare_workflow",
     "apply_overlay",
@@ -70,7 +72,8 @@ _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _INT_RE = re.compile(r"^[-+]?\d+$")
 _DECIMAL_RE = re.compile(r"^[-+]?(\d+\.\d*|\.\d+)$")
 _WORDS = {"true": True, "false": False, "null": None, "~": None}
-_STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "download"}
+_STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "download",
+                "external_spectra"}
 _CACHE_VERSION = 2
 
 
@@ -480,15 +483,24 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     cfg = load_config(cfg, schema)
     _check_axis(cfg, "energy_axis")
     _check_axis(cfg, "energy_axis_true")
-    if not cfg["obs_ids"] and not cfg["obs_cone"]:
-        raise ConfigError("config key 'obs_ids': no observations selected (give obs_ids and/or obs_cone)")
-    _check_true_axis(cfg)
-    _check_stacked_range(cfg)
-    _check_flux_point_edges(cfg)
+    dl3 = has_dl3(cfg)
+    if not dl3 and not cfg["external_spectra"]:
+        raise ConfigError("config key 'obs_ids': no observations selected (give obs_ids, obs_cone "
+                          "and/or external_spectra)")
+    if dl3 and not cfg.get("on_region"):
+        raise ConfigError("config key 'on_region' is missing (it is required when obs_ids or obs_cone "
+                          "select observations)")
+    _check_increasing(cfg["flux_points"]["energy_edges"], "flux_points.energy_edges")
+    if dl3:  # the axes of the reductions (external spectra bring their own)
+        _check_true_axis(cfg)
+        _check_stacked_range(cfg)
+        _check_flux_point_edges(cfg)
     _check_model(cfg["model"], "model")
     for i, alt in enumerate(cfg["fit"]["compare"]):
         _check_model(alt, f"fit.compare[{i}]")
     offline_astropy()
+    if not dl3:  # only external spectra: no data store, regions or reduction
+        return cfg
     check_regions(cfg)
     if check_datastore:
         from ..io.datastore import open_datastore, resolve_datastore_path
@@ -499,6 +511,41 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
             raise ConfigError(f"config key 'datastore': {exc}") from None
         check_pointings(cfg, store, selected_obs_ids(cfg, store))
     return cfg
+
+
+def has_dl3(cfg: dict) -> bool:
+    """Whether the config selects DL3 observations to reduce (``obs_ids`` or ``obs_cone``).
+
+    Without them the analysis consists only of ``external_spectra``: no data store, ON
+    region or reduction is needed.
+    """
+    return bool(cfg.get("obs_ids") or cfg.get("obs_cone"))
+
+
+def external_spectra(patterns, base: str | os.PathLike | None = None) -> list[str]:
+    """The PHA files of ``external_spectra``: each entry a path or a glob pattern.
+
+    Relative paths are taken from ``base`` (default: the working directory) and returned
+    as given (relative); matches of a pattern are sorted, and a file matched twice is kept
+    once, at its first place.  A pattern matching no file raises ConfigError naming it.
+    """
+    import glob
+
+    base = Path(base) if base is not None else Path.cwd()
+    out = []
+    for i, pat in enumerate(patterns or []):
+        pat = os.path.expandvars(os.path.expanduser(str(pat)))
+        full = pat if os.path.isabs(pat) else str(base / pat)
+        if glob.has_magic(pat):
+            hits = sorted(glob.glob(full))
+            names = [h if os.path.isabs(pat) else os.path.relpath(h, base) for h in hits]
+        else:
+            names = [pat] if os.path.isfile(full) else []
+        names = [n for n in names if os.path.isfile(n if os.path.isabs(n) else base / n)]
+        if not names:
+            raise ConfigError(f"config key 'external_spectra[{i}]': no file matches {pat!r}")
+        out.extend(n for n in names if n not in out)
+    return out
 
 
 def selected_obs_ids(cfg: dict, store) -> list[int]:
@@ -666,6 +713,11 @@ def _cache_key(raw: dict, schema_path: Path | None) -> str:
     except Exception:
         cands = []
     parts["store"] = [_stat(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
+    try:
+        ext = external_spectra(raw.get("external_spectra") or [])
+    except ConfigError:
+        ext = []
+    parts["external"] = [_stat(Path(p)) for p in ext]  # their headers name the sibling files
     try:  # by content, not mtime: region files are small, and a copied file keeps its mtime
         parts["regions"] = setting_file_digests(raw)
     except ConfigError:
@@ -738,10 +790,15 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
         the selected observations (list of int);
     ``obs_files``
         ``{str(obs_id): [file, ...]}``, the DL3 files each observation is read from;
+    ``external``
+        one ``{"pha", "files", "obs_id"}`` per set of ``external_spectra`` (``files``: its
+        PHA, BKG, ARF and RMF paths, the inputs of the rules that read it);
     ``provenance``
         ``{"code": extspec.code_identity(), "files": setting_file_digests(config)}``: what
         the products depend on beyond the config values, for the rules' ``params`` (a changed
         library or region file reruns the jobs; ``--rerun-triggers mtime`` opts out).
+
+    An analysis of only external spectra (no ``obs_ids``/``obs_cone``) needs no data store.
 
     The result is stored as JSON in ``cache_dir`` under a key made of the raw config,
     the working directory, the schema, this package's sources and the size and mtime of the
@@ -768,7 +825,11 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
     from .. import code_identity
 
     out = {"config": cfg, "datastore": None, "datastore_error": None, "obs_ids": [], "obs_files": {},
+           "external": _external_sets(cfg),
            "provenance": {"code": code_identity(), "files": setting_file_digests(cfg)}}
+    if not has_dl3(cfg):
+        _write_cache(cache_file, out)
+        return out
     from ..io.datastore import open_datastore, resolve_datastore_path
 
     try:
@@ -794,11 +855,40 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
             raise ConfigError(f"config key 'obs_ids': {exc}") from None
         files[str(o)] = fl
     out.update(datastore=str(root), obs_ids=obs, obs_files=files)
-    if cache_file is not None:
-        try:
-            from ..io.atomic import write_atomic
+    dup = set(obs) & {e["obs_id"] for e in out["external"]}
+    if dup:
+        e = next(e for e in out["external"] if e["obs_id"] in dup)
+        raise ConfigError(f"config key 'external_spectra': {e['pha']} has obs id {e['obs_id']}, "
+                          "also selected by obs_ids/obs_cone")
+    _write_cache(cache_file, out)
+    return out
 
-            write_atomic(cache_file, json.dumps(out))
-        except OSError:
-            pass
+
+def _write_cache(cache_file, out: dict) -> None:
+    if cache_file is None:
+        return
+    try:
+        from ..io.atomic import write_atomic
+
+        write_atomic(cache_file, json.dumps(out))
+    except OSError:
+        pass
+
+
+def _external_sets(cfg: dict) -> list[dict]:
+    """``[{"pha", "files", "obs_id"}]`` of each ``external_spectra`` set (files: PHA, BKG, ARF, RMF)."""
+    from ..errors import FormatError
+    from ..io.ogip import spectrum_files
+
+    out, seen = [], {}
+    for pha in external_spectra(cfg.get("external_spectra") or []):
+        try:
+            obs_id, files = spectrum_files(pha)
+        except FormatError as exc:
+            raise ConfigError(f"config key 'external_spectra': {exc}") from None
+        if obs_id in seen:
+            raise ConfigError(f"config key 'external_spectra': {pha} and {seen[obs_id]} have the same obs id "
+                              f"{obs_id}")
+        seen[obs_id] = pha
+        out.append({"pha": str(pha), "files": [str(f) for f in files], "obs_id": int(obs_id)})
     return out

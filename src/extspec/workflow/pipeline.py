@@ -151,7 +151,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         obs_ids.append(int(c.obs_id))
     cards = list(geom.header_dict().items())  # the map's WCS (NAXISn checked against the image)
     cards += [
-        ("BUNIT", "counts", "events per pixel"),
+        ("BUNIT", "count", "events per pixel (FITS unit string)"),
         ("EMIN", float(e_sel[0].min()), "TeV, lower reco energy"),
         ("EMAX", float(e_sel[1].max()), "TeV, upper reco energy"),
         ("NOBS", len(obs_ids)),
