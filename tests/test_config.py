@@ -94,7 +94,8 @@ def test_defaults_filled():
     assert cfg["fit"] == {"minos": False, "integration": "exact", "covariance": "hesse", "compare": []}
     assert cfg["flux_points"]["energy_edges"] is None
     assert cfg["cumulative"] == {"stacking": "exact"}
-    assert cfg["stacked"] == {"energy_range": None}
+    assert cfg["stacked"] == {"energy_range": None, "rad_max_energy": 1.0}
+    assert cfg["background"] == {"method": "reflected", "n_off_regions": 3}
     assert cfg["obs_cone"] is None
     assert "zenodo" in cfg["download"]["url"] and "1421099" in cfg["download"]["url"]
 

@@ -509,7 +509,9 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
             store = open_datastore(resolve_datastore_path(cfg["datastore"]))
         except DataStoreError as exc:
             raise ConfigError(f"config key 'datastore': {exc}") from None
-        check_pointings(cfg, store, selected_obs_ids(cfg, store))
+        obs = selected_obs_ids(cfg, store)
+        check_irf_needs(cfg, store, obs)
+        check_pointings(cfg, store, obs)
     return cfg
 
 
@@ -628,6 +630,20 @@ def apply_overlay(merged: dict, overlay: dict | None) -> dict:
     if isinstance(m, dict) and "type" in m:
         out["model"] = copy.deepcopy(m)
     return out
+
+
+def check_irf_needs(cfg: dict, store, obs_ids) -> None:
+    """Settings that need an IRF some observation lacks: ``bkg-peak`` needs a background IRF."""
+    methods = (cfg.get("safe_mask") or {}).get("methods") or []
+    if "bkg-peak" in methods:
+        missing = [int(o) for o in obs_ids if not store.has_hdu(int(o), "bkg")]
+        if missing:
+            few = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+            raise ConfigError(
+                f"config key 'safe_mask.methods': bkg-peak needs a background IRF, but obs {few} "
+                f"{'has' if len(missing) == 1 else 'have'} none in {store.path}; drop bkg-peak "
+                "(e.g. use aeff-default, aeff-max)"
+            )
 
 
 def stage_config(cfg: dict, stage: str) -> dict:
@@ -842,15 +858,17 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
     except DataStoreError as exc:
         raise ConfigError(f"config key 'datastore': {exc}") from None
     obs = selected_obs_ids(cfg, store)
+    check_irf_needs(cfg, store, obs)
     check_pointings(cfg, store, obs)
     files = {}
     for o in obs:
         try:
             fl = [str(p) for p in store.obs_files(o)]
-            if store._rows(o, "bkg").size:
-                b = str(store.hdu_location(o, "bkg")[0])
-                if b not in fl:
-                    fl.append(b)
+            for optional in ("bkg", "rad_max"):
+                if store.has_hdu(o, optional):
+                    b = str(store.hdu_location(o, optional)[0])
+                    if b not in fl:
+                        fl.append(b)
         except DataStoreError as exc:
             raise ConfigError(f"config key 'obs_ids': {exc}") from None
         files[str(o)] = fl

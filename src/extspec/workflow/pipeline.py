@@ -30,6 +30,7 @@ REDUCTION_KEYS = (
     "energy_axis_true",
     "safe_mask",
     "spectrum",
+    "background",
 )
 """Config keys that a per-observation reduction depends on (and nothing else)."""
 
@@ -86,7 +87,8 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         kbin = energy_bin_index(obs.energy, settings.energy_reco.edges)  # once, for cube and spectrum
         cube = make_cube(obs, settings, ev_map, energy_bins=kbin)
         spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
-                                oversample=settings.oversample, energy_bins=kbin)
+                                oversample=settings.oversample, energy_bins=kbin,
+                                background=reduction.get("background"), safe_mask=reduction.get("safe_mask") or {})
         spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask") or {}, obs.bkg)
     except ExtspecError as exc:
         msg = str(exc)
@@ -159,14 +161,25 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         ("CREATOR", code_identity(), "software and source hash that wrote this file"),
     ]
     write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
+    from ..spectrum import regions_at_energy
+
     spectra = read_spectra(spectrum_dirs)
+    from .config import setting
+
+    e_draw = float(setting(config, "stacked", "rad_max_energy"))
+    drawn = [regions_at_energy(s, e_draw) for s in spectra]
+    radii = sorted({round(r, 4) for _, _, r in drawn if r is not None})
+    note = ""
+    if radii:
+        note = (f"\nON/OFF circles: RAD_MAX at {e_draw:g} TeV = "
+                f"{', '.join(f'{r:.3f}' for r in radii)} deg (stacked.rad_max_energy)")
     plot_counts_image(
         image, geom, out_png,
-        on_region=spectra[0].on_region if spectra else config.get("on_region"),
-        off_regions=[s.off_regions for s in spectra],
+        on_region=drawn[0][0] if drawn else config.get("on_region"),
+        off_regions=[d[1] for d in drawn],
         off_labels=[f"OFF {s.obs_id}" for s in spectra],
         exclusion_regions=_exclusion_strings(config),
-        title=f"{config.get('name', '')}: counts, {len(obs_ids)} observations",
+        title=f"{config.get('name', '')}: counts, {len(obs_ids)} observations{note}",
     )
 
 
@@ -224,7 +237,8 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
         alt_cfg = {"type": alt} if isinstance(alt, str) else alt
         alt_res = fit_joint(spectra, alt_cfg, data=data, **opts)
         result.comparisons.append(compare_models(result, alt_res))
-    write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""))
+    write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""),
+                     instrument=_instruments(spectra))
     usable = data.datasets
     if usable:
         stack = stack_spectra(usable)
@@ -241,6 +255,17 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
 
         reasons = "; ".join(f"obs {k}: {v}" for k, v in data.excluded.items())
         raise ExtspecError(f"fit: no usable observation ({reasons})")
+
+
+def _instruments(spectra) -> list:
+    """Distinct TELESCOP/INSTRUME (and IRF class) of the spectra, from their DL3 files."""
+    out = []
+    for s in spectra:
+        item = {"telescop": str(s.meta.get("TELESCOP", "")), "instrume": str(s.meta.get("INSTRUME", "")),
+                "irf_class": str(s.meta.get("irf_class", "full-enclosure"))}
+        if item not in out:
+            out.append(item)
+    return out
 
 
 def load_fit_result(path):
