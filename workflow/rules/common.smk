@@ -7,12 +7,13 @@
 # An invalid config stops Snakemake here with one line and no job started.
 import sys
 
-from extspec.workflow.config import prepare_workflow, stage_config
+from extspec.workflow.config import apply_overlay, prepare_workflow, stage_config
 from extspec.errors import ExtspecError
 from extspec.workflow.pipeline import reduction_config
 
 try:
-    ANALYSIS = prepare_workflow(config)
+    # an overlay (--configfile / --config) that sets model.type replaces the whole model block
+    ANALYSIS = prepare_workflow(apply_overlay(config, CONFIG_OVERLAY))
 except ExtspecError as err:
     sys.exit(f"extspec: invalid configuration: {err}")
 
@@ -28,6 +29,10 @@ config.update(CFG)  # defaults filled in, also for report captions
 OUT = f"{CFG['results_dir']}/{CFG['name']}"
 LOGS = f"{OUT}/logs"
 REDUCTION = reduction_config(CFG)
+# Code identity (version + source hash) and the SHA-256 of every region file: in the params
+# of every rule, so that a changed library or an edited .reg file reruns what it affects
+# (opt out with --rerun-triggers mtime).
+PROVENANCE = ANALYSIS["provenance"]
 
 # Snakemake's modules and the parsed workflow live until the process exits: move them out of
 # the garbage collector's sight (the final collection at exit alone took ~0.3 s).  Objects
