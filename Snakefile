@@ -7,9 +7,15 @@
 #   snakemake --report report.html             # HTML report with every plot
 #
 # Outputs go to <results_dir>/<name>/ (results/rxj1713/ for the seed config).
+import copy
+
 from snakemake.utils import min_version
 
 min_version("8.0")
+
+# Before the configfile directive, `config` holds only what --configfile / --config gave;
+# common.smk needs it to let an overlay's `model` (with a type) replace the default one.
+CONFIG_OVERLAY = copy.deepcopy(config)
 
 
 configfile: "config/config.yaml"

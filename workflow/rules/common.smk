@@ -12,24 +12,29 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from extspec.io.download import HOWTO
-from extspec.workflow.config import prepare_workflow, stage_config
+from extspec.workflow.config import apply_overlay, prepare_workflow, stage_config
 from extspec.errors import ExtspecError
 from extspec.workflow.pipeline import reduction_config
 
+# an overlay (--configfile / --config) that sets model.type replaces the whole model block
+RAW_CONFIG = apply_overlay(config, CONFIG_OVERLAY)
 try:
-    ANALYSIS = prepare_workflow(config)
+    ANALYSIS = prepare_workflow(RAW_CONFIG)
 except ExtspecError as err:
     sys.exit(f"extspec: invalid configuration: {err}")
 
 # An analysis of only external spectra (no obs_ids / obs_cone) needs no data store; a
 # missing one is reported (or fetched) by prepared() when the DAG needs it.
 HAS_DL3 = bool(ANALYSIS["config"]["obs_ids"] or ANALYSIS["config"]["obs_cone"])
-RAW_CONFIG = dict(config)
 CFG = ANALYSIS["config"]
 config.update(CFG)  # defaults filled in, also for report captions
 OUT = f"{CFG['results_dir']}/{CFG['name']}"
 LOGS = f"{OUT}/logs"
 REDUCTION = reduction_config(CFG)
+# Code identity (version + source hash) and the SHA-256 of every region file: in the params
+# of every rule, so that a changed library or an edited .reg file reruns what it affects
+# (opt out with --rerun-triggers mtime).
+PROVENANCE = ANALYSIS["provenance"]
 
 # Snakemake's modules and the parsed workflow live until the process exits: move them out of
 # the garbage collector's sight (the final collection at exit alone took ~0.3 s).  Objects

@@ -19,6 +19,7 @@ rule fit:
             category="Spectrum",
         ),
     params:
+        provenance=PROVENANCE,
         config=stage_config(CFG, "fit"),
     log:
         f"{LOGS}/fit.log",

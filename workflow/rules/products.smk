@@ -18,6 +18,7 @@ rule flux_points:
             category="Spectrum",
         ),
     params:
+        provenance=PROVENANCE,
         config=stage_config(CFG, "flux_points"),
     log:
         f"{LOGS}/flux_points.log",
@@ -45,6 +46,7 @@ rule cumulative:
             category="Cumulative",
         ),
     params:
+        provenance=PROVENANCE,
         config=stage_config(CFG, "cumulative"),
     log:
         f"{LOGS}/cumulative.log",

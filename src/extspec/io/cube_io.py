@@ -17,7 +17,7 @@ those constants::
         method              "exact" | "reference"
         source_file         path of the DL3 events file
         source_sha256       its sha256 (CubeDataset.checksum)
-        created_by          "extspec <version>"
+        created_by          "extspec <version>+src.<hash>" (extspec.code_identity)
     /axes/
         energy_reco_edges   float64 (n_reco + 1,), attribute unit = "TeV"
         energy_true_edges   float64 (n_true + 1,), attribute unit = "TeV"
@@ -129,9 +129,9 @@ SHUFFLE = True
 
 
 def _created_by() -> str:
-    from .. import __version__
+    from .. import code_identity
 
-    return f"extspec {__version__}"
+    return code_identity()
 
 
 def _opt_float(v) -> float:
