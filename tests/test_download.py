@@ -317,8 +317,9 @@ def test_auto_fetch_corrupt_release_refused(tmp_path, server, release):
     assert "it will be fetched first" in res.stdout
     assert "data/obs_000002.fits.gz differs from the release" in res.stdout, res.stdout[-3000:]
     assert "Traceback" not in res.stdout
-    dest = tmp_path / "shared" / "data" / "hess-dl3-dr1"
-    assert not dest.exists() and leftovers(dest.parent) == []
+    dest = wd / "data" / "hess-dl3-dr1"
+    assert not dest.exists() and (not dest.parent.exists() or leftovers(dest.parent) == [])
+    assert not (tmp_path / "shared").exists()
     assert not (wd / "results" / "x").exists()  # no analysis job ran
 
 
@@ -330,7 +331,7 @@ def test_auto_fetch_offline(tmp_path):
     assert res.returncode != 0
     err = [ln for ln in res.stdout.splitlines() if f"cannot download {url}" in ln]
     assert err and "offline" in err[0] and "by hand" in err[0], res.stdout[-3000:]
-    assert not (tmp_path / "shared" / "data" / "hess-dl3-dr1").exists()
+    assert not (wd / "data" / "hess-dl3-dr1").exists() and not (tmp_path / "shared").exists()
 
 
 def readme_quick_start() -> list[str]:
@@ -359,7 +360,7 @@ def test_fresh_clone_two_readme_lines(tmp_path, server, release):
     env = {k: v for k, v in os.environ.items() if k != "GAMMAPY_DATA"}
     if subprocess_path():
         env["PATH"] = subprocess_path()
-    dest = tmp_path / "shared" / "data" / "hess-dl3-dr1"
+    dest = clone / "data" / "hess-dl3-dr1"  # the user's own folder, never ../shared
 
     def run(*args):  # the README's command (2 cores, as the machine has)
         cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]

@@ -76,13 +76,17 @@ class DownloadError(DataStoreError):
 def default_destination(datastore=None) -> Path:
     """Where the store is installed when ``download.dest`` is not set.
 
-    The first place :func:`extspec.io.datastore.resolve_datastore_path` looks: the config key
-    ``datastore`` if set, else ``$GAMMAPY_DATA/hess-dl3-dr1``, else
-    ``../shared/data/hess-dl3-dr1`` -- so the workflow finds the store afterwards.
+    The config key ``datastore`` if set, else ``$GAMMAPY_DATA/hess-dl3-dr1``, else
+    ``data/hess-dl3-dr1`` in the working directory: the first of the places
+    :func:`extspec.io.datastore.resolve_datastore_path` looks that is the user's own (never
+    ``../shared``), so the workflow finds the store afterwards.
     """
-    from .datastore import candidate_datastore_paths
+    from .datastore import LOCAL_STORE, candidate_datastore_paths
 
-    return candidate_datastore_paths(datastore)[0].absolute()
+    cands = candidate_datastore_paths(datastore)
+    if datastore or os.environ.get("GAMMAPY_DATA"):
+        return cands[0].absolute()
+    return (Path.cwd() / LOCAL_STORE).absolute()
 
 
 def _log(log, msg):
