@@ -3,13 +3,19 @@
 #   snakemake --cores 8                        # the analysis in config/config.yaml
 #   snakemake --cores 8 --configfile my.yaml   # another one
 #   snakemake --profile profiles/slurm         # on a SLURM cluster
-#   snakemake download --cores 1               # fetch HESS DL3 DR1 if it is missing
+#   snakemake download --cores 1               # only fetch HESS DL3 DR1 (done anyway if missing)
 #   snakemake --report report.html             # HTML report with every plot
 #
 # Outputs go to <results_dir>/<name>/ (results/rxj1713/ for the seed config).
+import copy
+
 from snakemake.utils import min_version
 
 min_version("8.0")
+
+# Before the configfile directive, `config` holds only what --configfile / --config gave;
+# common.smk needs it to let an overlay's `model` (with a type) replace the default one.
+CONFIG_OVERLAY = copy.deepcopy(config)
 
 
 configfile: "config/config.yaml"
@@ -40,6 +46,7 @@ onerror:
 localrules:
     all,
     download,
+    fetch_datastore,
 
 
 rule all:

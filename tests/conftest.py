@@ -126,3 +126,15 @@ def assert_printed():
             assert abs(a - exp) <= tol, f"{what}[{k}]: got {a!r}, spec prints {t} (tolerance {tol:.3g})"
 
     return check
+
+
+@pytest.fixture(scope="session")
+def gammapy():
+    """gammapy, for the tests marked ``interop`` only (skips them with a message without it).
+
+    Install it with ``pip install -e ".[interop]"``.  The library never imports it, and no
+    other test takes a check value from it.
+    """
+    return pytest.importorskip("gammapy", minversion="2.0",
+                               reason="gammapy >= 2.0 not installed (pip install -e '.[interop]'): "
+                                      "interop tests skipped")

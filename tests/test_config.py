@@ -94,7 +94,8 @@ def test_defaults_filled():
     assert cfg["fit"] == {"minos": False, "integration": "exact", "covariance": "hesse", "compare": []}
     assert cfg["flux_points"]["energy_edges"] is None
     assert cfg["cumulative"] == {"stacking": "exact"}
-    assert cfg["stacked"] == {"energy_range": None}
+    assert cfg["stacked"] == {"energy_range": None, "rad_max_energy": 1.0}
+    assert cfg["background"] == {"method": "reflected", "n_off_regions": 3}
     assert cfg["obs_cone"] is None
     assert "zenodo" in cfg["download"]["url"] and "1421099" in cfg["download"]["url"]
 
@@ -261,3 +262,71 @@ def test_prepare_workflow_missing_store_is_deferred(tmp_path):
     assert out["datastore"] is None and out["obs_ids"] == []
     assert re.search(r"no DL3 data store found \(looked in: .*nowhere\)", out["datastore_error"])
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("*.json"))
+
+
+def test_defaults_come_from_the_schema_only():
+    """Library functions given partial configs use the schema's defaults (no second copy)."""
+    from extspec.cube import CubeSettings
+    from extspec.workflow.config import read_schema, schema_defaults, setting
+
+    schema = read_schema()
+    d = schema_defaults()
+    assert d["geom"]["binsz"] == schema["properties"]["geom"]["properties"]["binsz"]["default"] == 0.04
+    assert d["energy_axis_true"] == schema["properties"]["energy_axis_true"]["default"]
+    assert d["safe_mask"]["methods"] == ["aeff-default", "aeff-max"]
+    assert setting({"fit": {"minos": True}}, "fit", "minos") is True
+    assert setting({"fit": {"minos": True}}, "fit", "covariance") == "hesse"
+    s = CubeSettings.from_config({"spectrum": {"method": "reference"}}, (347.3, -0.5, "galactic"))
+    assert s.method == "reference" and s.oversample == d["spectrum"]["oversample"]
+    assert s.geom.binsz == 0.04 and s.geom.npix == (38, 38) and s.edisp_binsz == 0.2
+    assert (s.energy_true.edges[0], s.energy_true.edges[-1], s.energy_true.nbin) == (0.05, 100.0, 30)
+    # a validated config equals its own defaults-filled version: nothing else fills values
+    full = load_config(seed_raw())
+    for block in ("geom", "energy_axis", "energy_axis_true", "safe_mask", "spectrum", "fit", "flux_points"):
+        for k in d[block]:
+            assert setting(full, block, k) == full[block][k]
+
+
+def _ogip_set(d, stem="pha_obs777", obs_id=777):
+    """A minimal OGIP PHA whose header names its three siblings (empty files suffice here)."""
+    from astropy.io import fits
+
+    d.mkdir(parents=True, exist_ok=True)
+    hdu = fits.BinTableHDU.from_columns([fits.Column("COUNTS", "J", array=[1, 2])], name="SPECTRUM")
+    rest = stem.removeprefix("pha_")
+    hdu.header.update({"BACKFILE": f"bkg_{rest}.fits", "ANCRFILE": f"arf_{rest}.fits",
+                       "RESPFILE": f"rmf_{rest}.fits", "EXPOSURE": 1.0})
+    if obs_id is not None:
+        hdu.header["OBS_ID"] = obs_id
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(d / f"{stem}.fits")
+    for kind in ("bkg", "arf", "rmf"):
+        (d / f"{kind}_{rest}.fits").write_bytes(b"")
+    return d / f"{stem}.fits"
+
+
+def test_external_spectra_only(tmp_path, monkeypatch):
+    """Only external spectra: no on_region, obs ids or data store needed; globs resolved,
+    each set's four files listed; problems are one-line errors naming the key."""
+    monkeypatch.chdir(tmp_path)
+    _ogip_set(tmp_path / "ext", "pha_obs12", 12)
+    _ogip_set(tmp_path / "ext", "pha_obs3", None)  # no OBS_ID: the number in the file name
+    raw = {"name": "ext", "datastore": "/nonexistent", "external_spectra": ["ext/pha_obs*.fits"]}
+    out = prepare_workflow(raw, cache_dir=None)
+    assert out["datastore"] is None and out["datastore_error"] is None and out["obs_ids"] == []
+    assert [e["pha"] for e in out["external"]] == ["ext/pha_obs12.fits", "ext/pha_obs3.fits"]
+    assert [e["obs_id"] for e in out["external"]] == [12, 3]
+    assert out["external"][0]["files"] == [f"ext/{k}_obs12.fits" for k in ("pha", "bkg", "arf", "rmf")]
+
+    with pytest.raises(ConfigError, match=r"^config key 'external_spectra\[1\]': no file matches 'nope/\*.fits'$"):
+        prepare_workflow({**raw, "external_spectra": ["ext/pha_obs12.fits", "nope/*.fits"]}, cache_dir=None)
+    with pytest.raises(ConfigError, match=r"^config key 'obs_ids': no observations selected"):
+        validate_config({"name": "x"}, check_datastore=False)
+    with pytest.raises(ConfigError, match=r"^config key 'on_region' is missing"):
+        validate_config({"name": "x", "obs_ids": [1]}, check_datastore=False)
+    (tmp_path / "ext" / "rmf_obs3.fits").unlink()
+    with pytest.raises(ConfigError) as e:
+        prepare_workflow(raw, cache_dir=None)
+    assert str(e.value).startswith("config key 'external_spectra': ") and "rmf_obs3.fits: no such file" in str(e.value)
+    _ogip_set(tmp_path / "dup", "pha_a", 12)
+    with pytest.raises(ConfigError, match="same obs id 12"):
+        prepare_workflow({**raw, "external_spectra": ["ext/pha_obs12.fits", "dup/pha_a.fits"]}, cache_dir=None)

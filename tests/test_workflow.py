@@ -178,10 +178,12 @@ def test_obs_cone_dry_run(tmp_path):
         ({"geom": {"binsz": "fine"}}, "config key 'geom.binsz'"),
         ({"obs_ids": [20326, 12345]}, "config key 'obs_ids'"),
         ({"geom": {"center": [0.0, 0.0]}}, "config key 'on_region'"),
-        ({"datastore": "/nonexistent/hess-dl3-dr1"}, "no DL3 data store found (looked in: /nonexistent/hess-dl3-dr1)"),
+        ({"external_spectra": ["/nonexistent/pha_*.fits"]}, "config key 'external_spectra[0]': no file matches"),
     ],
 )
 def test_invalid_config_stops_before_any_job(tmp_path, over, key):
+    # a missing data store is reported when the DAG needs it, after Snakemake's banner:
+    # test_download.test_explicit_missing_datastore_is_never_downloaded_to
     res = snakemake(tmp_path, write_config(tmp_path, **small_config(**over)), "--cores", "1", check=False)
     assert res.returncode != 0
     lines = [ln for ln in res.stdout.splitlines() if ln.strip() and not ln.startswith("Using ")]
@@ -220,6 +222,29 @@ def test_end_to_end_outputs(e2e):
     assert "max_rss" in bench.read_text()
 
 
+def test_every_product_records_the_code(e2e):
+    """Version + source hash of the library that wrote it, in every product."""
+    import h5py
+    from astropy.io import fits
+    from astropy.table import Table
+
+    import extspec
+
+    ident = extspec.code_identity()
+    assert re.fullmatch(r"extspec \S+\+src\.[0-9a-f]{12}", ident)
+    out = e2e["wd"] / "results" / "small"
+    with h5py.File(out / "obs" / "20326" / "cube.h5", "r") as f:
+        assert f.attrs["created_by"] == ident
+    for name in ("pha", "bkg", "arf", "rmf"):
+        with fits.open(out / "obs" / "20326" / f"{name}.fits") as h:
+            assert all(x.header["CREATOR"] == ident for x in h[1:] if "HDUCLASS" in x.header and
+                       x.header["HDUCLAS1"] != "GTI"), name
+    assert fits.getval(out / "stacked" / "counts.fits", "CREATOR") == ident
+    assert yaml.safe_load((out / "fit" / "result.yaml").read_text())["versions"]["extspec"] == ident
+    for table in (out / "fit" / "flux_points.ecsv", out / "cumulative.ecsv"):
+        assert Table.read(table, format="ascii.ecsv").meta["creator"] == ident
+
+
 def test_no_op_after_run(e2e):
     assert dry_run(e2e["wd"], e2e["cf"]) == {}
 
@@ -232,6 +257,16 @@ def test_add_one_obs_reruns_one_reduction(e2e):
 def test_remove_one_obs_reruns_only_aggregates(e2e):
     cf = variant(e2e, "remove.yaml", obs_ids=[20326])
     assert dry_run(e2e["wd"], cf) == AGGREGATES
+
+
+def test_add_external_spectrum_reruns_only_what_reads_spectra(e2e, tmp_path):
+    """An OGIP set from elsewhere (here extspec's own of run 20349) joins fit and products."""
+    from extspec.workflow.config import load_config
+    from extspec.workflow.pipeline import reduce_observation, reduction_config
+
+    reduce_observation(reduction_config(load_config(e2e["cfg"])), DR1, 20349, tmp_path / "ext")
+    cf = variant(e2e, "ext.yaml", external_spectra=[str(tmp_path / "ext" / "pha.fits")])
+    assert dry_run(e2e["wd"], cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "all": 1}
 
 
 def test_model_change_reruns_only_fit_and_flux_points(e2e):
@@ -274,11 +309,16 @@ def test_report(e2e):
         assert text in html, text
 
 
-def test_add_one_obs_for_real(e2e):
-    wd = e2e["wd"]
+def test_add_one_obs_for_real(e2e, tmp_path):
+    # in a copy of the run (outputs, mtimes and Snakemake's metadata): the shared run stays as
+    # it was, so the other tests on it pass in any order
+    wd = tmp_path / "e2e"
+    shutil.copytree(e2e["wd"], wd, symlinks=True)
     kept = wd / "results" / "small" / "obs" / "20326" / "pha.fits"
     before = kept.stat().st_mtime_ns
-    cf = variant(e2e, "add.yaml", obs_ids=[20326, 20327, 20349])
+    assert before == (e2e["wd"] / "results" / "small" / "obs" / "20326" / "pha.fits").stat().st_mtime_ns
+    cf = write_config(wd, "add.yaml", **{**e2e["cfg"], "obs_ids": [20326, 20327, 20349]})
+    assert dry_run(wd, cf) == {"reduce": 1, **AGGREGATES}
     res = snakemake(wd, cf, "--cores", "2")
     assert len(re.findall(r"^(?:local)?rule reduce:", res.stdout, re.M)) == 1
     assert kept.stat().st_mtime_ns == before
@@ -378,3 +418,50 @@ def test_seed_workflow_end_to_end(tmp_path):
     snakemake(tmp_path, cf, "--cores", "2")
     result, cum = check_outputs(tmp_path, "rxj1713", cfg["obs_ids"])
     assert dry_run(tmp_path, cf) == {}
+
+
+# ------------------------------------------------------------ external spectra only --
+
+JOINT_CRAB = REPO.parent / "shared" / "data" / "joint-crab-spectra" / "hess"
+
+
+@pytest.mark.skipif(not (JOINT_CRAB / "pha_obs23523.fits").is_file(), reason=f"no joint-crab spectra at {JOINT_CRAB}")
+def test_external_spectra_only(tmp_path):
+    """Only OGIP sets of another tool: no data store, no reduction or stacking; editing one of
+    their files reruns the fit and the products."""
+    import yaml as _yaml
+
+    from extspec.fit import fit_joint
+    from extspec.io.ogip import read_spectrum
+
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    for f in JOINT_CRAB.glob("*_obs*.fits"):
+        shutil.copy(f, ext / f.name)
+    model = {"type": "power_law", "parameters": {"index": {"value": 2.5}, "amplitude": {"value": 3.0e-11}}}
+    cf = write_config(tmp_path, name="jc", datastore="/nonexistent/store", obs_ids=[], model=model,
+                      external_spectra=["ext/pha_obs*.fits"])
+    assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "all": 1}
+    snakemake(tmp_path, cf, "--cores", "2")
+    out = tmp_path / "results" / "jc"
+    assert not (out / "obs").exists() and not (out / "stacked").exists()
+    result = _yaml.safe_load((out / "fit" / "result.yaml").read_text())
+    phas = sorted(ext.glob("pha_obs*.fits"))
+    assert [int(o) for o in result["obs_ids"]] == [23523, 23526, 23559, 23592]
+    want = fit_joint([read_spectrum(p) for p in phas], model)  # the same files, in process
+    for name in ("index", "amplitude"):
+        np.testing.assert_allclose(result["model"]["parameters"][name]["value"], want.values[name], rtol=1e-9)
+    assert 2.0 < want.values["index"] < 3.5
+    from astropy.table import Table
+
+    assert len(Table.read(out / "cumulative.ecsv", format="ascii.ecsv")) == 4
+    assert len(Table.read(out / "fit" / "flux_points.ecsv", format="ascii.ecsv")) >= 5
+    assert dry_run(tmp_path, cf) == {}
+    from astropy.io import fits
+
+    # edit a sibling named by BACKFILE (Snakemake reruns on a changed checksum, not on a touch)
+    with fits.open(ext / "bkg_obs23559.fits", mode="update") as f:
+        f["SPECTRUM"].header["EDITED"] = (True, "changed by the test")
+    later = time.time() + 2
+    os.utime(ext / "bkg_obs23559.fits", (later, later))
+    assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "all": 1}

@@ -6,13 +6,14 @@
     extspec check CONFIG [CONFIG ...] [--print-settings STEP]
     extspec reduce OBS_ID --outdir DIR [--datastore DIR]            (--config FILE | --settings JSON)
     extspec stack OBS_DIR [...] --fits FILE --png FILE                (--config FILE | --settings JSON)
-    extspec fit OBS_DIR [...] --result FILE --png FILE                (--config FILE | --settings JSON)
-    extspec flux-points OBS_DIR [...] --fit FILE --ecsv FILE --png FILE  (--config ... | --settings ...)
-    extspec cumulative OBS_DIR [...] --ecsv FILE --png FILE          (--config FILE | --settings JSON)
+    extspec fit SPECTRUM [...] --result FILE --png FILE               (--config FILE | --settings JSON)
+    extspec flux-points SPECTRUM [...] --fit FILE --ecsv FILE --png FILE (--config ... | --settings ...)
+    extspec cumulative SPECTRUM [...] --ecsv FILE --png FILE         (--config FILE | --settings JSON)
 
 The steps are the functions of :mod:`extspec.workflow.pipeline`, the ones the Snakemake rules
 run (the rules call this command line).  ``OBS_DIR`` is the output directory of ``extspec
-reduce`` (cube.h5 and pha/bkg/arf/rmf.fits); a file inside it stands for the directory.  A
+reduce`` (cube.h5 and pha/bkg/arf/rmf.fits); a file inside it stands for the directory.
+``SPECTRUM`` is such a directory or the PHA file of an OGIP set (other tools' spectra).  A
 step takes its settings from an analysis config (``--config``, validated completely; repeat
 it to merge several files, later ones winning) or from JSON (``--settings``: the text, or a
 file, as the workflow passes it and ``extspec check --print-settings STEP`` prints it).
@@ -150,6 +151,10 @@ def _run_logged(command, what, func, log_path, quiet, prepare) -> int:
     except KeyboardInterrupt:
         log.error("%s: interrupted", what)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # e.g. a read-only or full output folder: one line, no traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        log.error("%s: cannot access%s: %s", what, where, exc.strerror or exc)
+        return EXIT_FAILED
     except Exception as exc:
         first = (str(exc).splitlines() or [""])[0]
         where = f"; traceback in {log_path}" if log_path else ""
@@ -303,9 +308,8 @@ def _cmd_reduce(args) -> int:
 def _aggregate(args, stage: str, command: str, what: str, call) -> int:
     def step():
         settings = _step_settings(args, stage)
-        dirs = _obs_dirs(args.obs)
-        call(settings, dirs)
-        return f"{len(dirs)} observations"
+        call(settings, args.obs)
+        return f"{len(args.obs)} spectra" if stage != "stack" else f"{len(args.obs)} observations"
 
     return run_step(command, what, step, log_path=args.log, quiet=args.quiet, verbose=args.verbose,
                     prepare=_import_step(stage))
@@ -315,6 +319,7 @@ def _cmd_stack(args) -> int:
     def call(settings, dirs):
         from .workflow.pipeline import stack_counts
 
+        dirs = _obs_dirs(dirs)
         stack_counts(settings, [os.path.join(d, "cube.h5") for d in dirs], dirs, args.fits, args.png)
 
     return _aggregate(args, "stack", "stack", "stack", call)
@@ -421,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_reduce)
 
     obs_help = "observation directories written by `extspec reduce` (or a file in each, e.g. its pha.fits)"
+    spec_help = ("spectra: observation directories written by `extspec reduce`, or PHA files of OGIP sets "
+                 "(e.g. other tools' spectra, whose header names their BKG/ARF/RMF)")
     p = sub.add_parser("stack", help="stacked counts image (FITS + PNG)", epilog=_EPILOG,
                        description="Stack the observations' counts into an image with WCS and draw it "
                        "with the ON, OFF and exclusion regions.")
@@ -434,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="joint WStat fit of the spectral model", epilog=_EPILOG,
                        description="Fit the config's model jointly to the observations' spectra "
                        "(forward-folded WStat); write result.yaml and the spectrum plot.")
-    p.add_argument("obs", nargs="+", metavar="OBS_DIR", help=obs_help)
+    p.add_argument("obs", nargs="+", metavar="SPECTRUM", help=spec_help)
     p.add_argument("--result", required=True, metavar="FILE", help="fit result (YAML)")
     p.add_argument("--png", required=True, metavar="FILE", help="counts vs prediction plot")
     _settings_args(p)
@@ -444,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("flux-points", help="flux points (GADF SED) from a fit", epilog=_EPILOG,
                        description="Flux points from the best fit (result.yaml of `extspec fit`) and "
                        "the SED plot with the model butterfly.")
-    p.add_argument("obs", nargs="+", metavar="OBS_DIR", help=obs_help)
+    p.add_argument("obs", nargs="+", metavar="SPECTRUM", help=spec_help)
     p.add_argument("--fit", required=True, metavar="FILE", help="result.yaml of `extspec fit`")
     p.add_argument("--ecsv", required=True, metavar="FILE", help="flux points (ECSV)")
     p.add_argument("--png", required=True, metavar="FILE", help="SED plot")
@@ -455,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cumulative", help="cumulative excess/significance table", epilog=_EPILOG,
                        description="Cumulative excess and significance, one row per usable "
                        "observation in the given order (ECSV + plot).")
-    p.add_argument("obs", nargs="+", metavar="OBS_DIR", help=obs_help)
+    p.add_argument("obs", nargs="+", metavar="SPECTRUM", help=spec_help)
     p.add_argument("--ecsv", required=True, metavar="FILE", help="table (ECSV)")
     p.add_argument("--png", required=True, metavar="FILE", help="plot")
     _settings_args(p)

@@ -59,7 +59,7 @@ class CubeSettings:
     energy_reco, energy_true : EnergyAxis
     method : {"exact", "reference"}
     edisp_binsz : float
-        Pixel size of the coarse dispersion grid (deg), 0.2 as in §4.1.
+        Pixel size of the coarse dispersion grid (deg); 0.2 in §4.1 (the config default).
     oversample : int
         Gauss-Legendre nodes per true-energy bin in the exact method.
     """
@@ -67,34 +67,38 @@ class CubeSettings:
     geom: MapGeom
     energy_reco: EnergyAxis
     energy_true: EnergyAxis
-    method: str = "exact"
-    edisp_binsz: float = 0.2
-    oversample: int = 4
+    method: str
+    edisp_binsz: float
+    oversample: int
 
     @classmethod
     def from_config(cls, cfg: dict, center: tuple[float, float, str]) -> "CubeSettings":
         """Build from the config blocks ``geom``, ``energy_axis``, ``energy_axis_true``, ``spectrum``.
 
-        ``center`` = (lon, lat, frame) of the ON region, the default map centre.
+        ``center`` = (lon, lat, frame) of the ON region, the default map centre.  Missing
+        keys take the defaults of the config schema (the only place they are written).
         """
-        g = cfg.get("geom", {})
-        frame = g.get("frame", "galactic")
+        from .workflow.config import setting  # defaults: the config schema, for partial configs
+
+        def geom(key):
+            return setting(cfg, "geom", key)
+
+        frame = geom("frame")
         lon, lat = center[0], center[1]
-        if "center" in g and g["center"] is not None:
-            lon, lat = g["center"]
+        if geom("center") is not None:
+            lon, lat = geom("center")
         elif center[2] != frame:
             lon, lat = transform_point(float(lon), float(lat), center[2], frame)
-        geom = MapGeom.create(lon, lat, g.get("width", [1.5, 1.5]), g.get("binsz", 0.04), frame, g.get("proj", "CAR"))
-        ea = cfg.get("energy_axis", {})
-        et = cfg.get("energy_axis_true", {})
-        method = cfg.get("spectrum", {}).get("method", "exact")
+        geom_ = MapGeom.create(lon, lat, geom("width"), geom("binsz"), frame, geom("proj"))
+        ea = [setting(cfg, "energy_axis", k) for k in ("min", "max", "nbins")]
+        et = [setting(cfg, "energy_axis_true", k) for k in ("min", "max", "nbins")]
         return cls(
-            geom=geom,
-            energy_reco=make_energy_axis(ea.get("min", 0.3), ea.get("max", 40), ea.get("nbins", 10)),
-            energy_true=make_energy_axis(et.get("min", 0.05), et.get("max", 100), et.get("nbins", 30)),
-            method=method,
-            edisp_binsz=float(g.get("edisp_binsz", 0.2)),
-            oversample=int(cfg.get("spectrum", {}).get("oversample", 4)),
+            geom=geom_,
+            energy_reco=make_energy_axis(*ea),
+            energy_true=make_energy_axis(*et),
+            method=setting(cfg, "spectrum", "method"),
+            edisp_binsz=float(geom("edisp_binsz")),
+            oversample=int(setting(cfg, "spectrum", "oversample")),
         )
 
     @property
@@ -126,11 +130,6 @@ class CubeDataset:
     source_file: str = ""
     checksum: str = ""
     meta: dict = field(default_factory=dict)
-
-    @property
-    def pointing_lonlat(self) -> tuple[float, float]:
-        """Pointing in the map frame (deg)."""
-        return transform_point(float(self.pointing_radec[0]), float(self.pointing_radec[1]), "icrs", self.geom.frame)
 
 
 # ------------------------------------------------------------------------------- counts --
@@ -175,10 +174,13 @@ def pixel_index(geom: MapGeom, lon: np.ndarray, lat: np.ndarray) -> tuple[np.nda
     return np.where(ok, ix, -1).astype(np.int64), np.where(ok, iy, -1).astype(np.int64)
 
 
-def bin_events(geom: MapGeom, energy_reco: EnergyAxis, lon, lat, energy) -> np.ndarray:
-    """Counts cube (n_reco, ny, nx) as int32 (§2.2)."""
+def bin_events(geom: MapGeom, energy_reco: EnergyAxis, lon, lat, energy, energy_bins=None) -> np.ndarray:
+    """Counts cube (n_reco, ny, nx) as int32 (§2.2).
+
+    ``energy_bins``: the events' :func:`energy_bin_index` on ``energy_reco`` if already known.
+    """
     ix, iy = pixel_index(geom, lon, lat)
-    k = energy_bin_index(energy, energy_reco.edges)
+    k = energy_bin_index(energy, energy_reco.edges) if energy_bins is None else energy_bins
     ok = (ix >= 0) & (k >= 0)
     ny, nx = geom.shape
     flat = (k[ok] * ny + iy[ok]) * nx + ix[ok]
@@ -316,6 +318,21 @@ OFFSET_GRID_STEP = 0.1
 """deg; offset spacing on which the exact method evaluates kernels before interpolating."""
 
 
+def offset_grid(offsets: np.ndarray, step: float = OFFSET_GRID_STEP):
+    """A regular offset grid (deg, step ``step``) covering ``offsets``, and where each offset
+    lies on it: ``(nodes, i, f)`` with ``offset = (1 - f) * nodes[i] + f * nodes[i + 1]``.
+
+    The one offset-grid interpolation: kernels are evaluated on ``nodes`` and interpolated
+    with ``(i, f)`` (:func:`make_cube`), or sample offsets are turned into node weights
+    (:mod:`extspec.spectrum`)."""
+    lo = np.floor(offsets.min() / step) * step
+    n = int(np.ceil((offsets.max() - lo) / step)) + 2
+    nodes = lo + step * np.arange(n)
+    t = (offsets - lo) / step
+    i = np.clip(np.floor(t).astype(int), 0, n - 2)
+    return nodes, i, t - i
+
+
 def _kernel_on_offset_grid(obs, settings: CubeSettings, offsets: np.ndarray):
     """Exact-method kernels at many offsets: evaluated (true bins oversampled) on a regular
     offset grid of step OFFSET_GRID_STEP and interpolated linearly to each offset.
@@ -324,15 +341,10 @@ def _kernel_on_offset_grid(obs, settings: CubeSettings, offsets: np.ndarray):
     interpolation error is O(step^2), far below the statistical errors; A_eff itself is
     evaluated at the exact offsets.
     """
-    step = OFFSET_GRID_STEP
-    lo = np.floor(offsets.min() / step) * step
-    n = int(np.ceil((offsets.max() - lo) / step)) + 2
-    nodes = lo + step * np.arange(n)
+    nodes, i, f = offset_grid(offsets)
     k_nodes, _ = edisp_kernel(obs.edisp, obs.aeff, settings.energy_true, settings.energy_reco, nodes,
                               "exact", settings.oversample)
-    t = (offsets - lo) / step
-    i = np.clip(np.floor(t).astype(int), 0, n - 2)
-    f = (t - i)[:, None, None]
+    f = f[:, None, None]
     kern = (1 - f) * k_nodes[i] + f * k_nodes[i + 1]
     kern = np.where(kern < 1e-8, 0.0, kern)
     e, w = true_energy_samples(settings.energy_true, "exact", settings.oversample)
@@ -343,14 +355,16 @@ def _kernel_on_offset_grid(obs, settings: CubeSettings, offsets: np.ndarray):
 # ------------------------------------------------------------------------------ the cube --
 
 
-def make_cube(obs, settings: CubeSettings, event_lonlat=None) -> CubeDataset:
+def make_cube(obs, settings: CubeSettings, event_lonlat=None, energy_bins=None) -> CubeDataset:
     """Reduce one observation to a :class:`CubeDataset` (§2-§4).
 
-    ``event_lonlat`` may pass precomputed event coordinates in the map frame.
+    ``event_lonlat`` may pass precomputed event coordinates in the map frame, ``energy_bins``
+    the events' reco-energy bins (:func:`energy_bin_index`), so that a reduction computes
+    them once for the cube and the spectrum.
     """
     geom = settings.geom
     lon, lat = event_lonlat if event_lonlat is not None else event_coords(obs, geom.frame, settings.method)
-    counts = bin_events(geom, settings.energy_reco, lon, lat, obs.energy)
+    counts = bin_events(geom, settings.energy_reco, lon, lat, obs.energy, energy_bins)
     exposure, _ = make_exposure(obs, geom, settings.energy_true, settings.method, settings.oversample)
     cgeom = settings.edisp_geom
     coff = pixel_offsets(obs, cgeom).ravel()

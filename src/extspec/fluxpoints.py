@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fit import JointData
-from .models import get_model
+from .fit import JointData, make_minuit
+from .models import get_model, integrator
+from .stats import wstat
 
 __all__ = ["snap_edges", "compute_flux_points", "SED_UNITS"]
 
@@ -25,7 +26,12 @@ SED_UNITS = {
     "dnde_ul": "cm-2 s-1 TeV-1", "e2dnde": "TeV cm-2 s-1", "e2dnde_err": "TeV cm-2 s-1",
     "e2dnde_ul": "TeV cm-2 s-1", "norm": "", "norm_err": "", "norm_ul": "", "ts": "", "sqrt_ts": "",
     "is_ul": "", "counts": "", "npred": "", "flux": "cm-2 s-1", "flux_err": "cm-2 s-1",
+    "ref_dnde": "cm-2 s-1 TeV-1", "ref_flux": "cm-2 s-1", "ref_eflux": "TeV cm-2 s-1",
 }
+"""Columns of the flux-point table and their units.  ``counts`` and ``npred`` hold one value
+per dataset of the fit (in its order), ``ref_*`` the best-fit model (dnde at e_ref, integral
+and energy flux over the bin): with these the table is a GADF SED table of type
+``likelihood`` (``norm`` relative to the reference), as ``gammapy`` reads it."""
 
 
 def snap_edges(requested, reco_edges) -> np.ndarray:
@@ -38,6 +44,15 @@ def snap_edges(requested, reco_edges) -> np.ndarray:
     idx = np.round(u + 0.5).astype(int)  # numpy rounds halves to even
     idx = np.unique(np.clip(idx, 0, n))
     return reco_edges[idx]
+
+
+def _energy_flux(model, e_lo: float, e_hi: float, params: dict, nodes: int = 32) -> float:
+    """Energy flux of the model over [e_lo, e_hi] (TeV cm^-2 s^-1): the integral of E^2 dN/dE
+    over ln E by Gauss-Legendre quadrature (``nodes`` points; smooth integrand)."""
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    a, b = np.log(e_lo), np.log(e_hi)
+    energy = np.exp(0.5 * (b - a) * x + 0.5 * (b + a))
+    return float(0.5 * (b - a) * np.sum(w * energy**2 * model.dnde(energy, **params)))
 
 
 def _bisect_ul(f, lo, hi, target, n_iter=100):
@@ -69,11 +84,8 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
     fit_result : FitResult
     energy_edges : sequence of TeV, optional
         Requested group edges, snapped to reco edges; default: each bin of the safe range.
+        Groups without a safe bin in any dataset give no row.
     """
-    from iminuit import Minuit
-
-    from .models import integral_reference
-
     data = JointData(datasets)
     if len(data) == 0:
         return []
@@ -85,10 +97,7 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
         edges = reco[(reco >= lo * (1 - 1e-9)) & (reco <= hi * (1 + 1e-9))]
     else:
         edges = snap_edges(energy_edges, reco)
-    if integration == "reference":
-        flux_true = integral_reference(model, data.e_min, data.e_max, **best)
-    else:
-        flux_true = model.integral(data.e_min, data.e_max, **best)
+    flux_true = integrator(model, integration, "fit.integration")(data.e_min, data.e_max, best)
     mu_best = data.npred_sig(flux_true)  # (d, j) at norm 1
     rows = []
     ln_reco = np.log(reco)
@@ -96,31 +105,25 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
         j0 = int(np.argmin(np.abs(ln_reco - np.log(e_lo))))
         j1 = int(np.argmin(np.abs(ln_reco - np.log(e_hi))))
         sl = slice(j0, j1)
-        n = data._n[:, sl]
-        m = data._m[:, sl]
-        a = data._a[:, sl]
+        n = data.counts_masked[:, sl]
+        m = data.counts_off_masked[:, sl]
+        a = data.alpha_masked[:, sl]
         mask = data.mask[:, sl]
+        if not mask.any():
+            continue  # no safe bin of any run in this group: no measurement, no row
         mu = mu_best[:, sl]
-
-        from .stats import wstat
 
         def stat(norm):
             return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu), 0.0)))
 
-        mi = Minuit(lambda x: stat(x[0]), np.array([1.0]), name=["norm"])
-        mi.errordef = 1.0
-        mi.errors = [1.0]
-        mi.tol = 0.1
-        mi.strategy = 1
-        mi.print_level = 0
+        mi = make_minuit(lambda x: stat(x[0]), [1.0], ["norm"])
         mi.migrad()
         norm = float(mi.values[0])
         norm_err = float(mi.errors[0])
         w_best = float(mi.fval)
         ts = stat(0.0) - w_best
         sqrt_ts = float(np.sign(norm) * np.sqrt(max(ts, 0.0)))
-        norm_ul = _bisect_ul(stat, max(norm, 0.0), max(norm, 0.0) + max(norm_err, 1e-3), w_best + n_sigma_ul**2) \
-            if mask.any() else np.nan
+        norm_ul = _bisect_ul(stat, max(norm, 0.0), max(norm, 0.0) + max(norm_err, 1e-3), w_best + n_sigma_ul**2)
         e_ref = float(np.sqrt(e_lo * e_hi))
         ref = float(model.dnde(np.array([e_ref]), **best)[0])
         flux = float(model.integral(np.array([e_lo]), np.array([e_hi]), **best)[0])
@@ -132,7 +135,9 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
             "e2dnde_ul": float(norm_ul) * ref * e_ref**2,
             "flux": norm * flux, "flux_err": norm_err * flux,
             "ts": float(ts), "sqrt_ts": sqrt_ts, "is_ul": bool(sqrt_ts < sqrt_ts_threshold_ul),
-            "counts": int(np.sum(np.where(mask, n, 0))), "npred": float(np.sum(np.where(mask, norm * mu + a * 0, 0))),
+            "counts": [int(c) for c in np.sum(np.where(mask, n, 0), axis=1)],
+            "npred": [float(v) for v in np.sum(np.where(mask, norm * mu, 0.0), axis=1)],
+            "ref_dnde": ref, "ref_flux": flux, "ref_eflux": _energy_flux(model, float(e_lo), float(e_hi), best),
             "success": bool(mi.valid),
         })
     return rows

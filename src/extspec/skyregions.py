@@ -33,13 +33,13 @@ from .errors import ConfigError
 from .sky import FRAME_ALIASES, SkyPoint, canonical_frame, transform, unit_vectors
 
 __all__ = [
-    "SkyRegion", "CircleSky", "EllipseSky", "BoxSky", "PolygonSky",
+    "SkyRegion", "CircleSky", "EllipseSky", "BoxSky", "PolygonSky", "PointSky",
     "PixelRegion", "CirclePix", "EllipsePix", "BoxPix", "PolygonPix",
     "parse_region", "parse_regions", "parse_ds9", "region_center", "region_to_ds9",
     "check_region_in_geom", "region_frame", "sky_to_pix", "pix_to_sky", "as_sky_region",
 ]
 
-SHAPES = ("circle", "ellipse", "box", "polygon")
+SHAPES = ("circle", "ellipse", "box", "polygon", "point")
 _IGNORED_FRAMES = {"image", "physical", "linear", "amplifier", "detector", "fk4", "b1950", "ecliptic"}
 
 
@@ -301,6 +301,32 @@ class CircleSky(SkyRegion):
 
 
 @dataclass(frozen=True)
+class PointSky(SkyRegion):
+    """A point (DS9 ``point(lon,lat)``): the ON "region" of a point source analysed with
+    point-like IRFs, whose ON region is the circle of radius RAD_MAX around it."""
+
+    center: SkyPoint
+
+    @property
+    def frame(self):
+        return self.center.frame
+
+    def to_pixel(self, proj) -> CirclePix:
+        """A circle of 1e-6 pixel at the point: it has a centre and a bounding box (map
+        containment checks) and contains no pixel centre."""
+        x, y = proj.world_to_pix(*self.center.to(proj.frame).lonlat())
+        return CirclePix(float(x), float(y), 1e-6)
+
+    def circle(self, radius: float) -> CircleSky:
+        """The circle of ``radius`` deg around the point."""
+        return CircleSky(self.center, float(radius))
+
+    def to_ds9(self) -> str:
+        c = self.center
+        return f"{c.frame};point({_fmt(c.lon)},{_fmt(c.lat)})"
+
+
+@dataclass(frozen=True)
 class _OrientedSky(SkyRegion):
     center: SkyPoint
     width: float  # deg, full size
@@ -413,6 +439,9 @@ def _make_shape(name: str, args: list[str], frame: str) -> SkyRegion:
         if len(args) != n:
             raise ValueError(f"{name} takes {n} values, got {len(args)}")
 
+    if name == "point":
+        need(2)
+        return PointSky(center())
     if name == "circle":
         need(3)
         r = _parse_size(args[2])
@@ -469,14 +498,24 @@ def parse_ds9(text: str) -> list[SkyRegion]:
     return out
 
 
-def _read_text(text_or_path: str, key: str) -> str:
+def region_file(text_or_path) -> Path | None:
+    """The path of a region setting that names a ``.reg`` file, None for a DS9 string."""
     s = str(text_or_path).strip()
-    if s.endswith(".reg") and "(" not in s:
-        p = Path(s)
+    return Path(s) if s.endswith(".reg") and "(" not in s else None
+
+
+def _read_text(text_or_path: str, key: str) -> tuple[str, str]:
+    """(region text, how to name it in a message: the file path, or the DS9 string itself)."""
+    p = region_file(text_or_path)
+    if p is not None:
         if not p.is_file():
             raise ConfigError(f"config key '{key}': region file {p} does not exist")
-        return p.read_text()
-    return s
+        try:
+            return p.read_text(), f"region file {p}"
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config key '{key}': region file {p}: cannot read it ({exc})") from None
+    s = str(text_or_path).strip()
+    return s, f"region '{s}'"
 
 
 def as_sky_region(obj, key: str = "region") -> SkyRegion:
@@ -501,21 +540,20 @@ def parse_regions(text_or_path, key: str = "exclusion_regions") -> list:
         return out
     if isinstance(text_or_path, SkyRegion) or hasattr(text_or_path, "serialize"):
         return [as_sky_region(text_or_path, key)]
-    text = _read_text(text_or_path, key)
-    if not text:
+    text, what = _read_text(text_or_path, key)
+    if not text.strip():
+        if what.startswith("region file"):
+            raise ConfigError(f"config key '{key}': {what} is empty")
         return []
-    low = text.lower()
-    if not any(f in low for f in ("icrs", "fk5", "j2000", "galactic")):
-        raise ConfigError(
-            f"config key '{key}': region '{text.strip()}' has no known frame "
-            "(start it with 'icrs;' or 'galactic;')"
-        )
     try:
         out = parse_ds9(text)
     except ValueError as exc:
-        raise ConfigError(f"config key '{key}': cannot parse region '{text.strip()}': {exc}") from None
+        raise ConfigError(f"config key '{key}': cannot parse {what}: {exc}") from None
     if not out:
-        raise ConfigError(f"config key '{key}': no region found in '{text.strip()}'")
+        low = text.lower()
+        if not any(f in low for f in ("icrs", "fk5", "j2000", "galactic")):
+            raise ConfigError(f"config key '{key}': {what} has no known frame (start it with 'icrs;' or 'galactic;')")
+        raise ConfigError(f"config key '{key}': no region found in {what}")
     return out
 
 

@@ -6,10 +6,11 @@
 
 rule fit:
     input:
-        pha=per_obs("pha.fits"),
+        pha=spectra_pha,
         bkg=per_obs("bkg.fits"),
         arf=per_obs("arf.fits"),
         rmf=per_obs("rmf.fits"),
+        external=EXTERNAL_FILES,
     output:
         result=f"{OUT}/fit/result.yaml",
         png=report(
@@ -18,6 +19,7 @@ rule fit:
             category="Spectrum",
         ),
     params:
+        provenance=PROVENANCE,
         config=settings_json(stage_config(CFG, "fit")),
     log:
         f"{LOGS}/fit.log",

@@ -5,10 +5,11 @@
 rule flux_points:
     input:
         fit=f"{OUT}/fit/result.yaml",
-        pha=per_obs("pha.fits"),
+        pha=spectra_pha,
         bkg=per_obs("bkg.fits"),
         arf=per_obs("arf.fits"),
         rmf=per_obs("rmf.fits"),
+        external=EXTERNAL_FILES,
     output:
         ecsv=f"{OUT}/fit/flux_points.ecsv",
         png=report(
@@ -17,6 +18,7 @@ rule flux_points:
             category="Spectrum",
         ),
     params:
+        provenance=PROVENANCE,
         config=settings_json(stage_config(CFG, "flux_points")),
     log:
         f"{LOGS}/flux_points.log",
@@ -32,10 +34,11 @@ rule flux_points:
 
 rule cumulative:
     input:
-        pha=per_obs("pha.fits"),
+        pha=spectra_pha,
         bkg=per_obs("bkg.fits"),
         arf=per_obs("arf.fits"),
         rmf=per_obs("rmf.fits"),
+        external=EXTERNAL_FILES,
     output:
         ecsv=f"{OUT}/cumulative.ecsv",
         png=report(
@@ -44,6 +47,7 @@ rule cumulative:
             category="Cumulative",
         ),
     params:
+        provenance=PROVENANCE,
         config=settings_json(stage_config(CFG, "cumulative")),
     log:
         f"{LOGS}/cumulative.log",

@@ -1,8 +1,9 @@
 # One job per observation: cube.h5 and the OGIP set pha/bkg/arf/rmf.fits.
 #
-# Runs `extspec reduce` (the command line, extspec.cli).  params hold only the reduction settings
-# (extspec.workflow.pipeline.REDUCTION_KEYS, as JSON), the data store and the obs id: adding an observation to the config adds one such job and leaves the
-# others untouched; changing a reduction setting reruns them all.
+# Runs `extspec reduce` (the command line, extspec.cli).  params hold only the reduction
+# settings (extspec.workflow.pipeline.REDUCTION_KEYS, as JSON), the data store and the obs
+# id: adding an observation to the config adds one such job and leaves the others
+# untouched; changing a reduction setting reruns them all.
 
 
 rule reduce:
@@ -15,6 +16,7 @@ rule reduce:
         arf=f"{OUT}/obs/{{obs_id}}/arf.fits",
         rmf=f"{OUT}/obs/{{obs_id}}/rmf.fits",
     params:
+        provenance=PROVENANCE,
         reduction=settings_json(REDUCTION),
         datastore=lambda wildcards: datastore(),
         obs_id=lambda wildcards: int(wildcards.obs_id),

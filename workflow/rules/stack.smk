@@ -14,6 +14,7 @@ rule stack:
             category="Sky map",
         ),
     params:
+        provenance=PROVENANCE,
         config=settings_json(stage_config(CFG, "stack")),
     log:
         f"{LOGS}/stack.log",

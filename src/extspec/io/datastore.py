@@ -1,12 +1,23 @@
 """GADF DL3 data store: index tables, observation selection and loading (spec §1).
 
 A data store is a directory holding ``obs-index.fits[.gz]`` (HDU ``OBS_INDEX``) and
-``hdu-index.fits[.gz]`` (HDU ``HDU_INDEX``).  :func:`open_datastore` opens one; the
+``hdu-index.fits[.gz]`` (HDU ``HDU_INDEX``); when a file lacks the standard EXTNAME, its first
+binary table with the index's columns is used (the MAGIC release names its HDU index table
+``OBS_INDEX``).  IRF files may live anywhere (``FILE_DIR`` relative to the index file, ``..``
+allowed), gzipped or not.
+
+GADF variants read: energy columns ``ENERG_*`` or ``ETRUE_*``; one-bin offset axes (the IRF
+holds inside that bin only, :func:`extspec.irf.single_bin_as_nodes`); units as written in the
+file (converted with astropy units at load time when they are not the defaults TeV, deg, m2,
+s-1 MeV-1 sr-1); point-like IRFs (``HDUCLAS3 = POINT-LIKE``) with their ``RAD_MAX`` keyword or
+``RAD_MAX_2D`` HDU; obs-index tables without the optional columns (the pointing then comes
+from the EVENTS header); runs without a background IRF.  :func:`open_datastore` opens one; the
 location is resolved by :func:`resolve_datastore_path` in this order:
 
 1. an explicit path (config key ``datastore``),
 2. ``$GAMMAPY_DATA/hess-dl3-dr1``,
-3. ``../shared/data/hess-dl3-dr1`` relative to the working directory.
+3. ``data/hess-dl3-dr1`` in the working directory (where a fetched DR1 goes by default),
+4. ``../shared/data/hess-dl3-dr1`` relative to the working directory.
 
 Every problem with the store, a file or an HDU raises :class:`~extspec.errors.DataStoreError`
 with a one-line message naming the culprit.
@@ -24,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataStoreError
-from ..irf import Aeff2D, Bkg3D, EDisp2D, PsfTable, make_axis
+from ..irf import (FULL_ENCLOSURE, POINT_LIKE, Aeff2D, Bkg3D, EDisp2D, PsfTable, RadMax2D, make_axis,
+                   single_bin_as_nodes)
 
 __all__ = [
     "DataStore",
@@ -32,16 +44,27 @@ __all__ = [
     "open_datastore",
     "resolve_datastore_path",
     "candidate_datastore_paths",
+    "is_datastore",
     "REQUIRED_HDUS",
+    "TIME_REF_KEYS",
 ]
 
 REQUIRED_HDUS = ("events", "gti", "aeff", "edisp")
 """HDU types an observation must have for this chain (bkg and psf are optional)."""
 
+TIME_REF_KEYS = ("MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT", "TIMEREF")
+"""Time-reference keywords of the EVENTS header kept in ``Observation.meta`` (when present):
+they give the GTI's START/STOP (s since MJDREFI + MJDREFF) their meaning in the OGIP files."""
+
 _INDEX_NAMES = {
     "obs": ("obs-index.fits.gz", "obs-index.fits"),
     "hdu": ("hdu-index.fits.gz", "hdu-index.fits"),
 }
+
+
+LOCAL_STORE = Path("data") / "hess-dl3-dr1"
+"""Where DR1 is installed, relative to the working directory, when it is fetched without
+``$GAMMAPY_DATA`` or an explicit destination."""
 
 
 def candidate_datastore_paths(explicit: str | os.PathLike | None = None) -> list[Path]:
@@ -51,11 +74,14 @@ def candidate_datastore_paths(explicit: str | os.PathLike | None = None) -> list
         paths.append(Path(os.path.expandvars(os.path.expanduser(str(explicit)))))
     if os.environ.get("GAMMAPY_DATA"):
         paths.append(Path(os.environ["GAMMAPY_DATA"]) / "hess-dl3-dr1")
+    paths.append(Path.cwd() / LOCAL_STORE)
     paths.append(Path.cwd() / ".." / "shared" / "data" / "hess-dl3-dr1")
     return paths
 
 
-def _is_store(path: Path) -> bool:
+def is_datastore(path) -> bool:
+    """True if ``path`` is a directory holding both index files (gzipped or not)."""
+    path = Path(path)
     return path.is_dir() and all(
         any((path / n).is_file() for n in names) for names in _INDEX_NAMES.values()
     )
@@ -70,7 +96,7 @@ def resolve_datastore_path(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:
         cands = cands[:1]
     for p in cands:
-        if _is_store(p):
+        if is_datastore(p):
             return p.resolve()
     looked = ", ".join(str(p) for p in cands)
     raise DataStoreError(
@@ -80,51 +106,42 @@ def resolve_datastore_path(explicit: str | os.PathLike | None = None) -> Path:
     )
 
 
-def _astropy_tables(path: Path) -> dict:
-    """Fallback reader: every binary table of a file through astropy, as fitsread.Table."""
-    from astropy.io import fits
-
-    from .fitsread import Table
-
-    out = {}
-    with fits.open(path, memmap=False) as hdul:
-        for h in hdul[1:]:
-            if not isinstance(h, fits.BinTableHDU):
-                continue
-            data = h.data
-            cols = {n: np.asarray(data[n]) for n in data.columns.names} if data is not None else {}
-            units = {c.name: str(c.unit or "") for c in h.columns}
-            out.setdefault(h.name.upper(), Table(dict(h.header), cols, units))
-    return out
-
-
-def read_file_tables(path: Path, what: str) -> dict:
-    """All binary tables of a FITS file keyed by EXTNAME; one-line DataStoreError on bad input."""
-    from .fitsread import Corrupt, Unsupported, read_tables
+def read_file_tables(path: Path, what: str, only: set | None = None) -> dict:
+    """The binary tables of a FITS file keyed by EXTNAME (all, or those named in ``only``);
+    one-line DataStoreError on bad input."""
+    from .fitsread import Corrupt, read_tables_any
 
     path = Path(path)
     if not path.is_file():
         raise DataStoreError(f"{what}: file {path} does not exist")
     try:
-        try:
-            return read_tables(path)
-        except Unsupported:
-            return _astropy_tables(path)
+        return read_tables_any(path, only)
     except Corrupt as exc:
         raise DataStoreError(f"{what}: cannot read {path}: corrupt or truncated file ({exc})") from None
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, TypeError, KeyError) as exc:
         raise DataStoreError(f"{what}: cannot read {path}: corrupt or truncated file ({exc})") from None
 
 
-def _read_fits_hdu(path: Path, hdu_name: str, what: str):
-    """(header, table) of extension ``hdu_name`` of ``path``; clear errors."""
+_INDEX_COLUMNS = {
+    "OBS_INDEX": {"OBS_ID"},
+    "HDU_INDEX": {"OBS_ID", "HDU_TYPE", "FILE_DIR", "FILE_NAME", "HDU_NAME"},
+}
+
+
+def _read_index_table(path: Path, hdu_name: str, what: str):
+    """The index table of ``path``: HDU ``hdu_name``, else the first binary table holding the
+    index's columns (releases that name the table differently)."""
     tables = read_file_tables(path, what)
-    if hdu_name.upper() not in tables:
-        raise DataStoreError(
-            f"{what}: file {path} has no HDU '{hdu_name}' (it has {', '.join(tables) or 'no table'})"
-        )
-    t = tables[hdu_name.upper()]
-    return t.header, t
+    if hdu_name in tables:
+        return tables[hdu_name]
+    need = _INDEX_COLUMNS[hdu_name]
+    for t in tables.values():
+        if need <= set(t.columns):
+            return t
+    raise DataStoreError(
+        f"{what}: file {path} has no HDU '{hdu_name}' (it has {', '.join(tables) or 'no table'}) and no "
+        f"table with the columns {', '.join(sorted(need))}"
+    )
 
 
 def _strip(a) -> np.ndarray:
@@ -182,10 +199,6 @@ class DataStore:
         path = self.path / fdir / t["FILE_NAME"][r] if fdir else self.path / t["FILE_NAME"][r]
         return path, t["HDU_NAME"][r]
 
-    def obs_file(self, obs_id: int) -> Path:
-        """The file holding the events of ``obs_id`` (what a reduction job depends on)."""
-        return self.hdu_location(obs_id, "events")[0]
-
     def obs_files(self, obs_id: int) -> list[Path]:
         """All distinct files an observation's required HDUs live in."""
         files = []
@@ -196,11 +209,40 @@ class DataStore:
         return files
 
     def pointings(self) -> tuple[np.ndarray, np.ndarray]:
-        """Pointing RA, Dec (deg, ICRS) of every observation in the obs index."""
-        return (
-            np.asarray(self.obs_table["RA_PNT"], float),
-            np.asarray(self.obs_table["DEC_PNT"], float),
-        )
+        """Pointing RA, Dec (deg, ICRS) of every observation in the obs index.
+
+        From the obs-index columns RA_PNT/DEC_PNT, or, when the index lacks them, from the
+        EVENTS header of each observation.
+        """
+        t = self.obs_table
+        if "RA_PNT" in t and "DEC_PNT" in t:
+            return np.asarray(t["RA_PNT"], float), np.asarray(t["DEC_PNT"], float)
+        ra, dec = [], []
+        for o in self.obs_ids:
+            path, name = self.hdu_location(int(o), "events")
+            tables = read_file_tables(path, f"obs {o}", {name.upper()})
+            hdr = tables.get(name.upper())
+            if hdr is None or "RA_PNT" not in hdr.header or "DEC_PNT" not in hdr.header:
+                raise DataStoreError(f"obs {o}: no pointing (RA_PNT/DEC_PNT) in the obs index nor in the "
+                                     f"EVENTS header of {path}")
+            ra.append(float(hdr.header["RA_PNT"]))
+            dec.append(float(hdr.header["DEC_PNT"]))
+        return np.array(ra), np.array(dec)
+
+    def has_hdu(self, obs_id: int, hdu_type: str) -> bool:
+        """True when the hdu index lists an HDU of ``hdu_type`` for ``obs_id``."""
+        return self._rows(int(obs_id), hdu_type).size > 0
+
+    def irf_offset_max(self, obs_id: int) -> float:
+        """Largest offset (deg) of the observation's effective-area table (THETA_HI), read from
+        its AEFF HDU alone."""
+        p, name = self.hdu_location(obs_id, "aeff")
+        what = f"obs {obs_id}"
+        tables = read_file_tables(p, what, only={name.upper()})
+        if name.upper() not in tables:
+            raise DataStoreError(f"{what}: file {p} has no HDU '{name}'")
+        hi = _col(tables[name.upper()], "THETA_HI", f"{what}: HDU '{name}' of {p}")
+        return float(np.max(np.asarray(hi, dtype=np.float64)))
 
     def select_cone(self, lon: float, lat: float, radius: float, frame: str = "icrs") -> list[int]:
         """Obs ids whose pointing lies within ``radius`` deg of (lon, lat) in ``frame``."""
@@ -237,18 +279,11 @@ class DataStore:
 
     def hdu_header(self, obs_id: int, hdu_type: str) -> dict:
         """The header of one HDU (its file is read, but only that table is decoded)."""
-        from .fitsread import Corrupt, Unsupported, read_tables
-
         path, name = self.hdu_location(obs_id, hdu_type)
         what = f"obs {obs_id}"
-        try:
-            tables = read_tables(path, only={name.upper()}) if path.is_file() else None
-        except (Unsupported, Corrupt, OSError, EOFError, zlib.error, ValueError):
-            tables = None
-        if tables is None or name.upper() not in tables:
-            tables = read_file_tables(path, what)  # the one-line error, or astropy's reading
+        tables = read_file_tables(path, what, only={name.upper()})
         if name.upper() not in tables:
-            raise DataStoreError(f"{what}: file {path} has no HDU '{name}' (it has {', '.join(tables) or 'none'})")
+            raise DataStoreError(f"{what}: file {path} has no HDU '{name}'")
         return tables[name.upper()].header
 
     def summary(self, obs_ids=None) -> list[dict]:
@@ -256,41 +291,36 @@ class DataStore:
 
         Keys: ``obs_id``, ``ra_pnt``, ``dec_pnt`` (deg, ICRS), ``livetime`` (s, the obs-index
         LIVETIME, else ONTIME x DEADC), ``zenith`` (deg, ZEN_PNT, else 90 - ALT_PNT),
-        ``irf_class`` (``full-enclosure`` or ``point-like``, from HDUCLAS3 of the effective
-        area; ``?`` with the reason in ``error`` when that header cannot be read) and
-        ``bkg`` (whether the hdu index has a background IRF).  Missing index columns give NaN.
+        ``irf_class`` (``full-enclosure`` or ``point-like``, HDUCLAS3 of the effective area;
+        ``?`` with the reason in ``error`` when that header cannot be read) and ``bkg``
+        (whether the hdu index has a background IRF).  Missing index columns give NaN.
         """
         t = self.obs_table
+        n = len(self.obs_ids)
         index = {int(o): i for i, o in enumerate(self.obs_ids)}
-        nan = np.full(len(index), np.nan)
 
-        def col(name, default=nan):
+        def col(name, default):
             return np.asarray(t[name], float) if name in t else default
 
-        ra, dec = col("RA_PNT"), col("DEC_PNT")
-        livetime = col("LIVETIME", col("ONTIME") * col("DEADC", np.ones(len(index))))
-        zenith = col("ZEN_PNT", 90.0 - col("ALT_PNT"))
+        ra, dec = self.pointings()
+        livetime = col("LIVETIME", col("ONTIME", np.full(n, np.nan)) * col("DEADC", np.ones(n)))
+        zenith = col("ZEN_PNT", 90.0 - col("ALT_PNT", np.full(n, np.nan)))
         rows = []
         for o in (self.obs_ids.tolist() if obs_ids is None else obs_ids):
             o = int(o)
             self.check_obs_ids([o])
             i = index.get(o)
-            row = {"obs_id": o, "ra_pnt": float(ra[i]) if i is not None else float("nan"),
-                   "dec_pnt": float(dec[i]) if i is not None else float("nan"),
-                   "livetime": float(livetime[i]) if i is not None else float("nan"),
-                   "zenith": float(zenith[i]) if i is not None else float("nan"),
-                   "irf_class": "?", "bkg": bool(self._rows(o, "bkg").size), "error": None}
+            value = (lambda a: float(a[i])) if i is not None else (lambda a: float("nan"))
+            row = {"obs_id": o, "ra_pnt": value(ra), "dec_pnt": value(dec), "livetime": value(livetime),
+                   "zenith": value(zenith), "irf_class": "?", "bkg": self.has_hdu(o, "bkg"), "error": None}
             try:
-                cls = str(self.hdu_header(o, "aeff").get("HDUCLAS3") or "").strip().lower()
-                row["irf_class"] = cls or "?"
-                if not cls:
-                    row["error"] = f"obs {o}: effective area has no HDUCLAS3 keyword"
+                row["irf_class"] = _irf_class(self.hdu_header(o, "aeff"))
             except DataStoreError as exc:
                 row["error"] = str(exc)
             rows.append(row)
         return rows
 
-    def load(self, obs_id: int, load_bkg: bool = True, load_psf: bool = True) -> "Observation":
+    def load(self, obs_id: int, load_bkg: bool = True, load_psf: bool = False) -> "Observation":
         """Load one observation (events, GTI, AEFF_2D, EDISP_2D; BKG_3D and PSF_TABLE if present)."""
         return load_observation(self, int(obs_id), load_bkg=load_bkg, load_psf=load_psf)
 
@@ -308,7 +338,7 @@ def open_datastore(path: str | os.PathLike | None = None) -> DataStore:
                 f"{root} is not a DL3 data store: it has no {names[0]} (or {names[1]})"
             )
         hdu_name = "OBS_INDEX" if key == "obs" else "HDU_INDEX"
-        _, data = _read_fits_hdu(f, hdu_name, f"data store {root}")
+        data = _read_index_table(f, hdu_name, f"data store {root}")
         cols = {}
         for name, col in data.columns.items():
             col = np.asarray(col)
@@ -343,7 +373,10 @@ class Observation:
     pointing_radec : (ra, dec) in deg, ICRS, from the EVENTS header
     aeff, edisp, bkg : IRFs (bkg may be None)
     lo_thres, hi_thres : safe-range keywords of the AEFF header (TeV), or None
+    irf_class : "full-enclosure" or "point-like" (HDUCLAS3 of the effective area)
+    rad_max : RadMax2D of point-like IRFs (fixed or energy-dependent), else None
     source_file : path of the events file; checksum : its sha256
+    meta : OBJECT, OBS_MODE, TELESCOP, INSTRUME of the EVENTS header
     """
 
     obs_id: int
@@ -363,6 +396,8 @@ class Observation:
     source_file: str = ""
     checksum: str = ""
     meta: dict = field(default_factory=dict)
+    irf_class: str = FULL_ENCLOSURE
+    rad_max: RadMax2D | None = None
 
     @property
     def ontime(self) -> float:
@@ -393,13 +428,76 @@ def _irf_cell(data, name, what, ndim):
     return cell.T
 
 
-def _axis(data, stem, what, log):
+_UNITS = {"energy": "TeV", "angle": "deg", "area": "m2", "bkg": "s-1 MeV-1 sr-1"}
+_SAME_UNIT = {
+    "TeV": {"TeV", "tev", "TEV"},
+    "deg": {"deg", "degree", "degrees", "DEG"},
+    "m2": {"m2", "m**2", "m^2", "M2"},
+    "s-1 MeV-1 sr-1": {"s-1 MeV-1 sr-1", "1 / (MeV s sr)", "1/(s MeV sr)", "MeV-1 s-1 sr-1"},
+}
+
+
+def _unit_factor(unit: str, kind: str, what: str, column: str) -> float:
+    """Factor converting values in ``unit`` (as written in the file) to the unit extspec uses
+    for ``kind``.  An empty unit is taken as that unit; astropy.units is imported only for a
+    unit that differs from it (keeps the per-observation job light)."""
+    unit = (unit or "").strip()
+    default = _UNITS[kind]
+    if not unit or unit in _SAME_UNIT[default]:
+        return 1.0
+    from astropy import units as u
+
+    try:
+        return float(u.Unit(unit).to(default))
+    except (ValueError, TypeError, u.UnitsError) as exc:
+        raise DataStoreError(
+            f"{what}: column {column} has unit '{unit}', which is not convertible to {default} "
+            f"({str(exc).splitlines()[0]})"
+        ) from None
+
+
+def _stem(data, stems, what):
+    """The first column stem of ``stems`` with ``<stem>_LO`` present (e.g. ENERG or ETRUE)."""
+    for stem in stems:
+        if f"{stem}_LO" in data.columns:
+            return stem
+    raise DataStoreError(f"{what}: missing column {stems[0]}_LO (nor {', '.join(s + '_LO' for s in stems[1:])})")
+
+
+def _axis(data, stem, what, log, kind=None):
+    if isinstance(stem, tuple):
+        stem = _stem(data, stem, what)
     lo = np.asarray(_col(data, f"{stem}_LO", what)[0], dtype=np.float64)
     hi = np.asarray(_col(data, f"{stem}_HI", what)[0], dtype=np.float64)
+    if kind is not None:
+        f = _unit_factor(data.units.get(f"{stem}_LO", ""), kind, what, f"{stem}_LO")
+        if f != 1.0:
+            lo, hi = lo * f, hi * f
     try:
         return make_axis(stem, lo, hi, log)
     except ValueError as exc:
         raise DataStoreError(f"{what}: {exc}") from None
+
+
+_ENERGY_STEMS = ("ENERG", "ETRUE")
+
+
+def _energy_offset_table(data, column: str, what: str, kind: str):
+    """(energy axis, offset axis, values) of a 2D IRF table (AEFF_2D, RAD_MAX_2D), values in
+    extspec's unit of ``kind``; a one-bin offset axis becomes two nodes at its edges."""
+    energy = _axis(data, _ENERGY_STEMS, what, True, "energy")
+    offset = _axis(data, "THETA", what, False, "angle")
+    values = _irf_cell(data, column, what, 2)
+    _check_shape(values, (energy, offset), what, column)
+    values = values * _unit_factor(data.units.get(column, ""), kind, what, column)
+    offset, values = single_bin_as_nodes(offset, values, 1)
+    return energy, offset, values
+
+
+def _irf_class(header) -> str:
+    """IRF class of an AEFF/EDISP header: ``HDUCLAS3`` (absent: full-enclosure)."""
+    c = str(header.get("HDUCLAS3", "") or "").strip().upper()
+    return POINT_LIKE if c == "POINT-LIKE" else FULL_ENCLOSURE
 
 
 def _check_shape(arr, axes, what, name):
@@ -418,8 +516,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_psf: bool = True) -> Observation:
-    """Load one observation; see :class:`Observation`.  Raises DataStoreError on bad input."""
+def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_psf: bool = False) -> Observation:
+    """Load one observation; see :class:`Observation`.  Raises DataStoreError on bad input.
+
+    The PSF table is read only with ``load_psf=True``: the chain never uses it.
+    """
     what = f"obs {obs_id}"
     locs = {t: store.hdu_location(obs_id, t) for t in REQUIRED_HDUS}
     has_bkg = load_bkg and store._rows(obs_id, "bkg").size > 0
@@ -429,17 +530,20 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
     has_psf = len(psf_rows) > 0 and str(store.hdu_table["HDU_CLASS"][psf_rows[0]]).lower() == "psf_table"
     if has_psf:
         locs["psf"] = store.hdu_location(obs_id, "psf")
-    files: dict[Path, dict] = {}
-    for p, _ in locs.values():
-        if p not in files:
-            files[p] = read_file_tables(p, what)
+    has_rad_max = store.has_hdu(obs_id, "rad_max")
+    if has_rad_max:
+        locs["rad_max"] = store.hdu_location(obs_id, "rad_max")
+    wanted: dict[Path, set] = {}
+    for p, name in locs.values():
+        wanted.setdefault(p, set()).add(str(name).upper())
+    files = {p: read_file_tables(p, what, names) for p, names in wanted.items()}  # only the HDUs used
 
     def get(t):
         p, name = locs[t]
         hdus = files[p]
         if name.upper() not in hdus:
             raise DataStoreError(
-                f"{what}: file {p} has no HDU '{name}' (it has {', '.join(hdus) or 'none'})"
+                f"{what}: file {p} has no binary table HDU '{name}'"
             )
         t = hdus[name.upper()]
         return t.header, t, f"{what}: HDU '{name}' of {p}"
@@ -449,51 +553,57 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
     ra = _col(data, "RA", w)
     dec = _col(data, "DEC", w)
     energy = _col(data, "ENERGY", w)
+    f = _unit_factor(data.units.get("ENERGY", ""), "energy", w, "ENERGY")
+    if f != 1.0:
+        energy = (energy * f).astype(energy.dtype)
     time = _col(data, "TIME", w).astype(np.float64) if "TIME" in data.columns else np.zeros(len(ra))
-    for key in ("RA_PNT", "DEC_PNT"):
-        if key not in hdr:
-            raise DataStoreError(f"{w}: header keyword {key} missing")
-    deadc = float(hdr.get("DEADC", 1.0))
-    pointing = (float(hdr["RA_PNT"]), float(hdr["DEC_PNT"]))
+    pointing = _pointing(store, obs_id, hdr, w)
+    deadc = _deadc(store, obs_id, hdr)
     # gti
     _, gdata, gw = get("gti")
     gti = np.stack([_col(gdata, "START", gw), _col(gdata, "STOP", gw)], axis=1).astype(np.float64)
     # aeff
     ahdr, adata, aw = get("aeff")
-    ae = _axis(adata, "ENERG", aw, True)
-    at = _axis(adata, "THETA", aw, False)
-    area = _irf_cell(adata, "EFFAREA", aw, 2)
-    _check_shape(area, (ae, at), aw, "EFFAREA")
+    ae, at, area = _energy_offset_table(adata, "EFFAREA", aw, "area")
     lo = ahdr.get("LO_THRES")
     hi = ahdr.get("HI_THRES")
     aeff = Aeff2D(ae, at, area, None if lo is None else float(lo), None if hi is None else float(hi))
+    irf_class = _irf_class(ahdr)
     # edisp
-    _, edata, ew = get("edisp")
-    ee = _axis(edata, "ENERG", ew, True)
+    ehdr, edata, ew = get("edisp")
+    ee = _axis(edata, _ENERGY_STEMS, ew, True, "energy")
     em = _axis(edata, "MIGRA", ew, False)
-    et = _axis(edata, "THETA", ew, False)
+    et = _axis(edata, "THETA", ew, False, "angle")
     matrix = _irf_cell(edata, "MATRIX", ew, 3)
     _check_shape(matrix, (ee, em, et), ew, "MATRIX")
+    et, matrix = single_bin_as_nodes(et, matrix, 2)
     edisp = EDisp2D(ee, em, et, matrix)
+    if _irf_class(ehdr) != irf_class:
+        raise DataStoreError(f"{what}: the effective area is {irf_class} but the energy dispersion is "
+                             f"{_irf_class(ehdr)} (HDUCLAS3); both must be of one IRF class")
+    rad_max = None
+    if irf_class == POINT_LIKE:
+        rad_max = _rad_max(ahdr, aw, get if has_rad_max else None, what)
     # bkg (optional)
     bkg = None
     if has_bkg:
         bhdr, bdata, bw = get("bkg")
-        be = _axis(bdata, "ENERG", bw, True)
-        bx = _axis(bdata, "DETX", bw, False)
-        by = _axis(bdata, "DETY", bw, False)
+        be = _axis(bdata, _ENERGY_STEMS, bw, True, "energy")
+        bx = _axis(bdata, "DETX", bw, False, "angle")
+        by = _axis(bdata, "DETY", bw, False, "angle")
         rate = _irf_cell(bdata, "BKG", bw, 3)  # (detx, dety, energy) after transpose
         rate = np.transpose(rate, (2, 1, 0))  # -> (energy, dety, detx)
         _check_shape(rate, (be, by, bx), bw, "BKG")
-        bkg = Bkg3D(be, bx, by, rate, unit=bdata.units.get("BKG", ""),
+        rate = rate * _unit_factor(bdata.units.get("BKG", ""), "bkg", bw, "BKG")
+        bkg = Bkg3D(be, bx, by, rate, unit=_UNITS["bkg"],
                     fovalign=str(bhdr.get("FOVALIGN", "RADEC")).strip())
-    # psf (optional; PSF_TABLE only -- the chain does not use it, it is kept for users)
+    # psf (optional, on request only; PSF_TABLE only -- the chain does not use it)
     psf = None
     if has_psf:
         _, pdata, pw = get("psf")
-        pe = _axis(pdata, "ENERG", pw, True)
-        pt = _axis(pdata, "THETA", pw, False)
-        pr = _axis(pdata, "RAD", pw, False)
+        pe = _axis(pdata, _ENERGY_STEMS, pw, True, "energy")
+        pt = _axis(pdata, "THETA", pw, False, "angle")
+        pr = _axis(pdata, "RAD", pw, False, "angle")
         rpsf = _irf_cell(pdata, "RPSF", pw, 3)  # (energy, theta, rad) after transpose
         _check_shape(rpsf, (pe, pt, pr), pw, "RPSF")
         psf = PsfTable(pe, pt, pr, rpsf, unit=pdata.units.get("RPSF", ""))
@@ -515,5 +625,58 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
         hi_thres=aeff.hi_thres,
         source_file=str(src),
         checksum=_sha256(src),
-        meta={"OBJECT": str(hdr.get("OBJECT", "")), "OBS_MODE": str(hdr.get("OBS_MODE", ""))},
+        meta={"OBJECT": str(hdr.get("OBJECT", "")), "OBS_MODE": str(hdr.get("OBS_MODE", "")),
+              **{k: hdr[k] for k in TIME_REF_KEYS if hdr.get(k) is not None}, **_instrument(hdr)},
+        irf_class=irf_class,
+        rad_max=rad_max,
     )
+
+
+def _instrument(hdr) -> dict:
+    """TELESCOP/INSTRUME of the EVENTS header (travel into the OGIP files and the fit result)."""
+    out = {}
+    for key in ("TELESCOP", "INSTRUME"):
+        v = str(hdr.get(key, "") or "").strip()
+        if v:
+            out[key] = v
+    return out
+
+
+def _pointing(store: DataStore, obs_id: int, hdr, what: str) -> tuple[float, float]:
+    """Pointing (RA, Dec) from the EVENTS header, else from the obs index."""
+    if "RA_PNT" in hdr and "DEC_PNT" in hdr:
+        return float(hdr["RA_PNT"]), float(hdr["DEC_PNT"])
+    t = store.obs_table
+    rows = np.flatnonzero(store.obs_ids == obs_id) if "RA_PNT" in t and "DEC_PNT" in t else []
+    if len(rows):
+        return float(t["RA_PNT"][rows[0]]), float(t["DEC_PNT"][rows[0]])
+    raise DataStoreError(f"{what}: header keyword RA_PNT missing (and no RA_PNT/DEC_PNT in the obs index)")
+
+
+def _deadc(store: DataStore, obs_id: int, hdr) -> float:
+    """Dead-time correction: DEADC of the EVENTS header, else of the obs index, else
+    LIVETIME/ONTIME of the header, else 1 (livetime = GTI sum x DEADC)."""
+    if "DEADC" in hdr:
+        return float(hdr["DEADC"])
+    t = store.obs_table
+    if "DEADC" in t:
+        rows = np.flatnonzero(store.obs_ids == obs_id)
+        if rows.size:
+            return float(t["DEADC"][rows[0]])
+    if hdr.get("LIVETIME") and hdr.get("ONTIME"):
+        return float(hdr["LIVETIME"]) / float(hdr["ONTIME"])
+    return 1.0
+
+
+def _rad_max(aeff_header, aeff_what, get, what) -> RadMax2D:
+    """RAD_MAX of point-like IRFs: the ``RAD_MAX`` HDU (RAD_MAX_2D) if listed, else the
+    ``RAD_MAX`` keyword of the effective-area header (a fixed cut)."""
+    if get is not None:
+        _, rdata, rw = get("rad_max")
+        re_, rt, values = _energy_offset_table(rdata, "RAD_MAX", rw, "angle")
+        re_, values = single_bin_as_nodes(re_, values, 0)
+        return RadMax2D(re_, rt, values)
+    if aeff_header.get("RAD_MAX") is not None:
+        return RadMax2D.fixed(float(aeff_header["RAD_MAX"]))
+    raise DataStoreError(f"{aeff_what}: point-like IRF (HDUCLAS3 = POINT-LIKE) without its directional cut: "
+                         "no RAD_MAX header keyword and no rad_max HDU in the hdu index")

@@ -8,8 +8,9 @@ only pays for what it uses.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from ..io.atomic import write_atomic
 
 __all__ = [
     "REDUCTION_KEYS",
@@ -31,6 +32,7 @@ REDUCTION_KEYS = (
     "energy_axis_true",
     "safe_mask",
     "spectrum",
+    "background",
 )
 """Config keys that a per-observation reduction depends on (and nothing else)."""
 
@@ -69,12 +71,6 @@ def reduction_config(config: dict) -> dict:
     return {k: config[k] for k in REDUCTION_KEYS if k in config}
 
 
-def _atomic_path(path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path, path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-
 def _parse_regions(reduction: dict):
     from ..skyregions import parse_region, parse_regions
 
@@ -100,7 +96,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     half-written file (every file is written to a temporary name, then renamed; the PHA
     file, written last, marks a complete set).
     """
-    from ..cube import event_coords, make_cube
+    from ..cube import energy_bin_index, event_coords, make_cube
     from ..io.cube_io import write_cube
     from ..io.datastore import open_datastore
     from ..errors import ExtspecError
@@ -119,10 +115,12 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         reg_frame = region_frame(on)
         ev_map = event_coords(obs, map_frame, settings.method)
         ev_reg = ev_map if reg_frame == map_frame else event_coords(obs, reg_frame, settings.method)
-        cube = make_cube(obs, settings, ev_map)
+        kbin = energy_bin_index(obs.energy, settings.energy_reco.edges)  # once, for cube and spectrum
+        cube = make_cube(obs, settings, ev_map, energy_bins=kbin)
         spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
-                                oversample=settings.oversample)
-        spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask", {}), obs.bkg)
+                                oversample=settings.oversample, energy_bins=kbin,
+                                background=reduction.get("background"), safe_mask=reduction.get("safe_mask") or {})
+        spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask") or {}, obs.bkg)
     except ExtspecError as exc:
         msg = str(exc)
         raise type(exc)(msg if f"obs {obs_id}" in msg else f"obs {obs_id}: {msg}") from None
@@ -152,19 +150,6 @@ def read_spectra(spectrum_dirs) -> list:
     return [read_spectrum(p) for p in spectrum_dirs]
 
 
-def _write_bytes(path, data: bytes) -> None:
-    path, tmp = _atomic_path(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_text(path, text: str) -> None:
-    _write_bytes(path, text.encode())
-
-
 def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png) -> None:
     """Stack the cubes' counts into ``stacked/counts.fits`` (+ WCS) and draw ``counts.png``.
 
@@ -173,6 +158,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     """
     import numpy as np
 
+    from .. import code_identity
     from ..io.cube_io import read_cube_counts
     from ..io.fitswrite import image_bytes
     from ..plots import plot_counts_image
@@ -184,38 +170,56 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     for p in cube_paths:
         c = read_cube_counts(p)
         sel = bins_inside(c.energy_reco.edges, *(erange or (None, None)))
+        if not sel.any():
+            from ..errors import ExtspecError
+
+            raise ExtspecError(f"stack: config key 'stacked.energy_range' {erange} TeV holds no whole reco-energy "
+                               f"bin of {p}")
         img = c.counts[sel].sum(axis=0)
         if image is None:
-            image, geom, edges = img.astype(np.int64), c.geom, c.energy_reco.edges[[0, -1]]
+            image, geom = img.astype(np.int64), c.geom
             e_sel = c.energy_reco.edges[:-1][sel], c.energy_reco.edges[1:][sel]
         else:
             image += img
         obs_ids.append(int(c.obs_id))
     cards = list(geom.header_dict().items())  # the map's WCS (NAXISn checked against the image)
     cards += [
-        ("BUNIT", "counts", "events per pixel"),
-        ("EMIN", float(e_sel[0].min()) if len(e_sel[0]) else float(edges[0]), "TeV, lower reco energy"),
-        ("EMAX", float(e_sel[1].max()) if len(e_sel[1]) else float(edges[1]), "TeV, upper reco energy"),
+        ("BUNIT", "count", "events per pixel (FITS unit string)"),
+        ("EMIN", float(e_sel[0].min()), "TeV, lower reco energy"),
+        ("EMAX", float(e_sel[1].max()), "TeV, upper reco energy"),
         ("NOBS", len(obs_ids)),
         ("OBS_IDS", " ".join(map(str, obs_ids))),
+        ("CREATOR", code_identity(), "software and source hash that wrote this file"),
     ]
-    _write_bytes(out_fits, image_bytes(image.astype(np.int32), cards))
+    write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
+    from ..spectrum import regions_at_energy
+
     spectra = read_spectra(spectrum_dirs)
+    from .config import setting
+
+    e_draw = float(setting(config, "stacked", "rad_max_energy"))
+    drawn = [regions_at_energy(s, e_draw) for s in spectra]
+    radii = sorted({round(r, 4) for _, _, r in drawn if r is not None})
+    note = ""
+    if radii:
+        note = (f"\nON/OFF circles: RAD_MAX at {e_draw:g} TeV = "
+                f"{', '.join(f'{r:.3f}' for r in radii)} deg (stacked.rad_max_energy)")
     plot_counts_image(
         image, geom, out_png,
-        on_region=spectra[0].on_region if spectra else config.get("on_region"),
-        off_regions=[s.off_regions for s in spectra],
+        on_region=drawn[0][0] if drawn else config.get("on_region"),
+        off_regions=[d[1] for d in drawn],
         off_labels=[f"OFF {s.obs_id}" for s in spectra],
         exclusion_regions=_exclusion_strings(config),
-        title=f"{config.get('name', '')}: counts, {len(obs_ids)} observations",
+        title=f"{config.get('name', '')}: counts, {len(obs_ids)} observations{note}",
     )
 
 
 def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
     """Write dict rows as an ECSV table with units and metadata, atomically."""
+    from .. import code_identity
     from ..io.ecsv import ecsv_text
 
-    _write_text(out, ecsv_text(rows, units, meta))
+    write_atomic(out, ecsv_text(rows, units, {**meta, "creator": code_identity()}))
 
 
 def _exclusion_strings(config) -> list:
@@ -227,9 +231,10 @@ def _exclusion_strings(config) -> list:
 
 
 def _fit_options(config: dict) -> dict:
-    f = config.get("fit") or {}
-    return {"integration": f.get("integration", "exact"), "covariance": f.get("covariance", "hesse"),
-            "minos": bool(f.get("minos", False))}
+    from .config import setting
+
+    return {"integration": setting(config, "fit", "integration"), "covariance": setting(config, "fit", "covariance"),
+            "minos": bool(setting(config, "fit", "minos"))}
 
 
 def _config_hash(config: dict) -> str:
@@ -244,12 +249,13 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
 
     Writes ``result.yaml`` (model, success, statistic, parameters with errors, covariance,
     obs ids used and excluded with the reason, energy range, versions, config hash, and the
-    likelihood-ratio comparisons asked for in ``fit.compare``) and the spectrum plot.
+    likelihood-ratio comparisons asked for in ``fit.compare``) and the spectrum plot.  With
+    no usable observation at all it writes both (``success: false``, every run under
+    ``excluded``), then raises ExtspecError with one line giving every run's reason.
     """
     import numpy as np
-    import yaml
 
-    from ..fit import JointData, compare_models, fit_joint
+    from ..fit import JointData, compare_models, fit_joint, fold, response_matrix, write_fit_result
     from ..models import get_model
     from ..plots import plot_spectrum_fit
     from ..stacking import stack_spectra
@@ -258,54 +264,46 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     opts = _fit_options(config)
     data = JointData(spectra)
     result = fit_joint(spectra, config["model"], data=data, **opts)
-    for alt in (config.get("fit") or {}).get("compare", []) or []:
+    for alt in ((config.get("fit") or {}).get("compare", []) or []) if data.datasets else []:
         alt_cfg = {"type": alt} if isinstance(alt, str) else alt
         alt_res = fit_joint(spectra, alt_cfg, data=data, **opts)
         result.comparisons.append(compare_models(result, alt_res))
-    out = result.as_dict()
-    out["config_hash"] = _config_hash(config)
-    out["name"] = config.get("name", "")
-    _write_text(out_yaml, yaml.safe_dump(out, sort_keys=False))
+    write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""),
+                     instrument=_instruments(spectra))
     usable = data.datasets
     if usable:
         stack = stack_spectra(usable)
         model = get_model(result.model_type)
         flux = model.integral(data.e_min, data.e_max, **result.values)
-        npred = np.einsum("i,ij->j", flux * stack.exposure * 1e4, stack.edisp)
+        npred = fold(flux, response_matrix(stack.exposure, stack.edisp))
         plot_spectrum_fit(stack.energy_reco.edges, stack.counts, stack.counts_off, stack.alpha, npred,
                           stack.mask_safe, out_png,
                           title=f"{config.get('name', '')}: {result.model_type}, {len(usable)} obs")
     else:
         plot_spectrum_fit(np.array([1.0, 10.0]), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1),
                           np.zeros(1, bool), out_png, title="no usable observation")
+        from ..errors import ExtspecError
+
+        reasons = "; ".join(f"obs {k}: {v}" for k, v in data.excluded.items())
+        raise ExtspecError(f"fit: no usable observation ({reasons})")
 
 
-def load_fit_result(path) -> "object":
-    """Rebuild a FitResult (model, values, covariance, energy range) from ``result.yaml``."""
-    import numpy as np
-    import yaml
+def _instruments(spectra) -> list:
+    """Distinct TELESCOP/INSTRUME (and IRF class) of the spectra, from their DL3 files."""
+    out = []
+    for s in spectra:
+        item = {"telescop": str(s.meta.get("TELESCOP", "")), "instrume": str(s.meta.get("INSTRUME", "")),
+                "irf_class": str(s.meta.get("irf_class", "full-enclosure"))}
+        if item not in out:
+            out.append(item)
+    return out
 
-    from ..errors import FormatError
-    from ..fit import FitResult, Parameter
 
-    try:
-        d = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise FormatError(f"fit result {path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError:
-        raise FormatError(f"fit result {path}: not valid YAML") from None
-    if not isinstance(d, dict) or not isinstance(d.get("model"), dict):
-        raise FormatError(f"fit result {path}: not a result.yaml of the fit (no 'model' mapping)")
-    nan = float("nan")
-    params = [Parameter(name=k, value=nan if v["value"] is None else v["value"], unit=v.get("unit", ""),
-                        frozen=v.get("frozen", False), error=nan if v.get("error") is None else v["error"])
-              for k, v in d["model"]["parameters"].items()]
-    cov = d["covariance"]["matrix"]
-    er = d.get("energy_range", {})
-    return FitResult(d["model"]["type"], d["success"], d.get("message", ""), d["total_stat"], params,
-                     np.full((len(params),) * 2, np.nan) if cov is None else np.array(cov, float), d.get("edm", 0.0), d.get("nfcn", 0),
-                     d.get("obs_ids", []), {e["obs_id"]: e["reason"] for e in d.get("excluded", [])},
-                     (er.get("min", np.nan), er.get("max", np.nan)))
+def load_fit_result(path):
+    """The FitResult of ``result.yaml`` (:func:`extspec.fit.read_fit_result`)."""
+    from ..fit import read_fit_result
+
+    return read_fit_result(path)
 
 
 def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_png) -> None:
@@ -316,14 +314,23 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     from ..models import get_model
     from ..plots import plot_sed, sed_butterfly
 
-    fp_cfg = config.get("flux_points") or {}
+    from .config import setting
+
+    fp_cfg = {k: setting(config, "flux_points", k) for k in ("energy_edges", "n_sigma_ul")}
     spectra = read_spectra(spectrum_dirs)
     result = load_fit_result(fit_yaml)
     rows = compute_flux_points(spectra, result, fp_cfg.get("energy_edges"),
-                               n_sigma_ul=fp_cfg.get("n_sigma_ul", 2.0),
+                               n_sigma_ul=fp_cfg["n_sigma_ul"],
                                integration=_fit_options(config)["integration"]) if result.success else []
+    if result.success and not rows:
+        from ..errors import ExtspecError
+
+        raise ExtspecError(
+            f"flux points: no group of flux_points.energy_edges {fp_cfg.get('energy_edges')} overlaps the "
+            f"safe energy range [{result.energy_range[0]:.3g}, {result.energy_range[1]:.3g}] TeV of the fit"
+        )
     _write_ecsv(rows, SED_UNITS, {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
-                                  "n_sigma_ul": fp_cfg.get("n_sigma_ul", 2.0), "model": result.model_type,
+                                  "n_sigma_ul": fp_cfg["n_sigma_ul"], "model": result.model_type,
                                   "fit_success": bool(result.success)}, out_ecsv)
     model = get_model(result.model_type)
     values = result.values
@@ -349,7 +356,9 @@ def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None
     from ..stacking import CUMULATIVE_COLUMNS, cumulative_rows
 
     spectra = read_spectra(spectrum_dirs)
-    float32 = (config.get("cumulative") or {}).get("stacking", "exact") == "reference"
+    from .config import setting
+
+    float32 = setting(config, "cumulative", "stacking") == "reference"
     rows = cumulative_rows(spectra, float32=float32)
     excluded = {int(s.obs_id): s.reason or "no safe bin" for s in spectra if not (s.usable and s.mask_safe.any())}
     _write_ecsv(rows, CUMULATIVE_COLUMNS,
