@@ -253,6 +253,13 @@ def main(argv=None) -> None:
 
     from extspec.io.datastore import resolve_datastore_path
 
+    import extspec
+
+    pkg = Path(extspec.__file__).parent
+    cached = any((pkg / "__pycache__").glob("cli.*.pyc"))
+    report("bytecode of extspec's modules", "present" if cached else
+           f"absent (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}: every job compiles them)",
+           "")
     base = args.keep or Path(tempfile.mkdtemp(prefix="extspec-bench-"))
     base.mkdir(parents=True, exist_ok=True)
     env_gp = os.environ.pop("GAMMAPY_DATA", None)
