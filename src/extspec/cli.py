@@ -205,10 +205,10 @@ def _step_settings(args, stage: str) -> dict:
 
 def _validated_config(paths) -> dict:
     from .errors import ConfigError
-    from .workflow.config import merge_configs, read_config_file, validate_config
+    from .workflow.config import read_config_files, validate_config
 
     try:
-        return validate_config(merge_configs(*(read_config_file(p) for p in paths)), check_datastore=False)
+        return validate_config(read_config_files(paths), check_datastore=False)
     except ConfigError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None
 
@@ -262,17 +262,15 @@ def _cmd_check(args) -> int:
         import json
 
         from .errors import ConfigError, DataStoreError
-        from .workflow.config import (merge_configs, prepare_workflow, read_config_file, settings_json,
-                                      stage_config)
+        from .workflow.config import prepare_workflow, read_config_files, settings_json, stage_config
 
         try:
-            raw = merge_configs(*(read_config_file(p) for p in args.configs))
-            analysis = prepare_workflow(raw, cache_dir=None)
+            analysis = prepare_workflow(read_config_files(args.configs), cache_dir=None)
         except ConfigError as exc:
             raise ConfigError(f"invalid configuration: {exc}") from None
-        if analysis["datastore_error"]:
-            raise DataStoreError(analysis["datastore_error"])
         cfg = analysis["config"]
+        if analysis["datastore_error"] and (cfg["obs_ids"] or cfg["obs_cone"]):
+            raise DataStoreError(analysis["datastore_error"])
         if args.print_settings:
             stage = args.print_settings.replace("-", "_")
             if stage == "reduce":
@@ -283,9 +281,10 @@ def _cmd_check(args) -> int:
                 settings = stage_config(cfg, stage)
             print(json.dumps(json.loads(settings_json(settings)), indent=2, sort_keys=True))
         else:
-            ids = analysis["obs_ids"]
-            print(f"{' + '.join(args.configs)}: valid; {len(ids)} observations "
-                  f"({', '.join(map(str, ids))}) in {analysis['datastore']}")
+            ids, ext = analysis["obs_ids"], analysis.get("external") or []
+            dl3 = f"{len(ids)} observations ({', '.join(map(str, ids))}) in {analysis['datastore']}" if ids else ""
+            print(f"{' + '.join(args.configs)}: valid; "
+                  + "; ".join(x for x in (dl3, f"{len(ext)} external spectra" if ext else "") if x))
         return f"{len(analysis['obs_ids'])} observations"
 
     return run_step("check", "check", step, quiet=True, verbose=args.verbose)
@@ -428,46 +427,32 @@ def build_parser() -> argparse.ArgumentParser:
     obs_help = "observation directories written by `extspec reduce` (or a file in each, e.g. its pha.fits)"
     spec_help = ("spectra: observation directories written by `extspec reduce`, or PHA files of OGIP sets "
                  "(e.g. other tools' spectra, whose header names their BKG/ARF/RMF)")
-    p = sub.add_parser("stack", help="stacked counts image (FITS + PNG)", epilog=_EPILOG,
-                       description="Stack the observations' counts into an image with WCS and draw it "
-                       "with the ON, OFF and exclusion regions.")
-    p.add_argument("obs", nargs="+", metavar="OBS_DIR", help=obs_help)
-    p.add_argument("--fits", required=True, metavar="FILE", help="counts image (FITS)")
-    p.add_argument("--png", required=True, metavar="FILE", help="its picture")
-    _settings_args(p)
-    _common(p)
-    p.set_defaults(func=_cmd_stack)
-
-    p = sub.add_parser("fit", help="joint WStat fit of the spectral model", epilog=_EPILOG,
-                       description="Fit the config's model jointly to the observations' spectra "
-                       "(forward-folded WStat); write result.yaml and the spectrum plot.")
-    p.add_argument("obs", nargs="+", metavar="SPECTRUM", help=spec_help)
-    p.add_argument("--result", required=True, metavar="FILE", help="fit result (YAML)")
-    p.add_argument("--png", required=True, metavar="FILE", help="counts vs prediction plot")
-    _settings_args(p)
-    _common(p)
-    p.set_defaults(func=_cmd_fit)
-
-    p = sub.add_parser("flux-points", help="flux points (GADF SED) from a fit", epilog=_EPILOG,
-                       description="Flux points from the best fit (result.yaml of `extspec fit`) and "
-                       "the SED plot with the model butterfly.")
-    p.add_argument("obs", nargs="+", metavar="SPECTRUM", help=spec_help)
-    p.add_argument("--fit", required=True, metavar="FILE", help="result.yaml of `extspec fit`")
-    p.add_argument("--ecsv", required=True, metavar="FILE", help="flux points (ECSV)")
-    p.add_argument("--png", required=True, metavar="FILE", help="SED plot")
-    _settings_args(p)
-    _common(p)
-    p.set_defaults(func=_cmd_flux_points)
-
-    p = sub.add_parser("cumulative", help="cumulative excess/significance table", epilog=_EPILOG,
-                       description="Cumulative excess and significance, one row per usable "
-                       "observation in the given order (ECSV + plot).")
-    p.add_argument("obs", nargs="+", metavar="SPECTRUM", help=spec_help)
-    p.add_argument("--ecsv", required=True, metavar="FILE", help="table (ECSV)")
-    p.add_argument("--png", required=True, metavar="FILE", help="plot")
-    _settings_args(p)
-    _common(p)
-    p.set_defaults(func=_cmd_cumulative)
+    aggregates = [
+        ("stack", _cmd_stack, "stacked counts image (FITS + PNG)",
+         "Stack the observations' counts into an image with WCS and draw it with the ON, OFF and exclusion "
+         "regions.", ("OBS_DIR", obs_help),
+         [("--fits", "counts image (FITS)"), ("--png", "its picture")]),
+        ("fit", _cmd_fit, "joint WStat fit of the spectral model",
+         "Fit the config's model jointly to the observations' spectra (forward-folded WStat); write "
+         "result.yaml and the spectrum plot.", ("SPECTRUM", spec_help),
+         [("--result", "fit result (YAML)"), ("--png", "counts vs prediction plot")]),
+        ("flux-points", _cmd_flux_points, "flux points (GADF SED) from a fit",
+         "Flux points from the best fit (result.yaml of `extspec fit`) and the SED plot with the model "
+         "butterfly.", ("SPECTRUM", spec_help),
+         [("--fit", "result.yaml of `extspec fit`"), ("--ecsv", "flux points (ECSV)"), ("--png", "SED plot")]),
+        ("cumulative", _cmd_cumulative, "cumulative excess/significance table",
+         "Cumulative excess and significance, one row per usable observation in the given order (ECSV + "
+         "plot).", ("SPECTRUM", spec_help),
+         [("--ecsv", "table (ECSV)"), ("--png", "plot")]),
+    ]
+    for name, func, short, description, (metavar, inputs), files in aggregates:
+        p = sub.add_parser(name, help=short, description=description, epilog=_EPILOG)
+        p.add_argument("obs", nargs="+", metavar=metavar, help=inputs)
+        for flag, what in files:
+            p.add_argument(flag, required=True, metavar="FILE", help=what)
+        _settings_args(p)
+        _common(p)
+        p.set_defaults(func=func)
     return ap
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "load_config",
     "read_config_file",
     "merge_configs",
+    "read_config_files",
     "validate_config",
     "selected_obs_ids",
     "has_dl3",
@@ -637,6 +638,14 @@ def check_pointings(cfg: dict, store, obs_ids) -> None:
             f"config key 'on_region': centre ({lon:.3f}, {lat:.3f}) {frame} lies outside the IRF offset range of "
             f"{len(bad)} of {len(obs_ids)} selected run(s): {', '.join(bad)}; check the region or drop those runs"
         )
+
+
+def read_config_files(paths) -> dict:
+    """The raw config of one or more YAML files, combined as the workflow combines
+    ``config/config.yaml`` (the first) and ``--configfile`` files (the others):
+    :func:`merge_configs`, then :func:`apply_overlay`."""
+    raws = [read_config_file(p) for p in paths]
+    return apply_overlay(merge_configs(*raws), merge_configs(*raws[1:]) if len(raws) > 1 else None)
 
 
 def apply_overlay(merged: dict, overlay: dict | None) -> dict:
