@@ -6,7 +6,8 @@
 #   snakemake download --cores 1               # fetch HESS DL3 DR1 if it is missing
 #   snakemake --report report.html             # HTML report with every plot
 #
-# Outputs go to <results_dir>/<name>/ (results/rxj1713/ for the seed config).
+# Outputs go to <results_dir>/<analysis>/ (results/rxj1713/ for the seed config), one directory per
+# analysis (config key `analyses`), and <results_dir>/summary.{ecsv,html}.
 from snakemake.utils import min_version
 
 min_version("8.0")
@@ -34,6 +35,7 @@ onsuccess:
 
 
 onerror:
+    summary_after_failure()
     cancel_idle_timers(log)
 
 

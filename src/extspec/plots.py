@@ -634,28 +634,10 @@ def sed_butterfly(dnde_func, param_values: dict, free_names: list, covariance, e
     (e2dnde_lo, e2dnde_hi) : arrays shaped like ``energies`` (TeV cm-2 s-1 when the
     model returns cm-2 s-1 TeV-1 and energies are in TeV).
     """
+    from .models import propagate_errors
+
     e = np.atleast_1d(np.asarray(energies, dtype=float))
-    params = {k: float(v) for k, v in dict(param_values).items()}
-    free = list(free_names)
-    cov = np.atleast_2d(np.asarray(covariance, dtype=float))
-    if cov.shape != (len(free), len(free)):
-        raise ValueError(f"covariance shape {cov.shape} does not match {len(free)} free parameters")
-    missing = [p for p in free if p not in params]
-    if missing:
-        raise ValueError(f"free parameters {missing} have no value in param_values")
-    f0 = np.asarray(dnde_func(e, **params), dtype=float)
-    jac = np.empty((e.size, len(free)))
-    for j, name in enumerate(free):
-        p = params[name]
-        h = 1e-6 * abs(p)
-        if h == 0:
-            s = np.sqrt(cov[j, j]) if np.isfinite(cov[j, j]) and cov[j, j] > 0 else 1.0
-            h = 1e-6 * s
-        up = dict(params, **{name: p + h})
-        dn = dict(params, **{name: p - h})
-        jac[:, j] = (np.asarray(dnde_func(e, **up), float) - np.asarray(dnde_func(e, **dn), float)).ravel() / (2 * h)
-    var = np.einsum("ij,jk,ik->i", jac, cov, jac)
-    sigma = np.sqrt(np.clip(var, 0, None)).reshape(f0.shape)
+    f0, sigma = propagate_errors(dnde_func, e, param_values, free_names, covariance)
     e2 = e.reshape(f0.shape) ** 2
     lo, hi = e2 * (f0 - sigma), e2 * (f0 + sigma)
     if np.ndim(energies) == 0:

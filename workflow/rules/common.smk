@@ -5,27 +5,33 @@
 # the selected obs ids and each observation's DL3 files -- is cached in
 # .snakemake/extspec/, so a no-op run neither imports astropy nor reads the data store.
 # An invalid config stops Snakemake here with one line and no job started.
+# Several analyses (config key `analyses`) share the rules through the {analysis} wildcard:
+# every output lives under <results_dir>/<analysis>/, and each job's params are that
+# analysis's settings of its stage only (STAGE_KEYS in extspec.workflow.config), so caching
+# works per analysis.
+import re
 import sys
 
 from extspec.workflow.config import prepare_workflow, stage_config
 from extspec.errors import ExtspecError
-from extspec.workflow.pipeline import reduction_config
 
 try:
-    ANALYSIS = prepare_workflow(config)
+    PREPARED = prepare_workflow(config)
 except ExtspecError as err:
     sys.exit(f"extspec: invalid configuration: {err}")
 
 # A missing data store stops here too, unless the `download` rule was asked for (it must
 # run without a store); then the analysis rules report it only if the DAG needs them.
-if ANALYSIS["datastore_error"] and "download" not in sys.argv[1:]:
-    sys.exit(f"extspec: {ANALYSIS['datastore_error']}")
+if PREPARED["datastore_error"] and "download" not in sys.argv[1:]:
+    sys.exit(f"extspec: {PREPARED['datastore_error']}")
 
-CFG = ANALYSIS["config"]
-config.update(CFG)  # defaults filled in, also for report captions
-OUT = f"{CFG['results_dir']}/{CFG['name']}"
+CFG = PREPARED["config"]  # the keys shared by every analysis (results_dir, datastore, download)
+ANALYSES = PREPARED["analyses"]  # {name: {"config": ..., "obs_ids": [...]}}
+RESULTS = CFG["results_dir"]
+OUT = f"{RESULTS}/{{analysis}}"  # every per-analysis path starts with this pattern
 LOGS = f"{OUT}/logs"
-REDUCTION = reduction_config(CFG)
+if len(ANALYSES) == 1:  # report captions of a single analysis may use config["name"] etc.
+    config.update(next(iter(ANALYSES.values()))["config"])
 
 # Snakemake's modules and the parsed workflow live until the process exits: move them out of
 # the garbage collector's sight (the final collection at exit alone took ~0.3 s).  Objects
@@ -37,54 +43,96 @@ gc.freeze()
 
 wildcard_constraints:
     obs_id=r"\d+",
+    analysis="|".join(re.escape(name) for name in ANALYSES),
 
 
 def datastore():
     """The data store directory; stops with where it looked and how to get DR1 if missing."""
-    if ANALYSIS["datastore_error"]:
-        sys.exit(f"extspec: {ANALYSIS['datastore_error']}")
-    return ANALYSIS["datastore"]
+    if PREPARED["datastore_error"]:
+        sys.exit(f"extspec: {PREPARED['datastore_error']}")
+    return PREPARED["datastore"]
 
 
-def obs_ids():
-    """The selected observations (config keys obs_ids and obs_cone)."""
+def obs_ids(analysis):
+    """The observations an analysis selects (config keys obs_ids and obs_cone)."""
     datastore()
-    return ANALYSIS["obs_ids"]
+    return ANALYSES[analysis]["obs_ids"]
 
 
 def obs_files(wildcards):
     """The DL3 file(s) one observation is read from (from the data store's hdu index)."""
-    datastore()
-    files = ANALYSIS["obs_files"].get(str(int(wildcards.obs_id)))
-    if files is None:
+    if int(wildcards.obs_id) not in obs_ids(wildcards.analysis):
         sys.exit(
-            f"extspec: obs {wildcards.obs_id} is not among the selected observations "
-            "(config keys obs_ids and obs_cone)"
+            f"extspec: obs {wildcards.obs_id} is not among the observations of analysis "
+            f"{wildcards.analysis} (config keys obs_ids and obs_cone)"
         )
-    return files
+    return PREPARED["obs_files"][str(int(wildcards.obs_id))]
+
+
+def settings(stage):
+    """Params function: the analysis's settings of one stage (STAGE_KEYS), e.g. settings('fit')."""
+    per_analysis = {name: stage_config(a["config"], stage) for name, a in ANALYSES.items()}
+
+    def params(wildcards):
+        return per_analysis[wildcards.analysis]
+
+    return params
 
 
 def per_obs(name):
-    """Input function: one file per selected observation, e.g. per_obs('cube.h5')."""
+    """Input function: one file per observation of the analysis, e.g. per_obs('cube.h5')."""
 
     def inputs(wildcards):
-        return [f"{OUT}/obs/{o}/{name}" for o in obs_ids()]
+        return [f"{RESULTS}/{wildcards.analysis}/obs/{o}/{name}" for o in obs_ids(wildcards.analysis)]
 
     return inputs
 
 
+ANALYSIS_PRODUCTS = (
+    "stacked/counts.fits",
+    "stacked/counts.png",
+    "fit/result.yaml",
+    "fit/spectrum.png",
+    "fit/flux_points.ecsv",
+    "fit/sed.png",
+    "cumulative.ecsv",
+    "cumulative.png",
+)
+"""The products of one analysis, under <results_dir>/<analysis>/."""
+
+
+def per_analysis(name):
+    """One file per analysis, in the config's order, e.g. per_analysis('fit/result.yaml')."""
+    return [f"{RESULTS}/{a}/{name}" for a in ANALYSES]
+
+
 def all_outputs(wildcards):
-    obs_ids()
-    return [
-        f"{OUT}/stacked/counts.fits",
-        f"{OUT}/stacked/counts.png",
-        f"{OUT}/fit/result.yaml",
-        f"{OUT}/fit/spectrum.png",
-        f"{OUT}/fit/flux_points.ecsv",
-        f"{OUT}/fit/sed.png",
-        f"{OUT}/cumulative.ecsv",
-        f"{OUT}/cumulative.png",
-    ]
+    datastore()
+    out = [f"{RESULTS}/{a}/{p}" for a in ANALYSES for p in ANALYSIS_PRODUCTS]
+    return out + [f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html"]
+
+
+def summary_after_failure():
+    """onerror hook: write the summary anyway, naming the analyses that did not finish.
+
+    With --keep-going the other analyses complete, but the summary rule cannot run (a failed
+    analysis's products are its inputs); the same library function writes it here instead.
+    The next successful run replaces it (its inputs are then newer).
+    """
+    import os
+
+    if not os.path.isdir(RESULTS):
+        return
+    try:
+        from extspec.workflow.pipeline import write_summary
+
+        rows = write_summary(RESULTS, list(ANALYSES), f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html")
+    except Exception as exc:  # the run has failed already: report, never mask the failure
+        print(f"extspec: could not write {RESULTS}/summary.ecsv: {exc}", file=sys.stderr)
+        return
+    failed = [r["analysis"] for r in rows if r["status"] != "ok"]
+    print(f"extspec: {RESULTS}/summary.ecsv written; not finished: {', '.join(failed) or 'none'}",
+          file=sys.stderr)
 
 
 def cancel_idle_timers(log=None):

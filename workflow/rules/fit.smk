@@ -15,10 +15,11 @@ rule fit:
         png=report(
             f"{OUT}/fit/spectrum.png",
             caption="../report/spectrum.rst",
-            category="Spectrum",
+            category="{analysis}",
+            subcategory="Spectrum",
         ),
     params:
-        config=stage_config(CFG, "fit"),
+        config=settings("fit"),
     log:
         f"{LOGS}/fit.log",
     priority: 3

@@ -14,10 +14,11 @@ rule flux_points:
         png=report(
             f"{OUT}/fit/sed.png",
             caption="../report/sed.rst",
-            category="Spectrum",
+            category="{analysis}",
+            subcategory="Spectrum",
         ),
     params:
-        config=stage_config(CFG, "flux_points"),
+        config=settings("flux_points"),
     log:
         f"{LOGS}/flux_points.log",
     priority: 3
@@ -40,10 +41,11 @@ rule cumulative:
         png=report(
             f"{OUT}/cumulative.png",
             caption="../report/cumulative.rst",
-            category="Cumulative",
+            category="{analysis}",
+            subcategory="Cumulative",
         ),
     params:
-        config=stage_config(CFG, "cumulative"),
+        config=settings("cumulative"),
     log:
         f"{LOGS}/cumulative.log",
     priority: 1
@@ -53,3 +55,28 @@ rule cumulative:
         runtime=10,
     script:
         "../scripts/cumulative.py"
+
+
+# One row per analysis (results/summary.ecsv + .html).  After a failed run (--keep-going)
+# the onerror hook in the Snakefile writes it too, naming the analyses that did not finish.
+
+
+rule summary:
+    input:
+        results=per_analysis("fit/result.yaml"),
+        cumulative=per_analysis("cumulative.ecsv"),
+    output:
+        ecsv=f"{RESULTS}/summary.ecsv",
+        html=report(f"{RESULTS}/summary.html", caption="../report/summary.rst", category="Summary"),
+    params:
+        results_dir=RESULTS,
+        analyses=list(ANALYSES),
+    log:
+        f"{RESULTS}/logs/summary.log",
+    priority: 1
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/summary.py"

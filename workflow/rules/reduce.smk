@@ -1,8 +1,8 @@
 # One job per observation: cube.h5 and the OGIP set pha/bkg/arf/rmf.fits.
 #
-# params hold only the reduction settings (extspec.workflow.pipeline.REDUCTION_KEYS), the data store
-# and the obs id: adding an observation to the config adds one such job and leaves the
-# others untouched; changing a reduction setting reruns them all.
+# params hold only the analysis's reduction settings (STAGE_KEYS['reduce'] in
+# extspec.workflow.config), the data store and the obs id: adding an observation to an analysis
+# adds one such job and leaves the others untouched; changing a reduction setting reruns them all.
 
 
 rule reduce:
@@ -15,7 +15,7 @@ rule reduce:
         arf=f"{OUT}/obs/{{obs_id}}/arf.fits",
         rmf=f"{OUT}/obs/{{obs_id}}/rmf.fits",
     params:
-        reduction=REDUCTION,
+        reduction=settings("reduce"),
         datastore=lambda wildcards: datastore(),
         obs_id=lambda wildcards: int(wildcards.obs_id),
     log:

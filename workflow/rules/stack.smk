@@ -11,10 +11,11 @@ rule stack:
         png=report(
             f"{OUT}/stacked/counts.png",
             caption="../report/counts.rst",
-            category="Sky map",
+            category="{analysis}",
+            subcategory="Sky map",
         ),
     params:
-        config=stage_config(CFG, "stack"),
+        config=settings("stack"),
     log:
         f"{LOGS}/stack.log",
     priority: 2

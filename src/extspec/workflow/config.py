@@ -36,6 +36,8 @@ __all__ = [
     "validate_config",
     "selected_obs_ids",
     "stage_config",
+    "analysis_configs",
+    "validate_analyses",
     "prepare_workflow",
     "read_schema",
     "offline_astropy",
@@ -45,18 +47,24 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "data" / "config.schema.y
 """The configuration schema shipped with the package."""
 
 STAGE_KEYS = {
-    "stack": ("name", "on_region", "exclusion_regions", "geom", "energy_axis", "stacked"),
+    "reduce": ("on_region", "exclusion_regions", "geom", "energy_axis", "energy_axis_true", "safe_mask", "spectrum"),
+    "stack": ("name", "on_region", "exclusion_regions", "geom", "energy_axis", "stacked", "maps"),
     "fit": ("name", "model", "fit"),
     "flux_points": ("name", "fit", "flux_points"),
     "cumulative": ("name", "cumulative"),
 }
-"""Config keys each aggregate stage depends on (its Snakemake ``params``).
+"""Config keys each workflow stage depends on (its Snakemake ``params``); defined only here.
 
-The per-observation keys are :data:`extspec.workflow.pipeline.REDUCTION_KEYS`; a change to those
-reruns the reductions and therefore every aggregate through its inputs.  Keeping the
-aggregates' params this small means that changing only ``model`` reruns only the fit and
-the flux points.
+``reduce`` is the per-observation job: a change to those keys reruns the reductions and
+therefore every aggregate through its inputs.  Keeping the aggregates' params this small
+means that changing only ``model`` reruns only the fit and the flux points.
 """
+
+GLOBAL_KEYS = ("results_dir", "datastore", "download", "analyses")
+"""Keys shared by every analysis of a config: they may not be set inside ``analyses``."""
+
+_REPLACED_BLOCKS = ("model",)
+"""Blocks an ``analyses`` entry replaces as a whole (a model's parameters depend on its type)."""
 
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "download"}
@@ -376,8 +384,92 @@ def selected_obs_ids(cfg: dict, store) -> list[int]:
 
 
 def stage_config(cfg: dict, stage: str) -> dict:
-    """The part of ``cfg`` an aggregate stage needs (see :data:`STAGE_KEYS`)."""
+    """The part of ``cfg`` a workflow stage needs (see :data:`STAGE_KEYS`)."""
     return {k: cfg[k] for k in STAGE_KEYS[stage] if k in cfg}
+
+
+RESERVED_NAMES = ("download", "logs", "summary.ecsv", "summary.html")
+"""Analysis names that would collide with other entries of ``results_dir``."""
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` merged into a copy of ``base``: mappings key by key, lists and models replaced."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in _REPLACED_BLOCKS:
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def analysis_configs(raw: dict) -> dict:
+    """The (unvalidated) config of each analysis, ``{name: config}``, in the config's order.
+
+    Without ``analyses`` the config is one analysis, named by ``name``.  With it, each entry
+    is the top-level keys (except ``name``) with the entry's keys merged over them: mappings
+    key by key, lists and the ``model`` block replaced as a whole; the analysis is named by
+    its key.  The keys shared by all analyses (:data:`GLOBAL_KEYS`) may not be set in an entry.
+    """
+    analyses = raw.get("analyses")
+    if not analyses:
+        return {raw.get("name"): {k: v for k, v in raw.items() if k != "analyses"}}
+    if not isinstance(analyses, dict):
+        raise ConfigError(f"config key 'analyses': expected a mapping of analysis name to keys, got {_fmt(analyses)}")
+    base = {k: v for k, v in raw.items() if k not in ("analyses", "name")}
+    out = {}
+    for name, over in analyses.items():
+        over = {} if over is None else over
+        if not isinstance(over, dict):
+            raise ConfigError(f"config key 'analyses.{name}': expected a mapping of config keys, got {_fmt(over)}")
+        for k in over:
+            if k in GLOBAL_KEYS:
+                raise ConfigError(f"config key 'analyses.{name}.{k}': set it at the top level (shared by every analysis)")
+            if k == "name":
+                raise ConfigError(f"config key 'analyses.{name}.name': an analysis is named by its key under analyses")
+        out[str(name)] = {**_merge(base, over), "name": str(name)}
+    return out
+
+
+def _override(raw: dict, name: str) -> dict | None:
+    """The ``analyses`` entry of ``name`` (None for a config without ``analyses``)."""
+    if not raw.get("analyses"):
+        return None
+    return {str(k): v for k, v in raw["analyses"].items()}.get(name) or {}
+
+
+def _in_analysis(exc: ConfigError, name: str, over: dict | None) -> ConfigError:
+    """Re-word a ConfigError of one analysis so that it names the analysis."""
+    msg = str(exc)
+    if over is None:
+        return exc
+    m = re.search(r"config key '([^'.\[]+)", msg)
+    if m and m.group(1) in over:
+        return ConfigError(msg.replace("config key '", f"config key 'analyses.{name}.", 1))
+    return ConfigError(f"analysis {name}: {msg}")
+
+
+def validate_analyses(raw, check_datastore: bool = False, schema=None) -> dict:
+    """Validate every analysis of a config; ``{name: config with defaults}`` in order.
+
+    Each analysis of :func:`analysis_configs` is checked by :func:`validate_config`; errors
+    name the analysis (``config key 'analyses.crab.geom.binsz': ...``).
+    """
+    if isinstance(raw, (str, os.PathLike)):
+        raw = load_config(raw, schema)
+    raw = _coerce_floats(copy.deepcopy(dict(raw)))
+    if raw.get("analyses"):
+        load_config(raw, schema)  # the top level alone: unknown keys, types
+    out = {}
+    for name, cfg in analysis_configs(raw).items():
+        over = _override(raw, name)
+        try:
+            if name in RESERVED_NAMES:
+                raise ConfigError(f"config key 'name': {name!r} is reserved (it names another entry of results_dir)")
+            out[name] = validate_config(cfg, check_datastore=check_datastore, schema=schema)
+        except ConfigError as exc:
+            raise _in_analysis(exc, name, over) from None
+    return out
 
 
 _OFFLINE_SWITCHES = {
@@ -460,7 +552,11 @@ def _cache_key(raw: dict, schema_path: Path | None) -> str:
     except Exception:
         cands = []
     parts["store"] = [_stat(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
-    regions = [raw.get("on_region")] + list(raw.get("exclusion_regions") or [])
+    try:
+        analyses = analysis_configs(raw).values()
+    except ConfigError:
+        analyses = [raw]
+    regions = [r for a in analyses for r in [a.get("on_region")] + list(a.get("exclusion_regions") or [])]
     parts["regions"] = [_stat(Path(r)) for r in regions if isinstance(r, str) and r.strip().endswith(".reg")]
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -472,17 +568,20 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     Returns a dict with
 
     ``config``
-        the validated config with defaults filled in;
+        the keys shared by every analysis (:data:`GLOBAL_KEYS` but ``analyses``), defaults
+        filled in;
+    ``analyses``
+        ``{name: {"config": ..., "obs_ids": [...]}}``: each analysis's validated config with
+        defaults filled in and its selected observations (list of int), in the config's
+        order (one entry, named by ``name``, for a config without ``analyses``);
     ``datastore``
         the data store directory (str), or None when it is missing;
     ``datastore_error``
         the one-line message saying where the store was looked for and how to get it
         (None when found) -- the workflow reports it only when a job needs the data, so
         that ``snakemake download`` still works without a store;
-    ``obs_ids``
-        the selected observations (list of int);
     ``obs_files``
-        ``{str(obs_id): [file, ...]}``, the DL3 files each observation is read from.
+        ``{str(obs_id): [file, ...]}``, the DL3 files each selected observation is read from.
 
     The result is stored as JSON in ``cache_dir`` under a key made of the raw config,
     the working directory, the schema, this package's sources and the size and mtime of the
@@ -497,12 +596,15 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
             return json.loads(cache_file.read_text())
         except (OSError, ValueError):
             pass
-    cfg = validate_config(raw, check_datastore=False, schema=schema)
-    out = {"config": cfg, "datastore": None, "datastore_error": None, "obs_ids": [], "obs_files": {}}
+    cfgs = validate_analyses(raw, check_datastore=False, schema=schema)
+    first = next(iter(cfgs.values()))
+    shared = {k: first[k] for k in GLOBAL_KEYS if k in first}
+    out = {"config": shared, "analyses": {n: {"config": c, "obs_ids": []} for n, c in cfgs.items()},
+           "datastore": None, "datastore_error": None, "obs_files": {}}
     from ..io.datastore import open_datastore, resolve_datastore_path
 
     try:
-        root = resolve_datastore_path(cfg["datastore"])
+        root = resolve_datastore_path(shared["datastore"])
     except DataStoreError as exc:
         out["datastore_error"] = str(exc)
         return out
@@ -510,19 +612,26 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
         store = open_datastore(root)
     except DataStoreError as exc:
         raise ConfigError(f"config key 'datastore': {exc}") from None
-    obs = selected_obs_ids(cfg, store)
     files = {}
-    for o in obs:
+    for name, cfg in cfgs.items():
         try:
-            fl = [str(p) for p in store.obs_files(o)]
-            if store._rows(o, "bkg").size:
-                b = str(store.hdu_location(o, "bkg")[0])
-                if b not in fl:
-                    fl.append(b)
-        except DataStoreError as exc:
-            raise ConfigError(f"config key 'obs_ids': {exc}") from None
-        files[str(o)] = fl
-    out.update(datastore=str(root), obs_ids=obs, obs_files=files)
+            obs = selected_obs_ids(cfg, store)
+        except ConfigError as exc:
+            raise _in_analysis(exc, name, _override(raw, name)) from None
+        out["analyses"][name]["obs_ids"] = obs
+        for o in obs:
+            if str(o) in files:
+                continue
+            try:
+                fl = [str(p) for p in store.obs_files(o)]
+                if store._rows(o, "bkg").size:
+                    b = str(store.hdu_location(o, "bkg")[0])
+                    if b not in fl:
+                        fl.append(b)
+            except DataStoreError as exc:
+                raise ConfigError(f"config key 'obs_ids': {exc}") from None
+            files[str(o)] = fl
+    out.update(datastore=str(root), obs_files=files)
     if cache_file is not None:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)

@@ -12,31 +12,13 @@ import os
 from pathlib import Path
 
 __all__ = [
-    "REDUCTION_KEYS",
-    "reduction_config",
     "reduce_observation",
     "stack_counts",
     "run_fit",
     "run_flux_points",
     "run_cumulative",
+    "write_summary",
 ]
-
-REDUCTION_KEYS = (
-    "on_region",
-    "exclusion_regions",
-    "geom",
-    "energy_axis",
-    "energy_axis_true",
-    "safe_mask",
-    "spectrum",
-)
-"""Config keys that a per-observation reduction depends on (and nothing else)."""
-
-
-def reduction_config(config: dict) -> dict:
-    """The part of the config a per-observation job needs (its Snakemake ``params``)."""
-    return {k: config[k] for k in REDUCTION_KEYS if k in config}
-
 
 def _atomic_path(path):
     path = Path(path)
@@ -64,7 +46,8 @@ def cube_settings(reduction: dict, on_region):
 def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path) -> None:
     """Reduce one observation: ``cube.h5`` and ``pha/bkg/arf/rmf.fits`` in ``outdir``.
 
-    ``reduction`` is :func:`reduction_config` of the analysis config.  Raises
+    ``reduction`` is ``stage_config(config, "reduce")`` of the analysis config
+    (:func:`extspec.workflow.config.stage_config`).  Raises
     ExtspecError (one-line message naming the obs id) on bad input; never leaves a
     half-written file (every file is written to a temporary name, then renamed; the PHA
     file, written last, marks a complete set).
@@ -316,3 +299,54 @@ def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None
     _write_ecsv(rows, CUMULATIVE_COLUMNS,
                 {"excluded": excluded, "stacking": "float32 (reference)" if float32 else "float64"}, out_ecsv)
     plot_cumulative(rows, out_png, title=f"{config.get('name', '')}: cumulative")
+
+
+def _failure_in_logs(analysis_dir: Path) -> str:
+    """The first error a job of one analysis logged (its one-line message), or a generic note."""
+    for log in sorted(analysis_dir.glob("logs/**/*.log")):
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for ln in lines:
+            if " ERROR " in ln:
+                return ln.split(": ", 1)[-1].strip()
+    return "no fit result (a job failed or did not run)"
+
+
+def write_summary(results_dir, analyses: list, out_ecsv, out_html) -> list:
+    """``summary.ecsv`` and ``summary.html``: one row per analysis (:mod:`extspec.summary`).
+
+    Reads ``<results_dir>/<analysis>/fit/result.yaml`` and ``cumulative.ecsv``; an analysis
+    without a fit result (a failed job, e.g. under ``--keep-going``) gets a row naming the
+    first error in its logs.  Returns the rows.
+    """
+    import yaml
+
+    from ..io.ecsv import read_ecsv_rows
+    from ..io.html import table_html
+    from ..summary import SUMMARY_COLUMNS, summary_row
+
+    rows = []
+    for name in analyses:
+        adir = Path(results_dir) / name
+        try:
+            result = yaml.safe_load((adir / "fit" / "result.yaml").read_text())
+        except OSError:
+            rows.append(summary_row(name, None, None, _failure_in_logs(adir)))
+            continue
+        try:
+            cum, _ = read_ecsv_rows(adir / "cumulative.ecsv")
+        except OSError:
+            cum = []
+        rows.append(summary_row(name, result, cum[-1] if cum else None))
+    failed = [r["analysis"] for r in rows if r["status"] != "ok"]
+    meta = {"failed": failed, "flux_above_1tev": "integral of the best-fit model from 1 to 1e4 TeV"}
+    _write_ecsv(rows, SUMMARY_COLUMNS, meta, out_ecsv)
+    notes = [f"Not ok: {', '.join(failed)}." if failed else "Every analysis finished.",
+             "livetime, counts, background, excess and significance (WStat sqrt(TS)): all usable runs "
+             "stacked over their safe energy bins; flux above 1 TeV from the best-fit model with its "
+             "1-sigma error by linear propagation of the fit covariance."]
+    _write_text(out_html, table_html("extspec summary", SUMMARY_COLUMNS, rows, notes,
+                                     bad=lambda r: r["status"] != "ok"))
+    return rows
