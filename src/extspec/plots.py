@@ -407,7 +407,8 @@ def sky_grid(conv: "_SkyPixels", n_sample: int = 200) -> dict:
 # 1. counts image
 # --------------------------------------------------------------------------------------
 def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), exclusion_regions=(),
-                      smooth_sigma_pix=1.0, title="", off_labels=None):
+                      smooth_sigma_pix=1.0, title="", off_labels=None, colorbar_label=None, cmap="viridis",
+                      symmetric=False):
     """Smoothed counts map in sky coordinates with the analysis regions.
 
     The image is drawn in pixel space (north up for the map's frame, longitude increasing to
@@ -435,6 +436,11 @@ def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), excl
     off_labels : list, optional
         One legend label per observation: an obs id (int or digits) gives "OFF obs <id>",
         any other string is used verbatim.  Default "OFF set <n>".
+    colorbar_label : str, optional
+        Default "counts (smoothed ...)".
+    cmap : str
+    symmetric : bool
+        Colour scale symmetric around 0 (for a significance map); NaN pixels are grey.
 
     Regions partly or entirely outside the image are clipped; regions that cannot be
     parsed or projected are skipped with a warning.
@@ -478,11 +484,17 @@ def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), excl
         ax = fig.add_axes([0.15, 0.10, 0.66, 0.80])
         cax = fig.add_axes([0.835, 0.10, 0.028, 0.80])
     finite = sm[np.isfinite(sm)]
-    vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    im = ax.imshow(sm, origin="lower", cmap="viridis", vmin=0.0, vmax=vmax, interpolation="nearest")
+    if symmetric:
+        vmax = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
+        vmin = -vmax
+        ax.set_facecolor("0.7")
+    else:
+        vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        vmin = 0.0
+    im = ax.imshow(sm, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     cb = fig.colorbar(im, cax=cax)
     sig = float(smooth_sigma_pix or 0)
-    cb.set_label("counts (smoothed" + (f", \u03c3 = {sig:g} pix)" if sig > 0 else ")"))
+    cb.set_label(colorbar_label or ("counts (smoothed" + (f", \u03c3 = {sig:g} pix)" if sig > 0 else ")")))
 
     # sky coordinates: grid lines and tick labels from the map's pixel <-> sky conversion
     grid = sky_grid(conv)

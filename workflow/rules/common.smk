@@ -91,6 +91,9 @@ def per_obs(name):
 ANALYSIS_PRODUCTS = (
     "stacked/counts.fits",
     "stacked/counts.png",
+    "stacked/excess.fits",
+    "stacked/significance.fits",
+    "stacked/maps.png",
     "fit/result.yaml",
     "fit/spectrum.png",
     "fit/flux_points.ecsv",

@@ -1,5 +1,7 @@
 # Stack the per-observation cubes into a counts image (FITS with WCS) and draw it with the
-# ON region, every run's OFF regions and the exclusion regions.
+# ON region, every run's OFF regions and the exclusion regions; from the same cubes the
+# excess and significance maps (background from each run's background IRF, normalised
+# outside the ON and exclusion regions; extspec.maps).
 
 
 rule stack:
@@ -12,7 +14,15 @@ rule stack:
             f"{OUT}/stacked/counts.png",
             caption="../report/counts.rst",
             category="{analysis}",
-            subcategory="Sky map",
+            subcategory="Sky maps",
+        ),
+        excess=f"{OUT}/stacked/excess.fits",
+        significance=f"{OUT}/stacked/significance.fits",
+        maps_png=report(
+            f"{OUT}/stacked/maps.png",
+            caption="../report/maps.rst",
+            category="{analysis}",
+            subcategory="Sky maps",
         ),
     params:
         config=settings("stack"),

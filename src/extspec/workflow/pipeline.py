@@ -9,6 +9,7 @@ only pays for what it uses.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 __all__ = [
@@ -71,7 +72,8 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         reg_frame = region_frame(on)
         ev_map = event_coords(obs, map_frame, settings.method)
         ev_reg = ev_map if reg_frame == map_frame else event_coords(obs, reg_frame, settings.method)
-        cube = make_cube(obs, settings, ev_map)
+        # the exposure and kernel cubes only for the reference extraction (nothing reads them later)
+        cube = make_cube(obs, settings, ev_map, irf_cubes=settings.method == "reference")
         spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
                                 oversample=settings.oversample)
         spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask", {}), obs.bkg)
@@ -92,8 +94,10 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         log.info("obs %s: %d ON, %d OFF counts in %d OFF regions, %d of %d bins safe", obs_id,
                  int(spec.counts.sum()), int(spec.counts_off.sum()), spec.n_off_regions,
                  int(spec.mask_safe.sum()), spec.mask_safe.size)
+    if cube.background is None:
+        log.warning("obs %s: no background IRF, left out of the excess and significance maps", obs_id)
     outdir.mkdir(parents=True, exist_ok=True)
-    write_cube(cube, outdir / "cube.h5")
+    write_cube(replace(cube, exposure=None, edisp_kernel=None, edisp_exposure=None), outdir / "cube.h5")
     write_spectrum(spec, outdir)
 
 
@@ -117,11 +121,14 @@ def _write_text(path, text: str) -> None:
     _write_bytes(path, text.encode())
 
 
-def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png) -> None:
+def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png, maps=None) -> None:
     """Stack the cubes' counts into ``stacked/counts.fits`` (+ WCS) and draw ``counts.png``.
 
     The image sums the reco-energy bins inside ``stacked.energy_range`` ([min, max] TeV,
-    default all bins); bins are taken when they lie entirely inside the range.
+    default all bins); bins are taken when they lie entirely inside the range.  With
+    ``maps`` (a dict with the paths ``excess``, ``significance`` and ``png``) also the excess
+    and significance maps of :func:`extspec.maps.make_maps` over the same energy bins, with
+    the correlation radius ``maps.correlation_radius``.
     """
     import numpy as np
 
@@ -132,7 +139,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
 
     erange = (config.get("stacked") or {}).get("energy_range")
     image = None
-    obs_ids = []
+    obs_ids, per_obs_counts, per_obs_bkg = [], [], []
     for p in cube_paths:
         c = read_cube_counts(p)
         sel = bins_inside(c.energy_reco.edges, *(erange or (None, None)))
@@ -143,24 +150,72 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         else:
             image += img
         obs_ids.append(int(c.obs_id))
+        per_obs_counts.append(img)
+        per_obs_bkg.append(None if c.background is None else c.background[sel].sum(axis=0))
+    energy_cards = [
+        ("EMIN", float(e_sel[0].min()) if len(e_sel[0]) else float(edges[0]), "TeV, lower reco energy"),
+        ("EMAX", float(e_sel[1].max()) if len(e_sel[1]) else float(edges[1]), "TeV, upper reco energy"),
+    ]
     cards = list(geom.header_dict().items())  # the map's WCS (NAXISn checked against the image)
     cards += [
         ("BUNIT", "counts", "events per pixel"),
-        ("EMIN", float(e_sel[0].min()) if len(e_sel[0]) else float(edges[0]), "TeV, lower reco energy"),
-        ("EMAX", float(e_sel[1].max()) if len(e_sel[1]) else float(edges[1]), "TeV, upper reco energy"),
+        *energy_cards,
         ("NOBS", len(obs_ids)),
         ("OBS_IDS", " ".join(map(str, obs_ids))),
     ]
     _write_bytes(out_fits, image_bytes(image.astype(np.int32), cards))
     spectra = read_spectra(spectrum_dirs)
-    plot_counts_image(
-        image, geom, out_png,
+    regions = dict(
         on_region=spectra[0].on_region if spectra else config.get("on_region"),
         off_regions=[s.off_regions for s in spectra],
         off_labels=[f"OFF {s.obs_id}" for s in spectra],
         exclusion_regions=_exclusion_strings(config),
-        title=f"{config.get('name', '')}: counts, {len(obs_ids)} observations",
     )
+    name = config.get("name", "")
+    plot_counts_image(image, geom, out_png, title=f"{name}: counts, {len(obs_ids)} observations", **regions)
+    if maps:
+        _write_maps(config, geom, energy_cards, per_obs_counts, per_obs_bkg, obs_ids, regions, maps)
+
+
+def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions, out) -> None:
+    """Excess and significance FITS images and the significance picture (see stack_counts)."""
+    import logging
+
+    import numpy as np
+
+    from ..io.fitswrite import image_bytes
+    from ..maps import make_maps
+    from ..plots import plot_counts_image
+    from ..spectrum import region_pixel_mask
+
+    log = logging.getLogger("extspec.maps")
+    on, excl = _parse_regions(config)
+    norm_mask = ~region_pixel_mask(on, geom)
+    for r in excl:
+        norm_mask &= ~region_pixel_mask(r, geom)
+    radius = float((config.get("maps") or {}).get("correlation_radius", 0.1))
+    m = make_maps(counts, background, obs_ids, norm_mask, radius / geom.binsz)
+    used = [o for o in obs_ids if o not in m.without_background]
+    note = ""
+    if m.without_background:
+        note = f"left out (no background IRF): {' '.join(map(str, m.without_background))}"
+        log.warning("maps: %d observation(s) %s", len(m.without_background), note)
+    log.info("maps: %d observations, background normalisations %s", len(used),
+             ", ".join(f"{o}: {v:.3f}" for o, v in m.norms.items()))
+    cards = list(geom.header_dict().items()) + energy_cards + [
+        ("CORRRAD", radius, "deg, correlation radius"),
+        ("NORMCNTS", float(m.n_norm), "counts in the background normalisation regions"),
+        ("NOBS", len(used)),
+        ("OBS_IDS", " ".join(map(str, used))),
+        ("NOBKG", " ".join(map(str, m.without_background)), "obs ids without background IRF (left out)"),
+    ]
+    _write_bytes(out["excess"], image_bytes(m.excess.astype(np.float32),
+                                            cards + [("BUNIT", "counts", "correlated excess")]))
+    _write_bytes(out["significance"], image_bytes(m.significance.astype(np.float32),
+                                                  cards + [("BUNIT", "", "Li & Ma significance")]))
+    title = f"{config.get('name', '')}: significance (r = {radius:g} deg), {len(used)} obs"
+    plot_counts_image(m.significance, geom, out["png"], smooth_sigma_pix=0, title=title + (f"\n{note}" if note else ""),
+                      colorbar_label="Li & Ma significance", cmap="RdBu_r", symmetric=True, **regions)
 
 
 def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
