@@ -310,11 +310,16 @@ def test_add_one_obs_for_real(e2e):
 @needs_dr1
 def test_hess_dr1_config_dry_run(tmp_path):
     """config/hess-dr1.yaml over the seed config, as `snakemake --configfile config/hess-dr1.yaml`."""
+    def merge(base, over):  # as Snakemake merges config files: mappings key by key
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
     seed = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    seed["datastore"] = str(DR1)
-    write_config(tmp_path, "seed.yaml", **seed)
-    cmd_extra = ("--configfile", str(tmp_path / "seed.yaml"), str(REPO / "config" / "hess-dr1.yaml"))
-    res = snakemake(tmp_path, tmp_path / "seed.yaml", "-n", *cmd_extra)
+    cfg = merge(seed, yaml.safe_load((REPO / "config" / "hess-dr1.yaml").read_text()))
+    cfg["datastore"] = str(DR1)
+    res = snakemake(tmp_path, write_config(tmp_path, **cfg), "-n")
     assert job_counts(res.stdout) == {"reduce": 4 + 21 + 20 + 15, "stack": 4, "fit": 4, "flux_points": 4,
                                       "cumulative": 4, "summary": 1, "all": 1}
 
