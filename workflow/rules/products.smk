@@ -69,7 +69,6 @@ rule summary:
         ecsv=f"{RESULTS}/summary.ecsv",
         html=report(f"{RESULTS}/summary.html", caption="../report/summary.rst", category="Summary"),
     params:
-        results_dir=RESULTS,
         analyses=list(ANALYSES),
     log:
         f"{RESULTS}/logs/summary.log",
