@@ -355,10 +355,11 @@ def test_resolve_wrong_explicit_path_no_fallback(tmp_path, store_path, monkeypat
     assert str(wrong) in msg and "1421099" in msg
 
 
-def test_psf_table_loaded(datastore):
-    """PSF_TABLE is loaded when present: axes from the file, containment integrates to ~1."""
-    obs = datastore.load(20326)
+def test_psf_table_loaded_on_request(datastore):
+    """PSF_TABLE is loaded only on request (the chain never uses it): axes from the file,
+    containment integrates to ~1."""
+    obs = datastore.load(20326, load_psf=True)
     assert obs.psf is not None and obs.psf.data.shape == (32, 6, 144)
     assert obs.psf.unit == "sr^-1"
     np.testing.assert_allclose(obs.psf.containment(10, 1)[-1], 1.0, atol=1e-3)
-    assert datastore.load(20326, load_psf=False).psf is None
+    assert datastore.load(20326).psf is None

@@ -10,6 +10,7 @@ from astropy.io import fits
 from extspec.io import ogip
 from extspec.errors import FormatError
 from extspec.geometry import make_energy_axis
+from extspec.io.fitswrite import card_images
 from extspec.io.ogip import read_spectrum, write_spectrum
 from extspec.spectrum import SpectrumDataset
 
@@ -273,7 +274,7 @@ def test_files_pass_astropy_verification(tmp_path, usable):
     -4.233264489725757e-10, 1581.7361234567891, None,
 ])
 def test_card_round_trip(value):
-    cards = ogip._cards("TESTKEY", value, "a comment")
+    cards = card_images("TESTKEY", value, "a comment")
     assert all(len(c) == 80 for c in cards)
     h = fits.Header.fromstring("".join(cards) + f"{'END':<80}")
     got = h["TESTKEY"]

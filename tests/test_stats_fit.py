@@ -209,3 +209,21 @@ def test_failed_fit_reported_as_failed(seed_reference, tmp_path):
     f.write_text(yaml.safe_dump(d))
     back = load_fit_result(f)
     assert not back.success and np.isnan(back.values["alpha"])
+
+
+def test_fit_result_file_round_trip(seed_fit, tmp_path):
+    """result.yaml written by write_fit_result is read back field by field (one format owner)."""
+    from extspec.fit import FitResult, read_fit_result, write_fit_result
+
+    f = tmp_path / "fit" / "result.yaml"
+    write_fit_result(seed_fit, f, name="x", config_hash="abc")
+    back = read_fit_result(f)
+    assert isinstance(back, FitResult) and back.success and back.model_type == seed_fit.model_type
+    assert back.values == seed_fit.values and back.values["index"] != 0
+    assert [p.error for p in back.parameters] == [p.error for p in seed_fit.parameters]
+    assert [p.frozen for p in back.parameters] == [p.frozen for p in seed_fit.parameters]
+    np.testing.assert_array_equal(back.covariance, seed_fit.covariance)
+    assert back.total_stat == seed_fit.total_stat and back.energy_range == seed_fit.energy_range
+    assert back.obs_ids == seed_fit.obs_ids and back.stat_per_dataset == seed_fit.stat_per_dataset
+    assert back.nfcn == seed_fit.nfcn and back.covariance_method == seed_fit.covariance_method
+    assert back.as_dict() == {**seed_fit.as_dict()}

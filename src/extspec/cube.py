@@ -135,11 +135,6 @@ class CubeDataset:
     meta: dict = field(default_factory=dict)
     background: np.ndarray | None = None  # (n_reco, ny, nx) float64, predicted counts
 
-    @property
-    def pointing_lonlat(self) -> tuple[float, float]:
-        """Pointing in the map frame (deg)."""
-        return transform_point(float(self.pointing_radec[0]), float(self.pointing_radec[1]), "icrs", self.geom.frame)
-
 
 # ------------------------------------------------------------------------------- counts --
 
@@ -183,10 +178,13 @@ def pixel_index(geom: MapGeom, lon: np.ndarray, lat: np.ndarray) -> tuple[np.nda
     return np.where(ok, ix, -1).astype(np.int64), np.where(ok, iy, -1).astype(np.int64)
 
 
-def bin_events(geom: MapGeom, energy_reco: EnergyAxis, lon, lat, energy) -> np.ndarray:
-    """Counts cube (n_reco, ny, nx) as int32 (§2.2)."""
+def bin_events(geom: MapGeom, energy_reco: EnergyAxis, lon, lat, energy, energy_bins=None) -> np.ndarray:
+    """Counts cube (n_reco, ny, nx) as int32 (§2.2).
+
+    ``energy_bins``: the events' :func:`energy_bin_index` on ``energy_reco`` if already known.
+    """
     ix, iy = pixel_index(geom, lon, lat)
-    k = energy_bin_index(energy, energy_reco.edges)
+    k = energy_bin_index(energy, energy_reco.edges) if energy_bins is None else energy_bins
     ok = (ix >= 0) & (k >= 0)
     ny, nx = geom.shape
     flat = (k[ok] * ny + iy[ok]) * nx + ix[ok]
@@ -324,6 +322,21 @@ OFFSET_GRID_STEP = 0.1
 """deg; offset spacing on which the exact method evaluates kernels before interpolating."""
 
 
+def offset_grid(offsets: np.ndarray, step: float = OFFSET_GRID_STEP):
+    """A regular offset grid (deg, step ``step``) covering ``offsets``, and where each offset
+    lies on it: ``(nodes, i, f)`` with ``offset = (1 - f) * nodes[i] + f * nodes[i + 1]``.
+
+    The one offset-grid interpolation: kernels are evaluated on ``nodes`` and interpolated
+    with ``(i, f)`` (:func:`make_cube`), or sample offsets are turned into node weights
+    (:mod:`extspec.spectrum`)."""
+    lo = np.floor(offsets.min() / step) * step
+    n = int(np.ceil((offsets.max() - lo) / step)) + 2
+    nodes = lo + step * np.arange(n)
+    t = (offsets - lo) / step
+    i = np.clip(np.floor(t).astype(int), 0, n - 2)
+    return nodes, i, t - i
+
+
 def _kernel_on_offset_grid(obs, settings: CubeSettings, offsets: np.ndarray):
     """Exact-method kernels at many offsets: evaluated (true bins oversampled) on a regular
     offset grid of step OFFSET_GRID_STEP and interpolated linearly to each offset.
@@ -332,15 +345,10 @@ def _kernel_on_offset_grid(obs, settings: CubeSettings, offsets: np.ndarray):
     interpolation error is O(step^2), far below the statistical errors; A_eff itself is
     evaluated at the exact offsets.
     """
-    step = OFFSET_GRID_STEP
-    lo = np.floor(offsets.min() / step) * step
-    n = int(np.ceil((offsets.max() - lo) / step)) + 2
-    nodes = lo + step * np.arange(n)
+    nodes, i, f = offset_grid(offsets)
     k_nodes, _ = edisp_kernel(obs.edisp, obs.aeff, settings.energy_true, settings.energy_reco, nodes,
                               "exact", settings.oversample)
-    t = (offsets - lo) / step
-    i = np.clip(np.floor(t).astype(int), 0, n - 2)
-    f = (t - i)[:, None, None]
+    f = f[:, None, None]
     kern = (1 - f) * k_nodes[i] + f * k_nodes[i + 1]
     kern = np.where(kern < 1e-8, 0.0, kern)
     e, w = true_energy_samples(settings.energy_true, "exact", settings.oversample)
@@ -389,16 +397,18 @@ def make_background(obs, geom: MapGeom, energy_reco: EnergyAxis) -> np.ndarray |
     return np.einsum("knyx,kn->kyx", rate, de) * (obs.livetime * geom.solid_angle())
 
 
-def make_cube(obs, settings: CubeSettings, event_lonlat=None, irf_cubes: bool = True) -> CubeDataset:
+def make_cube(obs, settings: CubeSettings, event_lonlat=None, energy_bins=None,
+              irf_cubes: bool = True) -> CubeDataset:
     """Reduce one observation to a :class:`CubeDataset` (§2-§4).
 
-    ``event_lonlat`` may pass precomputed event coordinates in the map frame.  With
-    ``irf_cubes=False`` the exposure and dispersion cubes are left out (None): only the
-    ``reference`` ON/OFF extraction reads them.
+    ``event_lonlat`` may pass precomputed event coordinates in the map frame, ``energy_bins``
+    the events' reco-energy bins (:func:`energy_bin_index`), so that a reduction computes
+    them once for the cube and the spectrum.  With ``irf_cubes=False`` the exposure and
+    dispersion cubes are left out (None): only the ``reference`` ON/OFF extraction reads them.
     """
     geom = settings.geom
     lon, lat = event_lonlat if event_lonlat is not None else event_coords(obs, geom.frame, settings.method)
-    counts = bin_events(geom, settings.energy_reco, lon, lat, obs.energy)
+    counts = bin_events(geom, settings.energy_reco, lon, lat, obs.energy, energy_bins)
     cgeom = settings.edisp_geom
     exposure = kern = edisp_exposure = None
     if irf_cubes:

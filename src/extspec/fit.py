@@ -4,7 +4,9 @@ Forward folding (§8.1): per dataset d, true bin i and reco bin j
 
     mu_sig[d, j] = sum_i F_i * X[d, i] * 1e4 * K[d, i, j]
 
-with F_i the model integral over the true bin (cm^-2 s^-1), X in m^2 s.  The joint statistic
+with F_i the model integral over the true bin (cm^-2 s^-1), X in m^2 s (1e4 = M2_TO_CM2).
+:func:`response_matrix` and :func:`fold` are the one implementation of this formula (the
+fit, the spectrum plot and the ON/OFF simulator use them).  The joint statistic
 is the sum of WStat over the safe bins of every usable dataset.  All datasets share one
 true-energy axis (checked), so the model is integrated once per call and folded with one
 ``einsum`` over all datasets.
@@ -23,11 +25,48 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConfigError
-from .models import get_model, integral_reference
+from .models import check_param_names, get_model, integrator
 from .stats import wstat
 
 __all__ = ["Parameter", "FitResult", "JointData", "model_parameters", "fit_joint", "compare_models",
-           "chi2_sf", "p_to_sigma"]
+           "chi2_sf", "p_to_sigma", "read_fit_result", "write_fit_result", "M2_TO_CM2", "response_matrix", "fold", "make_minuit"]
+
+M2_TO_CM2 = 1e4
+"""Exposure is in m^2 s, fluxes in cm^-2: the factor between them."""
+
+
+def response_matrix(exposure, edisp) -> np.ndarray:
+    """R[..., i, j] = X[..., i] * 1e4 * K[..., i, j] (cm^2 s): exposure folded into the kernel."""
+    return np.asarray(exposure, float)[..., :, None] * M2_TO_CM2 * np.asarray(edisp, float)
+
+
+def fold(flux_int, response) -> np.ndarray:
+    """Predicted signal counts per reco bin: sum_i F_i R[..., i, j] (§8.1).
+
+    ``flux_int``: model integral per true bin (cm^-2 s^-1); ``response``: from
+    :func:`response_matrix`, one dataset (i, j) or many (d, i, j).
+    """
+    if np.ndim(response) == 3:
+        return np.einsum("i,dij->dj", flux_int, response)
+    return np.einsum("i,ij->j", flux_int, response)
+
+
+def make_minuit(fcn, x0, names, limits=None):
+    """iminuit Minuit as set up for every fit here (§9): WStat errordef 1, initial steps 1
+    (parameters are scaled to order 1), tol 0.1, strategy 1, quiet.  ``limits``: optional
+    (lo, hi) per parameter (+-inf for none)."""
+    from iminuit import Minuit
+
+    m = Minuit(fcn, np.asarray(x0, float), name=list(names))
+    m.errordef = 1.0
+    m.errors = np.ones(len(names))
+    m.tol = 0.1
+    m.strategy = 1
+    m.print_level = 0
+    for i, (lo, hi) in enumerate(limits or ()):
+        if np.isfinite(lo) or np.isfinite(hi):
+            m.limits[i] = (lo, hi)
+    return m
 
 
 @dataclass
@@ -59,12 +98,7 @@ def model_parameters(model_cfg: dict) -> tuple[str, list[Parameter]]:
     mtype = model_cfg.get("type", "power_law")
     model = get_model(mtype)
     given = model_cfg.get("parameters", {}) or {}
-    unknown = set(given) - set(model.param_names)
-    if unknown:
-        raise ConfigError(
-            f"config key 'model.parameters': unknown parameter(s) {', '.join(sorted(unknown))} for "
-            f"{mtype} (valid: {', '.join(model.param_names)})"
-        )
+    check_param_names(model, given, "model.parameters")
     params = []
     for name in model.param_names:
         p = given.get(name, {})
@@ -113,42 +147,37 @@ class JointData:
         self.alpha = np.array([d.alpha for d in keep], float)
         self.mask = np.array([d.mask_safe for d in keep], bool)
         # exposure in cm^2 s folded into the kernel once: R[d, i, j] = X[d, i] * 1e4 * K[d, i, j]
-        self.response = np.array([d.exposure[:, None] * 1e4 * d.edisp for d in keep], float)
+        self.response = response_matrix([d.exposure for d in keep], [d.edisp for d in keep])
         self.e_min = self.energy_true.edges[:-1]
         self.e_max = self.energy_true.edges[1:]
-        # bins that never matter are dropped from the statistic up front
-        self._n = np.where(self.mask, self.counts, 0.0)
-        self._m = np.where(self.mask, self.counts_off, 0.0)
-        self._a = np.where(self.mask, self.alpha, 1.0)
+        # bins that never matter are neutralised up front (counts 0, alpha 1 outside the mask)
+        self.counts_masked = np.where(self.mask, self.counts, 0.0)
+        self.counts_off_masked = np.where(self.mask, self.counts_off, 0.0)
+        self.alpha_masked = np.where(self.mask, self.alpha, 1.0)
 
     def __len__(self):
         return len(self.datasets)
 
     def npred_sig(self, flux_int: np.ndarray) -> np.ndarray:
         """Predicted signal counts (n_datasets, n_reco) for true-bin integral fluxes (cm^-2 s^-1)."""
-        return np.einsum("i,dij->dj", flux_int, self.response)
+        return fold(flux_int, self.response)
 
     def stat_per_dataset(self, flux_int: np.ndarray) -> np.ndarray:
-        w = wstat(self._n, self._m, self._a, self.npred_sig(flux_int))
+        w = wstat(self.counts_masked, self.counts_off_masked, self.alpha_masked, self.npred_sig(flux_int))
         return np.sum(np.where(self.mask, w, 0.0), axis=1)
 
     def stat(self, flux_int: np.ndarray) -> float:
-        w = wstat(self._n, self._m, self._a, self.npred_sig(flux_int))
+        w = wstat(self.counts_masked, self.counts_off_masked, self.alpha_masked, self.npred_sig(flux_int))
         return float(np.sum(w[self.mask]))
-
-
-def _integrator(mtype: str, method: str):
-    model = get_model(mtype)
-    if method == "reference":
-        return lambda lo, hi, p: integral_reference(model, lo, hi, **p)
-    if method != "exact":
-        raise ConfigError(f"config key 'fit.integration': unknown method '{method}' (use exact or reference)")
-    return lambda lo, hi, p: model.integral(lo, hi, **p)
 
 
 @dataclass
 class FitResult:
-    """Outcome of a joint fit (what ``fit/result.yaml`` holds)."""
+    """Outcome of a joint fit; this class owns the format of ``fit/result.yaml``.
+
+    :meth:`as_dict` gives the plain dict written to the file (:func:`write_fit_result`),
+    :meth:`from_dict` rebuilds the result from it (:func:`read_fit_result`).
+    """
 
     model_type: str
     success: bool
@@ -205,6 +234,55 @@ class FitResult:
             "versions": software_versions(),
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "FitResult":
+        """The result of a :meth:`as_dict` dict (null values of a failed fit become NaN)."""
+        nan = float("nan")
+        params = []
+        for k, v in d["model"]["parameters"].items():
+            p = Parameter(name=k, value=nan if v.get("value") is None else float(v["value"]),
+                          unit=v.get("unit", ""), frozen=bool(v.get("frozen", False)),
+                          min=v.get("min"), max=v.get("max"),
+                          error=nan if v.get("error") is None else float(v["error"]))
+            if "errn" in v and "errp" in v:
+                p.minos = (float(v["errn"]), float(v["errp"]))
+            params.append(p)
+        cov = (d.get("covariance") or {}).get("matrix")
+        er = d.get("energy_range") or {}
+        return cls(
+            model_type=d["model"]["type"],
+            success=bool(d["success"]),
+            message=d.get("message", ""),
+            total_stat=float(d["total_stat"]),
+            parameters=params,
+            covariance=np.full((len(params),) * 2, nan) if cov is None else np.array(cov, float),
+            edm=float(d.get("edm", 0.0)),
+            nfcn=int(d.get("nfcn", 0)),
+            obs_ids=[int(o) for o in d.get("obs_ids", [])],
+            excluded={int(e["obs_id"]): e["reason"] for e in d.get("excluded", [])},
+            energy_range=(float(er.get("min", nan)), float(er.get("max", nan))),
+            stat_per_dataset={int(k): float(v) for k, v in (d.get("stat_per_dataset") or {}).items()},
+            covariance_method=d.get("covariance_method", "hesse"),
+            comparisons=list(d.get("comparisons") or []),
+        )
+
+
+def write_fit_result(result: FitResult, path, **extra) -> None:
+    """Write ``result.yaml`` atomically: :meth:`FitResult.as_dict` plus ``extra`` keys."""
+    import yaml
+
+    from .io.atomic import write_atomic
+
+    write_atomic(path, yaml.safe_dump({**result.as_dict(), **extra}, sort_keys=False))
+
+
+def read_fit_result(path) -> FitResult:
+    """A :class:`FitResult` from a ``result.yaml`` written by :func:`write_fit_result`."""
+    import yaml
+    from pathlib import Path
+
+    return FitResult.from_dict(yaml.safe_load(Path(path).read_text()))
+
 
 def _package_version(name: str) -> str:
     """Version of an installed package without importing it when it is not loaded yet
@@ -249,18 +327,17 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
     minos : bool
         Also compute MINOS errors.
     """
-    from iminuit import Minuit
-
     data = data if data is not None else JointData(datasets)
     mtype, params = model_parameters(model_cfg)
-    integ = _integrator(mtype, integration)
+    integ = integrator(mtype, integration, "fit.integration")
     free = [p for p in params if not p.frozen]
     fixed = {p.name: p.value for p in params if p.frozen}
     names = [p.name for p in free]
     erange = _energy_range(data)
     if len(data) == 0:
-        return FitResult(mtype, False, "no usable dataset", float("nan"), params,
-                         np.full((len(params),) * 2, np.nan), float("nan"), 0, [], data.excluded, erange,
+        return FitResult(model_type=mtype, success=False, message="no usable dataset", total_stat=float("nan"),
+                         parameters=params, covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"),
+                         nfcn=0, obs_ids=[], excluded=data.excluded, energy_range=erange,
                          covariance_method=covariance)
     scales = np.array([_scale(p.value) for p in free])
     lo, hi = data.e_min, data.e_max
@@ -276,19 +353,13 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
     if not free:
         stat = fcn(np.zeros(0))
         per = dict(zip(data.obs_ids, data.stat_per_dataset(integ(lo, hi, values_of([])))))
-        return FitResult(mtype, True, "all parameters frozen", stat, params, np.zeros((len(params),) * 2),
-                         0.0, 1, data.obs_ids, data.excluded, erange, per, covariance)
-    m = Minuit(fcn, np.array([p.value for p in free]) / scales, name=names)
-    m.errordef = 1.0
-    m.errors = np.ones(len(free))
-    m.tol = 0.1
-    m.strategy = 1
-    m.print_level = 0
-    for i, p in enumerate(free):
-        lim_lo = -np.inf if p.min is None else p.min / scales[i]
-        lim_hi = np.inf if p.max is None else p.max / scales[i]
-        if np.isfinite(lim_lo) or np.isfinite(lim_hi):
-            m.limits[i] = (lim_lo, lim_hi)
+        return FitResult(model_type=mtype, success=True, message="all parameters frozen", total_stat=stat,
+                         parameters=params, covariance=np.zeros((len(params),) * 2), edm=0.0, nfcn=1,
+                         obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
+                         stat_per_dataset=per, covariance_method=covariance)
+    limits = [(-np.inf if p.min is None else p.min / sc, np.inf if p.max is None else p.max / sc)
+              for p, sc in zip(free, scales)]
+    m = make_minuit(fcn, np.array([p.value for p in free]) / scales, names, limits)
     m.migrad()
     ok = bool(m.valid)
     message = "MIGRAD converged" if ok else "MIGRAD failed: " + _fmin_problems(m)
@@ -316,8 +387,10 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
             p.minos = (me.lower * scales[k], me.upper * scales[k])
     flux = integ(lo, hi, best)
     per = dict(zip(data.obs_ids, data.stat_per_dataset(flux).tolist()))
-    return FitResult(mtype, ok, message, float(m.fval), params, cov, float(m.fmin.edm), int(m.nfcn),
-                     data.obs_ids, data.excluded, erange, per, covariance)
+    return FitResult(model_type=mtype, success=ok, message=message, total_stat=float(m.fval), parameters=params,
+                     covariance=cov, edm=float(m.fmin.edm), nfcn=int(m.nfcn), obs_ids=data.obs_ids,
+                     excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
+                     covariance_method=covariance)
 
 
 def _fmin_problems(m) -> str:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fit import JointData
-from .models import get_model
+from .fit import JointData, make_minuit
+from .models import get_model, integrator
+from .stats import wstat
 
 __all__ = ["snap_edges", "compute_flux_points", "SED_UNITS"]
 
@@ -70,10 +71,6 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
     energy_edges : sequence of TeV, optional
         Requested group edges, snapped to reco edges; default: each bin of the safe range.
     """
-    from iminuit import Minuit
-
-    from .models import integral_reference
-
     data = JointData(datasets)
     if len(data) == 0:
         return []
@@ -85,10 +82,7 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
         edges = reco[(reco >= lo * (1 - 1e-9)) & (reco <= hi * (1 + 1e-9))]
     else:
         edges = snap_edges(energy_edges, reco)
-    if integration == "reference":
-        flux_true = integral_reference(model, data.e_min, data.e_max, **best)
-    else:
-        flux_true = model.integral(data.e_min, data.e_max, **best)
+    flux_true = integrator(model, integration, "fit.integration")(data.e_min, data.e_max, best)
     mu_best = data.npred_sig(flux_true)  # (d, j) at norm 1
     rows = []
     ln_reco = np.log(reco)
@@ -96,23 +90,16 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
         j0 = int(np.argmin(np.abs(ln_reco - np.log(e_lo))))
         j1 = int(np.argmin(np.abs(ln_reco - np.log(e_hi))))
         sl = slice(j0, j1)
-        n = data._n[:, sl]
-        m = data._m[:, sl]
-        a = data._a[:, sl]
+        n = data.counts_masked[:, sl]
+        m = data.counts_off_masked[:, sl]
+        a = data.alpha_masked[:, sl]
         mask = data.mask[:, sl]
         mu = mu_best[:, sl]
-
-        from .stats import wstat
 
         def stat(norm):
             return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu), 0.0)))
 
-        mi = Minuit(lambda x: stat(x[0]), np.array([1.0]), name=["norm"])
-        mi.errordef = 1.0
-        mi.errors = [1.0]
-        mi.tol = 0.1
-        mi.strategy = 1
-        mi.print_level = 0
+        mi = make_minuit(lambda x: stat(x[0]), [1.0], ["norm"])
         mi.migrad()
         norm = float(mi.values[0])
         norm_err = float(mi.errors[0])
@@ -132,7 +119,7 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
             "e2dnde_ul": float(norm_ul) * ref * e_ref**2,
             "flux": norm * flux, "flux_err": norm_err * flux,
             "ts": float(ts), "sqrt_ts": sqrt_ts, "is_ul": bool(sqrt_ts < sqrt_ts_threshold_ul),
-            "counts": int(np.sum(np.where(mask, n, 0))), "npred": float(np.sum(np.where(mask, norm * mu + a * 0, 0))),
+            "counts": int(np.sum(np.where(mask, n, 0))), "npred": float(np.sum(np.where(mask, norm * mu, 0))),
             "success": bool(mi.valid),
         })
     return rows

@@ -1,11 +1,11 @@
 """Sky and energy geometry: the map WCS (§2.1) and log-spaced energy axes.
 
-Coordinates are never computed by hand: every pixel <-> sky conversion goes through the FITS
-WCS built from exactly the keywords of §2.1 (the CAR projection is oblique when CRVAL2 != 0,
-so pixel centres do not lie on lines of constant latitude).  The hot paths use extspec's own
-implementation of the projection (:class:`extspec.sky.Projection`, equal to astropy's WCSLIB
-to 1e-11 deg) so that a reduction job never imports astropy; :attr:`MapGeom.wcs` gives the
-astropy ``WCS`` for plotting and FITS output.
+Every pixel <-> sky conversion follows the FITS WCS defined by exactly the keywords of §2.1
+(:meth:`MapGeom.header_dict`; the CAR projection is oblique when CRVAL2 != 0, so pixel centres
+do not lie on lines of constant latitude).  The conversions are computed by extspec's own
+implementation of those WCS projections (:class:`extspec.sky.Projection`, equal to astropy's
+WCSLIB to 1e-11 deg, checked in the tests) so that a reduction job never imports astropy;
+:attr:`MapGeom.wcs` gives the astropy ``WCS`` for plotting.
 """
 
 from __future__ import annotations
@@ -15,13 +15,11 @@ from functools import cached_property
 
 import numpy as np
 
-from .sky import transform
+from .sky import CTYPE_PREFIXES, FRAMES, transform
 
 __all__ = ["EnergyAxis", "MapGeom", "FRAMES", "PROJECTIONS", "make_energy_axis", "sky_to_frame"]
 
-FRAMES = ("icrs", "galactic")
 PROJECTIONS = ("CAR", "TAN")
-_CTYPES = {"icrs": ("RA---", "DEC--"), "galactic": ("GLON-", "GLAT-")}
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ class MapGeom:
         return (self.npix[0] * self.binsz, self.npix[1] * self.binsz)
 
     def header_dict(self) -> dict:
-        c1, c2 = _CTYPES[self.frame]
+        c1, c2 = CTYPE_PREFIXES[self.frame]
         return {
             "WCSAXES": 2,
             "CTYPE1": c1 + self.proj,

@@ -50,6 +50,8 @@ __all__ = [
     "integral",
     "integral_reference",
     "propagate_errors",
+    "integrator",
+    "check_param_names",
     "reference_npts",
     "power_law_dnde",
     "power_law_integral",
@@ -609,14 +611,25 @@ def get_model(name) -> SpectralModelType:
         raise ConfigError(f"unknown spectral model {name!r}; valid models: {valid}") from None
 
 
-def _full_params(model: SpectralModelType, params: Mapping[str, float]) -> dict[str, float]:
-    """Check parameter names; fill missing frozen-by-default ones from the defaults."""
-    unknown = [k for k in params if k not in model.param_names]
+def check_param_names(model, names, key: str | None = None) -> None:
+    """Raise ConfigError if any of ``names`` is not a parameter of ``model``.
+
+    With ``key`` (a config key such as ``"model.parameters"``) the message names the config
+    key of the first unknown parameter.
+    """
+    model = get_model(model)
+    unknown = [k for k in names if k not in model.param_names]
     if unknown:
+        where = f"config key '{key}.{unknown[0]}': " if key else ""
         raise ConfigError(
-            f"unknown parameter(s) {', '.join(map(repr, unknown))} for spectral model "
+            f"{where}unknown parameter(s) {', '.join(map(repr, unknown))} for spectral model "
             f"{model.name!r}; valid parameters: {', '.join(model.param_names)}"
         )
+
+
+def _full_params(model: SpectralModelType, params: Mapping[str, float]) -> dict[str, float]:
+    """Check parameter names; fill missing frozen-by-default ones from the defaults."""
+    check_param_names(model, params)
     out = {}
     missing = []
     for k in model.param_names:
@@ -772,11 +785,28 @@ def integral(model_name, e_min, e_max, params: Mapping[str, float], method: str 
     array([9.e-12])
     """
     model = get_model(model_name)
+    integ = integrator(model, method)
+    return integ(e_min, e_max, _full_params(model, params) if method == "exact" else params)
+
+
+INTEGRATION_METHODS = ("exact", "reference")
+
+
+def integrator(model_name, method: str = "exact", key: str | None = None):
+    """The bin-integral function ``f(e_min, e_max, params) -> cm^-2 s^-1`` of ``method``.
+
+    ``"exact"``: the model's exact integral; ``"reference"``: :func:`integral_reference`.
+    No parameter check per call (the fit's hot path); an unknown method raises ConfigError
+    (naming the config ``key`` if given).
+    """
+    model = get_model(model_name)
     if method == "exact":
-        return model.integral(e_min, e_max, **_full_params(model, params))
+        return lambda lo, hi, p: model.integral(lo, hi, **p)
     if method == "reference":
-        return integral_reference(model, e_min, e_max, **params)
-    raise ConfigError(f"unknown integration method {method!r}; valid methods: exact, reference")
+        return lambda lo, hi, p: integral_reference(model, lo, hi, **p)
+    where = f"config key '{key}': " if key else ""
+    raise ConfigError(f"{where}unknown integration method {method!r}; valid methods: "
+                      f"{', '.join(INTEGRATION_METHODS)}")
 
 
 def propagate_errors(func, x, param_values: dict, free_names: list, covariance):

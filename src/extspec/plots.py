@@ -8,8 +8,8 @@ The counts image is drawn in pixel space with a sky-coordinate grid and tick lab
 from the map's own pixel <-> sky conversion, not with astropy's WCSAxes (~0.15 s of imports
 on top of astropy.wcs); see :func:`plot_counts_image`.
 
-Every plot is written atomically: the figure is saved to ``<out>.tmp.png`` in the same
-directory and moved over ``out_png`` with :func:`os.replace`, so a reader never sees a
+Every plot is written atomically (:func:`extspec.io.atomic.atomic_path`: a uniquely named
+temporary file in the same directory, renamed over ``out_png``), so a reader never sees a
 half-written file and no temporary file is left behind, even on error.
 
 Functions
@@ -32,7 +32,6 @@ plot_cumulative(rows, out_png)
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from pathlib import Path
@@ -71,17 +70,13 @@ def _figure(**kwargs):
 
 
 def _save(fig, out_png, tight=False) -> Path:
-    """Save ``fig`` atomically to ``out_png`` (temp file in the same directory + os.replace)."""
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.png")
-    try:
-        kw = {"bbox_inches": "tight", "pad_inches": 0.15} if tight else {}
+    """Save ``fig`` atomically to ``out_png`` (:func:`extspec.io.atomic.atomic_path`)."""
+    from .io.atomic import atomic_path
+
+    kw = {"bbox_inches": "tight", "pad_inches": 0.15} if tight else {}
+    with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=_DPI, **kw)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return Path(out_png)
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
@@ -276,12 +271,11 @@ class _SkyPixels:
         """The map's :class:`extspec.sky.Projection`, for the region drawing (``_pixel_regions``)."""
         if self.is_geom:
             return self.obj.projection
-        from .sky import Projection
+        from .sky import Projection, frame_of_ctype
 
         w = self.obj.wcs
         ctype = [str(c).upper() for c in w.ctype]
-        frame = "galactic" if ctype[0].startswith("GLON") else "icrs"
-        return Projection(ctype[0][-3:], tuple(w.crval), tuple(w.crpix), tuple(w.cdelt), frame)
+        return Projection(ctype[0][-3:], tuple(w.crval), tuple(w.crpix), tuple(w.cdelt), frame_of_ctype(ctype[0]))
 
     def pixel_centers(self):
         """(lon, lat) deg of every pixel centre, arrays shaped like the image."""

@@ -26,6 +26,8 @@ import numpy as np
 
 __all__ = [
     "FRAMES",
+    "CTYPE_PREFIXES",
+    "frame_of_ctype",
     "ICRS_TO_GALACTIC",
     "SkyPoint",
     "Projection",
@@ -37,6 +39,8 @@ __all__ = [
 ]
 
 FRAMES = ("icrs", "galactic")
+CTYPE_PREFIXES = {"icrs": ("RA---", "DEC--"), "galactic": ("GLON-", "GLAT-")}
+"""FITS CTYPE1/CTYPE2 of each frame, without the projection code (``"RA---" + "CAR"``)."""
 # fk5 (J2000) differs from ICRS by the 20 mas frame bias; DS9 files say fk5 for ICRS-like
 # positions, and the DL3 headers say FK5 for what the reference reads as ICRS (spec §0).
 FRAME_ALIASES = {"icrs": "icrs", "fk5": "icrs", "j2000": "icrs", "galactic": "galactic", "gal": "galactic"}
@@ -52,6 +56,11 @@ ICRS_TO_GALACTIC = np.array([
 
 _D2R = np.pi / 180.0
 _R2D = 180.0 / np.pi
+
+
+def frame_of_ctype(ctype1: str) -> str:
+    """The frame of a FITS longitude axis type (``GLON-...`` is galactic, else icrs)."""
+    return "galactic" if str(ctype1).strip().upper().startswith("GLON") else "icrs"
 
 
 def canonical_frame(frame: str) -> str:
@@ -302,7 +311,7 @@ class Projection:
 
     def header_cards(self) -> dict:
         """The FITS WCS keywords of this projection."""
-        c1, c2 = ("GLON-", "GLAT-") if self.frame == "galactic" else ("RA---", "DEC--")
+        c1, c2 = CTYPE_PREFIXES[self.frame]
         return {"WCSAXES": 2, "CTYPE1": c1 + self.proj, "CTYPE2": c2 + self.proj,
                 "CRVAL1": self.crval[0], "CRVAL2": self.crval[1], "CRPIX1": self.crpix[0],
                 "CRPIX2": self.crpix[1], "CDELT1": self.cdelt[0], "CDELT2": self.cdelt[1],

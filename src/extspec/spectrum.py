@@ -166,21 +166,18 @@ def _offset_histogram(offsets: np.ndarray, step: float | None = None):
     per kernel entry for the default step, ``cube.OFFSET_GRID_STEP`` = 0.1 deg).  Returns
     (nodes, weights) with weights summing to 1.
     """
-    if step is None:
-        from .cube import OFFSET_GRID_STEP as step
-    lo = np.floor(offsets.min() / step) * step
-    n = int(np.ceil((offsets.max() - lo) / step)) + 2
-    nodes = lo + step * np.arange(n)
-    t = (offsets - lo) / step
-    i = np.clip(np.floor(t).astype(int), 0, n - 2)
-    f = t - i
+    from .cube import OFFSET_GRID_STEP, offset_grid
+
+    nodes, i, f = offset_grid(offsets, OFFSET_GRID_STEP if step is None else step)
+    n = nodes.size
     w = np.bincount(i, 1 - f, minlength=n) + np.bincount(i + 1, f, minlength=n)
     keep = w > 0
     return nodes[keep], w[keep] / offsets.size
 
 
 def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exact",
-                  event_lonlat=None, sample_step: float = 0.02, oversample: int = 4) -> tuple["SpectrumDataset", object]:
+                  event_lonlat=None, sample_step: float = 0.02, oversample: int = 4,
+                  energy_bins=None) -> tuple["SpectrumDataset", object]:
     """Extract the ON/OFF spectrum of one observation (§5, §6).
 
     Parameters
@@ -196,6 +193,8 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
         averaged over a 0.02 deg sampling of the region, kernel averaged over the region
         weighted by exposure (true energies oversampled as in the cube).
     event_lonlat : (lon, lat) in the region frame, optional (saves a transformation).
+    energy_bins : the events' reco-energy bins (``cube.energy_bin_index``), optional (saves
+        binning the events in energy a second time after the cube).
 
     Returns
     -------
@@ -215,7 +214,7 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
         event_lonlat = event_coords(obs, frame, method)
     ev_lon, ev_lat = event_lonlat
     ereco, etrue = cube.energy_reco, cube.energy_true
-    kbin = energy_bin_index(obs.energy, ereco.edges)
+    kbin = energy_bin_index(obs.energy, ereco.edges) if energy_bins is None else energy_bins
     nreco = ereco.nbin
 
     if method == "reference":

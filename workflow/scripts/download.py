@@ -5,22 +5,18 @@ store is left alone.
 """
 import json
 import logging
-import os
 
 from _helpers import run
 
 
 def main(snakemake):
+    from extspec.io.atomic import write_atomic
     from extspec.io.download import download_datastore
 
     p = snakemake.params
     log = logging.getLogger("extspec.io.download")
     receipt = download_datastore(p.url, p.dest, sha256=p.sha256, timeout=p.timeout, log=log.info)
-    out = snakemake.output[0]
-    tmp = f"{out}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(receipt, f, indent=2)
-    os.replace(tmp, out)
+    write_atomic(snakemake.output[0], json.dumps(receipt, indent=2))
 
 
 run(snakemake, "download", main, snakemake)  # noqa: F821

@@ -49,8 +49,8 @@ shrink ~10x, the kernel ~2x).  The exposure arrays are stored uncompressed: thei
 mantissas are close to random, gzip saves only ~25 % of their size and would cost ~4 ms per
 observation, a tenth of a whole reduction.
 
-:func:`write_cube` writes atomically (a temporary file in the target directory, renamed
-with :func:`os.replace`; removed on any error).  :func:`read_cube` raises
+:func:`write_cube` writes atomically (:func:`extspec.io.atomic.atomic_path`: a temporary
+file in the target directory, renamed over the target; removed on any error).  :func:`read_cube` raises
 :class:`extspec.errors.FormatError` with a one-line message naming the file for a
 non-HDF5 or truncated file, a foreign file, a newer format version, or a missing or
 mis-shaped item.  :func:`read_cube_counts` reads only the counts, their energy axis, the map
@@ -59,8 +59,6 @@ geometry and the obs id (for stacking the counts image), with the same checks.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,12 +247,9 @@ def write_cube(cube, path) -> Path:
     """
     import h5py
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; products are shared files
-    try:
+    from .atomic import atomic_path
+
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             _write_root_attrs(f, cube)
             _write_axes(f, cube)
@@ -262,14 +257,7 @@ def write_cube(cube, path) -> Path:
             _write_geom(f, GROUP_EDISP_GEOM, cube.edisp_geom)
             _write_arrays(f, cube)
             _write_meta(f, cube.meta)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return Path(path)
 
 
 # -------------------------------------------------------------------------------- read --

@@ -32,6 +32,7 @@ __all__ = [
     "open_datastore",
     "resolve_datastore_path",
     "candidate_datastore_paths",
+    "is_datastore",
     "REQUIRED_HDUS",
 ]
 
@@ -55,7 +56,9 @@ def candidate_datastore_paths(explicit: str | os.PathLike | None = None) -> list
     return paths
 
 
-def _is_store(path: Path) -> bool:
+def is_datastore(path) -> bool:
+    """True if ``path`` is a directory holding both index files (gzipped or not)."""
+    path = Path(path)
     return path.is_dir() and all(
         any((path / n).is_file() for n in names) for names in _INDEX_NAMES.values()
     )
@@ -70,7 +73,7 @@ def resolve_datastore_path(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:
         cands = cands[:1]
     for p in cands:
-        if _is_store(p):
+        if is_datastore(p):
             return p.resolve()
     looked = ", ".join(str(p) for p in cands)
     raise DataStoreError(
@@ -80,36 +83,16 @@ def resolve_datastore_path(explicit: str | os.PathLike | None = None) -> Path:
     )
 
 
-def _astropy_tables(path: Path) -> dict:
-    """Fallback reader: every binary table of a file through astropy, as fitsread.Table."""
-    from astropy.io import fits
-
-    from .fitsread import Table
-
-    out = {}
-    with fits.open(path, memmap=False) as hdul:
-        for h in hdul[1:]:
-            if not isinstance(h, fits.BinTableHDU):
-                continue
-            data = h.data
-            cols = {n: np.asarray(data[n]) for n in data.columns.names} if data is not None else {}
-            units = {c.name: str(c.unit or "") for c in h.columns}
-            out.setdefault(h.name.upper(), Table(dict(h.header), cols, units))
-    return out
-
-
-def read_file_tables(path: Path, what: str) -> dict:
-    """All binary tables of a FITS file keyed by EXTNAME; one-line DataStoreError on bad input."""
-    from .fitsread import Corrupt, Unsupported, read_tables
+def read_file_tables(path: Path, what: str, only: set | None = None) -> dict:
+    """The binary tables of a FITS file keyed by EXTNAME (all, or those named in ``only``);
+    one-line DataStoreError on bad input."""
+    from .fitsread import Corrupt, read_tables_any
 
     path = Path(path)
     if not path.is_file():
         raise DataStoreError(f"{what}: file {path} does not exist")
     try:
-        try:
-            return read_tables(path)
-        except Unsupported:
-            return _astropy_tables(path)
+        return read_tables_any(path, only)
     except Corrupt as exc:
         raise DataStoreError(f"{what}: cannot read {path}: corrupt or truncated file ({exc})") from None
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, TypeError, KeyError) as exc:
@@ -182,10 +165,6 @@ class DataStore:
         path = self.path / fdir / t["FILE_NAME"][r] if fdir else self.path / t["FILE_NAME"][r]
         return path, t["HDU_NAME"][r]
 
-    def obs_file(self, obs_id: int) -> Path:
-        """The file holding the events of ``obs_id`` (what a reduction job depends on)."""
-        return self.hdu_location(obs_id, "events")[0]
-
     def obs_files(self, obs_id: int) -> list[Path]:
         """All distinct files an observation's required HDUs live in."""
         files = []
@@ -231,7 +210,7 @@ class DataStore:
                     out.append(o)
         return out
 
-    def load(self, obs_id: int, load_bkg: bool = True, load_psf: bool = True) -> "Observation":
+    def load(self, obs_id: int, load_bkg: bool = True, load_psf: bool = False) -> "Observation":
         """Load one observation (events, GTI, AEFF_2D, EDISP_2D; BKG_3D and PSF_TABLE if present)."""
         return load_observation(self, int(obs_id), load_bkg=load_bkg, load_psf=load_psf)
 
@@ -359,8 +338,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_psf: bool = True) -> Observation:
-    """Load one observation; see :class:`Observation`.  Raises DataStoreError on bad input."""
+def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_psf: bool = False) -> Observation:
+    """Load one observation; see :class:`Observation`.  Raises DataStoreError on bad input.
+
+    The PSF table is read only with ``load_psf=True``: the chain never uses it.
+    """
     what = f"obs {obs_id}"
     locs = {t: store.hdu_location(obs_id, t) for t in REQUIRED_HDUS}
     has_bkg = load_bkg and store._rows(obs_id, "bkg").size > 0
@@ -370,17 +352,17 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
     has_psf = len(psf_rows) > 0 and str(store.hdu_table["HDU_CLASS"][psf_rows[0]]).lower() == "psf_table"
     if has_psf:
         locs["psf"] = store.hdu_location(obs_id, "psf")
-    files: dict[Path, dict] = {}
-    for p, _ in locs.values():
-        if p not in files:
-            files[p] = read_file_tables(p, what)
+    wanted: dict[Path, set] = {}
+    for p, name in locs.values():
+        wanted.setdefault(p, set()).add(str(name).upper())
+    files = {p: read_file_tables(p, what, names) for p, names in wanted.items()}  # only the HDUs used
 
     def get(t):
         p, name = locs[t]
         hdus = files[p]
         if name.upper() not in hdus:
             raise DataStoreError(
-                f"{what}: file {p} has no HDU '{name}' (it has {', '.join(hdus) or 'none'})"
+                f"{what}: file {p} has no binary table HDU '{name}'"
             )
         t = hdus[name.upper()]
         return t.header, t, f"{what}: HDU '{name}' of {p}"
@@ -428,7 +410,7 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
         _check_shape(rate, (be, by, bx), bw, "BKG")
         bkg = Bkg3D(be, bx, by, rate, unit=bdata.units.get("BKG", ""),
                     fovalign=str(bhdr.get("FOVALIGN", "RADEC")).strip())
-    # psf (optional; PSF_TABLE only -- the chain does not use it, it is kept for users)
+    # psf (optional, on request only; PSF_TABLE only -- the chain does not use it)
     psf = None
     if has_psf:
         _, pdata, pw = get("psf")

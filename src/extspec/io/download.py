@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import DataStoreError
+from .datastore import is_datastore
 
 __all__ = ["DR1_URL", "DownloadError", "download_datastore", "default_destination", "is_datastore"]
 
@@ -39,17 +40,10 @@ _HOWTO = (
     "hess_dl3_dr1.tar.gz) or use a $GAMMAPY_DATA folder holding hess-dl3-dr1, "
     "then set the config key 'datastore'"
 )
-_INDEX = (("obs-index.fits.gz", "obs-index.fits"), ("hdu-index.fits.gz", "hdu-index.fits"))
 
 
 class DownloadError(DataStoreError):
     """The data store could not be downloaded or installed."""
-
-
-def is_datastore(path) -> bool:
-    """True if ``path`` is a directory with both index files."""
-    p = Path(path)
-    return p.is_dir() and all(any((p / n).is_file() for n in names) for names in _INDEX)
 
 
 def default_destination(datastore=None) -> Path:

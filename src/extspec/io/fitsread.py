@@ -3,9 +3,11 @@
 DL3 files are read once per reduction job, so their parsing dominates a job's run time with
 the generic reader.  This module decompresses a (gzipped) file in one call and maps each
 binary table straight onto a numpy structured array.  It handles what GADF files use:
-fixed-width columns of types L, B, I, J, K, E, D and A with repeat counts and TDIM.  Anything
-else (variable-length arrays, scaled columns, bit columns, complex) raises
-:class:`Unsupported`, and the caller falls back to ``astropy.io.fits``.
+fixed-width columns of types L, B, I, J, K, E, D and A with repeat counts and TDIM, and
+variable-length ``P``/``Q`` columns of the numeric types (as object arrays of per-row
+arrays).  Anything else (scaled columns, bit columns, complex, variable-length logical or
+string columns) raises :class:`Unsupported`; :func:`read_tables_any` then reads the file with
+``astropy.io.fits`` (:func:`read_tables_astropy`) -- the one fallback every reader uses.
 
 Returns, per extension name: ``Table(header: dict, columns: dict[str, ndarray], units)``.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Table", "Unsupported", "Corrupt", "read_tables"]
+__all__ = ["Table", "Unsupported", "Corrupt", "read_tables", "read_tables_astropy", "read_tables_any"]
 
 BLOCK = 2880
 CARD = 80
@@ -220,3 +222,47 @@ def read_tables(path: str | Path, only: set | None = None) -> dict[str, Table]:
         first = False
         pos += padded
     return tables
+
+
+def read_tables_astropy(path, only=None) -> dict:
+    """The same result as :func:`read_tables`, read with ``astropy.io.fits`` (the fallback).
+
+    An astropy warning about a damaged file (e.g. "File may have been truncated") is raised
+    as OSError with its first line.
+    """
+    import warnings
+
+    from astropy.io import fits
+    from astropy.io.fits.verify import VerifyWarning
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    out = {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", AstropyUserWarning)
+            warnings.simplefilter("ignore", VerifyWarning)
+            with fits.open(path, memmap=False) as hdul:
+                for h in hdul[1:]:
+                    name = h.name.upper()
+                    if not isinstance(h, fits.BinTableHDU) or (only is not None and name not in only) \
+                            or name in out:
+                        continue
+                    data = h.data
+                    cols = {c.name: np.asarray(data[c.name]) if data is not None else np.zeros(0)
+                            for c in h.columns}
+                    units = {c.name: str(c.unit or "") for c in h.columns}
+                    out[name] = Table(dict(h.header), cols, units)
+    except AstropyUserWarning as err:
+        msg = str(err).strip()
+        raise OSError(msg.splitlines()[0] if msg else type(err).__name__) from None
+    return out
+
+
+def read_tables_any(path, only=None) -> dict:
+    """:func:`read_tables`, falling back to :func:`read_tables_astropy` for a FITS feature
+    this reader does not implement.  Raises Corrupt or OSError (and astropy's ValueError,
+    KeyError, ... for a file astropy cannot parse)."""
+    try:
+        return read_tables(path, only=only)
+    except Unsupported:
+        return read_tables_astropy(path, only)

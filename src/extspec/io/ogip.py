@@ -56,15 +56,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FormatError
+from .atomic import atomic_paths
 from .fitswrite import bintable_bytes as _bintable_bytes
-from .fitswrite import card_images as _cards  # noqa: F401  (tested as ogip._cards)
 from .fitswrite import check_ascii as _check_ascii
 from .fitswrite import primary_header_bytes as _primary_bytes
 
@@ -286,15 +284,6 @@ def _rmf_bytes(ds) -> bytes:
     return _primary_bytes() + _bintable_bytes(EXT_MATRIX, cols, mcards) + _bintable_bytes(EXT_EBOUNDS, ecols, ecards)
 
 
-def _write_temp(data: bytes, outdir: Path, name: str, temps: list) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=outdir)
-    temps.append(tmp)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; products are shared files
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    return tmp
-
-
 def write_spectrum(dataset, outdir) -> Path:
     """Write ``dataset`` as ``pha.fits``, ``bkg.fits``, ``arf.fits``, ``rmf.fits`` in ``outdir``.
 
@@ -306,27 +295,15 @@ def write_spectrum(dataset, outdir) -> Path:
     outdir.mkdir(parents=True, exist_ok=True)
     ds = dataset
     quality = np.where(np.asarray(ds.mask_safe, dtype=bool), QUALITY_GOOD, QUALITY_BAD).astype(np.int16)
-    temps: list = []
-    try:
-        staged = [
-            (_write_temp(_arf_bytes(ds), outdir, ARF_FILE, temps), ARF_FILE),
-            (_write_temp(_rmf_bytes(ds), outdir, RMF_FILE, temps), RMF_FILE),
-            (_write_temp(_bkg_bytes(ds, quality), outdir, BKG_FILE, temps), BKG_FILE),
-            (_write_temp(_pha_bytes(ds, quality), outdir, PHA_FILE, temps), PHA_FILE),
-        ]
+    # all four written first, then renamed with the PHA last (an old PHA is removed first)
+    names = (ARF_FILE, RMF_FILE, BKG_FILE, PHA_FILE)
+    with atomic_paths([outdir / n for n in names]) as temps:
+        for tmp, data in zip(temps, (_arf_bytes(ds), _rmf_bytes(ds), _bkg_bytes(ds, quality),
+                                     _pha_bytes(ds, quality))):
+            tmp.write_bytes(data)
         pha = outdir / PHA_FILE
         if pha.exists() or pha.is_symlink():
             os.unlink(pha)
-        for tmp, name in staged:
-            os.replace(tmp, outdir / name)
-            temps.remove(tmp)
-    except BaseException:
-        for tmp in temps:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-        raise
     return outdir / PHA_FILE
 
 
@@ -343,45 +320,14 @@ def _first_line(err: BaseException) -> str:
     return s.splitlines()[0] if s else type(err).__name__
 
 
-def _astropy_tables(path: Path, names: set) -> dict:
-    """Fallback reader: the binary tables ``names`` of ``path`` through astropy, as fitsread.Table."""
-    from astropy.io import fits
-    from astropy.io.fits.verify import VerifyWarning
-    from astropy.utils.exceptions import AstropyUserWarning
-
-    from .fitsread import Table
-
-    out = {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", AstropyUserWarning)  # e.g. "File may have been truncated"
-            warnings.simplefilter("ignore", VerifyWarning)
-            with fits.open(path, memmap=False) as hdul:
-                for h in hdul[1:]:
-                    name = h.name.upper()
-                    if not isinstance(h, fits.BinTableHDU) or name not in names or name in out:
-                        continue
-                    data = h.data
-                    cols = {c.name: np.asarray(data[c.name]) if data is not None else np.zeros(0)
-                            for c in h.columns}
-                    units = {c.name: str(c.unit or "") for c in h.columns}
-                    out[name] = Table(dict(h.header), cols, units)
-    except AstropyUserWarning as err:
-        raise OSError(_first_line(err)) from None
-    return out
-
-
 def _read_tables(path: Path, names: set) -> dict:
     """The binary tables ``names`` of the FITS file ``path`` keyed by EXTNAME; one-line FormatError."""
-    from .fitsread import Corrupt, Unsupported, read_tables
+    from .fitsread import Corrupt, read_tables_any
 
     if not path.is_file():
         raise FormatError(f"{path}: no such file")
     try:
-        try:
-            return read_tables(path, only=names)
-        except Unsupported:
-            return _astropy_tables(path, names)
+        return read_tables_any(path, only=names)
     except Corrupt as err:
         raise FormatError(f"{path}: not a readable FITS file ({_first_line(err)})") from None
     except (OSError, KeyError, ValueError, TypeError, IndexError) as err:

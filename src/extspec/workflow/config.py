@@ -266,7 +266,7 @@ def _check_increasing(values, key):
 
 
 def _check_model(block, key):
-    from ..models import get_model
+    from ..models import check_param_names, get_model
 
     if isinstance(block, str):
         block = {"type": block, "parameters": {}}
@@ -274,12 +274,8 @@ def _check_model(block, key):
         m = get_model(block["type"])
     except ConfigError as exc:
         raise ConfigError(f"config key '{key}.type': {exc}") from None
+    check_param_names(m, block.get("parameters", {}), f"{key}.parameters")
     for name, p in block.get("parameters", {}).items():
-        if name not in m.param_names:
-            raise ConfigError(
-                f"config key '{key}.parameters.{name}': model {m.name} has no parameter {name!r} "
-                f"(it has {', '.join(m.param_names)})"
-            )
         if isinstance(p, dict):
             lo, hi, v = p.get("min"), p.get("max"), p["value"]
             if lo is not None and hi is not None and not lo < hi:
@@ -339,7 +335,7 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     _check_model(cfg["model"], "model")
     for i, alt in enumerate(cfg["fit"]["compare"]):
         _check_model(alt, f"fit.compare[{i}]")
-    _offline_astropy()
+    offline_astropy()
     check_regions(cfg)
     if check_datastore:
         from ..io.datastore import open_datastore, resolve_datastore_path
@@ -521,8 +517,6 @@ def offline_astropy() -> None:
         sys.meta_path.insert(0, _OfflineAstropyHook())
 
 
-_offline_astropy = offline_astropy
-
 
 # ------------------------------------------------------------------- workflow (cached) --
 
@@ -634,10 +628,9 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     out.update(datastore=str(root), obs_files=files)
     if cache_file is not None:
         try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(out))
-            os.replace(tmp, cache_file)
+            from ..io.atomic import write_atomic
+
+            write_atomic(cache_file, json.dumps(out))
         except OSError:
             pass
     return out

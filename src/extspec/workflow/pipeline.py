@@ -8,9 +8,10 @@ only pays for what it uses.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
+
+from ..io.atomic import write_atomic
 
 __all__ = [
     "reduce_observation",
@@ -21,10 +22,6 @@ __all__ = [
     "write_summary",
 ]
 
-def _atomic_path(path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path, path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
 def _parse_regions(reduction: dict):
@@ -53,7 +50,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     half-written file (every file is written to a temporary name, then renamed; the PHA
     file, written last, marks a complete set).
     """
-    from ..cube import event_coords, make_cube
+    from ..cube import energy_bin_index, event_coords, make_cube
     from ..io.cube_io import write_cube
     from ..io.datastore import open_datastore
     from ..errors import ExtspecError
@@ -72,10 +69,11 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         reg_frame = region_frame(on)
         ev_map = event_coords(obs, map_frame, settings.method)
         ev_reg = ev_map if reg_frame == map_frame else event_coords(obs, reg_frame, settings.method)
+        kbin = energy_bin_index(obs.energy, settings.energy_reco.edges)  # once, for cube and spectrum
         # the exposure and kernel cubes only for the reference extraction (nothing reads them later)
-        cube = make_cube(obs, settings, ev_map, irf_cubes=settings.method == "reference")
+        cube = make_cube(obs, settings, ev_map, energy_bins=kbin, irf_cubes=settings.method == "reference")
         spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
-                                oversample=settings.oversample)
+                                oversample=settings.oversample, energy_bins=kbin)
         spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask", {}), obs.bkg)
     except ExtspecError as exc:
         msg = str(exc)
@@ -106,19 +104,6 @@ def read_spectra(spectrum_dirs) -> list:
     from ..io.ogip import read_spectrum
 
     return [read_spectrum(p) for p in spectrum_dirs]
-
-
-def _write_bytes(path, data: bytes) -> None:
-    path, tmp = _atomic_path(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_text(path, text: str) -> None:
-    _write_bytes(path, text.encode())
 
 
 def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png, maps=None) -> None:
@@ -163,7 +148,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         ("NOBS", len(obs_ids)),
         ("OBS_IDS", " ".join(map(str, obs_ids))),
     ]
-    _write_bytes(out_fits, image_bytes(image.astype(np.int32), cards))
+    write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
     spectra = read_spectra(spectrum_dirs)
     regions = dict(
         on_region=spectra[0].on_region if spectra else config.get("on_region"),
@@ -209,9 +194,9 @@ def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions
         ("OBS_IDS", " ".join(map(str, used))),
         ("NOBKG", " ".join(map(str, m.without_background)), "obs ids without background IRF (left out)"),
     ]
-    _write_bytes(out["excess"], image_bytes(m.excess.astype(np.float32),
+    write_atomic(out["excess"], image_bytes(m.excess.astype(np.float32),
                                             cards + [("BUNIT", "counts", "correlated excess")]))
-    _write_bytes(out["significance"], image_bytes(m.significance.astype(np.float32),
+    write_atomic(out["significance"], image_bytes(m.significance.astype(np.float32),
                                                   cards + [("BUNIT", "", "Li & Ma significance")]))
     title = f"{config.get('name', '')}: significance (r = {radius:g} deg), {len(used)} obs"
     plot_counts_image(m.significance, geom, out["png"], smooth_sigma_pix=0, title=title + (f"\n{note}" if note else ""),
@@ -222,7 +207,7 @@ def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
     """Write dict rows as an ECSV table with units and metadata, atomically."""
     from ..io.ecsv import ecsv_text
 
-    _write_text(out, ecsv_text(rows, units, meta))
+    write_atomic(out, ecsv_text(rows, units, meta))
 
 
 def _exclusion_strings(config) -> list:
@@ -254,9 +239,8 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     likelihood-ratio comparisons asked for in ``fit.compare``) and the spectrum plot.
     """
     import numpy as np
-    import yaml
 
-    from ..fit import JointData, compare_models, fit_joint
+    from ..fit import JointData, compare_models, fit_joint, fold, response_matrix, write_fit_result
     from ..models import get_model
     from ..plots import plot_spectrum_fit
     from ..stacking import stack_spectra
@@ -269,16 +253,13 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
         alt_cfg = {"type": alt} if isinstance(alt, str) else alt
         alt_res = fit_joint(spectra, alt_cfg, data=data, **opts)
         result.comparisons.append(compare_models(result, alt_res))
-    out = result.as_dict()
-    out["config_hash"] = _config_hash(config)
-    out["name"] = config.get("name", "")
-    _write_text(out_yaml, yaml.safe_dump(out, sort_keys=False))
+    write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""))
     usable = data.datasets
     if usable:
         stack = stack_spectra(usable)
         model = get_model(result.model_type)
         flux = model.integral(data.e_min, data.e_max, **result.values)
-        npred = np.einsum("i,ij->j", flux * stack.exposure * 1e4, stack.edisp)
+        npred = fold(flux, response_matrix(stack.exposure, stack.edisp))
         plot_spectrum_fit(stack.energy_reco.edges, stack.counts, stack.counts_off, stack.alpha, npred,
                           stack.mask_safe, out_png,
                           title=f"{config.get('name', '')}: {result.model_type}, {len(usable)} obs")
@@ -287,24 +268,11 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
                           np.zeros(1, bool), out_png, title="no usable observation")
 
 
-def load_fit_result(path) -> "object":
-    """Rebuild a FitResult (model, values, covariance, energy range) from ``result.yaml``."""
-    import numpy as np
-    import yaml
+def load_fit_result(path):
+    """The FitResult of ``result.yaml`` (:func:`extspec.fit.read_fit_result`)."""
+    from ..fit import read_fit_result
 
-    from ..fit import FitResult, Parameter
-
-    d = yaml.safe_load(Path(path).read_text())
-    nan = float("nan")
-    params = [Parameter(name=k, value=nan if v["value"] is None else v["value"], unit=v.get("unit", ""),
-                        frozen=v.get("frozen", False), error=nan if v.get("error") is None else v["error"])
-              for k, v in d["model"]["parameters"].items()]
-    cov = d["covariance"]["matrix"]
-    er = d.get("energy_range", {})
-    return FitResult(d["model"]["type"], d["success"], d.get("message", ""), d["total_stat"], params,
-                     np.full((len(params),) * 2, np.nan) if cov is None else np.array(cov, float), d.get("edm", 0.0), d.get("nfcn", 0),
-                     d.get("obs_ids", []), {e["obs_id"]: e["reason"] for e in d.get("excluded", [])},
-                     (er.get("min", np.nan), er.get("max", np.nan)))
+    return read_fit_result(path)
 
 
 def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_png) -> None:
@@ -402,6 +370,6 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html) -> list:
              "livetime, counts, background, excess and significance (WStat sqrt(TS)): all usable runs "
              "stacked over their safe energy bins; flux above 1 TeV from the best-fit model with its "
              "1-sigma error by linear propagation of the fit covariance."]
-    _write_text(out_html, table_html("extspec summary", SUMMARY_COLUMNS, rows, notes,
+    write_atomic(out_html, table_html("extspec summary", SUMMARY_COLUMNS, rows, notes,
                                      bad=lambda r: r["status"] != "ok"))
     return rows

@@ -1,4 +1,4 @@
-r"""Simulate a small but complete GADF DL3 data store from analytic IRFs.
+r"""The DL3 simulator: a small but complete GADF DL3 data store from analytic IRFs.
 
 The simulator writes what :func:`extspec.io.datastore.open_datastore` reads (spec §1): a store
 root with ``obs-index.fits.gz`` and ``hdu-index.fits.gz`` and one file ``data/obs_<id>.fits.gz``
@@ -69,8 +69,7 @@ pointing.  Arrival times are uniform in the single GTI; events are sorted by tim
 
 Files
 -----
-Each file is written atomically (a temporary file in the same directory, then
-:func:`os.replace`), and the two index files are written last, so an interrupted run never
+Each file is written atomically (:func:`extspec.io.atomic.write_atomic`), and the two index files are written last, so an interrupted run never
 leaves a store that looks complete.  Files are byte-for-byte reproducible for a given seed
 (the gzip header carries no time stamp).  For speed the per-run file is assembled from raw
 FITS bytes: the three IRF extensions are identical for every run, so they are serialised and
@@ -81,7 +80,7 @@ The EVENTS table has the columns EVENT_ID (int64), TIME (float64, s MET), RA, DE
 deg, ICRS), ENERGY (float32, TeV, reconstructed) and MC_ID (int16: 1 source, 0 background;
 the gammapy convention, ignored by readers that do not know it).
 
-Command line::
+Command line (:func:`main`)::
 
     python -m extspec.simulate OUTDIR --n-runs 100 --seed 0
 """
@@ -92,19 +91,20 @@ import argparse
 import functools
 import io
 import math
-import os
 import struct
 import sys
 import time as _time
-import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, DataStoreError, ExtspecError
-from .irf import Aeff2D, EDisp2D, interp_weights, make_axis
+from ..errors import ConfigError, DataStoreError, ExtspecError
+from ..fit import M2_TO_CM2
+from ..io.atomic import write_atomic
+from ..irf import Aeff2D, EDisp2D, interp_weights, make_axis
+from ..sky import FRAMES
 
 __all__ = [
     "SourceModel",
@@ -129,7 +129,6 @@ SITE_LON, SITE_LAT, SITE_ALT = 16.5002222222222, -23.2717777777778, 1835.0
 _HDUDOC = "https://github.com/open-gamma-ray-astro/gamma-astro-data-formats"
 _DEG = np.pi / 180.0
 _MORPHOLOGIES = ("point", "disk", "gaussian")
-_FRAMES = ("icrs", "galactic")
 _N_EGRID = 2000  # fine true-energy grid for the inverse-CDF sampling
 _N_QUAD = 48  # radial and azimuthal quadrature nodes of an extended morphology
 _BLOCK = 2880
@@ -174,8 +173,8 @@ class SourceModel:
     params: dict = field(default_factory=lambda: {"index": 2.5, "amplitude": 1e-11})
 
     def __post_init__(self):
-        if self.frame not in _FRAMES:
-            raise ConfigError(f"source frame {self.frame!r} is not one of {', '.join(_FRAMES)}")
+        if self.frame not in FRAMES:
+            raise ConfigError(f"source frame {self.frame!r} is not one of {', '.join(FRAMES)}")
         if self.morphology not in _MORPHOLOGIES:
             raise ConfigError(
                 f"source morphology {self.morphology!r} is not one of {', '.join(_MORPHOLOGIES)}"
@@ -190,7 +189,7 @@ class SourceModel:
 
     def dnde(self, energy) -> np.ndarray:
         """Differential flux (cm^-2 s^-1 TeV^-1) at ``energy`` (TeV)."""
-        from . import models
+        from .. import models
 
         return np.asarray(models.dnde(self.spectrum, np.asarray(energy, float), self.params), float)
 
@@ -616,7 +615,7 @@ def _sample_source(rng, sampler: _SourceSampler, tables: _IrfTables, pnt_vec, li
     q = sampler.dnde * a_mean * sampler.e_grid  # per unit ln E, cm^-2 s^-1 m^2
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (q[1:] + q[:-1]) * np.diff(sampler.ln_grid))])
     total = cdf[-1]
-    npred = float(livetime * 1e4 * total)
+    npred = float(livetime * M2_TO_CM2 * total)
     n = int(rng.poisson(npred)) if npred > 0 else 0
     if n == 0:
         e = np.empty(0)
@@ -956,20 +955,6 @@ def _gzip_spliced(head: bytes, tables: _IrfTables) -> bytes:
     return header + body + tables.tail_deflated + struct.pack("<II", crc, size)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-
-
 def _culmination(dec):
     """Zenith, altitude, azimuth (deg) at upper culmination at the site latitude."""
     dec = np.asarray(dec, float)
@@ -1009,7 +994,7 @@ def _write_run(path: Path, sim: SimulatedObservation, extra: dict, tables: _IrfT
     )
     gti_rows = np.array([(sim.tstart, sim.tstop)], _GTI_DTYPE)
     gti = _table_bytes(gti_t, gti_rows, times)
-    _atomic_write(path, _gzip_spliced(primary + ev + gti, tables))
+    write_atomic(path, _gzip_spliced(primary + ev + gti, tables))
     return {"events": len(ev), "gti": len(gti), **tables.irf_hdu_sizes}
 
 
@@ -1082,8 +1067,8 @@ def _write_indexes(root: Path, summary: list[dict], hdu_rows: list[tuple]) -> No
                  ("HDUCLAS1", "INDEX"), ("HDUCLAS2", "HDU")]:
         hdu.header[k] = v
     # the hdu index first, the obs index last: a store is complete once both exist
-    _atomic_write(root / "hdu-index.fits.gz", _index_bytes(hdu))
-    _atomic_write(root / "obs-index.fits.gz", _index_bytes(obs))
+    write_atomic(root / "hdu-index.fits.gz", _index_bytes(hdu))
+    write_atomic(root / "obs-index.fits.gz", _index_bytes(obs))
 
 
 _HDU_LAYOUT = (
@@ -1254,7 +1239,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="master random seed (default 0)")
     p.add_argument("--target", type=float, nargs=2, default=(347.3, -0.5), metavar=("LON", "LAT"),
                    help="source centre, deg (default 347.3 -0.5)")
-    p.add_argument("--frame", choices=_FRAMES, default="galactic", help="frame of --target")
+    p.add_argument("--frame", choices=FRAMES, default="galactic", help="frame of --target")
     p.add_argument("--morphology", choices=_MORPHOLOGIES, default="disk")
     p.add_argument("--size", type=float, default=0.4, help="disk radius / gaussian sigma, deg")
     p.add_argument("--index", type=float, default=2.3, help="power-law index")
@@ -1295,34 +1280,3 @@ def main(argv=None) -> int:
     print(f"wrote {args.n_runs} runs ({n_ev} events) to {root} in {dt:.2f} s "
           f"({1e3 * dt / args.n_runs:.1f} ms/run)")
     return 0
-
-
-def simulate_onoff(template, model: str, params: dict, rng, obs_id: int | None = None,
-                   background_off=None):
-    """Draw a new ON/OFF spectrum from the IRFs of a template spectrum (Poisson statistics).
-
-    The expected signal is forward-folded from ``model`` (exact integral over the true bins,
-    exposure and kernel of ``template``); the expected OFF counts are ``background_off``
-    (default: the template's OFF counts, floored at 0.5 so every bin has some background),
-    and the expected ON background is alpha times that.
-
-    Returns a copy of ``template`` with new ``counts``/``counts_off`` (and ``obs_id``).
-    """
-    import dataclasses
-
-    from .models import get_model
-
-    m = get_model(model)
-    e = template.energy_true.edges
-    flux = m.integral(e[:-1], e[1:], **params)
-    mu_sig = np.einsum("i,ij->j", flux * template.exposure * 1e4, template.edisp)
-    b_off = np.maximum(np.asarray(template.counts_off if background_off is None else background_off, float), 0.5)
-    n_on = rng.poisson(mu_sig + template.alpha * b_off)
-    n_off = rng.poisson(b_off)
-    return dataclasses.replace(template, counts=n_on.astype(np.int64), counts_off=n_off.astype(np.int64),
-                               obs_id=template.obs_id if obs_id is None else int(obs_id),
-                               meta=dict(template.meta, simulated=True))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

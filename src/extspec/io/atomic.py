@@ -1,0 +1,91 @@
+"""The one atomic writer: every output file of extspec is written through this module.
+
+A file is written to a uniquely named temporary file in the same directory (so the final
+:func:`os.replace` is a rename within one file system, atomic on POSIX) and renamed over the
+target only when writing finished without an exception; on any exception the temporary file
+is removed.  A reader therefore sees the target absent, the previous file, or the complete
+new file -- never a half-written one.
+
+* :func:`write_atomic` -- bytes or text.
+* :func:`atomic_path` -- a context manager yielding the temporary path, for libraries that
+  write to a path themselves (``h5py.File(tmp, "w")``, ``fig.savefig(tmp)``).
+* :func:`atomic_paths` -- several files that appear together: all are written first, then
+  renamed in the order given (e.g. the OGIP set with the PHA file last).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["temp_path", "atomic_path", "atomic_paths", "write_atomic"]
+
+FILE_MODE = 0o644
+"""Mode of the written files (products are shared files; not the 0600 of ``mkstemp``)."""
+
+
+def temp_path(path) -> Path:
+    """A fresh temporary name next to ``path`` (hidden, unique per process and call)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_paths(paths, fsync: bool = False):
+    """Yield temporary paths for ``paths``; on success rename each over its target, in order.
+
+    The parent directories are created.  If the block raises, or a temporary file was not
+    written, nothing is renamed and every temporary file is removed.  With ``fsync=True``
+    each file is flushed to disk before it is renamed.
+    """
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    temps = [temp_path(p) for p in paths]
+    try:
+        yield temps
+        for tmp in temps:
+            if not tmp.is_file():
+                raise FileNotFoundError(f"{tmp}: temporary file was not written")
+            os.chmod(tmp, FILE_MODE)
+            if fsync:
+                _fsync(tmp)
+        for tmp, path in zip(temps, paths):
+            os.replace(tmp, path)
+    finally:
+        for tmp in temps:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+
+
+@contextmanager
+def atomic_path(path, fsync: bool = False):
+    """Yield a temporary path next to ``path``; renamed over ``path`` when the block succeeds.
+
+    >>> with atomic_path("out/plot.png") as tmp:      # doctest: +SKIP
+    ...     fig.savefig(tmp, format="png")
+    """
+    with atomic_paths([path], fsync=fsync) as (tmp,):
+        yield tmp
+
+
+def write_atomic(path, data: bytes | str, fsync: bool = False) -> Path:
+    """Write ``data`` (bytes, or text encoded as UTF-8) to ``path`` atomically; returns the path."""
+    if isinstance(data, str):
+        data = data.encode()
+    with atomic_path(path, fsync=fsync) as tmp:
+        with open(tmp, "xb") as f:
+            f.write(data)
+    return Path(path)
