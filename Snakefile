@@ -2,6 +2,7 @@
 #
 #   snakemake --cores 8                        # the analysis in config/config.yaml
 #   snakemake --cores 8 --configfile my.yaml   # another one
+#   snakemake --cores 8 --configfile config/hess-dr1.yaml   # the four DR1 targets (key `analyses`)
 #   snakemake --profile profiles/slurm         # on a SLURM cluster
 #   snakemake download --cores 1               # fetch HESS DL3 DR1 if it is missing
 #   snakemake --report report.html             # HTML report with every plot
