@@ -27,7 +27,7 @@ RA, DEC = 83.63, 22.01
 SAFE = {"methods": ["aeff-default", "aeff-max"], "aeff_percent": 10}
 
 
-def reduce_store(path, on_text, method="exact", width=2.0):
+def reduce_store(path, on_text, method="exact", width=2.0, background=None):
     store = open_datastore(path)
     on = parse_region(on_text)
     red = {
@@ -42,7 +42,7 @@ def reduce_store(path, on_text, method="exact", width=2.0):
         obs = store.load(oid)
         ev = event_coords(obs, "icrs")
         cube = make_cube(obs, settings, ev)
-        spec, _ = make_spectrum(obs, cube, on, method=method, event_lonlat=ev)
+        spec, _ = make_spectrum(obs, cube, on, method=method, event_lonlat=ev, background=background, safe_mask=SAFE)
         spec.mask_safe = make_safe_mask(spec, SAFE, obs.bkg)
         out.append(spec)
     return out

@@ -95,7 +95,8 @@ def test_defaults_filled():
     assert cfg["fit"] == {"minos": False, "integration": "exact", "covariance": "hesse", "compare": []}
     assert cfg["flux_points"]["energy_edges"] is None
     assert cfg["cumulative"] == {"stacking": "exact"}
-    assert cfg["stacked"] == {"energy_range": None}
+    assert cfg["stacked"] == {"energy_range": None, "rad_max_energy": 1.0}
+    assert cfg["background"] == {"method": "reflected", "n_off_regions": 3}
     assert cfg["obs_cone"] is None
     assert "zenodo" in cfg["download"]["url"] and "1421099" in cfg["download"]["url"]
 
@@ -277,6 +278,52 @@ def test_offline_astropy_switches_downloads_off():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.split() == ["False", "False"]
+
+
+def _ogip_set(d, stem="pha_obs777", obs_id=777):
+    """A minimal OGIP PHA whose header names its three siblings (empty files suffice here)."""
+    from astropy.io import fits
+
+    d.mkdir(parents=True, exist_ok=True)
+    hdu = fits.BinTableHDU.from_columns([fits.Column("COUNTS", "J", array=[1, 2])], name="SPECTRUM")
+    rest = stem.removeprefix("pha_")
+    hdu.header.update({"BACKFILE": f"bkg_{rest}.fits", "ANCRFILE": f"arf_{rest}.fits",
+                       "RESPFILE": f"rmf_{rest}.fits", "EXPOSURE": 1.0})
+    if obs_id is not None:
+        hdu.header["OBS_ID"] = obs_id
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(d / f"{stem}.fits")
+    for kind in ("bkg", "arf", "rmf"):
+        (d / f"{kind}_{rest}.fits").write_bytes(b"")
+    return d / f"{stem}.fits"
+
+
+def test_external_spectra_only(tmp_path, monkeypatch):
+    """Only external spectra: no on_region, obs ids or data store needed; globs resolved,
+    each set's four files listed; problems are one-line errors naming the key."""
+    monkeypatch.chdir(tmp_path)
+    _ogip_set(tmp_path / "ext", "pha_obs12", 12)
+    _ogip_set(tmp_path / "ext", "pha_obs3", None)  # no OBS_ID: the number in the file name
+    raw = {"name": "ext", "datastore": "/nonexistent", "external_spectra": ["ext/pha_obs*.fits"]}
+    out = prepare_workflow(raw, cache_dir=None)
+    ext = out["analyses"]["ext"]
+    assert out["datastore"] is None and out["datastore_error"] is None and ext["obs_ids"] == []
+    assert [e["pha"] for e in ext["external"]] == ["ext/pha_obs12.fits", "ext/pha_obs3.fits"]
+    assert [e["obs_id"] for e in ext["external"]] == [12, 3]
+    assert ext["external"][0]["files"] == [f"ext/{k}_obs12.fits" for k in ("pha", "bkg", "arf", "rmf")]
+
+    with pytest.raises(ConfigError, match=r"^config key 'external_spectra\[1\]': no file matches 'nope/\*.fits'$"):
+        prepare_workflow({**raw, "external_spectra": ["ext/pha_obs12.fits", "nope/*.fits"]}, cache_dir=None)
+    with pytest.raises(ConfigError, match=r"^config key 'obs_ids': no observations selected"):
+        validate_config({"name": "x"}, check_datastore=False)
+    with pytest.raises(ConfigError, match=r"^config key 'on_region' is missing"):
+        validate_config({"name": "x", "obs_ids": [1]}, check_datastore=False)
+    (tmp_path / "ext" / "rmf_obs3.fits").unlink()
+    with pytest.raises(ConfigError) as e:
+        prepare_workflow(raw, cache_dir=None)
+    assert str(e.value).startswith("config key 'external_spectra': ") and "rmf_obs3.fits: no such file" in str(e.value)
+    _ogip_set(tmp_path / "dup", "pha_a", 12)
+    with pytest.raises(ConfigError, match="same obs id 12"):
+        prepare_workflow({**raw, "external_spectra": ["ext/pha_obs12.fits", "dup/pha_a.fits"]}, cache_dir=None)
 
 
 # ----------------------------------------------------------------------------- analyses --

@@ -32,6 +32,7 @@ def make_dataset(usable=True, n_reco=12, n_true=20) -> SpectrumDataset:
     mask = np.ones(n_reco, bool)
     mask[:2] = False
     mask[-1] = False
+    mask &= usable  # an unusable spectrum has no safe bin (as make_spectrum makes it)
     livetime = 1581.7361234567891
     n_off = 3 if usable else 0
     return SpectrumDataset(
@@ -66,6 +67,8 @@ def make_dataset(usable=True, n_reco=12, n_true=20) -> SpectrumDataset:
             "stacked_obs_ids": [20136, 20137, 20151],
             "nested": {"a": [1.5, "x"], "b": None},
             "source_file": "/data/hess_dl3/" + "x" * 120 + "/run020136.fits.gz",
+            "MJDREFI": 51910, "MJDREFF": 0.000742870370370241, "TIMESYS": "TT", "TIMEUNIT": "s",
+            "TIMEREF": "local",
         },
     )
 
@@ -116,6 +119,10 @@ def test_round_trip(tmp_path):
 def test_round_trip_unusable(tmp_path):
     ds = make_dataset(usable=False)
     write_spectrum(ds, tmp_path)
+    with fits.open(tmp_path / "bkg.fits") as f:  # no BACKSCAL = 0 (infinite alpha) for other tools
+        h, d = f["SPECTRUM"].header, f["SPECTRUM"].data
+        assert np.all(d["BACKSCAL"] == 1.0) and np.all(d["QUALITY"] == ogip.QUALITY_BAD)
+        assert h["USABLE"] is False and h["BKGDUMMY"] is True
     back = read_spectrum(tmp_path)
     assert_same(ds, back)
     assert back.usable is False and back.off_regions == []
@@ -219,6 +226,11 @@ def test_ogip_keywords(tmp_path):
         assert list(d["QUALITY"]) == [5, 5] + [0] * (ds.energy_reco.nbin - 3) + [5]
         assert np.all(d["AREASCAL"] == 1.0)
         assert f["GTI"].columns.names == ["START", "STOP"]
+        g = f["GTI"].header  # the time reference of START/STOP, from the DL3 events header
+        assert (g["MJDREFI"], g["MJDREFF"], g["TIMESYS"], g["TIMEUNIT"], g["TIMEREF"]) == (
+            51910, 0.000742870370370241, "TT", "s", "local")
+        assert np.array_equal(f["EBOUNDS"].data["E_MIN"], ds.energy_reco.edges[:-1])
+        assert np.array_equal(f["EBOUNDS"].data["E_MAX"], ds.energy_reco.edges[1:])
         assert list(f["OFFREGS"].data["REGION"]) == OFF
         assert f["OFFREGS"].header["RA_PNT"] == ds.pointing_radec[0]
         assert f["OFFREGS"].header["DEC_PNT"] == ds.pointing_radec[1]
@@ -227,6 +239,8 @@ def test_ogip_keywords(tmp_path):
         h = f["SPECTRUM"].header
         assert h["HDUCLAS2"] == "BKG" and h["HDUCLASS"] == "OGIP" and h["EXPOSURE"] == ds.livetime
         assert np.array_equal(f["SPECTRUM"].data["COUNTS"], ds.counts_off)
+        assert np.array_equal(f["EBOUNDS"].data["E_MAX"], ds.energy_reco.edges[1:])
+        assert "BKGDUMMY" not in h
     with fits.open(tmp_path / "arf.fits") as f:
         a = f["SPECRESP"]
         assert a.header["HDUCLAS1"] == "RESPONSE" and a.header["HDUCLAS2"] == "SPECRESP"
@@ -239,9 +253,16 @@ def test_ogip_keywords(tmp_path):
         assert m.header["DETCHANS"] == ds.energy_reco.nbin
         assert m.columns.names == ["ENERG_LO", "ENERG_HI", "N_GRP", "F_CHAN", "N_CHAN", "MATRIX"]
         assert m.header["TLMIN%d" % (m.columns.names.index("F_CHAN") + 1)] == 0
-        assert np.all(m.data["N_GRP"] == 1) and np.all(m.data["F_CHAN"] == 0)
-        assert np.all(m.data["N_CHAN"] == ds.energy_reco.nbin)
-        assert m.columns["MATRIX"].format == f"{ds.energy_reco.nbin}D"
+        # per-row (variable-length) arrays: one group per run of non-zero channels, 0-based;
+        # the two all-zero rows of make_dataset have no group
+        assert [c.format[:2] for c in m.columns[3:]] == ["PJ", "PJ", "PD"]
+        assert list(m.data["N_GRP"]) == [0, 0] + [1] * (ds.energy_true.nbin - 2)
+        for i in range(ds.energy_true.nbin):
+            row = np.zeros(ds.energy_reco.nbin)
+            for f0, n0 in zip(m.data["F_CHAN"][i], m.data["N_CHAN"][i]):
+                row[f0:f0 + n0] = m.data["MATRIX"][i][:n0] if len(m.data["F_CHAN"][i]) == 1 else np.nan
+            assert np.array_equal(row, ds.edisp[i]), i
+        assert m.header["NUMGRP"] == ds.energy_true.nbin - 2
         e = f["EBOUNDS"]
         assert e.columns.names == ["CHANNEL", "E_MIN", "E_MAX"]
         assert e.columns["E_MIN"].unit == "TeV"
@@ -395,11 +416,30 @@ def test_truncated(tmp_path):
 def test_missing_extension_and_column(tmp_path):
     write_spectrum(make_dataset(), tmp_path)
     with fits.open(tmp_path / "pha.fits") as f:
-        hdus = fits.HDUList([h.copy() for h in f if h.name != "EXTSPEC"])
+        hdus = fits.HDUList([h.copy() for h in f if h.name != "SPECTRUM"])
         hdus.writeto(tmp_path / "pha.fits", overwrite=True)
     with pytest.raises(FormatError) as e:
         read_spectrum(tmp_path)
-    assert "EXTSPEC" in _one_line(e, str(tmp_path / "pha.fits"))
+    assert "SPECTRUM" in _one_line(e, str(tmp_path / "pha.fits"))
+
+    # EBOUNDS: from the RMF, else from the PHA; neither -> an error naming it
+    write_spectrum(make_dataset(), tmp_path)
+    for name in ("rmf.fits", "pha.fits"):
+        with fits.open(tmp_path / name, mode="update") as f:
+            del f["EBOUNDS"]
+        if name == "rmf.fits":
+            assert read_spectrum(tmp_path).energy_reco == make_dataset().energy_reco
+    with pytest.raises(FormatError) as e:
+        read_spectrum(tmp_path)
+    assert "'EBOUNDS'" in _one_line(e, str(tmp_path / "rmf.fits"))
+
+    # EXPOSURE is what really must be there
+    write_spectrum(make_dataset(), tmp_path)
+    with fits.open(tmp_path / "pha.fits", mode="update") as f:
+        del f["SPECTRUM"].header["EXPOSURE"]
+    with pytest.raises(FormatError) as e:
+        read_spectrum(tmp_path)
+    assert "keyword 'EXPOSURE'" in _one_line(e, str(tmp_path / "pha.fits"))
 
     write_spectrum(make_dataset(), tmp_path)
     with fits.open(tmp_path / "arf.fits") as f:
@@ -428,3 +468,131 @@ def test_newer_extspec_version(tmp_path):
     with pytest.raises(FormatError) as e:
         read_spectrum(tmp_path)
     assert "newer" in _one_line(e, str(tmp_path / "pha.fits"))
+
+
+# ----------------------------------------------- OGIP sets of other tools (read_spectrum) --
+
+
+def write_foreign_set(d, unit="keV", area_unit="cm2", backscal="column", rmf="vla", obs_id_key=True):
+    """A standard OGIP type-I set as other tools write it (astropy): no extspec extras.
+
+    Energies in ``unit``, EBOUNDS in the PHA and the RMF, float32 energies in the RMF,
+    no ONTIME / GTI / OFFREGS / EXTSPEC.  ``backscal``: ``column`` (per channel) or
+    ``keyword`` (scalar).  ``rmf``: ``vla`` (variable-length groups, TLMIN 0) or ``fixed``
+    (full rows, TLMIN 1).  Returns the dict of the true arrays (energies in TeV).
+    """
+    rng = np.random.default_rng(11)
+    nr, nt = 8, 12
+    scale = {"keV": 1e9, "MeV": 1e6, "GeV": 1e3, "TeV": 1.0}[unit]
+    e_reco = np.geomspace(0.1, 100, nr + 1)
+    e_true = np.geomspace(0.05, 200, nt + 1)
+    kernel = rng.random((nt, nr)) * (rng.random((nt, nr)) > 0.4)
+    kernel[0] = 0.0
+    kernel /= np.maximum(kernel.sum(axis=1, keepdims=True), 1e-30) * 1.05
+    truth = dict(
+        e_reco=e_reco, e_true=e_true, kernel=kernel,
+        counts=rng.poisson(30, nr), counts_off=rng.poisson(200, nr),
+        backscal_on=np.full(nr, 1.0), backscal_off=rng.uniform(8, 12, nr) if backscal == "column" else np.full(nr, 9.5),
+        quality=np.where(np.arange(nr) < 2, 1, 0), specresp_cm2=rng.uniform(1e8, 1e9, nt), exposure_s=1581.7,
+    )
+    area = truth["specresp_cm2"] / (1e4 if area_unit == "m2" else 1.0)
+
+    def ebounds():
+        return fits.BinTableHDU.from_columns([
+            fits.Column("CHANNEL", "I", array=np.arange(nr)),
+            fits.Column("E_MIN", "D", unit=unit, array=e_reco[:-1] * scale),
+            fits.Column("E_MAX", "D", unit=unit, array=e_reco[1:] * scale)], name="EBOUNDS")
+
+    def spectrum(counts, bs, hduclas2, files):
+        cols = [fits.Column("CHANNEL", "I", array=np.arange(nr)), fits.Column("COUNTS", "J", array=counts),
+                fits.Column("QUALITY", "I", array=truth["quality"])]
+        if backscal == "column":
+            cols += [fits.Column("BACKSCAL", "D", array=bs), fits.Column("AREASCAL", "D", array=np.ones(nr))]
+        hdu = fits.BinTableHDU.from_columns(cols, name="SPECTRUM")
+        h = hdu.header
+        h.update({"HDUCLASS": "OGIP", "HDUCLAS1": "SPECTRUM", "HDUCLAS2": hduclas2, "HDUCLAS3": "COUNT",
+                  "EXPOSURE": truth["exposure_s"], "DETCHANS": nr, **files})
+        if obs_id_key:
+            h["OBS_ID"] = 4242
+        if backscal == "keyword":
+            h["BACKSCAL"], h["AREASCAL"] = float(bs[0]), 1.0
+        return fits.HDUList([fits.PrimaryHDU(), hdu, ebounds()])
+
+    files = {"BACKFILE": "bkg_obs4242.fits", "ANCRFILE": "arf_obs4242.fits", "RESPFILE": "rmf_obs4242.fits"}
+    spectrum(truth["counts"], truth["backscal_on"], "TOTAL", files).writeto(d / "pha_obs4242.fits")
+    spectrum(truth["counts_off"], truth["backscal_off"], "BKG", {}).writeto(d / "bkg_obs4242.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([
+        fits.Column("ENERG_LO", "D", unit=unit, array=e_true[:-1] * scale),
+        fits.Column("ENERG_HI", "D", unit=unit, array=e_true[1:] * scale),
+        fits.Column("SPECRESP", "D", unit=area_unit, array=area)], name="SPECRESP")]).writeto(d / "arf_obs4242.fits")
+    e_cols = [fits.Column("ENERG_LO", "E", unit=unit, array=(e_true[:-1] * scale).astype(np.float32)),
+              fits.Column("ENERG_HI", "E", unit=unit, array=(e_true[1:] * scale).astype(np.float32))]
+    if rmf == "vla":  # one group per run of non-zero channels; an empty row: one group of 0 channels
+        f_chan, n_chan, mat = [], [], []
+        for row in kernel:
+            nz = np.flatnonzero(row)
+            runs = np.split(nz, np.flatnonzero(np.diff(nz) != 1) + 1) if nz.size else []
+            f_chan.append(np.array([r[0] for r in runs] or [0], np.int16))
+            n_chan.append(np.array([r.size for r in runs] or [0], np.int16))
+            mat.append(row[nz].astype(np.float32))
+        cols = e_cols + [fits.Column("N_GRP", "I", array=[len(f) for f in f_chan]),
+                         fits.Column("F_CHAN", "PI()", array=f_chan), fits.Column("N_CHAN", "PI()", array=n_chan),
+                         fits.Column("MATRIX", "PE()", array=mat)]
+        tlmin = 0
+    else:
+        cols = e_cols + [fits.Column("N_GRP", "I", array=np.ones(nt)), fits.Column("F_CHAN", "J", array=np.ones(nt)),
+                         fits.Column("N_CHAN", "J", array=np.full(nt, nr)),
+                         fits.Column("MATRIX", f"{nr}E", array=kernel.astype(np.float32))]
+        tlmin = 1
+    m = fits.BinTableHDU.from_columns(cols, name="MATRIX")
+    m.header.update({"HDUCLASS": "OGIP", "HDUCLAS1": "RESPONSE", "HDUCLAS2": "RSP_MATRIX", "DETCHANS": nr,
+                     "TLMIN4": tlmin})
+    fits.HDUList([fits.PrimaryHDU(), m, ebounds()]).writeto(d / "rmf_obs4242.fits")
+    return truth
+
+
+@pytest.mark.parametrize("unit, area_unit, backscal, rmf", [
+    ("keV", "cm2", "column", "vla"),
+    ("TeV", "m2", "keyword", "fixed"),
+    ("GeV", "cm2", "column", "fixed"),
+    ("MeV", "cm2", "keyword", "vla"),
+])
+def test_read_foreign_ogip(tmp_path, unit, area_unit, backscal, rmf):
+    """keV/MeV/GeV/TeV energies, cm2/m2 areas, per-channel or scalar BACKSCAL, VLA or fixed
+    RMF rows, float32 RMF energies, no ONTIME/GTI/extspec extensions: every field comes back."""
+    t = write_foreign_set(tmp_path, unit, area_unit, backscal, rmf)
+    s = read_spectrum(tmp_path / "pha_obs4242.fits")
+    np.testing.assert_allclose(s.energy_reco.edges, t["e_reco"], rtol=1e-12)
+    np.testing.assert_allclose(s.energy_true.edges, t["e_true"], rtol=1e-12)  # the ARF's float64 edges
+    np.testing.assert_array_equal(s.counts, t["counts"])
+    np.testing.assert_array_equal(s.counts_off, t["counts_off"])
+    np.testing.assert_allclose(s.alpha, t["backscal_on"] / t["backscal_off"], rtol=1e-15)
+    np.testing.assert_array_equal(s.mask_safe, t["quality"] == 0)
+    np.testing.assert_allclose(s.exposure, t["specresp_cm2"] * t["exposure_s"] / 1e4, rtol=1e-12)
+    np.testing.assert_allclose(s.edisp, t["kernel"], rtol=1e-7, atol=0)  # float32 in the file
+    assert s.livetime == t["exposure_s"] and s.ontime == t["exposure_s"]  # no ONTIME, no GTI: livetime
+    assert s.obs_id == 4242 and s.usable and s.gti.shape == (0, 2) and s.off_regions == []
+    np.testing.assert_array_equal(s.edisp_weight, s.exposure)
+    assert s.meta == {"source_file": str(tmp_path / "pha_obs4242.fits")}
+
+
+def test_read_foreign_ogip_fallbacks_and_errors(tmp_path):
+    write_foreign_set(tmp_path, obs_id_key=False)
+    pha = tmp_path / "pha_obs4242.fits"
+    assert read_spectrum(pha).obs_id == 4242  # no OBS_ID: the number in the file name
+    with fits.open(pha, mode="update") as f:  # ONTIME missing, a GTI present: its duration
+        f.append(fits.BinTableHDU.from_columns([fits.Column("START", "D", array=[10.0, 100.0]),
+                                                fits.Column("STOP", "D", array=[50.0, 130.0])], name="GTI"))
+    s = read_spectrum(pha)
+    assert s.ontime == 70.0 and s.gti.tolist() == [[10.0, 50.0], [100.0, 130.0]]
+    with fits.open(tmp_path / "arf_obs4242.fits", mode="update") as f:
+        f["SPECRESP"].columns["ENERG_LO"].unit = "erg"
+        f["SPECRESP"].header["TUNIT1"] = "erg"
+    with pytest.raises(FormatError) as e:
+        read_spectrum(pha)
+    assert "unit 'erg'" in _one_line(e, str(tmp_path / "arf_obs4242.fits"))
+    with fits.open(pha, mode="update") as f:
+        del f["SPECTRUM"].header["ANCRFILE"]
+    with pytest.raises(FormatError) as e:
+        read_spectrum(pha)
+    assert "ANCRFILE" in _one_line(e, str(pha))

@@ -251,7 +251,7 @@ def test_stack_counts_fits_and_png(tmp_path, seed_reference, erange):
         assert data.shape == geom.shape == (38, 38) and int(data.sum()) == int(want.sum()) > 500
         assert WCS(h).wcs.compare(geom.wcs.wcs)
         assert h["CTYPE1"] == "GLON-CAR" and h["CRVAL1"] == 347.3 and h["CDELT2"] == 0.04
-        assert h["BUNIT"] == "counts" and h["NOBS"] == 6
+        assert h["BUNIT"] == "count" and h["NOBS"] == 6
         assert h["OBS_IDS"] == " ".join(map(str, SEED_IDS))
         if erange is None:
             assert (h["EMIN"], h["EMAX"]) == (edges[0], edges[-1]) == (0.3, 40.0)

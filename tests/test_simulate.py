@@ -61,7 +61,7 @@ def test_store_opens_and_runs_load(store):
         assert np.all(np.diff(obs.time) >= 0)
         assert obs.pointing_radec == pytest.approx(tuple(pnts[i]), abs=1e-9)
         assert obs.bkg is not None and obs.bkg.fovalign == "RADEC"
-        assert obs.bkg.unit == "MeV-1 s-1 sr-1"
+        assert obs.bkg.unit == "s-1 MeV-1 sr-1"  # the file's MeV-1 s-1 sr-1, read as extspec's unit
         assert (obs.lo_thres, obs.hi_thres) == (0.1, 100.0)
         assert obs.meta["OBS_MODE"] == "WOBBLE"
         with fits.open(obs.source_file) as h:

@@ -222,6 +222,10 @@ def test_unusable_observation_named_in_log(store_path, tmp_path, caplog):
     assert "obs 20326: unusable" in caplog.text and "pointing inside the ON region" in caplog.text
     spec = read_spectrum(tmp_path / "obs")
     assert not spec.usable and not spec.mask_safe.any() and spec.acceptance_off.sum() == 0
+    from astropy.io import fits
+
+    with fits.open(tmp_path / "obs" / "bkg.fits") as f:  # no BACKSCAL = 0 (infinite alpha) for other tools
+        assert np.all(f["SPECTRUM"].data["BACKSCAL"] == 1.0) and f["SPECTRUM"].header["BKGDUMMY"] is True
 
 
 @pytest.mark.parametrize("method, heavy_expected", [("exact", []), ("reference", ["astropy"])])
@@ -248,5 +252,12 @@ def test_reduction_job_imports(store_path, tmp_path, method, heavy_expected):
 
     spec = read_spectrum(tmp_path)
     assert spec.obs_id == 20326 and spec.n_off_regions == 2
+    # the GTI carries the time reference of the DL3 events header (DR1: MJD 51910 + 0.00074287 TT)
+    from astropy.io import fits
+
+    with fits.open(tmp_path / "pha.fits") as f:
+        g = f["GTI"].header
+        assert (g["MJDREFI"], g["MJDREFF"], g["TIMESYS"], g["TIMEUNIT"]) == (51910, 0.000742870370370241, "TT", "s")
+        np.testing.assert_array_equal([f["GTI"].data["START"], f["GTI"].data["STOP"]], spec.gti.T)
     if method == "reference":  # §6.6 check values
         np.testing.assert_array_equal(spec.counts, [int(t) for t in TABLE_66[20326]["on"].split()])

@@ -183,6 +183,7 @@ def test_obs_cone_dry_run(tmp_path):
         ({"obs_ids": [20326, 12345]}, "config key 'obs_ids'"),
         ({"geom": {"center": [0.0, 0.0]}}, "config key 'on_region'"),
         ({"datastore": "/nonexistent/hess-dl3-dr1"}, "no DL3 data store found (looked in: /nonexistent/hess-dl3-dr1)"),
+        ({"external_spectra": ["/nonexistent/pha_*.fits"]}, "config key 'external_spectra[0]': no file matches"),
     ],
 )
 def test_invalid_config_stops_before_any_job(tmp_path, over, key):
@@ -247,6 +248,16 @@ def test_add_one_obs_reruns_one_reduction(e2e):
 def test_remove_one_obs_reruns_only_aggregates(e2e):
     cf = variant(e2e, "remove.yaml", obs_ids=[20326])
     assert dry_run(e2e["wd"], cf) == AGGREGATES
+
+
+def test_add_external_spectrum_reruns_only_what_reads_spectra(e2e, tmp_path):
+    """An OGIP set from elsewhere (here extspec's own of run 20349) joins fit and products."""
+    from extspec.workflow.config import load_config
+    from extspec.workflow.pipeline import reduce_observation, reduction_config
+
+    reduce_observation(reduction_config(load_config(e2e["cfg"])), DR1, 20349, tmp_path / "ext")
+    cf = variant(e2e, "ext.yaml", external_spectra=[str(tmp_path / "ext" / "pha.fits")])
+    assert dry_run(e2e["wd"], cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "all": 1}
 
 
 def test_model_change_reruns_only_fit_and_flux_points(e2e):
@@ -504,3 +515,50 @@ def test_seed_workflow_end_to_end(tmp_path):
     snakemake(tmp_path, cf, "--cores", "2")
     result, cum = check_outputs(tmp_path, "rxj1713", cfg["obs_ids"])
     assert dry_run(tmp_path, cf) == {}
+
+
+# ------------------------------------------------------------ external spectra only --
+
+JOINT_CRAB = REPO.parent / "shared" / "data" / "joint-crab-spectra" / "hess"
+
+
+@pytest.mark.skipif(not (JOINT_CRAB / "pha_obs23523.fits").is_file(), reason=f"no joint-crab spectra at {JOINT_CRAB}")
+def test_external_spectra_only(tmp_path):
+    """Only OGIP sets of another tool: no data store, no reduction or stacking; editing one of
+    their files reruns the fit and the products."""
+    import yaml as _yaml
+
+    from extspec.fit import fit_joint
+    from extspec.io.ogip import read_spectrum
+
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    for f in JOINT_CRAB.glob("*_obs*.fits"):
+        shutil.copy(f, ext / f.name)
+    model = {"type": "power_law", "parameters": {"index": {"value": 2.5}, "amplitude": {"value": 3.0e-11}}}
+    cf = write_config(tmp_path, name="jc", datastore="/nonexistent/store", obs_ids=[], model=model,
+                      external_spectra=["ext/pha_obs*.fits"])
+    assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "all": 1}
+    snakemake(tmp_path, cf, "--cores", "2")
+    out = tmp_path / "results" / "jc"
+    assert not (out / "obs").exists() and not (out / "stacked").exists()
+    result = _yaml.safe_load((out / "fit" / "result.yaml").read_text())
+    phas = sorted(ext.glob("pha_obs*.fits"))
+    assert [int(o) for o in result["obs_ids"]] == [23523, 23526, 23559, 23592]
+    want = fit_joint([read_spectrum(p) for p in phas], model)  # the same files, in process
+    for name in ("index", "amplitude"):
+        np.testing.assert_allclose(result["model"]["parameters"][name]["value"], want.values[name], rtol=1e-9)
+    assert 2.0 < want.values["index"] < 3.5
+    from astropy.table import Table
+
+    assert len(Table.read(out / "cumulative.ecsv", format="ascii.ecsv")) == 4
+    assert len(Table.read(out / "fit" / "flux_points.ecsv", format="ascii.ecsv")) >= 5
+    assert dry_run(tmp_path, cf) == {}
+    from astropy.io import fits
+
+    # edit a sibling named by BACKFILE (Snakemake reruns on a changed checksum, not on a touch)
+    with fits.open(ext / "bkg_obs23559.fits", mode="update") as f:
+        f["SPECTRUM"].header["EDITED"] = (True, "changed by the test")
+    later = time.time() + 2
+    os.utime(ext / "bkg_obs23559.fits", (later, later))
+    assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "all": 1}

@@ -136,10 +136,13 @@ class JointData:
         if not keep:
             self.energy_true = None
             return
-        e0 = keep[0].energy_true.edges
+        e0, r0 = keep[0].energy_true.edges, keep[0].energy_reco.edges
         for d in keep[1:]:
             if not np.array_equal(d.energy_true.edges, e0):
                 raise ConfigError(f"obs {d.obs_id}: true-energy axis differs from obs {keep[0].obs_id}")
+            if not np.array_equal(d.energy_reco.edges, r0):
+                raise ConfigError(f"obs {d.obs_id}: reco-energy axis differs from obs {keep[0].obs_id} "
+                                  "(a joint fit needs one binning)")
         self.energy_true = keep[0].energy_true
         self.obs_ids = [int(d.obs_id) for d in keep]
         self.counts = np.array([d.counts for d in keep], float)

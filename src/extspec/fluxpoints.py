@@ -26,7 +26,12 @@ SED_UNITS = {
     "dnde_ul": "cm-2 s-1 TeV-1", "e2dnde": "TeV cm-2 s-1", "e2dnde_err": "TeV cm-2 s-1",
     "e2dnde_ul": "TeV cm-2 s-1", "norm": "", "norm_err": "", "norm_ul": "", "ts": "", "sqrt_ts": "",
     "is_ul": "", "counts": "", "npred": "", "flux": "cm-2 s-1", "flux_err": "cm-2 s-1",
+    "ref_dnde": "cm-2 s-1 TeV-1", "ref_flux": "cm-2 s-1", "ref_eflux": "TeV cm-2 s-1",
 }
+"""Columns of the flux-point table and their units.  ``counts`` and ``npred`` hold one value
+per dataset of the fit (in its order), ``ref_*`` the best-fit model (dnde at e_ref, integral
+and energy flux over the bin): with these the table is a GADF SED table of type
+``likelihood`` (``norm`` relative to the reference), as ``gammapy`` reads it."""
 
 
 def snap_edges(requested, reco_edges) -> np.ndarray:
@@ -39,6 +44,15 @@ def snap_edges(requested, reco_edges) -> np.ndarray:
     idx = np.round(u + 0.5).astype(int)  # numpy rounds halves to even
     idx = np.unique(np.clip(idx, 0, n))
     return reco_edges[idx]
+
+
+def _energy_flux(model, e_lo: float, e_hi: float, params: dict, nodes: int = 32) -> float:
+    """Energy flux of the model over [e_lo, e_hi] (TeV cm^-2 s^-1): the integral of E^2 dN/dE
+    over ln E by Gauss-Legendre quadrature (``nodes`` points; smooth integrand)."""
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    a, b = np.log(e_lo), np.log(e_hi)
+    energy = np.exp(0.5 * (b - a) * x + 0.5 * (b + a))
+    return float(0.5 * (b - a) * np.sum(w * energy**2 * model.dnde(energy, **params)))
 
 
 def _bisect_ul(f, lo, hi, target, n_iter=100):
@@ -119,7 +133,9 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
             "e2dnde_ul": float(norm_ul) * ref * e_ref**2,
             "flux": norm * flux, "flux_err": norm_err * flux,
             "ts": float(ts), "sqrt_ts": sqrt_ts, "is_ul": bool(sqrt_ts < sqrt_ts_threshold_ul),
-            "counts": int(np.sum(np.where(mask, n, 0))), "npred": float(np.sum(np.where(mask, norm * mu, 0))),
+            "counts": [int(c) for c in np.sum(np.where(mask, n, 0), axis=1)],
+            "npred": [float(v) for v in np.sum(np.where(mask, norm * mu, 0.0), axis=1)],
+            "ref_dnde": ref, "ref_flux": flux, "ref_eflux": _energy_flux(model, float(e_lo), float(e_hi), best),
             "success": bool(mi.valid),
         })
     return rows

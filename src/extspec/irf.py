@@ -20,7 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["IrfAxis", "Aeff2D", "EDisp2D", "Bkg3D", "PsfTable", "make_axis", "interp_weights"]
+__all__ = ["IrfAxis", "Aeff2D", "EDisp2D", "Bkg3D", "PsfTable", "RadMax2D", "make_axis", "interp_weights",
+           "single_bin_as_nodes", "POINT_LIKE", "FULL_ENCLOSURE"]
+
+POINT_LIKE = "point-like"
+FULL_ENCLOSURE = "full-enclosure"
+"""IRF classes (GADF ``HDUCLAS3``): point-like IRFs describe only the events within RAD_MAX of a
+point source; full-enclosure IRFs all events."""
 
 
 @dataclass(frozen=True)
@@ -37,12 +43,17 @@ class IrfAxis:
         Interpolation nodes (log-centres, midpoints or the node values).
     log : bool
         True for energy axes (interpolate in ln E).
+    single_bin : bool
+        The file gave one bin only (e.g. one THETA bin of a point-like IRF): the IRF holds, as
+        a constant, for every value inside that bin and nowhere else (see
+        :func:`single_bin_as_nodes`).
     """
 
     name: str
     edges: np.ndarray
     nodes: np.ndarray
     log: bool
+    single_bin: bool = False
 
     @property
     def scaled_nodes(self) -> np.ndarray:
@@ -81,6 +92,18 @@ def make_axis(name: str, lo: np.ndarray, hi: np.ndarray, log: bool) -> IrfAxis:
             raise ValueError(f"axis {name}: edges are not strictly increasing")
         nodes = np.sqrt(edges[:-1] * edges[1:]) if log else 0.5 * (edges[:-1] + edges[1:])
     return IrfAxis(name=name, edges=edges, nodes=nodes, log=log)
+
+
+def single_bin_as_nodes(axis: IrfAxis, data: np.ndarray, dim: int) -> tuple[IrfAxis, np.ndarray]:
+    """A one-bin axis as two nodes at its edges with the data repeated along ``dim``.
+
+    Linear interpolation between two equal values is the constant of the bin; outside the
+    bin edges the IRF is 0 as for any axis.  Axes with more bins are returned unchanged.
+    """
+    if axis.nodes.size != 1:
+        return axis, data
+    widened = IrfAxis(axis.name, axis.edges, axis.edges.copy(), axis.log, single_bin=True)
+    return widened, np.repeat(data, 2, axis=dim)
 
 
 def interp_weights(axis: IrfAxis, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -142,6 +165,37 @@ class Aeff2D:
         it, wt0, wt1 = interp_weights(self.offset, offset.ravel())
         val = a_e[:, it] * wt0 + a_e[:, it + 1] * wt1
         return _clean(val).reshape(energy.shape + offset.shape)
+
+
+@dataclass(frozen=True)
+class RadMax2D:
+    """Directional cut ``RAD_MAX[e_reco, theta]`` in deg of point-like IRFs (GADF RAD_MAX_2D).
+
+    A fixed cut (the ``RAD_MAX`` header keyword) is a table with one value: :meth:`fixed`.
+    """
+
+    energy: IrfAxis
+    offset: IrfAxis
+    data: np.ndarray  # (n_energy, n_offset) deg
+    is_fixed: bool = False
+
+    @classmethod
+    def fixed(cls, rad_max: float) -> "RadMax2D":
+        """A RAD_MAX that does not depend on energy or offset (header keyword ``RAD_MAX``)."""
+        e = IrfAxis("ENERG", np.array([1e-12, 1e12]), np.array([1e-12, 1e12]), True)
+        t = IrfAxis("THETA", np.array([0.0, 180.0]), np.array([0.0, 180.0]), False)
+        return cls(e, t, np.full((2, 2), float(rad_max)), is_fixed=True)
+
+    def evaluate(self, energy: np.ndarray, offset: float) -> np.ndarray:
+        """RAD_MAX (deg) at reco energies ``energy`` (TeV) and one ``offset`` (deg); bilinear
+        in (ln E, theta) on the table nodes like the other IRFs, 0 outside the table."""
+        energy = np.asarray(energy, float)
+        ie, we0, we1 = interp_weights(self.energy, energy)
+        it, wt0, wt1 = interp_weights(self.offset, np.full(energy.shape, float(offset)))
+        d = self.data
+        val = (we0 * (wt0 * d[ie, it] + wt1 * d[ie, it + 1])
+               + we1 * (wt0 * d[ie + 1, it] + wt1 * d[ie + 1, it + 1]))
+        return _clean(val)
 
 
 @dataclass(frozen=True)

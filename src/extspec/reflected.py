@@ -1,4 +1,4 @@
-"""Reflected-regions background: the OFF-region finder (spec §6).
+"""OFF-region finders: reflected regions (spec §6) and wobble regions.
 
 The ON region is rotated rigidly about the pointing P in a TAN pixel frame whose tangent
 point is P (an azimuthal projection, so a rotation about the tangent point *is* a rotation
@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FinderGrid", "ReflectedRegions", "find_reflected_regions", "MAX_REGION_NUMBER"]
+__all__ = ["FinderGrid", "ReflectedRegions", "find_reflected_regions", "find_wobble_regions", "find_off_regions",
+           "MAX_REGION_NUMBER", "BACKGROUND_METHODS"]
+
+BACKGROUND_METHODS = ("reflected", "wobble")
 
 MIN_DISTANCE = 0.0
 MIN_DISTANCE_INPUT = 0.1  # rad
@@ -113,6 +116,85 @@ def _contains_any(pix_region, ex_x, ex_y) -> bool:
     return bool(np.any(pix_region.contains(ex_x[sel], ex_y[sel])))
 
 
+def _excluded_points(on_x, on_y, exclusion_regions, grid) -> tuple[np.ndarray, np.ndarray]:
+    """Finder-grid pixel centres no OFF region may contain: the ON region's and the exclusions'."""
+    from .skyregions import parse_regions
+
+    ex_x, ex_y = [on_x], [on_y]
+    for reg in parse_regions(list(exclusion_regions), "exclusion_regions"):
+        pr = reg.to_pixel(grid.wcs)
+        if not np.all(np.isfinite(pr.center)):  # far away / unprojectable: cannot overlap the grid
+            continue
+        x, y = _grid_points_in(pr, grid.npix)
+        ex_x.append(x)
+        ex_y.append(y)
+    return np.concatenate(ex_x), np.concatenate(ex_y)
+
+
+def _to_sky(pix_regions, grid, on_region, method) -> list:
+    """OFF regions back on the sky; exact circles keep the ON radius exactly."""
+    from .skyregions import CircleSky, pix_to_sky
+
+    out = []
+    for pr in pix_regions:
+        sr = pix_to_sky(pr, grid.wcs, grid.frame)
+        if method == "exact" and isinstance(on_region, CircleSky):
+            sr = CircleSky(sr.center, on_region.radius)
+        out.append(sr)
+    return out
+
+
+def find_wobble_regions(on_region, pointing, exclusion_regions=(), n_off_regions: int = 3,
+                        method: str = "exact") -> ReflectedRegions:
+    """Wobble OFF regions: the ON region rotated about the pointing by 360 deg x k / (n + 1),
+    k = 1..n (the same offset from the pointing, evenly spaced); those containing a finder-grid
+    pixel centre of an exclusion region or of the ON region are dropped.
+
+    The rotation is the rigid rotation of the reflected finder (a TAN frame at the pointing),
+    so circles stay circles of the same radius.  Returns a :class:`ReflectedRegions` whose
+    ``angles`` are the kept rotation angles (rad) and ``info['n_dropped']`` the number dropped.
+    """
+    from .sky import as_skypoint
+    from .skyregions import as_sky_region
+
+    on_region = as_sky_region(on_region, "on_region")
+    pointing = as_skypoint(pointing)
+    n = int(n_off_regions)
+    if n < 1:
+        raise ValueError(f"wobble background needs n_off_regions >= 1, got {n}")
+    grid = make_finder_grid(on_region.center, pointing)
+    pxy = grid.pointing_pix
+    on_pix = on_region.to_pixel(grid.wcs)
+    on_x, on_y = _grid_points_in(on_pix, grid.npix)
+    ex_x, ex_y = _excluded_points(on_x, on_y, exclusion_regions, grid)
+    inside = bool(on_pix.contains(*pxy)) or grid.separation == 0.0
+    pix_regions, angles = [], []
+    if not inside:
+        for k in range(1, n + 1):
+            phi = 2 * np.pi * k / (n + 1)
+            cand = on_pix.rotate(pxy[0], pxy[1], phi)
+            if not _contains_any(cand, ex_x, ex_y):
+                pix_regions.append(cand)
+                angles.append(phi)
+    info = {"pointing_inside": inside, "n_dropped": n - len(pix_regions), "finder": "wobble"}
+    return ReflectedRegions(_to_sky(pix_regions, grid, on_region, method), pix_regions, np.array(angles),
+                            2 * np.pi / (n + 1), grid, method, on_pix, info)
+
+
+def find_off_regions(on_region, pointing, exclusion_regions=(), background: dict | None = None,
+                     method: str = "exact") -> ReflectedRegions:
+    """The OFF regions of the ``background`` config block: ``{"method": "reflected"}`` (default)
+    or ``{"method": "wobble", "n_off_regions": 3}``."""
+    background = background or {}
+    kind = background.get("method", "reflected")
+    if kind == "reflected":
+        return find_reflected_regions(on_region, pointing, exclusion_regions, method=method)
+    if kind == "wobble":
+        return find_wobble_regions(on_region, pointing, exclusion_regions,
+                                   int(background.get("n_off_regions", 3)), method=method)
+    raise ValueError(f"unknown background method '{kind}' (use {', '.join(BACKGROUND_METHODS)})")
+
+
 def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: str = "exact",
                            max_region_number: int = MAX_REGION_NUMBER) -> ReflectedRegions:
     """Find the reflected OFF regions of ``on_region`` for a pointing (§6.1-§6.3).
@@ -131,7 +213,7 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
     the ON region, §6.4).
     """
     from .sky import as_skypoint
-    from .skyregions import CircleSky, as_sky_region, parse_regions, pix_to_sky
+    from .skyregions import CircleSky, as_sky_region
 
     on_region = as_sky_region(on_region, "on_region")
     pointing = as_skypoint(pointing)
@@ -170,17 +252,7 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
     if inside:
         delta = 2 * np.pi
     info = {"pointing_inside": bool(inside)}
-    # excluded pixel centres: the ON region and the exclusion regions
-    ex_x, ex_y = [on_x], [on_y]
-    for reg in parse_regions(list(exclusion_regions), "exclusion_regions"):
-        pr = reg.to_pixel(wcs)
-        if not np.all(np.isfinite(pr.center)):  # far away / unprojectable: cannot overlap the grid
-            continue
-        x, y = _grid_points_in(pr, grid.npix)
-        ex_x.append(x)
-        ex_y.append(y)
-    ex_x = np.concatenate(ex_x)
-    ex_y = np.concatenate(ex_y)
+    ex_x, ex_y = _excluded_points(on_x, on_y, exclusion_regions, grid)
 
     phi_step = delta + MIN_DISTANCE
     phi_max = 2 * np.pi - phi_step - MIN_DISTANCE_INPUT
@@ -196,10 +268,5 @@ def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: st
             phi += phi_step
         else:
             phi += ANGLE_INCREMENT
-    sky_regions = []
-    for pr in pix_regions:
-        sr = pix_to_sky(pr, wcs, grid.frame)
-        if method == "exact" and circle:
-            sr = CircleSky(sr.center, on_region.radius)
-        sky_regions.append(sr)
+    sky_regions = _to_sky(pix_regions, grid, on_region, method)
     return ReflectedRegions(sky_regions, pix_regions, np.array(angles), float(delta), grid, method, on_pix, info)

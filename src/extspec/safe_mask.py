@@ -121,6 +121,9 @@ def make_safe_mask(dataset, settings: dict, bkg=None) -> np.ndarray:
     edges = dataset.energy_reco.edges
     with np.errstate(invalid="ignore"):
         mask = np.isfinite(dataset.alpha * dataset.counts_off) & dataset.usable
+    rad_max = dataset.meta.get("rad_max")
+    if rad_max is not None:  # point-like: a bin without a directional cut has no ON region
+        mask &= np.asarray(rad_max, float) > 0
     methods = settings.get("methods", ["aeff-default"])
     for m in methods:
         if m not in METHODS:

@@ -33,13 +33,13 @@ from .errors import ConfigError
 from .sky import FRAME_ALIASES, SkyPoint, canonical_frame, transform, unit_vectors
 
 __all__ = [
-    "SkyRegion", "CircleSky", "EllipseSky", "BoxSky", "PolygonSky",
+    "SkyRegion", "CircleSky", "EllipseSky", "BoxSky", "PolygonSky", "PointSky",
     "PixelRegion", "CirclePix", "EllipsePix", "BoxPix", "PolygonPix",
     "parse_region", "parse_regions", "parse_ds9", "region_center", "region_to_ds9",
     "check_region_in_geom", "region_frame", "sky_to_pix", "pix_to_sky", "as_sky_region",
 ]
 
-SHAPES = ("circle", "ellipse", "box", "polygon")
+SHAPES = ("circle", "ellipse", "box", "polygon", "point")
 _IGNORED_FRAMES = {"image", "physical", "linear", "amplifier", "detector", "fk4", "b1950", "ecliptic"}
 
 
@@ -301,6 +301,32 @@ class CircleSky(SkyRegion):
 
 
 @dataclass(frozen=True)
+class PointSky(SkyRegion):
+    """A point (DS9 ``point(lon,lat)``): the ON "region" of a point source analysed with
+    point-like IRFs, whose ON region is the circle of radius RAD_MAX around it."""
+
+    center: SkyPoint
+
+    @property
+    def frame(self):
+        return self.center.frame
+
+    def to_pixel(self, proj) -> CirclePix:
+        """A circle of 1e-6 pixel at the point: it has a centre and a bounding box (map
+        containment checks) and contains no pixel centre."""
+        x, y = proj.world_to_pix(*self.center.to(proj.frame).lonlat())
+        return CirclePix(float(x), float(y), 1e-6)
+
+    def circle(self, radius: float) -> CircleSky:
+        """The circle of ``radius`` deg around the point."""
+        return CircleSky(self.center, float(radius))
+
+    def to_ds9(self) -> str:
+        c = self.center
+        return f"{c.frame};point({_fmt(c.lon)},{_fmt(c.lat)})"
+
+
+@dataclass(frozen=True)
 class _OrientedSky(SkyRegion):
     center: SkyPoint
     width: float  # deg, full size
@@ -413,6 +439,9 @@ def _make_shape(name: str, args: list[str], frame: str) -> SkyRegion:
         if len(args) != n:
             raise ValueError(f"{name} takes {n} values, got {len(args)}")
 
+    if name == "point":
+        need(2)
+        return PointSky(center())
     if name == "circle":
         need(3)
         r = _parse_size(args[2])

@@ -11,7 +11,8 @@ import numpy as np
 
 from .geometry import EnergyAxis
 
-__all__ = ["SpectrumDataset"]
+__all__ = ["SpectrumDataset", "OnSelection", "select_on_region", "on_response", "find_off", "count_on_off",
+           "assemble", "make_spectrum", "placement_radius", "regions_at_energy"]
 
 
 @dataclass
@@ -114,30 +115,6 @@ def nearest_pixel(geom, lon: float, lat: float) -> tuple[int, int]:
     return ix, iy
 
 
-def _events_in_regions(regions_sky, pix_regions, finder_wcs, ev_lon, ev_lat, frame, method, vecs=None):
-    """Boolean mask of events strictly inside the union of OFF regions (§6.5).
-
-    Exact method with circles: great-circle distance to each centre (``vecs``: event unit
-    vectors in ``frame``, computed if not given); otherwise the finder's pixel frame, as the
-    reference.
-    """
-    from .sky import unit_vectors
-    from .skyregions import CircleSky
-
-    inside = np.zeros(ev_lon.shape, bool)
-    if not regions_sky:
-        return inside
-    if method == "exact" and all(isinstance(r, CircleSky) for r in regions_sky):
-        vecs = unit_vectors(ev_lon, ev_lat) if vecs is None else vecs
-        for r in regions_sky:
-            inside |= r.contains_vectors(vecs, frame)
-        return inside
-    x, y = finder_wcs.world_to_pix(ev_lon, ev_lat)
-    for pr in pix_regions:
-        inside |= pr.contains(x, y)
-    return inside
-
-
 def _region_sample_offsets(region, pointing_lonlat, frame, step_deg):
     """Offsets (deg) of a fine grid of points inside ``region`` (exact containment)."""
     from .sky import Projection, separation
@@ -175,99 +152,291 @@ def _offset_histogram(offsets: np.ndarray, step: float | None = None):
     return nodes[keep], w[keep] / offsets.size
 
 
-def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exact",
-                  event_lonlat=None, sample_step: float = 0.02, oversample: int = 4,
-                  energy_bins=None) -> tuple["SpectrumDataset", object]:
-    """Extract the ON/OFF spectrum of one observation (§5, §6).
+# Extraction, step by step (make_spectrum at the end runs them in order):
+#   1. select_on_region   what the ON region is for this observation's IRF class (refusals here)
+#   2. on_response        exposure and dispersion kernel of the ON region
+#   3. find_off           OFF regions (reflected or wobble finder)
+#   4. count_on_off       ON and OFF counts per reco-energy bin
+#   5. assemble           the SpectrumDataset
 
-    Parameters
+POINT_RADIUS_TOLERANCE = 1e-3
+"""deg; an ON circle within this of a fixed RAD_MAX is accepted with point-like IRFs."""
+
+
+@dataclass
+class OnSelection:
+    """The ON region of one observation as the extraction uses it (step 1).
+
+    Attributes
     ----------
-    obs : Observation
-    cube : CubeDataset of the same observation
-    on_region : SkyRegion
-    exclusion_regions : list of SkyRegion
-    method : {"exact", "reference"}
-        ``reference``: ON counts from the cube pixels whose centres are inside the region,
-        exposure = unweighted mean over those pixels, kernel of the coarse pixel nearest to
-        the region centre (§4.4, §5).  ``exact``: ON events by exact position, exposure
-        averaged over a 0.02 deg sampling of the region, kernel averaged over the region
-        weighted by exposure (true energies oversampled as in the cube).
-    event_lonlat : (lon, lat) in the region frame, optional (saves a transformation).
-    energy_bins : the events' reco-energy bins (``cube.energy_bin_index``), optional (saves
-        binning the events in energy a second time after the cube).
-
-    Returns
-    -------
-    (SpectrumDataset, ReflectedRegions)
+    region : SkyRegion
+        The configured ON region (a :class:`~extspec.skyregions.PointSky` for a point source).
+    pointing : SkyPoint
+        Pointing (ICRS).
+    offset : float
+        Region centre to pointing, deg.
+    irf_class : str
+        ``full-enclosure`` or ``point-like``.
+    rad_max : (n_reco,) float64 or None
+        Point-like IRFs: the ON radius in each reco-energy bin, RAD_MAX at the bin's log-centre
+        and the source offset (deg).  None for full-enclosure IRFs.
     """
-    from .cube import edisp_kernel, energy_bin_index, event_coords
-    from .reflected import find_reflected_regions
-    from .sky import SkyPoint, unit_vectors
-    from .skyregions import CircleSky, as_sky_region
 
-    on_region = as_sky_region(on_region, "on_region")
-    center = on_region.center
-    frame = center.frame
+    region: object
+    pointing: object
+    offset: float
+    irf_class: str
+    rad_max: np.ndarray | None = None
+
+    @property
+    def frame(self) -> str:
+        return self.region.center.frame
+
+    @property
+    def point_like(self) -> bool:
+        return self.rad_max is not None
+
+
+def _check_offset_inside(obs, offsets, what: str) -> None:
+    """IRFs stored for one offset bin hold inside it only: refuse ON regions outside it."""
+    ax = obs.aeff.offset
+    if not ax.single_bin:
+        return
+    lo, hi = float(ax.edges[0]), float(ax.edges[-1])
+    offsets = np.atleast_1d(offsets)
+    if offsets.min() < lo or offsets.max() > hi:
+        from .errors import DataStoreError
+
+        raise DataStoreError(
+            f"obs {obs.obs_id}: its IRFs hold only for offsets {lo:.3f}-{hi:.3f} deg from the pointing "
+            f"(one THETA bin), but {what} lies at {offsets.min():.3f}-{offsets.max():.3f} deg"
+        )
+
+
+def select_on_region(obs, on_region, energy_reco) -> OnSelection:
+    """Step 1: the ON region for the observation's IRF class, or a one-line refusal.
+
+    * point-like IRFs (HDUCLAS3 = POINT-LIKE) hold only for the events within RAD_MAX of a
+      point source: a point ON region gets, per reco-energy bin, the circle of radius
+      RAD_MAX(E, source offset); a circle is accepted only when RAD_MAX is fixed and its
+      radius agrees within :data:`POINT_RADIUS_TOLERANCE`; any other region is refused;
+    * full-enclosure IRFs refuse a point ON region (its counts would need a PSF containment
+      correction, which is out of scope).
+    """
+    from .errors import ConfigError
+    from .irf import POINT_LIKE
+    from .sky import SkyPoint
+    from .skyregions import CircleSky, PointSky, as_sky_region
+
+    region = as_sky_region(on_region, "on_region")
     pointing = SkyPoint(float(obs.pointing_radec[0]), float(obs.pointing_radec[1]), "icrs")
-    p_lonlat = pointing.lonlat(frame)
-    if event_lonlat is None:
-        event_lonlat = event_coords(obs, frame, method)
-    ev_lon, ev_lat = event_lonlat
-    ereco, etrue = cube.energy_reco, cube.energy_true
-    kbin = energy_bin_index(obs.energy, ereco.edges) if energy_bins is None else energy_bins
-    nreco = ereco.nbin
+    offset = float(region.center.separation(pointing))
+    sel = OnSelection(region, pointing, offset, obs.irf_class)
+    lon, lat = region.center.lonlat()
+    point_hint = f'on_region: "{region.frame};point({lon:.4f},{lat:.4f})"'
+    if obs.irf_class != POINT_LIKE:
+        if isinstance(region, PointSky):
+            raise ConfigError(
+                f"obs {obs.obs_id}: full-enclosure IRFs with a point ON region: its counts would need a PSF "
+                "containment correction, which extspec does not do (out of scope); use a circle ON region "
+                "that holds the PSF, or point-like IRFs"
+            )
+        return sel
+    rm = obs.rad_max
+    if isinstance(region, CircleSky) and rm.is_fixed:
+        fixed = float(rm.data[0, 0])
+        if abs(region.radius - fixed) > POINT_RADIUS_TOLERANCE:
+            raise ConfigError(
+                f"obs {obs.obs_id}: point-like IRFs (HDUCLAS3 = POINT-LIKE) with a fixed RAD_MAX of {fixed:.4f} deg, "
+                f"but the ON circle has radius {region.radius:.4f} deg: use {point_hint} or a circle of "
+                f"radius {fixed:.4f} deg"
+            )
+    elif not isinstance(region, PointSky):
+        kind = "an energy-dependent RAD_MAX (RAD_MAX_2D)" if not rm.is_fixed else "RAD_MAX"
+        raise ConfigError(
+            f"obs {obs.obs_id}: point-like IRFs (HDUCLAS3 = POINT-LIKE, {kind}) describe only events within "
+            f"RAD_MAX of a point source, not the extended ON region {region.to_ds9()}: use {point_hint}, "
+            "or full-enclosure IRFs for an extended source"
+        )
+    _check_offset_inside(obs, offset, "the source")
+    sel.rad_max = rm.evaluate(energy_reco.centers, offset)
+    return sel
 
+
+def on_response(obs, cube, sel: OnSelection, method: str = "exact", sample_step: float = 0.02,
+                oversample: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 2: ON-region exposure (n_true,) in m^2 s, dispersion kernel (n_true, n_reco) and the
+    kernel's stacking weight (n_true,).
+
+    * point-like IRFs: A_eff at the source offset x livetime (the IRF already holds for the
+      events within RAD_MAX: no containment correction) and the IRF's dispersion there;
+    * ``reference``: unweighted mean exposure over the cube pixels whose centres are inside the
+      region, the kernel of the coarse pixel nearest to the region centre (§4.4, §5);
+    * ``exact``: exposure averaged over a ``sample_step`` sampling of the region (linear
+      offset weights), kernel averaged with the exposure as weight.
+    """
+    from .cube import edisp_kernel
+
+    etrue, ereco = cube.energy_true, cube.energy_reco
+    if sel.point_like:
+        kernel, aeff = edisp_kernel(obs.edisp, obs.aeff, etrue, ereco, np.array([sel.offset]), method,
+                                    oversample, offset_weights=np.ones(1))
+        exposure = aeff * obs.livetime
+        return exposure, kernel, exposure.copy()
     if method == "reference":
-        mask = region_pixel_mask(on_region, cube.geom)
+        mask = region_pixel_mask(sel.region, cube.geom)
         if not mask.any():
             raise ValueError("ON region contains no map pixel centre")
-        counts = cube.counts[:, mask].sum(axis=1).astype(np.int64)
-        exposure = cube.exposure[:, mask].mean(axis=1)
-        clon, clat = center.lonlat(cube.geom.frame)
+        clon, clat = sel.region.center.lonlat(cube.geom.frame)
         ix, iy = nearest_pixel(cube.edisp_geom, clon, clat)
-        kernel = cube.edisp_kernel[iy, ix]
-        weight = cube.edisp_exposure[:, iy, ix]
-    else:
-        vecs = unit_vectors(ev_lon, ev_lat)
-        if isinstance(on_region, CircleSky):
-            on_ev = on_region.contains_vectors(vecs, frame)
-        else:
-            on_ev = None  # decided below in the finder frame, like the OFF regions
-        offs = _region_sample_offsets(on_region, p_lonlat, frame, sample_step)
-        if offs.size == 0:
-            raise ValueError("ON region is smaller than the sampling step")
-        nodes, w = _offset_histogram(offs)
-        kernel, aeff_mean = edisp_kernel(obs.edisp, obs.aeff, etrue, ereco, nodes, "exact", oversample, offset_weights=w)
-        exposure = aeff_mean * obs.livetime
-        weight = exposure.copy()
-        counts = None
+        return cube.exposure[:, mask].mean(axis=1), cube.edisp_kernel[iy, ix], cube.edisp_exposure[:, iy, ix]
+    offs = _region_sample_offsets(sel.region, sel.pointing.lonlat(sel.frame), sel.frame, sample_step)
+    if offs.size == 0:
+        raise ValueError("ON region is smaller than the sampling step")
+    _check_offset_inside(obs, offs, "the ON region")
+    nodes, w = _offset_histogram(offs)
+    kernel, aeff_mean = edisp_kernel(obs.edisp, obs.aeff, etrue, ereco, nodes, "exact", oversample, offset_weights=w)
+    exposure = aeff_mean * obs.livetime
+    return exposure, kernel, exposure.copy()
 
-    refl = find_reflected_regions(on_region, pointing, exclusion_regions, method=method)
-    if method == "exact" and on_ev is None:
-        on_ev = _events_in_regions([on_region], [refl.on_pixel_region], refl.grid.wcs, ev_lon, ev_lat, frame, "pixel")
-    if counts is None:
-        sel = on_ev & (kbin >= 0)
-        counts = np.bincount(kbin[sel], minlength=nreco).astype(np.int64)
-    off_ev = _events_in_regions(refl.regions, refl.pixel_regions, refl.grid.wcs, ev_lon, ev_lat, frame, method,
-                                vecs if method == "exact" else None)
-    sel = off_ev & (kbin >= 0)
-    counts_off = np.bincount(kbin[sel], minlength=nreco).astype(np.int64)
-    n_off = len(refl)
-    usable = n_off > 0
+
+def placement_radius(sel: OnSelection, safe: np.ndarray | None = None) -> float:
+    """Point-like IRFs: the radius OFF regions are placed with, the largest RAD_MAX over the
+    reco bins in ``safe`` (all bins with a positive RAD_MAX when ``safe`` selects none)."""
+    r = sel.rad_max
+    use = (r > 0) if safe is None else (r > 0) & np.asarray(safe, bool)
+    if not use.any():
+        use = r > 0
+    if not use.any():
+        raise ValueError("RAD_MAX is 0 in every reco-energy bin (the RAD_MAX table does not cover energy_axis)")
+    return float(r[use].max())
+
+
+def find_off(sel: OnSelection, exclusion_regions=(), background: dict | None = None, method: str = "exact",
+             radius: float | None = None):
+    """Step 3: the OFF regions (``background``: reflected by default, or wobble).
+
+    With point-like IRFs the finder places circles of ``radius`` (see :func:`placement_radius`)
+    around the source; OFF counts then use each bin's own RAD_MAX around the same centres.
+    """
+    from .reflected import find_off_regions
+    from .skyregions import CircleSky
+
+    region = CircleSky(sel.region.center, float(radius)) if sel.point_like else sel.region
+    return find_off_regions(region, sel.pointing, exclusion_regions, background, method=method)
+
+
+def _within(vecs, centers, frame: str, radius_per_event: np.ndarray) -> np.ndarray:
+    """Events (unit vectors ``vecs`` in ``frame``) closer than their own radius to any centre."""
+    from .sky import unit_vectors
+
+    cos_r = np.cos(np.deg2rad(radius_per_event))
+    inside = np.zeros(vecs.shape[1], bool)
+    for c in centers:
+        inside |= np.tensordot(unit_vectors(*c.lonlat(frame)), vecs, axes=1) > cos_r
+    return inside
+
+
+def _in_finder_pixels(pix_regions, finder_wcs, ev_lon, ev_lat) -> np.ndarray:
+    """Events inside any of ``pix_regions``, tested in the finder's pixel frame (§6.5)."""
+    x, y = finder_wcs.world_to_pix(ev_lon, ev_lat)
+    inside = np.zeros(ev_lon.shape, bool)
+    for pr in pix_regions:
+        inside |= pr.contains(x, y)
+    return inside
+
+
+def _in_sky_circles(circles, vecs, frame: str) -> np.ndarray:
+    inside = np.zeros(vecs.shape[1], bool)
+    for r in circles:
+        inside |= r.contains_vectors(vecs, frame)
+    return inside
+
+
+def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str = "exact",
+                 energy_bins=None) -> tuple[np.ndarray, np.ndarray]:
+    """Step 4: ON and OFF counts per reco-energy bin (int64).
+
+    * point-like IRFs: an event of reco bin k is ON (OFF) when it lies within RAD_MAX_k of the
+      source (of an OFF centre), great-circle distance;
+    * ``reference``: ON counts from the cube pixels whose centres are inside the region, OFF
+      events tested in the finder's pixel frame (§5, §6.5);
+    * ``exact``: circles by great-circle distance; other shapes in the finder's pixel frame for
+      ON and OFF alike, so that both areas agree.
+
+    ``energy_bins``: the events' reco-energy bins (``cube.energy_bin_index``), if already known.
+    """
+    from .cube import energy_bin_index
+    from .sky import unit_vectors
+    from .skyregions import CircleSky
+
+    ev_lon, ev_lat = event_lonlat
+    nreco = cube.energy_reco.nbin
+    kbin = energy_bin_index(obs.energy, cube.energy_reco.edges) if energy_bins is None else energy_bins
+    valid = kbin >= 0
+
+    def per_bin(sel_events):
+        return np.bincount(kbin[sel_events & valid], minlength=nreco).astype(np.int64)
+
+    frame = sel.frame
+    if sel.point_like:
+        vecs = unit_vectors(ev_lon, ev_lat)
+        radius = np.where(valid, sel.rad_max[np.clip(kbin, 0, nreco - 1)], 0.0)
+        on_ev = _within(vecs, [sel.region.center], frame, radius)
+        off_ev = _within(vecs, [r.center for r in off.regions], frame, radius)
+        return per_bin(on_ev), per_bin(off_ev)
+    if method == "reference":
+        counts = cube.counts[:, region_pixel_mask(sel.region, cube.geom)].sum(axis=1).astype(np.int64)
+        return counts, per_bin(_in_finder_pixels(off.pixel_regions, off.grid.wcs, ev_lon, ev_lat))
+    vecs = unit_vectors(ev_lon, ev_lat)
+    if isinstance(sel.region, CircleSky):
+        on_ev = sel.region.contains_vectors(vecs, frame)
+    else:
+        on_ev = _in_finder_pixels([off.on_pixel_region], off.grid.wcs, ev_lon, ev_lat)
+    if off.regions and all(isinstance(r, CircleSky) for r in off.regions):
+        off_ev = _in_sky_circles(off.regions, vecs, frame)
+    else:
+        off_ev = _in_finder_pixels(off.pixel_regions, off.grid.wcs, ev_lon, ev_lat)
+    return per_bin(on_ev), per_bin(off_ev)
+
+
+def assemble(obs, cube, sel: OnSelection, off, counts, counts_off, exposure, kernel, weight,
+             method: str = "exact") -> SpectrumDataset:
+    """Step 5: the SpectrumDataset (unusable, with the reason, when no OFF region was found)."""
+    nreco = cube.energy_reco.nbin
+    n_off = len(off) if off is not None else 0
+    usable = off is None or n_off > 0
     reason = ""
     if not usable:
-        sep = refl.grid.separation
-        reason = (f"no reflected OFF region fits (ON-region centre {sep:.3f} deg from the pointing"
-                  + (", pointing inside the ON region)" if refl.info.get("pointing_inside") else
+        what = "wobble" if off.info.get("finder") == "wobble" else "reflected"
+        reason = (f"no {what} OFF region fits (ON-region centre {off.grid.separation:.3f} deg from the pointing"
+                  + (", pointing inside the ON region)" if off.info.get("pointing_inside") else
                      "; exclusions or region size leave no room)"))
-    ds = SpectrumDataset(
+    meta = {
+        "method": method,
+        "lo_thres": obs.lo_thres,
+        "hi_thres": obs.hi_thres,
+        "offset": float(sel.offset),
+        "source_file": obs.source_file,
+        "checksum": obs.checksum,
+    }
+    # instrument and time reference of the DL3 events travel into the OGIP headers
+    from .io.datastore import TIME_REF_KEYS
+
+    meta.update({k: v for k, v in obs.meta.items() if k in ("TELESCOP", "INSTRUME", *TIME_REF_KEYS)})
+    if sel.point_like:
+        meta["irf_class"] = sel.irf_class
+        meta["rad_max"] = [float(r) for r in sel.rad_max]
+    if off is not None and off.info.get("finder") == "wobble":
+        meta["background"] = "wobble"
+    return SpectrumDataset(
         obs_id=obs.obs_id,
-        energy_reco=ereco,
-        energy_true=etrue,
+        energy_reco=cube.energy_reco,
+        energy_true=cube.energy_true,
         counts=counts,
         counts_off=counts_off,
         acceptance=np.ones(nreco),
-        acceptance_off=np.full(nreco, float(n_off)),
+        acceptance_off=np.full(nreco, float(n_off if off is not None else 1)),
         exposure=np.asarray(exposure, float),
         edisp=np.asarray(kernel, float),
         edisp_weight=np.asarray(weight, float),
@@ -277,16 +446,80 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
         gti=obs.gti,
         usable=usable,
         reason=reason,
-        on_region=on_region.to_ds9(),
-        off_regions=[r.to_ds9() for r in refl.regions],
+        on_region=sel.region.to_ds9(),
+        off_regions=[r.to_ds9() for r in off.regions] if off is not None else [],
         pointing_radec=tuple(obs.pointing_radec),
-        meta={
-            "method": method,
-            "lo_thres": obs.lo_thres,
-            "hi_thres": obs.hi_thres,
-            "offset": float(refl.grid.separation),
-            "source_file": obs.source_file,
-            "checksum": obs.checksum,
-        },
+        meta=meta,
     )
-    return ds, refl
+
+
+def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exact",
+                  event_lonlat=None, sample_step: float = 0.02, oversample: int = 4,
+                  background: dict | None = None, safe_mask: dict | None = None,
+                  energy_bins=None) -> tuple["SpectrumDataset", object]:
+    """Extract the ON/OFF spectrum of one observation (§5, §6): steps 1-5 above in order.
+
+    Parameters
+    ----------
+    obs : Observation
+    cube : CubeDataset of the same observation
+    on_region : SkyRegion (or DS9 string); a point for point-like IRFs
+    exclusion_regions : list of SkyRegion
+    method : {"exact", "reference"}
+        See :func:`on_response` and :func:`count_on_off`.
+    event_lonlat : (lon, lat) in the region frame, optional (saves a transformation).
+    background : dict, optional
+        The ``background`` config block (``{"method": "reflected"}`` by default, or
+        ``{"method": "wobble", "n_off_regions": 3}``).
+    safe_mask : dict, optional
+        The ``safe_mask`` config block; with point-like IRFs the OFF regions are placed with the
+        largest RAD_MAX inside the safe range its IRF criteria give.
+    energy_bins : the events' reco-energy bins (``cube.energy_bin_index``), optional (saves
+        binning the events in energy a second time after the cube).
+
+    Returns
+    -------
+    (SpectrumDataset, ReflectedRegions)
+    """
+    from .cube import event_coords
+
+    sel = select_on_region(obs, on_region, cube.energy_reco)
+    if event_lonlat is None:
+        event_lonlat = event_coords(obs, sel.frame, method)
+    exposure, kernel, weight = on_response(obs, cube, sel, method, sample_step, oversample)
+    radius = None
+    if sel.point_like:
+        safe = None
+        if safe_mask is not None:
+            from .safe_mask import make_safe_mask
+
+            provisional = assemble(obs, cube, sel, None, np.zeros(cube.energy_reco.nbin, np.int64),
+                                   np.zeros(cube.energy_reco.nbin, np.int64), exposure, kernel, weight, method)
+            safe = make_safe_mask(provisional, safe_mask, obs.bkg)
+        radius = placement_radius(sel, safe)
+    off = find_off(sel, exclusion_regions, background, method, radius)
+    counts, counts_off = count_on_off(obs, cube, sel, off, event_lonlat, method, energy_bins)
+    ds = assemble(obs, cube, sel, off, counts, counts_off, exposure, kernel, weight, method)
+    if radius is not None:
+        ds.meta["rad_max_placement"] = radius
+    return ds, off
+
+
+def regions_at_energy(spec: SpectrumDataset, energy: float) -> tuple[str, list, float | None]:
+    """ON and OFF regions (DS9) of a spectrum as drawn at reco ``energy`` (TeV).
+
+    Point-like spectra (``meta['rad_max']``) get circles of the RAD_MAX of the reco bin holding
+    ``energy`` (the nearest bin outside the axis) around the source and the OFF centres; the
+    radius is returned third.  Other spectra: their regions unchanged, and None.
+    """
+    from .skyregions import CircleSky, parse_region
+
+    rad = spec.meta.get("rad_max")
+    if not rad:
+        return spec.on_region, list(spec.off_regions), None
+    edges = spec.energy_reco.edges
+    k = int(np.clip(np.searchsorted(edges, energy, side="right") - 1, 0, edges.size - 2))
+    r = float(rad[k])
+    on = parse_region(spec.on_region)
+    offs = [CircleSky(parse_region(o, "off_regions").center, r).to_ds9() for o in spec.off_regions]
+    return CircleSky(on.center, r).to_ds9(), offs, r

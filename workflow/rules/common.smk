@@ -12,7 +12,7 @@
 import re
 import sys
 
-from extspec.workflow.config import prepare_workflow, stage_config
+from extspec.workflow.config import has_dl3, prepare_workflow, stage_config
 from extspec.errors import ExtspecError
 
 try:
@@ -22,11 +22,13 @@ except ExtspecError as err:
 
 # A missing data store stops here too, unless the `download` rule was asked for (it must
 # run without a store); then the analysis rules report it only if the DAG needs them.
-if PREPARED["datastore_error"] and "download" not in sys.argv[1:]:
+# An analysis of only external spectra (no obs_ids / obs_cone) needs no data store.
+DL3_ANALYSES = [n for n, a in PREPARED["analyses"].items() if has_dl3(a["config"])]
+if DL3_ANALYSES and PREPARED["datastore_error"] and "download" not in sys.argv[1:]:
     sys.exit(f"extspec: {PREPARED['datastore_error']}")
 
 CFG = PREPARED["config"]  # the keys shared by every analysis (results_dir, datastore, download)
-ANALYSES = PREPARED["analyses"]  # {name: {"config": ..., "obs_ids": [...]}}
+ANALYSES = PREPARED["analyses"]  # {name: {"config": ..., "obs_ids": [...], "external": [...]}}
 RESULTS = CFG["results_dir"]
 OUT = f"{RESULTS}/{{analysis}}"  # every per-analysis path starts with this pattern
 LOGS = f"{OUT}/logs"
@@ -55,6 +57,8 @@ def datastore():
 
 def obs_ids(analysis):
     """The observations an analysis selects (config keys obs_ids and obs_cone)."""
+    if analysis not in DL3_ANALYSES:
+        return []
     datastore()
     return ANALYSES[analysis]["obs_ids"]
 
@@ -88,12 +92,32 @@ def per_obs(name):
     return inputs
 
 
-ANALYSIS_PRODUCTS = (
+# external_spectra: OGIP sets of other tools (PHA, BKG, ARF, RMF each), read by the fit and
+# the products next to the reduced observations; all their files are inputs, so editing one
+# reruns what reads it.
+
+
+def spectra_pha(wildcards):
+    """Input function: the PHA file of every spectrum of the analysis, reduced observations first."""
+    external = [e["pha"] for e in ANALYSES[wildcards.analysis]["external"]]
+    return per_obs("pha.fits")(wildcards) + external
+
+
+def external_files(wildcards):
+    """Input function: every file of the analysis's external_spectra sets."""
+    return [f for e in ANALYSES[wildcards.analysis]["external"] for f in e["files"]]
+
+
+STACKED_PRODUCTS = (
     "stacked/counts.fits",
     "stacked/counts.png",
     "stacked/excess.fits",
     "stacked/significance.fits",
     "stacked/maps.png",
+)
+"""The images of an analysis with DL3 runs, under <results_dir>/<analysis>/."""
+
+ANALYSIS_PRODUCTS = (
     "fit/result.yaml",
     "fit/spectrum.png",
     "fit/flux_points.ecsv",
@@ -101,7 +125,7 @@ ANALYSIS_PRODUCTS = (
     "cumulative.ecsv",
     "cumulative.png",
 )
-"""The products of one analysis, under <results_dir>/<analysis>/."""
+"""The products of every analysis, under <results_dir>/<analysis>/."""
 
 
 def per_analysis(name):
@@ -110,8 +134,10 @@ def per_analysis(name):
 
 
 def all_outputs(wildcards):
-    datastore()
-    out = [f"{RESULTS}/{a}/{p}" for a in ANALYSES for p in ANALYSIS_PRODUCTS]
+    if DL3_ANALYSES:
+        datastore()
+    out = [f"{RESULTS}/{a}/{p}" for a in DL3_ANALYSES for p in STACKED_PRODUCTS]
+    out += [f"{RESULTS}/{a}/{p}" for a in ANALYSES for p in ANALYSIS_PRODUCTS]
     return out + [f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html"]
 
 

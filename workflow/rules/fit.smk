@@ -6,10 +6,11 @@
 
 rule fit:
     input:
-        pha=per_obs("pha.fits"),
+        pha=spectra_pha,
         bkg=per_obs("bkg.fits"),
         arf=per_obs("arf.fits"),
         rmf=per_obs("rmf.fits"),
+        external=external_files,
     output:
         result=f"{OUT}/fit/result.yaml",
         png=report(

@@ -5,10 +5,11 @@
 rule flux_points:
     input:
         fit=f"{OUT}/fit/result.yaml",
-        pha=per_obs("pha.fits"),
+        pha=spectra_pha,
         bkg=per_obs("bkg.fits"),
         arf=per_obs("arf.fits"),
         rmf=per_obs("rmf.fits"),
+        external=external_files,
     output:
         ecsv=f"{OUT}/fit/flux_points.ecsv",
         png=report(
@@ -32,10 +33,11 @@ rule flux_points:
 
 rule cumulative:
     input:
-        pha=per_obs("pha.fits"),
+        pha=spectra_pha,
         bkg=per_obs("bkg.fits"),
         arf=per_obs("arf.fits"),
         rmf=per_obs("rmf.fits"),
+        external=external_files,
     output:
         ecsv=f"{OUT}/cumulative.ecsv",
         png=report(

@@ -1,7 +1,17 @@
 """GADF DL3 data store: index tables, observation selection and loading (spec §1).
 
 A data store is a directory holding ``obs-index.fits[.gz]`` (HDU ``OBS_INDEX``) and
-``hdu-index.fits[.gz]`` (HDU ``HDU_INDEX``).  :func:`open_datastore` opens one; the
+``hdu-index.fits[.gz]`` (HDU ``HDU_INDEX``); when a file lacks the standard EXTNAME, its first
+binary table with the index's columns is used (the MAGIC release names its HDU index table
+``OBS_INDEX``).  IRF files may live anywhere (``FILE_DIR`` relative to the index file, ``..``
+allowed), gzipped or not.
+
+GADF variants read: energy columns ``ENERG_*`` or ``ETRUE_*``; one-bin offset axes (the IRF
+holds inside that bin only, :func:`extspec.irf.single_bin_as_nodes`); units as written in the
+file (converted with astropy units at load time when they are not the defaults TeV, deg, m2,
+s-1 MeV-1 sr-1); point-like IRFs (``HDUCLAS3 = POINT-LIKE``) with their ``RAD_MAX`` keyword or
+``RAD_MAX_2D`` HDU; obs-index tables without the optional columns (the pointing then comes
+from the EVENTS header); runs without a background IRF.  :func:`open_datastore` opens one; the
 location is resolved by :func:`resolve_datastore_path` in this order:
 
 1. an explicit path (config key ``datastore``),
@@ -24,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataStoreError
-from ..irf import Aeff2D, Bkg3D, EDisp2D, PsfTable, make_axis
+from ..irf import (FULL_ENCLOSURE, POINT_LIKE, Aeff2D, Bkg3D, EDisp2D, PsfTable, RadMax2D, make_axis,
+                   single_bin_as_nodes)
 
 __all__ = [
     "DataStore",
@@ -34,10 +45,15 @@ __all__ = [
     "candidate_datastore_paths",
     "is_datastore",
     "REQUIRED_HDUS",
+    "TIME_REF_KEYS",
 ]
 
 REQUIRED_HDUS = ("events", "gti", "aeff", "edisp")
 """HDU types an observation must have for this chain (bkg and psf are optional)."""
+
+TIME_REF_KEYS = ("MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT", "TIMEREF")
+"""Time-reference keywords of the EVENTS header kept in ``Observation.meta`` (when present):
+they give the GTI's START/STOP (s since MJDREFI + MJDREFF) their meaning in the OGIP files."""
 
 _INDEX_NAMES = {
     "obs": ("obs-index.fits.gz", "obs-index.fits"),
@@ -99,15 +115,26 @@ def read_file_tables(path: Path, what: str, only: set | None = None) -> dict:
         raise DataStoreError(f"{what}: cannot read {path}: corrupt or truncated file ({exc})") from None
 
 
-def _read_fits_hdu(path: Path, hdu_name: str, what: str):
-    """(header, table) of extension ``hdu_name`` of ``path``; clear errors."""
+_INDEX_COLUMNS = {
+    "OBS_INDEX": {"OBS_ID"},
+    "HDU_INDEX": {"OBS_ID", "HDU_TYPE", "FILE_DIR", "FILE_NAME", "HDU_NAME"},
+}
+
+
+def _read_index_table(path: Path, hdu_name: str, what: str):
+    """The index table of ``path``: HDU ``hdu_name``, else the first binary table holding the
+    index's columns (releases that name the table differently)."""
     tables = read_file_tables(path, what)
-    if hdu_name.upper() not in tables:
-        raise DataStoreError(
-            f"{what}: file {path} has no HDU '{hdu_name}' (it has {', '.join(tables) or 'no table'})"
-        )
-    t = tables[hdu_name.upper()]
-    return t.header, t
+    if hdu_name in tables:
+        return tables[hdu_name]
+    need = _INDEX_COLUMNS[hdu_name]
+    for t in tables.values():
+        if need <= set(t.columns):
+            return t
+    raise DataStoreError(
+        f"{what}: file {path} has no HDU '{hdu_name}' (it has {', '.join(tables) or 'no table'}) and no "
+        f"table with the columns {', '.join(sorted(need))}"
+    )
 
 
 def _strip(a) -> np.ndarray:
@@ -175,11 +202,29 @@ class DataStore:
         return files
 
     def pointings(self) -> tuple[np.ndarray, np.ndarray]:
-        """Pointing RA, Dec (deg, ICRS) of every observation in the obs index."""
-        return (
-            np.asarray(self.obs_table["RA_PNT"], float),
-            np.asarray(self.obs_table["DEC_PNT"], float),
-        )
+        """Pointing RA, Dec (deg, ICRS) of every observation in the obs index.
+
+        From the obs-index columns RA_PNT/DEC_PNT, or, when the index lacks them, from the
+        EVENTS header of each observation.
+        """
+        t = self.obs_table
+        if "RA_PNT" in t and "DEC_PNT" in t:
+            return np.asarray(t["RA_PNT"], float), np.asarray(t["DEC_PNT"], float)
+        ra, dec = [], []
+        for o in self.obs_ids:
+            path, name = self.hdu_location(int(o), "events")
+            tables = read_file_tables(path, f"obs {o}", {name.upper()})
+            hdr = tables.get(name.upper())
+            if hdr is None or "RA_PNT" not in hdr.header or "DEC_PNT" not in hdr.header:
+                raise DataStoreError(f"obs {o}: no pointing (RA_PNT/DEC_PNT) in the obs index nor in the "
+                                     f"EVENTS header of {path}")
+            ra.append(float(hdr.header["RA_PNT"]))
+            dec.append(float(hdr.header["DEC_PNT"]))
+        return np.array(ra), np.array(dec)
+
+    def has_hdu(self, obs_id: int, hdu_type: str) -> bool:
+        """True when the hdu index lists an HDU of ``hdu_type`` for ``obs_id``."""
+        return self._rows(int(obs_id), hdu_type).size > 0
 
     def select_cone(self, lon: float, lat: float, radius: float, frame: str = "icrs") -> list[int]:
         """Obs ids whose pointing lies within ``radius`` deg of (lon, lat) in ``frame``."""
@@ -228,7 +273,7 @@ def open_datastore(path: str | os.PathLike | None = None) -> DataStore:
                 f"{root} is not a DL3 data store: it has no {names[0]} (or {names[1]})"
             )
         hdu_name = "OBS_INDEX" if key == "obs" else "HDU_INDEX"
-        _, data = _read_fits_hdu(f, hdu_name, f"data store {root}")
+        data = _read_index_table(f, hdu_name, f"data store {root}")
         cols = {}
         for name, col in data.columns.items():
             col = np.asarray(col)
@@ -263,7 +308,10 @@ class Observation:
     pointing_radec : (ra, dec) in deg, ICRS, from the EVENTS header
     aeff, edisp, bkg : IRFs (bkg may be None)
     lo_thres, hi_thres : safe-range keywords of the AEFF header (TeV), or None
+    irf_class : "full-enclosure" or "point-like" (HDUCLAS3 of the effective area)
+    rad_max : RadMax2D of point-like IRFs (fixed or energy-dependent), else None
     source_file : path of the events file; checksum : its sha256
+    meta : OBJECT, OBS_MODE, TELESCOP, INSTRUME of the EVENTS header
     """
 
     obs_id: int
@@ -283,6 +331,8 @@ class Observation:
     source_file: str = ""
     checksum: str = ""
     meta: dict = field(default_factory=dict)
+    irf_class: str = FULL_ENCLOSURE
+    rad_max: RadMax2D | None = None
 
     @property
     def ontime(self) -> float:
@@ -313,13 +363,76 @@ def _irf_cell(data, name, what, ndim):
     return cell.T
 
 
-def _axis(data, stem, what, log):
+_UNITS = {"energy": "TeV", "angle": "deg", "area": "m2", "bkg": "s-1 MeV-1 sr-1"}
+_SAME_UNIT = {
+    "TeV": {"TeV", "tev", "TEV"},
+    "deg": {"deg", "degree", "degrees", "DEG"},
+    "m2": {"m2", "m**2", "m^2", "M2"},
+    "s-1 MeV-1 sr-1": {"s-1 MeV-1 sr-1", "1 / (MeV s sr)", "1/(s MeV sr)", "MeV-1 s-1 sr-1"},
+}
+
+
+def _unit_factor(unit: str, kind: str, what: str, column: str) -> float:
+    """Factor converting values in ``unit`` (as written in the file) to the unit extspec uses
+    for ``kind``.  An empty unit is taken as that unit; astropy.units is imported only for a
+    unit that differs from it (keeps the per-observation job light)."""
+    unit = (unit or "").strip()
+    default = _UNITS[kind]
+    if not unit or unit in _SAME_UNIT[default]:
+        return 1.0
+    from astropy import units as u
+
+    try:
+        return float(u.Unit(unit).to(default))
+    except (ValueError, TypeError, u.UnitsError) as exc:
+        raise DataStoreError(
+            f"{what}: column {column} has unit '{unit}', which is not convertible to {default} "
+            f"({str(exc).splitlines()[0]})"
+        ) from None
+
+
+def _stem(data, stems, what):
+    """The first column stem of ``stems`` with ``<stem>_LO`` present (e.g. ENERG or ETRUE)."""
+    for stem in stems:
+        if f"{stem}_LO" in data.columns:
+            return stem
+    raise DataStoreError(f"{what}: missing column {stems[0]}_LO (nor {', '.join(s + '_LO' for s in stems[1:])})")
+
+
+def _axis(data, stem, what, log, kind=None):
+    if isinstance(stem, tuple):
+        stem = _stem(data, stem, what)
     lo = np.asarray(_col(data, f"{stem}_LO", what)[0], dtype=np.float64)
     hi = np.asarray(_col(data, f"{stem}_HI", what)[0], dtype=np.float64)
+    if kind is not None:
+        f = _unit_factor(data.units.get(f"{stem}_LO", ""), kind, what, f"{stem}_LO")
+        if f != 1.0:
+            lo, hi = lo * f, hi * f
     try:
         return make_axis(stem, lo, hi, log)
     except ValueError as exc:
         raise DataStoreError(f"{what}: {exc}") from None
+
+
+_ENERGY_STEMS = ("ENERG", "ETRUE")
+
+
+def _energy_offset_table(data, column: str, what: str, kind: str):
+    """(energy axis, offset axis, values) of a 2D IRF table (AEFF_2D, RAD_MAX_2D), values in
+    extspec's unit of ``kind``; a one-bin offset axis becomes two nodes at its edges."""
+    energy = _axis(data, _ENERGY_STEMS, what, True, "energy")
+    offset = _axis(data, "THETA", what, False, "angle")
+    values = _irf_cell(data, column, what, 2)
+    _check_shape(values, (energy, offset), what, column)
+    values = values * _unit_factor(data.units.get(column, ""), kind, what, column)
+    offset, values = single_bin_as_nodes(offset, values, 1)
+    return energy, offset, values
+
+
+def _irf_class(header) -> str:
+    """IRF class of an AEFF/EDISP header: ``HDUCLAS3`` (absent: full-enclosure)."""
+    c = str(header.get("HDUCLAS3", "") or "").strip().upper()
+    return POINT_LIKE if c == "POINT-LIKE" else FULL_ENCLOSURE
 
 
 def _check_shape(arr, axes, what, name):
@@ -352,6 +465,9 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
     has_psf = len(psf_rows) > 0 and str(store.hdu_table["HDU_CLASS"][psf_rows[0]]).lower() == "psf_table"
     if has_psf:
         locs["psf"] = store.hdu_location(obs_id, "psf")
+    has_rad_max = store.has_hdu(obs_id, "rad_max")
+    if has_rad_max:
+        locs["rad_max"] = store.hdu_location(obs_id, "rad_max")
     wanted: dict[Path, set] = {}
     for p, name in locs.values():
         wanted.setdefault(p, set()).add(str(name).upper())
@@ -372,51 +488,57 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
     ra = _col(data, "RA", w)
     dec = _col(data, "DEC", w)
     energy = _col(data, "ENERGY", w)
+    f = _unit_factor(data.units.get("ENERGY", ""), "energy", w, "ENERGY")
+    if f != 1.0:
+        energy = (energy * f).astype(energy.dtype)
     time = _col(data, "TIME", w).astype(np.float64) if "TIME" in data.columns else np.zeros(len(ra))
-    for key in ("RA_PNT", "DEC_PNT"):
-        if key not in hdr:
-            raise DataStoreError(f"{w}: header keyword {key} missing")
-    deadc = float(hdr.get("DEADC", 1.0))
-    pointing = (float(hdr["RA_PNT"]), float(hdr["DEC_PNT"]))
+    pointing = _pointing(store, obs_id, hdr, w)
+    deadc = _deadc(store, obs_id, hdr)
     # gti
     _, gdata, gw = get("gti")
     gti = np.stack([_col(gdata, "START", gw), _col(gdata, "STOP", gw)], axis=1).astype(np.float64)
     # aeff
     ahdr, adata, aw = get("aeff")
-    ae = _axis(adata, "ENERG", aw, True)
-    at = _axis(adata, "THETA", aw, False)
-    area = _irf_cell(adata, "EFFAREA", aw, 2)
-    _check_shape(area, (ae, at), aw, "EFFAREA")
+    ae, at, area = _energy_offset_table(adata, "EFFAREA", aw, "area")
     lo = ahdr.get("LO_THRES")
     hi = ahdr.get("HI_THRES")
     aeff = Aeff2D(ae, at, area, None if lo is None else float(lo), None if hi is None else float(hi))
+    irf_class = _irf_class(ahdr)
     # edisp
-    _, edata, ew = get("edisp")
-    ee = _axis(edata, "ENERG", ew, True)
+    ehdr, edata, ew = get("edisp")
+    ee = _axis(edata, _ENERGY_STEMS, ew, True, "energy")
     em = _axis(edata, "MIGRA", ew, False)
-    et = _axis(edata, "THETA", ew, False)
+    et = _axis(edata, "THETA", ew, False, "angle")
     matrix = _irf_cell(edata, "MATRIX", ew, 3)
     _check_shape(matrix, (ee, em, et), ew, "MATRIX")
+    et, matrix = single_bin_as_nodes(et, matrix, 2)
     edisp = EDisp2D(ee, em, et, matrix)
+    if _irf_class(ehdr) != irf_class:
+        raise DataStoreError(f"{what}: the effective area is {irf_class} but the energy dispersion is "
+                             f"{_irf_class(ehdr)} (HDUCLAS3); both must be of one IRF class")
+    rad_max = None
+    if irf_class == POINT_LIKE:
+        rad_max = _rad_max(ahdr, aw, get if has_rad_max else None, what)
     # bkg (optional)
     bkg = None
     if has_bkg:
         bhdr, bdata, bw = get("bkg")
-        be = _axis(bdata, "ENERG", bw, True)
-        bx = _axis(bdata, "DETX", bw, False)
-        by = _axis(bdata, "DETY", bw, False)
+        be = _axis(bdata, _ENERGY_STEMS, bw, True, "energy")
+        bx = _axis(bdata, "DETX", bw, False, "angle")
+        by = _axis(bdata, "DETY", bw, False, "angle")
         rate = _irf_cell(bdata, "BKG", bw, 3)  # (detx, dety, energy) after transpose
         rate = np.transpose(rate, (2, 1, 0))  # -> (energy, dety, detx)
         _check_shape(rate, (be, by, bx), bw, "BKG")
-        bkg = Bkg3D(be, bx, by, rate, unit=bdata.units.get("BKG", ""),
+        rate = rate * _unit_factor(bdata.units.get("BKG", ""), "bkg", bw, "BKG")
+        bkg = Bkg3D(be, bx, by, rate, unit=_UNITS["bkg"],
                     fovalign=str(bhdr.get("FOVALIGN", "RADEC")).strip())
     # psf (optional, on request only; PSF_TABLE only -- the chain does not use it)
     psf = None
     if has_psf:
         _, pdata, pw = get("psf")
-        pe = _axis(pdata, "ENERG", pw, True)
-        pt = _axis(pdata, "THETA", pw, False)
-        pr = _axis(pdata, "RAD", pw, False)
+        pe = _axis(pdata, _ENERGY_STEMS, pw, True, "energy")
+        pt = _axis(pdata, "THETA", pw, False, "angle")
+        pr = _axis(pdata, "RAD", pw, False, "angle")
         rpsf = _irf_cell(pdata, "RPSF", pw, 3)  # (energy, theta, rad) after transpose
         _check_shape(rpsf, (pe, pt, pr), pw, "RPSF")
         psf = PsfTable(pe, pt, pr, rpsf, unit=pdata.units.get("RPSF", ""))
@@ -438,5 +560,58 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
         hi_thres=aeff.hi_thres,
         source_file=str(src),
         checksum=_sha256(src),
-        meta={"OBJECT": str(hdr.get("OBJECT", "")), "OBS_MODE": str(hdr.get("OBS_MODE", ""))},
+        meta={"OBJECT": str(hdr.get("OBJECT", "")), "OBS_MODE": str(hdr.get("OBS_MODE", "")),
+              **{k: hdr[k] for k in TIME_REF_KEYS if hdr.get(k) is not None}, **_instrument(hdr)},
+        irf_class=irf_class,
+        rad_max=rad_max,
     )
+
+
+def _instrument(hdr) -> dict:
+    """TELESCOP/INSTRUME of the EVENTS header (travel into the OGIP files and the fit result)."""
+    out = {}
+    for key in ("TELESCOP", "INSTRUME"):
+        v = str(hdr.get(key, "") or "").strip()
+        if v:
+            out[key] = v
+    return out
+
+
+def _pointing(store: DataStore, obs_id: int, hdr, what: str) -> tuple[float, float]:
+    """Pointing (RA, Dec) from the EVENTS header, else from the obs index."""
+    if "RA_PNT" in hdr and "DEC_PNT" in hdr:
+        return float(hdr["RA_PNT"]), float(hdr["DEC_PNT"])
+    t = store.obs_table
+    rows = np.flatnonzero(store.obs_ids == obs_id) if "RA_PNT" in t and "DEC_PNT" in t else []
+    if len(rows):
+        return float(t["RA_PNT"][rows[0]]), float(t["DEC_PNT"][rows[0]])
+    raise DataStoreError(f"{what}: header keyword RA_PNT missing (and no RA_PNT/DEC_PNT in the obs index)")
+
+
+def _deadc(store: DataStore, obs_id: int, hdr) -> float:
+    """Dead-time correction: DEADC of the EVENTS header, else of the obs index, else
+    LIVETIME/ONTIME of the header, else 1 (livetime = GTI sum x DEADC)."""
+    if "DEADC" in hdr:
+        return float(hdr["DEADC"])
+    t = store.obs_table
+    if "DEADC" in t:
+        rows = np.flatnonzero(store.obs_ids == obs_id)
+        if rows.size:
+            return float(t["DEADC"][rows[0]])
+    if hdr.get("LIVETIME") and hdr.get("ONTIME"):
+        return float(hdr["LIVETIME"]) / float(hdr["ONTIME"])
+    return 1.0
+
+
+def _rad_max(aeff_header, aeff_what, get, what) -> RadMax2D:
+    """RAD_MAX of point-like IRFs: the ``RAD_MAX`` HDU (RAD_MAX_2D) if listed, else the
+    ``RAD_MAX`` keyword of the effective-area header (a fixed cut)."""
+    if get is not None:
+        _, rdata, rw = get("rad_max")
+        re_, rt, values = _energy_offset_table(rdata, "RAD_MAX", rw, "angle")
+        re_, values = single_bin_as_nodes(re_, values, 0)
+        return RadMax2D(re_, rt, values)
+    if aeff_header.get("RAD_MAX") is not None:
+        return RadMax2D.fixed(float(aeff_header["RAD_MAX"]))
+    raise DataStoreError(f"{aeff_what}: point-like IRF (HDUCLAS3 = POINT-LIKE) without its directional cut: "
+                         "no RAD_MAX header keyword and no rad_max HDU in the hdu index")

@@ -15,6 +15,8 @@ __all__ = ["ecsv_text", "read_ecsv_rows"]
 
 
 def _dtype(values) -> str:
+    if values and all(isinstance(v, (list, tuple)) for v in values):
+        return "string"  # a multidimensional column (see _subtype)
     if all(isinstance(v, bool) for v in values):
         return "bool"
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
@@ -24,7 +26,23 @@ def _dtype(values) -> str:
     return "string"
 
 
+def _subtype(values) -> str | None:
+    """ECSV subtype of a column of equal-length lists (e.g. ``int64[3]``), else None."""
+    if not values or not all(isinstance(v, (list, tuple)) for v in values):
+        return None
+    n = {len(v) for v in values}
+    if len(n) != 1:
+        raise ValueError("a list-valued ECSV column needs lists of one length")
+    return f"{_dtype([x for v in values for x in v]) if n != {0} else 'float64'}[{n.pop()}]"
+
+
 def _fmt(v, dtype: str) -> str:
+    if isinstance(v, (list, tuple)):  # multidimensional column: JSON text of the values
+        import json
+
+        text = json.dumps([x if not (isinstance(x, float) and math.isnan(x)) else None for x in v],
+                          separators=(",", ":"))
+        return '"' + text.replace('"', '""') + '"' if " " in text or '"' in text else text
     if dtype == "bool":
         return "True" if v else "False"
     if dtype == "float64":
@@ -57,6 +75,9 @@ def ecsv_text(rows: list[dict], units: dict[str, str], meta: dict | None = None,
         vals = [r[n] for r in rows]
         dt = _dtype(vals) if vals else (dtypes or {}).get(n, "float64")
         col = {"name": n, "datatype": dt}
+        sub = _subtype(vals)
+        if sub:
+            col["subtype"] = sub
         if units[n]:
             col["unit"] = units[n]
         cols.append(col)

@@ -103,13 +103,26 @@ def bintable_bytes(extname: str, columns, cards) -> bytes:
     """A BINTABLE extension.
 
     ``columns``: (name, tform, unit, array) with tform ``I``, ``J``, ``K``, ``E``, ``D``,
-    ``nD``/``nE`` (fixed-width vector) or ``nA`` (string); ``cards``: further keywords.
+    ``nD``/``nE`` (fixed-width vector), ``nA`` (string) or ``PI``/``PJ``/``PE``/``PD``
+    (variable-length array: ``array`` is a sequence of 1-d arrays, one per row, stored in the
+    heap after the rows; the TFORM written is ``PX(max length)``); ``cards``: further keywords.
     """
     fields, arrays, nrows = [], [], None
+    heap, heap_len, varlen = [], 0, {}
     for name, tform, _unit, array in columns:
         code = tform.lstrip("0123456789")
         width = int(tform[: len(tform) - len(code)] or 1)
-        if code == "A":
+        if code.startswith("P"):
+            elem = np.dtype(_TFORM_DTYPE[code[1]])
+            sizes = np.array([np.size(r) for r in array], dtype=np.int64)
+            flat = np.concatenate([np.ravel(r) for r in array]) if len(sizes) else np.zeros(0)
+            desc = np.stack([sizes, heap_len + elem.itemsize * (np.cumsum(sizes) - sizes)], axis=-1)
+            heap.append(flat.astype(elem).tobytes())
+            heap_len += int(sizes.sum()) * elem.itemsize
+            varlen[name] = f"P{code[1]}({int(sizes.max(initial=0))})"
+            dt = (name, ">i4", (2,))
+            arr = desc
+        elif code == "A":
             dt = (name, f"S{width}")
             arr = np.asarray(array, dtype=f"S{width}")
         elif tform[:-1] and code in ("D", "E"):
@@ -133,17 +146,17 @@ def bintable_bytes(extname: str, columns, cards) -> bytes:
         ("NAXIS", 2, ""),
         ("NAXIS1", rec.dtype.itemsize, "bytes per row"),
         ("NAXIS2", rec.shape[0], "number of rows"),
-        ("PCOUNT", 0, ""),
+        ("PCOUNT", heap_len, "size of the heap (variable-length arrays)"),
         ("GCOUNT", 1, ""),
         ("TFIELDS", len(columns), ""),
     ]
     for i, (name, tform, unit, _a) in enumerate(columns, start=1):
         head.append((f"TTYPE{i}", name, ""))
-        head.append((f"TFORM{i}", tform, ""))
+        head.append((f"TFORM{i}", varlen.get(name, tform), ""))
         if unit:
             head.append((f"TUNIT{i}", unit, ""))
     head.append(("EXTNAME", extname, ""))
-    data = rec.tobytes()
+    data = rec.tobytes() + b"".join(heap)
     data += b"\0" * (-len(data) % _BLOCK)
     return header_bytes(head + list(cards)) + data
 

@@ -35,6 +35,8 @@ __all__ = [
     "load_config",
     "validate_config",
     "selected_obs_ids",
+    "has_dl3",
+    "external_spectra",
     "stage_config",
     "analysis_configs",
     "validate_analyses",
@@ -47,7 +49,8 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "data" / "config.schema.y
 """The configuration schema shipped with the package."""
 
 STAGE_KEYS = {
-    "reduce": ("on_region", "exclusion_regions", "geom", "energy_axis", "energy_axis_true", "safe_mask", "spectrum"),
+    "reduce": ("on_region", "exclusion_regions", "geom", "energy_axis", "energy_axis_true", "safe_mask", "spectrum",
+               "background"),
     "stack": ("name", "on_region", "exclusion_regions", "geom", "energy_axis", "stacked", "maps"),
     "fit": ("name", "model", "fit"),
     "flux_points": ("name", "fit", "flux_points"),
@@ -67,8 +70,9 @@ _REPLACED_BLOCKS = ("model",)
 """Blocks an ``analyses`` entry replaces as a whole (a model's parameters depend on its type)."""
 
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
-_STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "download"}
-_CACHE_VERSION = 1
+_STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "download",
+                "external_spectra"}
+_CACHE_VERSION = 2
 
 
 # ------------------------------------------------------------------------------ schema --
@@ -326,8 +330,13 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     cfg = load_config(cfg, schema)
     _check_axis(cfg, "energy_axis")
     _check_axis(cfg, "energy_axis_true")
-    if not cfg["obs_ids"] and not cfg["obs_cone"]:
-        raise ConfigError("config key 'obs_ids': no observations selected (give obs_ids and/or obs_cone)")
+    dl3 = has_dl3(cfg)
+    if not dl3 and not cfg["external_spectra"]:
+        raise ConfigError("config key 'obs_ids': no observations selected (give obs_ids, obs_cone "
+                          "and/or external_spectra)")
+    if dl3 and not cfg.get("on_region"):
+        raise ConfigError("config key 'on_region' is missing (it is required when obs_ids or obs_cone "
+                          "select observations)")
     er = cfg["stacked"]["energy_range"]
     if er is not None and not er[0] < er[1]:
         raise ConfigError(f"config key 'stacked.energy_range': min must be below max, got {er}")
@@ -336,6 +345,8 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     for i, alt in enumerate(cfg["fit"]["compare"]):
         _check_model(alt, f"fit.compare[{i}]")
     offline_astropy()
+    if not dl3:  # only external spectra: no data store, regions or reduction
+        return cfg
     check_regions(cfg)
     if check_datastore:
         from ..io.datastore import open_datastore, resolve_datastore_path
@@ -344,8 +355,43 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
             store = open_datastore(resolve_datastore_path(cfg["datastore"]))
         except DataStoreError as exc:
             raise ConfigError(f"config key 'datastore': {exc}") from None
-        selected_obs_ids(cfg, store)
+        check_irf_needs(cfg, store, selected_obs_ids(cfg, store))
     return cfg
+
+
+def has_dl3(cfg: dict) -> bool:
+    """Whether the config selects DL3 observations to reduce (``obs_ids`` or ``obs_cone``).
+
+    Without them the analysis consists only of ``external_spectra``: no data store, ON
+    region or reduction is needed.
+    """
+    return bool(cfg.get("obs_ids") or cfg.get("obs_cone"))
+
+
+def external_spectra(patterns, base: str | os.PathLike | None = None) -> list[str]:
+    """The PHA files of ``external_spectra``: each entry a path or a glob pattern.
+
+    Relative paths are taken from ``base`` (default: the working directory) and returned
+    as given (relative); matches of a pattern are sorted, and a file matched twice is kept
+    once, at its first place.  A pattern matching no file raises ConfigError naming it.
+    """
+    import glob
+
+    base = Path(base) if base is not None else Path.cwd()
+    out = []
+    for i, pat in enumerate(patterns or []):
+        pat = os.path.expandvars(os.path.expanduser(str(pat)))
+        full = pat if os.path.isabs(pat) else str(base / pat)
+        if glob.has_magic(pat):
+            hits = sorted(glob.glob(full))
+            names = [h if os.path.isabs(pat) else os.path.relpath(h, base) for h in hits]
+        else:
+            names = [pat] if os.path.isfile(full) else []
+        names = [n for n in names if os.path.isfile(n if os.path.isabs(n) else base / n)]
+        if not names:
+            raise ConfigError(f"config key 'external_spectra[{i}]': no file matches {pat!r}")
+        out.extend(n for n in names if n not in out)
+    return out
 
 
 def selected_obs_ids(cfg: dict, store) -> list[int]:
@@ -377,6 +423,20 @@ def selected_obs_ids(cfg: dict, store) -> list[int]:
             )
         raise ConfigError("config key 'obs_ids': no observations selected")
     return obs
+
+
+def check_irf_needs(cfg: dict, store, obs_ids) -> None:
+    """Settings that need an IRF some observation lacks: ``bkg-peak`` needs a background IRF."""
+    methods = (cfg.get("safe_mask") or {}).get("methods") or []
+    if "bkg-peak" in methods:
+        missing = [int(o) for o in obs_ids if not store.has_hdu(int(o), "bkg")]
+        if missing:
+            few = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+            raise ConfigError(
+                f"config key 'safe_mask.methods': bkg-peak needs a background IRF, but obs {few} "
+                f"{'has' if len(missing) == 1 else 'have'} none in {store.path}; drop bkg-peak "
+                "(e.g. use aeff-default, aeff-max)"
+            )
 
 
 def stage_config(cfg: dict, stage: str) -> dict:
@@ -547,9 +607,16 @@ def _cache_key(raw: dict, schema_path: Path | None) -> str:
         cands = []
     parts["store"] = [_stat(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
     try:
-        analyses = analysis_configs(raw).values()
+        analyses = list(analysis_configs(raw).values())
     except ConfigError:
         analyses = [raw]
+    ext = []
+    for a in analyses:
+        try:
+            ext += external_spectra(a.get("external_spectra") or [])
+        except ConfigError:
+            pass
+    parts["external"] = [_stat(Path(p)) for p in ext]  # their headers name the sibling files
     regions = [r for a in analyses for r in [a.get("on_region")] + list(a.get("exclusion_regions") or [])]
     parts["regions"] = [_stat(Path(r)) for r in regions if isinstance(r, str) and r.strip().endswith(".reg")]
     text = json.dumps(parts, sort_keys=True, default=str)
@@ -577,6 +644,11 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     ``obs_files``
         ``{str(obs_id): [file, ...]}``, the DL3 files each selected observation is read from.
 
+    Each analysis entry also has ``external``: one ``{"pha", "files", "obs_id"}`` per set of
+    its ``external_spectra`` (``files``: its PHA, BKG, ARF and RMF paths, the inputs of the
+    rules that read it).  Analyses of only external spectra (no ``obs_ids``/``obs_cone``)
+    need no data store; a config of only such analyses does not look for one.
+
     The result is stored as JSON in ``cache_dir`` under a key made of the raw config,
     the working directory, the schema, this package's sources and the size and mtime of the
     data-store index files; a later call with the same key reads it back without importing
@@ -593,8 +665,16 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     cfgs = validate_analyses(raw, check_datastore=False, schema=schema)
     first = next(iter(cfgs.values()))
     shared = {k: first[k] for k in GLOBAL_KEYS if k in first}
-    out = {"config": shared, "analyses": {n: {"config": c, "obs_ids": []} for n, c in cfgs.items()},
-           "datastore": None, "datastore_error": None, "obs_files": {}}
+    out = {"config": shared, "analyses": {}, "datastore": None, "datastore_error": None, "obs_files": {}}
+    for name, cfg in cfgs.items():
+        try:
+            external = _external_sets(cfg)
+        except ConfigError as exc:
+            raise _in_analysis(exc, name, _override(raw, name)) from None
+        out["analyses"][name] = {"config": cfg, "obs_ids": [], "external": external}
+    if not any(has_dl3(c) for c in cfgs.values()):
+        _write_cache(cache_file, out)
+        return out
     from ..io.datastore import open_datastore, resolve_datastore_path
 
     try:
@@ -609,7 +689,13 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     files = {}
     for name, cfg in cfgs.items():
         try:
-            obs = selected_obs_ids(cfg, store)
+            obs = selected_obs_ids(cfg, store) if has_dl3(cfg) else []
+            check_irf_needs(cfg, store, obs)
+            dup = set(obs) & {e["obs_id"] for e in out["analyses"][name]["external"]}
+            if dup:
+                e = next(e for e in out["analyses"][name]["external"] if e["obs_id"] in dup)
+                raise ConfigError(f"config key 'external_spectra': {e['pha']} has obs id {e['obs_id']}, "
+                                  "also selected by obs_ids/obs_cone")
         except ConfigError as exc:
             raise _in_analysis(exc, name, _override(raw, name)) from None
         out["analyses"][name]["obs_ids"] = obs
@@ -618,19 +704,44 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
                 continue
             try:
                 fl = [str(p) for p in store.obs_files(o)]
-                if store._rows(o, "bkg").size:
-                    b = str(store.hdu_location(o, "bkg")[0])
-                    if b not in fl:
-                        fl.append(b)
+                for optional in ("bkg", "rad_max"):
+                    if store.has_hdu(o, optional):
+                        b = str(store.hdu_location(o, optional)[0])
+                        if b not in fl:
+                            fl.append(b)
             except DataStoreError as exc:
                 raise ConfigError(f"config key 'obs_ids': {exc}") from None
             files[str(o)] = fl
     out.update(datastore=str(root), obs_files=files)
-    if cache_file is not None:
-        try:
-            from ..io.atomic import write_atomic
+    _write_cache(cache_file, out)
+    return out
 
-            write_atomic(cache_file, json.dumps(out))
-        except OSError:
-            pass
+
+def _write_cache(cache_file, out: dict) -> None:
+    if cache_file is None:
+        return
+    try:
+        from ..io.atomic import write_atomic
+
+        write_atomic(cache_file, json.dumps(out))
+    except OSError:
+        pass
+
+
+def _external_sets(cfg: dict) -> list[dict]:
+    """``[{"pha", "files", "obs_id"}]`` of each ``external_spectra`` set (files: PHA, BKG, ARF, RMF)."""
+    from ..errors import FormatError
+    from ..io.ogip import spectrum_files
+
+    out, seen = [], {}
+    for pha in external_spectra(cfg.get("external_spectra") or []):
+        try:
+            obs_id, files = spectrum_files(pha)
+        except FormatError as exc:
+            raise ConfigError(f"config key 'external_spectra': {exc}") from None
+        if obs_id in seen:
+            raise ConfigError(f"config key 'external_spectra': {pha} and {seen[obs_id]} have the same obs id "
+                              f"{obs_id}")
+        seen[obs_id] = pha
+        out.append({"pha": str(pha), "files": [str(f) for f in files], "obs_id": int(obs_id)})
     return out

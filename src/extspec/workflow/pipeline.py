@@ -73,7 +73,8 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         # the exposure and kernel cubes only for the reference extraction (nothing reads them later)
         cube = make_cube(obs, settings, ev_map, energy_bins=kbin, irf_cubes=settings.method == "reference")
         spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
-                                oversample=settings.oversample, energy_bins=kbin)
+                                oversample=settings.oversample, energy_bins=kbin,
+                                background=reduction.get("background"), safe_mask=reduction.get("safe_mask", {}))
         spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask", {}), obs.bkg)
     except ExtspecError as exc:
         msg = str(exc)
@@ -121,6 +122,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     from ..io.fitswrite import image_bytes
     from ..plots import plot_counts_image
     from ..safe_mask import bins_inside
+    from ..spectrum import regions_at_energy
 
     erange = (config.get("stacked") or {}).get("energy_range")
     image = None
@@ -143,21 +145,28 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     ]
     cards = list(geom.header_dict().items())  # the map's WCS (NAXISn checked against the image)
     cards += [
-        ("BUNIT", "counts", "events per pixel"),
+        ("BUNIT", "count", "events per pixel (FITS unit string)"),
         *energy_cards,
         ("NOBS", len(obs_ids)),
         ("OBS_IDS", " ".join(map(str, obs_ids))),
     ]
     write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
     spectra = read_spectra(spectrum_dirs)
+    e_draw = float((config.get("stacked") or {}).get("rad_max_energy", 1.0))
+    drawn = [regions_at_energy(s, e_draw) for s in spectra]
+    radii = sorted({round(r, 4) for _, _, r in drawn if r is not None})
+    note = ""
+    if radii:
+        note = (f"\nON/OFF circles: RAD_MAX at {e_draw:g} TeV = "
+                f"{', '.join(f'{r:.3f}' for r in radii)} deg (stacked.rad_max_energy)")
     regions = dict(
-        on_region=spectra[0].on_region if spectra else config.get("on_region"),
-        off_regions=[s.off_regions for s in spectra],
+        on_region=drawn[0][0] if drawn else config.get("on_region"),
+        off_regions=[d[1] for d in drawn],
         off_labels=[f"OFF {s.obs_id}" for s in spectra],
         exclusion_regions=_exclusion_strings(config),
     )
     name = config.get("name", "")
-    plot_counts_image(image, geom, out_png, title=f"{name}: counts, {len(obs_ids)} observations", **regions)
+    plot_counts_image(image, geom, out_png, title=f"{name}: counts, {len(obs_ids)} observations{note}", **regions)
     if maps:
         _write_maps(config, geom, energy_cards, per_obs_counts, per_obs_bkg, obs_ids, regions, maps)
 
@@ -253,7 +262,8 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
         alt_cfg = {"type": alt} if isinstance(alt, str) else alt
         alt_res = fit_joint(spectra, alt_cfg, data=data, **opts)
         result.comparisons.append(compare_models(result, alt_res))
-    write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""))
+    write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""),
+                     instrument=_instruments(spectra))
     usable = data.datasets
     if usable:
         stack = stack_spectra(usable)
@@ -266,6 +276,17 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     else:
         plot_spectrum_fit(np.array([1.0, 10.0]), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1),
                           np.zeros(1, bool), out_png, title="no usable observation")
+
+
+def _instruments(spectra) -> list:
+    """Distinct TELESCOP/INSTRUME (and IRF class) of the spectra, from their DL3 files."""
+    out = []
+    for s in spectra:
+        item = {"telescop": str(s.meta.get("TELESCOP", "")), "instrume": str(s.meta.get("INSTRUME", "")),
+                "irf_class": str(s.meta.get("irf_class", "full-enclosure"))}
+        if item not in out:
+            out.append(item)
+    return out
 
 
 def load_fit_result(path):
