@@ -252,12 +252,12 @@ def test_remove_one_obs_reruns_only_aggregates(e2e):
 
 def test_add_external_spectrum_reruns_only_what_reads_spectra(e2e, tmp_path):
     """An OGIP set from elsewhere (here extspec's own of run 20349) joins fit and products."""
-    from extspec.workflow.config import load_config
-    from extspec.workflow.pipeline import reduce_observation, reduction_config
+    from extspec.workflow.config import load_config, stage_config
+    from extspec.workflow.pipeline import reduce_observation
 
-    reduce_observation(reduction_config(load_config(e2e["cfg"])), DR1, 20349, tmp_path / "ext")
+    reduce_observation(stage_config(load_config(e2e["cfg"]), "reduce"), DR1, 20349, tmp_path / "ext")
     cf = variant(e2e, "ext.yaml", external_spectra=[str(tmp_path / "ext" / "pha.fits")])
-    assert dry_run(e2e["wd"], cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "all": 1}
+    assert dry_run(e2e["wd"], cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "summary": 1, "all": 1}
 
 
 def test_model_change_reruns_only_fit_and_flux_points(e2e):
@@ -538,7 +538,7 @@ def test_external_spectra_only(tmp_path):
     model = {"type": "power_law", "parameters": {"index": {"value": 2.5}, "amplitude": {"value": 3.0e-11}}}
     cf = write_config(tmp_path, name="jc", datastore="/nonexistent/store", obs_ids=[], model=model,
                       external_spectra=["ext/pha_obs*.fits"])
-    assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "all": 1}
+    assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "summary": 1, "all": 1}
     snakemake(tmp_path, cf, "--cores", "2")
     out = tmp_path / "results" / "jc"
     assert not (out / "obs").exists() and not (out / "stacked").exists()
@@ -561,4 +561,4 @@ def test_external_spectra_only(tmp_path):
         f["SPECTRUM"].header["EDITED"] = (True, "changed by the test")
     later = time.time() + 2
     os.utime(ext / "bkg_obs23559.fits", (later, later))
-    assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "all": 1}
+    assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "summary": 1, "all": 1}
