@@ -9,9 +9,15 @@
 #
 # Outputs go to <results_dir>/<analysis>/ (results/rxj1713/ for the seed config), one directory per
 # analysis (config key `analyses`), and <results_dir>/summary.{ecsv,html}.
+import copy
+
 from snakemake.utils import min_version
 
 min_version("8.0")
+
+# Before the configfile directive, `config` holds only what --configfile / --config gave;
+# common.smk needs it to let an overlay's `model` (with a type) replace the default one.
+CONFIG_OVERLAY = copy.deepcopy(config)
 
 
 configfile: "config/config.yaml"

@@ -5,7 +5,9 @@ Prints, for the seed geometry of the RX J1713 analysis:
 * the median in-process time to load one run and build its cube (counts + exposure +
   dispersion kernel), reference and exact methods (target <= 40 ms);
 * the median time of the whole per-run reduction (cube + ON/OFF + safe mask + writing the
-  HDF5 cube and the OGIP files), reference and exact (target <= 60 ms).
+  HDF5 cube and the OGIP files), reference and exact (target <= 60 ms);
+* the time to compute the code identity (``extspec.code_identity``: a SHA-256 of the package
+  sources, once per job process, recorded in every product).
 
 Usage: python benchmarks/reduce.py [--obs-id 20326] [--repeat 15]
 """
@@ -51,6 +53,14 @@ def main() -> None:
                 reduce_observation(red, path, args.obs_id, f"{tmp}/{method}")
 
             report(f"whole per-run reduction, {method} (median)", 1e3 * median_time(whole, args.repeat), "ms")
+
+    import extspec
+
+    def identity():
+        extspec._CODE_IDENTITY = None  # as in a fresh job process (the OS file cache is warm)
+        extspec.code_identity()
+
+    report("code identity, once per job (median)", 1e3 * median_time(identity, args.repeat), "ms")
 
 
 if __name__ == "__main__":

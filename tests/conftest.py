@@ -128,23 +128,6 @@ def assert_printed():
     return check
 
 
-def _regions_compat():
-    """gammapy 2.1 imports ``regions._utils.wcs_helpers.pixel_scale_angle_at_skycoord``,
-    which regions 0.12 no longer has; gammapy only uses its first return value (the pixel
-    position), so the interop tests provide that when it is missing."""
-    try:
-        import regions._utils.wcs_helpers as helpers
-    except ImportError:
-        return
-    if not hasattr(helpers, "pixel_scale_angle_at_skycoord"):
-        from regions import PixCoord
-
-        def pixel_scale_angle_at_skycoord(skycoord, wcs, offset=None):
-            return PixCoord(*wcs.world_to_pixel(skycoord)), None, None
-
-        helpers.pixel_scale_angle_at_skycoord = pixel_scale_angle_at_skycoord
-
-
 @pytest.fixture(scope="session")
 def gammapy():
     """gammapy, for the tests marked ``interop`` only (skips them with a message without it).
@@ -152,7 +135,6 @@ def gammapy():
     Install it with ``pip install -e ".[interop]"``.  The library never imports it, and no
     other test takes a check value from it.
     """
-    _regions_compat()
     return pytest.importorskip("gammapy", minversion="2.0",
                                reason="gammapy >= 2.0 not installed (pip install -e '.[interop]'): "
                                       "interop tests skipped")

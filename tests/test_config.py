@@ -280,6 +280,29 @@ def test_offline_astropy_switches_downloads_off():
     assert res.stdout.split() == ["False", "False"]
 
 
+def test_defaults_come_from_the_schema_only():
+    """Library functions given partial configs use the schema's defaults (no second copy)."""
+    from extspec.cube import CubeSettings
+    from extspec.workflow.config import read_schema, schema_defaults, setting
+
+    schema = read_schema()
+    d = schema_defaults()
+    assert d["geom"]["binsz"] == schema["properties"]["geom"]["properties"]["binsz"]["default"] == 0.04
+    assert d["energy_axis_true"] == schema["properties"]["energy_axis_true"]["default"]
+    assert d["safe_mask"]["methods"] == ["aeff-default", "aeff-max"]
+    assert setting({"fit": {"minos": True}}, "fit", "minos") is True
+    assert setting({"fit": {"minos": True}}, "fit", "covariance") == "hesse"
+    s = CubeSettings.from_config({"spectrum": {"method": "reference"}}, (347.3, -0.5, "galactic"))
+    assert s.method == "reference" and s.oversample == d["spectrum"]["oversample"]
+    assert s.geom.binsz == 0.04 and s.geom.npix == (38, 38) and s.edisp_binsz == 0.2
+    assert (s.energy_true.edges[0], s.energy_true.edges[-1], s.energy_true.nbin) == (0.05, 100.0, 30)
+    # a validated config equals its own defaults-filled version: nothing else fills values
+    full = load_config(seed_raw())
+    for block in ("geom", "energy_axis", "energy_axis_true", "safe_mask", "spectrum", "fit", "flux_points"):
+        for k in d[block]:
+            assert setting(full, block, k) == full[block][k]
+
+
 def _ogip_set(d, stem="pha_obs777", obs_id=777):
     """A minimal OGIP PHA whose header names its three siblings (empty files suffice here)."""
     from astropy.io import fits

@@ -27,6 +27,26 @@ def check_png(path, min_side=200):
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
+@pytest.fixture
+def drawn(monkeypatch):
+    """The Figures the plot functions save, in order (kept for inspecting what was drawn)."""
+    figs = []
+    save = plots._save
+
+    def keep(fig, out_png, tight=False):
+        figs.append(fig)
+        return save(fig, out_png, tight)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figs
+
+
+def _region_patches(ax):
+    from matplotlib.patches import Patch
+
+    return [p for p in ax.patches if isinstance(p, Patch)]
+
+
 def galactic_wcs():
     w = WCS(naxis=2)
     w.wcs.ctype = ["GLON-CAR", "GLAT-CAR"]
@@ -109,7 +129,7 @@ def test_sed_butterfly_fixed_parameter_and_shape_check():
 
 
 # ---------------------------------------------------------------- counts image
-def test_plot_counts_image(tmp_path):
+def test_plot_counts_image(tmp_path, drawn):
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[:38, :38]
     img = rng.poisson(2 + 20 * np.exp(-0.5 * ((xx - 18.5) ** 2 + (yy - 18.5) ** 2) / 25))
@@ -122,6 +142,23 @@ def test_plot_counts_image(tmp_path):
                                       title="test", off_labels=[20136, "OFF 20137"])
     assert res == out
     check_png(out)
+    (fig,) = drawn
+    ax = fig.axes[0]
+    # the image itself (smoothed: same total within the edges), its full extent, 1 ON + 3 OFF + 2
+    # exclusion outlines, and the legend naming each kind
+    (im,) = ax.images
+    assert im.get_array().shape == (38, 38)
+    assert ax.get_xlim() == (-0.5, 37.5) and ax.get_ylim() == (-0.5, 37.5)
+    patches = _region_patches(ax)
+    assert len(patches) == 1 + 3 + 2
+    assert all(not p.get_fill() for p in patches)
+    # the ON circle: centred on the map centre pixel (18.5, 18.5), radius 0.5 / 0.04 = 12.5 pixels
+    on = [p for p in patches if hasattr(p, "center") and np.allclose(p.center, (18.5, 18.5), atol=0.05)]
+    assert len(on) == 1 and on[0].radius == pytest.approx(12.5, rel=2e-3)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[0].startswith("ON") and any("20136" in t for t in labels) and any("20137" in t for t in labels)
+    assert sum("xclusion" in t for t in labels) == 1
+    assert ax.get_title() == "test"
 
 
 def test_plot_counts_image_icrs_no_regions_and_odd_regions(tmp_path):
@@ -254,7 +291,7 @@ def test_log_tick_labels_are_unicode():
 
 
 # ---------------------------------------------------------------- spectrum
-def test_plot_spectrum_fit(tmp_path):
+def test_plot_spectrum_fit(tmp_path, drawn):
     rng = np.random.default_rng(3)
     edges = np.geomspace(0.1, 100, 21)
     ec = np.sqrt(edges[:-1] * edges[1:])
@@ -266,6 +303,25 @@ def test_plot_spectrum_fit(tmp_path):
     out = tmp_path / "spectrum.png"
     plots.plot_spectrum_fit(edges, counts, off, alpha, npred, mask, out, title="t")
     check_png(out)
+    (fig,) = drawn
+    ax, axr = fig.axes[:2]
+    # the predicted signal as steps over every bin, with its values
+    (steps,) = [p for p in ax.patches if type(p).__name__ == "StepPatch"]
+    np.testing.assert_allclose(steps.get_data().values, npred)
+    np.testing.assert_allclose(steps.get_data().edges, edges)
+    # excess points: the safe bins in black, the others in grey, at the bin centres
+    excess = counts - alpha * off
+    pts = {}
+    for line in ax.lines:
+        x, y = (np.asarray(v, float) for v in line.get_data())
+        if line.get_linestyle() == "None" and len(x):
+            pts[len(x)] = (x, y)
+    n_safe = int(mask.sum())
+    assert set(pts) == {n_safe, 20 - n_safe}
+    np.testing.assert_allclose(pts[n_safe][0], ec[mask])
+    np.testing.assert_allclose(pts[n_safe][1], excess[mask])
+    np.testing.assert_allclose(pts[20 - n_safe][1], excess[~mask])
+    assert ax.get_xscale() == "log" and ax.get_xlim() == pytest.approx((0.1, 100.0))
 
 
 def test_plot_spectrum_fit_degenerate(tmp_path):
@@ -280,7 +336,7 @@ def _pl(e, amplitude=2e-11, index=2.3):
     return amplitude * np.asarray(e, float) ** -index
 
 
-def test_plot_sed(tmp_path):
+def test_plot_sed(tmp_path, drawn):
     edges = np.geomspace(0.3, 40, 8)
     rows = []
     for a, b in zip(edges[:-1], edges[1:]):
@@ -295,6 +351,31 @@ def test_plot_sed(tmp_path):
     out = tmp_path / "sed.png"
     plots.plot_sed(rows, _pl, (0.3, 40), out, butterfly=(e, lo, hi), title="sed")
     check_png(out)
+    (fig,) = drawn
+    ax = fig.axes[0]
+    # the model line is E^2 dN/dE of the model over the energy range
+    (model,) = [ln for ln in ax.lines if ln.get_label() == "best-fit model"]
+    xm, ym = (np.asarray(v, float) for v in model.get_data())
+    assert xm.min() == pytest.approx(0.3) and xm.max() == pytest.approx(40)
+    np.testing.assert_allclose(ym, xm**2 * _pl(xm), rtol=1e-12)
+    # 6 flux points (e_ref < 15 TeV) and 1 upper limit, each at its e_ref
+    markers = [ln for ln in ax.lines if ln.get_linestyle() == "None" and len(ln.get_xdata())]
+    x_pts = sorted(float(x) for ln in markers for x in ln.get_xdata())
+    e_ref = [r["e_ref"] for r in rows]
+    n_pts = sum(not r["is_ul"] for r in rows)
+    assert n_pts == 6
+    for r in rows:
+        assert any(abs(x - r["e_ref"]) < 1e-9 * r["e_ref"] for x in x_pts), r["e_ref"]
+    ul_x = [float(x) for ln in markers for x in ln.get_xdata() if len(ln.get_xdata()) == 1]
+    assert ul_x == pytest.approx([rows[-1]["e_ref"]] * len(ul_x)) and ul_x
+    points = [ln for ln in markers if len(ln.get_xdata()) == n_pts]
+    assert len(points) == 1
+    np.testing.assert_allclose(np.asarray(points[0].get_ydata(), float),
+                               [r["e2dnde"] for r in rows if not r["is_ul"]])
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    x0, x1 = ax.get_xlim()
+    assert x0 < min(e_ref) and x1 > max(e_ref)
+    assert len(ax.collections) >= 1  # the butterfly band
 
 
 def test_plot_sed_no_points_no_model(tmp_path):
@@ -304,13 +385,25 @@ def test_plot_sed_no_points_no_model(tmp_path):
 
 
 # ---------------------------------------------------------------- cumulative
-def test_plot_cumulative(tmp_path):
+def test_plot_cumulative(tmp_path, drawn):
     t = np.cumsum(np.full(8, 1680.0))
     rows = [dict(obs_id=100 + i, livetime=ti, excess=0.05 * ti, sqrt_ts=1.4 * np.sqrt(ti / 1000))
             for i, ti in enumerate(t)][::-1]  # order does not matter
     out = tmp_path / "cum.png"
     plots.plot_cumulative(rows, out, title="cumulative")
     check_png(out)
+    (fig,) = drawn
+    axl, axr = fig.axes[:2]
+    hours = t / 3600.0
+    (exc,) = [ln for ln in axl.lines if ln.get_label() == "excess"]
+    np.testing.assert_allclose(exc.get_xdata(), hours)  # sorted by livetime
+    np.testing.assert_allclose(exc.get_ydata(), 0.05 * t)
+    (sig,) = [ln for ln in axr.lines if ln.get_label() == "\u221aTS"]
+    np.testing.assert_allclose(sig.get_ydata(), 1.4 * np.sqrt(t / 1000))
+    (ref,) = [ln for ln in axr.lines if ln.get_linestyle() == "--"]
+    xr, yr = (np.asarray(v, float) for v in ref.get_data())
+    np.testing.assert_allclose(yr, 1.4 * np.sqrt(t[-1] / 1000) * np.sqrt(xr / hours[-1]))
+    assert axr.get_ylim()[1] >= 6.0 and axl.get_xlim()[0] == 0
 
 
 def test_plot_cumulative_empty(tmp_path):

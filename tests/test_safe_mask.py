@@ -11,6 +11,7 @@ from extspec.errors import ConfigError
 from extspec.safe_mask import aeff_max_threshold, bins_inside, edisp_bias_threshold, make_safe_mask
 
 SEED_IDS = (20326, 20327, 20349, 20350, 20396, 20397)
+SAFE = {"methods": ["aeff-default", "aeff-max"], "aeff_percent": 10}
 TABLE_7 = {
     20326: ("0.2344229", "28149.060", "0.1522722"),
     20327: ("0.2041738", "27374.765", "0.1480552"),
@@ -39,6 +40,29 @@ def test_all_bins_safe(seed_reference):
         assert spec.mask_safe.all(), spec.obs_id
 
 
+def _low_axis(spec):
+    """The same spectrum with reco edges from 0.1 TeV (0.1, 0.182, 0.331, ...): the bins below
+    the thresholds of the seed runs exist, so a mask that keeps everything would be caught."""
+    from extspec.geometry import make_energy_axis
+
+    return dataclasses.replace(spec, energy_reco=make_energy_axis(0.1, 40, 10))
+
+
+@pytest.mark.parametrize("obs_id", SEED_IDS)
+def test_aeff_thresholds_mask_low_bins(seed_reference, obs_id):
+    """With bins below the thresholds, the mask is exactly the bins above max(LO_THRES, aeff-max
+    E_min) of Table 7 (0.2344 or 0.2042 TeV): the first two bins (upper edge 0.182, 0.331) go."""
+    spec = _low_axis(seed_reference[SEED_IDS.index(obs_id)])
+    lo_thres, _, e_min = TABLE_7[obs_id]
+    edges = spec.energy_reco.edges
+    want = edges[:-1] >= max(float(lo_thres), float(e_min))
+    np.testing.assert_array_equal(want, [False, False] + [True] * 8)
+    np.testing.assert_array_equal(make_safe_mask(spec, SAFE), want)
+    # aeff-max alone: E_min 0.148-0.152 TeV drops only the first bin (lower edge 0.1)
+    np.testing.assert_array_equal(make_safe_mask(spec, {"methods": ["aeff-max"], "aeff_percent": 10}),
+                                  [False] + [True] * 9)
+
+
 def test_edisp_bias_masks_bin_0_of_20326(seed_reference):
     spec = seed_reference[0]
     mask = make_safe_mask(spec, {"methods": ["edisp-bias"]})
@@ -54,9 +78,32 @@ def test_offset_max(seed_reference):
     assert make_safe_mask(spec, {"methods": ["offset-max"], "offset_max": 0.7}).all()
 
 
+BKG_PEAK_TEV = 0.19952624
+"""Lower edge of the BKG_3D energy bin with the largest field-of-view-integrated rate, the same
+for the six seed runs: read independently with astropy.io.fits (sum of BKG x dDETX x dDETY
+over the 50 x 50 grid of each of the 20 energy bins; bins start 0.1, 0.141, 0.1995, 0.282 TeV)."""
+
+
 def test_bkg_peak_keeps_all(seed_reference):
     for spec, obs in zip(seed_reference, seed_reference.observations):
         assert make_safe_mask(spec, {"methods": ["bkg-peak"]}, obs.bkg).all()
+        # the peak is at 0.1995 TeV, below the first reco edge (0.3): hence all bins kept
+        rate = obs.bkg.rate_vs_energy()
+        assert obs.bkg.energy.edges[int(np.argmax(rate))] == pytest.approx(BKG_PEAK_TEV, rel=1e-7)
+        # on an axis from 0.1 TeV the bins starting below the peak go: edges 0.1, 0.182 (< 0.1995)
+        low = _low_axis(spec)
+        np.testing.assert_array_equal(make_safe_mask(low, {"methods": ["bkg-peak"]}, obs.bkg),
+                                      [False, False] + [True] * 8)
+
+
+def test_bkg_peak_without_table_uses_off_counts(seed_reference):
+    """No BKG table: E_min is the lower edge of the reco bin with the largest alpha N_off / dE."""
+    spec = seed_reference[0]
+    edges = spec.energy_reco.edges
+    off = np.full(10, 1.0) * np.diff(edges)  # flat per TeV ...
+    off[3] *= 5.0  # ... but for a peak in bin 3
+    fake = dataclasses.replace(spec, counts_off=off / spec.alpha)
+    np.testing.assert_array_equal(make_safe_mask(fake, {"methods": ["bkg-peak"]}), [False] * 3 + [True] * 7)
 
 
 def test_methods_combine_with_and(seed_reference):

@@ -236,6 +236,29 @@ def test_end_to_end_outputs(e2e):
     assert "max_rss" in bench.read_text()
 
 
+def test_every_product_records_the_code(e2e):
+    """Version + source hash of the library that wrote it, in every product."""
+    import h5py
+    from astropy.io import fits
+    from astropy.table import Table
+
+    import extspec
+
+    ident = extspec.code_identity()
+    assert re.fullmatch(r"extspec \S+\+src\.[0-9a-f]{12}", ident)
+    out = e2e["wd"] / "results" / "small"
+    with h5py.File(out / "obs" / "20326" / "cube.h5", "r") as f:
+        assert f.attrs["created_by"] == ident
+    for name in ("pha", "bkg", "arf", "rmf"):
+        with fits.open(out / "obs" / "20326" / f"{name}.fits") as h:
+            assert all(x.header["CREATOR"] == ident for x in h[1:] if "HDUCLASS" in x.header and
+                       x.header["HDUCLAS1"] != "GTI"), name
+    assert fits.getval(out / "stacked" / "counts.fits", "CREATOR") == ident
+    assert yaml.safe_load((out / "fit" / "result.yaml").read_text())["versions"]["extspec"] == ident
+    for table in (out / "fit" / "flux_points.ecsv", out / "cumulative.ecsv"):
+        assert Table.read(table, format="ascii.ecsv").meta["creator"] == ident
+
+
 def test_no_op_after_run(e2e):
     assert dry_run(e2e["wd"], e2e["cf"]) == {}
 
@@ -303,11 +326,16 @@ def test_report(e2e):
         assert text in html, text
 
 
-def test_add_one_obs_for_real(e2e):
-    wd = e2e["wd"]
+def test_add_one_obs_for_real(e2e, tmp_path):
+    # in a copy of the run (outputs, mtimes and Snakemake's metadata): the shared run stays as
+    # it was, so the other tests on it pass in any order
+    wd = tmp_path / "e2e"
+    shutil.copytree(e2e["wd"], wd, symlinks=True)
     kept = wd / "results" / "small" / "obs" / "20326" / "pha.fits"
     before = kept.stat().st_mtime_ns
-    cf = variant(e2e, "add.yaml", obs_ids=[20326, 20327, 20349])
+    assert before == (e2e["wd"] / "results" / "small" / "obs" / "20326" / "pha.fits").stat().st_mtime_ns
+    cf = write_config(wd, "add.yaml", **{**e2e["cfg"], "obs_ids": [20326, 20327, 20349]})
+    assert dry_run(wd, cf) == {"reduce": 1, **AGGREGATES}
     res = snakemake(wd, cf, "--cores", "2")
     assert len(re.findall(r"^(?:local)?rule reduce:", res.stdout, re.M)) == 1
     assert kept.stat().st_mtime_ns == before

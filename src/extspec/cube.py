@@ -66,7 +66,7 @@ class CubeSettings:
     energy_reco, energy_true : EnergyAxis
     method : {"exact", "reference"}
     edisp_binsz : float
-        Pixel size of the coarse dispersion grid (deg), 0.2 as in §4.1.
+        Pixel size of the coarse dispersion grid (deg); 0.2 in §4.1 (the config default).
     oversample : int
         Gauss-Legendre nodes per true-energy bin in the exact method.
     """
@@ -74,34 +74,38 @@ class CubeSettings:
     geom: MapGeom
     energy_reco: EnergyAxis
     energy_true: EnergyAxis
-    method: str = "exact"
-    edisp_binsz: float = 0.2
-    oversample: int = 4
+    method: str
+    edisp_binsz: float
+    oversample: int
 
     @classmethod
     def from_config(cls, cfg: dict, center: tuple[float, float, str]) -> "CubeSettings":
         """Build from the config blocks ``geom``, ``energy_axis``, ``energy_axis_true``, ``spectrum``.
 
-        ``center`` = (lon, lat, frame) of the ON region, the default map centre.
+        ``center`` = (lon, lat, frame) of the ON region, the default map centre.  Missing
+        keys take the defaults of the config schema (the only place they are written).
         """
-        g = cfg.get("geom", {})
-        frame = g.get("frame", "galactic")
+        from .workflow.config import setting  # defaults: the config schema, for partial configs
+
+        def geom(key):
+            return setting(cfg, "geom", key)
+
+        frame = geom("frame")
         lon, lat = center[0], center[1]
-        if "center" in g and g["center"] is not None:
-            lon, lat = g["center"]
+        if geom("center") is not None:
+            lon, lat = geom("center")
         elif center[2] != frame:
             lon, lat = transform_point(float(lon), float(lat), center[2], frame)
-        geom = MapGeom.create(lon, lat, g.get("width", [1.5, 1.5]), g.get("binsz", 0.04), frame, g.get("proj", "CAR"))
-        ea = cfg.get("energy_axis", {})
-        et = cfg.get("energy_axis_true", {})
-        method = cfg.get("spectrum", {}).get("method", "exact")
+        geom_ = MapGeom.create(lon, lat, geom("width"), geom("binsz"), frame, geom("proj"))
+        ea = [setting(cfg, "energy_axis", k) for k in ("min", "max", "nbins")]
+        et = [setting(cfg, "energy_axis_true", k) for k in ("min", "max", "nbins")]
         return cls(
-            geom=geom,
-            energy_reco=make_energy_axis(ea.get("min", 0.3), ea.get("max", 40), ea.get("nbins", 10)),
-            energy_true=make_energy_axis(et.get("min", 0.05), et.get("max", 100), et.get("nbins", 30)),
-            method=method,
-            edisp_binsz=float(g.get("edisp_binsz", 0.2)),
-            oversample=int(cfg.get("spectrum", {}).get("oversample", 4)),
+            geom=geom_,
+            energy_reco=make_energy_axis(*ea),
+            energy_true=make_energy_axis(*et),
+            method=setting(cfg, "spectrum", "method"),
+            edisp_binsz=float(geom("edisp_binsz")),
+            oversample=int(setting(cfg, "spectrum", "oversample")),
         )
 
     @property

@@ -304,9 +304,9 @@ def _package_version(name: str) -> str:
 
 
 def software_versions() -> dict:
-    from . import __version__
+    from . import code_identity
 
-    return {"extspec": __version__, "python": platform.python_version(), "numpy": np.__version__,
+    return {"extspec": code_identity(), "python": platform.python_version(), "numpy": np.__version__,
             "astropy": _package_version("astropy"), "iminuit": _package_version("iminuit")}
 
 

@@ -84,6 +84,7 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
     fit_result : FitResult
     energy_edges : sequence of TeV, optional
         Requested group edges, snapped to reco edges; default: each bin of the safe range.
+        Groups without a safe bin in any dataset give no row.
     """
     data = JointData(datasets)
     if len(data) == 0:
@@ -108,6 +109,8 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
         m = data.counts_off_masked[:, sl]
         a = data.alpha_masked[:, sl]
         mask = data.mask[:, sl]
+        if not mask.any():
+            continue  # no safe bin of any run in this group: no measurement, no row
         mu = mu_best[:, sl]
 
         def stat(norm):
@@ -120,8 +123,7 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
         w_best = float(mi.fval)
         ts = stat(0.0) - w_best
         sqrt_ts = float(np.sign(norm) * np.sqrt(max(ts, 0.0)))
-        norm_ul = _bisect_ul(stat, max(norm, 0.0), max(norm, 0.0) + max(norm_err, 1e-3), w_best + n_sigma_ul**2) \
-            if mask.any() else np.nan
+        norm_ul = _bisect_ul(stat, max(norm, 0.0), max(norm, 0.0) + max(norm_err, 1e-3), w_best + n_sigma_ul**2)
         e_ref = float(np.sqrt(e_lo * e_hi))
         ref = float(model.dnde(np.array([e_ref]), **best)[0])
         flux = float(model.integral(np.array([e_lo]), np.array([e_hi]), **best)[0])

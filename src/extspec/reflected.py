@@ -185,13 +185,15 @@ def find_off_regions(on_region, pointing, exclusion_regions=(), background: dict
                      method: str = "exact") -> ReflectedRegions:
     """The OFF regions of the ``background`` config block: ``{"method": "reflected"}`` (default)
     or ``{"method": "wobble", "n_off_regions": 3}``."""
-    background = background or {}
-    kind = background.get("method", "reflected")
+    from .workflow.config import setting  # missing keys: the config schema's defaults
+
+    cfg = {"background": background or {}}
+    kind = setting(cfg, "background", "method")
     if kind == "reflected":
         return find_reflected_regions(on_region, pointing, exclusion_regions, method=method)
     if kind == "wobble":
         return find_wobble_regions(on_region, pointing, exclusion_regions,
-                                   int(background.get("n_off_regions", 3)), method=method)
+                                   int(setting(cfg, "background", "n_off_regions")), method=method)
     raise ValueError(f"unknown background method '{kind}' (use {', '.join(BACKGROUND_METHODS)})")
 
 

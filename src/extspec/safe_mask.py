@@ -114,17 +114,23 @@ def make_safe_mask(dataset, settings: dict, bkg=None) -> np.ndarray:
         Uses exposure, livetime, edisp, counts_off, alpha and ``meta`` (lo_thres, hi_thres,
         offset).
     settings : dict
-        ``{"methods": [...], "aeff_percent": 10, "bias_percent": 10, "offset_max": 3.0}``.
+        ``{"methods": [...], "aeff_percent": 10, "bias_percent": 10, "offset_max": 3.0}``;
+        missing keys take the defaults of the config schema (``safe_mask`` block).
     bkg : Bkg3D, optional
         Background IRF for ``bkg-peak``.
     """
+    from .workflow.config import setting  # defaults: the config schema, for partial settings
+
+    def opt(key):
+        return setting({"safe_mask": settings}, "safe_mask", key)
+
     edges = dataset.energy_reco.edges
     with np.errstate(invalid="ignore"):
         mask = np.isfinite(dataset.alpha * dataset.counts_off) & dataset.usable
     rad_max = dataset.meta.get("rad_max")
     if rad_max is not None:  # point-like: a bin without a directional cut has no ON region
         mask &= np.asarray(rad_max, float) > 0
-    methods = settings.get("methods", ["aeff-default"])
+    methods = opt("methods")
     for m in methods:
         if m not in METHODS:
             raise ConfigError(f"config key 'safe_mask.methods': unknown method '{m}' (use {', '.join(METHODS)})")
@@ -132,13 +138,13 @@ def make_safe_mask(dataset, settings: dict, bkg=None) -> np.ndarray:
             mask &= bins_inside(edges, dataset.meta.get("lo_thres"), dataset.meta.get("hi_thres"))
         elif m == "aeff-max":
             e_min, _ = aeff_max_threshold(dataset.exposure, dataset.livetime, dataset.energy_true,
-                                          settings.get("aeff_percent", 10.0))
+                                          opt("aeff_percent"))
             mask &= bins_inside(edges, e_min) if e_min is not None else False
         elif m == "edisp-bias":
             mask &= bins_inside(edges, edisp_bias_threshold(dataset.edisp, dataset.energy_true,
-                                                            dataset.energy_reco, settings.get("bias_percent", 10.0)))
+                                                            dataset.energy_reco, opt("bias_percent")))
         elif m == "offset-max":
-            if dataset.meta.get("offset", 0.0) >= settings.get("offset_max", 3.0):
+            if dataset.meta.get("offset", 0.0) >= opt("offset_max"):
                 mask &= False
         elif m == "bkg-peak":
             if bkg is not None:

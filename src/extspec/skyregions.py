@@ -498,14 +498,24 @@ def parse_ds9(text: str) -> list[SkyRegion]:
     return out
 
 
-def _read_text(text_or_path: str, key: str) -> str:
+def region_file(text_or_path) -> Path | None:
+    """The path of a region setting that names a ``.reg`` file, None for a DS9 string."""
     s = str(text_or_path).strip()
-    if s.endswith(".reg") and "(" not in s:
-        p = Path(s)
+    return Path(s) if s.endswith(".reg") and "(" not in s else None
+
+
+def _read_text(text_or_path: str, key: str) -> tuple[str, str]:
+    """(region text, how to name it in a message: the file path, or the DS9 string itself)."""
+    p = region_file(text_or_path)
+    if p is not None:
         if not p.is_file():
             raise ConfigError(f"config key '{key}': region file {p} does not exist")
-        return p.read_text()
-    return s
+        try:
+            return p.read_text(), f"region file {p}"
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config key '{key}': region file {p}: cannot read it ({exc})") from None
+    s = str(text_or_path).strip()
+    return s, f"region '{s}'"
 
 
 def as_sky_region(obj, key: str = "region") -> SkyRegion:
@@ -530,21 +540,20 @@ def parse_regions(text_or_path, key: str = "exclusion_regions") -> list:
         return out
     if isinstance(text_or_path, SkyRegion) or hasattr(text_or_path, "serialize"):
         return [as_sky_region(text_or_path, key)]
-    text = _read_text(text_or_path, key)
-    if not text:
+    text, what = _read_text(text_or_path, key)
+    if not text.strip():
+        if what.startswith("region file"):
+            raise ConfigError(f"config key '{key}': {what} is empty")
         return []
-    low = text.lower()
-    if not any(f in low for f in ("icrs", "fk5", "j2000", "galactic")):
-        raise ConfigError(
-            f"config key '{key}': region '{text.strip()}' has no known frame "
-            "(start it with 'icrs;' or 'galactic;')"
-        )
     try:
         out = parse_ds9(text)
     except ValueError as exc:
-        raise ConfigError(f"config key '{key}': cannot parse region '{text.strip()}': {exc}") from None
+        raise ConfigError(f"config key '{key}': cannot parse {what}: {exc}") from None
     if not out:
-        raise ConfigError(f"config key '{key}': no region found in '{text.strip()}'")
+        low = text.lower()
+        if not any(f in low for f in ("icrs", "fk5", "j2000", "galactic")):
+            raise ConfigError(f"config key '{key}': {what} has no known frame (start it with 'icrs;' or 'galactic;')")
+        raise ConfigError(f"config key '{key}': no region found in {what}")
     return out
 
 

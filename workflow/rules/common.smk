@@ -12,11 +12,12 @@
 import re
 import sys
 
-from extspec.workflow.config import has_dl3, prepare_workflow, stage_config
+from extspec.workflow.config import apply_overlay, has_dl3, prepare_workflow, stage_config
 from extspec.errors import ExtspecError
 
 try:
-    PREPARED = prepare_workflow(config)
+    # an overlay (--configfile / --config) that sets model.type replaces the whole model block
+    PREPARED = prepare_workflow(apply_overlay(config, CONFIG_OVERLAY))
 except ExtspecError as err:
     sys.exit(f"extspec: invalid configuration: {err}")
 
@@ -34,6 +35,10 @@ OUT = f"{RESULTS}/{{analysis}}"  # every per-analysis path starts with this patt
 LOGS = f"{OUT}/logs"
 if len(ANALYSES) == 1:  # report captions of a single analysis may use config["name"] etc.
     config.update(next(iter(ANALYSES.values()))["config"])
+# Code identity (version + source hash) and the SHA-256 of every region file of the
+# analysis: in the params of every rule, so that a changed library or an edited .reg file
+# reruns what it affects (opt out with --rerun-triggers mtime).
+CODE = PREPARED["code"]
 
 # Snakemake's modules and the parsed workflow live until the process exits: move them out of
 # the garbage collector's sight (the final collection at exit alone took ~0.3 s).  Objects
@@ -71,6 +76,11 @@ def obs_files(wildcards):
             f"{wildcards.analysis} (config keys obs_ids and obs_cone)"
         )
     return PREPARED["obs_files"][str(int(wildcards.obs_id))]
+
+
+def provenance(wildcards):
+    """Params function: code identity and region-file digests of the job's analysis."""
+    return ANALYSES[wildcards.analysis]["provenance"]
 
 
 def settings(stage):

@@ -20,6 +20,7 @@ rule fit:
             subcategory="Spectrum",
         ),
     params:
+        provenance=provenance,
         config=settings("fit"),
     log:
         f"{LOGS}/fit.log",

@@ -19,6 +19,7 @@ rule flux_points:
             subcategory="Spectrum",
         ),
     params:
+        provenance=provenance,
         config=settings("flux_points"),
     log:
         f"{LOGS}/flux_points.log",
@@ -47,6 +48,7 @@ rule cumulative:
             subcategory="Cumulative",
         ),
     params:
+        provenance=provenance,
         config=settings("cumulative"),
     log:
         f"{LOGS}/cumulative.log",
@@ -71,6 +73,7 @@ rule summary:
         ecsv=f"{RESULTS}/summary.ecsv",
         html=report(f"{RESULTS}/summary.html", caption="../report/summary.rst", category="Summary"),
     params:
+        code=CODE,
         analyses=list(ANALYSES),
     log:
         f"{RESULTS}/logs/summary.log",

@@ -15,6 +15,7 @@ rule reduce:
         arf=f"{OUT}/obs/{{obs_id}}/arf.fits",
         rmf=f"{OUT}/obs/{{obs_id}}/rmf.fits",
     params:
+        provenance=provenance,
         reduction=settings("reduce"),
         datastore=lambda wildcards: datastore(),
         obs_id=lambda wildcards: int(wildcards.obs_id),

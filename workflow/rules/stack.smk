@@ -25,6 +25,7 @@ rule stack:
             subcategory="Sky maps",
         ),
     params:
+        provenance=provenance,
         config=settings("stack"),
     log:
         f"{LOGS}/stack.log",

@@ -68,6 +68,11 @@ def run(snakemake, what, func, *args, **kwargs):
         log.error("%s", msg)
         logging.shutdown()
         sys.exit(1)
+    except OSError as exc:  # e.g. a read-only or full output folder: one line, no traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        log.error("%s: cannot access%s: %s", what, where, exc.strerror or exc)
+        logging.shutdown()
+        sys.exit(1)
     except Exception:
         log.exception("%s: unexpected error", what)
         logging.shutdown()

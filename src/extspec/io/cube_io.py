@@ -17,7 +17,7 @@ those constants::
         method              "exact" | "reference"
         source_file         path of the DL3 events file
         source_sha256       its sha256 (CubeDataset.checksum)
-        created_by          "extspec <version>"
+        created_by          "extspec <version>+src.<hash>" (extspec.code_identity)
         has_irf_cubes       int 0/1: /exposure, /edisp_kernel, /edisp_exposure present
         has_background      int 0/1: /background present
     /axes/
@@ -141,9 +141,9 @@ SHUFFLE = True
 
 
 def _created_by() -> str:
-    from .. import __version__
+    from .. import code_identity
 
-    return f"extspec {__version__}"
+    return code_identity()
 
 
 def _opt_float(v) -> float:

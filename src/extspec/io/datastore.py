@@ -226,6 +226,17 @@ class DataStore:
         """True when the hdu index lists an HDU of ``hdu_type`` for ``obs_id``."""
         return self._rows(int(obs_id), hdu_type).size > 0
 
+    def irf_offset_max(self, obs_id: int) -> float:
+        """Largest offset (deg) of the observation's effective-area table (THETA_HI), read from
+        its AEFF HDU alone."""
+        p, name = self.hdu_location(obs_id, "aeff")
+        what = f"obs {obs_id}"
+        tables = read_file_tables(p, what, only={name.upper()})
+        if name.upper() not in tables:
+            raise DataStoreError(f"{what}: file {p} has no HDU '{name}'")
+        hi = _col(tables[name.upper()], "THETA_HI", f"{what}: HDU '{name}' of {p}")
+        return float(np.max(np.asarray(hi, dtype=np.float64)))
+
     def select_cone(self, lon: float, lat: float, radius: float, frame: str = "icrs") -> list[int]:
         """Obs ids whose pointing lies within ``radius`` deg of (lon, lat) in ``frame``."""
         from ..sky import separation, transform_point

@@ -115,8 +115,11 @@ def _telescop(ds) -> tuple[str, str]:
 
 
 def _ogip_common(ds):
+    from .. import code_identity
+
     telescop, instrume = _telescop(ds)
     return [
+        ("CREATOR", code_identity(), "software and source hash that wrote this file"),
         ("TELESCOP", telescop, "mission/satellite name"),
         ("INSTRUME", instrume, "instrument/detector name"),
         ("FILTER", "none", "filter in use"),

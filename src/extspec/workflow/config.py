@@ -6,9 +6,11 @@ command line validate against this one file).
 
 * :func:`load_config` reads a YAML file (or takes a dict) and fills in every default.
 * :func:`validate_config` checks it against the schema (unknown keys, wrong types and ranges)
-  and then what a schema cannot express: axes in order, regions parse and the ON region fits
-  in the map geometry, model parameter names, and -- with ``check_datastore`` -- that the
-  data store exists and holds every requested observation.
+  and then what a schema cannot express: axes in order and the true axis covering the reco
+  axis, regions parse and the ON region fits in the map geometry, the dispersion grid, a
+  stacked range and flux-point edges that leave something to compute, model parameter
+  names, and -- with ``check_datastore`` -- that the data store exists and holds every
+  requested observation, each pointing close enough to see the ON region.
 * :func:`selected_obs_ids` applies ``obs_ids`` and ``obs_cone`` to a data store.
 * :func:`prepare_workflow` is what the Snakefile calls at parse time: everything above,
   cached on disk keyed by the config, the schema and the data-store index files, so that a
@@ -41,6 +43,12 @@ __all__ = [
     "analysis_configs",
     "validate_analyses",
     "prepare_workflow",
+    "apply_overlay",
+    "check_pointings",
+    "check_output_dir",
+    "setting_file_digests",
+    "schema_defaults",
+    "setting",
     "read_schema",
     "offline_astropy",
 ]
@@ -70,6 +78,9 @@ _REPLACED_BLOCKS = ("model",)
 """Blocks an ``analyses`` entry replaces as a whole (a model's parameters depend on its type)."""
 
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+_INT_RE = re.compile(r"^[-+]?\d+$")
+_DECIMAL_RE = re.compile(r"^[-+]?(\d+\.\d*|\.\d+)$")
+_WORDS = {"true": True, "false": False, "null": None, "~": None}
 _STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "download",
                 "external_spectra"}
 _CACHE_VERSION = 2
@@ -193,8 +204,50 @@ def _validator_with_defaults(schema: dict):
     return validators.extend(base, {"properties": set_defaults})
 
 
+_DEFAULTS = None
+
+
+def schema_defaults() -> dict:
+    """Every default of the schema, as a config dict (the schema is their only source).
+
+    Computed once per process with the same default-filling validator as
+    :func:`load_config` (imports jsonschema, ~0.2 s): library functions call it through
+    :func:`setting` only when a config they were given lacks a key, which a validated
+    config never does, so workflow jobs never pay for it.
+    """
+    global _DEFAULTS
+    if _DEFAULTS is None:
+        root = read_schema()
+        filled: dict = {}
+        for _ in _validator_with_defaults(root)(root).iter_errors(filled):
+            pass  # only the filled-in defaults matter here ('name', 'on_region' have none)
+        _DEFAULTS = filled
+    return copy.deepcopy(_DEFAULTS)
+
+
+def setting(cfg: dict, block: str, key: str | None = None):
+    """``cfg[block][key]`` (or ``cfg[block]``), the schema default where it is missing.
+
+    For library functions that also take partial configs (``{"spectrum": {"method":
+    "exact"}}``): the schema is read only for a missing key, never for a validated config.
+    """
+    b = cfg.get(block)
+    if key is None:
+        return b if block in cfg else schema_defaults()[block]
+    if isinstance(b, dict) and key in b:
+        return b[key]
+    return schema_defaults()[block][key]
+
+
 def _coerce_floats(obj, top_key=None):
-    """YAML 1.1 reads ``1e-12`` (no dot) as a string: turn such strings into floats."""
+    """Numbers and booleans that arrive as text become numbers and booleans.
+
+    YAML 1.1 reads ``1e-12`` (no dot) as a string, and Snakemake's ``--config key=[...]``
+    reads list and mapping values as text (``obs_ids=[20326,20327]`` gives
+    ``['20326', '20327']``).  Outside the keys whose values are text (name, paths, regions,
+    download), strings that are integers, decimals, ``true``/``false`` or ``null`` become
+    those values.
+    """
     if isinstance(obj, dict):
         return {
             k: (v if (top_key is None and k in _STRING_KEYS) else _coerce_floats(v, top_key or k))
@@ -202,8 +255,14 @@ def _coerce_floats(obj, top_key=None):
         }
     if isinstance(obj, list):
         return [_coerce_floats(v, top_key) for v in obj]
-    if isinstance(obj, str) and _FLOAT_RE.match(obj.strip()):
-        return float(obj)
+    if isinstance(obj, str):
+        t = obj.strip()
+        if _INT_RE.match(t):
+            return int(t)
+        if _FLOAT_RE.match(t) or _DECIMAL_RE.match(t):
+            return float(t)
+        if t.lower() in _WORDS:
+            return _WORDS[t.lower()]
     return obj
 
 
@@ -288,6 +347,65 @@ def _check_model(block, key):
                 raise ConfigError(f"config key '{key}.parameters.{name}': value {v} outside [min, max]")
 
 
+TRUE_AXIS_MARGIN = 1.5
+"""The true-energy axis must reach from ``energy_axis.min / 1.5`` to ``energy_axis.max * 1.5``
+(about 0.18 decade beyond the reconstructed axis on each side): events reconstructed in the
+outer reco bins come from true energies up to a few energy resolutions (10-30 %) away, and a
+true axis cut at the reco edges drops them from the prediction and biases the fit."""
+
+
+def _check_true_axis(cfg) -> None:
+    """The true-energy axis covers the reco axis with :data:`TRUE_AXIS_MARGIN`."""
+    r, t = cfg["energy_axis"], cfg["energy_axis_true"]
+    lo, hi = r["min"] / TRUE_AXIS_MARGIN, r["max"] * TRUE_AXIS_MARGIN
+    if t["min"] > lo * (1 + 1e-9) or t["max"] < hi * (1 - 1e-9):
+        raise ConfigError(
+            f"config key 'energy_axis_true': [{t['min']:g}, {t['max']:g}] TeV does not cover the reco axis "
+            f"[{r['min']:g}, {r['max']:g}] TeV with the margin of {TRUE_AXIS_MARGIN:g}x; it must span at least "
+            f"[{lo:.4g}, {hi:.4g}] TeV (events migrate from true energies outside the reco range)"
+        )
+
+
+def _reco_edges(cfg):
+    from ..geometry import make_energy_axis
+
+    ax = cfg["energy_axis"]
+    return make_energy_axis(ax["min"], ax["max"], ax["nbins"]).edges
+
+
+def _check_stacked_range(cfg) -> None:
+    """``stacked.energy_range`` holds at least one whole reco-energy bin."""
+    from ..safe_mask import bins_inside
+
+    er = cfg["stacked"]["energy_range"]
+    if er is None:
+        return
+    if not er[0] < er[1]:
+        raise ConfigError(f"config key 'stacked.energy_range': min must be below max, got {er}")
+    edges = _reco_edges(cfg)
+    if not bins_inside(edges, *er).any():
+        raise ConfigError(
+            f"config key 'stacked.energy_range': [{er[0]:g}, {er[1]:g}] TeV holds no whole bin of the reco "
+            f"energy axis (edges {', '.join(f'{e:.3g}' for e in edges)} TeV)"
+        )
+
+
+def _check_flux_point_edges(cfg) -> None:
+    """``flux_points.energy_edges`` increase and, snapped to reco edges, make at least one group."""
+    from ..fluxpoints import snap_edges
+
+    fe = cfg["flux_points"]["energy_edges"]
+    _check_increasing(fe, "flux_points.energy_edges")
+    if fe is None:
+        return
+    edges = _reco_edges(cfg)
+    if len(snap_edges(fe, edges)) < 2:
+        raise ConfigError(
+            f"config key 'flux_points.energy_edges': {fe} TeV lie outside the reco energy axis "
+            f"[{edges[0]:.3g}, {edges[-1]:.3g}] TeV or within one of its bins: no flux point would remain"
+        )
+
+
 def _region_center_tuple(region) -> tuple[float, float, str]:
     from ..skyregions import region_center
 
@@ -306,7 +424,51 @@ def check_regions(cfg: dict) -> None:
         settings = CubeSettings.from_config(cfg, _region_center_tuple(on))
     except ValueError as exc:
         raise ConfigError(f"config key 'geom': {str(exc).splitlines()[0]}") from None
-    check_region_in_geom(on, settings.geom, "on_region")
+    _check_edisp_grid(cfg, settings)
+    try:
+        check_region_in_geom(on, settings.geom, "on_region")
+    except ConfigError as exc:
+        g, want = settings.geom, cfg["geom"]["width"]
+        if all(abs(a - b) <= 1e-9 * b for a, b in zip(g.width, want)):
+            raise
+        if _fits(on, _geom_with_width(settings.geom, want)):
+            raise ConfigError(
+                f"config key 'geom.binsz': {g.binsz:g} deg does not divide geom.width {want}: the map has "
+                f"{g.npix[0]} x {g.npix[1]} pixels, {g.width[0]:.4g} x {g.width[1]:.4g} deg (whole pixels), and "
+                f"on_region does not fit in that; choose a binsz that divides the width"
+            ) from None
+        raise exc from None
+
+
+def _geom_with_width(geom, width):
+    """``geom`` with enough pixels to cover ``width`` (deg per axis) at its pixel size."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    return replace(geom, npix=tuple(int(np.ceil(w / geom.binsz - 1e-9)) for w in width))
+
+
+def _fits(region, geom) -> bool:
+    from ..skyregions import check_region_in_geom
+
+    try:
+        check_region_in_geom(region, geom, "on_region")
+    except ConfigError:
+        return False
+    return True
+
+
+def _check_edisp_grid(cfg, settings) -> None:
+    """The energy-dispersion grid (``geom.edisp_binsz``) has at least one pixel per axis."""
+    g = settings.edisp_geom
+    if min(g.npix) < 1:
+        w = settings.geom.width
+        raise ConfigError(
+            f"config key 'geom.edisp_binsz': {settings.edisp_binsz:g} deg is too large for the map "
+            f"({w[0]:.4g} x {w[1]:.4g} deg): the dispersion grid (round(width / edisp_binsz) pixels) would "
+            f"be empty; use at most {min(w):.4g}"
+        )
 
 
 def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
@@ -337,10 +499,11 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     if dl3 and not cfg.get("on_region"):
         raise ConfigError("config key 'on_region' is missing (it is required when obs_ids or obs_cone "
                           "select observations)")
-    er = cfg["stacked"]["energy_range"]
-    if er is not None and not er[0] < er[1]:
-        raise ConfigError(f"config key 'stacked.energy_range': min must be below max, got {er}")
     _check_increasing(cfg["flux_points"]["energy_edges"], "flux_points.energy_edges")
+    if dl3:  # the axes of the reductions (external spectra bring their own)
+        _check_true_axis(cfg)
+        _check_stacked_range(cfg)
+        _check_flux_point_edges(cfg)
     _check_model(cfg["model"], "model")
     for i, alt in enumerate(cfg["fit"]["compare"]):
         _check_model(alt, f"fit.compare[{i}]")
@@ -355,7 +518,9 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
             store = open_datastore(resolve_datastore_path(cfg["datastore"]))
         except DataStoreError as exc:
             raise ConfigError(f"config key 'datastore': {exc}") from None
-        check_irf_needs(cfg, store, selected_obs_ids(cfg, store))
+        obs = selected_obs_ids(cfg, store)
+        check_irf_needs(cfg, store, obs)
+        check_pointings(cfg, store, obs)
     return cfg
 
 
@@ -405,7 +570,7 @@ def selected_obs_ids(cfg: dict, store) -> list[int]:
     if cone:
         if cone.get("center") is not None:
             lon, lat = cone["center"]
-            frame = cone.get("frame", "icrs")
+            frame = cone["frame"]
         else:
             from ..skyregions import parse_region
 
@@ -423,6 +588,57 @@ def selected_obs_ids(cfg: dict, store) -> list[int]:
             )
         raise ConfigError("config key 'obs_ids': no observations selected")
     return obs
+
+
+def check_pointings(cfg: dict, store, obs_ids) -> None:
+    """Every selected run must see the ON region: its centre within the run's IRF offset range.
+
+    Raises ConfigError naming every run that does not (e.g. a typo in ``on_region`` that puts
+    the region far from all pointings), with its offset and the IRF's largest offset.
+    """
+    import numpy as np
+
+    from ..sky import separation, transform_point
+    from ..skyregions import parse_region
+
+    lon, lat, frame = _region_center_tuple(parse_region(cfg["on_region"], "on_region"))
+    ra0, dec0 = transform_point(float(lon), float(lat), frame, "icrs")
+    ra, dec = store.pointings()
+    row = {int(o): i for i, o in enumerate(store.obs_ids)}
+    bad = []
+    for o in obs_ids:
+        if int(o) not in row:
+            continue
+        i = row[int(o)]
+        off = float(separation(np.array([ra[i]]), np.array([dec[i]]), ra0, dec0)[0])
+        try:
+            limit = store.irf_offset_max(o)
+        except DataStoreError:
+            continue  # unreadable: its reduction job says so (and --keep-going finishes the others)
+        if not off <= limit:
+            bad.append(f"{o} ({off:.2f} > {limit:.2f} deg)")
+    if bad:
+        raise ConfigError(
+            f"config key 'on_region': centre ({lon:.3f}, {lat:.3f}) {frame} lies outside the IRF offset range of "
+            f"{len(bad)} of {len(obs_ids)} selected run(s): {', '.join(bad)}; check the region or drop those runs"
+        )
+
+
+def apply_overlay(merged: dict, overlay: dict | None) -> dict:
+    """The config Snakemake merged, with the rule for switching models applied.
+
+    Snakemake merges ``--configfile`` files and ``--config`` values (``overlay``) over
+    ``config/config.yaml`` key by key, so the default power-law parameters would survive a
+    switch to another model.  Rule: an overlay that sets ``model.type`` gives the whole
+    ``model`` block -- parameters it does not list take the model's own defaults, none come
+    from the base file.  An overlay setting only ``model.parameters`` still merges into the
+    base model.
+    """
+    out = dict(merged)
+    m = (overlay or {}).get("model")
+    if isinstance(m, dict) and "type" in m:
+        out["model"] = copy.deepcopy(m)
+    return out
 
 
 def check_irf_needs(cfg: dict, store, obs_ids) -> None:
@@ -617,10 +833,62 @@ def _cache_key(raw: dict, schema_path: Path | None) -> str:
         except ConfigError:
             pass
     parts["external"] = [_stat(Path(p)) for p in ext]  # their headers name the sibling files
-    regions = [r for a in analyses for r in [a.get("on_region")] + list(a.get("exclusion_regions") or [])]
-    parts["regions"] = [_stat(Path(r)) for r in regions if isinstance(r, str) and r.strip().endswith(".reg")]
+    regions = {}
+    for a in analyses:
+        try:  # by content, not mtime: region files are small, and a copied file keeps its mtime
+            regions.update(setting_file_digests(a))
+        except ConfigError:
+            regions.update({str(f): _stat(f) for f in _setting_files(a)})
+    parts["regions"] = regions
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _setting_files(cfg: dict) -> list[Path]:
+    """The files that settings point to (``.reg`` ON/exclusion regions), in config order."""
+    from ..skyregions import region_file
+
+    entries = [cfg.get("on_region")] + list(cfg.get("exclusion_regions") or [])
+    return [f for f in (region_file(e) for e in entries if isinstance(e, str)) if f is not None]
+
+
+def setting_file_digests(cfg: dict) -> dict:
+    """``{path: sha256}`` of every file a setting points to (:func:`_setting_files`).
+
+    The workflow puts them into the rules' ``params``, so editing a region file reruns the
+    reductions that read it, exactly as editing the setting itself would.
+    """
+    out = {}
+    for f in _setting_files(cfg):
+        try:
+            out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise ConfigError(f"region file {f}: cannot read it ({exc.strerror})") from None
+    return out
+
+
+def check_output_dir(cfg: dict) -> None:
+    """``<results_dir>/<name>`` can be written: its nearest existing folder takes a probe file.
+
+    Raises ConfigError naming ``results_dir`` and the folder (read-only, not a folder, no
+    permission) instead of letting every job fail with a traceback.  Creates nothing.
+    """
+    import tempfile
+
+    target = Path(cfg["results_dir"]) / cfg["name"]
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"config key 'results_dir': {probe} is not a folder, cannot write {target} there")
+    try:
+        with tempfile.TemporaryFile(dir=probe, prefix=".extspec-write-test"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"config key 'results_dir': cannot write into {probe} ({exc.strerror or exc}); "
+            f"outputs go to {target}"
+        ) from None
 
 
 def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None = ".snakemake/extspec") -> dict:
@@ -642,7 +910,15 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
         (None when found) -- the workflow reports it only when a job needs the data, so
         that ``snakemake download`` still works without a store;
     ``obs_files``
-        ``{str(obs_id): [file, ...]}``, the DL3 files each selected observation is read from.
+        ``{str(obs_id): [file, ...]}``, the DL3 files each selected observation is read from;
+    ``code``
+        ``extspec.code_identity()``, for the rules' ``params`` (a changed library reruns the
+        jobs; ``--rerun-triggers mtime`` opts out).
+
+    Each analysis entry also has ``external``: one ``{"pha", "files", "obs_id"}`` per set of
+    its ``external_spectra`` (``files``: its PHA, BKG, ARF and RMF paths, the inputs of the
+    rules that read it), and ``provenance``: ``{"code": ..., "files":
+    setting_file_digests(config)}``, what its products depend on beyond the config values.
 
     Each analysis entry also has ``external``: one ``{"pha", "files", "obs_id"}`` per set of
     its ``external_spectra`` (``files``: its PHA, BKG, ARF and RMF paths, the inputs of the
@@ -652,8 +928,17 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     The result is stored as JSON in ``cache_dir`` under a key made of the raw config,
     the working directory, the schema, this package's sources and the size and mtime of the
     data-store index files; a later call with the same key reads it back without importing
-    jsonschema, astropy or regions.  Raises ConfigError (one line) for an invalid config.
+    jsonschema, astropy or regions.  The output folder (:func:`check_output_dir`) is checked
+    on every call, cached or not.  Raises ConfigError (one line) for an invalid config.
     """
+    out = _prepare_workflow(raw, schema, cache_dir)
+    for a in out["analyses"].values():
+        check_output_dir(a["config"])
+    return out
+
+
+def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None = ".snakemake/extspec") -> dict:
+    """The cached part of :func:`prepare_workflow`."""
     raw = _coerce_floats(copy.deepcopy(dict(raw)))
     cache_file = None
     if cache_dir is not None:
@@ -663,15 +948,21 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
         except (OSError, ValueError):
             pass
     cfgs = validate_analyses(raw, check_datastore=False, schema=schema)
+    from .. import code_identity
+
+    code = code_identity()
     first = next(iter(cfgs.values()))
     shared = {k: first[k] for k in GLOBAL_KEYS if k in first}
-    out = {"config": shared, "analyses": {}, "datastore": None, "datastore_error": None, "obs_files": {}}
+    out = {"config": shared, "analyses": {}, "datastore": None, "datastore_error": None, "obs_files": {},
+           "code": code}
     for name, cfg in cfgs.items():
         try:
             external = _external_sets(cfg)
+            digests = setting_file_digests(cfg)
         except ConfigError as exc:
             raise _in_analysis(exc, name, _override(raw, name)) from None
-        out["analyses"][name] = {"config": cfg, "obs_ids": [], "external": external}
+        out["analyses"][name] = {"config": cfg, "obs_ids": [], "external": external,
+                                 "provenance": {"code": code, "files": digests}}
     if not any(has_dl3(c) for c in cfgs.values()):
         _write_cache(cache_file, out)
         return out
@@ -691,6 +982,7 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
         try:
             obs = selected_obs_ids(cfg, store) if has_dl3(cfg) else []
             check_irf_needs(cfg, store, obs)
+            check_pointings(cfg, store, obs)
             dup = set(obs) & {e["obs_id"] for e in out["analyses"][name]["external"]}
             if dup:
                 e = next(e for e in out["analyses"][name]["external"] if e["obs_id"] in dup)

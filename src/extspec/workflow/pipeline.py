@@ -74,8 +74,8 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         cube = make_cube(obs, settings, ev_map, energy_bins=kbin, irf_cubes=settings.method == "reference")
         spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
                                 oversample=settings.oversample, energy_bins=kbin,
-                                background=reduction.get("background"), safe_mask=reduction.get("safe_mask", {}))
-        spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask", {}), obs.bkg)
+                                background=reduction.get("background"), safe_mask=reduction.get("safe_mask") or {})
+        spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask") or {}, obs.bkg)
     except ExtspecError as exc:
         msg = str(exc)
         raise type(exc)(msg if f"obs {obs_id}" in msg else f"obs {obs_id}: {msg}") from None
@@ -118,6 +118,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     """
     import numpy as np
 
+    from .. import code_identity
     from ..io.cube_io import read_cube_counts
     from ..io.fitswrite import image_bytes
     from ..plots import plot_counts_image
@@ -130,9 +131,14 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     for p in cube_paths:
         c = read_cube_counts(p)
         sel = bins_inside(c.energy_reco.edges, *(erange or (None, None)))
+        if not sel.any():
+            from ..errors import ExtspecError
+
+            raise ExtspecError(f"stack: config key 'stacked.energy_range' {erange} TeV holds no whole reco-energy "
+                               f"bin of {p}")
         img = c.counts[sel].sum(axis=0)
         if image is None:
-            image, geom, edges = img.astype(np.int64), c.geom, c.energy_reco.edges[[0, -1]]
+            image, geom = img.astype(np.int64), c.geom
             e_sel = c.energy_reco.edges[:-1][sel], c.energy_reco.edges[1:][sel]
         else:
             image += img
@@ -140,8 +146,8 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         per_obs_counts.append(img)
         per_obs_bkg.append(None if c.background is None else c.background[sel].sum(axis=0))
     energy_cards = [
-        ("EMIN", float(e_sel[0].min()) if len(e_sel[0]) else float(edges[0]), "TeV, lower reco energy"),
-        ("EMAX", float(e_sel[1].max()) if len(e_sel[1]) else float(edges[1]), "TeV, upper reco energy"),
+        ("EMIN", float(e_sel[0].min()), "TeV, lower reco energy"),
+        ("EMAX", float(e_sel[1].max()), "TeV, upper reco energy"),
     ]
     cards = list(geom.header_dict().items())  # the map's WCS (NAXISn checked against the image)
     cards += [
@@ -149,10 +155,13 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         *energy_cards,
         ("NOBS", len(obs_ids)),
         ("OBS_IDS", " ".join(map(str, obs_ids))),
+        ("CREATOR", code_identity(), "software and source hash that wrote this file"),
     ]
     write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
     spectra = read_spectra(spectrum_dirs)
-    e_draw = float((config.get("stacked") or {}).get("rad_max_energy", 1.0))
+    from .config import setting
+
+    e_draw = float(setting(config, "stacked", "rad_max_energy"))
     drawn = [regions_at_energy(s, e_draw) for s in spectra]
     radii = sorted({round(r, 4) for _, _, r in drawn if r is not None})
     note = ""
@@ -187,7 +196,10 @@ def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions
     norm_mask = ~region_pixel_mask(on, geom)
     for r in excl:
         norm_mask &= ~region_pixel_mask(r, geom)
-    radius = float((config.get("maps") or {}).get("correlation_radius", 0.1))
+    from .. import code_identity
+    from .config import setting
+
+    radius = float(setting(config, "maps", "correlation_radius"))
     m = make_maps(counts, background, obs_ids, norm_mask, radius / geom.binsz)
     used = [o for o in obs_ids if o not in m.without_background]
     note = ""
@@ -202,6 +214,7 @@ def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions
         ("NOBS", len(used)),
         ("OBS_IDS", " ".join(map(str, used))),
         ("NOBKG", " ".join(map(str, m.without_background)), "obs ids without background IRF (left out)"),
+        ("CREATOR", code_identity(), "software and source hash that wrote this file"),
     ]
     write_atomic(out["excess"], image_bytes(m.excess.astype(np.float32),
                                             cards + [("BUNIT", "counts", "correlated excess")]))
@@ -214,9 +227,10 @@ def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions
 
 def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
     """Write dict rows as an ECSV table with units and metadata, atomically."""
+    from .. import code_identity
     from ..io.ecsv import ecsv_text
 
-    write_atomic(out, ecsv_text(rows, units, meta))
+    write_atomic(out, ecsv_text(rows, units, {**meta, "creator": code_identity()}))
 
 
 def _exclusion_strings(config) -> list:
@@ -228,9 +242,10 @@ def _exclusion_strings(config) -> list:
 
 
 def _fit_options(config: dict) -> dict:
-    f = config.get("fit") or {}
-    return {"integration": f.get("integration", "exact"), "covariance": f.get("covariance", "hesse"),
-            "minos": bool(f.get("minos", False))}
+    from .config import setting
+
+    return {"integration": setting(config, "fit", "integration"), "covariance": setting(config, "fit", "covariance"),
+            "minos": bool(setting(config, "fit", "minos"))}
 
 
 def _config_hash(config: dict) -> str:
@@ -245,7 +260,9 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
 
     Writes ``result.yaml`` (model, success, statistic, parameters with errors, covariance,
     obs ids used and excluded with the reason, energy range, versions, config hash, and the
-    likelihood-ratio comparisons asked for in ``fit.compare``) and the spectrum plot.
+    likelihood-ratio comparisons asked for in ``fit.compare``) and the spectrum plot.  With
+    no usable observation at all it writes both (``success: false``, every run under
+    ``excluded``), then raises ExtspecError with one line giving every run's reason.
     """
     import numpy as np
 
@@ -258,7 +275,7 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     opts = _fit_options(config)
     data = JointData(spectra)
     result = fit_joint(spectra, config["model"], data=data, **opts)
-    for alt in (config.get("fit") or {}).get("compare", []) or []:
+    for alt in ((config.get("fit") or {}).get("compare", []) or []) if data.datasets else []:
         alt_cfg = {"type": alt} if isinstance(alt, str) else alt
         alt_res = fit_joint(spectra, alt_cfg, data=data, **opts)
         result.comparisons.append(compare_models(result, alt_res))
@@ -276,6 +293,10 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     else:
         plot_spectrum_fit(np.array([1.0, 10.0]), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1),
                           np.zeros(1, bool), out_png, title="no usable observation")
+        from ..errors import ExtspecError
+
+        reasons = "; ".join(f"obs {k}: {v}" for k, v in data.excluded.items())
+        raise ExtspecError(f"fit: no usable observation ({reasons})")
 
 
 def _instruments(spectra) -> list:
@@ -304,14 +325,23 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     from ..models import get_model
     from ..plots import plot_sed, sed_butterfly
 
-    fp_cfg = config.get("flux_points") or {}
+    from .config import setting
+
+    fp_cfg = {k: setting(config, "flux_points", k) for k in ("energy_edges", "n_sigma_ul")}
     spectra = read_spectra(spectrum_dirs)
     result = load_fit_result(fit_yaml)
     rows = compute_flux_points(spectra, result, fp_cfg.get("energy_edges"),
-                               n_sigma_ul=fp_cfg.get("n_sigma_ul", 2.0),
+                               n_sigma_ul=fp_cfg["n_sigma_ul"],
                                integration=_fit_options(config)["integration"]) if result.success else []
+    if result.success and not rows:
+        from ..errors import ExtspecError
+
+        raise ExtspecError(
+            f"flux points: no group of flux_points.energy_edges {fp_cfg.get('energy_edges')} overlaps the "
+            f"safe energy range [{result.energy_range[0]:.3g}, {result.energy_range[1]:.3g}] TeV of the fit"
+        )
     _write_ecsv(rows, SED_UNITS, {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
-                                  "n_sigma_ul": fp_cfg.get("n_sigma_ul", 2.0), "model": result.model_type,
+                                  "n_sigma_ul": fp_cfg["n_sigma_ul"], "model": result.model_type,
                                   "fit_success": bool(result.success)}, out_ecsv)
     model = get_model(result.model_type)
     values = result.values
@@ -337,7 +367,9 @@ def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None
     from ..stacking import CUMULATIVE_COLUMNS, cumulative_rows
 
     spectra = read_spectra(spectrum_dirs)
-    float32 = (config.get("cumulative") or {}).get("stacking", "exact") == "reference"
+    from .config import setting
+
+    float32 = setting(config, "cumulative", "stacking") == "reference"
     rows = cumulative_rows(spectra, float32=float32)
     excluded = {int(s.obs_id): s.reason or "no safe bin" for s in spectra if not (s.usable and s.mask_safe.any())}
     _write_ecsv(rows, CUMULATIVE_COLUMNS,
@@ -385,7 +417,10 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html) -> list:
             cum = []
         rows.append(summary_row(name, result, cum[-1] if cum else None))
     failed = [r["analysis"] for r in rows if r["status"] != "ok"]
-    meta = {"failed": failed, "flux_above_1tev": "integral of the best-fit model from 1 to 1e4 TeV"}
+    from .. import code_identity
+
+    meta = {"failed": failed, "flux_above_1tev": "integral of the best-fit model from 1 to 1e4 TeV",
+            "creator": code_identity()}
     _write_ecsv(rows, SUMMARY_COLUMNS, meta, out_ecsv)
     notes = [f"Not ok: {', '.join(failed)}." if failed else "Every analysis finished.",
              "livetime, counts, background, excess and significance (WStat sqrt(TS)): all usable runs "
