@@ -4,7 +4,7 @@
 #   snakemake --cores 8 --configfile my.yaml   # another one
 #   snakemake --cores 8 --configfile config/hess-dr1.yaml   # the four DR1 targets (key `analyses`)
 #   snakemake --profile profiles/slurm         # on a SLURM cluster
-#   snakemake download --cores 1               # fetch HESS DL3 DR1 if it is missing
+#   snakemake download --cores 1               # only fetch HESS DL3 DR1 (done anyway if missing)
 #   snakemake --report report.html             # HTML report with every plot
 #
 # Outputs go to <results_dir>/<analysis>/ (results/rxj1713/ for the seed config), one directory per
@@ -49,6 +49,7 @@ onerror:
 localrules:
     all,
     download,
+    fetch_datastore,
 
 
 rule all:

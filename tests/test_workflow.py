@@ -182,11 +182,12 @@ def test_obs_cone_dry_run(tmp_path):
         ({"geom": {"binsz": "fine"}}, "config key 'geom.binsz'"),
         ({"obs_ids": [20326, 12345]}, "config key 'obs_ids'"),
         ({"geom": {"center": [0.0, 0.0]}}, "config key 'on_region'"),
-        ({"datastore": "/nonexistent/hess-dl3-dr1"}, "no DL3 data store found (looked in: /nonexistent/hess-dl3-dr1)"),
         ({"external_spectra": ["/nonexistent/pha_*.fits"]}, "config key 'external_spectra[0]': no file matches"),
     ],
 )
 def test_invalid_config_stops_before_any_job(tmp_path, over, key):
+    # a missing data store is reported when the DAG needs it, after Snakemake's banner:
+    # test_download.test_explicit_missing_datastore_is_never_downloaded_to
     res = snakemake(tmp_path, write_config(tmp_path, **small_config(**over)), "--cores", "1", check=False)
     assert res.returncode != 0
     lines = [ln for ln in res.stdout.splitlines() if ln.strip() and not ln.startswith("Using ")]

@@ -9,27 +9,29 @@
 # every output lives under <results_dir>/<analysis>/, and each job's params are that
 # analysis's settings of its stage only (STAGE_KEYS in extspec.workflow.config), so caching
 # works per analysis.
+import functools
+import os
 import re
 import sys
 
+from snakemake.exceptions import WorkflowError
+
+from extspec.io.download import HOWTO
 from extspec.workflow.config import apply_overlay, has_dl3, prepare_workflow, stage_config
 from extspec.errors import ExtspecError
 
+# an overlay (--configfile / --config) that sets model.type replaces the whole model block
+RAW_CONFIG = apply_overlay(config, CONFIG_OVERLAY)
 try:
-    # an overlay (--configfile / --config) that sets model.type replaces the whole model block
-    PREPARED = prepare_workflow(apply_overlay(config, CONFIG_OVERLAY))
+    PREPARED = prepare_workflow(RAW_CONFIG)
 except ExtspecError as err:
     sys.exit(f"extspec: invalid configuration: {err}")
 
-# A missing data store stops here too, unless the `download` rule was asked for (it must
-# run without a store); then the analysis rules report it only if the DAG needs them.
-# An analysis of only external spectra (no obs_ids / obs_cone) needs no data store.
+# Analyses of only external spectra (no obs_ids / obs_cone) need no data store; a missing
+# one is reported (or fetched) by prepared() when the DAG needs it.
 DL3_ANALYSES = [n for n, a in PREPARED["analyses"].items() if has_dl3(a["config"])]
-if DL3_ANALYSES and PREPARED["datastore_error"] and "download" not in sys.argv[1:]:
-    sys.exit(f"extspec: {PREPARED['datastore_error']}")
-
 CFG = PREPARED["config"]  # the keys shared by every analysis (results_dir, datastore, download)
-ANALYSES = PREPARED["analyses"]  # {name: {"config": ..., "obs_ids": [...], "external": [...]}}
+ANALYSES = PREPARED["analyses"]  # {name: {"config", "obs_ids", "external", "provenance"}}
 RESULTS = CFG["results_dir"]
 OUT = f"{RESULTS}/{{analysis}}"  # every per-analysis path starts with this pattern
 LOGS = f"{OUT}/logs"
@@ -53,29 +55,67 @@ wildcard_constraints:
     analysis="|".join(re.escape(name) for name in ANALYSES),
 
 
+def prepared():
+    """The prepared workflow (data store, obs ids, DL3 files), for input functions.
+
+    A missing data store is reported only here, i.e. only when the DAG needs the data (so
+    `snakemake download` and other targets work without one).  With no store found, no
+    explicit `datastore:` and `download.auto` on, the store is fetched first: the
+    checkpoint fetch_datastore (download.smk) runs, then Snakemake calls this again and the
+    observations are selected from the new store.
+    """
+    if PREPARED["datastore"] is not None:
+        return PREPARED
+    missing = PREPARED["datastore_error"]
+    if CFG["datastore"]:
+        raise WorkflowError(f"extspec: {missing} (an explicit 'datastore' is never fetched into automatically)")
+    if not CFG["download"]["auto"]:
+        raise WorkflowError(
+            f"extspec: {missing.split(';')[0]}; download.auto is false: {HOWTO}, "
+            "or run `snakemake download --cores 1`"
+        )
+    if not os.path.exists(rules.fetch_datastore.output[0]):
+        announce_fetch(missing.split(";")[0])
+    checkpoints.fetch_datastore.get()  # until it has run: Snakemake runs it, then asks again
+    return fetched(DOWNLOAD_DEST)
+
+
+@functools.cache
+def announce_fetch(missing):
+    """Say once per process, also in a dry run, what will be fetched and where to."""
+    print(f"extspec: {missing}; it will be fetched first (download.auto): "
+          f"{CFG['download']['url']} -> {DOWNLOAD_DEST}", file=sys.stderr)
+
+
+@functools.cache
+def fetched(store):
+    """prepare_workflow on the store the checkpoint has just installed (once per process)."""
+    try:
+        return prepare_workflow(dict(RAW_CONFIG, datastore=store))
+    except ExtspecError as err:
+        raise WorkflowError(f"extspec: invalid configuration: {err}") from None
+
+
 def datastore():
-    """The data store directory; stops with where it looked and how to get DR1 if missing."""
-    if PREPARED["datastore_error"]:
-        sys.exit(f"extspec: {PREPARED['datastore_error']}")
-    return PREPARED["datastore"]
+    """The data store directory (see prepared())."""
+    return prepared()["datastore"]
 
 
 def obs_ids(analysis):
     """The observations an analysis selects (config keys obs_ids and obs_cone)."""
     if analysis not in DL3_ANALYSES:
         return []
-    datastore()
-    return ANALYSES[analysis]["obs_ids"]
+    return prepared()["analyses"][analysis]["obs_ids"]
 
 
 def obs_files(wildcards):
     """The DL3 file(s) one observation is read from (from the data store's hdu index)."""
     if int(wildcards.obs_id) not in obs_ids(wildcards.analysis):
-        sys.exit(
+        raise WorkflowError(
             f"extspec: obs {wildcards.obs_id} is not among the observations of analysis "
             f"{wildcards.analysis} (config keys obs_ids and obs_cone)"
         )
-    return PREPARED["obs_files"][str(int(wildcards.obs_id))]
+    return prepared()["obs_files"][str(int(wildcards.obs_id))]
 
 
 def provenance(wildcards):
@@ -145,7 +185,7 @@ def per_analysis(name):
 
 def all_outputs(wildcards):
     if DL3_ANALYSES:
-        datastore()
+        prepared()
     out = [f"{RESULTS}/{a}/{p}" for a in DL3_ANALYSES for p in STACKED_PRODUCTS]
     out += [f"{RESULTS}/{a}/{p}" for a in ANALYSES for p in ANALYSIS_PRODUCTS]
     return out + [f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html"]

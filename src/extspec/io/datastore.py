@@ -16,7 +16,8 @@ location is resolved by :func:`resolve_datastore_path` in this order:
 
 1. an explicit path (config key ``datastore``),
 2. ``$GAMMAPY_DATA/hess-dl3-dr1``,
-3. ``../shared/data/hess-dl3-dr1`` relative to the working directory.
+3. ``data/hess-dl3-dr1`` in the working directory (where a fetched DR1 goes by default),
+4. ``../shared/data/hess-dl3-dr1`` relative to the working directory.
 
 Every problem with the store, a file or an HDU raises :class:`~extspec.errors.DataStoreError`
 with a one-line message naming the culprit.
@@ -61,6 +62,11 @@ _INDEX_NAMES = {
 }
 
 
+LOCAL_STORE = Path("data") / "hess-dl3-dr1"
+"""Where DR1 is installed, relative to the working directory, when it is fetched without
+``$GAMMAPY_DATA`` or an explicit destination."""
+
+
 def candidate_datastore_paths(explicit: str | os.PathLike | None = None) -> list[Path]:
     """The places searched for a data store, in order (see module docstring)."""
     paths = []
@@ -68,6 +74,7 @@ def candidate_datastore_paths(explicit: str | os.PathLike | None = None) -> list
         paths.append(Path(os.path.expandvars(os.path.expanduser(str(explicit)))))
     if os.environ.get("GAMMAPY_DATA"):
         paths.append(Path(os.environ["GAMMAPY_DATA"]) / "hess-dl3-dr1")
+    paths.append(Path.cwd() / LOCAL_STORE)
     paths.append(Path.cwd() / ".." / "shared" / "data" / "hess-dl3-dr1")
     return paths
 
