@@ -2,11 +2,13 @@
 #
 #   snakemake --cores 8                        # the analysis in config/config.yaml
 #   snakemake --cores 8 --configfile my.yaml   # another one
+#   snakemake --cores 8 --configfile config/hess-dr1.yaml   # the four DR1 targets (key `analyses`)
 #   snakemake --profile profiles/slurm         # on a SLURM cluster
 #   snakemake download --cores 1               # only fetch HESS DL3 DR1 (done anyway if missing)
 #   snakemake --report report.html             # HTML report with every plot
 #
-# Outputs go to <results_dir>/<name>/ (results/rxj1713/ for the seed config).
+# Outputs go to <results_dir>/<analysis>/ (results/rxj1713/ for the seed config), one directory per
+# analysis (config key `analyses`), and <results_dir>/summary.{ecsv,html}.
 import copy
 
 from snakemake.utils import min_version
@@ -40,6 +42,7 @@ onsuccess:
 
 
 onerror:
+    summary_after_failure()
     cancel_scheduler_timers(log)
 
 

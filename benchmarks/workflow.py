@@ -17,6 +17,11 @@ overhead).  For the reductions the wall time is Snakemake's ``benchmark:`` recor
 (shell, interpreter, imports, step, exit); the four aggregate jobs are timed by running
 their command line (``python -m extspec STEP ...``) afresh on the cold run's outputs.
 
+The four-target DR1 config (``config/hess-dr1.yaml``, 60 runs in four analyses): cold run,
+no-op rerun, add one run to one analysis (the Crab analysis without its last run, then with
+it), and the time inside each analysis's ``stack`` job (counts image + excess/significance
+maps), read from its log.
+
 Then a simulated store (``extspec.simulate``) of N runs (default 500) is reduced end to end,
 and the peak memory of the reduction jobs is read from their Snakemake ``benchmark:`` files
 (column max_rss, sampled every 0.5 s) and from the jobs' own logs (``peak RSS``, the exact
@@ -24,7 +29,7 @@ VmHWM of the job process).
 
 Usage::
 
-    python benchmarks/workflow.py [--cores 2] [--sim-runs 500] [--skip-sim] [--keep DIR]
+    python benchmarks/workflow.py [--cores 2] [--sim-runs 500] [--skip-sim] [--skip-multi] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -193,6 +198,45 @@ def bench_config(label: str, cfg: dict, base: Path, cores: int, overheads: bool 
     report(f"{label} add-one-obs / cold", f"{100 * added / cold:.0f}", "%")
 
 
+def job_seconds(log: Path) -> float | None:
+    m = re.search(r"done in ([\d.]+) s", log.read_text()) if log.is_file() else None
+    return float(m.group(1)) if m else None
+
+
+def bench_multi(datastore: str, base: Path, cores: int) -> None:
+    """config/hess-dr1.yaml (over the seed config, as --configfile does): four analyses."""
+    from extspec.io.datastore import open_datastore
+    from extspec.workflow.config import selected_obs_ids, validate_analyses
+
+    cfg = seed_config(datastore, SEED_OBS, "seed")
+    over = yaml.safe_load((REPO / "config" / "hess-dr1.yaml").read_text())
+    cfg.update(over)
+    wd = base / "hess-dr1"
+    wd.mkdir(parents=True)
+    full = write_config(wd / "full.yaml", cfg)
+    cfgs = validate_analyses(cfg)
+    store = open_datastore(datastore)
+    runs = {name: selected_obs_ids(c, store) for name, c in cfgs.items()}
+    n = sum(len(v) for v in runs.values())
+    cold = snakemake(wd, full, cores)
+    report(f"hess-dr1 cold run ({len(runs)} analyses, {n} runs, --cores {cores})", f"{cold:.1f}", "s")
+    noop = statistics.median(snakemake(wd, full, cores) for _ in range(3))
+    report("hess-dr1 no-op rerun", f"{noop:.2f}", "s")
+    for name in runs:
+        t = job_seconds(wd / "results" / name / "logs" / "stack.log")
+        if t is not None:
+            report(f"hess-dr1 {name} stack job (counts image + maps, {len(runs[name])} runs, inside the job)",
+                   f"{t:.2f}", "s")
+    crab = runs["crab"]
+    minus_cfg = yaml.safe_load(full.read_text())
+    minus_cfg["analyses"]["crab"].update(obs_cone=None, obs_ids=crab[:-1])
+    minus = write_config(wd / "minus.yaml", minus_cfg)
+    shutil.rmtree(wd / "results" / "crab" / "obs" / str(crab[-1]))
+    snakemake(wd, minus, cores)
+    added = snakemake(wd, full, cores)
+    report("hess-dr1 add-one-run rerun (1 reduction + the crab aggregates + summary)", f"{added:.2f}", "s")
+
+
 def max_rss_from_benchmarks(bench_dir: Path) -> tuple[float, int]:
     peak, n = 0.0, 0
     for f in bench_dir.glob("*.tsv"):
@@ -248,6 +292,7 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-sim", action="store_true", help="skip the simulated-store benchmark")
     ap.add_argument("--skip-dr1", action="store_true", help="skip the DR1 (seed and 15-run) benchmarks")
     ap.add_argument("--skip-seed", action="store_true", help="skip the 6-run seed benchmark")
+    ap.add_argument("--skip-multi", action="store_true", help="skip the four-target DR1 benchmark")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temporary one)")
     args = ap.parse_args(argv)
 
@@ -273,6 +318,8 @@ def main(argv=None) -> None:
             if not args.skip_seed:
                 bench_config("seed", seed_config(store, SEED_OBS, "seed"), base, args.cores)
             bench_config("rxj1713-15", seed_config(store, RXJ15_OBS, "rxj15"), base, args.cores, overheads=True)
+            if not args.skip_multi:
+                bench_multi(store, base, args.cores)
         if not args.skip_sim:
             bench_simulated(args.sim_runs, base, args.cores)
     finally:

@@ -263,7 +263,14 @@ def test_aggregate_steps_end_to_end(capsys, sim, tmp_path):
     status, _, err = run(capsys, "stack", *sim["obs"], "--config", sim["config"], "--fits", out / "counts.fits",
                          "--png", out / "counts.png")
     assert status == EXIT_OK and err[0].startswith("extspec stack: 3 observations (")
-    assert (out / "counts.fits").read_bytes().startswith(b"SIMPLE  =")
+    assert (out / "counts.fits").read_bytes().startswith(b"SIMPLE  =") and not (out / "excess.fits").exists()
+    status, _, err = run(capsys, "stack", *sim["obs"], "--config", sim["config"], "--fits", out / "counts.fits",
+                         "--png", out / "counts.png", "--excess", out / "excess.fits", "--significance",
+                         out / "significance.fits", "--maps-png", out / "maps.png", "-q")
+    assert status == EXIT_OK and err == [] and (out / "significance.fits").stat().st_size > 2880
+    status, _, err = run(capsys, "stack", *sim["obs"], "--config", sim["config"], "--fits", out / "c2.fits",
+                         "--png", out / "c2.png", "--excess", out / "e2.fits")
+    assert status == EXIT_FAILED and err == ["extspec stack: --excess, --significance and --maps-png go together"]
     assert (out / "counts.png").read_bytes()[:4] == b"\x89PNG"
     # fit: the spectra given as their pha.fits files, as the rules pass them
     status, _, err = run(capsys, "fit", *(f"{d}/pha.fits" for d in sim["obs"]), "--config", sim["config"],
@@ -318,12 +325,10 @@ def test_step_imports_are_complete(sim, tmp_path):
         "print(json.dumps(heavy))\n"
     )
     from extspec.workflow.config import settings_json, stage_config, validate_config
-    from extspec.workflow.pipeline import reduction_config
-
     cfg = validate_config(sim["config"], check_datastore=False)
 
     def settings(step):
-        return ["--settings", settings_json(reduction_config(cfg) if step == "reduce" else stage_config(cfg, step)),
+        return ["--settings", settings_json(stage_config(cfg, step)),
                 "-q"]
 
     fit = tmp_path / "r.yaml"
@@ -331,7 +336,8 @@ def test_step_imports_are_complete(sim, tmp_path):
         "reduce": ["reduce", "3", "--outdir", str(tmp_path / "o"), "--datastore", str(sim["store"]),
                    *settings("reduce")],
         "stack": ["stack", *sim["obs"], "--fits", str(tmp_path / "c.fits"), "--png", str(tmp_path / "c.png"),
-                  *settings("stack")],
+                  "--excess", str(tmp_path / "e.fits"), "--significance", str(tmp_path / "s.fits"),
+                  "--maps-png", str(tmp_path / "m.png"), *settings("stack")],
         "fit": ["fit", *sim["obs"], "--result", str(fit), "--png", str(tmp_path / "s.png"), *settings("fit")],
         "flux_points": ["flux-points", *sim["obs"], "--fit", str(fit), "--ecsv", str(tmp_path / "f.ecsv"),
                         "--png", str(tmp_path / "f.png"), *settings("flux_points")],

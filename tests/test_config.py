@@ -18,6 +18,7 @@ from extspec.workflow.config import (
     prepare_workflow,
     selected_obs_ids,
     stage_config,
+    validate_analyses,
     validate_config,
 )
 from extspec.errors import ConfigError
@@ -232,7 +233,7 @@ def test_stage_config_subsets():
 def test_prepare_workflow_cached_without_heavy_imports(tmp_path):
     raw = seed_raw()
     out = prepare_workflow(raw, cache_dir=tmp_path)
-    assert out["obs_ids"] == raw["obs_ids"]
+    assert out["analyses"][raw["name"]]["obs_ids"] == raw["obs_ids"]
     assert out["datastore"] == str(DR1.resolve())
     assert out["datastore_error"] is None
     assert all(f.endswith(".fits.gz") for files in out["obs_files"].values() for f in files)
@@ -244,14 +245,14 @@ def test_prepare_workflow_cached_without_heavy_imports(tmp_path):
         f"out = prepare_workflow(json.loads({json.dumps(json.dumps(raw))}), "
         f"cache_dir={str(tmp_path)!r})\n"
         "heavy = [m for m in ('astropy', 'regions', 'jsonschema') if m in sys.modules]\n"
-        "print(json.dumps({'obs': out['obs_ids'], 'heavy': heavy}))\n"
+        "print(json.dumps({'obs': next(iter(out['analyses'].values()))['obs_ids'], 'heavy': heavy}))\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=os.getcwd())
     got = json.loads(res.stdout)
     assert got == {"obs": raw["obs_ids"], "heavy": []}
     # a different config is a different cache entry
     raw2 = dict(raw, obs_ids=[20326])
-    assert prepare_workflow(raw2, cache_dir=tmp_path)["obs_ids"] == [20326]
+    assert prepare_workflow(raw2, cache_dir=tmp_path)["analyses"][raw["name"]]["obs_ids"] == [20326]
     assert len(list(tmp_path.glob("config-*.json"))) == 2
 
 
@@ -259,7 +260,7 @@ def test_prepare_workflow_missing_store_is_deferred(tmp_path):
     raw = seed_raw()
     raw["datastore"] = str(tmp_path / "nowhere")
     out = prepare_workflow(raw, cache_dir=tmp_path / "cache")
-    assert out["datastore"] is None and out["obs_ids"] == []
+    assert out["datastore"] is None and out["analyses"][raw["name"]]["obs_ids"] == []
     assert re.search(r"no DL3 data store found \(looked in: .*nowhere\)", out["datastore_error"])
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("*.json"))
 
@@ -312,10 +313,11 @@ def test_external_spectra_only(tmp_path, monkeypatch):
     _ogip_set(tmp_path / "ext", "pha_obs3", None)  # no OBS_ID: the number in the file name
     raw = {"name": "ext", "datastore": "/nonexistent", "external_spectra": ["ext/pha_obs*.fits"]}
     out = prepare_workflow(raw, cache_dir=None)
-    assert out["datastore"] is None and out["datastore_error"] is None and out["obs_ids"] == []
-    assert [e["pha"] for e in out["external"]] == ["ext/pha_obs12.fits", "ext/pha_obs3.fits"]
-    assert [e["obs_id"] for e in out["external"]] == [12, 3]
-    assert out["external"][0]["files"] == [f"ext/{k}_obs12.fits" for k in ("pha", "bkg", "arf", "rmf")]
+    ext = out["analyses"]["ext"]
+    assert out["datastore"] is None and out["datastore_error"] is None and ext["obs_ids"] == []
+    assert [e["pha"] for e in ext["external"]] == ["ext/pha_obs12.fits", "ext/pha_obs3.fits"]
+    assert [e["obs_id"] for e in ext["external"]] == [12, 3]
+    assert ext["external"][0]["files"] == [f"ext/{k}_obs12.fits" for k in ("pha", "bkg", "arf", "rmf")]
 
     with pytest.raises(ConfigError, match=r"^config key 'external_spectra\[1\]': no file matches 'nope/\*.fits'$"):
         prepare_workflow({**raw, "external_spectra": ["ext/pha_obs12.fits", "nope/*.fits"]}, cache_dir=None)
@@ -330,3 +332,59 @@ def test_external_spectra_only(tmp_path, monkeypatch):
     _ogip_set(tmp_path / "dup", "pha_a", 12)
     with pytest.raises(ConfigError, match="same obs id 12"):
         prepare_workflow({**raw, "external_spectra": ["ext/pha_obs12.fits", "dup/pha_a.fits"]}, cache_dir=None)
+
+
+# ----------------------------------------------------------------------------- analyses --
+
+
+def test_analyses_merge_over_the_top_level():
+    raw = seed_raw()
+    raw["analyses"] = {
+        "a": {},
+        "b": {"geom": {"binsz": 0.05}, "obs_ids": [20326],
+              "model": {"type": "log_parabola", "parameters": {"alpha": 2.3}}},
+    }
+    cfgs = validate_analyses(raw, check_datastore=False)
+    assert list(cfgs) == ["a", "b"]
+    a, b = cfgs["a"], cfgs["b"]
+    assert a["name"] == "a" and b["name"] == "b"
+    assert a["obs_ids"] == raw["obs_ids"] and b["obs_ids"] == [20326]
+    assert b["geom"]["binsz"] == 0.05 and b["geom"]["width"] == a["geom"]["width"]  # merged key by key
+    assert b["model"]["type"] == "log_parabola" and set(b["model"]["parameters"]) == {"alpha"}  # replaced
+    assert "analyses" not in a
+    # per-stage settings differ only where the analyses do
+    assert stage_config(a, "reduce") != stage_config(b, "reduce")
+    assert stage_config(a, "cumulative") == {**stage_config(b, "cumulative"), "name": "a"}
+
+
+def test_without_analyses_one_analysis_named_by_name():
+    cfgs = validate_analyses(seed_raw(), check_datastore=False)
+    assert list(cfgs) == ["rxj1713"] and cfgs["rxj1713"] == validate_config(seed_raw(), check_datastore=False)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"b": {"geom": {"binsz": -1}}}, "config key 'analyses.b.geom.binsz': must be > 0"),
+    ({"b": {"datastore": "/x"}}, "config key 'analyses.b.datastore': set it at the top level"),
+    ({"b": {"name": "c"}}, "config key 'analyses.b.name'"),
+    ({"b": {"obs_idz": [1]}}, "unknown config key 'analyses.b.obs_idz'"),
+    ({"b c": {}}, "config key 'analyses'"),
+    ({"logs": {}}, "analysis logs: config key 'name': 'logs' is reserved"),
+    ({"b": {"model": {"type": "power_law", "parameters": {"alpha": 1.0}}}},
+     "config key 'analyses.b.model.parameters.alpha'"),
+    ({"b": {"geom": {"center": [0.0, 0.0]}}}, "analysis b: config key 'on_region'"),
+])
+def test_invalid_analysis_names_its_key(entry, message):
+    raw = seed_raw()
+    raw["analyses"] = entry
+    with pytest.raises(ConfigError) as e:
+        validate_analyses(raw, check_datastore=False)
+    assert str(e.value).startswith(message) or message in str(e.value), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_analyses_without_top_level_name_or_region():
+    raw = {"obs_ids": [20326], "analyses": {"x": {"on_region": "galactic;circle(347.3,-0.5,0.5)"}}}
+    assert list(validate_analyses(raw, check_datastore=False)) == ["x"]
+    raw["analyses"]["y"] = {}
+    with pytest.raises(ConfigError, match=r"^analysis y: config key 'on_region' is missing"):
+        validate_analyses(raw, check_datastore=False)

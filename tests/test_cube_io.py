@@ -47,11 +47,12 @@ def make_synthetic_cube(lo_thres=0.3, hi_thres=None, meta=None) -> CubeDataset:
         source_file="/data/hess_dl3/run020136.fits.gz",
         checksum="ab" * 32,
         meta={"OBJECT": "RX J1713.7-3946", "OBS_MODE": "WOBBLE"} if meta is None else meta,
+        background=rng.random((e_reco.nbin, ny, nx)) * 2.0,
     )
 
 
 def assert_cubes_equal(a: CubeDataset, b: CubeDataset):
-    for name in ("counts", "exposure", "edisp_kernel", "edisp_exposure", "gti"):
+    for name in ("counts", "exposure", "edisp_kernel", "edisp_exposure", "gti", "background"):
         x, y = getattr(a, name), getattr(b, name)
         assert x.shape == y.shape, name
         assert np.array_equal(x, y), name
@@ -107,7 +108,9 @@ def test_layout(tmp_path):
     with h5py.File(path, "r") as f:
         a = f.attrs
         assert a["format"] == "extspec-cube"
-        assert a["format_version"] == 1
+        assert a["format_version"] == 2
+        assert a["has_irf_cubes"] == 1 and a["has_background"] == 1
+        assert f["background"].attrs["dims"] == "energy_reco,lat,lon"
         assert a["obs_id"] == 20136
         assert np.isnan(a["hi_thres"]) and a["lo_thres"] == 0.3
         assert a["source_sha256"] == cube.checksum
@@ -302,3 +305,39 @@ def test_read_cube_counts_missing_file(tmp_path):
     with pytest.raises(FormatError) as e:
         cube_io.read_cube_counts(tmp_path / "missing.h5")
     _error_line(e, tmp_path / "missing.h5")
+
+
+def test_optional_arrays_round_trip(tmp_path):
+    """Without IRF cubes and background (as a workflow reduction of a run without BKG_3D)
+    nothing of them is written and they read back as None; the counts reader gets the
+    background and livetime when present."""
+    from dataclasses import replace
+
+    full = make_synthetic_cube()
+    bare = replace(full, exposure=None, edisp_kernel=None, edisp_exposure=None, background=None)
+    path = tmp_path / "cube.h5"
+    write_cube(bare, path)
+    with h5py.File(path, "r") as f:
+        assert not {"exposure", "edisp_kernel", "edisp_exposure", "background"} & set(f)
+    back = read_cube(path)
+    assert back.exposure is None and back.edisp_kernel is None and back.background is None
+    np.testing.assert_array_equal(back.counts, full.counts)
+    assert cube_io.read_cube_counts(path).background is None
+    write_cube(replace(full, exposure=None, edisp_kernel=None, edisp_exposure=None), path)
+    c = cube_io.read_cube_counts(path)
+    np.testing.assert_array_equal(c.background, full.background)
+    assert c.livetime == full.livetime
+
+
+def test_version_1_file_is_read(tmp_path):
+    """A version-1 file (no has_* flags, always the IRF cubes, no background) still reads."""
+    from dataclasses import replace
+
+    path = tmp_path / "cube.h5"
+    write_cube(replace(make_synthetic_cube(), background=None), path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 1
+        del f.attrs["has_irf_cubes"]
+        del f.attrs["has_background"]
+    back = read_cube(path)
+    assert back.exposure is not None and back.background is None

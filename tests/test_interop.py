@@ -79,8 +79,7 @@ def small_analysis(request, tmp_path_factory, store_path):
     """Two seed runs through the workflow's steps (the functions its rules call): OGIP sets,
     fit/result.yaml, flux points and the counts image, with the exact or the reference method."""
     from extspec.workflow.config import load_config, stage_config
-    from extspec.workflow.pipeline import (reduce_observation, reduction_config, run_fit, run_flux_points,
-                                           stack_counts)
+    from extspec.workflow.pipeline import reduce_observation, run_fit, run_flux_points, stack_counts
 
     method = request.param
     cfg = load_config({"name": f"small-{method}", "obs_ids": list(SMALL_IDS), "on_region": ON_REGION,
@@ -90,7 +89,7 @@ def small_analysis(request, tmp_path_factory, store_path):
     out = tmp_path_factory.mktemp(f"small-{method}")
     dirs = [out / "obs" / str(o) for o in SMALL_IDS]
     for o, d in zip(SMALL_IDS, dirs):
-        reduce_observation(reduction_config(cfg), store_path, o, d)
+        reduce_observation(stage_config(cfg, "reduce"), store_path, o, d)
     phas = [d / "pha.fits" for d in dirs]
     fit = out / "fit" / "result.yaml"
     run_fit(stage_config(cfg, "fit"), phas, fit, out / "fit" / "spectrum.png")

@@ -309,7 +309,7 @@ def test_overlay_and_command_line_obs_ids_in_snakemake(tmp_path):
     assert sm.job_counts(res.stdout) == {"reduce": 3, **sm.AGGREGATES}
     cached = list((tmp_path / ".snakemake" / "extspec").glob("config-*.json"))
     assert len(cached) == 1
-    cfg = yaml.safe_load(cached[0].read_text())["config"]
+    cfg = yaml.safe_load(cached[0].read_text())["analyses"]["rxj1713"]["config"]
     assert cfg["model"] == model and cfg["obs_ids"] == [20326, 20327, 20349]
 
 

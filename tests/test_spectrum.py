@@ -242,13 +242,12 @@ def test_reduction_job_imports(store_path, tmp_path, method, heavy_expected):
     import subprocess
     import sys
 
-    from extspec.workflow.config import load_config
-    from extspec.workflow.pipeline import reduction_config
+    from extspec.workflow.config import load_config, stage_config
 
     # what the workflow passes: the reduction settings of a validated config (every default
     # filled in, so the job never reads the schema: no jsonschema, no yaml)
-    red = reduction_config(load_config({"name": "x", "on_region": on_text, "obs_ids": [20326],
-                                        "spectrum": {"method": method}}))
+    red = stage_config(load_config({"name": "x", "on_region": on_text, "obs_ids": [20326],
+                                    "spectrum": {"method": method}}), "reduce")
     code = (
         "import json, sys\n"
         "from extspec.workflow.pipeline import reduce_observation\n"

@@ -5,6 +5,7 @@ temporary directory and its own ``--configfile``, so the repository's results/ i
 Job counts are read from the "Job stats" table of dry runs (``-n``).
 """
 
+import copy
 import functools
 import os
 import re
@@ -24,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 DR1 = REPO.parent / "shared" / "data" / "hess-dl3-dr1"
 ON = "galactic;circle(347.3,-0.5,0.5)"
-AGGREGATES = {"stack": 1, "fit": 1, "flux_points": 1, "cumulative": 1, "all": 1}
+AGGREGATES = {"stack": 1, "fit": 1, "flux_points": 1, "cumulative": 1, "summary": 1, "all": 1}
 
 needs_dr1 = pytest.mark.skipif(not (DR1 / "hdu-index.fits.gz").is_file(), reason=f"no HESS DL3 DR1 at {DR1}")
 
@@ -112,6 +113,9 @@ def outputs(workdir: Path, name: str) -> dict:
         "sed_png": out / "fit" / "sed.png",
         "cumulative": out / "cumulative.ecsv",
         "cumulative_png": out / "cumulative.png",
+        "excess": out / "stacked" / "excess.fits",
+        "significance": out / "stacked" / "significance.fits",
+        "maps_png": out / "stacked" / "maps.png",
     }
 
 
@@ -216,8 +220,19 @@ def variant(e2e, filename, **over):
     return write_config(e2e["wd"], filename, **cfg)
 
 
+def summary_rows(workdir) -> dict:
+    from astropy.table import Table
+
+    t = Table.read(Path(workdir) / "results" / "summary.ecsv", format="ascii.ecsv")
+    return {str(r["analysis"]): r for r in t}
+
+
 def test_end_to_end_outputs(e2e):
     check_outputs(e2e["wd"], "small", [20326, 20327])
+    row = summary_rows(e2e["wd"])["small"]
+    assert row["status"] == "ok" and row["n_runs"] == 2 and row["model"] == "power_law"
+    assert row["excess"] > 50 and row["significance"] > 3 and 0 < row["flux_above_1tev_err"] < row["flux_above_1tev"]
+    assert "index = " in row["parameters"] and "+-" in row["parameters"]
     bench = e2e["wd"] / "results" / "small" / "benchmarks" / "reduce" / "20326.tsv"
     assert "max_rss" in bench.read_text()
 
@@ -261,26 +276,29 @@ def test_remove_one_obs_reruns_only_aggregates(e2e):
 
 def test_add_external_spectrum_reruns_only_what_reads_spectra(e2e, tmp_path):
     """An OGIP set from elsewhere (here extspec's own of run 20349) joins fit and products."""
-    from extspec.workflow.config import load_config
-    from extspec.workflow.pipeline import reduce_observation, reduction_config
+    from extspec.workflow.config import load_config, stage_config
+    from extspec.workflow.pipeline import reduce_observation
 
-    reduce_observation(reduction_config(load_config(e2e["cfg"])), DR1, 20349, tmp_path / "ext")
+    reduce_observation(stage_config(load_config(e2e["cfg"]), "reduce"), DR1, 20349, tmp_path / "ext")
     cf = variant(e2e, "ext.yaml", external_spectra=[str(tmp_path / "ext" / "pha.fits")])
-    assert dry_run(e2e["wd"], cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "all": 1}
+    assert dry_run(e2e["wd"], cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "summary": 1, "all": 1}
 
 
 def test_model_change_reruns_only_fit_and_flux_points(e2e):
     model = {"type": "power_law", "parameters": {"index": {"value": 2.5}, "amplitude": {"value": 2.0e-12}}}
-    assert dry_run(e2e["wd"], variant(e2e, "model.yaml", model=model)) == {"fit": 1, "flux_points": 1, "all": 1}
+    refit = {"fit": 1, "flux_points": 1, "summary": 1, "all": 1}
+    assert dry_run(e2e["wd"], variant(e2e, "model.yaml", model=model)) == refit
     cf = variant(e2e, "compare.yaml", fit={"compare": ["exp_cutoff_power_law"]})
-    assert dry_run(e2e["wd"], cf) == {"fit": 1, "flux_points": 1, "all": 1}
+    assert dry_run(e2e["wd"], cf) == refit
 
 
 def test_product_settings_rerun_only_their_product(e2e):
     cf = variant(e2e, "stacked.yaml", stacked={"energy_range": [1.0, 10.0]})
     assert dry_run(e2e["wd"], cf) == {"stack": 1, "all": 1}
+    cf = variant(e2e, "maps.yaml", maps={"correlation_radius": 0.2})
+    assert dry_run(e2e["wd"], cf) == {"stack": 1, "all": 1}
     cf = variant(e2e, "cumul.yaml", cumulative={"stacking": "reference"})
-    assert dry_run(e2e["wd"], cf) == {"cumulative": 1, "all": 1}
+    assert dry_run(e2e["wd"], cf) == {"cumulative": 1, "summary": 1, "all": 1}
     cf = variant(e2e, "fp.yaml", flux_points={"energy_edges": [0.5, 1.0, 3.0, 10.0]})
     assert dry_run(e2e["wd"], cf) == {"flux_points": 1, "all": 1}
 
@@ -305,7 +323,7 @@ def test_report(e2e):
     snakemake(e2e["wd"], e2e["cf"], "--report", str(report))
     html = report.read_text(errors="replace")
     assert report.stat().st_size > 50_000
-    for text in ("counts.png", "spectrum.png", "sed.png", "cumulative.png", "Counts image"):
+    for text in ("counts.png", "maps.png", "spectrum.png", "sed.png", "cumulative.png", "summary.html", "Counts image"):
         assert text in html, text
 
 
@@ -324,6 +342,85 @@ def test_add_one_obs_for_real(e2e, tmp_path):
     assert kept.stat().st_mtime_ns == before
     check_outputs(wd, "small", [20326, 20327, 20349])
     assert dry_run(wd, cf) == {}
+
+
+# ---------------------------------------------------------------- several analyses --
+
+
+@needs_dr1
+def test_hess_dr1_config_dry_run(tmp_path):
+    """config/hess-dr1.yaml over the seed config, as `snakemake --configfile config/hess-dr1.yaml`."""
+    def merge(base, over):  # as Snakemake merges config files: mappings key by key
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    seed = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg = merge(seed, yaml.safe_load((REPO / "config" / "hess-dr1.yaml").read_text()))
+    cfg["datastore"] = str(DR1)
+    res = snakemake(tmp_path, write_config(tmp_path, **cfg), "-n")
+    assert job_counts(res.stdout) == {"reduce": 4 + 21 + 20 + 15, "stack": 4, "fit": 4, "flux_points": 4,
+                                      "cumulative": 4, "summary": 1, "all": 1}
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory):
+    """A real run of two analyses (one DR1 run each) sharing the top-level keys."""
+    if not (DR1 / "hdu-index.fits.gz").is_file():
+        pytest.skip(f"no HESS DL3 DR1 at {DR1}")
+    wd = tmp_path_factory.mktemp("multi")
+    analyses = {"a": {}, "b": {"obs_ids": [20327], "model": {"type": "log_parabola"}}}
+    cfg = small_config(obs_ids=[20326], analyses=analyses)
+    cf = write_config(wd, **cfg)
+    snakemake(wd, cf, "--cores", "2")
+    return {"wd": wd, "cfg": cfg, "cf": cf}
+
+
+def multi_variant(multi, filename, **analyses):
+    cfg = copy.deepcopy(multi["cfg"])
+    cfg["analyses"].update(analyses)
+    return write_config(multi["wd"], filename, **cfg)
+
+
+def scheduled_outputs(output: str) -> str:
+    return "\n".join(ln for ln in output.splitlines() if ln.strip().startswith("output:"))
+
+
+def test_multi_outputs_and_no_op(multi):
+    wd = multi["wd"]
+    for name, obs in (("a", [20326]), ("b", [20327])):
+        for key, p in outputs(wd, name).items():
+            assert p.is_file() and p.stat().st_size > 0, p
+        result = yaml.safe_load(outputs(wd, name)["result"].read_text())
+        assert result["obs_ids"] == obs
+    assert yaml.safe_load(outputs(wd, "b")["result"].read_text())["model"]["type"] == "log_parabola"
+    rows = summary_rows(wd)
+    assert list(rows) == ["a", "b"] and all(r["status"] == "ok" for r in rows.values())
+    assert "<td class=\"text\">b</td>" in (wd / "results" / "summary.html").read_text()
+    assert dry_run(wd, multi["cf"]) == {}
+
+
+def test_multi_add_obs_to_one_analysis(multi):
+    cf = multi_variant(multi, "add.yaml", a={"obs_ids": [20326, 20349]})
+    res = snakemake(multi["wd"], cf, "-n")
+    assert job_counts(res.stdout) == {"reduce": 1, **AGGREGATES}
+    assert "results/b/" not in scheduled_outputs(res.stdout)
+
+
+def test_multi_model_change_reruns_only_that_fit(multi):
+    cf = multi_variant(multi, "model.yaml", b={"obs_ids": [20327], "model": {"type": "power_law"}})
+    res = snakemake(multi["wd"], cf, "-n")
+    assert job_counts(res.stdout) == {"fit": 1, "flux_points": 1, "summary": 1, "all": 1}
+    assert "results/a/" not in scheduled_outputs(res.stdout)
+
+
+def test_multi_add_analysis_runs_only_its_jobs(multi):
+    cf = multi_variant(multi, "new.yaml", c={"obs_ids": [20349]})
+    res = snakemake(multi["wd"], cf, "-n")
+    assert job_counts(res.stdout) == {"reduce": 1, **AGGREGATES}
+    out = scheduled_outputs(res.stdout)
+    assert "results/c/obs/20349/pha.fits" in out and "results/a/" not in out and "results/b/" not in out
 
 
 # -------------------------------------------------------------------- failure handling --
@@ -360,6 +457,35 @@ def test_corrupt_observation_keep_going(tmp_path, sim_store):
     assert not (wd / "results" / "sim" / "obs" / "2" / "pha.fits").exists()
     assert not (wd / "results" / "sim" / "obs" / "2" / "cube.h5").exists()
     assert "obs 2: cannot read" in res.stdout  # the failed job's log is shown
+
+
+def test_failed_analysis_keep_going_named_in_summary(tmp_path, sim_store):
+    """One analysis with a corrupt run, one whose only run is unusable, one good one."""
+    from extspec.simulate import wobble_pointings
+
+    bad = sim_store / "data" / "obs_000002.fits.gz"
+    bad.write_bytes(bad.read_bytes()[:5000])
+    ra, dec = wobble_pointings(83.63, 22.01, 3, 0.5)[0]
+    analyses = {
+        "good": {"obs_ids": [1, 3]},
+        "broken": {"obs_ids": [2]},
+        "nousable": {"obs_ids": [1], "on_region": f"icrs;circle({ra},{dec},0.2)"},  # pointing inside ON
+    }
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    cf = write_config(wd, **sim_config(sim_store, analyses=analyses))
+    res = snakemake(wd, cf, "--cores", "2", "--keep-going", check=False)
+    assert res.returncode != 0
+    assert outputs(wd, "good")["flux_points"].is_file()
+    assert not outputs(wd, "nousable")["result"].exists()  # a fit without a usable run fails
+    rows = summary_rows(wd)
+    assert list(rows) == ["good", "broken", "nousable"]
+    assert rows["good"]["status"] == "ok" and rows["good"]["n_runs"] == 2
+    assert re.match(r"failed: obs 2: .*(corrupt|truncated|cannot read)", str(rows["broken"]["status"])), rows["broken"]
+    assert re.match(r"failed: .*usable", str(rows["nousable"]["status"])), rows["nousable"]
+    assert "not finished: broken, nousable" in res.stdout
+    # the next run does the missing jobs and redoes the summary with its rule
+    assert "summary" in dry_run(wd, cf)
 
 
 def test_interrupted_run_resumes(tmp_path, sim_store):
@@ -441,7 +567,7 @@ def test_external_spectra_only(tmp_path):
     model = {"type": "power_law", "parameters": {"index": {"value": 2.5}, "amplitude": {"value": 3.0e-11}}}
     cf = write_config(tmp_path, name="jc", datastore="/nonexistent/store", obs_ids=[], model=model,
                       external_spectra=["ext/pha_obs*.fits"])
-    assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "all": 1}
+    assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "summary": 1, "all": 1}
     snakemake(tmp_path, cf, "--cores", "2")
     out = tmp_path / "results" / "jc"
     assert not (out / "obs").exists() and not (out / "stacked").exists()
@@ -464,4 +590,4 @@ def test_external_spectra_only(tmp_path):
         f["SPECTRUM"].header["EDITED"] = (True, "changed by the test")
     later = time.time() + 2
     os.utime(ext / "bkg_obs23559.fits", (later, later))
-    assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "all": 1}
+    assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "cumulative": 1, "summary": 1, "all": 1}

@@ -190,27 +190,37 @@ def _step_settings(args, stage: str) -> dict:
 
     if args.settings is not None:
         return read_settings(args.settings)
-    cfg = _validated_config(args.config)
-    if stage == "reduce":
-        from .workflow.pipeline import reduction_config
-
-        settings = reduction_config(cfg)
-        if getattr(args, "datastore", None) is None:
-            args.datastore = cfg.get("datastore")
-        return settings
     from .workflow.config import stage_config
 
+    cfg = _validated_config(args.config, args.analysis)
+    if stage == "reduce" and getattr(args, "datastore", None) is None:
+        args.datastore = cfg.get("datastore")
     return stage_config(cfg, stage)
 
 
-def _validated_config(paths) -> dict:
+def _pick_analysis(analyses: dict, name):
+    """The config of analysis ``name`` (the only one when ``name`` is None)."""
     from .errors import ConfigError
-    from .workflow.config import read_config_files, validate_config
+
+    if name is None:
+        if len(analyses) > 1:
+            raise ConfigError(f"the config has {len(analyses)} analyses ({', '.join(analyses)}): "
+                              "choose one with --analysis")
+        return next(iter(analyses.values()))
+    if name not in analyses:
+        raise ConfigError(f"--analysis {name}: no such analysis (the config has {', '.join(analyses)})")
+    return analyses[name]
+
+
+def _validated_config(paths, analysis=None) -> dict:
+    from .errors import ConfigError
+    from .workflow.config import read_config_files, validate_analyses
 
     try:
-        return validate_config(read_config_files(paths), check_datastore=False)
+        analyses = validate_analyses(read_config_files(paths), check_datastore=False)
     except ConfigError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None
+    return _pick_analysis(analyses, analysis)
 
 
 def _import_step(stage: str):
@@ -268,24 +278,23 @@ def _cmd_check(args) -> int:
             analysis = prepare_workflow(read_config_files(args.configs), cache_dir=None)
         except ConfigError as exc:
             raise ConfigError(f"invalid configuration: {exc}") from None
-        cfg = analysis["config"]
-        if analysis["datastore_error"] and (cfg["obs_ids"] or cfg["obs_cone"]):
+        analyses = analysis["analyses"]
+        if analysis["datastore_error"] and any(a["config"].get("obs_ids") or a["config"].get("obs_cone")
+                                               for a in analyses.values()):
             raise DataStoreError(analysis["datastore_error"])
         if args.print_settings:
-            stage = args.print_settings.replace("-", "_")
-            if stage == "reduce":
-                from .workflow.pipeline import reduction_config
-
-                settings = reduction_config(cfg)
-            else:
-                settings = stage_config(cfg, stage)
+            cfg = _pick_analysis(analyses, args.analysis)["config"]
+            settings = stage_config(cfg, args.print_settings.replace("-", "_"))
             print(json.dumps(json.loads(settings_json(settings)), indent=2, sort_keys=True))
-        else:
-            ids, ext = analysis["obs_ids"], analysis.get("external") or []
+            return "settings printed"
+        for name, a in analyses.items():
+            if args.analysis not in (None, name):
+                continue
+            ids, ext = a["obs_ids"], a.get("external") or []
             dl3 = f"{len(ids)} observations ({', '.join(map(str, ids))}) in {analysis['datastore']}" if ids else ""
-            print(f"{' + '.join(args.configs)}: valid; "
-                  + "; ".join(x for x in (dl3, f"{len(ext)} external spectra" if ext else "") if x))
-        return f"{len(analysis['obs_ids'])} observations"
+            what = f"{' + '.join(args.configs)}" + (f" [{name}]" if len(analyses) > 1 else "")
+            print(f"{what}: valid; " + "; ".join(x for x in (dl3, f"{len(ext)} external spectra" if ext else "") if x))
+        return f"{len(analyses)} analyses"
 
     return run_step("check", "check", step, quiet=True, verbose=args.verbose)
 
@@ -316,10 +325,15 @@ def _aggregate(args, stage: str, command: str, what: str, call) -> int:
 
 def _cmd_stack(args) -> int:
     def call(settings, dirs):
+        from .errors import ConfigError
         from .workflow.pipeline import stack_counts
 
         dirs = _obs_dirs(dirs)
-        stack_counts(settings, [os.path.join(d, "cube.h5") for d in dirs], dirs, args.fits, args.png)
+        maps = {"excess": args.excess, "significance": args.significance, "png": args.maps_png}
+        if any(maps.values()) and not all(maps.values()):
+            raise ConfigError("--excess, --significance and --maps-png go together")
+        stack_counts(settings, [os.path.join(d, "cube.h5") for d in dirs], dirs, args.fits, args.png,
+                     maps=maps if all(maps.values()) else None)
 
     return _aggregate(args, "stack", "stack", "stack", call)
 
@@ -370,6 +384,8 @@ def _common(p: argparse.ArgumentParser, step: bool = True) -> None:
 
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--analysis", metavar="NAME",
+                   help="with --config: the analysis of a config with `analyses:` (needed when it has several)")
     g = p.add_argument_group("settings (one of)").add_mutually_exclusive_group(required=True)
     g.add_argument("--config", metavar="FILE", action="append",
                    help="analysis config (YAML), validated completely; repeat to merge several, later "
@@ -410,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-settings", metavar="STEP",
                    choices=("reduce", "stack", "fit", "flux-points", "cumulative"),
                    help="print the validated settings of STEP as JSON (for --settings)")
+    p.add_argument("--analysis", metavar="NAME", help="only this analysis of a config with `analyses:`")
     _common(p, step=False)
     p.set_defaults(func=_cmd_check)
 
@@ -431,7 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("stack", _cmd_stack, "stacked counts image (FITS + PNG)",
          "Stack the observations' counts into an image with WCS and draw it with the ON, OFF and exclusion "
          "regions.", ("OBS_DIR", obs_help),
-         [("--fits", "counts image (FITS)"), ("--png", "its picture")]),
+         [("--fits", "counts image (FITS)"), ("--png", "its picture"),
+          ("--excess", "excess map (FITS; optional, with --significance and --maps-png)"),
+          ("--significance", "significance map (FITS)"), ("--maps-png", "picture of both maps")]),
         ("fit", _cmd_fit, "joint WStat fit of the spectral model",
          "Fit the config's model jointly to the observations' spectra (forward-folded WStat); write "
          "result.yaml and the spectrum plot.", ("SPECTRUM", spec_help),
@@ -449,7 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=short, description=description, epilog=_EPILOG)
         p.add_argument("obs", nargs="+", metavar=metavar, help=inputs)
         for flag, what in files:
-            p.add_argument(flag, required=True, metavar="FILE", help=what)
+            p.add_argument(flag, required=flag not in ("--excess", "--significance", "--maps-png"), metavar="FILE",
+                           help=what)
         _settings_args(p)
         _common(p)
         p.set_defaults(func=func)

@@ -6,7 +6,13 @@ The cube of one observation holds
 * ``exposure[i, y, x]``: A_eff x livetime in m^2 s per true-energy bin and pixel (§3),
 * ``edisp_kernel[y', x', i, k]``: the dispersion kernel on a coarse (0.2 deg) copy of the
   map (§4), with ``edisp_exposure[i, y', x']``, the coarse-pixel exposure used as its
-  stacking weight.
+  stacking weight,
+* ``background[k, y, x]``: the counts predicted by the observation's background IRF
+  (BKG_3D), before any normalisation (None without a background IRF).
+
+The exposure and kernel cubes are what the ``reference`` method's ON/OFF extraction reads
+(pixel means over the ON region, §5); :func:`make_cube` skips them with ``irf_cubes=False``
+(the ``exact`` method computes both for the region itself, in :mod:`extspec.spectrum`).
 
 Two methods, chosen by :attr:`CubeSettings.method`:
 
@@ -37,6 +43,7 @@ __all__ = [
     "energy_bin_index",
     "bin_events",
     "make_exposure",
+    "make_background",
     "edisp_kernel",
     "true_energy_samples",
     "REFERENCE_SPECTRAL_INDEX",
@@ -116,9 +123,9 @@ class CubeDataset:
     energy_reco: EnergyAxis
     energy_true: EnergyAxis
     counts: np.ndarray  # (n_reco, ny, nx) int32
-    exposure: np.ndarray  # (n_true, ny, nx) float64, m^2 s
-    edisp_kernel: np.ndarray  # (ny_c, nx_c, n_true, n_reco) float64
-    edisp_exposure: np.ndarray  # (n_true, ny_c, nx_c) float64, m^2 s
+    exposure: np.ndarray | None  # (n_true, ny, nx) float64, m^2 s (None: not computed)
+    edisp_kernel: np.ndarray | None  # (ny_c, nx_c, n_true, n_reco) float64
+    edisp_exposure: np.ndarray | None  # (n_true, ny_c, nx_c) float64, m^2 s
     livetime: float
     ontime: float
     deadc: float
@@ -130,6 +137,7 @@ class CubeDataset:
     source_file: str = ""
     checksum: str = ""
     meta: dict = field(default_factory=dict)
+    background: np.ndarray | None = None  # (n_reco, ny, nx) float64, predicted counts
 
 
 # ------------------------------------------------------------------------------- counts --
@@ -355,27 +363,69 @@ def _kernel_on_offset_grid(obs, settings: CubeSettings, offsets: np.ndarray):
 # ------------------------------------------------------------------------------ the cube --
 
 
-def make_cube(obs, settings: CubeSettings, event_lonlat=None, energy_bins=None) -> CubeDataset:
+BKG_NODES_PER_BIN = 4
+"""Log-spaced midpoints per reco-energy bin at which the background rate is integrated."""
+
+
+def make_background(obs, geom: MapGeom, energy_reco: EnergyAxis) -> np.ndarray | None:
+    """Background counts predicted by the observation's BKG_3D, shape (n_reco, ny, nx).
+
+    rate(E, FoV position of the pixel centre) x livetime x pixel solid angle, integrated
+    over each reco-energy bin by the midpoint rule in ln E (:data:`BKG_NODES_PER_BIN`
+    nodes).  FoV coordinates as in :func:`extspec.sky.fov_coords` for ``FOVALIGN = RADEC``;
+    for another alignment (e.g. ALTAZ, which rotates over a run) the table is averaged over
+    the azimuth at each offset.  None when the observation has no background IRF.
+    """
+    from .sky import fov_coords, transform
+
+    bkg = obs.bkg
+    if bkg is None:
+        return None
+    lon, lat = geom.pixel_centers()
+    ra, dec = transform(lon, lat, geom.frame, "icrs")
+    ra0, dec0 = float(obs.pointing_radec[0]), float(obs.pointing_radec[1])
+    n = BKG_NODES_PER_BIN
+    ln_edges = np.log(energy_reco.edges)
+    width = np.diff(ln_edges)
+    ln_e = ln_edges[:-1, None] + width[:, None] * (np.arange(n) + 0.5) / n  # (n_reco, n)
+    de = np.exp(ln_e) * (width[:, None] / n)  # TeV
+    if bkg.fovalign.upper() == "RADEC":
+        flon, flat = fov_coords(ra, dec, ra0, dec0)
+        rate = bkg.evaluate(np.exp(ln_e).ravel(), flon, flat)
+    else:
+        r = separation(ra, dec, ra0, dec0)
+        phi = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)[:, None, None]
+        rate = bkg.evaluate(np.exp(ln_e).ravel(), r * np.cos(phi), r * np.sin(phi)).mean(axis=1)
+    ny, nx = geom.shape
+    rate = rate.reshape(energy_reco.nbin, n, ny, nx) * bkg.per_tev()
+    return np.einsum("knyx,kn->kyx", rate, de) * (obs.livetime * geom.solid_angle())
+
+
+def make_cube(obs, settings: CubeSettings, event_lonlat=None, energy_bins=None,
+              irf_cubes: bool = True) -> CubeDataset:
     """Reduce one observation to a :class:`CubeDataset` (§2-§4).
 
     ``event_lonlat`` may pass precomputed event coordinates in the map frame, ``energy_bins``
     the events' reco-energy bins (:func:`energy_bin_index`), so that a reduction computes
-    them once for the cube and the spectrum.
+    them once for the cube and the spectrum.  With ``irf_cubes=False`` the exposure and
+    dispersion cubes are left out (None): only the ``reference`` ON/OFF extraction reads them.
     """
     geom = settings.geom
     lon, lat = event_lonlat if event_lonlat is not None else event_coords(obs, geom.frame, settings.method)
     counts = bin_events(geom, settings.energy_reco, lon, lat, obs.energy, energy_bins)
-    exposure, _ = make_exposure(obs, geom, settings.energy_true, settings.method, settings.oversample)
     cgeom = settings.edisp_geom
-    coff = pixel_offsets(obs, cgeom).ravel()
-    if settings.method == "reference":
-        kern, aeff_c = edisp_kernel(obs.edisp, obs.aeff, settings.energy_true, settings.energy_reco, coff,
-                                    "reference")
-    else:
-        kern, aeff_c = _kernel_on_offset_grid(obs, settings, coff)
-    ny, nx = cgeom.shape
-    kern = kern.reshape(ny, nx, settings.energy_true.nbin, settings.energy_reco.nbin)
-    edisp_exposure = aeff_c.reshape(settings.energy_true.nbin, ny, nx) * obs.livetime
+    exposure = kern = edisp_exposure = None
+    if irf_cubes:
+        exposure, _ = make_exposure(obs, geom, settings.energy_true, settings.method, settings.oversample)
+        coff = pixel_offsets(obs, cgeom).ravel()
+        if settings.method == "reference":
+            kern, aeff_c = edisp_kernel(obs.edisp, obs.aeff, settings.energy_true, settings.energy_reco, coff,
+                                        "reference")
+        else:
+            kern, aeff_c = _kernel_on_offset_grid(obs, settings, coff)
+        ny, nx = cgeom.shape
+        kern = kern.reshape(ny, nx, settings.energy_true.nbin, settings.energy_reco.nbin)
+        edisp_exposure = aeff_c.reshape(settings.energy_true.nbin, ny, nx) * obs.livetime
     return CubeDataset(
         obs_id=obs.obs_id,
         geom=geom,
@@ -397,4 +447,5 @@ def make_cube(obs, settings: CubeSettings, event_lonlat=None, energy_bins=None) 
         source_file=obs.source_file,
         checksum=obs.checksum,
         meta=dict(obs.meta),
+        background=make_background(obs, geom, settings.energy_reco),
     )

@@ -150,6 +150,18 @@ class MapGeom:
     def world_to_pix(self, lon, lat) -> tuple[np.ndarray, np.ndarray]:
         return self.projection.world_to_pix(lon, lat)
 
+    def solid_angle(self) -> np.ndarray:
+        """Solid angle (sr) of every pixel, shape (ny, nx): half the cross product of the
+        diagonals between its corners' unit vectors (exact to second order in the pixel size)."""
+        from .sky import unit_vectors
+
+        ny, nx = self.shape
+        y, x = np.mgrid[0:ny + 1, 0:nx + 1].astype(float) - 0.5
+        v = unit_vectors(*self.projection.pix_to_world(x, y))
+        d1 = v[:, 1:, 1:] - v[:, :-1, :-1]
+        d2 = v[:, 1:, :-1] - v[:, :-1, 1:]
+        return 0.5 * np.linalg.norm(np.cross(d1, d2, axis=0), axis=0)
+
 
 def sky_to_frame(lon, lat, from_frame: str, to_frame: str, float32_astropy: bool = False):
     """Convert coordinates between frames.

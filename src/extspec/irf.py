@@ -265,6 +265,31 @@ class Bkg3D:
     unit: str = "s-1 MeV-1 sr-1"
     fovalign: str = "RADEC"
 
+    def evaluate(self, energy, fov_lon, fov_lat) -> np.ndarray:
+        """Rate at ``energy`` (TeV, shape (n,)) and FoV positions (deg, any equal shapes).
+
+        Multilinear in (ln E, lon, lat) between the table's nodes, 0 outside its edges.
+        Returns shape (n, *fov_lon.shape), in :attr:`unit`.
+        """
+        lon = np.asarray(fov_lon, dtype=np.float64)
+        shape = lon.shape
+        ix, wx0, wx1 = interp_weights(self.fov_lon, lon.ravel())
+        iy, wy0, wy1 = interp_weights(self.fov_lat, np.asarray(fov_lat, dtype=np.float64).ravel())
+        d = self.data
+        spatial = (d[:, iy, ix] * (wy0 * wx0) + d[:, iy, ix + 1] * (wy0 * wx1)
+                   + d[:, iy + 1, ix] * (wy1 * wx0) + d[:, iy + 1, ix + 1] * (wy1 * wx1))
+        ie, we0, we1 = interp_weights(self.energy, np.asarray(energy, dtype=np.float64).ravel())
+        rate = we0[:, None] * spatial[ie] + we1[:, None] * spatial[ie + 1]
+        return _clean(rate).reshape((-1,) + shape)
+
+    def per_tev(self) -> float:
+        """Factor from :attr:`unit` to s^-1 TeV^-1 sr^-1 (the table's energy unit: MeV, GeV or TeV)."""
+        u = self.unit.replace(" ", "")
+        for name, factor in (("MeV-1", 1e6), ("GeV-1", 1e3), ("TeV-1", 1.0), ("keV-1", 1e9)):
+            if name in u:
+                return factor
+        return 1e6  # GADF's documented unit, s^-1 MeV^-1 sr^-1
+
     def rate_vs_energy(self) -> np.ndarray:
         """Rate integrated over the field of view, per reco-energy node (s^-1 MeV^-1)."""
         dlon = np.deg2rad(self.fov_lon.bin_widths)

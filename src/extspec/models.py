@@ -49,6 +49,7 @@ __all__ = [
     "dnde",
     "integral",
     "integral_reference",
+    "propagate_errors",
     "integrator",
     "check_param_names",
     "reference_npts",
@@ -806,3 +807,38 @@ def integrator(model_name, method: str = "exact", key: str | None = None):
     where = f"config key '{key}': " if key else ""
     raise ConfigError(f"{where}unknown integration method {method!r}; valid methods: "
                       f"{', '.join(INTEGRATION_METHODS)}")
+
+
+def propagate_errors(func, x, param_values: dict, free_names: list, covariance):
+    """Value and 1-sigma error of ``func(x, **params)`` by linear error propagation.
+
+    ``func`` is differentiated numerically (central differences, step 1e-6 relative to each
+    free parameter's value; a parameter at 0 uses 1e-6 of its error, or 1e-6 absolute).  With
+    the Jacobian J (n_x x n_free) and the covariance C of the free parameters,
+    sigma^2 = diag(J C J^T).
+
+    Returns
+    -------
+    (value, sigma) : arrays shaped like ``func(x, **params)``.
+    """
+    params = {k: float(v) for k, v in dict(param_values).items()}
+    free = list(free_names)
+    cov = np.atleast_2d(np.asarray(covariance, dtype=float))
+    if cov.shape != (len(free), len(free)):
+        raise ValueError(f"covariance shape {cov.shape} does not match {len(free)} free parameters")
+    missing = [p for p in free if p not in params]
+    if missing:
+        raise ValueError(f"free parameters {missing} have no value in param_values")
+    f0 = np.asarray(func(x, **params), dtype=float)
+    jac = np.empty((f0.size, len(free)))
+    for j, name in enumerate(free):
+        p = params[name]
+        h = 1e-6 * abs(p)
+        if h == 0:
+            s = np.sqrt(cov[j, j]) if np.isfinite(cov[j, j]) and cov[j, j] > 0 else 1.0
+            h = 1e-6 * s
+        up = dict(params, **{name: p + h})
+        dn = dict(params, **{name: p - h})
+        jac[:, j] = (np.asarray(func(x, **up), float) - np.asarray(func(x, **dn), float)).ravel() / (2 * h)
+    var = np.einsum("ij,jk,ik->i", jac, cov, jac)
+    return f0, np.sqrt(np.clip(var, 0, None)).reshape(f0.shape)

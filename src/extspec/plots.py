@@ -401,7 +401,8 @@ def sky_grid(conv: "_SkyPixels", n_sample: int = 200) -> dict:
 # 1. counts image
 # --------------------------------------------------------------------------------------
 def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), exclusion_regions=(),
-                      smooth_sigma_pix=1.0, title="", off_labels=None):
+                      smooth_sigma_pix=1.0, title="", off_labels=None, colorbar_label=None, cmap="viridis",
+                      symmetric=False):
     """Smoothed counts map in sky coordinates with the analysis regions.
 
     The image is drawn in pixel space (north up for the map's frame, longitude increasing to
@@ -429,6 +430,11 @@ def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), excl
     off_labels : list, optional
         One legend label per observation: an obs id (int or digits) gives "OFF obs <id>",
         any other string is used verbatim.  Default "OFF set <n>".
+    colorbar_label : str, optional
+        Default "counts (smoothed ...)".
+    cmap : str
+    symmetric : bool
+        Colour scale symmetric around 0 (for a significance map); NaN pixels are grey.
 
     Regions partly or entirely outside the image are clipped; regions that cannot be
     parsed or projected are skipped with a warning.
@@ -472,11 +478,17 @@ def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), excl
         ax = fig.add_axes([0.15, 0.10, 0.66, 0.80])
         cax = fig.add_axes([0.835, 0.10, 0.028, 0.80])
     finite = sm[np.isfinite(sm)]
-    vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    im = ax.imshow(sm, origin="lower", cmap="viridis", vmin=0.0, vmax=vmax, interpolation="nearest")
+    if symmetric:
+        vmax = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
+        vmin = -vmax
+        ax.set_facecolor("0.7")
+    else:
+        vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        vmin = 0.0
+    im = ax.imshow(sm, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     cb = fig.colorbar(im, cax=cax)
     sig = float(smooth_sigma_pix or 0)
-    cb.set_label("counts (smoothed" + (f", \u03c3 = {sig:g} pix)" if sig > 0 else ")"))
+    cb.set_label(colorbar_label or ("counts (smoothed" + (f", \u03c3 = {sig:g} pix)" if sig > 0 else ")")))
 
     # sky coordinates: grid lines and tick labels from the map's pixel <-> sky conversion
     grid = sky_grid(conv)
@@ -628,28 +640,10 @@ def sed_butterfly(dnde_func, param_values: dict, free_names: list, covariance, e
     (e2dnde_lo, e2dnde_hi) : arrays shaped like ``energies`` (TeV cm-2 s-1 when the
     model returns cm-2 s-1 TeV-1 and energies are in TeV).
     """
+    from .models import propagate_errors
+
     e = np.atleast_1d(np.asarray(energies, dtype=float))
-    params = {k: float(v) for k, v in dict(param_values).items()}
-    free = list(free_names)
-    cov = np.atleast_2d(np.asarray(covariance, dtype=float))
-    if cov.shape != (len(free), len(free)):
-        raise ValueError(f"covariance shape {cov.shape} does not match {len(free)} free parameters")
-    missing = [p for p in free if p not in params]
-    if missing:
-        raise ValueError(f"free parameters {missing} have no value in param_values")
-    f0 = np.asarray(dnde_func(e, **params), dtype=float)
-    jac = np.empty((e.size, len(free)))
-    for j, name in enumerate(free):
-        p = params[name]
-        h = 1e-6 * abs(p)
-        if h == 0:
-            s = np.sqrt(cov[j, j]) if np.isfinite(cov[j, j]) and cov[j, j] > 0 else 1.0
-            h = 1e-6 * s
-        up = dict(params, **{name: p + h})
-        dn = dict(params, **{name: p - h})
-        jac[:, j] = (np.asarray(dnde_func(e, **up), float) - np.asarray(dnde_func(e, **dn), float)).ravel() / (2 * h)
-    var = np.einsum("ij,jk,ik->i", jac, cov, jac)
-    sigma = np.sqrt(np.clip(var, 0, None)).reshape(f0.shape)
+    f0, sigma = propagate_errors(dnde_func, e, param_values, free_names, covariance)
     e2 = e.reshape(f0.shape) ** 2
     lo, hi = e2 * (f0 - sigma), e2 * (f0 + sigma)
     if np.ndim(energies) == 0:

@@ -35,6 +35,7 @@ __all__ = [
     "transform_point",
     "separation",
     "unit_vectors",
+    "fov_coords",
 ]
 
 FRAMES = ("icrs", "galactic")
@@ -113,6 +114,22 @@ def separation(lon1, lat1, lon2, lat2) -> np.ndarray:
     num2 = clat1 * slat2 - slat1 * clat2 * cdlon
     den = slat1 * slat2 + clat1 * clat2 * cdlon
     return np.arctan2(np.hypot(num1, num2), den) * _R2D
+
+
+def fov_coords(lon, lat, lon0: float, lat0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Field-of-view coordinates (deg) of positions relative to a pointing (lon0, lat0).
+
+    The frame of the positions rotated so that the pointing is at (0, 0) and its north stays
+    north; the longitude is reflected (GADF FoV convention: FOV_LON grows westwards, towards
+    decreasing RA).  Longitudes in (-180, 180].
+    """
+    v = unit_vectors(lon, lat)
+    a, d = lon0 * _D2R, lat0 * _D2R
+    ca, sa, cd, sd = np.cos(a), np.sin(a), np.cos(d), np.sin(d)
+    x = cd * (ca * v[0] + sa * v[1]) + sd * v[2]
+    y = -sa * v[0] + ca * v[1]
+    z = -sd * (ca * v[0] + sa * v[1]) + cd * v[2]
+    return -np.arctan2(y, x) * _R2D, np.arctan2(z, np.hypot(x, y)) * _R2D
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,21 @@
 # the selected obs ids and each observation's DL3 files -- is cached in
 # .snakemake/extspec/, so a no-op run neither imports astropy nor reads the data store.
 # An invalid config stops Snakemake here with one line and no job started.
+# Several analyses (config key `analyses`) share the rules through the {analysis} wildcard:
+# every output lives under <results_dir>/<analysis>/, and each job's params are that
+# analysis's settings of its stage only (STAGE_KEYS in extspec.workflow.config), so caching
+# works per analysis.
 import functools
 import os
+import re
 import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
 
 from extspec.io.download import HOWTO
-from extspec.workflow.config import apply_overlay, prepare_workflow, settings_json, stage_config
+from extspec.workflow.config import apply_overlay, has_dl3, prepare_workflow, settings_json, stage_config
 from extspec.errors import ExtspecError
-from extspec.workflow.pipeline import reduction_config
 from extspec.workflow.process_exit import cancel_scheduler_timers, skip_final_collections
 
 # Exit without idle time (extspec.workflow.process_exit: the final garbage collections
@@ -25,22 +29,24 @@ skip_final_collections()
 # an overlay (--configfile / --config) that sets model.type replaces the whole model block
 RAW_CONFIG = apply_overlay(config, CONFIG_OVERLAY)
 try:
-    ANALYSIS = prepare_workflow(RAW_CONFIG)
+    PREPARED = prepare_workflow(RAW_CONFIG)
 except ExtspecError as err:
     sys.exit(f"extspec: invalid configuration: {err}")
 
-# An analysis of only external spectra (no obs_ids / obs_cone) needs no data store; a
-# missing one is reported (or fetched) by prepared() when the DAG needs it.
-HAS_DL3 = bool(ANALYSIS["config"]["obs_ids"] or ANALYSIS["config"]["obs_cone"])
-CFG = ANALYSIS["config"]
-config.update(CFG)  # defaults filled in, also for report captions
-OUT = f"{CFG['results_dir']}/{CFG['name']}"
+# Analyses of only external spectra (no obs_ids / obs_cone) need no data store; a missing
+# one is reported (or fetched) by prepared() when the DAG needs it.
+DL3_ANALYSES = [n for n, a in PREPARED["analyses"].items() if has_dl3(a["config"])]
+CFG = PREPARED["config"]  # the keys shared by every analysis (results_dir, datastore, download)
+ANALYSES = PREPARED["analyses"]  # {name: {"config", "obs_ids", "external", "provenance"}}
+RESULTS = CFG["results_dir"]
+OUT = f"{RESULTS}/{{analysis}}"  # every per-analysis path starts with this pattern
 LOGS = f"{OUT}/logs"
-REDUCTION = reduction_config(CFG)
-# Code identity (version + source hash) and the SHA-256 of every region file: in the params
-# of every rule, so that a changed library or an edited .reg file reruns what it affects
-# (opt out with --rerun-triggers mtime).
-PROVENANCE = ANALYSIS["provenance"]
+if len(ANALYSES) == 1:  # report captions of a single analysis may use config["name"] etc.
+    config.update(next(iter(ANALYSES.values()))["config"])
+# Code identity (version + source hash) and the SHA-256 of every region file of the
+# analysis: in the params of every rule, so that a changed library or an edited .reg file
+# reruns what it affects (opt out with --rerun-triggers mtime).
+CODE = PREPARED["code"]
 
 # Every job runs the extspec command line (extspec.cli): `extspec STEP ...` in the rules'
 # shell commands, so a job imports only what its step needs, never Snakemake.  `extspec` is a
@@ -48,7 +54,7 @@ PROVENANCE = ANALYSIS["provenance"]
 # `python -m extspec` with the interpreter running Snakemake: the same environment, whether
 # or not its bin directory is on PATH, and the interpreter's path stays out of the rules'
 # commands (a moved environment does not rerun them through the code trigger).  Settings go
-# in as JSON params (settings_json), so that Snakemake's params trigger sees them.
+# in as JSON params (settings()), so that Snakemake's params trigger sees them.
 _BASH = os.path.basename(shell.get_executable() or "") == "bash"
 shell.prefix(
     ("set -euo pipefail; " if _BASH else "")
@@ -58,6 +64,7 @@ shell.prefix(
 
 wildcard_constraints:
     obs_id=r"\d+",
+    analysis="|".join(re.escape(name) for name in ANALYSES),
 
 
 def prepared():
@@ -69,9 +76,9 @@ def prepared():
     checkpoint fetch_datastore (download.smk) runs, then Snakemake calls this again and the
     observations are selected from the new store.
     """
-    if ANALYSIS["datastore"] is not None:
-        return ANALYSIS
-    missing = ANALYSIS["datastore_error"]
+    if PREPARED["datastore"] is not None:
+        return PREPARED
+    missing = PREPARED["datastore_error"]
     if CFG["datastore"]:
         raise WorkflowError(f"extspec: {missing} (an explicit 'datastore' is never fetched into automatically)")
     if not CFG["download"]["auto"]:
@@ -106,29 +113,44 @@ def datastore():
     return prepared()["datastore"]
 
 
-def obs_ids():
-    """The selected observations (config keys obs_ids and obs_cone)."""
-    if not HAS_DL3:
+def obs_ids(analysis):
+    """The observations an analysis selects (config keys obs_ids and obs_cone)."""
+    if analysis not in DL3_ANALYSES:
         return []
-    return prepared()["obs_ids"]
+    return prepared()["analyses"][analysis]["obs_ids"]
 
 
 def obs_files(wildcards):
     """The DL3 file(s) one observation is read from (from the data store's hdu index)."""
-    files = prepared()["obs_files"].get(str(int(wildcards.obs_id)))
-    if files is None:
+    if int(wildcards.obs_id) not in obs_ids(wildcards.analysis):
         raise WorkflowError(
-            f"extspec: obs {wildcards.obs_id} is not among the selected observations "
-            "(config keys obs_ids and obs_cone)"
+            f"extspec: obs {wildcards.obs_id} is not among the observations of analysis "
+            f"{wildcards.analysis} (config keys obs_ids and obs_cone)"
         )
-    return files
+    return prepared()["obs_files"][str(int(wildcards.obs_id))]
+
+
+def provenance(wildcards):
+    """Params function: code identity and region-file digests of the job's analysis."""
+    return ANALYSES[wildcards.analysis]["provenance"]
+
+
+def settings(stage):
+    """Params function: the analysis's settings of one stage (STAGE_KEYS) as JSON (the
+    command line's --settings), e.g. settings('fit')."""
+    per_analysis = {name: settings_json(stage_config(a["config"], stage)) for name, a in ANALYSES.items()}
+
+    def params(wildcards):
+        return per_analysis[wildcards.analysis]
+
+    return params
 
 
 def per_obs(name):
-    """Input function: one file per selected observation, e.g. per_obs('cube.h5')."""
+    """Input function: one file per observation of the analysis, e.g. per_obs('cube.h5')."""
 
     def inputs(wildcards):
-        return [f"{OUT}/obs/{o}/{name}" for o in obs_ids()]
+        return [f"{RESULTS}/{wildcards.analysis}/obs/{o}/{name}" for o in obs_ids(wildcards.analysis)]
 
     return inputs
 
@@ -136,23 +158,70 @@ def per_obs(name):
 # external_spectra: OGIP sets of other tools (PHA, BKG, ARF, RMF each), read by the fit and
 # the products next to the reduced observations; all their files are inputs, so editing one
 # reruns what reads it.
-EXTERNAL_PHA = [e["pha"] for e in ANALYSIS["external"]]
-EXTERNAL_FILES = [f for e in ANALYSIS["external"] for f in e["files"]]
 
 
 def spectra_pha(wildcards):
-    """Input function: the PHA file of every spectrum, reduced observations first."""
-    return per_obs("pha.fits")(wildcards) + EXTERNAL_PHA
+    """Input function: the PHA file of every spectrum of the analysis, reduced observations first."""
+    external = [e["pha"] for e in ANALYSES[wildcards.analysis]["external"]]
+    return per_obs("pha.fits")(wildcards) + external
+
+
+def external_files(wildcards):
+    """Input function: every file of the analysis's external_spectra sets."""
+    return [f for e in ANALYSES[wildcards.analysis]["external"] for f in e["files"]]
+
+
+STACKED_PRODUCTS = (
+    "stacked/counts.fits",
+    "stacked/counts.png",
+    "stacked/excess.fits",
+    "stacked/significance.fits",
+    "stacked/maps.png",
+)
+"""The images of an analysis with DL3 runs, under <results_dir>/<analysis>/."""
+
+ANALYSIS_PRODUCTS = (
+    "fit/result.yaml",
+    "fit/spectrum.png",
+    "fit/flux_points.ecsv",
+    "fit/sed.png",
+    "cumulative.ecsv",
+    "cumulative.png",
+)
+"""The products of every analysis, under <results_dir>/<analysis>/."""
+
+
+def per_analysis(name):
+    """One file per analysis, in the config's order, e.g. per_analysis('fit/result.yaml')."""
+    return [f"{RESULTS}/{a}/{name}" for a in ANALYSES]
 
 
 def all_outputs(wildcards):
-    obs_ids()
-    stacked = [f"{OUT}/stacked/counts.fits", f"{OUT}/stacked/counts.png"] if HAS_DL3 else []
-    return stacked + [
-        f"{OUT}/fit/result.yaml",
-        f"{OUT}/fit/spectrum.png",
-        f"{OUT}/fit/flux_points.ecsv",
-        f"{OUT}/fit/sed.png",
-        f"{OUT}/cumulative.ecsv",
-        f"{OUT}/cumulative.png",
-    ]
+    if DL3_ANALYSES:
+        prepared()
+    out = [f"{RESULTS}/{a}/{p}" for a in DL3_ANALYSES for p in STACKED_PRODUCTS]
+    out += [f"{RESULTS}/{a}/{p}" for a in ANALYSES for p in ANALYSIS_PRODUCTS]
+    return out + [f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html"]
+
+
+def summary_after_failure():
+    """onerror hook: write the summary anyway, naming the analyses that did not finish.
+
+    With --keep-going the other analyses complete, but the summary rule cannot run (a failed
+    analysis's products are its inputs); the same library function writes it here instead.
+    The next successful run replaces it (its inputs are then newer).
+    """
+    import os
+
+    if not os.path.isdir(RESULTS):
+        return
+    try:
+        from extspec.workflow.pipeline import write_summary
+
+        rows = write_summary(RESULTS, list(ANALYSES), f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html")
+    except Exception as exc:  # the run has failed already: report, never mask the failure
+        print(f"extspec: could not write {RESULTS}/summary.ecsv: {exc}", file=sys.stderr)
+        return
+    failed = [r["analysis"] for r in rows if r["status"] != "ok"]
+    print(f"extspec: {RESULTS}/summary.ecsv written; not finished: {', '.join(failed) or 'none'}",
+          file=sys.stderr)

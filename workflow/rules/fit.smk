@@ -10,17 +10,18 @@ rule fit:
         bkg=per_obs("bkg.fits"),
         arf=per_obs("arf.fits"),
         rmf=per_obs("rmf.fits"),
-        external=EXTERNAL_FILES,
+        external=external_files,
     output:
         result=f"{OUT}/fit/result.yaml",
         png=report(
             f"{OUT}/fit/spectrum.png",
             caption="../report/spectrum.rst",
-            category="Spectrum",
+            category="{analysis}",
+            subcategory="Spectrum",
         ),
     params:
-        provenance=PROVENANCE,
-        config=settings_json(stage_config(CFG, "fit")),
+        provenance=provenance,
+        config=settings("fit"),
     log:
         f"{LOGS}/fit.log",
     priority: 3

@@ -9,17 +9,18 @@ rule flux_points:
         bkg=per_obs("bkg.fits"),
         arf=per_obs("arf.fits"),
         rmf=per_obs("rmf.fits"),
-        external=EXTERNAL_FILES,
+        external=external_files,
     output:
         ecsv=f"{OUT}/fit/flux_points.ecsv",
         png=report(
             f"{OUT}/fit/sed.png",
             caption="../report/sed.rst",
-            category="Spectrum",
+            category="{analysis}",
+            subcategory="Spectrum",
         ),
     params:
-        provenance=PROVENANCE,
-        config=settings_json(stage_config(CFG, "flux_points")),
+        provenance=provenance,
+        config=settings("flux_points"),
     log:
         f"{LOGS}/flux_points.log",
     priority: 3
@@ -38,17 +39,18 @@ rule cumulative:
         bkg=per_obs("bkg.fits"),
         arf=per_obs("arf.fits"),
         rmf=per_obs("rmf.fits"),
-        external=EXTERNAL_FILES,
+        external=external_files,
     output:
         ecsv=f"{OUT}/cumulative.ecsv",
         png=report(
             f"{OUT}/cumulative.png",
             caption="../report/cumulative.rst",
-            category="Cumulative",
+            category="{analysis}",
+            subcategory="Cumulative",
         ),
     params:
-        provenance=PROVENANCE,
-        config=settings_json(stage_config(CFG, "cumulative")),
+        provenance=provenance,
+        config=settings("cumulative"),
     log:
         f"{LOGS}/cumulative.log",
     priority: 1
@@ -59,3 +61,28 @@ rule cumulative:
     shell:
         "extspec cumulative {input.pha:q} --settings {params.config:q} --ecsv {output.ecsv:q}"
         " --png {output.png:q} --log {log:q} --quiet"
+
+
+# One row per analysis (results/summary.ecsv + .html).  After a failed run (--keep-going)
+# the onerror hook in the Snakefile writes it too, naming the analyses that did not finish.
+
+
+rule summary:
+    input:
+        results=per_analysis("fit/result.yaml"),
+        cumulative=per_analysis("cumulative.ecsv"),
+    output:
+        ecsv=f"{RESULTS}/summary.ecsv",
+        html=report(f"{RESULTS}/summary.html", caption="../report/summary.rst", category="Summary"),
+    params:
+        code=CODE,
+        analyses=list(ANALYSES),
+    log:
+        f"{RESULTS}/logs/summary.log",
+    priority: 1
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/summary.py"

@@ -1,9 +1,9 @@
-# One job per observation: cube.h5 and the OGIP set pha/bkg/arf/rmf.fits.
+# One job per observation: cube.h5 and the OGIP set pha/bkg/arf/rmf.fits, by `extspec reduce`
+# (the command line, extspec.cli; every rule runs it with its settings as JSON params).
 #
-# Runs `extspec reduce` (the command line, extspec.cli).  params hold only the reduction
-# settings (extspec.workflow.pipeline.REDUCTION_KEYS, as JSON), the data store and the obs
-# id: adding an observation to the config adds one such job and leaves the others
-# untouched; changing a reduction setting reruns them all.
+# params hold only the analysis's reduction settings (STAGE_KEYS['reduce'] in
+# extspec.workflow.config), the data store and the obs id: adding an observation to an analysis
+# adds one such job and leaves the others untouched; changing a reduction setting reruns them all.
 
 
 rule reduce:
@@ -16,8 +16,8 @@ rule reduce:
         arf=f"{OUT}/obs/{{obs_id}}/arf.fits",
         rmf=f"{OUT}/obs/{{obs_id}}/rmf.fits",
     params:
-        provenance=PROVENANCE,
-        reduction=settings_json(REDUCTION),
+        provenance=provenance,
+        reduction=settings("reduce"),
         datastore=lambda wildcards: datastore(),
         obs_id=lambda wildcards: int(wildcards.obs_id),
         outdir=lambda wildcards, output: os.path.dirname(output.cube),

@@ -1,5 +1,7 @@
 # Stack the per-observation cubes into a counts image (FITS with WCS) and draw it with the
-# ON region, every run's OFF regions and the exclusion regions.
+# ON region, every run's OFF regions and the exclusion regions; from the same cubes the
+# excess and significance maps (background from each run's background IRF, normalised
+# outside the ON and exclusion regions; extspec.maps).
 
 
 rule stack:
@@ -11,11 +13,20 @@ rule stack:
         png=report(
             f"{OUT}/stacked/counts.png",
             caption="../report/counts.rst",
-            category="Sky map",
+            category="{analysis}",
+            subcategory="Sky maps",
+        ),
+        excess=f"{OUT}/stacked/excess.fits",
+        significance=f"{OUT}/stacked/significance.fits",
+        maps_png=report(
+            f"{OUT}/stacked/maps.png",
+            caption="../report/maps.rst",
+            category="{analysis}",
+            subcategory="Sky maps",
         ),
     params:
-        provenance=PROVENANCE,
-        config=settings_json(stage_config(CFG, "stack")),
+        provenance=provenance,
+        config=settings("stack"),
     log:
         f"{LOGS}/stack.log",
     priority: 2
@@ -25,4 +36,5 @@ rule stack:
         runtime=10,
     shell:
         "extspec stack {input.spectra:q} --settings {params.config:q} --fits {output.fits:q}"
-        " --png {output.png:q} --log {log:q} --quiet"
+        " --png {output.png:q} --excess {output.excess:q} --significance {output.significance:q}"
+        " --maps-png {output.maps_png:q} --log {log:q} --quiet"

@@ -1,13 +1,13 @@
 """HDF5 product file of one reduced observation (:class:`extspec.cube.CubeDataset`).
 
-Layout (format ``extspec-cube``, version 1)
+Layout (format ``extspec-cube``, version 2)
 -------------------------------------------
 Every name below is defined once as a module-level constant; writer and reader use only
 those constants::
 
     /                       root attributes
         format              "extspec-cube"                       (FORMAT_NAME)
-        format_version      int, currently 1                     (FORMAT_VERSION)
+        format_version      int, currently 2                     (FORMAT_VERSION)
         obs_id              int
         livetime, ontime    float, s
         deadc               float
@@ -18,6 +18,8 @@ those constants::
         source_file         path of the DL3 events file
         source_sha256       its sha256 (CubeDataset.checksum)
         created_by          "extspec <version>+src.<hash>" (extspec.code_identity)
+        has_irf_cubes       int 0/1: /exposure, /edisp_kernel, /edisp_exposure present
+        has_background      int 0/1: /background present
     /axes/
         energy_reco_edges   float64 (n_reco + 1,), attribute unit = "TeV"
         energy_true_edges   float64 (n_true + 1,), attribute unit = "TeV"
@@ -31,9 +33,16 @@ those constants::
     /edisp_kernel           float64 (ny_c, nx_c, n_true, n_reco)
                                                         dims "lat,lon,energy_true,energy_reco"
     /edisp_exposure         float64 (n_true, ny_c, nx_c)       dims "energy_true,lat,lon", unit "m2 s"
+    /background             float64 (n_reco, ny, nx)           dims "energy_reco,lat,lon", counts
+                                                        predicted by the background IRF
     /gti                    float64 (n, 2)                     dims "interval,start_stop", unit "s"
     /meta/                  one string attribute per CubeDataset.meta entry (values are
                             stored with ``str()``; they are read back as strings)
+
+Version 1 files (always with the IRF cubes, never with a background) are read as well.  The
+workflow's reductions write no IRF cubes (nothing downstream reads them: the ON/OFF
+spectrum is extracted in the same job) and a background when the run has a background IRF
+(the input of the excess and significance maps).
 
 The counts, the kernel and the GTIs are gzip-compressed (level 1, shuffle filter; counts
 shrink ~10x, the kernel ~2x).  The exposure arrays are stored uncompressed: their float64
@@ -62,12 +71,14 @@ __all__ = ["write_cube", "read_cube", "read_cube_counts", "CubeCounts", "FORMAT_
 # ---------------------------------------------------------------------------- the names --
 
 FORMAT_NAME = "extspec-cube"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # root attributes
 ATTR_FORMAT = "format"
 ATTR_FORMAT_VERSION = "format_version"
 ATTR_OBS_ID = "obs_id"
+ATTR_HAS_IRF_CUBES = "has_irf_cubes"
+ATTR_HAS_BACKGROUND = "has_background"
 ATTR_LIVETIME = "livetime"
 ATTR_ONTIME = "ontime"
 ATTR_DEADC = "deadc"
@@ -107,6 +118,7 @@ DS_COUNTS = "counts"
 DS_EXPOSURE = "exposure"
 DS_EDISP_KERNEL = "edisp_kernel"
 DS_EDISP_EXPOSURE = "edisp_exposure"
+DS_BACKGROUND = "background"
 DS_GTI = "gti"
 DIMS_COUNTS = "energy_reco,lat,lon"
 DIMS_EXPOSURE = "energy_true,lat,lon"
@@ -159,6 +171,8 @@ def _write_root_attrs(f, cube) -> None:
     a[ATTR_FORMAT] = FORMAT_NAME
     a[ATTR_FORMAT_VERSION] = np.int64(FORMAT_VERSION)
     a[ATTR_OBS_ID] = np.int64(cube.obs_id)
+    a[ATTR_HAS_IRF_CUBES] = np.int64(cube.exposure is not None)
+    a[ATTR_HAS_BACKGROUND] = np.int64(cube.background is not None)
     a[ATTR_LIVETIME] = float(cube.livetime)
     a[ATTR_ONTIME] = float(cube.ontime)
     a[ATTR_DEADC] = float(cube.deadc)
@@ -206,11 +220,15 @@ def _write_geom(f, name: str, geom) -> None:
 
 def _write_arrays(f, cube) -> None:
     _write_array(f, DS_COUNTS, np.asarray(cube.counts, dtype=np.int32), DIMS_COUNTS)
-    _write_array(f, DS_EXPOSURE, np.asarray(cube.exposure, dtype=np.float64), DIMS_EXPOSURE, UNIT_EXPOSURE)
-    _write_array(f, DS_EDISP_KERNEL, np.asarray(cube.edisp_kernel, dtype=np.float64), DIMS_EDISP_KERNEL)
-    _write_array(
-        f, DS_EDISP_EXPOSURE, np.asarray(cube.edisp_exposure, dtype=np.float64), DIMS_EDISP_EXPOSURE, UNIT_EXPOSURE
-    )
+    if cube.exposure is not None:
+        _write_array(f, DS_EXPOSURE, np.asarray(cube.exposure, dtype=np.float64), DIMS_EXPOSURE, UNIT_EXPOSURE)
+        _write_array(f, DS_EDISP_KERNEL, np.asarray(cube.edisp_kernel, dtype=np.float64), DIMS_EDISP_KERNEL)
+        _write_array(
+            f, DS_EDISP_EXPOSURE, np.asarray(cube.edisp_exposure, dtype=np.float64), DIMS_EDISP_EXPOSURE,
+            UNIT_EXPOSURE
+        )
+    if cube.background is not None:
+        _write_array(f, DS_BACKGROUND, np.asarray(cube.background, dtype=np.float64), DIMS_COUNTS)
     gti = np.asarray(cube.gti, dtype=np.float64).reshape(-1, 2)
     _write_array(f, DS_GTI, gti, DIMS_GTI, UNIT_TIME)
 
@@ -352,6 +370,19 @@ def _check_format(r: _Reader) -> None:
         raise r.fail(f"invalid {FORMAT_NAME} format version {version}")
 
 
+def _has(r: _Reader, attr: str, default_v1: bool) -> bool:
+    """A has_* flag (version 1 files have none: their fixed content is ``default_v1``)."""
+    if attr not in r.f.attrs:
+        if r.int_attr(r.f, ATTR_FORMAT_VERSION) == 1:
+            return default_v1
+        raise r.fail(f"missing attribute '{attr}' on '/'")
+    return bool(r.int_attr(r.f, attr))
+
+
+def _read_background(r: _Reader, shape):
+    return r.dataset(DS_BACKGROUND, np.float64, shape) if _has(r, ATTR_HAS_BACKGROUND, False) else None
+
+
 def _read(r: _Reader):
     from ..cube import CubeDataset
 
@@ -367,9 +398,12 @@ def _read(r: _Reader):
     nr, nt = e_reco.nbin, e_true.nbin
 
     counts = r.dataset(DS_COUNTS, np.int32, (nr, ny, nx))
-    exposure = r.dataset(DS_EXPOSURE, np.float64, (nt, ny, nx))
-    kernel = r.dataset(DS_EDISP_KERNEL, np.float64, (nyc, nxc, nt, nr))
-    edisp_exposure = r.dataset(DS_EDISP_EXPOSURE, np.float64, (nt, nyc, nxc))
+    exposure = kernel = edisp_exposure = None
+    if _has(r, ATTR_HAS_IRF_CUBES, True):
+        exposure = r.dataset(DS_EXPOSURE, np.float64, (nt, ny, nx))
+        kernel = r.dataset(DS_EDISP_KERNEL, np.float64, (nyc, nxc, nt, nr))
+        edisp_exposure = r.dataset(DS_EDISP_EXPOSURE, np.float64, (nt, nyc, nxc))
+    background = _read_background(r, (nr, ny, nx))
     gti = r.dataset(DS_GTI, np.float64)
     if gti.ndim != 2 or gti.shape[1] != 2:
         raise r.fail(f"dataset '{DS_GTI}' has shape {gti.shape}, expected (n, 2)")
@@ -400,6 +434,7 @@ def _read(r: _Reader):
         source_file=r.str_attr(f, ATTR_SOURCE_FILE),
         checksum=r.str_attr(f, ATTR_SOURCE_SHA256),
         meta=meta,
+        background=background,
     )
 
 
@@ -439,12 +474,14 @@ def read_cube(path):
 
 @dataclass(frozen=True)
 class CubeCounts:
-    """The counts part of a cube file (what stacking the counts image needs)."""
+    """The counts part of a cube file (what the stacked images need)."""
 
     obs_id: int
     geom: object
     energy_reco: object
     counts: np.ndarray
+    background: np.ndarray | None = None  # predicted by the background IRF; None without one
+    livetime: float = float("nan")
 
 
 def _read_counts(r: _Reader) -> CubeCounts:
@@ -453,11 +490,14 @@ def _read_counts(r: _Reader) -> CubeCounts:
     geom = _read_geom(r, GROUP_GEOM)
     ny, nx = geom.shape
     counts = r.dataset(DS_COUNTS, np.int32, (e_reco.nbin, ny, nx))
-    return CubeCounts(r.int_attr(r.f, ATTR_OBS_ID), geom, e_reco, counts)
+    background = _read_background(r, (e_reco.nbin, ny, nx))
+    return CubeCounts(r.int_attr(r.f, ATTR_OBS_ID), geom, e_reco, counts, background,
+                      r.float_attr(r.f, ATTR_LIVETIME))
 
 
 def read_cube_counts(path) -> CubeCounts:
-    """Only ``obs_id``, ``geom``, ``energy_reco`` and ``counts`` of a cube file.
+    """Only ``obs_id``, ``geom``, ``energy_reco``, ``counts``, ``background`` and ``livetime``
+    of a cube file.
 
     The same checks and errors as :func:`read_cube` for these items; the exposure and
     dispersion arrays (most of the file) are not read, which makes stacking the counts

@@ -11,7 +11,7 @@ import math
 
 import yaml
 
-__all__ = ["ecsv_text"]
+__all__ = ["ecsv_text", "read_ecsv_rows"]
 
 
 def _dtype(values) -> str:
@@ -88,3 +88,21 @@ def ecsv_text(rows: list[dict], units: dict[str, str], meta: dict | None = None,
     for r in rows:
         lines.append(" ".join(_fmt(r[n], c["datatype"]) for n, c in zip(names, cols)))
     return "\n".join(lines) + "\n"
+
+
+def read_ecsv_rows(path) -> tuple[list[dict], dict]:
+    """Rows (dicts of int, float, bool or str) and metadata of an ECSV file written by
+    :func:`ecsv_text` (space-delimited, one header line of column names)."""
+    import csv
+    from pathlib import Path
+
+    lines = Path(path).read_text().splitlines()
+    head = [ln[2:] for ln in lines if ln.startswith("# ")][1:]
+    header = yaml.safe_load("\n".join(head)) or {}
+    types = {c["name"]: c.get("datatype", "string") for c in header.get("datatype", [])}
+    body = [ln for ln in lines if not ln.startswith("#")]
+    conv = {"int64": int, "float64": float, "bool": lambda v: v == "True", "string": str}
+    reader = csv.reader(body, delimiter=" ", quotechar='"')
+    names = next(reader, [])
+    rows = [{n: conv.get(types.get(n, "string"), str)(v) for n, v in zip(names, r)} for r in reader]
+    return rows, header.get("meta", {})

@@ -45,6 +45,8 @@ __all__ = [
     "stage_config",
     "settings_json",
     "read_settings",
+    "analysis_configs",
+    "validate_analyses",
     "prepare_workflow",
     "apply_overlay",
     "check_pointings",
@@ -59,18 +61,25 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "data" / "config.schema.y
 """The configuration schema shipped with the package."""
 
 STAGE_KEYS = {
-    "stack": ("name", "on_region", "exclusion_regions", "geom", "energy_axis", "stacked"),
+    "reduce": ("on_region", "exclusion_regions", "geom", "energy_axis", "energy_axis_true", "safe_mask", "spectrum",
+               "background"),
+    "stack": ("name", "on_region", "exclusion_regions", "geom", "energy_axis", "stacked", "maps"),
     "fit": ("name", "model", "fit"),
     "flux_points": ("name", "fit", "flux_points"),
     "cumulative": ("name", "cumulative"),
 }
-"""Config keys each aggregate stage depends on (its Snakemake ``params``).
+"""Config keys each workflow stage depends on (its Snakemake ``params``); defined only here.
 
-The per-observation keys are :data:`extspec.workflow.pipeline.REDUCTION_KEYS`; a change to those
-reruns the reductions and therefore every aggregate through its inputs.  Keeping the
-aggregates' params this small means that changing only ``model`` reruns only the fit and
-the flux points.
+``reduce`` is the per-observation job: a change to those keys reruns the reductions and
+therefore every aggregate through its inputs.  Keeping the aggregates' params this small
+means that changing only ``model`` reruns only the fit and the flux points.
 """
+
+GLOBAL_KEYS = ("results_dir", "datastore", "download", "analyses")
+"""Keys shared by every analysis of a config: they may not be set inside ``analyses``."""
+
+_REPLACED_BLOCKS = ("model",)
+"""Blocks an ``analyses`` entry replaces as a whole (a model's parameters depend on its type)."""
 
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _INT_RE = re.compile(r"^[-+]?\d+$")
@@ -680,7 +689,7 @@ def check_irf_needs(cfg: dict, store, obs_ids) -> None:
 
 
 def stage_config(cfg: dict, stage: str) -> dict:
-    """The part of ``cfg`` an aggregate stage needs (see :data:`STAGE_KEYS`)."""
+    """The part of ``cfg`` a workflow stage needs (see :data:`STAGE_KEYS`)."""
     return {k: cfg[k] for k in STAGE_KEYS[stage] if k in cfg}
 
 
@@ -688,6 +697,90 @@ def settings_json(settings: dict) -> str:
     """A step's settings as one line of JSON (keys sorted): the rules' params and the
     ``--settings`` argument of the command line (:func:`read_settings` reads it back)."""
     return json.dumps(settings, sort_keys=True, separators=(",", ":"))
+
+
+RESERVED_NAMES = ("download", "logs", "summary.ecsv", "summary.html")
+"""Analysis names that would collide with other entries of ``results_dir``."""
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` merged into a copy of ``base``: mappings key by key, lists and models replaced."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in _REPLACED_BLOCKS:
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def analysis_configs(raw: dict) -> dict:
+    """The (unvalidated) config of each analysis, ``{name: config}``, in the config's order.
+
+    Without ``analyses`` the config is one analysis, named by ``name``.  With it, each entry
+    is the top-level keys (except ``name``) with the entry's keys merged over them: mappings
+    key by key, lists and the ``model`` block replaced as a whole; the analysis is named by
+    its key.  The keys shared by all analyses (:data:`GLOBAL_KEYS`) may not be set in an entry.
+    """
+    analyses = raw.get("analyses")
+    if not analyses:
+        return {raw.get("name"): {k: v for k, v in raw.items() if k != "analyses"}}
+    if not isinstance(analyses, dict):
+        raise ConfigError(f"config key 'analyses': expected a mapping of analysis name to keys, got {_fmt(analyses)}")
+    base = {k: v for k, v in raw.items() if k not in ("analyses", "name")}
+    out = {}
+    for name, over in analyses.items():
+        over = {} if over is None else over
+        if not isinstance(over, dict):
+            raise ConfigError(f"config key 'analyses.{name}': expected a mapping of config keys, got {_fmt(over)}")
+        for k in over:
+            if k in GLOBAL_KEYS:
+                raise ConfigError(f"config key 'analyses.{name}.{k}': set it at the top level (shared by every analysis)")
+            if k == "name":
+                raise ConfigError(f"config key 'analyses.{name}.name': an analysis is named by its key under analyses")
+        out[str(name)] = {**_merge(base, over), "name": str(name)}
+    return out
+
+
+def _override(raw: dict, name: str) -> dict | None:
+    """The ``analyses`` entry of ``name`` (None for a config without ``analyses``)."""
+    if not raw.get("analyses"):
+        return None
+    return {str(k): v for k, v in raw["analyses"].items()}.get(name) or {}
+
+
+def _in_analysis(exc: ConfigError, name: str, over: dict | None) -> ConfigError:
+    """Re-word a ConfigError of one analysis so that it names the analysis."""
+    msg = str(exc)
+    if over is None:
+        return exc
+    m = re.search(r"config key '([^'.\[]+)", msg)
+    if m and m.group(1) in over:
+        return ConfigError(msg.replace("config key '", f"config key 'analyses.{name}.", 1))
+    return ConfigError(f"analysis {name}: {msg}")
+
+
+def validate_analyses(raw, check_datastore: bool = False, schema=None) -> dict:
+    """Validate every analysis of a config; ``{name: config with defaults}`` in order.
+
+    Each analysis of :func:`analysis_configs` is checked by :func:`validate_config`; errors
+    name the analysis (``config key 'analyses.crab.geom.binsz': ...``).
+    """
+    if isinstance(raw, (str, os.PathLike)):
+        raw = load_config(raw, schema)
+    raw = _coerce_floats(copy.deepcopy(dict(raw)))
+    if raw.get("analyses"):
+        load_config(raw, schema)  # the top level alone: unknown keys, types
+    out = {}
+    for name, cfg in analysis_configs(raw).items():
+        over = _override(raw, name)
+        try:
+            if name in RESERVED_NAMES:
+                raise ConfigError(f"config key 'name': {name!r} is reserved (it names another entry of results_dir)")
+            out[name] = validate_config(cfg, check_datastore=check_datastore, schema=schema)
+        except ConfigError as exc:
+            raise _in_analysis(exc, name, over) from None
+    return out
 
 
 def read_settings(text_or_path: str) -> dict:
@@ -738,14 +831,23 @@ def _cache_key(raw: dict, schema_path: Path | None) -> str:
         cands = []
     parts["store"] = [_stat(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
     try:
-        ext = external_spectra(raw.get("external_spectra") or [])
+        analyses = list(analysis_configs(raw).values())
     except ConfigError:
-        ext = []
+        analyses = [raw]
+    ext = []
+    for a in analyses:
+        try:
+            ext += external_spectra(a.get("external_spectra") or [])
+        except ConfigError:
+            pass
     parts["external"] = [_stat(Path(p)) for p in ext]  # their headers name the sibling files
-    try:  # by content, not mtime: region files are small, and a copied file keeps its mtime
-        parts["regions"] = setting_file_digests(raw)
-    except ConfigError:
-        parts["regions"] = [_stat(f) for f in _setting_files(raw)]
+    regions = {}
+    for a in analyses:
+        try:  # by content, not mtime: region files are small, and a copied file keeps its mtime
+            regions.update(setting_file_digests(a))
+        except ConfigError:
+            regions.update({str(f): _stat(f) for f in _setting_files(a)})
+    parts["regions"] = regions
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -803,26 +905,33 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     Returns a dict with
 
     ``config``
-        the validated config with defaults filled in;
+        the keys shared by every analysis (:data:`GLOBAL_KEYS` but ``analyses``), defaults
+        filled in;
+    ``analyses``
+        ``{name: {"config": ..., "obs_ids": [...]}}``: each analysis's validated config with
+        defaults filled in and its selected observations (list of int), in the config's
+        order (one entry, named by ``name``, for a config without ``analyses``);
     ``datastore``
         the data store directory (str), or None when it is missing;
     ``datastore_error``
         the one-line message saying where the store was looked for and how to get it
         (None when found) -- the workflow reports it only when a job needs the data, so
         that ``snakemake download`` still works without a store;
-    ``obs_ids``
-        the selected observations (list of int);
     ``obs_files``
-        ``{str(obs_id): [file, ...]}``, the DL3 files each observation is read from;
-    ``external``
-        one ``{"pha", "files", "obs_id"}`` per set of ``external_spectra`` (``files``: its
-        PHA, BKG, ARF and RMF paths, the inputs of the rules that read it);
-    ``provenance``
-        ``{"code": extspec.code_identity(), "files": setting_file_digests(config)}``: what
-        the products depend on beyond the config values, for the rules' ``params`` (a changed
-        library or region file reruns the jobs; ``--rerun-triggers mtime`` opts out).
+        ``{str(obs_id): [file, ...]}``, the DL3 files each selected observation is read from;
+    ``code``
+        ``extspec.code_identity()``, for the rules' ``params`` (a changed library reruns the
+        jobs; ``--rerun-triggers mtime`` opts out).
 
-    An analysis of only external spectra (no ``obs_ids``/``obs_cone``) needs no data store.
+    Each analysis entry also has ``external``: one ``{"pha", "files", "obs_id"}`` per set of
+    its ``external_spectra`` (``files``: its PHA, BKG, ARF and RMF paths, the inputs of the
+    rules that read it), and ``provenance``: ``{"code": ..., "files":
+    setting_file_digests(config)}``, what its products depend on beyond the config values.
+
+    Each analysis entry also has ``external``: one ``{"pha", "files", "obs_id"}`` per set of
+    its ``external_spectra`` (``files``: its PHA, BKG, ARF and RMF paths, the inputs of the
+    rules that read it).  Analyses of only external spectra (no ``obs_ids``/``obs_cone``)
+    need no data store; a config of only such analyses does not look for one.
 
     The result is stored as JSON in ``cache_dir`` under a key made of the raw config,
     the working directory, the schema, this package's sources and the size and mtime of the
@@ -831,7 +940,8 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     on every call, cached or not.  Raises ConfigError (one line) for an invalid config.
     """
     out = _prepare_workflow(raw, schema, cache_dir)
-    check_output_dir(out["config"])
+    for a in out["analyses"].values():
+        check_output_dir(a["config"])
     return out
 
 
@@ -845,19 +955,29 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
             return json.loads(cache_file.read_text())
         except (OSError, ValueError):
             pass
-    cfg = validate_config(raw, check_datastore=False, schema=schema)
+    cfgs = validate_analyses(raw, check_datastore=False, schema=schema)
     from .. import code_identity
 
-    out = {"config": cfg, "datastore": None, "datastore_error": None, "obs_ids": [], "obs_files": {},
-           "external": _external_sets(cfg),
-           "provenance": {"code": code_identity(), "files": setting_file_digests(cfg)}}
-    if not has_dl3(cfg):
+    code = code_identity()
+    first = next(iter(cfgs.values()))
+    shared = {k: first[k] for k in GLOBAL_KEYS if k in first}
+    out = {"config": shared, "analyses": {}, "datastore": None, "datastore_error": None, "obs_files": {},
+           "code": code}
+    for name, cfg in cfgs.items():
+        try:
+            external = _external_sets(cfg)
+            digests = setting_file_digests(cfg)
+        except ConfigError as exc:
+            raise _in_analysis(exc, name, _override(raw, name)) from None
+        out["analyses"][name] = {"config": cfg, "obs_ids": [], "external": external,
+                                 "provenance": {"code": code, "files": digests}}
+    if not any(has_dl3(c) for c in cfgs.values()):
         _write_cache(cache_file, out)
         return out
     from ..io.datastore import open_datastore, resolve_datastore_path
 
     try:
-        root = resolve_datastore_path(cfg["datastore"])
+        root = resolve_datastore_path(shared["datastore"])
     except DataStoreError as exc:
         out["datastore_error"] = str(exc)
         return out
@@ -865,27 +985,34 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
         store = open_datastore(root)
     except DataStoreError as exc:
         raise ConfigError(f"config key 'datastore': {exc}") from None
-    obs = selected_obs_ids(cfg, store)
-    check_irf_needs(cfg, store, obs)
-    check_pointings(cfg, store, obs)
     files = {}
-    for o in obs:
+    for name, cfg in cfgs.items():
         try:
-            fl = [str(p) for p in store.obs_files(o)]
-            for optional in ("bkg", "rad_max"):
-                if store.has_hdu(o, optional):
-                    b = str(store.hdu_location(o, optional)[0])
-                    if b not in fl:
-                        fl.append(b)
-        except DataStoreError as exc:
-            raise ConfigError(f"config key 'obs_ids': {exc}") from None
-        files[str(o)] = fl
-    out.update(datastore=str(root), obs_ids=obs, obs_files=files)
-    dup = set(obs) & {e["obs_id"] for e in out["external"]}
-    if dup:
-        e = next(e for e in out["external"] if e["obs_id"] in dup)
-        raise ConfigError(f"config key 'external_spectra': {e['pha']} has obs id {e['obs_id']}, "
-                          "also selected by obs_ids/obs_cone")
+            obs = selected_obs_ids(cfg, store) if has_dl3(cfg) else []
+            check_irf_needs(cfg, store, obs)
+            check_pointings(cfg, store, obs)
+            dup = set(obs) & {e["obs_id"] for e in out["analyses"][name]["external"]}
+            if dup:
+                e = next(e for e in out["analyses"][name]["external"] if e["obs_id"] in dup)
+                raise ConfigError(f"config key 'external_spectra': {e['pha']} has obs id {e['obs_id']}, "
+                                  "also selected by obs_ids/obs_cone")
+        except ConfigError as exc:
+            raise _in_analysis(exc, name, _override(raw, name)) from None
+        out["analyses"][name]["obs_ids"] = obs
+        for o in obs:
+            if str(o) in files:
+                continue
+            try:
+                fl = [str(p) for p in store.obs_files(o)]
+                for optional in ("bkg", "rad_max"):
+                    if store.has_hdu(o, optional):
+                        b = str(store.hdu_location(o, optional)[0])
+                        if b not in fl:
+                            fl.append(b)
+            except DataStoreError as exc:
+                raise ConfigError(f"config key 'obs_ids': {exc}") from None
+            files[str(o)] = fl
+    out.update(datastore=str(root), obs_files=files)
     _write_cache(cache_file, out)
     return out
 

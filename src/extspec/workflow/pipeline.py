@@ -8,34 +8,21 @@ only pays for what it uses.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..io.atomic import write_atomic
 
 __all__ = [
-    "REDUCTION_KEYS",
     "STEP_IMPORTS",
     "import_step",
-    "reduction_config",
     "reduce_observation",
     "stack_counts",
     "run_fit",
     "run_flux_points",
     "run_cumulative",
+    "write_summary",
 ]
-
-REDUCTION_KEYS = (
-    "on_region",
-    "exclusion_regions",
-    "geom",
-    "energy_axis",
-    "energy_axis_true",
-    "safe_mask",
-    "spectrum",
-    "background",
-)
-"""Config keys that a per-observation reduction depends on (and nothing else)."""
-
 
 _SPECTRA = ("numpy", "numpy.char", "extspec.io.fitsread", "extspec.io.ogip", "extspec.spectrum", "extspec.geometry",
             "extspec.sky")
@@ -43,8 +30,8 @@ _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots
 STEP_IMPORTS = {
     "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.cube", "extspec.io.cube_io",
                "extspec.io.datastore", "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
-    "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.safe_mask",
-              "extspec.skyregions", *_PLOTS),
+    "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
+              "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
     "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.models", "extspec.stacking", *_PLOTS),
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
                     "extspec.models", *_PLOTS),
@@ -64,11 +51,6 @@ def import_step(step: str) -> None:
 
     for name in STEP_IMPORTS[step]:
         importlib.import_module(name)
-
-
-def reduction_config(config: dict) -> dict:
-    """The part of the config a per-observation job needs (its Snakemake ``params``)."""
-    return {k: config[k] for k in REDUCTION_KEYS if k in config}
 
 
 def _parse_regions(reduction: dict):
@@ -91,7 +73,8 @@ def cube_settings(reduction: dict, on_region):
 def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path) -> None:
     """Reduce one observation: ``cube.h5`` and ``pha/bkg/arf/rmf.fits`` in ``outdir``.
 
-    ``reduction`` is :func:`reduction_config` of the analysis config.  Raises
+    ``reduction`` is ``stage_config(config, "reduce")`` of the analysis config
+    (:func:`extspec.workflow.config.stage_config`).  Raises
     ExtspecError (one-line message naming the obs id) on bad input; never leaves a
     half-written file (every file is written to a temporary name, then renamed; the PHA
     file, written last, marks a complete set).
@@ -116,7 +99,8 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         ev_map = event_coords(obs, map_frame, settings.method)
         ev_reg = ev_map if reg_frame == map_frame else event_coords(obs, reg_frame, settings.method)
         kbin = energy_bin_index(obs.energy, settings.energy_reco.edges)  # once, for cube and spectrum
-        cube = make_cube(obs, settings, ev_map, energy_bins=kbin)
+        # the exposure and kernel cubes only for the reference extraction (nothing reads them later)
+        cube = make_cube(obs, settings, ev_map, energy_bins=kbin, irf_cubes=settings.method == "reference")
         spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
                                 oversample=settings.oversample, energy_bins=kbin,
                                 background=reduction.get("background"), safe_mask=reduction.get("safe_mask") or {})
@@ -138,8 +122,10 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         log.info("obs %s: %d ON, %d OFF counts in %d OFF regions, %d of %d bins safe", obs_id,
                  int(spec.counts.sum()), int(spec.counts_off.sum()), spec.n_off_regions,
                  int(spec.mask_safe.sum()), spec.mask_safe.size)
+    if cube.background is None:
+        log.warning("obs %s: no background IRF, left out of the excess and significance maps", obs_id)
     outdir.mkdir(parents=True, exist_ok=True)
-    write_cube(cube, outdir / "cube.h5")
+    write_cube(replace(cube, exposure=None, edisp_kernel=None, edisp_exposure=None), outdir / "cube.h5")
     write_spectrum(spec, outdir)
 
 
@@ -150,11 +136,14 @@ def read_spectra(spectrum_dirs) -> list:
     return [read_spectrum(p) for p in spectrum_dirs]
 
 
-def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png) -> None:
+def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png, maps=None) -> None:
     """Stack the cubes' counts into ``stacked/counts.fits`` (+ WCS) and draw ``counts.png``.
 
     The image sums the reco-energy bins inside ``stacked.energy_range`` ([min, max] TeV,
-    default all bins); bins are taken when they lie entirely inside the range.
+    default all bins); bins are taken when they lie entirely inside the range.  With
+    ``maps`` (a dict with the paths ``excess``, ``significance`` and ``png``) also the excess
+    and significance maps of :func:`extspec.maps.make_maps` over the same energy bins, with
+    the correlation radius ``maps.correlation_radius``.
     """
     import numpy as np
 
@@ -163,10 +152,11 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     from ..io.fitswrite import image_bytes
     from ..plots import plot_counts_image
     from ..safe_mask import bins_inside
+    from ..spectrum import regions_at_energy
 
     erange = (config.get("stacked") or {}).get("energy_range")
     image = None
-    obs_ids = []
+    obs_ids, per_obs_counts, per_obs_bkg = [], [], []
     for p in cube_paths:
         c = read_cube_counts(p)
         sel = bins_inside(c.energy_reco.edges, *(erange or (None, None)))
@@ -182,18 +172,21 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         else:
             image += img
         obs_ids.append(int(c.obs_id))
+        per_obs_counts.append(img)
+        per_obs_bkg.append(None if c.background is None else c.background[sel].sum(axis=0))
+    energy_cards = [
+        ("EMIN", float(e_sel[0].min()), "TeV, lower reco energy"),
+        ("EMAX", float(e_sel[1].max()), "TeV, upper reco energy"),
+    ]
     cards = list(geom.header_dict().items())  # the map's WCS (NAXISn checked against the image)
     cards += [
         ("BUNIT", "count", "events per pixel (FITS unit string)"),
-        ("EMIN", float(e_sel[0].min()), "TeV, lower reco energy"),
-        ("EMAX", float(e_sel[1].max()), "TeV, upper reco energy"),
+        *energy_cards,
         ("NOBS", len(obs_ids)),
         ("OBS_IDS", " ".join(map(str, obs_ids))),
         ("CREATOR", code_identity(), "software and source hash that wrote this file"),
     ]
     write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
-    from ..spectrum import regions_at_energy
-
     spectra = read_spectra(spectrum_dirs)
     from .config import setting
 
@@ -204,14 +197,61 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     if radii:
         note = (f"\nON/OFF circles: RAD_MAX at {e_draw:g} TeV = "
                 f"{', '.join(f'{r:.3f}' for r in radii)} deg (stacked.rad_max_energy)")
-    plot_counts_image(
-        image, geom, out_png,
+    regions = dict(
         on_region=drawn[0][0] if drawn else config.get("on_region"),
         off_regions=[d[1] for d in drawn],
         off_labels=[f"OFF {s.obs_id}" for s in spectra],
         exclusion_regions=_exclusion_strings(config),
-        title=f"{config.get('name', '')}: counts, {len(obs_ids)} observations{note}",
     )
+    name = config.get("name", "")
+    plot_counts_image(image, geom, out_png, title=f"{name}: counts, {len(obs_ids)} observations{note}", **regions)
+    if maps:
+        _write_maps(config, geom, energy_cards, per_obs_counts, per_obs_bkg, obs_ids, regions, maps)
+
+
+def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions, out) -> None:
+    """Excess and significance FITS images and the significance picture (see stack_counts)."""
+    import logging
+
+    import numpy as np
+
+    from ..io.fitswrite import image_bytes
+    from ..maps import make_maps
+    from ..plots import plot_counts_image
+    from ..spectrum import region_pixel_mask
+
+    log = logging.getLogger("extspec.maps")
+    on, excl = _parse_regions(config)
+    norm_mask = ~region_pixel_mask(on, geom)
+    for r in excl:
+        norm_mask &= ~region_pixel_mask(r, geom)
+    from .. import code_identity
+    from .config import setting
+
+    radius = float(setting(config, "maps", "correlation_radius"))
+    m = make_maps(counts, background, obs_ids, norm_mask, radius / geom.binsz)
+    used = [o for o in obs_ids if o not in m.without_background]
+    note = ""
+    if m.without_background:
+        note = f"left out (no background IRF): {' '.join(map(str, m.without_background))}"
+        log.warning("maps: %d observation(s) %s", len(m.without_background), note)
+    log.info("maps: %d observations, background normalisations %s", len(used),
+             ", ".join(f"{o}: {v:.3f}" for o, v in m.norms.items()))
+    cards = list(geom.header_dict().items()) + energy_cards + [
+        ("CORRRAD", radius, "deg, correlation radius"),
+        ("NORMCNTS", float(m.n_norm), "counts in the background normalisation regions"),
+        ("NOBS", len(used)),
+        ("OBS_IDS", " ".join(map(str, used))),
+        ("NOBKG", " ".join(map(str, m.without_background)), "obs ids without background IRF (left out)"),
+        ("CREATOR", code_identity(), "software and source hash that wrote this file"),
+    ]
+    write_atomic(out["excess"], image_bytes(m.excess.astype(np.float32),
+                                            cards + [("BUNIT", "counts", "correlated excess")]))
+    write_atomic(out["significance"], image_bytes(m.significance.astype(np.float32),
+                                                  cards + [("BUNIT", "", "Li & Ma significance")]))
+    title = f"{config.get('name', '')}: significance (r = {radius:g} deg), {len(used)} obs"
+    plot_counts_image(m.significance, geom, out["png"], smooth_sigma_pix=0, title=title + (f"\n{note}" if note else ""),
+                      colorbar_label="Li & Ma significance", cmap="RdBu_r", symmetric=True, **regions)
 
 
 def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
@@ -364,3 +404,57 @@ def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None
     _write_ecsv(rows, CUMULATIVE_COLUMNS,
                 {"excluded": excluded, "stacking": "float32 (reference)" if float32 else "float64"}, out_ecsv)
     plot_cumulative(rows, out_png, title=f"{config.get('name', '')}: cumulative")
+
+
+def _failure_in_logs(analysis_dir: Path) -> str:
+    """The first error a job of one analysis logged (its one-line message), or a generic note."""
+    for log in sorted(analysis_dir.glob("logs/**/*.log")):
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for ln in lines:
+            if " ERROR " in ln:
+                return ln.split(": ", 1)[-1].strip()
+    return "no fit result (a job failed or did not run)"
+
+
+def write_summary(results_dir, analyses: list, out_ecsv, out_html) -> list:
+    """``summary.ecsv`` and ``summary.html``: one row per analysis (:mod:`extspec.summary`).
+
+    Reads ``<results_dir>/<analysis>/fit/result.yaml`` and ``cumulative.ecsv``; an analysis
+    without a fit result (a failed job, e.g. under ``--keep-going``) gets a row naming the
+    first error in its logs.  Returns the rows.
+    """
+    import yaml
+
+    from ..io.ecsv import read_ecsv_rows
+    from ..io.html import table_html
+    from ..summary import SUMMARY_COLUMNS, summary_row
+
+    rows = []
+    for name in analyses:
+        adir = Path(results_dir) / name
+        try:
+            result = yaml.safe_load((adir / "fit" / "result.yaml").read_text())
+        except OSError:
+            rows.append(summary_row(name, None, None, _failure_in_logs(adir)))
+            continue
+        try:
+            cum, _ = read_ecsv_rows(adir / "cumulative.ecsv")
+        except OSError:
+            cum = []
+        rows.append(summary_row(name, result, cum[-1] if cum else None))
+    failed = [r["analysis"] for r in rows if r["status"] != "ok"]
+    from .. import code_identity
+
+    meta = {"failed": failed, "flux_above_1tev": "integral of the best-fit model from 1 to 1e4 TeV",
+            "creator": code_identity()}
+    _write_ecsv(rows, SUMMARY_COLUMNS, meta, out_ecsv)
+    notes = [f"Not ok: {', '.join(failed)}." if failed else "Every analysis finished.",
+             "livetime, counts, background, excess and significance (WStat sqrt(TS)): all usable runs "
+             "stacked over their safe energy bins; flux above 1 TeV from the best-fit model with its "
+             "1-sigma error by linear propagation of the fit covariance."]
+    write_atomic(out_html, table_html("extspec summary", SUMMARY_COLUMNS, rows, notes,
+                                     bad=lambda r: r["status"] != "ok"))
+    return rows

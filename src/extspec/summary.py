@@ -1,0 +1,109 @@
+"""The summary of a multi-analysis run: one row per analysis.
+
+Each row comes from the analysis's fit result (``fit/result.yaml`` as a dict) and the last
+row of its cumulative table (the stack of every usable observation); an analysis whose
+products are missing (a failed job) gets a row that names the failure.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["SUMMARY_COLUMNS", "FLUX_E_MIN", "FLUX_E_MAX", "flux_above", "summary_row"]
+
+FLUX_E_MIN = 1.0
+"""Lower energy (TeV) of the integral flux in the summary."""
+FLUX_E_MAX = 1.0e4
+"""Upper energy (TeV) standing in for infinity in that integral."""
+
+SUMMARY_COLUMNS = {
+    "analysis": "", "status": "", "livetime": "h", "n_runs": "", "n_excluded": "", "excluded": "",
+    "counts": "", "background": "", "excess": "", "significance": "", "model": "", "parameters": "",
+    "flux_above_1tev": "cm-2 s-1", "flux_above_1tev_err": "cm-2 s-1", "fit_status": "",
+}
+"""Columns (name -> unit) of ``summary.ecsv``.  ``significance`` is the WStat sqrt(TS) of
+all usable runs stacked over their safe energy bins; ``parameters`` lists value +- error."""
+
+
+def flux_above(result: dict, e_min: float = FLUX_E_MIN) -> tuple[float, float]:
+    """Integral flux above ``e_min`` TeV (cm^-2 s^-1) and its 1-sigma error from a fit result.
+
+    Linear error propagation through the covariance of the free parameters
+    (:func:`extspec.models.propagate_errors`); NaN for a failed fit.
+    """
+    from .models import integral, propagate_errors
+
+    if not result.get("success"):
+        return math.nan, math.nan
+    mtype = result["model"]["type"]
+    pars = result["model"]["parameters"]
+    values = {k: float(v["value"]) for k, v in pars.items()}
+    cov = result.get("covariance") or {}
+    names, matrix = cov.get("names") or list(pars), cov.get("matrix")
+    free = [n for n in names if not pars[n].get("frozen")]
+    idx = [names.index(n) for n in free]
+
+    def flux(e, **p):
+        return integral(mtype, e, FLUX_E_MAX, p)
+
+    if matrix is None:
+        return float(flux(np.array([e_min]), **values)[0]), math.nan
+    c = np.asarray(matrix, float)[np.ix_(idx, idx)]
+    f0, sigma = propagate_errors(flux, np.array([e_min]), values, free, c)
+    return float(f0[0]), float(sigma[0])
+
+
+def _parameters_text(result: dict) -> str:
+    out = []
+    for name, p in result["model"]["parameters"].items():
+        unit = f" {p['unit']}" if p.get("unit") else ""
+        if p.get("frozen"):
+            out.append(f"{name} = {p['value']:.4g}{unit} (frozen)")
+        elif p.get("value") is None:
+            out.append(f"{name} = -")
+        else:
+            err = p.get("error")
+            err_s = f" +- {err:.2g}" if err is not None and math.isfinite(err) else ""
+            out.append(f"{name} = {p['value']:.4g}{err_s}{unit}")
+    return "; ".join(out)
+
+
+def summary_row(name: str, result: dict | None, cumulative_last: dict | None, failure: str | None = None) -> dict:
+    """One row of :data:`SUMMARY_COLUMNS`.
+
+    Parameters
+    ----------
+    name : str
+        Analysis name.
+    result : dict or None
+        The fit result (``fit/result.yaml``); None when the fit did not run.
+    cumulative_last : dict or None
+        The last row of ``cumulative.ecsv`` (None when missing or empty).
+    failure : str, optional
+        Why the analysis did not finish (for a missing result).
+    """
+    nan = math.nan
+    row = {k: nan for k in SUMMARY_COLUMNS}
+    row.update(analysis=name, n_runs=0, n_excluded=0, excluded="", model="", parameters="", fit_status="")
+    if result is None:
+        row["status"] = f"failed: {failure or 'no fit result'}"
+        row["fit_status"] = "not run"
+        return row
+    excluded = result.get("excluded") or []
+    row.update(n_runs=len(result.get("obs_ids") or []), n_excluded=len(excluded),
+               excluded=" ".join(str(e["obs_id"]) for e in excluded), model=result["model"]["type"],
+               parameters=_parameters_text(result))
+    if cumulative_last:
+        row.update(livetime=float(cumulative_last["livetime"]) / 3600.0,
+                   counts=float(cumulative_last["counts"]), background=float(cumulative_last["background"]),
+                   excess=float(cumulative_last["excess"]), significance=float(cumulative_last["sqrt_ts"]))
+    row["flux_above_1tev"], row["flux_above_1tev_err"] = flux_above(result)
+    if result.get("success"):
+        row["fit_status"] = "ok"
+        row["status"] = "ok"
+    else:
+        row["fit_status"] = f"failed: {result.get('message') or 'no convergence'}"
+        row["status"] = "fit failed"
+    return row
