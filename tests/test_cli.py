@@ -348,3 +348,23 @@ def test_step_imports_are_complete(sim, tmp_path):
         res = subprocess.run([sys.executable, "-c", code, step, *argv], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr[-2000:]
         assert json.loads(res.stdout) == [], step
+
+
+def test_config_with_several_analyses(capsys, sim, tmp_path):
+    cfg = dict(sim["cfg"], analyses={"one": {"obs_ids": [1]}, "two": {"obs_ids": [2, 3], "geom": {"binsz": 0.05}}})
+    path = tmp_path / "multi.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    status, out, _ = run(capsys, "check", path)
+    assert status == EXIT_OK and out.splitlines() == [
+        f"{path} [one]: valid; 1 observations (1) in {sim['store'].resolve()}",
+        f"{path} [two]: valid; 2 observations (2, 3) in {sim['store'].resolve()}"]
+    status, out, err = run(capsys, "check", path, "--print-settings", "reduce")
+    assert status == EXIT_FAILED and out == ""
+    assert err == ["extspec check: the config has 2 analyses (one, two): choose one with --analysis"]
+    status, out, _ = run(capsys, "check", path, "--print-settings", "reduce", "--analysis", "two")
+    assert status == EXIT_OK and json.loads(out)["geom"]["binsz"] == 0.05
+    status, _, err = run(capsys, "reduce", 2, "--config", path, "--analysis", "three", "--outdir", tmp_path / "o")
+    assert status == EXIT_FAILED and err == ["extspec reduce: obs 2: --analysis three: no such analysis "
+                                             "(the config has one, two)"]
+    status, _, _ = run(capsys, "reduce", 2, "--config", path, "--analysis", "two", "--outdir", tmp_path / "o", "-q")
+    assert status == EXIT_OK and (tmp_path / "o" / "pha.fits").is_file()
