@@ -22,6 +22,7 @@ rule fit:
     params:
         provenance=provenance,
         config=settings("fit"),
+        model_type=lambda wildcards: ANALYSES[wildcards.analysis]["config"]["model"]["type"],  # report caption
     log:
         f"{LOGS}/fit.log",
     priority: 3
