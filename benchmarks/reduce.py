@@ -2,8 +2,9 @@
 
 Prints, for the seed geometry of the RX J1713 analysis:
 
-* the median in-process time to load one run and build its cube (counts + exposure +
-  dispersion kernel), reference and exact methods (target <= 40 ms);
+* the median in-process time to load one run and build its cube (counts and predicted
+  background; the reference method also its exposure and dispersion kernel), reference and
+  exact methods (target <= 40 ms);
 * the median time of the whole per-run reduction (cube + ON/OFF + safe mask + writing the
   HDF5 cube and the OGIP files), reference and exact (target <= 60 ms);
 * the time to compute the code identity (``extspec.code_identity``: a SHA-256 of the package

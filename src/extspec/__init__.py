@@ -2,10 +2,11 @@
 
 Data flows one way through the modules, one per analysis stage::
 
-    datastore -> irf -> geometry -> cube -> regions/reflected -> spectrum -> safe_mask
-              -> models/stats -> fit -> fluxpoints/cumulative -> plots
+    io.datastore -> irf -> geometry/sky -> cube -> skyregions/reflected -> spectrum
+                 -> safe_mask -> models/stats -> fit -> fluxpoints/stacking/maps -> plots/summary
 
-The package has no Snakemake imports; the workflow in ``workflow/`` calls the functions
+File formats live in :mod:`extspec.io`.  The package has no Snakemake imports; the workflow
+in ``workflow/`` runs the command line (:mod:`extspec.cli`), which calls the step functions
 of :mod:`extspec.workflow.pipeline`.
 """
 
