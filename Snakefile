@@ -46,10 +46,13 @@ onerror:
     cancel_scheduler_timers(log)
 
 
+# run where Snakemake runs, never submitted to a cluster: the targets, the download (compute
+# nodes may be offline) and the summary (one small table per run, read from the results)
 localrules:
     all,
     download,
     fetch_datastore,
+    summary,
 
 
 rule all:

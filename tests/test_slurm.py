@@ -86,8 +86,9 @@ def test_seed_workflow_on_slurm(tmp_path):
     )
     print(f"SLURM run: {time.time() - t0:.1f} s")
     ids = sorted(set(re.findall(r"submitted with SLURM jobid (\d+)", res.stdout)), key=int)
-    # 3 reductions in one group job + stack, fit, cumulative, flux points
+    # 3 reductions in one group job + stack, fit, cumulative, flux points (the summary is a local rule)
     assert len(ids) == 5, res.stdout[-3000:]
+    assert re.search(r"localrule summary:", res.stdout), res.stdout[-3000:]
     acct = _run(["sacct", "-n", "-X", "-P", "-o", "JobID,State,Partition,AllocCPUS", "-j", ",".join(ids)])
     assert acct.returncode == 0, acct.stderr
     rows = [ln.split("|") for ln in acct.stdout.splitlines() if ln.strip()]
