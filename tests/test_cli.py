@@ -21,7 +21,7 @@ from extspec.cli import EXIT_BUG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 
 DR1 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hess-dl3-dr1"
 needs_dr1 = pytest.mark.skipif(not (DR1 / "hdu-index.fits.gz").is_file(), reason=f"no HESS DL3 DR1 at {DR1}")
-SUBCOMMANDS = ("info", "check", "reduce", "stack", "fit", "flux-points", "cumulative")
+SUBCOMMANDS = ("info", "check", "reduce", "stack", "fit", "flux-points", "cumulative", "summary")
 
 
 def run(capsys, *argv):
@@ -304,6 +304,41 @@ def test_flux_points_without_fit_result(capsys, sim, tmp_path):
                          "--ecsv", tmp_path / "fp.ecsv", "--png", tmp_path / "sed.png")
     assert status == EXIT_FAILED and len(err) == 1 and str(tmp_path / "no.yaml") in err[0], err
     assert not (tmp_path / "fp.ecsv").exists()
+
+
+def test_summary_of_finished_and_failed_analyses(capsys, sim, tmp_path):
+    """`extspec summary`: one row per analysis from its fit result and cumulative table; an
+    analysis without results gets a row naming the first error of its logs."""
+    results = tmp_path / "results"
+    ana = results / "sim"
+    status, _, _ = run(capsys, "fit", *sim["obs"], "--config", sim["config"], "--result", ana / "fit" / "result.yaml",
+                       "--png", ana / "fit" / "spectrum.png", "-q")
+    assert status == EXIT_OK
+    status, _, _ = run(capsys, "cumulative", *sim["obs"], "--config", sim["config"], "--ecsv", ana / "cumulative.ecsv",
+                       "--png", ana / "cumulative.png", "-q")
+    assert status == EXIT_OK
+    (results / "broken" / "logs").mkdir(parents=True)
+    (results / "broken" / "logs" / "fit.log").write_text("2026-01-01 00:00:00,000 ERROR extspec.fit: fit: no usable observation\n")
+    status, _, err = run(capsys, "summary", results, "sim", "broken", "--ecsv", results / "summary.ecsv",
+                         "--html", results / "summary.html", "--log", tmp_path / "summary.log")
+    assert status == EXIT_OK and len(err) == 1 and err[0].startswith("extspec summary: 2 analyses, not finished: broken (")
+    from extspec.io.ecsv import read_ecsv_rows
+
+    rows, _ = read_ecsv_rows(results / "summary.ecsv")
+    assert [r["analysis"] for r in rows] == ["sim", "broken"]
+    fit = yaml.safe_load((ana / "fit" / "result.yaml").read_text())
+    assert rows[0]["status"] == "ok" and int(rows[0]["n_runs"]) == 3
+    assert rows[0]["livetime"] == pytest.approx(3 * 1800.0 / 3600, rel=1e-6)
+    index = fit["model"]["parameters"]["index"]
+    assert f"index = {index['value']:.4g} +- {index['error']:.2g}" in rows[0]["parameters"]
+    assert rows[1]["status"].startswith("failed") and "no usable observation" in rows[1]["status"]
+    assert "<table" in (results / "summary.html").read_text()
+    # an output folder that cannot be made (a file stands in its place): one line, exit 1
+    (tmp_path / "afile").write_text("x")
+    status, _, err = run(capsys, "summary", results, "sim", "--ecsv", tmp_path / "afile" / "s.ecsv",
+                         "--html", results / "s.html")
+    assert status == EXIT_FAILED and len(err) == 1 and "afile" in err[0], err
+    assert not (results / "s.html").exists()
 
 
 def test_step_imports_are_complete(sim, tmp_path):

@@ -9,6 +9,7 @@
     extspec fit SPECTRUM [...] --result FILE --png FILE               (--config FILE | --settings JSON)
     extspec flux-points SPECTRUM [...] --fit FILE --ecsv FILE --png FILE (--config ... | --settings ...)
     extspec cumulative SPECTRUM [...] --ecsv FILE --png FILE         (--config FILE | --settings JSON)
+    extspec summary RESULTS_DIR ANALYSIS [...] --ecsv FILE --html FILE
 
 The steps are the functions of :mod:`extspec.workflow.pipeline`, the ones the Snakemake rules
 run (the rules call this command line).  ``OBS_DIR`` is the output directory of ``extspec
@@ -365,6 +366,17 @@ def _cmd_cumulative(args) -> int:
     return _aggregate(args, "cumulative", "cumulative", "cumulative", call)
 
 
+def _cmd_summary(args) -> int:
+    def step():
+        from .workflow.pipeline import write_summary
+
+        rows = write_summary(args.results_dir, args.analyses, args.ecsv, args.html)
+        failed = [r["analysis"] for r in rows if r["status"] != "ok"]
+        return f"{len(rows)} analyses" + (f", not finished: {', '.join(failed)}" if failed else "")
+
+    return run_step("summary", "summary", step, log_path=args.log, quiet=args.quiet, verbose=args.verbose)
+
+
 # ------------------------------------------------------------------------------ parser --
 
 
@@ -473,6 +485,18 @@ def build_parser() -> argparse.ArgumentParser:
         _settings_args(p)
         _common(p)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("summary", help="one row per analysis (ECSV + HTML)", epilog=_EPILOG,
+                       description="Summarise analyses from their results: RESULTS_DIR/ANALYSIS/fit/result.yaml "
+                       "and cumulative.ecsv give livetime, runs used and excluded, excess, significance, model, "
+                       "best-fit parameters, flux above 1 TeV and status; an analysis without a fit result is "
+                       "listed with the first error of its logs.")
+    p.add_argument("results_dir", metavar="RESULTS_DIR", help="the results directory (config key results_dir)")
+    p.add_argument("analyses", nargs="+", metavar="ANALYSIS", help="analysis names (subdirectories of RESULTS_DIR)")
+    p.add_argument("--ecsv", required=True, metavar="FILE", help="summary table (ECSV)")
+    p.add_argument("--html", required=True, metavar="FILE", help="summary page (HTML)")
+    _common(p)
+    p.set_defaults(func=_cmd_summary)
     return ap
 
 

@@ -76,6 +76,7 @@ rule summary:
         html=report(f"{RESULTS}/summary.html", caption="../report/summary.rst", category="Summary"),
     params:
         code=CODE,
+        results=lambda wildcards, output: os.path.dirname(output.ecsv),  # <results_dir>/summary.ecsv
         analyses=list(ANALYSES),
     log:
         f"{RESULTS}/logs/summary.log",
@@ -84,5 +85,6 @@ rule summary:
     resources:
         mem_mb=1000,
         runtime=5,
-    script:
-        "../scripts/summary.py"
+    shell:
+        "extspec summary {params.results:q} {params.analyses:q} --ecsv {output.ecsv:q} --html {output.html:q}"
+        " --log {log:q} --quiet"

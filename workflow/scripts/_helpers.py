@@ -1,4 +1,4 @@
-"""Shared by the workflow scripts (the `download` and `summary` rules): the command line's way of running a step.
+"""Shared by the workflow scripts (the `download` rule and the `fetch_datastore` checkpoint): the command line's way of running a step.
 
 Every other rule runs the extspec command line through ``shell:``; this keeps the script
 rules' log and error handling the same: one log per job, one-line errors, exit status 1.
