@@ -300,18 +300,18 @@ def read_config_file(path) -> dict:
     return raw
 
 
-def merge_configs(*raws: dict) -> dict:
+def merge_configs(*raws: dict, replace: tuple = ()) -> dict:
     """Merge raw configs, later ones winning: nested mappings key by key, lists replaced.
 
     The same rule as Snakemake's ``--configfile`` over the Snakefile's ``configfile:``, so
     ``extspec check config/config.yaml my.yaml`` checks what ``snakemake --configfile
-    my.yaml`` runs.
+    my.yaml`` runs.  Mappings under a key in ``replace`` are replaced whole instead.
     """
     out: dict = {}
     for raw in raws:
         for key, value in raw.items():
-            if isinstance(value, dict) and isinstance(out.get(key), dict):
-                out[key] = merge_configs(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in replace:
+                out[key] = merge_configs(out[key], value, replace=replace)
             else:
                 out[key] = copy.deepcopy(value)
     return out
@@ -420,8 +420,7 @@ def _check_flux_point_edges(cfg) -> None:
     """``flux_points.energy_edges`` increase and, snapped to reco edges, make at least one group."""
     from ..fluxpoints import snap_edges
 
-    fe = cfg["flux_points"]["energy_edges"]
-    _check_increasing(fe, "flux_points.energy_edges")
+    fe = cfg["flux_points"]["energy_edges"]  # increasing: checked by validate_config
     if fe is None:
         return
     edges = _reco_edges(cfg)
@@ -703,17 +702,6 @@ RESERVED_NAMES = ("download", "logs", "summary.ecsv", "summary.html")
 """Analysis names that would collide with other entries of ``results_dir``."""
 
 
-def _merge(base: dict, over: dict) -> dict:
-    """``over`` merged into a copy of ``base``: mappings key by key, lists and models replaced."""
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in _REPLACED_BLOCKS:
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
 def analysis_configs(raw: dict) -> dict:
     """The (unvalidated) config of each analysis, ``{name: config}``, in the config's order.
 
@@ -738,7 +726,7 @@ def analysis_configs(raw: dict) -> dict:
                 raise ConfigError(f"config key 'analyses.{name}.{k}': set it at the top level (shared by every analysis)")
             if k == "name":
                 raise ConfigError(f"config key 'analyses.{name}.name': an analysis is named by its key under analyses")
-        out[str(name)] = {**_merge(base, over), "name": str(name)}
+        out[str(name)] = {**merge_configs(base, over, replace=_REPLACED_BLOCKS), "name": str(name)}
     return out
 
 
@@ -816,14 +804,15 @@ def _stat(path: Path):
 def _cache_key(raw: dict, schema_path: Path | None) -> str:
     from ..io.datastore import _INDEX_NAMES, candidate_datastore_paths
 
-    package = Path(__file__).resolve().parent.parent
+    from .. import code_identity
+
     parts = {
         "v": _CACHE_VERSION,
         "config": raw,
         "cwd": os.getcwd(),
         "schema": _stat(Path(schema_path) if schema_path else SCHEMA_PATH),
-        # every module of the package: validation reaches into many of them
-        "code": [_stat(f) for f in sorted(package.rglob("*.py"))],
+        # the package's sources by content (validation reaches into many modules)
+        "code": code_identity(),
     }
     try:
         cands = candidate_datastore_paths(raw.get("datastore"))
@@ -927,11 +916,8 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     its ``external_spectra`` (``files``: its PHA, BKG, ARF and RMF paths, the inputs of the
     rules that read it), and ``provenance``: ``{"code": ..., "files":
     setting_file_digests(config)}``, what its products depend on beyond the config values.
-
-    Each analysis entry also has ``external``: one ``{"pha", "files", "obs_id"}`` per set of
-    its ``external_spectra`` (``files``: its PHA, BKG, ARF and RMF paths, the inputs of the
-    rules that read it).  Analyses of only external spectra (no ``obs_ids``/``obs_cone``)
-    need no data store; a config of only such analyses does not look for one.
+    Analyses of only external spectra (no ``obs_ids``/``obs_cone``) need no data store; a
+    config of only such analyses does not look for one.
 
     The result is stored as JSON in ``cache_dir`` under a key made of the raw config,
     the working directory, the schema, this package's sources and the size and mtime of the
