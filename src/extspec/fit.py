@@ -205,6 +205,11 @@ class FitResult:
     def n_free(self) -> int:
         return sum(not p.frozen for p in self.parameters)
 
+    def free_covariance(self) -> tuple[list, np.ndarray]:
+        """The free parameters' names and their covariance block (for error propagation)."""
+        idx = [i for i, p in enumerate(self.parameters) if not p.frozen]
+        return [self.parameters[i].name for i in idx], np.asarray(self.covariance, float)[np.ix_(idx, idx)]
+
     def as_dict(self) -> dict:
         """Plain-dict form for ``result.yaml``.
 

@@ -27,46 +27,37 @@ SUMMARY_COLUMNS = {
 all usable runs stacked over their safe energy bins; ``parameters`` lists value +- error."""
 
 
-def flux_above(result: dict, e_min: float = FLUX_E_MIN) -> tuple[float, float]:
-    """Integral flux above ``e_min`` TeV (cm^-2 s^-1) and its 1-sigma error from a fit result.
+def flux_above(result, e_min: float = FLUX_E_MIN) -> tuple[float, float]:
+    """Integral flux above ``e_min`` TeV (cm^-2 s^-1) and its 1-sigma error from a
+    :class:`~extspec.fit.FitResult`.
 
     Linear error propagation through the covariance of the free parameters
     (:func:`extspec.models.propagate_errors`); NaN for a failed fit.
     """
     from .models import integral, propagate_errors
 
-    if not result.get("success"):
+    if not result.success:
         return math.nan, math.nan
-    mtype = result["model"]["type"]
-    pars = result["model"]["parameters"]
-    values = {k: float(v["value"]) for k, v in pars.items()}
-    cov = result.get("covariance") or {}
-    names, matrix = cov.get("names") or list(pars), cov.get("matrix")
-    free = [n for n in names if not pars[n].get("frozen")]
-    idx = [names.index(n) for n in free]
+    mtype = result.model_type
 
     def flux(e, **p):
         return integral(mtype, e, FLUX_E_MAX, p)
 
-    if matrix is None:
-        return float(flux(np.array([e_min]), **values)[0]), math.nan
-    c = np.asarray(matrix, float)[np.ix_(idx, idx)]
-    f0, sigma = propagate_errors(flux, np.array([e_min]), values, free, c)
+    f0, sigma = propagate_errors(flux, np.array([e_min]), result.values, *result.free_covariance())
     return float(f0[0]), float(sigma[0])
 
 
-def _parameters_text(result: dict) -> str:
+def _parameters_text(result) -> str:
     out = []
-    for name, p in result["model"]["parameters"].items():
-        unit = f" {p['unit']}" if p.get("unit") else ""
-        if p.get("frozen"):
-            out.append(f"{name} = {p['value']:.4g}{unit} (frozen)")
-        elif p.get("value") is None:
-            out.append(f"{name} = -")
+    for p in result.parameters:
+        unit = f" {p.unit}" if p.unit else ""
+        if p.frozen:
+            out.append(f"{p.name} = {p.value:.4g}{unit} (frozen)")
+        elif not math.isfinite(p.value):
+            out.append(f"{p.name} = -")
         else:
-            err = p.get("error")
-            err_s = f" +- {err:.2g}" if err is not None and math.isfinite(err) else ""
-            out.append(f"{name} = {p['value']:.4g}{err_s}{unit}")
+            err_s = f" +- {p.error:.2g}" if math.isfinite(p.error) else ""
+            out.append(f"{p.name} = {p.value:.4g}{err_s}{unit}")
     return "; ".join(out)
 
 
@@ -77,8 +68,9 @@ def summary_row(name: str, result: dict | None, cumulative_last: dict | None, fa
     ----------
     name : str
         Analysis name.
-    result : dict or None
-        The fit result (``fit/result.yaml``); None when the fit did not run.
+    result : FitResult or None
+        The fit result (:func:`extspec.fit.read_fit_result` of ``fit/result.yaml``); None
+        when the fit did not run.
     cumulative_last : dict or None
         The last row of ``cumulative.ecsv`` (None when missing or empty).
     failure : str, optional
@@ -91,19 +83,18 @@ def summary_row(name: str, result: dict | None, cumulative_last: dict | None, fa
         row["status"] = f"failed: {failure or 'no fit result'}"
         row["fit_status"] = "not run"
         return row
-    excluded = result.get("excluded") or []
-    row.update(n_runs=len(result.get("obs_ids") or []), n_excluded=len(excluded),
-               excluded=" ".join(str(e["obs_id"]) for e in excluded), model=result["model"]["type"],
+    row.update(n_runs=len(result.obs_ids), n_excluded=len(result.excluded),
+               excluded=" ".join(str(o) for o in result.excluded), model=result.model_type,
                parameters=_parameters_text(result))
     if cumulative_last:
         row.update(livetime=float(cumulative_last["livetime"]) / 3600.0,
                    counts=float(cumulative_last["counts"]), background=float(cumulative_last["background"]),
                    excess=float(cumulative_last["excess"]), significance=float(cumulative_last["sqrt_ts"]))
     row["flux_above_1tev"], row["flux_above_1tev_err"] = flux_above(result)
-    if result.get("success"):
+    if result.success:
         row["fit_status"] = "ok"
         row["status"] = "ok"
     else:
-        row["fit_status"] = f"failed: {result.get('message') or 'no convergence'}"
+        row["fit_status"] = f"failed: {result.message or 'no convergence'}"
         row["status"] = "fit failed"
     return row

@@ -378,13 +378,11 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     def dnde(e, **p):
         return model.dnde(np.asarray(e, float), **p)
 
-    free = [p.name for p in result.parameters if not p.frozen]
-    idx = [i for i, p in enumerate(result.parameters) if not p.frozen]
     emin, emax = result.energy_range
     band = None
     if result.success and np.all(np.isfinite([emin, emax])):
         energies = np.geomspace(emin, emax, 100)
-        lo, hi = sed_butterfly(dnde, values, free, result.covariance[np.ix_(idx, idx)], energies)
+        lo, hi = sed_butterfly(dnde, values, *result.free_covariance(), energies)
         band = (energies, lo, hi)
     plot_sed(rows, lambda e: dnde(e, **values), (emin, emax), out_png, butterfly=band,
              title=f"{config.get('name', '')}: {result.model_type}")
@@ -426,8 +424,7 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html) -> list:
     without a fit result (a failed job, e.g. under ``--keep-going``) gets a row naming the
     first error in its logs.  Returns the rows.
     """
-    import yaml
-
+    from ..fit import read_fit_result
     from ..io.ecsv import read_ecsv_rows
     from ..io.html import table_html
     from ..summary import SUMMARY_COLUMNS, summary_row
@@ -435,11 +432,10 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html) -> list:
     rows = []
     for name in analyses:
         adir = Path(results_dir) / name
-        try:
-            result = yaml.safe_load((adir / "fit" / "result.yaml").read_text())
-        except OSError:
+        if not (adir / "fit" / "result.yaml").is_file():
             rows.append(summary_row(name, None, None, _failure_in_logs(adir)))
             continue
+        result = read_fit_result(adir / "fit" / "result.yaml")
         try:
             cum, _ = read_ecsv_rows(adir / "cumulative.ecsv")
         except OSError:
