@@ -2,6 +2,6 @@
 
 ``datastore`` (GADF DL3 index and observations), ``fitsread`` / ``fitswrite`` (FITS binary
 tables and images), ``ogip`` (PHA/BKG/ARF/RMF), ``cube_io`` (the per-observation HDF5 cube),
-``ecsv`` (tables), ``download`` (fetching a data release), and ``atomic`` (the one atomic
-writer every output goes through).
+``ecsv`` (tables), ``download`` (fetching a data release), ``units`` (unit conversion of
+both readers) and ``atomic`` (the one atomic writer every output goes through).
 """

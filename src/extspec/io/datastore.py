@@ -429,30 +429,20 @@ def _irf_cell(data, name, what, ndim):
 
 
 _UNITS = {"energy": "TeV", "angle": "deg", "area": "m2", "bkg": "s-1 MeV-1 sr-1"}
-_SAME_UNIT = {
-    "TeV": {"TeV", "tev", "TEV"},
-    "deg": {"deg", "degree", "degrees", "DEG"},
-    "m2": {"m2", "m**2", "m^2", "M2"},
-    "s-1 MeV-1 sr-1": {"s-1 MeV-1 sr-1", "1 / (MeV s sr)", "1/(s MeV sr)", "MeV-1 s-1 sr-1"},
-}
-
-
 def _unit_factor(unit: str, kind: str, what: str, column: str) -> float:
     """Factor converting values in ``unit`` (as written in the file) to the unit extspec uses
-    for ``kind``.  An empty unit is taken as that unit; astropy.units is imported only for a
-    unit that differs from it (keeps the per-observation job light)."""
+    for ``kind`` (:func:`extspec.io.units.unit_factor`); an empty unit is taken as that unit."""
+    from .units import unit_factor
+
     unit = (unit or "").strip()
     default = _UNITS[kind]
-    if not unit or unit in _SAME_UNIT[default]:
+    if not unit:
         return 1.0
-    from astropy import units as u
-
     try:
-        return float(u.Unit(unit).to(default))
-    except (ValueError, TypeError, u.UnitsError) as exc:
+        return unit_factor(unit, default)
+    except ValueError as exc:
         raise DataStoreError(
-            f"{what}: column {column} has unit '{unit}', which is not convertible to {default} "
-            f"({str(exc).splitlines()[0]})"
+            f"{what}: column {column} has unit '{unit}', which is not convertible to {default} ({exc})"
         ) from None
 
 

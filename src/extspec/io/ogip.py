@@ -436,24 +436,22 @@ def _col(table, name: str, path: Path, ext: str, dtype=None) -> np.ndarray:
         raise FormatError(f"{path}: column '{name}' in extension '{ext}' is malformed ({_first_line(err)})") from None
 
 
-_ENERGY_TEV = {"kev": 1e-9, "mev": 1e-6, "gev": 1e-3, "tev": 1.0}
-_AREA_CM2 = {"cm2": 1.0, "cm**2": 1.0, "cm^2": 1.0, "m2": 1e4, "m**2": 1e4, "m^2": 1e4}
+def _unit_factor(table, name: str, path: Path, ext: str, target: str, default: str) -> float:
+    """Factor taking column ``name`` from its TUNIT to ``target`` (missing TUNIT: ``default``;
+    the spellings of :func:`extspec.io.units.unit_factor` only, any other unit is refused)."""
+    from .units import unit_factor
 
-
-def _unit_factor(table, name: str, path: Path, ext: str, factors: dict, default: str) -> float:
-    """Factor taking column ``name`` from its TUNIT to extspec's unit (missing TUNIT: ``default``)."""
     i = _col_index(table, name)
     unit = str(table.units.get(table.names[i], "") or "").strip() if i is not None else ""
-    key = (unit or default).lower().replace(" ", "")
-    if key not in factors:
-        raise FormatError(f"{path}: column '{name}' in extension '{ext}' has unit '{unit}', "
-                          f"expected one of {', '.join(sorted(set(factors)))}")
-    return factors[key]
+    try:
+        return unit_factor(unit or default, target, astropy=False)
+    except ValueError as exc:
+        raise FormatError(f"{path}: column '{name}' in extension '{ext}' has unit '{unit}': {exc}") from None
 
 
 def _energy_col(table, name: str, path: Path, ext: str) -> np.ndarray:
     """An energy column in TeV (TUNIT keV, MeV, GeV or TeV; none: keV, as the OGIP memos say)."""
-    return _col(table, name, path, ext, np.float64) * _unit_factor(table, name, path, ext, _ENERGY_TEV, "keV")
+    return _col(table, name, path, ext, np.float64) * _unit_factor(table, name, path, ext, "TeV", "keV")
 
 
 def _edges(lo: np.ndarray, hi: np.ndarray, path: Path, what: str) -> np.ndarray:
@@ -681,7 +679,7 @@ def read_spectrum(path):
     nt = e_true.size - 1
     if specresp.size != nt:
         raise FormatError(f"{arf_path}: SPECRESP has {specresp.size} values, expected {nt}")
-    cm2 = _unit_factor(a, "SPECRESP", arf_path, EXT_SPECRESP, _AREA_CM2, "cm2")
+    cm2 = _unit_factor(a, "SPECRESP", arf_path, EXT_SPECRESP, "cm2", "cm2")
     scale = cm2 * areascal[0] if nr else cm2
     exposure = specresp * livetime / 1e4 if scale == 1.0 else specresp * scale * livetime / 1e4
 

@@ -24,8 +24,8 @@ __all__ = [
     "write_summary",
 ]
 
-_SPECTRA = ("numpy", "numpy.char", "extspec.io.fitsread", "extspec.io.ogip", "extspec.spectrum", "extspec.geometry",
-            "extspec.sky")
+_SPECTRA = ("numpy", "numpy.char", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
+            "extspec.geometry", "extspec.sky")
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
     "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.cube", "extspec.io.cube_io",
