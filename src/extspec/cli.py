@@ -273,20 +273,19 @@ def _cmd_check(args) -> int:
         import json
 
         from .errors import ConfigError, DataStoreError
-        from .workflow.config import prepare_workflow, read_config_files, settings_json, stage_config
+        from .workflow.config import has_dl3, prepare_workflow, read_config_files, stage_config
 
         try:
             analysis = prepare_workflow(read_config_files(args.configs), cache_dir=None)
         except ConfigError as exc:
             raise ConfigError(f"invalid configuration: {exc}") from None
         analyses = analysis["analyses"]
-        if analysis["datastore_error"] and any(a["config"].get("obs_ids") or a["config"].get("obs_cone")
-                                               for a in analyses.values()):
+        if analysis["datastore_error"] and any(has_dl3(a["config"]) for a in analyses.values()):
             raise DataStoreError(analysis["datastore_error"])
         if args.print_settings:
             cfg = _pick_analysis(analyses, args.analysis)["config"]
             settings = stage_config(cfg, args.print_settings.replace("-", "_"))
-            print(json.dumps(json.loads(settings_json(settings)), indent=2, sort_keys=True))
+            print(json.dumps(settings, indent=2, sort_keys=True))
             return "settings printed"
         for name, a in analyses.items():
             if args.analysis not in (None, name):
