@@ -29,7 +29,8 @@ from .models import check_param_names, get_model, integrator
 from .stats import wstat
 
 __all__ = ["Parameter", "FitResult", "JointData", "model_parameters", "fit_joint", "compare_models",
-           "chi2_sf", "p_to_sigma", "read_fit_result", "write_fit_result", "M2_TO_CM2", "response_matrix", "fold", "make_minuit"]
+           "chi2_sf", "p_to_sigma", "read_fit_result", "write_fit_result", "M2_TO_CM2", "response_matrix", "fold", "make_minuit",
+           "minimise", "Minimum"]
 
 M2_TO_CM2 = 1e4
 """Exposure is in m^2 s, fluxes in cm^-2: the factor between them."""
@@ -350,35 +351,68 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
     mtype, params = model_parameters(model_cfg)
     integ = integrator(mtype, integration, "fit.integration")
     free = [p for p in params if not p.frozen]
-    fixed = {p.name: p.value for p in params if p.frozen}
-    names = [p.name for p in free]
     erange = _energy_range(data)
     if len(data) == 0:
         return FitResult(model_type=mtype, success=False, message="no usable dataset", total_stat=float("nan"),
                          parameters=params, covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"),
                          nfcn=0, obs_ids=[], excluded=data.excluded, energy_range=erange,
                          covariance_method=covariance)
-    scales = np.array([_scale(p.value) for p in free])
     lo, hi = data.e_min, data.e_max
+
+    def stat(values):
+        return data.stat(integ(lo, hi, values))
+
+    if not free:
+        values = {p.name: p.value for p in params}
+        per = dict(zip(data.obs_ids, data.stat_per_dataset(integ(lo, hi, values))))
+        return FitResult(model_type=mtype, success=True, message="all parameters frozen", total_stat=stat(values),
+                         parameters=params, covariance=np.zeros((len(params),) * 2), edm=0.0, nfcn=1,
+                         obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
+                         stat_per_dataset=per, covariance_method=covariance)
+    fit = minimise(params, stat, covariance, minos)
+    flux = integ(lo, hi, {p.name: p.value for p in params})
+    per = dict(zip(data.obs_ids, data.stat_per_dataset(flux).tolist()))
+    return FitResult(model_type=mtype, success=fit.success, message=fit.message, total_stat=fit.fval,
+                     parameters=params, covariance=fit.covariance, edm=fit.edm, nfcn=fit.nfcn, obs_ids=data.obs_ids,
+                     excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
+                     covariance_method=covariance)
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """What :func:`minimise` found: success, message, W at the minimum, the covariance of all
+    parameters (zeros for the frozen ones), EDM and the number of calls."""
+
+    success: bool
+    message: str
+    fval: float
+    covariance: np.ndarray
+    edm: float
+    nfcn: int
+
+
+def minimise(params: list, stat, covariance: str = "hesse", minos: bool = False) -> Minimum:
+    """Minimise ``stat(values)`` over the free :class:`Parameter` s (§9), as every fit here does.
+
+    ``stat`` takes ``{name: value}`` of all parameters (frozen ones at their value).  MIGRAD
+    runs on scaled parameters (factor = value / 10^floor(log10|v|), :func:`make_minuit`),
+    then HESSE (``covariance="hesse"``) or MIGRAD's own covariance, and MINOS on request.
+    The parameters' ``value``, ``error`` (and ``minos``) are set in place.
+    """
+    free = [p for p in params if not p.frozen]
+    fixed = {p.name: p.value for p in params if p.frozen}
+    names = [p.name for p in free]
+    scales = np.array([_scale(p.value) for p in free])
 
     def values_of(factors):
         v = dict(fixed)
         v.update({n: f * s for n, f, s in zip(names, factors, scales)})
         return v
 
-    def fcn(factors):
-        return data.stat(integ(lo, hi, values_of(factors)))
-
-    if not free:
-        stat = fcn(np.zeros(0))
-        per = dict(zip(data.obs_ids, data.stat_per_dataset(integ(lo, hi, values_of([])))))
-        return FitResult(model_type=mtype, success=True, message="all parameters frozen", total_stat=stat,
-                         parameters=params, covariance=np.zeros((len(params),) * 2), edm=0.0, nfcn=1,
-                         obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
-                         stat_per_dataset=per, covariance_method=covariance)
     limits = [(-np.inf if p.min is None else p.min / sc, np.inf if p.max is None else p.max / sc)
               for p, sc in zip(free, scales)]
-    m = make_minuit(fcn, np.array([p.value for p in free]) / scales, names, limits)
+    m = make_minuit(lambda factors: stat(values_of(factors)), np.array([p.value for p in free]) / scales, names,
+                    limits)
     m.migrad()
     ok = bool(m.valid)
     message = "MIGRAD converged" if ok else "MIGRAD failed: " + _fmin_problems(m)
@@ -404,12 +438,8 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
         if minos and p.name in m.merrors:
             me = m.merrors[p.name]
             p.minos = (me.lower * scales[k], me.upper * scales[k])
-    flux = integ(lo, hi, best)
-    per = dict(zip(data.obs_ids, data.stat_per_dataset(flux).tolist()))
-    return FitResult(model_type=mtype, success=ok, message=message, total_stat=float(m.fval), parameters=params,
-                     covariance=cov, edm=float(m.fmin.edm), nfcn=int(m.nfcn), obs_ids=data.obs_ids,
-                     excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
-                     covariance_method=covariance)
+    return Minimum(success=ok, message=message, fval=float(m.fval), covariance=cov, edm=float(m.fmin.edm),
+                   nfcn=int(m.nfcn))
 
 
 def _fmin_problems(m) -> str:

@@ -19,7 +19,7 @@ from .fit import JointData, make_minuit
 from .models import get_model, integrator
 from .stats import wstat
 
-__all__ = ["snap_edges", "compute_flux_points", "SED_UNITS"]
+__all__ = ["snap_edges", "compute_flux_points", "flux_point_rows", "SED_UNITS"]
 
 SED_UNITS = {
     "e_ref": "TeV", "e_min": "TeV", "e_max": "TeV", "dnde": "cm-2 s-1 TeV-1", "dnde_err": "cm-2 s-1 TeV-1",
@@ -98,23 +98,33 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
     else:
         edges = snap_edges(energy_edges, reco)
     flux_true = integrator(model, integration, "fit.integration")(data.e_min, data.e_max, best)
-    mu_best = data.npred_sig(flux_true)  # (d, j) at norm 1
+    return flux_point_rows([(data, data.npred_sig(flux_true))], model, best, edges, n_sigma_ul,
+                           sqrt_ts_threshold_ul)
+
+
+def flux_point_rows(parts, model, best: dict, edges, n_sigma_ul: float = 2.0,
+                    sqrt_ts_threshold_ul: float = 2.0) -> list[dict]:
+    """One flux point per group ``[edges[k], edges[k+1])`` from datasets of one or several binnings.
+
+    ``parts``: ``(JointData, mu_best)`` pairs, ``mu_best`` the predicted signal counts
+    (n_datasets, n_reco) of the best fit at norm 1.  A group holds the reco bins of every
+    part whose log-centre lies inside it (for edges on a part's reco edges: exactly the bins
+    between them); one norm is fitted to the sum of their WStat.  ``counts`` and ``npred``
+    list one value per dataset, parts in order.
+    """
     rows = []
-    ln_reco = np.log(reco)
     for e_lo, e_hi in zip(edges[:-1], edges[1:]):
-        j0 = int(np.argmin(np.abs(ln_reco - np.log(e_lo))))
-        j1 = int(np.argmin(np.abs(ln_reco - np.log(e_hi))))
-        sl = slice(j0, j1)
-        n = data.counts_masked[:, sl]
-        m = data.counts_off_masked[:, sl]
-        a = data.alpha_masked[:, sl]
-        mask = data.mask[:, sl]
-        if not mask.any():
+        group = []
+        for data, mu_best in parts:
+            centre = data.datasets[0].energy_reco.centers
+            sel = (centre >= e_lo) & (centre < e_hi)
+            group.append((data.counts_masked[:, sel], data.counts_off_masked[:, sel], data.alpha_masked[:, sel],
+                          data.mask[:, sel], mu_best[:, sel]))
+        if not any(mask.any() for *_, mask, _ in group):
             continue  # no safe bin of any run in this group: no measurement, no row
-        mu = mu_best[:, sl]
 
         def stat(norm):
-            return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu), 0.0)))
+            return float(sum(np.sum(np.where(mask, wstat(n, m, a, norm * mu), 0.0)) for n, m, a, mask, mu in group))
 
         mi = make_minuit(lambda x: stat(x[0]), [1.0], ["norm"])
         mi.migrad()
@@ -135,8 +145,8 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
             "e2dnde_ul": float(norm_ul) * ref * e_ref**2,
             "flux": norm * flux, "flux_err": norm_err * flux,
             "ts": float(ts), "sqrt_ts": sqrt_ts, "is_ul": bool(sqrt_ts < sqrt_ts_threshold_ul),
-            "counts": [int(c) for c in np.sum(np.where(mask, n, 0), axis=1)],
-            "npred": [float(v) for v in np.sum(np.where(mask, norm * mu, 0.0), axis=1)],
+            "counts": [int(c) for n, _, _, mask, _ in group for c in np.sum(np.where(mask, n, 0), axis=1)],
+            "npred": [float(v) for _, _, _, mask, mu in group for v in np.sum(np.where(mask, norm * mu, 0.0), axis=1)],
             "ref_dnde": ref, "ref_flux": flux, "ref_eflux": _energy_flux(model, float(e_lo), float(e_hi), best),
             "success": bool(mi.valid),
         })
