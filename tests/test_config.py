@@ -236,7 +236,9 @@ def test_prepare_workflow_cached_without_heavy_imports(tmp_path):
     assert out["analyses"][raw["name"]]["obs_ids"] == raw["obs_ids"]
     assert out["datastore"] == str(DR1.resolve())
     assert out["datastore_error"] is None
-    assert all(f.endswith(".fits.gz") for files in out["obs_files"].values() for f in files)
+    files_of = out["analyses"][raw["name"]]["obs_files"]
+    assert sorted(files_of) == sorted(map(str, raw["obs_ids"]))
+    assert all(f.endswith(".fits.gz") for files in files_of.values() for f in files)
     assert len(list(tmp_path.glob("config-*.json"))) == 1
     # a second process hits the cache: no astropy, regions or jsonschema import
     code = (

@@ -291,7 +291,7 @@ def _cmd_check(args) -> int:
             if args.analysis not in (None, name):
                 continue
             ids, ext = a["obs_ids"], a.get("external") or []
-            dl3 = f"{len(ids)} observations ({', '.join(map(str, ids))}) in {analysis['datastore']}" if ids else ""
+            dl3 = f"{len(ids)} observations ({', '.join(map(str, ids))}) in {a['datastore']}" if ids else ""
             what = f"{' + '.join(args.configs)}" + (f" [{name}]" if len(analyses) > 1 else "")
             print(f"{what}: valid; " + "; ".join(x for x in (dl3, f"{len(ext)} external spectra" if ext else "") if x))
         return f"{len(analyses)} analyses"

@@ -76,7 +76,7 @@ def prepared():
     checkpoint fetch_datastore (download.smk) runs, then Snakemake calls this again and the
     observations are selected from the new store.
     """
-    if PREPARED["datastore"] is not None:
+    if PREPARED["datastore_error"] is None:
         return PREPARED
     missing = PREPARED["datastore_error"]
     if CFG["datastore"]:
@@ -108,9 +108,9 @@ def fetched(store):
         raise WorkflowError(f"extspec: invalid configuration: {err}") from None
 
 
-def datastore():
-    """The data store directory (see prepared())."""
-    return prepared()["datastore"]
+def datastore(analysis):
+    """The data store directory of an analysis (see prepared())."""
+    return prepared()["analyses"][analysis]["datastore"]
 
 
 def obs_ids(analysis):
@@ -127,7 +127,7 @@ def obs_files(wildcards):
             f"extspec: obs {wildcards.obs_id} is not among the observations of analysis "
             f"{wildcards.analysis} (config keys obs_ids and obs_cone)"
         )
-    return prepared()["obs_files"][str(int(wildcards.obs_id))]
+    return prepared()["analyses"][wildcards.analysis]["obs_files"][str(int(wildcards.obs_id))]
 
 
 def provenance(wildcards):

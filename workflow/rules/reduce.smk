@@ -18,7 +18,7 @@ rule reduce:
     params:
         provenance=provenance,
         reduction=settings("reduce"),
-        datastore=lambda wildcards: datastore(),
+        datastore=lambda wildcards: datastore(wildcards.analysis),
         obs_id=lambda wildcards: int(wildcards.obs_id),
         outdir=lambda wildcards, output: os.path.dirname(output.cube),
     log:
