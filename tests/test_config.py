@@ -366,7 +366,8 @@ def test_without_analyses_one_analysis_named_by_name():
 
 @pytest.mark.parametrize("entry, message", [
     ({"b": {"geom": {"binsz": -1}}}, "config key 'analyses.b.geom.binsz': must be > 0"),
-    ({"b": {"datastore": "/x"}}, "config key 'analyses.b.datastore': set it at the top level"),
+    ({"b": {"download": {"auto": False}}}, "config key 'analyses.b.download': set it at the top level"),
+    ({"b": {"joint": {}}}, "config key 'analyses.b.joint': set it at the top level"),
     ({"b": {"name": "c"}}, "config key 'analyses.b.name'"),
     ({"b": {"obs_idz": [1]}}, "unknown config key 'analyses.b.obs_idz'"),
     ({"b c": {}}, "config key 'analyses'"),

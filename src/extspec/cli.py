@@ -10,6 +10,8 @@
     extspec flux-points SPECTRUM [...] --fit FILE --ecsv FILE --png FILE (--config ... | --settings ...)
     extspec cumulative SPECTRUM [...] --ecsv FILE --png FILE         (--config FILE | --settings JSON)
     extspec summary RESULTS_DIR ANALYSIS [...] --ecsv FILE --html FILE
+    extspec joint-fit --spectra ANALYSIS SPECTRUM [...] [--spectra ...] --outdir DIR
+                                                     (--config FILE --joint NAME | --settings JSON)
 
 The steps are the functions of :mod:`extspec.workflow.pipeline`, the ones the Snakemake rules
 run (the rules call this command line).  ``OBS_DIR`` is the output directory of ``extspec
@@ -365,6 +367,40 @@ def _cmd_cumulative(args) -> int:
     return _aggregate(args, "cumulative", "cumulative", "cumulative", call)
 
 
+def _cmd_joint_fit(args) -> int:
+    def step():
+        from .errors import ConfigError
+        from .workflow.joint_fit import run_joint_fit
+
+        if args.settings is not None:
+            from .workflow.config import read_settings
+
+            settings = read_settings(args.settings)
+        else:
+            from .workflow.config import read_config_files, validate_analyses
+            from .workflow.joint_config import joint_settings, validate_joint
+
+            try:
+                raw = read_config_files(args.config)
+                joint = validate_joint(raw, validate_analyses(raw, check_datastore=False))
+            except ConfigError as exc:
+                raise ConfigError(f"invalid configuration: {exc}") from None
+            if args.joint not in joint:
+                raise ConfigError(f"--joint {args.joint}: no such joint fit (the config has "
+                                  f"{', '.join(joint) or 'none'})")
+            settings = joint_settings(args.joint, joint[args.joint])
+        spectra = {}
+        for name, *paths in args.spectra:
+            if not paths:
+                raise ConfigError(f"--spectra {name}: give the analysis name, then its spectra")
+            spectra.setdefault(name, []).extend(paths)
+        run_joint_fit(settings, spectra, args.outdir)
+        return f"{sum(map(len, spectra.values()))} spectra of {len(spectra)} analyses"
+
+    return run_step("joint-fit", "joint fit", step, log_path=args.log, quiet=args.quiet, verbose=args.verbose,
+                    prepare=_import_step("joint_fit"))
+
+
 def _cmd_summary(args) -> int:
     def step():
         from .workflow.pipeline import write_summary
@@ -484,6 +520,24 @@ def build_parser() -> argparse.ArgumentParser:
         _settings_args(p)
         _common(p)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("joint-fit", help="one model fitted to the spectra of several analyses", epilog=_EPILOG,
+                       description="Fit one model jointly to the spectra of several analyses (instruments), each "
+                       "on its own binning, with optional per-analysis energy-scale and normalisation nuisance "
+                       "parameters (config key `joint`); write result.yaml, combined and per-analysis flux points, "
+                       "the SED coloured by analysis and each analysis's residuals into OUTDIR.")
+    p.add_argument("--spectra", nargs="+", action="append", required=True, metavar="ITEM",
+                   help="ANALYSIS SPECTRUM [SPECTRUM ...]: an analysis name, then its spectra (" + spec_help.split(": ")[1]
+                   + "); repeat for each analysis")
+    p.add_argument("--outdir", required=True, metavar="DIR", help="output folder (<results_dir>/<joint>/fit)")
+    g = p.add_argument_group("settings (one of)").add_mutually_exclusive_group(required=True)
+    g.add_argument("--config", metavar="FILE", action="append", help="config (YAML) with a `joint` block; repeat to "
+                   "merge several (needs --joint)")
+    g.add_argument("--settings", metavar="JSON", help="the joint fit's settings as JSON text or file, as the "
+                   "workflow passes them")
+    p.add_argument("--joint", metavar="NAME", help="with --config: the joint fit to run")
+    _common(p)
+    p.set_defaults(func=_cmd_joint_fit)
 
     p = sub.add_parser("summary", help="one row per analysis (ECSV + HTML)", epilog=_EPILOG,
                        description="Summarise analyses from their results: RESULTS_DIR/ANALYSIS/fit/result.yaml "

@@ -670,7 +670,8 @@ def _as_bool(v) -> bool:
         return False
 
 
-def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, title=""):
+def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, title="", groups=(),
+             label="flux points"):
     """Spectral energy distribution: flux points, upper limits, model and butterfly.
 
     Parameters
@@ -683,12 +684,32 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
         Fit range; a non-finite range draws no model.
     butterfly : (energies, e2dnde_lo, e2dnde_hi), optional
         1-sigma band (see :func:`sed_butterfly`).
+    groups : sequence of (label, flux_points)
+        More sets of points (e.g. one per instrument of a joint fit), each in its own colour;
+        ``flux_points`` (labelled ``label``) is drawn in black on top.
     """
-    from matplotlib.lines import Line2D
-
     fig = _figure(figsize=(7.5, 5.5))
     ax = fig.subplots()
     ys, xs, extra = [], [], []
+    colors = ("tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+    for k, (name, rows) in enumerate(groups):
+        _draw_flux_points(ax, rows, colors[k % len(colors)], name, ys, xs, extra, marker="sD^vP*X"[k % 7], size=4)
+    _draw_flux_points(ax, flux_points, "black", label, ys, xs, extra)
+    _finish_sed(ax, model_dnde, energy_range, butterfly, ys, xs)
+    handles = ax.get_legend_handles_labels()[0] + extra
+    if handles:
+        ax.legend(handles=handles, fontsize=9, loc="best")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def _draw_flux_points(ax, flux_points, color, label, ys, xs, extra, marker="o", size=5) -> None:
+    """Points with errors and upper limits of one set of flux points (plot_sed); the drawn
+    extents go into ``ys``/``xs``, a legend handle for the limits into ``extra``."""
+    from matplotlib.lines import Line2D
+
     pts = {"x": [], "xl": [], "xh": [], "y": [], "yl": [], "yh": []}
     uls = {"x": [], "xl": [], "xh": [], "y": []}
     for row in flux_points or []:
@@ -717,7 +738,21 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
             pts[k].append(v)
         ys.extend([y + dy] + ([y - dy] if y - dy > 0 else [y]))
         xs.extend([x - xl, x + xh])
+    if pts["x"]:
+        ax.errorbar(pts["x"], pts["y"], xerr=[pts["xl"], pts["xh"]], yerr=[pts["yl"], pts["yh"]],
+                    fmt=marker, color=color, ms=size, elinewidth=1.2, capsize=0, label=label, zorder=4)
+    if uls["x"]:
+        u = np.asarray(uls["y"])
+        ax.errorbar(uls["x"], u, xerr=[uls["xl"], uls["xh"]], fmt="none", ecolor=color,
+                    elinewidth=1.2, capsize=0, zorder=4)
+        ax.errorbar(uls["x"], u, yerr=0.4 * u, uplims=True, fmt="none", ecolor=color, color=color,
+                    elinewidth=1.2, capsize=4, zorder=4)
+        extra.append(Line2D([], [], color=color, lw=1.2, marker="v", ms=6,
+                            label="upper limits" if color == "black" else f"{label}: upper limits"))
 
+
+def _finish_sed(ax, model_dnde, energy_range, butterfly, ys, xs) -> None:
+    """Model, butterfly, axes and limits of an SED (plot_sed)."""
     emin, emax = (float(v) for v in energy_range) if energy_range is not None else (np.nan, np.nan)
     have_range = np.isfinite(emin) and np.isfinite(emax) and 0 < emin < emax
     if butterfly is not None:
@@ -745,17 +780,6 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
             ys.extend(ym[okm])
             xs.extend([emin, emax])
 
-    if pts["x"]:
-        ax.errorbar(pts["x"], pts["y"], xerr=[pts["xl"], pts["xh"]], yerr=[pts["yl"], pts["yh"]],
-                    fmt="o", color="black", ms=5, elinewidth=1.2, capsize=0, label="flux points", zorder=4)
-    if uls["x"]:
-        u = np.asarray(uls["y"])
-        ax.errorbar(uls["x"], u, xerr=[uls["xl"], uls["xh"]], fmt="none", ecolor="black",
-                    elinewidth=1.2, capsize=0, zorder=4)
-        ax.errorbar(uls["x"], u, yerr=0.4 * u, uplims=True, fmt="none", ecolor="black", color="black",
-                    elinewidth=1.2, capsize=4, zorder=4)
-        extra.append(Line2D([], [], color="black", lw=1.2, marker="v", ms=6, label="upper limits"))
-
     ax.set_xscale("log")
     ax.set_yscale("log")
     _unicode_log_ticks(ax.xaxis, ax.yaxis)
@@ -772,13 +796,6 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
     ax.tick_params(which="both", direction="in", top=True, right=True)
-    handles = ax.get_legend_handles_labels()[0] + extra
-    if handles:
-        ax.legend(handles=handles, fontsize=9, loc="best")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return _save(fig, out_png)
 
 
 # --------------------------------------------------------------------------------------

@@ -191,6 +191,10 @@ ANALYSIS_PRODUCTS = (
 """The products of every analysis, under <results_dir>/<analysis>/."""
 
 
+SUMMARY_ROWS = list(ANALYSES) + list(PREPARED["joint"])
+"""The rows of the summary: every analysis, then every joint fit (config key `joint`)."""
+
+
 def per_analysis(name):
     """One file per analysis, in the config's order, e.g. per_analysis('fit/result.yaml')."""
     return [f"{RESULTS}/{a}/{name}" for a in ANALYSES]
@@ -201,6 +205,7 @@ def all_outputs(wildcards):
         prepared()
     out = [f"{RESULTS}/{a}/{p}" for a in DL3_ANALYSES for p in STACKED_PRODUCTS]
     out += [f"{RESULTS}/{a}/{p}" for a in ANALYSES for p in ANALYSIS_PRODUCTS]
+    out += [p for j in PREPARED["joint"] for p in joint_products(j)]  # joint.smk
     return out + [f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html"]
 
 
@@ -218,7 +223,7 @@ def summary_after_failure():
     try:
         from extspec.workflow.pipeline import write_summary
 
-        rows = write_summary(RESULTS, list(ANALYSES), f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html")
+        rows = write_summary(RESULTS, SUMMARY_ROWS, f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html")
     except Exception as exc:  # the run has failed already: report, never mask the failure
         print(f"extspec: could not write {RESULTS}/summary.ecsv: {exc}", file=sys.stderr)
         return

@@ -97,6 +97,11 @@ def check_joint_data(joint: dict, analyses: dict) -> None:
                 seen[k] = a
 
 
-def joint_settings(name: str, block: dict) -> dict:
-    """The settings of the joint-fit step (its Snakemake params): the joint block and its name."""
-    return {"name": name, **block}
+def joint_settings(name: str, block: dict, analyses: dict | None = None) -> dict:
+    """The settings of the joint-fit step (its Snakemake params): the joint block, its name and,
+    from the prepared ``analyses`` (``{name: {"datastore": ...}}``), each analysis's data store
+    (for the provenance in ``result.yaml``)."""
+    out = {"name": name, **block}
+    if analyses is not None:
+        out["datastores"] = {a: analyses[a].get("datastore") for a in block["analyses"]}
+    return out

@@ -36,6 +36,9 @@ STEP_IMPORTS = {
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
                     "extspec.models", *_PLOTS),
     "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
+    "joint_fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv", "extspec.joint",
+                  "extspec.models", "extspec.stacking", "extspec.workflow.joint_fit", "extspec.workflow.joint_config",
+                  *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).
 
