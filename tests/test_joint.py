@@ -9,6 +9,7 @@ nuisance parameters (energy scale, normalisation) find a simulated miscalibratio
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,3 +195,79 @@ def test_no_usable_dataset_is_a_failed_fit():
     jf = fit_instruments([Instrument("a", JointData(bad), NONE)], START)
     assert not jf.result.success and jf.result.message == "no usable dataset"
     assert jf.result.excluded == {100: "no OFF region", 101: "no OFF region"}
+
+
+# ------------------------------------------------------------------- the `joint` config --
+
+ON = "galactic;circle(347.3,-0.5,0.5)"
+
+
+def joint_raw(**joint):
+    return {"obs_ids": [20326], "on_region": ON, "analyses": {"a": {}, "b": {"obs_ids": [20327]}}, "joint": joint}
+
+
+def check_joint(raw):
+    from extspec.workflow.config import validate_analyses
+    from extspec.workflow.joint_config import validate_joint
+
+    return validate_joint(raw, validate_analyses(raw, check_datastore=False))
+
+
+def test_joint_block_defaults():
+    out = check_joint(joint_raw(j={"analyses": ["a", "b"], "model": {"type": "power_law"},
+                                   "systematics": {"norm": "0.1", "energy_scale": {"b": 0.05}}}))
+    j = out["j"]
+    assert j["systematics"] == {"norm": 0.1, "energy_scale": {"b": 0.05}}
+    assert j["fit"] == {"minos": False, "integration": "exact", "covariance": "hesse"}
+    assert j["flux_points"] == {"energy_edges": None, "n_sigma_ul": 2.0}
+    from extspec.workflow.joint_config import prior_widths
+
+    assert prior_widths(j["systematics"], "a") == {"energy_scale": None, "norm": 0.1}
+    assert prior_widths(j["systematics"], "b") == {"energy_scale": 0.05, "norm": 0.1}
+    assert check_joint(joint_raw()) == {}
+
+
+@pytest.mark.parametrize("joint, message", [
+    ({"j": {"analyses": ["a", "c"], "model": {"type": "power_law"}}},
+     "config key 'joint.j.analyses': no analysis named 'c' (the config has a, b)"),
+    ({"a": {"analyses": ["a", "b"], "model": {"type": "power_law"}}},
+     "config key 'joint.a': 'a' names an analysis; a joint fit needs a name of its own"),
+    ({"logs": {"analyses": ["a", "b"], "model": {"type": "power_law"}}}, "config key 'joint.logs': 'logs' is reserved"),
+    ({"j": {"analyses": ["a"], "model": {"type": "power_law"}}}, "config key 'joint.j.analyses': expected a list"),
+    ({"j": {"analyses": ["a", "b"]}}, "config key 'joint.j.model' is missing"),
+    ({"j": {"analyses": ["a", "b"], "model": {"type": "power_law"}, "systematics": {"norm": -0.1}}},
+     "config key 'joint.j.systematics.norm'"),
+    ({"j": {"analyses": ["a", "b"], "model": {"type": "power_law"}, "systematics": {"norm": {"c": 0.1}}}},
+     "config key 'joint.j.systematics.norm.c': 'c' is not one of the joint fit's analyses (a, b)"),
+    ({"j": {"analyses": ["a", "b"], "model": {"type": "power_law"}, "systematics": {"scale": 0.1}}},
+     "unknown config key 'joint.j.systematics.scale'"),
+    ({"j": {"analyses": ["a", "b"], "model": {"type": "power_law", "parameters": {"alpha": 2}}}},
+     "config key 'joint.j.model.parameters.alpha'"),
+    ({"j": {"analyses": ["a", "b"], "model": {"type": "power_law"}, "flux_points": {"energy_edges": [2, 1]}}},
+     "config key 'joint.j.flux_points.energy_edges': values must increase"),
+])
+def test_joint_block_errors_are_one_line(joint, message):
+    from extspec.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        check_joint(joint_raw(**joint))
+    assert str(e.value).startswith(message), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_same_run_in_two_analyses_of_a_joint_fit_is_refused():
+    from extspec.errors import ConfigError
+    from extspec.workflow.config import prepare_workflow
+
+    dr1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "hess-dl3-dr1"
+    if not (dr1 / "hdu-index.fits.gz").is_file():
+        pytest.skip(f"no HESS DL3 DR1 at {dr1}")
+    raw = joint_raw(j={"analyses": ["a", "b"], "model": {"type": "power_law"}})
+    raw.update(datastore=str(dr1), name="x")
+    out = prepare_workflow(raw, cache_dir=None)
+    assert out["joint"]["j"]["analyses"] == ["a", "b"] and out["analyses"]["b"]["datastore"] == str(dr1.resolve())
+    raw["analyses"]["b"]["obs_ids"] = [20327, 20326]
+    with pytest.raises(ConfigError, match=r"^config key 'joint.j.analyses': obs 20326 is in both a and b"):
+        prepare_workflow(raw, cache_dir=None)
+    raw["joint"] = {}  # without a joint fit the two analyses may share runs
+    assert prepare_workflow(raw, cache_dir=None)["analyses"]["b"]["obs_ids"] == [20327, 20326]

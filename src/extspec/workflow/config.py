@@ -196,6 +196,7 @@ def _validator_with_defaults(schema: dict):
 
     base = validators.validator_for(schema)
     validate_properties = base.VALIDATORS["properties"]
+    root_schema = schema
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
@@ -204,8 +205,8 @@ def _validator_with_defaults(schema: dict):
                     continue
                 if "default" in sub:
                     instance[prop] = copy.deepcopy(sub["default"])
-                elif "$ref" in sub:
-                    ref = _resolve_ref(validator.schema, sub["$ref"])
+                elif "$ref" in sub:  # against the root: in a nested descent validator.schema is a subschema
+                    ref = _resolve_ref(root_schema, sub["$ref"])
                     if "default" in ref:
                         instance[prop] = copy.deepcopy(ref["default"])
         yield from validate_properties(validator, properties, instance, schema)
