@@ -296,6 +296,9 @@ def _cmd_check(args) -> int:
             dl3 = f"{len(ids)} observations ({', '.join(map(str, ids))}) in {a['datastore']}" if ids else ""
             what = f"{' + '.join(args.configs)}" + (f" [{name}]" if len(analyses) > 1 else "")
             print(f"{what}: valid; " + "; ".join(x for x in (dl3, f"{len(ext)} external spectra" if ext else "") if x))
+        for name, j in analysis.get("joint", {}).items():
+            if args.analysis in (None, name):
+                print(f"{' + '.join(args.configs)} [{name}]: valid; joint fit of {', '.join(j['analyses'])}")
         return f"{len(analyses)} analyses"
 
     return run_step("check", "check", step, quiet=True, verbose=args.verbose)
