@@ -14,12 +14,15 @@ import os
 import re
 import shlex
 import sys
+import types
 
 from snakemake.exceptions import WorkflowError
 
 from extspec.io.download import HOWTO
 from extspec.workflow.config import apply_overlay, has_dl3, prepare_workflow, settings_json, stage_config
 from extspec.errors import ExtspecError
+from extspec.workflow.joint_config import joint_settings
+from extspec.workflow.joint_fit import joint_outputs
 from extspec.workflow.process_exit import cancel_scheduler_timers, skip_final_collections
 
 # Exit without idle time (extspec.workflow.process_exit: the final garbage collections
@@ -38,6 +41,7 @@ except ExtspecError as err:
 DL3_ANALYSES = [n for n, a in PREPARED["analyses"].items() if has_dl3(a["config"])]
 CFG = PREPARED["config"]  # the keys shared by every analysis (results_dir, datastore, download)
 ANALYSES = PREPARED["analyses"]  # {name: {"config", "obs_ids", "external", "provenance"}}
+JOINT = PREPARED["joint"]  # {joint fit name: its block of config key `joint`, defaults filled}
 RESULTS = CFG["results_dir"]
 OUT = f"{RESULTS}/{{analysis}}"  # every per-analysis path starts with this pattern
 LOGS = f"{OUT}/logs"
@@ -191,7 +195,7 @@ ANALYSIS_PRODUCTS = (
 """The products of every analysis, under <results_dir>/<analysis>/."""
 
 
-SUMMARY_ROWS = list(ANALYSES) + list(PREPARED["joint"])
+SUMMARY_ROWS = list(ANALYSES) + list(JOINT)
 """The rows of the summary: every analysis, then every joint fit (config key `joint`)."""
 
 
@@ -205,7 +209,7 @@ def all_outputs(wildcards):
         prepared()
     out = [f"{RESULTS}/{a}/{p}" for a in DL3_ANALYSES for p in STACKED_PRODUCTS]
     out += [f"{RESULTS}/{a}/{p}" for a in ANALYSES for p in ANALYSIS_PRODUCTS]
-    out += [p for j in PREPARED["joint"] for p in joint_products(j)]  # joint.smk
+    out += [p for j in JOINT for p in joint_products(j)]  # joint.smk
     return out + [f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html"]
 
 
@@ -230,3 +234,42 @@ def summary_after_failure():
     failed = [r["analysis"] for r in rows if r["status"] != "ok"]
     print(f"extspec: {RESULTS}/summary.ecsv written; not finished: {', '.join(failed) or 'none'}",
           file=sys.stderr)
+
+
+# Joint fits (config key `joint`, rules in joint.smk)
+
+
+def joint_rule_name(name):
+    """The rule of one joint fit: joint_fit_<name> with every non-word character as '_'."""
+    return "joint_fit_" + re.sub(r"\W", "_", name)
+
+
+def joint_files(name):
+    """Input function: every spectrum file (PHA, BKG, ARF, RMF, external sets) of the joint's analyses."""
+
+    def inputs(wildcards):
+        out = []
+        for a in JOINT[name]["analyses"]:
+            w = types.SimpleNamespace(analysis=a)
+            out += spectra_pha(w) + external_files(w)
+            out += per_obs("bkg.fits")(w) + per_obs("arf.fits")(w) + per_obs("rmf.fits")(w)
+        return out
+
+    return inputs
+
+
+def joint_spectra_args(name):
+    """Params function: `--spectra ANALYSIS PHA ...` for each analysis of the joint fit."""
+
+    def args(wildcards):
+        return " ".join(
+            "--spectra " + " ".join(shlex.quote(x) for x in [a, *spectra_pha(types.SimpleNamespace(analysis=a))])
+            for a in JOINT[name]["analyses"]
+        )
+
+    return args
+
+
+def joint_products(name):
+    """The files one joint fit writes, under <results_dir>/<name>/fit/."""
+    return [f"{RESULTS}/{name}/fit/{f}" for f in joint_outputs(JOINT[name]["analyses"])]
