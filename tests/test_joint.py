@@ -243,6 +243,9 @@ def test_joint_block_defaults():
      "unknown config key 'joint.j.systematics.scale'"),
     ({"j": {"analyses": ["a", "b"], "model": {"type": "power_law", "parameters": {"alpha": 2}}}},
      "config key 'joint.j.model.parameters.alpha'"),
+    ({"j.1": {"analyses": ["a", "b"], "model": {"type": "power_law"}},
+      "j-1": {"analyses": ["a", "b"], "model": {"type": "power_law"}}},
+     "config key 'joint.j-1': 'j-1' and 'j.1' differ only in '.' or '-'"),
     ({"j": {"analyses": ["a", "b"], "model": {"type": "power_law"}, "flux_points": {"energy_edges": [2, 1]}}},
      "config key 'joint.j.flux_points.energy_edges': values must increase"),
 ])

@@ -149,3 +149,28 @@ def test_missing_datastore_of_one_analysis_is_one_line(tmp_path):
     assert res.returncode != 0
     line = [ln for ln in res.stdout.splitlines() if "invalid configuration" in ln]
     assert line and "config key 'analyses.crab_magic.datastore'" in line[0] and "nowhere" in line[0]
+
+
+def test_external_spectra_in_a_joint_fit(crab):
+    """OGIP sets of another tool (the joint-crab H.E.S.S. spectra, written by gammapy, energies
+    in keV) as one analysis of a joint fit with the reduced MAGIC runs: only the joint job runs."""
+    ext = DATA / "joint-crab-spectra" / "hess"
+    if not (ext / "pha_obs23523.fits").is_file():
+        pytest.skip(f"no joint-crab spectra in {ext}")
+
+    def add(cfg):
+        cfg["analyses"]["hess_ogip"] = {"obs_ids": [], "external_spectra": [str(ext / "pha_obs*.fits")]}
+        cfg["joint"]["ogip_joint"] = {"analyses": ["crab_magic", "hess_ogip"],
+                                      "model": cfg["joint"]["crab_joint"]["model"]}
+
+    cf = variant(crab, "ogip.yaml", add)
+    target = "results/ogip_joint/fit/result.yaml"
+    from test_workflow import job_counts
+
+    res = snakemake(crab["wd"], cf, "--cores", "1", target)
+    assert job_counts(res.stdout) == {"joint_fit_ogip_joint": 1}
+    d = yaml.safe_load((crab["wd"] / target).read_text())
+    assert d["success"] and d["obs_ids"] == [5029747, 5029748, 23523, 23526, 23559, 23592]
+    assert 2.3 < d["model"]["parameters"]["index"]["value"] < 2.7 and d["systematics"] == {}
+    assert [Path(i["path"]).name for i in d["provenance"]["analyses"]["hess_ogip"]["inputs"]] == [
+        "pha_obs23523.fits", "pha_obs23526.fits", "pha_obs23559.fits", "pha_obs23592.fits"]

@@ -11,6 +11,8 @@ is the JSON settings of the joint-fit step.  Errors are one-line ConfigErrors na
 
 from __future__ import annotations
 
+import re
+
 from ..errors import ConfigError
 
 __all__ = ["validate_joint", "check_joint_data", "joint_settings", "prior_widths"]
@@ -46,8 +48,14 @@ def validate_joint(raw: dict, analyses: dict, schema=None) -> dict:
         return {}
     joint = _validate_schema(_coerce_floats(copy.deepcopy(block)), schema)
     known = ", ".join(analyses)
+    rules = {}
     for name, j in joint.items():
         key = f"joint.{name}"
+        rule = re.sub(r"\W", "_", name)  # the workflow's rule joint_fit_<name>
+        if rule in rules:
+            raise ConfigError(f"config key '{key}': {name!r} and {rules[rule]!r} differ only in '.' or '-'; "
+                              "rename one (each joint fit is a rule named after it)")
+        rules[rule] = name
         if name in analyses:
             raise ConfigError(f"config key '{key}': {name!r} names an analysis; a joint fit needs a name of its own "
                               "(its outputs go to <results_dir>/<name>/)")
