@@ -240,8 +240,9 @@ def summary_after_failure():
 
 
 def joint_rule_name(name):
-    """The rule of one joint fit: joint_fit_<name> with every non-word character as '_'."""
-    return "joint_fit_" + re.sub(r"\W", "_", name)
+    """The name of a joint fit's job: joint_fit_<name>, every non-word character as '_'."""
+    word = re.sub(r"\W", "_", name)
+    return f"joint_fit_{word}"
 
 
 def joint_files(name):
@@ -263,7 +264,7 @@ def joint_spectra_args(name):
 
     def args(wildcards):
         return " ".join(
-            "--spectra " + " ".join(shlex.quote(x) for x in [a, *spectra_pha(types.SimpleNamespace(analysis=a))])
+            f"--spectra {shlex.join([a, *spectra_pha(types.SimpleNamespace(analysis=a))])}"
             for a in JOINT[name]["analyses"]
         )
 

@@ -20,7 +20,7 @@ for _name in JOINT:
             code=CODE,
             settings=settings_json(joint_settings(_name, JOINT[_name], ANALYSES)),
             spectra=joint_spectra_args(_name),
-            outdir=f"{RESULTS}/{_name}/fit",
+            outdir=lambda wildcards, output: os.path.dirname(output[0]),  # <results_dir>/<name>/fit
         log:
             f"{RESULTS}/{_name}/logs/joint_fit.log",
         priority: 3
