@@ -274,3 +274,26 @@ def test_same_run_in_two_analyses_of_a_joint_fit_is_refused():
         prepare_workflow(raw, cache_dir=None)
     raw["joint"] = {}  # without a joint fit the two analyses may share runs
     assert prepare_workflow(raw, cache_dir=None)["analyses"]["b"]["obs_ids"] == [20327, 20326]
+
+
+def test_combined_flux_points_of_two_binnings():
+    from extspec.fluxpoints import flux_point_rows
+    from extspec.workflow.joint_fit import combined_edges
+
+    runs_a, runs_b = instruments(21, n_runs=(3, 3))
+    ins = [Instrument("a", JointData(runs_a), NONE), Instrument("b", JointData(runs_b), NONE)]
+    jf = fit_instruments(ins, START)
+    # coarsest density: A has 12 bins over 0.3-40 TeV (5.6 per decade), B 15 over 0.08-20 (6.3)
+    edges = combined_edges([i.data.datasets[0].energy_reco for i in ins], jf.result.energy_range)
+    assert jf.result.energy_range == pytest.approx((0.08, 40.0))
+    assert len(edges) - 1 == math.ceil(math.log10(40 / 0.08) * 12 / math.log10(40 / 0.3))
+    model, best = get_model("power_law"), jf.result.values
+    parts = [(i.data, i.data.npred_sig(instrument_flux(integrator("power_law", "exact", "x"), i.data, best)))
+             for i in ins]
+    rows = flux_point_rows(parts, model, best, edges)
+    assert [len(r["counts"]) for r in rows] == [6] * len(rows)
+    # every reco bin of each instrument is in exactly one group: the counts add up
+    total = sum(sum(r["counts"]) for r in rows)
+    assert total == sum(int(r.counts.sum()) for r in runs_a + runs_b)
+    sig = [r for r in rows if not r["is_ul"]]
+    assert len(sig) >= 5 and all(abs(r["norm"] - 1) < 4 * r["norm_err"] for r in sig)
