@@ -59,6 +59,12 @@ def test_crab_joint_fit_real_numbers(crab):
     p = d["model"]["parameters"]
     # the Crab between 0.1 and 40 TeV as a power law: index 2.4-2.6 (H.E.S.S. alone ~2.6, MAGIC ~2.35)
     assert 2.35 < p["index"]["value"] < 2.65 and 0.01 < p["index"]["error"] < 0.1
+    # and between the instruments' own fits (H.E.S.S. above 0.5 TeV is softer than MAGIC from 0.13 TeV:
+    # the Crab's spectrum curves), with a smaller error than either
+    alone = {a: yaml.safe_load((crab["wd"] / "results" / a / "fit" / "result.yaml").read_text())["model"]
+             ["parameters"]["index"] for a in ("crab_hess", "crab_magic")}
+    assert alone["crab_magic"]["value"] < p["index"]["value"] < alone["crab_hess"]["value"]
+    assert p["index"]["error"] < min(v["error"] for v in alone.values())
     assert 2.0e-11 < p["amplitude"]["value"] < 4.5e-11 and p["amplitude"]["error"] > 0
     # both instruments' datasets are in the likelihood, each on its own binning
     assert d["obs_ids"] == [23523, 23526, 5029747, 5029748] and d["excluded"] == []
