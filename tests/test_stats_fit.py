@@ -8,8 +8,10 @@ import pytest
 from extspec.fit import JointData, fit_joint
 from extspec.models import get_model
 from extspec.stats import li_ma_significance, wstat, wstat_background, wstat_sqrt_ts
+from extspec.workflow.settings import fit_options
 
 PL_START = {"type": "power_law", "parameters": {"index": {"value": 2}, "amplitude": {"value": 2e-11}}}
+REFERENCE_FIT = fit_options({"fit": {"integration": "reference", "covariance": "migrad"}})
 BEST_INDEX = 2.102221922291788
 BEST_AMPLITUDE = 1.2868178264383878e-11
 
@@ -118,7 +120,7 @@ def test_joint_fit_errors_migrad_covariance(seed_fit):
 
 
 def test_joint_fit_hesse(seed_reference, seed_fit):
-    r = fit_joint(list(seed_reference), PL_START, covariance="hesse")
+    r = fit_joint(list(seed_reference), PL_START, fit_options({"fit": {"covariance": "hesse"}}))
     assert r.success and r.covariance_method == "hesse"
     err = {p.name: p.error for p in r.parameters}
     np.testing.assert_allclose(err["index"], 0.06659946, rtol=1e-5)
@@ -134,7 +136,7 @@ def _free_errors(r):
 def test_ecpl_reference_fit(seed_reference):
     cfg = {"type": "exp_cutoff_power_law",
            "parameters": {"index": {"value": 2}, "amplitude": {"value": 2e-11}, "lambda_": {"value": 0.05}}}
-    r = fit_joint(list(seed_reference), cfg, integration="reference", covariance="migrad")
+    r = fit_joint(list(seed_reference), cfg, REFERENCE_FIT)
     assert r.success
     v, e = r.values, _free_errors(r)
     assert set(e) == {"index", "amplitude", "lambda_"}
@@ -149,7 +151,7 @@ def test_ecpl_reference_fit(seed_reference):
 def test_log_parabola_reference_fit(seed_reference):
     cfg = {"type": "log_parabola",
            "parameters": {"alpha": {"value": 2}, "beta": {"value": 0.1}, "amplitude": {"value": 2e-11}}}
-    r = fit_joint(list(seed_reference), cfg, integration="reference", covariance="migrad")
+    r = fit_joint(list(seed_reference), cfg, REFERENCE_FIT)
     assert r.success
     v, e = r.values, _free_errors(r)
     assert set(e) == {"alpha", "beta", "amplitude"} and v["reference"] == 1.0
@@ -196,7 +198,7 @@ def test_failed_fit_reported_as_failed(seed_reference, tmp_path):
 
     iminuit.Minuit.migrad = short_migrad
     try:
-        res = fit_joint(list(seed_reference), cfg)
+        res = fit_joint(list(seed_reference), cfg, fit_options({}))
     finally:
         iminuit.Minuit.migrad = orig
     assert not res.success and "MIGRAD failed" in res.message

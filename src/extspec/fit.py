@@ -28,8 +28,27 @@ from .errors import ConfigError
 from .models import check_param_names, get_model, integrator
 from .stats import wstat
 
-__all__ = ["Parameter", "FitResult", "JointData", "model_parameters", "fit_joint", "compare_models",
+__all__ = ["FitOptions", "Parameter", "FitResult", "JointData", "model_parameters", "fit_joint", "compare_models",
            "chi2_sf", "p_to_sigma", "read_fit_result", "write_fit_result", "M2_TO_CM2", "response_matrix", "fold", "make_minuit"]
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How :func:`fit_joint` fits (the ``fit`` config block; no defaults here).
+
+    Attributes
+    ----------
+    integration : {"exact", "reference"}
+        Model integral over true bins (the reference 11-point rule for ECPL/LP on request).
+    covariance : {"hesse", "migrad"}
+        HESSE after MIGRAD, or MIGRAD's own covariance ([REF-QUIRK]).
+    minos : bool
+        Also compute MINOS errors.
+    """
+
+    integration: str
+    covariance: str
+    minos: bool
+
 
 M2_TO_CM2 = 1e4
 """Exposure is in m^2 s, fluxes in cm^-2: the factor between them."""
@@ -330,8 +349,7 @@ def _scale(v: float) -> float:
     return 1.0 if v == 0 or not np.isfinite(v) else 10.0 ** math.floor(math.log10(abs(v)))
 
 
-def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance: str = "hesse",
-              minos: bool = False, data: JointData | None = None) -> FitResult:
+def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | None = None) -> FitResult:
     """Joint WStat fit of a spectral model (§9).
 
     Parameters
@@ -339,13 +357,12 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
     datasets : list of SpectrumDataset
     model_cfg : dict
         ``{"type": ..., "parameters": {name: {value, frozen, min, max}}}``.
-    integration : {"exact", "reference"}
-        Model integral over true bins (the reference 11-point rule for ECPL/LP on request).
-    covariance : {"hesse", "migrad"}
-        HESSE after MIGRAD (default) or MIGRAD's own covariance ([REF-QUIRK]).
-    minos : bool
-        Also compute MINOS errors.
+    options : FitOptions
+        Integration rule, covariance (HESSE or MIGRAD's own) and MINOS.
+    data : JointData, optional
+        ``JointData(datasets)`` if already built (several fits of the same data).
     """
+    integration, covariance, minos = options.integration, options.covariance, options.minos
     data = data if data is not None else JointData(datasets)
     mtype, params = model_parameters(model_cfg)
     integ = integrator(mtype, integration, "fit.integration")

@@ -753,7 +753,7 @@ def integral_reference(model, e_min, e_max, **params) -> np.ndarray:
     return _loglog_segments(energy, values)
 
 
-def integral(model_name, e_min, e_max, params: Mapping[str, float], method: str = "exact"):
+def integral(model_name, e_min, e_max, params: Mapping[str, float], method: str):
     """Integral flux of a registered model over energy bins.
 
     Parameters
@@ -781,7 +781,7 @@ def integral(model_name, e_min, e_max, params: Mapping[str, float], method: str 
     Examples
     --------
     >>> import numpy as np
-    >>> integral("power_law", [1.0], [10.0], {"index": 2.0, "amplitude": 1e-11})
+    >>> integral("power_law", [1.0], [10.0], {"index": 2.0, "amplitude": 1e-11}, "exact")
     array([9.e-12])
     """
     model = get_model(model_name)
@@ -792,7 +792,7 @@ def integral(model_name, e_min, e_max, params: Mapping[str, float], method: str 
 INTEGRATION_METHODS = ("exact", "reference")
 
 
-def integrator(model_name, method: str = "exact", key: str | None = None):
+def integrator(model_name, method: str, key: str | None = None):
     """The bin-integral function ``f(e_min, e_max, params) -> cm^-2 s^-1`` of ``method``.
 
     ``"exact"``: the model's exact integral; ``"reference"``: :func:`integral_reference`.

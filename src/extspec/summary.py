@@ -41,7 +41,7 @@ def flux_above(result, e_min: float = FLUX_E_MIN) -> tuple[float, float]:
     mtype = result.model_type
 
     def flux(e, **p):
-        return integral(mtype, e, FLUX_E_MAX, p)
+        return integral(mtype, e, FLUX_E_MAX, p, "exact")
 
     f0, sigma = propagate_errors(flux, np.array([e_min]), result.values, *result.free_covariance())
     return float(f0[0]), float(sigma[0])

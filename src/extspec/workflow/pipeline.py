@@ -29,7 +29,8 @@ _SPECTRA = ("numpy", "numpy.char", "extspec.io.fitsread", "extspec.io.ogip", "ex
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
     "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.cube", "extspec.io.cube_io",
-               "extspec.io.datastore", "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
+               "extspec.io.datastore", "extspec.reduction", "extspec.reflected", "extspec.safe_mask",
+               "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
     "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.models", "extspec.stacking", *_PLOTS),
@@ -53,65 +54,32 @@ def import_step(step: str) -> None:
         importlib.import_module(name)
 
 
-def _parse_regions(reduction: dict):
-    from ..skyregions import parse_region, parse_regions
-
-    on = parse_region(reduction.get("on_region"), "on_region")
-    excl = parse_regions(reduction.get("exclusion_regions") or [], "exclusion_regions")
-    return on, excl
-
-
-def cube_settings(reduction: dict, on_region):
-    """CubeSettings of the ``geom``/``energy_axis*``/``spectrum`` blocks, centred on the ON region."""
-    from ..cube import CubeSettings
-    from ..skyregions import region_center
-
-    c = region_center(on_region)
-    return CubeSettings.from_config(reduction, (c.lon, c.lat, c.frame))
-
-
 def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path) -> None:
     """Reduce one observation: ``cube.h5`` and ``pha/bkg/arf/rmf.fits`` in ``outdir``.
 
     ``reduction`` is ``stage_config(config, "reduce")`` of the analysis config
-    (:func:`extspec.workflow.config.stage_config`).  Raises
-    ExtspecError (one-line message naming the obs id) on bad input; never leaves a
-    half-written file (every file is written to a temporary name, then renamed; the PHA
-    file, written last, marks a complete set).
+    (:func:`extspec.workflow.settings.stage_config`); the chain itself is
+    :func:`extspec.reduction.reduce_observation`.  Raises ExtspecError (one-line message
+    naming the obs id) on bad input; never leaves a half-written file (every file is written
+    to a temporary name, then renamed; the PHA file, written last, marks a complete set).
     """
-    from ..cube import energy_bin_index, event_coords, make_cube
+    from ..errors import ExtspecError
     from ..io.cube_io import write_cube
     from ..io.datastore import open_datastore
-    from ..errors import ExtspecError
     from ..io.ogip import write_spectrum
-    from ..safe_mask import make_safe_mask
-    from ..skyregions import region_frame
-    from ..spectrum import make_spectrum
+    from ..reduction import reduce_observation as reduce_chain
+    from .settings import reduction_settings
 
     outdir = Path(outdir)
     try:
-        on, excl = _parse_regions(reduction)
-        settings = cube_settings(reduction, on)
-        store = open_datastore(datastore)
-        obs = store.load(int(obs_id))
-        map_frame = settings.geom.frame
-        reg_frame = region_frame(on)
-        ev_map = event_coords(obs, map_frame, settings.method)
-        ev_reg = ev_map if reg_frame == map_frame else event_coords(obs, reg_frame, settings.method)
-        kbin = energy_bin_index(obs.energy, settings.energy_reco.edges)  # once, for cube and spectrum
-        # the exposure and kernel cubes only for the reference extraction (nothing reads them later)
-        cube = make_cube(obs, settings, ev_map, energy_bins=kbin, irf_cubes=settings.method == "reference")
-        spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
-                                oversample=settings.oversample, energy_bins=kbin,
-                                background=reduction.get("background"), safe_mask=reduction.get("safe_mask") or {})
-        spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask") or {}, obs.bkg)
+        settings = reduction_settings(reduction)
+        obs = open_datastore(datastore).load(int(obs_id))
+        cube, spec = reduce_chain(obs, settings)
     except ExtspecError as exc:
         msg = str(exc)
         raise type(exc)(msg if f"obs {obs_id}" in msg else f"obs {obs_id}: {msg}") from None
     except ValueError as exc:
-        from ..errors import ExtspecError as E
-
-        raise E(f"obs {obs_id}: {exc}") from None
+        raise ExtspecError(f"obs {obs_id}: {exc}") from None
     import logging
 
     log = logging.getLogger("extspec.reduce")
@@ -188,7 +156,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     ]
     write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
     spectra = read_spectra(spectrum_dirs)
-    from .config import setting
+    from .settings import setting
 
     e_draw = float(setting(config, "stacked", "rad_max_energy"))
     drawn = [regions_at_energy(s, e_draw) for s in spectra]
@@ -220,13 +188,15 @@ def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions
     from ..plots import plot_counts_image
     from ..spectrum import region_pixel_mask
 
+    from .settings import parse_config_regions
+
     log = logging.getLogger("extspec.maps")
-    on, excl = _parse_regions(config)
+    on, excl = parse_config_regions(config)
     norm_mask = ~region_pixel_mask(on, geom)
     for r in excl:
         norm_mask &= ~region_pixel_mask(r, geom)
     from .. import code_identity
-    from .config import setting
+    from .settings import setting
 
     radius = float(setting(config, "maps", "correlation_radius"))
     m = make_maps(counts, background, obs_ids, norm_mask, radius / geom.binsz)
@@ -270,13 +240,6 @@ def _exclusion_strings(config) -> list:
     return [region_to_ds9(r) for r in parse_regions(config.get("exclusion_regions") or [], "exclusion_regions")]
 
 
-def _fit_options(config: dict) -> dict:
-    from .config import setting
-
-    return {"integration": setting(config, "fit", "integration"), "covariance": setting(config, "fit", "covariance"),
-            "minos": bool(setting(config, "fit", "minos"))}
-
-
 def _config_hash(config: dict) -> str:
     import hashlib
     import json
@@ -299,20 +262,21 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     from ..models import get_model
     from ..plots import plot_spectrum_fit
     from ..stacking import stack_spectra
+    from .settings import fit_options
 
     spectra = read_spectra(spectrum_dirs)
-    opts = _fit_options(config)
+    opts = fit_options(config)
     data = JointData(spectra)
-    result = fit_joint(spectra, config["model"], data=data, **opts)
+    result = fit_joint(spectra, config["model"], opts, data=data)
     for alt in ((config.get("fit") or {}).get("compare", []) or []) if data.datasets else []:
         alt_cfg = {"type": alt} if isinstance(alt, str) else alt
-        alt_res = fit_joint(spectra, alt_cfg, data=data, **opts)
+        alt_res = fit_joint(spectra, alt_cfg, opts, data=data)
         result.comparisons.append(compare_models(result, alt_res))
     write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""),
                      instrument=_instruments(spectra))
     usable = data.datasets
     if usable:
-        stack = stack_spectra(usable)
+        stack = stack_spectra(usable, float32=False)
         model = get_model(result.model_type)
         flux = model.integral(data.e_min, data.e_max, **result.values)
         npred = fold(flux, response_matrix(stack.exposure, stack.edisp))
@@ -354,23 +318,21 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     from ..models import get_model
     from ..plots import plot_sed, sed_butterfly
 
-    from .config import setting
+    from .settings import fit_options, flux_point_settings
 
-    fp_cfg = {k: setting(config, "flux_points", k) for k in ("energy_edges", "n_sigma_ul")}
+    fp = flux_point_settings(config)
     spectra = read_spectra(spectrum_dirs)
     result = load_fit_result(fit_yaml)
-    rows = compute_flux_points(spectra, result, fp_cfg.get("energy_edges"),
-                               n_sigma_ul=fp_cfg["n_sigma_ul"],
-                               integration=_fit_options(config)["integration"]) if result.success else []
+    rows = compute_flux_points(spectra, result, fp, fit_options(config).integration) if result.success else []
     if result.success and not rows:
         from ..errors import ExtspecError
 
         raise ExtspecError(
-            f"flux points: no group of flux_points.energy_edges {fp_cfg.get('energy_edges')} overlaps the "
+            f"flux points: no group of flux_points.energy_edges {fp.energy_edges} overlaps the "
             f"safe energy range [{result.energy_range[0]:.3g}, {result.energy_range[1]:.3g}] TeV of the fit"
         )
     _write_ecsv(rows, SED_UNITS, {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
-                                  "n_sigma_ul": fp_cfg["n_sigma_ul"], "model": result.model_type,
+                                  "n_sigma_ul": fp.n_sigma_ul, "model": result.model_type,
                                   "fit_success": bool(result.success)}, out_ecsv)
     model = get_model(result.model_type)
     values = result.values
@@ -394,7 +356,7 @@ def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None
     from ..stacking import CUMULATIVE_COLUMNS, cumulative_rows
 
     spectra = read_spectra(spectrum_dirs)
-    from .config import setting
+    from .settings import setting
 
     float32 = setting(config, "cumulative", "stacking") == "reference"
     rows = cumulative_rows(spectra, float32=float32)
