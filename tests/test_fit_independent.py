@@ -13,7 +13,8 @@ import math
 import numpy as np
 import pytest
 
-from extspec.fit import chi2_sf, compare_models, fit_joint, p_to_sigma
+from extspec.fit import compare_models, fit_joint
+from extspec.stats import chi2_sf, p_to_sigma
 from extspec.workflow.settings import fit_options, flux_point_settings
 
 PL = {"type": "power_law", "parameters": {"index": {"value": 2}, "amplitude": {"value": 2e-11}}}

@@ -358,6 +358,7 @@ def test_flux_points_without_safe_bins_give_no_row_and_fail(tmp_path, seed_refer
     import numpy as np
 
     from extspec.fluxpoints import compute_flux_points
+    from extspec.io.fitresult import fit_result_dict
     from extspec.io.ogip import write_spectrum
     from extspec.workflow.pipeline import run_flux_points
     from extspec.workflow.settings import flux_point_settings
@@ -374,7 +375,7 @@ def test_flux_points_without_safe_bins_give_no_row_and_fail(tmp_path, seed_refer
         write_spectrum(s, tmp_path / str(s.obs_id))
         dirs.append(tmp_path / str(s.obs_id))
     fit_yaml = tmp_path / "result.yaml"
-    fit_yaml.write_text(yaml.safe_dump(seed_fit.as_dict()))
+    fit_yaml.write_text(yaml.safe_dump(fit_result_dict(seed_fit)))
     cfg = load_config(seed_raw(flux_points={"energy_edges": [0.3, 0.8]}))
     with pytest.raises(ExtspecError, match=r"^flux points: no group of flux_points.energy_edges \[0.3, 0.8\] "
                                            r"overlaps the safe energy range"):

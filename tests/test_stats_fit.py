@@ -185,7 +185,7 @@ def test_failed_fit_reported_as_failed(seed_reference, tmp_path):
     """A fit that cannot converge (call limit hit) is reported as failed, not as numbers."""
     import yaml
 
-    from extspec.workflow.pipeline import load_fit_result
+    from extspec.io.fitresult import fit_result_dict, read_fit_result
 
     cfg = {"type": "log_parabola", "parameters": {"alpha": {"value": 2}, "beta": {"value": 0.1},
                                                    "amplitude": {"value": 2e-11}}}
@@ -202,20 +202,21 @@ def test_failed_fit_reported_as_failed(seed_reference, tmp_path):
     finally:
         iminuit.Minuit.migrad = orig
     assert not res.success and "MIGRAD failed" in res.message
-    d = res.as_dict()
+    d = fit_result_dict(res)
     assert d["success"] is False
     assert d["model"]["parameters"]["alpha"]["value"] is None
     assert d["model"]["parameters"]["alpha"]["error"] is None
     assert d["covariance"]["matrix"] is None
     f = tmp_path / "result.yaml"
     f.write_text(yaml.safe_dump(d))
-    back = load_fit_result(f)
+    back = read_fit_result(f)
     assert not back.success and np.isnan(back.values["alpha"])
 
 
 def test_fit_result_file_round_trip(seed_fit, tmp_path):
     """result.yaml written by write_fit_result is read back field by field (one format owner)."""
-    from extspec.fit import FitResult, read_fit_result, write_fit_result
+    from extspec.fit import FitResult
+    from extspec.io.fitresult import fit_result_dict, read_fit_result, write_fit_result
 
     f = tmp_path / "fit" / "result.yaml"
     write_fit_result(seed_fit, f, name="x", config_hash="abc")
@@ -228,4 +229,4 @@ def test_fit_result_file_round_trip(seed_fit, tmp_path):
     assert back.total_stat == seed_fit.total_stat and back.energy_range == seed_fit.energy_range
     assert back.obs_ids == seed_fit.obs_ids and back.stat_per_dataset == seed_fit.stat_per_dataset
     assert back.nfcn == seed_fit.nfcn and back.covariance_method == seed_fit.covariance_method
-    assert back.as_dict() == {**seed_fit.as_dict()}
+    assert fit_result_dict(back) == fit_result_dict(seed_fit)

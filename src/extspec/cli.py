@@ -329,14 +329,16 @@ def _aggregate(args, stage: str, command: str, what: str, call) -> int:
 def _cmd_stack(args) -> int:
     def call(settings, dirs):
         from .errors import ConfigError
-        from .workflow.pipeline import stack_counts
+        from .workflow.pipeline import stack_counts, write_maps
 
         dirs = _obs_dirs(dirs)
-        maps = {"excess": args.excess, "significance": args.significance, "png": args.maps_png}
-        if any(maps.values()) and not all(maps.values()):
+        maps = (args.excess, args.significance, args.maps_png)
+        if any(maps) and not all(maps):
             raise ConfigError("--excess, --significance and --maps-png go together")
-        stack_counts(settings, [os.path.join(d, "cube.h5") for d in dirs], dirs, args.fits, args.png,
-                     maps=maps if all(maps.values()) else None)
+        cubes = [os.path.join(d, "cube.h5") for d in dirs]
+        stack_counts(settings, cubes, dirs, args.fits, args.png)
+        if all(maps):
+            write_maps(settings, cubes, dirs, *maps)
 
     return _aggregate(args, "stack", "stack", "stack", call)
 

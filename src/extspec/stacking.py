@@ -103,8 +103,9 @@ CUMULATIVE_COLUMNS = {
 }
 
 
-def summary_row(stack: SpectrumDataset, float32: bool) -> dict:
-    """Summary of one stacked spectrum (§10.2), sums over the stacked safe mask."""
+def stack_statistics(stack: SpectrumDataset, float32: bool) -> dict:
+    """Counts, background, excess and significance of one stacked spectrum (§10.2), summed over
+    its safe mask: the statistics of one row of the cumulative table."""
     m = np.asarray(stack.mask_safe, bool)
     n_on = stack.counts[m]
     n_off = stack.counts_off[m]
@@ -158,6 +159,6 @@ def cumulative_rows(datasets, float32: bool) -> list[dict]:
     for d in usable:
         stack = stack_onto(stack, d, float32)
         row = {"obs_id": int(d.obs_id)}
-        row.update(summary_row(stack, float32))
+        row.update(stack_statistics(stack, float32))
         rows.append(row)
     return rows

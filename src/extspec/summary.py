@@ -69,7 +69,7 @@ def summary_row(name: str, result: dict | None, cumulative_last: dict | None, fa
     name : str
         Analysis name.
     result : FitResult or None
-        The fit result (:func:`extspec.fit.read_fit_result` of ``fit/result.yaml``); None
+        The fit result (:func:`extspec.io.fitresult.read_fit_result` of ``fit/result.yaml``); None
         when the fit did not run.
     cumulative_last : dict or None
         The last row of ``cumulative.ecsv`` (None when missing or empty).

@@ -18,6 +18,7 @@ __all__ = [
     "import_step",
     "reduce_observation",
     "stack_counts",
+    "write_maps",
     "run_fit",
     "run_flux_points",
     "run_cumulative",
@@ -33,9 +34,10 @@ STEP_IMPORTS = {
                "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
-    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.models", "extspec.stacking", *_PLOTS),
+    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.io.fitresult", "extspec.models", "extspec.stacking",
+            *_PLOTS),
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
-                    "extspec.models", *_PLOTS),
+                    "extspec.io.fitresult", "extspec.models", *_PLOTS),
     "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).
@@ -104,23 +106,14 @@ def read_spectra(spectrum_dirs) -> list:
     return [read_spectrum(p) for p in spectrum_dirs]
 
 
-def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png, maps=None) -> None:
-    """Stack the cubes' counts into ``stacked/counts.fits`` (+ WCS) and draw ``counts.png``.
-
-    The image sums the reco-energy bins inside ``stacked.energy_range`` ([min, max] TeV,
-    default all bins); bins are taken when they lie entirely inside the range.  With
-    ``maps`` (a dict with the paths ``excess``, ``significance`` and ``png``) also the excess
-    and significance maps of :func:`extspec.maps.make_maps` over the same energy bins, with
-    the correlation radius ``maps.correlation_radius``.
-    """
+def _stacked_images(config: dict, cube_paths: list) -> dict:
+    """The cubes' counts (and predicted background) summed over the reco-energy bins inside
+    ``stacked.energy_range`` ([min, max] TeV, default all bins; a bin is taken when it lies
+    entirely inside), one image per observation, with the map geometry and energy cards."""
     import numpy as np
 
-    from .. import code_identity
     from ..io.cube_io import read_cube_counts
-    from ..io.fitswrite import image_bytes
-    from ..plots import plot_counts_image
     from ..safe_mask import bins_inside
-    from ..spectrum import regions_at_energy
 
     erange = (config.get("stacked") or {}).get("energy_range")
     image = None
@@ -146,18 +139,17 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         ("EMIN", float(e_sel[0].min()), "TeV, lower reco energy"),
         ("EMAX", float(e_sel[1].max()), "TeV, upper reco energy"),
     ]
-    cards = list(geom.header_dict().items())  # the map's WCS (NAXISn checked against the image)
-    cards += [
-        ("BUNIT", "count", "events per pixel (FITS unit string)"),
-        *energy_cards,
-        ("NOBS", len(obs_ids)),
-        ("OBS_IDS", " ".join(map(str, obs_ids))),
-        ("CREATOR", code_identity(), "software and source hash that wrote this file"),
-    ]
-    write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
-    spectra = read_spectra(spectrum_dirs)
+    return {"image": image, "geom": geom, "energy_cards": energy_cards, "obs_ids": obs_ids,
+            "counts": per_obs_counts, "background": per_obs_bkg}
+
+
+def _drawn_regions(config: dict, spectrum_dirs: list) -> tuple[dict, str]:
+    """The ON, OFF and exclusion regions drawn on the sky images (keyword arguments of
+    :func:`extspec.plots.plot_counts_image`), and a title note for point-like spectra."""
+    from ..spectrum import regions_at_energy
     from .settings import setting
 
+    spectra = read_spectra(spectrum_dirs)
     e_draw = float(setting(config, "stacked", "rad_max_energy"))
     drawn = [regions_at_energy(s, e_draw) for s in spectra]
     radii = sorted({round(r, 4) for _, _, r in drawn if r is not None})
@@ -171,35 +163,62 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         off_labels=[f"OFF {s.obs_id}" for s in spectra],
         exclusion_regions=_exclusion_strings(config),
     )
+    return regions, note
+
+
+def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png) -> None:
+    """Stack the cubes' counts into ``stacked/counts.fits`` (+ WCS) and draw ``counts.png``.
+
+    The image sums the reco-energy bins inside ``stacked.energy_range`` ([min, max] TeV,
+    default all bins); bins are taken when they lie entirely inside the range.  The excess
+    and significance maps of the same cubes are a separate step, :func:`write_maps`.
+    """
+    import numpy as np
+
+    from .. import code_identity
+    from ..io.fitswrite import image_bytes
+    from ..plots import plot_counts_image
+
+    st = _stacked_images(config, cube_paths)
+    image, geom, obs_ids = st["image"], st["geom"], st["obs_ids"]
+    cards = list(geom.header_dict().items())  # the map's WCS (NAXISn checked against the image)
+    cards += [
+        ("BUNIT", "count", "events per pixel (FITS unit string)"),
+        *st["energy_cards"],
+        ("NOBS", len(obs_ids)),
+        ("OBS_IDS", " ".join(map(str, obs_ids))),
+        ("CREATOR", code_identity(), "software and source hash that wrote this file"),
+    ]
+    write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
+    regions, note = _drawn_regions(config, spectrum_dirs)
     name = config.get("name", "")
     plot_counts_image(image, geom, out_png, title=f"{name}: counts, {len(obs_ids)} observations{note}", **regions)
-    if maps:
-        _write_maps(config, geom, energy_cards, per_obs_counts, per_obs_bkg, obs_ids, regions, maps)
 
 
-def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions, out) -> None:
-    """Excess and significance FITS images and the significance picture (see stack_counts)."""
+def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, out_significance, out_png) -> None:
+    """Excess and significance maps (FITS + WCS) of :func:`extspec.maps.make_maps` and their
+    picture, over the energy bins of :func:`stack_counts`, with the correlation radius
+    ``maps.correlation_radius``."""
     import logging
 
     import numpy as np
 
+    from .. import code_identity
     from ..io.fitswrite import image_bytes
     from ..maps import make_maps
     from ..plots import plot_counts_image
     from ..spectrum import region_pixel_mask
-
-    from .settings import parse_config_regions
+    from .settings import parse_config_regions, setting
 
     log = logging.getLogger("extspec.maps")
+    st = _stacked_images(config, cube_paths)
+    geom, obs_ids = st["geom"], st["obs_ids"]
     on, excl = parse_config_regions(config)
     norm_mask = ~region_pixel_mask(on, geom)
     for r in excl:
         norm_mask &= ~region_pixel_mask(r, geom)
-    from .. import code_identity
-    from .settings import setting
-
     radius = float(setting(config, "maps", "correlation_radius"))
-    m = make_maps(counts, background, obs_ids, norm_mask, radius / geom.binsz)
+    m = make_maps(st["counts"], st["background"], obs_ids, norm_mask, radius / geom.binsz)
     used = [o for o in obs_ids if o not in m.without_background]
     note = ""
     if m.without_background:
@@ -207,7 +226,7 @@ def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions
         log.warning("maps: %d observation(s) %s", len(m.without_background), note)
     log.info("maps: %d observations, background normalisations %s", len(used),
              ", ".join(f"{o}: {v:.3f}" for o, v in m.norms.items()))
-    cards = list(geom.header_dict().items()) + energy_cards + [
+    cards = list(geom.header_dict().items()) + st["energy_cards"] + [
         ("CORRRAD", radius, "deg, correlation radius"),
         ("NORMCNTS", float(m.n_norm), "counts in the background normalisation regions"),
         ("NOBS", len(used)),
@@ -215,12 +234,13 @@ def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions
         ("NOBKG", " ".join(map(str, m.without_background)), "obs ids without background IRF (left out)"),
         ("CREATOR", code_identity(), "software and source hash that wrote this file"),
     ]
-    write_atomic(out["excess"], image_bytes(m.excess.astype(np.float32),
-                                            cards + [("BUNIT", "counts", "correlated excess")]))
-    write_atomic(out["significance"], image_bytes(m.significance.astype(np.float32),
-                                                  cards + [("BUNIT", "", "Li & Ma significance")]))
+    write_atomic(out_excess, image_bytes(m.excess.astype(np.float32),
+                                         cards + [("BUNIT", "counts", "correlated excess")]))
+    write_atomic(out_significance, image_bytes(m.significance.astype(np.float32),
+                                               cards + [("BUNIT", "", "Li & Ma significance")]))
+    regions, _ = _drawn_regions(config, spectrum_dirs)
     title = f"{config.get('name', '')}: significance (r = {radius:g} deg), {len(used)} obs"
-    plot_counts_image(m.significance, geom, out["png"], smooth_sigma_pix=0, title=title + (f"\n{note}" if note else ""),
+    plot_counts_image(m.significance, geom, out_png, smooth_sigma_pix=0, title=title + (f"\n{note}" if note else ""),
                       colorbar_label="Li & Ma significance", cmap="RdBu_r", symmetric=True, **regions)
 
 
@@ -258,7 +278,8 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     """
     import numpy as np
 
-    from ..fit import JointData, compare_models, fit_joint, fold, response_matrix, write_fit_result
+    from ..fit import JointData, compare_models, fit_joint, fold, response_matrix
+    from ..io.fitresult import write_fit_result
     from ..models import get_model
     from ..plots import plot_spectrum_fit
     from ..stacking import stack_spectra
@@ -303,26 +324,20 @@ def _instruments(spectra) -> list:
     return out
 
 
-def load_fit_result(path):
-    """The FitResult of ``result.yaml`` (:func:`extspec.fit.read_fit_result`)."""
-    from ..fit import read_fit_result
-
-    return read_fit_result(path)
-
-
 def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_png) -> None:
     """Flux points (GADF SED ECSV) and the SED plot from the best-fit model."""
     import numpy as np
 
     from ..fluxpoints import SED_UNITS, compute_flux_points
-    from ..models import get_model
-    from ..plots import plot_sed, sed_butterfly
+    from ..io.fitresult import read_fit_result
+    from ..models import get_model, sed_butterfly
+    from ..plots import plot_sed
 
     from .settings import fit_options, flux_point_settings
 
     fp = flux_point_settings(config)
     spectra = read_spectra(spectrum_dirs)
-    result = load_fit_result(fit_yaml)
+    result = read_fit_result(fit_yaml)
     rows = compute_flux_points(spectra, result, fp, fit_options(config).integration) if result.success else []
     if result.success and not rows:
         from ..errors import ExtspecError
@@ -386,8 +401,8 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html) -> list:
     without a fit result (a failed job, e.g. under ``--keep-going``) gets a row naming the
     first error in its logs.  Returns the rows.
     """
-    from ..fit import read_fit_result
     from ..io.ecsv import read_ecsv_rows
+    from ..io.fitresult import read_fit_result
     from ..io.html import table_html
     from ..summary import SUMMARY_COLUMNS, summary_row
 
