@@ -20,11 +20,13 @@ from extspec.joint import Instrument, Systematics, fit_instruments, instrument_f
 from extspec.models import get_model, integrator
 from extspec.simulate import simulate_onoff
 from extspec.spectrum import SpectrumDataset
+from extspec.workflow.settings import fit_options, flux_point_settings
 
 TRUTH = {"index": 2.5, "amplitude": 3.5e-11, "reference": 1.0}
 START = {"type": "power_law", "parameters": {"index": {"value": 2.2}, "amplitude": {"value": 2e-11},
                                               "reference": {"value": 1.0, "frozen": True}}}
 NONE = Systematics(energy_scale=None, norm=None)
+OPTS = fit_options({})  # the schema's defaults: MIGRAD + HESSE, exact integration, no MINOS
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 
@@ -101,7 +103,7 @@ def test_joint_fit_recovers_truth_and_equals_summed_likelihoods():
     with pytest.raises(Exception, match="reco-energy axis differs"):
         JointData(runs_a + runs_b)  # what a single-binning fit refuses
     ins = [Instrument("a", JointData(runs_a), NONE), Instrument("b", JointData(runs_b), NONE)]
-    jf = fit_instruments(ins, START)
+    jf = fit_instruments(ins, START, OPTS)
     res = jf.result
     assert res.success and jf.nuisance == []
     v = {p.name: p for p in res.parameters}
@@ -117,14 +119,14 @@ def test_joint_fit_recovers_truth_and_equals_summed_likelihoods():
     assert res.total_stat == pytest.approx(m.fval, abs=1e-4)
     assert v["index"].error == pytest.approx(m.errors["index"], rel=0.02)
     # and each instrument alone is a different (worse-constrained) answer
-    alone = fit_joint(runs_b, START)
+    alone = fit_joint(runs_b, START, OPTS)
     assert alone.parameters[0].error > 1.3 * v["index"].error
 
 
 def test_one_instrument_joint_fit_equals_fit_joint():
     runs_a, _ = instruments(3)
-    jf = fit_instruments([Instrument("a", JointData(runs_a), NONE)], START)
-    ref = fit_joint(runs_a, START)
+    jf = fit_instruments([Instrument("a", JointData(runs_a), NONE)], START, OPTS)
+    ref = fit_joint(runs_a, START, OPTS)
     for p, q in zip(jf.result.parameters, ref.parameters):
         assert p.value == pytest.approx(q.value, rel=1e-9) and p.error == pytest.approx(q.error, rel=1e-6)
     assert jf.result.total_stat == pytest.approx(ref.total_stat, rel=1e-12)
@@ -143,10 +145,10 @@ def test_energy_scale_nuisance_finds_a_shifted_instrument():
     truth_b = dict(LP_TRUTH, amplitude=LP_TRUTH["amplitude"] * (1 + s_true), reference=1.0 / (1 + s_true))
     runs_a, runs_b = instruments(11, "log_parabola", LP_TRUTH, truth_b, n_runs=(3, 3))
     plain = fit_instruments([Instrument("a", JointData(runs_a), NONE), Instrument("b", JointData(runs_b), NONE)],
-                            LP_START)
+                            LP_START, OPTS)
     sys_b = Systematics(energy_scale=0.2, norm=None)
     jf = fit_instruments([Instrument("a", JointData(runs_a), NONE), Instrument("b", JointData(runs_b), sys_b)],
-                         LP_START)
+                         LP_START, OPTS)
     assert jf.result.success and [p.name for p in jf.nuisance] == ["b.energy_scale"]
     s, n = jf.shifts("b")
     err = jf.nuisance[0].error
@@ -167,7 +169,7 @@ def test_norm_nuisance_finds_a_miscalibrated_instrument():
     runs_a, runs_b = instruments(13, truth_b=dict(TRUTH, amplitude=TRUTH["amplitude"] * 0.75), n_runs=(3, 3))
     sys_b = Systematics(energy_scale=None, norm=0.3)
     jf = fit_instruments([Instrument("a", JointData(runs_a), NONE), Instrument("b", JointData(runs_b), sys_b)],
-                         START)
+                         START, OPTS)
     s, n = jf.shifts("b")
     err = jf.nuisance[0].error
     assert jf.result.success and s == 0.0 and abs(n + 0.25) < 3 * err and 0.003 < err < 0.1
@@ -179,10 +181,10 @@ def test_norm_nuisance_finds_a_miscalibrated_instrument():
 def test_tight_priors_give_the_fit_without_nuisances():
     runs_a, runs_b = instruments(5)
     plain = fit_instruments([Instrument("a", JointData(runs_a), NONE), Instrument("b", JointData(runs_b), NONE)],
-                            START)
+                            START, OPTS)
     tight = Systematics(energy_scale=1e-6, norm=1e-6)
     jf = fit_instruments([Instrument("a", JointData(runs_a), tight), Instrument("b", JointData(runs_b), tight)],
-                         START)
+                         START, OPTS)
     assert jf.result.success and len(jf.nuisance) == 4
     for p, q in zip(jf.result.parameters, plain.result.parameters):
         assert p.value == pytest.approx(q.value, rel=1e-4)
@@ -192,7 +194,7 @@ def test_tight_priors_give_the_fit_without_nuisances():
 def test_no_usable_dataset_is_a_failed_fit():
     runs_a, _ = instruments(2)
     bad = [SpectrumDataset(**{**r.__dict__, "usable": False, "reason": "no OFF region"}) for r in runs_a]
-    jf = fit_instruments([Instrument("a", JointData(bad), NONE)], START)
+    jf = fit_instruments([Instrument("a", JointData(bad), NONE)], START, OPTS)
     assert not jf.result.success and jf.result.message == "no usable dataset"
     assert jf.result.excluded == {100: "no OFF region", 101: "no OFF region"}
 
@@ -282,7 +284,7 @@ def test_combined_flux_points_of_two_binnings():
 
     runs_a, runs_b = instruments(21, n_runs=(3, 3))
     ins = [Instrument("a", JointData(runs_a), NONE), Instrument("b", JointData(runs_b), NONE)]
-    jf = fit_instruments(ins, START)
+    jf = fit_instruments(ins, START, OPTS)
     # coarsest density: A has 12 bins over 0.3-40 TeV (5.6 per decade), B 15 over 0.08-20 (6.3)
     edges = combined_edges([i.data.datasets[0].energy_reco for i in ins], jf.result.energy_range)
     assert jf.result.energy_range == pytest.approx((0.08, 40.0))
@@ -290,7 +292,7 @@ def test_combined_flux_points_of_two_binnings():
     model, best = get_model("power_law"), jf.result.values
     parts = [(i.data, i.data.npred_sig(instrument_flux(integrator("power_law", "exact", "x"), i.data, best)))
              for i in ins]
-    rows = flux_point_rows(parts, model, best, edges)
+    rows = flux_point_rows(parts, model, best, edges, flux_point_settings({}).n_sigma_ul)
     assert [len(r["counts"]) for r in rows] == [6] * len(rows)
     # every reco bin of each instrument is in exactly one group: the counts add up
     total = sum(sum(r["counts"]) for r in rows)

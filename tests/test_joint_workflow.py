@@ -51,7 +51,7 @@ def variant(crab, filename, edit):
 
 
 def test_crab_joint_fit_real_numbers(crab):
-    from extspec.fit import read_fit_result
+    from extspec.io.fitresult import read_fit_result
 
     out = crab["out"]
     d = yaml.safe_load((out / "result.yaml").read_text())

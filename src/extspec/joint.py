@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fit import FitResult, JointData, Parameter, _energy_range, minimise, model_parameters
+from .fit import FitOptions, FitResult, JointData, Parameter, _energy_range, minimise, model_parameters
 from .models import integrator
 
 __all__ = ["Systematics", "Instrument", "JointFit", "NUISANCE_KINDS", "instrument_flux", "fit_instruments"]
@@ -103,8 +103,7 @@ def instrument_flux(integ, data: JointData, values: dict, energy_scale: float = 
     return (1.0 + norm) * integ(data.e_min * k, data.e_max * k, values)
 
 
-def fit_instruments(instruments: list, model_cfg: dict, integration: str = "exact", covariance: str = "hesse",
-                    minos: bool = False) -> JointFit:
+def fit_instruments(instruments: list, model_cfg: dict, options: FitOptions) -> JointFit:
     """Joint WStat fit of one model to several instruments' datasets (see the module doc).
 
     Parameters
@@ -113,11 +112,13 @@ def fit_instruments(instruments: list, model_cfg: dict, integration: str = "exac
         One per analysis, each with its own energy axes.
     model_cfg : dict
         ``{"type": ..., "parameters": {...}}`` as for :func:`extspec.fit.fit_joint`.
-    integration, covariance, minos
-        As for :func:`extspec.fit.fit_joint`.
+    options : FitOptions
+        Integration rule, covariance and MINOS, as for :func:`extspec.fit.fit_joint`
+        (:func:`extspec.workflow.settings.fit_options` builds them from a ``fit`` block).
     """
+    covariance = options.covariance
     mtype, params = model_parameters(model_cfg)
-    integ = integrator(mtype, integration, "fit.integration")
+    integ = integrator(mtype, options.integration, "fit.integration")
     nuisance, priors = [], {}
     for ins in instruments:
         for kind, sigma in ins.systematics.widths().items():
@@ -157,7 +158,7 @@ def fit_instruments(instruments: list, model_cfg: dict, integration: str = "exac
         return failed("no usable dataset")
     if not any(not p.frozen for p in all_params):
         return failed("no free parameter")  # a joint fit with everything frozen is not a fit
-    fit = minimise(all_params, stat, covariance, minos)
+    fit = minimise(all_params, stat, options)
     best = {p.name: p.value for p in all_params}
     per, per_instrument = {}, {}
     for ins, f in zip(used, fluxes(best)):

@@ -20,7 +20,7 @@ __all__ = ["validate_joint", "check_joint_data", "joint_settings", "prior_widths
 
 def _validate_schema(block: dict, schema=None) -> dict:
     """The ``joint`` block checked against the schema, defaults filled in."""
-    from .config import _error_message, _validator_with_defaults, read_schema
+    from .schema import _error_message, _validator_with_defaults, read_schema
 
     root = read_schema(schema)
     sub = {k: v for k, v in root.items() if k not in ("properties", "required", "if", "then")}
@@ -41,12 +41,14 @@ def validate_joint(raw: dict, analyses: dict, schema=None) -> dict:
     """
     import copy
 
-    from .config import RESERVED_NAMES, _check_increasing, _check_model, _coerce_floats
+    from .analyses import RESERVED_NAMES
+    from .checks import _check_increasing, _check_model
+    from .coerce import coerce_values
 
     block = raw.get("joint")
     if not block:
         return {}
-    joint = _validate_schema(_coerce_floats(copy.deepcopy(block)), schema)
+    joint = _validate_schema(coerce_values(copy.deepcopy(block)), schema)
     known = ", ".join(analyses)
     rules = {}
     for name, j in joint.items():

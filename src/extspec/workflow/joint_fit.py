@@ -4,7 +4,7 @@
 :func:`extspec.joint.fit_instruments` and writes, into one folder (``<results_dir>/<joint>/fit/``):
 
 * ``result.yaml``: the model (as an analysis's ``fit/result.yaml``, so the summary and
-  :func:`extspec.fit.read_fit_result` read it), plus ``systematics`` (the nuisance
+  :func:`extspec.io.fitresult.read_fit_result` read it), plus ``systematics`` (the nuisance
   parameters: value, error, prior width), ``covariance_all`` (model and nuisances),
   ``instruments`` (per analysis: obs ids used and excluded, W, energy range, TELESCOP/INSTRUME)
   and ``provenance`` (per analysis: data store, inputs with their SHA-256);
@@ -61,14 +61,16 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
     import numpy as np
 
     from ..errors import ConfigError, ExtspecError
-    from ..fit import JointData, write_fit_result
+    from ..fit import JointData
     from ..fluxpoints import SED_UNITS, flux_point_rows, snap_edges
     from ..joint import Instrument, Systematics, fit_instruments, instrument_flux
-    from ..models import get_model, integrator
-    from ..plots import plot_sed, plot_spectrum_fit, sed_butterfly
+    from ..io.fitresult import write_fit_result
+    from ..models import get_model, integrator, sed_butterfly
+    from ..plots import plot_sed, plot_spectrum_fit
     from ..stacking import stack_spectra
     from .joint_config import prior_widths
     from .pipeline import _config_hash, _instruments, _write_ecsv, read_spectra
+    from .settings import fit_options, flux_point_settings
 
     outdir = Path(outdir)
     name = settings.get("name", "")
@@ -77,13 +79,12 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
     if missing or set(spectra_by_analysis) - set(analyses):
         raise ConfigError(f"joint fit {name}: spectra given for {', '.join(spectra_by_analysis)}, the settings name "
                           f"{', '.join(analyses)}")
-    fit_opts = settings.get("fit") or {}
+    opts, fp = fit_options(settings), flux_point_settings(settings)
     spectra = {a: read_spectra(spectra_by_analysis[a]) for a in analyses}
     instruments = [Instrument(a, JointData(spectra[a]), Systematics(**prior_widths(settings.get("systematics") or {},
                                                                                   a)))
                    for a in analyses]
-    jf = fit_instruments(instruments, settings["model"], integration=fit_opts.get("integration", "exact"),
-                         covariance=fit_opts.get("covariance", "hesse"), minos=bool(fit_opts.get("minos", False)))
+    jf = fit_instruments(instruments, settings["model"], opts)
     res = jf.result
     datastores = settings.get("datastores") or {}
     info, provenance = {}, {}
@@ -107,10 +108,9 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
                                      if res.success else None},
                      instruments=info, provenance={"analyses": provenance})
     model = get_model(res.model_type)
-    integ = integrator(res.model_type, fit_opts.get("integration", "exact"), "fit.integration")
+    integ = integrator(res.model_type, opts.integration, "fit.integration")
     best = res.values
-    fp = settings.get("flux_points") or {}
-    n_sigma = float(fp.get("n_sigma_ul", 2.0))
+    n_sigma = float(fp.n_sigma_ul)
     used = [ins for ins in instruments if len(ins.data)]
     parts = {ins.name: (ins.data, ins.data.npred_sig(instrument_flux(integ, ins.data, best, *jf.shifts(ins.name))))
              for ins in used} if res.success else {}
@@ -119,18 +119,18 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
         rows = []
         if ins.name in parts:
             reco = ins.data.datasets[0].energy_reco.edges
-            if fp.get("energy_edges") is None:
+            if fp.energy_edges is None:
                 lo, hi = _energy_range(ins.data)
                 edges = reco[(reco >= lo * (1 - 1e-9)) & (reco <= hi * (1 + 1e-9))]
             else:
-                edges = snap_edges(fp["energy_edges"], reco)
+                edges = snap_edges(fp.energy_edges, reco)
             rows = flux_point_rows([parts[ins.name]], model, best, edges, n_sigma)
         per_points[ins.name] = rows
         _write_ecsv(rows, SED_UNITS, _fp_meta(res, n_sigma, {"analysis": ins.name}),
                     outdir / f"flux_points_{ins.name}.ecsv")
     combined = []
     if parts:
-        edges = (np.asarray(fp["energy_edges"], float) if fp.get("energy_edges") is not None else
+        edges = (np.asarray(fp.energy_edges, float) if fp.energy_edges is not None else
                  combined_edges([d.datasets[0].energy_reco for d, _ in parts.values()], res.energy_range))
         combined = flux_point_rows(list(parts.values()), model, best, edges, n_sigma)
     _write_ecsv(combined, SED_UNITS, _fp_meta(res, n_sigma, {"analyses": analyses,
@@ -153,7 +153,7 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
         title = f"{name} / {ins.name}: {len(ins.data)} obs" + (f", s = {s:+.3f}" if s else "") + \
             (f", n = {n:+.3f}" if n else "")
         if ins.name in parts:
-            stack = stack_spectra(ins.data.datasets)
+            stack = stack_spectra(ins.data.datasets, float32=False)  # for the plot, as run_fit
             from ..fit import fold, response_matrix
 
             npred = fold(instrument_flux(integ, ins.data, best, s, n), response_matrix(stack.exposure, stack.edisp))
