@@ -47,7 +47,8 @@ from .errors import ConfigError, ExtspecError
 from .models import _GL_W01, _GL_X01, SpectralModelType, _subintervals, get_model
 
 __all__ = ["EBL_PARAMS", "EBLAbsorption", "load_absorption", "absorbed_model", "absorbed_integral",
-           "spectral_model", "ebl_parameters", "result_model", "intrinsic_values", "ebl_provenance"]
+           "spectral_model", "ebl_parameters", "result_model", "intrinsic_values", "ebl_provenance",
+           "result_absorption", "check_ebl_block", "DEABSORBED_UNITS", "deabsorbed_columns"]
 
 EBL_PARAMS = ("redshift", "alpha_norm")
 """The parameters an EBL block adds to a model (after the intrinsic ones), both dimensionless."""
@@ -97,13 +98,15 @@ class EBLAbsorption:
             raise ConfigError(f"config key '{key}': redshift {z:g} outside the EBL table {self.path} "
                               f"(its grid covers z = {lo:g} .. {hi:g})")
 
-    def check_energies(self, e_min, e_max, what: str = "energy") -> None:
-        """ExtspecError naming the table if an energy lies outside the table's energy range."""
+    def check_energies(self, e_min, e_max, what: str = "energy", key: str | None = None) -> None:
+        """ExtspecError (ConfigError naming ``key`` if given) naming the table if an energy lies
+        outside the table's energy range."""
         lo, hi = self.energy_range
         e1, e2 = float(np.min(e_min)), float(np.max(e_max))
         if e1 < lo * (1 - 1e-9) or e2 > hi * (1 + 1e-9):
-            raise ExtspecError(f"EBL table {self.path} covers {lo:.4g} .. {hi:.4g} TeV; the {what} "
-                               f"{e1:.4g} .. {e2:.4g} TeV reaches outside it")
+            msg = (f"EBL table {self.path} covers {lo:.4g} .. {hi:.4g} TeV; the {what} "
+                   f"{e1:.4g} .. {e2:.4g} TeV reaches outside it")
+            raise ConfigError(f"config key '{key}': {msg}") if key else ExtspecError(msg)
 
     def node_tau(self, z: float) -> np.ndarray:
         """tau at the energy-bin centres for redshift ``z`` (exp(-tau) linear in z)."""
@@ -236,13 +239,37 @@ def _value(p) -> float:
     return float(p["value"] if isinstance(p, dict) else p)
 
 
+def check_ebl_block(ebl: dict, key: str = "model.ebl") -> None:
+    """A ``model.ebl`` block: the table reads, the redshift (value and bounds) lies on its grid.
+
+    Raises ConfigError naming the key (and the file for a bad table).
+    """
+    from .errors import FormatError
+
+    try:
+        absorption = load_absorption(ebl["table"])
+    except FormatError as exc:
+        raise ConfigError(f"config key '{key}.table': {exc}") from None
+    z = ebl["redshift"]
+    for v in ([z["value"], z.get("min"), z.get("max")] if isinstance(z, dict) else [z]):
+        if v is not None:
+            absorption.check_redshift(float(v), f"{key}.redshift")
+
+
 def ebl_parameters(model_cfg: dict) -> dict:
     """``{"redshift": ..., "alpha_norm": ...}`` of a model block's ``ebl`` (empty without one),
-    each a number or a parameter mapping as in ``model.parameters``."""
+    each a number or a parameter mapping as in ``model.parameters``; a free redshift without
+    bounds gets the table's redshift range as bounds."""
     ebl = (model_cfg or {}).get("ebl")
     if not ebl:
         return {}
-    return {k: ebl[k] for k in EBL_PARAMS if k in ebl}
+    out = {k: ebl[k] for k in EBL_PARAMS if k in ebl}
+    z = out.get("redshift")
+    if isinstance(z, dict) and z.get("frozen") is False:  # a free redshift stays on the table's grid
+        grid = load_absorption(ebl["table"]).redshift
+        out["redshift"] = {**z, "min": float(grid[0]) if z.get("min") is None else z["min"],
+                           "max": float(grid[-1]) if z.get("max") is None else z["max"]}
+    return out
 
 
 def spectral_model(model_cfg: dict) -> SpectralModelType:
@@ -277,3 +304,35 @@ def result_model(result) -> SpectralModelType:
 def intrinsic_values(values: dict) -> dict:
     """``values`` without the EBL parameters (the intrinsic model's)."""
     return {k: v for k, v in values.items() if k not in EBL_PARAMS}
+
+
+def result_absorption(result):
+    """``E -> exp(-alpha_norm tau(E, z))`` at the best fit of an absorbed fit result."""
+    v = result.values
+    table = load_absorption(result.ebl["table"])
+    return lambda energy: table.absorption(energy, v["redshift"], v["alpha_norm"])
+
+
+DEABSORBED_UNITS = {
+    "absorption": "", "dnde_intrinsic": "cm-2 s-1 TeV-1", "dnde_intrinsic_err": "cm-2 s-1 TeV-1",
+    "dnde_intrinsic_ul": "cm-2 s-1 TeV-1", "e2dnde_intrinsic": "TeV cm-2 s-1",
+    "e2dnde_intrinsic_err": "TeV cm-2 s-1", "e2dnde_intrinsic_ul": "TeV cm-2 s-1",
+}
+"""Flux-point columns of an EBL-absorbed fit: ``absorption`` = exp(-alpha_norm tau) at e_ref
+for the best-fit redshift and alpha_norm, and the de-absorbed (intrinsic) points = the observed
+ones divided by it."""
+
+
+def deabsorbed_columns(row: dict, result) -> dict:
+    """The :data:`DEABSORBED_UNITS` columns of one flux-point row of an absorbed fit.
+
+    Each point is divided by the attenuation at its e_ref, so the de-absorbed value, error and
+    upper limit keep the ratios (and the correlations) of the observed ones.
+    """
+    a = float(result_absorption(result)(np.array([row["e_ref"]]))[0])
+    out = {"absorption": a}
+    for k in ("dnde", "dnde_err", "dnde_ul", "e2dnde", "e2dnde_err", "e2dnde_ul"):
+        base, _, tail = k.partition("_")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"{base}_intrinsic" + (f"_{tail}" if tail else "")] = float(np.divide(row[k], a))
+    return out

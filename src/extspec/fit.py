@@ -94,11 +94,15 @@ class Parameter:
 
 
 def model_parameters(model_cfg: dict) -> tuple[str, list[Parameter]]:
-    """Parameters of a ``model:`` config block (type, parameters: {name: {value, frozen, min, max}})."""
+    """Parameters of a ``model:`` config block (type, parameters: {name: {value, frozen, min, max}},
+    optional ebl: {table, redshift, alpha_norm}: :mod:`extspec.ebl`)."""
+    from .ebl import ebl_parameters, spectral_model
+
     mtype = model_cfg.get("type", "power_law")
-    model = get_model(mtype)
+    model = spectral_model(model_cfg)  # with model.ebl: the intrinsic parameters, then redshift, alpha_norm
     given = model_cfg.get("parameters", {}) or {}
-    check_param_names(model, given, "model.parameters")
+    check_param_names(get_model(mtype), given, "model.parameters")
+    given = {**given, **ebl_parameters(model_cfg)}
     params = []
     for name in model.param_names:
         p = given.get(name, {})
@@ -196,6 +200,8 @@ class FitResult:
     stat_per_dataset: dict = field(default_factory=dict)
     covariance_method: str = "hesse"
     comparisons: list = field(default_factory=list)
+    ebl: dict | None = None
+    """EBL table of an absorbed model ({table, sha256, name}; :mod:`extspec.ebl`), else None."""
 
     @property
     def values(self) -> dict:
@@ -222,8 +228,13 @@ class FitResult:
             for p in self.parameters:
                 if not p.frozen:
                     params[p.name].update({"value": None, "error": None})
+        model = {"type": self.model_type, "parameters": params}
+        if self.ebl:  # the intrinsic parameters, then the EBL block with its own two
+            from .ebl import EBL_PARAMS
+
+            model["ebl"] = {**self.ebl, **{k: params.pop(k) for k in EBL_PARAMS}}
         return {
-            "model": {"type": self.model_type, "parameters": params},
+            "model": model,
             "success": bool(self.success),
             "message": self.message,
             "total_stat": float(self.total_stat),
@@ -247,7 +258,11 @@ class FitResult:
         """The result of a :meth:`as_dict` dict (null values of a failed fit become NaN)."""
         nan = float("nan")
         params = []
-        for k, v in d["model"]["parameters"].items():
+        ebl = d["model"].get("ebl")
+        from .ebl import EBL_PARAMS
+
+        entries = {**d["model"]["parameters"], **{k: ebl[k] for k in EBL_PARAMS}} if ebl else d["model"]["parameters"]
+        for k, v in entries.items():
             p = Parameter(name=k, value=nan if v.get("value") is None else float(v["value"]),
                           unit=v.get("unit", ""), frozen=bool(v.get("frozen", False)),
                           min=v.get("min"), max=v.get("max"),
@@ -272,6 +287,7 @@ class FitResult:
             stat_per_dataset={int(k): float(v) for k, v in (d.get("stat_per_dataset") or {}).items()},
             covariance_method=d.get("covariance_method", "hesse"),
             comparisons=list(d.get("comparisons") or []),
+            ebl={k: v for k, v in ebl.items() if k not in EBL_PARAMS} if ebl else None,
         )
 
 
@@ -348,7 +364,10 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
     """
     data = data if data is not None else JointData(datasets)
     mtype, params = model_parameters(model_cfg)
-    integ = integrator(mtype, integration, "fit.integration")
+    from .ebl import ebl_provenance, spectral_model
+
+    integ = integrator(spectral_model(model_cfg), integration, "fit.integration")
+    ebl = ebl_provenance(model_cfg)
     free = [p for p in params if not p.frozen]
     fixed = {p.name: p.value for p in params if p.frozen}
     names = [p.name for p in free]
@@ -357,7 +376,7 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
         return FitResult(model_type=mtype, success=False, message="no usable dataset", total_stat=float("nan"),
                          parameters=params, covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"),
                          nfcn=0, obs_ids=[], excluded=data.excluded, energy_range=erange,
-                         covariance_method=covariance)
+                         covariance_method=covariance, ebl=ebl)
     scales = np.array([_scale(p.value) for p in free])
     lo, hi = data.e_min, data.e_max
 
@@ -375,7 +394,7 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
         return FitResult(model_type=mtype, success=True, message="all parameters frozen", total_stat=stat,
                          parameters=params, covariance=np.zeros((len(params),) * 2), edm=0.0, nfcn=1,
                          obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
-                         stat_per_dataset=per, covariance_method=covariance)
+                         stat_per_dataset=per, covariance_method=covariance, ebl=ebl)
     limits = [(-np.inf if p.min is None else p.min / sc, np.inf if p.max is None else p.max / sc)
               for p, sc in zip(free, scales)]
     m = make_minuit(fcn, np.array([p.value for p in free]) / scales, names, limits)
@@ -409,7 +428,7 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
     return FitResult(model_type=mtype, success=ok, message=message, total_stat=float(m.fval), parameters=params,
                      covariance=cov, edm=float(m.fmin.edm), nfcn=int(m.nfcn), obs_ids=data.obs_ids,
                      excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
-                     covariance_method=covariance)
+                     covariance_method=covariance, ebl=ebl)
 
 
 def _fmin_problems(m) -> str:

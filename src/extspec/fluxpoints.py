@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from .fit import JointData, make_minuit
-from .models import get_model, integrator
+from .ebl import result_model
+from .models import integrator
 from .stats import wstat
 
 __all__ = ["snap_edges", "compute_flux_points", "SED_UNITS"]
@@ -31,7 +32,9 @@ SED_UNITS = {
 """Columns of the flux-point table and their units.  ``counts`` and ``npred`` hold one value
 per dataset of the fit (in its order), ``ref_*`` the best-fit model (dnde at e_ref, integral
 and energy flux over the bin): with these the table is a GADF SED table of type
-``likelihood`` (``norm`` relative to the reference), as ``gammapy`` reads it."""
+``likelihood`` (``norm`` relative to the reference), as ``gammapy`` reads it.  For an
+EBL-absorbed model these are the observed (absorbed) values, and the columns of
+:data:`extspec.ebl.DEABSORBED_UNITS` follow."""
 
 
 def snap_edges(requested, reco_edges) -> np.ndarray:
@@ -89,7 +92,7 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
     data = JointData(datasets)
     if len(data) == 0:
         return []
-    model = get_model(fit_result.model_type)
+    model = result_model(fit_result)  # the absorbed model when the fit had an EBL table
     best = fit_result.values
     reco = data.datasets[0].energy_reco.edges
     if energy_edges is None:
@@ -140,4 +143,9 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
             "ref_dnde": ref, "ref_flux": flux, "ref_eflux": _energy_flux(model, float(e_lo), float(e_hi), best),
             "success": bool(mi.valid),
         })
+    if fit_result.ebl:
+        from .ebl import deabsorbed_columns
+
+        for row in rows:
+            row.update(deabsorbed_columns(row, fit_result))
     return rows

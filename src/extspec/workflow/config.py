@@ -364,13 +364,20 @@ def _check_model(block, key):
     except ConfigError as exc:
         raise ConfigError(f"config key '{key}.type': {exc}") from None
     check_param_names(m, block.get("parameters", {}), f"{key}.parameters")
-    for name, p in block.get("parameters", {}).items():
-        if isinstance(p, dict):
-            lo, hi, v = p.get("min"), p.get("max"), p["value"]
-            if lo is not None and hi is not None and not lo < hi:
-                raise ConfigError(f"config key '{key}.parameters.{name}': min must be below max")
-            if (lo is not None and v < lo) or (hi is not None and v > hi):
-                raise ConfigError(f"config key '{key}.parameters.{name}': value {v} outside [min, max]")
+    ebl = block.get("ebl") or {}
+    for where, params in ((f"{key}.parameters", block.get("parameters", {})),
+                          (f"{key}.ebl", {k: ebl[k] for k in ("redshift", "alpha_norm") if k in ebl})):
+        for name, p in params.items():
+            if isinstance(p, dict):
+                lo, hi, v = p.get("min"), p.get("max"), p["value"]
+                if lo is not None and hi is not None and not lo < hi:
+                    raise ConfigError(f"config key '{where}.{name}': min must be below max")
+                if (lo is not None and v < lo) or (hi is not None and v > hi):
+                    raise ConfigError(f"config key '{where}.{name}': value {v} outside [min, max]")
+    if ebl:
+        from ..ebl import check_ebl_block
+
+        check_ebl_block(ebl, f"{key}.ebl")
 
 
 TRUE_AXIS_MARGIN = 1.5
@@ -532,6 +539,12 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     _check_model(cfg["model"], "model")
     for i, alt in enumerate(cfg["fit"]["compare"]):
         _check_model(alt, f"fit.compare[{i}]")
+    if dl3 and cfg["model"].get("ebl"):
+        from ..ebl import load_absorption
+
+        t = cfg["energy_axis_true"]
+        load_absorption(cfg["model"]["ebl"]["table"]).check_energies(t["min"], t["max"], "true-energy axis",
+                                                                     "energy_axis_true")
     if not dl3:  # only external spectra: no data store, regions or reduction
         return cfg
     check_regions(cfg)

@@ -32,9 +32,10 @@ STEP_IMPORTS = {
                "extspec.io.datastore", "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
-    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.models", "extspec.stacking", *_PLOTS),
+    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.models", "extspec.ebl", "extspec.stacking",
+            *_PLOTS),
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
-                    "extspec.models", *_PLOTS),
+                    "extspec.models", "extspec.ebl", *_PLOTS),
     "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).
@@ -295,8 +296,8 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     """
     import numpy as np
 
+    from ..ebl import result_model
     from ..fit import JointData, compare_models, fit_joint, fold, response_matrix, write_fit_result
-    from ..models import get_model
     from ..plots import plot_spectrum_fit
     from ..stacking import stack_spectra
 
@@ -306,6 +307,8 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     result = fit_joint(spectra, config["model"], data=data, **opts)
     for alt in ((config.get("fit") or {}).get("compare", []) or []) if data.datasets else []:
         alt_cfg = {"type": alt} if isinstance(alt, str) else alt
+        if config["model"].get("ebl") and not alt_cfg.get("ebl"):  # the same absorption for the alternative
+            alt_cfg = {**alt_cfg, "ebl": config["model"]["ebl"]}
         alt_res = fit_joint(spectra, alt_cfg, data=data, **opts)
         result.comparisons.append(compare_models(result, alt_res))
     write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""),
@@ -313,7 +316,7 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     usable = data.datasets
     if usable:
         stack = stack_spectra(usable)
-        model = get_model(result.model_type)
+        model = result_model(result)  # the absorbed model when the fit had an EBL table
         flux = model.integral(data.e_min, data.e_max, **result.values)
         npred = fold(flux, response_matrix(stack.exposure, stack.edisp))
         plot_spectrum_fit(stack.energy_reco.edges, stack.counts, stack.counts_off, stack.alpha, npred,
@@ -350,6 +353,7 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     """Flux points (GADF SED ECSV) and the SED plot from the best-fit model."""
     import numpy as np
 
+    from ..ebl import DEABSORBED_UNITS, intrinsic_values, result_model
     from ..fluxpoints import SED_UNITS, compute_flux_points
     from ..models import get_model
     from ..plots import plot_sed, sed_butterfly
@@ -369,23 +373,32 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
             f"flux points: no group of flux_points.energy_edges {fp_cfg.get('energy_edges')} overlaps the "
             f"safe energy range [{result.energy_range[0]:.3g}, {result.energy_range[1]:.3g}] TeV of the fit"
         )
-    _write_ecsv(rows, SED_UNITS, {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
-                                  "n_sigma_ul": fp_cfg["n_sigma_ul"], "model": result.model_type,
-                                  "fit_success": bool(result.success)}, out_ecsv)
-    model = get_model(result.model_type)
+    ebl_meta = {"ebl": result.ebl} if result.ebl else {}
+    _write_ecsv(rows, {**SED_UNITS, **(DEABSORBED_UNITS if result.ebl else {})},
+                {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
+                 "n_sigma_ul": fp_cfg["n_sigma_ul"], "model": result.model_type,
+                 "fit_success": bool(result.success), **ebl_meta}, out_ecsv)
+    model = result_model(result)  # observed: the absorbed model when the fit had an EBL table
+    intrinsic = get_model(result.model_type)
     values = result.values
 
     def dnde(e, **p):
         return model.dnde(np.asarray(e, float), **p)
 
+    def dnde_intrinsic(e, **p):
+        return intrinsic.dnde(np.asarray(e, float), **intrinsic_values(p))
+
     emin, emax = result.energy_range
-    band = None
+    band = band_int = None
     if result.success and np.all(np.isfinite([emin, emax])):
         energies = np.geomspace(emin, emax, 100)
-        lo, hi = sed_butterfly(dnde, values, *result.free_covariance(), energies)
-        band = (energies, lo, hi)
+        band = (energies, *sed_butterfly(dnde, values, *result.free_covariance(), energies))
+        if result.ebl:
+            band_int = (energies, *sed_butterfly(dnde_intrinsic, values, *result.free_covariance(), energies))
     plot_sed(rows, lambda e: dnde(e, **values), (emin, emax), out_png, butterfly=band,
-             title=f"{config.get('name', '')}: {result.model_type}")
+             title=f"{config.get('name', '')}: {result.model_type}"
+             + (f", EBL {result.ebl['name'] or 'table'} z = {values['redshift']:.4g}" if result.ebl else ""),
+             intrinsic=(lambda e: dnde_intrinsic(e, **values), band_int) if result.ebl else None)
 
 
 def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None:
