@@ -57,6 +57,10 @@ TAU_MAX = -math.log(float(np.finfo(np.float32).tiny))
 """Optical depth read for a table value of 0 (float32 underflow): 87.34."""
 
 
+_Z_TOL = 1e-6
+"""Relative tolerance at the ends of the redshift grid (tables store it as float32)."""
+
+
 @dataclass(frozen=True)
 class EBLAbsorption:
     """An EBL attenuation table ready for interpolation.
@@ -94,7 +98,7 @@ class EBLAbsorption:
     def check_redshift(self, z: float, key: str = "model.ebl.redshift") -> None:
         """ConfigError naming ``key`` and the table if ``z`` lies outside the redshift grid."""
         lo, hi = float(self.redshift[0]), float(self.redshift[-1])
-        if not (lo <= z <= hi):
+        if not (lo * (1 - _Z_TOL) <= z <= hi * (1 + _Z_TOL)):
             raise ConfigError(f"config key '{key}': redshift {z:g} outside the EBL table {self.path} "
                               f"(its grid covers z = {lo:g} .. {hi:g})")
 
@@ -111,8 +115,9 @@ class EBLAbsorption:
     def node_tau(self, z: float) -> np.ndarray:
         """tau at the energy-bin centres for redshift ``z`` (exp(-tau) linear in z)."""
         g = self.redshift
-        if not (g[0] <= z <= g[-1]):
+        if not (g[0] * (1 - _Z_TOL) <= z <= g[-1] * (1 + _Z_TOL)):
             raise ExtspecError(f"EBL table {self.path}: redshift {z:g} outside its grid {g[0]:g} .. {g[-1]:g}")
+        z = min(max(z, g[0]), g[-1])  # the grid's ends as written in decimal (float32 grids)
         i = int(min(max(np.searchsorted(g, z, side="right") - 1, 0), g.size - 2)) if g.size > 1 else 0
         if g.size == 1:
             v = self.values[0]

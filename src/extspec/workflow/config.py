@@ -191,6 +191,7 @@ def _validator_with_defaults(schema: dict):
 
     base = validators.validator_for(schema)
     validate_properties = base.VALIDATORS["properties"]
+    schema_root = schema
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
@@ -200,7 +201,7 @@ def _validator_with_defaults(schema: dict):
                 if "default" in sub:
                     instance[prop] = copy.deepcopy(sub["default"])
                 elif "$ref" in sub:
-                    ref = _resolve_ref(validator.schema, sub["$ref"])
+                    ref = _resolve_ref(schema_root, sub["$ref"])  # not validator.schema: a sub-schema under a $ref
                     if "default" in ref:
                         instance[prop] = copy.deepcopy(ref["default"])
         yield from validate_properties(validator, properties, instance, schema)
