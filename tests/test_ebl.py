@@ -244,7 +244,7 @@ def test_closure_absorbed_spectra(z):
     rng = np.random.default_rng(int(z * 1000))
     cfg = _cfg(z)
     truth = {**TRUTH, "redshift": z, "alpha_norm": 1.0}
-    sims = [simulate_onoff(_template(obs_id=i), spectral_model(cfg), truth, rng, obs_id=i) for i in (1, 2)]
+    sims = [simulate_onoff(_template(obs_id=i), cfg, truth, rng, obs_id=i) for i in (1, 2)]  # a model block
     res = fit_joint(sims, cfg)
     assert res.success, res.message
     assert [p.name for p in res.parameters] == ["index", "amplitude", "reference", *EBL_PARAMS]
@@ -350,3 +350,58 @@ def test_config_checks(tmp_path):
                                                                                             "max": 300, "nbins": 30}}
     with pytest.raises(ConfigError, match=r"config key 'energy_axis_true': EBL table .* covers 0.0009887 .. 100.7 TeV"):
         validate_config(dl3, check_datastore=False)
+
+
+# ------------------------------------------------------------------ the workflow --
+
+
+def test_workflow_with_ebl(tmp_path):
+    """The workflow on simulated absorbed OGIP spectra (external_spectra, no reduction): the
+    intrinsic parameters in result.yaml, observed and de-absorbed flux points, the SED plot;
+    editing the EBL table reruns only the fit and its products."""
+    import os
+    import time
+
+    import yaml
+    from astropy.table import Table
+
+    from extspec.io.ogip import write_spectrum
+    from test_workflow import dry_run, snakemake, write_config
+
+    z = 0.116
+    rng = np.random.default_rng(21)
+    table = tmp_path / "ebl.fits.gz"
+    table.write_bytes(TABLE.read_bytes())
+    model = {"type": "power_law", "parameters": {"index": {"value": 2.0}, "amplitude": {"value": 1.0e-11}},
+             "ebl": {"table": "ebl.fits.gz", "redshift": z}}
+    truth = {**TRUTH, "redshift": z, "alpha_norm": 1.0}
+    for oid in (101, 102):
+        sim = simulate_onoff(_template(obs_id=oid), spectral_model({**model, "ebl": {**model["ebl"], "table": str(table)}}),
+                             truth, rng, obs_id=oid)
+        write_spectrum(sim, tmp_path / "ext" / f"obs{oid}")
+    cf = write_config(tmp_path, name="pks", datastore="/nonexistent/store", obs_ids=[], model=model,
+                      external_spectra=["ext/*/pha.fits"], flux_points={"energy_edges": [0.3, 1.0, 3.0, 10.0]})
+    snakemake(tmp_path, cf, "--cores", "2")
+    out = tmp_path / "results" / "pks" / "fit"
+    result = yaml.safe_load((out / "result.yaml").read_text())
+    assert result["success"]
+    params = result["model"]["parameters"]
+    assert set(params) == {"index", "amplitude", "reference"}
+    assert abs(params["index"]["value"] - TRUTH["index"]) < 3 * params["index"]["error"]
+    assert result["model"]["ebl"]["redshift"]["value"] == z and result["model"]["ebl"]["name"] == "dominguez11"
+    fp = Table.read(out / "flux_points.ecsv", format="ascii.ecsv")
+    assert len(fp) == 3 and fp.meta["ebl"]["table"] == "ebl.fits.gz"
+    a = load_absorption(TABLE)
+    np.testing.assert_allclose(fp["absorption"], a.absorption(np.asarray(fp["e_ref"]), z), rtol=1e-12)
+    np.testing.assert_allclose(fp["e2dnde_intrinsic"], fp["e2dnde"] / fp["absorption"], rtol=1e-12)
+    assert (out / "sed.png").stat().st_size > 10000
+    assert dry_run(tmp_path, cf) == {}
+    # a different table (content) reruns the fit and what reads it, nothing else
+    from astropy.io import fits
+
+    with fits.open(TABLE) as h:
+        h[0].header["EDITED"] = True
+        h.writeto(table, overwrite=True)
+    later = time.time() + 2
+    os.utime(table, (later, later))
+    assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "summary": 1, "all": 1}

@@ -789,6 +789,8 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
     ax.set_yscale("log")
     _unicode_log_ticks(ax.xaxis, ax.yaxis)
     ys = np.asarray([v for v in ys if np.isfinite(v) and v > 0])
+    if absorbed and ys.size:  # the absorbed model falls by tens of decades: show 4 below the top
+        ys = ys[ys >= 1e-4 * ys.max()]
     xs = np.asarray([v for v in xs if np.isfinite(v) and v > 0])
     if ys.size:
         ax.set_ylim(ys.min() / 1.6, ys.max() * 1.6)

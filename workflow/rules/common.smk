@@ -171,6 +171,13 @@ def external_files(wildcards):
     return [f for e in ANALYSES[wildcards.analysis]["external"] for f in e["files"]]
 
 
+def ebl_table(wildcards):
+    """Input function: the EBL table of the analysis's model (model.ebl.table), if any: editing
+    the table reruns the fit and the flux points."""
+    ebl = ANALYSES[wildcards.analysis]["config"]["model"].get("ebl")
+    return [ebl["table"]] if ebl else []
+
+
 STACKED_PRODUCTS = (
     "stacked/counts.fits",
     "stacked/counts.png",
