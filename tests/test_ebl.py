@@ -131,7 +131,8 @@ def _shuffle_redshift(h):
     (_reverse_energies, "ENERGIES bins are not contiguous increasing edges"),
     (_shuffle_redshift, "the REDSHIFT grid (column 'VALUE' of 'PARAMETERS') does not increase strictly"),
     (lambda h: h["SPECTRA"].data["INTPSPEC"].__setitem__((5, 7), 1.5), "values must lie in [0, 1]"),
-    (lambda h: h["SPECTRA"].data["PARAMVAL"].__setitem__(2, 9.0), "PARAMVAL of 'SPECTRA' differs from the REDSHIFT grid"),
+    (lambda h: h["SPECTRA"].data["PARAMVAL"].__setitem__(2, 9.0),
+     "PARAMVAL of 'SPECTRA' differs from the REDSHIFT grid"),
 ])
 def test_bad_tables_one_line(tmp_path, edit, message):
     bad = _write_variant(tmp_path, edit)
@@ -376,8 +377,8 @@ def test_workflow_with_ebl(tmp_path):
              "ebl": {"table": "ebl.fits.gz", "redshift": z}}
     truth = {**TRUTH, "redshift": z, "alpha_norm": 1.0}
     for oid in (101, 102):
-        sim = simulate_onoff(_template(obs_id=oid), spectral_model({**model, "ebl": {**model["ebl"], "table": str(table)}}),
-                             truth, rng, obs_id=oid)
+        sim_model = {**model, "ebl": {**model["ebl"], "table": str(table)}}
+        sim = simulate_onoff(_template(obs_id=oid), sim_model, truth, rng, obs_id=oid)
         write_spectrum(sim, tmp_path / "ext" / f"obs{oid}")
     cf = write_config(tmp_path, name="pks", datastore="/nonexistent/store", obs_ids=[], model=model,
                       external_spectra=["ext/*/pha.fits"], flux_points={"energy_edges": [0.3, 1.0, 3.0, 10.0]})
