@@ -323,6 +323,32 @@ def test_flux_points_deabsorbed():
         assert abs(r["dnde_intrinsic"] - truth) < 3 * r["dnde_intrinsic_err"]
 
 
+def test_flux_point_upper_limit_where_absorption_is_total():
+    """A group where the absorbed model predicts ~1e-11 counts: the norm and the upper limit
+    still follow the data (the norm is fitted in units of the predicted counts there).  The
+    data are drawn without absorption, so the group has a real excess."""
+    from extspec.fluxpoints import compute_flux_points
+
+    rng = np.random.default_rng(4)
+    z = 0.3
+    cfg = _cfg(z)
+    sims = [simulate_onoff(_template(obs_id=i), cfg, {**TRUTH, "redshift": z, "alpha_norm": 0.0}, rng, obs_id=i)
+            for i in (1, 2)]
+    res = fit_joint(sims, cfg)
+    rows = compute_flux_points(sims, res, [0.3, 1.0, 15.0, 30.0])
+    deep = rows[-1]
+    assert deep["absorption"] < 1e-15
+    counts_per_norm = sum(deep["npred"]) / deep["norm"]  # predicted counts at norm 1: ~1e-11
+    assert counts_per_norm < 1e-6
+    assert deep["norm"] * counts_per_norm < deep["norm_ul"] * counts_per_norm < 1000.0
+    # the fitted norm follows the data: a signal of the order of the excess
+    e = sims[0].energy_reco.edges
+    sel = (e[:-1] >= deep["e_min"] * (1 - 1e-9)) & (e[1:] <= deep["e_max"] * (1 + 1e-9))
+    excess = sum(float(np.sum(s.counts[sel] - s.alpha[sel] * s.counts_off[sel])) for s in sims)
+    assert excess > 20 and 0.3 < sum(deep["npred"]) / excess < 3, (deep["npred"], excess)
+    assert deep["e2dnde_intrinsic_ul"] == pytest.approx(deep["e2dnde_ul"] / deep["absorption"], rel=1e-12)
+
+
 def test_config_checks(tmp_path):
     from extspec.workflow.config import validate_config
 

@@ -115,11 +115,17 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
         if not mask.any():
             continue  # no safe bin of any run in this group: no measurement, no row
         mu = mu_best[:, sl]
+        # Where the model predicts almost no counts (a spectrum absorbed by the EBL above tens
+        # of TeV), the norm is fitted in units of 1 / (predicted counts), so that MIGRAD and the
+        # upper-limit search work at order 1; elsewhere scale = 1 (unchanged).
+        mu_sum = float(np.sum(np.where(mask, mu, 0.0)))
+        scale = 1.0 / mu_sum if 0.0 < mu_sum < 1e-3 else 1.0
+        mu_fit = mu * scale
 
         def stat(norm):
-            return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu), 0.0)))
+            return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu_fit), 0.0)))
 
-        mi = make_minuit(lambda x: stat(x[0]), [1.0], ["norm"])
+        mi = make_minuit(lambda x: stat(x[0]), [1.0 / scale], ["norm"])
         mi.migrad()
         norm = float(mi.values[0])
         norm_err = float(mi.errors[0])
@@ -127,6 +133,7 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
         ts = stat(0.0) - w_best
         sqrt_ts = float(np.sign(norm) * np.sqrt(max(ts, 0.0)))
         norm_ul = _bisect_ul(stat, max(norm, 0.0), max(norm, 0.0) + max(norm_err, 1e-3), w_best + n_sigma_ul**2)
+        norm, norm_err, norm_ul = norm * scale, norm_err * scale, norm_ul * scale
         e_ref = float(np.sqrt(e_lo * e_hi))
         ref = float(model.dnde(np.array([e_ref]), **best)[0])
         flux = float(model.integral(np.array([e_lo]), np.array([e_hi]), **best)[0])

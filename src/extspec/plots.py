@@ -705,10 +705,12 @@ def _sed_points(flux_points, suffix=""):
     return pts, uls, ys, xs
 
 
-def _draw_sed_model(ax, model_dnde, butterfly, erange, style, ys, xs) -> None:
-    """The model line E^2 dN/dE over ``erange`` and its 1-sigma band; extents into ys, xs."""
+def _draw_sed_model(ax, model_dnde, butterfly, erange, style, ys, xs, decades=None) -> None:
+    """The model line E^2 dN/dE over ``erange`` and its 1-sigma band; extents into ys, xs
+    (with ``decades``: only the part within that many decades of the line's maximum)."""
     color, label = style
     emin, emax = erange
+    out = []  # the extents of this model
     if butterfly is not None:
         be, blo, bhi = (np.asarray(a, float) for a in butterfly)
         ok = np.isfinite(be) & np.isfinite(bhi) & (be > 0) & (bhi > 0)
@@ -717,8 +719,8 @@ def _draw_sed_model(ax, model_dnde, butterfly, erange, style, ys, xs) -> None:
             lo_c = np.where(np.isfinite(blo) & (blo > 0), blo, floor)
             ax.fill_between(be[ok], lo_c[ok], bhi[ok], color=color, alpha=0.25, lw=0,
                             label=f"{label} 1\u03c3 band", zorder=1)
-            ys.extend(bhi[ok])
-            ys.extend(blo[ok & (blo > 0)])
+            out.extend(bhi[ok])
+            out.extend(blo[ok & (blo > 0)])
             xs.extend([be[ok].min(), be[ok].max()])
     if np.isfinite(emin) and np.isfinite(emax) and 0 < emin < emax and model_dnde is not None:
         em = np.geomspace(emin, emax, 200)
@@ -731,8 +733,12 @@ def _draw_sed_model(ax, model_dnde, butterfly, erange, style, ys, xs) -> None:
         okm = np.isfinite(ym) & (ym > 0)
         if okm.any():
             ax.plot(em[okm], ym[okm], color=color, lw=1.8, label=label, zorder=2)
-            ys.extend(ym[okm])
+            out.extend(ym[okm])
             xs.extend([emin, emax])
+    if decades is not None and out:  # an absorbed model falls by tens of decades
+        top = max(out)
+        out = [v for v in out if v >= top * 10.0 ** -decades]
+    ys.extend(out)
 
 
 def _draw_sed_points(ax, pts, uls, color, label, extra) -> None:
@@ -776,7 +782,7 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
     emin, emax = (float(v) for v in energy_range) if energy_range is not None else (np.nan, np.nan)
     absorbed = intrinsic is not None
     _draw_sed_model(ax, model_dnde, butterfly, (emin, emax),
-                    ("tab:blue", "absorbed model" if absorbed else "best-fit model"), ys, xs)
+                    ("tab:blue", "absorbed model" if absorbed else "best-fit model"), ys, xs, 3 if absorbed else None)
     _draw_sed_points(ax, pts, uls, "black", "observed flux points" if absorbed else "flux points", extra)
     if absorbed:
         _draw_sed_model(ax, intrinsic[0], intrinsic[1], (emin, emax), ("tab:orange", "intrinsic model"), ys, xs)
@@ -789,8 +795,6 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
     ax.set_yscale("log")
     _unicode_log_ticks(ax.xaxis, ax.yaxis)
     ys = np.asarray([v for v in ys if np.isfinite(v) and v > 0])
-    if absorbed and ys.size:  # the absorbed model falls by tens of decades: show 4 below the top
-        ys = ys[ys >= 1e-4 * ys.max()]
     xs = np.asarray([v for v in xs if np.isfinite(v) and v > 0])
     if ys.size:
         ax.set_ylim(ys.min() / 1.6, ys.max() * 1.6)
