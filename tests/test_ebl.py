@@ -151,6 +151,35 @@ def test_not_a_fits_file(tmp_path):
         load_absorption(tmp_path / "missing.fits")
 
 
+def test_named_table_fetched_once_with_pinned_sha256(tmp_path, monkeypatch):
+    """``table: dominguez11`` fetches the public table (here from a file:// URL) into
+    data/ebl/, checked against the pinned SHA-256; a wrong digest installs nothing."""
+    from extspec import ebl
+    from extspec.errors import DataStoreError
+    from extspec.workflow.config import validate_config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GAMMAPY_DATA", raising=False)
+    sha = ebl.NAMED_TABLES["dominguez11"][1]
+    monkeypatch.setitem(ebl.NAMED_TABLES, "dominguez11", (TABLE.as_uri(), sha))
+    cfg = validate_config({"name": "x", "external_spectra": ["pha.fits"],
+                           "model": {"type": "power_law", "ebl": {"table": "dominguez11", "redshift": 0.116}}},
+                          check_datastore=False)
+    dest = tmp_path / "data" / "ebl" / "ebl_dominguez11.fits.gz"
+    assert dest.read_bytes() == TABLE.read_bytes()
+    assert spectral_model(cfg["model"]).param_names[-2:] == EBL_PARAMS
+    monkeypatch.setitem(ebl.NAMED_TABLES, "dominguez11", ("file:///nonexistent/ebl.fits.gz", sha))
+    assert load_absorption("dominguez11").path == str(Path("data/ebl/ebl_dominguez11.fits.gz"))  # no refetch
+    dest.unlink()
+    with pytest.raises(DataStoreError) as err:
+        load_absorption("dominguez11")
+    assert "\n" not in str(err.value) and "set model.ebl.table to its path" in str(err.value)
+    monkeypatch.setitem(ebl.NAMED_TABLES, "dominguez11", (TABLE.as_uri(), "0" * 64))
+    with pytest.raises(DataStoreError, match="checksum mismatch"):
+        load_absorption("dominguez11")
+    assert list((tmp_path / "data" / "ebl").iterdir()) == []
+
+
 # ---------------------------------------------------------------- absorbed integrals --
 
 PARAMS = {

@@ -48,7 +48,8 @@ from .models import _GL_W01, _GL_X01, SpectralModelType, _subintervals, get_mode
 
 __all__ = ["EBL_PARAMS", "EBLAbsorption", "load_absorption", "absorbed_model", "absorbed_integral",
            "spectral_model", "ebl_parameters", "result_model", "intrinsic_values", "ebl_provenance",
-           "result_absorption", "check_ebl_block", "DEABSORBED_UNITS", "deabsorbed_columns"]
+           "result_absorption", "check_ebl_block", "DEABSORBED_UNITS",
+           "NAMED_TABLES", "resolve_table", "deabsorbed_columns"]
 
 EBL_PARAMS = ("redshift", "alpha_norm")
 """The parameters an EBL block adds to a model (after the intrinsic ones), both dimensionless."""
@@ -137,6 +138,37 @@ class EBLAbsorption:
         return np.exp(-alpha_norm * self.tau(energy, z))
 
 
+NAMED_TABLES = {
+    "dominguez11": ("https://github.com/gammapy/gammapy-data/raw/HEAD/ebl/ebl_dominguez11.fits.gz",
+                    "840a6d23cb03feeacd5d95ab18c70fd73a4240d5f8518e859d9ab6b9f0b2c7b1"),
+}
+"""EBL tables that ``model.ebl.table`` may name instead of a path: URL and pinned SHA-256."""
+
+NAMED_TABLE_DIR = Path("data") / "ebl"
+"""Where a named table is fetched to (relative to the working directory)."""
+
+
+def resolve_table(table, fetch: bool = True) -> Path:
+    """The file of ``model.ebl.table``: a path as given, or for a name of :data:`NAMED_TABLES`
+    that is not a file: ``$GAMMAPY_DATA/ebl/ebl_<name>.fits.gz`` if present, else
+    ``data/ebl/ebl_<name>.fits.gz``, fetched there (SHA-256 checked) when absent and ``fetch``."""
+    import os
+
+    p = Path(table)
+    if str(table) not in NAMED_TABLES or p.exists():
+        return p
+    fname = f"ebl_{table}.fits.gz"
+    if os.environ.get("GAMMAPY_DATA") and (Path(os.environ["GAMMAPY_DATA"]) / "ebl" / fname).is_file():
+        return Path(os.environ["GAMMAPY_DATA"]) / "ebl" / fname
+    dest = NAMED_TABLE_DIR / fname
+    if fetch and not dest.is_file():
+        from .io.download import download_file
+
+        url, sha256 = NAMED_TABLES[str(table)]
+        download_file(url, dest, sha256, howto=f"download {url} by hand and set model.ebl.table to its path")
+    return dest
+
+
 @lru_cache(maxsize=8)
 def _load(path: str, mtime_ns: int, size: int) -> EBLAbsorption:
     from .io.xspec_table import read_xspec_table
@@ -145,13 +177,15 @@ def _load(path: str, mtime_ns: int, size: int) -> EBLAbsorption:
 
 
 def load_absorption(path) -> EBLAbsorption:
-    """The EBL table at ``path`` (read once per process and file version).
+    """The EBL table at ``path`` or of a name of :data:`NAMED_TABLES` (:func:`resolve_table`),
+    read once per process and file version.
 
-    Raises FormatError (one line naming the file) for a missing or malformed table.
+    Raises FormatError (one line naming the file) for a missing or malformed table,
+    DownloadError for a named table that cannot be fetched.
     """
     from .errors import FormatError
 
-    p = Path(path)
+    p = resolve_table(path)
     try:
         st = p.stat()
     except OSError as exc:
@@ -251,9 +285,11 @@ def check_ebl_block(ebl: dict, key: str = "model.ebl") -> None:
     """
     from .errors import FormatError
 
+    from .errors import DataStoreError
+
     try:
         absorption = load_absorption(ebl["table"])
-    except FormatError as exc:
+    except (FormatError, DataStoreError) as exc:  # DataStoreError: a named table not fetched
         raise ConfigError(f"config key '{key}.table': {exc}") from None
     z = ebl["redshift"]
     for v in ([z["value"], z.get("min"), z.get("max")] if isinstance(z, dict) else [z]):

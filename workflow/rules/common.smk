@@ -174,8 +174,10 @@ def external_files(wildcards):
 def ebl_table(wildcards):
     """Input function: the EBL table of the analysis's model (model.ebl.table), if any: editing
     the table reruns the fit and the flux points."""
+    from extspec.ebl import resolve_table
+
     ebl = ANALYSES[wildcards.analysis]["config"]["model"].get("ebl")
-    return [ebl["table"]] if ebl else []
+    return [str(resolve_table(ebl["table"], fetch=False))] if ebl else []
 
 
 STACKED_PRODUCTS = (
