@@ -324,6 +324,19 @@ def test_result_yaml_holds_intrinsic_parameters_and_the_ebl(tmp_path):
     np.testing.assert_allclose(back.covariance, res.covariance)
 
 
+def test_summary_flux_is_the_intrinsic_one():
+    from extspec.summary import FLUX_E_MAX, flux_above
+
+    rng = np.random.default_rng(8)
+    cfg = _cfg(0.116)
+    sims = [simulate_onoff(_template(), cfg, {**TRUTH, "redshift": 0.116, "alpha_norm": 1.0}, rng)]
+    res = fit_joint(sims, cfg)
+    f, err = flux_above(res)
+    v = res.values
+    want = get_model("power_law").integral(1.0, FLUX_E_MAX, index=v["index"], amplitude=v["amplitude"])
+    assert f == pytest.approx(float(want), rel=1e-12) and 0 < err < 0.2 * f
+
+
 def test_flux_points_deabsorbed():
     from extspec.fluxpoints import compute_flux_points
 
