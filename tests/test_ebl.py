@@ -13,12 +13,22 @@ import pytest
 
 from extspec.ebl import EBL_PARAMS, absorbed_model, load_absorption, spectral_model
 from extspec.errors import ConfigError, ExtspecError, FormatError
-from extspec.fit import fit_joint, read_fit_result, write_fit_result
+from extspec.fit import fit_joint
 from extspec.geometry import make_energy_axis
+from extspec.io.fitresult import read_fit_result, write_fit_result
 from extspec.io.xspec_table import read_xspec_table
 from extspec.models import get_model
 from extspec.simulate import simulate_onoff
 from extspec.spectrum import SpectrumDataset
+from extspec.workflow.settings import fit_options, flux_point_settings
+
+FIT = fit_options({})  # the schema's defaults: MIGRAD + HESSE, exact integration
+
+
+def _points(edges):
+    """Flux-point settings with these group edges (the schema's n_sigma_ul)."""
+    return flux_point_settings({"flux_points": {"energy_edges": edges}})
+
 
 TABLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ebl" / "ebl_dominguez11.fits.gz"
 pytestmark = pytest.mark.skipif(not TABLE.is_file(), reason=f"no EBL table at {TABLE}")
@@ -275,14 +285,14 @@ def test_closure_absorbed_spectra(z):
     cfg = _cfg(z)
     truth = {**TRUTH, "redshift": z, "alpha_norm": 1.0}
     sims = [simulate_onoff(_template(obs_id=i), cfg, truth, rng, obs_id=i) for i in (1, 2)]  # a model block
-    res = fit_joint(sims, cfg)
+    res = fit_joint(sims, cfg, FIT)
     assert res.success, res.message
     assert [p.name for p in res.parameters] == ["index", "amplitude", "reference", *EBL_PARAMS]
     for name in ("index", "amplitude"):
         (p,) = [q for q in res.parameters if q.name == name]
         assert abs(p.value - TRUTH[name]) < 3 * p.error, (name, p.value, p.error)
     assert res.values["redshift"] == z and res.ebl["name"] == "dominguez11"
-    plain = fit_joint(sims, {k: v for k, v in cfg.items() if k != "ebl"})
+    plain = fit_joint(sims, {k: v for k, v in cfg.items() if k != "ebl"}, FIT)
     err = res.parameters[0].error
     assert plain.values["index"] - TRUTH["index"] > 10 * err
 
@@ -293,12 +303,12 @@ def test_free_alpha_norm_and_redshift():
     truth = {**TRUTH, "redshift": z, "alpha_norm": 1.0}
     model = spectral_model(_cfg(z))
     sims = [simulate_onoff(_template(obs_id=i), model, truth, rng, obs_id=i) for i in range(1, 5)]
-    res = fit_joint(sims, _cfg(z, alpha_norm={"value": 0.5, "frozen": False, "min": 0.0, "max": 3.0}))
+    res = fit_joint(sims, _cfg(z, alpha_norm={"value": 0.5, "frozen": False, "min": 0.0, "max": 3.0}), FIT)
     assert res.success
     (an,) = [p for p in res.parameters if p.name == "alpha_norm"]
     assert not an.frozen and an.min == 0.0 and abs(an.value - 1.0) < 3 * an.error and an.error < 0.5
     # a free redshift without bounds gets the table's grid as bounds
-    res_z = fit_joint(sims, _cfg({"value": 0.15, "frozen": False}))
+    res_z = fit_joint(sims, _cfg({"value": 0.15, "frozen": False}), FIT)
     (zp,) = [p for p in res_z.parameters if p.name == "redshift"]
     assert (zp.min, zp.max) == (pytest.approx(0.01), pytest.approx(3.99))  # float32 grid
     assert res_z.success and abs(zp.value - z) < 3 * zp.error
@@ -310,7 +320,7 @@ def test_result_yaml_holds_intrinsic_parameters_and_the_ebl(tmp_path):
     rng = np.random.default_rng(9)
     cfg = _cfg(0.116)
     sims = [simulate_onoff(_template(), spectral_model(cfg), {**TRUTH, "redshift": 0.116, "alpha_norm": 1.0}, rng)]
-    res = fit_joint(sims, cfg)
+    res = fit_joint(sims, cfg, FIT)
     write_fit_result(res, tmp_path / "result.yaml")
     d = yaml.safe_load((tmp_path / "result.yaml").read_text())
     assert list(d["model"]["parameters"]) == ["index", "amplitude", "reference"]
@@ -330,7 +340,7 @@ def test_summary_flux_is_the_intrinsic_one():
     rng = np.random.default_rng(8)
     cfg = _cfg(0.116)
     sims = [simulate_onoff(_template(), cfg, {**TRUTH, "redshift": 0.116, "alpha_norm": 1.0}, rng)]
-    res = fit_joint(sims, cfg)
+    res = fit_joint(sims, cfg, FIT)
     f, err = flux_above(res)
     v = res.values
     want = get_model("power_law").integral(1.0, FLUX_E_MAX, index=v["index"], amplitude=v["amplitude"])
@@ -346,8 +356,8 @@ def test_flux_points_deabsorbed():
     a = load_absorption(TABLE)
     sims = [simulate_onoff(_template(obs_id=i), spectral_model(cfg), {**TRUTH, "redshift": z, "alpha_norm": 1.0},
                            rng, obs_id=i) for i in (1, 2)]
-    res = fit_joint(sims, cfg)
-    rows = compute_flux_points(sims, res, [0.3, 1.0, 3.0, 10.0])
+    res = fit_joint(sims, cfg, FIT)
+    rows = compute_flux_points(sims, res, _points([0.3, 1.0, 3.0, 10.0]), "exact")
     assert len(rows) == 3
     base = get_model("power_law")
     for r in rows:
@@ -376,8 +386,8 @@ def test_flux_point_upper_limit_where_absorption_is_total():
     cfg = _cfg(z)
     sims = [simulate_onoff(_template(obs_id=i), cfg, {**TRUTH, "redshift": z, "alpha_norm": 0.0}, rng, obs_id=i)
             for i in (1, 2)]
-    res = fit_joint(sims, cfg)
-    rows = compute_flux_points(sims, res, [0.3, 1.0, 15.0, 30.0])
+    res = fit_joint(sims, cfg, FIT)
+    rows = compute_flux_points(sims, res, _points([0.3, 1.0, 15.0, 30.0]), "exact")
     deep = rows[-1]
     assert deep["absorption"] < 1e-15
     counts_per_norm = sum(deep["npred"]) / deep["norm"]  # predicted counts at norm 1: ~1e-11
