@@ -71,3 +71,98 @@ def test_duplicate_yaml_key_refused_by_the_workflow(tmp_path):
     lines = [ln for ln in res.stdout.splitlines() if ln.strip() and not ln.startswith("Using ")]
     assert lines == [f"extspec: invalid configuration: config file {p} line 3: key 'obs_ids' given twice "
                      "(first on line 2); the second would silently replace the first"], res.stdout
+
+
+# ------------------------------------------------------------- wobble OFF regions that overlap --
+
+
+def _pairwise_min_separation(regions, on):
+    centres = [on.center] + [r.center for r in regions]
+    return min(a.separation(b) for i, a in enumerate(centres) for b in centres[i + 1:])
+
+
+def test_wobble_regions_never_overlap_geometry():
+    from extspec.reflected import WobbleOverlapError, find_wobble_regions, wobble_max_regions
+    from extspec.sky import SkyPoint
+    from extspec.skyregions import parse_region
+
+    on = parse_region("icrs;circle(83.63,22.01,0.1)")
+    pnt = SkyPoint(83.63, 22.51, "icrs")
+    # seen from 0.5 deg the 0.1 deg circle spans 2 arcsin(sin 0.1 / sin 0.5) = 23.07 deg: 360 / 23.07 = 15.6
+    assert wobble_max_regions(2 * np.arcsin(np.sin(np.radians(0.1)) / np.sin(np.radians(0.5)))) == 14
+    off = find_wobble_regions(on, pnt, n_off_regions=14)
+    assert len(off) == 14
+    assert _pairwise_min_separation(off.regions, on) >= 2 * 0.1 - 1e-9  # circles touch at most
+    with pytest.raises(WobbleOverlapError) as exc:
+        find_wobble_regions(on, pnt, n_off_regions=15)
+    assert exc.value.n_max == 14
+    assert one_line(exc) == ("config key 'background.n_off_regions': 15 wobble OFF regions 22.5 deg apart overlap "
+                             "each other and the ON region, which spans 23.1 deg seen from the pointing (0.50 deg "
+                             "away); at most 14 fit (set n_off_regions: 14)")
+    # the seed's 0.5 deg circle at 0.7 deg: 91.2 deg wide, so 3 copies 90 deg apart overlap by a sliver
+    big = parse_region("galactic;circle(347.3,-0.5,0.5)")
+    gp = SkyPoint(348.0, -0.5, "galactic")
+    with pytest.raises(WobbleOverlapError, match=r"at most 2 fit") as exc:
+        find_wobble_regions(big, gp, n_off_regions=12)
+    two = find_wobble_regions(big, gp, n_off_regions=2)
+    assert len(two) == 2 and _pairwise_min_separation(two.regions, big) >= 1.0 - 1e-9
+
+
+def test_wobble_alpha_from_the_regions_kept():
+    from extspec.reflected import find_wobble_regions
+    from extspec.sky import SkyPoint
+    from extspec.skyregions import parse_region
+
+    on = parse_region("icrs;circle(83.63,22.01,0.1)")
+    pnt = SkyPoint(83.63, 22.51, "icrs")
+    full = find_wobble_regions(on, pnt, n_off_regions=5)
+    c = full.regions[2].center
+    kept = find_wobble_regions(on, pnt, [f"icrs;circle({c.lon},{c.lat},0.05)"], n_off_regions=5)
+    assert len(kept) == 4 and kept.info["n_dropped"] == 1  # alpha = 1/4 downstream (n_off_regions kept)
+
+
+@needs_dr1
+def test_seed_wobble_twelve_refused_at_config_time_naming_the_largest_n():
+    from extspec.workflow.config import validate_config
+
+    raw = yaml.safe_load(SEED.read_text())
+    raw.update(datastore=str(DR1), background={"method": "wobble", "n_off_regions": 12})
+    with pytest.raises(ConfigError) as exc:
+        validate_config(raw, check_datastore=True)
+    msg = one_line(exc)
+    assert msg.startswith("config key 'background.n_off_regions': 12 wobble OFF regions 27.7 deg apart overlap "
+                          "each other and the ON region"), msg
+    assert msg.endswith("at most 2 fit (set n_off_regions: 2)"), msg
+    raw["background"]["n_off_regions"] = 2
+    assert validate_config(raw, check_datastore=True)["background"]["n_off_regions"] == 2
+
+
+@needs_dr1
+def test_seed_wobble_significance_does_not_double(tmp_path):
+    """The reduction step refuses overlapping copies too (the config check bypassed); with the
+    largest number that fits, the seed's excess significance stays near the reflected ~10.6 sigma."""
+    from extspec.io.ogip import read_spectrum
+    from extspec.stacking import stack_spectra
+    from extspec.stats import wstat_sqrt_ts
+    from extspec.workflow.config import load_config, stage_config
+    from extspec.workflow.pipeline import reduce_observation
+
+    raw = yaml.safe_load(SEED.read_text())
+    raw.update(datastore=str(DR1), background={"method": "wobble", "n_off_regions": 12})
+    red = stage_config(load_config(raw), "reduce")
+    with pytest.raises(ExtspecError) as exc:
+        reduce_observation(red, DR1, 20326, tmp_path / "x")
+    assert one_line(exc).startswith("obs 20326: config key 'background.n_off_regions': 12 wobble OFF regions")
+    assert not (tmp_path / "x").exists()
+    red["background"]["n_off_regions"] = 2
+    spectra = []
+    for o in raw["obs_ids"]:
+        reduce_observation(red, DR1, o, tmp_path / str(o))
+        spectra.append(read_spectrum(tmp_path / str(o)))
+    assert all(s.n_off_regions == 2 for s in spectra)
+    st = stack_spectra(spectra)
+    m = st.mask_safe
+    n_on, n_off = st.counts[m].sum(), st.counts_off[m].sum()
+    alpha = float(np.sum(st.alpha[m] * st.counts_off[m]) / n_off)
+    sig = float(wstat_sqrt_ts(n_on, n_off, alpha))
+    assert 7.0 < sig < 14.0, sig  # 39 sigma with 12 overlapping copies before issue 19

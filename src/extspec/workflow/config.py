@@ -30,6 +30,7 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError, DataStoreError
+from .wobble_check import check_wobble
 
 __all__ = [
     "SCHEMA_PATH",
@@ -542,6 +543,7 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
         obs = selected_obs_ids(cfg, store)
         check_irf_needs(cfg, store, obs)
         check_pointings(cfg, store, obs)
+        check_wobble(cfg, store, obs)
     return cfg
 
 
@@ -974,6 +976,7 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
             obs = selected_obs_ids(cfg, store) if has_dl3(cfg) else []
             check_irf_needs(cfg, store, obs)
             check_pointings(cfg, store, obs)
+            check_wobble(cfg, store, obs)
             dup = set(obs) & {e["obs_id"] for e in out["analyses"][name]["external"]}
             if dup:
                 e = next(e for e in out["analyses"][name]["external"] if e["obs_id"] in dup)
