@@ -166,3 +166,68 @@ def test_seed_wobble_significance_does_not_double(tmp_path):
     alpha = float(np.sum(st.alpha[m] * st.counts_off[m]) / n_off)
     sig = float(wstat_sqrt_ts(n_on, n_off, alpha))
     assert 7.0 < sig < 14.0, sig  # 39 sigma with 12 overlapping copies before issue 19
+
+
+# ---------------------------------------------------------------- simulated runs for the rest --
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """Two simulated Crab-like runs (obs 1, 2) and a run without events (obs 10, another store),
+    reduced by the library; the analysis config of the first store."""
+    from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
+    from extspec.workflow.config import load_config, stage_config
+    from extspec.workflow.pipeline import reduce_observation
+
+    base = tmp_path_factory.mktemp("wrong")
+    src = SourceModel(83.63, 22.01, frame="icrs", spectrum="power_law", params={"index": 2.5, "amplitude": 3e-11})
+    store = simulate_datastore(base / "store", wobble_pointings(83.63, 22.01, 2, 0.5), src, livetime=1800.0)
+    empty = simulate_datastore(base / "empty", wobble_pointings(83.63, 22.01, 1, 0.5), None, livetime=1800.0,
+                               bkg_scale=0.0, obs_id_start=10)
+    raw = {"name": "sim", "datastore": str(store), "obs_ids": [1, 2], "on_region": "icrs;circle(83.63,22.01,0.2)",
+           "geom": {"width": [2.0, 2.0], "frame": "icrs"}}
+    cfg = load_config(raw)
+    red = stage_config(cfg, "reduce")
+    dirs = {}
+    for o, s in ((1, store), (2, store), (10, empty)):
+        dirs[o] = base / "obs" / str(o)
+        reduce_observation(red, s, o, dirs[o])
+    return {"base": base, "store": store, "empty": empty, "raw": raw, "cfg": cfg, "dirs": dirs}
+
+
+# ---------------------------------------------------------------------- runs with no events --
+
+
+def test_no_events_reason():
+    from extspec.spectrum import no_events_reason
+
+    edges = np.geomspace(0.3, 40, 11)
+    assert no_events_reason(np.zeros(0), edges) == "no events (the EVENTS table has no rows)"
+    assert no_events_reason(np.array([0.1, 0.2, 50.0]), edges) == (
+        "no events in the reco-energy range [0.3, 40] TeV (3 outside it)")
+    assert no_events_reason(np.array([0.1, 1.0]), edges) == ""
+
+
+def test_run_without_events_excluded_with_its_reason(sim, tmp_path):
+    from astropy.io import fits
+
+    from extspec.workflow.pipeline import run_fit, write_summary
+
+    with fits.open(sim["dirs"][10] / "pha.fits") as h:
+        assert h["SPECTRUM"].header["USABLE"] is False
+        assert h["SPECTRUM"].header["REASON"] == "no events (the EVENTS table has no rows)"
+        assert not np.any(h["SPECTRUM"].data["QUALITY"] == 0)  # every channel bad
+    out = tmp_path / "results" / "sim"
+    dirs = [sim["dirs"][o] for o in (1, 2, 10)]
+    run_fit(sim["cfg"], dirs, out / "fit" / "result.yaml", out / "fit" / "spectrum.png")
+    res = yaml.safe_load((out / "fit" / "result.yaml").read_text())
+    assert res["obs_ids"] == [1, 2]
+    assert res["excluded"] == [{"obs_id": 10, "reason": "no events (the EVENTS table has no rows)"}]
+    # the empty run does not drag the amplitude down: the same fit as without it
+    alone = tmp_path / "alone.yaml"
+    run_fit(sim["cfg"], dirs[:2], alone, tmp_path / "alone.png")
+    a = yaml.safe_load(alone.read_text())["model"]["parameters"]["amplitude"]["value"]
+    assert res["model"]["parameters"]["amplitude"]["value"] == pytest.approx(a, rel=1e-9)
+    assert a == pytest.approx(3e-11, rel=0.25)
+    rows = write_summary(tmp_path / "results", ["sim"], tmp_path / "s.ecsv", tmp_path / "s.html")
+    assert rows[0]["n_excluded"] == 1 and rows[0]["excluded"] == "10"
