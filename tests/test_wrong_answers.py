@@ -231,3 +231,123 @@ def test_run_without_events_excluded_with_its_reason(sim, tmp_path):
     assert a == pytest.approx(3e-11, rel=0.25)
     rows = write_summary(tmp_path / "results", ["sim"], tmp_path / "s.ecsv", tmp_path / "s.html")
     assert rows[0]["n_excluded"] == 1 and rows[0]["excluded"] == "10"
+
+
+# ------------------------------------------------------------------ fits of nothing, failed fits --
+
+
+def _write_variant(sim, tmp_path, name, change):
+    """The simulated runs 1 and 2 with their arrays changed by ``change(spectrum)`` (a dict of fields)."""
+    import dataclasses
+
+    from extspec.io.ogip import read_spectrum, write_spectrum
+
+    dirs = []
+    for o in (1, 2):
+        s = read_spectrum(sim["dirs"][o])
+        d = tmp_path / name / str(o)
+        write_spectrum(dataclasses.replace(s, **change(s)), d)
+        dirs.append(d)
+    return dirs
+
+
+def test_fit_of_nothing_fails_with_one_line(sim, tmp_path):
+    from extspec.workflow.pipeline import run_fit, run_flux_points
+
+    dirs = _write_variant(sim, tmp_path, "nothing", lambda s: {"counts": np.zeros_like(s.counts),
+                                                                "counts_off": np.zeros_like(s.counts_off)})
+    out = tmp_path / "fit"
+    with pytest.raises(ExtspecError) as exc:
+        run_fit(sim["cfg"], dirs, out / "result.yaml", out / "spectrum.png")
+    assert one_line(exc).startswith("fit: power_law fit of sim failed: no counts in any fitted bin of the 2 usable "
+                                    "run(s) (safe range "), str(exc.value)
+    res = yaml.safe_load((out / "result.yaml").read_text())
+    assert res["success"] is False and res["model"]["parameters"]["index"]["value"] is None
+    # no flux-point table from a failed fit
+    with pytest.raises(ExtspecError, match=r"^flux points: the fit in .* did not succeed \(no counts"):
+        run_flux_points(sim["cfg"], dirs, out / "result.yaml", out / "fp.ecsv", out / "sed.png")
+    assert not (out / "fp.ecsv").exists()
+
+
+def test_failed_fit_fails_the_command_and_the_summary_names_it(sim, tmp_path):
+    """`extspec fit` on runs without counts: exit 1, one line; the summary names the failure."""
+    from extspec.workflow.pipeline import write_summary
+
+    dirs = _write_variant(sim, tmp_path, "nothing", lambda s: {"counts": np.zeros_like(s.counts),
+                                                                "counts_off": np.zeros_like(s.counts_off)})
+    cfg_file = tmp_path / "sim.yaml"
+    cfg_file.write_text(yaml.safe_dump(sim["raw"]))
+    res_dir = tmp_path / "results"
+    log = res_dir / "sim" / "logs" / "fit.log"
+    res = subprocess.run([sys.executable, "-m", "extspec", "fit", *map(str, dirs), "--config", str(cfg_file),
+                          "--result", str(tmp_path / "r.yaml"), "--png", str(tmp_path / "r.png"), "--log", str(log),
+                          "--quiet"], capture_output=True, text=True)
+    assert res.returncode == 1
+    assert res.stderr.strip().startswith("extspec fit: power_law fit of sim failed: no counts in any fitted bin")
+    assert len(res.stderr.strip().splitlines()) == 1
+    rows = write_summary(res_dir, ["sim"], tmp_path / "s.ecsv", tmp_path / "s.html")
+    assert rows[0]["status"].startswith("failed: fit: power_law fit of sim failed: no counts"), rows[0]["status"]
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ({"type": "power_law", "parameters": {"reference": {"value": 0.0, "frozen": True}}},
+         "config key 'model.parameters.reference': 0 is impossible for a reference energy (TeV); it must be > 0"),
+        ({"type": "power_law", "parameters": {"index": float("nan")}},
+         "config key 'model.parameters.index': value nan is not a finite number"),
+        ({"type": "power_law", "parameters": {"amplitude": {"value": float("inf")}}},
+         "config key 'model.parameters.amplitude': value inf is not a finite number"),
+        ({"type": "power_law", "parameters": {"index": {"value": 2.0, "max": float("inf")}}},
+         "config key 'model.parameters.index': max inf is not a finite number"),
+        ({"type": "exp_cutoff_power_law", "parameters": {"lambda_": -1.0}},
+         "config key 'model.parameters.lambda_': -1 is impossible for an inverse cutoff energy (TeV^-1); "
+         "it must be >= 0"),
+        ({"type": "broken_power_law", "parameters": {"ebreak": -2.0}},
+         "config key 'model.parameters.ebreak': -2 is impossible for a break energy (TeV); it must be > 0"),
+        ({"type": "power_law", "parameters": {"amplitude": 0.0}},
+         "config key 'model.parameters.amplitude': a start amplitude of 0 leaves the fit no scale"),
+        ({"type": "power_law", "parameters": {"amplitude": -1.0e-12}},
+         "config key 'model.parameters.amplitude': negative amplitude -1e-12; amplitudes stay >= 0 unless "
+         "fit.allow_negative_amplitude is true"),
+    ],
+    ids=["reference-0", "nan-index", "inf-amplitude", "inf-max", "lambda-negative", "ebreak-negative",
+         "amplitude-0", "amplitude-negative"],
+)
+def test_impossible_start_values_are_config_errors(model, message):
+    from extspec.workflow.config import validate_config
+
+    raw = {**yaml.safe_load(SEED.read_text()), "model": model}
+    with pytest.raises(ConfigError) as exc:
+        validate_config(raw, check_datastore=False)
+    assert one_line(exc).startswith(message), str(exc.value)
+
+
+def test_negative_start_amplitude_allowed_by_the_fit_option():
+    from extspec.workflow.config import validate_config
+
+    raw = {**yaml.safe_load(SEED.read_text()), "fit": {"allow_negative_amplitude": True},
+           "model": {"type": "power_law", "parameters": {"amplitude": -1.0e-12}}}
+    assert validate_config(raw, check_datastore=False)["fit"]["allow_negative_amplitude"] is True
+
+
+def test_amplitude_stays_physical_unless_negatives_are_allowed(sim):
+    """Runs whose ON counts lie below the background (negative excess): amplitude >= 0 by
+    default, negative with fit.allow_negative_amplitude."""
+    import dataclasses
+
+    from extspec.fit import fit_joint
+    from extspec.io.ogip import read_spectrum
+
+    spectra = []
+    for o in (1, 2):
+        s = read_spectrum(sim["dirs"][o])
+        # 400 OFF counts per bin, ON 30 % below alpha x 400: a clear negative excess in every bin
+        spectra.append(dataclasses.replace(s, counts_off=np.full(s.counts.size, 400),
+                                           counts=np.rint(400 * s.alpha * 0.7).astype(np.int64)))
+    model = {"type": "power_law", "parameters": {"index": {"value": 2.5}, "amplitude": {"value": 1.0e-11}}}
+    free = fit_joint(spectra, model, allow_negative_amplitude=True)
+    assert free.success and free.values["amplitude"] < 0
+    phys = fit_joint(spectra, model)
+    assert phys.success and 0 <= phys.values["amplitude"] < 1e-15
+    assert phys.total_stat > free.total_stat + 10

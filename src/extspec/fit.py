@@ -26,10 +26,11 @@ import numpy as np
 
 from .errors import ConfigError
 from .models import check_param_names, get_model, integrator
+from .start_values import AMPLITUDE, start_amplitude
 from .stats import wstat
 
 __all__ = ["Parameter", "FitResult", "JointData", "model_parameters", "fit_joint", "compare_models",
-           "chi2_sf", "p_to_sigma", "read_fit_result", "write_fit_result", "M2_TO_CM2", "response_matrix", "fold", "make_minuit"]
+           "chi2_sf", "p_to_sigma", "goodness_of_fit", "read_fit_result", "write_fit_result", "M2_TO_CM2", "response_matrix", "fold", "make_minuit"]
 
 M2_TO_CM2 = 1e4
 """Exposure is in m^2 s, fluxes in cm^-2: the factor between them."""
@@ -81,6 +82,7 @@ class Parameter:
     max: float | None = None
     error: float = 0.0
     minos: tuple | None = None
+    start_from_data: bool = False  # no start value in the config: taken from the data (extspec.start_values)
 
     def as_dict(self) -> dict:
         d = {"value": float(self.value), "error": float(self.error), "unit": self.unit, "frozen": bool(self.frozen)}
@@ -111,6 +113,7 @@ def model_parameters(model_cfg: dict) -> tuple[str, list[Parameter]]:
             frozen=bool(p.get("frozen", name in model.frozen_default)),
             min=None if p.get("min") is None else float(p["min"]),
             max=None if p.get("max") is None else float(p["max"]),
+            start_from_data=name == AMPLITUDE and "value" not in p,
         ))
     return mtype, params
 
@@ -196,6 +199,7 @@ class FitResult:
     stat_per_dataset: dict = field(default_factory=dict)
     covariance_method: str = "hesse"
     comparisons: list = field(default_factory=list)
+    goodness_of_fit: dict = field(default_factory=dict)
 
     @property
     def values(self) -> dict:
@@ -239,6 +243,7 @@ class FitResult:
             "energy_range": {"min": float(self.energy_range[0]), "max": float(self.energy_range[1]), "unit": "TeV"},
             "stat_per_dataset": {int(k): float(v) for k, v in self.stat_per_dataset.items()},
             "comparisons": self.comparisons,
+            "goodness_of_fit": self.goodness_of_fit,
             "versions": software_versions(),
         }
 
@@ -272,6 +277,7 @@ class FitResult:
             stat_per_dataset={int(k): float(v) for k, v in (d.get("stat_per_dataset") or {}).items()},
             covariance_method=d.get("covariance_method", "hesse"),
             comparisons=list(d.get("comparisons") or []),
+            goodness_of_fit=dict(d.get("goodness_of_fit") or {}),
         )
 
 
@@ -331,7 +337,8 @@ def _scale(v: float) -> float:
 
 
 def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance: str = "hesse",
-              minos: bool = False, data: JointData | None = None) -> FitResult:
+              minos: bool = False, data: JointData | None = None,
+              allow_negative_amplitude: bool = False) -> FitResult:
     """Joint WStat fit of a spectral model (§9).
 
     Parameters
@@ -345,6 +352,15 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
         HESSE after MIGRAD (default) or MIGRAD's own covariance ([REF-QUIRK]).
     minos : bool
         Also compute MINOS errors.
+    allow_negative_amplitude : bool
+        False (default): the amplitude stays >= 0.  MIGRAD runs without a bound first (the
+        same path as without the rule when the minimum is physical); a minimum at a negative
+        amplitude, or a failed MIGRAD, is fitted again with the amplitude bounded below by 0.
+
+    An amplitude the config does not give starts from the data (:func:`extspec.start_values.
+    start_amplitude`).  With no ON count in any fitted bin there is nothing to fit: the result
+    has ``success`` false.  ``goodness_of_fit`` (:func:`goodness_of_fit`) compares the fitted
+    prediction with the data.
     """
     data = data if data is not None else JointData(datasets)
     mtype, params = model_parameters(model_cfg)
@@ -358,8 +374,22 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
                          parameters=params, covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"),
                          nfcn=0, obs_ids=[], excluded=data.excluded, energy_range=erange,
                          covariance_method=covariance)
-    scales = np.array([_scale(p.value) for p in free])
     lo, hi = data.e_min, data.e_max
+    n_on_fit = float(data.counts_masked.sum())
+    if n_on_fit <= 0:
+        return FitResult(model_type=mtype, success=False,
+                         message=f"no counts in any fitted bin of the {len(data)} usable run(s) (safe range "
+                                 f"{erange[0]:.3g}-{erange[1]:.3g} TeV): nothing to fit",
+                         total_stat=float("nan"), parameters=params,
+                         covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"), nfcn=0,
+                         obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
+                         covariance_method=covariance)
+    for p in params:
+        if p.start_from_data and not p.frozen:
+            unit = integ(lo, hi, {**{q.name: q.value for q in params}, AMPLITUDE: 1.0})
+            a0 = start_amplitude(_observed_excess(data)[0], float(np.sum(data.npred_sig(unit)[data.mask])))
+            p.value = a0 if a0 is not None else p.value
+    scales = np.array([_scale(p.value) for p in free])
 
     def values_of(factors):
         v = dict(fixed)
@@ -378,8 +408,15 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
                          stat_per_dataset=per, covariance_method=covariance)
     limits = [(-np.inf if p.min is None else p.min / sc, np.inf if p.max is None else p.max / sc)
               for p, sc in zip(free, scales)]
-    m = make_minuit(fcn, np.array([p.value for p in free]) / scales, names, limits)
+    x0 = np.array([p.value for p in free]) / scales
+    m = make_minuit(fcn, x0, names, limits)
     m.migrad()
+    k_amp = names.index(AMPLITUDE) if AMPLITUDE in names else None
+    if (k_amp is not None and not allow_negative_amplitude and free[k_amp].min is None
+            and (not m.valid or m.values[k_amp] < 0)):
+        limits[k_amp] = (0.0, limits[k_amp][1])  # amplitudes stay physical: fitted again with a bound
+        m = make_minuit(fcn, x0, names, limits)
+        m.migrad()
     ok = bool(m.valid)
     message = "MIGRAD converged" if ok else "MIGRAD failed: " + _fmin_problems(m)
     if ok and covariance == "hesse":
@@ -409,7 +446,53 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
     return FitResult(model_type=mtype, success=ok, message=message, total_stat=float(m.fval), parameters=params,
                      covariance=cov, edm=float(m.fmin.edm), nfcn=int(m.nfcn), obs_ids=data.obs_ids,
                      excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
-                     covariance_method=covariance)
+                     covariance_method=covariance,
+                     goodness_of_fit=goodness_of_fit(data, flux, float(m.fval), len(free)))
+
+
+GOF_P_MIN = 1e-3
+"""A fit whose WStat deviance has a p-value below this is flagged as poor (see goodness_of_fit)."""
+GOF_EXCESS_SIGMA = 3.0
+"""... and so is one whose predicted total excess differs from the observed by more than this many sigma."""
+
+
+def _observed_excess(data: JointData) -> tuple[float, float]:
+    """Total excess n_on - alpha n_off over the fitted bins of every run, and its error
+    sqrt(n_on + alpha^2 n_off)."""
+    n, m, a = data.counts_masked, data.counts_off_masked, data.alpha_masked
+    return float(np.sum(n - a * m)), float(np.sqrt(np.sum(n + a * a * m)))
+
+
+def goodness_of_fit(data: JointData, flux_int, stat: float, n_free: int) -> dict:
+    """How well the fitted model describes the data, for ``result.yaml``.
+
+    * ``observed_excess`` (+- ``observed_excess_err``) and ``predicted_excess``: the total
+      excess in the fitted bins of every run, counted and predicted by the best-fit model;
+      ``excess_ratio`` = predicted / observed.
+    * ``deviance`` = the WStat total (a likelihood ratio to the saturated model, the background
+      of every bin profiled in both), ``dof`` = fitted bins - free parameters, ``p_value`` =
+      P(chi^2_dof > deviance) (Wilks; approximate with few counts per bin).
+    * ``poor``: p_value < :data:`GOF_P_MIN` or the predicted excess more than
+      :data:`GOF_EXCESS_SIGMA` sigma from the observed one; ``warning`` then says which.
+    """
+    obs, err = _observed_excess(data)
+    pred = float(np.sum(data.npred_sig(flux_int)[data.mask]))
+    n_bins = int(data.mask.sum())
+    dof = n_bins - int(n_free)
+    p = float(chi2_sf(stat, dof)) if dof > 0 and np.isfinite(stat) else None
+    out = {"observed_excess": obs, "observed_excess_err": err, "predicted_excess": pred,
+           "excess_ratio": pred / obs if obs != 0 else None, "deviance": float(stat), "n_bins": n_bins,
+           "dof": dof, "p_value": p, "statistic": "wstat deviance vs chi2(dof); predicted vs observed excess"}
+    why = []
+    if p is not None and p < GOF_P_MIN:
+        why.append(f"WStat {stat:.1f} for {dof} degrees of freedom (p = {p:.1e})")
+    if err > 0 and abs(pred - obs) > GOF_EXCESS_SIGMA * err:
+        why.append(f"predicted excess {pred:.1f} vs observed {obs:.1f} +- {err:.1f}")
+    out["poor"] = bool(why)
+    if why:
+        out["warning"] = ("poor fit: " + "; ".join(why)
+                          + " (a false minimum? set start values near the data's, or try another model)")
+    return out
 
 
 def _fmin_problems(m) -> str:

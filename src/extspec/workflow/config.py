@@ -30,7 +30,6 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError, DataStoreError
-from .wobble_check import check_wobble
 
 __all__ = [
     "SCHEMA_PATH",
@@ -352,8 +351,9 @@ def _check_increasing(values, key):
         raise ConfigError(f"config key '{key}': values must increase, got {values}")
 
 
-def _check_model(block, key):
+def _check_model(block, key, allow_negative_amplitude=False):
     from ..models import check_param_names, get_model
+    from ..start_values import check_start_values
 
     if isinstance(block, str):
         block = {"type": block, "parameters": {}}
@@ -369,6 +369,7 @@ def _check_model(block, key):
                 raise ConfigError(f"config key '{key}.parameters.{name}': min must be below max")
             if (lo is not None and v < lo) or (hi is not None and v > hi):
                 raise ConfigError(f"config key '{key}.parameters.{name}': value {v} outside [min, max]")
+    check_start_values(block, key, allow_negative_amplitude)  # impossible start values (issue 19)
 
 
 TRUE_AXIS_MARGIN = 1.5
@@ -527,9 +528,10 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
         _check_true_axis(cfg)
         _check_stacked_range(cfg)
         _check_flux_point_edges(cfg)
-    _check_model(cfg["model"], "model")
+    negative = cfg["fit"]["allow_negative_amplitude"]
+    _check_model(cfg["model"], "model", negative)
     for i, alt in enumerate(cfg["fit"]["compare"]):
-        _check_model(alt, f"fit.compare[{i}]")
+        _check_model(alt, f"fit.compare[{i}]", negative)
     if not dl3:  # only external spectra: no data store, regions or reduction
         return cfg
     check_regions(cfg)
@@ -543,6 +545,8 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
         obs = selected_obs_ids(cfg, store)
         check_irf_needs(cfg, store, obs)
         check_pointings(cfg, store, obs)
+        from .wobble_check import check_wobble
+
         check_wobble(cfg, store, obs)
     return cfg
 
@@ -976,6 +980,8 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
             obs = selected_obs_ids(cfg, store) if has_dl3(cfg) else []
             check_irf_needs(cfg, store, obs)
             check_pointings(cfg, store, obs)
+            from .wobble_check import check_wobble
+
             check_wobble(cfg, store, obs)
             dup = set(obs) & {e["obs_id"] for e in out["analyses"][name]["external"]}
             if dup:

@@ -32,9 +32,10 @@ STEP_IMPORTS = {
                "extspec.io.datastore", "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
-    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.models", "extspec.stacking", *_PLOTS),
+    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.models", "extspec.stacking", "extspec.start_values",
+            *_PLOTS),
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
-                    "extspec.models", *_PLOTS),
+                    "extspec.models", "extspec.start_values", *_PLOTS),
     "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).
@@ -274,7 +275,8 @@ def _fit_options(config: dict) -> dict:
     from .config import setting
 
     return {"integration": setting(config, "fit", "integration"), "covariance": setting(config, "fit", "covariance"),
-            "minos": bool(setting(config, "fit", "minos"))}
+            "minos": bool(setting(config, "fit", "minos")),
+            "allow_negative_amplitude": bool(setting(config, "fit", "allow_negative_amplitude"))}
 
 
 def _config_hash(config: dict) -> str:
@@ -326,6 +328,21 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
 
         reasons = "; ".join(f"obs {k}: {v}" for k, v in data.excluded.items())
         raise ExtspecError(f"fit: no usable observation ({reasons})")
+    _check_fit_outcome(result, config.get("name", ""))
+
+
+def _check_fit_outcome(result, name: str) -> None:
+    """After result.yaml is written: a failed fit (or one of nothing) fails the step with one
+    line; a poor goodness of fit is logged as a warning."""
+    import logging
+
+    from ..errors import ExtspecError
+
+    if not result.success:
+        raise ExtspecError(f"fit: {result.model_type} fit {'of ' + name + ' ' if name else ''}failed: {result.message}")
+    warning = result.goodness_of_fit.get("warning")
+    if warning:
+        logging.getLogger("extspec.fit").warning("%s", warning)
 
 
 def _instruments(spectra) -> list:
@@ -359,6 +376,11 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     fp_cfg = {k: setting(config, "flux_points", k) for k in ("energy_edges", "n_sigma_ul")}
     spectra = read_spectra(spectrum_dirs)
     result = load_fit_result(fit_yaml)
+    if not result.success:
+        from ..errors import ExtspecError
+
+        raise ExtspecError(f"flux points: the fit in {fit_yaml} did not succeed ({result.message}); "
+                           "no flux points from a failed fit")
     rows = compute_flux_points(spectra, result, fp_cfg.get("energy_edges"),
                                n_sigma_ul=fp_cfg["n_sigma_ul"],
                                integration=_fit_options(config)["integration"]) if result.success else []
