@@ -351,3 +351,83 @@ def test_amplitude_stays_physical_unless_negatives_are_allowed(sim):
     phys = fit_joint(spectra, model)
     assert phys.success and 0 <= phys.values["amplitude"] < 1e-15
     assert phys.total_stat > free.total_stat + 10
+
+
+# ---------------------------------------------------------------- false minima from start values --
+
+
+def _readme_magic_example() -> dict:
+    text = (REPO / "README.md").read_text()
+    block = text.split("```yaml\nname: magic-crab\n", 1)[1].split("```", 1)[0]
+    return yaml.safe_load("name: magic-crab\n" + block)
+
+
+@pytest.fixture(scope="module")
+def magic(tmp_path_factory):
+    """The README's MAGIC example (over config/config.yaml, as the workflow merges them), reduced."""
+    from extspec.workflow.config import load_config, read_config_files, stage_config
+    from extspec.workflow.pipeline import reduce_observation
+
+    base = tmp_path_factory.mktemp("magic")
+    ex = _readme_magic_example()
+    ex["datastore"] = str(MAGIC)
+    (base / "magic.yaml").write_text(yaml.safe_dump(ex))
+    cfg = load_config(read_config_files([SEED, base / "magic.yaml"]))
+    dirs = [base / "obs" / str(o) for o in ex["obs_ids"]]
+    for o, d in zip(ex["obs_ids"], dirs):
+        reduce_observation(stage_config(cfg, "reduce"), MAGIC, o, d)
+    return cfg, dirs, base
+
+
+@needs_magic
+def test_readme_magic_example_lands_at_the_data_minimum(magic):
+    from extspec.workflow.pipeline import run_fit
+
+    cfg, dirs, base = magic
+    run_fit(cfg, dirs, base / "r.yaml", base / "r.png")
+    r = yaml.safe_load((base / "r.yaml").read_text())
+    p = r["model"]["parameters"]
+    assert r["success"] and p["index"]["value"] == pytest.approx(2.58, abs=0.01)
+    assert p["amplitude"]["value"] == pytest.approx(3.74e-11, rel=0.01)
+    assert r["total_stat"] == pytest.approx(11.5, abs=0.05)
+    g = r["goodness_of_fit"]
+    assert g["dof"] == 18 and g["n_bins"] == 20 and g["p_value"] == pytest.approx(0.87, abs=0.01)
+    assert g["poor"] is False and "warning" not in g
+    assert g["predicted_excess"] == pytest.approx(g["observed_excess"], rel=0.01)
+
+
+@needs_magic
+def test_default_start_amplitude_comes_from_the_data(magic):
+    """The seed's model without an amplitude (the default): the amplitude starts from the excess."""
+    from extspec.workflow.pipeline import run_fit
+
+    cfg, dirs, base = magic
+    cfg = {**cfg, "model": {"type": "power_law", "parameters": {"index": {"value": 2.0}}}}
+    run_fit(cfg, dirs, base / "d.yaml", base / "d.png")
+    r = yaml.safe_load((base / "d.yaml").read_text())
+    assert r["model"]["parameters"]["index"]["value"] == pytest.approx(2.58, abs=0.01)
+    assert r["goodness_of_fit"]["poor"] is False
+
+
+@needs_magic
+def test_false_minimum_is_flagged(magic, tmp_path, caplog):
+    """Started at amplitude 1e-12 the fit converges at index 6.5: result.yaml, the log and the
+    summary say the fit is poor."""
+    import logging
+
+    from extspec.workflow.pipeline import run_fit, write_summary
+
+    cfg, dirs, _ = magic
+    cfg = {**cfg, "model": {"type": "power_law", "parameters": {"index": 2.0, "amplitude": 1.0e-12}}}
+    out = tmp_path / "results" / "magic-crab" / "fit"
+    with caplog.at_level(logging.WARNING, logger="extspec.fit"):
+        run_fit(cfg, dirs, out / "result.yaml", out / "spectrum.png")
+    r = yaml.safe_load((out / "result.yaml").read_text())
+    assert r["model"]["parameters"]["index"]["value"] == pytest.approx(6.47, abs=0.05)
+    g = r["goodness_of_fit"]
+    assert g["poor"] is True and g["p_value"] < 1e-20
+    assert g["warning"].startswith("poor fit: WStat 179.1 for 18 degrees of freedom (p = 1.4e-28); "
+                                   "predicted excess 210.9 vs observed 267.7 +- 16.9")
+    assert any("poor fit: WStat 179.1" in rec.getMessage() for rec in caplog.records)
+    rows = write_summary(tmp_path / "results", ["magic-crab"], tmp_path / "s.ecsv", tmp_path / "s.html")
+    assert rows[0]["status"] == "poor fit" and rows[0]["fit_status"].startswith("poor fit: WStat 179.1")
