@@ -431,3 +431,88 @@ def test_false_minimum_is_flagged(magic, tmp_path, caplog):
     assert any("poor fit: WStat 179.1" in rec.getMessage() for rec in caplog.records)
     rows = write_summary(tmp_path / "results", ["magic-crab"], tmp_path / "s.ecsv", tmp_path / "s.html")
     assert rows[0]["status"] == "poor fit" and rows[0]["fit_status"].startswith("poor fit: WStat 179.1")
+
+
+# ---------------------------------------------------------------- stale or mismatched inputs --
+
+
+def test_stack_refuses_runs_reduced_on_different_grids(sim, tmp_path):
+    """Obs 2 reduced again around a shifted ON region (map centre 0.3 deg away, same size):
+    its image would be added pixel by pixel to obs 1's, unaligned."""
+    from extspec.workflow.config import load_config, stage_config
+    from extspec.workflow.pipeline import reduce_observation, stack_counts
+
+    raw = dict(sim["raw"], on_region="icrs;circle(83.63,22.31,0.2)")
+    reduce_observation(stage_config(load_config(raw), "reduce"), sim["store"], 2, tmp_path / "2")
+    cubes = [sim["dirs"][1] / "cube.h5", tmp_path / "2" / "cube.h5"]
+    with pytest.raises(ExtspecError) as exc:
+        stack_counts(sim["cfg"], cubes, [sim["dirs"][1], tmp_path / "2"], tmp_path / "c.fits", tmp_path / "c.png")
+    assert one_line(exc) == (f"stack: {cubes[1]} (obs 2) was reduced on another grid than {cubes[0]} (obs 1): "
+                             "CRVAL2 22.01 vs 22.31; reduce every run with the same geom and energy_axis")
+    assert not (tmp_path / "c.fits").exists()
+    # and by the command line: exit 1, one line
+    res = subprocess.run([sys.executable, "-m", "extspec", "stack", str(sim["dirs"][1]), str(tmp_path / "2"),
+                          "--settings", '{"name": "sim"}', "--fits", str(tmp_path / "c.fits"),
+                          "--png", str(tmp_path / "c.png"), "--quiet"], capture_output=True, text=True)
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "was reduced on another grid than" in res.stderr
+    # same grid: fine
+    stack_counts(sim["cfg"], [sim["dirs"][1] / "cube.h5", sim["dirs"][2] / "cube.h5"],
+                 [sim["dirs"][1], sim["dirs"][2]], tmp_path / "ok.fits", tmp_path / "ok.png")
+
+
+def _rewrite_index_keeping_size_and_mtime(store: Path, keep):
+    """Drop every run not in ``keep`` from the (uncompressed) index files, as a restored copy
+    would: same file size (FITS pads to 2880-byte blocks), the old modification time."""
+    import os
+
+    from astropy.io import fits
+
+    for name in ("obs-index.fits", "hdu-index.fits"):
+        p = store / name
+        st = p.stat()
+        with fits.open(p) as h:
+            hdus = [fits.PrimaryHDU(header=h[0].header)]
+            for ext in h[1:]:
+                rows = np.isin(ext.data["OBS_ID"], keep)
+                hdus.append(fits.BinTableHDU(ext.data[rows], header=ext.header))
+            fits.HDUList(hdus).writeto(p, overwrite=True)
+        assert p.stat().st_size == st.st_size
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_run_removed_from_the_store_is_not_fitted(tmp_path):
+    """A run that leaves the data store's index: with obs_cone it is no longer selected (its old
+    products are not read by any job); named in obs_ids it is refused with one line."""
+    import gzip
+    import shutil
+
+    import test_workflow as sm
+
+    from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
+
+    src = SourceModel(83.63, 22.01, frame="icrs", spectrum="power_law", params={"index": 2.5, "amplitude": 3e-11})
+    store = simulate_datastore(tmp_path / "store", wobble_pointings(83.63, 22.01, 3, 0.5), src, livetime=600.0)
+    for name in ("obs-index.fits", "hdu-index.fits"):  # uncompressed, as many stores are
+        with gzip.open(store / f"{name}.gz") as f, open(store / name, "wb") as g:
+            shutil.copyfileobj(f, g)
+        (store / f"{name}.gz").unlink()
+    cfg = {"name": "sim", "datastore": str(store), "obs_cone": {"radius": 2.0},
+           "on_region": "icrs;circle(83.63,22.01,0.2)", "geom": {"width": [2.0, 2.0], "frame": "icrs"}}
+    cf = tmp_path / "c.yaml"
+    cf.write_text(yaml.safe_dump(cfg))
+    sm.snakemake(tmp_path, cf, "--cores", "1", "-q")
+    result = tmp_path / "results" / "sim" / "fit" / "result.yaml"
+    assert yaml.safe_load(result.read_text())["obs_ids"] == [1, 2, 3]
+    _rewrite_index_keeping_size_and_mtime(store, [1, 2])
+    sm.snakemake(tmp_path, cf, "--cores", "1", "-q")
+    assert yaml.safe_load(result.read_text())["obs_ids"] == [1, 2]
+    from extspec.io.ecsv import read_ecsv_rows
+
+    rows, _ = read_ecsv_rows(tmp_path / "results" / "sim" / "cumulative.ecsv")
+    assert [int(r["obs_id"]) for r in rows] == [1, 2]
+    cf.write_text(yaml.safe_dump(dict(cfg, obs_cone=None, obs_ids=[1, 2, 3])))
+    res = sm.snakemake(tmp_path, cf, "--cores", "1", "-n", check=False)
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip() and not ln.startswith("Using ")]
+    assert res.returncode != 0 and len(lines) == 1 and lines[0].startswith("extspec: invalid configuration: "), lines
+    assert "3" in lines[0] and "obs_ids" in lines[0], lines[0]

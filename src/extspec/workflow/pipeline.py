@@ -170,7 +170,9 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         if image is None:
             image, geom = img.astype(np.int64), c.geom
             e_sel = c.energy_reco.edges[:-1][sel], c.energy_reco.edges[1:][sel]
+            first = (p, c)
         else:
+            _check_same_grid(first, (p, c))
             image += img
         obs_ids.append(int(c.obs_id))
         per_obs_counts.append(img)
@@ -208,6 +210,25 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     plot_counts_image(image, geom, out_png, title=f"{name}: counts, {len(obs_ids)} observations{note}", **regions)
     if maps:
         _write_maps(config, geom, energy_cards, per_obs_counts, per_obs_bkg, obs_ids, regions, maps)
+
+
+def _check_same_grid(first, other) -> None:
+    """Refuse to add counts images of runs reduced on different geometries or reco axes (the
+    pixels or energy bins would not line up): one line naming both cubes and the difference."""
+    import numpy as np
+
+    from ..errors import ExtspecError
+
+    (p0, c0), (p1, c1) = first, other
+    h0, h1 = c0.geom.header_dict(), c1.geom.header_dict()
+    diff = [f"{k} {h0.get(k)} vs {h1.get(k)}" for k in sorted(set(h0) | set(h1)) if h0.get(k) != h1.get(k)]
+    e0, e1 = c0.energy_reco.edges, c1.energy_reco.edges
+    if e0.shape != e1.shape or not np.allclose(e0, e1, rtol=1e-9, atol=0):
+        diff.append(f"reco-energy axis {e0.size - 1} bins {e0[0]:.4g}-{e0[-1]:.4g} TeV vs "
+                    f"{e1.size - 1} bins {e1[0]:.4g}-{e1[-1]:.4g} TeV")
+    if diff:
+        raise ExtspecError(f"stack: {p1} (obs {c1.obs_id}) was reduced on another grid than {p0} (obs {c0.obs_id}): "
+                           f"{'; '.join(diff[:4])}; reduce every run with the same geom and energy_axis")
 
 
 def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions, out) -> None:
