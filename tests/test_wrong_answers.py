@@ -515,4 +515,4 @@ def test_run_removed_from_the_store_is_not_fitted(tmp_path):
     res = sm.snakemake(tmp_path, cf, "--cores", "1", "-n", check=False)
     lines = [ln for ln in res.stdout.splitlines() if ln.strip() and not ln.startswith("Using ")]
     assert res.returncode != 0 and len(lines) == 1 and lines[0].startswith("extspec: invalid configuration: "), lines
-    assert "3" in lines[0] and "obs_ids" in lines[0], lines[0]
+    assert "config key 'obs_ids'" in lines[0] and "obs id(s) 3 not in the index" in lines[0], lines[0]
