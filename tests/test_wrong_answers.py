@@ -90,11 +90,11 @@ def test_wobble_regions_never_overlap_geometry():
     pnt = SkyPoint(83.63, 22.51, "icrs")
     # seen from 0.5 deg the 0.1 deg circle spans 2 arcsin(sin 0.1 / sin 0.5) = 23.07 deg: 360 / 23.07 = 15.6
     assert wobble_max_regions(2 * np.arcsin(np.sin(np.radians(0.1)) / np.sin(np.radians(0.5)))) == 14
-    off = find_wobble_regions(on, pnt, n_off_regions=14)
+    off = find_wobble_regions(on, pnt, (), 14, "exact")
     assert len(off) == 14
     assert _pairwise_min_separation(off.regions, on) >= 2 * 0.1 - 1e-9  # circles touch at most
     with pytest.raises(WobbleOverlapError) as exc:
-        find_wobble_regions(on, pnt, n_off_regions=15)
+        find_wobble_regions(on, pnt, (), 15, "exact")
     assert exc.value.n_max == 14
     assert one_line(exc) == ("config key 'background.n_off_regions': 15 wobble OFF regions 22.5 deg apart overlap "
                              "each other and the ON region, which spans 23.1 deg seen from the pointing (0.50 deg "
@@ -103,8 +103,8 @@ def test_wobble_regions_never_overlap_geometry():
     big = parse_region("galactic;circle(347.3,-0.5,0.5)")
     gp = SkyPoint(348.0, -0.5, "galactic")
     with pytest.raises(WobbleOverlapError, match=r"at most 2 fit") as exc:
-        find_wobble_regions(big, gp, n_off_regions=12)
-    two = find_wobble_regions(big, gp, n_off_regions=2)
+        find_wobble_regions(big, gp, (), 12, "exact")
+    two = find_wobble_regions(big, gp, (), 2, "exact")
     assert len(two) == 2 and _pairwise_min_separation(two.regions, big) >= 1.0 - 1e-9
 
 
@@ -115,9 +115,9 @@ def test_wobble_alpha_from_the_regions_kept():
 
     on = parse_region("icrs;circle(83.63,22.01,0.1)")
     pnt = SkyPoint(83.63, 22.51, "icrs")
-    full = find_wobble_regions(on, pnt, n_off_regions=5)
+    full = find_wobble_regions(on, pnt, (), 5, "exact")
     c = full.regions[2].center
-    kept = find_wobble_regions(on, pnt, [f"icrs;circle({c.lon},{c.lat},0.05)"], n_off_regions=5)
+    kept = find_wobble_regions(on, pnt, [f"icrs;circle({c.lon},{c.lat},0.05)"], 5, "exact")
     assert len(kept) == 4 and kept.info["n_dropped"] == 1  # alpha = 1/4 downstream (n_off_regions kept)
 
 
@@ -160,7 +160,7 @@ def test_seed_wobble_significance_does_not_double(tmp_path):
         reduce_observation(red, DR1, o, tmp_path / str(o))
         spectra.append(read_spectrum(tmp_path / str(o)))
     assert all(s.n_off_regions == 2 for s in spectra)
-    st = stack_spectra(spectra)
+    st = stack_spectra(spectra, float32=False)
     m = st.mask_safe
     n_on, n_off = st.counts[m].sum(), st.counts_off[m].sum()
     alpha = float(np.sum(st.alpha[m] * st.counts_off[m]) / n_off)
@@ -338,6 +338,7 @@ def test_amplitude_stays_physical_unless_negatives_are_allowed(sim):
 
     from extspec.fit import fit_joint
     from extspec.io.ogip import read_spectrum
+    from extspec.workflow.settings import fit_options
 
     spectra = []
     for o in (1, 2):
@@ -346,9 +347,9 @@ def test_amplitude_stays_physical_unless_negatives_are_allowed(sim):
         spectra.append(dataclasses.replace(s, counts_off=np.full(s.counts.size, 400),
                                            counts=np.rint(400 * s.alpha * 0.7).astype(np.int64)))
     model = {"type": "power_law", "parameters": {"index": {"value": 2.5}, "amplitude": {"value": 1.0e-11}}}
-    free = fit_joint(spectra, model, allow_negative_amplitude=True)
+    free = fit_joint(spectra, model, fit_options({"fit": {"allow_negative_amplitude": True}}))
     assert free.success and free.values["amplitude"] < 0
-    phys = fit_joint(spectra, model)
+    phys = fit_joint(spectra, model, fit_options({}))
     assert phys.success and 0 <= phys.values["amplitude"] < 1e-15
     assert phys.total_stat > free.total_stat + 10
 

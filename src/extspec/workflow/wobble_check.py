@@ -16,8 +16,10 @@ __all__ = ["check_wobble"]
 
 def check_wobble(cfg: dict, store, obs_ids) -> None:
     """Raise ConfigError when ``background.n_off_regions`` wobble regions do not fit some run."""
-    background = cfg.get("background") or {}
-    if background.get("method") != "wobble" or not obs_ids:
+    from .settings import background_settings, setting
+
+    background = background_settings(cfg)
+    if background.method != "wobble" or not obs_ids:
         return
     from ..reflected import WobbleOverlapError, check_wobble_number, wobble_extent, wobble_max_regions
     from ..sky import SkyPoint
@@ -26,8 +28,8 @@ def check_wobble(cfg: dict, store, obs_ids) -> None:
     on = parse_region(cfg["on_region"], "on_region")
     if isinstance(on, PointSky):
         return
-    method = (cfg.get("spectrum") or {}).get("method", "exact")
-    n = int(background.get("n_off_regions", 3))
+    method = setting(cfg, "spectrum", "method")
+    n = background.n_off_regions
     ra, dec = store.pointings()
     row = {int(o): i for i, o in enumerate(store.obs_ids)}
     worst = None
