@@ -93,7 +93,10 @@ def summary_row(name: str, result: dict | None, cumulative_last: dict | None, fa
                    counts=float(cumulative_last["counts"]), background=float(cumulative_last["background"]),
                    excess=float(cumulative_last["excess"]), significance=float(cumulative_last["sqrt_ts"]))
     row["flux_above_1tev"], row["flux_above_1tev_err"] = flux_above(result)
-    if result.success:
+    if result.success and result.goodness_of_fit.get("poor"):  # converged, but not to the data (issue 19)
+        row["fit_status"] = result.goodness_of_fit.get("warning", "poor fit")
+        row["status"] = "poor fit"
+    elif result.success:
         row["fit_status"] = "ok"
         row["status"] = "ok"
     else:

@@ -18,7 +18,8 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from extspec.io.download import HOWTO
-from extspec.workflow.config import apply_overlay, has_dl3, prepare_workflow, settings_json, stage_config
+from extspec.workflow.config import (apply_overlay, has_dl3, prepare_workflow, read_config_file, settings_json,
+                                    stage_config)
 from extspec.errors import ExtspecError
 from extspec.workflow.process_exit import cancel_scheduler_timers, skip_final_collections
 
@@ -29,6 +30,8 @@ skip_final_collections()
 # an overlay (--configfile / --config) that sets model.type replaces the whole model block
 RAW_CONFIG = apply_overlay(config, CONFIG_OVERLAY)
 try:
+    for _configfile in workflow.configfiles:  # Snakemake keeps the last of a key given twice: refused
+        read_config_file(_configfile)
     PREPARED = prepare_workflow(RAW_CONFIG)
 except ExtspecError as err:
     sys.exit(f"extspec: invalid configuration: {err}")

@@ -52,6 +52,7 @@ def fit_result_dict(result: FitResult) -> dict:
         "energy_range": {"min": float(result.energy_range[0]), "max": float(result.energy_range[1]), "unit": "TeV"},
         "stat_per_dataset": {int(k): float(v) for k, v in result.stat_per_dataset.items()},
         "comparisons": result.comparisons,
+        "goodness_of_fit": result.goodness_of_fit,
         "versions": software_versions(),
     }
 
@@ -90,6 +91,7 @@ def fit_result_from_dict(d: dict) -> FitResult:
         covariance_method=d.get("covariance_method", "hesse"),
         comparisons=list(d.get("comparisons") or []),
         ebl={k: v for k, v in ebl.items() if k not in EBL_PARAMS} if ebl else None,
+        goodness_of_fit=dict(d.get("goodness_of_fit") or {}),
     )
 
 

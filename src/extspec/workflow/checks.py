@@ -33,8 +33,9 @@ def _check_increasing(values, key):
         raise ConfigError(f"config key '{key}': values must increase, got {values}")
 
 
-def _check_model(block, key):
+def _check_model(block, key, allow_negative_amplitude):
     from ..models import check_param_names, get_model
+    from ..start_values import check_start_values
 
     if isinstance(block, str):
         block = {"type": block, "parameters": {}}
@@ -53,6 +54,7 @@ def _check_model(block, key):
                     raise ConfigError(f"config key '{where}.{name}': min must be below max")
                 if (lo is not None and v < lo) or (hi is not None and v > hi):
                     raise ConfigError(f"config key '{where}.{name}': value {v} outside [min, max]")
+    check_start_values(block, key, allow_negative_amplitude)  # impossible start values (issue 19)
     if ebl:
         from ..ebl import check_ebl_block
 
@@ -210,9 +212,10 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
         _check_true_axis(cfg)
         _check_stacked_range(cfg)
         _check_flux_point_edges(cfg)
-    _check_model(cfg["model"], "model")
+    negative = cfg["fit"]["allow_negative_amplitude"]
+    _check_model(cfg["model"], "model", negative)
     for i, alt in enumerate(cfg["fit"]["compare"]):
-        _check_model(alt, f"fit.compare[{i}]")
+        _check_model(alt, f"fit.compare[{i}]", negative)
     if dl3 and cfg["model"].get("ebl"):
         from ..ebl import load_absorption
 

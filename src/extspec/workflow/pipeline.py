@@ -35,9 +35,11 @@ STEP_IMPORTS = {
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
     "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.io.fitresult", "extspec.models", "extspec.ebl",
-            "extspec.io.xspec_table", "extspec.stacking", *_PLOTS),
+            "extspec.io.xspec_table", "extspec.stacking",
+            "extspec.start_values", *_PLOTS),
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
-                    "extspec.io.fitresult", "extspec.models", "extspec.ebl", "extspec.io.xspec_table", *_PLOTS),
+                    "extspec.io.fitresult", "extspec.models", "extspec.ebl", "extspec.io.xspec_table",
+                    "extspec.start_values", *_PLOTS),
     "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).
@@ -130,7 +132,9 @@ def _stacked_images(config: dict, cube_paths: list) -> dict:
         if image is None:
             image, geom = img.astype(np.int64), c.geom
             e_sel = c.energy_reco.edges[:-1][sel], c.energy_reco.edges[1:][sel]
+            first = (p, c)
         else:
+            _check_same_grid(first, (p, c))
             image += img
         obs_ids.append(int(c.obs_id))
         per_obs_counts.append(img)
@@ -193,6 +197,25 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     regions, note = _drawn_regions(config, spectrum_dirs)
     name = config.get("name", "")
     plot_counts_image(image, geom, out_png, title=f"{name}: counts, {len(obs_ids)} observations{note}", **regions)
+
+
+def _check_same_grid(first, other) -> None:
+    """Refuse to add counts images of runs reduced on different geometries or reco axes (the
+    pixels or energy bins would not line up): one line naming both cubes and the difference."""
+    import numpy as np
+
+    from ..errors import ExtspecError
+
+    (p0, c0), (p1, c1) = first, other
+    h0, h1 = c0.geom.header_dict(), c1.geom.header_dict()
+    diff = [f"{k} {h0.get(k)} vs {h1.get(k)}" for k in sorted(set(h0) | set(h1)) if h0.get(k) != h1.get(k)]
+    e0, e1 = c0.energy_reco.edges, c1.energy_reco.edges
+    if e0.shape != e1.shape or not np.allclose(e0, e1, rtol=1e-9, atol=0):
+        diff.append(f"reco-energy axis {e0.size - 1} bins {e0[0]:.4g}-{e0[-1]:.4g} TeV vs "
+                    f"{e1.size - 1} bins {e1[0]:.4g}-{e1[-1]:.4g} TeV")
+    if diff:
+        raise ExtspecError(f"stack: {p1} (obs {c1.obs_id}) was reduced on another grid than {p0} (obs {c0.obs_id}): "
+                           f"{'; '.join(diff[:4])}; reduce every run with the same geom and energy_axis")
 
 
 def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, out_significance, out_png) -> None:
@@ -313,6 +336,21 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
 
         reasons = "; ".join(f"obs {k}: {v}" for k, v in data.excluded.items())
         raise ExtspecError(f"fit: no usable observation ({reasons})")
+    _check_fit_outcome(result, config.get("name", ""))
+
+
+def _check_fit_outcome(result, name: str) -> None:
+    """After result.yaml is written: a failed fit (or one of nothing) fails the step with one
+    line; a poor goodness of fit is logged as a warning."""
+    import logging
+
+    from ..errors import ExtspecError
+
+    if not result.success:
+        raise ExtspecError(f"fit: {result.model_type} fit {'of ' + name + ' ' if name else ''}failed: {result.message}")
+    warning = result.goodness_of_fit.get("warning")
+    if warning:
+        logging.getLogger("extspec.fit").warning("%s", warning)
 
 
 def _instruments(spectra) -> list:
@@ -341,7 +379,12 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     fp = flux_point_settings(config)
     spectra = read_spectra(spectrum_dirs)
     result = read_fit_result(fit_yaml)
-    rows = compute_flux_points(spectra, result, fp, fit_options(config).integration) if result.success else []
+    if not result.success:
+        from ..errors import ExtspecError
+
+        raise ExtspecError(f"flux points: the fit in {fit_yaml} did not succeed ({result.message}); "
+                           "no flux points from a failed fit")
+    rows = compute_flux_points(spectra, result, fp, fit_options(config).integration)
     if result.success and not rows:
         from ..errors import ExtspecError
 
