@@ -122,8 +122,12 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         log.info("obs %s: %d ON, %d OFF counts in %d OFF regions, %d of %d bins safe", obs_id,
                  int(spec.counts.sum()), int(spec.counts_off.sum()), spec.n_off_regions,
                  int(spec.mask_safe.sum()), spec.mask_safe.size)
+    why = f" ({obs.bkg_error})" if obs.bkg_error else ""
     if cube.background is None:
-        log.warning("obs %s: no background IRF, left out of the excess and significance maps", obs_id)
+        log.warning("obs %s: no background IRF%s, left out of the excess and significance maps", obs_id, why)
+    if obs.bkg is None and "bkg-peak" in ((reduction.get("safe_mask") or {}).get("methods") or []):
+        log.warning("obs %s: no background IRF%s: the bkg-peak threshold is the peak of the OFF counts instead",
+                    obs_id, why)
     outdir.mkdir(parents=True, exist_ok=True)
     write_cube(replace(cube, exposure=None, edisp_kernel=None, edisp_exposure=None), outdir / "cube.h5")
     write_spectrum(spec, outdir)
