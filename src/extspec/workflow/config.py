@@ -87,7 +87,7 @@ _DECIMAL_RE = re.compile(r"^[-+]?(\d+\.\d*|\.\d+)$")
 _WORDS = {"true": True, "false": False, "null": None, "~": None}
 _STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "download",
                 "external_spectra"}
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 
 
 # ------------------------------------------------------------------------------ schema --
@@ -292,7 +292,8 @@ def read_config_file(path) -> dict:
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" line {line + 1}" if line is not None else ""
-        raise ConfigError(f"config file {p}{where}: not valid YAML") from None
+        problem = getattr(exc, "problem", None)
+        raise ConfigError(f"config file {p}{where}: not valid YAML" + (f" ({problem})" if problem else "")) from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -925,9 +926,12 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     jsonschema, astropy or regions.  The output folder (:func:`check_output_dir`) is checked
     on every call, cached or not.  Raises ConfigError (one line) for an invalid config.
     """
+    from .dl3files import check_dl3_files
+
     out = _prepare_workflow(raw, schema, cache_dir)
     for a in out["analyses"].values():
         check_output_dir(a["config"])
+    check_dl3_files(out)
     return out
 
 
@@ -971,7 +975,7 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
         store = open_datastore(root)
     except DataStoreError as exc:
         raise ConfigError(f"config key 'datastore': {exc}") from None
-    files = {}
+    files, optional = {}, {}
     for name, cfg in cfgs.items():
         try:
             obs = selected_obs_ids(cfg, store) if has_dl3(cfg) else []
@@ -990,15 +994,17 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
                 continue
             try:
                 fl = [str(p) for p in store.obs_files(o)]
-                for optional in ("bkg", "rad_max"):
-                    if store.has_hdu(o, optional):
-                        b = str(store.hdu_location(o, optional)[0])
+                for extra in ("bkg", "rad_max"):
+                    if store.has_hdu(o, extra):
+                        b = str(store.hdu_location(o, extra)[0])
                         if b not in fl:
                             fl.append(b)
+                            if extra == "bkg":  # a run can do without (extspec.workflow.dl3files)
+                                optional.setdefault(str(o), []).append(b)
             except DataStoreError as exc:
                 raise ConfigError(f"config key 'obs_ids': {exc}") from None
             files[str(o)] = fl
-    out.update(datastore=str(root), obs_files=files)
+    out.update(datastore=str(root), obs_files=files, optional_files=optional)
     _write_cache(cache_file, out)
     return out
 
