@@ -250,7 +250,7 @@ def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions
         ("CREATOR", code_identity(), "software and source hash that wrote this file"),
     ]
     write_atomic(out["excess"], image_bytes(m.excess.astype(np.float32),
-                                            cards + [("BUNIT", "counts", "correlated excess")]))
+                                            cards + [("BUNIT", "count", "correlated excess (FITS unit string)")]))
     write_atomic(out["significance"], image_bytes(m.significance.astype(np.float32),
                                                   cards + [("BUNIT", "", "Li & Ma significance")]))
     title = f"{config.get('name', '')}: significance (r = {radius:g} deg), {len(used)} obs"
