@@ -293,6 +293,10 @@ class DataStore:
             raise DataStoreError(f"{what}: file {path} has no HDU '{name}'")
         return tables[name.upper()].header
 
+    def irf_class(self, obs_id: int) -> str:
+        """``full-enclosure`` or ``point-like``: HDUCLAS3 of the observation's effective area."""
+        return _irf_class(self.hdu_header(obs_id, "aeff"))
+
     def summary(self, obs_ids=None) -> list[dict]:
         """One row per observation (default: all of the obs index), for listing a store.
 
@@ -321,7 +325,7 @@ class DataStore:
             row = {"obs_id": o, "ra_pnt": value(ra), "dec_pnt": value(dec), "livetime": value(livetime),
                    "zenith": value(zenith), "irf_class": "?", "bkg": self.has_hdu(o, "bkg"), "error": None}
             try:
-                row["irf_class"] = _irf_class(self.hdu_header(o, "aeff"))
+                row["irf_class"] = self.irf_class(o)
             except DataStoreError as exc:
                 row["error"] = str(exc)
             rows.append(row)

@@ -85,8 +85,10 @@ _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _INT_RE = re.compile(r"^[-+]?\d+$")
 _DECIMAL_RE = re.compile(r"^[-+]?(\d+\.\d*|\.\d+)$")
 _WORDS = {"true": True, "false": False, "null": None, "~": None}
-_STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "download",
-                "external_spectra"}
+_STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "external_spectra"}
+_TEXT_IN_BLOCK = {"download": {"url", "sha256", "dest", "manifest"}}
+"""Keys of a block whose values are text; the block's other keys (download.auto, .timeout) are
+coerced like any other key."""
 _CACHE_VERSION = 3
 
 
@@ -249,12 +251,13 @@ def _coerce_floats(obj, top_key=None):
     YAML 1.1 reads ``1e-12`` (no dot) as a string, and Snakemake's ``--config key=[...]``
     reads list and mapping values as text (``obs_ids=[20326,20327]`` gives
     ``['20326', '20327']``).  Outside the keys whose values are text (name, paths, regions,
-    download), strings that are integers, decimals, ``true``/``false`` or ``null`` become
-    those values.
+    the download block's url, sha256, dest and manifest), strings that are integers, decimals,
+    ``true``/``false`` or ``null`` become those values.
     """
     if isinstance(obj, dict):
+        text = _TEXT_IN_BLOCK.get(top_key, ())
         return {
-            k: (v if (top_key is None and k in _STRING_KEYS) else _coerce_floats(v, top_key or k))
+            k: (v if (top_key is None and k in _STRING_KEYS) or k in text else _coerce_floats(v, top_key or k))
             for k, v in obj.items()
         }
     if isinstance(obj, list):
@@ -451,6 +454,9 @@ def check_regions(cfg: dict) -> None:
     except ValueError as exc:
         raise ConfigError(f"config key 'geom': {str(exc).splitlines()[0]}") from None
     _check_edisp_grid(cfg, settings)
+    from .preflight import check_map_memory
+
+    check_map_memory(settings)
     try:
         check_region_in_geom(on, settings.geom, "on_region")
     except ConfigError as exc:
@@ -675,7 +681,11 @@ def apply_overlay(merged: dict, overlay: dict | None) -> dict:
 
 
 def check_irf_needs(cfg: dict, store, obs_ids) -> None:
-    """Settings that need an IRF some observation lacks: ``bkg-peak`` needs a background IRF."""
+    """Settings that need an IRF some observation lacks: ``bkg-peak`` needs a background IRF,
+    a ``point`` ON region point-like IRFs (:func:`extspec.workflow.preflight.check_point_region`)."""
+    from .preflight import check_point_region
+
+    check_point_region(cfg, store, obs_ids)
     methods = (cfg.get("safe_mask") or {}).get("methods") or []
     if "bkg-peak" in methods:
         missing = [int(o) for o in obs_ids if not store.has_hdu(int(o), "bkg")]
