@@ -966,6 +966,9 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
     for name, cfg in cfgs.items():
         try:
             external = _external_sets(cfg)
+            from .preflight import check_external_binning
+
+            check_external_binning(cfg, external)
             digests = setting_file_digests(cfg)
         except ConfigError as exc:
             raise _in_analysis(exc, name, _override(raw, name)) from None

@@ -83,3 +83,46 @@ def check_point_region(cfg: dict, store, obs_ids) -> None:
             f"{'has' if len(full) == 1 else 'have'} full-enclosure IRFs (their counts would need a PSF containment "
             "correction, which extspec does not do); use a circle ON region that holds the PSF"
         )
+
+
+def _axis_words(edges) -> str:
+    return f"{len(edges) - 1} bins {edges[0]:.4g}-{edges[-1]:.4g} TeV"
+
+
+def check_external_binning(cfg: dict, external: list) -> None:
+    """``external_spectra`` join the joint fit only with the binning of the analysis: the reco-
+    and true-energy edges of the reduced runs (the config's ``energy_axis``/``energy_axis_true``)
+    or, without DL3 runs, of the first external set.  The same rule as the fit
+    (:class:`extspec.fit.JointData`: equal edges), checked before any job; ``external`` is
+    ``[{"pha", ...}]`` of the analysis."""
+    import numpy as np
+
+    from ..errors import FormatError
+    from ..geometry import make_energy_axis
+    from ..io.ogip import read_spectrum
+    from .config import has_dl3
+
+    if not external:
+        return
+    ref, ref_what = None, None
+    if has_dl3(cfg):
+        r, t = cfg["energy_axis"], cfg["energy_axis_true"]
+        ref = (make_energy_axis(r["min"], r["max"], r["nbins"]).edges,
+               make_energy_axis(t["min"], t["max"], t["nbins"]).edges)
+        ref_what = "the reduced runs (energy_axis{})"
+    for e in external:
+        try:
+            s = read_spectrum(e["pha"])
+        except FormatError as exc:
+            raise ConfigError(f"config key 'external_spectra': {exc}") from None
+        axes = (s.energy_reco.edges, s.energy_true.edges)
+        if ref is None:
+            ref, ref_what = axes, f"{e['pha']}{{}}"
+            continue
+        for name, suffix, mine, theirs in (("reco", "", axes[0], ref[0]), ("true", "_true", axes[1], ref[1])):
+            if not np.array_equal(mine, theirs):
+                raise ConfigError(
+                    f"config key 'external_spectra': {e['pha']} has {name}-energy {_axis_words(mine)}, but "
+                    f"{ref_what.format(suffix)} {_axis_words(theirs)}: a joint fit needs one binning (fit it in "
+                    "an analysis of its own, or reduce with its axes)"
+                )
