@@ -109,7 +109,7 @@ def check_external_binning(cfg: dict, external: list) -> None:
         r, t = cfg["energy_axis"], cfg["energy_axis_true"]
         ref = (make_energy_axis(r["min"], r["max"], r["nbins"]).edges,
                make_energy_axis(t["min"], t["max"], t["nbins"]).edges)
-        ref_what = "the reduced runs (energy_axis{})"
+        ref_what = "the reduced runs (energy_axis{}) have"
     for e in external:
         try:
             s = read_spectrum(e["pha"])
@@ -117,12 +117,12 @@ def check_external_binning(cfg: dict, external: list) -> None:
             raise ConfigError(f"config key 'external_spectra': {exc}") from None
         axes = (s.energy_reco.edges, s.energy_true.edges)
         if ref is None:
-            ref, ref_what = axes, f"{e['pha']}{{}}"
+            ref, ref_what = axes, f"{e['pha']}{{}} has"
             continue
         for name, suffix, mine, theirs in (("reco", "", axes[0], ref[0]), ("true", "_true", axes[1], ref[1])):
             if not np.array_equal(mine, theirs):
                 raise ConfigError(
-                    f"config key 'external_spectra': {e['pha']} has {name}-energy {_axis_words(mine)}, but "
-                    f"{ref_what.format(suffix)} {_axis_words(theirs)}: a joint fit needs one binning (fit it in "
+                    f"config key 'external_spectra': {e['pha']} has {name}-energy {_axis_words(mine)}, "
+                    f"{ref_what.format(suffix)} {_axis_words(theirs)}; a joint fit needs one binning (fit it in "
                     "an analysis of its own, or reduce with its axes)"
                 )
