@@ -238,3 +238,22 @@ def test_excess_map_bunit_is_a_fits_unit_and_no_background_is_nan(tmp_path, stor
     half[:, :3] = 1.0  # the IRF covers the left half only
     m = make_maps([counts], [half], [1], mask, 0.0)
     assert np.isnan(m.excess[:, 3:]).all() and np.isfinite(m.excess[:, :3]).all()
+
+
+def test_tests_look_for_data_where_the_workflow_looks(tmp_path, monkeypatch):
+    """$GAMMAPY_DATA first, as for the workflow's data store: data only there is found (it
+    used to be looked for in ../shared/data alone, and the tests skipped silently)."""
+    from conftest import REPO, data_candidates, data_path, find_data
+    from extspec.io.datastore import candidate_datastore_paths
+
+    store = tmp_path / "hess-dl3-dr1"
+    store.mkdir()
+    (store / "hdu-index.fits.gz").write_bytes(b"")
+    monkeypatch.setenv("GAMMAPY_DATA", str(tmp_path))
+    assert data_candidates("hess-dl3-dr1") == candidate_datastore_paths(None, base=REPO)
+    assert data_path("hess-dl3-dr1") == store.resolve()
+    assert find_data("hess-dl3-dr1/hdu-index.fits.gz", "DR1") == store.resolve() / "hdu-index.fits.gz"
+    with pytest.raises(pytest.skip.Exception) as exc:
+        find_data("cta-1dc/index/gps/hdu-index.fits.gz", "the CTA 1DC files")
+    assert str(exc.value).startswith(f"the CTA 1DC files not found (looked in: {tmp_path}/cta-1dc/index/gps/"
+                                     f"hdu-index.fits.gz, {REPO}/data/cta-1dc/")
