@@ -17,20 +17,10 @@ import pytest
 import yaml
 
 from extspec.errors import ConfigError
-from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
 
+from test_background_irfs import DEC, ON, RA
+from test_background_irfs import base_store  # noqa: F401 (a fixture: 2 simulated runs)
 from test_workflow import snakemake
-
-RA, DEC = 83.63, 22.01
-ON = f"icrs;circle({RA},{DEC},0.2)"
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    src = SourceModel(lon=RA, lat=DEC, frame="icrs", morphology="point", size=0.0, spectrum="power_law",
-                      params={"index": 2.4, "amplitude": 3e-11, "reference": 1.0})
-    return simulate_datastore(tmp_path_factory.mktemp("store") / "store", wobble_pointings(RA, DEC, 2, offset=0.5),
-                              src, livetime=1800, seed=9)
 
 
 def sim_config(store, **over):
@@ -66,11 +56,11 @@ def test_missing_explicit_datastore_is_one_line(tmp_path):
                                         r"\(an explicit 'datastore' is never fetched into automatically\)")
 
 
-def test_missing_dl3_file_is_one_line_naming_it(tmp_path, store):
+def test_missing_dl3_file_is_one_line_naming_it(tmp_path, base_store):
     import shutil
 
     copy = tmp_path / "store"
-    shutil.copytree(store, copy)
+    shutil.copytree(base_store, copy)
     (copy / "data" / "obs_000002.fits.gz").unlink()
     res = snakemake(tmp_path, write(tmp_path, sim_config(copy)), "-n", check=False)
     assert res.returncode == 1
@@ -87,16 +77,16 @@ def test_offline_message_appears_once(tmp_path):
     assert res.stdout.count("cannot download http://127.0.0.1:9/hess_dl3_dr1.tar.gz") == 1, res.stdout[-4000:]
 
 
-def test_yaml_error_in_the_default_config_names_file_and_line(tmp_path, store):
+def test_yaml_error_in_the_default_config_names_file_and_line(tmp_path, base_store):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text("name: x\nobs_ids: [1, 2\non_region: 'icrs;circle(1,2,0.1)'\n")
-    res = snakemake(tmp_path, write(tmp_path, sim_config(store), "overlay.yaml"), "-n", check=False)
+    res = snakemake(tmp_path, write(tmp_path, sim_config(base_store), "overlay.yaml"), "-n", check=False)
     assert res.returncode == 1
     assert_one_extspec_line(res.stdout, r"extspec: invalid configuration: config file config/config\.yaml line 3: "
                                         r"not valid YAML \(expected ',' or '\]', but got ':'\)")
 
 
-def test_missing_background_irf_file_runs_and_says_what_it_left_out(tmp_path, store):
+def test_missing_background_irf_file_runs_and_says_what_it_left_out(tmp_path, base_store):
     """A background IRF listed in the index but absent: not an input of the reductions (no
     MissingInputException); the spectra and the fit are made, the maps say they left the runs
     out and are NaN, and bkg-peak says what it used instead."""
@@ -104,7 +94,7 @@ def test_missing_background_irf_file_runs_and_says_what_it_left_out(tmp_path, st
 
     from extspec.simulate.variants import write_gadf_variant
 
-    root = write_gadf_variant(store, tmp_path / "variant", ["bkg_absent"])
+    root = write_gadf_variant(base_store, tmp_path / "variant", ["bkg_absent"])
     cfg = sim_config(root, safe_mask={"methods": ["aeff-default", "bkg-peak"]},
                      model={"type": "power_law", "parameters": {"index": {"value": 2.0},
                                                                 "amplitude": {"value": 1e-11}}})
@@ -181,51 +171,51 @@ def test_download_block_takes_text_values_like_every_key():
     assert cfg["download"]["dest"] == "123" and cfg["download"]["url"] == "https://h/1.tar.gz"  # text stays text
 
 
-def test_point_region_on_full_enclosure_refused_by_the_check(store):
+def test_point_region_on_full_enclosure_refused_by_the_check(base_store):
     from extspec.workflow.config import validate_config
 
     with pytest.raises(ConfigError) as exc:
-        validate_config(sim_config(store, on_region=f"icrs;point({RA},{DEC})"))
+        validate_config(sim_config(base_store, on_region=f"icrs;point({RA},{DEC})"))
     assert str(exc.value) == (
         "config key 'on_region': a point ON region needs point-like IRFs, but obs 1, 2 have full-enclosure IRFs "
         "(their counts would need a PSF containment correction, which extspec does not do); use a circle ON "
         "region that holds the PSF")
 
 
-def test_external_spectra_of_another_binning_refused_by_the_check(tmp_path, store):
+def test_external_spectra_of_another_binning_refused_by_the_check(tmp_path, base_store):
     from extspec.workflow.config import prepare_workflow, stage_config, validate_analyses
     from extspec.workflow.pipeline import reduce_observation
 
-    other = validate_analyses(sim_config(store, energy_axis={"min": 0.5, "max": 40, "nbins": 8}))["sim"]
-    reduce_observation(stage_config(other, "reduce"), store, 2, tmp_path / "ext")
+    other = validate_analyses(sim_config(base_store, energy_axis={"min": 0.5, "max": 40, "nbins": 8}))["sim"]
+    reduce_observation(stage_config(other, "reduce"), base_store, 2, tmp_path / "ext")
     with pytest.raises(ConfigError) as exc:
-        prepare_workflow(sim_config(store, obs_ids=[1], external_spectra=[str(tmp_path / "ext" / "pha.fits")]),
+        prepare_workflow(sim_config(base_store, obs_ids=[1], external_spectra=[str(tmp_path / "ext" / "pha.fits")]),
                          cache_dir=None)
     assert str(exc.value) == (
         f"config key 'external_spectra': {tmp_path}/ext/pha.fits has reco-energy 8 bins 0.5-40 TeV, the reduced "
         "runs (energy_axis) have 6 bins 0.5-40 TeV; a joint fit needs one binning (fit it in an analysis of its "
         "own, or reduce with its axes)")
-    ok = prepare_workflow(sim_config(store, obs_ids=[1], energy_axis={"min": 0.5, "max": 40, "nbins": 8},
+    ok = prepare_workflow(sim_config(base_store, obs_ids=[1], energy_axis={"min": 0.5, "max": 40, "nbins": 8},
                                      external_spectra=[str(tmp_path / "ext" / "pha.fits")]), cache_dir=None)
     assert ok["analyses"]["sim"]["external"][0]["obs_id"] == 2
 
 
-def test_info_into_a_closed_pipe_is_quiet(store):
-    p = subprocess.Popen([sys.executable, "-m", "extspec", "info", str(store)], stdout=subprocess.PIPE,
+def test_info_into_a_closed_pipe_is_quiet(base_store):
+    p = subprocess.Popen([sys.executable, "-m", "extspec", "info", str(base_store)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     p.stdout.close()  # the reader (e.g. `head`) has gone before the listing is written
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 0 and err == "", err
 
 
-def test_excess_map_bunit_is_a_fits_unit_and_no_background_is_nan(tmp_path, store):
+def test_excess_map_bunit_is_a_fits_unit_and_no_background_is_nan(tmp_path, base_store):
     from astropy import units as u
     from astropy.io import fits
 
     from extspec.maps import make_maps
     from test_maps import _run_maps
 
-    _run_maps(tmp_path, store, [1], ON, 0.1, width=2.0)
+    _run_maps(tmp_path, base_store, [1], ON, 0.1, width=2.0)
     with fits.open(tmp_path / "excess.fits") as h:
         assert u.Unit(h[0].header["BUNIT"], format="fits") == u.count
         assert np.isfinite(h[0].data).all()

@@ -278,9 +278,7 @@ class Bkg3D:
         d = self.data
         spatial = (d[:, iy, ix] * (wy0 * wx0) + d[:, iy, ix + 1] * (wy0 * wx1)
                    + d[:, iy + 1, ix] * (wy1 * wx0) + d[:, iy + 1, ix + 1] * (wy1 * wx1))
-        ie, we0, we1 = interp_weights(self.energy, np.asarray(energy, dtype=np.float64).ravel())
-        rate = we0[:, None] * spatial[ie] + we1[:, None] * spatial[ie + 1]
-        return _clean(rate).reshape((-1,) + shape)
+        return _along_energy(self.energy, spatial, energy, shape)
 
     def per_tev(self) -> float:
         """Factor from :attr:`unit` to s^-1 TeV^-1 sr^-1 (the table's energy unit: MeV, GeV or TeV)."""
@@ -291,6 +289,14 @@ class Bkg3D:
         dlon = np.deg2rad(self.fov_lon.bin_widths)
         dlat = np.deg2rad(self.fov_lat.bin_widths)
         return np.einsum("eyx,y,x->e", self.data, dlat, dlon)
+
+
+def _along_energy(axis: IrfAxis, table: np.ndarray, energy, shape) -> np.ndarray:
+    """A background rate tabulated at ``axis`` nodes (rows of ``table``, one column per FoV
+    position) at ``energy`` (TeV, (n,)): linear in ln E, cleaned, shape (n, *shape)."""
+    ie, we0, we1 = interp_weights(axis, np.asarray(energy, dtype=np.float64).ravel())
+    rate = we0[:, None] * table[ie] + we1[:, None] * table[ie + 1]
+    return _clean(rate).reshape((-1,) + shape)
 
 
 def _per_tev(unit: str) -> float:
@@ -328,9 +334,7 @@ class Bkg2D:
         r = np.hypot(lon, np.asarray(fov_lat, dtype=np.float64)).ravel()
         it, wt0, wt1 = interp_weights(self.offset, r)
         radial = self.data[:, it] * wt0 + self.data[:, it + 1] * wt1  # (n_energy_nodes, n_pos)
-        ie, we0, we1 = interp_weights(self.energy, np.asarray(energy, dtype=np.float64).ravel())
-        rate = we0[:, None] * radial[ie] + we1[:, None] * radial[ie + 1]
-        return _clean(rate).reshape((-1,) + shape)
+        return _along_energy(self.energy, radial, energy, shape)
 
     def per_tev(self) -> float:
         """Factor from :attr:`unit` to s^-1 TeV^-1 sr^-1."""

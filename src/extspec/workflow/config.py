@@ -690,11 +690,11 @@ def check_irf_needs(cfg: dict, store, obs_ids) -> None:
     if "bkg-peak" in methods:
         missing = [int(o) for o in obs_ids if not store.has_hdu(int(o), "bkg")]
         if missing:
-            few = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+            from .preflight import runs_have
+
             raise ConfigError(
-                f"config key 'safe_mask.methods': bkg-peak needs a background IRF, but obs {few} "
-                f"{'has' if len(missing) == 1 else 'have'} none in {store.path}; drop bkg-peak "
-                "(e.g. use aeff-default, aeff-max)"
+                f"config key 'safe_mask.methods': bkg-peak needs a background IRF, but obs {runs_have(missing)} "
+                f"none in {store.path}; drop bkg-peak (e.g. use aeff-default, aeff-max)"
             )
 
 

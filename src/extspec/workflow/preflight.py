@@ -77,12 +77,17 @@ def check_point_region(cfg: dict, store, obs_ids) -> None:
         except DataStoreError:
             continue
     if full:
-        few = ", ".join(map(str, full[:5])) + (" ..." if len(full) > 5 else "")
         raise ConfigError(
-            f"config key 'on_region': a point ON region needs point-like IRFs, but obs {few} "
-            f"{'has' if len(full) == 1 else 'have'} full-enclosure IRFs (their counts would need a PSF containment "
-            "correction, which extspec does not do); use a circle ON region that holds the PSF"
+            f"config key 'on_region': a point ON region needs point-like IRFs, but obs {runs_have(full)} "
+            "full-enclosure IRFs (their counts would need a PSF containment correction, which extspec does not "
+            "do); use a circle ON region that holds the PSF"
         )
+
+
+def runs_have(obs_ids) -> str:
+    """``20326 has`` / ``1, 2 have`` / the first five and ``... have``, for messages naming runs."""
+    few = ", ".join(map(str, obs_ids[:5])) + (" ..." if len(obs_ids) > 5 else "")
+    return f"{few} {'has' if len(obs_ids) == 1 else 'have'}"
 
 
 def _axis_words(edges) -> str:
