@@ -181,7 +181,8 @@ def test_check_invalid_yaml(capsys, tmp_path):
     path.write_text("name: x\non_region: [unclosed\n")
     status, _, err = run(capsys, "check", path)
     assert status == EXIT_FAILED
-    assert err == [f"extspec check: invalid configuration: config file {path} line 3: not valid YAML"]
+    assert err == [f"extspec check: invalid configuration: config file {path} line 3: not valid YAML "
+                   "(expected ',' or ']', but got '<stream end>')"]
 
 
 # ------------------------------------------------------------------------------ reduce --

@@ -99,7 +99,7 @@ def check_external_binning(cfg: dict, external: list) -> None:
     and true-energy edges of the reduced runs (the config's ``energy_axis``/``energy_axis_true``)
     or, without DL3 runs, of the first external set.  The same rule as the fit
     (:class:`extspec.fit.JointData`: equal edges), checked before any job; ``external`` is
-    ``[{"pha", ...}]`` of the analysis."""
+    ``[{"pha", ...}]`` of the analysis; a set that cannot be read is left to the jobs reading it."""
     import numpy as np
 
     from ..errors import FormatError
@@ -118,8 +118,8 @@ def check_external_binning(cfg: dict, external: list) -> None:
     for e in external:
         try:
             s = read_spectrum(e["pha"])
-        except FormatError as exc:
-            raise ConfigError(f"config key 'external_spectra': {exc}") from None
+        except FormatError:
+            continue  # unreadable: the jobs that read it say so, naming the file
         axes = (s.energy_reco.edges, s.energy_true.edges)
         if ref is None:
             ref, ref_what = axes, f"{e['pha']}{{}} has"
