@@ -539,8 +539,10 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
         locs["rad_max"] = store.hdu_location(obs_id, "rad_max")
     wanted: dict[Path, set] = {}
     for t, (p, name) in locs.items():
-        if t != "bkg" or p in wanted:  # a background IRF in a file of its own is read on its own
+        if t != "bkg":
             wanted.setdefault(p, set()).add(str(name).upper())
+    if "bkg" in locs and locs["bkg"][0] in wanted:  # a background IRF in a file of its own is read on its own
+        wanted[locs["bkg"][0]].add(str(locs["bkg"][1]).upper())
     files = {p: read_file_tables(p, what, names) for p, names in wanted.items()}  # only the HDUs used
 
     def get(t):
