@@ -19,7 +19,7 @@ from extspec.irf import Bkg2D, Bkg3D
 from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
 from extspec.simulate.variants import write_gadf_variant
 from extspec.skyregions import parse_region
-from extspec.workflow.pipeline import cube_settings
+from extspec.workflow.settings import cube_settings
 
 from conftest import find_data
 
@@ -127,11 +127,10 @@ def test_real_cta_1dc_irf_file_bgd_column():
 
 
 def _bkg_map_at(obs):
-    from extspec.cube import CubeSettings
-
     ra, dec = obs.pointing_radec
-    settings = CubeSettings.from_config({"geom": {"width": [2.0, 2.0], "binsz": 0.1, "frame": "icrs"},
-                                         "energy_axis": {"min": 0.1, "max": 100, "nbins": 6}}, (ra, dec, "icrs"))
+    settings = cube_settings({"geom": {"width": [2.0, 2.0], "binsz": 0.1, "frame": "icrs"},
+                              "energy_axis": {"min": 0.1, "max": 100, "nbins": 6}},
+                             parse_region(f"icrs;circle({ra},{dec},0.2)"))
     return make_background(obs, settings.geom, settings.energy_reco)
 
 

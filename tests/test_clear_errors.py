@@ -154,9 +154,10 @@ def test_map_too_large_for_memory_refused_with_its_size():
                             r"bins needs about \d+ GB per reduction job, more than the [\d.]+ GB of memory here; "
                             r"use a larger geom.binsz or a smaller geom.width", str(exc.value)), str(exc.value)
     # the seed geometry fits in 100 MB, and a limit below its estimate refuses it
-    from extspec.cube import CubeSettings
+    from extspec.skyregions import parse_region
+    from extspec.workflow.settings import cube_settings
 
-    seed = CubeSettings.from_config({}, (347.3, -0.5, "galactic"))
+    seed = cube_settings({}, parse_region("galactic;circle(347.3,-0.5,0.5)"))
     check_map_memory(seed, limit=100_000_000)
     with pytest.raises(ConfigError, match=r"a map of 38 x 38 pixels"):
         check_map_memory(seed, limit=1000)

@@ -1,6 +1,6 @@
 """The DL3 files of the selected runs, checked on every workflow start (cached or not).
 
-:func:`extspec.workflow.config.prepare_workflow` lists each selected observation's files from
+:func:`extspec.workflow.cache.prepare_workflow` lists each selected observation's files from
 the data store's hdu index (the inputs of its reduction job) and caches that list; a file
 deleted or moved since then would otherwise surface as Snakemake's MissingInputException.
 :func:`check_dl3_files` stats them (no FITS reading): a missing file that the reduction needs

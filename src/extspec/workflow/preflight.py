@@ -103,17 +103,15 @@ def check_external_binning(cfg: dict, external: list) -> None:
     import numpy as np
 
     from ..errors import FormatError
-    from ..geometry import make_energy_axis
     from ..io.ogip import read_spectrum
-    from .config import has_dl3
+    from .checks import has_dl3
+    from .settings import energy_axes
 
     if not external:
         return
     ref, ref_what = None, None
     if has_dl3(cfg):
-        r, t = cfg["energy_axis"], cfg["energy_axis_true"]
-        ref = (make_energy_axis(r["min"], r["max"], r["nbins"]).edges,
-               make_energy_axis(t["min"], t["max"], t["nbins"]).edges)
+        ref = tuple(a.edges for a in energy_axes(cfg))
         ref_what = "the reduced runs (energy_axis{}) have"
     for e in external:
         try:
