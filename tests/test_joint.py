@@ -220,7 +220,8 @@ def test_joint_block_defaults():
                                    "systematics": {"norm": "0.1", "energy_scale": {"b": 0.05}}}))
     j = out["j"]
     assert j["systematics"] == {"norm": 0.1, "energy_scale": {"b": 0.05}}
-    assert j["fit"] == {"minos": False, "integration": "exact", "covariance": "hesse"}
+    assert j["fit"] == {"minos": False, "integration": "exact", "covariance": "hesse",
+                        "allow_negative_amplitude": False}
     assert j["flux_points"] == {"energy_edges": None, "n_sigma_ul": 2.0}
     from extspec.workflow.joint_config import prior_widths
 
@@ -250,6 +251,8 @@ def test_joint_block_defaults():
      "config key 'joint.j-1': 'j-1' and 'j.1' differ only in '.' or '-'"),
     ({"j": {"analyses": ["a", "b"], "model": {"type": "power_law"}, "flux_points": {"energy_edges": [2, 1]}}},
      "config key 'joint.j.flux_points.energy_edges': values must increase"),
+    ({"j": {"analyses": ["a", "b"], "model": {"type": "power_law", "ebl": {"table": "x.fits", "redshift": 0.1}}}},
+     "config key 'joint.j.model.ebl': EBL absorption is not supported in joint fits yet"),
 ])
 def test_joint_block_errors_are_one_line(joint, message):
     from extspec.errors import ConfigError

@@ -27,13 +27,21 @@ from .store_checks import check_selection
 __all__ = ["prepare_workflow", "check_output_dir", "setting_file_digests"]
 
 
-_CACHE_VERSION = 2
+_CACHE_VERSION = 4
 
 
 def _stat(path: Path):
     try:
         st = path.stat()
         return [str(path), st.st_mtime_ns, st.st_size]
+    except OSError:
+        return [str(path), None]
+
+
+def _content(path: Path):
+    """[path, SHA-256] of a small file (None when absent), for the cache key."""
+    try:
+        return [str(path), hashlib.sha256(path.read_bytes()).hexdigest()]
     except OSError:
         return [str(path), None]
 
@@ -61,7 +69,9 @@ def _cache_key(raw: dict, schema_path: Path | None) -> str:
             cands += candidate_datastore_paths(value)
         except Exception:
             pass
-    parts["store"] = [_stat(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
+    # the index files by content: an index rewritten with the same size and an old mtime (a copy
+    # or an unpacked tarball keeps its mtime) must not bring back a run that has left it
+    parts["store"] = [_content(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
     ext = []
     for a in analyses:
         try:
@@ -155,7 +165,8 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
 
     Each analysis entry also has ``datastore`` (its data store directory: the top-level one
     or the entry's own ``datastore``; None without DL3 runs), ``obs_files`` (``{str(obs_id):
-    [file, ...]}``, the DL3 files each selected observation is read from), ``external``: one ``{"pha", "files", "obs_id"}`` per set of
+    [file, ...]}``, the DL3 files each selected observation is read from; ``optional_files``:
+    those of them a run can do without, its background IRF), ``external``: one ``{"pha", "files", "obs_id"}`` per set of
     its ``external_spectra`` (``files``: its PHA, BKG, ARF and RMF paths, the inputs of the
     rules that read it), and ``provenance``: ``{"code": ..., "files":
     setting_file_digests(config)}``, what its products depend on beyond the config values.
@@ -168,9 +179,12 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     jsonschema, astropy or regions.  The output folder (:func:`check_output_dir`) is checked
     on every call, cached or not.  Raises ConfigError (one line) for an invalid config.
     """
+    from .dl3files import check_dl3_files
+
     out = _prepare_workflow(raw, schema, cache_dir)
     for a in out["analyses"].values():
         check_output_dir(a["config"])
+    check_dl3_files(out)
     return out
 
 
@@ -199,11 +213,14 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
     for name, cfg in cfgs.items():
         try:
             external = _external_sets(cfg)
+            from .preflight import check_external_binning
+
+            check_external_binning(cfg, external)
             digests = setting_file_digests(cfg)
         except ConfigError as exc:
             raise _in_analysis(exc, name, _override(raw, name)) from None
         out["analyses"][name] = {"config": cfg, "obs_ids": [], "external": external, "datastore": None,
-                                 "obs_files": {}, "provenance": {"code": code, "files": digests}}
+                                 "obs_files": {}, "optional_files": {}, "provenance": {"code": code, "files": digests}}
     if not any(has_dl3(c) for c in cfgs.values()):
         check_joint_data(joint, out["analyses"])
         _write_cache(cache_file, out)
@@ -234,7 +251,7 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
         if not has_dl3(cfg):
             continue
         root, store = stores[cfg["datastore"]]
-        files = out["analyses"][name]["obs_files"]
+        files, optional = out["analyses"][name]["obs_files"], out["analyses"][name]["optional_files"]
         out["analyses"][name]["datastore"] = str(root)
         try:
             obs = check_selection(cfg, store)
@@ -249,11 +266,13 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
         for o in obs:
             try:
                 fl = [str(p) for p in store.obs_files(o)]
-                for optional in ("bkg", "rad_max"):
-                    if store.has_hdu(o, optional):
-                        b = str(store.hdu_location(o, optional)[0])
+                for extra in ("bkg", "rad_max"):
+                    if store.has_hdu(o, extra):
+                        b = str(store.hdu_location(o, extra)[0])
                         if b not in fl:
                             fl.append(b)
+                            if extra == "bkg":  # a run can do without (extspec.workflow.dl3files)
+                                optional.setdefault(str(o), []).append(b)
             except DataStoreError as exc:
                 raise ConfigError(f"config key 'obs_ids': {exc}") from None
             files[str(o)] = fl

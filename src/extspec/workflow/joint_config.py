@@ -72,7 +72,10 @@ def validate_joint(raw: dict, analyses: dict, schema=None) -> dict:
                     if a not in j["analyses"]:
                         raise ConfigError(f"config key '{key}.systematics.{kind}.{a}': {a!r} is not one of the joint "
                                           f"fit's analyses ({', '.join(j['analyses'])})")
-        _check_model(j["model"], f"{key}.model")
+        if j["model"].get("ebl"):  # the joint step folds the intrinsic model: refused, never ignored
+            raise ConfigError(f"config key '{key}.model.ebl': EBL absorption is not supported in joint fits yet "
+                              "(fit each analysis with model.ebl instead)")
+        _check_model(j["model"], f"{key}.model", j["fit"]["allow_negative_amplitude"])
         _check_increasing(j["flux_points"]["energy_edges"], f"{key}.flux_points.energy_edges")
     return joint
 
