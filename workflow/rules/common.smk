@@ -18,6 +18,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from extspec.io.download import HOWTO
+from extspec.workflow.batches import batch_size, make_batches
 from extspec.workflow.config import apply_overlay, has_dl3, prepare_workflow, settings_json, stage_config
 from extspec.errors import ExtspecError
 from extspec.workflow.process_exit import cancel_scheduler_timers, skip_final_collections
@@ -47,6 +48,16 @@ if len(ANALYSES) == 1:  # report captions of a single analysis may use config["n
 # analysis: in the params of every rule, so that a changed library or an edited .reg file
 # reruns what it affects (opt out with --rerun-triggers mtime).
 CODE = PREPARED["code"]
+
+# Reductions in batches (config key reduce.batch_size, extspec.workflow.batches):
+# {analysis: {key: [obs ids]}} of every analysis reduced in batches of more than one run; the
+# others keep one `reduce` job per run.  Known at parse time only with the data store there
+# (a store still to be fetched is reduced run by run in that first invocation).
+BATCHES = {}
+for _name, _a in ANALYSES.items():
+    _size = batch_size(_a["config"].get("reduce", {}).get("batch_size"), len(_a["obs_ids"]))
+    if _size > 1 and _a["obs_ids"]:
+        BATCHES[_name] = make_batches(_a["obs_ids"], _size)
 
 # Every job runs the extspec command line (extspec.cli): `extspec STEP ...` in the rules'
 # shell commands, so a job imports only what its step needs, never Snakemake.  `extspec` is a

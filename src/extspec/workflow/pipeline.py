@@ -17,6 +17,7 @@ __all__ = [
     "STEP_IMPORTS",
     "import_step",
     "reduce_observation",
+    "reduce_batch",
     "stack_counts",
     "run_fit",
     "run_flux_points",
@@ -24,7 +25,7 @@ __all__ = [
     "write_summary",
 ]
 
-_SPECTRA = ("numpy", "numpy.char", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
+_SPECTRA = ("numpy", "numpy.char", "extspec.io.failed", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
             "extspec.geometry", "extspec.sky")
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
@@ -70,14 +71,15 @@ def cube_settings(reduction: dict, on_region):
     return CubeSettings.from_config(reduction, (c.lon, c.lat, c.frame))
 
 
-def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path) -> None:
+def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path, store=None) -> None:
     """Reduce one observation: ``cube.h5`` and ``pha/bkg/arf/rmf.fits`` in ``outdir``.
 
     ``reduction`` is ``stage_config(config, "reduce")`` of the analysis config
     (:func:`extspec.workflow.config.stage_config`).  Raises
     ExtspecError (one-line message naming the obs id) on bad input; never leaves a
     half-written file (every file is written to a temporary name, then renamed; the PHA
-    file, written last, marks a complete set).
+    file, written last, marks a complete set).  ``store``: the data store already opened
+    (a batch job opens it once).
     """
     from ..cube import energy_bin_index, event_coords, make_cube
     from ..io.cube_io import write_cube
@@ -92,7 +94,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     try:
         on, excl = _parse_regions(reduction)
         settings = cube_settings(reduction, on)
-        store = open_datastore(datastore)
+        store = open_datastore(datastore) if store is None else store
         obs = store.load(int(obs_id))
         map_frame = settings.geom.frame
         reg_frame = region_frame(on)
@@ -129,11 +131,47 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     write_spectrum(spec, outdir)
 
 
+def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str | Path) -> dict:
+    """Reduce several observations in one process: each into ``outroot/<obs_id>/`` exactly as
+    :func:`reduce_observation` does (same files, same bytes).
+
+    A run that fails with bad input (ExtspecError) is logged as an error naming its obs id
+    and gets the failure marker of :mod:`extspec.io.failed` under its product names; the
+    others are reduced all the same.  Returns ``{obs_id: reason}`` of the failed runs.
+    """
+    import logging
+
+    from ..errors import ExtspecError
+    from ..io.datastore import open_datastore
+    from ..io.failed import write_failed
+
+    log = logging.getLogger("extspec.reduce")
+    store = open_datastore(datastore)
+    failed = {}
+    for obs_id in obs_ids:
+        outdir = Path(outroot) / str(int(obs_id))
+        try:
+            reduce_observation(reduction, datastore, int(obs_id), outdir, store=store)
+        except ExtspecError as exc:
+            msg = str(exc).splitlines()[0]
+            msg = msg if f"obs {obs_id}" in msg else f"obs {obs_id}: {msg}"
+            log.error("%s", msg)
+            write_failed(outdir, msg)
+            failed[int(obs_id)] = msg
+    return failed
+
+
 def read_spectra(spectrum_dirs) -> list:
-    """Read the OGIP sets of several observations (directories or pha.fits paths)."""
+    """Read the OGIP sets of several observations (directories or pha.fits paths); a run whose
+    batch reduction failed stops with its reason (:func:`extspec.io.failed.check_reduced`)."""
+    from ..io.failed import check_reduced
     from ..io.ogip import read_spectrum
 
-    return [read_spectrum(p) for p in spectrum_dirs]
+    out = []
+    for p in spectrum_dirs:
+        check_reduced(p)
+        out.append(read_spectrum(p))
+    return out
 
 
 def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png, maps=None) -> None:
@@ -157,7 +195,10 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     erange = (config.get("stacked") or {}).get("energy_range")
     image = None
     obs_ids, per_obs_counts, per_obs_bkg = [], [], []
+    from ..io.failed import check_reduced
+
     for p in cube_paths:
+        check_reduced(p)
         c = read_cube_counts(p)
         sel = bins_inside(c.energy_reco.edges, *(erange or (None, None)))
         if not sel.any():
