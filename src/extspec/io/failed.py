@@ -61,5 +61,5 @@ def check_reduced(path) -> None:
     reason = failed_reason(path)
     if reason is not None:
         where = os.fspath(path)
-        raise ExtspecError(f"{reason} (the reduction of this run failed, see {where}; fix its DL3 data or "
-                           "remove it from obs_ids)")
+        raise ExtspecError(f"{reason} (its batch reduction failed, {where} marks it: fix the data or remove "
+                           "the run from obs_ids)")
