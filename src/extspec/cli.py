@@ -321,7 +321,7 @@ def _cmd_reduce_batch(args) -> int:
         settings = _step_settings(args, "reduce")
         from .workflow.pipeline import reduce_batch
 
-        failed = reduce_batch(settings, args.datastore, args.obs_ids, args.outroot)
+        failed = reduce_batch(settings, args.datastore, args.obs_ids, args.outroot, manifest=args.manifest)
         done = len(args.obs_ids) - len(failed)
         return f"{done} runs reduced into {args.outroot}/<obs_id>" + (
             f"; failed (marked, see the errors above): obs {' '.join(map(str, failed))}" if failed else "")
@@ -332,7 +332,10 @@ def _cmd_reduce_batch(args) -> int:
 
 def _aggregate(args, stage: str, command: str, what: str, call) -> int:
     def step():
+        from .io.batch import expand_manifests
+
         settings = _step_settings(args, stage)
+        args.obs = expand_manifests(args.obs)
         call(settings, args.obs)
         return f"{len(args.obs)} spectra" if stage != "stack" else f"{len(args.obs)} observations"
 
@@ -476,15 +479,20 @@ def build_parser() -> argparse.ArgumentParser:
                        "it); the others are reduced all the same, and the exit status is 0.")
     p.add_argument("obs_ids", type=int, nargs="+", metavar="OBS_ID")
     p.add_argument("--outroot", required=True, metavar="DIR", help="output root: one folder per obs id inside")
+    p.add_argument("--manifest", metavar="FILE",
+                   help="write the batch's manifest here last (obs ids and failed runs; the aggregate steps take "
+                        "it in place of the runs' folders)")
     p.add_argument("--datastore", metavar="DIR",
                    help="data store (default: the config's `datastore`, else the usual search order)")
     _settings_args(p)
     _common(p)
     p.set_defaults(func=_cmd_reduce_batch)
 
-    obs_help = "observation directories written by `extspec reduce` (or a file in each, e.g. its pha.fits)"
-    spec_help = ("spectra: observation directories written by `extspec reduce`, or PHA files of OGIP sets "
-                 "(e.g. other tools' spectra, whose header names their BKG/ARF/RMF)")
+    obs_help = ("observation directories written by `extspec reduce` (or a file in each, e.g. its pha.fits), or "
+                "batch manifests of `extspec reduce-batch` (their runs in ascending obs id)")
+    spec_help = ("spectra: observation directories written by `extspec reduce`, batch manifests of `extspec "
+                 "reduce-batch`, or PHA files of OGIP sets (e.g. other tools' spectra, whose header names their "
+                 "BKG/ARF/RMF)")
     aggregates = [
         ("stack", _cmd_stack, "stacked counts image (FITS + PNG)",
          "Stack the observations' counts into an image with WCS and draw it with the ON, OFF and exclusion "

@@ -17,6 +17,7 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
+from extspec.io.batch import REDUCTION_PRODUCTS, manifest_name
 from extspec.io.download import HOWTO
 from extspec.workflow.batches import batch_size, make_batches
 from extspec.workflow.config import apply_overlay, has_dl3, prepare_workflow, settings_json, stage_config
@@ -58,6 +59,7 @@ for _name, _a in ANALYSES.items():
     _size = batch_size(_a["config"].get("reduce", {}).get("batch_size"), len(_a["obs_ids"]))
     if _size > 1 and _a["obs_ids"]:
         BATCHES[_name] = make_batches(_a["obs_ids"], _size)
+BATCH_MANIFESTS = {n: [f"{RESULTS}/{n}/obs/{manifest_name(k, ids)}" for k, ids in b.items()] for n, b in BATCHES.items()}
 
 # Every job runs the extspec command line (extspec.cli): `extspec STEP ...` in the rules'
 # shell commands, so a job imports only what its step needs, never Snakemake.  `extspec` is a
@@ -158,9 +160,13 @@ def settings(stage):
 
 
 def per_obs(name):
-    """Input function: one file per observation of the analysis, e.g. per_obs('cube.h5')."""
+    """Input function: one file per observation of the analysis, e.g. per_obs('cube.h5');
+    for an analysis reduced in batches, the batches' manifests instead (one file per batch:
+    the aggregate steps read each as its runs, extspec.io.batch)."""
 
     def inputs(wildcards):
+        if wildcards.analysis in BATCHES:
+            return BATCH_MANIFESTS[wildcards.analysis]
         return [f"{RESULTS}/{wildcards.analysis}/obs/{o}/{name}" for o in obs_ids(wildcards.analysis)]
 
     return inputs

@@ -47,11 +47,12 @@ rule reduce:
 
 
 # One rule per batch, outputs listed explicitly (a rule's outputs cannot be computed from a
-# wildcard).  params: as rule reduce, with the batch's obs ids instead of one: adding a run
+# wildcard), the batch's manifest obs/batch-<key>.<digest of its obs ids>.json first: the aggregates take the
+# manifests as inputs (common.smk, per_obs), so that the DAG holds one file per batch for them.  params: as rule reduce, with the batch's obs ids instead of one: adding a run
 # reruns only its batch.  A run that fails inside a batch gets a one-line failure marker under
 # its product names, and the job succeeds, so that Snakemake keeps the other runs' products
 # (it deletes every output of a failed job); the aggregates stop on the marker naming the run
-# (extspec.io.failed).
+# (extspec.io.batch).
 for _name, _batches in BATCHES.items():
     _safe = re.sub(r"\W", "_", _name)
     _out = f"{RESULTS}/{_name}"
@@ -64,7 +65,8 @@ for _name, _batches in BATCHES.items():
             input:
                 list(dict.fromkeys(f for o in _ids for f in PREPARED["obs_files"][str(o)])),
             output:
-                [f"{_out}/obs/{o}/{f}" for o in _ids for f in ("cube.h5", "pha.fits", "bkg.fits", "arf.fits", "rmf.fits")],
+                # the manifest first: the aggregates' input, found on the first try by Snakemake
+                [f"{_out}/obs/{manifest_name(_key, _ids)}"] + [f"{_out}/obs/{o}/{f}" for o in _ids for f in REDUCTION_PRODUCTS],
             params:
                 provenance=ANALYSES[_name]["provenance"],
                 reduction=_settings,
@@ -81,4 +83,4 @@ for _name, _batches in BATCHES.items():
                 runtime=10 + len(_ids) // 10,
             shell:
                 "extspec reduce-batch {params.obs_ids} --datastore {params.datastore:q} --outroot {params.outroot:q}"
-                " --settings {params.reduction:q} --log {log:q} --quiet"
+                " --manifest {output[0]:q} --settings {params.reduction:q} --log {log:q} --quiet"

@@ -25,7 +25,7 @@ __all__ = [
     "write_summary",
 ]
 
-_SPECTRA = ("numpy", "numpy.char", "extspec.io.failed", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
+_SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
             "extspec.geometry", "extspec.sky")
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
@@ -131,19 +131,20 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     write_spectrum(spec, outdir)
 
 
-def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str | Path) -> dict:
+def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str | Path, manifest=None) -> dict:
     """Reduce several observations in one process: each into ``outroot/<obs_id>/`` exactly as
     :func:`reduce_observation` does (same files, same bytes).
 
     A run that fails with bad input (ExtspecError) is logged as an error naming its obs id
-    and gets the failure marker of :mod:`extspec.io.failed` under its product names; the
-    others are reduced all the same.  Returns ``{obs_id: reason}`` of the failed runs.
+    and gets the failure marker of :mod:`extspec.io.batch` under its product names; the
+    others are reduced all the same.  ``manifest``: the path of the batch's manifest,
+    written last.  Returns ``{obs_id: reason}`` of the failed runs.
     """
     import logging
 
     from ..errors import ExtspecError
     from ..io.datastore import open_datastore
-    from ..io.failed import write_failed
+    from ..io.batch import write_failed, write_manifest
 
     log = logging.getLogger("extspec.reduce")
     store = open_datastore(datastore)
@@ -158,13 +159,15 @@ def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str |
             log.error("%s", msg)
             write_failed(outdir, msg)
             failed[int(obs_id)] = msg
+    if manifest is not None:
+        write_manifest(manifest, sorted(int(o) for o in obs_ids), failed)
     return failed
 
 
 def read_spectra(spectrum_dirs) -> list:
     """Read the OGIP sets of several observations (directories or pha.fits paths); a run whose
-    batch reduction failed stops with its reason (:func:`extspec.io.failed.check_reduced`)."""
-    from ..io.failed import check_reduced
+    batch reduction failed stops with its reason (:func:`extspec.io.batch.check_reduced`)."""
+    from ..io.batch import check_reduced
     from ..io.ogip import read_spectrum
 
     out = []
@@ -195,7 +198,7 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     erange = (config.get("stacked") or {}).get("energy_range")
     image = None
     obs_ids, per_obs_counts, per_obs_bkg = [], [], []
-    from ..io.failed import check_reduced
+    from ..io.batch import check_reduced
 
     for p in cube_paths:
         check_reduced(p)
