@@ -241,16 +241,36 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     if radii:
         note = (f"\nON/OFF circles: RAD_MAX at {e_draw:g} TeV = "
                 f"{', '.join(f'{r:.3f}' for r in radii)} deg (stacked.rad_max_energy)")
+    off_regions, off_labels = [d[1] for d in drawn], [f"OFF {s.obs_id}" for s in spectra]
+    if len(spectra) > MAX_OFF_SETS_DRAWN:
+        off_regions, off_labels = _distinct_off_regions(off_regions, len(spectra))
     regions = dict(
         on_region=drawn[0][0] if drawn else config.get("on_region"),
-        off_regions=[d[1] for d in drawn],
-        off_labels=[f"OFF {s.obs_id}" for s in spectra],
+        off_regions=off_regions,
+        off_labels=off_labels,
         exclusion_regions=_exclusion_strings(config),
     )
     name = config.get("name", "")
     plot_counts_image(image, geom, out_png, title=f"{name}: counts, {len(obs_ids)} observations{note}", **regions)
     if maps:
         _write_maps(config, geom, energy_cards, per_obs_counts, per_obs_bkg, obs_ids, regions, maps)
+
+
+MAX_OFF_SETS_DRAWN = 12
+"""Above this many runs the counts and significance pictures draw the OFF regions as one set."""
+
+MAX_OFF_REGIONS_DRAWN = 200
+"""... of at most this many distinct regions (a matplotlib patch costs ~2 ms to draw; one per
+run and OFF region made the stack job take 30 ms per run)."""
+
+
+def _distinct_off_regions(off_regions: list, n_runs: int) -> tuple[list, list]:
+    """The OFF regions of many runs as one set: each distinct region once, at most
+    :data:`MAX_OFF_REGIONS_DRAWN` (in order of first appearance); with its legend label."""
+    seen = list(dict.fromkeys(r for regs in off_regions for r in regs))
+    label = f"OFF regions of {n_runs} runs" + (f", {MAX_OFF_REGIONS_DRAWN} of {len(seen)} distinct drawn"
+                                               if len(seen) > MAX_OFF_REGIONS_DRAWN else "")
+    return [seen[:MAX_OFF_REGIONS_DRAWN]], [label]
 
 
 def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions, out) -> None:
