@@ -133,9 +133,15 @@ def obs_ids(analysis):
     return prepared()["analyses"][analysis]["obs_ids"]
 
 
+@functools.cache
+def _obs_id_set(analysis, store):
+    """The obs ids of an analysis as a set (membership per job in constant time)."""
+    return frozenset(obs_ids(analysis))
+
+
 def obs_files(wildcards):
     """The DL3 file(s) one observation is read from (from the data store's hdu index)."""
-    if int(wildcards.obs_id) not in obs_ids(wildcards.analysis):
+    if int(wildcards.obs_id) not in _obs_id_set(wildcards.analysis, datastore()):
         raise WorkflowError(
             f"extspec: obs {wildcards.obs_id} is not among the observations of analysis "
             f"{wildcards.analysis} (config keys obs_ids and obs_cone)"
