@@ -59,6 +59,13 @@ for _name, _a in ANALYSES.items():
     _size = batch_size(_a["config"].get("reduce", {}).get("batch_size"), len(_a["obs_ids"]))
     if _size > 1 and _a["obs_ids"]:
         BATCHES[_name] = make_batches(_a["obs_ids"], _size)
+
+
+def analyses_regex(names):
+    """A wildcard constraint matching exactly these analysis names (none: matches nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
 BATCH_MANIFESTS = {n: [f"{RESULTS}/{n}/obs/{manifest_name(k, ids)}" for k, ids in b.items()] for n, b in BATCHES.items()}
 
 # Every job runs the extspec command line (extspec.cli): `extspec STEP ...` in the rules'

@@ -11,11 +11,6 @@
 # that analysis.
 
 
-def _analyses_regex(names):
-    """A wildcard constraint matching exactly these analysis names (none: matches nothing)."""
-    return "|".join(re.escape(n) for n in names) or "(?!)"
-
-
 rule reduce:
     input:
         obs_files,
@@ -32,7 +27,7 @@ rule reduce:
         obs_id=lambda wildcards: int(wildcards.obs_id),
         outdir=lambda wildcards, output: os.path.dirname(output.cube),
     wildcard_constraints:
-        analysis=_analyses_regex([n for n in ANALYSES if n not in BATCHES]),
+        analysis=analyses_regex([n for n in ANALYSES if n not in BATCHES]),
     log:
         f"{LOGS}/reduce/{{obs_id}}.log",
     benchmark:

@@ -86,10 +86,17 @@ def check_reduced(path) -> None:
 
 
 def write_manifest(path, obs_ids, failed: dict) -> None:
-    """The manifest of a batch job (see the module docstring), atomically."""
+    """The manifest of a batch job (see the module docstring), atomically; the manifests of
+    the same batch key with other members (a run added or removed since) are deleted, so
+    that ``obs/batch-*.json`` names every run once."""
     doc = {"format": MANIFEST_FORMAT, "obs_ids": [int(o) for o in obs_ids],
            "failed": {str(k): v for k, v in failed.items()}}
+    path = Path(path)
     write_atomic(path, json.dumps(doc, indent=1) + "\n")
+    key = path.name.split(".")[0]  # batch-<key>
+    for stale in path.parent.glob(f"{key}.*{_MANIFEST_SUFFIX}"):
+        if stale.name != path.name:
+            stale.unlink(missing_ok=True)
 
 
 def is_manifest(path) -> bool:
