@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import data_path, skip_without
 from extspec.cube import TRUE_AXIS_MARGIN
 from extspec.errors import ConfigError, ExtspecError
 from extspec.workflow.config import (
@@ -28,9 +29,9 @@ from extspec.workflow.config import (
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "config" / "config.yaml"
-DR1 = REPO.parent / "shared" / "data" / "hess-dl3-dr1"
+DR1 = data_path("hess-dl3-dr1")
 SEED_IDS = [20326, 20327, 20349, 20350, 20396, 20397]
-needs_dr1 = pytest.mark.skipif(not (DR1 / "hdu-index.fits.gz").is_file(), reason=f"no HESS DL3 DR1 at {DR1}")
+needs_dr1 = skip_without("hess-dl3-dr1/hdu-index.fits.gz", "HESS DL3 DR1")
 
 
 def seed_raw(**over):
@@ -186,7 +187,8 @@ def test_overlay_switching_the_model_type():
     cfg = validate_config(apply_overlay(snakemake_merge(base, overlay), overlay), check_datastore=False)
     assert cfg["model"]["type"] == "power_law"
     assert cfg["model"]["parameters"]["index"] == {"value": 2.5, "frozen": False}
-    assert cfg["model"]["parameters"]["amplitude"] == {"value": 1.0e-12}
+    assert cfg["model"]["parameters"]["reference"] == {"value": 1.0, "frozen": True}  # from the base
+    assert "amplitude" not in cfg["model"]["parameters"]  # not in the base either: from the data (issue 19)
 
 
 def test_config_obs_ids_from_the_command_line():

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fit import JointData, make_minuit
-from .models import get_model, integrator
+from .ebl import result_model
+from .models import integrator
 from .stats import wstat
 
 __all__ = ["FluxPointSettings", "snap_edges", "compute_flux_points", "SED_UNITS", "SQRT_TS_THRESHOLD_UL"]
@@ -52,7 +53,9 @@ SED_UNITS = {
 """Columns of the flux-point table and their units.  ``counts`` and ``npred`` hold one value
 per dataset of the fit (in its order), ``ref_*`` the best-fit model (dnde at e_ref, integral
 and energy flux over the bin): with these the table is a GADF SED table of type
-``likelihood`` (``norm`` relative to the reference), as ``gammapy`` reads it."""
+``likelihood`` (``norm`` relative to the reference), as ``gammapy`` reads it.  For an
+EBL-absorbed model these are the observed (absorbed) values, and the columns of
+:data:`extspec.ebl.DEABSORBED_UNITS` follow."""
 
 
 def snap_edges(requested, reco_edges) -> np.ndarray:
@@ -112,7 +115,7 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
     data = JointData(datasets)
     if len(data) == 0:
         return []
-    model = get_model(fit_result.model_type)
+    model = result_model(fit_result)  # the absorbed model when the fit had an EBL table
     best = fit_result.values
     reco = data.datasets[0].energy_reco.edges
     if energy_edges is None:
@@ -135,11 +138,17 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
         if not mask.any():
             continue  # no safe bin of any run in this group: no measurement, no row
         mu = mu_best[:, sl]
+        # Where the model predicts almost no counts (a spectrum absorbed by the EBL above tens
+        # of TeV), the norm is fitted in units of 1 / (predicted counts), so that MIGRAD and the
+        # upper-limit search work at order 1; elsewhere scale = 1 (unchanged).
+        mu_sum = float(np.sum(np.where(mask, mu, 0.0)))
+        scale = 1.0 / mu_sum if 0.0 < mu_sum < 1e-3 else 1.0
+        mu_fit = mu * scale
 
         def stat(norm):
-            return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu), 0.0)))
+            return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu_fit), 0.0)))
 
-        mi = make_minuit(lambda x: stat(x[0]), [1.0], ["norm"])
+        mi = make_minuit(lambda x: stat(x[0]), [1.0 / scale], ["norm"])
         mi.migrad()
         norm = float(mi.values[0])
         norm_err = float(mi.errors[0])
@@ -147,6 +156,7 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
         ts = stat(0.0) - w_best
         sqrt_ts = float(np.sign(norm) * np.sqrt(max(ts, 0.0)))
         norm_ul = _bisect_ul(stat, max(norm, 0.0), max(norm, 0.0) + max(norm_err, 1e-3), w_best + n_sigma_ul**2)
+        norm, norm_err, norm_ul = norm * scale, norm_err * scale, norm_ul * scale
         e_ref = float(np.sqrt(e_lo * e_hi))
         ref = float(model.dnde(np.array([e_ref]), **best)[0])
         flux = float(model.integral(np.array([e_lo]), np.array([e_hi]), **best)[0])
@@ -163,4 +173,9 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
             "ref_dnde": ref, "ref_flux": flux, "ref_eflux": _energy_flux(model, float(e_lo), float(e_hi), best),
             "success": bool(mi.valid),
         })
+    if fit_result.ebl:
+        from .ebl import deabsorbed_columns
+
+        for row in rows:
+            row.update(deabsorbed_columns(row, fit_result))
     return rows

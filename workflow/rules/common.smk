@@ -20,7 +20,8 @@ from snakemake.exceptions import WorkflowError
 from extspec.io.batch import REDUCTION_PRODUCTS, manifest_name
 from extspec.io.download import HOWTO
 from extspec.workflow.batches import batch_size, make_batches
-from extspec.workflow.config import apply_overlay, has_dl3, prepare_workflow, settings_json, stage_config
+from extspec.workflow.config import (apply_overlay, has_dl3, prepare_workflow, read_config_file, settings_json,
+                                    stage_config)
 from extspec.errors import ExtspecError
 from extspec.workflow.process_exit import cancel_scheduler_timers, skip_final_collections
 
@@ -31,6 +32,8 @@ skip_final_collections()
 # an overlay (--configfile / --config) that sets model.type replaces the whole model block
 RAW_CONFIG = apply_overlay(config, CONFIG_OVERLAY)
 try:
+    for _configfile in workflow.configfiles:  # Snakemake keeps the last of a key given twice: refused
+        read_config_file(_configfile)
     PREPARED = prepare_workflow(RAW_CONFIG)
 except ExtspecError as err:
     sys.exit(f"extspec: invalid configuration: {err}")
@@ -100,16 +103,20 @@ def prepared():
         return PREPARED
     missing = PREPARED["datastore_error"]
     if CFG["datastore"]:
-        raise WorkflowError(f"extspec: {missing} (an explicit 'datastore' is never fetched into automatically)")
+        stop(f"extspec: {missing} (an explicit 'datastore' is never fetched into automatically)")
     if not CFG["download"]["auto"]:
-        raise WorkflowError(
-            f"extspec: {missing.split(';')[0]}; download.auto is false: {HOWTO}, "
-            "or run `snakemake download --cores 1`"
-        )
+        stop(f"extspec: {missing.split(';')[0]}; download.auto is false: {HOWTO}, "
+             "or run `snakemake download --cores 1`")
     if not os.path.exists(rules.fetch_datastore.output[0]):
         announce_fetch(missing.split(";")[0])
     checkpoints.fetch_datastore.get()  # until it has run: Snakemake runs it, then asks again
     return fetched(DOWNLOAD_DEST)
+
+
+def stop(message):
+    """End Snakemake with one line (exit 1): an input function's exception would come wrapped
+    in an InputFunctionException with a traceback."""
+    sys.exit(message)
 
 
 @functools.cache
@@ -125,7 +132,7 @@ def fetched(store):
     try:
         return prepare_workflow(dict(RAW_CONFIG, datastore=store))
     except ExtspecError as err:
-        raise WorkflowError(f"extspec: invalid configuration: {err}") from None
+        stop(f"extspec: invalid configuration: {err}")
 
 
 def datastore():
@@ -199,6 +206,15 @@ def spectra_pha(wildcards):
 def external_files(wildcards):
     """Input function: every file of the analysis's external_spectra sets."""
     return [f for e in ANALYSES[wildcards.analysis]["external"] for f in e["files"]]
+
+
+def ebl_table(wildcards):
+    """Input function: the EBL table of the analysis's model (model.ebl.table), if any: editing
+    the table reruns the fit and the flux points."""
+    from extspec.ebl import resolve_table
+
+    ebl = ANALYSES[wildcards.analysis]["config"]["model"].get("ebl")
+    return [str(resolve_table(ebl["table"], fetch=False))] if ebl else []
 
 
 STACKED_PRODUCTS = (

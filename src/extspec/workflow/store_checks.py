@@ -3,7 +3,8 @@
 :func:`check_selection` is the one entry point (used by
 :func:`~extspec.workflow.checks.validate_config` and by the parse-time
 :func:`~extspec.workflow.cache.prepare_workflow`): :func:`selected_obs_ids`, then
-:func:`check_irf_needs` and :func:`check_pointings` on the selection.
+:func:`check_irf_needs`, :func:`check_pointings` and
+:func:`~extspec.workflow.wobble_check.check_wobble` on the selection.
 
 This module imports only the standard library at import time.
 """
@@ -17,11 +18,15 @@ __all__ = ["check_selection", "selected_obs_ids", "check_pointings", "check_irf_
 
 def check_selection(cfg: dict, store, cache_dir=None) -> list[int]:
     """The observations ``cfg`` selects in ``store``, checked: every one exists, has the IRFs
-    the settings need and sees the ON region (raises ConfigError naming the key).
-    ``cache_dir``: where :func:`check_pointings` remembers each file's IRF offset range."""
+    the settings need and sees the ON region, and the wobble OFF regions fit it (raises
+    ConfigError naming the key).  ``cache_dir``: where :func:`check_pointings` remembers each
+    file's IRF offset range."""
     obs = selected_obs_ids(cfg, store)
     check_irf_needs(cfg, store, obs)
     check_pointings(cfg, store, obs, cache_dir=cache_dir)
+    from .wobble_check import check_wobble
+
+    check_wobble(cfg, store, obs)
     return obs
 
 
@@ -132,14 +137,18 @@ def check_pointings(cfg: dict, store, obs_ids, cache_dir=None) -> None:
 
 
 def check_irf_needs(cfg: dict, store, obs_ids) -> None:
-    """Settings that need an IRF some observation lacks: ``bkg-peak`` needs a background IRF."""
+    """Settings that need an IRF some observation lacks: ``bkg-peak`` needs a background IRF,
+    a ``point`` ON region point-like IRFs (:func:`extspec.workflow.preflight.check_point_region`)."""
+    from .preflight import check_point_region
+
+    check_point_region(cfg, store, obs_ids)
     methods = (cfg.get("safe_mask") or {}).get("methods") or []
     if "bkg-peak" in methods:
         missing = [int(o) for o in obs_ids if not store.has_hdu(int(o), "bkg")]
         if missing:
-            few = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+            from .preflight import runs_have
+
             raise ConfigError(
-                f"config key 'safe_mask.methods': bkg-peak needs a background IRF, but obs {few} "
-                f"{'has' if len(missing) == 1 else 'have'} none in {store.path}; drop bkg-peak "
-                "(e.g. use aeff-default, aeff-max)"
+                f"config key 'safe_mask.methods': bkg-peak needs a background IRF, but obs {runs_have(missing)} "
+                f"none in {store.path}; drop bkg-peak (e.g. use aeff-default, aeff-max)"
             )
