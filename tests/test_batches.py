@@ -100,3 +100,57 @@ def test_bad_run_in_a_batch_keeps_the_others(tmp_path, store):
     snakemake(wd, cf2, "--cores", "2")
     result = yaml.safe_load((wd / "results" / "sim" / "fit" / "result.yaml").read_text())
     assert result["success"] and [int(o) for o in result["obs_ids"]] == [1, 3]
+
+
+def test_aggregates_read_the_batch_arrays_file_as_the_run_files(tmp_path, store):
+    """The arrays file of a batch holds each run as the per-run files read back, so every
+    aggregate product is the same bytes from the manifest as from the runs' folders."""
+    import json
+
+    import numpy as np
+
+    from extspec.cli import main
+    from extspec.io.batch_arrays import read_cube_counts_all, read_spectra
+    from extspec.io.cube_io import read_cube_counts
+    from extspec.io.ogip import read_spectrum
+
+    cf = tmp_path / "sim.yaml"
+    cf.write_text(yaml.safe_dump(config(store, obs_ids=[1, 2, 3], reduce={"batch_size": 4})))
+    obs = tmp_path / "obs"
+    manifest = obs / "batch-0.json"
+    assert main(["reduce-batch", "1", "2", "3", "--outroot", str(obs), "--manifest", str(manifest),
+                 "--config", str(cf), "--quiet"]) == 0
+    assert json.loads(manifest.read_text())["arrays"] == "batch-0.h5" and (obs / "batch-0.h5").is_file()
+    from_arrays = read_spectra([manifest])
+    assert [s.obs_id for s in from_arrays] == [1, 2, 3]
+    for s in from_arrays:
+        r = read_spectrum(obs / str(s.obs_id))
+        assert r.counts.sum() > 100 and r.counts_off.sum() > 3
+        for name, value in vars(r).items():
+            other = getattr(s, name)
+            if isinstance(value, np.ndarray):
+                assert value.dtype == other.dtype and np.array_equal(value, other), name
+            elif name == "energy_reco" or name == "energy_true":
+                assert np.array_equal(value.edges, other.edges)
+            else:
+                assert repr(value) == repr(other), name
+    for (path, c), o in zip(read_cube_counts_all([manifest]), (1, 2, 3)):
+        r = read_cube_counts(obs / str(o) / "cube.h5")
+        assert path.endswith(f"{o}/cube.h5") and r.geom == c.geom and r.obs_id == c.obs_id
+        assert r.counts.dtype == c.counts.dtype and np.array_equal(r.counts, c.counts) and r.counts.sum() > 10
+        assert np.array_equal(r.background, c.background) and r.livetime == c.livetime
+    outs = {}
+    for label, inputs in (("arrays", [str(manifest)]), ("runs", [str(obs / str(o)) for o in (1, 2, 3)])):
+        out = tmp_path / label
+        common = ["--config", str(cf), "--quiet"]
+        assert main(["stack", *inputs, "--fits", f"{out}/counts.fits", "--png", f"{out}/counts.png", "--excess",
+                     f"{out}/excess.fits", "--significance", f"{out}/sig.fits", "--maps-png", f"{out}/maps.png",
+                     *common]) == 0
+        assert main(["fit", *inputs, "--result", f"{out}/result.yaml", "--png", f"{out}/spectrum.png", *common]) == 0
+        assert main(["flux-points", *inputs, "--fit", f"{out}/result.yaml", "--ecsv", f"{out}/fp.ecsv",
+                     "--png", f"{out}/sed.png", *common]) == 0
+        assert main(["cumulative", *inputs, "--ecsv", f"{out}/cum.ecsv", "--png", f"{out}/cum.png", *common]) == 0
+        outs[label] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert len(outs["arrays"]) == 11
+    for name, data in outs["runs"].items():
+        assert len(data) > 500 and outs["arrays"][name] == data, name

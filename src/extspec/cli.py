@@ -342,14 +342,17 @@ def _cmd_reduce_batch(args) -> int:
                     prepare=_import_step("reduce"))
 
 
-def _aggregate(args, stage: str, command: str, what: str, call) -> int:
+def _aggregate(args, stage: str, command: str, what: str, call, expand: bool = False) -> int:
+    """Run an aggregate step on ``args.obs``; batch manifests are handed on as they are (the
+    steps read their arrays files, extspec.io.batch_arrays), or with ``expand`` replaced by
+    their runs' folders."""
     def step():
         from .io.batch import expand_manifests
 
         settings = _step_settings(args, stage)
-        args.obs = expand_manifests(args.obs)
-        call(settings, args.obs)
-        return f"{len(args.obs)} spectra" if stage != "stack" else f"{len(args.obs)} observations"
+        n = len(expand_manifests(args.obs))
+        call(settings, expand_manifests(args.obs) if expand else args.obs)
+        return f"{n} spectra" if stage != "stack" else f"{n} observations"
 
     return run_step(command, what, step, log_path=args.log, quiet=args.quiet, verbose=args.verbose,
                     prepare=_import_step(stage))
@@ -360,11 +363,13 @@ def _cmd_stack(args) -> int:
         from .errors import ConfigError
         from .workflow.pipeline import stack_counts, write_maps
 
-        dirs = _obs_dirs(dirs)
+        from .io.batch import is_manifest
+
+        dirs = [p if is_manifest(p) else d for p, d in zip(dirs, _obs_dirs(dirs))]
         maps = (args.excess, args.significance, args.maps_png)
         if any(maps) and not all(maps):
             raise ConfigError("--excess, --significance and --maps-png go together")
-        cubes = [os.path.join(d, "cube.h5") for d in dirs]
+        cubes = [d if is_manifest(d) else os.path.join(d, "cube.h5") for d in dirs]
         stack_counts(settings, cubes, dirs, args.fits, args.png)
         if all(maps):
             write_maps(settings, cubes, dirs, *maps)

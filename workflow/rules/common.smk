@@ -18,7 +18,7 @@ import types
 
 from snakemake.exceptions import WorkflowError
 
-from extspec.io.batch import REDUCTION_PRODUCTS, manifest_name
+from extspec.io.batch import REDUCTION_PRODUCTS, arrays_name, manifest_name
 from extspec.io.download import HOWTO
 from extspec.workflow.batches import batch_size, make_batches
 from extspec.workflow.config import (apply_overlay, has_dl3, prepare_workflow, read_config_file, settings_json,

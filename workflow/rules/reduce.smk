@@ -43,7 +43,9 @@ rule reduce:
 
 # One rule per batch, outputs listed explicitly (a rule's outputs cannot be computed from a
 # wildcard), the batch's manifest obs/batch-<key>.<digest of its obs ids>.json first: the aggregates take the
-# manifests as inputs (common.smk, per_obs), so that the DAG holds one file per batch for them.  params: as rule reduce, with the batch's obs ids instead of one: adding a run
+# manifests as inputs (common.smk, per_obs), so that the DAG holds one file per batch for them;
+# then the batch's arrays file (.h5, named in the manifest), which the aggregates read instead of
+# the runs' files (extspec.io.batch_arrays).  params: as rule reduce, with the batch's obs ids instead of one: adding a run
 # reruns only its batch.  A run that fails inside a batch gets a one-line failure marker under
 # its product names, and the job succeeds, so that Snakemake keeps the other runs' products
 # (it deletes every output of a failed job); the aggregates stop on the marker naming the run
@@ -61,7 +63,8 @@ for _name, _batches in BATCHES.items():
                 list(dict.fromkeys(f for o in _ids for f in ANALYSES[_name]["obs_files"][str(o)])),
             output:
                 # the manifest first: the aggregates' input, found on the first try by Snakemake
-                [f"{_out}/obs/{manifest_name(_key, _ids)}"] + [f"{_out}/obs/{o}/{f}" for o in _ids for f in REDUCTION_PRODUCTS],
+                [f"{_out}/obs/{manifest_name(_key, _ids)}", f"{_out}/obs/{arrays_name(manifest_name(_key, _ids))}"]
+                + [f"{_out}/obs/{o}/{f}" for o in _ids for f in REDUCTION_PRODUCTS],
             params:
                 provenance=ANALYSES[_name]["provenance"],
                 reduction=_settings,

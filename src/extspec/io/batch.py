@@ -2,7 +2,9 @@
 failure marker of a run it could not reduce.
 
 **Manifest.** ``<results_dir>/<analysis>/obs/batch-<key>.<digest>.json``, written last by the job:
-the obs ids it reduced (ascending) and those that failed, with the reason.  The runs' folders
+the obs ids it reduced (ascending), those that failed, with the reason, and the name of the
+batch's arrays file beside it (``arrays``: ``batch-<key>.<digest>.h5``, what the aggregates
+read of its runs, :mod:`extspec.io.batch_arrays`).  The runs' folders
 are its siblings (``obs/<obs_id>/``).  The aggregate steps take manifests in place of the
 runs' folders (:func:`expand_manifests`), so that Snakemake's DAG holds one input file per
 batch instead of four or five per run.
@@ -31,7 +33,7 @@ from ..errors import ExtspecError, FormatError
 from .atomic import write_atomic
 
 __all__ = ["MARKER", "REDUCTION_PRODUCTS", "MANIFEST_FORMAT", "write_failed", "failed_reason", "check_reduced",
-           "manifest_name", "write_manifest", "is_manifest", "expand_manifests"]
+           "manifest_name", "arrays_name", "write_manifest", "read_manifest", "is_manifest", "expand_manifests"]
 
 MARKER = b"EXTSPEC-FAILED "
 """First bytes of a failure marker."""
@@ -52,6 +54,12 @@ def manifest_name(key: int, obs_ids) -> str:
 
     digest = hashlib.sha256(" ".join(str(int(o)) for o in sorted(obs_ids)).encode()).hexdigest()[:8]
     return f"{_MANIFEST_PREFIX}{int(key)}.{digest}{_MANIFEST_SUFFIX}"
+
+
+def arrays_name(manifest: str) -> str:
+    """File name of a batch's arrays file (:mod:`extspec.io.batch_arrays`): its manifest's
+    name with ``.h5`` for ``.json``."""
+    return manifest[: -len(_MANIFEST_SUFFIX)] + ".h5" if manifest.endswith(_MANIFEST_SUFFIX) else manifest + ".h5"
 
 
 def write_failed(outdir, reason: str) -> None:
@@ -85,23 +93,38 @@ def check_reduced(path) -> None:
                            "remove the run from obs_ids)")
 
 
-def write_manifest(path, obs_ids, failed: dict) -> None:
-    """The manifest of a batch job (see the module docstring), atomically; the manifests of
-    the same batch key with other members (a run added or removed since) are deleted, so
-    that ``obs/batch-*.json`` names every run once."""
+def write_manifest(path, obs_ids, failed: dict, arrays: str | None = None) -> None:
+    """The manifest of a batch job (see the module docstring), atomically; ``arrays``: the
+    name of the batch's arrays file beside it (:mod:`extspec.io.batch_arrays`).  The
+    manifests (and arrays files) of the same batch key with other members (a run added or
+    removed since) are deleted, so that ``obs/batch-*.json`` names every run once."""
     doc = {"format": MANIFEST_FORMAT, "obs_ids": [int(o) for o in obs_ids],
            "failed": {str(k): v for k, v in failed.items()}}
+    if arrays is not None:
+        doc["arrays"] = str(arrays)
     path = Path(path)
     write_atomic(path, json.dumps(doc, indent=1) + "\n")
     key = path.name.split(".")[0]  # batch-<key>
-    for stale in path.parent.glob(f"{key}.*{_MANIFEST_SUFFIX}"):
-        if stale.name != path.name:
+    keep = {path.name, str(arrays)}
+    for stale in [*path.parent.glob(f"{key}.*{_MANIFEST_SUFFIX}"), *path.parent.glob(f"{key}.*.h5")]:
+        if stale.name not in keep:
             stale.unlink(missing_ok=True)
 
 
 def is_manifest(path) -> bool:
     name = Path(path).name
     return name.startswith(_MANIFEST_PREFIX) and name.endswith(_MANIFEST_SUFFIX)
+
+
+def read_manifest(path) -> dict:
+    """The content of a batch manifest; FormatError (one line) when it is not one."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise FormatError(f"{path}: cannot read the batch manifest ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+        raise FormatError(f"{path}: not a batch manifest of extspec (format {MANIFEST_FORMAT})")
+    return doc
 
 
 def expand_manifests(paths) -> list[str]:
@@ -111,12 +134,7 @@ def expand_manifests(paths) -> list[str]:
         if not is_manifest(p):
             out.append(p)
             continue
-        try:
-            doc = json.loads(Path(p).read_text())
-        except (OSError, ValueError) as exc:
-            raise FormatError(f"{p}: cannot read the batch manifest ({exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
-            raise FormatError(f"{p}: not a batch manifest of extspec (format {MANIFEST_FORMAT})")
+        doc = read_manifest(p)
         root = Path(p).parent
         out += [os.fspath(root / str(o)) for o in doc["obs_ids"]]
     return out

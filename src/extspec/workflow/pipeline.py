@@ -26,12 +26,12 @@ __all__ = [
     "write_summary",
 ]
 
-_SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
+_SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.batch_arrays", "h5py", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
             "extspec.geometry", "extspec.sky")
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
     "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.cube", "extspec.io.cube_io",
-               "extspec.io.datastore", "extspec.reduction", "extspec.reflected", "extspec.safe_mask",
+               "extspec.io.datastore", "extspec.io.fitswrite", "extspec.reduction", "extspec.reflected", "extspec.safe_mask",
                "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
@@ -62,7 +62,7 @@ def import_step(step: str) -> None:
         importlib.import_module(name)
 
 
-def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path, store=None) -> None:
+def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path, store=None) -> tuple:
     """Reduce one observation: ``cube.h5`` and ``pha/bkg/arf/rmf.fits`` in ``outdir``.
 
     ``reduction`` is ``stage_config(config, "reduce")`` of the analysis config
@@ -70,7 +70,8 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     :func:`extspec.reduction.reduce_observation`.  Raises ExtspecError (one-line message
     naming the obs id) on bad input; never leaves a half-written file (every file is written
     to a temporary name, then renamed; the PHA file, written last, marks a complete set).
-    ``store``: the data store already opened (a batch job opens it once).
+    ``store``: the data store already opened (a batch job opens it once).  Returns the cube
+    and the spectrum as written.
     """
     from ..errors import ExtspecError
     from ..io.cube_io import write_cube
@@ -107,8 +108,10 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         log.warning("obs %s: no background IRF%s: the bkg-peak threshold is the peak of the OFF counts instead",
                     obs_id, why)
     outdir.mkdir(parents=True, exist_ok=True)
-    write_cube(replace(cube, exposure=None, edisp_kernel=None, edisp_exposure=None), outdir / "cube.h5")
+    cube = replace(cube, exposure=None, edisp_kernel=None, edisp_exposure=None)
+    write_cube(cube, outdir / "cube.h5")
     write_spectrum(spec, outdir)
+    return cube, spec
 
 
 def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str | Path, manifest=None) -> dict:
@@ -118,7 +121,8 @@ def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str |
     A run that fails with bad input (ExtspecError) is logged as an error naming its obs id
     and gets the failure marker of :mod:`extspec.io.batch` under its product names; the
     others are reduced all the same.  ``manifest``: the path of the batch's manifest,
-    written last.  Returns ``{obs_id: reason}`` of the failed runs.
+    written last, after the batch's arrays file beside it (what the aggregates read,
+    :mod:`extspec.io.batch_arrays`).  Returns ``{obs_id: reason}`` of the failed runs.
     """
     import logging
 
@@ -128,11 +132,11 @@ def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str |
 
     log = logging.getLogger("extspec.reduce")
     store = open_datastore(datastore)
-    failed = {}
+    failed, written = {}, {}
     for obs_id in obs_ids:
         outdir = Path(outroot) / str(int(obs_id))
         try:
-            reduce_observation(reduction, datastore, int(obs_id), outdir, store=store)
+            written[int(obs_id)] = reduce_observation(reduction, datastore, int(obs_id), outdir, store=store)
         except ExtspecError as exc:
             msg = str(exc).splitlines()[0]
             msg = msg if f"obs {obs_id}" in msg else f"obs {obs_id}: {msg}"
@@ -140,21 +144,37 @@ def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str |
             write_failed(outdir, msg)
             failed[int(obs_id)] = msg
     if manifest is not None:
-        write_manifest(manifest, sorted(int(o) for o in obs_ids), failed)
+        from ..io.batch_arrays import arrays_name, write_batch_arrays
+
+        arrays = Path(manifest).parent / arrays_name(Path(manifest).name)
+        good = [written[o] for o in sorted(written)]
+        write_batch_arrays(arrays, [s for _, s in good], [c for c, _ in good])
+        write_manifest(manifest, sorted(int(o) for o in obs_ids), failed, arrays=arrays.name)
     return failed
 
 
 def read_spectra(spectrum_dirs) -> list:
-    """Read the OGIP sets of several observations (directories or pha.fits paths); a run whose
-    batch reduction failed stops with its reason (:func:`extspec.io.batch.check_reduced`)."""
-    from ..io.batch import check_reduced
-    from ..io.ogip import read_spectrum
+    """Read the spectra of several observations (directories, pha.fits paths or batch
+    manifests: :func:`extspec.io.batch_arrays.read_spectra`); a run whose batch reduction
+    failed stops with its reason (:func:`extspec.io.batch.check_reduced`).  Read once per
+    process for the same inputs (the stack step draws regions for two pictures)."""
+    return list(_read_once("spectra", tuple(map(str, spectrum_dirs))))
 
-    out = []
-    for p in spectrum_dirs:
-        check_reduced(p)
-        out.append(read_spectrum(p))
-    return out
+
+_READ_CACHE: dict = {}
+
+
+def _read_once(kind: str, paths: tuple) -> tuple:
+    """The spectra or cube counts of ``paths``, read at the first call, then kept while the
+    paths' modification times stay the same (the inputs of the last call of each kind)."""
+    import os
+
+    from ..io.batch_arrays import read_cube_counts_all, read_spectra as read_any
+
+    stamp = tuple(os.stat(p).st_mtime_ns if os.path.exists(p) else None for p in paths)
+    if _READ_CACHE.get(kind, (None,))[0] != (paths, stamp):
+        _READ_CACHE[kind] = ((paths, stamp), tuple((read_any if kind == "spectra" else read_cube_counts_all)(list(paths))))
+    return _READ_CACHE[kind][1]
 
 
 def _stacked_images(config: dict, cube_paths: list) -> dict:
@@ -163,17 +183,12 @@ def _stacked_images(config: dict, cube_paths: list) -> dict:
     entirely inside), one image per observation, with the map geometry and energy cards."""
     import numpy as np
 
-    from ..io.cube_io import read_cube_counts
     from ..safe_mask import bins_inside
 
     erange = (config.get("stacked") or {}).get("energy_range")
     image = None
     obs_ids, per_obs_counts, per_obs_bkg = [], [], []
-    from ..io.batch import check_reduced
-
-    for p in cube_paths:
-        check_reduced(p)
-        c = read_cube_counts(p)
+    for p, c in _read_once("cubes", tuple(map(str, cube_paths))):
         sel = bins_inside(c.energy_reco.edges, *(erange or (None, None)))
         if not sel.any():
             from ..errors import ExtspecError
