@@ -190,7 +190,7 @@ def _manifest_sources(path: str):
                                                                  if int(o) in failed]
 
 
-def _open_arrays(path: str, group: str):
+def _open_arrays(path: str):
     import h5py
 
     try:
@@ -223,7 +223,7 @@ def _inputs(paths, per_run, from_arrays, group: str) -> list:
                 check_reduced(d)
                 out.append(per_run(d))
             continue
-        with _open_arrays(arrays, group) as f:
+        with _open_arrays(arrays) as f:
             if group in f:
                 try:
                     out += from_arrays(f[group])
