@@ -364,3 +364,20 @@ def test_joint_fit_with_ebl_recovers_the_intrinsic_spectrum():
     (s,) = jf.nuisance
     assert s.max == pytest.approx(load_absorption(EBL_TABLE).energy_range[1] / 100.0 - 1.0, rel=1e-12)
     assert s.min < s.value <= s.max
+
+
+@needs_ebl
+def test_joint_ebl_config_checks():
+    """A joint model with ebl is accepted; an analysis whose true axis leaves the table is refused."""
+    from extspec.errors import ConfigError
+
+    model = {"type": "power_law", "ebl": {"table": str(EBL_TABLE), "redshift": {"value": 0.116, "frozen": False}}}
+    out = check_joint(joint_raw(j={"analyses": ["a", "b"], "model": model}))
+    assert out["j"]["model"]["ebl"]["redshift"]["value"] == 0.116
+    raw = joint_raw(j={"analyses": ["a", "b"], "model": model})
+    raw["analyses"]["b"]["energy_axis_true"] = {"min": 0.05, "max": 200, "nbins": 30}
+    with pytest.raises(ConfigError) as e:
+        check_joint(raw)
+    msg = str(e.value)
+    assert msg.startswith("config key 'joint.j.model.ebl.table': EBL table") and "analysis b" in msg, msg
+    assert "\n" not in msg
