@@ -5,6 +5,7 @@
     extspec info [STORE] [--cone LON LAT RADIUS] [--frame icrs|galactic]
     extspec check CONFIG [CONFIG ...] [--print-settings STEP]
     extspec reduce OBS_ID --outdir DIR [--datastore DIR]            (--config FILE | --settings JSON)
+    extspec reduce-batch OBS_ID [...] --outroot DIR [--datastore DIR] (--config FILE | --settings JSON)
     extspec stack OBS_DIR [...] --fits FILE --png FILE                (--config FILE | --settings JSON)
     extspec fit SPECTRUM [...] --result FILE --png FILE               (--config FILE | --settings JSON)
     extspec flux-points SPECTRUM [...] --fit FILE --ecsv FILE --png FILE (--config ... | --settings ...)
@@ -325,9 +326,28 @@ def _cmd_reduce(args) -> int:
                     prepare=_import_step("reduce"))
 
 
+def _cmd_reduce_batch(args) -> int:
+    what = f"batch of {len(args.obs_ids)} runs"
+
+    def step():
+        settings = _step_settings(args, "reduce")
+        from .workflow.pipeline import reduce_batch
+
+        failed = reduce_batch(settings, args.datastore, args.obs_ids, args.outroot, manifest=args.manifest)
+        done = len(args.obs_ids) - len(failed)
+        return f"{done} runs reduced into {args.outroot}/<obs_id>" + (
+            f"; failed (marked, see the errors above): obs {' '.join(map(str, failed))}" if failed else "")
+
+    return run_step("reduce", what, step, log_path=args.log, quiet=args.quiet, verbose=args.verbose,
+                    prepare=_import_step("reduce"))
+
+
 def _aggregate(args, stage: str, command: str, what: str, call) -> int:
     def step():
+        from .io.batch import expand_manifests
+
         settings = _step_settings(args, stage)
+        args.obs = expand_manifests(args.obs)
         call(settings, args.obs)
         return f"{len(args.obs)} spectra" if stage != "stack" else f"{len(args.obs)} observations"
 
@@ -500,9 +520,27 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=_cmd_reduce)
 
-    obs_help = "observation directories written by `extspec reduce` (or a file in each, e.g. its pha.fits)"
-    spec_help = ("spectra: observation directories written by `extspec reduce`, or PHA files of OGIP sets "
-                 "(e.g. other tools' spectra, whose header names their BKG/ARF/RMF)")
+    p = sub.add_parser("reduce-batch", help="reduce several observations in one process", epilog=_EPILOG,
+                       description="Reduce several observations, each into OUTROOT/<obs_id>/ with the files of "
+                       "`extspec reduce`. A run that fails with bad input is logged as an error naming its obs id "
+                       "and gets a one-line failure marker under its product names (the aggregate steps stop on "
+                       "it); the others are reduced all the same, and the exit status is 0.")
+    p.add_argument("obs_ids", type=int, nargs="+", metavar="OBS_ID")
+    p.add_argument("--outroot", required=True, metavar="DIR", help="output root: one folder per obs id inside")
+    p.add_argument("--manifest", metavar="FILE",
+                   help="write the batch's manifest here last (obs ids and failed runs; the aggregate steps take "
+                        "it in place of the runs' folders)")
+    p.add_argument("--datastore", metavar="DIR",
+                   help="data store (default: the config's `datastore`, else the usual search order)")
+    _settings_args(p)
+    _common(p)
+    p.set_defaults(func=_cmd_reduce_batch)
+
+    obs_help = ("observation directories written by `extspec reduce` (or a file in each, e.g. its pha.fits), or "
+                "batch manifests of `extspec reduce-batch` (their runs in ascending obs id)")
+    spec_help = ("spectra: observation directories written by `extspec reduce`, batch manifests of `extspec "
+                 "reduce-batch`, or PHA files of OGIP sets (e.g. other tools' spectra, whose header names their "
+                 "BKG/ARF/RMF)")
     aggregates = [
         ("stack", _cmd_stack, "stacked counts image (FITS + PNG)",
          "Stack the observations' counts into an image with WCS and draw it with the ON, OFF and exclusion "

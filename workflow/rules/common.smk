@@ -18,7 +18,9 @@ import types
 
 from snakemake.exceptions import WorkflowError
 
+from extspec.io.batch import REDUCTION_PRODUCTS, manifest_name
 from extspec.io.download import HOWTO
+from extspec.workflow.batches import batch_size, make_batches
 from extspec.workflow.config import (apply_overlay, has_dl3, prepare_workflow, read_config_file, settings_json,
                                     stage_config)
 from extspec.errors import ExtspecError
@@ -54,6 +56,24 @@ if len(ANALYSES) == 1:  # report captions of a single analysis may use config["n
 # analysis: in the params of every rule, so that a changed library or an edited .reg file
 # reruns what it affects (opt out with --rerun-triggers mtime).
 CODE = PREPARED["code"]
+
+# Reductions in batches (config key reduce.batch_size, extspec.workflow.batches):
+# {analysis: {key: [obs ids]}} of every analysis reduced in batches of more than one run; the
+# others keep one `reduce` job per run.  Known at parse time only with the data store there
+# (a store still to be fetched is reduced run by run in that first invocation).
+BATCHES = {}
+for _name, _a in ANALYSES.items():
+    _size = batch_size(_a["config"].get("reduce", {}).get("batch_size"), len(_a["obs_ids"]))
+    if _size > 1 and _a["obs_ids"]:
+        BATCHES[_name] = make_batches(_a["obs_ids"], _size)
+
+
+def analyses_regex(names):
+    """A wildcard constraint matching exactly these analysis names (none: matches nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+BATCH_MANIFESTS = {n: [f"{RESULTS}/{n}/obs/{manifest_name(k, ids)}" for k, ids in b.items()] for n, b in BATCHES.items()}
 
 # Every job runs the extspec command line (extspec.cli): `extspec STEP ...` in the rules'
 # shell commands, so a job imports only what its step needs, never Snakemake.  `extspec` is a
@@ -131,9 +151,15 @@ def obs_ids(analysis):
     return prepared()["analyses"][analysis]["obs_ids"]
 
 
+@functools.cache
+def _obs_id_set(analysis, store):
+    """The obs ids of an analysis as a set (membership per job in constant time)."""
+    return frozenset(obs_ids(analysis))
+
+
 def obs_files(wildcards):
     """The DL3 file(s) one observation is read from (from the data store's hdu index)."""
-    if int(wildcards.obs_id) not in obs_ids(wildcards.analysis):
+    if int(wildcards.obs_id) not in _obs_id_set(wildcards.analysis, datastore(wildcards.analysis)):
         raise WorkflowError(
             f"extspec: obs {wildcards.obs_id} is not among the observations of analysis "
             f"{wildcards.analysis} (config keys obs_ids and obs_cone)"
@@ -158,9 +184,13 @@ def settings(stage):
 
 
 def per_obs(name):
-    """Input function: one file per observation of the analysis, e.g. per_obs('cube.h5')."""
+    """Input function: one file per observation of the analysis, e.g. per_obs('cube.h5');
+    for an analysis reduced in batches, the batches' manifests instead (one file per batch:
+    the aggregate steps read each as its runs, extspec.io.batch)."""
 
     def inputs(wildcards):
+        if wildcards.analysis in BATCHES:
+            return BATCH_MANIFESTS[wildcards.analysis]
         return [f"{RESULTS}/{wildcards.analysis}/obs/{o}/{name}" for o in obs_ids(wildcards.analysis)]
 
     return inputs

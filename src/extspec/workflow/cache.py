@@ -254,7 +254,7 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
         files, optional = out["analyses"][name]["obs_files"], out["analyses"][name]["optional_files"]
         out["analyses"][name]["datastore"] = str(root)
         try:
-            obs = check_selection(cfg, store)
+            obs = check_selection(cfg, store, cache_dir=cache_dir)
             dup = set(obs) & {e["obs_id"] for e in out["analyses"][name]["external"]}
             if dup:
                 e = next(e for e in out["analyses"][name]["external"] if e["obs_id"] in dup)
