@@ -180,3 +180,58 @@ def test_external_spectra_in_a_joint_fit(crab):
     assert 2.3 < d["model"]["parameters"]["index"]["value"] < 2.7 and d["systematics"] == {}
     assert [Path(i["path"]).name for i in d["provenance"]["analyses"]["hess_ogip"]["inputs"]] == [
         "pha_obs23523.fits", "pha_obs23526.fits", "pha_obs23559.fits", "pha_obs23592.fits"]
+
+
+def test_joint_fit_with_ebl(crab):
+    """model.ebl in a joint fit (as for PKS 2155-304 at z = 0.116, here on the small Crab setup):
+    only the joint job runs; result.yaml holds the intrinsic parameters and the ebl block, both
+    flux-point tables the de-absorbed columns; editing the EBL table reruns only the joint fit."""
+    import shutil
+
+    from astropy.table import Table
+
+    src = DATA / "ebl" / "ebl_dominguez11.fits.gz"
+    if not src.is_file():
+        pytest.skip(f"no EBL table at {src}")
+    table = crab["wd"] / "ebl_copy.fits.gz"
+    shutil.copyfile(src, table)
+
+    def add(cfg):
+        cfg["joint"]["crab_ebl"] = {
+            "analyses": ["crab_hess", "crab_magic"], "systematics": {"norm": 0.1},
+            "model": {**cfg["joint"]["crab_joint"]["model"],
+                      "ebl": {"table": str(table), "redshift": 0.116}}}
+
+    cf = variant(crab, "ebl.yaml", add)
+    from test_workflow import job_counts
+
+    res = snakemake(crab["wd"], cf, "--cores", "1", "results/crab_ebl/fit/result.yaml")
+    assert job_counts(res.stdout) == {"joint_fit_crab_ebl": 1}
+    out = crab["wd"] / "results" / "crab_ebl" / "fit"
+    d = yaml.safe_load((out / "result.yaml").read_text())
+    observed = yaml.safe_load((crab["out"] / "result.yaml").read_text())["model"]["parameters"]
+    assert d["success"] and list(d["model"]["parameters"]) == ["index", "amplitude", "reference"]
+    ebl = d["model"]["ebl"]
+    assert ebl["table"] == str(table) and ebl["name"] == "dominguez11" and len(ebl["sha256"]) == 64
+    assert ebl["redshift"]["value"] == 0.116 and ebl["alpha_norm"]["value"] == 1.0
+    # the intrinsic spectrum is harder than the observed one (the EBL absorbs the high energies)
+    p = d["model"]["parameters"]
+    assert observed["index"]["value"] - p["index"]["value"] > 0.1 and p["index"]["error"] > 0
+    for f in ("flux_points.ecsv", "flux_points_crab_hess.ecsv", "flux_points_crab_magic.ecsv"):
+        t = Table.read(out / f, format="ascii.ecsv")
+        assert len(t) >= 4 and t.meta["ebl"]["name"] == "dominguez11", f
+        a = np.asarray(t["absorption"])
+        assert np.all((a > 0) & (a < 1)) and np.all(np.diff(a) < 0), f  # more absorbed at higher energy
+        np.testing.assert_allclose(t["dnde_intrinsic"], t["dnde"] / a, rtol=1e-12)
+        np.testing.assert_allclose(t["e2dnde_intrinsic_err"], t["e2dnde_err"] / a, rtol=1e-12)
+        assert t["dnde_intrinsic"].unit == t["dnde"].unit, f
+    assert (out / "sed.png").stat().st_size > 5000
+    # the EBL table is an input of the joint rule: a new version reruns the joint fit only
+    from astropy.io import fits
+
+    with fits.open(src) as hdul:
+        hdul[0].header["HISTORY"] = "edited by test_joint_fit_with_ebl"
+        hdul.writeto(table, overwrite=True)
+    counts = dry_run(crab["wd"], cf)
+    assert counts.get("joint_fit_crab_ebl") == 1 and JOINT_RULE not in counts
+    assert not {"reduce", "stack", "fit", "flux_points"} & set(counts)

@@ -23,7 +23,7 @@ from .models import integrator
 from .stats import wstat
 
 __all__ = ["FluxPointSettings", "snap_edges", "compute_flux_points", "flux_point_rows", "SED_UNITS",
-           "SQRT_TS_THRESHOLD_UL"]
+           "SQRT_TS_THRESHOLD_UL", "add_deabsorbed", "sed_columns", "sed_models"]
 
 SQRT_TS_THRESHOLD_UL = 2.0
 """A flux point is flagged as an upper limit where its sqrt(TS) is below this."""
@@ -127,12 +127,60 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
     flux_true = integrator(model, integration, "fit.integration")(data.e_min, data.e_max, best)
     rows = flux_point_rows([(data, data.npred_sig(flux_true))], model, best, edges, n_sigma_ul,
                            sqrt_ts_threshold_ul)
+    return add_deabsorbed(rows, fit_result)
+
+
+def add_deabsorbed(rows: list, fit_result) -> list:
+    """``rows`` with the de-absorbed columns (:func:`extspec.ebl.deabsorbed_columns`) added in
+    place when ``fit_result`` has an EBL table."""
     if fit_result.ebl:
         from .ebl import deabsorbed_columns
 
         for row in rows:
             row.update(deabsorbed_columns(row, fit_result))
     return rows
+
+
+def sed_columns(fit_result) -> tuple[dict, dict]:
+    """(columns with units, extra metadata) of the flux-point table of ``fit_result``: the
+    :data:`SED_UNITS`, plus the de-absorbed columns and ``ebl`` (the table) for an absorbed fit."""
+    if not fit_result.ebl:
+        return dict(SED_UNITS), {}
+    from .ebl import DEABSORBED_UNITS
+
+    return {**SED_UNITS, **DEABSORBED_UNITS}, {"ebl": fit_result.ebl}
+
+
+def sed_models(fit_result, n_energies: int = 100) -> dict:
+    """The model curves of the SED plot of ``fit_result`` as keyword arguments of
+    :func:`extspec.plots.plot_sed`: ``model_dnde`` (the observed, i.e. absorbed, model),
+    ``butterfly`` (its 1-sigma band over the fit range, None for a failed fit or no range) and,
+    for an EBL-absorbed fit, ``intrinsic`` (the intrinsic model and its band); and
+    ``title_suffix`` naming the EBL table and redshift (empty without one)."""
+    from .ebl import intrinsic_values
+    from .models import get_model, sed_butterfly
+
+    model = result_model(fit_result)
+    intrinsic = get_model(fit_result.model_type)
+    values = fit_result.values
+
+    def dnde(e, **p):
+        return model.dnde(np.asarray(e, float), **p)
+
+    def dnde_intrinsic(e, **p):
+        return intrinsic.dnde(np.asarray(e, float), **intrinsic_values(p))
+
+    emin, emax = fit_result.energy_range
+    band = band_int = None
+    if fit_result.success and np.all(np.isfinite([emin, emax])):
+        energies = np.geomspace(emin, emax, n_energies)
+        band = (energies, *sed_butterfly(dnde, values, *fit_result.free_covariance(), energies))
+        if fit_result.ebl:
+            band_int = (energies, *sed_butterfly(dnde_intrinsic, values, *fit_result.free_covariance(), energies))
+    return {"model_dnde": lambda e: dnde(e, **values), "butterfly": band,
+            "intrinsic": (lambda e: dnde_intrinsic(e, **values), band_int) if fit_result.ebl else None,
+            "title_suffix": (f", EBL {fit_result.ebl['name'] or 'table'} z = {values['redshift']:.4g}"
+                             if fit_result.ebl else "")}
 
 
 def flux_point_rows(parts, model, best: dict, edges, n_sigma_ul: float,

@@ -17,7 +17,12 @@ Optional nuisance parameters per instrument g, each with a Gaussian prior of mea
 * normalisation n_g: the instrument's predicted signal is multiplied by (1 + n_g).
 
 The minimisation, folding and statistic are those of :mod:`extspec.fit`
-(:func:`~extspec.fit.minimise`, :class:`~extspec.fit.JointData`).  The model parameters'
+(:func:`~extspec.fit.minimise`, :class:`~extspec.fit.JointData`).  A model with ``ebl`` is
+folded absorbed, with the integrator :func:`~extspec.fit.fit_joint` uses
+(:func:`extspec.ebl.absorbed_integral`): its parameters are the intrinsic ones plus
+``redshift`` and ``alpha_norm`` (free and bounded if the block says so), and an energy-scale
+nuisance is bounded so that every instrument's scaled true-energy axis stays inside the EBL
+table (the table is not extrapolated).  The model parameters'
 covariance reported is the block of the full covariance (nuisances marginalised).
 """
 
@@ -116,13 +121,18 @@ def fit_instruments(instruments: list, model_cfg: dict, options: FitOptions) -> 
         Integration rule, covariance and MINOS, as for :func:`extspec.fit.fit_joint`
         (:func:`extspec.workflow.settings.fit_options` builds them from a ``fit`` block).
     """
+    from .ebl import ebl_provenance, spectral_model
+
     covariance = options.covariance
     mtype, params = model_parameters(model_cfg)
-    integ = integrator(mtype, options.integration, "fit.integration")
+    model = spectral_model(model_cfg)  # absorbed with model.ebl: the integrator of fit_joint
+    integ = integrator(model, options.integration, "fit.integration")
+    ebl = ebl_provenance(model_cfg)
     nuisance, priors = [], {}
     for ins in instruments:
         for kind, sigma in ins.systematics.widths().items():
-            p = Parameter(name=f"{ins.name}.{kind}", value=0.0, min=NUISANCE_MIN)
+            lo, hi = _nuisance_bounds(model_cfg, ins.data, kind)
+            p = Parameter(name=f"{ins.name}.{kind}", value=0.0, min=lo, max=hi)
             nuisance.append(p)
             priors[p.name] = float(sigma)
     used = [ins for ins in instruments if len(ins.data)]
@@ -151,7 +161,7 @@ def fit_instruments(instruments: list, model_cfg: dict, options: FitOptions) -> 
         nan = np.full((len(all_params),) * 2, np.nan)
         res = FitResult(model_type=mtype, success=False, message=message, total_stat=float("nan"), parameters=params,
                         covariance=nan[:n_model, :n_model], edm=float("nan"), nfcn=0, obs_ids=obs_ids,
-                        excluded=excluded, energy_range=erange, covariance_method=covariance)
+                        excluded=excluded, energy_range=erange, covariance_method=covariance, ebl=ebl)
         return JointFit(result=res, nuisance=nuisance, priors=priors, covariance=nan, names=names)
 
     if not used:
@@ -167,7 +177,19 @@ def fit_instruments(instruments: list, model_cfg: dict, options: FitOptions) -> 
     res = FitResult(model_type=mtype, success=fit.success, message=fit.message, total_stat=fit.fval,
                     parameters=params, covariance=fit.covariance[:n_model, :n_model], edm=fit.edm, nfcn=fit.nfcn,
                     obs_ids=obs_ids, excluded=excluded, energy_range=erange, stat_per_dataset=per,
-                    covariance_method=covariance)
+                    covariance_method=covariance, ebl=ebl)
     return JointFit(result=res, nuisance=nuisance, priors=priors, covariance=fit.covariance, names=names,
                     stat={k: float(sum(v.values())) for k, v in per_instrument.items()},
                     stat_per_dataset=per_instrument)
+
+
+def _nuisance_bounds(model_cfg: dict, data: JointData, kind: str) -> tuple:
+    """(min, max) of a nuisance parameter: :data:`NUISANCE_MIN` and none, except for an energy
+    scale with an EBL table: (1 + s) times the instrument's true-energy axis stays inside the
+    table's energy range (the absorbed integral refuses energies outside it)."""
+    if kind != "energy_scale" or not (model_cfg or {}).get("ebl") or not len(data):
+        return NUISANCE_MIN, None
+    from .ebl import load_absorption
+
+    t_lo, t_hi = load_absorption(model_cfg["ebl"]["table"]).energy_range
+    return max(NUISANCE_MIN, t_lo / float(data.e_min[0]) - 1.0), t_hi / float(data.e_max[-1]) - 1.0

@@ -711,6 +711,7 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
     _draw_sed_model(ax, model_dnde, butterfly, (emin, emax),
                     ("tab:blue", "absorbed model" if absorbed else "best-fit model"), ys, xs, 3 if absorbed else None)
     colors = ("tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+    colors = colors[1:] if absorbed else colors  # orange is the intrinsic model's
     for k, (name, rows) in enumerate(groups):
         gpts, guls, gys, gxs = _sed_points(rows)
         _draw_sed_points(ax, gpts, guls, colors[k % len(colors)], name, extra, marker="sD^vP*X"[k % 7], size=4)

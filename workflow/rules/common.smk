@@ -215,9 +215,14 @@ def external_files(wildcards):
 def ebl_table(wildcards):
     """Input function: the EBL table of the analysis's model (model.ebl.table), if any: editing
     the table reruns the fit and the flux points."""
+    return model_ebl_table(ANALYSES[wildcards.analysis]["config"]["model"])
+
+
+def model_ebl_table(model):
+    """The EBL table file of a model block (a list: empty without model.ebl)."""
     from extspec.ebl import resolve_table
 
-    ebl = ANALYSES[wildcards.analysis]["config"]["model"].get("ebl")
+    ebl = model.get("ebl")
     return [str(resolve_table(ebl["table"], fetch=False))] if ebl else []
 
 
@@ -292,10 +297,11 @@ def joint_rule_name(name):
 
 
 def joint_files(name):
-    """Input function: every spectrum file (PHA, BKG, ARF, RMF, external sets) of the joint's analyses."""
+    """Input function: every spectrum file (PHA, BKG, ARF, RMF, external sets) of the joint's
+    analyses, and the EBL table of its model (editing the table reruns the joint fit)."""
 
     def inputs(wildcards):
-        out = []
+        out = model_ebl_table(JOINT[name]["model"])
         for a in JOINT[name]["analyses"]:
             w = types.SimpleNamespace(analysis=a)
             out += spectra_pha(w) + external_files(w)

@@ -4,7 +4,8 @@
 names fits of one model to the spectra of several analyses.  :func:`validate_joint` checks
 the block against the schema (``joint`` in ``config.schema.yaml``) and what a schema cannot
 say: the analyses exist, a joint fit's name is not an analysis's, the systematics name only
-the joint's analyses, the model's parameters.  :func:`check_joint_data` checks, once the
+the joint's analyses, the model's parameters (and with ``model.ebl``: its table, redshift,
+and that every analysis's true-energy axis lies inside the table).  :func:`check_joint_data` checks, once the
 observations are selected, that no dataset enters a joint fit twice.  :func:`joint_settings`
 is the JSON settings of the joint-fit step.  Errors are one-line ConfigErrors naming the key.
 """
@@ -72,12 +73,24 @@ def validate_joint(raw: dict, analyses: dict, schema=None) -> dict:
                     if a not in j["analyses"]:
                         raise ConfigError(f"config key '{key}.systematics.{kind}.{a}': {a!r} is not one of the joint "
                                           f"fit's analyses ({', '.join(j['analyses'])})")
-        if j["model"].get("ebl"):  # the joint step folds the intrinsic model: refused, never ignored
-            raise ConfigError(f"config key '{key}.model.ebl': EBL absorption is not supported in joint fits yet "
-                              "(fit each analysis with model.ebl instead)")
         _check_model(j["model"], f"{key}.model", j["fit"]["allow_negative_amplitude"])
+        if j["model"].get("ebl"):
+            _check_ebl_energies(j["model"]["ebl"], {a: analyses[a] for a in j["analyses"]}, f"{key}.model.ebl.table")
         _check_increasing(j["flux_points"]["energy_edges"], f"{key}.flux_points.energy_edges")
     return joint
+
+
+def _check_ebl_energies(ebl: dict, analyses: dict, key: str) -> None:
+    """The true-energy axis of every analysis with DL3 lies inside the EBL table (external
+    spectra bring their own axes: checked when the fit reads them)."""
+    from ..ebl import load_absorption
+    from .checks import has_dl3
+
+    table = load_absorption(ebl["table"])
+    for a, cfg in analyses.items():
+        if has_dl3(cfg):
+            t = cfg["energy_axis_true"]
+            table.check_energies(t["min"], t["max"], f"true-energy axis of analysis {a}", key)
 
 
 def prior_widths(systematics: dict, analysis: str) -> dict:

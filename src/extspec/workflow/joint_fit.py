@@ -12,6 +12,11 @@
 * ``flux_points_<analysis>.ecsv``: each analysis's own flux points (its predictions with its
   fitted nuisances);
 * ``sed.png``: model band, combined points in black, each analysis's points in its colour;
+
+with ``model.ebl`` the model is folded absorbed, ``result.yaml`` holds the intrinsic
+parameters and the ``ebl`` block (as an analysis's), both flux-point tables carry the
+de-absorbed columns (:data:`extspec.ebl.DEABSORBED_UNITS`) and ``sed.png`` adds the intrinsic
+model, its band and the de-absorbed combined points;
 * ``spectrum_<analysis>.png``: each analysis's stacked excess, prediction and residuals.
 
 Like every step it imports lazily and writes atomically.
@@ -62,10 +67,11 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
 
     from ..errors import ConfigError, ExtspecError
     from ..fit import JointData
-    from ..fluxpoints import SED_UNITS, flux_point_rows, snap_edges
+    from ..ebl import result_model
+    from ..fluxpoints import add_deabsorbed, flux_point_rows, sed_columns, sed_models, snap_edges
     from ..joint import Instrument, Systematics, fit_instruments, instrument_flux
     from ..io.fitresult import write_fit_result
-    from ..models import get_model, integrator, sed_butterfly
+    from ..models import integrator
     from ..plots import plot_sed, plot_spectrum_fit
     from ..stacking import stack_spectra
     from .joint_config import prior_widths
@@ -107,8 +113,9 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
                                      "matrix": [[float(v) for v in row] for row in jf.covariance]
                                      if res.success else None},
                      instruments=info, provenance={"analyses": provenance})
-    model = get_model(res.model_type)
-    integ = integrator(res.model_type, opts.integration, "fit.integration")
+    model = result_model(res)  # the absorbed model when the fit had an EBL table
+    integ = integrator(model, opts.integration, "fit.integration")
+    units, ebl_meta = sed_columns(res)  # with the de-absorbed columns for an EBL fit
     best = res.values
     n_sigma = float(fp.n_sigma_ul)
     used = [ins for ins in instruments if len(ins.data)]
@@ -124,29 +131,22 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
                 edges = reco[(reco >= lo * (1 - 1e-9)) & (reco <= hi * (1 + 1e-9))]
             else:
                 edges = snap_edges(fp.energy_edges, reco)
-            rows = flux_point_rows([parts[ins.name]], model, best, edges, n_sigma)
+            rows = add_deabsorbed(flux_point_rows([parts[ins.name]], model, best, edges, n_sigma), res)
         per_points[ins.name] = rows
-        _write_ecsv(rows, SED_UNITS, _fp_meta(res, n_sigma, {"analysis": ins.name}),
+        _write_ecsv(rows, units, _fp_meta(res, n_sigma, {"analysis": ins.name, **ebl_meta}),
                     outdir / f"flux_points_{ins.name}.ecsv")
     combined = []
     if parts:
         edges = (np.asarray(fp.energy_edges, float) if fp.energy_edges is not None else
                  combined_edges([d.datasets[0].energy_reco for d, _ in parts.values()], res.energy_range))
-        combined = flux_point_rows(list(parts.values()), model, best, edges, n_sigma)
-    _write_ecsv(combined, SED_UNITS, _fp_meta(res, n_sigma, {"analyses": analyses,
-                                                             "datasets": [int(o) for o in res.obs_ids]}),
+        combined = add_deabsorbed(flux_point_rows(list(parts.values()), model, best, edges, n_sigma), res)
+    _write_ecsv(combined, units, _fp_meta(res, n_sigma, {"analyses": analyses,
+                                                         "datasets": [int(o) for o in res.obs_ids], **ebl_meta}),
                 outdir / "flux_points.ecsv")
-
-    def dnde(e, **p):
-        return model.dnde(np.asarray(e, float), **p)
-
-    band = None
-    if res.success:
-        energies = np.geomspace(*res.energy_range, 100)
-        band = (energies, *sed_butterfly(dnde, best, *res.free_covariance(), energies))
-    plot_sed(combined, lambda e: dnde(e, **best), res.energy_range, outdir / "sed.png", butterfly=band,
-             groups=[(a, per_points[a]) for a in analyses], label="combined",
-             title=f"{name}: {res.model_type}, {' + '.join(analyses)}")
+    curves = sed_models(res)  # absorbed and intrinsic models and bands for an EBL fit
+    plot_sed(combined, curves["model_dnde"], res.energy_range, outdir / "sed.png", butterfly=curves["butterfly"],
+             intrinsic=curves["intrinsic"], groups=[(a, per_points[a]) for a in analyses], label="combined",
+             title=f"{name}: {res.model_type}, {' + '.join(analyses)}{curves['title_suffix']}")
     for ins in instruments:
         path = outdir / f"spectrum_{ins.name}.png"
         s, n = jf.shifts(ins.name)

@@ -453,12 +453,8 @@ def _instruments(spectra) -> list:
 
 def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_png) -> None:
     """Flux points (GADF SED ECSV) and the SED plot from the best-fit model."""
-    import numpy as np
-
-    from ..ebl import DEABSORBED_UNITS, intrinsic_values, result_model
-    from ..fluxpoints import SED_UNITS, compute_flux_points
+    from ..fluxpoints import compute_flux_points, sed_columns, sed_models
     from ..io.fitresult import read_fit_result
-    from ..models import get_model, sed_butterfly
     from ..plots import plot_sed
 
     from .settings import fit_options, flux_point_settings
@@ -479,32 +475,15 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
             f"flux points: no group of flux_points.energy_edges {fp.energy_edges} overlaps the "
             f"safe energy range [{result.energy_range[0]:.3g}, {result.energy_range[1]:.3g}] TeV of the fit"
         )
-    ebl_meta = {"ebl": result.ebl} if result.ebl else {}
-    _write_ecsv(rows, {**SED_UNITS, **(DEABSORBED_UNITS if result.ebl else {})},
+    units, ebl_meta = sed_columns(result)
+    _write_ecsv(rows, units,
                 {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
                  "n_sigma_ul": fp.n_sigma_ul, "model": result.model_type,
                  "fit_success": bool(result.success), **ebl_meta}, out_ecsv)
-    model = result_model(result)  # observed: the absorbed model when the fit had an EBL table
-    intrinsic = get_model(result.model_type)
-    values = result.values
-
-    def dnde(e, **p):
-        return model.dnde(np.asarray(e, float), **p)
-
-    def dnde_intrinsic(e, **p):
-        return intrinsic.dnde(np.asarray(e, float), **intrinsic_values(p))
-
-    emin, emax = result.energy_range
-    band = band_int = None
-    if result.success and np.all(np.isfinite([emin, emax])):
-        energies = np.geomspace(emin, emax, 100)
-        band = (energies, *sed_butterfly(dnde, values, *result.free_covariance(), energies))
-        if result.ebl:
-            band_int = (energies, *sed_butterfly(dnde_intrinsic, values, *result.free_covariance(), energies))
-    plot_sed(rows, lambda e: dnde(e, **values), (emin, emax), out_png, butterfly=band,
-             title=f"{config.get('name', '')}: {result.model_type}"
-             + (f", EBL {result.ebl['name'] or 'table'} z = {values['redshift']:.4g}" if result.ebl else ""),
-             intrinsic=(lambda e: dnde_intrinsic(e, **values), band_int) if result.ebl else None)
+    curves = sed_models(result)  # observed: the absorbed model when the fit had an EBL table
+    plot_sed(rows, curves["model_dnde"], result.energy_range, out_png, butterfly=curves["butterfly"],
+             title=f"{config.get('name', '')}: {result.model_type}{curves['title_suffix']}",
+             intrinsic=curves["intrinsic"])
 
 
 def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None:
