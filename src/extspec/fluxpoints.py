@@ -13,13 +13,16 @@ sqrt_ts < ``sqrt_ts_threshold_ul`` (2).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
 from .fit import JointData, make_minuit
 from .models import get_model, integrator
 from .stats import wstat
 
-__all__ = ["snap_edges", "compute_flux_points", "SED_UNITS"]
+__all__ = ["snap_edges", "compute_flux_points", "fit_norm", "NormFit", "group_slices", "profile_crossing", "SED_UNITS"]
 
 SED_UNITS = {
     "e_ref": "TeV", "e_min": "TeV", "e_max": "TeV", "dnde": "cm-2 s-1 TeV-1", "dnde_err": "cm-2 s-1 TeV-1",
@@ -74,6 +77,96 @@ def _bisect_ul(f, lo, hi, target, n_iter=100):
     return 0.5 * (lo + hi)
 
 
+def group_slices(edges, reco) -> list[tuple[float, float, slice]]:
+    """``(e_lo, e_hi, slice of reco bins)`` of each group between consecutive snapped ``edges``."""
+    ln_reco = np.log(reco)
+    out = []
+    for e_lo, e_hi in zip(edges[:-1], edges[1:]):
+        j0 = int(np.argmin(np.abs(ln_reco - np.log(e_lo))))
+        j1 = int(np.argmin(np.abs(ln_reco - np.log(e_hi))))
+        out.append((e_lo, e_hi, slice(j0, j1)))
+    return out
+
+
+@dataclass(frozen=True)
+class NormFit:
+    """The norm of a frozen shape fitted to ON/OFF counts (:func:`fit_norm`).
+
+    ``stat(norm)`` is the summed WStat of the bins in the mask at that norm (the likelihood
+    profile in the norm); ``stat_best`` its minimum at ``norm``; ``ts = stat(0) - stat_best``.
+    """
+
+    norm: float
+    norm_err: float
+    stat_best: float
+    ts: float
+    sqrt_ts: float
+    success: bool
+    stat: Callable[[float], float]
+
+
+def fit_norm(n, m, a, mask, mu) -> NormFit:
+    """Fit a norm (start 1, no bounds) scaling predicted signal counts ``mu``, WStat summed over
+    the bins in ``mask`` (arrays of ON counts ``n``, OFF counts ``m``, alpha ``a``, any shape).
+
+    The error is MIGRAD's (as the reference's flux points); the signed sqrt(TS) is
+    ``sign(norm) sqrt(max(TS, 0))``.
+    """
+
+    def stat(norm):
+        return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu), 0.0)))
+
+    mi = make_minuit(lambda x: stat(x[0]), [1.0], ["norm"])
+    mi.migrad()
+    norm = float(mi.values[0])
+    w_best = float(mi.fval)
+    ts = stat(0.0) - w_best
+    return NormFit(norm=norm, norm_err=float(mi.errors[0]), stat_best=w_best, ts=float(ts),
+                   sqrt_ts=float(np.sign(norm) * np.sqrt(max(ts, 0.0))), success=bool(mi.valid), stat=stat)
+
+
+def profile_crossing(f, start: float, step: float, target: float, direction: int = 1,
+                     tol: float = 1e-6) -> float:
+    """Where the profile ``f`` (increasing away from ``start``, ``f(start) < target``) reaches
+    ``target``, searching upwards (``direction`` 1) or downwards (-1) from ``start``.
+
+    The bracket starts at ``step`` (e.g. the parabolic estimate ``error * sqrt(delta)``) and
+    doubles until it holds the crossing; then the Illinois variant of regula falsi until
+    ``|f - target| < tol`` (a few evaluations for a near-parabolic WStat).  NaN when the
+    profile does not reach the target (e.g. WStat flattening for a negative norm).
+    """
+    def g(x):
+        return f(start + direction * x) - target
+
+    a, ga = 0.0, g(0.0)
+    b = max(float(step), 1e-6) if np.isfinite(step) else 1.0
+    gb = g(b)
+    for _ in range(60):
+        if gb >= 0:
+            break
+        a, ga, b = b, gb, 2 * b
+        gb = g(b)
+    if not (gb >= 0 > ga):
+        return float("nan")
+    side, c = 0, b
+    for _ in range(200):
+        c = (a * gb - b * ga) / (gb - ga)
+        gc = g(c)
+        if abs(gc) < tol or b - a < 1e-12 * max(1.0, b):
+            break
+        if gc > 0:
+            b, gb = c, gc
+            if side == -1:
+                ga /= 2
+            side = -1
+        else:
+            a, ga = c, gc
+            if side == 1:
+                gb /= 2
+            side = 1
+    return float(start + direction * c)
+
+
 def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: float = 2.0,
                         sqrt_ts_threshold_ul: float = 2.0, integration: str = "exact") -> list[dict]:
     """Flux points for the best-fit model of ``fit_result`` (§12.1).
@@ -100,11 +193,7 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
     flux_true = integrator(model, integration, "fit.integration")(data.e_min, data.e_max, best)
     mu_best = data.npred_sig(flux_true)  # (d, j) at norm 1
     rows = []
-    ln_reco = np.log(reco)
-    for e_lo, e_hi in zip(edges[:-1], edges[1:]):
-        j0 = int(np.argmin(np.abs(ln_reco - np.log(e_lo))))
-        j1 = int(np.argmin(np.abs(ln_reco - np.log(e_hi))))
-        sl = slice(j0, j1)
+    for e_lo, e_hi, sl in group_slices(edges, reco):
         n = data.counts_masked[:, sl]
         m = data.counts_off_masked[:, sl]
         a = data.alpha_masked[:, sl]
@@ -112,18 +201,10 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
         if not mask.any():
             continue  # no safe bin of any run in this group: no measurement, no row
         mu = mu_best[:, sl]
-
-        def stat(norm):
-            return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu), 0.0)))
-
-        mi = make_minuit(lambda x: stat(x[0]), [1.0], ["norm"])
-        mi.migrad()
-        norm = float(mi.values[0])
-        norm_err = float(mi.errors[0])
-        w_best = float(mi.fval)
-        ts = stat(0.0) - w_best
-        sqrt_ts = float(np.sign(norm) * np.sqrt(max(ts, 0.0)))
-        norm_ul = _bisect_ul(stat, max(norm, 0.0), max(norm, 0.0) + max(norm_err, 1e-3), w_best + n_sigma_ul**2)
+        nf = fit_norm(n, m, a, mask, mu)
+        norm, norm_err, ts, sqrt_ts = nf.norm, nf.norm_err, nf.ts, nf.sqrt_ts
+        norm_ul = _bisect_ul(nf.stat, max(norm, 0.0), max(norm, 0.0) + max(norm_err, 1e-3),
+                             nf.stat_best + n_sigma_ul**2)
         e_ref = float(np.sqrt(e_lo * e_hi))
         ref = float(model.dnde(np.array([e_ref]), **best)[0])
         flux = float(model.integral(np.array([e_lo]), np.array([e_hi]), **best)[0])
@@ -138,6 +219,6 @@ def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: flo
             "counts": [int(c) for c in np.sum(np.where(mask, n, 0), axis=1)],
             "npred": [float(v) for v in np.sum(np.where(mask, norm * mu, 0.0), axis=1)],
             "ref_dnde": ref, "ref_flux": flux, "ref_eflux": _energy_flux(model, float(e_lo), float(e_hi), best),
-            "success": bool(mi.valid),
+            "success": nf.success,
         })
     return rows

@@ -191,6 +191,16 @@ ANALYSIS_PRODUCTS = (
 """The products of every analysis, under <results_dir>/<analysis>/."""
 
 
+LIGHT_CURVE_ANALYSES = [n for n, a in ANALYSES.items() if a["config"].get("light_curve") is not None]
+"""Analyses with a `light_curve` block: their reductions also write onoff_events.h5 (rule
+reduce_lc in lightcurve.smk) and they get results/<analysis>/lightcurve/."""
+
+
+def analyses_pattern(names):
+    """Wildcard pattern matching exactly the analyses ``names`` (none: '^$', matching no name)."""
+    return "|".join(re.escape(n) for n in names) or "^$"
+
+
 def per_analysis(name):
     """One file per analysis, in the config's order, e.g. per_analysis('fit/result.yaml')."""
     return [f"{RESULTS}/{a}/{name}" for a in ANALYSES]
@@ -201,6 +211,7 @@ def all_outputs(wildcards):
         prepared()
     out = [f"{RESULTS}/{a}/{p}" for a in DL3_ANALYSES for p in STACKED_PRODUCTS]
     out += [f"{RESULTS}/{a}/{p}" for a in ANALYSES for p in ANALYSIS_PRODUCTS]
+    out += [p for a in LIGHT_CURVE_ANALYSES for p in light_curve_products(a)]  # lightcurve.smk
     return out + [f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html"]
 
 
@@ -218,7 +229,8 @@ def summary_after_failure():
     try:
         from extspec.workflow.pipeline import write_summary
 
-        rows = write_summary(RESULTS, list(ANALYSES), f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html")
+        rows = write_summary(RESULTS, list(ANALYSES), f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html",
+                             LIGHT_CURVE_ANALYSES)
     except Exception as exc:  # the run has failed already: report, never mask the failure
         print(f"extspec: could not write {RESULTS}/summary.ecsv: {exc}", file=sys.stderr)
         return

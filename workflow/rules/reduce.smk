@@ -21,6 +21,9 @@ rule reduce:
         datastore=lambda wildcards: datastore(),
         obs_id=lambda wildcards: int(wildcards.obs_id),
         outdir=lambda wildcards, output: os.path.dirname(output.cube),
+        events=lambda wildcards: " --onoff-events" if wildcards.analysis in LIGHT_CURVE_ANALYSES else "",
+    wildcard_constraints:
+        analysis=analyses_pattern([a for a in ANALYSES if a not in LIGHT_CURVE_ANALYSES]),
     log:
         f"{LOGS}/reduce/{{obs_id}}.log",
     benchmark:
@@ -31,4 +34,4 @@ rule reduce:
         runtime=10,
     shell:
         "extspec reduce {params.obs_id} --datastore {params.datastore:q} --outdir {params.outdir:q}"
-        " --settings {params.reduction:q} --log {log:q} --quiet"
+        " --settings {params.reduction:q} --log {log:q} --quiet{params.events}"

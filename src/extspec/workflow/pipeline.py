@@ -22,6 +22,7 @@ __all__ = [
     "run_flux_points",
     "run_cumulative",
     "write_summary",
+    "run_light_curve",
 ]
 
 _SPECTRA = ("numpy", "numpy.char", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
@@ -36,6 +37,9 @@ STEP_IMPORTS = {
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
                     "extspec.models", *_PLOTS),
     "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
+    "light_curve": (*_SPECTRA, "yaml", "iminuit", "h5py", "astropy.time", "extspec.fit", "extspec.fluxpoints",
+                    "extspec.io.ecsv", "extspec.io.onoff_events", "extspec.lightcurve", "extspec.models",
+                    "extspec.timebins", *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).
 
@@ -70,8 +74,12 @@ def cube_settings(reduction: dict, on_region):
     return CubeSettings.from_config(reduction, (c.lon, c.lat, c.frame))
 
 
-def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path) -> None:
+def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path,
+                       onoff_events: bool = False) -> None:
     """Reduce one observation: ``cube.h5`` and ``pha/bkg/arf/rmf.fits`` in ``outdir``.
+
+    ``onoff_events``: also write ``onoff_events.h5``, the ON and OFF events behind the
+    spectrum with their times (:mod:`extspec.io.onoff_events`; for light curves).
 
     ``reduction`` is ``stage_config(config, "reduce")`` of the analysis config
     (:func:`extspec.workflow.config.stage_config`).  Raises
@@ -101,7 +109,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         kbin = energy_bin_index(obs.energy, settings.energy_reco.edges)  # once, for cube and spectrum
         # the exposure and kernel cubes only for the reference extraction (nothing reads them later)
         cube = make_cube(obs, settings, ev_map, energy_bins=kbin, irf_cubes=settings.method == "reference")
-        spec, _ = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
+        spec, off = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
                                 oversample=settings.oversample, energy_bins=kbin,
                                 background=reduction.get("background"), safe_mask=reduction.get("safe_mask") or {})
         spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask") or {}, obs.bkg)
@@ -126,7 +134,24 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         log.warning("obs %s: no background IRF, left out of the excess and significance maps", obs_id)
     outdir.mkdir(parents=True, exist_ok=True)
     write_cube(replace(cube, exposure=None, edisp_kernel=None, edisp_exposure=None), outdir / "cube.h5")
+    if onoff_events:
+        _write_onoff_events(obs, cube, on, off, ev_reg, kbin, settings.method, outdir)
     write_spectrum(spec, outdir)
+
+
+def _write_onoff_events(obs, cube, on, off, event_lonlat, kbin, method, outdir) -> None:
+    """``onoff_events.h5``: the ON and OFF events of the spectrum, with time (light curves)."""
+    from ..io.datastore import TIME_REF_KEYS
+    from ..io.onoff_events import FILE_NAME, OnOffEvents, write_onoff_events
+    from ..spectrum import on_off_events, select_on_region
+
+    sel = select_on_region(obs, on, cube.energy_reco)
+    k, on_ev, off_ev = on_off_events(obs, cube, sel, off, event_lonlat, method, kbin)
+    events = OnOffEvents(obs_id=obs.obs_id, energy_reco_edges=cube.energy_reco.edges, gti=obs.gti,
+                         deadc=obs.deadc, time_on=obs.time[on_ev], energy_bin_on=k[on_ev],
+                         time_off=obs.time[off_ev], energy_bin_off=k[off_ev],
+                         time_ref={key: obs.meta[key] for key in TIME_REF_KEYS if key in obs.meta})
+    write_onoff_events(events, Path(outdir) / FILE_NAME)
 
 
 def read_spectra(spectrum_dirs) -> list:
@@ -404,6 +429,119 @@ def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None
     plot_cumulative(rows, out_png, title=f"{config.get('name', '')}: cumulative")
 
 
+def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_png, spectra_ecsv=None,
+                    spectra_png=None) -> None:
+    """``lightcurve.ecsv`` and ``lightcurve.png`` (and with ``light_curve.spectra`` the
+    per-time-bin fits, ``spectra.ecsv``/``spectra.png``) of the reduced observations in
+    ``spectrum_dirs`` (:mod:`extspec.lightcurve`, :mod:`extspec.timebins`).  Next to
+    ``out_ecsv`` also ``lightcurve_gadf.ecsv``: the same numbers in gammapy's light-curve
+    layout (one row per time bin, energy bins as list columns).
+
+    Bins that cut runs read each run's ``onoff_events.h5`` (written by ``extspec reduce
+    --onoff-events``); ``run`` and ``night`` bins need only the OGIP sets.
+    """
+    import numpy as np
+
+    from ..errors import ExtspecError
+    from ..fluxpoints import snap_edges
+    from ..lightcurve import GADF_COLUMNS, LIGHTCURVE_UNITS, bin_datasets, gadf_rows, light_curve_rows, spectra_rows
+    from ..models import get_model
+    from ..plots import plot_light_curve, plot_spectra_vs_time
+    from ..timebins import RunTimes, make_time_bins
+    from .config import setting
+
+    lc = {k: setting(config, "light_curve", k) for k in
+          ("time_bins", "night_boundary_utc", "energy_edges", "spectra", "sqrt_ts_threshold_ul")}
+    result = load_fit_result(fit_yaml)
+    if not result.success:
+        raise ExtspecError(f"light curve: the joint fit in {fit_yaml} failed ({result.message}): no spectral "
+                           "shape to freeze")
+    dirs = [Path(d) for d in spectrum_dirs]
+    spectra = read_spectra(dirs)
+    from ..io.datastore import TIME_REF_KEYS
+
+    whole_runs = lc["time_bins"] in ("run", "night")
+    events = [None] * len(spectra) if whole_runs else [_read_events(d) for d in dirs]
+    runs = [RunTimes(int(s.obs_id), s.gti if e is None else e.gti,
+                     (s.livetime / s.ontime if s.ontime > 0 else 1.0) if e is None else e.deadc,
+                     {k: s.meta[k] for k in TIME_REF_KEYS if k in s.meta} if e is None else e.time_ref)
+            for s, e in zip(spectra, events)]
+    bins = make_time_bins(lc["time_bins"], runs, lc["night_boundary_utc"])
+    per_bin = [(tb, bin_datasets(tb, spectra, events)) for tb in bins]
+    lo, hi = result.energy_range
+    reco = spectra[0].energy_reco.edges if spectra else np.array([lo, hi])
+    edges = snap_edges(lc["energy_edges"] if lc["energy_edges"] is not None else [lo, hi], reco)
+    integration = _fit_options(config)["integration"]
+    rows, variability = light_curve_rows(per_bin, result, edges, lc["sqrt_ts_threshold_ul"], integration)
+    model = get_model(result.model_type)
+    ref = {(float(a), float(b)): float(model.integral(np.array([a]), np.array([b]), **result.values)[0])
+           for a, b in zip(edges[:-1], edges[1:])}
+    used = sorted({int(spectra[w.run].obs_id) for tb in bins for w in tb.windows})
+    meta = {
+        "SED_TYPE": "flux", "UL_CONF": 0.95, "TIMESYS": "utc", "TIMEUNIT": "d", "MJDREFI": 0, "MJDREFF": 0.0,
+        "time_scale": "utc", "time_format": "mjd",
+        "flux": "integral flux in [e_min, e_max], the joint-fit shape with its norm fitted per time bin",
+        "time_bins": lc["time_bins"] if isinstance(lc["time_bins"], str) else json_safe(lc["time_bins"]),
+        "sqrt_ts_threshold_ul": lc["sqrt_ts_threshold_ul"], "ul_delta_stat": 2.71, "err_delta_stat": 1.0,
+        "model": result.model_type, "obs_ids": used,
+        "obs_ids_outside_bins": [int(s.obs_id) for s in spectra if int(s.obs_id) not in used],
+        "joint_fit_flux": [ref[k] for k in sorted(ref)],
+        "variability_chi2": variability["chi2"], "variability_ndf": variability["ndf"],
+        "variability_p_value": variability["p_value"], "variability_per_energy_bin": variability["per_energy_bin"],
+        "variability_test": "likelihood ratio of one norm for all time bins against one per time bin "
+                            "(chi2 = W_const - sum W_bin, ndf = n_bins - 1 per energy bin)",
+    }
+    _write_ecsv(rows, LIGHTCURVE_UNITS, meta, out_ecsv)
+    gadf_units = {"time_min": "", "time_max": "", **{c: LIGHTCURVE_UNITS[c] for c in GADF_COLUMNS}}
+    _write_ecsv(gadf_rows(rows), gadf_units, meta, Path(out_ecsv).with_name(GADF_FILE))
+    name = config.get("name", "")
+    plot_light_curve(rows, out_png, reference_flux=ref, variability=variability,
+                     title=f"{name}: light curve, {len(bins)} time bins, {len(used)} runs")
+    if spectra_ecsv is None:
+        return
+    srows, units = spectra_rows(per_bin, result, **_fit_options(config))
+    _write_ecsv(srows, units, {"model": result.model_type, "time_scale": "utc", "time_format": "mjd",
+                               "stat": "WStat of the fit per time bin"}, spectra_ecsv)
+    free = [p for p in result.parameters if not p.frozen]
+    shape = next((p for p in free if "amplitude" not in p.name), free[0])
+    plot_spectra_vs_time(srows, shape.name, shape.unit, spectra_png, reference=shape.value,
+                         title=f"{name}: {result.model_type} per time bin")
+
+
+GADF_FILE = "lightcurve_gadf.ecsv"
+"""The light curve in gammapy's layout, written next to ``lightcurve.ecsv``."""
+
+
+def json_safe(value):
+    """A config value as plain JSON types (for ECSV metadata)."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def _read_events(obs_dir: Path):
+    from ..errors import ExtspecError
+    from ..io.onoff_events import FILE_NAME, read_onoff_events
+
+    path = obs_dir / FILE_NAME
+    if not path.is_file():
+        raise ExtspecError(f"light curve: {path} is missing: time bins that cut runs need the ON/OFF events of each "
+                           "run (`extspec reduce --onoff-events`)")
+    return read_onoff_events(path)
+
+
+def _variability_p_value(analysis_dir: Path) -> float:
+    """The constant-flux p-value in an analysis's light-curve metadata (NaN when absent)."""
+    from ..io.ecsv import read_ecsv_rows
+
+    try:
+        _, meta = read_ecsv_rows(analysis_dir / "lightcurve" / "lightcurve.ecsv")
+    except (OSError, ValueError):
+        return float("nan")
+    value = meta.get("variability_p_value")
+    return float(value) if value is not None else float("nan")
+
+
 def _failure_in_logs(analysis_dir: Path) -> str:
     """The first error a job of one analysis logged (its one-line message), or a generic note."""
     for log in sorted(analysis_dir.glob("logs/**/*.log")):
@@ -417,17 +555,19 @@ def _failure_in_logs(analysis_dir: Path) -> str:
     return "no fit result (a job failed or did not run)"
 
 
-def write_summary(results_dir, analyses: list, out_ecsv, out_html) -> list:
+def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=()) -> list:
     """``summary.ecsv`` and ``summary.html``: one row per analysis (:mod:`extspec.summary`).
 
     Reads ``<results_dir>/<analysis>/fit/result.yaml`` and ``cumulative.ecsv``; an analysis
     without a fit result (a failed job, e.g. under ``--keep-going``) gets a row naming the
-    first error in its logs.  Returns the rows.
+    first error in its logs.  With ``light_curves`` (the analyses that have one) the column
+    ``variability_p_value`` is added, read from their ``lightcurve/lightcurve.ecsv``.
+    Returns the rows.
     """
     from ..fit import read_fit_result
     from ..io.ecsv import read_ecsv_rows
     from ..io.html import table_html
-    from ..summary import SUMMARY_COLUMNS, summary_row
+    from ..summary import SUMMARY_COLUMNS, VARIABILITY_COLUMNS, summary_row
 
     rows = []
     for name in analyses:
@@ -441,16 +581,22 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html) -> list:
         except OSError:
             cum = []
         rows.append(summary_row(name, result, cum[-1] if cum else None))
+    columns = dict(SUMMARY_COLUMNS)
+    if light_curves:
+        columns.update(VARIABILITY_COLUMNS)
+        for row in rows:
+            row["variability_p_value"] = _variability_p_value(Path(results_dir) / row["analysis"]) \
+                if row["analysis"] in light_curves else float("nan")
     failed = [r["analysis"] for r in rows if r["status"] != "ok"]
     from .. import code_identity
 
     meta = {"failed": failed, "flux_above_1tev": "integral of the best-fit model from 1 to 1e4 TeV",
             "creator": code_identity()}
-    _write_ecsv(rows, SUMMARY_COLUMNS, meta, out_ecsv)
+    _write_ecsv(rows, columns, meta, out_ecsv)
     notes = [f"Not ok: {', '.join(failed)}." if failed else "Every analysis finished.",
              "livetime, counts, background, excess and significance (WStat sqrt(TS)): all usable runs "
              "stacked over their safe energy bins; flux above 1 TeV from the best-fit model with its "
              "1-sigma error by linear propagation of the fit covariance."]
-    write_atomic(out_html, table_html("extspec summary", SUMMARY_COLUMNS, rows, notes,
+    write_atomic(out_html, table_html("extspec summary", columns, rows, notes,
                                      bad=lambda r: r["status"] != "ok"))
     return rows
