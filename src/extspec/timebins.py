@@ -2,8 +2,8 @@
 
 Times of the DL3 data are seconds since a reference MJD (``MJDREFI + MJDREFF``) in the
 events' time system (``TIMESYS``, TT for H.E.S.S. DR1).  Light-curve bins are given and
-reported in MJD UTC; the conversion TT/TAI <-> UTC uses astropy's leap-second table (no
-network: automatic IERS downloads are switched off here).
+reported in MJD UTC; the conversion TT/TAI <-> UTC uses ERFA's leap-second table (pyerfa,
+installed with astropy: no network and no IERS tables).
 
 The kinds of bins (config key ``light_curve.time_bins``):
 
@@ -21,6 +21,7 @@ A bin is a :class:`TimeBin`: its edges and one :class:`Window` per contributing 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,17 +81,30 @@ def _time_system(time_ref: dict) -> tuple[float, str, float]:
     return mjdref, scale, per_unit
 
 
+_MJD0 = 2400000.5
+"""JD of MJD 0."""
+
+
 def _convert_mjd(mjd, from_scale: str, to_scale: str) -> np.ndarray:
+    """MJD in one of the scales utc, tai, tt converted to another, with ERFA's leap-second
+    table (pyerfa, installed with astropy; no network, no astropy.time import)."""
+    import erfa
+
     mjd = np.asarray(mjd, float)
     if from_scale == to_scale:
         return mjd
-    from astropy.time import Time
-    from astropy.utils import iers
-
-    with iers.conf.set_temp("auto_download", False), iers.conf.set_temp("auto_max_age", None), \
-            np.errstate(all="ignore"):
-        t = Time(mjd, format="mjd", scale=from_scale)
-        return np.asarray(getattr(t, to_scale).mjd, float)
+    with warnings.catch_warnings():  # "dubious year": dates beyond ERFA's leap-second table
+        warnings.simplefilter("ignore", erfa.ErfaWarning)
+        a, b = np.full(mjd.shape, _MJD0), mjd
+        if from_scale == "utc":
+            a, b = erfa.utctai(a, b)
+        elif from_scale == "tt":
+            a, b = erfa.tttai(a, b)
+        if to_scale == "utc":
+            a, b = erfa.taiutc(a, b)
+        elif to_scale == "tt":
+            a, b = erfa.taitt(a, b)
+    return np.asarray((a - _MJD0) + b, float)
 
 
 def mjd_utc_from_met(met, time_ref: dict) -> np.ndarray:
@@ -106,10 +120,20 @@ def met_from_mjd_utc(mjd_utc, time_ref: dict) -> np.ndarray:
 
 
 def parse_utc(text: str) -> float:
-    """MJD UTC of an ISO 8601 UTC time (``2006-07-29T20:00:00``); ValueError if not one."""
-    from astropy.time import Time
+    """MJD UTC of an ISO 8601 UTC time (``2006-07-29T20:00:00``, optionally with fractional
+    seconds or a trailing ``Z``); ValueError if not one."""
+    import datetime
 
-    return float(Time(str(text).strip().rstrip("Z"), format="isot", scale="utc").mjd)
+    import erfa
+
+    t = datetime.datetime.fromisoformat(str(text).strip().removesuffix("Z"))
+    if t.tzinfo is not None:
+        t = t.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    try:
+        a, b = erfa.dtf2d("UTC", t.year, t.month, t.day, t.hour, t.minute, t.second + t.microsecond * 1e-6)
+    except erfa.ErfaError as exc:
+        raise ValueError(str(exc)) from None
+    return float((a - _MJD0) + b)
 
 
 def regular_intervals(start: float, stop: float, width_s: float) -> list[tuple[float, float]]:

@@ -37,7 +37,7 @@ STEP_IMPORTS = {
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
                     "extspec.models", *_PLOTS),
     "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
-    "light_curve": (*_SPECTRA, "yaml", "iminuit", "h5py", "astropy.time", "extspec.fit", "extspec.fluxpoints",
+    "light_curve": (*_SPECTRA, "yaml", "iminuit", "h5py", "erfa", "extspec.fit", "extspec.fluxpoints",
                     "extspec.io.ecsv", "extspec.io.onoff_events", "extspec.lightcurve", "extspec.models",
                     "extspec.timebins", *_PLOTS),
 }
