@@ -4,6 +4,8 @@ column, and the config refusals."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from test_workflow import dry_run, snakemake, summary_rows, write_config
@@ -121,3 +123,43 @@ def test_light_curve_config_refusals(tmp_path):
     assert cfg["light_curve"] == {"time_bins": [["2006-07-29T20:00:00", "2006-07-29T21:00:00"]],
                                   "night_boundary_utc": 12, "energy_edges": None, "spectra": False,
                                   "sqrt_ts_threshold_ul": 2.0}
+
+
+MAGIC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "magic-rad-max"
+
+
+@pytest.mark.parametrize("case", ["exact", "reference", "point-like"])
+def test_onoff_events_bin_to_the_spectrum(tmp_path, lc_store, case):
+    """The events of onoff_events.h5 bin to exactly the spectrum's ON and OFF counts, for every
+    way ON and OFF events are selected (exact circles, reference pixels, point-like RAD_MAX);
+    the other products are those of a reduction without the file."""
+    from extspec.io.onoff_events import read_onoff_events
+    from extspec.io.ogip import read_spectrum
+    from extspec.workflow.config import load_config, stage_config
+    from extspec.workflow.pipeline import reduce_observation
+
+    if case == "point-like":
+        if not (MAGIC / "hdu-index.fits.gz").is_file():
+            pytest.skip(f"no MAGIC store at {MAGIC}")
+        store, obs_id = MAGIC, 5029747
+        cfg = {"name": "m", "obs_ids": [obs_id], "on_region": "icrs;point(83.6331,22.0145)",
+               "background": {"method": "wobble", "n_off_regions": 3}, "geom": {"width": [2.0, 2.0], "frame": "icrs"},
+               "safe_mask": {"methods": ["aeff-default"]}}
+    else:
+        store, obs_id = lc_store, 2
+        cfg = {"name": "s", "obs_ids": [obs_id], "on_region": f"icrs;circle({RA},{DEC},0.2)",
+               "geom": {"width": [2.0, 2.0], "frame": "icrs"}, "spectrum": {"method": case}}
+    red = stage_config(load_config(cfg), "reduce")
+    reduce_observation(red, store, obs_id, tmp_path / "a", onoff_events=True)
+    reduce_observation(red, store, obs_id, tmp_path / "b")
+    assert not (tmp_path / "b" / "onoff_events.h5").exists()
+    for name in ("pha.fits", "bkg.fits", "arf.fits", "rmf.fits"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    spec = read_spectrum(tmp_path / "a")
+    ev = read_onoff_events(tmp_path / "a" / "onoff_events.h5")
+    n = spec.energy_reco.nbin
+    assert spec.counts.sum() > 0 and spec.counts_off.sum() > 0
+    assert np.bincount(ev.energy_bin_on, minlength=n).tolist() == spec.counts.tolist()
+    assert np.bincount(ev.energy_bin_off, minlength=n).tolist() == spec.counts_off.tolist()
+    assert ev.deadc * np.sum(np.diff(ev.gti, axis=1)) == pytest.approx(spec.livetime)
+    assert ev.time_ref["TIMESYS"].upper() in ("TT", "UTC")
