@@ -481,7 +481,7 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
         "SED_TYPE": "flux", "UL_CONF": 0.95, "TIMESYS": "utc", "TIMEUNIT": "d", "MJDREFI": 0, "MJDREFF": 0.0,
         "time_scale": "utc", "time_format": "mjd",
         "flux": "integral flux in [e_min, e_max], the joint-fit shape with its norm fitted per time bin",
-        "time_bins": lc["time_bins"] if isinstance(lc["time_bins"], str) else json_safe(lc["time_bins"]),
+        "time_bins": lc["time_bins"] if isinstance(lc["time_bins"], str) else _json_safe(lc["time_bins"]),
         "sqrt_ts_threshold_ul": lc["sqrt_ts_threshold_ul"], "ul_delta_stat": 2.71, "err_delta_stat": 1.0,
         "model": result.model_type, "obs_ids": used,
         "obs_ids_outside_bins": [int(s.obs_id) for s in spectra if int(s.obs_id) not in used],
@@ -512,7 +512,7 @@ GADF_FILE = "lightcurve_gadf.ecsv"
 """The light curve in gammapy's layout, written next to ``lightcurve.ecsv``."""
 
 
-def json_safe(value):
+def _json_safe(value):
     """A config value as plain JSON types (for ECSV metadata)."""
     import json
 
