@@ -248,6 +248,7 @@ def test_external_only_analysis_fits_like_gammapy(gammapy, tmp_path):
     assert result["total_stat"] == pytest.approx(total_stat, rel=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:ERFA function")  # gammapy's UTC reference at MJD 0 ("dubious year")
 def test_gammapy_reads_light_curve(gammapy, tmp_path):
     """lightcurve_gadf.ecsv (written next to lightcurve.ecsv) is a gammapy light curve with the
     same fluxes, errors, upper limits and time bins; three runs, one bin each, two energy bins."""

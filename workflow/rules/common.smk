@@ -201,6 +201,26 @@ def analyses_pattern(names):
     return "|".join(re.escape(n) for n in names) or "^$"
 
 
+LIGHT_CURVE_SPECTRA = [a for a in LIGHT_CURVE_ANALYSES if ANALYSES[a]["config"]["light_curve"]["spectra"]]
+"""Analyses with light_curve.spectra: their light-curve job also fits the model per time bin
+(rule light_curve_spectra in lightcurve.smk)."""
+
+
+def light_curve_products(analysis):
+    """The light-curve files of an analysis (spectra per time bin with light_curve.spectra)."""
+    names = ["lightcurve.ecsv", "lightcurve_gadf.ecsv", "lightcurve.png"]
+    if analysis in LIGHT_CURVE_SPECTRA:
+        names += ["spectra.ecsv", "spectra.png"]
+    return [f"{RESULTS}/{analysis}/lightcurve/{n}" for n in names]
+
+
+def light_curve_spectra_args(wildcards, output):
+    """Params function: the --spectra-ecsv/--spectra-png options of rule light_curve_spectra."""
+    if "spectra_ecsv" not in output.keys():
+        return ""
+    return f" --spectra-ecsv {shlex.quote(output.spectra_ecsv)} --spectra-png {shlex.quote(output.spectra_png)}"
+
+
 def per_analysis(name):
     """One file per analysis, in the config's order, e.g. per_analysis('fit/result.yaml')."""
     return [f"{RESULTS}/{a}/{name}" for a in ANALYSES]
@@ -211,7 +231,7 @@ def all_outputs(wildcards):
         prepared()
     out = [f"{RESULTS}/{a}/{p}" for a in DL3_ANALYSES for p in STACKED_PRODUCTS]
     out += [f"{RESULTS}/{a}/{p}" for a in ANALYSES for p in ANALYSIS_PRODUCTS]
-    out += [p for a in LIGHT_CURVE_ANALYSES for p in light_curve_products(a)]  # lightcurve.smk
+    out += [p for a in LIGHT_CURVE_ANALYSES for p in light_curve_products(a)]
     return out + [f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html"]
 
 

@@ -20,25 +20,6 @@ use rule reduce as reduce_lc with:
         analysis=analyses_pattern(LIGHT_CURVE_ANALYSES),
 
 
-LIGHT_CURVE_SPECTRA = [a for a in LIGHT_CURVE_ANALYSES if ANALYSES[a]["config"]["light_curve"]["spectra"]]
-"""Analyses with light_curve.spectra: their light-curve job also fits the model per time bin."""
-
-
-def light_curve_products(analysis):
-    """The light-curve files of an analysis (spectra per time bin with light_curve.spectra)."""
-    names = ["lightcurve.ecsv", "lightcurve_gadf.ecsv", "lightcurve.png"]
-    if analysis in LIGHT_CURVE_SPECTRA:
-        names += ["spectra.ecsv", "spectra.png"]
-    return [f"{RESULTS}/{analysis}/lightcurve/{n}" for n in names]
-
-
-def light_curve_spectra_args(wildcards, output):
-    """Params function: the --spectra-ecsv/--spectra-png options of rule light_curve_spectra."""
-    if "spectra_ecsv" not in output.keys():
-        return ""
-    return f" --spectra-ecsv {shlex.quote(output.spectra_ecsv)} --spectra-png {shlex.quote(output.spectra_png)}"
-
-
 rule light_curve:
     input:
         fit=f"{OUT}/fit/result.yaml",
