@@ -44,7 +44,7 @@ def run_spans(store):
 def lc_config(store, time_bins, obs_ids=(1, 2, 3), **lc):
     return {"datastore": str(store), "obs_ids": list(obs_ids), "on_region": f"icrs;circle({RA},{DEC},0.2)",
             "geom": {"width": [2.0, 2.0], "frame": "icrs"},
-            "analyses": {"lc": {"light_curve": {"time_bins": time_bins, **lc}}, "plain": {}}}
+            "analyses": {"lc": {"light_curve": {"time_bins": time_bins, **lc}}, "plain": {"obs_ids": [3]}}}
 
 
 def test_light_curve_workflow(tmp_path, lc_store):
@@ -78,7 +78,8 @@ def test_light_curve_workflow(tmp_path, lc_store):
     for name in ("lightcurve.png", "spectra.png", "lightcurve_gadf.ecsv"):
         assert (out / name).stat().st_size > 0
     assert not (wd / "results" / "plain" / "lightcurve").exists()
-    assert not (wd / "results" / "plain" / "obs" / "1" / "onoff_events.h5").exists()
+    assert (wd / "results" / "plain" / "obs" / "3" / "pha.fits").is_file()
+    assert not (wd / "results" / "plain" / "obs" / "3" / "onoff_events.h5").exists()
     assert (wd / "results" / "lc" / "obs" / "1" / "onoff_events.h5").is_file()
     summary = summary_rows(wd)
     assert summary["lc"]["variability_p_value"] == pytest.approx(meta["variability_p_value"])
