@@ -30,7 +30,8 @@ _SPECTRA = ("numpy", "numpy.char", "extspec.io.fitsread", "extspec.io.ogip", "ex
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
     "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.cube", "extspec.io.cube_io",
-               "extspec.io.datastore", "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
+               "extspec.io.datastore", "extspec.io.onoff_events", "extspec.reflected", "extspec.safe_mask",
+               "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
     "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.models", "extspec.stacking", *_PLOTS),
@@ -458,13 +459,13 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
                            "shape to freeze")
     dirs = [Path(d) for d in spectrum_dirs]
     spectra = read_spectra(dirs)
-    from ..io.datastore import TIME_REF_KEYS
+    from ..io.onoff_events import TIME_KEYS
 
     whole_runs = lc["time_bins"] in ("run", "night")
     events = [None] * len(spectra) if whole_runs else [_read_events(d) for d in dirs]
     runs = [RunTimes(int(s.obs_id), s.gti if e is None else e.gti,
                      (s.livetime / s.ontime if s.ontime > 0 else 1.0) if e is None else e.deadc,
-                     {k: s.meta[k] for k in TIME_REF_KEYS if k in s.meta} if e is None else e.time_ref)
+                     {k: s.meta[k] for k in TIME_KEYS if k in s.meta} if e is None else e.time_ref)
             for s, e in zip(spectra, events)]
     bins = make_time_bins(lc["time_bins"], runs, lc["night_boundary_utc"])
     per_bin = [(tb, bin_datasets(tb, spectra, events)) for tb in bins]
