@@ -23,25 +23,13 @@ MODEL = {"type": "power_law", "parameters": {"index": {"value": 2.0}, "amplitude
 
 
 def reduce_runs(store_path, obs_ids, reduction):
-    from extspec.cube import event_coords, make_cube
     from extspec.io.datastore import open_datastore
-    from extspec.workflow.pipeline import cube_settings
-    from extspec.safe_mask import make_safe_mask
-    from extspec.skyregions import parse_region
-    from extspec.spectrum import make_spectrum
+    from extspec.reduction import reduce_observation
+    from extspec.workflow.settings import reduction_settings
 
     store = open_datastore(store_path)
-    on = parse_region(reduction["on_region"])
-    settings = cube_settings(reduction, on)
-    out = []
-    for oid in obs_ids:
-        obs = store.load(oid)
-        ev = event_coords(obs, settings.geom.frame)
-        cube = make_cube(obs, settings, ev)
-        spec, _ = make_spectrum(obs, cube, on, method=settings.method, event_lonlat=ev)
-        spec.mask_safe = make_safe_mask(spec, reduction["safe_mask"], obs.bkg)
-        out.append(spec)
-    return out
+    settings = reduction_settings(reduction)
+    return [reduce_observation(store.load(oid), settings)[1] for oid in obs_ids]
 
 
 def main() -> None:
@@ -51,10 +39,12 @@ def main() -> None:
     args = ap.parse_args()
 
     from extspec.fit import JointData, fit_joint
+    from extspec.workflow.settings import fit_options
 
+    opts = fit_options({})  # the schema's defaults: MIGRAD + HESSE, exact integration
     spectra = reduce_runs(datastore_path(), RXJ_RUNS, SEED_REDUCTION)
-    res = fit_joint(spectra, MODEL)
-    report("joint fit, 15 RX J1713 runs (median)", 1e3 * median_time(lambda: fit_joint(spectra, MODEL), args.repeat), "ms")
+    res = fit_joint(spectra, MODEL, opts)
+    report("joint fit, 15 RX J1713 runs (median)", 1e3 * median_time(lambda: fit_joint(spectra, MODEL, opts), args.repeat), "ms")
     print(f"  (15 runs: index {res.values['index']:.4f} +- {res.parameters[0].error:.4f}, "
           f"{res.nfcn} calls, success {res.success})")
 
@@ -72,8 +62,8 @@ def main() -> None:
     rng = np.random.default_rng(42)
     sims = [simulate_onoff(templates[i % len(templates)], "power_law", truth, rng, obs_id=i + 1) for i in range(args.n_sim)]
     data = JointData(sims)
-    res = fit_joint(sims, MODEL, data=data)
-    t = median_time(lambda: fit_joint(sims, MODEL), max(3, args.repeat // 2), warmup=1)
+    res = fit_joint(sims, MODEL, opts, data=data)
+    t = median_time(lambda: fit_joint(sims, MODEL, opts), max(3, args.repeat // 2), warmup=1)
     report(f"joint fit, {args.n_sim} simulated runs (median)", t, "s")
     print(f"  ({args.n_sim} runs: index {res.values['index']:.4f} +- {res.parameters[0].error:.4f} "
           f"(truth {truth['index']}), {res.nfcn} calls, success {res.success})")

@@ -30,8 +30,9 @@ def main() -> None:
 
     from extspec.cube import make_cube
     from extspec.io.datastore import open_datastore
-    from extspec.workflow.pipeline import cube_settings, reduce_observation
     from extspec.skyregions import parse_region
+    from extspec.workflow.pipeline import reduce_observation
+    from extspec.workflow.settings import cube_settings
 
     path = datastore_path()
     on = parse_region(SEED_REDUCTION["on_region"])

@@ -25,7 +25,7 @@ class SeedReduction(list):
     """List of SpectrumDataset (one per seed run, in SEED_IDS order) with the inputs attached.
 
     Attributes: ``obs_ids``, ``observations``, ``cubes``, ``reflected`` (ReflectedRegions),
-    ``on_region`` and ``settings`` (CubeSettings).
+    ``on_region`` and ``settings`` (ReductionSettings).
     """
 
 
@@ -57,24 +57,23 @@ def on_region():
 
 
 def _reduce(datastore, on_region, method: str, safe_mask: bool) -> SeedReduction:
-    from extspec.cube import CubeSettings, make_cube
-    from extspec.safe_mask import make_safe_mask
-    from extspec.spectrum import make_spectrum
+    from extspec.reduction import reduce_observation
+    from extspec.reflected import find_reflected_regions
+    from extspec.workflow.settings import reduction_settings
 
-    settings = CubeSettings.from_config({"spectrum": {"method": method}}, TARGET)
+    # no safe mask: no criterion, which leaves every bin of a usable run
+    settings = reduction_settings({"on_region": ON_REGION, "spectrum": {"method": method},
+                                   "safe_mask": SAFE_MASK_SETTINGS if safe_mask else {"methods": []}})
     out = SeedReduction()
     out.obs_ids, out.observations, out.cubes, out.reflected = list(SEED_IDS), [], [], []
     out.on_region, out.settings = on_region, settings
     for obs_id in SEED_IDS:
         obs = datastore.load(obs_id)
-        cube = make_cube(obs, settings)
-        spec, refl = make_spectrum(obs, cube, on_region, method=method)
-        if safe_mask:
-            spec.mask_safe = make_safe_mask(spec, SAFE_MASK_SETTINGS, obs.bkg)
+        cube, spec = reduce_observation(obs, settings, irf_cubes=True)
         out.append(spec)
         out.observations.append(obs)
         out.cubes.append(cube)
-        out.reflected.append(refl)
+        out.reflected.append(find_reflected_regions(on_region, obs.pointing_radec, (), method))
     return out
 
 
@@ -98,8 +97,9 @@ def seed_exact(datastore, on_region) -> SeedReduction:
 def seed_fit(seed_reference):
     """Joint power-law fit of the six reference datasets with MIGRAD's covariance (§9)."""
     from extspec.fit import fit_joint
+    from extspec.workflow.settings import fit_options
 
-    return fit_joint(list(seed_reference), PL_START, covariance="migrad")
+    return fit_joint(list(seed_reference), PL_START, fit_options({"fit": {"covariance": "migrad"}}))
 
 
 def _printed_tolerance(text: str) -> float:

@@ -14,14 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from extspec.cube import event_coords, make_cube
-from extspec.io.datastore import open_datastore
 from extspec.fit import fit_joint
-from extspec.workflow.pipeline import cube_settings
-from extspec.safe_mask import make_safe_mask
+from extspec.io.datastore import open_datastore
+from extspec.reduction import reduce_observation
 from extspec.simulate import SourceModel, simulate_datastore, simulate_onoff, wobble_pointings
-from extspec.skyregions import parse_region
-from extspec.spectrum import make_spectrum
+from extspec.workflow.settings import fit_options, reduction_settings
 
 RA, DEC = 83.63, 22.01
 SAFE = {"methods": ["aeff-default", "aeff-max"], "aeff_percent": 10}
@@ -29,23 +26,16 @@ SAFE = {"methods": ["aeff-default", "aeff-max"], "aeff_percent": 10}
 
 def reduce_store(path, on_text, method="exact", width=2.0, background=None):
     store = open_datastore(path)
-    on = parse_region(on_text)
-    red = {
+    settings = reduction_settings({
+        "on_region": on_text,
         "geom": {"width": [width, width], "binsz": 0.04, "frame": "icrs", "proj": "TAN"},
         "energy_axis": {"min": 0.3, "max": 40, "nbins": 12},
         "energy_axis_true": {"min": 0.1, "max": 100, "nbins": 36},
         "spectrum": {"method": method},
-    }
-    settings = cube_settings(red, on)
-    out = []
-    for oid in store.obs_ids:
-        obs = store.load(oid)
-        ev = event_coords(obs, "icrs")
-        cube = make_cube(obs, settings, ev)
-        spec, _ = make_spectrum(obs, cube, on, method=method, event_lonlat=ev, background=background, safe_mask=SAFE)
-        spec.mask_safe = make_safe_mask(spec, SAFE, obs.bkg)
-        out.append(spec)
-    return out
+        "background": background or {},
+        "safe_mask": SAFE,
+    })
+    return [reduce_observation(store.load(oid), settings)[1] for oid in store.obs_ids]
 
 
 def fit_cfg(mtype, start):
@@ -76,7 +66,7 @@ def test_dl3_closure_point_source(tmp_path, mtype):
     cfg = fit_cfg(mtype, start)
     if mtype == "broken_power_law":
         cfg["parameters"]["ebreak"]["frozen"] = True
-    res = fit_joint(spectra, cfg)
+    res = fit_joint(spectra, cfg, fit_options({}))
     assert res.success, res.message
     for name, p in zip(res.values, res.parameters):
         if p.frozen:
@@ -95,7 +85,7 @@ def test_dl3_closure_extended_disk_exact_vs_reference(tmp_path):
     on = f"icrs;circle({RA},{DEC},0.5)"
     exact = reduce_store(path, on, "exact", width=2.0)
     ref = reduce_store(path, on, "reference", width=2.0)
-    res = fit_joint(exact, fit_cfg("power_law", {"index": 2.0, "amplitude": 1e-11}))
+    res = fit_joint(exact, fit_cfg("power_law", {"index": 2.0, "amplitude": 1e-11}), fit_options({}))
     assert res.success
     amp = res.parameters[1]
     assert abs(amp.value - truth["amplitude"]) < 2 * amp.error
@@ -117,7 +107,7 @@ def test_spectrum_level_pulls(tmp_path):
     n = 300
     for _ in range(n):
         sims = [simulate_onoff(t, "power_law", truth, rng) for t in templates]
-        res = fit_joint(sims, cfg)
+        res = fit_joint(sims, cfg, fit_options({}))
         assert res.success
         for p in res.parameters[:2]:
             pulls[p.name].append((p.value - truth[p.name]) / p.error)

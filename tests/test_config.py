@@ -266,9 +266,10 @@ def test_prepare_workflow_missing_store_is_deferred(tmp_path):
 
 
 def test_defaults_come_from_the_schema_only():
-    """Library functions given partial configs use the schema's defaults (no second copy)."""
-    from extspec.cube import CubeSettings
+    """The settings builders given partial configs use the schema's defaults (no second copy)."""
     from extspec.workflow.config import read_schema, schema_defaults, setting
+    from extspec.skyregions import parse_region
+    from extspec.workflow.settings import cube_settings
 
     schema = read_schema()
     d = schema_defaults()
@@ -277,7 +278,7 @@ def test_defaults_come_from_the_schema_only():
     assert d["safe_mask"]["methods"] == ["aeff-default", "aeff-max"]
     assert setting({"fit": {"minos": True}}, "fit", "minos") is True
     assert setting({"fit": {"minos": True}}, "fit", "covariance") == "hesse"
-    s = CubeSettings.from_config({"spectrum": {"method": "reference"}}, (347.3, -0.5, "galactic"))
+    s = cube_settings({"spectrum": {"method": "reference"}}, parse_region("galactic;circle(347.3,-0.5,0.5)"))
     assert s.method == "reference" and s.oversample == d["spectrum"]["oversample"]
     assert s.geom.binsz == 0.04 and s.geom.npix == (38, 38) and s.edisp_binsz == 0.2
     assert (s.energy_true.edges[0], s.energy_true.edges[-1], s.energy_true.nbin) == (0.05, 100.0, 30)

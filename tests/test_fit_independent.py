@@ -13,9 +13,12 @@ import math
 import numpy as np
 import pytest
 
-from extspec.fit import chi2_sf, compare_models, fit_joint, p_to_sigma
+from extspec.fit import compare_models, fit_joint
+from extspec.stats import chi2_sf, p_to_sigma
+from extspec.workflow.settings import fit_options, flux_point_settings
 
 PL = {"type": "power_law", "parameters": {"index": {"value": 2}, "amplitude": {"value": 2e-11}}}
+FLUX_POINT_EDGES = flux_point_settings({"flux_points": {"energy_edges": [0.3, 1, 3, 10, 40]}})
 
 
 # --------------------------------------------------------------- tail probabilities --
@@ -153,7 +156,7 @@ def like(seed_reference):
 
 @pytest.fixture(scope="module")
 def minos_fit(seed_reference):
-    return fit_joint(list(seed_reference), PL, minos=True)
+    return fit_joint(list(seed_reference), PL, fit_options({"fit": {"minos": True}}))
 
 
 def profile_index(like, index, amp_guess):
@@ -192,7 +195,8 @@ def test_minos_errors_match_an_independent_profile(like, minos_fit):
 
 def test_compare_models_is_wilks_with_one_extra_parameter(seed_reference, minos_fit):
     ecpl = fit_joint(list(seed_reference), {"type": "exp_cutoff_power_law",
-                                            "parameters": {"index": 2.0, "amplitude": 2e-11, "lambda_": 0.05}})
+                                            "parameters": {"index": 2.0, "amplitude": 2e-11, "lambda_": 0.05}},
+                     fit_options({}))
     assert ecpl.success
     c = compare_models(minos_fit, ecpl)
     ts = minos_fit.total_stat - ecpl.total_stat
@@ -210,7 +214,7 @@ def test_flux_point_upper_limits_match_an_independent_profile(seed_reference, se
     """norm_ul of each group: above the best norm, where W(norm) - W_min = 4 (2 sigma)."""
     from extspec.fluxpoints import compute_flux_points
 
-    rows = compute_flux_points(list(seed_reference), seed_fit, [0.3, 1, 3, 10, 40])
+    rows = compute_flux_points(list(seed_reference), seed_fit, FLUX_POINT_EDGES, "exact")
     like = Likelihood(list(seed_reference))
     v = seed_fit.values
     groups = [(0, 2), (2, 5), (5, 7), (7, 10)]  # reco bins of the snapped edges 0.3, 0.80, 3.46, 9.22, 40

@@ -24,7 +24,7 @@ from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
 from extspec.simulate.variants import write_gadf_variant
 from extspec.skyregions import parse_region
 from extspec.spectrum import make_spectrum
-from extspec.workflow.pipeline import cube_settings
+from extspec.workflow.settings import cube_settings, fit_options, reduction_settings
 
 RA, DEC = 83.63, 22.01
 TRUTH = {"index": 2.4, "amplitude": 3e-11, "reference": 1.0}
@@ -66,7 +66,8 @@ def reduce_store(path, on_text, background=None):
 
 def assert_closure(spectra):
     assert all(s.usable for s in spectra)
-    res = fit_joint(spectra, {"type": "power_law", "parameters": {"index": {"value": 2.0}, "amplitude": {"value": 1e-11}}})
+    res = fit_joint(spectra, {"type": "power_law", "parameters": {"index": {"value": 2.0}, "amplitude": {"value": 1e-11}}},
+                    fit_options({}))
     assert res.success, res.message
     for name, p in zip(res.values, res.parameters):
         if not p.frozen:
@@ -202,17 +203,25 @@ def test_pointlike_counts_use_each_bins_radius(variant):
 # ----------------------------------------------------------------------------- refusals --
 
 
+GEOM = {"frame": "icrs", "width": [2.0, 2.0]}
+
+
 def _first(path):
     store = open_datastore(path)
     obs = store.load(int(store.obs_ids[0]))
-    settings = cube_settings({"geom": {"frame": "icrs", "width": [2.0, 2.0]}}, parse_region(f"icrs;circle({RA},{DEC},0.3)"))
+    settings = cube_settings({"geom": GEOM}, parse_region(f"icrs;circle({RA},{DEC},0.3)"))
     return obs, make_cube(obs, settings)
+
+
+def _on(text):
+    """Reduction settings with ``text`` as the ON region (the schema's defaults otherwise)."""
+    return reduction_settings({"on_region": text, "geom": GEOM})
 
 
 def test_refuse_pointlike_with_extended_region(variant):
     obs, cube = _first(variant("point_like", rad_max=rad_max_2d))
     with pytest.raises(ConfigError) as exc:
-        make_spectrum(obs, cube, parse_region(f"icrs;ellipse({RA},{DEC},0.3,0.2,10)"))
+        make_spectrum(obs, cube, _on(f"icrs;ellipse({RA},{DEC},0.3,0.2,10)"))
     msg = str(exc.value)
     assert "\n" not in msg
     assert re.match(r"obs 1: point-like IRFs \(HDUCLAS3 = POINT-LIKE, an energy-dependent RAD_MAX \(RAD_MAX_2D\)\) "
@@ -220,23 +229,23 @@ def test_refuse_pointlike_with_extended_region(variant):
                     r"icrs;ellipse\(.*\): use on_region: \"icrs;point\(83\.6300,22\.0100\)\", or full-enclosure "
                     r"IRFs for an extended source$", msg), msg
     with pytest.raises(ConfigError, match=r"^obs 1: point-like IRFs .*RAD_MAX_2D.*not the extended ON region icrs;circle"):
-        make_spectrum(obs, cube, parse_region(f"icrs;circle({RA},{DEC},0.1)"))
+        make_spectrum(obs, cube, _on(f"icrs;circle({RA},{DEC},0.1)"))
 
 
 def test_refuse_pointlike_circle_of_another_radius(variant):
     obs, cube = _first(variant("point_like", rad_max=0.15))
     with pytest.raises(ConfigError) as exc:
-        make_spectrum(obs, cube, parse_region(f"icrs;circle({RA},{DEC},0.2)"))
+        make_spectrum(obs, cube, _on(f"icrs;circle({RA},{DEC},0.2)"))
     assert str(exc.value) == (
         "obs 1: point-like IRFs (HDUCLAS3 = POINT-LIKE) with a fixed RAD_MAX of 0.1500 deg, but the ON circle has "
         "radius 0.2000 deg: use on_region: \"icrs;point(83.6300,22.0100)\" or a circle of radius 0.1500 deg")
-    make_spectrum(obs, cube, parse_region(f"icrs;circle({RA},{DEC},0.1509)"))  # within 1e-3 deg: accepted
+    make_spectrum(obs, cube, _on(f"icrs;circle({RA},{DEC},0.1509)"))  # within 1e-3 deg: accepted
 
 
 def test_refuse_full_enclosure_with_point_region(base_store):
     obs, cube = _first(base_store)
     with pytest.raises(ConfigError) as exc:
-        make_spectrum(obs, cube, parse_region(f"icrs;point({RA},{DEC})"))
+        make_spectrum(obs, cube, _on(f"icrs;point({RA},{DEC})"))
     assert str(exc.value) == (
         "obs 1: full-enclosure IRFs with a point ON region: its counts would need a PSF containment correction, "
         "which extspec does not do (out of scope); use a circle ON region that holds the PSF, or point-like IRFs")
@@ -245,7 +254,7 @@ def test_refuse_full_enclosure_with_point_region(base_store):
 def test_refuse_region_outside_the_single_offset_bin(variant):
     obs, cube = _first(variant("single_offset"))
     with pytest.raises(DataStoreError) as exc:
-        make_spectrum(obs, cube, parse_region(f"icrs;circle({RA},{DEC},0.4)"))
+        make_spectrum(obs, cube, _on(f"icrs;circle({RA},{DEC},0.4)"))
     assert re.fullmatch(r"obs 1: its IRFs hold only for offsets 0\.250-0\.750 deg from the pointing \(one THETA "
                         r"bin\), but the ON region lies at 0\.1\d\d-0\.9\d\d deg", str(exc.value)), str(exc.value)
 
@@ -272,7 +281,7 @@ def test_wobble_regions_rotated_about_the_pointing():
 
     on = parse_region("icrs;circle(83.63,22.01,0.1)")
     pnt = SkyPoint(83.63, 22.51, "icrs")
-    off = find_wobble_regions(on, pnt, n_off_regions=3)
+    off = find_wobble_regions(on, pnt, (), 3, "exact")
     np.testing.assert_allclose(np.degrees(off.angles), [90.0, 180.0, 270.0])
     seps = [r.center.separation(pnt) for r in off.regions]
     np.testing.assert_allclose(seps, 0.5, atol=1e-6)
@@ -281,7 +290,7 @@ def test_wobble_regions_rotated_about_the_pointing():
     assert off.regions[1].center.lat == pytest.approx(23.01, abs=1e-3)
     # an exclusion touching one OFF region removes only that one
     c = off.regions[0].center
-    off2 = find_wobble_regions(on, pnt, [f"icrs;circle({c.lon},{c.lat},0.05)"], n_off_regions=3)
+    off2 = find_wobble_regions(on, pnt, [f"icrs;circle({c.lon},{c.lat},0.05)"], 3, "exact")
     assert len(off2) == 2 and off2.info["n_dropped"] == 1
     np.testing.assert_allclose(np.degrees(off2.angles), [180.0, 270.0])
 

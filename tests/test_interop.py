@@ -258,7 +258,7 @@ def test_gammapy_reads_light_curve(gammapy, tmp_path):
     from gammapy.estimators import FluxPoints
     from test_lightcurve import TIME_REF, TRUTH, template, truth_result
 
-    from extspec.fit import write_fit_result
+    from extspec.io.fitresult import write_fit_result
     from extspec.io.ogip import write_spectrum
     from extspec.simulate import simulate_onoff
     from extspec.workflow.pipeline import run_light_curve

@@ -9,13 +9,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from extspec.fit import JointData, fit_joint
+from extspec.fit import FitOptions, JointData, fit_joint
 from extspec.geometry import make_energy_axis
-from extspec.io.onoff_events import OnOffEvents, read_onoff_events, write_onoff_events
+from extspec.io.onoff_events import read_onoff_events, write_onoff_events
 from extspec.models import get_model
 from extspec.lightcurve import bin_datasets, gadf_rows, light_curve_rows, spectra_rows, window_dataset
 from extspec.simulate import simulate_onoff
-from extspec.spectrum import SpectrumDataset
+from extspec.spectrum import OnOffEvents, SpectrumDataset
 from extspec.stats import wstat
 from extspec.timebins import (RunTimes, TimeBin, Window, interval_bins, livetime_in, make_time_bins,
                               met_from_mjd_utc, mjd_utc_from_met, night_bins, parse_utc, regular_intervals,
@@ -49,7 +49,7 @@ def truth_result(amplitude=TRUTH["amplitude"]):
     """A FitResult holding the true model (all frozen), as if from the joint fit."""
     cfg = {"type": "power_law", "parameters": {k: {"value": v, "frozen": True} for k, v in
                                                dict(TRUTH, amplitude=amplitude).items()}}
-    res = fit_joint([template()], cfg)
+    res = fit_joint([template()], cfg, OPTIONS)
     for p in res.parameters:  # the light curve frees nothing but its norm; spectra free index, amplitude
         p.frozen = p.name == "reference"
     return res
@@ -67,6 +67,8 @@ def sim_bins(rng, amplitudes, livetime=600.0):
 
 
 EDGES = np.array([0.5, 20.0])
+LC = (2.0, "exact")  # sqrt_ts_threshold_ul, integration
+OPTIONS = FitOptions(integration="exact", covariance="hesse", minos=False)
 
 
 def test_steady_source_p_values_are_flat():
@@ -77,7 +79,7 @@ def test_steady_source_p_values_are_flat():
     p_values, pulls = [], []
     ref = float(np.diff([TRUTH["amplitude"] / 1.5 * e ** -1.5 for e in EDGES])[0] * -1)  # integral 0.5-20 TeV
     for _ in range(200):
-        rows, var = light_curve_rows(sim_bins(rng, [TRUTH["amplitude"]] * 4), result, EDGES)
+        rows, var = light_curve_rows(sim_bins(rng, [TRUTH["amplitude"]] * 4), result, EDGES, *LC)
         assert var["ndf"] == 3
         p_values.append(var["p_value"])
         pulls += [(r["flux"] - ref) / r["flux_err"] for r in rows]
@@ -91,7 +93,7 @@ def test_flux_doubling_is_found_in_its_bin():
     rng = np.random.default_rng(3)
     amps = [TRUTH["amplitude"]] * 8
     amps[5] *= 2
-    rows, var = light_curve_rows(sim_bins(rng, amps, livetime=1800.0), truth_result(), EDGES)
+    rows, var = light_curve_rows(sim_bins(rng, amps, livetime=1800.0), truth_result(), EDGES, *LC)
     flux = np.array([r["flux"] for r in rows])
     err = np.array([r["flux_err"] for r in rows])
     assert int(np.argmax(flux)) == 5
@@ -107,7 +109,7 @@ def test_errors_and_upper_limit_follow_the_likelihood_profile():
     rng = np.random.default_rng(11)
     bins = sim_bins(rng, [TRUTH["amplitude"], 0.02 * TRUTH["amplitude"]], livetime=300.0)
     result = truth_result()
-    rows, _ = light_curve_rows(bins, result, EDGES)
+    rows, _ = light_curve_rows(bins, result, EDGES, *LC)
     model = get_model("power_law")
     ref = float(model.integral(np.array([0.5]), np.array([20.0]), **TRUTH)[0])
     for (_, (spec,)), row in zip(bins, rows):
@@ -163,7 +165,7 @@ def test_time_conversion_and_run_bins():
 def test_night_bins_and_boundary():
     noon = parse_utc("2006-07-29T12:00:00")
     runs = [run(1, noon - 2 / 24), run(2, noon - 1 / 1440), run(3, noon), run(4, noon + 0.4), run(5, noon + 1.3)]
-    bins = night_bins(runs)
+    bins = night_bins(runs, 12.0)
     assert [[w.run for w in b.windows] for b in bins] == [[0, 1], [2, 3], [4]]
     assert bins[1].time_min == pytest.approx(noon, abs=1e-9)
     assert bins[1].time_max == pytest.approx(noon + 0.4 + 28 / 1440, abs=1e-9)
@@ -185,7 +187,7 @@ def test_intervals_cut_runs_with_gti_and_livetime():
     assert all(w.run != 2 for b in bins for w in b.windows)
     g = runs[0].gti
     assert livetime_in(g, 0.9, -np.inf, np.inf) == pytest.approx(26 * 60 * 0.9)
-    same = make_time_bins([["2006-07-29T20:00:00", "2006-07-29T20:10:00"]], runs)
+    same = make_time_bins([["2006-07-29T20:00:00", "2006-07-29T20:10:00"]], runs, 12.0)
     assert len(same) == 1 and same[0].windows[0].livetime == pytest.approx(540.0)
 
 
@@ -230,7 +232,7 @@ def test_unfittable_bins_are_marked_not_raised():
     tb, (spec,) = bins[2]
     bins[2] = (tb, [dataclasses.replace(spec, usable=False, reason="no OFF region")])
     edges = np.array([0.5, 2.0, 20.0])
-    rows, var = light_curve_rows(bins, truth_result(), edges)
+    rows, var = light_curve_rows(bins, truth_result(), edges, *LC)
     assert len(rows) == 6
     ok = [(r["e_min"], r["success"]) for r in rows]
     assert ok[:2] == [(0.5, True), (2.0, True)]
@@ -238,7 +240,7 @@ def test_unfittable_bins_are_marked_not_raised():
     assert rows[3]["success"] and rows[3]["n_runs"] == 1
     assert not rows[4]["success"] and not rows[5]["success"] and np.isnan(rows[5]["flux"])
     assert [p["ndf"] for p in var["per_energy_bin"]] == [0, 1]
-    srows, units = spectra_rows(bins, truth_result(), integration="exact")
+    srows, units = spectra_rows(bins, truth_result(), OPTIONS)
     assert [r["success"] for r in srows] == [True, True, False]
     assert np.isnan(srows[2]["index"]) and "index_err" in units and "amplitude" in units
     assert srows[0]["index"] == pytest.approx(TRUTH["index"], abs=4 * srows[0]["index_err"])

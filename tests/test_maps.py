@@ -14,7 +14,7 @@ from astropy.io import fits
 from extspec.maps import correlate, disk_offsets, make_maps
 from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
 from extspec.workflow.config import stage_config, validate_analyses
-from extspec.workflow.pipeline import reduce_observation, stack_counts
+from extspec.workflow.pipeline import reduce_observation, stack_counts, write_maps
 
 RA, DEC = 83.63, 22.01
 
@@ -58,7 +58,8 @@ def _run_maps(tmp_path, store, obs_ids, on, radius, width=3.0):
         cubes.append(out / "cube.h5")
         dirs.append(out)
     paths = {"excess": tmp_path / "excess.fits", "significance": tmp_path / "sig.fits", "png": tmp_path / "maps.png"}
-    stack_counts(stage_config(cfg, "stack"), cubes, dirs, tmp_path / "counts.fits", tmp_path / "counts.png", maps=paths)
+    stack_counts(stage_config(cfg, "stack"), cubes, dirs, tmp_path / "counts.fits", tmp_path / "counts.png")
+    write_maps(stage_config(cfg, "stack"), cubes, dirs, paths["excess"], paths["significance"], paths["png"])
     with fits.open(paths["excess"]) as h:
         excess, hdr = h[0].data.astype(float), h[0].header
     with fits.open(paths["significance"]) as h:

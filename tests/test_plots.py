@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.wcs import WCS
 
-from extspec import plots
+from extspec import maps, models, plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -67,7 +67,7 @@ def test_gaussian_smooth_conserves_total():
     img = np.zeros((60, 70))
     img[20:40, 25:45] = rng.poisson(5.0, size=(20, 20))
     for sigma in (0.7, 1.0, 2.5):
-        sm = plots.gaussian_smooth(img, sigma)
+        sm = maps.gaussian_smooth(img, sigma)
         assert sm.shape == img.shape
         assert abs(sm.sum() - img.sum()) < 1e-6
         assert np.all(sm >= 0)
@@ -76,7 +76,7 @@ def test_gaussian_smooth_conserves_total():
 def test_gaussian_smooth_centred_and_width():
     img = np.zeros((41, 41))
     img[20, 13] = 1.0
-    sm = plots.gaussian_smooth(img, 2.0)
+    sm = maps.gaussian_smooth(img, 2.0)
     yy, xx = np.mgrid[:41, :41]
     assert np.unravel_index(sm.argmax(), sm.shape) == (20, 13)
     assert (sm * xx).sum() == pytest.approx(13.0, abs=1e-12)
@@ -88,14 +88,14 @@ def test_gaussian_smooth_centred_and_width():
 
 def test_gaussian_smooth_edges_and_degenerate():
     flat = np.full((10, 12), 3.0)
-    np.testing.assert_allclose(plots.gaussian_smooth(flat, 1.5, normalize_edges=True), 3.0, rtol=1e-12)
-    assert plots.gaussian_smooth(flat, 1.5)[0, 0] < 3.0  # zero padding
+    np.testing.assert_allclose(maps.gaussian_smooth(flat, 1.5, normalize_edges=True), 3.0, rtol=1e-12)
+    assert maps.gaussian_smooth(flat, 1.5)[0, 0] < 3.0  # zero padding
     # kernel wider than the image
     small = np.ones((3, 2))
-    assert plots.gaussian_smooth(small, 5.0).shape == (3, 2)
-    np.testing.assert_array_equal(plots.gaussian_smooth(flat, 0), flat)
+    assert maps.gaussian_smooth(small, 5.0).shape == (3, 2)
+    np.testing.assert_array_equal(maps.gaussian_smooth(flat, 0), flat)
     with pytest.raises(ValueError):
-        plots.gaussian_smooth(np.ones(5), 1.0)
+        maps.gaussian_smooth(np.ones(5), 1.0)
 
 
 # ---------------------------------------------------------------- butterfly
@@ -107,7 +107,7 @@ def test_sed_butterfly_power_law_analytic():
     s_phi, s_g, rho = 4e-12, 0.12, -0.6
     cov = np.array([[s_phi**2, rho * s_phi * s_g], [rho * s_phi * s_g, s_g**2]])
     e = np.geomspace(0.2, 80, 50)
-    lo, hi = plots.sed_butterfly(pl, {"amplitude": phi, "index": g, "reference": 1.0},
+    lo, hi = models.sed_butterfly(pl, {"amplitude": phi, "index": g, "reference": 1.0},
                                  ["amplitude", "index"], cov, e)
     dnde = pl(e, phi, g)
     ln = np.log(e)
@@ -122,10 +122,10 @@ def test_sed_butterfly_fixed_parameter_and_shape_check():
         return amplitude * np.asarray(e) ** -index
 
     e = np.array([0.5, 1.0, 4.0])
-    lo, hi = plots.sed_butterfly(pl, {"amplitude": 1e-11, "index": 2.0}, ["amplitude"], [[1e-24]], e)
+    lo, hi = models.sed_butterfly(pl, {"amplitude": 1e-11, "index": 2.0}, ["amplitude"], [[1e-24]], e)
     np.testing.assert_allclose((hi - lo) / 2, e**2 * pl(e, 1e-12, 2.0), rtol=1e-6)
     with pytest.raises(ValueError):
-        plots.sed_butterfly(pl, {"amplitude": 1e-11, "index": 2.0}, ["amplitude", "index"], [[1.0]], e)
+        models.sed_butterfly(pl, {"amplitude": 1e-11, "index": 2.0}, ["amplitude", "index"], [[1.0]], e)
 
 
 # ---------------------------------------------------------------- counts image
@@ -346,7 +346,7 @@ def test_plot_sed(tmp_path, drawn):
                          e2dnde_ul=2 * v, is_ul=bool(er > 15)))
     rows[0]["e2dnde_err"] = 2 * rows[0]["e2dnde"]  # error bar reaching below zero
     e = np.geomspace(0.3, 40, 50)
-    lo, hi = plots.sed_butterfly(_pl, {"amplitude": 2e-11, "index": 2.3}, ["amplitude", "index"],
+    lo, hi = models.sed_butterfly(_pl, {"amplitude": 2e-11, "index": 2.3}, ["amplitude", "index"],
                                  np.diag([(2e-12) ** 2, 0.1**2]), e)
     out = tmp_path / "sed.png"
     plots.plot_sed(rows, _pl, (0.3, 40), out, butterfly=(e, lo, hi), title="sed")

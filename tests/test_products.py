@@ -8,9 +8,11 @@ import pytest
 from extspec.fit import fit_joint
 from extspec.fluxpoints import compute_flux_points, snap_edges
 from extspec.stacking import cumulative_rows, stack_spectra
+from extspec.workflow.settings import fit_options, flux_point_settings
 
 SEED_IDS = [20326, 20327, 20349, 20350, 20396, 20397]
 PL_START = {"type": "power_law", "parameters": {"index": {"value": 2}, "amplitude": {"value": 2e-11}}}
+FLUX_POINT_EDGES = flux_point_settings({"flux_points": {"energy_edges": [0.3, 1, 3, 10, 40]}})
 
 # counts, counts_off, excess, sqrt_ts, alpha, acceptance_off, livetime, stat_sum
 TABLE_10 = [
@@ -153,7 +155,7 @@ def test_stacked_exposure_livetime(stacked, seed_reference):
 
 
 def test_stacked_power_law_fit(stacked):
-    r = fit_joint([stacked], PL_START, covariance="migrad")
+    r = fit_joint([stacked], PL_START, fit_options({"fit": {"covariance": "migrad"}}))
     assert r.success
     np.testing.assert_allclose(r.values["index"], 2.0975984371517056, rtol=1e-4)
     np.testing.assert_allclose(r.values["amplitude"], 1.2834491375933198e-11, rtol=1e-4)
@@ -186,7 +188,7 @@ def test_snap_edges():
 
 @pytest.fixture(scope="module")
 def flux_points(seed_reference, seed_fit):
-    return compute_flux_points(list(seed_reference), seed_fit, [0.3, 1, 3, 10, 40])
+    return compute_flux_points(list(seed_reference), seed_fit, FLUX_POINT_EDGES, "exact")
 
 
 def test_flux_points_table(flux_points):

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from extspec.cube import TRUE_AXIS_MARGIN
 from extspec.errors import ConfigError, ExtspecError
 from extspec.workflow.config import (
-    TRUE_AXIS_MARGIN,
     apply_overlay,
     check_output_dir,
     load_config,
@@ -358,12 +358,15 @@ def test_flux_points_without_safe_bins_give_no_row_and_fail(tmp_path, seed_refer
     import numpy as np
 
     from extspec.fluxpoints import compute_flux_points
+    from extspec.io.fitresult import fit_result_dict
     from extspec.io.ogip import write_spectrum
     from extspec.workflow.pipeline import run_flux_points
+    from extspec.workflow.settings import flux_point_settings
 
     # the two lowest reco bins (0.3-0.80 TeV) unsafe in every run
     cut = [dataclasses.replace(s, mask_safe=np.arange(10) >= 2) for s in seed_reference]
-    rows = compute_flux_points(cut, seed_fit, [0.3, 1, 3, 10, 40])
+    edges = flux_point_settings({"flux_points": {"energy_edges": [0.3, 1, 3, 10, 40]}})
+    rows = compute_flux_points(cut, seed_fit, edges, "exact")
     assert [r["e_min"] for r in rows] == pytest.approx([0.7981953, 3.4641016, 9.2167617], rel=1e-6)
     assert all(np.isfinite(r["norm_ul"]) for r in rows)
 
@@ -372,7 +375,7 @@ def test_flux_points_without_safe_bins_give_no_row_and_fail(tmp_path, seed_refer
         write_spectrum(s, tmp_path / str(s.obs_id))
         dirs.append(tmp_path / str(s.obs_id))
     fit_yaml = tmp_path / "result.yaml"
-    fit_yaml.write_text(yaml.safe_dump(seed_fit.as_dict()))
+    fit_yaml.write_text(yaml.safe_dump(fit_result_dict(seed_fit)))
     cfg = load_config(seed_raw(flux_points={"energy_edges": [0.3, 0.8]}))
     with pytest.raises(ExtspecError, match=r"^flux points: no group of flux_points.energy_edges \[0.3, 0.8\] "
                                            r"overlaps the safe energy range"):

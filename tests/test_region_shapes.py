@@ -11,7 +11,7 @@ from extspec.cube import event_coords, make_cube
 from extspec.io.datastore import open_datastore
 from extspec.errors import ConfigError
 from extspec.geometry import MapGeom
-from extspec.workflow.pipeline import cube_settings
+from extspec.workflow.settings import reduction_settings
 from extspec.reflected import find_reflected_regions
 from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
 from extspec.skyregions import check_region_in_geom, parse_region, parse_regions, region_center
@@ -60,14 +60,15 @@ def _inside(region, lon, lat, frame):
 def test_shape_spectrum(store, text, method):
     on = parse_region(text)
     frame = region_center(on).frame
-    red = {"geom": {"width": [2.0, 2.0], "binsz": 0.02, "frame": frame, "proj": "CAR"}, "spectrum": {"method": method}}
-    settings = cube_settings(red, on)
-    check_region_in_geom(on, settings.geom)
+    red = {"on_region": text, "geom": {"width": [2.0, 2.0], "binsz": 0.02, "frame": frame, "proj": "CAR"},
+           "spectrum": {"method": method}}
+    settings = reduction_settings(red)
+    check_region_in_geom(on, settings.cube.geom)
     for oid in store.obs_ids:
         obs = store.load(oid)
         ev = event_coords(obs, frame, method)
-        cube = make_cube(obs, settings, ev)
-        spec, refl = make_spectrum(obs, cube, on, method=method, event_lonlat=ev)
+        cube = make_cube(obs, settings.cube, ev)
+        spec, refl = make_spectrum(obs, cube, settings, event_lonlat=ev)
         assert spec.usable and len(refl) >= 1
         assert type(refl.regions[0]) is type(on)
         np.testing.assert_allclose(spec.alpha, 1.0 / len(refl))
@@ -95,7 +96,7 @@ def test_region_area_exact_equals_off_area(store):
     on = parse_region(SHAPES[0])
     obs = store.load(store.obs_ids[0])
     pointing = SkyCoord(*obs.pointing_radec, unit="deg")
-    refl = find_reflected_regions(on, pointing, method="exact")
+    refl = find_reflected_regions(on, pointing, (), "exact")
     assert len(refl) >= 2
     areas = [r.area for r in refl.pixel_regions]
     on_area = refl.on_pixel_region.area
@@ -138,9 +139,10 @@ def test_pipeline_polygon_in_other_frame_than_map(store, tmp_path):
     reduce_observation(red, store.path, oid, tmp_path / "obs")
     got = read_spectrum(tmp_path / "obs")
     obs = store.load(oid)
-    ev = event_coords(obs, "galactic")
-    cube = make_cube(obs, cube_settings(red, on), event_coords(obs, "icrs"))
-    want, _ = make_spectrum(obs, cube, on, method="exact", event_lonlat=ev)
+    ev = event_coords(obs, "galactic", "exact")
+    settings = reduction_settings(red)
+    cube = make_cube(obs, settings.cube, event_coords(obs, "icrs", "exact"))
+    want, _ = make_spectrum(obs, cube, settings, event_lonlat=ev)
     assert want.counts.sum() > 0
     np.testing.assert_array_equal(got.counts, want.counts)
     np.testing.assert_array_equal(got.counts_off, want.counts_off)

@@ -9,6 +9,7 @@ import pytest
 
 from extspec.errors import ConfigError
 from extspec.safe_mask import aeff_max_threshold, bins_inside, edisp_bias_threshold, make_safe_mask
+from extspec.workflow.settings import safe_mask_settings
 
 SEED_IDS = (20326, 20327, 20349, 20350, 20396, 20397)
 SAFE = {"methods": ["aeff-default", "aeff-max"], "aeff_percent": 10}
@@ -20,6 +21,11 @@ TABLE_7 = {
     20396: ("0.2041738", "27303.452", "0.1484621"),
     20397: ("0.2344229", "28519.636", "0.1531339"),
 }
+
+
+def _mask(spec, block, bkg=None):
+    """make_safe_mask with the settings of a ``safe_mask`` config block (schema defaults for the rest)."""
+    return make_safe_mask(spec, safe_mask_settings({"safe_mask": block}), bkg)
 
 
 @pytest.mark.parametrize("obs_id", SEED_IDS)
@@ -57,15 +63,15 @@ def test_aeff_thresholds_mask_low_bins(seed_reference, obs_id):
     edges = spec.energy_reco.edges
     want = edges[:-1] >= max(float(lo_thres), float(e_min))
     np.testing.assert_array_equal(want, [False, False] + [True] * 8)
-    np.testing.assert_array_equal(make_safe_mask(spec, SAFE), want)
+    np.testing.assert_array_equal(_mask(spec, SAFE), want)
     # aeff-max alone: E_min 0.148-0.152 TeV drops only the first bin (lower edge 0.1)
-    np.testing.assert_array_equal(make_safe_mask(spec, {"methods": ["aeff-max"], "aeff_percent": 10}),
+    np.testing.assert_array_equal(_mask(spec, {"methods": ["aeff-max"], "aeff_percent": 10}),
                                   [False] + [True] * 9)
 
 
 def test_edisp_bias_masks_bin_0_of_20326(seed_reference):
     spec = seed_reference[0]
-    mask = make_safe_mask(spec, {"methods": ["edisp-bias"]})
+    mask = _mask(spec, {"methods": ["edisp-bias"]})
     np.testing.assert_array_equal(mask, [False] + [True] * 9)
     e_min = edisp_bias_threshold(spec.edisp, spec.energy_true, spec.energy_reco, 10)
     assert 0.3 < e_min <= spec.energy_reco.edges[1]
@@ -73,9 +79,9 @@ def test_edisp_bias_masks_bin_0_of_20326(seed_reference):
 
 def test_offset_max(seed_reference):
     spec = seed_reference[0]  # ON centre 0.698 deg off-axis
-    assert not make_safe_mask(spec, {"methods": ["offset-max"], "offset_max": 0.5}).any()
-    assert make_safe_mask(spec, {"methods": ["offset-max"]}).all()  # default 3 deg
-    assert make_safe_mask(spec, {"methods": ["offset-max"], "offset_max": 0.7}).all()
+    assert not _mask(spec, {"methods": ["offset-max"], "offset_max": 0.5}).any()
+    assert _mask(spec, {"methods": ["offset-max"]}).all()  # default 3 deg
+    assert _mask(spec, {"methods": ["offset-max"], "offset_max": 0.7}).all()
 
 
 BKG_PEAK_TEV = 0.19952624
@@ -86,13 +92,13 @@ over the 50 x 50 grid of each of the 20 energy bins; bins start 0.1, 0.141, 0.19
 
 def test_bkg_peak_keeps_all(seed_reference):
     for spec, obs in zip(seed_reference, seed_reference.observations):
-        assert make_safe_mask(spec, {"methods": ["bkg-peak"]}, obs.bkg).all()
+        assert _mask(spec, {"methods": ["bkg-peak"]}, obs.bkg).all()
         # the peak is at 0.1995 TeV, below the first reco edge (0.3): hence all bins kept
         rate = obs.bkg.rate_vs_energy()
         assert obs.bkg.energy.edges[int(np.argmax(rate))] == pytest.approx(BKG_PEAK_TEV, rel=1e-7)
         # on an axis from 0.1 TeV the bins starting below the peak go: edges 0.1, 0.182 (< 0.1995)
         low = _low_axis(spec)
-        np.testing.assert_array_equal(make_safe_mask(low, {"methods": ["bkg-peak"]}, obs.bkg),
+        np.testing.assert_array_equal(_mask(low, {"methods": ["bkg-peak"]}, obs.bkg),
                                       [False, False] + [True] * 8)
 
 
@@ -103,18 +109,18 @@ def test_bkg_peak_without_table_uses_off_counts(seed_reference):
     off = np.full(10, 1.0) * np.diff(edges)  # flat per TeV ...
     off[3] *= 5.0  # ... but for a peak in bin 3
     fake = dataclasses.replace(spec, counts_off=off / spec.alpha)
-    np.testing.assert_array_equal(make_safe_mask(fake, {"methods": ["bkg-peak"]}), [False] * 3 + [True] * 7)
+    np.testing.assert_array_equal(_mask(fake, {"methods": ["bkg-peak"]}), [False] * 3 + [True] * 7)
 
 
 def test_methods_combine_with_and(seed_reference):
     spec = seed_reference[0]
-    both = make_safe_mask(spec, {"methods": ["aeff-default", "aeff-max", "edisp-bias"], "aeff_percent": 10})
+    both = _mask(spec, {"methods": ["aeff-default", "aeff-max", "edisp-bias"], "aeff_percent": 10})
     np.testing.assert_array_equal(both, [False] + [True] * 9)
 
 
 def test_unknown_method(seed_reference):
     with pytest.raises(ConfigError, match="nonsense"):
-        make_safe_mask(seed_reference[0], {"methods": ["nonsense"]})
+        _mask(seed_reference[0], {"methods": ["nonsense"]})
 
 
 def test_bins_inside_semantics():
@@ -131,7 +137,7 @@ def test_bins_inside_semantics():
 
 def test_aeff_default_cuts_reco_edges(seed_reference):
     spec = dataclasses.replace(seed_reference[0], meta=dict(seed_reference[0].meta, lo_thres=0.5, hi_thres=20.0))
-    mask = make_safe_mask(spec, {"methods": ["aeff-default"]})
+    mask = _mask(spec, {"methods": ["aeff-default"]})
     edges = spec.energy_reco.edges
     np.testing.assert_array_equal(mask, (edges[:-1] >= 0.5) & (edges[1:] <= 20.0))
     np.testing.assert_array_equal(mask, [False, False] + [True] * 6 + [False, False])
@@ -140,5 +146,5 @@ def test_aeff_default_cuts_reco_edges(seed_reference):
 def test_zero_exposure_all_false(seed_reference):
     spec = dataclasses.replace(seed_reference[0], exposure=np.zeros(30))
     assert aeff_max_threshold(spec.exposure, spec.livetime, spec.energy_true, 10) == (None, 0.0)
-    mask = make_safe_mask(spec, {"methods": ["aeff-max"], "aeff_percent": 10})
+    mask = _mask(spec, {"methods": ["aeff-max"], "aeff_percent": 10})
     assert mask.dtype == bool and mask.shape == (10,) and not mask.any()

@@ -10,12 +10,15 @@ import pytest
 from astropy.coordinates import SkyCoord
 import astropy.units as u
 
-from extspec.cube import CubeSettings, make_cube
+from dataclasses import replace
+
+from extspec.cube import make_cube
 from extspec.fit import fit_joint
 from extspec.reflected import _grid_points_in, find_reflected_regions
 from extspec.safe_mask import make_safe_mask
 from extspec.skyregions import parse_region
 from extspec.spectrum import make_spectrum, region_pixel_mask
+from extspec.workflow.settings import fit_options, reduction_settings
 
 SEED_IDS = (20326, 20327, 20349, 20350, 20396, 20397)
 SAFE_MASK_SETTINGS = {"methods": ["aeff-default", "aeff-max"], "aeff_percent": 10}
@@ -125,7 +128,7 @@ def test_finder_grid_20326(seed_reference, assert_printed):
 def test_region_count_vs_radius(seed_reference, radius, n_regions):
     obs = seed_reference.observations[0]
     on = parse_region(f"galactic;circle(347.3,-0.5,{radius})")
-    refl = find_reflected_regions(on, pointing(obs), method="reference")
+    refl = find_reflected_regions(on, pointing(obs), (), "reference")
     assert len(refl) == n_regions
 
 
@@ -157,10 +160,10 @@ def test_exact_method_off_regions(seed_exact, assert_printed):
 def no_off_spectrum(seed_reference):
     """20326 with an ON circle that contains its pointing (347.74, -1.04)."""
     obs = seed_reference.observations[0]
-    on = parse_region("galactic;circle(347.6,-0.9,0.5)")
-    settings = CubeSettings.from_config({"spectrum": {"method": "reference"}}, (347.6, -0.9, "galactic"))
-    spec, refl = make_spectrum(obs, make_cube(obs, settings), on, method="reference")
-    spec.mask_safe = make_safe_mask(spec, SAFE_MASK_SETTINGS, obs.bkg)
+    settings = reduction_settings({"on_region": "galactic;circle(347.6,-0.9,0.5)", "spectrum": {"method": "reference"},
+                                   "safe_mask": SAFE_MASK_SETTINGS})
+    spec, refl = make_spectrum(obs, make_cube(obs, settings.cube), settings)
+    spec.mask_safe = make_safe_mask(spec, settings.safe_mask, obs.bkg)
     return spec, refl
 
 
@@ -178,10 +181,10 @@ def test_no_off_region(no_off_spectrum):
 def test_no_off_region_excluded_from_fit(no_off_spectrum, seed_reference):
     bad, _ = no_off_spectrum
     good = seed_reference[1]  # 20327
-    res = fit_joint([bad, good], PL_START, covariance="migrad")
+    res = fit_joint([bad, good], PL_START, fit_options({"fit": {"covariance": "migrad"}}))
     assert bad.obs_id in res.excluded and res.excluded[bad.obs_id]
     assert res.obs_ids == [good.obs_id]
-    alone = fit_joint([good], PL_START, covariance="migrad")
+    alone = fit_joint([good], PL_START, fit_options({"fit": {"covariance": "migrad"}}))
     np.testing.assert_allclose(res.total_stat, alone.total_stat, rtol=1e-12)
 
 
@@ -191,7 +194,7 @@ def test_no_off_region_excluded_from_fit(no_off_spectrum, seed_reference):
 def test_exclusion_region_moves_off_regions(seed_reference, on_region):
     obs, cube = seed_reference.observations[0], seed_reference.cubes[0]
     excl = parse_region("galactic;circle(348.33,-0.667,0.3)")
-    spec, refl = make_spectrum(obs, cube, on_region, exclusion_regions=[excl], method="reference")
+    spec, refl = make_spectrum(obs, cube, replace(seed_reference.settings, exclusion_regions=(excl,)))
     base = seed_reference.reflected[0]
     assert len(refl) >= 1 and spec.usable
     first = base.regions[0].center

@@ -8,8 +8,10 @@ import pytest
 from extspec.fit import JointData, fit_joint
 from extspec.models import get_model
 from extspec.stats import li_ma_significance, wstat, wstat_background, wstat_sqrt_ts
+from extspec.workflow.settings import fit_options
 
 PL_START = {"type": "power_law", "parameters": {"index": {"value": 2}, "amplitude": {"value": 2e-11}}}
+REFERENCE_FIT = fit_options({"fit": {"integration": "reference", "covariance": "migrad"}})
 BEST_INDEX = 2.102221922291788
 BEST_AMPLITUDE = 1.2868178264383878e-11
 
@@ -118,7 +120,7 @@ def test_joint_fit_errors_migrad_covariance(seed_fit):
 
 
 def test_joint_fit_hesse(seed_reference, seed_fit):
-    r = fit_joint(list(seed_reference), PL_START, covariance="hesse")
+    r = fit_joint(list(seed_reference), PL_START, fit_options({"fit": {"covariance": "hesse"}}))
     assert r.success and r.covariance_method == "hesse"
     err = {p.name: p.error for p in r.parameters}
     np.testing.assert_allclose(err["index"], 0.06659946, rtol=1e-5)
@@ -134,7 +136,7 @@ def _free_errors(r):
 def test_ecpl_reference_fit(seed_reference):
     cfg = {"type": "exp_cutoff_power_law",
            "parameters": {"index": {"value": 2}, "amplitude": {"value": 2e-11}, "lambda_": {"value": 0.05}}}
-    r = fit_joint(list(seed_reference), cfg, integration="reference", covariance="migrad")
+    r = fit_joint(list(seed_reference), cfg, REFERENCE_FIT)
     assert r.success
     v, e = r.values, _free_errors(r)
     assert set(e) == {"index", "amplitude", "lambda_"}
@@ -149,7 +151,7 @@ def test_ecpl_reference_fit(seed_reference):
 def test_log_parabola_reference_fit(seed_reference):
     cfg = {"type": "log_parabola",
            "parameters": {"alpha": {"value": 2}, "beta": {"value": 0.1}, "amplitude": {"value": 2e-11}}}
-    r = fit_joint(list(seed_reference), cfg, integration="reference", covariance="migrad")
+    r = fit_joint(list(seed_reference), cfg, REFERENCE_FIT)
     assert r.success
     v, e = r.values, _free_errors(r)
     assert set(e) == {"alpha", "beta", "amplitude"} and v["reference"] == 1.0
@@ -183,7 +185,7 @@ def test_failed_fit_reported_as_failed(seed_reference, tmp_path):
     """A fit that cannot converge (call limit hit) is reported as failed, not as numbers."""
     import yaml
 
-    from extspec.workflow.pipeline import load_fit_result
+    from extspec.io.fitresult import fit_result_dict, read_fit_result
 
     cfg = {"type": "log_parabola", "parameters": {"alpha": {"value": 2}, "beta": {"value": 0.1},
                                                    "amplitude": {"value": 2e-11}}}
@@ -196,24 +198,25 @@ def test_failed_fit_reported_as_failed(seed_reference, tmp_path):
 
     iminuit.Minuit.migrad = short_migrad
     try:
-        res = fit_joint(list(seed_reference), cfg)
+        res = fit_joint(list(seed_reference), cfg, fit_options({}))
     finally:
         iminuit.Minuit.migrad = orig
     assert not res.success and "MIGRAD failed" in res.message
-    d = res.as_dict()
+    d = fit_result_dict(res)
     assert d["success"] is False
     assert d["model"]["parameters"]["alpha"]["value"] is None
     assert d["model"]["parameters"]["alpha"]["error"] is None
     assert d["covariance"]["matrix"] is None
     f = tmp_path / "result.yaml"
     f.write_text(yaml.safe_dump(d))
-    back = load_fit_result(f)
+    back = read_fit_result(f)
     assert not back.success and np.isnan(back.values["alpha"])
 
 
 def test_fit_result_file_round_trip(seed_fit, tmp_path):
     """result.yaml written by write_fit_result is read back field by field (one format owner)."""
-    from extspec.fit import FitResult, read_fit_result, write_fit_result
+    from extspec.fit import FitResult
+    from extspec.io.fitresult import fit_result_dict, read_fit_result, write_fit_result
 
     f = tmp_path / "fit" / "result.yaml"
     write_fit_result(seed_fit, f, name="x", config_hash="abc")
@@ -226,4 +229,4 @@ def test_fit_result_file_round_trip(seed_fit, tmp_path):
     assert back.total_stat == seed_fit.total_stat and back.energy_range == seed_fit.energy_range
     assert back.obs_ids == seed_fit.obs_ids and back.stat_per_dataset == seed_fit.stat_per_dataset
     assert back.nfcn == seed_fit.nfcn and back.covariance_method == seed_fit.covariance_method
-    assert back.as_dict() == {**seed_fit.as_dict()}
+    assert fit_result_dict(back) == fit_result_dict(seed_fit)

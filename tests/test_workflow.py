@@ -558,6 +558,7 @@ def test_external_spectra_only(tmp_path):
     import yaml as _yaml
 
     from extspec.fit import fit_joint
+    from extspec.workflow.settings import fit_options
     from extspec.io.ogip import read_spectrum
 
     ext = tmp_path / "ext"
@@ -574,7 +575,7 @@ def test_external_spectra_only(tmp_path):
     result = _yaml.safe_load((out / "fit" / "result.yaml").read_text())
     phas = sorted(ext.glob("pha_obs*.fits"))
     assert [int(o) for o in result["obs_ids"]] == [23523, 23526, 23559, 23592]
-    want = fit_joint([read_spectrum(p) for p in phas], model)  # the same files, in process
+    want = fit_joint([read_spectrum(p) for p in phas], model, fit_options({}))  # the same files, in process
     for name in ("index", "amplitude"):
         np.testing.assert_allclose(result["model"]["parameters"][name]["value"], want.values[name], rtol=1e-9)
     assert 2.0 < want.values["index"] < 3.5

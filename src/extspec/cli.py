@@ -187,11 +187,11 @@ def _obs_dirs(paths) -> list[str]:
 
 def _step_settings(args, stage: str) -> dict:
     """The settings of ``stage`` from --settings (JSON) or --config (validated config files)."""
-    from .workflow.config import read_settings
+    from .workflow.settings import read_settings
 
     if args.settings is not None:
         return read_settings(args.settings)
-    from .workflow.config import stage_config
+    from .workflow.settings import stage_config
 
     cfg = _validated_config(args.config, args.analysis)
     if stage == "reduce" and getattr(args, "datastore", None) is None:
@@ -215,7 +215,7 @@ def _pick_analysis(analyses: dict, name):
 
 def _validated_config(paths, analysis=None) -> dict:
     from .errors import ConfigError
-    from .workflow.config import read_config_files, validate_analyses
+    from .workflow.analyses import read_config_files, validate_analyses
 
     try:
         analyses = validate_analyses(read_config_files(paths), check_datastore=False)
@@ -273,7 +273,10 @@ def _cmd_check(args) -> int:
         import json
 
         from .errors import ConfigError, DataStoreError
-        from .workflow.config import has_dl3, prepare_workflow, read_config_files, stage_config
+        from .workflow.analyses import read_config_files
+        from .workflow.cache import prepare_workflow
+        from .workflow.checks import has_dl3
+        from .workflow.settings import stage_config
 
         try:
             analysis = prepare_workflow(read_config_files(args.configs), cache_dir=None)
@@ -326,14 +329,16 @@ def _aggregate(args, stage: str, command: str, what: str, call) -> int:
 def _cmd_stack(args) -> int:
     def call(settings, dirs):
         from .errors import ConfigError
-        from .workflow.pipeline import stack_counts
+        from .workflow.pipeline import stack_counts, write_maps
 
         dirs = _obs_dirs(dirs)
-        maps = {"excess": args.excess, "significance": args.significance, "png": args.maps_png}
-        if any(maps.values()) and not all(maps.values()):
+        maps = (args.excess, args.significance, args.maps_png)
+        if any(maps) and not all(maps):
             raise ConfigError("--excess, --significance and --maps-png go together")
-        stack_counts(settings, [os.path.join(d, "cube.h5") for d in dirs], dirs, args.fits, args.png,
-                     maps=maps if all(maps.values()) else None)
+        cubes = [os.path.join(d, "cube.h5") for d in dirs]
+        stack_counts(settings, cubes, dirs, args.fits, args.png)
+        if all(maps):
+            write_maps(settings, cubes, dirs, *maps)
 
     return _aggregate(args, "stack", "stack", "stack", call)
 

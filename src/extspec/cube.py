@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .geometry import EnergyAxis, MapGeom, make_energy_axis, sky_to_frame
+from .geometry import EnergyAxis, MapGeom, sky_to_frame
 from .sky import separation, transform_point
 
 __all__ = [
@@ -47,17 +47,25 @@ __all__ = [
     "edisp_kernel",
     "true_energy_samples",
     "REFERENCE_SPECTRAL_INDEX",
+    "TRUE_AXIS_MARGIN",
 ]
+
+TRUE_AXIS_MARGIN = 1.5
+"""The true-energy axis must reach from ``energy_axis.min / 1.5`` to ``energy_axis.max * 1.5``
+(about 0.18 decade beyond the reconstructed axis on each side): events reconstructed in the
+outer reco bins come from true energies up to a few energy resolutions (10-30 %) away, and a
+true axis cut at the reco edges drops them from the prediction and biases the fit (checked
+for every config by :mod:`extspec.workflow.checks`)."""
 
 REFERENCE_SPECTRAL_INDEX = 2.0
 """Index of the E^-index weight used to oversample true-energy bins in the exact method."""
 
-METHODS = ("exact", "reference")
-
-
 @dataclass(frozen=True)
 class CubeSettings:
     """Reduction settings of the cube stage (all that a per-observation job needs).
+
+    No defaults here: :func:`extspec.workflow.settings.cube_settings` builds them from the
+    validated config (the schema holds the defaults).
 
     Attributes
     ----------
@@ -77,36 +85,6 @@ class CubeSettings:
     method: str
     edisp_binsz: float
     oversample: int
-
-    @classmethod
-    def from_config(cls, cfg: dict, center: tuple[float, float, str]) -> "CubeSettings":
-        """Build from the config blocks ``geom``, ``energy_axis``, ``energy_axis_true``, ``spectrum``.
-
-        ``center`` = (lon, lat, frame) of the ON region, the default map centre.  Missing
-        keys take the defaults of the config schema (the only place they are written).
-        """
-        from .workflow.config import setting  # defaults: the config schema, for partial configs
-
-        def geom(key):
-            return setting(cfg, "geom", key)
-
-        frame = geom("frame")
-        lon, lat = center[0], center[1]
-        if geom("center") is not None:
-            lon, lat = geom("center")
-        elif center[2] != frame:
-            lon, lat = transform_point(float(lon), float(lat), center[2], frame)
-        geom_ = MapGeom.create(lon, lat, geom("width"), geom("binsz"), frame, geom("proj"))
-        ea = [setting(cfg, "energy_axis", k) for k in ("min", "max", "nbins")]
-        et = [setting(cfg, "energy_axis_true", k) for k in ("min", "max", "nbins")]
-        return cls(
-            geom=geom_,
-            energy_reco=make_energy_axis(*ea),
-            energy_true=make_energy_axis(*et),
-            method=setting(cfg, "spectrum", "method"),
-            edisp_binsz=float(geom("edisp_binsz")),
-            oversample=int(setting(cfg, "spectrum", "oversample")),
-        )
 
     @property
     def edisp_geom(self) -> MapGeom:
@@ -143,7 +121,7 @@ class CubeDataset:
 # ------------------------------------------------------------------------------- counts --
 
 
-def event_coords(obs, frame: str, method: str = "exact") -> tuple[np.ndarray, np.ndarray]:
+def event_coords(obs, frame: str, method: str) -> tuple[np.ndarray, np.ndarray]:
     """Event positions in ``frame`` (deg, float64).
 
     ``exact``: the float32 RA/DEC columns are rotated in float64.  ``reference``: they are
@@ -199,7 +177,7 @@ def bin_events(geom: MapGeom, energy_reco: EnergyAxis, lon, lat, energy, energy_
 # ----------------------------------------------------------------------------- exposure --
 
 
-def true_energy_samples(energy_true: EnergyAxis, method: str, oversample: int = 4):
+def true_energy_samples(energy_true: EnergyAxis, method: str, oversample: int):
     """Energies and weights at which IRFs are sampled per true bin.
 
     Returns ``(energies, weights)`` of shape (n_true, n_sub): for ``reference`` the
@@ -230,7 +208,7 @@ def aeff_weighted(aeff, energies, weights, offsets) -> tuple[np.ndarray, np.ndar
     return np.sum(a_sub * w, axis=1), a_sub
 
 
-def make_exposure(obs, geom: MapGeom, energy_true: EnergyAxis, method: str = "exact", oversample: int = 4):
+def make_exposure(obs, geom: MapGeom, energy_true: EnergyAxis, method: str, oversample: int):
     """Exposure cube (n_true, ny, nx) in m^2 s and the pixel offsets (ny, nx) in deg (§3)."""
     offsets = pixel_offsets(obs, geom)
     e, w = true_energy_samples(energy_true, method, oversample)
@@ -278,7 +256,7 @@ def _kernel_from_density(f: np.ndarray, migra_edges: np.ndarray, e_true: np.ndar
 
 
 def edisp_kernel(edisp, aeff, energy_true: EnergyAxis, energy_reco: EnergyAxis, offsets,
-                 method: str = "exact", oversample: int = 4, offset_weights=None):
+                 method: str, oversample: int, offset_weights=None):
     """Dispersion kernel(s) at the given offsets.
 
     Parameters
@@ -420,7 +398,7 @@ def make_cube(obs, settings: CubeSettings, event_lonlat=None, energy_bins=None,
         coff = pixel_offsets(obs, cgeom).ravel()
         if settings.method == "reference":
             kern, aeff_c = edisp_kernel(obs.edisp, obs.aeff, settings.energy_true, settings.energy_reco, coff,
-                                        "reference")
+                                        "reference", settings.oversample)
         else:
             kern, aeff_c = _kernel_on_offset_grid(obs, settings, coff)
         ny, nx = cgeom.shape

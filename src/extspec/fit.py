@@ -19,17 +19,35 @@ keeps MIGRAD's own covariance as the reference does ([REF-QUIRK]).  MINOS on req
 from __future__ import annotations
 
 import math
-import platform
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import ConfigError
 from .models import check_param_names, get_model, integrator
-from .stats import wstat
+from .stats import chi2_sf, p_to_sigma, wstat
 
-__all__ = ["Parameter", "FitResult", "JointData", "model_parameters", "fit_joint", "compare_models",
-           "chi2_sf", "p_to_sigma", "read_fit_result", "write_fit_result", "M2_TO_CM2", "response_matrix", "fold", "make_minuit"]
+__all__ = ["FitOptions", "Parameter", "FitResult", "JointData", "model_parameters", "fit_joint", "compare_models",
+           "M2_TO_CM2", "response_matrix", "fold", "make_minuit"]
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How :func:`fit_joint` fits (the ``fit`` config block; no defaults here).
+
+    Attributes
+    ----------
+    integration : {"exact", "reference"}
+        Model integral over true bins (the reference 11-point rule for ECPL/LP on request).
+    covariance : {"hesse", "migrad"}
+        HESSE after MIGRAD, or MIGRAD's own covariance ([REF-QUIRK]).
+    minos : bool
+        Also compute MINOS errors.
+    """
+
+    integration: str
+    covariance: str
+    minos: bool
+
 
 M2_TO_CM2 = 1e4
 """Exposure is in m^2 s, fluxes in cm^-2: the factor between them."""
@@ -176,11 +194,7 @@ class JointData:
 
 @dataclass
 class FitResult:
-    """Outcome of a joint fit; this class owns the format of ``fit/result.yaml``.
-
-    :meth:`as_dict` gives the plain dict written to the file (:func:`write_fit_result`),
-    :meth:`from_dict` rebuilds the result from it (:func:`read_fit_result`).
-    """
+    """Outcome of a joint fit (its file format, ``fit/result.yaml``: :mod:`extspec.io.fitresult`)."""
 
     model_type: str
     success: bool
@@ -210,128 +224,12 @@ class FitResult:
         idx = [i for i, p in enumerate(self.parameters) if not p.frozen]
         return [self.parameters[i].name for i in idx], np.asarray(self.covariance, float)[np.ix_(idx, idx)]
 
-    def as_dict(self) -> dict:
-        """Plain-dict form for ``result.yaml``.
-
-        A failed fit is reported as failed: free parameters get ``value``/``error`` null and
-        the covariance is null, so nobody mistakes the last MIGRAD position for a result.
-        """
-        names = [p.name for p in self.parameters]
-        params = {p.name: p.as_dict() for p in self.parameters}
-        if not self.success:
-            for p in self.parameters:
-                if not p.frozen:
-                    params[p.name].update({"value": None, "error": None})
-        return {
-            "model": {"type": self.model_type, "parameters": params},
-            "success": bool(self.success),
-            "message": self.message,
-            "total_stat": float(self.total_stat),
-            "stat_type": "wstat",
-            "n_datasets": len(self.obs_ids),
-            "obs_ids": [int(o) for o in self.obs_ids],
-            "excluded": [{"obs_id": int(k), "reason": v} for k, v in self.excluded.items()],
-            "edm": float(self.edm),
-            "nfcn": int(self.nfcn),
-            "covariance_method": self.covariance_method,
-            "covariance": {"names": names, "matrix": [[float(v) for v in row] for row in self.covariance]
-                           if self.success else None},
-            "energy_range": {"min": float(self.energy_range[0]), "max": float(self.energy_range[1]), "unit": "TeV"},
-            "stat_per_dataset": {int(k): float(v) for k, v in self.stat_per_dataset.items()},
-            "comparisons": self.comparisons,
-            "versions": software_versions(),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FitResult":
-        """The result of a :meth:`as_dict` dict (null values of a failed fit become NaN)."""
-        nan = float("nan")
-        params = []
-        for k, v in d["model"]["parameters"].items():
-            p = Parameter(name=k, value=nan if v.get("value") is None else float(v["value"]),
-                          unit=v.get("unit", ""), frozen=bool(v.get("frozen", False)),
-                          min=v.get("min"), max=v.get("max"),
-                          error=nan if v.get("error") is None else float(v["error"]))
-            if "errn" in v and "errp" in v:
-                p.minos = (float(v["errn"]), float(v["errp"]))
-            params.append(p)
-        cov = (d.get("covariance") or {}).get("matrix")
-        er = d.get("energy_range") or {}
-        return cls(
-            model_type=d["model"]["type"],
-            success=bool(d["success"]),
-            message=d.get("message", ""),
-            total_stat=float(d["total_stat"]),
-            parameters=params,
-            covariance=np.full((len(params),) * 2, nan) if cov is None else np.array(cov, float),
-            edm=float(d.get("edm", 0.0)),
-            nfcn=int(d.get("nfcn", 0)),
-            obs_ids=[int(o) for o in d.get("obs_ids", [])],
-            excluded={int(e["obs_id"]): e["reason"] for e in d.get("excluded", [])},
-            energy_range=(float(er.get("min", nan)), float(er.get("max", nan))),
-            stat_per_dataset={int(k): float(v) for k, v in (d.get("stat_per_dataset") or {}).items()},
-            covariance_method=d.get("covariance_method", "hesse"),
-            comparisons=list(d.get("comparisons") or []),
-        )
-
-
-def write_fit_result(result: FitResult, path, **extra) -> None:
-    """Write ``result.yaml`` atomically: :meth:`FitResult.as_dict` plus ``extra`` keys."""
-    import yaml
-
-    from .io.atomic import write_atomic
-
-    write_atomic(path, yaml.safe_dump({**result.as_dict(), **extra}, sort_keys=False))
-
-
-def read_fit_result(path) -> FitResult:
-    """A :class:`FitResult` from a ``result.yaml`` written by :func:`write_fit_result`."""
-    import yaml
-    from pathlib import Path
-
-    from .errors import FormatError
-
-    try:
-        d = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise FormatError(f"fit result {path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError:
-        raise FormatError(f"fit result {path}: not valid YAML") from None
-    try:
-        return FitResult.from_dict(d)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise FormatError(f"fit result {path}: not a result.yaml of the fit ({type(exc).__name__}: {exc})") from None
-
-
-def _package_version(name: str) -> str:
-    """Version of an installed package without importing it when it is not loaded yet
-    (``import astropy`` alone costs ~0.2 s in a job that otherwise never needs it)."""
-    import sys
-
-    mod = sys.modules.get(name)
-    if getattr(mod, "__version__", None):
-        return str(mod.__version__)
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def software_versions() -> dict:
-    from . import code_identity
-
-    return {"extspec": code_identity(), "python": platform.python_version(), "numpy": np.__version__,
-            "astropy": _package_version("astropy"), "iminuit": _package_version("iminuit")}
-
 
 def _scale(v: float) -> float:
     return 1.0 if v == 0 or not np.isfinite(v) else 10.0 ** math.floor(math.log10(abs(v)))
 
 
-def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance: str = "hesse",
-              minos: bool = False, data: JointData | None = None) -> FitResult:
+def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | None = None) -> FitResult:
     """Joint WStat fit of a spectral model (§9).
 
     Parameters
@@ -339,13 +237,12 @@ def fit_joint(datasets, model_cfg: dict, integration: str = "exact", covariance:
     datasets : list of SpectrumDataset
     model_cfg : dict
         ``{"type": ..., "parameters": {name: {value, frozen, min, max}}}``.
-    integration : {"exact", "reference"}
-        Model integral over true bins (the reference 11-point rule for ECPL/LP on request).
-    covariance : {"hesse", "migrad"}
-        HESSE after MIGRAD (default) or MIGRAD's own covariance ([REF-QUIRK]).
-    minos : bool
-        Also compute MINOS errors.
+    options : FitOptions
+        Integration rule, covariance (HESSE or MIGRAD's own) and MINOS.
+    data : JointData, optional
+        ``JointData(datasets)`` if already built (several fits of the same data).
     """
+    integration, covariance, minos = options.integration, options.covariance, options.minos
     data = data if data is not None else JointData(datasets)
     mtype, params = model_parameters(model_cfg)
     integ = integrator(mtype, integration, "fit.integration")
@@ -430,61 +327,6 @@ def _energy_range(data: JointData) -> tuple:
 
 
 # ------------------------------------------------------------------- model comparison --
-
-
-def _reg_gamma_q(a: float, x: float) -> float:
-    """Regularised upper incomplete gamma Q(a, x) for a > 0, x >= 0 (series / continued fraction)."""
-    if x <= 0:
-        return 1.0
-    lg = math.lgamma(a)
-    if x < a + 1:
-        s, term, n = 1.0 / a, 1.0 / a, a
-        for _ in range(1000):
-            n += 1
-            term *= x / n
-            s += term
-            if abs(term) < abs(s) * 1e-16:
-                break
-        return max(0.0, 1.0 - s * math.exp(-x + a * math.log(x) - lg))
-    # Lentz continued fraction
-    b = x + 1 - a
-    c = 1e300
-    d = 1 / b
-    h = d
-    for i in range(1, 1000):
-        an = -i * (i - a)
-        b += 2
-        d = an * d + b
-        d = 1e-300 if abs(d) < 1e-300 else d
-        c = b + an / c
-        c = 1e-300 if abs(c) < 1e-300 else c
-        d = 1 / d
-        delta = d * c
-        h *= delta
-        if abs(delta - 1) < 1e-16:
-            break
-    return math.exp(-x + a * math.log(x) - lg) * h
-
-
-def chi2_sf(ts: float, dof: int) -> float:
-    """Survival function of the chi^2 distribution with ``dof`` degrees of freedom."""
-    return _reg_gamma_q(dof / 2.0, max(ts, 0.0) / 2.0)
-
-
-def p_to_sigma(p: float) -> float:
-    """Two-sided Gaussian significance of a p-value (sigma with erfc(sigma / sqrt 2) = p)."""
-    if p <= 0:
-        return float("inf")
-    if p >= 1:
-        return 0.0
-    lo, hi = 0.0, 40.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if math.erfc(mid / math.sqrt(2)) > p:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
 
 
 def compare_models(null: FitResult, alt: FitResult) -> dict:

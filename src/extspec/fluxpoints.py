@@ -22,7 +22,27 @@ from .fit import JointData, make_minuit
 from .models import get_model, integrator
 from .stats import wstat
 
-__all__ = ["snap_edges", "compute_flux_points", "fit_norm", "NormFit", "group_slices", "profile_crossing", "SED_UNITS"]
+__all__ = ["FluxPointSettings", "snap_edges", "compute_flux_points", "fit_norm", "NormFit", "group_slices",
+           "profile_crossing", "SED_UNITS", "SQRT_TS_THRESHOLD_UL"]
+
+SQRT_TS_THRESHOLD_UL = 2.0
+"""A flux point is flagged as an upper limit where its sqrt(TS) is below this."""
+
+
+@dataclass(frozen=True)
+class FluxPointSettings:
+    """The ``flux_points`` config block, typed (no defaults here: the schema holds them).
+
+    Attributes
+    ----------
+    energy_edges : sequence of TeV or None
+        Requested group edges, snapped to reco edges; None: each bin of the safe range.
+    n_sigma_ul : float
+        Upper limits where W rises by ``n_sigma_ul**2`` above its minimum.
+    """
+
+    energy_edges: tuple | None
+    n_sigma_ul: float
 
 SED_UNITS = {
     "e_ref": "TeV", "e_min": "TeV", "e_max": "TeV", "dnde": "cm-2 s-1 TeV-1", "dnde_err": "cm-2 s-1 TeV-1",
@@ -167,18 +187,20 @@ def profile_crossing(f, start: float, step: float, target: float, direction: int
     return float(start + direction * c)
 
 
-def compute_flux_points(datasets, fit_result, energy_edges=None, n_sigma_ul: float = 2.0,
-                        sqrt_ts_threshold_ul: float = 2.0, integration: str = "exact") -> list[dict]:
+def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integration: str,
+                        sqrt_ts_threshold_ul: float = SQRT_TS_THRESHOLD_UL) -> list[dict]:
     """Flux points for the best-fit model of ``fit_result`` (§12.1).
 
     Parameters
     ----------
     datasets : list of SpectrumDataset
     fit_result : FitResult
-    energy_edges : sequence of TeV, optional
-        Requested group edges, snapped to reco edges; default: each bin of the safe range.
+    settings : FluxPointSettings
         Groups without a safe bin in any dataset give no row.
+    integration : {"exact", "reference"}
+        Model integral over true bins (the fit's ``fit.integration``).
     """
+    energy_edges, n_sigma_ul = settings.energy_edges, settings.n_sigma_ul
     data = JointData(datasets)
     if len(data) == 0:
         return []

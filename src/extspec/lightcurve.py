@@ -28,11 +28,38 @@ that fails gives a row with ``success`` false.  Nothing here raises for such bin
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LIGHTCURVE_UNITS", "GADF_COLUMNS", "gadf_rows", "window_dataset", "bin_datasets", "light_curve_rows",
-           "constant_flux_test", "spectra_rows", "model_config_of", "DELTA_ERR", "DELTA_UL"]
+__all__ = ["LightCurveSettings", "LIGHTCURVE_UNITS", "GADF_COLUMNS", "gadf_rows", "window_dataset", "bin_datasets",
+           "light_curve_rows", "constant_flux_test", "spectra_rows", "model_config_of", "DELTA_ERR", "DELTA_UL"]
+
+@dataclass(frozen=True)
+class LightCurveSettings:
+    """The ``light_curve`` config block, typed (no defaults here: the schema holds them).
+
+    Attributes
+    ----------
+    time_bins : str, dict or list
+        ``"run"``, ``"night"``, ``{"start", "stop", "width_s"}`` or ``[[start, stop], ...]``
+        (ISO UTC text; :func:`extspec.timebins.make_time_bins`).
+    night_boundary_utc : float
+        Hour (UTC) at which ``night`` bins change.
+    energy_edges : tuple of TeV or None
+        Requested energy-bin edges (snapped to reco edges); None: the fit's energy range.
+    spectra : bool
+        Also fit the model per time bin.
+    sqrt_ts_threshold_ul : float
+        ``is_ul`` where sqrt(TS) is below this.
+    """
+
+    time_bins: object
+    night_boundary_utc: float
+    energy_edges: tuple | None
+    spectra: bool
+    sqrt_ts_threshold_ul: float
+
 
 DELTA_ERR = 1.0
 """Rise of WStat (-2 ln L) defining the asymmetric 1-sigma errors."""
@@ -103,8 +130,8 @@ def _nan_row(tb, e_lo, e_hi) -> dict:
             "ts": nan, "sqrt_ts": nan, "counts": 0, "excess": nan, "livetime": 0.0, "n_runs": 0, "success": False}
 
 
-def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float = 2.0,
-                     integration: str = "exact") -> tuple[list[dict], dict]:
+def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float,
+                     integration: str) -> tuple[list[dict], dict]:
     """Rows of the light curve and the constant-flux test.
 
     Parameters
@@ -115,6 +142,10 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
         The joint fit whose shape is frozen (``success`` must be true).
     energy_edges : array of TeV
         Edges of the energy bins, already snapped to reco-bin edges.
+    sqrt_ts_threshold_ul : float
+        ``is_ul`` where sqrt(TS) is below this.
+    integration : {"exact", "reference"}
+        Model integral over true bins (the fit's ``fit.integration``).
 
     Returns
     -------
@@ -171,8 +202,8 @@ def constant_flux_test(fits, n_energy: int) -> dict:
     "p_value", "per_energy_bin": [{"chi2", "ndf", "p_value", "norm"}, ...]}`` (p_value NaN
     with ndf 0).
     """
-    from .fit import chi2_sf
     from .fluxpoints import fit_norm
+    from .stats import chi2_sf
 
     per = []
     for k in range(n_energy):
@@ -206,9 +237,10 @@ def model_config_of(fit_result) -> dict:
     return {"type": fit_result.model_type, "parameters": params}
 
 
-def spectra_rows(bins, fit_result, **fit_options) -> tuple[list[dict], dict]:
+def spectra_rows(bins, fit_result, options) -> tuple[list[dict], dict]:
     """The joint-fit model fitted to each time bin on its own (all free parameters free,
-    started at the joint fit's values).  Returns the rows (``time_min``, ``time_max``, every
+    started at the joint fit's values; ``options``: :class:`~extspec.fit.FitOptions`).  Returns
+    the rows (``time_min``, ``time_max``, every
     free parameter and ``<name>_err``, ``stat``, ``success``, ``n_runs``, ``livetime``) and
     their units."""
     from .fit import fit_joint
@@ -224,7 +256,7 @@ def spectra_rows(bins, fit_result, **fit_options) -> tuple[list[dict], dict]:
     for tb, datasets in bins:
         row = {"time_min": tb.time_min, "time_max": tb.time_max}
         try:
-            res = fit_joint(datasets, cfg, **fit_options)
+            res = fit_joint(datasets, cfg, options)
             ok, values = bool(res.success), {p.name: p for p in res.parameters}
         except (ValueError, FloatingPointError, RuntimeError):
             res, ok, values = None, False, {}

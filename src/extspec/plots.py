@@ -8,14 +8,14 @@ The counts image is drawn in pixel space with a sky-coordinate grid and tick lab
 from the map's own pixel <-> sky conversion, not with astropy's WCSAxes (~0.15 s of imports
 on top of astropy.wcs); see :func:`plot_counts_image`.
 
-Every plot is written atomically (:func:`extspec.io.atomic.atomic_path`: a uniquely named
+The image smoothing (:func:`extspec.maps.gaussian_smooth`) and the model's error band
+(:func:`extspec.models.sed_butterfly`) are computed in their stage modules; this module only
+draws.  Every plot is written atomically (:func:`extspec.io.atomic.atomic_path`: a uniquely named
 temporary file in the same directory, renamed over ``out_png``), so a reader never sees a
 half-written file and no temporary file is left behind, even on error.
 
 Functions
 ---------
-gaussian_smooth(image, sigma_pix)
-    Numpy-only separable Gaussian smoothing (zero padding, normalised kernel).
 plot_counts_image(image, geom, out_png, on_region, off_regions, exclusion_regions, ...)
     Smoothed counts map in sky coordinates with the ON / OFF / exclusion regions.
 sky_grid(sky_pixels)
@@ -24,8 +24,6 @@ plot_spectrum_fit(energy_edges, counts, counts_off, alpha, npred_sig, mask_safe,
     Stacked excess spectrum with the predicted signal counts and the residuals.
 plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None)
     Flux points, upper limits, best-fit model and its 1-sigma butterfly (E^2 dN/dE).
-sed_butterfly(dnde_func, param_values, free_names, covariance, energies)
-    Linear error propagation of the model's dN/dE, returned as the E^2 dN/dE band.
 plot_cumulative(rows, out_png)
     Excess and sqrt(TS) against the cumulative livetime.
 """
@@ -38,14 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .maps import gaussian_smooth
+
 __all__ = [
-    "gaussian_smooth",
-    "gaussian_kernel_1d",
     "plot_counts_image",
     "sky_grid",
     "plot_spectrum_fit",
     "plot_sed",
-    "sed_butterfly",
     "plot_cumulative",
     "plot_light_curve",
     "plot_spectra_vs_time",
@@ -133,56 +130,6 @@ def _unicode_log_ticks(*axes) -> None:
 
 def _no_data(ax, text):
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=12, color="0.4")
-
-
-def gaussian_kernel_1d(sigma_pix: float) -> np.ndarray:
-    """Normalised (sum 1) sampled Gaussian of width ``sigma_pix`` pixels, half-width ceil(4 sigma)."""
-    sigma = float(sigma_pix)
-    if not np.isfinite(sigma) or sigma <= 0:
-        return np.ones(1)
-    r = max(1, int(np.ceil(4.0 * sigma)))
-    x = np.arange(-r, r + 1, dtype=float)
-    k = np.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-def _convolve_axis(a: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
-    """Centred 'same'-size convolution along ``axis`` with zero padding (any kernel length)."""
-    r = (kernel.size - 1) // 2
-    a = np.moveaxis(a, axis, -1)
-    n = a.shape[-1]
-    pad = np.zeros(a.shape[:-1] + (n + 2 * r,), dtype=float)
-    pad[..., r:r + n] = a
-    out = np.zeros(a.shape, dtype=float)
-    # symmetric kernel: convolution == correlation
-    for j, w in enumerate(kernel):
-        out += w * pad[..., j:j + n]
-    return np.moveaxis(out, -1, axis)
-
-
-def gaussian_smooth(image, sigma_pix: float, normalize_edges: bool = False) -> np.ndarray:
-    """Smooth a 2D image with a Gaussian of ``sigma_pix`` pixels (separable, numpy only).
-
-    The kernel (half-width ceil(4 sigma)) is normalised to unit sum and the image is
-    zero-padded, so the total is conserved for any image whose support lies more than
-    4 sigma from the edges.  With ``normalize_edges`` each pixel is divided by the kernel
-    weight falling inside the image (no darkening at the borders, used for display; the
-    total is then no longer exactly conserved).  Non-finite pixels count as 0.
-    ``sigma_pix <= 0`` returns a float copy.
-    """
-    img = np.asarray(image, dtype=float)
-    if img.ndim != 2:
-        raise ValueError(f"gaussian_smooth expects a 2D image, got shape {img.shape}")
-    img = np.where(np.isfinite(img), img, 0.0)
-    k = gaussian_kernel_1d(sigma_pix)
-    if k.size == 1:
-        return img.copy()
-    out = _convolve_axis(_convolve_axis(img, k, 1), k, 0)
-    if normalize_edges:
-        wy = _convolve_axis(np.ones((img.shape[0], 1)), k, 0)
-        wx = _convolve_axis(np.ones((1, img.shape[1])), k, 1)
-        out /= wy * wx
-    return out
 
 
 def _region_texts(spec) -> list:
@@ -629,30 +576,6 @@ def plot_spectrum_fit(energy_edges, counts, counts_off, alpha, npred_sig, mask_s
 # --------------------------------------------------------------------------------------
 # 3. SED
 # --------------------------------------------------------------------------------------
-def sed_butterfly(dnde_func, param_values: dict, free_names: list, covariance, energies):
-    """1-sigma band of E^2 dN/dE by linear error propagation.
-
-    ``dnde_func(energies, **param_values)`` is differentiated numerically (central
-    differences, step 1e-6 relative to each free parameter's value; a parameter at 0 uses
-    1e-6 of its error, or 1e-6 absolute).  With the Jacobian J (n_E x n_free),
-    sigma^2 = diag(J C J^T), and the band is E^2 (dnde - sigma), E^2 (dnde + sigma).
-
-    Returns
-    -------
-    (e2dnde_lo, e2dnde_hi) : arrays shaped like ``energies`` (TeV cm-2 s-1 when the
-    model returns cm-2 s-1 TeV-1 and energies are in TeV).
-    """
-    from .models import propagate_errors
-
-    e = np.atleast_1d(np.asarray(energies, dtype=float))
-    f0, sigma = propagate_errors(dnde_func, e, param_values, free_names, covariance)
-    e2 = e.reshape(f0.shape) ** 2
-    lo, hi = e2 * (f0 - sigma), e2 * (f0 + sigma)
-    if np.ndim(energies) == 0:
-        return lo.reshape(()), hi.reshape(())
-    return lo.reshape(np.shape(energies)), hi.reshape(np.shape(energies))
-
-
 def _get(row, key, default=np.nan):
     try:
         v = row[key]
@@ -684,7 +607,7 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
     energy_range : (emin, emax) TeV
         Fit range; a non-finite range draws no model.
     butterfly : (energies, e2dnde_lo, e2dnde_hi), optional
-        1-sigma band (see :func:`sed_butterfly`).
+        1-sigma band (see :func:`extspec.models.sed_butterfly`).
     """
     from matplotlib.lines import Line2D
 

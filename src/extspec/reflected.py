@@ -11,7 +11,7 @@ Methods
     §6.1-§6.2 to the letter: the angular extent Delta is measured from the finder-grid pixel
     centres inside the ON region, OFF circles are converted back to the sky with the local
     pixel scale at their new centre, OFF events are selected in the finder's pixel frame.
-``exact`` (default)
+``exact``
     For a circle, Delta is the true tangent angle 2 arcsin(sin R / sin d) (no sliver
     overlaps) and OFF circles keep the ON radius R exactly, with events selected by their
     great-circle distance.  For other shapes, Delta from pixel centres is widened by two
@@ -25,10 +25,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FinderGrid", "ReflectedRegions", "find_reflected_regions", "find_wobble_regions", "find_off_regions",
-           "MAX_REGION_NUMBER", "BACKGROUND_METHODS"]
+__all__ = ["BackgroundSettings", "FinderGrid", "ReflectedRegions", "find_reflected_regions", "find_wobble_regions",
+           "find_off_regions", "MAX_REGION_NUMBER", "BACKGROUND_METHODS"]
 
 BACKGROUND_METHODS = ("reflected", "wobble")
+
+
+@dataclass(frozen=True)
+class BackgroundSettings:
+    """How the OFF regions are found (the ``background`` config block; no defaults here).
+
+    Attributes
+    ----------
+    method : {"reflected", "wobble"}
+    n_off_regions : int
+        Wobble regions per run (the reflected finder takes as many as fit).
+    """
+
+    method: str
+    n_off_regions: int
 
 MIN_DISTANCE = 0.0
 MIN_DISTANCE_INPUT = 0.1  # rad
@@ -144,8 +159,8 @@ def _to_sky(pix_regions, grid, on_region, method) -> list:
     return out
 
 
-def find_wobble_regions(on_region, pointing, exclusion_regions=(), n_off_regions: int = 3,
-                        method: str = "exact") -> ReflectedRegions:
+def find_wobble_regions(on_region, pointing, exclusion_regions, n_off_regions: int,
+                        method: str) -> ReflectedRegions:
     """Wobble OFF regions: the ON region rotated about the pointing by 360 deg x k / (n + 1),
     k = 1..n (the same offset from the pointing, evenly spaced); those containing a finder-grid
     pixel centre of an exclusion region or of the ON region are dropped.
@@ -181,23 +196,17 @@ def find_wobble_regions(on_region, pointing, exclusion_regions=(), n_off_regions
                             2 * np.pi / (n + 1), grid, method, on_pix, info)
 
 
-def find_off_regions(on_region, pointing, exclusion_regions=(), background: dict | None = None,
-                     method: str = "exact") -> ReflectedRegions:
-    """The OFF regions of the ``background`` config block: ``{"method": "reflected"}`` (default)
-    or ``{"method": "wobble", "n_off_regions": 3}``."""
-    from .workflow.config import setting  # missing keys: the config schema's defaults
-
-    cfg = {"background": background or {}}
-    kind = setting(cfg, "background", "method")
-    if kind == "reflected":
-        return find_reflected_regions(on_region, pointing, exclusion_regions, method=method)
-    if kind == "wobble":
-        return find_wobble_regions(on_region, pointing, exclusion_regions,
-                                   int(setting(cfg, "background", "n_off_regions")), method=method)
-    raise ValueError(f"unknown background method '{kind}' (use {', '.join(BACKGROUND_METHODS)})")
+def find_off_regions(on_region, pointing, exclusion_regions, background: BackgroundSettings,
+                     method: str) -> ReflectedRegions:
+    """The OFF regions of ``background``: reflected regions or ``n_off_regions`` wobble regions."""
+    if background.method == "reflected":
+        return find_reflected_regions(on_region, pointing, exclusion_regions, method)
+    if background.method == "wobble":
+        return find_wobble_regions(on_region, pointing, exclusion_regions, int(background.n_off_regions), method)
+    raise ValueError(f"unknown background method '{background.method}' (use {', '.join(BACKGROUND_METHODS)})")
 
 
-def find_reflected_regions(on_region, pointing, exclusion_regions=(), method: str = "exact",
+def find_reflected_regions(on_region, pointing, exclusion_regions, method: str,
                            max_region_number: int = MAX_REGION_NUMBER) -> ReflectedRegions:
     """Find the reflected OFF regions of ``on_region`` for a pointing (§6.1-§6.3).
 

@@ -17,14 +17,36 @@ The cut is on reconstructed energy (dispersion ignored by design, as in the refe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["METHODS", "make_safe_mask", "aeff_max_threshold", "edisp_bias_threshold", "bins_inside"]
+__all__ = ["METHODS", "SafeMaskSettings", "make_safe_mask", "aeff_max_threshold", "edisp_bias_threshold", "bins_inside"]
 
 METHODS = ("aeff-default", "aeff-max", "edisp-bias", "offset-max", "bkg-peak")
 _TINY = np.finfo(np.float64).tiny
+
+
+@dataclass(frozen=True)
+class SafeMaskSettings:
+    """The ``safe_mask`` config block, typed (no defaults here: the schema holds them).
+
+    Attributes
+    ----------
+    methods : tuple of str
+        Criteria of :data:`METHODS`, combined with logical AND.
+    aeff_percent, bias_percent : float
+        Thresholds (%) of ``aeff-max`` and ``edisp-bias``.
+    offset_max : float
+        deg; ``offset-max`` masks every bin of a run whose ON centre lies this far off-axis.
+    """
+
+    methods: tuple
+    aeff_percent: float
+    bias_percent: float
+    offset_max: float
 
 
 def bins_inside(edges: np.ndarray, e_min=None, e_max=None) -> np.ndarray:
@@ -75,7 +97,7 @@ def _first_crossing(func, level, e_lo, e_hi, n_scan=101):
     return min(cands) if cands else None
 
 
-def aeff_max_threshold(exposure, livetime, energy_true, percent=10.0):
+def aeff_max_threshold(exposure, livetime, energy_true, percent):
     """E_min of the aeff-max method from the region exposure (§7 steps 1-7); None if all zero."""
     a = np.asarray(exposure, float) / livetime if livetime > 0 else np.zeros(len(exposure))
     if not np.any(a > 0):
@@ -89,7 +111,7 @@ def aeff_max_threshold(exposure, livetime, energy_true, percent=10.0):
     return (e_lo if root is None else root), thr
 
 
-def edisp_bias_threshold(edisp, energy_true, energy_reco, percent=10.0):
+def edisp_bias_threshold(edisp, energy_true, energy_reco, percent):
     """E_min of the edisp-bias method (§7)."""
     k = np.asarray(edisp, float)
     ec = energy_reco.centers
@@ -105,32 +127,25 @@ def edisp_bias_threshold(edisp, energy_true, energy_reco, percent=10.0):
     return e_b * (1 + percent / 100.0)
 
 
-def make_safe_mask(dataset, settings: dict, bkg=None) -> np.ndarray:
-    """Safe mask (n_reco,) of a SpectrumDataset for the ``safe_mask`` config block.
+def make_safe_mask(dataset, settings: SafeMaskSettings, bkg=None) -> np.ndarray:
+    """Safe mask (n_reco,) of a SpectrumDataset.
 
     Parameters
     ----------
     dataset : SpectrumDataset
         Uses exposure, livetime, edisp, counts_off, alpha and ``meta`` (lo_thres, hi_thres,
         offset).
-    settings : dict
-        ``{"methods": [...], "aeff_percent": 10, "bias_percent": 10, "offset_max": 3.0}``;
-        missing keys take the defaults of the config schema (``safe_mask`` block).
+    settings : SafeMaskSettings
     bkg : Bkg3D, optional
         Background IRF for ``bkg-peak``.
     """
-    from .workflow.config import setting  # defaults: the config schema, for partial settings
-
-    def opt(key):
-        return setting({"safe_mask": settings}, "safe_mask", key)
-
     edges = dataset.energy_reco.edges
     with np.errstate(invalid="ignore"):
         mask = np.isfinite(dataset.alpha * dataset.counts_off) & dataset.usable
     rad_max = dataset.meta.get("rad_max")
     if rad_max is not None:  # point-like: a bin without a directional cut has no ON region
         mask &= np.asarray(rad_max, float) > 0
-    methods = opt("methods")
+    methods = settings.methods
     for m in methods:
         if m not in METHODS:
             raise ConfigError(f"config key 'safe_mask.methods': unknown method '{m}' (use {', '.join(METHODS)})")
@@ -138,13 +153,13 @@ def make_safe_mask(dataset, settings: dict, bkg=None) -> np.ndarray:
             mask &= bins_inside(edges, dataset.meta.get("lo_thres"), dataset.meta.get("hi_thres"))
         elif m == "aeff-max":
             e_min, _ = aeff_max_threshold(dataset.exposure, dataset.livetime, dataset.energy_true,
-                                          opt("aeff_percent"))
+                                          settings.aeff_percent)
             mask &= bins_inside(edges, e_min) if e_min is not None else False
         elif m == "edisp-bias":
             mask &= bins_inside(edges, edisp_bias_threshold(dataset.edisp, dataset.energy_true,
-                                                            dataset.energy_reco, opt("bias_percent")))
+                                                            dataset.energy_reco, settings.bias_percent))
         elif m == "offset-max":
-            if dataset.meta.get("offset", 0.0) >= opt("offset_max"):
+            if dataset.meta.get("offset", 0.0) >= settings.offset_max:
                 mask &= False
         elif m == "bkg-peak":
             if bkg is not None:

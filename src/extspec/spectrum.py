@@ -11,7 +11,7 @@ import numpy as np
 
 from .geometry import EnergyAxis
 
-__all__ = ["SpectrumDataset", "OnSelection", "select_on_region", "on_response", "find_off", "count_on_off",
+__all__ = ["SpectrumDataset", "OnOffEvents", "onoff_events", "OnSelection", "select_on_region", "on_response", "find_off", "count_on_off",
            "assemble", "make_spectrum", "on_off_events", "placement_radius", "regions_at_energy"]
 
 
@@ -159,6 +159,9 @@ def _offset_histogram(offsets: np.ndarray, step: float | None = None):
 #   4. count_on_off       ON and OFF counts per reco-energy bin
 #   5. assemble           the SpectrumDataset
 
+REGION_SAMPLE_STEP = 0.02
+"""deg; spacing of the points at which the exact method samples the ON region's offsets."""
+
 POINT_RADIUS_TOLERANCE = 1e-3
 """deg; an ON circle within this of a fixed RAD_MAX is accepted with point-like IRFs."""
 
@@ -263,8 +266,8 @@ def select_on_region(obs, on_region, energy_reco) -> OnSelection:
     return sel
 
 
-def on_response(obs, cube, sel: OnSelection, method: str = "exact", sample_step: float = 0.02,
-                oversample: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def on_response(obs, cube, sel: OnSelection, method: str, oversample: int,
+                sample_step: float = REGION_SAMPLE_STEP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Step 2: ON-region exposure (n_true,) in m^2 s, dispersion kernel (n_true, n_reco) and the
     kernel's stacking weight (n_true,).
 
@@ -312,9 +315,8 @@ def placement_radius(sel: OnSelection, safe: np.ndarray | None = None) -> float:
     return float(r[use].max())
 
 
-def find_off(sel: OnSelection, exclusion_regions=(), background: dict | None = None, method: str = "exact",
-             radius: float | None = None):
-    """Step 3: the OFF regions (``background``: reflected by default, or wobble).
+def find_off(sel: OnSelection, exclusion_regions, background, method: str, radius: float | None = None):
+    """Step 3: the OFF regions (``background``: a :class:`~extspec.reflected.BackgroundSettings`).
 
     With point-like IRFs the finder places circles of ``radius`` (see :func:`placement_radius`)
     around the source; OFF counts then use each bin's own RAD_MAX around the same centres.
@@ -353,7 +355,7 @@ def _in_sky_circles(circles, vecs, frame: str) -> np.ndarray:
     return inside
 
 
-def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str = "exact",
+def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str,
                  energy_bins=None) -> tuple[np.ndarray, np.ndarray]:
     """Step 4: ON and OFF counts per reco-energy bin (int64).
 
@@ -379,7 +381,7 @@ def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str = "
     return per_bin(on_ev), per_bin(off_ev)
 
 
-def on_off_events(obs, cube, sel: OnSelection, off, event_lonlat, method: str = "exact", energy_bins=None,
+def on_off_events(obs, cube, sel: OnSelection, off, event_lonlat, method: str, energy_bins=None,
                   reference_on: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Step 4 event by event: each event's reco-energy bin (-1 outside the axis) and whether
     it is an ON and an OFF event (bool arrays, only events inside the reco axis), by the
@@ -424,8 +426,39 @@ def on_off_events(obs, cube, sel: OnSelection, off, event_lonlat, method: str = 
     return kbin, on_ev & valid, off_ev & valid
 
 
+@dataclass(frozen=True)
+class OnOffEvents:
+    """The ON and OFF events of one run: times (s MET, in the time system of ``time_ref``:
+    ``MJDREFI``, ``MJDREFF``, ``TIMESYS``, ``TIMEUNIT``) and reco-energy bin indices, with the
+    run's GTI and DEADC; what a light curve needs to bin the run in time
+    (:func:`onoff_events`; file format in :mod:`extspec.io.onoff_events`)."""
+
+    obs_id: int
+    energy_reco_edges: np.ndarray
+    gti: np.ndarray
+    deadc: float
+    time_on: np.ndarray
+    energy_bin_on: np.ndarray
+    time_off: np.ndarray
+    energy_bin_off: np.ndarray
+    time_ref: dict = field(default_factory=dict)
+
+
+def onoff_events(obs, cube, settings, off, event_lonlat, energy_bins=None) -> OnOffEvents:
+    """The ON and OFF events of a spectrum made by :func:`make_spectrum` with ``settings`` and
+    its OFF regions ``off`` (:func:`on_off_events`, with the observation's times)."""
+    from .io.datastore import TIME_REF_KEYS
+
+    sel = select_on_region(obs, settings.on_region, cube.energy_reco)
+    k, on_ev, off_ev = on_off_events(obs, cube, sel, off, event_lonlat, settings.cube.method, energy_bins)
+    return OnOffEvents(obs_id=obs.obs_id, energy_reco_edges=cube.energy_reco.edges, gti=obs.gti, deadc=obs.deadc,
+                       time_on=obs.time[on_ev], energy_bin_on=k[on_ev], time_off=obs.time[off_ev],
+                       energy_bin_off=k[off_ev],
+                       time_ref={key: obs.meta[key] for key in TIME_REF_KEYS if key in obs.meta})
+
+
 def assemble(obs, cube, sel: OnSelection, off, counts, counts_off, exposure, kernel, weight,
-             method: str = "exact") -> SpectrumDataset:
+             method: str) -> SpectrumDataset:
     """Step 5: the SpectrumDataset (unusable, with the reason, when no OFF region was found)."""
     nreco = cube.energy_reco.nbin
     n_off = len(off) if off is not None else 0
@@ -477,9 +510,7 @@ def assemble(obs, cube, sel: OnSelection, off, counts, counts_off, exposure, ker
     )
 
 
-def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exact",
-                  event_lonlat=None, sample_step: float = 0.02, oversample: int = 4,
-                  background: dict | None = None, safe_mask: dict | None = None,
+def make_spectrum(obs, cube, settings, event_lonlat=None,
                   energy_bins=None) -> tuple["SpectrumDataset", object]:
     """Extract the ON/OFF spectrum of one observation (§5, §6): steps 1-5 above in order.
 
@@ -487,17 +518,12 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
     ----------
     obs : Observation
     cube : CubeDataset of the same observation
-    on_region : SkyRegion (or DS9 string); a point for point-like IRFs
-    exclusion_regions : list of SkyRegion
-    method : {"exact", "reference"}
-        See :func:`on_response` and :func:`count_on_off`.
+    settings : extspec.reduction.ReductionSettings
+        Its ``on_region`` (a point for point-like IRFs), ``exclusion_regions``, ``background``,
+        ``cube.method`` and ``cube.oversample`` (see :func:`on_response` and
+        :func:`count_on_off`) and ``safe_mask``: with point-like IRFs the OFF regions are
+        placed with the largest RAD_MAX inside the safe range its IRF criteria give.
     event_lonlat : (lon, lat) in the region frame, optional (saves a transformation).
-    background : dict, optional
-        The ``background`` config block (``{"method": "reflected"}`` by default, or
-        ``{"method": "wobble", "n_off_regions": 3}``).
-    safe_mask : dict, optional
-        The ``safe_mask`` config block; with point-like IRFs the OFF regions are placed with the
-        largest RAD_MAX inside the safe range its IRF criteria give.
     energy_bins : the events' reco-energy bins (``cube.energy_bin_index``), optional (saves
         binning the events in energy a second time after the cube).
 
@@ -507,21 +533,19 @@ def make_spectrum(obs, cube, on_region, exclusion_regions=(), method: str = "exa
     """
     from .cube import event_coords
 
-    sel = select_on_region(obs, on_region, cube.energy_reco)
+    method, oversample = settings.cube.method, settings.cube.oversample
+    sel = select_on_region(obs, settings.on_region, cube.energy_reco)
     if event_lonlat is None:
         event_lonlat = event_coords(obs, sel.frame, method)
-    exposure, kernel, weight = on_response(obs, cube, sel, method, sample_step, oversample)
+    exposure, kernel, weight = on_response(obs, cube, sel, method, oversample)
     radius = None
     if sel.point_like:
-        safe = None
-        if safe_mask is not None:
-            from .safe_mask import make_safe_mask
+        from .safe_mask import make_safe_mask
 
-            provisional = assemble(obs, cube, sel, None, np.zeros(cube.energy_reco.nbin, np.int64),
-                                   np.zeros(cube.energy_reco.nbin, np.int64), exposure, kernel, weight, method)
-            safe = make_safe_mask(provisional, safe_mask, obs.bkg)
-        radius = placement_radius(sel, safe)
-    off = find_off(sel, exclusion_regions, background, method, radius)
+        provisional = assemble(obs, cube, sel, None, np.zeros(cube.energy_reco.nbin, np.int64),
+                               np.zeros(cube.energy_reco.nbin, np.int64), exposure, kernel, weight, method)
+        radius = placement_radius(sel, make_safe_mask(provisional, settings.safe_mask, obs.bkg))
+    off = find_off(sel, settings.exclusion_regions, settings.background, method, radius)
     counts, counts_off = count_on_off(obs, cube, sel, off, event_lonlat, method, energy_bins)
     ds = assemble(obs, cube, sel, off, counts, counts_off, exposure, kernel, weight, method)
     if radius is not None:

@@ -49,7 +49,7 @@ def _empty_like(d: SpectrumDataset, dtype) -> SpectrumDataset:
     )
 
 
-def stack_onto(a: SpectrumDataset, b: SpectrumDataset, float32: bool = False) -> SpectrumDataset:
+def stack_onto(a: SpectrumDataset, b: SpectrumDataset, float32: bool) -> SpectrumDataset:
     """Return the stack of ``b`` onto ``a`` (§10.1); ``a`` is not modified."""
     ft = np.float32 if float32 else np.float64
     mb = np.asarray(b.mask_safe, bool) & b.usable
@@ -86,7 +86,7 @@ def stack_onto(a: SpectrumDataset, b: SpectrumDataset, float32: bool = False) ->
     )
 
 
-def stack_spectra(datasets, float32: bool = False) -> SpectrumDataset:
+def stack_spectra(datasets, float32: bool) -> SpectrumDataset:
     """Stack all datasets in order, starting from an empty stack (§11 stack_reduce)."""
     datasets = list(datasets)
     stack = _empty_like(datasets[0], np.float32 if float32 else np.float64)
@@ -103,8 +103,9 @@ CUMULATIVE_COLUMNS = {
 }
 
 
-def summary_row(stack: SpectrumDataset, float32: bool = False) -> dict:
-    """Summary of one stacked spectrum (§10.2), sums over the stacked safe mask."""
+def stack_statistics(stack: SpectrumDataset, float32: bool) -> dict:
+    """Counts, background, excess and significance of one stacked spectrum (§10.2), summed over
+    its safe mask: the statistics of one row of the cumulative table."""
     m = np.asarray(stack.mask_safe, bool)
     n_on = stack.counts[m]
     n_off = stack.counts_off[m]
@@ -148,7 +149,7 @@ def summary_row(stack: SpectrumDataset, float32: bool = False) -> dict:
     }
 
 
-def cumulative_rows(datasets, float32: bool = False) -> list[dict]:
+def cumulative_rows(datasets, float32: bool) -> list[dict]:
     """One row per usable dataset in input order, each the stack of it and all before it (§10)."""
     usable = [d for d in datasets if d.usable and np.any(d.mask_safe)]
     if not usable:
@@ -158,6 +159,6 @@ def cumulative_rows(datasets, float32: bool = False) -> list[dict]:
     for d in usable:
         stack = stack_onto(stack, d, float32)
         row = {"obs_id": int(d.obs_id)}
-        row.update(summary_row(stack, float32))
+        row.update(stack_statistics(stack, float32))
         rows.append(row)
     return rows

@@ -1,4 +1,5 @@
-"""Fit statistics: WStat with the background profiled out, and Li & Ma significance (spec §8).
+"""Fit statistics: WStat with the background profiled out, Li & Ma significance (spec §8), and
+the special functions of the likelihood-ratio test (chi^2 survival function, Gaussian sigma).
 
 References: Cash (1979); Arnaud, XSPEC manual appendix B ("W statistic"); Li & Ma (1983)
 ApJ 272, 317, eq. 17.
@@ -6,9 +7,11 @@ ApJ 272, 317, eq. 17.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["wstat_background", "wstat", "li_ma_significance", "wstat_sqrt_ts"]
+__all__ = ["wstat_background", "wstat", "li_ma_significance", "wstat_sqrt_ts", "chi2_sf", "p_to_sigma"]
 
 _MAX = np.finfo(np.float64).max
 
@@ -62,3 +65,61 @@ def li_ma_significance(n_on, n_off, alpha):
         t1 = _xlogy(n, (1 + a) / a * n / (n + m))
         t2 = _xlogy(m, (1 + a) * m / (n + m))
     return np.sign(n - a * m) * np.sqrt(np.clip(2 * (t1 + t2), 0, None))
+
+
+# ------------------------------------------------- likelihood-ratio test (no scipy) --
+
+
+def _reg_gamma_q(a: float, x: float) -> float:
+    """Regularised upper incomplete gamma Q(a, x) for a > 0, x >= 0 (series / continued fraction)."""
+    if x <= 0:
+        return 1.0
+    lg = math.lgamma(a)
+    if x < a + 1:
+        s, term, n = 1.0 / a, 1.0 / a, a
+        for _ in range(1000):
+            n += 1
+            term *= x / n
+            s += term
+            if abs(term) < abs(s) * 1e-16:
+                break
+        return max(0.0, 1.0 - s * math.exp(-x + a * math.log(x) - lg))
+    # Lentz continued fraction
+    b = x + 1 - a
+    c = 1e300
+    d = 1 / b
+    h = d
+    for i in range(1, 1000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = 1e-300 if abs(d) < 1e-300 else d
+        c = b + an / c
+        c = 1e-300 if abs(c) < 1e-300 else c
+        d = 1 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1) < 1e-16:
+            break
+    return math.exp(-x + a * math.log(x) - lg) * h
+
+
+def chi2_sf(ts: float, dof: int) -> float:
+    """Survival function of the chi^2 distribution with ``dof`` degrees of freedom."""
+    return _reg_gamma_q(dof / 2.0, max(ts, 0.0) / 2.0)
+
+
+def p_to_sigma(p: float) -> float:
+    """Two-sided Gaussian significance of a p-value (sigma with erfc(sigma / sqrt 2) = p)."""
+    if p <= 0:
+        return float("inf")
+    if p >= 1:
+        return 0.0
+    lo, hi = 0.0, 40.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if math.erfc(mid / math.sqrt(2)) > p:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)

@@ -47,7 +47,7 @@ def flux_above(result, e_min: float = FLUX_E_MIN) -> tuple[float, float]:
     mtype = result.model_type
 
     def flux(e, **p):
-        return integral(mtype, e, FLUX_E_MAX, p)
+        return integral(mtype, e, FLUX_E_MAX, p, "exact")
 
     f0, sigma = propagate_errors(flux, np.array([e_min]), result.values, *result.free_covariance())
     return float(f0[0]), float(sigma[0])
@@ -75,7 +75,7 @@ def summary_row(name: str, result: dict | None, cumulative_last: dict | None, fa
     name : str
         Analysis name.
     result : FitResult or None
-        The fit result (:func:`extspec.fit.read_fit_result` of ``fit/result.yaml``); None
+        The fit result (:func:`extspec.io.fitresult.read_fit_result` of ``fit/result.yaml``); None
         when the fit did not run.
     cumulative_last : dict or None
         The last row of ``cumulative.ecsv`` (None when missing or empty).

@@ -170,7 +170,7 @@ def run_bins(runs) -> list[TimeBin]:
     return sorted(bins, key=lambda b: b.time_min)
 
 
-def night_bins(runs, boundary_hours: float = 12.0) -> list[TimeBin]:
+def night_bins(runs, boundary_hours: float) -> list[TimeBin]:
     """Runs grouped by the night of their first GTI start (nights change at ``boundary_hours``
     UTC); each bin spans its runs."""
     groups: dict[int, list] = {}
@@ -200,7 +200,7 @@ def interval_bins(runs, intervals) -> list[TimeBin]:
     return [TimeBin(float(a), float(b), tuple(w)) for (a, b), w in zip(iv, per_bin) if w]
 
 
-def make_time_bins(time_bins, runs, night_boundary_utc: float = 12.0) -> list[TimeBin]:
+def make_time_bins(time_bins, runs, night_boundary_utc: float) -> list[TimeBin]:
     """The bins of a ``light_curve.time_bins`` setting (``run``, ``night``, ``{start, stop,
     width_s}`` or ``[[start, stop], ...]`` with ISO UTC times) for ``runs`` (:class:`RunTimes`)."""
     if time_bins == "run":

@@ -1,13 +1,13 @@
 # Config validation, input functions and wildcard constraints.  No rules here.
 #
-# The config is validated once at parse time by extspec.workflow.config.prepare_workflow (schema +
+# The config is validated once at parse time by extspec.workflow.cache.prepare_workflow (schema +
 # regions + geometry + obs ids in the data store); the result -- the config with defaults,
 # the selected obs ids and each observation's DL3 files -- is cached in
 # .snakemake/extspec/, so a no-op run neither imports astropy nor reads the data store.
 # An invalid config stops Snakemake here with one line and no job started.
 # Several analyses (config key `analyses`) share the rules through the {analysis} wildcard:
 # every output lives under <results_dir>/<analysis>/, and each job's params are that
-# analysis's settings of its stage only (STAGE_KEYS in extspec.workflow.config), so caching
+# analysis's settings of its stage only (STAGE_KEYS in extspec.workflow.settings), so caching
 # works per analysis.
 import functools
 import os

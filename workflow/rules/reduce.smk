@@ -2,7 +2,7 @@
 # (the command line, extspec.cli; every rule runs it with its settings as JSON params).
 #
 # params hold only the analysis's reduction settings (STAGE_KEYS['reduce'] in
-# extspec.workflow.config), the data store and the obs id: adding an observation to an analysis
+# extspec.workflow.settings), the data store and the obs id: adding an observation to an analysis
 # adds one such job and leaves the others untouched; changing a reduction setting reruns them all.
 
 

@@ -24,6 +24,7 @@ import numpy as np
 __all__ = ["Table", "Unsupported", "Corrupt", "read_tables", "read_tables_astropy", "read_tables_any"]
 
 BLOCK = 2880
+"""Bytes per FITS block (headers and data are padded to whole blocks); defined only here."""
 CARD = 80
 _DTYPES = {"L": "i1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
 _DESCRIPTORS = {"P": ">i4", "Q": ">i8"}  # variable-length array descriptor: (count, heap offset)

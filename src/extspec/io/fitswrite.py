@@ -3,9 +3,9 @@
 The products are serialised here directly (FITS standard 4.0: 80-character ASCII cards,
 2880-byte blocks, big-endian data) instead of through ``astropy.io.fits``, whose import
 alone costs ~0.3 s per job and whose HDU machinery ~30 ms per OGIP set.  Used by
-:mod:`extspec.io.ogip` (spectrum files) and :func:`extspec.workflow.pipeline.stack_counts` (counts
-image); the tests read every kind of file back with astropy and check that its
-verification passes.
+:mod:`extspec.io.ogip` (spectrum files), :mod:`extspec.workflow.pipeline` (counts, excess and
+significance images) and :mod:`extspec.simulate.dl3` (simulated DL3 stores); the tests read every
+kind of file back with astropy and check that its verification passes.
 
 Cards are given as ``(key, value[, comment])``: value str (long strings use the OGIP
 ``CONTINUE`` convention), bool, int, finite float (written as the shortest string that
@@ -18,10 +18,11 @@ import math
 
 import numpy as np
 
+from .fitsread import BLOCK
+
 __all__ = ["card_images", "header_bytes", "primary_header_bytes", "bintable_bytes", "image_bytes",
            "check_ascii"]
 
-_BLOCK = 2880
 _TFORM_DTYPE = {"I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
 _KEY_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
@@ -90,7 +91,7 @@ def header_bytes(cards) -> bytes:
         lines.extend(card_images(*c))
     lines.append(f"{'END':<80}")
     text = "".join(lines)
-    text += " " * (-len(text) % _BLOCK)
+    text += " " * (-len(text) % BLOCK)
     return text.encode("ascii")
 
 
@@ -157,7 +158,7 @@ def bintable_bytes(extname: str, columns, cards) -> bytes:
             head.append((f"TUNIT{i}", unit, ""))
     head.append(("EXTNAME", extname, ""))
     data = rec.tobytes() + b"".join(heap)
-    data += b"\0" * (-len(data) % _BLOCK)
+    data += b"\0" * (-len(data) % BLOCK)
     return header_bytes(head + list(cards)) + data
 
 
@@ -190,5 +191,5 @@ def image_bytes(image, cards=()) -> bytes:
             raise ValueError(f"keyword {key}={value!r} conflicts with the image (shape {a.shape}, {a.dtype})")
         rest.append(tuple(c))
     data = a.astype(a.dtype.newbyteorder(">"), copy=False).tobytes()
-    data += b"\0" * (-len(data) % _BLOCK)
+    data += b"\0" * (-len(data) % BLOCK)
     return header_bytes(head + rest) + data

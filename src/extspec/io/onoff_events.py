@@ -31,10 +31,11 @@ Written atomically; the reader raises FormatError with one line naming the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..spectrum import OnOffEvents
 
 __all__ = ["OnOffEvents", "write_onoff_events", "read_onoff_events", "FORMAT_NAME", "FORMAT_VERSION",
            "FILE_NAME"]
@@ -58,23 +59,8 @@ DSET_TIME = "time"
 DSET_EBIN = "energy_bin"
 
 
-@dataclass(frozen=True)
-class OnOffEvents:
-    """The ON and OFF events of one run (times in s MET, reco-energy bin indices)."""
-
-    obs_id: int
-    energy_reco_edges: np.ndarray
-    gti: np.ndarray
-    deadc: float
-    time_on: np.ndarray
-    energy_bin_on: np.ndarray
-    time_off: np.ndarray
-    energy_bin_off: np.ndarray
-    time_ref: dict = field(default_factory=dict)
-
-
 def write_onoff_events(events: OnOffEvents, path) -> Path:
-    """Write ``events`` to ``path`` (HDF5, atomically)."""
+    """Write ``events`` (:class:`extspec.spectrum.OnOffEvents`) to ``path`` (HDF5, atomically)."""
     import h5py
 
     from .. import code_identity

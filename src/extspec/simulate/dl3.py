@@ -89,7 +89,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import io
 import math
 import struct
 import sys
@@ -103,8 +102,9 @@ import numpy as np
 from ..errors import ConfigError, DataStoreError, ExtspecError
 from ..fit import M2_TO_CM2
 from ..io.atomic import write_atomic
+from ..io.fitswrite import bintable_bytes, header_bytes, primary_header_bytes
 from ..irf import Aeff2D, EDisp2D, interp_weights, make_axis
-from ..sky import FRAMES
+from ..sky import FRAMES, transform, transform_point
 
 __all__ = [
     "SourceModel",
@@ -131,7 +131,6 @@ _DEG = np.pi / 180.0
 _MORPHOLOGIES = ("point", "disk", "gaussian")
 _N_EGRID = 2000  # fine true-energy grid for the inverse-CDF sampling
 _N_QUAD = 48  # radial and azimuthal quadrature nodes of an extended morphology
-_BLOCK = 2880
 
 
 # ------------------------------------------------------------------------------ models --
@@ -197,7 +196,7 @@ class SourceModel:
         """The centre as ICRS (RA, Dec) in deg."""
         if self.frame == "icrs":
             return float(self.lon) % 360.0, float(self.lat)
-        return _to_icrs(float(self.lon), float(self.lat), self.frame)
+        return transform_point(float(self.lon), float(self.lat), self.frame, "icrs")
 
 
 @dataclass(frozen=True)
@@ -320,26 +319,11 @@ class IrfModel:
         return np.where(offset <= self.bkg_max_offset, rate, 0.0)
 
 
-# ----------------------------------------------------------------------- sky helpers --
-
-
-def _to_icrs(lon, lat, frame):
-    from astropy.coordinates import SkyCoord
-    import astropy.units as u
-
-    c = SkyCoord(lon * u.deg, lat * u.deg, frame=frame).icrs
-    return float(c.ra.deg), float(c.dec.deg)
-
-
-def _to_galactic(ra, dec):
-    from astropy.coordinates import SkyCoord
-    import astropy.units as u
-
-    c = SkyCoord(np.asarray(ra) * u.deg, np.asarray(dec) * u.deg, frame="icrs").galactic
-    return c.l.deg, c.b.deg
+# ------------------------------------------- sampler vectors (rad; frames: extspec.sky) --
 
 
 def _unit(lon, lat):
+    """Unit vectors (..., 3) of positions in rad (the sampler's own layout)."""
     cl = np.cos(lat)
     return np.stack([cl * np.cos(lon), cl * np.sin(lon), np.sin(lat)], axis=-1)
 
@@ -399,8 +383,6 @@ class _IrfTables:
     """The written tables of one :class:`IrfModel`, their reader-side objects and raw bytes."""
 
     def __init__(self, irf: IrfModel):
-        from astropy.io import fits
-
         self.irf = irf
         e_edges = _f32(irf.energy_edges)
         e_lo, e_hi = e_edges[:-1], e_edges[1:]
@@ -447,68 +429,35 @@ class _IrfTables:
         ]
         instr = [("ORIGIN", "extspec.simulate"), ("TELESCOP", "SIM"), ("INSTRUME", "analytic IRF")]
 
-        def col(name, fmt, arr, unit=None, dim=None):
-            return fits.Column(name=name, format=fmt, unit=unit, dim=dim, array=np.asarray(arr)[None])
+        def col(name, arr, unit=""):  # one row holding the whole (flattened) array
+            a = np.asarray(arr, np.float32).reshape(1, -1)
+            return (name, f"{a.shape[1]}E", unit, a)
 
-        aeff_hdu = fits.BinTableHDU.from_columns(
-            [
-                col("ENERG_LO", f"{ne}E", e_lo, "TeV"),
-                col("ENERG_HI", f"{ne}E", e_hi, "TeV"),
-                col("THETA_LO", f"{nt}E", theta, "deg"),
-                col("THETA_HI", f"{nt}E", theta, "deg"),
-                col("EFFAREA", f"{ne * nt}E", area.T, "m2", f"({ne},{nt})"),
-            ],
-            name="AEFF",
-        )
-        h = aeff_hdu.header
-        for k, v in common + [("HDUCLAS2", "EFF_AREA"), ("HDUCLAS3", "FULL-ENCLOSURE"),
-                              ("HDUCLAS4", "AEFF_2D")] + instr:
-            h[k] = v
-        h["LO_THRES"] = (float(irf.lo_thres), "[TeV]")
-        h["HI_THRES"] = (float(irf.hi_thres), "[TeV]")
-
-        edisp_hdu = fits.BinTableHDU.from_columns(
-            [
-                col("ENERG_LO", f"{ne}E", e_lo, "TeV"),
-                col("ENERG_HI", f"{ne}E", e_hi, "TeV"),
-                col("MIGRA_LO", f"{nm}E", m_lo),
-                col("MIGRA_HI", f"{nm}E", m_hi),
-                col("THETA_LO", f"{nt}E", theta, "deg"),
-                col("THETA_HI", f"{nt}E", theta, "deg"),
-                col("MATRIX", f"{ne * nm * nt}E", matrix.T, None, f"({ne},{nm},{nt})"),
-            ],
-            name="EDISP",
-        )
-        h = edisp_hdu.header
-        for k, v in common + [("HDUCLAS2", "EDISP"), ("HDUCLAS3", "FULL-ENCLOSURE"),
-                              ("HDUCLAS4", "EDISP_2D")] + instr:
-            h[k] = v
-
+        aeff = bintable_bytes("AEFF", [
+            col("ENERG_LO", e_lo, "TeV"), col("ENERG_HI", e_hi, "TeV"),
+            col("THETA_LO", theta, "deg"), col("THETA_HI", theta, "deg"),
+            col("EFFAREA", area.T, "m2"),
+        ], [("TDIM5", f"({ne},{nt})"), *common, ("HDUCLAS2", "EFF_AREA"), ("HDUCLAS3", "FULL-ENCLOSURE"),
+            ("HDUCLAS4", "AEFF_2D"), *instr, ("LO_THRES", float(irf.lo_thres), "[TeV]"),
+            ("HI_THRES", float(irf.hi_thres), "[TeV]")])
+        edisp = bintable_bytes("EDISP", [
+            col("ENERG_LO", e_lo, "TeV"), col("ENERG_HI", e_hi, "TeV"),
+            col("MIGRA_LO", m_lo), col("MIGRA_HI", m_hi),
+            col("THETA_LO", theta, "deg"), col("THETA_HI", theta, "deg"),
+            col("MATRIX", matrix.T),
+        ], [("TDIM7", f"({ne},{nm},{nt})"), *common, ("HDUCLAS2", "EDISP"), ("HDUCLAS3", "FULL-ENCLOSURE"),
+            ("HDUCLAS4", "EDISP_2D"), *instr])
         nbe, nbx = be.size - 1, bx.size - 1
-        bkg_hdu = fits.BinTableHDU.from_columns(
-            [
-                col("DETX_LO", f"{nbx}E", bx[:-1], "deg"),
-                col("DETX_HI", f"{nbx}E", bx[1:], "deg"),
-                col("DETY_LO", f"{nbx}E", bx[:-1], "deg"),
-                col("DETY_HI", f"{nbx}E", bx[1:], "deg"),
-                col("ENERG_LO", f"{nbe}E", be[:-1], "TeV"),
-                col("ENERG_HI", f"{nbe}E", be[1:], "TeV"),
-                col("BKG", f"{nbe * nbx * nbx}E", bkg, "MeV-1 s-1 sr-1", f"({nbx},{nbx},{nbe})"),
-            ],
-            name="BKG",
-        )
-        h = bkg_hdu.header
-        h["FOVALIGN"] = "RADEC"
-        for k, v in common + [("HDUCLAS2", "BKG"), ("HDUCLAS3", "FULL-ENCLOSURE"),
-                              ("HDUCLAS4", "BKG_3D")] + instr:
-            h[k] = v
+        bkg_b = bintable_bytes("BKG", [
+            col("DETX_LO", bx[:-1], "deg"), col("DETX_HI", bx[1:], "deg"),
+            col("DETY_LO", bx[:-1], "deg"), col("DETY_HI", bx[1:], "deg"),
+            col("ENERG_LO", be[:-1], "TeV"), col("ENERG_HI", be[1:], "TeV"),
+            col("BKG", bkg, "MeV-1 s-1 sr-1"),
+        ], [("TDIM7", f"({nbx},{nbx},{nbe})"), ("FOVALIGN", "RADEC"), *common, ("HDUCLAS2", "BKG"),
+            ("HDUCLAS3", "FULL-ENCLOSURE"), ("HDUCLAS4", "BKG_3D"), *instr])
 
-        self.irf_hdu_sizes = {}
-        parts = []
-        for key, hdu in (("aeff", aeff_hdu), ("edisp", edisp_hdu), ("bkg", bkg_hdu)):
-            b = _hdu_bytes(hdu)
-            self.irf_hdu_sizes[key] = len(b)
-            parts.append(b)
+        self.irf_hdu_sizes = {"aeff": len(aeff), "edisp": len(edisp), "bkg": len(bkg_b)}
+        parts = [aeff, edisp, bkg_b]
         self.tail = b"".join(parts)
         comp = zlib.compressobj(6, zlib.DEFLATED, -15)
         self.tail_deflated = comp.compress(self.tail) + comp.flush(zlib.Z_FINISH)
@@ -531,20 +480,6 @@ class _IrfTables:
 @functools.lru_cache(maxsize=8)
 def _tables(irf: IrfModel) -> _IrfTables:
     return _IrfTables(irf)
-
-
-def _hdu_bytes(hdu) -> bytes:
-    """Raw FITS bytes of one HDU (an extension is written without a primary HDU)."""
-    from astropy.io import fits
-
-    buf = io.BytesIO()
-    if isinstance(hdu, fits.PrimaryHDU):
-        hdu.writeto(buf)
-        return buf.getvalue()
-    primary = fits.PrimaryHDU()
-    fits.HDUList([primary, hdu]).writeto(buf)
-    n = len(primary.header.tostring())  # a primary HDU with no data is its header only
-    return buf.getvalue()[n:]
 
 
 # -------------------------------------------------------------------- source sampling --
@@ -828,121 +763,78 @@ def simulate_observation(
 
 # ---------------------------------------------------------------------------- writing --
 
-_EVENT_DTYPE = np.dtype(
-    [("EVENT_ID", ">i8"), ("TIME", ">f8"), ("RA", ">f4"), ("DEC", ">f4"), ("ENERGY", ">f4"), ("MC_ID", ">i2")]
-)
-_GTI_DTYPE = np.dtype([("START", ">f8"), ("STOP", ">f8")])
+
+def _cards(items) -> list:
+    """``(key, value)`` / ``(key, (value, comment))`` pairs as :mod:`extspec.io.fitswrite` cards."""
+    return [(k, *v) if isinstance(v, tuple) else (k, v) for k, v in items]
 
 
-@functools.lru_cache(maxsize=1)
-def _templates():
-    """Header templates of the per-run HDUs and the primary HDU bytes."""
-    from astropy.io import fits
+_PRIMARY_CARDS = [("SIMPLE", True, "conforms to FITS standard"), ("BITPIX", 8, ""), ("NAXIS", 0, ""),
+                  ("EXTEND", True, ""), ("CREATOR", "extspec.simulate", "simulated DL3 data")]
 
-    primary = fits.PrimaryHDU()
-    primary.header["CREATOR"] = ("extspec.simulate", "simulated DL3 data")
-    primary_bytes = _hdu_bytes(primary)
+_EVENT_CARDS = _cards([
+    ("HDUCLASS", ("GADF", "Signal conformance with GADF")),
+    ("HDUDOC", _HDUDOC),
+    ("HDUVERS", ("0.2", "DL3 specification version")),
+    ("HDUCLAS1", ("EVENTS", "Primary extension class")),
+    ("ORIGIN", "extspec.simulate"),
+    ("TELESCOP", "SIM"),
+    ("INSTRUME", "analytic IRF"),
+    ("CREATOR", "extspec.simulate"),
+    ("OBS_ID", (0, "observation number")),
+    ("TSTART", (0.0, "MET of observation start time")),
+    ("TSTOP", (0.0, "MET of observation stop time")),
+    ("MJDREFI", (MJDREFI, "int part of reference MJD for times")),
+    ("MJDREFF", (MJDREFF, "fractional part of MJDREF")),
+    ("TIMEUNIT", ("s", "time unit is seconds since MET start")),
+    ("TIMESYS", ("TT", "Time system")),
+    ("TIMEREF", ("local", "local time reference")),
+    ("ONTIME", (0.0, "total good time (including deadtime)")),
+    ("LIVETIME", (0.0, "total live time = ONTIME * DEADC")),
+    ("DEADC", (1.0, "average deadtime correction")),
+    ("OBJECT", ("", "observed object")),
+    ("RA_OBJ", (0.0, "RA of target object (deg)")),
+    ("DEC_OBJ", (0.0, "Dec of target object (deg)")),
+    ("RA_PNT", (0.0, "nominal pointing position RA (deg)")),
+    ("DEC_PNT", (0.0, "nominal pointing position Dec (deg)")),
+    ("GLON_PNT", (0.0, "nominal pointing galactic longitude (deg)")),
+    ("GLAT_PNT", (0.0, "nominal pointing galactic latitude (deg)")),
+    ("ALT_PNT", (0.0, "altitude at culmination (deg)")),
+    ("AZ_PNT", (0.0, "azimuth at culmination (deg)")),
+    ("RADESYS", ("ICRS", "equatorial system type")),
+    ("EQUINOX", (2000.0, "base equinox")),
+    ("OBS_MODE", ("WOBBLE", "observation mode")),
+    ("N_TELS", (4, "number of telescopes")),
+    ("GEOLON", (SITE_LON, "longitude of observatory (deg)")),
+    ("GEOLAT", (SITE_LAT, "latitude of observatory (deg)")),
+    ("ALTITUDE", (SITE_ALT, "altitude of observatory (m)")),
+    ("EUNIT", ("TeV", "energy unit")),
+    ("SIMSEED", (0, "master seed of extspec.simulate")),
+    ("SIMRUN", (0, "run index (child seed spawn key)")),
+])
+"""The EVENTS header of a run: these values are the template, each run sets its own."""
 
-    ev = fits.BinTableHDU.from_columns(
-        [
-            fits.Column("EVENT_ID", "K"),
-            fits.Column("TIME", "D", unit="s"),
-            fits.Column("RA", "E", unit="deg"),
-            fits.Column("DEC", "E", unit="deg"),
-            fits.Column("ENERGY", "E", unit="TeV"),
-            fits.Column("MC_ID", "I"),
-        ],
-        nrows=0,
-        name="EVENTS",
-    )
-    assert ev.header["NAXIS1"] == _EVENT_DTYPE.itemsize
-    h = ev.header
-    for k, v in [
-        ("HDUCLASS", ("GADF", "Signal conformance with GADF")),
-        ("HDUDOC", _HDUDOC),
-        ("HDUVERS", ("0.2", "DL3 specification version")),
-        ("HDUCLAS1", ("EVENTS", "Primary extension class")),
-        ("ORIGIN", "extspec.simulate"),
-        ("TELESCOP", "SIM"),
-        ("INSTRUME", "analytic IRF"),
-        ("CREATOR", "extspec.simulate"),
-        ("OBS_ID", (0, "observation number")),
-        ("TSTART", (0.0, "MET of observation start time")),
-        ("TSTOP", (0.0, "MET of observation stop time")),
-        ("MJDREFI", (MJDREFI, "int part of reference MJD for times")),
-        ("MJDREFF", (MJDREFF, "fractional part of MJDREF")),
-        ("TIMEUNIT", ("s", "time unit is seconds since MET start")),
-        ("TIMESYS", ("TT", "Time system")),
-        ("TIMEREF", ("local", "local time reference")),
-        ("ONTIME", (0.0, "total good time (including deadtime)")),
-        ("LIVETIME", (0.0, "total live time = ONTIME * DEADC")),
-        ("DEADC", (1.0, "average deadtime correction")),
-        ("OBJECT", ("", "observed object")),
-        ("RA_OBJ", (0.0, "RA of target object (deg)")),
-        ("DEC_OBJ", (0.0, "Dec of target object (deg)")),
-        ("RA_PNT", (0.0, "nominal pointing position RA (deg)")),
-        ("DEC_PNT", (0.0, "nominal pointing position Dec (deg)")),
-        ("GLON_PNT", (0.0, "nominal pointing galactic longitude (deg)")),
-        ("GLAT_PNT", (0.0, "nominal pointing galactic latitude (deg)")),
-        ("ALT_PNT", (0.0, "altitude at culmination (deg)")),
-        ("AZ_PNT", (0.0, "azimuth at culmination (deg)")),
-        ("RADESYS", ("ICRS", "equatorial system type")),
-        ("EQUINOX", (2000.0, "base equinox")),
-        ("OBS_MODE", ("WOBBLE", "observation mode")),
-        ("N_TELS", (4, "number of telescopes")),
-        ("GEOLON", (SITE_LON, "longitude of observatory (deg)")),
-        ("GEOLAT", (SITE_LAT, "latitude of observatory (deg)")),
-        ("ALTITUDE", (SITE_ALT, "altitude of observatory (m)")),
-        ("EUNIT", ("TeV", "energy unit")),
-        ("SIMSEED", (0, "master seed of extspec.simulate")),
-        ("SIMRUN", (0, "run index (child seed spawn key)")),
-    ]:
-        h[k] = v
-
-    gti = fits.BinTableHDU.from_columns(
-        [fits.Column("START", "D", unit="s"), fits.Column("STOP", "D", unit="s")], nrows=0, name="GTI"
-    )
-    g = gti.header
-    for k, v in [
-        ("HDUCLASS", "GADF"),
-        ("HDUDOC", _HDUDOC),
-        ("HDUVERS", "0.2"),
-        ("HDUCLAS1", "GTI"),
-        ("TSTART", 0.0),
-        ("TSTOP", 0.0),
-        ("MJDREFI", MJDREFI),
-        ("MJDREFF", MJDREFF),
-        ("TIMEUNIT", "s"),
-        ("TIMESYS", "TT"),
-        ("TIMEREF", "local"),
-    ]:
-        g[k] = v
-    return primary_bytes, _HeaderTemplate(ev.header), _HeaderTemplate(gti.header)
+_GTI_CARDS = _cards([
+    ("HDUCLASS", "GADF"),
+    ("HDUDOC", _HDUDOC),
+    ("HDUVERS", "0.2"),
+    ("HDUCLAS1", "GTI"),
+    ("TSTART", 0.0),
+    ("TSTOP", 0.0),
+    ("MJDREFI", MJDREFI),
+    ("MJDREFF", MJDREFF),
+    ("TIMEUNIT", "s"),
+    ("TIMESYS", "TT"),
+    ("TIMEREF", "local"),
+])
 
 
-class _HeaderTemplate:
-    """A table header rendered once; per run only the changed cards are re-formatted."""
-
-    def __init__(self, header):
-        from astropy.io import fits
-
-        self._card = fits.Card
-        self.images = [c.image for c in header.cards]
-        self.index = {c.keyword: i for i, c in enumerate(header.cards)}
-        self.comments = {c.keyword: c.comment for c in header.cards}
-
-    def render(self, updates: dict) -> bytes:
-        cards = list(self.images)
-        for k, v in updates.items():
-            cards[self.index[k]] = self._card(k, v, self.comments[k]).image
-        text = "".join(cards) + "END".ljust(80)
-        return (text + " " * (-len(text) % _BLOCK)).encode("ascii")
-
-
-def _table_bytes(template: _HeaderTemplate, rows: np.ndarray, updates: dict) -> bytes:
-    data = rows.tobytes()
-    head = template.render({"NAXIS2": len(rows), **updates})
-    return head + data + b"\0" * (-len(data) % _BLOCK)
+def _updated(cards: list, updates: dict) -> list:
+    """``cards`` with the values of ``updates`` (comments kept); every key must be there."""
+    out = [(c[0], updates.pop(c[0]), *c[2:]) if c[0] in updates else c for c in cards]
+    if updates:
+        raise KeyError(f"no such header keyword: {', '.join(updates)}")
+    return out
 
 
 def _gzip_spliced(head: bytes, tables: _IrfTables) -> bytes:
@@ -968,107 +860,86 @@ def _file_name(obs_id: int) -> str:
 
 
 def _write_run(path: Path, sim: SimulatedObservation, extra: dict, tables: _IrfTables) -> dict:
-    primary, ev_t, gti_t = _templates()
     n = sim.n_events
-    rows = np.empty(n, _EVENT_DTYPE)
-    rows["EVENT_ID"] = np.arange(1, n + 1)
-    rows["TIME"] = sim.time
-    rows["RA"] = sim.ra
-    rows["DEC"] = sim.dec
-    rows["ENERGY"] = sim.energy
-    rows["MC_ID"] = sim.mc_id
     times = {"TSTART": sim.tstart, "TSTOP": sim.tstop}
-    ev = _table_bytes(
-        ev_t,
-        rows,
-        {
-            "OBS_ID": sim.obs_id,
-            **times,
-            "ONTIME": sim.ontime,
-            "LIVETIME": sim.livetime,
-            "DEADC": sim.deadc,
-            "RA_PNT": sim.pointing[0],
-            "DEC_PNT": sim.pointing[1],
-            **extra,
-        },
-    )
-    gti_rows = np.array([(sim.tstart, sim.tstop)], _GTI_DTYPE)
-    gti = _table_bytes(gti_t, gti_rows, times)
-    write_atomic(path, _gzip_spliced(primary + ev + gti, tables))
+    ev = bintable_bytes("EVENTS", [
+        ("EVENT_ID", "K", "", np.arange(1, n + 1)),
+        ("TIME", "D", "s", sim.time),
+        ("RA", "E", "deg", sim.ra),
+        ("DEC", "E", "deg", sim.dec),
+        ("ENERGY", "E", "TeV", sim.energy),
+        ("MC_ID", "I", "", sim.mc_id),
+    ], _updated(_EVENT_CARDS, {
+        "OBS_ID": sim.obs_id,
+        **times,
+        "ONTIME": sim.ontime,
+        "LIVETIME": sim.livetime,
+        "DEADC": sim.deadc,
+        "RA_PNT": sim.pointing[0],
+        "DEC_PNT": sim.pointing[1],
+        **extra,
+    }))
+    gti = bintable_bytes("GTI", [("START", "D", "s", [sim.tstart]), ("STOP", "D", "s", [sim.tstop])],
+                         _updated(_GTI_CARDS, dict(times)))
+    write_atomic(path, _gzip_spliced(header_bytes(_PRIMARY_CARDS) + ev + gti, tables))
     return {"events": len(ev), "gti": len(gti), **tables.irf_hdu_sizes}
 
 
-def _index_bytes(hdu) -> bytes:
+def _index_bytes(extname: str, columns: list, cards: list) -> bytes:
     import gzip
-    from astropy.io import fits
 
-    buf = io.BytesIO()
-    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
-    return gzip.compress(buf.getvalue(), compresslevel=6, mtime=0)
+    return gzip.compress(primary_header_bytes() + bintable_bytes(extname, columns, cards), compresslevel=6, mtime=0)
 
 
 def _str_col(name, values):
-    from astropy.io import fits
-
     values = [str(v) for v in values]
     width = max(1, max((len(v) for v in values), default=1))
-    return fits.Column(name=name, format=f"{width}A", array=np.array(values, dtype=f"S{width}"))
+    return (name, f"{width}A", "", values)
 
 
 def _write_indexes(root: Path, summary: list[dict], hdu_rows: list[tuple]) -> None:
-    from astropy.io import fits
-
     s = {k: np.array([row[k] for row in summary]) for k in summary[0]}
+
+    def col(name, tform, unit=""):
+        return (name, tform, unit, s[name])
+
     obs_cols = [
-        fits.Column("OBS_ID", "K", array=s["OBS_ID"]),
-        fits.Column("RA_PNT", "D", unit="deg", array=s["RA_PNT"]),
-        fits.Column("DEC_PNT", "D", unit="deg", array=s["DEC_PNT"]),
-        fits.Column("GLON_PNT", "D", unit="deg", array=s["GLON_PNT"]),
-        fits.Column("GLAT_PNT", "D", unit="deg", array=s["GLAT_PNT"]),
-        fits.Column("ZEN_PNT", "D", unit="deg", array=s["ZEN_PNT"]),
-        fits.Column("ALT_PNT", "D", unit="deg", array=s["ALT_PNT"]),
-        fits.Column("AZ_PNT", "D", unit="deg", array=s["AZ_PNT"]),
+        col("OBS_ID", "K"),
+        *(col(k, "D", "deg") for k in ("RA_PNT", "DEC_PNT", "GLON_PNT", "GLAT_PNT", "ZEN_PNT", "ALT_PNT", "AZ_PNT")),
         _str_col("OBJECT", s["OBJECT"]),
-        fits.Column("RA_OBJ", "D", unit="deg", array=s["RA_OBJ"]),
-        fits.Column("DEC_OBJ", "D", unit="deg", array=s["DEC_OBJ"]),
-        fits.Column("ONTIME", "D", unit="s", array=s["ONTIME"]),
-        fits.Column("LIVETIME", "D", unit="s", array=s["LIVETIME"]),
-        fits.Column("DEADC", "D", array=s["DEADC"]),
-        fits.Column("TSTART", "D", unit="s", array=s["TSTART"]),
-        fits.Column("TSTOP", "D", unit="s", array=s["TSTOP"]),
-        fits.Column("N_TELS", "K", array=s["N_TELS"]),
-        fits.Column("EVENT_COUNT", "K", array=s["EVENT_COUNT"]),
-        fits.Column("SAFE_ENERGY_LO", "D", unit="TeV", array=s["SAFE_ENERGY_LO"]),
-        fits.Column("SAFE_ENERGY_HI", "D", unit="TeV", array=s["SAFE_ENERGY_HI"]),
+        col("RA_OBJ", "D", "deg"),
+        col("DEC_OBJ", "D", "deg"),
+        col("ONTIME", "D", "s"),
+        col("LIVETIME", "D", "s"),
+        col("DEADC", "D"),
+        col("TSTART", "D", "s"),
+        col("TSTOP", "D", "s"),
+        col("N_TELS", "K"),
+        col("EVENT_COUNT", "K"),
+        col("SAFE_ENERGY_LO", "D", "TeV"),
+        col("SAFE_ENERGY_HI", "D", "TeV"),
     ]
-    obs = fits.BinTableHDU.from_columns(obs_cols, name="OBS_INDEX")
-    for k, v in [
+    obs_cards = [
         ("HDUCLASS", "GADF"), ("HDUDOC", _HDUDOC), ("HDUVERS", "0.2"), ("HDUCLAS1", "INDEX"),
         ("HDUCLAS2", "OBS"), ("MJDREFI", MJDREFI), ("MJDREFF", MJDREFF), ("TIMEUNIT", "s"),
         ("TIMESYS", "TT"), ("TIMEREF", "local"), ("GEOLON", SITE_LON), ("GEOLAT", SITE_LAT),
         ("ALTITUDE", SITE_ALT), ("CREATOR", "extspec.simulate"),
-    ]:
-        obs.header[k] = v
-
+    ]
     cols = list(zip(*hdu_rows))
-    hdu = fits.BinTableHDU.from_columns(
-        [
-            fits.Column("OBS_ID", "K", array=np.array(cols[0], np.int64)),
-            _str_col("HDU_TYPE", cols[1]),
-            _str_col("HDU_CLASS", cols[2]),
-            _str_col("FILE_DIR", cols[3]),
-            _str_col("FILE_NAME", cols[4]),
-            _str_col("HDU_NAME", cols[5]),
-            fits.Column("SIZE", "K", array=np.array(cols[6], np.int64)),
-        ],
-        name="HDU_INDEX",
-    )
-    for k, v in [("HDUCLASS", "GADF"), ("HDUDOC", _HDUDOC), ("HDUVERS", "0.2"),
-                 ("HDUCLAS1", "INDEX"), ("HDUCLAS2", "HDU")]:
-        hdu.header[k] = v
+    hdu_cols = [
+        ("OBS_ID", "K", "", np.array(cols[0], np.int64)),
+        _str_col("HDU_TYPE", cols[1]),
+        _str_col("HDU_CLASS", cols[2]),
+        _str_col("FILE_DIR", cols[3]),
+        _str_col("FILE_NAME", cols[4]),
+        _str_col("HDU_NAME", cols[5]),
+        ("SIZE", "K", "", np.array(cols[6], np.int64)),
+    ]
+    hdu_cards = [("HDUCLASS", "GADF"), ("HDUDOC", _HDUDOC), ("HDUVERS", "0.2"), ("HDUCLAS1", "INDEX"),
+                 ("HDUCLAS2", "HDU")]
     # the hdu index first, the obs index last: a store is complete once both exist
-    write_atomic(root / "hdu-index.fits.gz", _index_bytes(hdu))
-    write_atomic(root / "obs-index.fits.gz", _index_bytes(obs))
+    write_atomic(root / "hdu-index.fits.gz", _index_bytes("HDU_INDEX", hdu_cols, hdu_cards))
+    write_atomic(root / "obs-index.fits.gz", _index_bytes("OBS_INDEX", obs_cols, obs_cards))
 
 
 _HDU_LAYOUT = (
@@ -1167,7 +1038,7 @@ def simulate_datastore(
     tables = _tables(irf)
     sampler = _SourceSampler(source, tables) if source is not None else None
     obj_ra, obj_dec = (sampler.ra, sampler.dec) if sampler is not None else (float("nan"), float("nan"))
-    glon, glat = _to_galactic(pnts[:, 0] % 360.0, pnts[:, 1])
+    glon, glat = transform(pnts[:, 0] % 360.0, pnts[:, 1], "icrs", "galactic")
     zen, alt, az = _culmination(pnts[:, 1])
 
     summary, hdu_rows, written = [], [], set()
@@ -1273,10 +1144,9 @@ def main(argv=None) -> int:
     except ExtspecError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    from astropy.io import fits
+    from ..io.fitsread import read_tables
 
-    with fits.open(root / "obs-index.fits.gz") as h:
-        n_ev = int(np.sum(h["OBS_INDEX"].data["EVENT_COUNT"]))
+    n_ev = int(np.sum(read_tables(root / "obs-index.fits.gz", {"OBS_INDEX"})["OBS_INDEX"].columns["EVENT_COUNT"]))
     print(f"wrote {args.n_runs} runs ({n_ev} events) to {root} in {dt:.2f} s "
           f"({1e3 * dt / args.n_runs:.1f} ms/run)")
     return 0

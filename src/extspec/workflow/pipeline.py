@@ -18,6 +18,7 @@ __all__ = [
     "import_step",
     "reduce_observation",
     "stack_counts",
+    "write_maps",
     "run_fit",
     "run_flux_points",
     "run_cumulative",
@@ -30,17 +31,18 @@ _SPECTRA = ("numpy", "numpy.char", "extspec.io.fitsread", "extspec.io.ogip", "ex
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
     "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.cube", "extspec.io.cube_io",
-               "extspec.io.datastore", "extspec.io.onoff_events", "extspec.reflected", "extspec.safe_mask",
-               "extspec.skyregions"),
+               "extspec.io.datastore", "extspec.io.onoff_events", "extspec.reduction", "extspec.reflected",
+               "extspec.safe_mask", "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
-    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.models", "extspec.stacking", *_PLOTS),
+    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.io.fitresult", "extspec.models", "extspec.stacking",
+            *_PLOTS),
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
-                    "extspec.models", *_PLOTS),
+                    "extspec.io.fitresult", "extspec.models", *_PLOTS),
     "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
     "light_curve": (*_SPECTRA, "yaml", "iminuit", "h5py", "erfa", "extspec.fit", "extspec.fluxpoints",
-                    "extspec.io.ecsv", "extspec.io.onoff_events", "extspec.lightcurve", "extspec.models",
-                    "extspec.timebins", *_PLOTS),
+                    "extspec.io.ecsv", "extspec.io.fitresult", "extspec.io.onoff_events", "extspec.lightcurve",
+                    "extspec.models", "extspec.timebins", *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).
 
@@ -58,23 +60,6 @@ def import_step(step: str) -> None:
         importlib.import_module(name)
 
 
-def _parse_regions(reduction: dict):
-    from ..skyregions import parse_region, parse_regions
-
-    on = parse_region(reduction.get("on_region"), "on_region")
-    excl = parse_regions(reduction.get("exclusion_regions") or [], "exclusion_regions")
-    return on, excl
-
-
-def cube_settings(reduction: dict, on_region):
-    """CubeSettings of the ``geom``/``energy_axis*``/``spectrum`` blocks, centred on the ON region."""
-    from ..cube import CubeSettings
-    from ..skyregions import region_center
-
-    c = region_center(on_region)
-    return CubeSettings.from_config(reduction, (c.lon, c.lat, c.frame))
-
-
 def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path,
                        onoff_events: bool = False) -> None:
     """Reduce one observation: ``cube.h5`` and ``pha/bkg/arf/rmf.fits`` in ``outdir``.
@@ -83,44 +68,28 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     spectrum with their times (:mod:`extspec.io.onoff_events`; for light curves).
 
     ``reduction`` is ``stage_config(config, "reduce")`` of the analysis config
-    (:func:`extspec.workflow.config.stage_config`).  Raises
-    ExtspecError (one-line message naming the obs id) on bad input; never leaves a
-    half-written file (every file is written to a temporary name, then renamed; the PHA
-    file, written last, marks a complete set).
+    (:func:`extspec.workflow.settings.stage_config`); the chain itself is
+    :func:`extspec.reduction.reduce_observation`.  Raises ExtspecError (one-line message
+    naming the obs id) on bad input; never leaves a half-written file (every file is written
+    to a temporary name, then renamed; the PHA file, written last, marks a complete set).
     """
-    from ..cube import energy_bin_index, event_coords, make_cube
+    from ..errors import ExtspecError
     from ..io.cube_io import write_cube
     from ..io.datastore import open_datastore
-    from ..errors import ExtspecError
     from ..io.ogip import write_spectrum
-    from ..safe_mask import make_safe_mask
-    from ..skyregions import region_frame
-    from ..spectrum import make_spectrum
+    from ..reduction import reduce_observation as reduce_chain
+    from .settings import reduction_settings
 
     outdir = Path(outdir)
     try:
-        on, excl = _parse_regions(reduction)
-        settings = cube_settings(reduction, on)
-        store = open_datastore(datastore)
-        obs = store.load(int(obs_id))
-        map_frame = settings.geom.frame
-        reg_frame = region_frame(on)
-        ev_map = event_coords(obs, map_frame, settings.method)
-        ev_reg = ev_map if reg_frame == map_frame else event_coords(obs, reg_frame, settings.method)
-        kbin = energy_bin_index(obs.energy, settings.energy_reco.edges)  # once, for cube and spectrum
-        # the exposure and kernel cubes only for the reference extraction (nothing reads them later)
-        cube = make_cube(obs, settings, ev_map, energy_bins=kbin, irf_cubes=settings.method == "reference")
-        spec, off = make_spectrum(obs, cube, on, excl, method=settings.method, event_lonlat=ev_reg,
-                                oversample=settings.oversample, energy_bins=kbin,
-                                background=reduction.get("background"), safe_mask=reduction.get("safe_mask") or {})
-        spec.mask_safe = make_safe_mask(spec, reduction.get("safe_mask") or {}, obs.bkg)
+        settings = reduction_settings(reduction)
+        obs = open_datastore(datastore).load(int(obs_id))
+        cube, spec, *events = reduce_chain(obs, settings, onoff_events=onoff_events)
     except ExtspecError as exc:
         msg = str(exc)
         raise type(exc)(msg if f"obs {obs_id}" in msg else f"obs {obs_id}: {msg}") from None
     except ValueError as exc:
-        from ..errors import ExtspecError as E
-
-        raise E(f"obs {obs_id}: {exc}") from None
+        raise ExtspecError(f"obs {obs_id}: {exc}") from None
     import logging
 
     log = logging.getLogger("extspec.reduce")
@@ -135,24 +104,11 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         log.warning("obs %s: no background IRF, left out of the excess and significance maps", obs_id)
     outdir.mkdir(parents=True, exist_ok=True)
     write_cube(replace(cube, exposure=None, edisp_kernel=None, edisp_exposure=None), outdir / "cube.h5")
-    if onoff_events:
-        _write_onoff_events(obs, cube, on, off, ev_reg, kbin, settings.method, outdir)
+    if events:
+        from ..io.onoff_events import FILE_NAME, write_onoff_events
+
+        write_onoff_events(events[0], outdir / FILE_NAME)
     write_spectrum(spec, outdir)
-
-
-def _write_onoff_events(obs, cube, on, off, event_lonlat, kbin, method, outdir) -> None:
-    """``onoff_events.h5``: the ON and OFF events of the spectrum, with time (light curves)."""
-    from ..io.datastore import TIME_REF_KEYS
-    from ..io.onoff_events import FILE_NAME, OnOffEvents, write_onoff_events
-    from ..spectrum import on_off_events, select_on_region
-
-    sel = select_on_region(obs, on, cube.energy_reco)
-    k, on_ev, off_ev = on_off_events(obs, cube, sel, off, event_lonlat, method, kbin)
-    events = OnOffEvents(obs_id=obs.obs_id, energy_reco_edges=cube.energy_reco.edges, gti=obs.gti,
-                         deadc=obs.deadc, time_on=obs.time[on_ev], energy_bin_on=k[on_ev],
-                         time_off=obs.time[off_ev], energy_bin_off=k[off_ev],
-                         time_ref={key: obs.meta[key] for key in TIME_REF_KEYS if key in obs.meta})
-    write_onoff_events(events, Path(outdir) / FILE_NAME)
 
 
 def read_spectra(spectrum_dirs) -> list:
@@ -162,23 +118,14 @@ def read_spectra(spectrum_dirs) -> list:
     return [read_spectrum(p) for p in spectrum_dirs]
 
 
-def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png, maps=None) -> None:
-    """Stack the cubes' counts into ``stacked/counts.fits`` (+ WCS) and draw ``counts.png``.
-
-    The image sums the reco-energy bins inside ``stacked.energy_range`` ([min, max] TeV,
-    default all bins); bins are taken when they lie entirely inside the range.  With
-    ``maps`` (a dict with the paths ``excess``, ``significance`` and ``png``) also the excess
-    and significance maps of :func:`extspec.maps.make_maps` over the same energy bins, with
-    the correlation radius ``maps.correlation_radius``.
-    """
+def _stacked_images(config: dict, cube_paths: list) -> dict:
+    """The cubes' counts (and predicted background) summed over the reco-energy bins inside
+    ``stacked.energy_range`` ([min, max] TeV, default all bins; a bin is taken when it lies
+    entirely inside), one image per observation, with the map geometry and energy cards."""
     import numpy as np
 
-    from .. import code_identity
     from ..io.cube_io import read_cube_counts
-    from ..io.fitswrite import image_bytes
-    from ..plots import plot_counts_image
     from ..safe_mask import bins_inside
-    from ..spectrum import regions_at_energy
 
     erange = (config.get("stacked") or {}).get("energy_range")
     image = None
@@ -204,18 +151,17 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         ("EMIN", float(e_sel[0].min()), "TeV, lower reco energy"),
         ("EMAX", float(e_sel[1].max()), "TeV, upper reco energy"),
     ]
-    cards = list(geom.header_dict().items())  # the map's WCS (NAXISn checked against the image)
-    cards += [
-        ("BUNIT", "count", "events per pixel (FITS unit string)"),
-        *energy_cards,
-        ("NOBS", len(obs_ids)),
-        ("OBS_IDS", " ".join(map(str, obs_ids))),
-        ("CREATOR", code_identity(), "software and source hash that wrote this file"),
-    ]
-    write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
-    spectra = read_spectra(spectrum_dirs)
-    from .config import setting
+    return {"image": image, "geom": geom, "energy_cards": energy_cards, "obs_ids": obs_ids,
+            "counts": per_obs_counts, "background": per_obs_bkg}
 
+
+def _drawn_regions(config: dict, spectrum_dirs: list) -> tuple[dict, str]:
+    """The ON, OFF and exclusion regions drawn on the sky images (keyword arguments of
+    :func:`extspec.plots.plot_counts_image`), and a title note for point-like spectra."""
+    from ..spectrum import regions_at_energy
+    from .settings import setting
+
+    spectra = read_spectra(spectrum_dirs)
     e_draw = float(setting(config, "stacked", "rad_max_energy"))
     drawn = [regions_at_energy(s, e_draw) for s in spectra]
     radii = sorted({round(r, 4) for _, _, r in drawn if r is not None})
@@ -229,33 +175,62 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         off_labels=[f"OFF {s.obs_id}" for s in spectra],
         exclusion_regions=_exclusion_strings(config),
     )
+    return regions, note
+
+
+def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png) -> None:
+    """Stack the cubes' counts into ``stacked/counts.fits`` (+ WCS) and draw ``counts.png``.
+
+    The image sums the reco-energy bins inside ``stacked.energy_range`` ([min, max] TeV,
+    default all bins); bins are taken when they lie entirely inside the range.  The excess
+    and significance maps of the same cubes are a separate step, :func:`write_maps`.
+    """
+    import numpy as np
+
+    from .. import code_identity
+    from ..io.fitswrite import image_bytes
+    from ..plots import plot_counts_image
+
+    st = _stacked_images(config, cube_paths)
+    image, geom, obs_ids = st["image"], st["geom"], st["obs_ids"]
+    cards = list(geom.header_dict().items())  # the map's WCS (NAXISn checked against the image)
+    cards += [
+        ("BUNIT", "count", "events per pixel (FITS unit string)"),
+        *st["energy_cards"],
+        ("NOBS", len(obs_ids)),
+        ("OBS_IDS", " ".join(map(str, obs_ids))),
+        ("CREATOR", code_identity(), "software and source hash that wrote this file"),
+    ]
+    write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
+    regions, note = _drawn_regions(config, spectrum_dirs)
     name = config.get("name", "")
     plot_counts_image(image, geom, out_png, title=f"{name}: counts, {len(obs_ids)} observations{note}", **regions)
-    if maps:
-        _write_maps(config, geom, energy_cards, per_obs_counts, per_obs_bkg, obs_ids, regions, maps)
 
 
-def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions, out) -> None:
-    """Excess and significance FITS images and the significance picture (see stack_counts)."""
+def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, out_significance, out_png) -> None:
+    """Excess and significance maps (FITS + WCS) of :func:`extspec.maps.make_maps` and their
+    picture, over the energy bins of :func:`stack_counts`, with the correlation radius
+    ``maps.correlation_radius``."""
     import logging
 
     import numpy as np
 
+    from .. import code_identity
     from ..io.fitswrite import image_bytes
     from ..maps import make_maps
     from ..plots import plot_counts_image
     from ..spectrum import region_pixel_mask
+    from .settings import parse_config_regions, setting
 
     log = logging.getLogger("extspec.maps")
-    on, excl = _parse_regions(config)
+    st = _stacked_images(config, cube_paths)
+    geom, obs_ids = st["geom"], st["obs_ids"]
+    on, excl = parse_config_regions(config)
     norm_mask = ~region_pixel_mask(on, geom)
     for r in excl:
         norm_mask &= ~region_pixel_mask(r, geom)
-    from .. import code_identity
-    from .config import setting
-
     radius = float(setting(config, "maps", "correlation_radius"))
-    m = make_maps(counts, background, obs_ids, norm_mask, radius / geom.binsz)
+    m = make_maps(st["counts"], st["background"], obs_ids, norm_mask, radius / geom.binsz)
     used = [o for o in obs_ids if o not in m.without_background]
     note = ""
     if m.without_background:
@@ -263,7 +238,7 @@ def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions
         log.warning("maps: %d observation(s) %s", len(m.without_background), note)
     log.info("maps: %d observations, background normalisations %s", len(used),
              ", ".join(f"{o}: {v:.3f}" for o, v in m.norms.items()))
-    cards = list(geom.header_dict().items()) + energy_cards + [
+    cards = list(geom.header_dict().items()) + st["energy_cards"] + [
         ("CORRRAD", radius, "deg, correlation radius"),
         ("NORMCNTS", float(m.n_norm), "counts in the background normalisation regions"),
         ("NOBS", len(used)),
@@ -271,12 +246,13 @@ def _write_maps(config, geom, energy_cards, counts, background, obs_ids, regions
         ("NOBKG", " ".join(map(str, m.without_background)), "obs ids without background IRF (left out)"),
         ("CREATOR", code_identity(), "software and source hash that wrote this file"),
     ]
-    write_atomic(out["excess"], image_bytes(m.excess.astype(np.float32),
-                                            cards + [("BUNIT", "counts", "correlated excess")]))
-    write_atomic(out["significance"], image_bytes(m.significance.astype(np.float32),
-                                                  cards + [("BUNIT", "", "Li & Ma significance")]))
+    write_atomic(out_excess, image_bytes(m.excess.astype(np.float32),
+                                         cards + [("BUNIT", "counts", "correlated excess")]))
+    write_atomic(out_significance, image_bytes(m.significance.astype(np.float32),
+                                               cards + [("BUNIT", "", "Li & Ma significance")]))
+    regions, _ = _drawn_regions(config, spectrum_dirs)
     title = f"{config.get('name', '')}: significance (r = {radius:g} deg), {len(used)} obs"
-    plot_counts_image(m.significance, geom, out["png"], smooth_sigma_pix=0, title=title + (f"\n{note}" if note else ""),
+    plot_counts_image(m.significance, geom, out_png, smooth_sigma_pix=0, title=title + (f"\n{note}" if note else ""),
                       colorbar_label="Li & Ma significance", cmap="RdBu_r", symmetric=True, **regions)
 
 
@@ -294,13 +270,6 @@ def _exclusion_strings(config) -> list:
     from ..skyregions import parse_regions, region_to_ds9
 
     return [region_to_ds9(r) for r in parse_regions(config.get("exclusion_regions") or [], "exclusion_regions")]
-
-
-def _fit_options(config: dict) -> dict:
-    from .config import setting
-
-    return {"integration": setting(config, "fit", "integration"), "covariance": setting(config, "fit", "covariance"),
-            "minos": bool(setting(config, "fit", "minos"))}
 
 
 def _config_hash(config: dict) -> str:
@@ -321,24 +290,26 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     """
     import numpy as np
 
-    from ..fit import JointData, compare_models, fit_joint, fold, response_matrix, write_fit_result
+    from ..fit import JointData, compare_models, fit_joint, fold, response_matrix
+    from ..io.fitresult import write_fit_result
     from ..models import get_model
     from ..plots import plot_spectrum_fit
     from ..stacking import stack_spectra
+    from .settings import fit_options
 
     spectra = read_spectra(spectrum_dirs)
-    opts = _fit_options(config)
+    opts = fit_options(config)
     data = JointData(spectra)
-    result = fit_joint(spectra, config["model"], data=data, **opts)
+    result = fit_joint(spectra, config["model"], opts, data=data)
     for alt in ((config.get("fit") or {}).get("compare", []) or []) if data.datasets else []:
         alt_cfg = {"type": alt} if isinstance(alt, str) else alt
-        alt_res = fit_joint(spectra, alt_cfg, data=data, **opts)
+        alt_res = fit_joint(spectra, alt_cfg, opts, data=data)
         result.comparisons.append(compare_models(result, alt_res))
     write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""),
                      instrument=_instruments(spectra))
     usable = data.datasets
     if usable:
-        stack = stack_spectra(usable)
+        stack = stack_spectra(usable, float32=False)
         model = get_model(result.model_type)
         flux = model.integral(data.e_min, data.e_max, **result.values)
         npred = fold(flux, response_matrix(stack.exposure, stack.edisp))
@@ -365,38 +336,30 @@ def _instruments(spectra) -> list:
     return out
 
 
-def load_fit_result(path):
-    """The FitResult of ``result.yaml`` (:func:`extspec.fit.read_fit_result`)."""
-    from ..fit import read_fit_result
-
-    return read_fit_result(path)
-
-
 def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_png) -> None:
     """Flux points (GADF SED ECSV) and the SED plot from the best-fit model."""
     import numpy as np
 
     from ..fluxpoints import SED_UNITS, compute_flux_points
-    from ..models import get_model
-    from ..plots import plot_sed, sed_butterfly
+    from ..io.fitresult import read_fit_result
+    from ..models import get_model, sed_butterfly
+    from ..plots import plot_sed
 
-    from .config import setting
+    from .settings import fit_options, flux_point_settings
 
-    fp_cfg = {k: setting(config, "flux_points", k) for k in ("energy_edges", "n_sigma_ul")}
+    fp = flux_point_settings(config)
     spectra = read_spectra(spectrum_dirs)
-    result = load_fit_result(fit_yaml)
-    rows = compute_flux_points(spectra, result, fp_cfg.get("energy_edges"),
-                               n_sigma_ul=fp_cfg["n_sigma_ul"],
-                               integration=_fit_options(config)["integration"]) if result.success else []
+    result = read_fit_result(fit_yaml)
+    rows = compute_flux_points(spectra, result, fp, fit_options(config).integration) if result.success else []
     if result.success and not rows:
         from ..errors import ExtspecError
 
         raise ExtspecError(
-            f"flux points: no group of flux_points.energy_edges {fp_cfg.get('energy_edges')} overlaps the "
+            f"flux points: no group of flux_points.energy_edges {fp.energy_edges} overlaps the "
             f"safe energy range [{result.energy_range[0]:.3g}, {result.energy_range[1]:.3g}] TeV of the fit"
         )
     _write_ecsv(rows, SED_UNITS, {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
-                                  "n_sigma_ul": fp_cfg["n_sigma_ul"], "model": result.model_type,
+                                  "n_sigma_ul": fp.n_sigma_ul, "model": result.model_type,
                                   "fit_success": bool(result.success)}, out_ecsv)
     model = get_model(result.model_type)
     values = result.values
@@ -420,7 +383,7 @@ def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None
     from ..stacking import CUMULATIVE_COLUMNS, cumulative_rows
 
     spectra = read_spectra(spectrum_dirs)
-    from .config import setting
+    from .settings import setting
 
     float32 = setting(config, "cumulative", "stacking") == "reference"
     rows = cumulative_rows(spectra, float32=float32)
@@ -445,15 +408,15 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
 
     from ..errors import ExtspecError
     from ..fluxpoints import snap_edges
+    from ..io.fitresult import read_fit_result
     from ..lightcurve import GADF_COLUMNS, LIGHTCURVE_UNITS, bin_datasets, gadf_rows, light_curve_rows, spectra_rows
     from ..models import get_model
     from ..plots import plot_light_curve, plot_spectra_vs_time
     from ..timebins import RunTimes, make_time_bins
-    from .config import setting
+    from .settings import fit_options, light_curve_settings
 
-    lc = {k: setting(config, "light_curve", k) for k in
-          ("time_bins", "night_boundary_utc", "energy_edges", "spectra", "sqrt_ts_threshold_ul")}
-    result = load_fit_result(fit_yaml)
+    lc = light_curve_settings(config)
+    result = read_fit_result(fit_yaml)
     if not result.success:
         raise ExtspecError(f"light curve: the joint fit in {fit_yaml} failed ({result.message}): no spectral "
                            "shape to freeze")
@@ -461,19 +424,19 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     spectra = read_spectra(dirs)
     from ..io.onoff_events import TIME_KEYS
 
-    whole_runs = lc["time_bins"] in ("run", "night")
+    whole_runs = lc.time_bins in ("run", "night")
     events = [None] * len(spectra) if whole_runs else [_read_events(d) for d in dirs]
     runs = [RunTimes(int(s.obs_id), s.gti if e is None else e.gti,
                      (s.livetime / s.ontime if s.ontime > 0 else 1.0) if e is None else e.deadc,
                      {k: s.meta[k] for k in TIME_KEYS if k in s.meta} if e is None else e.time_ref)
             for s, e in zip(spectra, events)]
-    bins = make_time_bins(lc["time_bins"], runs, lc["night_boundary_utc"])
+    bins = make_time_bins(lc.time_bins, runs, lc.night_boundary_utc)
     per_bin = [(tb, bin_datasets(tb, spectra, events)) for tb in bins]
     lo, hi = result.energy_range
     reco = spectra[0].energy_reco.edges if spectra else np.array([lo, hi])
-    edges = snap_edges(lc["energy_edges"] if lc["energy_edges"] is not None else [lo, hi], reco)
-    integration = _fit_options(config)["integration"]
-    rows, variability = light_curve_rows(per_bin, result, edges, lc["sqrt_ts_threshold_ul"], integration)
+    edges = snap_edges(lc.energy_edges if lc.energy_edges is not None else [lo, hi], reco)
+    options = fit_options(config)
+    rows, variability = light_curve_rows(per_bin, result, edges, lc.sqrt_ts_threshold_ul, options.integration)
     model = get_model(result.model_type)
     ref = {(float(a), float(b)): float(model.integral(np.array([a]), np.array([b]), **result.values)[0])
            for a, b in zip(edges[:-1], edges[1:])}
@@ -482,8 +445,8 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
         "SED_TYPE": "flux", "UL_CONF": 0.95, "TIMESYS": "utc", "TIMEUNIT": "d", "MJDREFI": 0, "MJDREFF": 0.0,
         "time_scale": "utc", "time_format": "mjd",
         "flux": "integral flux in [e_min, e_max], the joint-fit shape with its norm fitted per time bin",
-        "time_bins": lc["time_bins"] if isinstance(lc["time_bins"], str) else _json_safe(lc["time_bins"]),
-        "sqrt_ts_threshold_ul": lc["sqrt_ts_threshold_ul"], "ul_delta_stat": 2.71, "err_delta_stat": 1.0,
+        "time_bins": lc.time_bins if isinstance(lc.time_bins, str) else _json_safe(lc.time_bins),
+        "sqrt_ts_threshold_ul": lc.sqrt_ts_threshold_ul, "ul_delta_stat": 2.71, "err_delta_stat": 1.0,
         "model": result.model_type, "obs_ids": used,
         "obs_ids_outside_bins": [int(s.obs_id) for s in spectra if int(s.obs_id) not in used],
         "joint_fit_flux": [ref[k] for k in sorted(ref)],
@@ -500,7 +463,7 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
                      title=f"{name}: light curve, {len(bins)} time bins, {len(used)} runs")
     if spectra_ecsv is None:
         return
-    srows, units = spectra_rows(per_bin, result, **_fit_options(config))
+    srows, units = spectra_rows(per_bin, result, options)
     _write_ecsv(srows, units, {"model": result.model_type, "time_scale": "utc", "time_format": "mjd",
                                "stat": "WStat of the fit per time bin"}, spectra_ecsv)
     free = [p for p in result.parameters if not p.frozen]
@@ -565,8 +528,8 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=
     ``variability_p_value`` is added, read from their ``lightcurve/lightcurve.ecsv``.
     Returns the rows.
     """
-    from ..fit import read_fit_result
     from ..io.ecsv import read_ecsv_rows
+    from ..io.fitresult import read_fit_result
     from ..io.html import table_html
     from ..summary import SUMMARY_COLUMNS, VARIABILITY_COLUMNS, summary_row
 

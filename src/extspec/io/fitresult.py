@@ -1,0 +1,133 @@
+"""The fit result file, ``fit/result.yaml``: the one writer and reader of its format.
+
+:func:`fit_result_dict` turns a :class:`~extspec.fit.FitResult` into the plain dict written
+to the file, :func:`fit_result_from_dict` rebuilds the result from it;
+:func:`write_fit_result` / :func:`read_fit_result` do the YAML (atomically, one-line
+:class:`~extspec.errors.FormatError` for a bad file).
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from ..fit import FitResult, Parameter
+
+__all__ = ["fit_result_dict", "fit_result_from_dict", "write_fit_result", "read_fit_result", "software_versions"]
+
+
+def fit_result_dict(result: FitResult) -> dict:
+    """Plain-dict form of ``result`` for ``result.yaml``.
+
+    A failed fit is reported as failed: free parameters get ``value``/``error`` null and
+    the covariance is null, so nobody mistakes the last MIGRAD position for a result.
+    """
+    names = [p.name for p in result.parameters]
+    params = {p.name: p.as_dict() for p in result.parameters}
+    if not result.success:
+        for p in result.parameters:
+            if not p.frozen:
+                params[p.name].update({"value": None, "error": None})
+    return {
+        "model": {"type": result.model_type, "parameters": params},
+        "success": bool(result.success),
+        "message": result.message,
+        "total_stat": float(result.total_stat),
+        "stat_type": "wstat",
+        "n_datasets": len(result.obs_ids),
+        "obs_ids": [int(o) for o in result.obs_ids],
+        "excluded": [{"obs_id": int(k), "reason": v} for k, v in result.excluded.items()],
+        "edm": float(result.edm),
+        "nfcn": int(result.nfcn),
+        "covariance_method": result.covariance_method,
+        "covariance": {"names": names, "matrix": [[float(v) for v in row] for row in result.covariance]
+                       if result.success else None},
+        "energy_range": {"min": float(result.energy_range[0]), "max": float(result.energy_range[1]), "unit": "TeV"},
+        "stat_per_dataset": {int(k): float(v) for k, v in result.stat_per_dataset.items()},
+        "comparisons": result.comparisons,
+        "versions": software_versions(),
+    }
+
+
+def fit_result_from_dict(d: dict) -> FitResult:
+    """The result of a :func:`fit_result_dict` dict (null values of a failed fit become NaN)."""
+    nan = float("nan")
+    params = []
+    for k, v in d["model"]["parameters"].items():
+        p = Parameter(name=k, value=nan if v.get("value") is None else float(v["value"]),
+                      unit=v.get("unit", ""), frozen=bool(v.get("frozen", False)),
+                      min=v.get("min"), max=v.get("max"),
+                      error=nan if v.get("error") is None else float(v["error"]))
+        if "errn" in v and "errp" in v:
+            p.minos = (float(v["errn"]), float(v["errp"]))
+        params.append(p)
+    cov = (d.get("covariance") or {}).get("matrix")
+    er = d.get("energy_range") or {}
+    return FitResult(
+        model_type=d["model"]["type"],
+        success=bool(d["success"]),
+        message=d.get("message", ""),
+        total_stat=float(d["total_stat"]),
+        parameters=params,
+        covariance=np.full((len(params),) * 2, nan) if cov is None else np.array(cov, float),
+        edm=float(d.get("edm", 0.0)),
+        nfcn=int(d.get("nfcn", 0)),
+        obs_ids=[int(o) for o in d.get("obs_ids", [])],
+        excluded={int(e["obs_id"]): e["reason"] for e in d.get("excluded", [])},
+        energy_range=(float(er.get("min", nan)), float(er.get("max", nan))),
+        stat_per_dataset={int(k): float(v) for k, v in (d.get("stat_per_dataset") or {}).items()},
+        covariance_method=d.get("covariance_method", "hesse"),
+        comparisons=list(d.get("comparisons") or []),
+    )
+
+
+def write_fit_result(result: FitResult, path, **extra) -> None:
+    """Write ``result.yaml`` atomically: :func:`fit_result_dict` plus ``extra`` keys."""
+    import yaml
+
+    from .atomic import write_atomic
+
+    write_atomic(path, yaml.safe_dump({**fit_result_dict(result), **extra}, sort_keys=False))
+
+
+def read_fit_result(path) -> FitResult:
+    """A :class:`FitResult` from a ``result.yaml`` written by :func:`write_fit_result`."""
+    import yaml
+
+    from ..errors import FormatError
+
+    try:
+        d = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise FormatError(f"fit result {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError:
+        raise FormatError(f"fit result {path}: not valid YAML") from None
+    try:
+        return fit_result_from_dict(d)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise FormatError(f"fit result {path}: not a result.yaml of the fit ({type(exc).__name__}: {exc})") from None
+
+
+def _package_version(name: str) -> str:
+    """Version of an installed package without importing it when it is not loaded yet
+    (``import astropy`` alone costs ~0.2 s in a job that otherwise never needs it)."""
+    import sys
+
+    mod = sys.modules.get(name)
+    if getattr(mod, "__version__", None):
+        return str(mod.__version__)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def software_versions() -> dict:
+    from .. import code_identity
+
+    return {"extspec": code_identity(), "python": platform.python_version(), "numpy": np.__version__,
+            "astropy": _package_version("astropy"), "iminuit": _package_version("iminuit")}

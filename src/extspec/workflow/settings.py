@@ -1,0 +1,203 @@
+"""Per-stage settings: what each workflow step reads of the config, and the typed settings
+the algorithms take.
+
+* :data:`STAGE_KEYS`, :func:`stage_config`, :func:`settings_json`, :func:`read_settings`: the
+  config keys each step depends on, passed to its job as one line of JSON.
+* :func:`setting`: one config value, the schema default where a (partial) config lacks it.
+* The builders (:func:`cube_settings`, :func:`reduction_settings`, :func:`fit_options`, ...):
+  the small frozen settings dataclasses of the library, made from a config.  They are the
+  only code below the command line that turns config keys into algorithm arguments; the
+  algorithms themselves hold no defaults (the schema is their only source).
+
+The builders accept partial configs (tests, benchmarks): missing keys take the schema's
+defaults through :func:`setting`.  This module imports only the standard library at import
+time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ConfigError
+from .schema import schema_defaults
+
+__all__ = [
+    "STAGE_KEYS",
+    "stage_config",
+    "settings_json",
+    "read_settings",
+    "setting",
+    "cube_settings",
+    "background_settings",
+    "safe_mask_settings",
+    "reduction_settings",
+    "fit_options",
+    "flux_point_settings",
+    "light_curve_settings",
+]
+
+STAGE_KEYS = {
+    "reduce": ("on_region", "exclusion_regions", "geom", "energy_axis", "energy_axis_true", "safe_mask", "spectrum",
+               "background"),
+    "stack": ("name", "on_region", "exclusion_regions", "geom", "energy_axis", "stacked", "maps"),
+    "fit": ("name", "model", "fit"),
+    "flux_points": ("name", "fit", "flux_points"),
+    "cumulative": ("name", "cumulative"),
+    "light_curve": ("name", "fit", "light_curve"),
+}
+"""Config keys each workflow stage depends on (its Snakemake ``params``); defined only here.
+
+``reduce`` is the per-observation job: a change to those keys reruns the reductions and
+therefore every aggregate through its inputs.  Keeping the aggregates' params this small
+means that changing only ``model`` reruns only the fit and the flux points.
+"""
+
+
+def stage_config(cfg: dict, stage: str) -> dict:
+    """The part of ``cfg`` a workflow stage needs (see :data:`STAGE_KEYS`)."""
+    return {k: cfg[k] for k in STAGE_KEYS[stage] if k in cfg}
+
+
+def settings_json(settings: dict) -> str:
+    """A step's settings as one line of JSON (keys sorted): the rules' params and the
+    ``--settings`` argument of the command line (:func:`read_settings` reads it back)."""
+    return json.dumps(settings, sort_keys=True, separators=(",", ":"))
+
+
+def read_settings(text_or_path: str) -> dict:
+    """A step's settings from JSON text (starting with ``{``) or from a JSON file."""
+    text = str(text_or_path)
+    what = "--settings"
+    if not text.lstrip().startswith("{"):
+        what = f"settings file {text}"
+        try:
+            text = Path(text).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{what}: cannot read it ({exc.strerror})") from None
+    try:
+        settings = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: not valid JSON ({exc})") from None
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{what}: expected a JSON object of config keys")
+    return settings
+
+
+def setting(cfg: dict, block: str, key: str | None = None):
+    """``cfg[block][key]`` (or ``cfg[block]``), the schema default where it is missing.
+
+    For partial configs (``{"spectrum": {"method": "exact"}}``): the schema is read only for
+    a missing key, never for a validated config.
+    """
+    b = cfg.get(block)
+    if key is None:
+        return b if block in cfg else schema_defaults()[block]
+    if isinstance(b, dict) and key in b:
+        return b[key]
+    return schema_defaults()[block][key]
+
+
+# -------------------------------------------------------------------------- builders --
+
+
+def cube_settings(cfg: dict, on_region):
+    """:class:`~extspec.cube.CubeSettings` of the blocks ``geom``, ``energy_axis``,
+    ``energy_axis_true`` and ``spectrum``; the map is centred on the ON region unless
+    ``geom.center`` is set."""
+    from ..cube import CubeSettings
+    from ..geometry import MapGeom, make_energy_axis
+    from ..sky import transform_point
+    from ..skyregions import region_center
+
+    def geom(key):
+        return setting(cfg, "geom", key)
+
+    c = region_center(on_region)
+    frame = geom("frame")
+    lon, lat = c.lon, c.lat
+    if geom("center") is not None:
+        lon, lat = geom("center")
+    elif c.frame != frame:
+        lon, lat = transform_point(float(lon), float(lat), c.frame, frame)
+    ea = [setting(cfg, "energy_axis", k) for k in ("min", "max", "nbins")]
+    et = [setting(cfg, "energy_axis_true", k) for k in ("min", "max", "nbins")]
+    return CubeSettings(
+        geom=MapGeom.create(lon, lat, geom("width"), geom("binsz"), frame, geom("proj")),
+        energy_reco=make_energy_axis(*ea),
+        energy_true=make_energy_axis(*et),
+        method=setting(cfg, "spectrum", "method"),
+        edisp_binsz=float(geom("edisp_binsz")),
+        oversample=int(setting(cfg, "spectrum", "oversample")),
+    )
+
+
+def background_settings(cfg: dict):
+    """:class:`~extspec.reflected.BackgroundSettings` of the ``background`` block."""
+    from ..reflected import BackgroundSettings
+
+    return BackgroundSettings(method=setting(cfg, "background", "method"),
+                              n_off_regions=int(setting(cfg, "background", "n_off_regions")))
+
+
+def safe_mask_settings(cfg: dict):
+    """:class:`~extspec.safe_mask.SafeMaskSettings` of the ``safe_mask`` block."""
+    from ..safe_mask import SafeMaskSettings
+
+    def opt(key):
+        return setting(cfg, "safe_mask", key)
+
+    return SafeMaskSettings(methods=tuple(opt("methods")), aeff_percent=opt("aeff_percent"),
+                            bias_percent=opt("bias_percent"), offset_max=opt("offset_max"))
+
+
+def parse_config_regions(cfg: dict):
+    """``(on_region, [exclusion regions])`` of the config, parsed."""
+    from ..skyregions import parse_region, parse_regions
+
+    on = parse_region(cfg.get("on_region"), "on_region")
+    excl = parse_regions(cfg.get("exclusion_regions") or [], "exclusion_regions")
+    return on, excl
+
+
+def reduction_settings(cfg: dict):
+    """:class:`~extspec.reduction.ReductionSettings` of the ``reduce`` stage's keys (regions parsed)."""
+    from ..reduction import ReductionSettings
+
+    on, excl = parse_config_regions(cfg)
+    return ReductionSettings(cube=cube_settings(cfg, on), on_region=on, exclusion_regions=tuple(excl),
+                             background=background_settings(cfg), safe_mask=safe_mask_settings(cfg))
+
+
+def fit_options(cfg: dict):
+    """:class:`~extspec.fit.FitOptions` of the ``fit`` block."""
+    from ..fit import FitOptions
+
+    return FitOptions(integration=setting(cfg, "fit", "integration"), covariance=setting(cfg, "fit", "covariance"),
+                      minos=bool(setting(cfg, "fit", "minos")))
+
+
+def flux_point_settings(cfg: dict):
+    """:class:`~extspec.fluxpoints.FluxPointSettings` of the ``flux_points`` block."""
+    from ..fluxpoints import FluxPointSettings
+
+    return FluxPointSettings(energy_edges=setting(cfg, "flux_points", "energy_edges"),
+                             n_sigma_ul=setting(cfg, "flux_points", "n_sigma_ul"))
+
+
+def light_curve_settings(cfg: dict):
+    """:class:`~extspec.lightcurve.LightCurveSettings` of the ``light_curve`` block."""
+    from ..lightcurve import LightCurveSettings
+    from .schema import read_schema
+
+    block = cfg.get("light_curve") or {}
+
+    def opt(key):  # the block has no schema default of its own (absent: no light curve)
+        if key in block:
+            return block[key]
+        return read_schema()["properties"]["light_curve"]["properties"][key]["default"]
+
+    edges = opt("energy_edges")
+    return LightCurveSettings(time_bins=opt("time_bins"), night_boundary_utc=float(opt("night_boundary_utc")),
+                              energy_edges=None if edges is None else tuple(edges), spectra=bool(opt("spectra")),
+                              sqrt_ts_threshold_ul=float(opt("sqrt_ts_threshold_ul")))

@@ -1,0 +1,105 @@
+"""Data-store checks of an analysis config: the selected runs exist and can serve the analysis.
+
+:func:`check_selection` is the one entry point (used by
+:func:`~extspec.workflow.checks.validate_config` and by the parse-time
+:func:`~extspec.workflow.cache.prepare_workflow`): :func:`selected_obs_ids`, then
+:func:`check_irf_needs` and :func:`check_pointings` on the selection.
+
+This module imports only the standard library at import time.
+"""
+
+from __future__ import annotations
+
+from ..errors import ConfigError, DataStoreError
+
+__all__ = ["check_selection", "selected_obs_ids", "check_pointings", "check_irf_needs"]
+
+
+def check_selection(cfg: dict, store) -> list[int]:
+    """The observations ``cfg`` selects in ``store``, checked: every one exists, has the IRFs
+    the settings need and sees the ON region (raises ConfigError naming the key)."""
+    obs = selected_obs_ids(cfg, store)
+    check_irf_needs(cfg, store, obs)
+    check_pointings(cfg, store, obs)
+    return obs
+
+
+def selected_obs_ids(cfg: dict, store) -> list[int]:
+    """The observations the config selects in ``store``: ``obs_ids`` then the ``obs_cone`` ones.
+
+    The cone centre defaults to the ON region centre (in its frame).  Raises ConfigError
+    for ids not in the store and for an empty selection.
+    """
+    cone = cfg.get("obs_cone")
+    cone_arg = None
+    if cone:
+        if cone.get("center") is not None:
+            lon, lat = cone["center"]
+            frame = cone["frame"]
+        else:
+            from ..skyregions import parse_region
+            from .checks import region_center_tuple
+
+            lon, lat, frame = region_center_tuple(parse_region(cfg["on_region"], "on_region"))
+        cone_arg = {"lon": float(lon), "lat": float(lat), "radius": float(cone["radius"]), "frame": frame}
+    try:
+        obs = store.select(obs_ids=list(cfg.get("obs_ids") or []), cone=cone_arg)
+    except DataStoreError as exc:
+        raise ConfigError(f"config key 'obs_ids': {exc}") from None
+    if not obs:
+        if cone_arg:
+            raise ConfigError(
+                f"config key 'obs_cone': no observation of {store.path} points within "
+                f"{cone_arg['radius']} deg of ({cone_arg['lon']:.3f}, {cone_arg['lat']:.3f}) {cone_arg['frame']}"
+            )
+        raise ConfigError("config key 'obs_ids': no observations selected")
+    return obs
+
+
+def check_pointings(cfg: dict, store, obs_ids) -> None:
+    """Every selected run must see the ON region: its centre within the run's IRF offset range.
+
+    Raises ConfigError naming every run that does not (e.g. a typo in ``on_region`` that puts
+    the region far from all pointings), with its offset and the IRF's largest offset.
+    """
+    import numpy as np
+
+    from ..sky import separation, transform_point
+    from ..skyregions import parse_region
+    from .checks import region_center_tuple
+
+    lon, lat, frame = region_center_tuple(parse_region(cfg["on_region"], "on_region"))
+    ra0, dec0 = transform_point(float(lon), float(lat), frame, "icrs")
+    ra, dec = store.pointings()
+    row = {int(o): i for i, o in enumerate(store.obs_ids)}
+    bad = []
+    for o in obs_ids:
+        if int(o) not in row:
+            continue
+        i = row[int(o)]
+        off = float(separation(np.array([ra[i]]), np.array([dec[i]]), ra0, dec0)[0])
+        try:
+            limit = store.irf_offset_max(o)
+        except DataStoreError:
+            continue  # unreadable: its reduction job says so (and --keep-going finishes the others)
+        if not off <= limit:
+            bad.append(f"{o} ({off:.2f} > {limit:.2f} deg)")
+    if bad:
+        raise ConfigError(
+            f"config key 'on_region': centre ({lon:.3f}, {lat:.3f}) {frame} lies outside the IRF offset range of "
+            f"{len(bad)} of {len(obs_ids)} selected run(s): {', '.join(bad)}; check the region or drop those runs"
+        )
+
+
+def check_irf_needs(cfg: dict, store, obs_ids) -> None:
+    """Settings that need an IRF some observation lacks: ``bkg-peak`` needs a background IRF."""
+    methods = (cfg.get("safe_mask") or {}).get("methods") or []
+    if "bkg-peak" in methods:
+        missing = [int(o) for o in obs_ids if not store.has_hdu(int(o), "bkg")]
+        if missing:
+            few = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+            raise ConfigError(
+                f"config key 'safe_mask.methods': bkg-peak needs a background IRF, but obs {few} "
+                f"{'has' if len(missing) == 1 else 'have'} none in {store.path}; drop bkg-peak "
+                "(e.g. use aeff-default, aeff-max)"
+            )
