@@ -144,5 +144,7 @@ def test_settings_built_from_the_schema_defaults():
     assert red.safe_mask.offset_max == d["safe_mask"]["offset_max"]
     opts = fit_options({"fit": {"minos": True}})
     assert (opts.integration, opts.covariance, opts.minos) == (d["fit"]["integration"], d["fit"]["covariance"], True)
+    assert opts.allow_negative_amplitude is d["fit"]["allow_negative_amplitude"] is False
+    assert fit_options({"fit": {"allow_negative_amplitude": True}}).allow_negative_amplitude is True
     fp = flux_point_settings({})
     assert (fp.energy_edges, fp.n_sigma_ul) == (d["flux_points"]["energy_edges"], d["flux_points"]["n_sigma_ul"])

@@ -163,6 +163,10 @@ def test_check_merges_config_files_like_snakemake(capsys, sim, tmp_path):
         ({"geom": {"binsz": -0.04}}, "invalid configuration: config key 'geom.binsz': must be > 0, got -0.04"),
         ({"obs_ids": [1, 99]}, "invalid configuration: config key 'obs_ids': data store"),
         ({"datastore": "/nonexistent/store"}, "no DL3 data store found (looked in: /nonexistent/store)"),
+        ({"model": {"type": "power_law", "ebl": {"table": "/nonexistent/ebl.fits", "redshift": 0.1}}},
+         "invalid configuration: config key 'model.ebl.table': EBL table /nonexistent/ebl.fits: cannot read it"),
+        ({"model": {"type": "power_law", "ebl": {"table": str(Path(__file__)), "redshift": 0.1}}},
+         f"invalid configuration: config key 'model.ebl.table': {Path(__file__)}: not a readable FITS file"),
     ],
 )
 def test_check_invalid_config_one_line_exit_1(capsys, sim, tmp_path, over, message):

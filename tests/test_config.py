@@ -92,7 +92,8 @@ def test_defaults_filled():
     assert cfg["safe_mask"]["methods"] == ["aeff-default", "aeff-max"]
     assert cfg["spectrum"]["method"] == "exact"
     assert cfg["model"]["type"] == "power_law"
-    assert cfg["fit"] == {"minos": False, "integration": "exact", "covariance": "hesse", "compare": []}
+    assert cfg["fit"] == {"minos": False, "integration": "exact", "covariance": "hesse", "compare": [],
+                          "allow_negative_amplitude": False}
     assert cfg["flux_points"]["energy_edges"] is None
     assert cfg["cumulative"] == {"stacking": "exact"}
     assert cfg["stacked"] == {"energy_range": None, "rad_max_energy": 1.0}

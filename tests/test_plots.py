@@ -378,6 +378,33 @@ def test_plot_sed(tmp_path, drawn):
     assert len(ax.collections) >= 1  # the butterfly band
 
 
+def test_plot_sed_absorbed_and_intrinsic(tmp_path, drawn):
+    """EBL view: absorbed model and observed points, intrinsic model and de-absorbed points."""
+    edges = np.geomspace(0.3, 10, 5)
+    att = np.array([0.9, 0.6, 0.3, 0.1])
+    rows = []
+    for a, b, f in zip(edges[:-1], edges[1:], att):
+        er = np.sqrt(a * b)
+        v = er**2 * _pl(er) * f
+        rows.append(dict(e_ref=er, e_min=a, e_max=b, e2dnde=v, e2dnde_err=0.1 * v, e2dnde_ul=2 * v, is_ul=False,
+                         e2dnde_intrinsic=v / f, e2dnde_intrinsic_err=0.1 * v / f, e2dnde_intrinsic_ul=2 * v / f))
+
+    def absorbed(e):
+        return _pl(e) * np.exp(-np.asarray(e) / 3)
+
+    plots.plot_sed(rows, absorbed, (0.3, 10), tmp_path / "sed.png", intrinsic=(_pl, None))
+    ax = drawn[0].axes[0]
+    labels = {ln.get_label(): ln for ln in ax.lines}
+    xm, ym = (np.asarray(v, float) for v in labels["absorbed model"].get_data())
+    np.testing.assert_allclose(ym, xm**2 * absorbed(xm), rtol=1e-12)
+    xi, yi = (np.asarray(v, float) for v in labels["intrinsic model"].get_data())
+    np.testing.assert_allclose(yi, xi**2 * _pl(xi), rtol=1e-12)
+    pts = [ln for ln in ax.lines if ln.get_linestyle() == "None" and len(ln.get_xdata()) == 4]
+    ys = sorted(tuple(np.asarray(ln.get_ydata(), float)) for ln in pts)
+    np.testing.assert_allclose(ys[0], [r["e2dnde"] for r in rows])
+    np.testing.assert_allclose(ys[1], [r["e2dnde_intrinsic"] for r in rows])
+
+
 def test_plot_sed_no_points_no_model(tmp_path):
     out = tmp_path / "sed.png"
     plots.plot_sed([], lambda e: np.full_like(e, np.nan), (np.nan, np.nan), out)

@@ -186,7 +186,8 @@ def test_overlay_switching_the_model_type():
     cfg = validate_config(apply_overlay(snakemake_merge(base, overlay), overlay), check_datastore=False)
     assert cfg["model"]["type"] == "power_law"
     assert cfg["model"]["parameters"]["index"] == {"value": 2.5, "frozen": False}
-    assert cfg["model"]["parameters"]["amplitude"] == {"value": 1.0e-12}
+    assert cfg["model"]["parameters"]["reference"] == {"value": 1.0, "frozen": True}  # from the base
+    assert "amplitude" not in cfg["model"]["parameters"]  # not in the base either: from the data (issue 19)
 
 
 def test_config_obs_ids_from_the_command_line():

@@ -25,10 +25,11 @@ import numpy as np
 
 from .errors import ConfigError
 from .models import check_param_names, get_model, integrator
+from .start_values import AMPLITUDE, start_amplitude
 from .stats import chi2_sf, p_to_sigma, wstat
 
 __all__ = ["FitOptions", "Parameter", "FitResult", "JointData", "model_parameters", "fit_joint", "compare_models",
-           "M2_TO_CM2", "response_matrix", "fold", "make_minuit"]
+           "goodness_of_fit", "M2_TO_CM2", "response_matrix", "fold", "make_minuit"]
 
 @dataclass(frozen=True)
 class FitOptions:
@@ -42,11 +43,15 @@ class FitOptions:
         HESSE after MIGRAD, or MIGRAD's own covariance ([REF-QUIRK]).
     minos : bool
         Also compute MINOS errors.
+    allow_negative_amplitude : bool
+        False: the amplitude stays >= 0 (see :func:`fit_joint`); True: a negative amplitude is
+        a valid result.
     """
 
     integration: str
     covariance: str
     minos: bool
+    allow_negative_amplitude: bool
 
 
 M2_TO_CM2 = 1e4
@@ -99,6 +104,7 @@ class Parameter:
     max: float | None = None
     error: float = 0.0
     minos: tuple | None = None
+    start_from_data: bool = False  # no start value in the config: taken from the data (extspec.start_values)
 
     def as_dict(self) -> dict:
         d = {"value": float(self.value), "error": float(self.error), "unit": self.unit, "frozen": bool(self.frozen)}
@@ -112,11 +118,15 @@ class Parameter:
 
 
 def model_parameters(model_cfg: dict) -> tuple[str, list[Parameter]]:
-    """Parameters of a ``model:`` config block (type, parameters: {name: {value, frozen, min, max}})."""
+    """Parameters of a ``model:`` config block (type, parameters: {name: {value, frozen, min, max}},
+    optional ebl: {table, redshift, alpha_norm}: :mod:`extspec.ebl`)."""
+    from .ebl import ebl_parameters, spectral_model
+
     mtype = model_cfg.get("type", "power_law")
-    model = get_model(mtype)
+    model = spectral_model(model_cfg)  # with model.ebl: the intrinsic parameters, then redshift, alpha_norm
     given = model_cfg.get("parameters", {}) or {}
-    check_param_names(model, given, "model.parameters")
+    check_param_names(get_model(mtype), given, "model.parameters")
+    given = {**given, **ebl_parameters(model_cfg)}
     params = []
     for name in model.param_names:
         p = given.get(name, {})
@@ -129,6 +139,7 @@ def model_parameters(model_cfg: dict) -> tuple[str, list[Parameter]]:
             frozen=bool(p.get("frozen", name in model.frozen_default)),
             min=None if p.get("min") is None else float(p["min"]),
             max=None if p.get("max") is None else float(p["max"]),
+            start_from_data=name == AMPLITUDE and "value" not in p,
         ))
     return mtype, params
 
@@ -210,6 +221,9 @@ class FitResult:
     stat_per_dataset: dict = field(default_factory=dict)
     covariance_method: str = "hesse"
     comparisons: list = field(default_factory=list)
+    ebl: dict | None = None
+    """EBL table of an absorbed model ({table, sha256, name}; :mod:`extspec.ebl`), else None."""
+    goodness_of_fit: dict = field(default_factory=dict)
 
     @property
     def values(self) -> dict:
@@ -241,11 +255,24 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
         Integration rule, covariance (HESSE or MIGRAD's own) and MINOS.
     data : JointData, optional
         ``JointData(datasets)`` if already built (several fits of the same data).
+
+    Unless ``options.allow_negative_amplitude``, the amplitude stays >= 0: MIGRAD runs without
+    a bound first (the same path as without the rule when the minimum is physical); a minimum
+    at a negative amplitude, or a failed MIGRAD, is fitted again with the amplitude bounded
+    below by 0.
+
+    An amplitude the config does not give starts from the data (:func:`extspec.start_values.
+    start_amplitude`).  With no ON count in any fitted bin there is nothing to fit: the result
+    has ``success`` false.  ``goodness_of_fit`` (:func:`goodness_of_fit`) compares the fitted
+    prediction with the data.
     """
     integration, covariance, minos = options.integration, options.covariance, options.minos
     data = data if data is not None else JointData(datasets)
     mtype, params = model_parameters(model_cfg)
-    integ = integrator(mtype, integration, "fit.integration")
+    from .ebl import ebl_provenance, spectral_model
+
+    integ = integrator(spectral_model(model_cfg), integration, "fit.integration")
+    ebl = ebl_provenance(model_cfg)
     free = [p for p in params if not p.frozen]
     fixed = {p.name: p.value for p in params if p.frozen}
     names = [p.name for p in free]
@@ -254,9 +281,23 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
         return FitResult(model_type=mtype, success=False, message="no usable dataset", total_stat=float("nan"),
                          parameters=params, covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"),
                          nfcn=0, obs_ids=[], excluded=data.excluded, energy_range=erange,
-                         covariance_method=covariance)
-    scales = np.array([_scale(p.value) for p in free])
+                         covariance_method=covariance, ebl=ebl)
     lo, hi = data.e_min, data.e_max
+    n_on_fit = float(data.counts_masked.sum())
+    if n_on_fit <= 0:
+        return FitResult(model_type=mtype, success=False,
+                         message=f"no counts in any fitted bin of the {len(data)} usable run(s) (safe range "
+                                 f"{erange[0]:.3g}-{erange[1]:.3g} TeV): nothing to fit",
+                         total_stat=float("nan"), parameters=params,
+                         covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"), nfcn=0,
+                         obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
+                         covariance_method=covariance, ebl=ebl)
+    for p in params:
+        if p.start_from_data and not p.frozen:
+            unit = integ(lo, hi, {**{q.name: q.value for q in params}, AMPLITUDE: 1.0})
+            a0 = start_amplitude(_observed_excess(data)[0], float(np.sum(data.npred_sig(unit)[data.mask])))
+            p.value = a0 if a0 is not None else p.value
+    scales = np.array([_scale(p.value) for p in free])
 
     def values_of(factors):
         v = dict(fixed)
@@ -272,11 +313,18 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
         return FitResult(model_type=mtype, success=True, message="all parameters frozen", total_stat=stat,
                          parameters=params, covariance=np.zeros((len(params),) * 2), edm=0.0, nfcn=1,
                          obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
-                         stat_per_dataset=per, covariance_method=covariance)
+                         stat_per_dataset=per, covariance_method=covariance, ebl=ebl)
     limits = [(-np.inf if p.min is None else p.min / sc, np.inf if p.max is None else p.max / sc)
               for p, sc in zip(free, scales)]
-    m = make_minuit(fcn, np.array([p.value for p in free]) / scales, names, limits)
+    x0 = np.array([p.value for p in free]) / scales
+    m = make_minuit(fcn, x0, names, limits)
     m.migrad()
+    k_amp = names.index(AMPLITUDE) if AMPLITUDE in names else None
+    if (k_amp is not None and not options.allow_negative_amplitude and free[k_amp].min is None
+            and (not m.valid or m.values[k_amp] < 0)):
+        limits[k_amp] = (0.0, limits[k_amp][1])  # amplitudes stay physical: fitted again with a bound
+        m = make_minuit(fcn, x0, names, limits)
+        m.migrad()
     ok = bool(m.valid)
     message = "MIGRAD converged" if ok else "MIGRAD failed: " + _fmin_problems(m)
     if ok and covariance == "hesse":
@@ -306,7 +354,53 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
     return FitResult(model_type=mtype, success=ok, message=message, total_stat=float(m.fval), parameters=params,
                      covariance=cov, edm=float(m.fmin.edm), nfcn=int(m.nfcn), obs_ids=data.obs_ids,
                      excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
-                     covariance_method=covariance)
+                     covariance_method=covariance, ebl=ebl,
+                     goodness_of_fit=goodness_of_fit(data, flux, float(m.fval), len(free)))
+
+
+GOF_P_MIN = 1e-3
+"""A fit whose WStat deviance has a p-value below this is flagged as poor (see goodness_of_fit)."""
+GOF_EXCESS_SIGMA = 3.0
+"""... and so is one whose predicted total excess differs from the observed by more than this many sigma."""
+
+
+def _observed_excess(data: JointData) -> tuple[float, float]:
+    """Total excess n_on - alpha n_off over the fitted bins of every run, and its error
+    sqrt(n_on + alpha^2 n_off)."""
+    n, m, a = data.counts_masked, data.counts_off_masked, data.alpha_masked
+    return float(np.sum(n - a * m)), float(np.sqrt(np.sum(n + a * a * m)))
+
+
+def goodness_of_fit(data: JointData, flux_int, stat: float, n_free: int) -> dict:
+    """How well the fitted model describes the data, for ``result.yaml``.
+
+    * ``observed_excess`` (+- ``observed_excess_err``) and ``predicted_excess``: the total
+      excess in the fitted bins of every run, counted and predicted by the best-fit model;
+      ``excess_ratio`` = predicted / observed.
+    * ``deviance`` = the WStat total (a likelihood ratio to the saturated model, the background
+      of every bin profiled in both), ``dof`` = fitted bins - free parameters, ``p_value`` =
+      P(chi^2_dof > deviance) (Wilks; approximate with few counts per bin).
+    * ``poor``: p_value < :data:`GOF_P_MIN` or the predicted excess more than
+      :data:`GOF_EXCESS_SIGMA` sigma from the observed one; ``warning`` then says which.
+    """
+    obs, err = _observed_excess(data)
+    pred = float(np.sum(data.npred_sig(flux_int)[data.mask]))
+    n_bins = int(data.mask.sum())
+    dof = n_bins - int(n_free)
+    p = float(chi2_sf(stat, dof)) if dof > 0 and np.isfinite(stat) else None
+    out = {"observed_excess": obs, "observed_excess_err": err, "predicted_excess": pred,
+           "excess_ratio": pred / obs if obs != 0 else None, "deviance": float(stat), "n_bins": n_bins,
+           "dof": dof, "p_value": p, "statistic": "wstat deviance vs chi2(dof); predicted vs observed excess"}
+    why = []
+    if p is not None and p < GOF_P_MIN:
+        why.append(f"WStat {stat:.1f} for {dof} degrees of freedom (p = {p:.1e})")
+    if err > 0 and abs(pred - obs) > GOF_EXCESS_SIGMA * err:
+        why.append(f"predicted excess {pred:.1f} vs observed {obs:.1f} +- {err:.1f}")
+    out["poor"] = bool(why)
+    if why:
+        out["warning"] = ("poor fit: " + "; ".join(why)
+                          + " (a false minimum? set start values near the data's, or try another model)")
+    return out
 
 
 def _fmin_problems(m) -> str:

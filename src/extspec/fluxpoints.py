@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 
 from .fit import JointData, make_minuit
-from .models import get_model, integrator
+from .ebl import result_model
+from .models import integrator
 from .stats import wstat
 
 __all__ = ["FluxPointSettings", "snap_edges", "compute_flux_points", "fit_norm", "NormFit", "group_slices",
@@ -54,7 +55,9 @@ SED_UNITS = {
 """Columns of the flux-point table and their units.  ``counts`` and ``npred`` hold one value
 per dataset of the fit (in its order), ``ref_*`` the best-fit model (dnde at e_ref, integral
 and energy flux over the bin): with these the table is a GADF SED table of type
-``likelihood`` (``norm`` relative to the reference), as ``gammapy`` reads it."""
+``likelihood`` (``norm`` relative to the reference), as ``gammapy`` reads it.  For an
+EBL-absorbed model these are the observed (absorbed) values, and the columns of
+:data:`extspec.ebl.DEABSORBED_UNITS` follow."""
 
 
 def snap_edges(requested, reco_edges) -> np.ndarray:
@@ -112,37 +115,57 @@ def group_slices(edges, reco) -> list[tuple[float, float, slice]]:
 class NormFit:
     """The norm of a frozen shape fitted to ON/OFF counts (:func:`fit_norm`).
 
-    ``stat(norm)`` is the summed WStat of the bins in the mask at that norm (the likelihood
-    profile in the norm); ``stat_best`` its minimum at ``norm``; ``ts = stat(0) - stat_best``.
+    The fit works in units of ``scale`` (1, or 1 / predicted counts where the model predicts
+    almost none): ``norm_fit``, ``norm_err_fit`` and ``stat_fit(x)`` (summed WStat at norm
+    ``x * scale``) are in those units; ``norm``, ``norm_err`` and :meth:`stat` in units of the
+    model (norm 1 = the model).  ``stat_best`` is the minimum of WStat, ``ts = W(0) - stat_best``.
     """
 
-    norm: float
-    norm_err: float
+    norm_fit: float
+    norm_err_fit: float
+    scale: float
     stat_best: float
     ts: float
     sqrt_ts: float
     success: bool
-    stat: Callable[[float], float]
+    stat_fit: Callable[[float], float]
+
+    @property
+    def norm(self) -> float:
+        return self.norm_fit * self.scale
+
+    @property
+    def norm_err(self) -> float:
+        return self.norm_err_fit * self.scale
+
+    def stat(self, norm: float) -> float:
+        """Summed WStat at ``norm`` (model units): the likelihood profile in the norm."""
+        return self.stat_fit(norm / self.scale)
 
 
 def fit_norm(n, m, a, mask, mu) -> NormFit:
     """Fit a norm (start 1, no bounds) scaling predicted signal counts ``mu``, WStat summed over
     the bins in ``mask`` (arrays of ON counts ``n``, OFF counts ``m``, alpha ``a``, any shape).
 
-    The error is MIGRAD's (as the reference's flux points); the signed sqrt(TS) is
-    ``sign(norm) sqrt(max(TS, 0))``.
+    Where the model predicts almost no counts (a spectrum absorbed by the EBL above tens of
+    TeV), the norm is fitted in units of 1 / (predicted counts), so that MIGRAD works at order
+    1; elsewhere the scale is 1.  The error is MIGRAD's (as the reference's flux points); the
+    signed sqrt(TS) is ``sign(norm) sqrt(max(TS, 0))``.
     """
+    mu_sum = float(np.sum(np.where(mask, mu, 0.0)))
+    scale = 1.0 / mu_sum if 0.0 < mu_sum < 1e-3 else 1.0
+    mu_fit = mu * scale
 
     def stat(norm):
-        return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu), 0.0)))
+        return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu_fit), 0.0)))
 
-    mi = make_minuit(lambda x: stat(x[0]), [1.0], ["norm"])
+    mi = make_minuit(lambda x: stat(x[0]), [1.0 / scale], ["norm"])
     mi.migrad()
     norm = float(mi.values[0])
     w_best = float(mi.fval)
     ts = stat(0.0) - w_best
-    return NormFit(norm=norm, norm_err=float(mi.errors[0]), stat_best=w_best, ts=float(ts),
-                   sqrt_ts=float(np.sign(norm) * np.sqrt(max(ts, 0.0))), success=bool(mi.valid), stat=stat)
+    return NormFit(norm_fit=norm, norm_err_fit=float(mi.errors[0]), scale=scale, stat_best=w_best, ts=float(ts),
+                   sqrt_ts=float(np.sign(norm) * np.sqrt(max(ts, 0.0))), success=bool(mi.valid), stat_fit=stat)
 
 
 def profile_crossing(f, start: float, step: float, target: float, direction: int = 1,
@@ -204,7 +227,7 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
     data = JointData(datasets)
     if len(data) == 0:
         return []
-    model = get_model(fit_result.model_type)
+    model = result_model(fit_result)  # the absorbed model when the fit had an EBL table
     best = fit_result.values
     reco = data.datasets[0].energy_reco.edges
     if energy_edges is None:
@@ -224,9 +247,9 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
             continue  # no safe bin of any run in this group: no measurement, no row
         mu = mu_best[:, sl]
         nf = fit_norm(n, m, a, mask, mu)
-        norm, norm_err, ts, sqrt_ts = nf.norm, nf.norm_err, nf.ts, nf.sqrt_ts
-        norm_ul = _bisect_ul(nf.stat, max(norm, 0.0), max(norm, 0.0) + max(norm_err, 1e-3),
+        norm_ul = _bisect_ul(nf.stat_fit, max(nf.norm_fit, 0.0), max(nf.norm_fit, 0.0) + max(nf.norm_err_fit, 1e-3),
                              nf.stat_best + n_sigma_ul**2)
+        norm, norm_err, norm_ul, ts, sqrt_ts = nf.norm, nf.norm_err, norm_ul * nf.scale, nf.ts, nf.sqrt_ts
         e_ref = float(np.sqrt(e_lo * e_hi))
         ref = float(model.dnde(np.array([e_ref]), **best)[0])
         flux = float(model.integral(np.array([e_lo]), np.array([e_hi]), **best)[0])
@@ -243,4 +266,9 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
             "ref_dnde": ref, "ref_flux": flux, "ref_eflux": _energy_flux(model, float(e_lo), float(e_hi), best),
             "success": nf.success,
         })
+    if fit_result.ebl:
+        from .ebl import deabsorbed_columns
+
+        for row in rows:
+            row.update(deabsorbed_columns(row, fit_result))
     return rows

@@ -10,7 +10,7 @@ fitted (WStat summed over the bin's runs and safe reco bins; the norm fit of the
 :func:`extspec.fluxpoints.fit_norm`).  The row reports
 
 * ``flux``: the integral flux in ``[e_min, e_max]`` (cm-2 s-1), norm x the joint-fit model's
-  integral over the bin, with ``flux_err`` (MIGRAD), ``flux_errn``/``flux_errp`` (where the
+  integral over the bin (the absorbed, observed flux when the fit had an EBL table), with ``flux_err`` (MIGRAD), ``flux_errn``/``flux_errp`` (where the
   WStat profile in the norm rises by 1) and ``flux_ul`` (where it rises by 2.71 above the best
   fit: a one-sided 95 % upper limit), ``is_ul`` where ``sqrt_ts`` < the threshold;
 * ``ts = W(0) - W(best)``, ``sqrt_ts`` signed, ``counts`` (ON), ``excess`` (ON - alpha OFF),
@@ -154,9 +154,10 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
     """
     from .fit import JointData
     from .fluxpoints import fit_norm, group_slices, profile_crossing
-    from .models import get_model, integrator
+    from .ebl import result_model
+    from .models import integrator
 
-    model = get_model(fit_result.model_type)
+    model = result_model(fit_result)  # the absorbed model when the joint fit had an EBL table
     best = fit_result.values
     integ = integrator(model, integration, "fit.integration")
     rows, fits = [], []
@@ -225,7 +226,10 @@ def constant_flux_test(fits, n_energy: int) -> dict:
 
 def model_config_of(fit_result) -> dict:
     """The ``model`` config block of a fit result: its type and parameters (best-fit values
-    as start values, the same frozen ones and bounds)."""
+    as start values, the same frozen ones and bounds), and its ``ebl`` block (table,
+    redshift, alpha_norm) when the fit had one."""
+    from .ebl import EBL_PARAMS
+
     params = {}
     for p in fit_result.parameters:
         d = {"value": float(p.value), "frozen": bool(p.frozen)}
@@ -234,7 +238,10 @@ def model_config_of(fit_result) -> dict:
         if p.max is not None:
             d["max"] = float(p.max)
         params[p.name] = d
-    return {"type": fit_result.model_type, "parameters": params}
+    cfg = {"type": fit_result.model_type, "parameters": {k: v for k, v in params.items() if k not in EBL_PARAMS}}
+    if getattr(fit_result, "ebl", None):
+        cfg["ebl"] = {"table": fit_result.ebl["table"], **{k: params[k] for k in EBL_PARAMS if k in params}}
+    return cfg
 
 
 def spectra_rows(bins, fit_result, options) -> tuple[list[dict], dict]:

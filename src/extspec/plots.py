@@ -595,25 +595,10 @@ def _as_bool(v) -> bool:
         return False
 
 
-def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, title=""):
-    """Spectral energy distribution: flux points, upper limits, model and butterfly.
-
-    Parameters
-    ----------
-    flux_points : list of dict (or table rows)
-        Keys e_ref, e_min, e_max [TeV], e2dnde, e2dnde_err, e2dnde_ul [TeV cm-2 s-1], is_ul.
-    model_dnde : callable
-        E [TeV array] -> dN/dE [cm-2 s-1 TeV-1]; drawn over ``energy_range``.
-    energy_range : (emin, emax) TeV
-        Fit range; a non-finite range draws no model.
-    butterfly : (energies, e2dnde_lo, e2dnde_hi), optional
-        1-sigma band (see :func:`extspec.models.sed_butterfly`).
-    """
-    from matplotlib.lines import Line2D
-
-    fig = _figure(figsize=(7.5, 5.5))
-    ax = fig.subplots()
-    ys, xs, extra = [], [], []
+def _sed_points(flux_points, suffix=""):
+    """Points and upper limits of the columns ``e2dnde<suffix>``, ``e2dnde<suffix>_err``,
+    ``e2dnde<suffix>_ul`` of flux-point rows, with the x/y extents they need."""
+    ys, xs = [], []
     pts = {"x": [], "xl": [], "xh": [], "y": [], "yl": [], "yh": []}
     uls = {"x": [], "xl": [], "xh": [], "y": []}
     for row in flux_points or []:
@@ -626,14 +611,14 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
         xl = x - x0 if np.isfinite(x0) and 0 < x0 <= x else 0.0
         xh = x1 - x if np.isfinite(x1) and x1 >= x else 0.0
         if _as_bool(_get(row, "is_ul", False)):
-            ul = float(_get(row, "e2dnde_ul"))
+            ul = float(_get(row, f"e2dnde{suffix}_ul"))
             if np.isfinite(ul) and ul > 0:
                 for k, v in zip(("x", "xl", "xh", "y"), (x, xl, xh, ul)):
                     uls[k].append(v)
                 ys.extend([ul, 0.6 * ul])
                 xs.extend([x - xl, x + xh])
             continue
-        y, dy = float(_get(row, "e2dnde")), float(_get(row, "e2dnde_err"))
+        y, dy = float(_get(row, f"e2dnde{suffix}")), float(_get(row, f"e2dnde{suffix}_err"))
         if not np.isfinite(y) or y <= 0:
             continue
         dy = dy if np.isfinite(dy) and dy > 0 else 0.0
@@ -642,44 +627,94 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
             pts[k].append(v)
         ys.extend([y + dy] + ([y - dy] if y - dy > 0 else [y]))
         xs.extend([x - xl, x + xh])
+    return pts, uls, ys, xs
 
-    emin, emax = (float(v) for v in energy_range) if energy_range is not None else (np.nan, np.nan)
-    have_range = np.isfinite(emin) and np.isfinite(emax) and 0 < emin < emax
+
+def _draw_sed_model(ax, model_dnde, butterfly, erange, style, ys, xs, decades=None) -> None:
+    """The model line E^2 dN/dE over ``erange`` and its 1-sigma band; extents into ys, xs
+    (with ``decades``: only the part within that many decades of the line's maximum)."""
+    color, label = style
+    emin, emax = erange
+    out = []  # the extents of this model
     if butterfly is not None:
         be, blo, bhi = (np.asarray(a, float) for a in butterfly)
         ok = np.isfinite(be) & np.isfinite(bhi) & (be > 0) & (bhi > 0)
         if ok.any():
             floor = 1e-3 * np.min(bhi[ok])
             lo_c = np.where(np.isfinite(blo) & (blo > 0), blo, floor)
-            ax.fill_between(be[ok], lo_c[ok], bhi[ok], color="tab:blue", alpha=0.25, lw=0,
-                            label="model 1\u03c3 band", zorder=1)
-            ys.extend(bhi[ok])
-            ys.extend(blo[ok & (blo > 0)])
+            ax.fill_between(be[ok], lo_c[ok], bhi[ok], color=color, alpha=0.25, lw=0,
+                            label=f"{label} 1\u03c3 band", zorder=1)
+            out.extend(bhi[ok])
+            out.extend(blo[ok & (blo > 0)])
             xs.extend([be[ok].min(), be[ok].max()])
-    if have_range and model_dnde is not None:
+    if np.isfinite(emin) and np.isfinite(emax) and 0 < emin < emax and model_dnde is not None:
         em = np.geomspace(emin, emax, 200)
         try:
             with np.errstate(all="ignore"):
                 ym = em ** 2 * np.asarray(model_dnde(em), float)
         except Exception as exc:
-            warnings.warn(f"plots: model evaluation failed: {exc}", stacklevel=2)
+            warnings.warn(f"plots: model evaluation failed: {exc}", stacklevel=3)
             ym = np.full_like(em, np.nan)
         okm = np.isfinite(ym) & (ym > 0)
         if okm.any():
-            ax.plot(em[okm], ym[okm], color="tab:blue", lw=1.8, label="best-fit model", zorder=2)
-            ys.extend(ym[okm])
+            ax.plot(em[okm], ym[okm], color=color, lw=1.8, label=label, zorder=2)
+            out.extend(ym[okm])
             xs.extend([emin, emax])
+    if decades is not None and out:  # an absorbed model falls by tens of decades
+        top = max(out)
+        out = [v for v in out if v >= top * 10.0 ** -decades]
+    ys.extend(out)
+
+
+def _draw_sed_points(ax, pts, uls, color, label, extra) -> None:
+    from matplotlib.lines import Line2D
 
     if pts["x"]:
         ax.errorbar(pts["x"], pts["y"], xerr=[pts["xl"], pts["xh"]], yerr=[pts["yl"], pts["yh"]],
-                    fmt="o", color="black", ms=5, elinewidth=1.2, capsize=0, label="flux points", zorder=4)
+                    fmt="o", color=color, ms=5, elinewidth=1.2, capsize=0, label=label, zorder=4)
     if uls["x"]:
         u = np.asarray(uls["y"])
-        ax.errorbar(uls["x"], u, xerr=[uls["xl"], uls["xh"]], fmt="none", ecolor="black",
+        ax.errorbar(uls["x"], u, xerr=[uls["xl"], uls["xh"]], fmt="none", ecolor=color,
                     elinewidth=1.2, capsize=0, zorder=4)
-        ax.errorbar(uls["x"], u, yerr=0.4 * u, uplims=True, fmt="none", ecolor="black", color="black",
+        ax.errorbar(uls["x"], u, yerr=0.4 * u, uplims=True, fmt="none", ecolor=color, color=color,
                     elinewidth=1.2, capsize=4, zorder=4)
-        extra.append(Line2D([], [], color="black", lw=1.2, marker="v", ms=6, label="upper limits"))
+        extra.append(Line2D([], [], color=color, lw=1.2, marker="v", ms=6,
+                            label="upper limits" if label == "flux points" else f"{label}: upper limits"))
+
+
+def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, title="", intrinsic=None):
+    """Spectral energy distribution: flux points, upper limits, model and butterfly.
+
+    Parameters
+    ----------
+    flux_points : list of dict (or table rows)
+        Keys e_ref, e_min, e_max [TeV], e2dnde, e2dnde_err, e2dnde_ul [TeV cm-2 s-1], is_ul.
+    model_dnde : callable
+        E [TeV array] -> dN/dE [cm-2 s-1 TeV-1]; drawn over ``energy_range``.
+    energy_range : (emin, emax) TeV
+        Fit range; a non-finite range draws no model.
+    butterfly : (energies, e2dnde_lo, e2dnde_hi), optional
+        1-sigma band (see :func:`extspec.models.sed_butterfly`).
+    intrinsic : (model_dnde, butterfly), optional
+        For an EBL-absorbed model: the intrinsic model and its band, drawn in orange with the
+        de-absorbed points (row keys e2dnde_intrinsic, e2dnde_intrinsic_err,
+        e2dnde_intrinsic_ul); the observed points and the absorbed model stay as above.
+    """
+    fig = _figure(figsize=(7.5, 5.5))
+    ax = fig.subplots()
+    extra = []
+    pts, uls, ys, xs = _sed_points(flux_points)
+    emin, emax = (float(v) for v in energy_range) if energy_range is not None else (np.nan, np.nan)
+    absorbed = intrinsic is not None
+    _draw_sed_model(ax, model_dnde, butterfly, (emin, emax),
+                    ("tab:blue", "absorbed model" if absorbed else "best-fit model"), ys, xs, 3 if absorbed else None)
+    _draw_sed_points(ax, pts, uls, "black", "observed flux points" if absorbed else "flux points", extra)
+    if absorbed:
+        _draw_sed_model(ax, intrinsic[0], intrinsic[1], (emin, emax), ("tab:orange", "intrinsic model"), ys, xs)
+        ipts, iuls, iys, ixs = _sed_points(flux_points, "_intrinsic")
+        _draw_sed_points(ax, ipts, iuls, "tab:red", "de-absorbed flux points", extra)
+        ys.extend(iys)
+        xs.extend(ixs)
 
     ax.set_xscale("log")
     ax.set_yscale("log")

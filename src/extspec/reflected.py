@@ -25,8 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ConfigError
+
 __all__ = ["BackgroundSettings", "FinderGrid", "ReflectedRegions", "find_reflected_regions", "find_wobble_regions",
-           "find_off_regions", "MAX_REGION_NUMBER", "BACKGROUND_METHODS"]
+           "find_off_regions", "MAX_REGION_NUMBER", "BACKGROUND_METHODS", "wobble_max_regions", "wobble_extent",
+           "check_wobble_number", "WobbleOverlapError"]
 
 BACKGROUND_METHODS = ("reflected", "wobble")
 
@@ -146,6 +149,89 @@ def _excluded_points(on_x, on_y, exclusion_regions, grid) -> tuple[np.ndarray, n
     return np.concatenate(ex_x), np.concatenate(ex_y)
 
 
+def _angular_extent(on_region, on_pix, grid, on_x, on_y, method) -> tuple[float, bool]:
+    """(Delta, inside): the angle (rad) the ON region spans seen from the pointing (§6.2), and
+    whether the pointing lies inside it (Delta is then 2 pi).  Two copies of the region rotated
+    about the pointing by at least Delta apart do not overlap.
+
+    ``on_x``, ``on_y``: the finder-grid pixel centres inside the ON region (not empty).
+    ``exact``: the true tangent angle of a circle, the pixel-centre extent widened by two grid
+    pixels for other shapes; ``reference``: the pixel-centre extent as the reference does.
+    """
+    from .skyregions import CircleSky
+
+    pxy = grid.pointing_pix
+    phis = np.arctan2(pxy[0] - on_x, pxy[1] - on_y)
+    delta = phis.max() - phis.min()
+    if delta > np.pi:
+        phis = np.where(phis >= 0, phis - 2 * np.pi, phis)
+        delta = phis.max() - phis.min()
+    sep = np.deg2rad(grid.separation)
+    circle = isinstance(on_region, CircleSky)
+    if circle:
+        inside = bool(sep < np.deg2rad(on_region.radius))
+    else:
+        inside = bool(np.all(on_pix.contains(*pxy)))
+    if method == "exact":
+        if circle:
+            r = np.deg2rad(on_region.radius)
+            if r >= sep or inside:
+                delta = 2 * np.pi
+            else:
+                delta = 2 * np.arcsin(min(1.0, np.sin(r) / np.sin(sep)))
+        else:
+            cx, cy = grid.wcs.world_to_pix(*on_region.center.lonlat(grid.frame))
+            dist = np.hypot(cx - pxy[0], cy - pxy[1])
+            delta = delta + 2.0 / max(dist, 1.0)
+    if inside:
+        delta = 2 * np.pi
+    return float(delta), inside
+
+
+def wobble_max_regions(delta: float) -> int:
+    """The largest number n of wobble OFF regions, 360 deg / (n + 1) apart, that overlap neither
+    each other nor the ON region when the region spans ``delta`` rad seen from the pointing."""
+    return max(int(np.floor(2 * np.pi / delta * (1 + 1e-12))) - 1, 0) if delta > 0 else MAX_REGION_NUMBER
+
+
+def check_wobble_number(n: int, delta: float, separation: float, where: str = "") -> None:
+    """Raise :class:`WobbleOverlapError` when ``n`` wobble OFF regions do not fit without
+    overlapping (``delta``: the ON region's angular extent in rad, ``separation``: its
+    distance from the pointing in deg, ``where``: e.g. ``" of obs 20326"``)."""
+    n_max = wobble_max_regions(delta)
+    if n > n_max:
+        raise WobbleOverlapError(
+            f"config key 'background.n_off_regions': {n} wobble OFF regions {360 / (n + 1):.1f} deg apart "
+            f"overlap each other and the ON region, which spans {np.rad2deg(delta):.1f} deg seen from the "
+            f"pointing{where} ({separation:.2f} deg away); "
+            + (f"at most {n_max} fit (set n_off_regions: {n_max})" if n_max else
+               "not even one fits (use background: {method: reflected})"), n_max)
+
+
+def wobble_extent(on_region, pointing, method: str) -> tuple[float, float]:
+    """(Delta in rad, separation in deg) of an ON region seen from a pointing (see
+    :func:`_angular_extent`); Delta is 2 pi when the pointing lies inside the region."""
+    from .sky import as_skypoint
+    from .skyregions import as_sky_region
+
+    on_region = as_sky_region(on_region, "on_region")
+    grid = make_finder_grid(on_region.center, as_skypoint(pointing))
+    on_pix = on_region.to_pixel(grid.wcs)
+    on_x, on_y = _grid_points_in(on_pix, grid.npix)
+    if on_x.size == 0:
+        return 0.0, grid.separation
+    return _angular_extent(on_region, on_pix, grid, on_x, on_y, method)[0], grid.separation
+
+
+class WobbleOverlapError(ConfigError):
+    """More wobble OFF regions asked for than fit without overlapping (the message names the
+    largest number that fits); ``n_max`` holds that number."""
+
+    def __init__(self, message: str, n_max: int = 0):
+        super().__init__(message)
+        self.n_max = n_max
+
+
 def _to_sky(pix_regions, grid, on_region, method) -> list:
     """OFF regions back on the sky; exact circles keep the ON radius exactly."""
     from .skyregions import CircleSky, pix_to_sky
@@ -164,6 +250,11 @@ def find_wobble_regions(on_region, pointing, exclusion_regions, n_off_regions: i
     """Wobble OFF regions: the ON region rotated about the pointing by 360 deg x k / (n + 1),
     k = 1..n (the same offset from the pointing, evenly spaced); those containing a finder-grid
     pixel centre of an exclusion region or of the ON region are dropped.
+
+    The copies must not overlap each other or the ON region (the reflected finder's rule): when
+    360 deg / (n + 1) is less than the angle the ON region spans seen from the pointing
+    (:func:`_angular_extent`), :class:`WobbleOverlapError` names the largest n that fits.
+    Alpha then comes from the copies kept (1 / their number).
 
     The rotation is the rigid rotation of the reflected finder (a TAN frame at the pointing),
     so circles stay circles of the same radius.  Returns a :class:`ReflectedRegions` whose
@@ -184,6 +275,12 @@ def find_wobble_regions(on_region, pointing, exclusion_regions, n_off_regions: i
     ex_x, ex_y = _excluded_points(on_x, on_y, exclusion_regions, grid)
     inside = bool(on_pix.contains(*pxy)) or grid.separation == 0.0
     pix_regions, angles = [], []
+    if not inside and on_x.size:
+        # copies closer than the region's angular extent overlap each other and the ON region:
+        # their events would count once while alpha = 1/n, so the request is refused
+        delta, inside = _angular_extent(on_region, on_pix, grid, on_x, on_y, method)
+        if not inside:
+            check_wobble_number(n, delta, grid.separation)
     if not inside:
         for k in range(1, n + 1):
             phi = 2 * np.pi * k / (n + 1)
@@ -224,44 +321,19 @@ def find_reflected_regions(on_region, pointing, exclusion_regions, method: str,
     the ON region, §6.4).
     """
     from .sky import as_skypoint
-    from .skyregions import CircleSky, as_sky_region
+    from .skyregions import as_sky_region
 
     on_region = as_sky_region(on_region, "on_region")
     pointing = as_skypoint(pointing)
-    center = on_region.center
-    grid = make_finder_grid(center, pointing)
-    wcs = grid.wcs
+    grid = make_finder_grid(on_region.center, pointing)
     pxy = grid.pointing_pix
-    on_pix = on_region.to_pixel(wcs)
-    cx, cy = wcs.world_to_pix(*center.lonlat(grid.frame))
+    on_pix = on_region.to_pixel(grid.wcs)
     on_x, on_y = _grid_points_in(on_pix, grid.npix)
     empty = ReflectedRegions([], [], np.zeros(0), np.nan, grid, method, on_pix)
     if on_x.size == 0:
         empty.info["reason"] = "ON region contains no finder-grid pixel"
         return empty
-    phis = np.arctan2(pxy[0] - on_x, pxy[1] - on_y)
-    delta = phis.max() - phis.min()
-    if delta > np.pi:
-        phis = np.where(phis >= 0, phis - 2 * np.pi, phis)
-        delta = phis.max() - phis.min()
-    sep = np.deg2rad(grid.separation)
-    circle = isinstance(on_region, CircleSky)
-    if circle:
-        inside = sep < np.deg2rad(on_region.radius)
-    else:
-        inside = bool(np.all(on_pix.contains(*pxy)))
-    if method == "exact":
-        if circle:
-            r = np.deg2rad(on_region.radius)
-            if r >= sep or inside:
-                delta = 2 * np.pi
-            else:
-                delta = 2 * np.arcsin(min(1.0, np.sin(r) / np.sin(sep)))
-        else:
-            dist = np.hypot(cx - pxy[0], cy - pxy[1])
-            delta = delta + 2.0 / max(dist, 1.0)
-    if inside:
-        delta = 2 * np.pi
+    delta, inside = _angular_extent(on_region, on_pix, grid, on_x, on_y, method)
     info = {"pointing_inside": bool(inside)}
     ex_x, ex_y = _excluded_points(on_x, on_y, exclusion_regions, grid)
 

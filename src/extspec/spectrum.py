@@ -11,8 +11,9 @@ import numpy as np
 
 from .geometry import EnergyAxis
 
-__all__ = ["SpectrumDataset", "OnOffEvents", "onoff_events", "OnSelection", "select_on_region", "on_response", "find_off", "count_on_off",
-           "assemble", "make_spectrum", "on_off_events", "placement_radius", "regions_at_energy"]
+__all__ = ["no_events_reason", "SpectrumDataset", "OnOffEvents", "onoff_events", "OnSelection", "select_on_region",
+           "on_response", "find_off", "count_on_off", "on_off_events", "assemble", "make_spectrum", "placement_radius",
+           "regions_at_energy"]
 
 
 @dataclass
@@ -457,6 +458,20 @@ def onoff_events(obs, cube, settings, off, event_lonlat, energy_bins=None) -> On
                        time_ref={key: obs.meta[key] for key in TIME_REF_KEYS if key in obs.meta})
 
 
+def no_events_reason(energy, edges) -> str:
+    """Why a run cannot be used for lack of events ("" when it can): an EVENTS table without
+    rows, or no event inside the reco-energy axis (``edges``, TeV).  Such a run would count as
+    a run with every bin safe and zero counts, pulling a joint fit towards zero flux."""
+    energy = np.asarray(energy, float)
+    if energy.size == 0:
+        return "no events (the EVENTS table has no rows)"
+    n_in = int(np.count_nonzero((energy >= edges[0]) & (energy < edges[-1])))
+    if n_in == 0:
+        return (f"no events in the reco-energy range [{edges[0]:.3g}, {edges[-1]:.3g}] TeV "
+                f"({energy.size} outside it)")
+    return ""
+
+
 def assemble(obs, cube, sel: OnSelection, off, counts, counts_off, exposure, kernel, weight,
              method: str) -> SpectrumDataset:
     """Step 5: the SpectrumDataset (unusable, with the reason, when no OFF region was found)."""
@@ -469,6 +484,9 @@ def assemble(obs, cube, sel: OnSelection, off, counts, counts_off, exposure, ker
         reason = (f"no {what} OFF region fits (ON-region centre {off.grid.separation:.3f} deg from the pointing"
                   + (", pointing inside the ON region)" if off.info.get("pointing_inside") else
                      "; exclusions or region size leave no room)"))
+    else:
+        reason = no_events_reason(obs.energy, cube.energy_reco.edges)
+        usable = not reason
     meta = {
         "method": method,
         "lo_thres": obs.lo_thres,

@@ -38,16 +38,18 @@ def flux_above(result, e_min: float = FLUX_E_MIN) -> tuple[float, float]:
     :class:`~extspec.fit.FitResult`.
 
     Linear error propagation through the covariance of the free parameters
-    (:func:`extspec.models.propagate_errors`); NaN for a failed fit.
+    (:func:`extspec.models.propagate_errors`); NaN for a failed fit.  For an EBL-absorbed fit
+    it is the intrinsic (de-absorbed) flux.
     """
+    from .ebl import intrinsic_values
     from .models import integral, propagate_errors
 
     if not result.success:
         return math.nan, math.nan
     mtype = result.model_type
 
-    def flux(e, **p):
-        return integral(mtype, e, FLUX_E_MAX, p, "exact")
+    def flux(e, **p):  # an EBL-absorbed fit: the intrinsic flux
+        return integral(mtype, e, FLUX_E_MAX, intrinsic_values(p), "exact")
 
     f0, sigma = propagate_errors(flux, np.array([e_min]), result.values, *result.free_covariance())
     return float(f0[0]), float(sigma[0])
@@ -97,7 +99,10 @@ def summary_row(name: str, result: dict | None, cumulative_last: dict | None, fa
                    counts=float(cumulative_last["counts"]), background=float(cumulative_last["background"]),
                    excess=float(cumulative_last["excess"]), significance=float(cumulative_last["sqrt_ts"]))
     row["flux_above_1tev"], row["flux_above_1tev_err"] = flux_above(result)
-    if result.success:
+    if result.success and result.goodness_of_fit.get("poor"):  # converged, but not to the data (issue 19)
+        row["fit_status"] = result.goodness_of_fit.get("warning", "poor fit")
+        row["status"] = "poor fit"
+    elif result.success:
         row["fit_status"] = "ok"
         row["status"] = "ok"
     else:

@@ -18,7 +18,8 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from extspec.io.download import HOWTO
-from extspec.workflow.config import apply_overlay, has_dl3, prepare_workflow, settings_json, stage_config
+from extspec.workflow.config import (apply_overlay, has_dl3, prepare_workflow, read_config_file, settings_json,
+                                    stage_config)
 from extspec.errors import ExtspecError
 from extspec.workflow.process_exit import cancel_scheduler_timers, skip_final_collections
 
@@ -29,6 +30,8 @@ skip_final_collections()
 # an overlay (--configfile / --config) that sets model.type replaces the whole model block
 RAW_CONFIG = apply_overlay(config, CONFIG_OVERLAY)
 try:
+    for _configfile in workflow.configfiles:  # Snakemake keeps the last of a key given twice: refused
+        read_config_file(_configfile)
     PREPARED = prepare_workflow(RAW_CONFIG)
 except ExtspecError as err:
     sys.exit(f"extspec: invalid configuration: {err}")
@@ -169,6 +172,15 @@ def spectra_pha(wildcards):
 def external_files(wildcards):
     """Input function: every file of the analysis's external_spectra sets."""
     return [f for e in ANALYSES[wildcards.analysis]["external"] for f in e["files"]]
+
+
+def ebl_table(wildcards):
+    """Input function: the EBL table of the analysis's model (model.ebl.table), if any: editing
+    the table reruns the fit and the flux points."""
+    from extspec.ebl import resolve_table
+
+    ebl = ANALYSES[wildcards.analysis]["config"]["model"].get("ebl")
+    return [str(resolve_table(ebl["table"], fetch=False))] if ebl else []
 
 
 STACKED_PRODUCTS = (

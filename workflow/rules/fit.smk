@@ -11,6 +11,7 @@ rule fit:
         arf=per_obs("arf.fits"),
         rmf=per_obs("rmf.fits"),
         external=external_files,
+        ebl=ebl_table,
     output:
         result=f"{OUT}/fit/result.yaml",
         png=report(

@@ -10,6 +10,7 @@ rule flux_points:
         arf=per_obs("arf.fits"),
         rmf=per_obs("rmf.fits"),
         external=external_files,
+        ebl=ebl_table,
     output:
         ecsv=f"{OUT}/fit/flux_points.ecsv",
         png=report(

@@ -48,6 +48,7 @@ __all__ = [
     "read_manifest",
     "verify_manifest",
     "HOWTO",
+    "download_file",
 ]
 
 DR1_URL = "https://zenodo.org/records/1421099/files/hess_dl3_dr1.tar.gz"
@@ -94,8 +95,8 @@ def _log(log, msg):
         log(msg)
 
 
-def _fetch(url: str, target: Path, timeout: float, log) -> str:
-    """Stream ``url`` into ``target``; return the SHA-256 hex digest."""
+def _fetch(url: str, target: Path, timeout: float, log, howto: str = HOWTO) -> str:
+    """Stream ``url`` into ``target``; return the SHA-256 hex digest.  Errors end with ``howto``."""
     h = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp, open(target, "wb") as out:
@@ -117,16 +118,16 @@ def _fetch(url: str, target: Path, timeout: float, log) -> str:
     except DownloadError:
         raise
     except urllib.error.HTTPError as exc:
-        raise DownloadError(f"cannot download {url}: HTTP error {exc.code} {exc.reason}; {HOWTO}") from None
+        raise DownloadError(f"cannot download {url}: HTTP error {exc.code} {exc.reason}; {howto}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason if not isinstance(exc.reason, OSError) else (exc.reason.strerror or exc.reason)
         raise DownloadError(
-            f"cannot download {url}: {reason} (offline, or the server is unreachable); {HOWTO}"
+            f"cannot download {url}: {reason} (offline, or the server is unreachable); {howto}"
         ) from None
     except (socket.timeout, TimeoutError):
-        raise DownloadError(f"cannot download {url}: timed out after {timeout} s; {HOWTO}") from None
+        raise DownloadError(f"cannot download {url}: timed out after {timeout} s; {howto}") from None
     except (OSError, ValueError) as exc:
-        raise DownloadError(f"cannot download {url}: {exc}; {HOWTO}") from None
+        raise DownloadError(f"cannot download {url}: {exc}; {howto}") from None
     return h.hexdigest()
 
 
@@ -310,3 +311,29 @@ def download_datastore(url: str = DR1_URL, dest=None, sha256: str | None = None,
                 dest.rmdir()
             except OSError:
                 pass
+
+
+def download_file(url: str, dest, sha256: str, timeout: float = 60, log=None, howto: str = HOWTO) -> Path:
+    """Fetch one file from ``url`` to ``dest``, checked against ``sha256``, atomically.
+
+    The file is streamed into a temporary name next to ``dest`` and renamed into place only
+    when its SHA-256 matches; otherwise nothing is left behind.  Raises DownloadError (one
+    line ending with ``howto``).
+    """
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(f"cannot create {dest.parent} ({exc.strerror}); {howto}") from None
+    tmp = dest.parent / f".{dest.name}.download-{os.getpid()}"
+    try:
+        _log(log, f"downloading {url} to {dest}")
+        digest = _fetch(url, tmp, timeout, log, howto)
+        if digest.lower() != sha256.lower():
+            raise DownloadError(f"checksum mismatch for {url}: expected sha256 {sha256.lower()}, got {digest}; "
+                                f"nothing was installed; {howto}")
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return dest

@@ -30,8 +30,13 @@ def fit_result_dict(result: FitResult) -> dict:
         for p in result.parameters:
             if not p.frozen:
                 params[p.name].update({"value": None, "error": None})
+    model = {"type": result.model_type, "parameters": params}
+    if result.ebl:  # the intrinsic parameters, then the EBL block with its own two
+        from ..ebl import EBL_PARAMS
+
+        model["ebl"] = {**result.ebl, **{k: params.pop(k) for k in EBL_PARAMS}}
     return {
-        "model": {"type": result.model_type, "parameters": params},
+        "model": model,
         "success": bool(result.success),
         "message": result.message,
         "total_stat": float(result.total_stat),
@@ -47,6 +52,7 @@ def fit_result_dict(result: FitResult) -> dict:
         "energy_range": {"min": float(result.energy_range[0]), "max": float(result.energy_range[1]), "unit": "TeV"},
         "stat_per_dataset": {int(k): float(v) for k, v in result.stat_per_dataset.items()},
         "comparisons": result.comparisons,
+        "goodness_of_fit": result.goodness_of_fit,
         "versions": software_versions(),
     }
 
@@ -55,7 +61,11 @@ def fit_result_from_dict(d: dict) -> FitResult:
     """The result of a :func:`fit_result_dict` dict (null values of a failed fit become NaN)."""
     nan = float("nan")
     params = []
-    for k, v in d["model"]["parameters"].items():
+    ebl = d["model"].get("ebl")
+    from ..ebl import EBL_PARAMS
+
+    entries = {**d["model"]["parameters"], **{k: ebl[k] for k in EBL_PARAMS}} if ebl else d["model"]["parameters"]
+    for k, v in entries.items():
         p = Parameter(name=k, value=nan if v.get("value") is None else float(v["value"]),
                       unit=v.get("unit", ""), frozen=bool(v.get("frozen", False)),
                       min=v.get("min"), max=v.get("max"),
@@ -80,6 +90,8 @@ def fit_result_from_dict(d: dict) -> FitResult:
         stat_per_dataset={int(k): float(v) for k, v in (d.get("stat_per_dataset") or {}).items()},
         covariance_method=d.get("covariance_method", "hesse"),
         comparisons=list(d.get("comparisons") or []),
+        ebl={k: v for k, v in ebl.items() if k not in EBL_PARAMS} if ebl else None,
+        goodness_of_fit=dict(d.get("goodness_of_fit") or {}),
     )
 
 

@@ -261,12 +261,14 @@ def _time_ref_cards(meta: dict):
 def _bkg_bytes(ds, quality) -> bytes:
     backscal = np.asarray(ds.acceptance_off, dtype=np.float64)
     extra = []
-    if not ds.usable:
+    if not ds.usable and not np.any(backscal > 0):
         # no OFF region: a BACKSCAL of 0 would be an infinite alpha to other tools.  Write 1
         # (QUALITY marks every channel bad) and say so; extspec's reader restores the 0.
         backscal = np.ones_like(backscal)
         extra = [("USABLE", False, "no OFF region: background unusable"),
                  ("BKGDUMMY", True, "BACKSCAL is a placeholder (no OFF acceptance)")]
+    elif not ds.usable:  # e.g. a run without events: OFF regions, but nothing to use
+        extra = [("USABLE", False, "spectrum unusable (REASON in the PHA file)")]
     spec = _spectrum_ext(ds, _int32(ds.counts_off, "OFF counts"), backscal, quality, "BKG", {}, extra)
     return _primary_bytes() + spec + _ebounds_bytes(ds)
 

@@ -12,7 +12,10 @@ def simulate_onoff(template, model: str, params: dict, rng, obs_id: int | None =
     """Draw a new ON/OFF spectrum from the IRFs of a template spectrum (Poisson statistics).
 
     The expected signal is forward-folded from ``model`` (exact integral over the true bins,
-    exposure and kernel of ``template``); the expected OFF counts are ``background_off``
+    exposure and kernel of ``template``): a model name, a model type, or a ``model:`` config
+    block -- with ``ebl: {table, redshift, alpha_norm}`` an EBL-absorbed spectrum
+    (:func:`extspec.ebl.spectral_model`; ``params`` then also hold ``redshift`` and
+    ``alpha_norm``); the expected OFF counts are ``background_off``
     (default: the template's OFF counts, floored at 0.5 so every bin has some background),
     and the expected ON background is alpha times that.
 
@@ -23,6 +26,10 @@ def simulate_onoff(template, model: str, params: dict, rng, obs_id: int | None =
     from ..fit import fold, response_matrix
     from ..models import get_model
 
+    if isinstance(model, dict):
+        from ..ebl import spectral_model
+
+        model = spectral_model(model)
     m = get_model(model)
     e = template.energy_true.edges
     flux = m.integral(e[:-1], e[1:], **params)

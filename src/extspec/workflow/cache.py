@@ -38,6 +38,14 @@ def _stat(path: Path):
         return [str(path), None]
 
 
+def _content(path: Path):
+    """[path, SHA-256] of a small file (None when absent), for the cache key."""
+    try:
+        return [str(path), hashlib.sha256(path.read_bytes()).hexdigest()]
+    except OSError:
+        return [str(path), None]
+
+
 def _cache_key(raw: dict, schema_path: Path | None) -> str:
     from ..io.datastore import _INDEX_NAMES, candidate_datastore_paths
 
@@ -55,7 +63,9 @@ def _cache_key(raw: dict, schema_path: Path | None) -> str:
         cands = candidate_datastore_paths(raw.get("datastore"))
     except Exception:
         cands = []
-    parts["store"] = [_stat(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
+    # the index files by content: an index rewritten with the same size and an old mtime (a copy
+    # or an unpacked tarball keeps its mtime) must not bring back a run that has left it
+    parts["store"] = [_content(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
     try:
         analyses = list(analysis_configs(raw).values())
     except ConfigError:

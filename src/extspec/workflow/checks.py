@@ -34,8 +34,9 @@ def _check_increasing(values, key):
         raise ConfigError(f"config key '{key}': values must increase, got {values}")
 
 
-def _check_model(block, key):
+def _check_model(block, key, allow_negative_amplitude):
     from ..models import check_param_names, get_model
+    from ..start_values import check_start_values
 
     if isinstance(block, str):
         block = {"type": block, "parameters": {}}
@@ -44,13 +45,21 @@ def _check_model(block, key):
     except ConfigError as exc:
         raise ConfigError(f"config key '{key}.type': {exc}") from None
     check_param_names(m, block.get("parameters", {}), f"{key}.parameters")
-    for name, p in block.get("parameters", {}).items():
-        if isinstance(p, dict):
-            lo, hi, v = p.get("min"), p.get("max"), p["value"]
-            if lo is not None and hi is not None and not lo < hi:
-                raise ConfigError(f"config key '{key}.parameters.{name}': min must be below max")
-            if (lo is not None and v < lo) or (hi is not None and v > hi):
-                raise ConfigError(f"config key '{key}.parameters.{name}': value {v} outside [min, max]")
+    ebl = block.get("ebl") or {}
+    for where, params in ((f"{key}.parameters", block.get("parameters", {})),
+                          (f"{key}.ebl", {k: ebl[k] for k in ("redshift", "alpha_norm") if k in ebl})):
+        for name, p in params.items():
+            if isinstance(p, dict):
+                lo, hi, v = p.get("min"), p.get("max"), p["value"]
+                if lo is not None and hi is not None and not lo < hi:
+                    raise ConfigError(f"config key '{where}.{name}': min must be below max")
+                if (lo is not None and v < lo) or (hi is not None and v > hi):
+                    raise ConfigError(f"config key '{where}.{name}': value {v} outside [min, max]")
+    check_start_values(block, key, allow_negative_amplitude)  # impossible start values (issue 19)
+    if ebl:
+        from ..ebl import check_ebl_block
+
+        check_ebl_block(ebl, f"{key}.ebl")
 
 
 def _check_true_axis(cfg) -> None:
@@ -251,9 +260,16 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
         _check_stacked_range(cfg)
         _check_flux_point_edges(cfg)
     _check_light_curve(cfg)
-    _check_model(cfg["model"], "model")
+    negative = cfg["fit"]["allow_negative_amplitude"]
+    _check_model(cfg["model"], "model", negative)
     for i, alt in enumerate(cfg["fit"]["compare"]):
-        _check_model(alt, f"fit.compare[{i}]")
+        _check_model(alt, f"fit.compare[{i}]", negative)
+    if dl3 and cfg["model"].get("ebl"):
+        from ..ebl import load_absorption
+
+        t = cfg["energy_axis_true"]
+        load_absorption(cfg["model"]["ebl"]["table"]).check_energies(t["min"], t["max"], "true-energy axis",
+                                                                     "energy_axis_true")
     if not dl3:  # only external spectra: no data store, regions or reduction
         return cfg
     check_regions(cfg)

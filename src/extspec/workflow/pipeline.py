@@ -35,14 +35,17 @@ STEP_IMPORTS = {
                "extspec.safe_mask", "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
-    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.io.fitresult", "extspec.models", "extspec.stacking",
-            *_PLOTS),
+    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.io.fitresult", "extspec.models", "extspec.ebl",
+            "extspec.io.xspec_table", "extspec.stacking",
+            "extspec.start_values", *_PLOTS),
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
-                    "extspec.io.fitresult", "extspec.models", *_PLOTS),
+                    "extspec.io.fitresult", "extspec.models", "extspec.ebl", "extspec.io.xspec_table",
+                    "extspec.start_values", *_PLOTS),
     "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
     "light_curve": (*_SPECTRA, "yaml", "iminuit", "h5py", "erfa", "extspec.fit", "extspec.fluxpoints",
-                    "extspec.io.ecsv", "extspec.io.fitresult", "extspec.io.onoff_events", "extspec.lightcurve",
-                    "extspec.models", "extspec.timebins", *_PLOTS),
+                    "extspec.io.ecsv", "extspec.io.fitresult", "extspec.io.onoff_events", "extspec.io.xspec_table",
+                    "extspec.ebl", "extspec.lightcurve", "extspec.models", "extspec.start_values",
+                    "extspec.timebins", *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).
 
@@ -142,7 +145,9 @@ def _stacked_images(config: dict, cube_paths: list) -> dict:
         if image is None:
             image, geom = img.astype(np.int64), c.geom
             e_sel = c.energy_reco.edges[:-1][sel], c.energy_reco.edges[1:][sel]
+            first = (p, c)
         else:
+            _check_same_grid(first, (p, c))
             image += img
         obs_ids.append(int(c.obs_id))
         per_obs_counts.append(img)
@@ -205,6 +210,25 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     regions, note = _drawn_regions(config, spectrum_dirs)
     name = config.get("name", "")
     plot_counts_image(image, geom, out_png, title=f"{name}: counts, {len(obs_ids)} observations{note}", **regions)
+
+
+def _check_same_grid(first, other) -> None:
+    """Refuse to add counts images of runs reduced on different geometries or reco axes (the
+    pixels or energy bins would not line up): one line naming both cubes and the difference."""
+    import numpy as np
+
+    from ..errors import ExtspecError
+
+    (p0, c0), (p1, c1) = first, other
+    h0, h1 = c0.geom.header_dict(), c1.geom.header_dict()
+    diff = [f"{k} {h0.get(k)} vs {h1.get(k)}" for k in sorted(set(h0) | set(h1)) if h0.get(k) != h1.get(k)]
+    e0, e1 = c0.energy_reco.edges, c1.energy_reco.edges
+    if e0.shape != e1.shape or not np.allclose(e0, e1, rtol=1e-9, atol=0):
+        diff.append(f"reco-energy axis {e0.size - 1} bins {e0[0]:.4g}-{e0[-1]:.4g} TeV vs "
+                    f"{e1.size - 1} bins {e1[0]:.4g}-{e1[-1]:.4g} TeV")
+    if diff:
+        raise ExtspecError(f"stack: {p1} (obs {c1.obs_id}) was reduced on another grid than {p0} (obs {c0.obs_id}): "
+                           f"{'; '.join(diff[:4])}; reduce every run with the same geom and energy_axis")
 
 
 def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, out_significance, out_png) -> None:
@@ -290,9 +314,9 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     """
     import numpy as np
 
+    from ..ebl import result_model
     from ..fit import JointData, compare_models, fit_joint, fold, response_matrix
     from ..io.fitresult import write_fit_result
-    from ..models import get_model
     from ..plots import plot_spectrum_fit
     from ..stacking import stack_spectra
     from .settings import fit_options
@@ -303,6 +327,8 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     result = fit_joint(spectra, config["model"], opts, data=data)
     for alt in ((config.get("fit") or {}).get("compare", []) or []) if data.datasets else []:
         alt_cfg = {"type": alt} if isinstance(alt, str) else alt
+        if config["model"].get("ebl") and not alt_cfg.get("ebl"):  # the same absorption for the alternative
+            alt_cfg = {**alt_cfg, "ebl": config["model"]["ebl"]}
         alt_res = fit_joint(spectra, alt_cfg, opts, data=data)
         result.comparisons.append(compare_models(result, alt_res))
     write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""),
@@ -310,7 +336,7 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     usable = data.datasets
     if usable:
         stack = stack_spectra(usable, float32=False)
-        model = get_model(result.model_type)
+        model = result_model(result)  # the absorbed model when the fit had an EBL table
         flux = model.integral(data.e_min, data.e_max, **result.values)
         npred = fold(flux, response_matrix(stack.exposure, stack.edisp))
         plot_spectrum_fit(stack.energy_reco.edges, stack.counts, stack.counts_off, stack.alpha, npred,
@@ -323,6 +349,21 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
 
         reasons = "; ".join(f"obs {k}: {v}" for k, v in data.excluded.items())
         raise ExtspecError(f"fit: no usable observation ({reasons})")
+    _check_fit_outcome(result, config.get("name", ""))
+
+
+def _check_fit_outcome(result, name: str) -> None:
+    """After result.yaml is written: a failed fit (or one of nothing) fails the step with one
+    line; a poor goodness of fit is logged as a warning."""
+    import logging
+
+    from ..errors import ExtspecError
+
+    if not result.success:
+        raise ExtspecError(f"fit: {result.model_type} fit {'of ' + name + ' ' if name else ''}failed: {result.message}")
+    warning = result.goodness_of_fit.get("warning")
+    if warning:
+        logging.getLogger("extspec.fit").warning("%s", warning)
 
 
 def _instruments(spectra) -> list:
@@ -340,6 +381,7 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     """Flux points (GADF SED ECSV) and the SED plot from the best-fit model."""
     import numpy as np
 
+    from ..ebl import DEABSORBED_UNITS, intrinsic_values, result_model
     from ..fluxpoints import SED_UNITS, compute_flux_points
     from ..io.fitresult import read_fit_result
     from ..models import get_model, sed_butterfly
@@ -350,7 +392,12 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     fp = flux_point_settings(config)
     spectra = read_spectra(spectrum_dirs)
     result = read_fit_result(fit_yaml)
-    rows = compute_flux_points(spectra, result, fp, fit_options(config).integration) if result.success else []
+    if not result.success:
+        from ..errors import ExtspecError
+
+        raise ExtspecError(f"flux points: the fit in {fit_yaml} did not succeed ({result.message}); "
+                           "no flux points from a failed fit")
+    rows = compute_flux_points(spectra, result, fp, fit_options(config).integration)
     if result.success and not rows:
         from ..errors import ExtspecError
 
@@ -358,23 +405,32 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
             f"flux points: no group of flux_points.energy_edges {fp.energy_edges} overlaps the "
             f"safe energy range [{result.energy_range[0]:.3g}, {result.energy_range[1]:.3g}] TeV of the fit"
         )
-    _write_ecsv(rows, SED_UNITS, {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
-                                  "n_sigma_ul": fp.n_sigma_ul, "model": result.model_type,
-                                  "fit_success": bool(result.success)}, out_ecsv)
-    model = get_model(result.model_type)
+    ebl_meta = {"ebl": result.ebl} if result.ebl else {}
+    _write_ecsv(rows, {**SED_UNITS, **(DEABSORBED_UNITS if result.ebl else {})},
+                {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
+                 "n_sigma_ul": fp.n_sigma_ul, "model": result.model_type,
+                 "fit_success": bool(result.success), **ebl_meta}, out_ecsv)
+    model = result_model(result)  # observed: the absorbed model when the fit had an EBL table
+    intrinsic = get_model(result.model_type)
     values = result.values
 
     def dnde(e, **p):
         return model.dnde(np.asarray(e, float), **p)
 
+    def dnde_intrinsic(e, **p):
+        return intrinsic.dnde(np.asarray(e, float), **intrinsic_values(p))
+
     emin, emax = result.energy_range
-    band = None
+    band = band_int = None
     if result.success and np.all(np.isfinite([emin, emax])):
         energies = np.geomspace(emin, emax, 100)
-        lo, hi = sed_butterfly(dnde, values, *result.free_covariance(), energies)
-        band = (energies, lo, hi)
+        band = (energies, *sed_butterfly(dnde, values, *result.free_covariance(), energies))
+        if result.ebl:
+            band_int = (energies, *sed_butterfly(dnde_intrinsic, values, *result.free_covariance(), energies))
     plot_sed(rows, lambda e: dnde(e, **values), (emin, emax), out_png, butterfly=band,
-             title=f"{config.get('name', '')}: {result.model_type}")
+             title=f"{config.get('name', '')}: {result.model_type}"
+             + (f", EBL {result.ebl['name'] or 'table'} z = {values['redshift']:.4g}" if result.ebl else ""),
+             intrinsic=(lambda e: dnde_intrinsic(e, **values), band_int) if result.ebl else None)
 
 
 def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None:
@@ -410,7 +466,7 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     from ..fluxpoints import snap_edges
     from ..io.fitresult import read_fit_result
     from ..lightcurve import GADF_COLUMNS, LIGHTCURVE_UNITS, bin_datasets, gadf_rows, light_curve_rows, spectra_rows
-    from ..models import get_model
+    from ..ebl import result_model
     from ..plots import plot_light_curve, plot_spectra_vs_time
     from ..timebins import RunTimes, make_time_bins
     from .settings import fit_options, light_curve_settings
@@ -437,7 +493,7 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     edges = snap_edges(lc.energy_edges if lc.energy_edges is not None else [lo, hi], reco)
     options = fit_options(config)
     rows, variability = light_curve_rows(per_bin, result, edges, lc.sqrt_ts_threshold_ul, options.integration)
-    model = get_model(result.model_type)
+    model = result_model(result)
     ref = {(float(a), float(b)): float(model.integral(np.array([a]), np.array([b]), **result.values)[0])
            for a, b in zip(edges[:-1], edges[1:])}
     used = sorted({int(spectra[w.run].obs_id) for tb in bins for w in tb.windows})

@@ -127,6 +127,7 @@ def _validator_with_defaults(schema: dict):
 
     base = validators.validator_for(schema)
     validate_properties = base.VALIDATORS["properties"]
+    schema_root = schema
 
     def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
@@ -136,7 +137,7 @@ def _validator_with_defaults(schema: dict):
                 if "default" in sub:
                     instance[prop] = copy.deepcopy(sub["default"])
                 elif "$ref" in sub:
-                    ref = _resolve_ref(validator.schema, sub["$ref"])
+                    ref = _resolve_ref(schema_root, sub["$ref"])  # not validator.schema: a sub-schema under a $ref
                     if "default" in ref:
                         instance[prop] = copy.deepcopy(ref["default"])
         yield from validate_properties(validator, properties, instance, schema)
@@ -167,17 +168,14 @@ def schema_defaults() -> dict:
 
 def read_config_file(path) -> dict:
     """The raw mapping of one YAML config file (an empty file is an empty mapping)."""
-    import yaml
+    from ..io.yamlfile import load_yaml
 
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text())
+        text = p.read_text()
     except OSError as exc:
         raise ConfigError(f"config file {p}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" line {line + 1}" if line is not None else ""
-        raise ConfigError(f"config file {p}{where}: not valid YAML") from None
+    raw = load_yaml(text, f"config file {p}")  # a key given twice is refused (issue 19)
     if raw is None:
         return {}
     if not isinstance(raw, dict):

@@ -174,7 +174,8 @@ def fit_options(cfg: dict):
     from ..fit import FitOptions
 
     return FitOptions(integration=setting(cfg, "fit", "integration"), covariance=setting(cfg, "fit", "covariance"),
-                      minos=bool(setting(cfg, "fit", "minos")))
+                      minos=bool(setting(cfg, "fit", "minos")),
+                      allow_negative_amplitude=bool(setting(cfg, "fit", "allow_negative_amplitude")))
 
 
 def flux_point_settings(cfg: dict):

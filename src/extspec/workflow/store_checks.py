@@ -3,7 +3,8 @@
 :func:`check_selection` is the one entry point (used by
 :func:`~extspec.workflow.checks.validate_config` and by the parse-time
 :func:`~extspec.workflow.cache.prepare_workflow`): :func:`selected_obs_ids`, then
-:func:`check_irf_needs` and :func:`check_pointings` on the selection.
+:func:`check_irf_needs`, :func:`check_pointings` and
+:func:`~extspec.workflow.wobble_check.check_wobble` on the selection.
 
 This module imports only the standard library at import time.
 """
@@ -17,10 +18,14 @@ __all__ = ["check_selection", "selected_obs_ids", "check_pointings", "check_irf_
 
 def check_selection(cfg: dict, store) -> list[int]:
     """The observations ``cfg`` selects in ``store``, checked: every one exists, has the IRFs
-    the settings need and sees the ON region (raises ConfigError naming the key)."""
+    the settings need and sees the ON region, and the wobble OFF regions fit it (raises
+    ConfigError naming the key)."""
     obs = selected_obs_ids(cfg, store)
     check_irf_needs(cfg, store, obs)
     check_pointings(cfg, store, obs)
+    from .wobble_check import check_wobble
+
+    check_wobble(cfg, store, obs)
     return obs
 
 
