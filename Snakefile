@@ -10,14 +10,28 @@
 # Outputs go to <results_dir>/<analysis>/ (results/rxj1713/ for the seed config), one directory per
 # analysis (config key `analyses`), and <results_dir>/summary.{ecsv,html}.
 import copy
+import os
+import sys
 
 from snakemake.utils import min_version
+
+from extspec.errors import ConfigError
+from extspec.workflow.config import read_config_file
 
 min_version("8.0")
 
 # Before the configfile directive, `config` holds only what --configfile / --config gave;
 # common.smk needs it to let an overlay's `model` (with a type) replace the default one.
 CONFIG_OVERLAY = copy.deepcopy(config)
+
+
+# Snakemake's own message for a YAML error names neither file nor line: check the default
+# file first (`extspec check config/config.yaml my.yaml` does the same for --configfile files)
+if os.path.isfile("config/config.yaml"):
+    try:
+        read_config_file("config/config.yaml")
+    except ConfigError as err:
+        sys.exit(f"extspec: invalid configuration: {err}")
 
 
 configfile: "config/config.yaml"

@@ -1,7 +1,10 @@
 """Shared fixtures: the six seed runs of reduction-spec.md reduced once per test session.
 
-The real H.E.S.S. DL3 DR1 store is expected next to the repository, at
-``<repo>/../shared/data/hess-dl3-dr1``; the tests needing it are skipped when it is absent.
+Real data (the H.E.S.S. DL3 DR1 store, the MAGIC runs, the joint-crab spectra, gammapy-data's
+CTA files) is looked for where the workflow looks for the data store
+(:func:`extspec.io.datastore.candidate_data_paths`): ``$GAMMAPY_DATA/<folder>``, then
+``data/<folder>`` and ``../shared/data/<folder>`` next to the repository.  The tests needing it
+are skipped when it is absent, with the places looked in.
 """
 
 from __future__ import annotations
@@ -12,7 +15,41 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-DATA_STORE = (Path(__file__).parents[1] / ".." / "shared" / "data" / "hess-dl3-dr1").resolve()
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_candidates(relpath: str) -> list[Path]:
+    """Where ``relpath`` (``<data folder>/...``) is looked for, as the workflow looks for its data
+    store, relative to the repository (:func:`extspec.io.datastore.candidate_data_paths`)."""
+    from extspec.io.datastore import candidate_data_paths
+
+    folder, _, rest = str(relpath).partition("/")
+    return [(p / rest if rest else p) for p in candidate_data_paths(folder, base=REPO)]
+
+
+def data_path(relpath: str) -> Path:
+    """The first existing place of ``relpath`` (:func:`data_candidates`), else the first candidate."""
+    cands = data_candidates(relpath)
+    return next((p.resolve() for p in cands if p.exists()), cands[0])
+
+
+def find_data(relpath: str, what: str) -> Path:
+    """The path of ``relpath`` (:func:`data_path`); skips the test, saying where it looked, when absent."""
+    p = data_path(relpath)
+    if not p.exists():
+        looked = ", ".join(str(c) for c in data_candidates(relpath))
+        pytest.skip(f"{what} not found (looked in: {looked}; set $GAMMAPY_DATA to the folder holding "
+                    f"{relpath.split('/')[0]})")
+    return p
+
+
+def skip_without(relpath: str, what: str):
+    """A skipif marker for tests needing ``relpath``, naming where it was looked for."""
+    looked = ", ".join(str(c) for c in data_candidates(relpath))
+    return pytest.mark.skipif(not data_path(relpath).exists(), reason=f"{what} not found (looked in: {looked})")
+
+
+DATA_STORE = data_path("hess-dl3-dr1/hdu-index.fits.gz").parent
 
 SEED_IDS = (20326, 20327, 20349, 20350, 20396, 20397)
 ON_REGION = "galactic;circle(347.3,-0.5,0.5)"
@@ -31,7 +68,8 @@ class SeedReduction(list):
 
 def _require_store() -> Path:
     if not (DATA_STORE / "obs-index.fits.gz").is_file() or not (DATA_STORE / "hdu-index.fits.gz").is_file():
-        pytest.skip(f"H.E.S.S. DL3 DR1 data store not found at {DATA_STORE} (needs obs-index.fits.gz "
+        looked = ", ".join(str(c) for c in data_candidates("hess-dl3-dr1"))
+        pytest.skip(f"H.E.S.S. DL3 DR1 data store not found (looked in: {looked}; needs obs-index.fits.gz "
                     "and hdu-index.fits.gz; get it from Zenodo record 1421099)")
     return DATA_STORE
 

@@ -19,8 +19,10 @@ import yaml
 
 from extspec.cli import EXIT_BUG, EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 
-DR1 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hess-dl3-dr1"
-needs_dr1 = pytest.mark.skipif(not (DR1 / "hdu-index.fits.gz").is_file(), reason=f"no HESS DL3 DR1 at {DR1}")
+from conftest import data_path, skip_without
+
+DR1 = data_path("hess-dl3-dr1")
+needs_dr1 = skip_without("hess-dl3-dr1/hdu-index.fits.gz", "HESS DL3 DR1")
 SUBCOMMANDS = ("info", "check", "reduce", "stack", "fit", "flux-points", "cumulative", "light-curve", "summary")
 
 
@@ -183,7 +185,8 @@ def test_check_invalid_yaml(capsys, tmp_path):
     path.write_text("name: x\non_region: [unclosed\n")
     status, _, err = run(capsys, "check", path)
     assert status == EXIT_FAILED
-    assert err == [f"extspec check: invalid configuration: config file {path} line 3: not valid YAML"]
+    assert err == [f"extspec check: invalid configuration: config file {path} line 3: not valid YAML "
+                   "(expected ',' or ']', but got '<stream end>')"]
 
 
 # ------------------------------------------------------------------------------ reduce --

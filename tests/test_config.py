@@ -23,13 +23,15 @@ from extspec.workflow.config import (
 )
 from extspec.errors import ConfigError
 
+from conftest import data_path, skip_without
+
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "config" / "config.yaml"
-DR1 = REPO.parent / "shared" / "data" / "hess-dl3-dr1"
+DR1 = data_path("hess-dl3-dr1")
 RXJ15 = [20326, 20327, 20349, 20350, 20396, 20397, 20421, 20422, 20517, 20518, 20519, 20521,
          20898, 20899, 20900]
 
-needs_dr1 = pytest.mark.skipif(not (DR1 / "hdu-index.fits.gz").is_file(), reason=f"no HESS DL3 DR1 at {DR1}")
+needs_dr1 = skip_without("hess-dl3-dr1/hdu-index.fits.gz", "HESS DL3 DR1")
 
 
 def seed_raw():

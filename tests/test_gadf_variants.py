@@ -26,10 +26,12 @@ from extspec.skyregions import parse_region
 from extspec.spectrum import make_spectrum
 from extspec.workflow.settings import cube_settings, fit_options, reduction_settings
 
+from conftest import data_path, skip_without
+
 RA, DEC = 83.63, 22.01
 TRUTH = {"index": 2.4, "amplitude": 3e-11, "reference": 1.0}
-MAGIC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "magic-rad-max"
-needs_magic = pytest.mark.skipif(not (MAGIC / "hdu-index.fits.gz").is_file(), reason=f"no MAGIC store at {MAGIC}")
+MAGIC = data_path("magic-rad-max")
+needs_magic = skip_without("magic-rad-max/hdu-index.fits.gz", "the MAGIC RAD_MAX store")
 CRAB_POINT = "icrs;point(83.6331,22.0145)"
 
 

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ON_REGION
+from conftest import ON_REGION, data_path, find_data
 
 pytestmark = pytest.mark.interop
 
 REPO = Path(__file__).resolve().parents[1]
-JOINT_CRAB = REPO.parent / "shared" / "data" / "joint-crab-spectra" / "hess"
+JOINT_CRAB = data_path("joint-crab-spectra/hess")
 SMALL_IDS = (20326, 20327)
 PL_START = {"type": "power_law", "parameters": {"index": {"value": 2.0}, "amplitude": {"value": 1.0e-12}}}
 
@@ -28,7 +28,7 @@ PL_START = {"type": "power_law", "parameters": {"index": {"value": 2.0}, "amplit
 def _joint_crab_phas():
     phas = sorted(JOINT_CRAB.glob("pha_obs*.fits"))
     if len(phas) != 4:
-        pytest.skip(f"joint-crab H.E.S.S. spectra not found in {JOINT_CRAB}")
+        find_data("joint-crab-spectra/hess/pha_obs23592.fits", "the joint-crab H.E.S.S. spectra (4 PHA files)")
     return phas
 
 

@@ -5,10 +5,10 @@ defined outputs for empty, outside and unfittable bins."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import data_path, skip_without
 
 from extspec.fit import FitOptions, JointData, fit_joint
 from extspec.geometry import make_energy_axis
@@ -251,10 +251,10 @@ def test_unfittable_bins_are_marked_not_raised():
     assert len(g) == 3 and g[0]["e_min"] == [0.5, 2.0] and len(g[2]["flux"]) == 2
 
 
-EBL_TABLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ebl" / "ebl_dominguez11.fits.gz"
+EBL_TABLE = data_path("ebl/ebl_dominguez11.fits.gz")
 
 
-@pytest.mark.skipif(not EBL_TABLE.is_file(), reason=f"no EBL table at {EBL_TABLE}")
+@skip_without("ebl/ebl_dominguez11.fits.gz", "the EBL table")
 def test_light_curve_of_an_absorbed_fit():
     """With model.ebl the frozen shape is the absorbed model: fluxes are observed (absorbed)
     integral fluxes consistent with the joint fit's, and the fits per time bin keep the EBL

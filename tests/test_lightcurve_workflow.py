@@ -4,10 +4,9 @@ column, and the config refusals."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import find_data
 from test_workflow import dry_run, snakemake, summary_rows, write_config
 
 from extspec.errors import ConfigError
@@ -126,9 +125,6 @@ def test_light_curve_config_refusals(tmp_path):
                                   "sqrt_ts_threshold_ul": 2.0}
 
 
-MAGIC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "magic-rad-max"
-
-
 @pytest.mark.parametrize("case", ["exact", "reference", "point-like"])
 def test_onoff_events_bin_to_the_spectrum(tmp_path, lc_store, case):
     """The events of onoff_events.h5 bin to exactly the spectrum's ON and OFF counts, for every
@@ -140,9 +136,7 @@ def test_onoff_events_bin_to_the_spectrum(tmp_path, lc_store, case):
     from extspec.workflow.pipeline import reduce_observation
 
     if case == "point-like":
-        if not (MAGIC / "hdu-index.fits.gz").is_file():
-            pytest.skip(f"no MAGIC store at {MAGIC}")
-        store, obs_id = MAGIC, 5029747
+        store, obs_id = find_data("magic-rad-max/hdu-index.fits.gz", "the MAGIC store").parent, 5029747
         cfg = {"name": "m", "obs_ids": [obs_id], "on_region": "icrs;point(83.6331,22.0145)",
                "background": {"method": "wobble", "n_off_regions": 3}, "geom": {"width": [2.0, 2.0], "frame": "icrs"},
                "safe_mask": {"methods": ["aeff-default"]}}

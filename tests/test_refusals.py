@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import data_path, skip_without
 from extspec.cube import TRUE_AXIS_MARGIN
 from extspec.errors import ConfigError, ExtspecError
 from extspec.workflow.config import (
@@ -28,9 +29,9 @@ from extspec.workflow.config import (
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "config" / "config.yaml"
-DR1 = REPO.parent / "shared" / "data" / "hess-dl3-dr1"
+DR1 = data_path("hess-dl3-dr1")
 SEED_IDS = [20326, 20327, 20349, 20350, 20396, 20397]
-needs_dr1 = pytest.mark.skipif(not (DR1 / "hdu-index.fits.gz").is_file(), reason=f"no HESS DL3 DR1 at {DR1}")
+needs_dr1 = skip_without("hess-dl3-dr1/hdu-index.fits.gz", "HESS DL3 DR1")
 
 
 def seed_raw(**over):

@@ -9,7 +9,8 @@ from extspec.io.units import _KNOWN, unit_factor
 
 # the spellings astropy does not parse as written, and the unit they stand for
 AS_WRITTEN = {"TEV": "TeV", "tev": "TeV", "GEV": "GeV", "gev": "GeV", "MEV": "MeV", "mev": "MeV", "KEV": "keV",
-              "kev": "keV", "DEG": "deg", "degrees": "deg", "M2": "m2"}
+              "kev": "keV", "DEG": "deg", "degrees": "deg", "M2": "m2",
+              "1/s/MeV/sr": "s-1 MeV-1 sr-1"}  # CTA 1DC; astropy reads it with format="ogip" only
 
 
 @pytest.mark.parametrize("target", sorted(_KNOWN))

@@ -21,13 +21,15 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import data_path, find_data, skip_without
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
-DR1 = REPO.parent / "shared" / "data" / "hess-dl3-dr1"
+DR1 = data_path("hess-dl3-dr1")
 ON = "galactic;circle(347.3,-0.5,0.5)"
 AGGREGATES = {"stack": 1, "fit": 1, "flux_points": 1, "cumulative": 1, "summary": 1, "all": 1}
 
-needs_dr1 = pytest.mark.skipif(not (DR1 / "hdu-index.fits.gz").is_file(), reason=f"no HESS DL3 DR1 at {DR1}")
+needs_dr1 = skip_without("hess-dl3-dr1/hdu-index.fits.gz", "HESS DL3 DR1")
 
 
 # ----------------------------------------------------------------------------- helpers --
@@ -203,8 +205,7 @@ def test_invalid_config_stops_before_any_job(tmp_path, over, key):
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory):
     """A real run of a 2-run RX J1713 config (the shared state of the tests below)."""
-    if not (DR1 / "hdu-index.fits.gz").is_file():
-        pytest.skip(f"no HESS DL3 DR1 at {DR1}")
+    find_data("hess-dl3-dr1/hdu-index.fits.gz", "HESS DL3 DR1")
     wd = tmp_path_factory.mktemp("e2e")
     cfg = small_config()
     cf = write_config(wd, **cfg)
@@ -367,8 +368,7 @@ def test_hess_dr1_config_dry_run(tmp_path):
 @pytest.fixture(scope="module")
 def multi(tmp_path_factory):
     """A real run of two analyses (one DR1 run each) sharing the top-level keys."""
-    if not (DR1 / "hdu-index.fits.gz").is_file():
-        pytest.skip(f"no HESS DL3 DR1 at {DR1}")
+    find_data("hess-dl3-dr1/hdu-index.fits.gz", "HESS DL3 DR1")
     wd = tmp_path_factory.mktemp("multi")
     analyses = {"a": {}, "b": {"obs_ids": [20327], "model": {"type": "log_parabola"}}}
     cfg = small_config(obs_ids=[20326], analyses=analyses)
@@ -548,10 +548,10 @@ def test_seed_workflow_end_to_end(tmp_path):
 
 # ------------------------------------------------------------ external spectra only --
 
-JOINT_CRAB = REPO.parent / "shared" / "data" / "joint-crab-spectra" / "hess"
+JOINT_CRAB = data_path("joint-crab-spectra/hess")
 
 
-@pytest.mark.skipif(not (JOINT_CRAB / "pha_obs23523.fits").is_file(), reason=f"no joint-crab spectra at {JOINT_CRAB}")
+@skip_without("joint-crab-spectra/hess/pha_obs23523.fits", "the joint-crab H.E.S.S. spectra")
 def test_external_spectra_only(tmp_path):
     """Only OGIP sets of another tool: no data store, no reduction or stacking; editing one of
     their files reruns the fit and the products."""

@@ -152,9 +152,13 @@ def _run_logged(command, what, func, log_path, quiet, prepare) -> int:
     except KeyboardInterrupt:
         log.error("%s: interrupted", what)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `extspec info | head`: the reader has all it wants; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_OK
     except OSError as exc:  # e.g. a read-only or full output folder: one line, no traceback
-        where = f" {exc.filename}" if exc.filename else ""
-        log.error("%s: cannot access%s: %s", what, where, exc.strerror or exc)
+        from .io.atomic import os_error_line
+
+        log.error("%s: %s", what, os_error_line(exc))
         return EXIT_FAILED
     except Exception as exc:
         first = (str(exc).splitlines() or [""])[0]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["IrfAxis", "Aeff2D", "EDisp2D", "Bkg3D", "PsfTable", "RadMax2D", "make_axis", "interp_weights",
+__all__ = ["IrfAxis", "Aeff2D", "EDisp2D", "Bkg3D", "Bkg2D", "PsfTable", "RadMax2D", "make_axis", "interp_weights",
            "single_bin_as_nodes", "POINT_LIKE", "FULL_ENCLOSURE"]
 
 POINT_LIKE = "point-like"
@@ -278,23 +278,76 @@ class Bkg3D:
         d = self.data
         spatial = (d[:, iy, ix] * (wy0 * wx0) + d[:, iy, ix + 1] * (wy0 * wx1)
                    + d[:, iy + 1, ix] * (wy1 * wx0) + d[:, iy + 1, ix + 1] * (wy1 * wx1))
-        ie, we0, we1 = interp_weights(self.energy, np.asarray(energy, dtype=np.float64).ravel())
-        rate = we0[:, None] * spatial[ie] + we1[:, None] * spatial[ie + 1]
-        return _clean(rate).reshape((-1,) + shape)
+        return _along_energy(self.energy, spatial, energy, shape)
 
     def per_tev(self) -> float:
         """Factor from :attr:`unit` to s^-1 TeV^-1 sr^-1 (the table's energy unit: MeV, GeV or TeV)."""
-        u = self.unit.replace(" ", "")
-        for name, factor in (("MeV-1", 1e6), ("GeV-1", 1e3), ("TeV-1", 1.0), ("keV-1", 1e9)):
-            if name in u:
-                return factor
-        return 1e6  # GADF's documented unit, s^-1 MeV^-1 sr^-1
+        return _per_tev(self.unit)
 
     def rate_vs_energy(self) -> np.ndarray:
         """Rate integrated over the field of view, per reco-energy node (s^-1 MeV^-1)."""
         dlon = np.deg2rad(self.fov_lon.bin_widths)
         dlat = np.deg2rad(self.fov_lat.bin_widths)
         return np.einsum("eyx,y,x->e", self.data, dlat, dlon)
+
+
+def _along_energy(axis: IrfAxis, table: np.ndarray, energy, shape) -> np.ndarray:
+    """A background rate tabulated at ``axis`` nodes (rows of ``table``, one column per FoV
+    position) at ``energy`` (TeV, (n,)): linear in ln E, cleaned, shape (n, *shape)."""
+    ie, we0, we1 = interp_weights(axis, np.asarray(energy, dtype=np.float64).ravel())
+    rate = we0[:, None] * table[ie] + we1[:, None] * table[ie + 1]
+    return _clean(rate).reshape((-1,) + shape)
+
+
+def _per_tev(unit: str) -> float:
+    """Factor from a background-rate unit to s^-1 TeV^-1 sr^-1 (its energy unit: MeV, GeV or TeV)."""
+    u = unit.replace(" ", "")
+    for name, factor in (("MeV-1", 1e6), ("GeV-1", 1e3), ("TeV-1", 1.0), ("keV-1", 1e9)):
+        if name in u:
+            return factor
+    return 1e6  # GADF's documented unit, s^-1 MeV^-1 sr^-1
+
+
+@dataclass(frozen=True)
+class Bkg2D:
+    """Radially symmetric background rate ``B[e_reco, offset]`` in s^-1 MeV^-1 sr^-1 (GADF BKG_2D).
+
+    The offset-only background the VERITAS and LST releases ship: the rate depends on the
+    distance from the pointing alone, so it is the same in any field-of-view alignment
+    (:attr:`fovalign` is ``RADEC`` for :func:`extspec.cube.make_background`).
+    """
+
+    energy: IrfAxis
+    offset: IrfAxis
+    data: np.ndarray  # (n_energy, n_offset)
+    unit: str = "s-1 MeV-1 sr-1"
+    fovalign = "RADEC"  # radially symmetric: any alignment gives the same rate
+
+    def evaluate(self, energy, fov_lon, fov_lat) -> np.ndarray:
+        """Rate at ``energy`` (TeV, shape (n,)) and FoV positions (deg, any equal shapes).
+
+        Linear in offset = hypot(lon, lat) and in ln E between the table's nodes, 0 outside
+        its edges.  Returns shape (n, *fov_lon.shape), in :attr:`unit`.
+        """
+        lon = np.asarray(fov_lon, dtype=np.float64)
+        shape = lon.shape
+        r = np.hypot(lon, np.asarray(fov_lat, dtype=np.float64)).ravel()
+        it, wt0, wt1 = interp_weights(self.offset, r)
+        radial = self.data[:, it] * wt0 + self.data[:, it + 1] * wt1  # (n_energy_nodes, n_pos)
+        return _along_energy(self.energy, radial, energy, shape)
+
+    def per_tev(self) -> float:
+        """Factor from :attr:`unit` to s^-1 TeV^-1 sr^-1."""
+        return _per_tev(self.unit)
+
+    def rate_vs_energy(self) -> np.ndarray:
+        """Rate integrated over the field of view (rings of the offset axis), per reco-energy
+        node (s^-1 MeV^-1)."""
+        edges = np.deg2rad(self.offset.edges)
+        ring = np.pi * np.diff(edges**2)  # small-angle solid angle of each offset bin
+        if self.offset.single_bin:  # two nodes at the edges of one bin
+            ring = np.full(2, 0.5 * np.pi * (edges[-1] ** 2 - edges[0] ** 2))
+        return self.data @ ring
 
 
 @dataclass(frozen=True)

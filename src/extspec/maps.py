@@ -13,7 +13,9 @@ N = correlated counts, B = correlated background:
   every observation in its normalisation region) and alpha = B / N_norm: the background
   estimate B and the statistical uncertainty of its normalisation.
 
-Observations without a background IRF are left out of both maps.
+Observations without a background IRF are left out of both maps; pixels where no observation
+predicts a background (none has a background IRF, or none covers the pixel) are NaN in the
+background, excess and significance maps, never 0.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class SkyMaps:
     """The maps of one analysis (arrays of shape (ny, nx))."""
 
     counts: np.ndarray  # correlated counts
-    background: np.ndarray  # correlated, normalised background
+    background: np.ndarray  # correlated, normalised background (NaN where none is predicted)
     excess: np.ndarray
     significance: np.ndarray  # NaN where there is no background
     n_norm: float  # counts in the normalisation regions, all observations
@@ -102,8 +104,10 @@ def make_maps(counts: list, background: list, obs_ids: list, norm_mask: np.ndarr
     b_c = correlate(b_sum, radius_pix)
     with np.errstate(divide="ignore", invalid="ignore"):
         sig = li_ma_significance(n_c, n_norm, b_c / n_norm) if n_norm > 0 else np.full(shape, np.nan)
-    sig = np.where(b_c > 0, sig, np.nan)
-    return SkyMaps(counts=n_c, background=b_c, excess=n_c - b_c, significance=sig, n_norm=n_norm,
+    predicted = b_c > 0  # NaN where no run predicts a background (none has an IRF covering the pixel)
+    sig = np.where(predicted, sig, np.nan)
+    return SkyMaps(counts=n_c, background=np.where(predicted, b_c, np.nan),
+                   excess=np.where(predicted, n_c - b_c, np.nan), significance=sig, n_norm=n_norm,
                    norms=norms, without_background=missing)
 
 

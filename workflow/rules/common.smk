@@ -83,16 +83,20 @@ def prepared():
         return PREPARED
     missing = PREPARED["datastore_error"]
     if CFG["datastore"]:
-        raise WorkflowError(f"extspec: {missing} (an explicit 'datastore' is never fetched into automatically)")
+        stop(f"extspec: {missing} (an explicit 'datastore' is never fetched into automatically)")
     if not CFG["download"]["auto"]:
-        raise WorkflowError(
-            f"extspec: {missing.split(';')[0]}; download.auto is false: {HOWTO}, "
-            "or run `snakemake download --cores 1`"
-        )
+        stop(f"extspec: {missing.split(';')[0]}; download.auto is false: {HOWTO}, "
+             "or run `snakemake download --cores 1`")
     if not os.path.exists(rules.fetch_datastore.output[0]):
         announce_fetch(missing.split(";")[0])
     checkpoints.fetch_datastore.get()  # until it has run: Snakemake runs it, then asks again
     return fetched(DOWNLOAD_DEST)
+
+
+def stop(message):
+    """End Snakemake with one line (exit 1): an input function's exception would come wrapped
+    in an InputFunctionException with a traceback."""
+    sys.exit(message)
 
 
 @functools.cache
@@ -108,7 +112,7 @@ def fetched(store):
     try:
         return prepare_workflow(dict(RAW_CONFIG, datastore=store))
     except ExtspecError as err:
-        raise WorkflowError(f"extspec: invalid configuration: {err}") from None
+        stop(f"extspec: invalid configuration: {err}")
 
 
 def datastore():

@@ -16,11 +16,12 @@ new file -- never a half-written one.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["temp_path", "atomic_path", "atomic_paths", "write_atomic"]
+__all__ = ["temp_path", "atomic_path", "atomic_paths", "write_atomic", "os_error_line"]
 
 FILE_MODE = 0o644
 """Mode of the written files (products are shared files; not the 0600 of ``mkstemp``)."""
@@ -30,6 +31,42 @@ def temp_path(path) -> Path:
     """A fresh temporary name next to ``path`` (hidden, unique per process and call)."""
     path = Path(path)
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+_TEMP_NAME = re.compile(r"^\.(.+)\.\d+\.[0-9a-f]{12}\.tmp$")
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for a failed file operation, the system's reason first.
+
+    ``No space left on device: cannot write results/x/obs/1/cube.h5``: the reason comes
+    from the error number, also when a library buries it in a long message (h5py's ``Can't
+    close file (file write failed: ..., errno = 28, ...)``); a temporary name of this module
+    is given as the file it stands for.
+    """
+    import errno as errno_codes
+
+    text = str(exc)
+    code = exc.errno
+    if code is None:
+        m = re.search(r"errno = (\d+)", text)
+        code = int(m.group(1)) if m else None
+    filename = exc.filename
+    if filename is None:
+        m = re.search(r"filename = '([^']+)'", text)
+        filename = m.group(1) if m else None
+    if code in errno_codes.errorcode:
+        reason = os.strerror(code)
+    else:
+        reason = exc.strerror or (text.splitlines() or [type(exc).__name__])[0]
+    if filename is None:
+        return reason
+    path = Path(os.fsdecode(filename))
+    m = _TEMP_NAME.match(path.name)
+    writing = m is not None or code in (errno_codes.ENOSPC, errno_codes.EDQUOT, errno_codes.EROFS)
+    if m:
+        path = path.with_name(m.group(1))
+    return f"{reason}: cannot {'write' if writing else 'access'} {path}"
 
 
 def _fsync(path: Path) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataStoreError
-from ..irf import (FULL_ENCLOSURE, POINT_LIKE, Aeff2D, Bkg3D, EDisp2D, PsfTable, RadMax2D, make_axis,
+from ..irf import (FULL_ENCLOSURE, POINT_LIKE, Aeff2D, Bkg2D, Bkg3D, EDisp2D, PsfTable, RadMax2D, make_axis,
                    single_bin_as_nodes)
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "open_datastore",
     "resolve_datastore_path",
     "candidate_datastore_paths",
+    "candidate_data_paths",
     "is_datastore",
     "REQUIRED_HDUS",
     "TIME_REF_KEYS",
@@ -67,16 +68,22 @@ LOCAL_STORE = Path("data") / "hess-dl3-dr1"
 ``$GAMMAPY_DATA`` or an explicit destination."""
 
 
-def candidate_datastore_paths(explicit: str | os.PathLike | None = None) -> list[Path]:
+def candidate_data_paths(name: str, base: str | os.PathLike | None = None) -> list[Path]:
+    """The places a data folder ``name`` (e.g. ``hess-dl3-dr1``) is looked for, in order:
+    ``$GAMMAPY_DATA/name``, ``data/name`` and ``../shared/data/name`` relative to ``base``
+    (default: the working directory)."""
+    base = Path.cwd() if base is None else Path(base)
+    paths = [Path(os.environ["GAMMAPY_DATA"]) / name] if os.environ.get("GAMMAPY_DATA") else []
+    return paths + [base / "data" / name, base / ".." / "shared" / "data" / name]
+
+
+def candidate_datastore_paths(explicit: str | os.PathLike | None = None,
+                              base: str | os.PathLike | None = None) -> list[Path]:
     """The places searched for a data store, in order (see module docstring)."""
     paths = []
     if explicit:
         paths.append(Path(os.path.expandvars(os.path.expanduser(str(explicit)))))
-    if os.environ.get("GAMMAPY_DATA"):
-        paths.append(Path(os.environ["GAMMAPY_DATA"]) / "hess-dl3-dr1")
-    paths.append(Path.cwd() / LOCAL_STORE)
-    paths.append(Path.cwd() / ".." / "shared" / "data" / "hess-dl3-dr1")
-    return paths
+    return paths + candidate_data_paths(LOCAL_STORE.name, base)
 
 
 def is_datastore(path) -> bool:
@@ -286,6 +293,10 @@ class DataStore:
             raise DataStoreError(f"{what}: file {path} has no HDU '{name}'")
         return tables[name.upper()].header
 
+    def irf_class(self, obs_id: int) -> str:
+        """``full-enclosure`` or ``point-like``: HDUCLAS3 of the observation's effective area."""
+        return _irf_class(self.hdu_header(obs_id, "aeff"))
+
     def summary(self, obs_ids=None) -> list[dict]:
         """One row per observation (default: all of the obs index), for listing a store.
 
@@ -314,7 +325,7 @@ class DataStore:
             row = {"obs_id": o, "ra_pnt": value(ra), "dec_pnt": value(dec), "livetime": value(livetime),
                    "zenith": value(zenith), "irf_class": "?", "bkg": self.has_hdu(o, "bkg"), "error": None}
             try:
-                row["irf_class"] = _irf_class(self.hdu_header(o, "aeff"))
+                row["irf_class"] = self.irf_class(o)
             except DataStoreError as exc:
                 row["error"] = str(exc)
             rows.append(row)
@@ -371,12 +382,14 @@ class Observation:
     gti : (n, 2) float64 array of [START, STOP] (s, MET)
     deadc : float
     pointing_radec : (ra, dec) in deg, ICRS, from the EVENTS header
-    aeff, edisp, bkg : IRFs (bkg may be None)
+    aeff, edisp, bkg : IRFs (bkg may be None: a Bkg3D, or a Bkg2D for an offset-only BKG_2D)
     lo_thres, hi_thres : safe-range keywords of the AEFF header (TeV), or None
     irf_class : "full-enclosure" or "point-like" (HDUCLAS3 of the effective area)
     rad_max : RadMax2D of point-like IRFs (fixed or energy-dependent), else None
     source_file : path of the events file; checksum : its sha256
     meta : OBJECT, OBS_MODE, TELESCOP, INSTRUME of the EVENTS header
+    bkg_error : why the background IRF the hdu index lists could not be read (bkg is then
+        None; a reflected-regions spectrum does not need it), else None
     """
 
     obs_id: int
@@ -398,6 +411,7 @@ class Observation:
     meta: dict = field(default_factory=dict)
     irf_class: str = FULL_ENCLOSURE
     rad_max: RadMax2D | None = None
+    bkg_error: str | None = None
 
     @property
     def ontime(self) -> float:
@@ -524,12 +538,17 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
     if has_rad_max:
         locs["rad_max"] = store.hdu_location(obs_id, "rad_max")
     wanted: dict[Path, set] = {}
-    for p, name in locs.values():
-        wanted.setdefault(p, set()).add(str(name).upper())
+    for t, (p, name) in locs.items():
+        if t != "bkg":
+            wanted.setdefault(p, set()).add(str(name).upper())
+    if "bkg" in locs and locs["bkg"][0] in wanted:  # a background IRF in a file of its own is read on its own
+        wanted[locs["bkg"][0]].add(str(locs["bkg"][1]).upper())
     files = {p: read_file_tables(p, what, names) for p, names in wanted.items()}  # only the HDUs used
 
     def get(t):
         p, name = locs[t]
+        if p not in files:  # the background IRF's own file: absent or unreadable is not fatal
+            files[p] = read_file_tables(p, what, {str(name).upper()})
         hdus = files[p]
         if name.upper() not in hdus:
             raise DataStoreError(
@@ -574,19 +593,13 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
     rad_max = None
     if irf_class == POINT_LIKE:
         rad_max = _rad_max(ahdr, aw, get if has_rad_max else None, what)
-    # bkg (optional)
-    bkg = None
+    # bkg (optional): an unreadable one leaves bkg None and says why in bkg_error
+    bkg = bkg_error = None
     if has_bkg:
-        bhdr, bdata, bw = get("bkg")
-        be = _axis(bdata, _ENERGY_STEMS, bw, True, "energy")
-        bx = _axis(bdata, "DETX", bw, False, "angle")
-        by = _axis(bdata, "DETY", bw, False, "angle")
-        rate = _irf_cell(bdata, "BKG", bw, 3)  # (detx, dety, energy) after transpose
-        rate = np.transpose(rate, (2, 1, 0))  # -> (energy, dety, detx)
-        _check_shape(rate, (be, by, bx), bw, "BKG")
-        rate = rate * _unit_factor(bdata.units.get("BKG", ""), "bkg", bw, "BKG")
-        bkg = Bkg3D(be, bx, by, rate, unit=_UNITS["bkg"],
-                    fovalign=str(bhdr.get("FOVALIGN", "RADEC")).strip())
+        try:
+            bkg = _background(*get("bkg"))
+        except DataStoreError as exc:
+            bkg_error = str(exc)
     # psf (optional, on request only; PSF_TABLE only -- the chain does not use it)
     psf = None
     if has_psf:
@@ -619,7 +632,40 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
               **{k: hdr[k] for k in TIME_REF_KEYS if hdr.get(k) is not None}, **_instrument(hdr)},
         irf_class=irf_class,
         rad_max=rad_max,
+        bkg_error=bkg_error,
     )
+
+
+BKG_COLUMNS = ("BKG", "BGD")
+"""Names of the background-rate column: GADF's ``BKG``; ``BGD`` in the CTA first data
+challenge's IRF files (``caldb/data/cta/1dc/bcf/*/irf_file.fits``)."""
+
+
+def _background(header, data, what) -> Bkg3D | Bkg2D:
+    """The background IRF of one HDU: BKG_3D (DETX, DETY) or BKG_2D (THETA, radially symmetric).
+
+    The rate column is ``BKG`` or ``BGD`` (:data:`BKG_COLUMNS`).  The form follows the axis
+    columns (DETX/DETY: 3D, THETA: 2D).  For 3D tables the order of the axis columns in the
+    table is the order of the array's FITS dimensions (TDIM): H.E.S.S. DR1 and CTA 1DC write
+    DETX, DETY, ENERG, CTA prod5 ENERG, DETX, DETY.
+    """
+    column = next((c for c in BKG_COLUMNS if c in data.columns), None)
+    if column is None:
+        raise DataStoreError(f"{what}: missing column {' or '.join(BKG_COLUMNS)} (the background rate)")
+    factor = _unit_factor(data.units.get(column, ""), "bkg", what, column)
+    if "DETX_LO" not in data.columns and "THETA_LO" in data.columns:  # BKG_2D
+        energy, offset, rate = _energy_offset_table(data, column, what, "bkg")
+        return Bkg2D(energy, offset, rate, unit=_UNITS["bkg"])
+    energy = _axis(data, _ENERGY_STEMS, what, True, "energy")
+    bx = _axis(data, "DETX", what, False, "angle")
+    by = _axis(data, "DETY", what, False, "angle")
+    cell = _irf_cell(data, column, what, 3)  # in the FITS order of its dimensions
+    order = sorted(("E", "X", "Y"), key=lambda a: list(data.columns).index(
+        {"E": f"{energy.name}_LO", "X": "DETX_LO", "Y": "DETY_LO"}[a]))
+    rate = np.transpose(cell, [order.index(a) for a in ("E", "Y", "X")])  # -> (energy, dety, detx)
+    _check_shape(rate, (energy, by, bx), what, column)
+    return Bkg3D(energy, bx, by, rate * factor, unit=_UNITS["bkg"],
+                 fovalign=str(header.get("FOVALIGN", "RADEC")).strip())
 
 
 def _instrument(hdr) -> dict:

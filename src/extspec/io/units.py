@@ -16,7 +16,8 @@ _KNOWN = {
     "deg": {"deg": 1.0, "degree": 1.0, "degrees": 1.0, "DEG": 1.0},
     "m2": {"m2": 1.0, "m**2": 1.0, "m^2": 1.0, "M2": 1.0, "cm2": 1e-4, "cm**2": 1e-4, "cm^2": 1e-4},
     "cm2": {"cm2": 1.0, "cm**2": 1.0, "cm^2": 1.0, "m2": 1e4, "m**2": 1e4, "m^2": 1e4, "M2": 1e4},
-    "s-1 MeV-1 sr-1": {"s-1 MeV-1 sr-1": 1.0, "1 / (MeV s sr)": 1.0, "1/(s MeV sr)": 1.0, "MeV-1 s-1 sr-1": 1.0},
+    "s-1 MeV-1 sr-1": {"s-1 MeV-1 sr-1": 1.0, "1 / (MeV s sr)": 1.0, "1/(s MeV sr)": 1.0, "MeV-1 s-1 sr-1": 1.0,
+                       "1/s/MeV/sr": 1.0, "s^-1 MeV^-1 sr^-1": 1.0},
 }
 """Factor to the target unit (outer key) of the spellings met in files, which need no astropy."""
 
@@ -48,4 +49,7 @@ def unit_factor(unit: str, target: str, astropy: bool = True) -> float:
     try:
         return float(u.Unit(unit).to(target))
     except (ValueError, TypeError, u.UnitsError) as exc:
-        raise ValueError(str(exc).splitlines()[0]) from None
+        try:  # the OGIP grammar takes chains of divisions (1/s/MeV/sr), the generic one does not
+            return float(u.Unit(unit, format="ogip").to(target))
+        except (ValueError, TypeError, u.UnitsError):
+            raise ValueError(str(exc).splitlines()[0]) from None

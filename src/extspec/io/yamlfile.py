@@ -55,4 +55,5 @@ def load_yaml(text: str, source: str):
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" line {line + 1}" if line is not None else ""
-        raise ConfigError(f"{source}{where}: not valid YAML") from None
+        problem = getattr(exc, "problem", None)
+        raise ConfigError(f"{source}{where}: not valid YAML" + (f" ({problem})" if problem else "")) from None

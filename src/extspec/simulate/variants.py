@@ -22,6 +22,15 @@ so that the reader and the whole chain can be tested on each:
 ``renamed_index``
     The hdu-index table named ``OBS_INDEX`` (as the MAGIC release ships it) and an obs index
     with only OBS_ID (pointing and dead time then come from the EVENTS header).
+``bgd``
+    The background-rate column named ``BGD`` (the CTA first data challenge's IRF files).
+``bkg_2d``
+    The background as BKG_2D: rate against energy and offset only (radially symmetric, as the
+    VERITAS and LST releases ship it), the simulated table's radial profile on 0.1-deg offset
+    bins 0-6 deg (``HDUCLAS4 = BKG_2D``, HDU ``BACKGROUND``).
+``bkg_absent``, ``bkg_unreadable``
+    The hdu index lists a background IRF in a file of its own (``bkg_<obs>.fits.gz``) that
+    does not exist, or that holds bytes which are not FITS.
 ``point_like`` (with ``rad_max``)
     Point-like IRFs: ``HDUCLAS3 = POINT-LIKE``; the effective area is multiplied by the PSF
     containment within RAD_MAX (the simulator's gaussian PSF: ``1 - exp(-R^2 / 2 sigma^2)``),
@@ -42,7 +51,10 @@ from ..errors import ConfigError
 
 __all__ = ["VARIANTS", "write_gadf_variant"]
 
-VARIANTS = ("etrue", "single_offset", "units", "cta_units", "caldb", "renamed_index", "point_like")
+VARIANTS = ("etrue", "single_offset", "units", "cta_units", "caldb", "renamed_index", "point_like", "bgd", "bkg_2d",
+            "bkg_absent", "bkg_unreadable")
+_OWN_BKG_FILE = {"bkg_absent": None, "bkg_unreadable": b"this is not a FITS file\n"}
+"""Variants with the background IRF in a file of its own: what that file holds (None: absent)."""
 
 _CALDB_DIR = Path("caldb") / "data" / "cta" / "sim" / "bcf" / "irf"
 _IRF_FILE = "irf_file.fits"
@@ -148,8 +160,43 @@ def _irf_hdus(hdul, variants, offset_bin, rad_max, psf_sigma):
         b, b_unit = b * u.Unit(b_unit).to("s-1 TeV-1 deg-2"), "s-1 TeV-1 deg-2"
     elif "cta_units" in variants:
         b_unit = "1/(s MeV sr)"
-    new_bkg = _replace_columns(bkg, {"BKG": ("BKG", b, b_unit)})
+    column = "BGD" if "bgd" in variants else "BKG"
+    if "bkg_2d" in variants:
+        return [("aeff", "aeff_2d", new_aeff), ("edisp", "edisp_2d", new_edisp),
+                ("bkg", "bkg_2d", _bkg_2d(bkg, column, b_unit, b))] + extra
+    new_bkg = _replace_columns(bkg, {"BKG": (column, b, b_unit)})
     return [("aeff", "aeff_2d", new_aeff), ("edisp", "edisp_2d", new_edisp), ("bkg", "bkg_3d", new_bkg)] + extra
+
+
+def _bkg_2d(bkg, column, unit, rate_tdim):
+    """A BKG_2D HDU with the radial profile of the BKG_3D table ``bkg`` (rate along +DETX at
+    each offset node, bilinear between the table's nodes: the simulated background is
+    radially symmetric)."""
+    from astropy.io import fits
+
+    from ..irf import Bkg3D, make_axis
+
+    d = {n: np.asarray(bkg.data[n][0], float) for n in ("ENERG_LO", "ENERG_HI", "DETX_LO", "DETX_HI")}
+    energy = make_axis("ENERG", d["ENERG_LO"], d["ENERG_HI"], True)
+    fov = make_axis("DETX", d["DETX_LO"], d["DETX_HI"], False)
+    table = Bkg3D(energy, fov, fov, np.asarray(rate_tdim, float))  # (E, DETY, DETX) as astropy reads it
+    edges = np.round(np.arange(0.0, 6.0 + 1e-9, 0.1), 6)
+    nodes = 0.5 * (edges[:-1] + edges[1:])
+    rate = table.evaluate(energy.nodes, nodes, np.zeros_like(nodes))  # (n_energy, n_offset)
+    ne, nt = energy.nodes.size, nodes.size
+    cols = [
+        fits.Column("ENERG_LO", f"{ne}E", unit="TeV", array=d["ENERG_LO"][None].astype(np.float32)),
+        fits.Column("ENERG_HI", f"{ne}E", unit="TeV", array=d["ENERG_HI"][None].astype(np.float32)),
+        fits.Column("THETA_LO", f"{nt}E", unit="deg", array=edges[None, :-1].astype(np.float32)),
+        fits.Column("THETA_HI", f"{nt}E", unit="deg", array=edges[None, 1:].astype(np.float32)),
+        fits.Column(column, f"{ne * nt}E", unit=unit, dim=f"({ne},{nt})", array=rate.T[None].astype(np.float32)),
+    ]
+    out = fits.BinTableHDU.from_columns(cols, name="BACKGROUND")
+    for k in ("HDUCLASS", "HDUDOC", "HDUVERS", "HDUCLAS1", "HDUCLAS2", "HDUCLAS3"):
+        if k in bkg.header:
+            out.header[k] = bkg.header[k]
+    out.header["HDUCLAS4"] = "BKG_2D"
+    return out
 
 
 def _index_tables(obs_rows, hdu_rows, variants):
@@ -243,12 +290,22 @@ def write_gadf_variant(source_store, dest, variants, rad_max=None, psf_sigma: fl
                 shared_written = True
             irf_dir, irf_name = str(Path("..") / ".." / _CALDB_DIR), _IRF_FILE
         else:
-            _write(data_dir / name, [fits.PrimaryHDU(), ev, gti] + [h for _, _, h in irfs], compress=True)
+            own = [h for t, _, h in irfs if t == "bkg" and variants & set(_OWN_BKG_FILE)]
+            _write(data_dir / name, [fits.PrimaryHDU(), ev, gti] + [h for _, _, h in irfs if h not in own],
+                   compress=True)
             irf_dir, irf_name = run_dir, name
         hdu_rows.append((int(obs_id), "events", "events", run_dir, name, "EVENTS"))
         hdu_rows.append((int(obs_id), "gti", "gti", run_dir, name, "GTI"))
         for htype, hclass, h in irfs:
-            hdu_rows.append((int(obs_id), htype, hclass, irf_dir, irf_name, h.name))
+            where = irf_name
+            if htype == "bkg" and not caldb and variants & set(_OWN_BKG_FILE):
+                where = f"bkg_{int(obs_id):06d}.fits.gz"
+                content = next(_OWN_BKG_FILE[v] for v in variants if v in _OWN_BKG_FILE)
+                if content is not None:
+                    from ..io.atomic import write_atomic
+
+                    write_atomic(data_dir / where, content)
+            hdu_rows.append((int(obs_id), htype, hclass, irf_dir, where, h.name))
     obs, hdu = _index_tables(obs_rows, hdu_rows, variants)
     _write(root / "hdu-index.fits.gz", [fits.PrimaryHDU(), hdu], compress=True)
     _write(root / "obs-index.fits.gz", [fits.PrimaryHDU(), obs], compress=True)

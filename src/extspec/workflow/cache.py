@@ -27,7 +27,7 @@ from .store_checks import check_selection
 __all__ = ["prepare_workflow", "check_output_dir", "setting_file_digests"]
 
 
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 
 
 def _stat(path: Path):
@@ -172,9 +172,12 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     jsonschema, astropy or regions.  The output folder (:func:`check_output_dir`) is checked
     on every call, cached or not.  Raises ConfigError (one line) for an invalid config.
     """
+    from .dl3files import check_dl3_files
+
     out = _prepare_workflow(raw, schema, cache_dir)
     for a in out["analyses"].values():
         check_output_dir(a["config"])
+    check_dl3_files(out)
     return out
 
 
@@ -199,6 +202,9 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
     for name, cfg in cfgs.items():
         try:
             external = _external_sets(cfg)
+            from .preflight import check_external_binning
+
+            check_external_binning(cfg, external)
             digests = setting_file_digests(cfg)
         except ConfigError as exc:
             raise _in_analysis(exc, name, _override(raw, name)) from None
@@ -218,7 +224,7 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
         store = open_datastore(root)
     except DataStoreError as exc:
         raise ConfigError(f"config key 'datastore': {exc}") from None
-    files = {}
+    files, optional = {}, {}
     for name, cfg in cfgs.items():
         try:
             obs = check_selection(cfg, store) if has_dl3(cfg) else []
@@ -235,15 +241,17 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
                 continue
             try:
                 fl = [str(p) for p in store.obs_files(o)]
-                for optional in ("bkg", "rad_max"):
-                    if store.has_hdu(o, optional):
-                        b = str(store.hdu_location(o, optional)[0])
+                for extra in ("bkg", "rad_max"):
+                    if store.has_hdu(o, extra):
+                        b = str(store.hdu_location(o, extra)[0])
                         if b not in fl:
                             fl.append(b)
+                            if extra == "bkg":  # a run can do without (extspec.workflow.dl3files)
+                                optional.setdefault(str(o), []).append(b)
             except DataStoreError as exc:
                 raise ConfigError(f"config key 'obs_ids': {exc}") from None
             files[str(o)] = fl
-    out.update(datastore=str(root), obs_files=files)
+    out.update(datastore=str(root), obs_files=files, optional_files=optional)
     _write_cache(cache_file, out)
     return out
 

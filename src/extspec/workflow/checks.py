@@ -180,6 +180,9 @@ def check_regions(cfg: dict) -> None:
     except ValueError as exc:
         raise ConfigError(f"config key 'geom': {str(exc).splitlines()[0]}") from None
     _check_edisp_grid(cfg, settings)
+    from .preflight import check_map_memory
+
+    check_map_memory(settings)
     try:
         check_region_in_geom(on, settings.geom, "on_region")
     except ConfigError as exc:

@@ -23,8 +23,12 @@ _DECIMAL_RE = re.compile(r"^[-+]?(\d+\.\d*|\.\d+)$")
 _WORDS = {"true": True, "false": False, "null": None, "~": None}
 
 
-_STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "download",
-                "external_spectra"}
+_STRING_KEYS = {"name", "results_dir", "datastore", "on_region", "exclusion_regions", "external_spectra"}
+
+
+_TEXT_IN_BLOCK = {"download": {"url", "sha256", "dest", "manifest"}}
+"""Keys of a block whose values are text; the block's other keys (download.auto, .timeout) are
+coerced like any other key."""
 
 
 def coerce_values(obj, top_key=None):
@@ -33,12 +37,13 @@ def coerce_values(obj, top_key=None):
     YAML 1.1 reads ``1e-12`` (no dot) as a string, and Snakemake's ``--config key=[...]``
     reads list and mapping values as text (``obs_ids=[20326,20327]`` gives
     ``['20326', '20327']``).  Outside the keys whose values are text (name, paths, regions,
-    download), strings that are integers, decimals, ``true``/``false`` or ``null`` become
-    those values.
+    the download block's url, sha256, dest and manifest), strings that are integers, decimals,
+    ``true``/``false`` or ``null`` become those values.
     """
     if isinstance(obj, dict):
+        text = _TEXT_IN_BLOCK.get(top_key, ())
         return {
-            k: (v if (top_key is None and k in _STRING_KEYS) else coerce_values(v, top_key or k))
+            k: (v if (top_key is None and k in _STRING_KEYS) or k in text else coerce_values(v, top_key or k))
             for k, v in obj.items()
         }
     if isinstance(obj, list):

@@ -103,8 +103,12 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         log.info("obs %s: %d ON, %d OFF counts in %d OFF regions, %d of %d bins safe", obs_id,
                  int(spec.counts.sum()), int(spec.counts_off.sum()), spec.n_off_regions,
                  int(spec.mask_safe.sum()), spec.mask_safe.size)
+    why = f" ({obs.bkg_error})" if obs.bkg_error else ""
     if cube.background is None:
-        log.warning("obs %s: no background IRF, left out of the excess and significance maps", obs_id)
+        log.warning("obs %s: no background IRF%s, left out of the excess and significance maps", obs_id, why)
+    if obs.bkg is None and "bkg-peak" in settings.safe_mask.methods:
+        log.warning("obs %s: no background IRF%s: the bkg-peak threshold is the peak of the OFF counts instead",
+                    obs_id, why)
     outdir.mkdir(parents=True, exist_ok=True)
     write_cube(replace(cube, exposure=None, edisp_kernel=None, edisp_exposure=None), outdir / "cube.h5")
     if events:
@@ -271,7 +275,7 @@ def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, 
         ("CREATOR", code_identity(), "software and source hash that wrote this file"),
     ]
     write_atomic(out_excess, image_bytes(m.excess.astype(np.float32),
-                                         cards + [("BUNIT", "counts", "correlated excess")]))
+                                         cards + [("BUNIT", "count", "correlated excess (FITS unit string)")]))
     write_atomic(out_significance, image_bytes(m.significance.astype(np.float32),
                                                cards + [("BUNIT", "", "Li & Ma significance")]))
     regions, _ = _drawn_regions(config, spectrum_dirs)

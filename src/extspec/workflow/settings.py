@@ -28,6 +28,7 @@ __all__ = [
     "settings_json",
     "read_settings",
     "setting",
+    "energy_axes",
     "cube_settings",
     "background_settings",
     "safe_mask_settings",
@@ -101,12 +102,21 @@ def setting(cfg: dict, block: str, key: str | None = None):
 # -------------------------------------------------------------------------- builders --
 
 
+def energy_axes(cfg: dict):
+    """The reco- and true-energy axes (:class:`~extspec.geometry.EnergyAxis`) of the blocks
+    ``energy_axis`` and ``energy_axis_true``."""
+    from ..geometry import make_energy_axis
+
+    return tuple(make_energy_axis(*[setting(cfg, block, k) for k in ("min", "max", "nbins")])
+                 for block in ("energy_axis", "energy_axis_true"))
+
+
 def cube_settings(cfg: dict, on_region):
     """:class:`~extspec.cube.CubeSettings` of the blocks ``geom``, ``energy_axis``,
     ``energy_axis_true`` and ``spectrum``; the map is centred on the ON region unless
     ``geom.center`` is set."""
     from ..cube import CubeSettings
-    from ..geometry import MapGeom, make_energy_axis
+    from ..geometry import MapGeom
     from ..sky import transform_point
     from ..skyregions import region_center
 
@@ -120,12 +130,11 @@ def cube_settings(cfg: dict, on_region):
         lon, lat = geom("center")
     elif c.frame != frame:
         lon, lat = transform_point(float(lon), float(lat), c.frame, frame)
-    ea = [setting(cfg, "energy_axis", k) for k in ("min", "max", "nbins")]
-    et = [setting(cfg, "energy_axis_true", k) for k in ("min", "max", "nbins")]
+    energy_reco, energy_true = energy_axes(cfg)
     return CubeSettings(
         geom=MapGeom.create(lon, lat, geom("width"), geom("binsz"), frame, geom("proj")),
-        energy_reco=make_energy_axis(*ea),
-        energy_true=make_energy_axis(*et),
+        energy_reco=energy_reco,
+        energy_true=energy_true,
         method=setting(cfg, "spectrum", "method"),
         edisp_binsz=float(geom("edisp_binsz")),
         oversample=int(setting(cfg, "spectrum", "oversample")),

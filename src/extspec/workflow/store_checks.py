@@ -97,14 +97,18 @@ def check_pointings(cfg: dict, store, obs_ids) -> None:
 
 
 def check_irf_needs(cfg: dict, store, obs_ids) -> None:
-    """Settings that need an IRF some observation lacks: ``bkg-peak`` needs a background IRF."""
+    """Settings that need an IRF some observation lacks: ``bkg-peak`` needs a background IRF,
+    a ``point`` ON region point-like IRFs (:func:`extspec.workflow.preflight.check_point_region`)."""
+    from .preflight import check_point_region
+
+    check_point_region(cfg, store, obs_ids)
     methods = (cfg.get("safe_mask") or {}).get("methods") or []
     if "bkg-peak" in methods:
         missing = [int(o) for o in obs_ids if not store.has_hdu(int(o), "bkg")]
         if missing:
-            few = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+            from .preflight import runs_have
+
             raise ConfigError(
-                f"config key 'safe_mask.methods': bkg-peak needs a background IRF, but obs {few} "
-                f"{'has' if len(missing) == 1 else 'have'} none in {store.path}; drop bkg-peak "
-                "(e.g. use aeff-default, aeff-max)"
+                f"config key 'safe_mask.methods': bkg-peak needs a background IRF, but obs {runs_have(missing)} "
+                f"none in {store.path}; drop bkg-peak (e.g. use aeff-default, aeff-max)"
             )
