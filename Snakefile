@@ -8,7 +8,7 @@
 #   snakemake --report report.html             # HTML report with every plot
 #
 # Outputs go to <results_dir>/<analysis>/ (results/rxj1713/ for the seed config), one directory per
-# analysis (config key `analyses`), and <results_dir>/summary.{ecsv,html}.
+# analysis (config key `analyses`) and per joint fit (key `joint`), and <results_dir>/summary.{ecsv,html}.
 import copy
 import os
 import sys
@@ -48,6 +48,7 @@ include: "workflow/rules/stack.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/products.smk"
 include: "workflow/rules/lightcurve.smk"
+include: "workflow/rules/joint.smk"
 include: "workflow/rules/download.smk"
 
 

@@ -27,9 +27,16 @@ and the peak memory of the reduction jobs is read from their Snakemake ``benchma
 (column max_rss, sampled every 0.5 s) and from the jobs' own logs (``peak RSS``, the exact
 VmHWM of the job process).
 
+Archive scale (``--scale-runs 2000 5000``): a store of N small simulated runs
+(:func:`scale_store`), analysed with ``reduce.batch_size: auto`` (batches of 50): cold run,
+no-op rerun, add one run, CPU seconds per run, the fitted index against the simulated one,
+step time and peak memory (VmHWM) of every aggregate job; then, in the same invocation,
+Snakemake alone running a DAG of N trivial ``touch`` jobs, and the load average around it.
+
 Usage::
 
     python benchmarks/workflow.py [--cores 2] [--sim-runs 500] [--skip-sim] [--skip-multi] [--keep DIR]
+    python benchmarks/workflow.py --skip-dr1 --skip-sim --scale-runs 2000 5000
 """
 
 from __future__ import annotations
@@ -285,6 +292,104 @@ def bench_simulated(n_runs: int, base: Path, cores: int) -> None:
     timed(f"simulated {n_runs}-run store no-op rerun", wd, cf, cores)
 
 
+def load_average() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def scale_store(path: Path, n_runs: int) -> Path:
+    """A store of small simulated runs for the archive-scale benchmark: 300 s each, a third of
+    the default background, coarse IRF tables (24 energy bins, 48 migration bins), a point
+    source with index 2.5 at 0.5 deg offset."""
+    import numpy as np
+
+    from extspec.simulate import IrfModel, SourceModel, simulate_datastore, wobble_pointings
+
+    irf = IrfModel(energy_edges=tuple(np.geomspace(0.01, 100, 25).tolist()), theta_nodes=(0.0, 1.0, 2.0, 3.0),
+                   migra_edges=tuple(np.linspace(0.2, 5, 49).tolist()),
+                   bkg_energy_edges=tuple(np.geomspace(0.1, 100, 9).tolist()),
+                   bkg_fov_edges=tuple(np.linspace(-3, 3, 13).tolist()))
+    src = SourceModel(83.63, 22.01, frame="icrs", spectrum="power_law", params={"index": SCALE_INDEX,
+                                                                                  "amplitude": 3e-11})
+    return simulate_datastore(path, wobble_pointings(83.63, 22.01, n_runs, 0.5), src, livetime=300.0, irf=irf,
+                              bkg_scale=0.3)
+
+
+SCALE_INDEX = 2.5
+
+
+def scale_config(store: Path, name: str, obs_ids) -> dict:
+    """Coarse maps and axes (0.1 deg pixels, 6 reco / 12 true energy bins); reduce.batch_size auto."""
+    return {"name": name, "datastore": str(store), "obs_ids": list(obs_ids),
+            "on_region": "icrs;circle(83.63,22.01,0.2)", "geom": {"width": [2.0, 2.0], "binsz": 0.1, "frame": "icrs"},
+            "energy_axis": {"min": 0.3, "max": 30, "nbins": 6},
+            "energy_axis_true": {"min": 0.1, "max": 100, "nbins": 12}}
+
+
+TRIVIAL_SNAKEFILE = """
+N = int(config["n_jobs"])
+rule all:
+    input: expand("t/{i}.txt", i=range(N))
+rule trivial:
+    output: "t/{i}.txt"
+    shell: "touch {output}"
+"""
+
+
+def trivial_dag(base: Path, n_jobs: int, cores: int) -> tuple[float, float]:
+    """Wall and CPU time of Snakemake running ``n_jobs`` jobs of ``touch`` (+ the target rule)."""
+    wd = base / f"trivial-{n_jobs}"
+    wd.mkdir()
+    (wd / "Snakefile").write_text(TRIVIAL_SNAKEFILE)
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(wd / "Snakefile"), "--directory", str(wd),
+           "--cores", str(cores), "--scheduler", "greedy", "--workflow-profile", "none", "--quiet", "all",
+           "--config", f"n_jobs={n_jobs}"]
+    c0 = children_cpu()
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, cwd=wd, env=ENV)
+    return time.perf_counter() - t0, children_cpu() - c0
+
+
+def bench_scale(n_runs: int, base: Path, cores: int) -> None:
+    """Archive scale: N small simulated runs (reduce.batch_size auto) next to N trivial jobs."""
+    t0 = time.perf_counter()
+    store = scale_store(base / f"scale-store-{n_runs}", n_runs + 1)
+    report(f"scale {n_runs}: simulate the store ({n_runs + 1} runs)", f"{time.perf_counter() - t0:.1f}", "s")
+    report(f"scale {n_runs}: load average before (1/5/15 min)", load_average(), "")
+    wd = base / f"scale-{n_runs}"
+    wd.mkdir()
+    name = f"scale{n_runs}"
+    cf = write_config(wd / "runs.yaml", scale_config(store, name, range(1, n_runs + 1)))
+    cold = timed(f"scale {n_runs}: cold run (--cores {cores})", wd, cf, cores)
+    cold_cpu = LAST_CPU[0]
+    report(f"scale {n_runs}: CPU seconds per run (Snakemake + jobs, cold)", f"{cold_cpu / n_runs:.4f}", "s")
+    noop = [snakemake(wd, cf, cores) for _ in range(2)]
+    report(f"scale {n_runs}: no-op rerun (median of 2)", f"{statistics.median(noop):.2f}", "s")
+    plus = write_config(wd / "plus.yaml", scale_config(store, name, range(1, n_runs + 2)))
+    added = timed(f"scale {n_runs}: add one run (its batch + aggregates)", wd, plus, cores)
+    report(f"scale {n_runs}: add-one / cold", f"{100 * added / cold:.0f}", "%")
+    out = wd / "results" / name
+    res = yaml.safe_load((out / "fit" / "result.yaml").read_text())
+    idx = res["model"]["parameters"]["index"]
+    report(f"scale {n_runs}: fitted index (true {SCALE_INDEX})", f"{idx['value']:.4f} +- {idx['error']:.4f}", "")
+    report(f"scale {n_runs}: index pull (fit - true) / error", f"{(idx['value'] - SCALE_INDEX) / idx['error']:.2f}", "")
+    for rule in ("stack", "fit", "flux_points", "cumulative"):
+        st = step_times(out / "logs" / f"{rule}.log")
+        if st:
+            report(f"scale {n_runs}: {rule} job ({n_runs + 1} runs): step / peak memory", f"{st[0]:.2f} s / {st[2]:.0f}",
+                   "MB")
+    batches = sorted((out / "logs" / "reduce").glob("batch-*.log"))
+    steps = [step_times(b) for b in batches]
+    steps = [s for s in steps if s]
+    if steps:
+        report(f"scale {n_runs}: reduce-batch jobs: count / median step / max peak memory",
+               f"{len(batches)} / {statistics.median(s[0] for s in steps):.2f} s / {max(s[2] for s in steps):.0f}", "MB")
+    wall, cpu = trivial_dag(base, n_runs, cores)
+    report(f"scale {n_runs}: Snakemake alone, {n_runs} trivial shell jobs (--cores {cores})", f"{wall:.2f}", "s")
+    report(f"scale {n_runs}: Snakemake alone, CPU time", f"{cpu:.2f}", "s")
+    report(f"scale {n_runs}: cold run / trivial DAG", f"{cold / wall:.2f}", "x")
+    report(f"scale {n_runs}: load average after (1/5/15 min)", load_average(), "")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cores", type=int, default=2)
@@ -293,6 +398,9 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-dr1", action="store_true", help="skip the DR1 (seed and 15-run) benchmarks")
     ap.add_argument("--skip-seed", action="store_true", help="skip the 6-run seed benchmark")
     ap.add_argument("--skip-multi", action="store_true", help="skip the four-target DR1 benchmark")
+    ap.add_argument("--scale-runs", type=int, nargs="*", default=[],
+                    help="archive scale: simulated stores of these many small runs (e.g. 2000 5000), cold / "
+                         "no-op / add-one next to as many trivial Snakemake jobs")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temporary one)")
     args = ap.parse_args(argv)
 
@@ -322,6 +430,8 @@ def main(argv=None) -> None:
                 bench_multi(store, base, args.cores)
         if not args.skip_sim:
             bench_simulated(args.sim_runs, base, args.cores)
+        for n in args.scale_runs:
+            bench_scale(n, base, args.cores)
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)

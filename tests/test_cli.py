@@ -23,7 +23,8 @@ from conftest import data_path, skip_without
 
 DR1 = data_path("hess-dl3-dr1")
 needs_dr1 = skip_without("hess-dl3-dr1/hdu-index.fits.gz", "HESS DL3 DR1")
-SUBCOMMANDS = ("info", "check", "reduce", "stack", "fit", "flux-points", "cumulative", "light-curve", "summary")
+SUBCOMMANDS = ("info", "check", "reduce", "stack", "fit", "flux-points", "cumulative", "light-curve", "summary",
+               "joint-fit")
 
 
 def run(capsys, *argv):
@@ -388,6 +389,10 @@ def test_step_imports_are_complete(sim, tmp_path):
                        str(tmp_path / "cu.png"), *settings("cumulative")],
         "light_curve": ["light-curve", *sim["obs"], "--fit", str(fit), "--ecsv", str(tmp_path / "lc.ecsv"),
                         "--png", str(tmp_path / "lc.png"), *settings("light_curve")],
+        "joint_fit": ["joint-fit", "--spectra", "a", *sim["obs"][:2], "--spectra", "b", sim["obs"][2],
+                      "--outdir", str(tmp_path / "j"), "-q", "--settings",
+                      settings_json({"name": "j", "analyses": ["a", "b"], "model": cfg["model"],
+                                     "systematics": {"norm": 0.1}, "fit": cfg["fit"], "flux_points": {}})],
     }
     for step, argv in argvs.items():
         res = subprocess.run([sys.executable, "-c", code, step, *argv], capture_output=True, text=True)
@@ -413,3 +418,30 @@ def test_config_with_several_analyses(capsys, sim, tmp_path):
                                              "(the config has one, two)"]
     status, _, _ = run(capsys, "reduce", 2, "--config", path, "--analysis", "two", "--outdir", tmp_path / "o", "-q")
     assert status == EXIT_OK and (tmp_path / "o" / "pha.fits").is_file()
+
+
+def test_joint_fit_from_a_config(capsys, sim, tmp_path):
+    cfg = dict(sim["cfg"], analyses={"one": {"obs_ids": [1]}, "two": {"obs_ids": [2, 3]}},
+               joint={"both": {"analyses": ["one", "two"], "model": {"type": "power_law", "parameters": {
+                   "index": 2.3, "amplitude": 2e-11}}, "systematics": {"norm": {"two": 0.1}}}})
+    path = tmp_path / "joint.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    status, out, _ = run(capsys, "check", path)
+    assert status == EXIT_OK and out.splitlines()[-1] == f"{path} [both]: valid; joint fit of one, two"
+    spectra = ["--spectra", "one", sim["obs"][0], "--spectra", "two", *sim["obs"][1:]]
+    status, _, err = run(capsys, "joint-fit", *spectra, "--config", path, "--joint", "none", "--outdir", tmp_path)
+    assert status == EXIT_FAILED and err == ["extspec joint-fit: --joint none: no such joint fit (the config has both)"]
+    status, _, err = run(capsys, "joint-fit", "--spectra", "one", sim["obs"][0], "--config", path, "--joint", "both",
+                         "--outdir", tmp_path)
+    assert status == EXIT_FAILED and err == ["extspec joint-fit: joint fit both: spectra given for one, the "
+                                             "settings name one, two"]
+    out = tmp_path / "fit"
+    status, _, _ = run(capsys, "joint-fit", *spectra, "--config", path, "--joint", "both", "--outdir", out, "-q")
+    assert status == EXIT_OK
+    result = yaml.safe_load((out / "result.yaml").read_text())
+    index = result["model"]["parameters"]["index"]
+    assert result["success"] and abs(index["value"] - 2.5) < 3 * index["error"]  # the simulated truth
+    assert list(result["systematics"]) == ["two"] and result["obs_ids"] == [1, 2, 3]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["result.yaml", "flux_points.ecsv", "sed.png", "flux_points_one.ecsv", "flux_points_two.ecsv",
+         "spectrum_one.png", "spectrum_two.png"])

@@ -239,7 +239,9 @@ def test_prepare_workflow_cached_without_heavy_imports(tmp_path):
     assert out["analyses"][raw["name"]]["obs_ids"] == raw["obs_ids"]
     assert out["datastore"] == str(DR1.resolve())
     assert out["datastore_error"] is None
-    assert all(f.endswith(".fits.gz") for files in out["obs_files"].values() for f in files)
+    files_of = out["analyses"][raw["name"]]["obs_files"]
+    assert sorted(files_of) == sorted(map(str, raw["obs_ids"]))
+    assert all(f.endswith(".fits.gz") for files in files_of.values() for f in files)
     assert len(list(tmp_path.glob("config-*.json"))) == 1
     # a second process hits the cache: no astropy, regions or jsonschema import
     code = (
@@ -368,7 +370,8 @@ def test_without_analyses_one_analysis_named_by_name():
 
 @pytest.mark.parametrize("entry, message", [
     ({"b": {"geom": {"binsz": -1}}}, "config key 'analyses.b.geom.binsz': must be > 0"),
-    ({"b": {"datastore": "/x"}}, "config key 'analyses.b.datastore': set it at the top level"),
+    ({"b": {"download": {"auto": False}}}, "config key 'analyses.b.download': set it at the top level"),
+    ({"b": {"joint": {}}}, "config key 'analyses.b.joint': set it at the top level"),
     ({"b": {"name": "c"}}, "config key 'analyses.b.name'"),
     ({"b": {"obs_idz": [1]}}, "unknown config key 'analyses.b.obs_idz'"),
     ({"b c": {}}, "config key 'analyses'"),

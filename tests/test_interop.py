@@ -291,3 +291,59 @@ def test_gammapy_reads_light_curve(gammapy, tmp_path):
         theirs = getattr(fp, name).quantity.to_value("cm-2 s-1" if name != "sqrt_ts" else "")
         np.testing.assert_allclose(theirs.reshape(3, 2), ours, rtol=1e-9, err_msg=name)
     np.testing.assert_array_equal(fp.is_ul.data.reshape(3, 2), np.array(flat["is_ul"]).reshape(3, 2))
+
+
+# ------------------------------------------ joint fits: the per-instrument OGIP inputs --
+
+
+@pytest.fixture(scope="module")
+def joint_inputs(tmp_path_factory):
+    """One H.E.S.S. DR1 and one MAGIC Crab run reduced with the workflow's step (each analysis
+    with its own store and binning, as config/crab-joint.yaml), then extspec joint-fit's step
+    without nuisances: the inputs of a joint fit and its result."""
+    from extspec.workflow.config import stage_config, validate_analyses
+    from extspec.workflow.joint_config import validate_joint
+    from extspec.workflow.joint_fit import run_joint_fit
+    from extspec.workflow.pipeline import reduce_observation
+
+    data = REPO.parent / "shared" / "data"
+    stores = {"crab_hess": data / "hess-dl3-dr1", "crab_magic": data / "magic-rad-max"}
+    if not all((s / "hdu-index.fits.gz").is_file() for s in stores.values()):
+        pytest.skip(f"H.E.S.S. DR1 or MAGIC DL3 not found under {data}")
+    raw = yaml.safe_load((REPO / "config" / "crab-joint.yaml").read_text())
+    runs = {"crab_hess": 23523, "crab_magic": 5029747}
+    for a, o in runs.items():
+        raw["analyses"][a].update(datastore=str(stores[a]), obs_ids=[o])
+    raw["joint"] = {"j": {**raw["joint"]["crab_joint"], "systematics": {}}}
+    cfgs = validate_analyses(raw, check_datastore=False)
+    out = tmp_path_factory.mktemp("joint")
+    phas = {}
+    for a, o in runs.items():
+        reduce_observation(stage_config(cfgs[a], "reduce"), stores[a], o, out / a / str(o))
+        phas[a] = [out / a / str(o) / "pha.fits"]
+    joint = validate_joint(raw, cfgs)["j"]
+    run_joint_fit({"name": "j", **joint}, phas, out / "fit")
+    return {"phas": phas, "result": out / "fit" / "result.yaml", "start": joint["model"]}
+
+
+def test_gammapy_reads_joint_fit_inputs_and_fits_them_alike(gammapy, joint_inputs):
+    """gammapy reads each instrument's OGIP set (H.E.S.S. full-enclosure, MAGIC point-like; two
+    binnings) as extspec does, and its joint fit of both equals extspec's joint fit to 1e-4."""
+    from gammapy.datasets import SpectrumDatasetOnOff
+
+    from extspec.io.ogip import read_spectrum
+
+    phas = [p for ps in joint_inputs["phas"].values() for p in ps]
+    sets = [SpectrumDatasetOnOff.read(str(p)) for p in phas]
+    for p, gds in zip(phas, sets):
+        _same_as_gammapy(read_spectrum(p), gds)
+    assert sets[0].counts.geom.axes["energy"].nbin != sets[1].counts.geom.axes["energy"].nbin
+    result = yaml.safe_load(joint_inputs["result"].read_text())
+    assert result["systematics"] == {} and result["obs_ids"] == [23523, 5029747]
+    start = {"parameters": {k: {"value": v} for k, v in joint_inputs["start"]["parameters"].items()}}
+    values, errors, total_stat = _gammapy_pl_fit(gammapy, phas, start)
+    for name in ("index", "amplitude"):
+        ours = result["model"]["parameters"][name]
+        assert ours["value"] == pytest.approx(values[name], rel=1e-4), name
+        assert ours["error"] == pytest.approx(errors[name], rel=1e-2), name
+    assert result["total_stat"] == pytest.approx(total_stat, rel=1e-4)

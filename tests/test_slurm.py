@@ -108,3 +108,37 @@ def test_seed_workflow_on_slurm(tmp_path):
     # nothing left to do, and the profile's own file is what was used
     assert job_counts(snakemake(cluster, cf, "-n").stdout) == {}
     assert yaml.safe_load((PROFILE / "config.yaml").read_text())["executor"] == "slurm"
+
+
+def test_batches_on_slurm_one_job_per_batch(tmp_path):
+    """reduce.batch_size through the profile: SLURM jobs = batches + the four aggregates."""
+    partition = slurm_partition()
+    if _run(["sacct", "-n", "-X", "-S", "now-1minutes"]).returncode != 0:
+        pytest.skip("SLURM accounting (sacct) is not available")
+    from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
+
+    src = SourceModel(83.63, 22.01, frame="icrs", spectrum="power_law", params={"index": 2.5, "amplitude": 3e-11})
+    store = simulate_datastore(tmp_path / "store", wobble_pointings(83.63, 22.01, 7, 0.5), src, livetime=300.0)
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    cf = write_config(wd, name="sim", datastore=str(store), obs_ids=list(range(1, 8)),
+                      on_region="icrs;circle(83.63,22.01,0.2)", geom={"width": [2.0, 2.0], "frame": "icrs"},
+                      reduce={"batch_size": 4})
+    res = snakemake(
+        wd, cf, "--profile", str(PROFILE),
+        "--default-resources", f"slurm_partition={partition}", "runtime=10", "mem_mb=1000", "cpus_per_task=1",
+        "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2",
+        "--latency-wait", "10", timeout=900,
+    )
+    ids = sorted(set(re.findall(r"submitted with SLURM jobid (\d+)", res.stdout)), key=int)
+    # runs 1-3 and 4-7: two batch jobs, then stack, fit, flux points, cumulative (the summary is local)
+    assert len(ids) == 2 + 4, res.stdout[-3000:]
+    assert len(set(re.findall(r"rule (reduce_batch_sim_\d+):", res.stdout))) == 2, res.stdout[-3000:]
+    acct = _run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(ids)])
+    assert all(ln.split("|")[1] == "COMPLETED" for ln in acct.stdout.splitlines() if ln.strip()), acct.stdout
+    out = wd / "results" / "sim"
+    for o in range(1, 8):
+        assert (out / "obs" / str(o) / "pha.fits").read_bytes()[:6] == b"SIMPLE"
+    result = yaml.safe_load((out / "fit" / "result.yaml").read_text())
+    assert result["success"] and [int(o) for o in result["obs_ids"]] == list(range(1, 8))
+    assert job_counts(snakemake(wd, cf, "-n").stdout) == {}

@@ -5,11 +5,14 @@
     extspec info [STORE] [--cone LON LAT RADIUS] [--frame icrs|galactic]
     extspec check CONFIG [CONFIG ...] [--print-settings STEP]
     extspec reduce OBS_ID --outdir DIR [--datastore DIR]            (--config FILE | --settings JSON)
+    extspec reduce-batch OBS_ID [...] --outroot DIR [--datastore DIR] (--config FILE | --settings JSON)
     extspec stack OBS_DIR [...] --fits FILE --png FILE                (--config FILE | --settings JSON)
     extspec fit SPECTRUM [...] --result FILE --png FILE               (--config FILE | --settings JSON)
     extspec flux-points SPECTRUM [...] --fit FILE --ecsv FILE --png FILE (--config ... | --settings ...)
     extspec cumulative SPECTRUM [...] --ecsv FILE --png FILE         (--config FILE | --settings JSON)
     extspec summary RESULTS_DIR ANALYSIS [...] --ecsv FILE --html FILE
+    extspec joint-fit --spectra ANALYSIS SPECTRUM [...] [--spectra ...] --outdir DIR
+                                                     (--config FILE --joint NAME | --settings JSON)
 
 The steps are the functions of :mod:`extspec.workflow.pipeline`, the ones the Snakemake rules
 run (the rules call this command line).  ``OBS_DIR`` is the output directory of ``extspec
@@ -298,9 +301,12 @@ def _cmd_check(args) -> int:
             if args.analysis not in (None, name):
                 continue
             ids, ext = a["obs_ids"], a.get("external") or []
-            dl3 = f"{len(ids)} observations ({', '.join(map(str, ids))}) in {analysis['datastore']}" if ids else ""
+            dl3 = f"{len(ids)} observations ({', '.join(map(str, ids))}) in {a['datastore']}" if ids else ""
             what = f"{' + '.join(args.configs)}" + (f" [{name}]" if len(analyses) > 1 else "")
             print(f"{what}: valid; " + "; ".join(x for x in (dl3, f"{len(ext)} external spectra" if ext else "") if x))
+        for name, j in analysis.get("joint", {}).items():
+            if args.analysis in (None, name):
+                print(f"{' + '.join(args.configs)} [{name}]: valid; joint fit of {', '.join(j['analyses'])}")
         return f"{len(analyses)} analyses"
 
     return run_step("check", "check", step, quiet=True, verbose=args.verbose)
@@ -320,9 +326,28 @@ def _cmd_reduce(args) -> int:
                     prepare=_import_step("reduce"))
 
 
+def _cmd_reduce_batch(args) -> int:
+    what = f"batch of {len(args.obs_ids)} runs"
+
+    def step():
+        settings = _step_settings(args, "reduce")
+        from .workflow.pipeline import reduce_batch
+
+        failed = reduce_batch(settings, args.datastore, args.obs_ids, args.outroot, manifest=args.manifest)
+        done = len(args.obs_ids) - len(failed)
+        return f"{done} runs reduced into {args.outroot}/<obs_id>" + (
+            f"; failed (marked, see the errors above): obs {' '.join(map(str, failed))}" if failed else "")
+
+    return run_step("reduce", what, step, log_path=args.log, quiet=args.quiet, verbose=args.verbose,
+                    prepare=_import_step("reduce"))
+
+
 def _aggregate(args, stage: str, command: str, what: str, call) -> int:
     def step():
+        from .io.batch import expand_manifests
+
         settings = _step_settings(args, stage)
+        args.obs = expand_manifests(args.obs)
         call(settings, args.obs)
         return f"{len(args.obs)} spectra" if stage != "stack" else f"{len(args.obs)} observations"
 
@@ -389,6 +414,40 @@ def _cmd_light_curve(args) -> int:
 
 
 _OPTIONAL_FILES = ("--excess", "--significance", "--maps-png", "--spectra-ecsv", "--spectra-png")
+
+
+def _cmd_joint_fit(args) -> int:
+    def step():
+        from .errors import ConfigError
+        from .workflow.joint_fit import run_joint_fit
+
+        if args.settings is not None:
+            from .workflow.settings import read_settings
+
+            settings = read_settings(args.settings)
+        else:
+            from .workflow.analyses import read_config_files, validate_analyses
+            from .workflow.joint_config import joint_settings, validate_joint
+
+            try:
+                raw = read_config_files(args.config)
+                joint = validate_joint(raw, validate_analyses(raw, check_datastore=False))
+            except ConfigError as exc:
+                raise ConfigError(f"invalid configuration: {exc}") from None
+            if args.joint not in joint:
+                raise ConfigError(f"--joint {args.joint}: no such joint fit (the config has "
+                                  f"{', '.join(joint) or 'none'})")
+            settings = joint_settings(args.joint, joint[args.joint])
+        spectra = {}
+        for name, *paths in args.spectra:
+            if not paths:
+                raise ConfigError(f"--spectra {name}: give the analysis name, then its spectra")
+            spectra.setdefault(name, []).extend(paths)
+        run_joint_fit(settings, spectra, args.outdir)
+        return f"{sum(map(len, spectra.values()))} spectra of {len(spectra)} analyses"
+
+    return run_step("joint-fit", "joint fit", step, log_path=args.log, quiet=args.quiet, verbose=args.verbose,
+                    prepare=_import_step("joint_fit"))
 
 
 def _cmd_summary(args) -> int:
@@ -480,9 +539,27 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=_cmd_reduce)
 
-    obs_help = "observation directories written by `extspec reduce` (or a file in each, e.g. its pha.fits)"
-    spec_help = ("spectra: observation directories written by `extspec reduce`, or PHA files of OGIP sets "
-                 "(e.g. other tools' spectra, whose header names their BKG/ARF/RMF)")
+    p = sub.add_parser("reduce-batch", help="reduce several observations in one process", epilog=_EPILOG,
+                       description="Reduce several observations, each into OUTROOT/<obs_id>/ with the files of "
+                       "`extspec reduce`. A run that fails with bad input is logged as an error naming its obs id "
+                       "and gets a one-line failure marker under its product names (the aggregate steps stop on "
+                       "it); the others are reduced all the same, and the exit status is 0.")
+    p.add_argument("obs_ids", type=int, nargs="+", metavar="OBS_ID")
+    p.add_argument("--outroot", required=True, metavar="DIR", help="output root: one folder per obs id inside")
+    p.add_argument("--manifest", metavar="FILE",
+                   help="write the batch's manifest here last (obs ids and failed runs; the aggregate steps take "
+                        "it in place of the runs' folders)")
+    p.add_argument("--datastore", metavar="DIR",
+                   help="data store (default: the config's `datastore`, else the usual search order)")
+    _settings_args(p)
+    _common(p)
+    p.set_defaults(func=_cmd_reduce_batch)
+
+    obs_help = ("observation directories written by `extspec reduce` (or a file in each, e.g. its pha.fits), or "
+                "batch manifests of `extspec reduce-batch` (their runs in ascending obs id)")
+    spec_help = ("spectra: observation directories written by `extspec reduce`, batch manifests of `extspec "
+                 "reduce-batch`, or PHA files of OGIP sets (e.g. other tools' spectra, whose header names their "
+                 "BKG/ARF/RMF)")
     aggregates = [
         ("stack", _cmd_stack, "stacked counts image (FITS + PNG)",
          "Stack the observations' counts into an image with WCS and draw it with the ON, OFF and exclusion "
@@ -519,6 +596,24 @@ def build_parser() -> argparse.ArgumentParser:
         _settings_args(p)
         _common(p)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("joint-fit", help="one model fitted to the spectra of several analyses", epilog=_EPILOG,
+                       description="Fit one model jointly to the spectra of several analyses (instruments), each "
+                       "on its own binning, with optional per-analysis energy-scale and normalisation nuisance "
+                       "parameters (config key `joint`); write result.yaml, combined and per-analysis flux points, "
+                       "the SED coloured by analysis and each analysis's residuals into OUTDIR.")
+    p.add_argument("--spectra", nargs="+", action="append", required=True, metavar="ITEM",
+                   help="ANALYSIS SPECTRUM [SPECTRUM ...]: an analysis name, then its spectra (" + spec_help.split(": ")[1]
+                   + "); repeat for each analysis")
+    p.add_argument("--outdir", required=True, metavar="DIR", help="output folder (<results_dir>/<joint>/fit)")
+    g = p.add_argument_group("settings (one of)").add_mutually_exclusive_group(required=True)
+    g.add_argument("--config", metavar="FILE", action="append", help="config (YAML) with a `joint` block; repeat to "
+                   "merge several (needs --joint)")
+    g.add_argument("--settings", metavar="JSON", help="the joint fit's settings as JSON text or file, as the "
+                   "workflow passes them")
+    p.add_argument("--joint", metavar="NAME", help="with --config: the joint fit to run")
+    _common(p)
+    p.set_defaults(func=_cmd_joint_fit)
 
     p = sub.add_parser("summary", help="one row per analysis (ECSV + HTML)", epilog=_EPILOG,
                        description="Summarise analyses from their results: RESULTS_DIR/ANALYSIS/fit/result.yaml "

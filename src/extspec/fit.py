@@ -29,7 +29,7 @@ from .start_values import AMPLITUDE, start_amplitude
 from .stats import chi2_sf, p_to_sigma, wstat
 
 __all__ = ["FitOptions", "Parameter", "FitResult", "JointData", "model_parameters", "fit_joint", "compare_models",
-           "goodness_of_fit", "M2_TO_CM2", "response_matrix", "fold", "make_minuit"]
+           "goodness_of_fit", "M2_TO_CM2", "response_matrix", "fold", "make_minuit", "minimise", "Minimum"]
 
 @dataclass(frozen=True)
 class FitOptions:
@@ -274,8 +274,6 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
     integ = integrator(spectral_model(model_cfg), integration, "fit.integration")
     ebl = ebl_provenance(model_cfg)
     free = [p for p in params if not p.frozen]
-    fixed = {p.name: p.value for p in params if p.frozen}
-    names = [p.name for p in free]
     erange = _energy_range(data)
     if len(data) == 0:
         return FitResult(model_type=mtype, success=False, message="no usable dataset", total_stat=float("nan"),
@@ -297,6 +295,54 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
             unit = integ(lo, hi, {**{q.name: q.value for q in params}, AMPLITUDE: 1.0})
             a0 = start_amplitude(_observed_excess(data)[0], float(np.sum(data.npred_sig(unit)[data.mask])))
             p.value = a0 if a0 is not None else p.value
+
+    def stat(values):
+        return data.stat(integ(lo, hi, values))
+
+    if not free:
+        values = {p.name: p.value for p in params}
+        per = dict(zip(data.obs_ids, data.stat_per_dataset(integ(lo, hi, values))))
+        return FitResult(model_type=mtype, success=True, message="all parameters frozen", total_stat=stat(values),
+                         parameters=params, covariance=np.zeros((len(params),) * 2), edm=0.0, nfcn=1,
+                         obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
+                         stat_per_dataset=per, covariance_method=covariance, ebl=ebl)
+    fit = minimise(params, stat, options)
+    flux = integ(lo, hi, {p.name: p.value for p in params})
+    per = dict(zip(data.obs_ids, data.stat_per_dataset(flux).tolist()))
+    return FitResult(model_type=mtype, success=fit.success, message=fit.message, total_stat=fit.fval,
+                     parameters=params, covariance=fit.covariance, edm=fit.edm, nfcn=fit.nfcn, obs_ids=data.obs_ids,
+                     excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
+                     covariance_method=covariance, ebl=ebl,
+                     goodness_of_fit=goodness_of_fit(data, flux, fit.fval, len(free)))
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """What :func:`minimise` found: success, message, W at the minimum, the covariance of all
+    parameters (zeros for the frozen ones), EDM and the number of calls."""
+
+    success: bool
+    message: str
+    fval: float
+    covariance: np.ndarray
+    edm: float
+    nfcn: int
+
+
+def minimise(params: list, stat, options: FitOptions) -> Minimum:
+    """Minimise ``stat(values)`` over the free :class:`Parameter` s (§9), as every fit here does.
+
+    ``stat`` takes ``{name: value}`` of all parameters (frozen ones at their value).  MIGRAD
+    runs on scaled parameters (factor = value / 10^floor(log10|v|), :func:`make_minuit`),
+    then HESSE (``options.covariance == "hesse"``) or MIGRAD's own covariance, and MINOS if
+    ``options.minos`` (``options.integration`` is the caller's: ``stat`` integrates).  An
+    unbounded amplitude that MIGRAD takes negative is fitted again bounded at 0 unless
+    ``options.allow_negative_amplitude``.  The parameters' ``value``, ``error`` (and ``minos``) are set in place.
+    """
+    covariance, minos = options.covariance, options.minos
+    free = [p for p in params if not p.frozen]
+    fixed = {p.name: p.value for p in params if p.frozen}
+    names = [p.name for p in free]
     scales = np.array([_scale(p.value) for p in free])
 
     def values_of(factors):
@@ -305,15 +351,8 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
         return v
 
     def fcn(factors):
-        return data.stat(integ(lo, hi, values_of(factors)))
+        return stat(values_of(factors))
 
-    if not free:
-        stat = fcn(np.zeros(0))
-        per = dict(zip(data.obs_ids, data.stat_per_dataset(integ(lo, hi, values_of([])))))
-        return FitResult(model_type=mtype, success=True, message="all parameters frozen", total_stat=stat,
-                         parameters=params, covariance=np.zeros((len(params),) * 2), edm=0.0, nfcn=1,
-                         obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
-                         stat_per_dataset=per, covariance_method=covariance, ebl=ebl)
     limits = [(-np.inf if p.min is None else p.min / sc, np.inf if p.max is None else p.max / sc)
               for p, sc in zip(free, scales)]
     x0 = np.array([p.value for p in free]) / scales
@@ -349,13 +388,8 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
         if minos and p.name in m.merrors:
             me = m.merrors[p.name]
             p.minos = (me.lower * scales[k], me.upper * scales[k])
-    flux = integ(lo, hi, best)
-    per = dict(zip(data.obs_ids, data.stat_per_dataset(flux).tolist()))
-    return FitResult(model_type=mtype, success=ok, message=message, total_stat=float(m.fval), parameters=params,
-                     covariance=cov, edm=float(m.fmin.edm), nfcn=int(m.nfcn), obs_ids=data.obs_ids,
-                     excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
-                     covariance_method=covariance, ebl=ebl,
-                     goodness_of_fit=goodness_of_fit(data, flux, float(m.fval), len(free)))
+    return Minimum(success=ok, message=message, fval=float(m.fval), covariance=cov, edm=float(m.fmin.edm),
+                   nfcn=int(m.nfcn))
 
 
 GOF_P_MIN = 1e-3

@@ -14,7 +14,6 @@ sqrt_ts < ``sqrt_ts_threshold_ul`` (2).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -23,8 +22,8 @@ from .ebl import result_model
 from .models import integrator
 from .stats import wstat
 
-__all__ = ["FluxPointSettings", "snap_edges", "compute_flux_points", "fit_norm", "NormFit", "group_slices",
-           "profile_crossing", "SED_UNITS", "SQRT_TS_THRESHOLD_UL"]
+__all__ = ["FluxPointSettings", "snap_edges", "compute_flux_points", "flux_point_rows", "SED_UNITS",
+           "SQRT_TS_THRESHOLD_UL", "add_deabsorbed", "sed_columns", "sed_models"]
 
 SQRT_TS_THRESHOLD_UL = 2.0
 """A flux point is flagged as an upper limit where its sqrt(TS) is below this."""
@@ -100,116 +99,6 @@ def _bisect_ul(f, lo, hi, target, n_iter=100):
     return 0.5 * (lo + hi)
 
 
-def group_slices(edges, reco) -> list[tuple[float, float, slice]]:
-    """``(e_lo, e_hi, slice of reco bins)`` of each group between consecutive snapped ``edges``."""
-    ln_reco = np.log(reco)
-    out = []
-    for e_lo, e_hi in zip(edges[:-1], edges[1:]):
-        j0 = int(np.argmin(np.abs(ln_reco - np.log(e_lo))))
-        j1 = int(np.argmin(np.abs(ln_reco - np.log(e_hi))))
-        out.append((e_lo, e_hi, slice(j0, j1)))
-    return out
-
-
-@dataclass(frozen=True)
-class NormFit:
-    """The norm of a frozen shape fitted to ON/OFF counts (:func:`fit_norm`).
-
-    The fit works in units of ``scale`` (1, or 1 / predicted counts where the model predicts
-    almost none): ``norm_fit``, ``norm_err_fit`` and ``stat_fit(x)`` (summed WStat at norm
-    ``x * scale``) are in those units; ``norm``, ``norm_err`` and :meth:`stat` in units of the
-    model (norm 1 = the model).  ``stat_best`` is the minimum of WStat, ``ts = W(0) - stat_best``.
-    """
-
-    norm_fit: float
-    norm_err_fit: float
-    scale: float
-    stat_best: float
-    ts: float
-    sqrt_ts: float
-    success: bool
-    stat_fit: Callable[[float], float]
-
-    @property
-    def norm(self) -> float:
-        return self.norm_fit * self.scale
-
-    @property
-    def norm_err(self) -> float:
-        return self.norm_err_fit * self.scale
-
-    def stat(self, norm: float) -> float:
-        """Summed WStat at ``norm`` (model units): the likelihood profile in the norm."""
-        return self.stat_fit(norm / self.scale)
-
-
-def fit_norm(n, m, a, mask, mu) -> NormFit:
-    """Fit a norm (start 1, no bounds) scaling predicted signal counts ``mu``, WStat summed over
-    the bins in ``mask`` (arrays of ON counts ``n``, OFF counts ``m``, alpha ``a``, any shape).
-
-    Where the model predicts almost no counts (a spectrum absorbed by the EBL above tens of
-    TeV), the norm is fitted in units of 1 / (predicted counts), so that MIGRAD works at order
-    1; elsewhere the scale is 1.  The error is MIGRAD's (as the reference's flux points); the
-    signed sqrt(TS) is ``sign(norm) sqrt(max(TS, 0))``.
-    """
-    mu_sum = float(np.sum(np.where(mask, mu, 0.0)))
-    scale = 1.0 / mu_sum if 0.0 < mu_sum < 1e-3 else 1.0
-    mu_fit = mu * scale
-
-    def stat(norm):
-        return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu_fit), 0.0)))
-
-    mi = make_minuit(lambda x: stat(x[0]), [1.0 / scale], ["norm"])
-    mi.migrad()
-    norm = float(mi.values[0])
-    w_best = float(mi.fval)
-    ts = stat(0.0) - w_best
-    return NormFit(norm_fit=norm, norm_err_fit=float(mi.errors[0]), scale=scale, stat_best=w_best, ts=float(ts),
-                   sqrt_ts=float(np.sign(norm) * np.sqrt(max(ts, 0.0))), success=bool(mi.valid), stat_fit=stat)
-
-
-def profile_crossing(f, start: float, step: float, target: float, direction: int = 1,
-                     tol: float = 1e-6) -> float:
-    """Where the profile ``f`` (increasing away from ``start``, ``f(start) < target``) reaches
-    ``target``, searching upwards (``direction`` 1) or downwards (-1) from ``start``.
-
-    The bracket starts at ``step`` (e.g. the parabolic estimate ``error * sqrt(delta)``) and
-    doubles until it holds the crossing; then the Illinois variant of regula falsi until
-    ``|f - target| < tol`` (a few evaluations for a near-parabolic WStat).  NaN when the
-    profile does not reach the target (e.g. WStat flattening for a negative norm).
-    """
-    def g(x):
-        return f(start + direction * x) - target
-
-    a, ga = 0.0, g(0.0)
-    b = max(float(step), 1e-6) if np.isfinite(step) else 1.0
-    gb = g(b)
-    for _ in range(60):
-        if gb >= 0:
-            break
-        a, ga, b = b, gb, 2 * b
-        gb = g(b)
-    if not (gb >= 0 > ga):
-        return float("nan")
-    side, c = 0, b
-    for _ in range(200):
-        c = (a * gb - b * ga) / (gb - ga)
-        gc = g(c)
-        if abs(gc) < tol or b - a < 1e-12 * max(1.0, b):
-            break
-        if gc > 0:
-            b, gb = c, gc
-            if side == -1:
-                ga /= 2
-            side = -1
-        else:
-            a, ga = c, gc
-            if side == 1:
-                gb /= 2
-            side = 1
-    return float(start + direction * c)
-
-
 def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integration: str,
                         sqrt_ts_threshold_ul: float = SQRT_TS_THRESHOLD_UL) -> list[dict]:
     """Flux points for the best-fit model of ``fit_result`` (§12.1).
@@ -236,20 +125,103 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
     else:
         edges = snap_edges(energy_edges, reco)
     flux_true = integrator(model, integration, "fit.integration")(data.e_min, data.e_max, best)
-    mu_best = data.npred_sig(flux_true)  # (d, j) at norm 1
+    rows = flux_point_rows([(data, data.npred_sig(flux_true))], model, best, edges, n_sigma_ul,
+                           sqrt_ts_threshold_ul)
+    return add_deabsorbed(rows, fit_result)
+
+
+def add_deabsorbed(rows: list, fit_result) -> list:
+    """``rows`` with the de-absorbed columns (:func:`extspec.ebl.deabsorbed_columns`) added in
+    place when ``fit_result`` has an EBL table."""
+    if fit_result.ebl:
+        from .ebl import deabsorbed_columns
+
+        for row in rows:
+            row.update(deabsorbed_columns(row, fit_result))
+    return rows
+
+
+def sed_columns(fit_result) -> tuple[dict, dict]:
+    """(columns with units, extra metadata) of the flux-point table of ``fit_result``: the
+    :data:`SED_UNITS`, plus the de-absorbed columns and ``ebl`` (the table) for an absorbed fit."""
+    if not fit_result.ebl:
+        return dict(SED_UNITS), {}
+    from .ebl import DEABSORBED_UNITS
+
+    return {**SED_UNITS, **DEABSORBED_UNITS}, {"ebl": fit_result.ebl}
+
+
+def sed_models(fit_result, n_energies: int = 100) -> dict:
+    """The model curves of the SED plot of ``fit_result`` as keyword arguments of
+    :func:`extspec.plots.plot_sed`: ``model_dnde`` (the observed, i.e. absorbed, model),
+    ``butterfly`` (its 1-sigma band over the fit range, None for a failed fit or no range) and,
+    for an EBL-absorbed fit, ``intrinsic`` (the intrinsic model and its band); and
+    ``title_suffix`` naming the EBL table and redshift (empty without one)."""
+    from .ebl import intrinsic_values
+    from .models import get_model, sed_butterfly
+
+    model = result_model(fit_result)
+    intrinsic = get_model(fit_result.model_type)
+    values = fit_result.values
+
+    def dnde(e, **p):
+        return model.dnde(np.asarray(e, float), **p)
+
+    def dnde_intrinsic(e, **p):
+        return intrinsic.dnde(np.asarray(e, float), **intrinsic_values(p))
+
+    emin, emax = fit_result.energy_range
+    band = band_int = None
+    if fit_result.success and np.all(np.isfinite([emin, emax])):
+        energies = np.geomspace(emin, emax, n_energies)
+        band = (energies, *sed_butterfly(dnde, values, *fit_result.free_covariance(), energies))
+        if fit_result.ebl:
+            band_int = (energies, *sed_butterfly(dnde_intrinsic, values, *fit_result.free_covariance(), energies))
+    return {"model_dnde": lambda e: dnde(e, **values), "butterfly": band,
+            "intrinsic": (lambda e: dnde_intrinsic(e, **values), band_int) if fit_result.ebl else None,
+            "title_suffix": (f", EBL {fit_result.ebl['name'] or 'table'} z = {values['redshift']:.4g}"
+                             if fit_result.ebl else "")}
+
+
+def flux_point_rows(parts, model, best: dict, edges, n_sigma_ul: float,
+                    sqrt_ts_threshold_ul: float = SQRT_TS_THRESHOLD_UL) -> list[dict]:
+    """One flux point per group ``[edges[k], edges[k+1])`` from datasets of one or several binnings.
+
+    ``parts``: ``(JointData, mu_best)`` pairs, ``mu_best`` the predicted signal counts
+    (n_datasets, n_reco) of the best fit at norm 1.  A group holds the reco bins of every
+    part whose log-centre lies inside it (for edges on a part's reco edges: exactly the bins
+    between them); one norm is fitted to the sum of their WStat.  ``counts`` and ``npred``
+    list one value per dataset, parts in order.
+    """
     rows = []
-    for e_lo, e_hi, sl in group_slices(edges, reco):
-        n = data.counts_masked[:, sl]
-        m = data.counts_off_masked[:, sl]
-        a = data.alpha_masked[:, sl]
-        mask = data.mask[:, sl]
-        if not mask.any():
+    for e_lo, e_hi in zip(edges[:-1], edges[1:]):
+        group = []
+        for data, mu_best in parts:
+            centre = data.datasets[0].energy_reco.centers
+            sel = (centre >= e_lo) & (centre < e_hi)
+            group.append((data.counts_masked[:, sel], data.counts_off_masked[:, sel], data.alpha_masked[:, sel],
+                          data.mask[:, sel], mu_best[:, sel]))
+        if not any(mask.any() for *_, mask, _ in group):
             continue  # no safe bin of any run in this group: no measurement, no row
-        mu = mu_best[:, sl]
-        nf = fit_norm(n, m, a, mask, mu)
-        norm_ul = _bisect_ul(nf.stat_fit, max(nf.norm_fit, 0.0), max(nf.norm_fit, 0.0) + max(nf.norm_err_fit, 1e-3),
-                             nf.stat_best + n_sigma_ul**2)
-        norm, norm_err, norm_ul, ts, sqrt_ts = nf.norm, nf.norm_err, norm_ul * nf.scale, nf.ts, nf.sqrt_ts
+        # Where the model predicts almost no counts (a spectrum absorbed by the EBL above tens
+        # of TeV), the norm is fitted in units of 1 / (predicted counts), so that MIGRAD and the
+        # upper-limit search work at order 1; elsewhere scale = 1 (unchanged).
+        mu_sum = float(sum(np.sum(np.where(mask, mu, 0.0)) for *_, mask, mu in group))
+        scale = 1.0 / mu_sum if 0.0 < mu_sum < 1e-3 else 1.0
+
+        def stat(norm):
+            return float(sum(np.sum(np.where(mask, wstat(n, m, a, norm * scale * mu), 0.0))
+                             for n, m, a, mask, mu in group))
+
+        mi = make_minuit(lambda x: stat(x[0]), [1.0 / scale], ["norm"])
+        mi.migrad()
+        norm = float(mi.values[0])
+        norm_err = float(mi.errors[0])
+        w_best = float(mi.fval)
+        ts = stat(0.0) - w_best
+        sqrt_ts = float(np.sign(norm) * np.sqrt(max(ts, 0.0)))
+        norm_ul = _bisect_ul(stat, max(norm, 0.0), max(norm, 0.0) + max(norm_err, 1e-3), w_best + n_sigma_ul**2)
+        norm, norm_err, norm_ul = norm * scale, norm_err * scale, norm_ul * scale
         e_ref = float(np.sqrt(e_lo * e_hi))
         ref = float(model.dnde(np.array([e_ref]), **best)[0])
         flux = float(model.integral(np.array([e_lo]), np.array([e_hi]), **best)[0])
@@ -261,14 +233,9 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
             "e2dnde_ul": float(norm_ul) * ref * e_ref**2,
             "flux": norm * flux, "flux_err": norm_err * flux,
             "ts": float(ts), "sqrt_ts": sqrt_ts, "is_ul": bool(sqrt_ts < sqrt_ts_threshold_ul),
-            "counts": [int(c) for c in np.sum(np.where(mask, n, 0), axis=1)],
-            "npred": [float(v) for v in np.sum(np.where(mask, norm * mu, 0.0), axis=1)],
+            "counts": [int(c) for n, _, _, mask, _ in group for c in np.sum(np.where(mask, n, 0), axis=1)],
+            "npred": [float(v) for _, _, _, mask, mu in group for v in np.sum(np.where(mask, norm * mu, 0.0), axis=1)],
             "ref_dnde": ref, "ref_flux": flux, "ref_eflux": _energy_flux(model, float(e_lo), float(e_hi), best),
-            "success": nf.success,
+            "success": bool(mi.valid),
         })
-    if fit_result.ebl:
-        from .ebl import deabsorbed_columns
-
-        for row in rows:
-            row.update(deabsorbed_columns(row, fit_result))
     return rows

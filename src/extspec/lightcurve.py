@@ -6,8 +6,8 @@ ON and OFF events inside the bin (``onoff_events.h5``) with the run's alpha, dis
 exposure scaled by its livetime in the bin over its whole livetime (:func:`window_dataset`).
 
 Per time bin and energy bin the shape of the analysis's joint fit is frozen and a norm is
-fitted (WStat summed over the bin's runs and safe reco bins; the norm fit of the flux points,
-:func:`extspec.fluxpoints.fit_norm`).  The row reports
+fitted (WStat of :mod:`extspec.stats` summed over the bin's runs and safe reco bins, MIGRAD as for
+the flux points: :func:`fit_norm`).  The row reports
 
 * ``flux``: the integral flux in ``[e_min, e_max]`` (cm-2 s-1), norm x the joint-fit model's
   integral over the bin (the absorbed, observed flux when the fit had an EBL table), with ``flux_err`` (MIGRAD), ``flux_errn``/``flux_errp`` (where the
@@ -29,11 +29,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
+from .fit import make_minuit
+from .stats import wstat
+
 __all__ = ["LightCurveSettings", "LIGHTCURVE_UNITS", "GADF_COLUMNS", "gadf_rows", "window_dataset", "bin_datasets",
-           "light_curve_rows", "constant_flux_test", "spectra_rows", "model_config_of", "DELTA_ERR", "DELTA_UL"]
+           "light_curve_rows", "constant_flux_test", "fit_norm", "NormFit", "profile_crossing", "group_slices", "spectra_rows", "model_config_of", "DELTA_ERR", "DELTA_UL"]
 
 @dataclass(frozen=True)
 class LightCurveSettings:
@@ -130,6 +134,116 @@ def _nan_row(tb, e_lo, e_hi) -> dict:
             "ts": nan, "sqrt_ts": nan, "counts": 0, "excess": nan, "livetime": 0.0, "n_runs": 0, "success": False}
 
 
+def group_slices(edges, reco) -> list[tuple[float, float, slice]]:
+    """``(e_lo, e_hi, slice of reco bins)`` of each group between consecutive snapped ``edges``."""
+    ln_reco = np.log(reco)
+    out = []
+    for e_lo, e_hi in zip(edges[:-1], edges[1:]):
+        j0 = int(np.argmin(np.abs(ln_reco - np.log(e_lo))))
+        j1 = int(np.argmin(np.abs(ln_reco - np.log(e_hi))))
+        out.append((e_lo, e_hi, slice(j0, j1)))
+    return out
+
+
+@dataclass(frozen=True)
+class NormFit:
+    """The norm of a frozen shape fitted to ON/OFF counts (:func:`fit_norm`).
+
+    The fit works in units of ``scale`` (1, or 1 / predicted counts where the model predicts
+    almost none): ``norm_fit``, ``norm_err_fit`` and ``stat_fit(x)`` (summed WStat at norm
+    ``x * scale``) are in those units; ``norm``, ``norm_err`` and :meth:`stat` in units of the
+    model (norm 1 = the model).  ``stat_best`` is the minimum of WStat, ``ts = W(0) - stat_best``.
+    """
+
+    norm_fit: float
+    norm_err_fit: float
+    scale: float
+    stat_best: float
+    ts: float
+    sqrt_ts: float
+    success: bool
+    stat_fit: Callable[[float], float]
+
+    @property
+    def norm(self) -> float:
+        return self.norm_fit * self.scale
+
+    @property
+    def norm_err(self) -> float:
+        return self.norm_err_fit * self.scale
+
+    def stat(self, norm: float) -> float:
+        """Summed WStat at ``norm`` (model units): the likelihood profile in the norm."""
+        return self.stat_fit(norm / self.scale)
+
+
+def fit_norm(n, m, a, mask, mu) -> NormFit:
+    """Fit a norm (start 1, no bounds) scaling predicted signal counts ``mu``, WStat summed over
+    the bins in ``mask`` (arrays of ON counts ``n``, OFF counts ``m``, alpha ``a``, any shape).
+
+    Where the model predicts almost no counts (a spectrum absorbed by the EBL above tens of
+    TeV), the norm is fitted in units of 1 / (predicted counts), so that MIGRAD works at order
+    1; elsewhere the scale is 1.  The error is MIGRAD's (as the reference's flux points); the
+    signed sqrt(TS) is ``sign(norm) sqrt(max(TS, 0))``.
+    """
+    mu_sum = float(np.sum(np.where(mask, mu, 0.0)))
+    scale = 1.0 / mu_sum if 0.0 < mu_sum < 1e-3 else 1.0
+    mu_fit = mu * scale
+
+    def stat(norm):
+        return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu_fit), 0.0)))
+
+    mi = make_minuit(lambda x: stat(x[0]), [1.0 / scale], ["norm"])
+    mi.migrad()
+    norm = float(mi.values[0])
+    w_best = float(mi.fval)
+    ts = stat(0.0) - w_best
+    return NormFit(norm_fit=norm, norm_err_fit=float(mi.errors[0]), scale=scale, stat_best=w_best, ts=float(ts),
+                   sqrt_ts=float(np.sign(norm) * np.sqrt(max(ts, 0.0))), success=bool(mi.valid), stat_fit=stat)
+
+
+def profile_crossing(f, start: float, step: float, target: float, direction: int = 1,
+                     tol: float = 1e-6) -> float:
+    """Where the profile ``f`` (increasing away from ``start``, ``f(start) < target``) reaches
+    ``target``, searching upwards (``direction`` 1) or downwards (-1) from ``start``.
+
+    The bracket starts at ``step`` (e.g. the parabolic estimate ``error * sqrt(delta)``) and
+    doubles until it holds the crossing; then the Illinois variant of regula falsi until
+    ``|f - target| < tol`` (a few evaluations for a near-parabolic WStat).  NaN when the
+    profile does not reach the target (e.g. WStat flattening for a negative norm).
+    """
+    def g(x):
+        return f(start + direction * x) - target
+
+    a, ga = 0.0, g(0.0)
+    b = max(float(step), 1e-6) if np.isfinite(step) else 1.0
+    gb = g(b)
+    for _ in range(60):
+        if gb >= 0:
+            break
+        a, ga, b = b, gb, 2 * b
+        gb = g(b)
+    if not (gb >= 0 > ga):
+        return float("nan")
+    side, c = 0, b
+    for _ in range(200):
+        c = (a * gb - b * ga) / (gb - ga)
+        gc = g(c)
+        if abs(gc) < tol or b - a < 1e-12 * max(1.0, b):
+            break
+        if gc > 0:
+            b, gb = c, gc
+            if side == -1:
+                ga /= 2
+            side = -1
+        else:
+            a, ga = c, gc
+            if side == 1:
+                gb /= 2
+            side = 1
+    return float(start + direction * c)
+
+
 def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float,
                      integration: str) -> tuple[list[dict], dict]:
     """Rows of the light curve and the constant-flux test.
@@ -153,7 +267,6 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
     variability : dict, :func:`constant_flux_test` of the fitted bins
     """
     from .fit import JointData
-    from .fluxpoints import fit_norm, group_slices, profile_crossing
     from .ebl import result_model
     from .models import integrator
 
@@ -203,7 +316,6 @@ def constant_flux_test(fits, n_energy: int) -> dict:
     "p_value", "per_energy_bin": [{"chi2", "ndf", "p_value", "norm"}, ...]}`` (p_value NaN
     with ndf 0).
     """
-    from .fluxpoints import fit_norm
     from .stats import chi2_sf
 
     per = []

@@ -666,12 +666,12 @@ def _draw_sed_model(ax, model_dnde, butterfly, erange, style, ys, xs, decades=No
     ys.extend(out)
 
 
-def _draw_sed_points(ax, pts, uls, color, label, extra) -> None:
+def _draw_sed_points(ax, pts, uls, color, label, extra, marker="o", size=5) -> None:
     from matplotlib.lines import Line2D
 
     if pts["x"]:
         ax.errorbar(pts["x"], pts["y"], xerr=[pts["xl"], pts["xh"]], yerr=[pts["yl"], pts["yh"]],
-                    fmt="o", color=color, ms=5, elinewidth=1.2, capsize=0, label=label, zorder=4)
+                    fmt=marker, color=color, ms=size, elinewidth=1.2, capsize=0, label=label, zorder=4)
     if uls["x"]:
         u = np.asarray(uls["y"])
         ax.errorbar(uls["x"], u, xerr=[uls["xl"], uls["xh"]], fmt="none", ecolor=color,
@@ -682,7 +682,8 @@ def _draw_sed_points(ax, pts, uls, color, label, extra) -> None:
                             label="upper limits" if label == "flux points" else f"{label}: upper limits"))
 
 
-def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, title="", intrinsic=None):
+def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, title="", intrinsic=None, groups=(),
+             label="flux points"):
     """Spectral energy distribution: flux points, upper limits, model and butterfly.
 
     Parameters
@@ -699,6 +700,9 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
         For an EBL-absorbed model: the intrinsic model and its band, drawn in orange with the
         de-absorbed points (row keys e2dnde_intrinsic, e2dnde_intrinsic_err,
         e2dnde_intrinsic_ul); the observed points and the absorbed model stay as above.
+    groups : sequence of (label, flux_points)
+        More sets of points (e.g. one per instrument of a joint fit), each in its own colour;
+        ``flux_points`` (labelled ``label``) is drawn in black on top.
     """
     fig = _figure(figsize=(7.5, 5.5))
     ax = fig.subplots()
@@ -708,7 +712,14 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
     absorbed = intrinsic is not None
     _draw_sed_model(ax, model_dnde, butterfly, (emin, emax),
                     ("tab:blue", "absorbed model" if absorbed else "best-fit model"), ys, xs, 3 if absorbed else None)
-    _draw_sed_points(ax, pts, uls, "black", "observed flux points" if absorbed else "flux points", extra)
+    colors = ("tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+    colors = colors[1:] if absorbed else colors  # orange is the intrinsic model's
+    for k, (name, rows) in enumerate(groups):
+        gpts, guls, gys, gxs = _sed_points(rows)
+        _draw_sed_points(ax, gpts, guls, colors[k % len(colors)], name, extra, marker="sD^vP*X"[k % 7], size=4)
+        ys.extend(gys)
+        xs.extend(gxs)
+    _draw_sed_points(ax, pts, uls, "black", "observed flux points" if absorbed else label, extra)
     if absorbed:
         _draw_sed_model(ax, intrinsic[0], intrinsic[1], (emin, emax), ("tab:orange", "intrinsic model"), ys, xs)
         ipts, iuls, iys, ixs = _sed_points(flux_points, "_intrinsic")

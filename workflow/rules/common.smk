@@ -14,13 +14,18 @@ import os
 import re
 import shlex
 import sys
+import types
 
 from snakemake.exceptions import WorkflowError
 
+from extspec.io.batch import REDUCTION_PRODUCTS, manifest_name
 from extspec.io.download import HOWTO
+from extspec.workflow.batches import batch_size, make_batches
 from extspec.workflow.config import (apply_overlay, has_dl3, prepare_workflow, read_config_file, settings_json,
                                     stage_config)
 from extspec.errors import ExtspecError
+from extspec.workflow.joint_config import joint_settings
+from extspec.workflow.joint_fit import joint_outputs
 from extspec.workflow.process_exit import cancel_scheduler_timers, skip_final_collections
 
 # Exit without idle time (extspec.workflow.process_exit: the final garbage collections
@@ -41,6 +46,7 @@ except ExtspecError as err:
 DL3_ANALYSES = [n for n, a in PREPARED["analyses"].items() if has_dl3(a["config"])]
 CFG = PREPARED["config"]  # the keys shared by every analysis (results_dir, datastore, download)
 ANALYSES = PREPARED["analyses"]  # {name: {"config", "obs_ids", "external", "provenance"}}
+JOINT = PREPARED["joint"]  # {joint fit name: its block of config key `joint`, defaults filled}
 RESULTS = CFG["results_dir"]
 OUT = f"{RESULTS}/{{analysis}}"  # every per-analysis path starts with this pattern
 LOGS = f"{OUT}/logs"
@@ -50,6 +56,25 @@ if len(ANALYSES) == 1:  # report captions of a single analysis may use config["n
 # analysis: in the params of every rule, so that a changed library or an edited .reg file
 # reruns what it affects (opt out with --rerun-triggers mtime).
 CODE = PREPARED["code"]
+
+# Reductions in batches (config key reduce.batch_size, extspec.workflow.batches):
+# {analysis: {key: [obs ids]}} of every analysis reduced in batches of more than one run; the
+# others keep one `reduce` job per run.  Known at parse time only with the data store there
+# (a store still to be fetched is reduced run by run in that first invocation).
+BATCHES = {}
+for _name, _a in ANALYSES.items():
+    _size = batch_size(_a["config"].get("reduce", {}).get("batch_size"), len(_a["obs_ids"]))
+    # an analysis with a light curve is reduced run by run (its reductions write onoff_events.h5)
+    if _size > 1 and _a["obs_ids"] and _a["config"].get("light_curve") is None:
+        BATCHES[_name] = make_batches(_a["obs_ids"], _size)
+
+
+def analyses_regex(names):
+    """A wildcard constraint matching exactly these analysis names (none: matches nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+BATCH_MANIFESTS = {n: [f"{RESULTS}/{n}/obs/{manifest_name(k, ids)}" for k, ids in b.items()] for n, b in BATCHES.items()}
 
 # Every job runs the extspec command line (extspec.cli): `extspec STEP ...` in the rules'
 # shell commands, so a job imports only what its step needs, never Snakemake.  `extspec` is a
@@ -79,7 +104,7 @@ def prepared():
     checkpoint fetch_datastore (download.smk) runs, then Snakemake calls this again and the
     observations are selected from the new store.
     """
-    if PREPARED["datastore"] is not None:
+    if PREPARED["datastore_error"] is None:
         return PREPARED
     missing = PREPARED["datastore_error"]
     if CFG["datastore"]:
@@ -115,9 +140,9 @@ def fetched(store):
         stop(f"extspec: invalid configuration: {err}")
 
 
-def datastore():
-    """The data store directory (see prepared())."""
-    return prepared()["datastore"]
+def datastore(analysis):
+    """The data store directory of an analysis (see prepared())."""
+    return prepared()["analyses"][analysis]["datastore"]
 
 
 def obs_ids(analysis):
@@ -127,14 +152,20 @@ def obs_ids(analysis):
     return prepared()["analyses"][analysis]["obs_ids"]
 
 
+@functools.cache
+def _obs_id_set(analysis, store):
+    """The obs ids of an analysis as a set (membership per job in constant time)."""
+    return frozenset(obs_ids(analysis))
+
+
 def obs_files(wildcards):
     """The DL3 file(s) one observation is read from (from the data store's hdu index)."""
-    if int(wildcards.obs_id) not in obs_ids(wildcards.analysis):
+    if int(wildcards.obs_id) not in _obs_id_set(wildcards.analysis, datastore(wildcards.analysis)):
         raise WorkflowError(
             f"extspec: obs {wildcards.obs_id} is not among the observations of analysis "
             f"{wildcards.analysis} (config keys obs_ids and obs_cone)"
         )
-    return prepared()["obs_files"][str(int(wildcards.obs_id))]
+    return prepared()["analyses"][wildcards.analysis]["obs_files"][str(int(wildcards.obs_id))]
 
 
 def provenance(wildcards):
@@ -154,9 +185,13 @@ def settings(stage):
 
 
 def per_obs(name):
-    """Input function: one file per observation of the analysis, e.g. per_obs('cube.h5')."""
+    """Input function: one file per observation of the analysis, e.g. per_obs('cube.h5');
+    for an analysis reduced in batches, the batches' manifests instead (one file per batch:
+    the aggregate steps read each as its runs, extspec.io.batch)."""
 
     def inputs(wildcards):
+        if wildcards.analysis in BATCHES:
+            return BATCH_MANIFESTS[wildcards.analysis]
         return [f"{RESULTS}/{wildcards.analysis}/obs/{o}/{name}" for o in obs_ids(wildcards.analysis)]
 
     return inputs
@@ -181,9 +216,14 @@ def external_files(wildcards):
 def ebl_table(wildcards):
     """Input function: the EBL table of the analysis's model (model.ebl.table), if any: editing
     the table reruns the fit and the flux points."""
+    return model_ebl_table(ANALYSES[wildcards.analysis]["config"]["model"])
+
+
+def model_ebl_table(model):
+    """The EBL table file of a model block (a list: empty without model.ebl)."""
     from extspec.ebl import resolve_table
 
-    ebl = ANALYSES[wildcards.analysis]["config"]["model"].get("ebl")
+    ebl = model.get("ebl")
     return [str(resolve_table(ebl["table"], fetch=False))] if ebl else []
 
 
@@ -212,11 +252,6 @@ LIGHT_CURVE_ANALYSES = [n for n, a in ANALYSES.items() if a["config"].get("light
 reduce_lc in lightcurve.smk) and they get results/<analysis>/lightcurve/."""
 
 
-def analyses_pattern(names):
-    """Wildcard pattern matching exactly the analyses ``names`` (none: '^$', matching no name)."""
-    return "|".join(re.escape(n) for n in names) or "^$"
-
-
 LIGHT_CURVE_SPECTRA = [a for a in LIGHT_CURVE_ANALYSES if ANALYSES[a]["config"]["light_curve"]["spectra"]]
 """Analyses with light_curve.spectra: their light-curve job also fits the model per time bin
 (rule light_curve_spectra in lightcurve.smk)."""
@@ -237,6 +272,10 @@ def light_curve_spectra_args(wildcards, output):
     return f" --spectra-ecsv {shlex.quote(output.spectra_ecsv)} --spectra-png {shlex.quote(output.spectra_png)}"
 
 
+SUMMARY_ROWS = list(ANALYSES) + list(JOINT)
+"""The rows of the summary: every analysis, then every joint fit (config key `joint`)."""
+
+
 def per_analysis(name):
     """One file per analysis, in the config's order, e.g. per_analysis('fit/result.yaml')."""
     return [f"{RESULTS}/{a}/{name}" for a in ANALYSES]
@@ -248,6 +287,7 @@ def all_outputs(wildcards):
     out = [f"{RESULTS}/{a}/{p}" for a in DL3_ANALYSES for p in STACKED_PRODUCTS]
     out += [f"{RESULTS}/{a}/{p}" for a in ANALYSES for p in ANALYSIS_PRODUCTS]
     out += [p for a in LIGHT_CURVE_ANALYSES for p in light_curve_products(a)]
+    out += [p for j in JOINT for p in joint_products(j)]  # joint.smk
     return out + [f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html"]
 
 
@@ -265,7 +305,7 @@ def summary_after_failure():
     try:
         from extspec.workflow.pipeline import write_summary
 
-        rows = write_summary(RESULTS, list(ANALYSES), f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html",
+        rows = write_summary(RESULTS, SUMMARY_ROWS, f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html",
                              LIGHT_CURVE_ANALYSES)
     except Exception as exc:  # the run has failed already: report, never mask the failure
         print(f"extspec: could not write {RESULTS}/summary.ecsv: {exc}", file=sys.stderr)
@@ -273,3 +313,44 @@ def summary_after_failure():
     failed = [r["analysis"] for r in rows if r["status"] != "ok"]
     print(f"extspec: {RESULTS}/summary.ecsv written; not finished: {', '.join(failed) or 'none'}",
           file=sys.stderr)
+
+
+# Joint fits (config key `joint`, rules in joint.smk)
+
+
+def joint_rule_name(name):
+    """The name of a joint fit's job: joint_fit_<name>, every non-word character as '_'."""
+    word = re.sub(r"\W", "_", name)
+    return f"joint_fit_{word}"
+
+
+def joint_files(name):
+    """Input function: every spectrum file (PHA, BKG, ARF, RMF, external sets) of the joint's
+    analyses, and the EBL table of its model (editing the table reruns the joint fit)."""
+
+    def inputs(wildcards):
+        out = model_ebl_table(JOINT[name]["model"])
+        for a in JOINT[name]["analyses"]:
+            w = types.SimpleNamespace(analysis=a)
+            out += spectra_pha(w) + external_files(w)
+            out += per_obs("bkg.fits")(w) + per_obs("arf.fits")(w) + per_obs("rmf.fits")(w)
+        return out
+
+    return inputs
+
+
+def joint_spectra_args(name):
+    """Params function: `--spectra ANALYSIS PHA ...` for each analysis of the joint fit."""
+
+    def args(wildcards):
+        return " ".join(
+            f"--spectra {shlex.join([a, *spectra_pha(types.SimpleNamespace(analysis=a))])}"
+            for a in JOINT[name]["analyses"]
+        )
+
+    return args
+
+
+def joint_products(name):
+    """The files one joint fit writes, under <results_dir>/<name>/fit/."""
+    return [f"{RESULTS}/{name}/fit/{f}" for f in joint_outputs(JOINT[name]["analyses"])]

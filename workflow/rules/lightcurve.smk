@@ -17,7 +17,7 @@ use rule reduce as reduce_lc with:
         rmf=f"{OUT}/obs/{{obs_id}}/rmf.fits",
         events=f"{OUT}/obs/{{obs_id}}/onoff_events.h5",
     wildcard_constraints:
-        analysis=analyses_pattern(LIGHT_CURVE_ANALYSES),
+        analysis=analyses_regex(LIGHT_CURVE_ANALYSES),
 
 
 rule light_curve:
@@ -42,7 +42,7 @@ rule light_curve:
         config=settings("light_curve"),
         spectra=light_curve_spectra_args,
     wildcard_constraints:
-        analysis=analyses_pattern([a for a in LIGHT_CURVE_ANALYSES if a not in LIGHT_CURVE_SPECTRA]),
+        analysis=analyses_regex([a for a in LIGHT_CURVE_ANALYSES if a not in LIGHT_CURVE_SPECTRA]),
     log:
         f"{LOGS}/light_curve.log",
     priority: 2
@@ -74,4 +74,4 @@ use rule light_curve as light_curve_spectra with:
             subcategory="Light curve",
         ),
     wildcard_constraints:
-        analysis=analyses_pattern(LIGHT_CURVE_SPECTRA),
+        analysis=analyses_regex(LIGHT_CURVE_SPECTRA),

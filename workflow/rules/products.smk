@@ -64,13 +64,13 @@ rule cumulative:
         " --png {output.png:q} --log {log:q} --quiet"
 
 
-# One row per analysis (results/summary.ecsv + .html).  After a failed run (--keep-going)
+# One row per analysis and per joint fit (results/summary.ecsv + .html).  After a failed run (--keep-going)
 # the onerror hook in the Snakefile writes it too, naming the analyses that did not finish.
 
 
 rule summary:
     input:
-        results=per_analysis("fit/result.yaml"),
+        results=per_analysis("fit/result.yaml") + [f"{RESULTS}/{j}/fit/result.yaml" for j in PREPARED["joint"]],
         cumulative=per_analysis("cumulative.ecsv"),
         light_curves=[f"{RESULTS}/{a}/lightcurve/lightcurve.ecsv" for a in LIGHT_CURVE_ANALYSES],
     output:
@@ -79,7 +79,7 @@ rule summary:
     params:
         code=CODE,
         results=lambda wildcards, output: os.path.dirname(output.ecsv),  # <results_dir>/summary.ecsv
-        analyses=list(ANALYSES),
+        analyses=SUMMARY_ROWS,
         light_curves="".join(f" --light-curve {shlex.quote(a)}" for a in LIGHT_CURVE_ANALYSES),
     log:
         f"{RESULTS}/logs/summary.log",

@@ -4,6 +4,11 @@
 # params hold only the analysis's reduction settings (STAGE_KEYS['reduce'] in
 # extspec.workflow.settings), the data store and the obs id: adding an observation to an analysis
 # adds one such job and leaves the others untouched; changing a reduction setting reruns them all.
+#
+# With reduce.batch_size > 1 (BATCHES in common.smk) an analysis's runs are reduced by one job
+# per fixed block of obs ids instead (the rules reduce_batch_<analysis>_<key> below): the same
+# files, written by `extspec reduce-batch` in one process; rule `reduce` then does not apply to
+# that analysis.
 
 
 rule reduce:
@@ -18,12 +23,12 @@ rule reduce:
     params:
         provenance=provenance,
         reduction=settings("reduce"),
-        datastore=lambda wildcards: datastore(),
+        datastore=lambda wildcards: datastore(wildcards.analysis),
         obs_id=lambda wildcards: int(wildcards.obs_id),
         outdir=lambda wildcards, output: os.path.dirname(output.cube),
         events=lambda wildcards: " --onoff-events" if wildcards.analysis in LIGHT_CURVE_ANALYSES else "",
     wildcard_constraints:
-        analysis=analyses_pattern([a for a in ANALYSES if a not in LIGHT_CURVE_ANALYSES]),
+        analysis=analyses_regex([n for n in ANALYSES if n not in BATCHES and n not in LIGHT_CURVE_ANALYSES]),
     log:
         f"{LOGS}/reduce/{{obs_id}}.log",
     benchmark:
@@ -35,3 +40,43 @@ rule reduce:
     shell:
         "extspec reduce {params.obs_id} --datastore {params.datastore:q} --outdir {params.outdir:q}"
         " --settings {params.reduction:q} --log {log:q} --quiet{params.events}"
+
+
+# One rule per batch, outputs listed explicitly (a rule's outputs cannot be computed from a
+# wildcard), the batch's manifest obs/batch-<key>.<digest of its obs ids>.json first: the aggregates take the
+# manifests as inputs (common.smk, per_obs), so that the DAG holds one file per batch for them.  params: as rule reduce, with the batch's obs ids instead of one: adding a run
+# reruns only its batch.  A run that fails inside a batch gets a one-line failure marker under
+# its product names, and the job succeeds, so that Snakemake keeps the other runs' products
+# (it deletes every output of a failed job); the aggregates stop on the marker naming the run
+# (extspec.io.batch).
+for _name, _batches in BATCHES.items():
+    _safe = re.sub(r"\W", "_", _name)
+    _out = f"{RESULTS}/{_name}"
+    _settings = settings_json(stage_config(ANALYSES[_name]["config"], "reduce"))
+    for _key, _ids in _batches.items():
+
+        rule:
+            name:
+                f"reduce_batch_{_safe}_{_key}"
+            input:
+                list(dict.fromkeys(f for o in _ids for f in ANALYSES[_name]["obs_files"][str(o)])),
+            output:
+                # the manifest first: the aggregates' input, found on the first try by Snakemake
+                [f"{_out}/obs/{manifest_name(_key, _ids)}"] + [f"{_out}/obs/{o}/{f}" for o in _ids for f in REDUCTION_PRODUCTS],
+            params:
+                provenance=ANALYSES[_name]["provenance"],
+                reduction=_settings,
+                datastore=ANALYSES[_name]["datastore"],
+                obs_ids=" ".join(map(str, _ids)),
+                outroot=f"{_out}/obs",
+            log:
+                f"{_out}/logs/reduce/batch-{_key}.log",
+            benchmark:
+                f"{_out}/benchmarks/reduce/batch-{_key}.tsv"
+            threads: 1
+            resources:
+                mem_mb=1000,
+                runtime=10 + len(_ids) // 10,
+            shell:
+                "extspec reduce-batch {params.obs_ids} --datastore {params.datastore:q} --outroot {params.outroot:q}"
+                " --manifest {output[0]:q} --settings {params.reduction:q} --log {log:q} --quiet"

@@ -172,18 +172,29 @@ class DataStore:
     path: Path
     obs_table: dict
     hdu_table: dict
+    # lookups built once on first use (a store of 10,000 runs is asked 10,000 times)
+    _row_index: dict | None = field(default=None, init=False, repr=False, compare=False)
+    _known_ids: set | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def obs_ids(self) -> np.ndarray:
         return np.asarray(self.obs_table["OBS_ID"], dtype=np.int64)
 
     def _rows(self, obs_id: int, hdu_type: str) -> np.ndarray:
-        t = self.hdu_table
-        return np.flatnonzero((t["OBS_ID"] == obs_id) & (t["HDU_TYPE"] == hdu_type))
+        """The hdu-index rows of one HDU type of one observation, in index order."""
+        if self._row_index is None:
+            t = self.hdu_table
+            index: dict = {}
+            for i, key in enumerate(zip(np.asarray(t["OBS_ID"]).tolist(), np.asarray(t["HDU_TYPE"]).tolist())):
+                index.setdefault(key, []).append(i)
+            self._row_index = index
+        return np.asarray(self._row_index.get((int(obs_id), hdu_type), []), dtype=np.intp)
 
     def check_obs_ids(self, obs_ids) -> None:
         """Raise if any of ``obs_ids`` is not in the obs index (naming a few that are)."""
-        known = set(self.obs_ids.tolist()) | set(np.unique(self.hdu_table["OBS_ID"]).tolist())
+        if self._known_ids is None:
+            self._known_ids = set(self.obs_ids.tolist()) | set(np.unique(self.hdu_table["OBS_ID"]).tolist())
+        known = self._known_ids
         missing = [int(o) for o in obs_ids if int(o) not in known]
         if missing:
             few = ", ".join(str(o) for o in sorted(known)[:5])

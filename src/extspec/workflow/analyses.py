@@ -23,8 +23,13 @@ __all__ = ["GLOBAL_KEYS", "RESERVED_NAMES", "merge_configs", "read_config_files"
            "analysis_configs", "validate_analyses"]
 
 
-GLOBAL_KEYS = ("results_dir", "datastore", "download", "analyses")
-"""Keys shared by every analysis of a config: they may not be set inside ``analyses``."""
+GLOBAL_KEYS = ("results_dir", "download", "analyses", "joint")
+"""Keys shared by every analysis of a config: they may not be set inside ``analyses``.
+(``datastore`` is set at the top level for every analysis, and an ``analyses`` entry may
+set its own: e.g. one analysis per instrument.)"""
+
+NOT_ANALYSIS_KEYS = ("analyses", "joint")
+"""Top-level keys that are not part of any analysis's config."""
 
 
 _REPLACED_BLOCKS = ("model",)
@@ -87,10 +92,10 @@ def analysis_configs(raw: dict) -> dict:
     """
     analyses = raw.get("analyses")
     if not analyses:
-        return {raw.get("name"): {k: v for k, v in raw.items() if k != "analyses"}}
+        return {raw.get("name"): {k: v for k, v in raw.items() if k not in NOT_ANALYSIS_KEYS}}
     if not isinstance(analyses, dict):
         raise ConfigError(f"config key 'analyses': expected a mapping of analysis name to keys, got {_fmt(analyses)}")
-    base = {k: v for k, v in raw.items() if k not in ("analyses", "name")}
+    base = {k: v for k, v in raw.items() if k not in (*NOT_ANALYSIS_KEYS, "name")}
     out = {}
     for name, over in analyses.items():
         over = {} if over is None else over

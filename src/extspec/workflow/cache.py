@@ -27,7 +27,7 @@ from .store_checks import check_selection
 __all__ = ["prepare_workflow", "check_output_dir", "setting_file_digests"]
 
 
-_CACHE_VERSION = 3
+_CACHE_VERSION = 4
 
 
 def _stat(path: Path):
@@ -60,16 +60,18 @@ def _cache_key(raw: dict, schema_path: Path | None) -> str:
         "code": code_identity(),
     }
     try:
-        cands = candidate_datastore_paths(raw.get("datastore"))
-    except Exception:
-        cands = []
-    # the index files by content: an index rewritten with the same size and an old mtime (a copy
-    # or an unpacked tarball keeps its mtime) must not bring back a run that has left it
-    parts["store"] = [_content(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
-    try:
         analyses = list(analysis_configs(raw).values())
     except ConfigError:
         analyses = [raw]
+    cands = []
+    for value in dict.fromkeys([raw.get("datastore")] + [a.get("datastore") for a in analyses]):
+        try:
+            cands += candidate_datastore_paths(value)
+        except Exception:
+            pass
+    # the index files by content: an index rewritten with the same size and an old mtime (a copy
+    # or an unpacked tarball keeps its mtime) must not bring back a run that has left it
+    parts["store"] = [_content(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
     ext = []
     for a in analyses:
         try:
@@ -148,18 +150,23 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
         defaults filled in and its selected observations (list of int), in the config's
         order (one entry, named by ``name``, for a config without ``analyses``);
     ``datastore``
-        the data store directory (str), or None when it is missing;
+        the directory of the top-level data store (str), or None when it is missing or no
+        analysis uses it;
     ``datastore_error``
-        the one-line message saying where the store was looked for and how to get it
-        (None when found) -- the workflow reports it only when a job needs the data, so
+        the one-line message saying where the top-level store was looked for and how to get
+        it (None when found) -- the workflow reports it only when a job needs the data, so
         that ``snakemake download`` still works without a store;
-    ``obs_files``
-        ``{str(obs_id): [file, ...]}``, the DL3 files each selected observation is read from;
+    ``joint``
+        ``{joint name: block with defaults}`` of the ``joint`` key
+        (:func:`extspec.workflow.joint_config.validate_joint`);
     ``code``
         ``extspec.code_identity()``, for the rules' ``params`` (a changed library reruns the
         jobs; ``--rerun-triggers mtime`` opts out).
 
-    Each analysis entry also has ``external``: one ``{"pha", "files", "obs_id"}`` per set of
+    Each analysis entry also has ``datastore`` (its data store directory: the top-level one
+    or the entry's own ``datastore``; None without DL3 runs), ``obs_files`` (``{str(obs_id):
+    [file, ...]}``, the DL3 files each selected observation is read from; ``optional_files``:
+    those of them a run can do without, its background IRF), ``external``: one ``{"pha", "files", "obs_id"}`` per set of
     its ``external_spectra`` (``files``: its PHA, BKG, ARF and RMF paths, the inputs of the
     rules that read it), and ``provenance``: ``{"code": ..., "files":
     setting_file_digests(config)}``, what its products depend on beyond the config values.
@@ -197,7 +204,11 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
     code = code_identity()
     first = next(iter(cfgs.values()))
     shared = {k: first[k] for k in GLOBAL_KEYS if k in first}
-    out = {"config": shared, "analyses": {}, "datastore": None, "datastore_error": None, "obs_files": {},
+    shared["datastore"] = raw.get("datastore")  # the top-level store (an analysis may name its own)
+    from .joint_config import check_joint_data, validate_joint
+
+    joint = validate_joint(raw, cfgs, schema)
+    out = {"config": shared, "analyses": {}, "datastore": None, "datastore_error": None, "joint": joint,
            "code": code}
     for name, cfg in cfgs.items():
         try:
@@ -208,26 +219,42 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
             digests = setting_file_digests(cfg)
         except ConfigError as exc:
             raise _in_analysis(exc, name, _override(raw, name)) from None
-        out["analyses"][name] = {"config": cfg, "obs_ids": [], "external": external,
-                                 "provenance": {"code": code, "files": digests}}
+        out["analyses"][name] = {"config": cfg, "obs_ids": [], "external": external, "datastore": None,
+                                 "obs_files": {}, "optional_files": {}, "provenance": {"code": code, "files": digests}}
     if not any(has_dl3(c) for c in cfgs.values()):
+        check_joint_data(joint, out["analyses"])
         _write_cache(cache_file, out)
         return out
     from ..io.datastore import open_datastore, resolve_datastore_path
 
-    try:
-        root = resolve_datastore_path(shared["datastore"])
-    except DataStoreError as exc:
-        out["datastore_error"] = str(exc)
-        return out
-    try:
-        store = open_datastore(root)
-    except DataStoreError as exc:
-        raise ConfigError(f"config key 'datastore': {exc}") from None
-    files, optional = {}, {}
+    stores = {}  # config value of `datastore` -> (directory, DataStore)
     for name, cfg in cfgs.items():
+        if not has_dl3(cfg) or cfg["datastore"] in stores:
+            continue
         try:
-            obs = check_selection(cfg, store) if has_dl3(cfg) else []
+            try:
+                root = resolve_datastore_path(cfg["datastore"])
+            except DataStoreError as exc:
+                if cfg["datastore"] == shared["datastore"]:  # reported when needed, or fetched
+                    out["datastore_error"] = str(exc)
+                    return out
+                raise ConfigError(f"config key 'datastore': {exc}") from None
+            try:
+                stores[cfg["datastore"]] = (root, open_datastore(root))
+            except DataStoreError as exc:
+                raise ConfigError(f"config key 'datastore': {exc}") from None
+        except ConfigError as exc:
+            raise _in_analysis(exc, name, _override(raw, name)) from None
+    if shared["datastore"] in stores:
+        out["datastore"] = str(stores[shared["datastore"]][0])
+    for name, cfg in cfgs.items():
+        if not has_dl3(cfg):
+            continue
+        root, store = stores[cfg["datastore"]]
+        files, optional = out["analyses"][name]["obs_files"], out["analyses"][name]["optional_files"]
+        out["analyses"][name]["datastore"] = str(root)
+        try:
+            obs = check_selection(cfg, store, cache_dir=cache_dir)
             dup = set(obs) & {e["obs_id"] for e in out["analyses"][name]["external"]}
             if dup:
                 e = next(e for e in out["analyses"][name]["external"] if e["obs_id"] in dup)
@@ -237,8 +264,6 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
             raise _in_analysis(exc, name, _override(raw, name)) from None
         out["analyses"][name]["obs_ids"] = obs
         for o in obs:
-            if str(o) in files:
-                continue
             try:
                 fl = [str(p) for p in store.obs_files(o)]
                 for extra in ("bkg", "rad_max"):
@@ -251,7 +276,7 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
             except DataStoreError as exc:
                 raise ConfigError(f"config key 'obs_ids': {exc}") from None
             files[str(o)] = fl
-    out.update(datastore=str(root), obs_files=files, optional_files=optional)
+    check_joint_data(joint, out["analyses"])
     _write_cache(cache_file, out)
     return out
 

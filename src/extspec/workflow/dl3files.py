@@ -19,20 +19,22 @@ __all__ = ["check_dl3_files"]
 
 
 def check_dl3_files(prepared: dict) -> None:
-    """Check (and trim) ``prepared["obs_files"]`` in place; see the module docstring.
+    """Check (and trim) each analysis's ``obs_files`` of ``prepared`` in place; see the module
+    docstring.
 
-    ``prepared["optional_files"]`` (``{obs: [file, ...]}``) names the files a run can do
+    An analysis's ``optional_files`` (``{obs: [file, ...]}``) names the files a run can do
     without.  Raises DataStoreError for the first missing required file.
     """
-    optional = prepared.get("optional_files") or {}
-    for obs, files in prepared.get("obs_files", {}).items():
-        kept = []
-        for f in files:
-            if os.path.exists(f):
-                kept.append(f)
-            elif f not in optional.get(obs, ()):
-                raise DataStoreError(
-                    f"obs {obs}: DL3 file {f} does not exist (listed in the hdu index of {prepared['datastore']}); "
-                    f"restore it, or drop obs {obs} from the selection"
-                )
-        files[:] = kept
+    for analysis in prepared.get("analyses", {}).values():
+        optional = analysis.get("optional_files") or {}
+        for obs, files in (analysis.get("obs_files") or {}).items():
+            kept = []
+            for f in files:
+                if os.path.exists(f):
+                    kept.append(f)
+                elif f not in optional.get(obs, ()):
+                    raise DataStoreError(
+                        f"obs {obs}: DL3 file {f} does not exist (listed in the hdu index of "
+                        f"{analysis['datastore']}); restore it, or drop obs {obs} from the selection"
+                    )
+            files[:] = kept

@@ -17,6 +17,7 @@ __all__ = [
     "STEP_IMPORTS",
     "import_step",
     "reduce_observation",
+    "reduce_batch",
     "stack_counts",
     "write_maps",
     "run_fit",
@@ -26,7 +27,7 @@ __all__ = [
     "run_light_curve",
 ]
 
-_SPECTRA = ("numpy", "numpy.char", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
+_SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
             "extspec.geometry", "extspec.sky")
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
@@ -46,6 +47,9 @@ STEP_IMPORTS = {
                     "extspec.io.ecsv", "extspec.io.fitresult", "extspec.io.onoff_events", "extspec.io.xspec_table",
                     "extspec.ebl", "extspec.lightcurve", "extspec.models", "extspec.start_values",
                     "extspec.timebins", *_PLOTS),
+    "joint_fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
+                  "extspec.io.fitresult", "extspec.joint", "extspec.models", "extspec.ebl", "extspec.io.xspec_table",
+                  "extspec.start_values", "extspec.stacking", "extspec.workflow.joint_fit", "extspec.workflow.joint_config", "extspec.workflow.settings", *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).
 
@@ -63,7 +67,7 @@ def import_step(step: str) -> None:
         importlib.import_module(name)
 
 
-def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path,
+def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path, store=None,
                        onoff_events: bool = False) -> None:
     """Reduce one observation: ``cube.h5`` and ``pha/bkg/arf/rmf.fits`` in ``outdir``.
 
@@ -75,6 +79,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     :func:`extspec.reduction.reduce_observation`.  Raises ExtspecError (one-line message
     naming the obs id) on bad input; never leaves a half-written file (every file is written
     to a temporary name, then renamed; the PHA file, written last, marks a complete set).
+    ``store``: the data store already opened (a batch job opens it once).
     """
     from ..errors import ExtspecError
     from ..io.cube_io import write_cube
@@ -86,7 +91,8 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     outdir = Path(outdir)
     try:
         settings = reduction_settings(reduction)
-        obs = open_datastore(datastore).load(int(obs_id))
+        store = open_datastore(datastore) if store is None else store
+        obs = store.load(int(obs_id))
         cube, spec, *events = reduce_chain(obs, settings, onoff_events=onoff_events)
     except ExtspecError as exc:
         msg = str(exc)
@@ -118,11 +124,50 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     write_spectrum(spec, outdir)
 
 
+def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str | Path, manifest=None) -> dict:
+    """Reduce several observations in one process: each into ``outroot/<obs_id>/`` exactly as
+    :func:`reduce_observation` does (same files, same bytes).
+
+    A run that fails with bad input (ExtspecError) is logged as an error naming its obs id
+    and gets the failure marker of :mod:`extspec.io.batch` under its product names; the
+    others are reduced all the same.  ``manifest``: the path of the batch's manifest,
+    written last.  Returns ``{obs_id: reason}`` of the failed runs.
+    """
+    import logging
+
+    from ..errors import ExtspecError
+    from ..io.datastore import open_datastore
+    from ..io.batch import write_failed, write_manifest
+
+    log = logging.getLogger("extspec.reduce")
+    store = open_datastore(datastore)
+    failed = {}
+    for obs_id in obs_ids:
+        outdir = Path(outroot) / str(int(obs_id))
+        try:
+            reduce_observation(reduction, datastore, int(obs_id), outdir, store=store)
+        except ExtspecError as exc:
+            msg = str(exc).splitlines()[0]
+            msg = msg if f"obs {obs_id}" in msg else f"obs {obs_id}: {msg}"
+            log.error("%s", msg)
+            write_failed(outdir, msg)
+            failed[int(obs_id)] = msg
+    if manifest is not None:
+        write_manifest(manifest, sorted(int(o) for o in obs_ids), failed)
+    return failed
+
+
 def read_spectra(spectrum_dirs) -> list:
-    """Read the OGIP sets of several observations (directories or pha.fits paths)."""
+    """Read the OGIP sets of several observations (directories or pha.fits paths); a run whose
+    batch reduction failed stops with its reason (:func:`extspec.io.batch.check_reduced`)."""
+    from ..io.batch import check_reduced
     from ..io.ogip import read_spectrum
 
-    return [read_spectrum(p) for p in spectrum_dirs]
+    out = []
+    for p in spectrum_dirs:
+        check_reduced(p)
+        out.append(read_spectrum(p))
+    return out
 
 
 def _stacked_images(config: dict, cube_paths: list) -> dict:
@@ -137,7 +182,10 @@ def _stacked_images(config: dict, cube_paths: list) -> dict:
     erange = (config.get("stacked") or {}).get("energy_range")
     image = None
     obs_ids, per_obs_counts, per_obs_bkg = [], [], []
+    from ..io.batch import check_reduced
+
     for p in cube_paths:
+        check_reduced(p)
         c = read_cube_counts(p)
         sel = bins_inside(c.energy_reco.edges, *(erange or (None, None)))
         if not sel.any():
@@ -178,10 +226,13 @@ def _drawn_regions(config: dict, spectrum_dirs: list) -> tuple[dict, str]:
     if radii:
         note = (f"\nON/OFF circles: RAD_MAX at {e_draw:g} TeV = "
                 f"{', '.join(f'{r:.3f}' for r in radii)} deg (stacked.rad_max_energy)")
+    off_regions, off_labels = [d[1] for d in drawn], [f"OFF {s.obs_id}" for s in spectra]
+    if len(spectra) > MAX_OFF_SETS_DRAWN:
+        off_regions, off_labels = _distinct_off_regions(off_regions, len(spectra))
     regions = dict(
         on_region=drawn[0][0] if drawn else config.get("on_region"),
-        off_regions=[d[1] for d in drawn],
-        off_labels=[f"OFF {s.obs_id}" for s in spectra],
+        off_regions=off_regions,
+        off_labels=off_labels,
         exclusion_regions=_exclusion_strings(config),
     )
     return regions, note
@@ -214,6 +265,23 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     regions, note = _drawn_regions(config, spectrum_dirs)
     name = config.get("name", "")
     plot_counts_image(image, geom, out_png, title=f"{name}: counts, {len(obs_ids)} observations{note}", **regions)
+
+
+MAX_OFF_SETS_DRAWN = 12
+"""Above this many runs the counts and significance pictures draw the OFF regions as one set."""
+
+MAX_OFF_REGIONS_DRAWN = 200
+"""... of at most this many distinct regions (a matplotlib patch costs ~2 ms to draw; one per
+run and OFF region made the stack job take 30 ms per run)."""
+
+
+def _distinct_off_regions(off_regions: list, n_runs: int) -> tuple[list, list]:
+    """The OFF regions of many runs as one set: each distinct region once, at most
+    :data:`MAX_OFF_REGIONS_DRAWN` (in order of first appearance); with its legend label."""
+    seen = list(dict.fromkeys(r for regs in off_regions for r in regs))
+    label = f"OFF regions of {n_runs} runs" + (f", {MAX_OFF_REGIONS_DRAWN} of {len(seen)} distinct drawn"
+                                               if len(seen) > MAX_OFF_REGIONS_DRAWN else "")
+    return [seen[:MAX_OFF_REGIONS_DRAWN]], [label]
 
 
 def _check_same_grid(first, other) -> None:
@@ -383,12 +451,8 @@ def _instruments(spectra) -> list:
 
 def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_png) -> None:
     """Flux points (GADF SED ECSV) and the SED plot from the best-fit model."""
-    import numpy as np
-
-    from ..ebl import DEABSORBED_UNITS, intrinsic_values, result_model
-    from ..fluxpoints import SED_UNITS, compute_flux_points
+    from ..fluxpoints import compute_flux_points, sed_columns, sed_models
     from ..io.fitresult import read_fit_result
-    from ..models import get_model, sed_butterfly
     from ..plots import plot_sed
 
     from .settings import fit_options, flux_point_settings
@@ -409,32 +473,15 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
             f"flux points: no group of flux_points.energy_edges {fp.energy_edges} overlaps the "
             f"safe energy range [{result.energy_range[0]:.3g}, {result.energy_range[1]:.3g}] TeV of the fit"
         )
-    ebl_meta = {"ebl": result.ebl} if result.ebl else {}
-    _write_ecsv(rows, {**SED_UNITS, **(DEABSORBED_UNITS if result.ebl else {})},
+    units, ebl_meta = sed_columns(result)
+    _write_ecsv(rows, units,
                 {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
                  "n_sigma_ul": fp.n_sigma_ul, "model": result.model_type,
                  "fit_success": bool(result.success), **ebl_meta}, out_ecsv)
-    model = result_model(result)  # observed: the absorbed model when the fit had an EBL table
-    intrinsic = get_model(result.model_type)
-    values = result.values
-
-    def dnde(e, **p):
-        return model.dnde(np.asarray(e, float), **p)
-
-    def dnde_intrinsic(e, **p):
-        return intrinsic.dnde(np.asarray(e, float), **intrinsic_values(p))
-
-    emin, emax = result.energy_range
-    band = band_int = None
-    if result.success and np.all(np.isfinite([emin, emax])):
-        energies = np.geomspace(emin, emax, 100)
-        band = (energies, *sed_butterfly(dnde, values, *result.free_covariance(), energies))
-        if result.ebl:
-            band_int = (energies, *sed_butterfly(dnde_intrinsic, values, *result.free_covariance(), energies))
-    plot_sed(rows, lambda e: dnde(e, **values), (emin, emax), out_png, butterfly=band,
-             title=f"{config.get('name', '')}: {result.model_type}"
-             + (f", EBL {result.ebl['name'] or 'table'} z = {values['redshift']:.4g}" if result.ebl else ""),
-             intrinsic=(lambda e: dnde_intrinsic(e, **values), band_int) if result.ebl else None)
+    curves = sed_models(result)  # observed: the absorbed model when the fit had an EBL table
+    plot_sed(rows, curves["model_dnde"], result.energy_range, out_png, butterfly=curves["butterfly"],
+             title=f"{config.get('name', '')}: {result.model_type}{curves['title_suffix']}",
+             intrinsic=curves["intrinsic"])
 
 
 def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None:

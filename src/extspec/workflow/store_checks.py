@@ -16,13 +16,14 @@ from ..errors import ConfigError, DataStoreError
 __all__ = ["check_selection", "selected_obs_ids", "check_pointings", "check_irf_needs"]
 
 
-def check_selection(cfg: dict, store) -> list[int]:
+def check_selection(cfg: dict, store, cache_dir=None) -> list[int]:
     """The observations ``cfg`` selects in ``store``, checked: every one exists, has the IRFs
     the settings need and sees the ON region, and the wobble OFF regions fit it (raises
-    ConfigError naming the key)."""
+    ConfigError naming the key).  ``cache_dir``: where :func:`check_pointings` remembers each
+    file's IRF offset range."""
     obs = selected_obs_ids(cfg, store)
     check_irf_needs(cfg, store, obs)
-    check_pointings(cfg, store, obs)
+    check_pointings(cfg, store, obs, cache_dir=cache_dir)
     from .wobble_check import check_wobble
 
     check_wobble(cfg, store, obs)
@@ -61,11 +62,50 @@ def selected_obs_ids(cfg: dict, store) -> list[int]:
     return obs
 
 
-def check_pointings(cfg: dict, store, obs_ids) -> None:
+def _irf_offset_limits(store, obs_ids, cache_dir) -> dict:
+    """``{obs_id: largest IRF offset}`` (:meth:`DataStore.irf_offset_max`; None: unreadable),
+    remembered per effective-area file (path, size, mtime) in ``cache_dir``/irf-offsets.json,
+    so that a changed config or one added run reads only the files not seen before (reading
+    one costs about 4 ms: 40 s for 10,000 runs)."""
+    import json
+    from pathlib import Path
+
+    from .cache import _stat, _write_cache
+
+    cache_file = Path(cache_dir) / "irf-offsets.json" if cache_dir is not None else None
+    try:
+        memo = json.loads(cache_file.read_text()) if cache_file else {}
+    except (OSError, ValueError):
+        memo = {}
+    out, changed = {}, False
+    for o in obs_ids:
+        try:
+            path = str(store.hdu_location(o, "aeff")[0])
+        except DataStoreError:
+            out[int(o)] = None
+            continue
+        key = _stat(Path(path))
+        hit = memo.get(path)
+        if hit is not None and hit[0] == key:
+            out[int(o)] = hit[1]
+            continue
+        try:
+            out[int(o)] = store.irf_offset_max(o)
+        except DataStoreError:
+            out[int(o)] = None  # unreadable: its reduction job says so (and --keep-going finishes the others)
+        memo[path] = [key, out[int(o)]]
+        changed = True
+    if changed and cache_file is not None:
+        _write_cache(cache_file, memo)
+    return out
+
+
+def check_pointings(cfg: dict, store, obs_ids, cache_dir=None) -> None:
     """Every selected run must see the ON region: its centre within the run's IRF offset range.
 
     Raises ConfigError naming every run that does not (e.g. a typo in ``on_region`` that puts
     the region far from all pointings), with its offset and the IRF's largest offset.
+    ``cache_dir``: remember each file's offset range there (:func:`_irf_offset_limits`).
     """
     import numpy as np
 
@@ -78,14 +118,14 @@ def check_pointings(cfg: dict, store, obs_ids) -> None:
     ra, dec = store.pointings()
     row = {int(o): i for i, o in enumerate(store.obs_ids)}
     bad = []
+    limits = _irf_offset_limits(store, [o for o in obs_ids if int(o) in row], cache_dir)
     for o in obs_ids:
         if int(o) not in row:
             continue
         i = row[int(o)]
         off = float(separation(np.array([ra[i]]), np.array([dec[i]]), ra0, dec0)[0])
-        try:
-            limit = store.irf_offset_max(o)
-        except DataStoreError:
+        limit = limits[int(o)]
+        if limit is None:
             continue  # unreadable: its reduction job says so (and --keep-going finishes the others)
         if not off <= limit:
             bad.append(f"{o} ({off:.2f} > {limit:.2f} deg)")

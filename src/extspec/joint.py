@@ -1,0 +1,195 @@
+"""Joint fit of one spectral model to the spectra of several analyses (instruments).
+
+Each analysis (an "instrument": its own data store, binning, safe ranges, or OGIP sets of
+another tool) keeps its ON/OFF spectra in one :class:`~extspec.fit.JointData` on its own
+energy axes.  The likelihood is the sum of the WStat of every safe bin of every dataset of
+every instrument (spec §8-§9), so the reco binnings may differ between instruments:
+
+    W = sum_g sum_{d in g} W_d(mu_g)  +  sum_g [(s_g / sigma_s,g)^2 + (n_g / sigma_n,g)^2]
+
+Optional nuisance parameters per instrument g, each with a Gaussian prior of mean 0
+(``systematics``; the prior terms are -2 ln of the Gaussian up to a constant):
+
+* energy scale s_g: the model is evaluated at (1 + s_g) E_true.  The flux in a true bin is
+  ``F_i(s) = int_{(1+s) lo_i}^{(1+s) hi_i} phi(E) dE`` (the model integral over the scaled bin:
+  the same exact integrals as without it), i.e. the photons of energy (1 + s) E are seen by
+  that instrument as E; a power law of index Gamma then scales by (1 + s)^(1 - Gamma).
+* normalisation n_g: the instrument's predicted signal is multiplied by (1 + n_g).
+
+The minimisation, folding and statistic are those of :mod:`extspec.fit`
+(:func:`~extspec.fit.minimise`, :class:`~extspec.fit.JointData`).  A model with ``ebl`` is
+folded absorbed, with the integrator :func:`~extspec.fit.fit_joint` uses
+(:func:`extspec.ebl.absorbed_integral`): its parameters are the intrinsic ones plus
+``redshift`` and ``alpha_norm`` (free and bounded if the block says so), and an energy-scale
+nuisance is bounded so that every instrument's scaled true-energy axis stays inside the EBL
+table (the table is not extrapolated).  The model parameters'
+covariance reported is the block of the full covariance (nuisances marginalised).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .fit import FitOptions, FitResult, JointData, Parameter, _energy_range, minimise, model_parameters
+from .models import integrator
+
+__all__ = ["Systematics", "Instrument", "JointFit", "NUISANCE_KINDS", "instrument_flux", "fit_instruments"]
+
+NUISANCE_KINDS = ("energy_scale", "norm")
+"""The nuisance parameters an instrument may have, in the order they are listed."""
+
+NUISANCE_MIN = -0.9
+"""Lower bound of every nuisance parameter (keeps 1 + s and 1 + n positive)."""
+
+
+@dataclass(frozen=True)
+class Systematics:
+    """Gaussian prior widths (1 sigma) of one instrument's nuisance parameters; None: no such
+    parameter (the instrument's energy scale or normalisation is taken as exact)."""
+
+    energy_scale: float | None
+    norm: float | None
+
+    def widths(self) -> dict:
+        return {k: getattr(self, k) for k in NUISANCE_KINDS if getattr(self, k) is not None}
+
+
+@dataclass
+class Instrument:
+    """The datasets of one analysis in a joint fit, with its nuisance parameters' priors."""
+
+    name: str
+    data: JointData
+    systematics: Systematics
+
+
+@dataclass
+class JointFit:
+    """Outcome of :func:`fit_instruments`.
+
+    ``result``: the model's :class:`FitResult` (the model parameters, their covariance with
+    the nuisances marginalised, all datasets' obs ids, W including the prior terms);
+    ``nuisance``: one :class:`Parameter` per nuisance (``<analysis>.energy_scale``,
+    ``<analysis>.norm``) and ``priors`` their prior widths; ``covariance`` and ``names``: the
+    full covariance; ``stat``: W of each instrument's datasets at the best fit.
+    """
+
+    result: FitResult
+    nuisance: list
+    priors: dict
+    covariance: np.ndarray
+    names: list
+    stat: dict = field(default_factory=dict)
+    stat_per_dataset: dict = field(default_factory=dict)
+
+    def shifts(self, name: str) -> tuple[float, float]:
+        """(s, n) of instrument ``name`` at the best fit (0 for a parameter it does not have)."""
+        v = {p.name: p.value for p in self.nuisance}
+        return v.get(f"{name}.energy_scale", 0.0), v.get(f"{name}.norm", 0.0)
+
+    def systematics_dict(self) -> dict:
+        """``{analysis: {kind: {value, error, prior_sigma}}}`` for ``result.yaml``."""
+        out: dict = {}
+        for p in self.nuisance:
+            name, kind = p.name.rsplit(".", 1)
+            ok = self.result.success
+            out.setdefault(name, {})[kind] = {"value": float(p.value) if ok else None,
+                                              "error": float(p.error) if ok else None,
+                                              "prior_sigma": float(self.priors[p.name])}
+        return out
+
+
+def instrument_flux(integ, data: JointData, values: dict, energy_scale: float = 0.0, norm: float = 0.0):
+    """Model flux per true bin of ``data`` (cm^-2 s^-1) seen by an instrument with energy scale
+    ``energy_scale`` and normalisation ``norm``: (1 + n) * int over [(1+s) lo, (1+s) hi]."""
+    k = 1.0 + energy_scale
+    return (1.0 + norm) * integ(data.e_min * k, data.e_max * k, values)
+
+
+def fit_instruments(instruments: list, model_cfg: dict, options: FitOptions) -> JointFit:
+    """Joint WStat fit of one model to several instruments' datasets (see the module doc).
+
+    Parameters
+    ----------
+    instruments : list of Instrument
+        One per analysis, each with its own energy axes.
+    model_cfg : dict
+        ``{"type": ..., "parameters": {...}}`` as for :func:`extspec.fit.fit_joint`.
+    options : FitOptions
+        Integration rule, covariance and MINOS, as for :func:`extspec.fit.fit_joint`
+        (:func:`extspec.workflow.settings.fit_options` builds them from a ``fit`` block).
+    """
+    from .ebl import ebl_provenance, spectral_model
+
+    covariance = options.covariance
+    mtype, params = model_parameters(model_cfg)
+    model = spectral_model(model_cfg)  # absorbed with model.ebl: the integrator of fit_joint
+    integ = integrator(model, options.integration, "fit.integration")
+    ebl = ebl_provenance(model_cfg)
+    nuisance, priors = [], {}
+    for ins in instruments:
+        for kind, sigma in ins.systematics.widths().items():
+            lo, hi = _nuisance_bounds(model_cfg, ins.data, kind)
+            p = Parameter(name=f"{ins.name}.{kind}", value=0.0, min=lo, max=hi)
+            nuisance.append(p)
+            priors[p.name] = float(sigma)
+    used = [ins for ins in instruments if len(ins.data)]
+    excluded = {o: r for ins in instruments for o, r in ins.data.excluded.items()}
+    obs_ids = [o for ins in used for o in ins.data.obs_ids]
+    ranges = [_energy_range(ins.data) for ins in used]
+    erange = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else (float("nan"),) * 2
+    n_model = len(params)
+    all_params = params + nuisance
+    names = [p.name for p in all_params]
+
+    def shifts(values, name):
+        return values.get(f"{name}.energy_scale", 0.0), values.get(f"{name}.norm", 0.0)
+
+    model_names = [p.name for p in params]
+
+    def fluxes(values):
+        model_values = {k: values[k] for k in model_names}
+        return [instrument_flux(integ, ins.data, model_values, *shifts(values, ins.name)) for ins in used]
+
+    def stat(values):
+        w = sum(ins.data.stat(f) for ins, f in zip(used, fluxes(values)))
+        return w + sum((values[k] / s) ** 2 for k, s in priors.items())
+
+    def failed(message):
+        nan = np.full((len(all_params),) * 2, np.nan)
+        res = FitResult(model_type=mtype, success=False, message=message, total_stat=float("nan"), parameters=params,
+                        covariance=nan[:n_model, :n_model], edm=float("nan"), nfcn=0, obs_ids=obs_ids,
+                        excluded=excluded, energy_range=erange, covariance_method=covariance, ebl=ebl)
+        return JointFit(result=res, nuisance=nuisance, priors=priors, covariance=nan, names=names)
+
+    if not used:
+        return failed("no usable dataset")
+    if not any(not p.frozen for p in all_params):
+        return failed("no free parameter")  # a joint fit with everything frozen is not a fit
+    fit = minimise(all_params, stat, options)
+    best = {p.name: p.value for p in all_params}
+    per, per_instrument = {}, {}
+    for ins, f in zip(used, fluxes(best)):
+        per_instrument[ins.name] = dict(zip(ins.data.obs_ids, ins.data.stat_per_dataset(f).tolist()))
+        per.update(per_instrument[ins.name])
+    res = FitResult(model_type=mtype, success=fit.success, message=fit.message, total_stat=fit.fval,
+                    parameters=params, covariance=fit.covariance[:n_model, :n_model], edm=fit.edm, nfcn=fit.nfcn,
+                    obs_ids=obs_ids, excluded=excluded, energy_range=erange, stat_per_dataset=per,
+                    covariance_method=covariance, ebl=ebl)
+    return JointFit(result=res, nuisance=nuisance, priors=priors, covariance=fit.covariance, names=names,
+                    stat={k: float(sum(v.values())) for k, v in per_instrument.items()},
+                    stat_per_dataset=per_instrument)
+
+
+def _nuisance_bounds(model_cfg: dict, data: JointData, kind: str) -> tuple:
+    """(min, max) of a nuisance parameter: :data:`NUISANCE_MIN` and none, except for an energy
+    scale with an EBL table: (1 + s) times the instrument's true-energy axis stays inside the
+    table's energy range (the absorbed integral refuses energies outside it)."""
+    if kind != "energy_scale" or not (model_cfg or {}).get("ebl") or not len(data):
+        return NUISANCE_MIN, None
+    from .ebl import load_absorption
+
+    t_lo, t_hi = load_absorption(model_cfg["ebl"]["table"]).energy_range
+    return max(NUISANCE_MIN, t_lo / float(data.e_min[0]) - 1.0), t_hi / float(data.e_max[-1]) - 1.0

@@ -1,0 +1,46 @@
+"""Reductions in batches: which runs one reduction job reduces (config key ``reduce.batch_size``).
+
+A batch is a fixed block of obs ids: runs with the same ``obs_id // batch_size`` are one
+job.  Membership depends only on a run's own id, never on which other runs the analysis
+selects, so adding a run reruns only its own batch (and the aggregates); every other
+batch's inputs, params and outputs stay as they were.  A batch therefore holds at most
+``batch_size`` runs, fewer where the ids are sparse (H.E.S.S. ids grow by about 20 a
+night; set a larger ``batch_size`` there).
+
+``batch_size: auto`` (the default) keeps one job per run below :data:`AUTO_MIN_RUNS` runs of
+an analysis, where a job per run costs little and reruns the least, and uses
+:data:`AUTO_BATCH_SIZE` from there on (README, "Archive scale").  Crossing the threshold
+changes which rule writes the products, so it reruns the reductions once.
+
+This module imports only the standard library (the Snakefile uses it at parse time).
+"""
+
+from __future__ import annotations
+
+__all__ = ["AUTO_MIN_RUNS", "AUTO_BATCH_SIZE", "batch_size", "batch_key", "make_batches"]
+
+AUTO_MIN_RUNS = 200
+"""``batch_size: auto`` batches an analysis of at least this many runs (measured, README)."""
+
+AUTO_BATCH_SIZE = 50
+"""The block of obs ids per job that ``batch_size: auto`` uses from :data:`AUTO_MIN_RUNS` runs on."""
+
+
+def batch_size(setting, n_runs: int) -> int:
+    """The block size for an analysis of ``n_runs`` runs and the value of ``reduce.batch_size``."""
+    if setting in (None, "auto"):
+        return AUTO_BATCH_SIZE if n_runs >= AUTO_MIN_RUNS else 1
+    return int(setting)
+
+
+def batch_key(obs_id: int, size: int) -> int:
+    """The batch of one run: ``obs_id // size`` (its own id only, so it never moves)."""
+    return int(obs_id) // int(size)
+
+
+def make_batches(obs_ids, size: int) -> dict[int, list[int]]:
+    """``{key: [obs ids ascending]}`` of the runs, keys ascending."""
+    out: dict[int, list[int]] = {}
+    for o in sorted(int(o) for o in obs_ids):
+        out.setdefault(batch_key(o, size), []).append(o)
+    return out
