@@ -47,6 +47,7 @@ include: "workflow/rules/reduce.smk"
 include: "workflow/rules/stack.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/products.smk"
+include: "workflow/rules/lightcurve.smk"
 include: "workflow/rules/joint.smk"
 include: "workflow/rules/download.smk"
 

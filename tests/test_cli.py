@@ -23,7 +23,8 @@ from conftest import data_path, skip_without
 
 DR1 = data_path("hess-dl3-dr1")
 needs_dr1 = skip_without("hess-dl3-dr1/hdu-index.fits.gz", "HESS DL3 DR1")
-SUBCOMMANDS = ("info", "check", "reduce", "stack", "fit", "flux-points", "cumulative", "summary", "joint-fit")
+SUBCOMMANDS = ("info", "check", "reduce", "stack", "fit", "flux-points", "cumulative", "light-curve", "summary",
+               "joint-fit")
 
 
 def run(capsys, *argv):
@@ -368,7 +369,7 @@ def test_step_imports_are_complete(sim, tmp_path):
         "print(json.dumps(heavy))\n"
     )
     from extspec.workflow.config import settings_json, stage_config, validate_config
-    cfg = validate_config(sim["config"], check_datastore=False)
+    cfg = validate_config(dict(sim["cfg"], light_curve={"time_bins": "run"}), check_datastore=False)
 
     def settings(step):
         return ["--settings", settings_json(stage_config(cfg, step)),
@@ -377,7 +378,7 @@ def test_step_imports_are_complete(sim, tmp_path):
     fit = tmp_path / "r.yaml"
     argvs = {
         "reduce": ["reduce", "3", "--outdir", str(tmp_path / "o"), "--datastore", str(sim["store"]),
-                   *settings("reduce")],
+                   "--onoff-events", *settings("reduce")],
         "stack": ["stack", *sim["obs"], "--fits", str(tmp_path / "c.fits"), "--png", str(tmp_path / "c.png"),
                   "--excess", str(tmp_path / "e.fits"), "--significance", str(tmp_path / "s.fits"),
                   "--maps-png", str(tmp_path / "m.png"), *settings("stack")],
@@ -386,6 +387,8 @@ def test_step_imports_are_complete(sim, tmp_path):
                         "--png", str(tmp_path / "f.png"), *settings("flux_points")],
         "cumulative": ["cumulative", *sim["obs"], "--ecsv", str(tmp_path / "cu.ecsv"), "--png",
                        str(tmp_path / "cu.png"), *settings("cumulative")],
+        "light_curve": ["light-curve", *sim["obs"], "--fit", str(fit), "--ecsv", str(tmp_path / "lc.ecsv"),
+                        "--png", str(tmp_path / "lc.png"), *settings("light_curve")],
         "joint_fit": ["joint-fit", "--spectra", "a", *sim["obs"][:2], "--spectra", "b", sim["obs"][2],
                       "--outdir", str(tmp_path / "j"), "-q", "--settings",
                       settings_json({"name": "j", "analyses": ["a", "b"], "model": cfg["model"],

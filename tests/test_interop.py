@@ -248,6 +248,51 @@ def test_external_only_analysis_fits_like_gammapy(gammapy, tmp_path):
     assert result["total_stat"] == pytest.approx(total_stat, rel=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:ERFA function")  # gammapy's UTC reference at MJD 0 ("dubious year")
+def test_gammapy_reads_light_curve(gammapy, tmp_path):
+    """lightcurve_gadf.ecsv (written next to lightcurve.ecsv) is a gammapy light curve with the
+    same fluxes, errors, upper limits and time bins; three runs, one bin each, two energy bins."""
+    import dataclasses
+
+    from astropy.table import Table
+    from gammapy.estimators import FluxPoints
+    from test_lightcurve import TIME_REF, TRUTH, template, truth_result
+
+    from extspec.io.fitresult import write_fit_result
+    from extspec.io.ogip import write_spectrum
+    from extspec.simulate import simulate_onoff
+    from extspec.workflow.pipeline import run_light_curve
+
+    rng = np.random.default_rng(4)
+    dirs = []
+    for k in range(3):
+        t = template(1512.0, obs_id=k + 1)
+        t0 = 1.8e8 + 3600.0 * k
+        t = dataclasses.replace(t, gti=np.array([[t0, t0 + 1680.0]]), meta=dict(TIME_REF))
+        spec = simulate_onoff(t, "power_law", TRUTH, rng, background_off=t.counts_off)
+        dirs.append(tmp_path / str(k + 1))
+        write_spectrum(spec, dirs[-1])
+    write_fit_result(truth_result(), tmp_path / "result.yaml")
+    cfg = {"name": "t", "fit": {"integration": "exact", "covariance": "hesse", "minos": False},
+           "light_curve": {"time_bins": "run", "night_boundary_utc": 12, "energy_edges": [0.5, 2.0, 20.0],
+                           "spectra": False, "sqrt_ts_threshold_ul": 2.0}}
+    run_light_curve(cfg, dirs, tmp_path / "result.yaml", tmp_path / "lightcurve.ecsv", tmp_path / "lc.png")
+    flat = Table.read(tmp_path / "lightcurve.ecsv", format="ascii.ecsv")
+    assert len(flat) == 6 and flat["flux"].unit == "cm-2 s-1"
+    fp = FluxPoints.read(tmp_path / "lightcurve_gadf.ecsv", format="lightcurve")
+    assert fp.sed_type_init == "flux"
+    time_axis = fp.geom.axes["time"]
+    assert time_axis.nbin == 3 and fp.geom.axes["energy"].nbin == 2
+    # gammapy adds the MJD to a UTC reference at MJD 0 and so reads the times ~30 s (the leap
+    # seconds since 1960) early; its own light curves round-trip the same way
+    np.testing.assert_allclose(time_axis.time_min.utc.mjd, np.unique(flat["time_min"]), atol=40 / 86400)
+    for name in ("flux", "flux_err", "flux_errn", "flux_errp", "flux_ul", "sqrt_ts"):
+        ours = np.array(flat[name]).reshape(3, 2)
+        theirs = getattr(fp, name).quantity.to_value("cm-2 s-1" if name != "sqrt_ts" else "")
+        np.testing.assert_allclose(theirs.reshape(3, 2), ours, rtol=1e-9, err_msg=name)
+    np.testing.assert_array_equal(fp.is_ul.data.reshape(3, 2), np.array(flat["is_ul"]).reshape(3, 2))
+
+
 # ------------------------------------------ joint fits: the per-instrument OGIP inputs --
 
 

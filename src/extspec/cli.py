@@ -319,7 +319,7 @@ def _cmd_reduce(args) -> int:
         settings = _step_settings(args, "reduce")
         from .workflow.pipeline import reduce_observation
 
-        reduce_observation(settings, args.datastore, args.obs_id, args.outdir)
+        reduce_observation(settings, args.datastore, args.obs_id, args.outdir, onoff_events=args.onoff_events)
         return f"reduced into {args.outdir}"
 
     return run_step("reduce", what, step, log_path=args.log, quiet=args.quiet, verbose=args.verbose,
@@ -404,6 +404,24 @@ def _cmd_cumulative(args) -> int:
     return _aggregate(args, "cumulative", "cumulative", "cumulative", call)
 
 
+def _cmd_light_curve(args) -> int:
+    def call(settings, dirs):
+        from .errors import ConfigError
+        from .workflow.pipeline import run_light_curve
+
+        if bool(args.spectra_ecsv) != bool(args.spectra_png):
+            raise ConfigError("--spectra-ecsv and --spectra-png go together")
+        if "light_curve" not in settings:
+            raise ConfigError("light curve: the config has no 'light_curve' block")
+        run_light_curve(settings, _obs_dirs(dirs), args.fit, args.ecsv, args.png, args.spectra_ecsv, args.spectra_png)
+
+    # expanded: the light curve reads each run's onoff_events.h5, which no arrays file holds
+    return _aggregate(args, "light_curve", "light-curve", "light curve", call, expand=True)
+
+
+_OPTIONAL_FILES = ("--excess", "--significance", "--maps-png", "--spectra-ecsv", "--spectra-png")
+
+
 def _cmd_joint_fit(args) -> int:
     def step():
         from .errors import ConfigError
@@ -442,7 +460,7 @@ def _cmd_summary(args) -> int:
     def step():
         from .workflow.pipeline import write_summary
 
-        rows = write_summary(args.results_dir, args.analyses, args.ecsv, args.html)
+        rows = write_summary(args.results_dir, args.analyses, args.ecsv, args.html, args.light_curve or ())
         failed = [r["analysis"] for r in rows if r["status"] != "ok"]
         return f"{len(rows)} analyses" + (f", not finished: {', '.join(failed)}" if failed else "")
 
@@ -508,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("configs", nargs="+", metavar="CONFIG",
                    help="YAML config file(s); several are merged, later ones winning")
     p.add_argument("--print-settings", metavar="STEP",
-                   choices=("reduce", "stack", "fit", "flux-points", "cumulative"),
+                   choices=("reduce", "stack", "fit", "flux-points", "cumulative", "light-curve"),
                    help="print the validated settings of STEP as JSON (for --settings)")
     p.add_argument("--analysis", metavar="NAME", help="only this analysis of a config with `analyses:`")
     _common(p, step=False)
@@ -521,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outdir", required=True, metavar="DIR", help="output directory")
     p.add_argument("--datastore", metavar="DIR",
                    help="data store (default: the config's `datastore`, else the usual search order)")
+    p.add_argument("--onoff-events", action="store_true",
+                   help="also write onoff_events.h5: the ON and OFF events with their times (for light curves)")
     _settings_args(p)
     _common(p)
     p.set_defaults(func=_cmd_reduce)
@@ -565,12 +585,19 @@ def build_parser() -> argparse.ArgumentParser:
          "Cumulative excess and significance, one row per usable observation in the given order (ECSV + "
          "plot).", ("SPECTRUM", spec_help),
          [("--ecsv", "table (ECSV)"), ("--png", "plot")]),
+        ("light-curve", _cmd_light_curve, "light curve (and spectra) per time bin",
+         "Light curve per time bin and energy bin from the reduced observations: the joint fit's shape "
+         "(result.yaml of `extspec fit`) frozen, its norm fitted per bin; the config's light_curve block "
+         "sets the bins (time bins that cut runs read each directory's onoff_events.h5).", ("OBS_DIR", obs_help),
+         [("--fit", "result.yaml of `extspec fit`"), ("--ecsv", "light curve (ECSV)"), ("--png", "its plot"),
+          ("--spectra-ecsv", "fits per time bin (ECSV; optional, with --spectra-png)"),
+          ("--spectra-png", "plot of the first shape parameter against time")]),
     ]
     for name, func, short, description, (metavar, inputs), files in aggregates:
         p = sub.add_parser(name, help=short, description=description, epilog=_EPILOG)
         p.add_argument("obs", nargs="+", metavar=metavar, help=inputs)
         for flag, what in files:
-            p.add_argument(flag, required=flag not in ("--excess", "--significance", "--maps-png"), metavar="FILE",
+            p.add_argument(flag, required=flag not in _OPTIONAL_FILES, metavar="FILE",
                            help=what)
         _settings_args(p)
         _common(p)
@@ -603,6 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("analyses", nargs="+", metavar="ANALYSIS", help="analysis names (subdirectories of RESULTS_DIR)")
     p.add_argument("--ecsv", required=True, metavar="FILE", help="summary table (ECSV)")
     p.add_argument("--html", required=True, metavar="FILE", help="summary page (HTML)")
+    p.add_argument("--light-curve", action="append", metavar="ANALYSIS",
+                   help="an analysis with a light curve: adds the column variability_p_value (repeat for several)")
     _common(p)
     p.set_defaults(func=_cmd_summary)
     return ap

@@ -44,6 +44,8 @@ __all__ = [
     "plot_spectrum_fit",
     "plot_sed",
     "plot_cumulative",
+    "plot_light_curve",
+    "plot_spectra_vs_time",
 ]
 
 _DPI = 120
@@ -799,5 +801,93 @@ def plot_cumulative(rows, out_png, title=""):
         axl.legend(fontsize=9, loc="upper left")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def _hours_since(t0: float, mjd) -> np.ndarray:
+    return (np.asarray(mjd, float) - t0) * 24.0
+
+
+def plot_light_curve(rows, out_png, reference_flux=None, variability=None, title=""):
+    """Flux against time, one panel per energy bin (``rows`` of :mod:`extspec.lightcurve`).
+
+    Points with asymmetric errors (``flux_errn``/``flux_errp``, else ``flux_err``) and a
+    horizontal bar for the bin width; upper limits (``is_ul``) as downward arrows at
+    ``flux_ul``.  ``reference_flux``: {(e_min, e_max): flux} of the joint fit, drawn as a line;
+    ``variability``: the constant-flux test, its chi2/ndf and p-value per panel.
+    """
+    rows = [r for r in (rows or [])]
+    groups = sorted({(float(r["e_min"]), float(r["e_max"])) for r in rows}) or [(np.nan, np.nan)]
+    t0 = np.floor(min((float(r["time_min"]) for r in rows), default=0.0))
+    fig = _figure(figsize=(9, 2.0 + 2.6 * len(groups)))
+    axes = np.atleast_1d(fig.subplots(len(groups), 1, sharex=True, squeeze=False)[:, 0])
+    per = (variability or {}).get("per_energy_bin") or []
+    for k, (ax, (e_lo, e_hi)) in enumerate(zip(axes, groups)):
+        sel = [r for r in rows if (float(r["e_min"]), float(r["e_max"])) == (e_lo, e_hi) and _as_bool(r["success"])]
+        if not sel:
+            _no_data(ax, "no fitted time bin")
+        tmin = _hours_since(t0, [r["time_min"] for r in sel])
+        tmax = _hours_since(t0, [r["time_max"] for r in sel])
+        tc, terr = 0.5 * (tmin + tmax), 0.5 * (tmax - tmin)
+        ul = np.array([_as_bool(r["is_ul"]) for r in sel], bool)
+        f = np.array([float(r["flux"]) for r in sel])
+        en = np.array([float(_get(r, "flux_errn")) for r in sel])
+        ep = np.array([float(_get(r, "flux_errp")) for r in sel])
+        e1 = np.array([float(r["flux_err"]) for r in sel])
+        en, ep = np.where(np.isfinite(en), en, e1), np.where(np.isfinite(ep), ep, e1)
+        fu = np.array([float(r["flux_ul"]) for r in sel])
+        if (~ul).any():
+            ax.errorbar(tc[~ul], f[~ul], xerr=terr[~ul], yerr=[en[~ul], ep[~ul]], fmt="o", ms=4, color="tab:blue",
+                        lw=1.2, label="flux")
+        if ul.any():
+            ax.errorbar(tc[ul], fu[ul], xerr=terr[ul], yerr=0.25 * np.abs(fu[ul]), uplims=True, fmt="none",
+                        color="tab:gray", lw=1.2, label="upper limit (95 %)")
+        ref = (reference_flux or {}).get((e_lo, e_hi))
+        if ref is not None and np.isfinite(ref):
+            ax.axhline(ref, color="tab:red", ls="--", lw=1.1, label="joint fit")
+        ax.axhline(0.0, color="0.6", lw=0.7)
+        text = f"{e_lo:.3g}-{e_hi:.3g} TeV"
+        if k < len(per) and per[k].get("ndf"):
+            text += f"\nconstant: \u03c7\u00b2/ndf = {per[k]['chi2']:.1f}/{per[k]['ndf']}, p = {per[k]['p_value']:.2g}"
+        ax.text(0.01, 0.97, text, transform=ax.transAxes, va="top", fontsize=9)
+        ax.set_ylabel("Flux [cm\u207b\u00b2 s\u207b\u00b9]")
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(direction="in", top=True, right=True)
+        if sel:
+            ax.legend(fontsize=8, loc="upper right")
+    axes[-1].set_xlabel(f"Time - MJD {t0:.0f} (UTC) [h]")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def plot_spectra_vs_time(rows, parameter: str, unit: str, out_png, reference=None, title=""):
+    """One parameter of the per-time-bin spectral fits against time (``rows``: spectra rows with
+    ``time_min``, ``time_max``, ``parameter``, ``<parameter>_err``, ``success``); ``reference``:
+    the joint fit's value, drawn as a line."""
+    rows = [r for r in (rows or []) if _as_bool(r["success"])]
+    t0 = np.floor(min((float(r["time_min"]) for r in rows), default=0.0))
+    fig = _figure(figsize=(9, 4.2))
+    ax = fig.subplots()
+    if rows:
+        tmin = _hours_since(t0, [r["time_min"] for r in rows])
+        tmax = _hours_since(t0, [r["time_max"] for r in rows])
+        ax.errorbar(0.5 * (tmin + tmax), [float(r[parameter]) for r in rows], xerr=0.5 * (tmax - tmin),
+                    yerr=[float(r[f"{parameter}_err"]) for r in rows], fmt="o", ms=4, color="tab:blue",
+                    label="fit per time bin")
+    else:
+        _no_data(ax, "no successful fit")
+    if reference is not None and np.isfinite(reference):
+        ax.axhline(reference, color="tab:red", ls="--", lw=1.1, label="joint fit")
+    ax.set_xlabel(f"Time - MJD {t0:.0f} (UTC) [h]")
+    ax.set_ylabel(f"{parameter}" + (f" [{unit}]" if unit else ""))
+    ax.grid(True, alpha=0.3)
+    ax.tick_params(direction="in", top=True, right=True)
+    if rows or reference is not None:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return _save(fig, out_png)

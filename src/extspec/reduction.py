@@ -43,8 +43,10 @@ class ReductionSettings:
     safe_mask: SafeMaskSettings
 
 
-def reduce_observation(obs, settings: ReductionSettings, irf_cubes: bool = False):
-    """Reduce one loaded observation: ``(CubeDataset, SpectrumDataset)`` with its safe mask set.
+def reduce_observation(obs, settings: ReductionSettings, irf_cubes: bool = False, onoff_events: bool = False):
+    """Reduce one loaded observation: ``(CubeDataset, SpectrumDataset)`` with its safe mask set
+    (with ``onoff_events`` a third item, the spectrum's ON and OFF events with their times,
+    :class:`~extspec.spectrum.OnOffEvents`, for light curves).
 
     Event coordinates and reco-energy bins are computed once for the cube and the spectrum.
     The cube's exposure and dispersion cubes are computed only when the ``reference``
@@ -62,6 +64,10 @@ def reduce_observation(obs, settings: ReductionSettings, irf_cubes: bool = False
     ev_reg = ev_map if reg_frame == map_frame else event_coords(obs, reg_frame, cs.method)
     kbin = energy_bin_index(obs.energy, cs.energy_reco.edges)  # once, for cube and spectrum
     cube = make_cube(obs, cs, ev_map, energy_bins=kbin, irf_cubes=irf_cubes or cs.method == "reference")
-    spec, _ = make_spectrum(obs, cube, settings, event_lonlat=ev_reg, energy_bins=kbin)
+    spec, off = make_spectrum(obs, cube, settings, event_lonlat=ev_reg, energy_bins=kbin)
     spec.mask_safe = make_safe_mask(spec, settings.safe_mask, obs.bkg)
+    if onoff_events:
+        from .spectrum import onoff_events as events_of
+
+        return cube, spec, events_of(obs, cube, settings, off, ev_reg, kbin)
     return cube, spec

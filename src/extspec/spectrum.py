@@ -11,8 +11,9 @@ import numpy as np
 
 from .geometry import EnergyAxis
 
-__all__ = ["no_events_reason", "SpectrumDataset", "OnSelection", "select_on_region", "on_response", "find_off", "count_on_off",
-           "assemble", "make_spectrum", "placement_radius", "regions_at_energy"]
+__all__ = ["no_events_reason", "SpectrumDataset", "OnOffEvents", "onoff_events", "OnSelection", "select_on_region",
+           "on_response", "find_off", "count_on_off", "on_off_events", "assemble", "make_spectrum", "placement_radius",
+           "regions_at_energy"]
 
 
 @dataclass
@@ -368,28 +369,52 @@ def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str,
 
     ``energy_bins``: the events' reco-energy bins (``cube.energy_bin_index``), if already known.
     """
-    from .cube import energy_bin_index
+    nreco = cube.energy_reco.nbin
+    kbin, on_ev, off_ev = on_off_events(obs, cube, sel, off, event_lonlat, method, energy_bins,
+                                        reference_on=False)
+
+    def per_bin(sel_events):
+        return np.bincount(kbin[sel_events], minlength=nreco).astype(np.int64)
+
+    if on_ev is None:  # reference: ON counts from the cube pixels
+        counts = cube.counts[:, region_pixel_mask(sel.region, cube.geom)].sum(axis=1).astype(np.int64)
+        return counts, per_bin(off_ev)
+    return per_bin(on_ev), per_bin(off_ev)
+
+
+def on_off_events(obs, cube, sel: OnSelection, off, event_lonlat, method: str, energy_bins=None,
+                  reference_on: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Step 4 event by event: each event's reco-energy bin (-1 outside the axis) and whether
+    it is an ON and an OFF event (bool arrays, only events inside the reco axis), by the
+    rules of :func:`count_on_off` (which bins them).
+
+    ``reference``: an ON event is one whose cube pixel (``cube.pixel_index`` of its map-frame
+    position) has its centre in the region, so that the ON events bin to the cube's ON
+    counts; with ``reference_on=False`` its ON mask is None (not needed for the counts).
+    """
+    from .cube import energy_bin_index, event_coords, pixel_index
     from .sky import unit_vectors
     from .skyregions import CircleSky
 
     ev_lon, ev_lat = event_lonlat
-    nreco = cube.energy_reco.nbin
     kbin = energy_bin_index(obs.energy, cube.energy_reco.edges) if energy_bins is None else energy_bins
     valid = kbin >= 0
-
-    def per_bin(sel_events):
-        return np.bincount(kbin[sel_events & valid], minlength=nreco).astype(np.int64)
-
+    nreco = cube.energy_reco.nbin
     frame = sel.frame
     if sel.point_like:
         vecs = unit_vectors(ev_lon, ev_lat)
         radius = np.where(valid, sel.rad_max[np.clip(kbin, 0, nreco - 1)], 0.0)
         on_ev = _within(vecs, [sel.region.center], frame, radius)
         off_ev = _within(vecs, [r.center for r in off.regions], frame, radius)
-        return per_bin(on_ev), per_bin(off_ev)
+        return kbin, on_ev & valid, off_ev & valid
     if method == "reference":
-        counts = cube.counts[:, region_pixel_mask(sel.region, cube.geom)].sum(axis=1).astype(np.int64)
-        return counts, per_bin(_in_finder_pixels(off.pixel_regions, off.grid.wcs, ev_lon, ev_lat))
+        off_ev = _in_finder_pixels(off.pixel_regions, off.grid.wcs, ev_lon, ev_lat) & valid
+        if not reference_on:
+            return kbin, None, off_ev
+        ix, iy = pixel_index(cube.geom, *event_coords(obs, cube.geom.frame, method))
+        inside = region_pixel_mask(sel.region, cube.geom)
+        on_ev = (ix >= 0) & inside[np.clip(iy, 0, None), np.clip(ix, 0, None)]
+        return kbin, on_ev & valid, off_ev
     vecs = unit_vectors(ev_lon, ev_lat)
     if isinstance(sel.region, CircleSky):
         on_ev = sel.region.contains_vectors(vecs, frame)
@@ -399,7 +424,38 @@ def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str,
         off_ev = _in_sky_circles(off.regions, vecs, frame)
     else:
         off_ev = _in_finder_pixels(off.pixel_regions, off.grid.wcs, ev_lon, ev_lat)
-    return per_bin(on_ev), per_bin(off_ev)
+    return kbin, on_ev & valid, off_ev & valid
+
+
+@dataclass(frozen=True)
+class OnOffEvents:
+    """The ON and OFF events of one run: times (s MET, in the time system of ``time_ref``:
+    ``MJDREFI``, ``MJDREFF``, ``TIMESYS``, ``TIMEUNIT``) and reco-energy bin indices, with the
+    run's GTI and DEADC; what a light curve needs to bin the run in time
+    (:func:`onoff_events`; file format in :mod:`extspec.io.onoff_events`)."""
+
+    obs_id: int
+    energy_reco_edges: np.ndarray
+    gti: np.ndarray
+    deadc: float
+    time_on: np.ndarray
+    energy_bin_on: np.ndarray
+    time_off: np.ndarray
+    energy_bin_off: np.ndarray
+    time_ref: dict = field(default_factory=dict)
+
+
+def onoff_events(obs, cube, settings, off, event_lonlat, energy_bins=None) -> OnOffEvents:
+    """The ON and OFF events of a spectrum made by :func:`make_spectrum` with ``settings`` and
+    its OFF regions ``off`` (:func:`on_off_events`, with the observation's times)."""
+    from .io.datastore import TIME_REF_KEYS
+
+    sel = select_on_region(obs, settings.on_region, cube.energy_reco)
+    k, on_ev, off_ev = on_off_events(obs, cube, sel, off, event_lonlat, settings.cube.method, energy_bins)
+    return OnOffEvents(obs_id=obs.obs_id, energy_reco_edges=cube.energy_reco.edges, gti=obs.gti, deadc=obs.deadc,
+                       time_on=obs.time[on_ev], energy_bin_on=k[on_ev], time_off=obs.time[off_ev],
+                       energy_bin_off=k[off_ev],
+                       time_ref={key: obs.meta[key] for key in TIME_REF_KEYS if key in obs.meta})
 
 
 def no_events_reason(energy, edges) -> str:

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-__all__ = ["SUMMARY_COLUMNS", "FLUX_E_MIN", "FLUX_E_MAX", "flux_above", "summary_row"]
+__all__ = ["SUMMARY_COLUMNS", "VARIABILITY_COLUMNS", "FLUX_E_MIN", "FLUX_E_MAX", "flux_above", "summary_row"]
 
 FLUX_E_MIN = 1.0
 """Lower energy (TeV) of the integral flux in the summary."""
@@ -25,6 +25,12 @@ SUMMARY_COLUMNS = {
 }
 """Columns (name -> unit) of ``summary.ecsv``.  ``significance`` is the WStat sqrt(TS) of
 all usable runs stacked over their safe energy bins; ``parameters`` lists value +- error."""
+
+
+VARIABILITY_COLUMNS = {"variability_p_value": ""}
+"""Added to the summary when an analysis has a light curve: the p-value of a constant flux
+(``variability_p_value`` in the metadata of ``lightcurve/lightcurve.ecsv``; NaN for analyses
+without a light curve)."""
 
 
 def flux_above(result, e_min: float = FLUX_E_MIN) -> tuple[float, float]:

@@ -64,7 +64,8 @@ CODE = PREPARED["code"]
 BATCHES = {}
 for _name, _a in ANALYSES.items():
     _size = batch_size(_a["config"].get("reduce", {}).get("batch_size"), len(_a["obs_ids"]))
-    if _size > 1 and _a["obs_ids"]:
+    # an analysis with a light curve is reduced run by run (its reductions write onoff_events.h5)
+    if _size > 1 and _a["obs_ids"] and _a["config"].get("light_curve") is None:
         BATCHES[_name] = make_batches(_a["obs_ids"], _size)
 
 
@@ -246,6 +247,31 @@ ANALYSIS_PRODUCTS = (
 """The products of every analysis, under <results_dir>/<analysis>/."""
 
 
+LIGHT_CURVE_ANALYSES = [n for n, a in ANALYSES.items() if a["config"].get("light_curve") is not None]
+"""Analyses with a `light_curve` block: their reductions also write onoff_events.h5 (rule
+reduce_lc in lightcurve.smk) and they get results/<analysis>/lightcurve/."""
+
+
+LIGHT_CURVE_SPECTRA = [a for a in LIGHT_CURVE_ANALYSES if ANALYSES[a]["config"]["light_curve"]["spectra"]]
+"""Analyses with light_curve.spectra: their light-curve job also fits the model per time bin
+(rule light_curve_spectra in lightcurve.smk)."""
+
+
+def light_curve_products(analysis):
+    """The light-curve files of an analysis (spectra per time bin with light_curve.spectra)."""
+    names = ["lightcurve.ecsv", "lightcurve_gadf.ecsv", "lightcurve.png"]
+    if analysis in LIGHT_CURVE_SPECTRA:
+        names += ["spectra.ecsv", "spectra.png"]
+    return [f"{RESULTS}/{analysis}/lightcurve/{n}" for n in names]
+
+
+def light_curve_spectra_args(wildcards, output):
+    """Params function: the --spectra-ecsv/--spectra-png options of rule light_curve_spectra."""
+    if "spectra_ecsv" not in output.keys():
+        return ""
+    return f" --spectra-ecsv {shlex.quote(output.spectra_ecsv)} --spectra-png {shlex.quote(output.spectra_png)}"
+
+
 SUMMARY_ROWS = list(ANALYSES) + list(JOINT)
 """The rows of the summary: every analysis, then every joint fit (config key `joint`)."""
 
@@ -260,6 +286,7 @@ def all_outputs(wildcards):
         prepared()
     out = [f"{RESULTS}/{a}/{p}" for a in DL3_ANALYSES for p in STACKED_PRODUCTS]
     out += [f"{RESULTS}/{a}/{p}" for a in ANALYSES for p in ANALYSIS_PRODUCTS]
+    out += [p for a in LIGHT_CURVE_ANALYSES for p in light_curve_products(a)]
     out += [p for j in JOINT for p in joint_products(j)]  # joint.smk
     return out + [f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html"]
 
@@ -278,7 +305,8 @@ def summary_after_failure():
     try:
         from extspec.workflow.pipeline import write_summary
 
-        rows = write_summary(RESULTS, SUMMARY_ROWS, f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html")
+        rows = write_summary(RESULTS, SUMMARY_ROWS, f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html",
+                             LIGHT_CURVE_ANALYSES)
     except Exception as exc:  # the run has failed already: report, never mask the failure
         print(f"extspec: could not write {RESULTS}/summary.ecsv: {exc}", file=sys.stderr)
         return

@@ -72,6 +72,7 @@ rule summary:
     input:
         results=per_analysis("fit/result.yaml") + [f"{RESULTS}/{j}/fit/result.yaml" for j in PREPARED["joint"]],
         cumulative=per_analysis("cumulative.ecsv"),
+        light_curves=[f"{RESULTS}/{a}/lightcurve/lightcurve.ecsv" for a in LIGHT_CURVE_ANALYSES],
     output:
         ecsv=f"{RESULTS}/summary.ecsv",
         html=report(f"{RESULTS}/summary.html", caption="../report/summary.rst", category="Summary"),
@@ -79,6 +80,7 @@ rule summary:
         code=CODE,
         results=lambda wildcards, output: os.path.dirname(output.ecsv),  # <results_dir>/summary.ecsv
         analyses=SUMMARY_ROWS,
+        light_curves="".join(f" --light-curve {shlex.quote(a)}" for a in LIGHT_CURVE_ANALYSES),
     log:
         f"{RESULTS}/logs/summary.log",
     priority: 1
@@ -88,4 +90,4 @@ rule summary:
         runtime=5,
     shell:
         "extspec summary {params.results:q} {params.analyses:q} --ecsv {output.ecsv:q} --html {output.html:q}"
-        " --log {log:q} --quiet"
+        "{params.light_curves} --log {log:q} --quiet"

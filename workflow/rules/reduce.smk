@@ -26,8 +26,9 @@ rule reduce:
         datastore=lambda wildcards: datastore(wildcards.analysis),
         obs_id=lambda wildcards: int(wildcards.obs_id),
         outdir=lambda wildcards, output: os.path.dirname(output.cube),
+        events=lambda wildcards: " --onoff-events" if wildcards.analysis in LIGHT_CURVE_ANALYSES else "",
     wildcard_constraints:
-        analysis=analyses_regex([n for n in ANALYSES if n not in BATCHES]),
+        analysis=analyses_regex([n for n in ANALYSES if n not in BATCHES and n not in LIGHT_CURVE_ANALYSES]),
     log:
         f"{LOGS}/reduce/{{obs_id}}.log",
     benchmark:
@@ -38,7 +39,7 @@ rule reduce:
         runtime=10,
     shell:
         "extspec reduce {params.obs_id} --datastore {params.datastore:q} --outdir {params.outdir:q}"
-        " --settings {params.reduction:q} --log {log:q} --quiet"
+        " --settings {params.reduction:q} --log {log:q} --quiet{params.events}"
 
 
 # One rule per batch, outputs listed explicitly (a rule's outputs cannot be computed from a

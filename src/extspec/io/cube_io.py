@@ -438,8 +438,9 @@ def _read(r: _Reader):
     )
 
 
-def _read_with(path, read):
-    """Open ``path`` and return ``read(_Reader)``; every failure is a one-line FormatError."""
+def _read_with(path, read, what: str = FORMAT_NAME):
+    """Open ``path`` and return ``read(_Reader)``; every failure is a one-line FormatError
+    (``what``: the format named in it)."""
     import h5py
 
     path = Path(path)
@@ -457,7 +458,7 @@ def _read_with(path, read):
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise FormatError(f"{path}: malformed {FORMAT_NAME} file ({reason})") from None
+        raise FormatError(f"{path}: malformed {what} file ({reason})") from None
 
 
 def read_cube(path):

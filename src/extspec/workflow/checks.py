@@ -3,8 +3,9 @@
 :func:`validate_config` runs the schema (:func:`~extspec.workflow.schema.load_config`) and
 then checks that the axes are in order and the true axis covers the reco axis
 (:data:`extspec.cube.TRUE_AXIS_MARGIN`), that the regions parse and the ON region fits in the
-map geometry, the dispersion grid, a stacked range and flux-point edges that leave something
-to compute, model parameter names, and -- with ``check_datastore`` -- the data-store checks
+map geometry, the dispersion grid, a stacked range, flux-point and light-curve energy edges
+that leave something to compute, light-curve time bins that parse and are in order, model
+parameter names, and -- with ``check_datastore`` -- the data-store checks
 of :mod:`extspec.workflow.store_checks`.  Every problem raises
 :class:`~extspec.errors.ConfigError` with one line naming the config key.
 
@@ -99,19 +100,65 @@ def _check_stacked_range(cfg) -> None:
         )
 
 
-def _check_flux_point_edges(cfg) -> None:
-    """``flux_points.energy_edges`` increase and, snapped to reco edges, make at least one group."""
+def _check_flux_point_edges(cfg, block: str = "flux_points", what: str = "flux point") -> None:
+    """``<block>.energy_edges`` increase and, snapped to reco edges, make at least one group."""
     from ..fluxpoints import snap_edges
 
-    fe = cfg["flux_points"]["energy_edges"]  # increasing: checked by validate_config
+    fe = cfg[block]["energy_edges"]  # increasing: checked by validate_config
     if fe is None:
         return
     edges = _reco_edges(cfg)
     if len(snap_edges(fe, edges)) < 2:
         raise ConfigError(
-            f"config key 'flux_points.energy_edges': {fe} TeV lie outside the reco energy axis "
-            f"[{edges[0]:.3g}, {edges[-1]:.3g}] TeV or within one of its bins: no flux point would remain"
+            f"config key '{block}.energy_edges': {fe} TeV lie outside the reco energy axis "
+            f"[{edges[0]:.3g}, {edges[-1]:.3g}] TeV or within one of its bins: no {what} would remain"
         )
+
+
+MAX_TIME_BINS = 100_000
+"""More light-curve time bins than this are refused (a typo in width_s)."""
+
+
+def _check_light_curve(cfg) -> None:
+    """``light_curve``: runs to bin, energy edges, and time bins that parse and are ordered."""
+    lc = cfg.get("light_curve")
+    if lc is None:
+        return
+    if not has_dl3(cfg):
+        raise ConfigError("config key 'light_curve': needs observations reduced from DL3 (obs_ids or obs_cone); "
+                          "external spectra carry no event times")
+    _check_increasing(lc["energy_edges"], "light_curve.energy_edges")
+    _check_flux_point_edges(cfg, "light_curve", "light-curve energy bin")
+    tb = lc["time_bins"]
+    if isinstance(tb, str):
+        return
+    from ..timebins import SECONDS_PER_DAY, parse_utc
+
+    def mjd(text, key):
+        try:
+            return parse_utc(text)
+        except ValueError:
+            raise ConfigError(f"config key 'light_curve.time_bins{key}': {text!r} is not an ISO 8601 UTC time "
+                              "(e.g. 2006-07-29T20:00:00)") from None
+
+    if isinstance(tb, dict):
+        start, stop = mjd(tb["start"], ".start"), mjd(tb["stop"], ".stop")
+        if not start < stop:
+            raise ConfigError(f"config key 'light_curve.time_bins': start {tb['start']} is not before stop {tb['stop']}")
+        n = (stop - start) * SECONDS_PER_DAY / tb["width_s"]
+        if n > MAX_TIME_BINS:
+            raise ConfigError(f"config key 'light_curve.time_bins.width_s': {tb['width_s']:g} s makes {n:.0f} bins "
+                              f"(more than {MAX_TIME_BINS})")
+        return
+    previous = None
+    for i, (a, b) in enumerate(tb):
+        lo, hi = mjd(a, f"[{i}][0]"), mjd(b, f"[{i}][1]")
+        if not lo < hi:
+            raise ConfigError(f"config key 'light_curve.time_bins[{i}]': start {a} is not before stop {b}")
+        if previous is not None and lo < previous:
+            raise ConfigError(f"config key 'light_curve.time_bins[{i}]': starts at {a}, before the end of the "
+                              "previous bin (bins must be in time order and must not overlap)")
+        previous = hi
 
 
 def region_center_tuple(region) -> tuple[float, float, str]:
@@ -215,6 +262,7 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
         _check_true_axis(cfg)
         _check_stacked_range(cfg)
         _check_flux_point_edges(cfg)
+    _check_light_curve(cfg)
     negative = cfg["fit"]["allow_negative_amplitude"]
     _check_model(cfg["model"], "model", negative)
     for i, alt in enumerate(cfg["fit"]["compare"]):

@@ -5,6 +5,7 @@ This module imports only the standard library.
 
 from __future__ import annotations
 
+import datetime
 import re
 
 __all__ = ["coerce_values", "normalise"]
@@ -47,6 +48,10 @@ def coerce_values(obj, top_key=None):
         }
     if isinstance(obj, list):
         return [coerce_values(v, top_key) for v in obj]
+    if isinstance(obj, datetime.date):  # YAML reads an unquoted ISO time as a datetime (light_curve.time_bins)
+        if isinstance(obj, datetime.datetime) and obj.tzinfo is not None:
+            obj = obj.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return obj.isoformat()
     if isinstance(obj, str):
         t = obj.strip()
         if _INT_RE.match(t):

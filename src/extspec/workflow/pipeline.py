@@ -24,6 +24,7 @@ __all__ = [
     "run_flux_points",
     "run_cumulative",
     "write_summary",
+    "run_light_curve",
 ]
 
 _SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.batch_arrays", "h5py", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
@@ -31,8 +32,8 @@ _SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.batch_arrays"
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
     "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.cube", "extspec.io.cube_io",
-               "extspec.io.datastore", "extspec.io.fitswrite", "extspec.reduction", "extspec.reflected", "extspec.safe_mask",
-               "extspec.skyregions"),
+               "extspec.io.datastore", "extspec.io.fitswrite", "extspec.io.onoff_events", "extspec.reduction",
+               "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
     "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.io.fitresult", "extspec.models", "extspec.ebl",
@@ -42,6 +43,10 @@ STEP_IMPORTS = {
                     "extspec.io.fitresult", "extspec.models", "extspec.ebl", "extspec.io.xspec_table",
                     "extspec.start_values", *_PLOTS),
     "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
+    "light_curve": (*_SPECTRA, "yaml", "iminuit", "h5py", "erfa", "extspec.fit", "extspec.fluxpoints",
+                    "extspec.io.ecsv", "extspec.io.fitresult", "extspec.io.onoff_events", "extspec.io.xspec_table",
+                    "extspec.ebl", "extspec.lightcurve", "extspec.models", "extspec.start_values",
+                    "extspec.timebins", *_PLOTS),
     "joint_fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
                   "extspec.io.fitresult", "extspec.joint", "extspec.models", "extspec.ebl", "extspec.io.xspec_table",
                   "extspec.start_values", "extspec.stacking", "extspec.workflow.joint_fit", "extspec.workflow.joint_config", "extspec.workflow.settings", *_PLOTS),
@@ -62,8 +67,12 @@ def import_step(step: str) -> None:
         importlib.import_module(name)
 
 
-def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path, store=None) -> tuple:
+def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path, store=None,
+                       onoff_events: bool = False) -> tuple:
     """Reduce one observation: ``cube.h5`` and ``pha/bkg/arf/rmf.fits`` in ``outdir``.
+
+    ``onoff_events``: also write ``onoff_events.h5``, the ON and OFF events behind the
+    spectrum with their times (:mod:`extspec.io.onoff_events`; for light curves).
 
     ``reduction`` is ``stage_config(config, "reduce")`` of the analysis config
     (:func:`extspec.workflow.settings.stage_config`); the chain itself is
@@ -85,7 +94,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         settings = reduction_settings(reduction)
         store = open_datastore(datastore) if store is None else store
         obs = store.load(int(obs_id))
-        cube, spec = reduce_chain(obs, settings)
+        cube, spec, *events = reduce_chain(obs, settings, onoff_events=onoff_events)
     except ExtspecError as exc:
         msg = str(exc)
         raise type(exc)(msg if f"obs {obs_id}" in msg else f"obs {obs_id}: {msg}") from None
@@ -110,6 +119,10 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     outdir.mkdir(parents=True, exist_ok=True)
     cube = replace(cube, exposure=None, edisp_kernel=None, edisp_exposure=None)
     write_cube(cube, outdir / "cube.h5")
+    if events:
+        from ..io.onoff_events import FILE_NAME, write_onoff_events
+
+        write_onoff_events(events[0], outdir / FILE_NAME)
     write_spectrum(spec, outdir)
     return cube, spec
 
@@ -502,6 +515,119 @@ def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None
     plot_cumulative(rows, out_png, title=f"{config.get('name', '')}: cumulative")
 
 
+def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_png, spectra_ecsv=None,
+                    spectra_png=None) -> None:
+    """``lightcurve.ecsv`` and ``lightcurve.png`` (and with ``light_curve.spectra`` the
+    per-time-bin fits, ``spectra.ecsv``/``spectra.png``) of the reduced observations in
+    ``spectrum_dirs`` (:mod:`extspec.lightcurve`, :mod:`extspec.timebins`).  Next to
+    ``out_ecsv`` also ``lightcurve_gadf.ecsv``: the same numbers in gammapy's light-curve
+    layout (one row per time bin, energy bins as list columns).
+
+    Bins that cut runs read each run's ``onoff_events.h5`` (written by ``extspec reduce
+    --onoff-events``); ``run`` and ``night`` bins need only the OGIP sets.
+    """
+    import numpy as np
+
+    from ..errors import ExtspecError
+    from ..fluxpoints import snap_edges
+    from ..io.fitresult import read_fit_result
+    from ..lightcurve import GADF_COLUMNS, LIGHTCURVE_UNITS, bin_datasets, gadf_rows, light_curve_rows, spectra_rows
+    from ..ebl import result_model
+    from ..plots import plot_light_curve, plot_spectra_vs_time
+    from ..timebins import RunTimes, make_time_bins
+    from .settings import fit_options, light_curve_settings
+
+    lc = light_curve_settings(config)
+    result = read_fit_result(fit_yaml)
+    if not result.success:
+        raise ExtspecError(f"light curve: the joint fit in {fit_yaml} failed ({result.message}): no spectral "
+                           "shape to freeze")
+    dirs = [Path(d) for d in spectrum_dirs]
+    spectra = read_spectra(dirs)
+    from ..io.onoff_events import TIME_KEYS
+
+    whole_runs = lc.time_bins in ("run", "night")
+    events = [None] * len(spectra) if whole_runs else [_read_events(d) for d in dirs]
+    runs = [RunTimes(int(s.obs_id), s.gti if e is None else e.gti,
+                     (s.livetime / s.ontime if s.ontime > 0 else 1.0) if e is None else e.deadc,
+                     {k: s.meta[k] for k in TIME_KEYS if k in s.meta} if e is None else e.time_ref)
+            for s, e in zip(spectra, events)]
+    bins = make_time_bins(lc.time_bins, runs, lc.night_boundary_utc)
+    per_bin = [(tb, bin_datasets(tb, spectra, events)) for tb in bins]
+    lo, hi = result.energy_range
+    reco = spectra[0].energy_reco.edges if spectra else np.array([lo, hi])
+    edges = snap_edges(lc.energy_edges if lc.energy_edges is not None else [lo, hi], reco)
+    options = fit_options(config)
+    rows, variability = light_curve_rows(per_bin, result, edges, lc.sqrt_ts_threshold_ul, options.integration)
+    model = result_model(result)
+    ref = {(float(a), float(b)): float(model.integral(np.array([a]), np.array([b]), **result.values)[0])
+           for a, b in zip(edges[:-1], edges[1:])}
+    used = sorted({int(spectra[w.run].obs_id) for tb in bins for w in tb.windows})
+    meta = {
+        "SED_TYPE": "flux", "UL_CONF": 0.95, "TIMESYS": "utc", "TIMEUNIT": "d", "MJDREFI": 0, "MJDREFF": 0.0,
+        "time_scale": "utc", "time_format": "mjd",
+        "flux": "integral flux in [e_min, e_max], the joint-fit shape with its norm fitted per time bin",
+        "time_bins": lc.time_bins if isinstance(lc.time_bins, str) else _json_safe(lc.time_bins),
+        "sqrt_ts_threshold_ul": lc.sqrt_ts_threshold_ul, "ul_delta_stat": 2.71, "err_delta_stat": 1.0,
+        "model": result.model_type, "obs_ids": used,
+        "obs_ids_outside_bins": [int(s.obs_id) for s in spectra if int(s.obs_id) not in used],
+        "joint_fit_flux": [ref[k] for k in sorted(ref)],
+        "variability_chi2": variability["chi2"], "variability_ndf": variability["ndf"],
+        "variability_p_value": variability["p_value"], "variability_per_energy_bin": variability["per_energy_bin"],
+        "variability_test": "likelihood ratio of one norm for all time bins against one per time bin "
+                            "(chi2 = W_const - sum W_bin, ndf = n_bins - 1 per energy bin)",
+    }
+    _write_ecsv(rows, LIGHTCURVE_UNITS, meta, out_ecsv)
+    gadf_units = {"time_min": "", "time_max": "", **{c: LIGHTCURVE_UNITS[c] for c in GADF_COLUMNS}}
+    _write_ecsv(gadf_rows(rows), gadf_units, meta, Path(out_ecsv).with_name(GADF_FILE))
+    name = config.get("name", "")
+    plot_light_curve(rows, out_png, reference_flux=ref, variability=variability,
+                     title=f"{name}: light curve, {len(bins)} time bins, {len(used)} runs")
+    if spectra_ecsv is None:
+        return
+    srows, units = spectra_rows(per_bin, result, options)
+    _write_ecsv(srows, units, {"model": result.model_type, "time_scale": "utc", "time_format": "mjd",
+                               "stat": "WStat of the fit per time bin"}, spectra_ecsv)
+    free = [p for p in result.parameters if not p.frozen]
+    shape = next((p for p in free if "amplitude" not in p.name), free[0])
+    plot_spectra_vs_time(srows, shape.name, shape.unit, spectra_png, reference=shape.value,
+                         title=f"{name}: {result.model_type} per time bin")
+
+
+GADF_FILE = "lightcurve_gadf.ecsv"
+"""The light curve in gammapy's layout, written next to ``lightcurve.ecsv``."""
+
+
+def _json_safe(value):
+    """A config value as plain JSON types (for ECSV metadata)."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def _read_events(obs_dir: Path):
+    from ..errors import ExtspecError
+    from ..io.onoff_events import FILE_NAME, read_onoff_events
+
+    path = obs_dir / FILE_NAME
+    if not path.is_file():
+        raise ExtspecError(f"light curve: {path} is missing: time bins that cut runs need the ON/OFF events of each "
+                           "run (`extspec reduce --onoff-events`)")
+    return read_onoff_events(path)
+
+
+def _variability_p_value(analysis_dir: Path) -> float:
+    """The constant-flux p-value in an analysis's light-curve metadata (NaN when absent)."""
+    from ..io.ecsv import read_ecsv_rows
+
+    try:
+        _, meta = read_ecsv_rows(analysis_dir / "lightcurve" / "lightcurve.ecsv")
+    except (OSError, ValueError):
+        return float("nan")
+    value = meta.get("variability_p_value")
+    return float(value) if value is not None else float("nan")
+
+
 def _failure_in_logs(analysis_dir: Path) -> str:
     """The first error a job of one analysis logged (its one-line message), or a generic note."""
     for log in sorted(analysis_dir.glob("logs/**/*.log")):
@@ -515,17 +641,19 @@ def _failure_in_logs(analysis_dir: Path) -> str:
     return "no fit result (a job failed or did not run)"
 
 
-def write_summary(results_dir, analyses: list, out_ecsv, out_html) -> list:
+def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=()) -> list:
     """``summary.ecsv`` and ``summary.html``: one row per analysis (:mod:`extspec.summary`).
 
     Reads ``<results_dir>/<analysis>/fit/result.yaml`` and ``cumulative.ecsv``; an analysis
     without a fit result (a failed job, e.g. under ``--keep-going``) gets a row naming the
-    first error in its logs.  Returns the rows.
+    first error in its logs.  With ``light_curves`` (the analyses that have one) the column
+    ``variability_p_value`` is added, read from their ``lightcurve/lightcurve.ecsv``.
+    Returns the rows.
     """
     from ..io.ecsv import read_ecsv_rows
     from ..io.fitresult import read_fit_result
     from ..io.html import table_html
-    from ..summary import SUMMARY_COLUMNS, summary_row
+    from ..summary import SUMMARY_COLUMNS, VARIABILITY_COLUMNS, summary_row
 
     rows = []
     for name in analyses:
@@ -539,16 +667,22 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html) -> list:
         except OSError:
             cum = []
         rows.append(summary_row(name, result, cum[-1] if cum else None))
+    columns = dict(SUMMARY_COLUMNS)
+    if light_curves:
+        columns.update(VARIABILITY_COLUMNS)
+        for row in rows:
+            row["variability_p_value"] = _variability_p_value(Path(results_dir) / row["analysis"]) \
+                if row["analysis"] in light_curves else float("nan")
     failed = [r["analysis"] for r in rows if r["status"] != "ok"]
     from .. import code_identity
 
     meta = {"failed": failed, "flux_above_1tev": "integral of the best-fit model from 1 to 1e4 TeV",
             "creator": code_identity()}
-    _write_ecsv(rows, SUMMARY_COLUMNS, meta, out_ecsv)
+    _write_ecsv(rows, columns, meta, out_ecsv)
     notes = [f"Not ok: {', '.join(failed)}." if failed else "Every analysis finished.",
              "livetime, counts, background, excess and significance (WStat sqrt(TS)): all usable runs "
              "stacked over their safe energy bins; flux above 1 TeV from the best-fit model with its "
              "1-sigma error by linear propagation of the fit covariance."]
-    write_atomic(out_html, table_html("extspec summary", SUMMARY_COLUMNS, rows, notes,
+    write_atomic(out_html, table_html("extspec summary", columns, rows, notes,
                                      bad=lambda r: r["status"] != "ok"))
     return rows

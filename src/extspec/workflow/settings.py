@@ -35,6 +35,7 @@ __all__ = [
     "reduction_settings",
     "fit_options",
     "flux_point_settings",
+    "light_curve_settings",
 ]
 
 STAGE_KEYS = {
@@ -44,6 +45,7 @@ STAGE_KEYS = {
     "fit": ("name", "model", "fit"),
     "flux_points": ("name", "fit", "flux_points"),
     "cumulative": ("name", "cumulative"),
+    "light_curve": ("name", "fit", "light_curve"),
 }
 """Config keys each workflow stage depends on (its Snakemake ``params``); defined only here.
 
@@ -191,3 +193,21 @@ def flux_point_settings(cfg: dict):
 
     return FluxPointSettings(energy_edges=setting(cfg, "flux_points", "energy_edges"),
                              n_sigma_ul=setting(cfg, "flux_points", "n_sigma_ul"))
+
+
+def light_curve_settings(cfg: dict):
+    """:class:`~extspec.lightcurve.LightCurveSettings` of the ``light_curve`` block."""
+    from ..lightcurve import LightCurveSettings
+    from .schema import read_schema
+
+    block = cfg.get("light_curve") or {}
+
+    def opt(key):  # the block has no schema default of its own (absent: no light curve)
+        if key in block:
+            return block[key]
+        return read_schema()["properties"]["light_curve"]["properties"][key]["default"]
+
+    edges = opt("energy_edges")
+    return LightCurveSettings(time_bins=opt("time_bins"), night_boundary_utc=float(opt("night_boundary_utc")),
+                              energy_edges=None if edges is None else tuple(edges), spectra=bool(opt("spectra")),
+                              sqrt_ts_threshold_ul=float(opt("sqrt_ts_threshold_ul")))
