@@ -154,3 +154,23 @@ def test_aggregates_read_the_batch_arrays_file_as_the_run_files(tmp_path, store)
     assert len(outs["arrays"]) == 11
     for name, data in outs["runs"].items():
         assert len(data) > 500 and outs["arrays"][name] == data, name
+
+
+def test_bad_run_in_a_batch_marks_its_onoff_events(tmp_path, store):
+    """With onoff_events (an analysis with a light curve) a failed run of a batch gets the
+    marker under onoff_events.h5 too, and the light curve's reader stops on it naming the run."""
+    from extspec.errors import ExtspecError
+    from extspec.workflow.config import load_config, stage_config
+    from extspec.workflow.pipeline import _read_events, reduce_batch
+
+    bad_store = tmp_path / "store"
+    shutil.copytree(store, bad_store)
+    bad = bad_store / "data" / "obs_000002.fits.gz"
+    bad.write_bytes(bad.read_bytes()[:5000])
+    red = stage_config(load_config(config(bad_store)), "reduce")
+    failed = reduce_batch(red, bad_store, [2], tmp_path / "obs", onoff_events=True)
+    assert list(failed) == [2]
+    for name in (*PRODUCTS, "onoff_events.h5"):
+        assert re.match(r"EXTSPEC-FAILED obs 2: cannot read", (tmp_path / "obs" / "2" / name).read_text()), name
+    with pytest.raises(ExtspecError, match=r"obs 2: cannot read .* remove the run from obs_ids"):
+        _read_events(tmp_path / "obs" / "2")

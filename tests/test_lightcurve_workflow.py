@@ -158,3 +158,33 @@ def test_onoff_events_bin_to_the_spectrum(tmp_path, lc_store, case):
     assert np.bincount(ev.energy_bin_off, minlength=n).tolist() == spec.counts_off.tolist()
     assert ev.deadc * np.sum(np.diff(ev.gti, axis=1)) == pytest.approx(spec.livetime)
     assert ev.time_ref["TIMESYS"].upper() in ("TT", "UTC")
+
+
+def test_light_curve_from_batches(tmp_path, lc_store):
+    """An analysis with a light curve reduced in batches: the batch jobs write each run's
+    onoff_events.h5 with the bytes of one job per run, and the light curve is the same."""
+    spans = run_spans(lc_store)
+    grid = {"start": spans[0][0], "stop": spans[2][1], "width_s": 300}  # 5-minute bins cutting the runs
+    cfg = lc_config(lc_store, grid)
+    cfg["analyses"] = {"lc": cfg["analyses"]["lc"]}
+    target = "results/lc/lightcurve/lightcurve.ecsv"
+    out = {}
+    for size in (2, 1):
+        wd = tmp_path / f"size{size}"
+        wd.mkdir()
+        cf = write_config(wd, **cfg, reduce={"batch_size": size})
+        counts = dry_run(wd, cf, target)
+        if size == 2:  # runs 1 (block 0) and 2, 3 (block 1): two batch jobs, no per-run job
+            assert counts["reduce_batch_lc_0"] == 1 and counts["reduce_batch_lc_1"] == 1, counts
+            assert "reduce_lc" not in counts and "reduce" not in counts
+        else:
+            assert counts["reduce_lc"] == 3 and not any(k.startswith("reduce_batch") for k in counts), counts
+        snakemake(wd, cf, "--cores", "2", target)
+        out[size] = wd / "results" / "lc"
+    for o in (1, 2, 3):
+        a, b = ((out[s] / "obs" / str(o) / "onoff_events.h5").read_bytes() for s in (2, 1))
+        assert len(a) > 1000 and a == b, o
+    (rows2, meta2), (rows1, meta1) = (read_ecsv_rows(out[s] / "lightcurve" / "lightcurve.ecsv") for s in (2, 1))
+    assert len(rows1) > 3 and sum(r["counts"] for r in rows1) > 0
+    assert rows2 == rows1
+    assert {k: v for k, v in meta2.items() if k != "creator"} == {k: v for k, v in meta1.items() if k != "creator"}

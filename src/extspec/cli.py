@@ -333,7 +333,8 @@ def _cmd_reduce_batch(args) -> int:
         settings = _step_settings(args, "reduce")
         from .workflow.pipeline import reduce_batch
 
-        failed = reduce_batch(settings, args.datastore, args.obs_ids, args.outroot, manifest=args.manifest)
+        failed = reduce_batch(settings, args.datastore, args.obs_ids, args.outroot, manifest=args.manifest,
+                              onoff_events=args.onoff_events)
         done = len(args.obs_ids) - len(failed)
         return f"{done} runs reduced into {args.outroot}/<obs_id>" + (
             f"; failed (marked, see the errors above): obs {' '.join(map(str, failed))}" if failed else "")
@@ -415,7 +416,8 @@ def _cmd_light_curve(args) -> int:
             raise ConfigError("light curve: the config has no 'light_curve' block")
         run_light_curve(settings, _obs_dirs(dirs), args.fit, args.ecsv, args.png, args.spectra_ecsv, args.spectra_png)
 
-    # expanded: the light curve reads each run's onoff_events.h5, which no arrays file holds
+    # expanded: the light curve reads each run's onoff_events.h5 (a batch writes them too, beside
+    # its arrays file, which does not hold them)
     return _aggregate(args, "light_curve", "light-curve", "light curve", call, expand=True)
 
 
@@ -539,8 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outdir", required=True, metavar="DIR", help="output directory")
     p.add_argument("--datastore", metavar="DIR",
                    help="data store (default: the config's `datastore`, else the usual search order)")
-    p.add_argument("--onoff-events", action="store_true",
-                   help="also write onoff_events.h5: the ON and OFF events with their times (for light curves)")
+    onoff_help = "also write onoff_events.h5: the ON and OFF events with their times (for light curves)"
+    p.add_argument("--onoff-events", action="store_true", help=onoff_help)
     _settings_args(p)
     _common(p)
     p.set_defaults(func=_cmd_reduce)
@@ -557,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "it in place of the runs' folders)")
     p.add_argument("--datastore", metavar="DIR",
                    help="data store (default: the config's `datastore`, else the usual search order)")
+    p.add_argument("--onoff-events", action="store_true", help=onoff_help + "; a failed run's is a marker too")
     _settings_args(p)
     _common(p)
     p.set_defaults(func=_cmd_reduce_batch)

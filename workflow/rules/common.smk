@@ -64,8 +64,8 @@ CODE = PREPARED["code"]
 BATCHES = {}
 for _name, _a in ANALYSES.items():
     _size = batch_size(_a["config"].get("reduce", {}).get("batch_size"), len(_a["obs_ids"]))
-    # an analysis with a light curve is reduced run by run (its reductions write onoff_events.h5)
-    if _size > 1 and _a["obs_ids"] and _a["config"].get("light_curve") is None:
+    # with a light curve the batches also write each run's onoff_events.h5 (reduce.smk)
+    if _size > 1 and _a["obs_ids"]:
         BATCHES[_name] = make_batches(_a["obs_ids"], _size)
 
 

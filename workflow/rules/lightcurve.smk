@@ -5,7 +5,9 @@
 # events with their times; rule reduce_lc, the rule reduce with that extra output), so that
 # time bins cutting runs need no second pass over the DL3 data.  The bins themselves are not
 # in the reductions' params: changing them reruns only the light curve; adding a run reruns its
-# reduction, the aggregates and the light curve.
+# reduction, the aggregates and the light curve.  With reduce.batch_size > 1 the batch jobs
+# write onoff_events.h5 (reduce.smk) and the light curve takes the batches' manifests
+# (per_obs), read as their runs' folders.
 
 
 use rule reduce as reduce_lc with:
@@ -17,7 +19,7 @@ use rule reduce as reduce_lc with:
         rmf=f"{OUT}/obs/{{obs_id}}/rmf.fits",
         events=f"{OUT}/obs/{{obs_id}}/onoff_events.h5",
     wildcard_constraints:
-        analysis=analyses_regex(LIGHT_CURVE_ANALYSES),
+        analysis=analyses_regex([a for a in LIGHT_CURVE_ANALYSES if a not in BATCHES]),
 
 
 rule light_curve:

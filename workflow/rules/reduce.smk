@@ -50,11 +50,14 @@ rule reduce:
 # reruns only its batch.  A run that fails inside a batch gets a one-line failure marker under
 # its product names, and the job succeeds, so that Snakemake keeps the other runs' products
 # (it deletes every output of a failed job); the aggregates stop on the marker naming the run
-# (extspec.io.batch).
+# (extspec.io.batch).  An analysis with a light curve: each run's onoff_events.h5 too
+# (--onoff-events, the bytes of rule reduce_lc), a failed run's a marker as well.
 for _name, _batches in BATCHES.items():
     _safe = re.sub(r"\W", "_", _name)
     _out = f"{RESULTS}/{_name}"
     _settings = settings_json(stage_config(ANALYSES[_name]["config"], "reduce"))
+    _lc = _name in LIGHT_CURVE_ANALYSES
+    _products = REDUCTION_PRODUCTS + (("onoff_events.h5",) if _lc else ())
     for _key, _ids in _batches.items():
 
         rule:
@@ -65,13 +68,14 @@ for _name, _batches in BATCHES.items():
             output:
                 # the manifest first: the aggregates' input, found on the first try by Snakemake
                 [f"{_out}/obs/{manifest_name(_key, _ids)}", f"{_out}/obs/{arrays_name(manifest_name(_key, _ids))}"]
-                + [f"{_out}/obs/{o}/{f}" for o in _ids for f in REDUCTION_PRODUCTS],
+                + [f"{_out}/obs/{o}/{f}" for o in _ids for f in _products],
             params:
                 provenance=ANALYSES[_name]["provenance"],
                 reduction=_settings,
                 datastore=ANALYSES[_name]["datastore"],
                 obs_ids=" ".join(map(str, _ids)),
                 outroot=f"{_out}/obs",
+                events=" --onoff-events" if _lc else "",
             log:
                 f"{_out}/logs/reduce/batch-{_key}.log",
             benchmark:
@@ -82,4 +86,4 @@ for _name, _batches in BATCHES.items():
                 runtime=10 + len(_ids) // 10,
             shell:
                 "extspec reduce-batch {params.obs_ids} --datastore {params.datastore:q} --outroot {params.outroot:q}"
-                " --manifest {output[0]:q} --settings {params.reduction:q} --log {log:q} --quiet"
+                " --manifest {output[0]:q} --settings {params.reduction:q} --log {log:q} --quiet{params.events}"

@@ -12,7 +12,7 @@ batch instead of four or five per run.
 **Failure marker.** A batch job must leave every output Snakemake expects of it, or
 Snakemake deletes all of them, the good runs' products included.  So for a run whose
 reduction fails with bad input, the job writes, under each of the run's product names
-(:data:`REDUCTION_PRODUCTS`), a one-line text file
+(:data:`REDUCTION_PRODUCTS`, and ``onoff_events.h5`` for a light curve), a one-line text file
 
     EXTSPEC-FAILED obs 2: cannot read ...: corrupt or truncated file
 
@@ -62,12 +62,13 @@ def arrays_name(manifest: str) -> str:
     return manifest[: -len(_MANIFEST_SUFFIX)] + ".h5" if manifest.endswith(_MANIFEST_SUFFIX) else manifest + ".h5"
 
 
-def write_failed(outdir, reason: str) -> None:
-    """Write the failure marker (with ``reason``, one line) under every product name in ``outdir``."""
+def write_failed(outdir, reason: str, extra=()) -> None:
+    """Write the failure marker (with ``reason``, one line) under every product name in
+    ``outdir``, and under the names in ``extra`` (e.g. ``onoff_events.h5`` of a light curve)."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     text = MARKER + " ".join(str(reason).split()).encode("utf-8", "replace") + b"\n"
-    for name in REDUCTION_PRODUCTS:
+    for name in (*REDUCTION_PRODUCTS, *extra):
         write_atomic(outdir / name, text)
 
 

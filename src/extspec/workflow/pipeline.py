@@ -127,7 +127,8 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     return cube, spec
 
 
-def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str | Path, manifest=None) -> dict:
+def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str | Path, manifest=None,
+                 onoff_events: bool = False) -> dict:
     """Reduce several observations in one process: each into ``outroot/<obs_id>/`` exactly as
     :func:`reduce_observation` does (same files, same bytes).
 
@@ -135,13 +136,16 @@ def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str |
     and gets the failure marker of :mod:`extspec.io.batch` under its product names; the
     others are reduced all the same.  ``manifest``: the path of the batch's manifest,
     written last, after the batch's arrays file beside it (what the aggregates read,
-    :mod:`extspec.io.batch_arrays`).  Returns ``{obs_id: reason}`` of the failed runs.
+    :mod:`extspec.io.batch_arrays`).  ``onoff_events``: each run's ``onoff_events.h5`` too (as
+    ``extspec reduce --onoff-events``; a failed run's is a marker as well).  Returns
+    ``{obs_id: reason}`` of the failed runs.
     """
     import logging
 
     from ..errors import ExtspecError
     from ..io.datastore import open_datastore
     from ..io.batch import write_failed, write_manifest
+    from ..io.onoff_events import FILE_NAME as EVENTS_FILE
 
     log = logging.getLogger("extspec.reduce")
     store = open_datastore(datastore)
@@ -149,12 +153,13 @@ def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str |
     for obs_id in obs_ids:
         outdir = Path(outroot) / str(int(obs_id))
         try:
-            written[int(obs_id)] = reduce_observation(reduction, datastore, int(obs_id), outdir, store=store)
+            written[int(obs_id)] = reduce_observation(reduction, datastore, int(obs_id), outdir, store=store,
+                                                      onoff_events=onoff_events)
         except ExtspecError as exc:
             msg = str(exc).splitlines()[0]
             msg = msg if f"obs {obs_id}" in msg else f"obs {obs_id}: {msg}"
             log.error("%s", msg)
-            write_failed(outdir, msg)
+            write_failed(outdir, msg, extra=(EVENTS_FILE,) if onoff_events else ())
             failed[int(obs_id)] = msg
     if manifest is not None:
         from ..io.batch_arrays import arrays_name, write_batch_arrays
@@ -524,7 +529,8 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     layout (one row per time bin, energy bins as list columns).
 
     Bins that cut runs read each run's ``onoff_events.h5`` (written by ``extspec reduce
-    --onoff-events``); ``run`` and ``night`` bins need only the OGIP sets.
+    --onoff-events`` or ``extspec reduce-batch --onoff-events``); ``run`` and ``night`` bins
+    need only the OGIP sets.
     """
     import numpy as np
 
@@ -607,9 +613,11 @@ def _json_safe(value):
 
 def _read_events(obs_dir: Path):
     from ..errors import ExtspecError
+    from ..io.batch import check_reduced
     from ..io.onoff_events import FILE_NAME, read_onoff_events
 
     path = obs_dir / FILE_NAME
+    check_reduced(path)
     if not path.is_file():
         raise ExtspecError(f"light curve: {path} is missing: time bins that cut runs need the ON/OFF events of each "
                            "run (`extspec reduce --onoff-events`)")
