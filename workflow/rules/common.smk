@@ -249,7 +249,8 @@ ANALYSIS_PRODUCTS = (
 
 LIGHT_CURVE_ANALYSES = [n for n, a in ANALYSES.items() if a["config"].get("light_curve") is not None]
 """Analyses with a `light_curve` block: their reductions also write onoff_events.h5 (rule
-reduce_lc in lightcurve.smk) and they get results/<analysis>/lightcurve/."""
+reduce_lc in lightcurve.smk, or their batch rules in reduce.smk) and they get
+results/<analysis>/lightcurve/."""
 
 
 LIGHT_CURVE_SPECTRA = [a for a in LIGHT_CURVE_ANALYSES if ANALYSES[a]["config"]["light_curve"]["spectra"]]
