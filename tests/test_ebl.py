@@ -413,6 +413,8 @@ def test_config_checks(tmp_path):
         ({"redshift": {"value": 0.1, "frozen": False, "min": 0.0, "max": 0.5}},
          "config key 'model.ebl.redshift': redshift 0 outside the EBL table"),
         ({"alpha_norm": {"value": 2.0, "max": 1.5}}, "config key 'model.ebl.alpha_norm': value 2.0 outside [min, max]"),
+        ({"alpha_norm": -1.0}, "config key 'model.ebl.alpha_norm': must be >= 0"),
+        ({"alpha_norm": {"value": 1.0, "frozen": False, "min": -2.0}}, "config key 'model.ebl.alpha_norm': must be >= 0"),
         ({"table": str(tmp_path / "none.fits")}, "config key 'model.ebl.table': EBL table"),
         ({"colour": 1}, "model.ebl"),
     ]
@@ -421,6 +423,11 @@ def test_config_checks(tmp_path):
         with pytest.raises(ConfigError) as err:
             validate_config(bad, check_datastore=False)
         assert msg in str(err.value) and "\n" not in str(err.value), str(err.value)
+    # a free alpha_norm without a lower bound stays a non-negative optical depth
+    from extspec.ebl import ebl_parameters
+
+    free = {"type": "power_law", "ebl": {**base["model"]["ebl"], "alpha_norm": {"value": 1.0, "frozen": False}}}
+    assert ebl_parameters(free)["alpha_norm"]["min"] == 0.0
     no_z = {**base, "model": {"type": "power_law", "ebl": {"table": str(TABLE)}}}
     with pytest.raises(ConfigError, match="redshift"):
         validate_config(no_z, check_datastore=False)

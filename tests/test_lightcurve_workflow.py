@@ -113,6 +113,7 @@ def test_light_curve_config_refusals(tmp_path):
     check({"time_bins": {"start": "2006-07-29T20:00:00", "stop": "2007-07-29T20:00:00", "width_s": 1}}, "width_s")
     check({"energy_edges": [50, 60]}, "light_curve.energy_edges")
     check({"night_boundary_utc": 25}, "night_boundary_utc")
+    check({"sqrt_ts_threshold_ul": -1}, "sqrt_ts_threshold_ul")
     check({}, "needs observations reduced from DL3", obs_ids=[], external_spectra=["x.fits"])
     # unquoted YAML times arrive as datetimes and are taken as UTC text
     import datetime

@@ -283,9 +283,7 @@ def check_ebl_block(ebl: dict, key: str = "model.ebl") -> None:
 
     Raises ConfigError naming the key (and the file for a bad table).
     """
-    from .errors import FormatError
-
-    from .errors import DataStoreError
+    from .errors import DataStoreError, FormatError
 
     try:
         absorption = load_absorption(ebl["table"])
@@ -295,12 +293,17 @@ def check_ebl_block(ebl: dict, key: str = "model.ebl") -> None:
     for v in ([z["value"], z.get("min"), z.get("max")] if isinstance(z, dict) else [z]):
         if v is not None:
             absorption.check_redshift(float(v), f"{key}.redshift")
+    a = ebl.get("alpha_norm", 1.0)
+    for v in ([a["value"], a.get("min"), a.get("max")] if isinstance(a, dict) else [a]):
+        if v is not None and not float(v) >= 0:  # a negative optical depth would amplify
+            raise ConfigError(f"config key '{key}.alpha_norm': must be >= 0 (a scale of the optical depth), got {v}")
 
 
 def ebl_parameters(model_cfg: dict) -> dict:
     """``{"redshift": ..., "alpha_norm": ...}`` of a model block's ``ebl`` (empty without one),
     each a number or a parameter mapping as in ``model.parameters``; a free redshift without
-    bounds gets the table's redshift range as bounds."""
+    bounds gets the table's redshift range as bounds, a free alpha_norm without a lower bound
+    gets 0."""
     ebl = (model_cfg or {}).get("ebl")
     if not ebl:
         return {}
@@ -310,6 +313,9 @@ def ebl_parameters(model_cfg: dict) -> dict:
         grid = load_absorption(ebl["table"]).redshift
         out["redshift"] = {**z, "min": float(grid[0]) if z.get("min") is None else z["min"],
                            "max": float(grid[-1]) if z.get("max") is None else z["max"]}
+    a = out.get("alpha_norm")
+    if isinstance(a, dict) and a.get("frozen") is False and a.get("min") is None:  # optical depth stays >= 0
+        out["alpha_norm"] = {**a, "min": 0.0}
     return out
 
 
