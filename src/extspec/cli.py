@@ -351,8 +351,9 @@ def _aggregate(args, stage: str, command: str, what: str, call, expand: bool = F
         from .io.batch import expand_manifests
 
         settings = _step_settings(args, stage)
-        n = len(expand_manifests(args.obs))
-        call(settings, expand_manifests(args.obs) if expand else args.obs)
+        runs = expand_manifests(args.obs)
+        n = len(runs)
+        call(settings, runs if expand else args.obs)
         return f"{n} spectra" if stage != "stack" else f"{n} observations"
 
     return run_step(command, what, step, log_path=args.log, quiet=args.quiet, verbose=args.verbose,

@@ -208,9 +208,9 @@ def check_wobble_number(n: int, delta: float, separation: float, where: str = ""
                "not even one fits (use background: {method: reflected})"), n_max)
 
 
-def wobble_extent(on_region, pointing, method: str) -> tuple[float, float]:
-    """(Delta in rad, separation in deg) of an ON region seen from a pointing (see
-    :func:`_angular_extent`); Delta is 2 pi when the pointing lies inside the region."""
+def _finder_setup(on_region, pointing):
+    """The ON region as a sky region, its finder grid about ``pointing`` (§6.1), the ON region in
+    the grid's pixels and the grid pixel centres inside it: what every finder starts from."""
     from .sky import as_skypoint
     from .skyregions import as_sky_region
 
@@ -218,6 +218,13 @@ def wobble_extent(on_region, pointing, method: str) -> tuple[float, float]:
     grid = make_finder_grid(on_region.center, as_skypoint(pointing))
     on_pix = on_region.to_pixel(grid.wcs)
     on_x, on_y = _grid_points_in(on_pix, grid.npix)
+    return on_region, grid, on_pix, on_x, on_y
+
+
+def wobble_extent(on_region, pointing, method: str) -> tuple[float, float]:
+    """(Delta in rad, separation in deg) of an ON region seen from a pointing (see
+    :func:`_angular_extent`); Delta is 2 pi when the pointing lies inside the region."""
+    on_region, grid, on_pix, on_x, on_y = _finder_setup(on_region, pointing)
     if on_x.size == 0:
         return 0.0, grid.separation
     return _angular_extent(on_region, on_pix, grid, on_x, on_y, method)[0], grid.separation
@@ -260,18 +267,11 @@ def find_wobble_regions(on_region, pointing, exclusion_regions, n_off_regions: i
     so circles stay circles of the same radius.  Returns a :class:`ReflectedRegions` whose
     ``angles`` are the kept rotation angles (rad) and ``info['n_dropped']`` the number dropped.
     """
-    from .sky import as_skypoint
-    from .skyregions import as_sky_region
-
-    on_region = as_sky_region(on_region, "on_region")
-    pointing = as_skypoint(pointing)
     n = int(n_off_regions)
     if n < 1:
         raise ValueError(f"wobble background needs n_off_regions >= 1, got {n}")
-    grid = make_finder_grid(on_region.center, pointing)
+    on_region, grid, on_pix, on_x, on_y = _finder_setup(on_region, pointing)
     pxy = grid.pointing_pix
-    on_pix = on_region.to_pixel(grid.wcs)
-    on_x, on_y = _grid_points_in(on_pix, grid.npix)
     ex_x, ex_y = _excluded_points(on_x, on_y, exclusion_regions, grid)
     inside = bool(on_pix.contains(*pxy)) or grid.separation == 0.0
     pix_regions, angles = [], []
@@ -320,15 +320,8 @@ def find_reflected_regions(on_region, pointing, exclusion_regions, method: str,
     ReflectedRegions; an empty list of regions when none fits (e.g. the pointing lies inside
     the ON region, §6.4).
     """
-    from .sky import as_skypoint
-    from .skyregions import as_sky_region
-
-    on_region = as_sky_region(on_region, "on_region")
-    pointing = as_skypoint(pointing)
-    grid = make_finder_grid(on_region.center, pointing)
+    on_region, grid, on_pix, on_x, on_y = _finder_setup(on_region, pointing)
     pxy = grid.pointing_pix
-    on_pix = on_region.to_pixel(grid.wcs)
-    on_x, on_y = _grid_points_in(on_pix, grid.npix)
     empty = ReflectedRegions([], [], np.zeros(0), np.nan, grid, method, on_pix)
     if on_x.size == 0:
         empty.info["reason"] = "ON region contains no finder-grid pixel"
