@@ -29,15 +29,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from .fit import make_minuit
-from .stats import wstat
+from .fluxpoints import fit_norm
 
 __all__ = ["LightCurveSettings", "LIGHTCURVE_UNITS", "GADF_COLUMNS", "gadf_rows", "window_dataset", "bin_datasets",
-           "light_curve_rows", "constant_flux_test", "fit_norm", "NormFit", "profile_crossing", "group_slices", "spectra_rows", "model_config_of", "DELTA_ERR", "DELTA_UL"]
+           "light_curve_rows", "constant_flux_test", "profile_crossing", "group_slices", "spectra_rows", "model_config_of", "DELTA_ERR", "DELTA_UL"]
+
 
 @dataclass(frozen=True)
 class LightCurveSettings:
@@ -145,63 +144,6 @@ def group_slices(edges, reco) -> list[tuple[float, float, slice]]:
     return out
 
 
-@dataclass(frozen=True)
-class NormFit:
-    """The norm of a frozen shape fitted to ON/OFF counts (:func:`fit_norm`).
-
-    The fit works in units of ``scale`` (1, or 1 / predicted counts where the model predicts
-    almost none): ``norm_fit``, ``norm_err_fit`` and ``stat_fit(x)`` (summed WStat at norm
-    ``x * scale``) are in those units; ``norm``, ``norm_err`` and :meth:`stat` in units of the
-    model (norm 1 = the model).  ``stat_best`` is the minimum of WStat, ``ts = W(0) - stat_best``.
-    """
-
-    norm_fit: float
-    norm_err_fit: float
-    scale: float
-    stat_best: float
-    ts: float
-    sqrt_ts: float
-    success: bool
-    stat_fit: Callable[[float], float]
-
-    @property
-    def norm(self) -> float:
-        return self.norm_fit * self.scale
-
-    @property
-    def norm_err(self) -> float:
-        return self.norm_err_fit * self.scale
-
-    def stat(self, norm: float) -> float:
-        """Summed WStat at ``norm`` (model units): the likelihood profile in the norm."""
-        return self.stat_fit(norm / self.scale)
-
-
-def fit_norm(n, m, a, mask, mu) -> NormFit:
-    """Fit a norm (start 1, no bounds) scaling predicted signal counts ``mu``, WStat summed over
-    the bins in ``mask`` (arrays of ON counts ``n``, OFF counts ``m``, alpha ``a``, any shape).
-
-    Where the model predicts almost no counts (a spectrum absorbed by the EBL above tens of
-    TeV), the norm is fitted in units of 1 / (predicted counts), so that MIGRAD works at order
-    1; elsewhere the scale is 1.  The error is MIGRAD's (as the reference's flux points); the
-    signed sqrt(TS) is ``sign(norm) sqrt(max(TS, 0))``.
-    """
-    mu_sum = float(np.sum(np.where(mask, mu, 0.0)))
-    scale = 1.0 / mu_sum if 0.0 < mu_sum < 1e-3 else 1.0
-    mu_fit = mu * scale
-
-    def stat(norm):
-        return float(np.sum(np.where(mask, wstat(n, m, a, norm * mu_fit), 0.0)))
-
-    mi = make_minuit(lambda x: stat(x[0]), [1.0 / scale], ["norm"])
-    mi.migrad()
-    norm = float(mi.values[0])
-    w_best = float(mi.fval)
-    ts = stat(0.0) - w_best
-    return NormFit(norm_fit=norm, norm_err_fit=float(mi.errors[0]), scale=scale, stat_best=w_best, ts=float(ts),
-                   sqrt_ts=float(np.sign(norm) * np.sqrt(max(ts, 0.0))), success=bool(mi.valid), stat_fit=stat)
-
-
 def profile_crossing(f, start: float, step: float, target: float, direction: int = 1,
                      tol: float = 1e-6) -> float:
     """Where the profile ``f`` (increasing away from ``start``, ``f(start) < target``) reaches
@@ -273,7 +215,7 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
     model = result_model(fit_result)  # the absorbed model when the joint fit had an EBL table
     best = fit_result.values
     integ = integrator(model, integration, "fit.integration")
-    rows, fits = [], []
+    rows, fits, ref_fluxes = [], [], {}
     for tb, datasets in bins:
         data = JointData(datasets)
         if len(data):
@@ -288,11 +230,13 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
             n, m = data.counts_masked[:, sl], data.counts_off_masked[:, sl]
             a, mask, mu = data.alpha_masked[:, sl], data.mask[:, sl], mu_best[:, sl]
             used = mask.any(axis=1)
-            ref_flux = float(model.integral(np.array([e_lo]), np.array([e_hi]), **best)[0])
+            if (e_lo, e_hi) not in ref_fluxes:  # the model's flux in the energy bin: once per energy bin
+                ref_fluxes[e_lo, e_hi] = float(model.integral(np.array([e_lo]), np.array([e_hi]), **best)[0])
+            ref_flux = ref_fluxes[e_lo, e_hi]
             row.update(counts=int(np.sum(np.where(mask, n, 0))), excess=float(np.sum(np.where(mask, n - a * m, 0))),
                        livetime=float(livetimes[used].sum()), n_runs=int(used.sum()))
             try:
-                nf = fit_norm(n, m, a, mask, mu)
+                nf = fit_norm([(n, m, a, mask, mu)])
             except (ValueError, FloatingPointError, RuntimeError):
                 continue
             step = nf.norm_err if np.isfinite(nf.norm_err) and nf.norm_err > 0 else 1.0
@@ -325,7 +269,7 @@ def constant_flux_test(fits, n_energy: int) -> dict:
             per.append({"chi2": float("nan"), "ndf": 0, "p_value": float("nan"), "norm": float("nan")})
             continue
         arrays = [np.concatenate([f[1][i] for f in mine], axis=0) for i in range(5)]
-        const = fit_norm(*arrays)
+        const = fit_norm([arrays])
         chi2 = max(const.stat_best - sum(f[2] for f in mine), 0.0)
         ndf = len(mine) - 1
         per.append({"chi2": float(chi2), "ndf": ndf, "p_value": float(chi2_sf(chi2, ndf)) if ndf else float("nan"),
