@@ -34,7 +34,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import DataStoreError
-from .atomic import write_atomic
+from .atomic import atomic_path, write_atomic
 from .datastore import is_datastore
 
 __all__ = [
@@ -268,11 +268,8 @@ def download_datastore(url: str = DR1_URL, dest=None, sha256: str | None = None,
         digest = _fetch(url, archive, timeout, log)
         _log(log, f"sha256 {digest}")
         if sha256:
-            if digest.lower() != sha256.lower():
-                raise DownloadError(
-                    f"checksum mismatch for {url}: expected sha256 {sha256.lower()}, got {digest}; "
-                    "the file is corrupt or not the configured release (nothing was installed)"
-                )
+            _check_sha256(url, digest, sha256, "the file is corrupt or not the configured release "
+                                               "(nothing was installed)")
             _log(log, "checksum verified")
         else:
             _log(log, "no sha256 configured (download.sha256): tarball checksum not verified")
@@ -325,15 +322,13 @@ def download_file(url: str, dest, sha256: str, timeout: float = 60, log=None, ho
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(f"cannot create {dest.parent} ({exc.strerror}); {howto}") from None
-    tmp = dest.parent / f".{dest.name}.download-{os.getpid()}"
-    try:
-        _log(log, f"downloading {url} to {dest}")
-        digest = _fetch(url, tmp, timeout, log, howto)
-        if digest.lower() != sha256.lower():
-            raise DownloadError(f"checksum mismatch for {url}: expected sha256 {sha256.lower()}, got {digest}; "
-                                f"nothing was installed; {howto}")
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    _log(log, f"downloading {url} to {dest}")
+    with atomic_path(dest) as tmp:  # renamed into place only when the checksum matches
+        _check_sha256(url, _fetch(url, tmp, timeout, log, howto), sha256, f"nothing was installed; {howto}")
     return dest
+
+
+def _check_sha256(url: str, digest: str, expected: str, tail: str) -> None:
+    """DownloadError ``checksum mismatch for <url>: ...; <tail>`` unless ``digest`` is ``expected``."""
+    if digest.lower() != expected.lower():
+        raise DownloadError(f"checksum mismatch for {url}: expected sha256 {expected.lower()}, got {digest}; {tail}")
