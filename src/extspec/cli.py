@@ -363,7 +363,7 @@ def _aggregate(args, stage: str, command: str, what: str, call, expand: bool = F
 def _cmd_stack(args) -> int:
     def call(settings, dirs):
         from .errors import ConfigError
-        from .workflow.pipeline import stack_counts, write_maps
+        from .workflow.pipeline import read_stack_inputs, stack_counts, write_maps
 
         from .io.batch import is_manifest
 
@@ -372,9 +372,10 @@ def _cmd_stack(args) -> int:
         if any(maps) and not all(maps):
             raise ConfigError("--excess, --significance and --maps-png go together")
         cubes = [d if is_manifest(d) else os.path.join(d, "cube.h5") for d in dirs]
-        stack_counts(settings, cubes, dirs, args.fits, args.png)
+        inputs = read_stack_inputs(settings, cubes, dirs)  # read once for both steps
+        stack_counts(settings, cubes, dirs, args.fits, args.png, inputs=inputs)
         if all(maps):
-            write_maps(settings, cubes, dirs, *maps)
+            write_maps(settings, cubes, dirs, *maps, inputs=inputs)
 
     return _aggregate(args, "stack", "stack", "stack", call)
 

@@ -8,7 +8,7 @@ only pays for what it uses.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..io.atomic import write_atomic
@@ -18,6 +18,7 @@ __all__ = [
     "import_step",
     "reduce_observation",
     "reduce_batch",
+    "read_stack_inputs",
     "stack_counts",
     "write_maps",
     "run_fit",
@@ -174,25 +175,27 @@ def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str |
 def read_spectra(spectrum_dirs) -> list:
     """Read the spectra of several observations (directories, pha.fits paths or batch
     manifests: :func:`extspec.io.batch_arrays.read_spectra`); a run whose batch reduction
-    failed stops with its reason (:func:`extspec.io.batch.check_reduced`).  Read once per
-    process for the same inputs (the stack step draws regions for two pictures)."""
-    return list(_read_once("spectra", tuple(map(str, spectrum_dirs))))
+    failed stops with its reason (:func:`extspec.io.batch.check_reduced`)."""
+    from ..io.batch_arrays import read_spectra as read_any
+
+    return list(read_any(list(map(str, spectrum_dirs))))
 
 
-_READ_CACHE: dict = {}
+@dataclass(frozen=True)
+class StackInputs:
+    """What the counts picture and the maps share, read once: the stacked images
+    (:func:`_stacked_images`), the regions drawn on them and a title note (:func:`_drawn_regions`)."""
+
+    images: dict
+    regions: dict
+    note: str
 
 
-def _read_once(kind: str, paths: tuple) -> tuple:
-    """The spectra or cube counts of ``paths``, read at the first call, then kept while the
-    paths' modification times stay the same (the inputs of the last call of each kind)."""
-    import os
-
-    from ..io.batch_arrays import read_cube_counts_all, read_spectra as read_any
-
-    stamp = tuple(os.stat(p).st_mtime_ns if os.path.exists(p) else None for p in paths)
-    if _READ_CACHE.get(kind, (None,))[0] != (paths, stamp):
-        _READ_CACHE[kind] = ((paths, stamp), tuple((read_any if kind == "spectra" else read_cube_counts_all)(list(paths))))
-    return _READ_CACHE[kind][1]
+def read_stack_inputs(config: dict, cube_paths: list, spectrum_dirs: list) -> StackInputs:
+    """The :class:`StackInputs` of :func:`stack_counts` and :func:`write_maps`."""
+    images = _stacked_images(config, cube_paths)
+    regions, note = _drawn_regions(config, spectrum_dirs)
+    return StackInputs(images, regions, note)
 
 
 def _stacked_images(config: dict, cube_paths: list) -> dict:
@@ -206,7 +209,9 @@ def _stacked_images(config: dict, cube_paths: list) -> dict:
     erange = (config.get("stacked") or {}).get("energy_range")
     image = None
     obs_ids, per_obs_counts, per_obs_bkg = [], [], []
-    for p, c in _read_once("cubes", tuple(map(str, cube_paths))):
+    from ..io.batch_arrays import read_cube_counts_all
+
+    for p, c in read_cube_counts_all(list(map(str, cube_paths))):
         sel = bins_inside(c.energy_reco.edges, *(erange or (None, None)))
         if not sel.any():
             from ..errors import ExtspecError
@@ -258,12 +263,14 @@ def _drawn_regions(config: dict, spectrum_dirs: list) -> tuple[dict, str]:
     return regions, note
 
 
-def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png) -> None:
+def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, out_png,
+                 inputs: StackInputs | None = None) -> None:
     """Stack the cubes' counts into ``stacked/counts.fits`` (+ WCS) and draw ``counts.png``.
 
     The image sums the reco-energy bins inside ``stacked.energy_range`` ([min, max] TeV,
     default all bins); bins are taken when they lie entirely inside the range.  The excess
-    and significance maps of the same cubes are a separate step, :func:`write_maps`.
+    and significance maps of the same cubes are a separate step, :func:`write_maps`; both take
+    the ``inputs`` read once by :func:`read_stack_inputs` (read here when not given).
     """
     import numpy as np
 
@@ -271,7 +278,8 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
     from ..io.fitswrite import image_bytes
     from ..plots import plot_counts_image
 
-    st = _stacked_images(config, cube_paths)
+    inputs = inputs or read_stack_inputs(config, cube_paths, spectrum_dirs)
+    st = inputs.images
     image, geom, obs_ids = st["image"], st["geom"], st["obs_ids"]
     cards = list(geom.header_dict().items())  # the map's WCS (NAXISn checked against the image)
     cards += [
@@ -282,9 +290,9 @@ def stack_counts(config: dict, cube_paths: list, spectrum_dirs: list, out_fits, 
         ("CREATOR", code_identity(), "software and source hash that wrote this file"),
     ]
     write_atomic(out_fits, image_bytes(image.astype(np.int32), cards))
-    regions, note = _drawn_regions(config, spectrum_dirs)
     name = config.get("name", "")
-    plot_counts_image(image, geom, out_png, title=f"{name}: counts, {len(obs_ids)} observations{note}", **regions)
+    plot_counts_image(image, geom, out_png, title=f"{name}: counts, {len(obs_ids)} observations{inputs.note}",
+                      **inputs.regions)
 
 
 MAX_OFF_SETS_DRAWN = 12
@@ -323,10 +331,11 @@ def _check_same_grid(first, other) -> None:
                            f"{'; '.join(diff[:4])}; reduce every run with the same geom and energy_axis")
 
 
-def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, out_significance, out_png) -> None:
+def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, out_significance, out_png,
+               inputs: StackInputs | None = None) -> None:
     """Excess and significance maps (FITS + WCS) of :func:`extspec.maps.make_maps` and their
     picture, over the energy bins of :func:`stack_counts`, with the correlation radius
-    ``maps.correlation_radius``."""
+    ``maps.correlation_radius`` (``inputs`` as for :func:`stack_counts`)."""
     import logging
 
     import numpy as np
@@ -339,7 +348,8 @@ def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, 
     from .settings import parse_config_regions, setting
 
     log = logging.getLogger("extspec.maps")
-    st = _stacked_images(config, cube_paths)
+    inputs = inputs or read_stack_inputs(config, cube_paths, spectrum_dirs)
+    st = inputs.images
     geom, obs_ids = st["geom"], st["obs_ids"]
     on, excl = parse_config_regions(config)
     norm_mask = ~region_pixel_mask(on, geom)
@@ -366,7 +376,7 @@ def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, 
                                          cards + [("BUNIT", "count", "correlated excess (FITS unit string)")]))
     write_atomic(out_significance, image_bytes(m.significance.astype(np.float32),
                                                cards + [("BUNIT", "", "Li & Ma significance")]))
-    regions, _ = _drawn_regions(config, spectrum_dirs)
+    regions = inputs.regions
     title = f"{config.get('name', '')}: significance (r = {radius:g} deg), {len(used)} obs"
     plot_counts_image(m.significance, geom, out_png, smooth_sigma_pix=0, title=title + (f"\n{note}" if note else ""),
                       colorbar_label="Li & Ma significance", cmap="RdBu_r", symmetric=True, **regions)
