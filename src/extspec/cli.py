@@ -188,8 +188,11 @@ def _run_logged(command, what, func, log_path, quiet, prepare) -> int:
 
 
 def _obs_dirs(paths) -> list[str]:
-    """Observation directories from directories or files inside them (e.g. their pha.fits)."""
-    return [(os.path.dirname(p) or ".") if os.path.isfile(p) else p for p in paths]
+    """Observation directories from directories or files inside them (e.g. their pha.fits);
+    batch manifests are kept as they are (the steps read them, extspec.io.batch)."""
+    from .io.batch import is_manifest
+
+    return [(os.path.dirname(p) or ".") if os.path.isfile(p) and not is_manifest(p) else p for p in paths]
 
 
 def _step_settings(args, stage: str) -> dict:
@@ -367,7 +370,7 @@ def _cmd_stack(args) -> int:
 
         from .io.batch import is_manifest
 
-        dirs = [p if is_manifest(p) else d for p, d in zip(dirs, _obs_dirs(dirs))]
+        dirs = _obs_dirs(dirs)
         maps = (args.excess, args.significance, args.maps_png)
         if any(maps) and not all(maps):
             raise ConfigError("--excess, --significance and --maps-png go together")

@@ -24,7 +24,7 @@ from .models import integrator
 from .stats import wstat
 
 __all__ = ["FluxPointSettings", "snap_edges", "compute_flux_points", "flux_point_rows", "SED_UNITS",
-           "SQRT_TS_THRESHOLD_UL", "add_deabsorbed", "sed_columns", "sed_models", "NormFit", "fit_norm"]
+           "SQRT_TS_THRESHOLD_UL", "add_deabsorbed", "sed_columns", "sed_models", "NormFit", "fit_norm", "flux_point_edges"]
 
 SQRT_TS_THRESHOLD_UL = 2.0
 """A flux point is flagged as an upper limit where its sqrt(TS) is below this."""
@@ -158,6 +158,16 @@ def _bisect_ul(f, lo, hi, target, n_iter=100):
     return 0.5 * (lo + hi)
 
 
+def flux_point_edges(reco, energy_edges, energy_range) -> np.ndarray:
+    """The group edges of flux points on reco edges ``reco``: the requested ``energy_edges``
+    snapped to them (:func:`snap_edges`), or with none requested every reco edge inside the
+    fitted ``energy_range`` ([lo, hi] TeV)."""
+    if energy_edges is not None:
+        return snap_edges(energy_edges, reco)
+    lo, hi = energy_range
+    return reco[(reco >= lo * (1 - 1e-9)) & (reco <= hi * (1 + 1e-9))]
+
+
 def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integration: str,
                         sqrt_ts_threshold_ul: float = SQRT_TS_THRESHOLD_UL) -> list[dict]:
     """Flux points for the best-fit model of ``fit_result`` (§12.1).
@@ -177,12 +187,7 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
         return []
     model = result_model(fit_result)  # the absorbed model when the fit had an EBL table
     best = fit_result.values
-    reco = data.datasets[0].energy_reco.edges
-    if energy_edges is None:
-        lo, hi = fit_result.energy_range
-        edges = reco[(reco >= lo * (1 - 1e-9)) & (reco <= hi * (1 + 1e-9))]
-    else:
-        edges = snap_edges(energy_edges, reco)
+    edges = flux_point_edges(data.datasets[0].energy_reco.edges, energy_edges, fit_result.energy_range)
     flux_true = integrator(model, integration, "fit.integration")(data.e_min, data.e_max, best)
     rows = flux_point_rows([(data, data.npred_sig(flux_true))], model, best, edges, n_sigma_ul,
                            sqrt_ts_threshold_ul)

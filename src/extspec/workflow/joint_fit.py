@@ -68,14 +68,14 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
     from ..errors import ConfigError, ExtspecError
     from ..fit import JointData
     from ..ebl import result_model
-    from ..fluxpoints import add_deabsorbed, flux_point_rows, sed_columns, sed_models, snap_edges
+    from ..fluxpoints import add_deabsorbed, flux_point_rows, sed_columns, sed_models, flux_point_edges
     from ..joint import Instrument, Systematics, fit_instruments, instrument_flux
     from ..io.fitresult import write_fit_result
     from ..models import integrator
     from ..plots import plot_sed, plot_spectrum_fit
     from ..stacking import stack_spectra
     from .joint_config import prior_widths
-    from .pipeline import _config_hash, _instruments, _write_ecsv, read_spectra
+    from .pipeline import _config_hash, _fp_meta, _instruments, _write_ecsv, read_spectra
     from .settings import fit_options, flux_point_settings
 
     outdir = Path(outdir)
@@ -125,12 +125,8 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
     for ins in instruments:
         rows = []
         if ins.name in parts:
-            reco = ins.data.datasets[0].energy_reco.edges
-            if fp.energy_edges is None:
-                lo, hi = _energy_range(ins.data)
-                edges = reco[(reco >= lo * (1 - 1e-9)) & (reco <= hi * (1 + 1e-9))]
-            else:
-                edges = snap_edges(fp.energy_edges, reco)
+            edges = flux_point_edges(ins.data.datasets[0].energy_reco.edges, fp.energy_edges,
+                                     _energy_range(ins.data))
             rows = add_deabsorbed(flux_point_rows([parts[ins.name]], model, best, edges, n_sigma), res)
         per_points[ins.name] = rows
         _write_ecsv(rows, units, _fp_meta(res, n_sigma, {"analysis": ins.name, **ebl_meta}),
@@ -167,11 +163,6 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
         raise ExtspecError(f"joint fit {name}: no usable observation ({reasons})")
     if not res.success:
         raise ExtspecError(f"joint fit {name}: {res.message}")
-
-
-def _fp_meta(res, n_sigma, extra) -> dict:
-    return {"SED_TYPE": "likelihood", "UL_CONF": 0.95, "n_sigma_ul": n_sigma, "model": res.model_type,
-            "fit_success": bool(res.success), **extra}
 
 
 def _pha_path(p) -> Path:

@@ -382,6 +382,12 @@ def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, 
                       colorbar_label="Li & Ma significance", cmap="RdBu_r", symmetric=True, **regions)
 
 
+def _fp_meta(result, n_sigma_ul, extra: dict) -> dict:
+    """The metadata of a flux-point table (GADF SED format) of fit ``result``, then ``extra``."""
+    return {"SED_TYPE": "likelihood", "UL_CONF": 0.95, "n_sigma_ul": n_sigma_ul, "model": result.model_type,
+            "fit_success": bool(result.success), **extra}
+
+
 def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
     """Write dict rows as an ECSV table with units and metadata, atomically."""
     from .. import code_identity
@@ -504,10 +510,7 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
             f"safe energy range [{result.energy_range[0]:.3g}, {result.energy_range[1]:.3g}] TeV of the fit"
         )
     units, ebl_meta = sed_columns(result)
-    _write_ecsv(rows, units,
-                {"SED_TYPE": "likelihood", "UL_CONF": 0.95,
-                 "n_sigma_ul": fp.n_sigma_ul, "model": result.model_type,
-                 "fit_success": bool(result.success), **ebl_meta}, out_ecsv)
+    _write_ecsv(rows, units, _fp_meta(result, fp.n_sigma_ul, ebl_meta), out_ecsv)
     curves = sed_models(result)  # observed: the absorbed model when the fit had an EBL table
     plot_sed(rows, curves["model_dnde"], result.energy_range, out_png, butterfly=curves["butterfly"],
              title=f"{config.get('name', '')}: {result.model_type}{curves['title_suffix']}",
