@@ -44,6 +44,11 @@ NUISANCE_MIN = -0.9
 """Lower bound of every nuisance parameter (keeps 1 + s and 1 + n positive)."""
 
 
+def _shifts(values: dict, name: str) -> tuple[float, float]:
+    """(energy scale s, norm n) of instrument ``name`` in parameter ``values`` (0 where it has none)."""
+    return values.get(f"{name}.energy_scale", 0.0), values.get(f"{name}.norm", 0.0)
+
+
 @dataclass(frozen=True)
 class Systematics:
     """Gaussian prior widths (1 sigma) of one instrument's nuisance parameters; None: no such
@@ -86,8 +91,7 @@ class JointFit:
 
     def shifts(self, name: str) -> tuple[float, float]:
         """(s, n) of instrument ``name`` at the best fit (0 for a parameter it does not have)."""
-        v = {p.name: p.value for p in self.nuisance}
-        return v.get(f"{name}.energy_scale", 0.0), v.get(f"{name}.norm", 0.0)
+        return _shifts({p.name: p.value for p in self.nuisance}, name)
 
     def systematics_dict(self) -> dict:
         """``{analysis: {kind: {value, error, prior_sigma}}}`` for ``result.yaml``."""
@@ -144,14 +148,11 @@ def fit_instruments(instruments: list, model_cfg: dict, options: FitOptions) -> 
     all_params = params + nuisance
     names = [p.name for p in all_params]
 
-    def shifts(values, name):
-        return values.get(f"{name}.energy_scale", 0.0), values.get(f"{name}.norm", 0.0)
-
     model_names = [p.name for p in params]
 
     def fluxes(values):
         model_values = {k: values[k] for k in model_names}
-        return [instrument_flux(integ, ins.data, model_values, *shifts(values, ins.name)) for ins in used]
+        return [instrument_flux(integ, ins.data, model_values, *_shifts(values, ins.name)) for ins in used]
 
     def stat(values):
         w = sum(ins.data.stat(f) for ins, f in zip(used, fluxes(values)))
