@@ -285,7 +285,7 @@ def _cmd_check(args) -> int:
         from .errors import ConfigError, DataStoreError
         from .workflow.analyses import read_config_files
         from .workflow.cache import prepare_workflow
-        from .workflow.checks import has_dl3
+        from .workflow.basics import has_dl3
         from .workflow.settings import stage_config
 
         try:

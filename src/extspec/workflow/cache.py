@@ -19,31 +19,16 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataStoreError
 from .analyses import GLOBAL_KEYS, _in_analysis, _override, analysis_configs, validate_analyses
-from .checks import external_spectra, has_dl3
+from .basics import external_spectra, has_dl3
 from .coerce import coerce_values
 from .schema import SCHEMA_PATH
+from .statcache import file_content, file_stat, write_cache
 from .store_checks import check_selection
 
 __all__ = ["prepare_workflow", "check_output_dir", "setting_file_digests"]
 
 
 _CACHE_VERSION = 4
-
-
-def _stat(path: Path):
-    try:
-        st = path.stat()
-        return [str(path), st.st_mtime_ns, st.st_size]
-    except OSError:
-        return [str(path), None]
-
-
-def _content(path: Path):
-    """[path, SHA-256] of a small file (None when absent), for the cache key."""
-    try:
-        return [str(path), hashlib.sha256(path.read_bytes()).hexdigest()]
-    except OSError:
-        return [str(path), None]
 
 
 def _cache_key(raw: dict, schema_path: Path | None) -> str:
@@ -55,7 +40,7 @@ def _cache_key(raw: dict, schema_path: Path | None) -> str:
         "v": _CACHE_VERSION,
         "config": raw,
         "cwd": os.getcwd(),
-        "schema": _stat(Path(schema_path) if schema_path else SCHEMA_PATH),
+        "schema": file_stat(Path(schema_path) if schema_path else SCHEMA_PATH),
         # the package's sources by content (validation reaches into many modules)
         "code": code_identity(),
     }
@@ -71,20 +56,20 @@ def _cache_key(raw: dict, schema_path: Path | None) -> str:
             pass
     # the index files by content: an index rewritten with the same size and an old mtime (a copy
     # or an unpacked tarball keeps its mtime) must not bring back a run that has left it
-    parts["store"] = [_content(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
+    parts["store"] = [file_content(p / n) for p in cands for names in _INDEX_NAMES.values() for n in names]
     ext = []
     for a in analyses:
         try:
             ext += external_spectra(a.get("external_spectra") or [])
         except ConfigError:
             pass
-    parts["external"] = [_stat(Path(p)) for p in ext]  # their headers name the sibling files
+    parts["external"] = [file_stat(Path(p)) for p in ext]  # their headers name the sibling files
     regions = {}
     for a in analyses:
         try:  # by content, not mtime: region files are small, and a copied file keeps its mtime
             regions.update(setting_file_digests(a))
         except ConfigError:
-            regions.update({str(f): _stat(f) for f in _setting_files(a)})
+            regions.update({str(f): file_stat(f) for f in _setting_files(a)})
     parts["regions"] = regions
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -223,7 +208,7 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
                                  "obs_files": {}, "optional_files": {}, "provenance": {"code": code, "files": digests}}
     if not any(has_dl3(c) for c in cfgs.values()):
         check_joint_data(joint, out["analyses"])
-        _write_cache(cache_file, out)
+        write_cache(cache_file, out)
         return out
     from ..io.datastore import open_datastore, resolve_datastore_path
 
@@ -277,19 +262,8 @@ def _prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | Non
                 raise ConfigError(f"config key 'obs_ids': {exc}") from None
             files[str(o)] = fl
     check_joint_data(joint, out["analyses"])
-    _write_cache(cache_file, out)
+    write_cache(cache_file, out)
     return out
-
-
-def _write_cache(cache_file, out: dict) -> None:
-    if cache_file is None:
-        return
-    try:
-        from ..io.atomic import write_atomic
-
-        write_atomic(cache_file, json.dumps(out))
-    except OSError:
-        pass
 
 
 def _external_sets(cfg: dict) -> list[dict]:

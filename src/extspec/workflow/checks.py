@@ -14,52 +14,18 @@ This module imports only the standard library at import time.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from ..errors import ConfigError, DataStoreError
+from .basics import check_increasing, check_model, has_dl3
+from .basics import external_spectra, region_center_tuple  # noqa: F401 (their old home; import them from .basics)
 from .schema import load_config
 
-__all__ = ["validate_config", "check_regions", "has_dl3", "external_spectra", "region_center_tuple"]
+__all__ = ["validate_config", "check_regions"]
 
 
 def _check_axis(cfg, key):
     ax = cfg[key]
     if not ax["min"] < ax["max"]:
         raise ConfigError(f"config key '{key}': min ({ax['min']}) must be below max ({ax['max']})")
-
-
-def _check_increasing(values, key):
-    if values is not None and any(b <= a for a, b in zip(values, values[1:])):
-        raise ConfigError(f"config key '{key}': values must increase, got {values}")
-
-
-def _check_model(block, key, allow_negative_amplitude):
-    from ..models import check_param_names, get_model
-    from ..start_values import check_start_values
-
-    if isinstance(block, str):
-        block = {"type": block, "parameters": {}}
-    try:
-        m = get_model(block["type"])
-    except ConfigError as exc:
-        raise ConfigError(f"config key '{key}.type': {exc}") from None
-    check_param_names(m, block.get("parameters", {}), f"{key}.parameters")
-    ebl = block.get("ebl") or {}
-    for where, params in ((f"{key}.parameters", block.get("parameters", {})),
-                          (f"{key}.ebl", {k: ebl[k] for k in ("redshift", "alpha_norm") if k in ebl})):
-        for name, p in params.items():
-            if isinstance(p, dict):
-                lo, hi, v = p.get("min"), p.get("max"), p["value"]
-                if lo is not None and hi is not None and not lo < hi:
-                    raise ConfigError(f"config key '{where}.{name}': min must be below max")
-                if (lo is not None and v < lo) or (hi is not None and v > hi):
-                    raise ConfigError(f"config key '{where}.{name}': value {v} outside [min, max]")
-    check_start_values(block, key, allow_negative_amplitude)  # impossible start values (issue 19)
-    if ebl:
-        from ..ebl import check_ebl_block
-
-        check_ebl_block(ebl, f"{key}.ebl")
 
 
 def _check_true_axis(cfg) -> None:
@@ -127,7 +93,7 @@ def _check_light_curve(cfg) -> None:
     if not has_dl3(cfg):
         raise ConfigError("config key 'light_curve': needs observations reduced from DL3 (obs_ids or obs_cone); "
                           "external spectra carry no event times")
-    _check_increasing(lc["energy_edges"], "light_curve.energy_edges")
+    check_increasing(lc["energy_edges"], "light_curve.energy_edges")
     _check_flux_point_edges(cfg, "light_curve", "light-curve energy bin")
     tb = lc["time_bins"]
     if isinstance(tb, str):
@@ -159,13 +125,6 @@ def _check_light_curve(cfg) -> None:
             raise ConfigError(f"config key 'light_curve.time_bins[{i}]': starts at {a}, before the end of the "
                               "previous bin (bins must be in time order and must not overlap)")
         previous = hi
-
-
-def region_center_tuple(region) -> tuple[float, float, str]:
-    from ..skyregions import region_center
-
-    c = region_center(region)
-    return c.lon, c.lat, c.frame
 
 
 def check_regions(cfg: dict) -> None:
@@ -257,16 +216,16 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     if dl3 and not cfg.get("on_region"):
         raise ConfigError("config key 'on_region' is missing (it is required when obs_ids or obs_cone "
                           "select observations)")
-    _check_increasing(cfg["flux_points"]["energy_edges"], "flux_points.energy_edges")
+    check_increasing(cfg["flux_points"]["energy_edges"], "flux_points.energy_edges")
     if dl3:  # the axes of the reductions (external spectra bring their own)
         _check_true_axis(cfg)
         _check_stacked_range(cfg)
         _check_flux_point_edges(cfg)
     _check_light_curve(cfg)
     negative = cfg["fit"]["allow_negative_amplitude"]
-    _check_model(cfg["model"], "model", negative)
+    check_model(cfg["model"], "model", negative)
     for i, alt in enumerate(cfg["fit"]["compare"]):
-        _check_model(alt, f"fit.compare[{i}]", negative)
+        check_model(alt, f"fit.compare[{i}]", negative)
     if dl3 and cfg["model"].get("ebl"):
         from ..ebl import load_absorption
 
@@ -287,38 +246,3 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
 
         check_selection(cfg, store)
     return cfg
-
-
-def has_dl3(cfg: dict) -> bool:
-    """Whether the config selects DL3 observations to reduce (``obs_ids`` or ``obs_cone``).
-
-    Without them the analysis consists only of ``external_spectra``: no data store, ON
-    region or reduction is needed.
-    """
-    return bool(cfg.get("obs_ids") or cfg.get("obs_cone"))
-
-
-def external_spectra(patterns, base: str | os.PathLike | None = None) -> list[str]:
-    """The PHA files of ``external_spectra``: each entry a path or a glob pattern.
-
-    Relative paths are taken from ``base`` (default: the working directory) and returned
-    as given (relative); matches of a pattern are sorted, and a file matched twice is kept
-    once, at its first place.  A pattern matching no file raises ConfigError naming it.
-    """
-    import glob
-
-    base = Path(base) if base is not None else Path.cwd()
-    out = []
-    for i, pat in enumerate(patterns or []):
-        pat = os.path.expandvars(os.path.expanduser(str(pat)))
-        full = pat if os.path.isabs(pat) else str(base / pat)
-        if glob.has_magic(pat):
-            hits = sorted(glob.glob(full))
-            names = [h if os.path.isabs(pat) else os.path.relpath(h, base) for h in hits]
-        else:
-            names = [pat] if os.path.isfile(full) else []
-        names = [n for n in names if os.path.isfile(n if os.path.isabs(n) else base / n)]
-        if not names:
-            raise ConfigError(f"config key 'external_spectra[{i}]': no file matches {pat!r}")
-        out.extend(n for n in names if n not in out)
-    return out

@@ -5,13 +5,16 @@ The work is split by job (each module imports only the standard library at impor
 * :mod:`.schema` -- the packaged JSON schema (the only place defaults are written), reading
   a config against it (:func:`load_config`) and its one-line error wording;
 * :mod:`.coerce` -- numbers and booleans that arrive as text;
+* :mod:`.basics` -- the helpers every config module shares (:func:`has_dl3`, ...), and
+  :mod:`.statcache` -- the on-disk caches' file identities and writer (the bottom of the layer);
 * :mod:`.checks` -- the science checks a schema cannot express (:func:`validate_config`);
 * :mod:`.store_checks` -- the data-store checks (:func:`check_selection`);
 * :mod:`.analyses` -- ``--configfile`` overlays and the entries of ``analyses``;
 * :mod:`.settings` -- what each workflow step reads of the config (:data:`STAGE_KEYS`) and the
   builders of the library's typed settings (the only code below the command line that
   reads config keys);
-* :mod:`.cache` -- :func:`prepare_workflow`, what the Snakefile calls at parse time, cached.
+* :mod:`.cache` -- :func:`prepare_workflow`, what the Snakefile calls at parse time, cached
+  (the one orchestrator on top: it calls the others, none of them calls it).
 
 Every problem raises :class:`~extspec.errors.ConfigError` with a one-line message naming
 the config key.
@@ -21,8 +24,9 @@ from __future__ import annotations
 
 from .analyses import (GLOBAL_KEYS, RESERVED_NAMES, analysis_configs, apply_overlay, merge_configs,
                        read_config_files, validate_analyses)
+from .basics import external_spectra, has_dl3
 from .cache import check_output_dir, prepare_workflow, setting_file_digests
-from .checks import check_regions, external_spectra, has_dl3, validate_config
+from .checks import check_regions, validate_config
 from .schema import SCHEMA_PATH, load_config, read_config_file, read_schema, schema_defaults
 from .settings import STAGE_KEYS, read_settings, setting, settings_json, stage_config
 from .store_checks import check_irf_needs, check_pointings, check_selection, selected_obs_ids

@@ -43,7 +43,7 @@ def validate_joint(raw: dict, analyses: dict, schema=None) -> dict:
     import copy
 
     from .analyses import RESERVED_NAMES
-    from .checks import _check_increasing, _check_model
+    from .basics import check_increasing, check_model
     from .coerce import coerce_values
 
     block = raw.get("joint")
@@ -73,10 +73,10 @@ def validate_joint(raw: dict, analyses: dict, schema=None) -> dict:
                     if a not in j["analyses"]:
                         raise ConfigError(f"config key '{key}.systematics.{kind}.{a}': {a!r} is not one of the joint "
                                           f"fit's analyses ({', '.join(j['analyses'])})")
-        _check_model(j["model"], f"{key}.model", j["fit"]["allow_negative_amplitude"])
+        check_model(j["model"], f"{key}.model", j["fit"]["allow_negative_amplitude"])
         if j["model"].get("ebl"):
             _check_ebl_energies(j["model"]["ebl"], {a: analyses[a] for a in j["analyses"]}, f"{key}.model.ebl.table")
-        _check_increasing(j["flux_points"]["energy_edges"], f"{key}.flux_points.energy_edges")
+        check_increasing(j["flux_points"]["energy_edges"], f"{key}.flux_points.energy_edges")
     return joint
 
 
@@ -84,7 +84,7 @@ def _check_ebl_energies(ebl: dict, analyses: dict, key: str) -> None:
     """The true-energy axis of every analysis with DL3 lies inside the EBL table (external
     spectra bring their own axes: checked when the fit reads them)."""
     from ..ebl import load_absorption
-    from .checks import has_dl3
+    from .basics import has_dl3
 
     table = load_absorption(ebl["table"])
     for a, cfg in analyses.items():

@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 
 from ..errors import ConfigError
+from .basics import has_dl3, runs_have
 
-__all__ = ["reduction_bytes", "physical_memory", "check_map_memory"]
+__all__ = ["reduction_bytes", "physical_memory", "check_map_memory", "check_point_region", "check_external_binning"]
 
 _BKG_NODES_PER_BIN = 4  # extspec.cube.BKG_NODES_PER_BIN (not imported: cube imports numpy)
 _COORD_ARRAYS = 8  # pixel centres, ICRS and FoV coordinates, region masks
@@ -84,12 +85,6 @@ def check_point_region(cfg: dict, store, obs_ids) -> None:
         )
 
 
-def runs_have(obs_ids) -> str:
-    """``20326 has`` / ``1, 2 have`` / the first five and ``... have``, for messages naming runs."""
-    few = ", ".join(map(str, obs_ids[:5])) + (" ..." if len(obs_ids) > 5 else "")
-    return f"{few} {'has' if len(obs_ids) == 1 else 'have'}"
-
-
 def _axis_words(edges) -> str:
     return f"{len(edges) - 1} bins {edges[0]:.4g}-{edges[-1]:.4g} TeV"
 
@@ -104,7 +99,6 @@ def check_external_binning(cfg: dict, external: list) -> None:
 
     from ..errors import FormatError
     from ..io.ogip import read_spectrum
-    from .checks import has_dl3
     from .settings import energy_axes
 
     if not external:

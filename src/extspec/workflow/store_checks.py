@@ -12,6 +12,7 @@ This module imports only the standard library at import time.
 from __future__ import annotations
 
 from ..errors import ConfigError, DataStoreError
+from .basics import runs_have
 
 __all__ = ["check_selection", "selected_obs_ids", "check_pointings", "check_irf_needs"]
 
@@ -44,7 +45,7 @@ def selected_obs_ids(cfg: dict, store) -> list[int]:
             frame = cone["frame"]
         else:
             from ..skyregions import parse_region
-            from .checks import region_center_tuple
+            from .basics import region_center_tuple
 
             lon, lat, frame = region_center_tuple(parse_region(cfg["on_region"], "on_region"))
         cone_arg = {"lon": float(lon), "lat": float(lat), "radius": float(cone["radius"]), "frame": frame}
@@ -70,7 +71,7 @@ def _irf_offset_limits(store, obs_ids, cache_dir) -> dict:
     import json
     from pathlib import Path
 
-    from .cache import _stat, _write_cache
+    from .statcache import file_stat, write_cache
 
     cache_file = Path(cache_dir) / "irf-offsets.json" if cache_dir is not None else None
     try:
@@ -84,7 +85,7 @@ def _irf_offset_limits(store, obs_ids, cache_dir) -> dict:
         except DataStoreError:
             out[int(o)] = None
             continue
-        key = _stat(Path(path))
+        key = file_stat(Path(path))
         hit = memo.get(path)
         if hit is not None and hit[0] == key:
             out[int(o)] = hit[1]
@@ -96,7 +97,7 @@ def _irf_offset_limits(store, obs_ids, cache_dir) -> dict:
         memo[path] = [key, out[int(o)]]
         changed = True
     if changed and cache_file is not None:
-        _write_cache(cache_file, memo)
+        write_cache(cache_file, memo)
     return out
 
 
@@ -111,7 +112,7 @@ def check_pointings(cfg: dict, store, obs_ids, cache_dir=None) -> None:
 
     from ..sky import separation, transform_point
     from ..skyregions import parse_region
-    from .checks import region_center_tuple
+    from .basics import region_center_tuple
 
     lon, lat, frame = region_center_tuple(parse_region(cfg["on_region"], "on_region"))
     ra0, dec0 = transform_point(float(lon), float(lat), frame, "icrs")
@@ -146,8 +147,6 @@ def check_irf_needs(cfg: dict, store, obs_ids) -> None:
     if "bkg-peak" in methods:
         missing = [int(o) for o in obs_ids if not store.has_hdu(int(o), "bkg")]
         if missing:
-            from .preflight import runs_have
-
             raise ConfigError(
                 f"config key 'safe_mask.methods': bkg-peak needs a background IRF, but obs {runs_have(missing)} "
                 f"none in {store.path}; drop bkg-peak (e.g. use aeff-default, aeff-max)"
