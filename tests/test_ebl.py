@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extspec.ebl import EBL_PARAMS, absorbed_model, load_absorption, spectral_model
+from extspec.ebl import EBL_PARAMS, absorbed_model, spectral_model
+from extspec.io.ebl_table import read_ebl_table, with_ebl_table
 from extspec.errors import ConfigError, ExtspecError, FormatError
 from extspec.fit import fit_joint
 from extspec.geometry import make_energy_axis
@@ -59,7 +60,7 @@ def test_reader_matches_astropy(raw):
 
 
 def test_interpolation_at_grid_points_and_midpoints(raw):
-    a = load_absorption(TABLE)
+    a = read_ebl_table(TABLE)
     centres = np.sqrt(raw["lo"] * raw["hi"])
     i, k = 11, 300  # z = 0.12, E ~ 1 TeV
     v = raw["v"]
@@ -88,7 +89,7 @@ def test_interpolation_at_grid_points_and_midpoints(raw):
 
 
 def test_redshift_and_energy_outside_the_table():
-    a = load_absorption(TABLE)
+    a = read_ebl_table(TABLE)
     with pytest.raises(ConfigError, match=r"config key 'model.ebl.redshift': redshift 4.5 outside the EBL table .*"
                                           r"ebl_dominguez11.fits.gz \(its grid covers z = 0.01 .. 3.99\)"):
         a.check_redshift(4.5)
@@ -158,14 +159,14 @@ def test_not_a_fits_file(tmp_path):
     with pytest.raises(FormatError, match=rf"{bad}: not a readable FITS file"):
         read_xspec_table(bad)
     with pytest.raises(FormatError, match=rf"{tmp_path / 'missing.fits'}: no such file|cannot read it"):
-        load_absorption(tmp_path / "missing.fits")
+        read_ebl_table(tmp_path / "missing.fits")
 
 
 def test_named_table_fetched_once_with_pinned_sha256(tmp_path, monkeypatch):
     """``table: dominguez11`` fetches the public table (here from a file:// URL) into
     data/ebl/, checked against the pinned SHA-256; a wrong digest installs nothing."""
-    from extspec import ebl
     from extspec.errors import DataStoreError
+    from extspec.io import ebl_table as ebl
     from extspec.workflow.config import validate_config
 
     monkeypatch.chdir(tmp_path)
@@ -177,16 +178,16 @@ def test_named_table_fetched_once_with_pinned_sha256(tmp_path, monkeypatch):
                           check_datastore=False)
     dest = tmp_path / "data" / "ebl" / "ebl_dominguez11.fits.gz"
     assert dest.read_bytes() == TABLE.read_bytes()
-    assert spectral_model(cfg["model"]).param_names[-2:] == EBL_PARAMS
+    assert spectral_model(with_ebl_table(cfg["model"])).param_names[-2:] == EBL_PARAMS
     monkeypatch.setitem(ebl.NAMED_TABLES, "dominguez11", ("file:///nonexistent/ebl.fits.gz", sha))
-    assert load_absorption("dominguez11").path == str(Path("data/ebl/ebl_dominguez11.fits.gz"))  # no refetch
+    assert read_ebl_table("dominguez11").path == str(Path("data/ebl/ebl_dominguez11.fits.gz"))  # no refetch
     dest.unlink()
     with pytest.raises(DataStoreError) as err:
-        load_absorption("dominguez11")
+        read_ebl_table("dominguez11")
     assert "\n" not in str(err.value) and "set model.ebl.table to its path" in str(err.value)
     monkeypatch.setitem(ebl.NAMED_TABLES, "dominguez11", (TABLE.as_uri(), "0" * 64))
     with pytest.raises(DataStoreError, match="checksum mismatch"):
-        load_absorption("dominguez11")
+        read_ebl_table("dominguez11")
     assert list((tmp_path / "data" / "ebl").iterdir()) == []
 
 
@@ -214,7 +215,7 @@ def _fine_integral(model, absorption, edges, p, z, alpha_norm, n=16384):
 
 @pytest.mark.parametrize("mtype", list(PARAMS))
 def test_absorbed_integral_against_fine_integration(mtype):
-    a = load_absorption(TABLE)
+    a = read_ebl_table(TABLE)
     base = get_model(mtype)
     p = PARAMS[mtype]
     for z, alpha_norm in ((0.116, 1.0), (0.6, 0.8)):
@@ -238,7 +239,7 @@ def test_absorbed_integral_against_fine_integration(mtype):
 def test_bin_centre_shortcut_is_much_worse():
     """What the split at the table nodes buys: the intrinsic bin integral times the attenuation
     at the bin centre is off by several per cent where tau rises (documented in the README)."""
-    a = load_absorption(TABLE)
+    a = read_ebl_table(TABLE)
     p = PARAMS["power_law"]
     m = absorbed_model("power_law", a, 0.116, 1.0)
     exact = m.integral(TRUE_EDGES[:-1], TRUE_EDGES[1:], **p, redshift=0.116, alpha_norm=1.0)
@@ -269,9 +270,11 @@ def _template(n_reco=16, n_true=40, obs_id=1) -> SpectrumDataset:
 
 
 def _cfg(z, **ebl):
-    return {"type": "power_law",
-            "parameters": {"index": {"value": 2.0}, "amplitude": {"value": 1e-11}, "reference": {"value": 1.0}},
-            "ebl": {"table": str(TABLE), "redshift": z, "alpha_norm": 1.0, **ebl}}
+    """A model block with its EBL table handed in (the library reads no table)."""
+    return with_ebl_table({"type": "power_law",
+                           "parameters": {"index": {"value": 2.0}, "amplitude": {"value": 1e-11},
+                                          "reference": {"value": 1.0}},
+                           "ebl": {"table": str(TABLE), "redshift": z, "alpha_norm": 1.0, **ebl}})
 
 
 TRUTH = {"index": 2.3, "amplitude": 3e-11, "reference": 1.0}
@@ -353,7 +356,7 @@ def test_flux_points_deabsorbed():
     rng = np.random.default_rng(3)
     z = 0.116
     cfg = _cfg(z)
-    a = load_absorption(TABLE)
+    a = read_ebl_table(TABLE)
     sims = [simulate_onoff(_template(obs_id=i), spectral_model(cfg), {**TRUTH, "redshift": z, "alpha_norm": 1.0},
                            rng, obs_id=i) for i in (1, 2)]
     res = fit_joint(sims, cfg, FIT)
@@ -427,7 +430,7 @@ def test_config_checks(tmp_path):
     from extspec.ebl import ebl_parameters
 
     free = {"type": "power_law", "ebl": {**base["model"]["ebl"], "alpha_norm": {"value": 1.0, "frozen": False}}}
-    assert ebl_parameters(free)["alpha_norm"]["min"] == 0.0
+    assert ebl_parameters(with_ebl_table(free))["alpha_norm"]["min"] == 0.0
     no_z = {**base, "model": {"type": "power_law", "ebl": {"table": str(TABLE)}}}
     with pytest.raises(ConfigError, match="redshift"):
         validate_config(no_z, check_datastore=False)
@@ -477,7 +480,7 @@ def test_workflow_with_ebl(tmp_path):
     assert result["model"]["ebl"]["redshift"]["value"] == z and result["model"]["ebl"]["name"] == "dominguez11"
     fp = Table.read(out / "flux_points.ecsv", format="ascii.ecsv")
     assert len(fp) == 3 and fp.meta["ebl"]["table"] == "ebl.fits.gz"
-    a = load_absorption(TABLE)
+    a = read_ebl_table(TABLE)
     np.testing.assert_allclose(fp["absorption"], a.absorption(np.asarray(fp["e_ref"]), z), rtol=1e-12)
     np.testing.assert_allclose(fp["e2dnde_intrinsic"], fp["e2dnde"] / fp["absorption"], rtol=1e-12)
     assert (out / "sed.png").stat().st_size > 10000

@@ -261,8 +261,10 @@ def test_light_curve_of_an_absorbed_fit():
     (intrinsic index recovered)."""
     from extspec.ebl import result_model
 
-    cfg = {"type": "power_law", "parameters": {"index": 2.0, "amplitude": 1e-10},
-           "ebl": {"table": str(EBL_TABLE), "redshift": 0.116}}
+    from extspec.io.ebl_table import with_ebl_table
+
+    cfg = with_ebl_table({"type": "power_law", "parameters": {"index": 2.0, "amplitude": 1e-10},
+                          "ebl": {"table": str(EBL_TABLE), "redshift": 0.116}})
     truth = {**TRUTH, "redshift": 0.116, "alpha_norm": 1.0}
     rng = np.random.default_rng(2)
     sims = [simulate_onoff(template(1800.0, obs_id=k + 1), cfg, truth, rng) for k in range(3)]

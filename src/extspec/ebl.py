@@ -5,8 +5,8 @@ attenuation
 
 .. math:: \phi_\mathrm{obs}(E) = \phi_\mathrm{int}(E)\, \exp(-\alpha_\mathrm{norm}\,\tau(E, z)),
 
-with :math:`\tau` read from an EBL table in the XSPEC table-model format
-(:mod:`extspec.io.xspec_table`: exp(-tau) per redshift and energy bin) and
+with :math:`\tau` from an EBL table in the XSPEC table-model format (exp(-tau) per redshift
+and energy bin), and
 :math:`\alpha_\mathrm{norm}` (default 1) scaling the optical depth.
 
 How the table is read (:meth:`EBLAbsorption.tau`)
@@ -24,6 +24,14 @@ How the table is read (:meth:`EBLAbsorption.tau`)
   depth of float32's smallest normal number: the attenuation stays below 1e-37 for
   :math:`\alpha_\mathrm{norm} \ge 1` and no 0 * inf appears for :math:`\alpha_\mathrm{norm} = 0`.
 
+The table is handed in
+----------------------
+This module reads no file.  A model block's ``ebl.table`` (and a fit result's) is the
+:class:`EBLAbsorption` its caller read (:func:`extspec.io.ebl_table.read_ebl_table`,
+:func:`extspec.io.ebl_table.with_ebl_table`; the workflow's fit steps and
+:func:`extspec.io.fitresult.read_fit_result` do so); where it is written to a file it is
+written as the config named it (:func:`ebl_record`).
+
 Forward folding (:func:`absorbed_integral`)
 -------------------------------------------
 The bin integral of the absorbed model is computed in :math:`u = \ln E` by Gauss-Legendre
@@ -38,8 +46,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -48,8 +54,7 @@ from .models import _GL_W01, _GL_X01, SpectralModelType, _subintervals, get_mode
 
 __all__ = ["EBL_PARAMS", "EBLAbsorption", "load_absorption", "absorbed_model", "absorbed_integral",
            "spectral_model", "ebl_parameters", "result_model", "intrinsic_values", "ebl_provenance",
-           "result_absorption", "check_ebl_block", "DEABSORBED_UNITS",
-           "NAMED_TABLES", "resolve_table", "deabsorbed_columns"]
+           "result_absorption", "check_ebl_block", "DEABSORBED_UNITS", "ebl_record", "deabsorbed_columns"]
 
 EBL_PARAMS = ("redshift", "alpha_norm")
 """The parameters an EBL block adds to a model (after the intrinsic ones), both dimensionless."""
@@ -62,7 +67,7 @@ _Z_TOL = 1e-6
 """Relative tolerance at the ends of the redshift grid (tables store it as float32)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EBLAbsorption:
     """An EBL attenuation table ready for interpolation.
 
@@ -70,6 +75,9 @@ class EBLAbsorption:
     ----------
     path, sha256, name : str
         The table file, its SHA-256 and its MODLNAME.
+    source : str
+        The table as the config names it (a path, or a name such as ``dominguez11``): what
+        ``result.yaml`` records.
     redshift : numpy.ndarray
         Redshift grid (strictly increasing).
     log_energy : numpy.ndarray
@@ -87,14 +95,16 @@ class EBLAbsorption:
     log_energy: np.ndarray
     values: np.ndarray
     energy_range: tuple
+    source: str
 
     @classmethod
-    def from_table(cls, table) -> "EBLAbsorption":
-        """From an :class:`~extspec.io.xspec_table.XspecTable` (energies in TeV)."""
+    def from_table(cls, table, source=None) -> "EBLAbsorption":
+        """From an :class:`~extspec.io.xspec_table.XspecTable` (energies in TeV); ``source``: the
+        table as the config names it (default: the file)."""
         e = table.energy_edges
         return cls(path=table.path, sha256=table.sha256, name=table.name, redshift=table.param_values,
                    log_energy=0.5 * (np.log(e[:-1]) + np.log(e[1:])), values=table.values,
-                   energy_range=(float(e[0]), float(e[-1])))
+                   energy_range=(float(e[0]), float(e[-1])), source=str(table.path if source is None else source))
 
     def check_redshift(self, z: float, key: str = "model.ebl.redshift") -> None:
         """ConfigError naming ``key`` and the table if ``z`` lies outside the redshift grid."""
@@ -138,59 +148,17 @@ class EBLAbsorption:
         return np.exp(-alpha_norm * self.tau(energy, z))
 
 
-NAMED_TABLES = {
-    "dominguez11": ("https://github.com/gammapy/gammapy-data/raw/HEAD/ebl/ebl_dominguez11.fits.gz",
-                    "840a6d23cb03feeacd5d95ab18c70fd73a4240d5f8518e859d9ab6b9f0b2c7b1"),
-}
-"""EBL tables that ``model.ebl.table`` may name instead of a path: URL and pinned SHA-256."""
+def load_absorption(table) -> EBLAbsorption:
+    """The table handed in a model block's or fit result's ``ebl.table``: an
+    :class:`EBLAbsorption` its caller read (:func:`extspec.io.ebl_table.read_ebl_table`).
 
-NAMED_TABLE_DIR = Path("data") / "ebl"
-"""Where a named table is fetched to (relative to the working directory)."""
-
-
-def resolve_table(table, fetch: bool = True) -> Path:
-    """The file of ``model.ebl.table``: a path as given, or for a name of :data:`NAMED_TABLES`
-    that is not a file: ``$GAMMAPY_DATA/ebl/ebl_<name>.fits.gz`` if present, else
-    ``data/ebl/ebl_<name>.fits.gz``, fetched there (SHA-256 checked) when absent and ``fetch``."""
-    import os
-
-    p = Path(table)
-    if str(table) not in NAMED_TABLES or p.exists():
-        return p
-    fname = f"ebl_{table}.fits.gz"
-    if os.environ.get("GAMMAPY_DATA") and (Path(os.environ["GAMMAPY_DATA"]) / "ebl" / fname).is_file():
-        return Path(os.environ["GAMMAPY_DATA"]) / "ebl" / fname
-    dest = NAMED_TABLE_DIR / fname
-    if fetch and not dest.is_file():
-        from .io.download import download_file
-
-        url, sha256 = NAMED_TABLES[str(table)]
-        download_file(url, dest, sha256, howto=f"download {url} by hand and set model.ebl.table to its path")
-    return dest
-
-
-@lru_cache(maxsize=8)
-def _load(path: str, mtime_ns: int, size: int) -> EBLAbsorption:
-    from .io.xspec_table import read_xspec_table
-
-    return EBLAbsorption.from_table(read_xspec_table(path))
-
-
-def load_absorption(path) -> EBLAbsorption:
-    """The EBL table at ``path`` or of a name of :data:`NAMED_TABLES` (:func:`resolve_table`),
-    read once per process and file version.
-
-    Raises FormatError (one line naming the file) for a missing or malformed table,
-    DownloadError for a named table that cannot be fetched.
+    Raises ExtspecError naming the table if it was not read (a path here: this module reads
+    no file).
     """
-    from .errors import FormatError
-
-    p = resolve_table(path)
-    try:
-        st = p.stat()
-    except OSError as exc:
-        raise FormatError(f"EBL table {p}: cannot read it ({exc.strerror})") from None
-    return _load(str(p), st.st_mtime_ns, st.st_size)
+    if isinstance(table, EBLAbsorption):
+        return table
+    raise ExtspecError(f"EBL table {table}: not read; the EBL model is handed its table "
+                       "(extspec.io.ebl_table.read_ebl_table, or with_ebl_table for a model block)")
 
 
 def absorbed_integral(base: SpectralModelType, absorption: EBLAbsorption, e_min, e_max, params: dict):
@@ -279,16 +247,12 @@ def _value(p) -> float:
 
 
 def check_ebl_block(ebl: dict, key: str = "model.ebl") -> None:
-    """A ``model.ebl`` block: the table reads, the redshift (value and bounds) lies on its grid.
+    """A ``model.ebl`` block with its table handed in: the redshift (value and bounds) lies on the
+    table's grid, ``alpha_norm`` is >= 0.
 
-    Raises ConfigError naming the key (and the file for a bad table).
+    Raises ConfigError naming the key (and the table).
     """
-    from .errors import DataStoreError, FormatError
-
-    try:
-        absorption = load_absorption(ebl["table"])
-    except (FormatError, DataStoreError) as exc:  # DataStoreError: a named table not fetched
-        raise ConfigError(f"config key '{key}.table': {exc}") from None
+    absorption = load_absorption(ebl["table"])
     z = ebl["redshift"]
     for v in ([z["value"], z.get("min"), z.get("max")] if isinstance(z, dict) else [z]):
         if v is not None:
@@ -332,12 +296,22 @@ def spectral_model(model_cfg: dict) -> SpectralModelType:
 
 
 def ebl_provenance(model_cfg: dict) -> dict | None:
-    """``{table, sha256, name}`` of a model block's EBL table (None without one)."""
+    """``{table, sha256, name}`` of a model block's EBL table (None without one); ``table`` is the
+    handed :class:`EBLAbsorption` (written to files by :func:`ebl_record`)."""
     ebl = (model_cfg or {}).get("ebl")
     if not ebl:
         return None
     a = load_absorption(ebl["table"])
-    return {"table": str(ebl["table"]), "sha256": a.sha256, "name": a.name}
+    return {"table": a, "sha256": a.sha256, "name": a.name}
+
+
+def ebl_record(ebl: dict | None) -> dict | None:
+    """A fit result's ``ebl`` (:func:`ebl_provenance`) as written to files: ``table`` as the
+    config named it."""
+    if not ebl:
+        return ebl
+    t = ebl.get("table")
+    return {**ebl, "table": t.source if isinstance(t, EBLAbsorption) else t}
 
 
 def result_model(result) -> SpectralModelType:

@@ -210,9 +210,9 @@ def sed_columns(fit_result) -> tuple[dict, dict]:
     :data:`SED_UNITS`, plus the de-absorbed columns and ``ebl`` (the table) for an absorbed fit."""
     if not fit_result.ebl:
         return dict(SED_UNITS), {}
-    from .ebl import DEABSORBED_UNITS
+    from .ebl import DEABSORBED_UNITS, ebl_record
 
-    return {**SED_UNITS, **DEABSORBED_UNITS}, {"ebl": fit_result.ebl}
+    return {**SED_UNITS, **DEABSORBED_UNITS}, {"ebl": ebl_record(fit_result.ebl)}
 
 
 def sed_models(fit_result, n_energies: int = 100) -> dict:

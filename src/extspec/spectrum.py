@@ -448,7 +448,7 @@ class OnOffEvents:
 def onoff_events(obs, cube, settings, off, event_lonlat, energy_bins=None) -> OnOffEvents:
     """The ON and OFF events of a spectrum made by :func:`make_spectrum` with ``settings`` and
     its OFF regions ``off`` (:func:`on_off_events`, with the observation's times)."""
-    from .io.datastore import TIME_REF_KEYS
+    from .timebins import TIME_REF_KEYS
 
     sel = select_on_region(obs, settings.on_region, cube.energy_reco)
     k, on_ev, off_ev = on_off_events(obs, cube, sel, off, event_lonlat, settings.cube.method, energy_bins)
@@ -496,7 +496,7 @@ def assemble(obs, cube, sel: OnSelection, off, counts, counts_off, exposure, ker
         "checksum": obs.checksum,
     }
     # instrument and time reference of the DL3 events travel into the OGIP headers
-    from .io.datastore import TIME_REF_KEYS
+    from .timebins import TIME_REF_KEYS
 
     meta.update({k: v for k, v in obs.meta.items() if k in ("TELESCOP", "INSTRUME", *TIME_REF_KEYS)})
     if sel.point_like:

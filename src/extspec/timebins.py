@@ -28,9 +28,13 @@ import numpy as np
 
 __all__ = ["RunTimes", "Window", "TimeBin", "mjd_utc_from_met", "met_from_mjd_utc", "parse_utc",
            "regular_intervals", "livetime_in", "run_bins", "night_bins", "interval_bins", "make_time_bins",
-           "SECONDS_PER_DAY"]
+           "SECONDS_PER_DAY", "TIME_REF_KEYS"]
 
 SECONDS_PER_DAY = 86400.0
+
+TIME_REF_KEYS = ("MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT", "TIMEREF")
+"""Time-reference keywords of the EVENTS header kept in ``Observation.meta`` (when present):
+they give the GTI's START/STOP (s since MJDREFI + MJDREFF) their meaning in the OGIP files."""
 
 
 @dataclass(frozen=True)

@@ -221,7 +221,7 @@ def ebl_table(wildcards):
 
 def model_ebl_table(model):
     """The EBL table file of a model block (a list: empty without model.ebl)."""
-    from extspec.ebl import resolve_table
+    from extspec.io.ebl_table import resolve_table
 
     ebl = model.get("ebl")
     return [str(resolve_table(ebl["table"], fetch=False))] if ebl else []

@@ -37,6 +37,7 @@ import numpy as np
 from ..errors import DataStoreError
 from ..irf import (FULL_ENCLOSURE, POINT_LIKE, Aeff2D, Bkg2D, Bkg3D, EDisp2D, PsfTable, RadMax2D, make_axis,
                    single_bin_as_nodes)
+from ..timebins import TIME_REF_KEYS
 
 __all__ = [
     "DataStore",
@@ -52,10 +53,6 @@ __all__ = [
 
 REQUIRED_HDUS = ("events", "gti", "aeff", "edisp")
 """HDU types an observation must have for this chain (bkg and psf are optional)."""
-
-TIME_REF_KEYS = ("MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT", "TIMEREF")
-"""Time-reference keywords of the EVENTS header kept in ``Observation.meta`` (when present):
-they give the GTI's START/STOP (s since MJDREFI + MJDREFF) their meaning in the OGIP files."""
 
 _INDEX_NAMES = {
     "obs": ("obs-index.fits.gz", "obs-index.fits"),

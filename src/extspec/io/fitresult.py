@@ -32,9 +32,9 @@ def fit_result_dict(result: FitResult) -> dict:
                 params[p.name].update({"value": None, "error": None})
     model = {"type": result.model_type, "parameters": params}
     if result.ebl:  # the intrinsic parameters, then the EBL block with its own two
-        from ..ebl import EBL_PARAMS
+        from ..ebl import EBL_PARAMS, ebl_record
 
-        model["ebl"] = {**result.ebl, **{k: params.pop(k) for k in EBL_PARAMS}}
+        model["ebl"] = {**ebl_record(result.ebl), **{k: params.pop(k) for k in EBL_PARAMS}}
     return {
         "model": model,
         "success": bool(result.success),
@@ -90,7 +90,7 @@ def fit_result_from_dict(d: dict) -> FitResult:
         stat_per_dataset={int(k): float(v) for k, v in (d.get("stat_per_dataset") or {}).items()},
         covariance_method=d.get("covariance_method", "hesse"),
         comparisons=list(d.get("comparisons") or []),
-        ebl={k: v for k, v in ebl.items() if k not in EBL_PARAMS} if ebl else None,
+        ebl=_with_table({k: v for k, v in ebl.items() if k not in EBL_PARAMS}) if ebl else None,
         goodness_of_fit=dict(d.get("goodness_of_fit") or {}),
     )
 
@@ -102,6 +102,21 @@ def write_fit_result(result: FitResult, path, **extra) -> None:
     from .atomic import write_atomic
 
     write_atomic(path, yaml.safe_dump({**fit_result_dict(result), **extra}, sort_keys=False))
+
+
+def _with_table(ebl: dict) -> dict:
+    """A result's ``ebl`` with its table read (:func:`extspec.io.ebl_table.read_ebl_table`), the
+    table the absorbed model is handed; a table that is not there (or not readable) stays a
+    name, and whoever needs it is told so (:func:`extspec.ebl.load_absorption`).  Never fetches."""
+    from ..errors import ExtspecError
+    from .ebl_table import read_ebl_table, resolve_table
+
+    try:
+        if resolve_table(ebl["table"], fetch=False).is_file():
+            return {**ebl, "table": read_ebl_table(ebl["table"])}
+    except (ExtspecError, TypeError, KeyError):
+        pass
+    return ebl
 
 
 def read_fit_result(path) -> FitResult:

@@ -244,7 +244,7 @@ def _pha_bytes(ds, quality) -> bytes:
 
 def _time_ref_cards(meta: dict):
     """MJDREFI, MJDREFF, TIMESYS, TIMEUNIT, TIMEREF of the DL3 events (meta), those known."""
-    from .datastore import TIME_REF_KEYS  # imported here: readers of OGIP files need no datastore
+    from ..timebins import TIME_REF_KEYS
     comments = {"MJDREFI": "int part of the reference MJD of START/STOP",
                 "MJDREFF": "fractional part of the reference MJD", "TIMESYS": "time system",
                 "TIMEUNIT": "unit of START/STOP", "TIMEREF": "reference frame of the times"}

@@ -28,8 +28,9 @@ def simulate_onoff(template, model: str, params: dict, rng, obs_id: int | None =
 
     if isinstance(model, dict):
         from ..ebl import spectral_model
+        from ..io.ebl_table import with_ebl_table
 
-        model = spectral_model(model)
+        model = spectral_model(with_ebl_table(model))
     m = get_model(model)
     e = template.energy_true.edges
     flux = m.integral(e[:-1], e[1:], **params)

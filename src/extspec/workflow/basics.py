@@ -93,8 +93,14 @@ def check_model(block, key, allow_negative_amplitude):
     check_start_values(block, key, allow_negative_amplitude)  # impossible start values (issue 19)
     if ebl:
         from ..ebl import check_ebl_block
+        from ..errors import DataStoreError, FormatError
+        from ..io.ebl_table import read_ebl_table
 
-        check_ebl_block(ebl, f"{key}.ebl")
+        try:
+            table = read_ebl_table(ebl["table"])
+        except (FormatError, DataStoreError) as exc:  # DataStoreError: a named table not fetched
+            raise ConfigError(f"config key '{key}.ebl.table': {exc}") from None
+        check_ebl_block({**ebl, "table": table}, f"{key}.ebl")
 
 
 def runs_have(obs_ids) -> str:

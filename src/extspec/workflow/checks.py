@@ -227,10 +227,10 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     for i, alt in enumerate(cfg["fit"]["compare"]):
         check_model(alt, f"fit.compare[{i}]", negative)
     if dl3 and cfg["model"].get("ebl"):
-        from ..ebl import load_absorption
+        from ..io.ebl_table import read_ebl_table
 
         t = cfg["energy_axis_true"]
-        load_absorption(cfg["model"]["ebl"]["table"]).check_energies(t["min"], t["max"], "true-energy axis",
+        read_ebl_table(cfg["model"]["ebl"]["table"]).check_energies(t["min"], t["max"], "true-energy axis",
                                                                      "energy_axis_true")
     if not dl3:  # only external spectra: no data store, regions or reduction
         return cfg

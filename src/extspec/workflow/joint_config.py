@@ -83,10 +83,10 @@ def validate_joint(raw: dict, analyses: dict, schema=None) -> dict:
 def _check_ebl_energies(ebl: dict, analyses: dict, key: str) -> None:
     """The true-energy axis of every analysis with DL3 lies inside the EBL table (external
     spectra bring their own axes: checked when the fit reads them)."""
-    from ..ebl import load_absorption
+    from ..io.ebl_table import read_ebl_table
     from .basics import has_dl3
 
-    table = load_absorption(ebl["table"])
+    table = read_ebl_table(ebl["table"])
     for a, cfg in analyses.items():
         if has_dl3(cfg):
             t = cfg["energy_axis_true"]

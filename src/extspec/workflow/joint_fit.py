@@ -70,6 +70,7 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
     from ..ebl import result_model
     from ..fluxpoints import add_deabsorbed, flux_point_rows, sed_columns, sed_models, flux_point_edges
     from ..joint import Instrument, Systematics, fit_instruments, instrument_flux
+    from ..io.ebl_table import with_ebl_table
     from ..io.fitresult import write_fit_result
     from ..models import integrator
     from ..plots import plot_sed, plot_spectrum_fit
@@ -90,7 +91,7 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
     instruments = [Instrument(a, JointData(spectra[a]), Systematics(**prior_widths(settings.get("systematics") or {},
                                                                                   a)))
                    for a in analyses]
-    jf = fit_instruments(instruments, settings["model"], opts)
+    jf = fit_instruments(instruments, with_ebl_table(settings["model"]), opts)  # the EBL model is handed its table
     res = jf.result
     datastores = settings.get("datastores") or {}
     info, provenance = {}, {}

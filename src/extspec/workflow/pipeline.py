@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 _SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.batch_arrays", "h5py", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
-            "extspec.geometry", "extspec.sky")
+            "extspec.geometry", "extspec.sky", "extspec.timebins")
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
     "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.cube", "extspec.io.cube_io",
@@ -38,18 +38,19 @@ STEP_IMPORTS = {
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
     "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.io.fitresult", "extspec.models", "extspec.ebl",
-            "extspec.io.xspec_table", "extspec.stacking",
+            "extspec.io.ebl_table", "extspec.io.xspec_table", "extspec.stacking",
             "extspec.start_values", *_PLOTS),
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
-                    "extspec.io.fitresult", "extspec.models", "extspec.ebl", "extspec.io.xspec_table",
-                    "extspec.start_values", *_PLOTS),
+                    "extspec.io.fitresult", "extspec.models", "extspec.ebl", "extspec.io.ebl_table",
+                    "extspec.io.xspec_table", "extspec.start_values", *_PLOTS),
     "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
     "light_curve": (*_SPECTRA, "yaml", "iminuit", "h5py", "erfa", "extspec.fit", "extspec.fluxpoints",
                     "extspec.io.ecsv", "extspec.io.fitresult", "extspec.io.onoff_events", "extspec.io.xspec_table",
-                    "extspec.ebl", "extspec.lightcurve", "extspec.models", "extspec.start_values",
+                    "extspec.io.ebl_table", "extspec.ebl", "extspec.lightcurve", "extspec.models", "extspec.start_values",
                     "extspec.timebins", *_PLOTS),
     "joint_fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
-                  "extspec.io.fitresult", "extspec.joint", "extspec.models", "extspec.ebl", "extspec.io.xspec_table",
+                  "extspec.io.fitresult", "extspec.joint", "extspec.models", "extspec.ebl", "extspec.io.ebl_table",
+                  "extspec.io.xspec_table",
                   "extspec.start_values", "extspec.stacking", "extspec.workflow.joint_fit", "extspec.workflow.joint_config", "extspec.workflow.settings", *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).
@@ -424,6 +425,7 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
 
     from ..ebl import result_model
     from ..fit import JointData, compare_models, fit_joint, fold, response_matrix
+    from ..io.ebl_table import with_ebl_table
     from ..io.fitresult import write_fit_result
     from ..plots import plot_spectrum_fit
     from ..stacking import stack_spectra
@@ -432,12 +434,13 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     spectra = read_spectra(spectrum_dirs)
     opts = fit_options(config)
     data = JointData(spectra)
-    result = fit_joint(spectra, config["model"], opts, data=data)
+    model_cfg = with_ebl_table(config["model"])  # the EBL model is handed its table
+    result = fit_joint(spectra, model_cfg, opts, data=data)
     for alt in ((config.get("fit") or {}).get("compare", []) or []) if data.datasets else []:
         alt_cfg = {"type": alt} if isinstance(alt, str) else alt
-        if config["model"].get("ebl") and not alt_cfg.get("ebl"):  # the same absorption for the alternative
-            alt_cfg = {**alt_cfg, "ebl": config["model"]["ebl"]}
-        alt_res = fit_joint(spectra, alt_cfg, opts, data=data)
+        if model_cfg.get("ebl") and not alt_cfg.get("ebl"):  # the same absorption for the alternative
+            alt_cfg = {**alt_cfg, "ebl": model_cfg["ebl"]}
+        alt_res = fit_joint(spectra, with_ebl_table(alt_cfg), opts, data=data)
         result.comparisons.append(compare_models(result, alt_res))
     write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""),
                      instrument=_instruments(spectra))
