@@ -21,6 +21,7 @@ import numpy as np
 from .fit import JointData, make_minuit
 from .ebl import result_model
 from .models import integrator
+from .rootfind import crossing
 from .stats import wstat
 
 __all__ = ["FluxPointSettings", "snap_edges", "compute_flux_points", "flux_point_rows", "SED_UNITS",
@@ -139,25 +140,6 @@ def fit_norm(group) -> NormFit:
                    sqrt_ts=float(np.sign(norm) * np.sqrt(max(ts, 0.0))), success=bool(mi.valid), stat_fit=stat)
 
 
-def _bisect_ul(f, lo, hi, target, n_iter=100):
-    """Smallest x > lo with f(x) = target, f increasing on [lo, inf)."""
-    f_hi = f(hi)
-    k = 0
-    while f_hi < target and k < 60:
-        lo, hi = hi, hi + 2 * (hi - lo) + 1e-3
-        f_hi = f(hi)
-        k += 1
-    for _ in range(n_iter):
-        mid = 0.5 * (lo + hi)
-        if f(mid) < target:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-7 * max(1.0, abs(hi)):
-            break
-    return 0.5 * (lo + hi)
-
-
 def flux_point_edges(reco, energy_edges, energy_range) -> np.ndarray:
     """The group edges of flux points on reco edges ``reco``: the requested ``energy_edges``
     snapped to them (:func:`snap_edges`), or with none requested every reco edge inside the
@@ -268,8 +250,7 @@ def flux_point_rows(parts, model, best: dict, edges, n_sigma_ul: float,
         if not any(mask.any() for *_, mask, _ in group):
             continue  # no safe bin of any run in this group: no measurement, no row
         nf = fit_norm(group)
-        norm_ul = _bisect_ul(nf.stat_fit, max(nf.norm_fit, 0.0), max(nf.norm_fit, 0.0) + max(nf.norm_err_fit, 1e-3),
-                             nf.stat_best + n_sigma_ul**2)
+        norm_ul = crossing(nf.stat_fit, max(nf.norm_fit, 0.0), max(nf.norm_err_fit, 1e-3), nf.stat_best + n_sigma_ul**2)
         norm, norm_err, norm_ul = nf.norm, nf.norm_err, norm_ul * nf.scale
         ts, sqrt_ts = nf.ts, nf.sqrt_ts
         e_ref = float(np.sqrt(e_lo * e_hi))

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fluxpoints import fit_norm
+from .rootfind import crossing
 
 __all__ = ["LightCurveSettings", "LIGHTCURVE_UNITS", "GADF_COLUMNS", "gadf_rows", "window_dataset", "bin_datasets",
-           "light_curve_rows", "constant_flux_test", "profile_crossing", "group_slices", "spectra_rows", "model_config_of", "DELTA_ERR", "DELTA_UL"]
+           "light_curve_rows", "constant_flux_test", "group_slices", "spectra_rows", "model_config_of", "DELTA_ERR", "DELTA_UL"]
 
 
 @dataclass(frozen=True)
@@ -144,48 +145,6 @@ def group_slices(edges, reco) -> list[tuple[float, float, slice]]:
     return out
 
 
-def profile_crossing(f, start: float, step: float, target: float, direction: int = 1,
-                     tol: float = 1e-6) -> float:
-    """Where the profile ``f`` (increasing away from ``start``, ``f(start) < target``) reaches
-    ``target``, searching upwards (``direction`` 1) or downwards (-1) from ``start``.
-
-    The bracket starts at ``step`` (e.g. the parabolic estimate ``error * sqrt(delta)``) and
-    doubles until it holds the crossing; then the Illinois variant of regula falsi until
-    ``|f - target| < tol`` (a few evaluations for a near-parabolic WStat).  NaN when the
-    profile does not reach the target (e.g. WStat flattening for a negative norm).
-    """
-    def g(x):
-        return f(start + direction * x) - target
-
-    a, ga = 0.0, g(0.0)
-    b = max(float(step), 1e-6) if np.isfinite(step) else 1.0
-    gb = g(b)
-    for _ in range(60):
-        if gb >= 0:
-            break
-        a, ga, b = b, gb, 2 * b
-        gb = g(b)
-    if not (gb >= 0 > ga):
-        return float("nan")
-    side, c = 0, b
-    for _ in range(200):
-        c = (a * gb - b * ga) / (gb - ga)
-        gc = g(c)
-        if abs(gc) < tol or b - a < 1e-12 * max(1.0, b):
-            break
-        if gc > 0:
-            b, gb = c, gc
-            if side == -1:
-                ga /= 2
-            side = -1
-        else:
-            a, ga = c, gc
-            if side == 1:
-                gb /= 2
-            side = 1
-    return float(start + direction * c)
-
-
 def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float,
                      integration: str) -> tuple[list[dict], dict]:
     """Rows of the light curve and the constant-flux test.
@@ -240,9 +199,9 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
             except (ValueError, FloatingPointError, RuntimeError):
                 continue
             step = nf.norm_err if np.isfinite(nf.norm_err) and nf.norm_err > 0 else 1.0
-            errn = nf.norm - profile_crossing(nf.stat, nf.norm, step, nf.stat_best + DELTA_ERR, -1)
-            errp = profile_crossing(nf.stat, nf.norm, step, nf.stat_best + DELTA_ERR, 1) - nf.norm
-            ul = profile_crossing(nf.stat, nf.norm, step * np.sqrt(DELTA_UL), nf.stat_best + DELTA_UL, 1)
+            errn = nf.norm - crossing(nf.stat, nf.norm, step, nf.stat_best + DELTA_ERR, -1)
+            errp = crossing(nf.stat, nf.norm, step, nf.stat_best + DELTA_ERR, 1) - nf.norm
+            ul = crossing(nf.stat, nf.norm, step * np.sqrt(DELTA_UL), nf.stat_best + DELTA_UL, 1)
             row.update(flux=nf.norm * ref_flux, flux_err=nf.norm_err * ref_flux, flux_errn=errn * ref_flux,
                        flux_errp=errp * ref_flux, flux_ul=ul * ref_flux, ts=nf.ts, sqrt_ts=nf.sqrt_ts,
                        is_ul=bool(nf.sqrt_ts < sqrt_ts_threshold_ul), success=bool(nf.success))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError
+from .rootfind import bisect
 
 __all__ = ["METHODS", "SafeMaskSettings", "make_safe_mask", "aeff_max_threshold", "edisp_bias_threshold", "bins_inside"]
 
@@ -69,8 +70,9 @@ def _loglog_interp(x_nodes, y_nodes):
     return f
 
 
-def _first_crossing(func, level, e_lo, e_hi, n_scan=101):
-    """Lowest root of func(E) - level in [e_lo, e_hi] (scan + bisection in ln E), or None."""
+def first_crossing(func, level, e_lo, e_hi, n_scan=101):
+    """Lowest root of func(E) - level in [e_lo, e_hi], or None: the first sign change on a
+    scan of ``n_scan`` energies (log-spaced), refined by :func:`extspec.rootfind.bisect` in ln E."""
     e = np.geomspace(e_lo, e_hi, n_scan)
     d = func(e) - level
     s = np.sign(d)
@@ -81,19 +83,8 @@ def _first_crossing(func, level, e_lo, e_hi, n_scan=101):
         cands.append(e[exact[0]])
     if idx.size:
         i = idx[0]
-        a, b = np.log(e[i]), np.log(e[i + 1])
-        fa = func(np.exp(a)) - level
-        for _ in range(200):
-            m = 0.5 * (a + b)
-            fm = func(np.exp(m)) - level
-            if fm == 0 or (b - a) < 1e-15:
-                a = b = m
-                break
-            if np.sign(fm) == np.sign(fa):
-                a, fa = m, fm
-            else:
-                b = m
-        cands.append(np.exp(0.5 * (a + b)))
+        u = bisect(lambda x: func(np.exp(x)) - level, np.log(e[i]), np.log(e[i + 1]), xtol=1e-15, maxiter=200)
+        cands.append(np.exp(u))
     return min(cands) if cands else None
 
 
@@ -107,7 +98,7 @@ def aeff_max_threshold(exposure, livetime, energy_true, percent):
     e_lo = centers[np.argmax(a > 0)]
     e_hi = centers[-1]
     f = _loglog_interp(centers, a)
-    root = _first_crossing(f, thr, e_lo, e_hi)
+    root = first_crossing(f, thr, e_lo, e_hi)
     return (e_lo if root is None else root), thr
 
 
@@ -122,7 +113,7 @@ def edisp_bias_threshold(edisp, energy_true, energy_reco, percent):
     bias = np.where(np.isfinite(mean), mean / e - 1.0, 0.0)
     f = _loglog_interp(e, bias)
     start = e[np.argmax(bias)]
-    root = _first_crossing(f, percent / 100.0, start, e[-1]) if start < e[-1] else None
+    root = first_crossing(f, percent / 100.0, start, e[-1]) if start < e[-1] else None
     e_b = start if root is None else root
     return e_b * (1 + percent / 100.0)
 

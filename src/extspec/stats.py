@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from .rootfind import bisect
+
 __all__ = ["wstat_background", "wstat", "li_ma_significance", "wstat_sqrt_ts", "chi2_sf", "p_to_sigma"]
 
 _MAX = np.finfo(np.float64).max
@@ -115,11 +117,4 @@ def p_to_sigma(p: float) -> float:
         return float("inf")
     if p >= 1:
         return 0.0
-    lo, hi = 0.0, 40.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if math.erfc(mid / math.sqrt(2)) > p:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    return bisect(lambda x: math.erfc(x / math.sqrt(2)) - p, 0.0, 40.0, sign_a=1.0, maxiter=200)

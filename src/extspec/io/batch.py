@@ -33,7 +33,8 @@ from ..errors import ExtspecError, FormatError
 from .atomic import write_atomic
 
 __all__ = ["MARKER", "REDUCTION_PRODUCTS", "MANIFEST_FORMAT", "write_failed", "failed_reason", "check_reduced",
-           "manifest_name", "arrays_name", "write_manifest", "read_manifest", "is_manifest", "expand_manifests"]
+           "manifest_name", "arrays_name", "write_manifest", "read_manifest", "is_manifest", "expand_manifests",
+           "manifest_run_dirs"]
 
 MARKER = b"EXTSPEC-FAILED "
 """First bytes of a failure marker."""
@@ -135,7 +136,13 @@ def expand_manifests(paths) -> list[str]:
         if not is_manifest(p):
             out.append(p)
             continue
-        doc = read_manifest(p)
-        root = Path(p).parent
-        out += [os.fspath(root / str(o)) for o in doc["obs_ids"]]
+        out += manifest_run_dirs(p)
     return out
+
+
+def manifest_run_dirs(path, doc: dict | None = None) -> list[str]:
+    """The run folders a batch manifest names (``obs/<obs_id>/`` beside it), in its order;
+    ``doc``: the manifest's content when already read (:func:`read_manifest`)."""
+    doc = read_manifest(path) if doc is None else doc
+    root = Path(path).parent
+    return [os.fspath(root / str(o)) for o in doc["obs_ids"]]

@@ -179,13 +179,13 @@ def write_batch_arrays(path, spectra, cubes) -> None:
 
 def _manifest_sources(path: str):
     """(arrays file or None, run folders, failed run folders) of a manifest."""
-    from .batch import read_manifest
+    from .batch import manifest_run_dirs, read_manifest
 
     doc = read_manifest(path)
     root = Path(path).parent
     arrays = doc.get("arrays")
     failed = {int(k) for k in doc.get("failed", {})}
-    dirs = [os.fspath(root / str(o)) for o in doc["obs_ids"]]
+    dirs = manifest_run_dirs(path, doc)
     return (os.fspath(root / arrays) if arrays else None), dirs, [d for o, d in zip(doc["obs_ids"], dirs)
                                                                  if int(o) in failed]
 
