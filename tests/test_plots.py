@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.wcs import WCS
 
-from extspec import maps, models, plots
+from extspec import maps, models, plots, sky
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -195,7 +195,7 @@ def test_sky_grid_ticks_at_their_sky_coordinates(proj, lon0, lat0):
     frame = "galactic" if proj == "CAR" else "icrs"
     geom = MapGeom.create(lon0, lat0, (1.52, 1.2), 0.04, frame, proj)
     ny, nx = geom.shape
-    grid = plots.sky_grid(plots._SkyPixels(geom, geom.shape))
+    grid = sky.sky_grid(sky.SkyPixels(geom, geom.shape))
     assert len(grid["xticks"]) >= 2 and len(grid["yticks"]) >= 2
     w = geom.wcs
     for x, text in grid["xticks"]:
@@ -224,12 +224,12 @@ def test_sky_axis_labels_from_geom_and_wcs():
 
     g = MapGeom.create(347.3, -0.5, 1.5, 0.04, "galactic", "CAR")
     i = MapGeom.create(83.63, 22.01, 1.5, 0.04, "icrs", "TAN")
-    assert plots._SkyPixels(g, g.shape).axis_labels() == ("Galactic longitude [deg]", "Galactic latitude [deg]")
-    assert plots._SkyPixels(i, i.shape).axis_labels() == ("Right ascension (ICRS) [deg]", "Declination (ICRS) [deg]")
-    assert plots._SkyPixels(i.wcs, i.shape).axis_labels() == plots._SkyPixels(i, i.shape).axis_labels()
+    assert sky.SkyPixels(g, g.shape).axis_labels() == ("Galactic longitude [deg]", "Galactic latitude [deg]")
+    assert sky.SkyPixels(i, i.shape).axis_labels() == ("Right ascension (ICRS) [deg]", "Declination (ICRS) [deg]")
+    assert sky.SkyPixels(i.wcs, i.shape).axis_labels() == sky.SkyPixels(i, i.shape).axis_labels()
     # the WCS and the geometry give the same grid
-    a = plots.sky_grid(plots._SkyPixels(g, g.shape))
-    b = plots.sky_grid(plots._SkyPixels(g.wcs, g.shape))
+    a = sky.sky_grid(sky.SkyPixels(g, g.shape))
+    b = sky.sky_grid(sky.SkyPixels(g.wcs, g.shape))
     assert [t for _, t in a["xticks"]] == [t for _, t in b["xticks"]] == ["347.0", "347.5", "348.0"]
     assert [t for _, t in a["yticks"]] == ["\u22121.0", "\u22120.5", "0.0"]
     np.testing.assert_allclose([x for x, _ in a["xticks"]], [x for x, _ in b["xticks"]], atol=1e-9)

@@ -50,7 +50,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError, ExtspecError
-from .models import _GL_W01, _GL_X01, SpectralModelType, _subintervals, get_model
+from .model_formulas import _GL_W01, _GL_X01, _subintervals
+from .models import SpectralModelType, get_model
 
 __all__ = ["EBL_PARAMS", "EBLAbsorption", "load_absorption", "absorbed_model", "absorbed_integral",
            "spectral_model", "ebl_parameters", "result_model", "intrinsic_values", "ebl_provenance",

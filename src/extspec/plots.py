@@ -6,7 +6,8 @@ Figures are made with :class:`matplotlib.figure.Figure` and rendered by
 Labels use Unicode text (σ, √TS, 10⁻¹¹), not mathtext, whose parser costs ~60 ms on first use.
 The counts image is drawn in pixel space with a sky-coordinate grid and tick labels computed
 from the map's own pixel <-> sky conversion, not with astropy's WCSAxes (~0.15 s of imports
-on top of astropy.wcs); see :func:`plot_counts_image`.
+on top of astropy.wcs); see :func:`plot_counts_image` and the grid's own code,
+:class:`extspec.sky.SkyPixels` and :func:`extspec.sky.sky_grid`.
 
 The image smoothing (:func:`extspec.maps.gaussian_smooth`) and the model's error band
 (:func:`extspec.models.sed_butterfly`) are computed in their stage modules; this module only
@@ -18,8 +19,6 @@ Functions
 ---------
 plot_counts_image(image, geom, out_png, on_region, off_regions, exclusion_regions, ...)
     Smoothed counts map in sky coordinates with the ON / OFF / exclusion regions.
-sky_grid(sky_pixels)
-    Lines of constant lon/lat and their tick positions in pixel space (for the counts map).
 plot_spectrum_fit(energy_edges, counts, counts_off, alpha, npred_sig, mask_safe, out_png)
     Stacked excess spectrum with the predicted signal counts and the residuals.
 plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None)
@@ -37,10 +36,10 @@ from pathlib import Path
 import numpy as np
 
 from .maps import gaussian_smooth
+from .sky import SkyPixels, sky_grid
 
 __all__ = [
     "plot_counts_image",
-    "sky_grid",
     "plot_spectrum_fit",
     "plot_sed",
     "plot_cumulative",
@@ -199,153 +198,6 @@ def _off_label(label, i):
     return s
 
 
-class _SkyPixels:
-    """Pixel <-> sky conversions of a map, from a MapGeom or an astropy celestial WCS.
-
-    A geometry (anything with ``frame``, ``pixel_centers()`` and ``world_to_pix()``, e.g.
-    :class:`extspec.geometry.MapGeom`) is used through those methods only; an astropy WCS
-    through ``wcs_pix2world`` / ``wcs_world2pix``.  Pixel coordinates are 0-based, pixel
-    centres at integers.
-    """
-
-    def __init__(self, geom_or_wcs, shape):
-        self.obj = geom_or_wcs
-        self.shape = tuple(shape)  # (ny, nx) of the image
-        self.is_geom = hasattr(geom_or_wcs, "world_to_pix") and hasattr(geom_or_wcs, "pixel_centers")
-        if not self.is_geom and getattr(geom_or_wcs, "naxis", 2) > 2:
-            self.obj = geom_or_wcs.celestial
-
-    @property
-    def projection(self):
-        """The map's :class:`extspec.sky.Projection`, for the region drawing (``_pixel_regions``)."""
-        if self.is_geom:
-            return self.obj.projection
-        from .sky import Projection, frame_of_ctype
-
-        w = self.obj.wcs
-        ctype = [str(c).upper() for c in w.ctype]
-        return Projection(ctype[0][-3:], tuple(w.crval), tuple(w.crpix), tuple(w.cdelt), frame_of_ctype(ctype[0]))
-
-    def pixel_centers(self):
-        """(lon, lat) deg of every pixel centre, arrays shaped like the image."""
-        if self.is_geom:
-            lon, lat = self.obj.pixel_centers()
-            if np.shape(lon) == self.shape:
-                return np.asarray(lon, float), np.asarray(lat, float)
-            raise ValueError(f"image shape {self.shape} does not match the geometry's {np.shape(lon)}")
-        y, x = np.mgrid[0:self.shape[0], 0:self.shape[1]].astype(float)
-        lon, lat = self.obj.wcs_pix2world(x, y, 0)
-        return np.asarray(lon, float), np.asarray(lat, float)
-
-    def world_to_pix(self, lon, lat):
-        with np.errstate(all="ignore"):
-            if self.is_geom:
-                x, y = self.obj.world_to_pix(lon, lat)
-            else:
-                x, y = self.obj.wcs_world2pix(np.asarray(lon, float), np.asarray(lat, float), 0)
-        return np.asarray(x, float), np.asarray(y, float)
-
-    def axis_labels(self):
-        if self.is_geom:
-            frame = str(self.obj.frame).lower()
-            if frame == "galactic":
-                return "Galactic longitude [deg]", "Galactic latitude [deg]"
-            return f"Right ascension ({frame.upper()}) [deg]", f"Declination ({frame.upper()}) [deg]"
-        return _sky_axis_labels(self.obj)
-
-
-def _sky_axis_labels(wcs):
-    ctype = [str(wcs.wcs.ctype[i]).upper() for i in range(2)]
-    if ctype[0].startswith("GLON"):
-        return "Galactic longitude [deg]", "Galactic latitude [deg]"
-    if ctype[0].startswith("RA"):
-        frame = str(getattr(wcs.wcs, "radesys", "") or "ICRS").strip().upper() or "ICRS"
-        return f"Right ascension ({frame}) [deg]", f"Declination ({frame}) [deg]"
-    return f"{ctype[0]} [deg]", f"{ctype[1]} [deg]"
-
-
-def _nice_step(span: float, target: int = 4) -> float:
-    """A step of 1, 2 or 5 times a power of ten giving about ``target`` intervals over ``span``."""
-    if not np.isfinite(span) or span <= 0:
-        return 1.0
-    raw = span / target
-    k = np.floor(np.log10(raw))
-    for m in (1.0, 2.0, 5.0, 10.0):
-        if m * 10.0 ** k >= raw * 0.75:
-            return float(m * 10.0 ** k)
-    return float(10.0 ** (k + 1))  # pragma: no cover
-
-
-def _tick_text(value: float, step: float, wrap: bool) -> str:
-    decimals = max(1, int(-np.floor(np.log10(step) + 1e-9)))
-    v = round(float(value), decimals)
-    if wrap:
-        v = round(v % 360.0, decimals)
-        v = 0.0 if v >= 360.0 else v
-    return f"{v + 0.0:.{decimals}f}".replace("-", "\u2212")  # + 0.0: no "-0.0"; a typographic minus as matplotlib
-
-
-def _edge_crossings(u, v, edge: float, lo: float, hi: float) -> list:
-    """u positions where the polyline (u, v) crosses v = edge, with lo <= u <= hi."""
-    d = v - edge
-    ok = np.isfinite(u) & np.isfinite(d)
-    i = np.nonzero(ok[:-1] & ok[1:] & (np.sign(d[:-1]) != np.sign(d[1:])))[0]
-    out = []
-    for j in i:
-        t = d[j] / (d[j] - d[j + 1]) if d[j] != d[j + 1] else 0.0
-        uc = u[j] + t * (u[j + 1] - u[j])
-        if lo <= uc <= hi:
-            out.append(float(uc))
-    return out
-
-
-def sky_grid(conv: "_SkyPixels", n_sample: int = 200) -> dict:
-    """Coordinate grid of a map in pixel space (for :func:`plot_counts_image`).
-
-    Lines of constant longitude and latitude at 'nice' steps (1, 2 or 5 x 10^k deg, about
-    four intervals across the map) are sampled in sky coordinates and converted to pixels
-    with the map's own world -> pixel function, so the grid is right for any projection
-    (oblique CAR, TAN).  A longitude line is labelled where it crosses the bottom edge of
-    the image, a latitude line where it crosses the left edge.
-
-    Returns
-    -------
-    dict with ``lon_lines`` / ``lat_lines`` (lists of (x, y) pixel arrays) and
-    ``xticks`` / ``yticks`` (lists of (pixel position, label)).
-    """
-    ny, nx = conv.shape
-    lon, lat = conv.pixel_centers()
-    ok = np.isfinite(lon) & np.isfinite(lat)
-    if not ok.any():
-        return {"lon_lines": [], "lat_lines": [], "xticks": [], "yticks": []}
-    # longitudes unwrapped around the map centre (a map across lon = 0/360 stays continuous)
-    lon_c = float(lon[ny // 2, nx // 2]) if ok[ny // 2, nx // 2] else float(lon[ok][0])
-    lon_u = lon_c + (lon - lon_c + 180.0) % 360.0 - 180.0
-    l0, l1 = float(lon_u[ok].min()), float(lon_u[ok].max())
-    b0, b1 = float(lat[ok].min()), float(lat[ok].max())
-    pad_l = 0.1 * (l1 - l0) + 1e-9
-    pad_b = 0.1 * (b1 - b0) + 1e-9
-    step = _nice_step(max(b1 - b0, (l1 - l0) * np.cos(np.deg2rad(np.clip((b0 + b1) / 2, -89, 89)))))
-    step_l = step if l1 - l0 < 180 else _nice_step(l1 - l0)
-    grid = {"lon_lines": [], "lat_lines": [], "xticks": [], "yticks": []}
-    lat_s = np.linspace(max(b0 - pad_b, -90.0), min(b1 + pad_b, 90.0), n_sample)
-    lon_s = np.linspace(l0 - pad_l, l1 + pad_l, n_sample)
-    xe, ye = (-0.5, nx - 0.5), (-0.5, ny - 0.5)
-    for v in np.arange(np.ceil((l0 - pad_l) / step_l), np.floor((l1 + pad_l) / step_l) + 1) * step_l:
-        x, y = conv.world_to_pix(np.full_like(lat_s, v % 360.0), lat_s)
-        grid["lon_lines"].append((x, y))
-        for xc in _edge_crossings(x, y, ye[0], *xe)[:1]:
-            grid["xticks"].append((xc, _tick_text(v, step_l, wrap=True)))
-    for v in np.arange(np.ceil((b0 - pad_b) / step), np.floor((b1 + pad_b) / step) + 1) * step:
-        if abs(v) > 90:
-            continue
-        x, y = conv.world_to_pix(lon_s % 360.0, np.full_like(lon_s, v))
-        grid["lat_lines"].append((x, y))
-        for yc in _edge_crossings(y, x, xe[0], *ye)[:1]:
-            grid["yticks"].append((yc, _tick_text(v, step, wrap=False)))
-    return grid
-
-
 # --------------------------------------------------------------------------------------
 # 1. counts image
 # --------------------------------------------------------------------------------------
@@ -356,7 +208,7 @@ def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), excl
 
     The image is drawn in pixel space (north up for the map's frame, longitude increasing to
     the left as CDELT1 < 0); the axes are labelled in the map frame's longitude and latitude
-    (deg) with a coordinate grid computed by :func:`sky_grid` from the map's own
+    (deg) with a coordinate grid computed by :func:`extspec.sky.sky_grid` from the map's own
     pixel <-> sky conversion.
 
     Parameters
@@ -393,7 +245,7 @@ def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), excl
     img = np.asarray(image, dtype=float)
     if img.ndim != 2:
         raise ValueError(f"plot_counts_image expects a 2D image, got shape {img.shape}")
-    conv = _SkyPixels(geom, img.shape)
+    conv = SkyPixels(geom, img.shape)
     sm = gaussian_smooth(img, smooth_sigma_pix, normalize_edges=True)
     ny, nx = sm.shape
 

@@ -14,6 +14,10 @@ conversions are done here on plain float64 numpy arrays:
   is oblique (spec §2.1), exactly as in WCSLIB; results agree with ``astropy.wcs.WCS`` to
   ~1e-10 pixel (tested).
 
+:class:`SkyPixels` and :func:`sky_grid` give a map's coordinate grid in pixel space (lines of
+constant lon/lat and their tick labels), from its own pixel <-> sky conversion, for the
+counts image of :mod:`extspec.plots` (no astropy WCSAxes).
+
 Angles are in degrees throughout.
 """
 
@@ -36,6 +40,8 @@ __all__ = [
     "separation",
     "unit_vectors",
     "fov_coords",
+    "SkyPixels",
+    "sky_grid",
 ]
 
 FRAMES = ("icrs", "galactic")
@@ -316,3 +322,151 @@ class Projection:
                 "CRVAL1": self.crval[0], "CRVAL2": self.crval[1], "CRPIX1": self.crpix[0],
                 "CRPIX2": self.crpix[1], "CDELT1": self.cdelt[0], "CDELT2": self.cdelt[1],
                 "CUNIT1": "deg", "CUNIT2": "deg"}
+
+
+# --------------------------------------------------------------------------------------
+# The coordinate grid of a map in pixel space (drawn by extspec.plots.plot_counts_image)
+# --------------------------------------------------------------------------------------
+class SkyPixels:
+    """Pixel <-> sky conversions of a map, from a MapGeom or an astropy celestial WCS.
+
+    A geometry (anything with ``frame``, ``pixel_centers()`` and ``world_to_pix()``, e.g.
+    :class:`extspec.geometry.MapGeom`) is used through those methods only; an astropy WCS
+    through ``wcs_pix2world`` / ``wcs_world2pix``.  Pixel coordinates are 0-based, pixel
+    centres at integers.
+    """
+
+    def __init__(self, geom_or_wcs, shape):
+        self.obj = geom_or_wcs
+        self.shape = tuple(shape)  # (ny, nx) of the image
+        self.is_geom = hasattr(geom_or_wcs, "world_to_pix") and hasattr(geom_or_wcs, "pixel_centers")
+        if not self.is_geom and getattr(geom_or_wcs, "naxis", 2) > 2:
+            self.obj = geom_or_wcs.celestial
+
+    @property
+    def projection(self):
+        """The map's :class:`Projection`, for the region drawing (``extspec.plots``)."""
+        if self.is_geom:
+            return self.obj.projection
+        w = self.obj.wcs
+        ctype = [str(c).upper() for c in w.ctype]
+        return Projection(ctype[0][-3:], tuple(w.crval), tuple(w.crpix), tuple(w.cdelt), frame_of_ctype(ctype[0]))
+
+    def pixel_centers(self):
+        """(lon, lat) deg of every pixel centre, arrays shaped like the image."""
+        if self.is_geom:
+            lon, lat = self.obj.pixel_centers()
+            if np.shape(lon) == self.shape:
+                return np.asarray(lon, float), np.asarray(lat, float)
+            raise ValueError(f"image shape {self.shape} does not match the geometry's {np.shape(lon)}")
+        y, x = np.mgrid[0:self.shape[0], 0:self.shape[1]].astype(float)
+        lon, lat = self.obj.wcs_pix2world(x, y, 0)
+        return np.asarray(lon, float), np.asarray(lat, float)
+
+    def world_to_pix(self, lon, lat):
+        with np.errstate(all="ignore"):
+            if self.is_geom:
+                x, y = self.obj.world_to_pix(lon, lat)
+            else:
+                x, y = self.obj.wcs_world2pix(np.asarray(lon, float), np.asarray(lat, float), 0)
+        return np.asarray(x, float), np.asarray(y, float)
+
+    def axis_labels(self):
+        if self.is_geom:
+            frame = str(self.obj.frame).lower()
+            if frame == "galactic":
+                return "Galactic longitude [deg]", "Galactic latitude [deg]"
+            return f"Right ascension ({frame.upper()}) [deg]", f"Declination ({frame.upper()}) [deg]"
+        return _sky_axis_labels(self.obj)
+
+
+def _sky_axis_labels(wcs):
+    ctype = [str(wcs.wcs.ctype[i]).upper() for i in range(2)]
+    if ctype[0].startswith("GLON"):
+        return "Galactic longitude [deg]", "Galactic latitude [deg]"
+    if ctype[0].startswith("RA"):
+        frame = str(getattr(wcs.wcs, "radesys", "") or "ICRS").strip().upper() or "ICRS"
+        return f"Right ascension ({frame}) [deg]", f"Declination ({frame}) [deg]"
+    return f"{ctype[0]} [deg]", f"{ctype[1]} [deg]"
+
+
+def _nice_step(span: float, target: int = 4) -> float:
+    """A step of 1, 2 or 5 times a power of ten giving about ``target`` intervals over ``span``."""
+    if not np.isfinite(span) or span <= 0:
+        return 1.0
+    raw = span / target
+    k = np.floor(np.log10(raw))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if m * 10.0 ** k >= raw * 0.75:
+            return float(m * 10.0 ** k)
+    return float(10.0 ** (k + 1))  # pragma: no cover
+
+
+def _tick_text(value: float, step: float, wrap: bool) -> str:
+    decimals = max(1, int(-np.floor(np.log10(step) + 1e-9)))
+    v = round(float(value), decimals)
+    if wrap:
+        v = round(v % 360.0, decimals)
+        v = 0.0 if v >= 360.0 else v
+    return f"{v + 0.0:.{decimals}f}".replace("-", "\u2212")  # + 0.0: no "-0.0"; a typographic minus as matplotlib
+
+
+def _edge_crossings(u, v, edge: float, lo: float, hi: float) -> list:
+    """u positions where the polyline (u, v) crosses v = edge, with lo <= u <= hi."""
+    d = v - edge
+    ok = np.isfinite(u) & np.isfinite(d)
+    i = np.nonzero(ok[:-1] & ok[1:] & (np.sign(d[:-1]) != np.sign(d[1:])))[0]
+    out = []
+    for j in i:
+        t = d[j] / (d[j] - d[j + 1]) if d[j] != d[j + 1] else 0.0
+        uc = u[j] + t * (u[j + 1] - u[j])
+        if lo <= uc <= hi:
+            out.append(float(uc))
+    return out
+
+
+def sky_grid(conv: "SkyPixels", n_sample: int = 200) -> dict:
+    """Coordinate grid of a map in pixel space (for :func:`extspec.plots.plot_counts_image`).
+
+    Lines of constant longitude and latitude at 'nice' steps (1, 2 or 5 x 10^k deg, about
+    four intervals across the map) are sampled in sky coordinates and converted to pixels
+    with the map's own world -> pixel function, so the grid is right for any projection
+    (oblique CAR, TAN).  A longitude line is labelled where it crosses the bottom edge of
+    the image, a latitude line where it crosses the left edge.
+
+    Returns
+    -------
+    dict with ``lon_lines`` / ``lat_lines`` (lists of (x, y) pixel arrays) and
+    ``xticks`` / ``yticks`` (lists of (pixel position, label)).
+    """
+    ny, nx = conv.shape
+    lon, lat = conv.pixel_centers()
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    if not ok.any():
+        return {"lon_lines": [], "lat_lines": [], "xticks": [], "yticks": []}
+    # longitudes unwrapped around the map centre (a map across lon = 0/360 stays continuous)
+    lon_c = float(lon[ny // 2, nx // 2]) if ok[ny // 2, nx // 2] else float(lon[ok][0])
+    lon_u = lon_c + (lon - lon_c + 180.0) % 360.0 - 180.0
+    l0, l1 = float(lon_u[ok].min()), float(lon_u[ok].max())
+    b0, b1 = float(lat[ok].min()), float(lat[ok].max())
+    pad_l = 0.1 * (l1 - l0) + 1e-9
+    pad_b = 0.1 * (b1 - b0) + 1e-9
+    step = _nice_step(max(b1 - b0, (l1 - l0) * np.cos(np.deg2rad(np.clip((b0 + b1) / 2, -89, 89)))))
+    step_l = step if l1 - l0 < 180 else _nice_step(l1 - l0)
+    grid = {"lon_lines": [], "lat_lines": [], "xticks": [], "yticks": []}
+    lat_s = np.linspace(max(b0 - pad_b, -90.0), min(b1 + pad_b, 90.0), n_sample)
+    lon_s = np.linspace(l0 - pad_l, l1 + pad_l, n_sample)
+    xe, ye = (-0.5, nx - 0.5), (-0.5, ny - 0.5)
+    for v in np.arange(np.ceil((l0 - pad_l) / step_l), np.floor((l1 + pad_l) / step_l) + 1) * step_l:
+        x, y = conv.world_to_pix(np.full_like(lat_s, v % 360.0), lat_s)
+        grid["lon_lines"].append((x, y))
+        for xc in _edge_crossings(x, y, ye[0], *xe)[:1]:
+            grid["xticks"].append((xc, _tick_text(v, step_l, wrap=True)))
+    for v in np.arange(np.ceil((b0 - pad_b) / step), np.floor((b1 + pad_b) / step) + 1) * step:
+        if abs(v) > 90:
+            continue
+        x, y = conv.world_to_pix(lon_s % 360.0, np.full_like(lon_s, v))
+        grid["lat_lines"].append((x, y))
+        for yc in _edge_crossings(y, x, xe[0], *ye)[:1]:
+            grid["yticks"].append((yc, _tick_text(v, step, wrap=False)))
+    return grid
