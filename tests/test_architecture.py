@@ -1,7 +1,13 @@
-"""The house rules that code can check: settings stop at the workflow layer.
+"""The house rules that code can check: settings stop at the workflow layer, imports run one way.
 
 * no algorithm module (anything of ``extspec`` but ``extspec.workflow`` and ``extspec.cli``)
-  imports ``extspec.workflow``: no import circle, and only the workflow layer reads config keys;
+  imports ``extspec.workflow``: only the workflow layer reads config keys;
+* no circle of imports anywhere in ``extspec`` (module-level and function-level imports alike,
+  from the ast of every file), so each module has a place in one order from the bottom up;
+* the numerical core (every top-level module of ``extspec`` but the command line, the package
+  itself and ``plots``, which writes PNGs) imports nothing of ``extspec.io``: the core is
+  handed what files hold (e.g. the EBL table), and file formats stay in ``io``;
+* no module outside the simulator is longer than :data:`MAX_MODULE_LINES` lines;
 * the typed settings of the stages hold no defaults, and no algorithm function repeats a
   default of the schema in its signature (the schema is the only place for them).
 """
@@ -29,6 +35,17 @@ def _library_modules() -> dict[str, Path]:
         if rel.parts[0] == "workflow" or rel.name == "cli.py":
             continue
         parts = ["extspec", *rel.with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def _all_modules() -> dict[str, Path]:
+    """``{dotted name: path}`` of every module of the package (workflow and command line included)."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = ["extspec", *path.relative_to(PACKAGE).with_suffix("").parts]
         if parts[-1] == "__init__":
             parts = parts[:-1]
         out[".".join(parts)] = path
@@ -70,6 +87,92 @@ def test_no_algorithm_module_imports_the_workflow():
                               if m == "extspec.workflow" or m.startswith("extspec.workflow."))
                  for name, path in modules.items()}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """``{module: modules of the package it imports}``, at any level (lazy imports included)."""
+    modules = _all_modules()
+    return {name: {m for m in _imported_modules(name, path) if m in modules and m != name}
+            for name, path in modules.items()}
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_circle_finder_finds_circles():
+    g = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"f"}, "f": {"e"}, "g": {"a"}}
+    assert sorted(_circles(g)) == [["a", "b", "c"], ["e", "f"]]
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_no_import_circle_anywhere():
+    graph = _import_graph()
+    assert {"extspec.workflow.cache", "extspec.workflow.checks", "extspec.workflow.store_checks", "extspec.cli",
+            "extspec.ebl", "extspec.io.ebl_table", "extspec.rootfind"} <= set(graph)
+    # the config layer: the shared helpers at the bottom, the parse-time orchestrator on top
+    config_layer = ("analyses", "basics", "checks", "coerce", "dl3files", "joint_config", "preflight", "schema",
+                    "settings", "statcache", "store_checks", "wobble_check")
+    for m in config_layer:
+        assert "extspec.workflow.cache" not in graph[f"extspec.workflow.{m}"], m
+    for low in ("extspec.workflow.basics", "extspec.workflow.statcache"):
+        assert not {m for m in graph[low] if m.startswith("extspec.workflow.")}, low
+    assert _circles(graph) == []
+
+
+OUTSIDE_CORE = {"extspec", "extspec.cli", "extspec.__main__", "extspec.plots"}
+"""Top-level modules that are not the numerical core: the package, the command line, and the
+plots (drawing; each PNG is written through ``io.atomic``)."""
+
+
+def _numerical_core() -> list[str]:
+    return sorted(m for m in _all_modules() if m.count(".") == 1 and m not in OUTSIDE_CORE)
+
+
+def test_the_numerical_core_imports_no_io():
+    core = _numerical_core()
+    assert {"extspec.spectrum", "extspec.ebl", "extspec.fit", "extspec.safe_mask", "extspec.rootfind",
+            "extspec.models", "extspec.model_formulas", "extspec.timebins"} <= set(core)
+    graph = _import_graph()
+    offenders = {m: sorted(d for d in graph[m] if d == "extspec.io" or d.startswith("extspec.io.")) for m in core}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+MAX_MODULE_LINES = 800
+"""No module outside the simulator (``extspec.simulate``) is longer than this."""
+
+
+def test_module_size():
+    long = {name: n for name, path in _all_modules().items()
+            if not name.startswith("extspec.simulate") and (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long == {}
 
 
 SETTINGS_CLASSES = {
