@@ -494,3 +494,36 @@ def test_workflow_with_ebl(tmp_path):
     later = time.time() + 2
     os.utime(table, (later, later))
     assert dry_run(tmp_path, cf) == {"fit": 1, "flux_points": 1, "summary": 1, "all": 1}
+
+
+def test_the_ebl_model_is_handed_its_table(tmp_path):
+    """extspec.ebl reads no file: a model block or fit result naming a table that was not read
+    is refused with one line naming it; io.ebl_table hands it in, read_fit_result too, and the
+    table is written back as the config named it."""
+    from extspec.ebl import ebl_provenance, ebl_record, load_absorption
+    from extspec.errors import ExtspecError
+    from extspec.io.fitresult import fit_result_from_dict, fit_result_dict
+
+    block = {"type": "power_law", "ebl": {"table": str(TABLE), "redshift": 0.116}}
+    with pytest.raises(ExtspecError) as err:
+        spectral_model(block)
+    assert str(TABLE) in str(err.value) and "\n" not in str(err.value)
+    handed = with_ebl_table(block)
+    assert handed["ebl"]["table"] is read_ebl_table(str(TABLE)) and block["ebl"]["table"] == str(TABLE)
+    assert with_ebl_table(handed) == handed and with_ebl_table({"type": "power_law"}) == {"type": "power_law"}
+    assert load_absorption(handed["ebl"]["table"]) is handed["ebl"]["table"]
+    prov = ebl_provenance(handed)
+    assert ebl_record(prov) == {"table": str(TABLE), "sha256": prov["sha256"], "name": "dominguez11"}
+    rng = np.random.default_rng(1)
+    cfg = _cfg(0.116)
+    sims = [simulate_onoff(_template(), cfg, {**TRUTH, "redshift": 0.116, "alpha_norm": 1.0}, rng)]
+    res = fit_joint(sims, cfg, FIT)
+    d = fit_result_dict(res)
+    assert d["model"]["ebl"]["table"] == str(TABLE)
+    back = fit_result_from_dict(d)
+    assert back.ebl["table"] is read_ebl_table(str(TABLE))  # handed when read back
+    gone = fit_result_from_dict({**d, "model": {**d["model"], "ebl": {**d["model"]["ebl"],
+                                                                      "table": str(tmp_path / "gone.fits")}}})
+    assert gone.ebl["table"] == str(tmp_path / "gone.fits")  # not there: stays a name, refused when used
+    with pytest.raises(ExtspecError, match="gone.fits: not read"):
+        load_absorption(gone.ebl["table"])

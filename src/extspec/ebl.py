@@ -158,8 +158,8 @@ def load_absorption(table) -> EBLAbsorption:
     """
     if isinstance(table, EBLAbsorption):
         return table
-    raise ExtspecError(f"EBL table {table}: not read; the EBL model is handed its table "
-                       "(extspec.io.ebl_table.read_ebl_table, or with_ebl_table for a model block)")
+    raise ExtspecError(f"EBL table {table}: not read (missing or unreadable, or not handed in: the EBL model "
+                       "takes the table extspec.io.ebl_table.read_ebl_table reads)")
 
 
 def absorbed_integral(base: SpectralModelType, absorption: EBLAbsorption, e_min, e_max, params: dict):
