@@ -274,17 +274,31 @@ def normalisation_check(spectra, n_sigma: float = NORM_CHECK_SIGMA) -> dict:
                             f"differs from the run's other bins by more than {n_sigma:g} sigma: the background "
                             "IRF's energy shape does not describe this run")
     if len(tot) > 1:
-        n_all = sum(t[1] for t in tot)
-        b_all = sum(t[2] for t in tot)
-        for obs_id, n_sum, b_sum in tot:
-            n_rest, b_rest = n_all - n_sum, b_all - b_sum
+        # each run against the pooled norm of the others; a run found straying is left out of the
+        # others' pool (worst first), so that one bad field does not make the good ones look off
+        flagged: set = set()
+
+        def pull(i):
+            rest = [t for j, t in enumerate(tot) if j != i and j not in flagged]
+            n_rest, b_rest = sum(t[1] for t in rest), sum(t[2] for t in rest)
             if b_rest <= 0:
-                continue
+                return 0.0, float("nan")
+            _, n_sum, b_sum = tot[i]
             expect = b_sum * n_rest / b_rest
             var = expect + (b_sum / b_rest) ** 2 * n_rest
-            runs[obs_id]["pull_vs_other_runs"] = float((n_sum - expect) / np.sqrt(var)) if var > 0 else 0.0
-            if var > 0 and abs(n_sum - expect) > n_sigma * np.sqrt(var):
+            return (float((n_sum - expect) / np.sqrt(var)) if var > 0 else 0.0), n_rest / b_rest
+
+        while len(tot) - len(flagged) > 2:
+            pulls = {i: abs(pull(i)[0]) for i in range(len(tot)) if i not in flagged}
+            worst = max(pulls, key=pulls.get)
+            if pulls[worst] <= n_sigma:
+                break
+            flagged.add(worst)
+        for i, (obs_id, n_sum, b_sum) in enumerate(tot):
+            p, others = pull(i)
+            runs[obs_id]["pull_vs_other_runs"] = p
+            if abs(p) > n_sigma:
                 warnings.append(f"obs {obs_id}: background normalisation {n_sum / b_sum:.3f} differs from the "
-                                f"other runs' {n_rest / b_rest:.3f} by more than {n_sigma:g} sigma: the background "
+                                f"other runs' {others:.3f} by more than {n_sigma:g} sigma: the background "
                                 "IRF does not describe this run's field")
     return {"runs": runs, "warnings": warnings, "n_sigma": float(n_sigma)}
