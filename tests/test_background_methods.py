@@ -301,3 +301,17 @@ def test_point_on_region_refuses_fov():
     raw["on_region"] = "icrs;point(83.63,22.01)"
     with pytest.raises(ConfigError, match="a point ON region"):
         validate_config(raw, check_datastore=False)
+
+
+def test_background_in_mask_is_the_cube_sum(store):
+    """The OFF-area prediction gathered on the IRF's nodes = the per-pixel cube summed."""
+    from extspec.cube import background_in_mask, make_background
+    from extspec.geometry import MapGeom, make_energy_axis
+
+    obs = store.load(store.obs_ids[0])
+    geom = MapGeom.create(RA + 0.3, DEC, 3.0, 0.05, "icrs", "TAN")
+    axis = make_energy_axis(0.5, 30, 8)
+    lon, lat = geom.pixel_centers()
+    mask = (lon > RA) & (lat < DEC + 0.5)
+    cube = make_background(obs, geom, axis)
+    np.testing.assert_allclose(background_in_mask(obs, geom, mask, axis), cube[:, mask].sum(axis=1), rtol=1e-10)

@@ -20,8 +20,9 @@ background IRF (where it predicts events at all).  Per reco-energy bin k,
 
     alpha_k = B_on,k / B_off,k
 
-with B the counts the background IRF predicts (:func:`extspec.cube.make_background`: rate x
-livetime x solid angle, integrated over the bin) inside the ON region and inside the OFF area.
+with B the counts the background IRF predicts (rate x livetime x solid angle, integrated over
+the bin, as :func:`extspec.cube.make_background`; summed by :func:`extspec.cube.background_in_mask`)
+inside the ON region and inside the OFF area.
 The spectrum stores ``acceptance = 1`` and ``acceptance_off = B_off,k / B_on,k`` (the OGIP
 ``BACKSCAL`` column of the BKG file), so that WStat, stacking and the light curves take the
 per-bin alpha as they take the reflected one.  The ratio ``counts_off_k / B_off,k`` is the
@@ -50,7 +51,7 @@ __all__ = ["FOV_METHODS", "FOV_BINSZ", "ON_SAMPLES", "FovBackground", "find_fov_
 FOV_METHODS = ("fov", "ring")
 """Background methods whose alpha comes from the background IRF."""
 
-FOV_BINSZ = 0.04
+FOV_BINSZ = 0.05
 """deg; pixel size of the OFF-area grid about the pointing."""
 
 ON_SAMPLES = 40
@@ -129,7 +130,7 @@ def _grow(mask: np.ndarray) -> np.ndarray:
 def _on_prediction(obs, cube, sel, grid, on_pix, method: str) -> np.ndarray:
     """Background counts (n_reco,) the IRF predicts inside the ON region, by the containment
     rule of its ON events (see the module docstring)."""
-    from .cube import make_background
+    from .cube import background_in_mask, fov_positions
     from .geometry import MapGeom
     from .reflected import FINDER_BINSZ
     from .skyregions import CircleSky
@@ -150,10 +151,10 @@ def _on_prediction(obs, cube, sel, grid, on_pix, method: str) -> np.ndarray:
         inside = on_pix.contains(*grid.wcs.world_to_pix(lon, lat))
     if not inside.any():
         return np.zeros(cube.energy_reco.nbin)
-    pred = make_background(obs, fine, cube.energy_reco)[:, inside].sum(axis=1)
+    omega = fine.solid_angle()
+    pred = background_in_mask(obs, fine, inside, cube.energy_reco, omega, fov_positions(obs, fine, (lon, lat)))
     if isinstance(sel.region, CircleSky):  # the exact area of the circle
-        omega = float(fine.solid_angle()[inside].sum())
-        pred = pred * (2 * np.pi * (1 - np.cos(np.deg2rad(sel.region.radius)))) / omega
+        pred = pred * (2 * np.pi * (1 - np.cos(np.deg2rad(sel.region.radius)))) / float(omega[inside].sum())
     return pred
 
 
@@ -167,7 +168,7 @@ def find_fov_background(obs, cube, sel, exclusion_regions, method: str, kind: st
     ``ring``.  Without a background IRF, with point-like IRFs or with an empty OFF area the
     result has ``info['reason']`` and no OFF area (the spectrum is then unusable or falls back).
     """
-    from .cube import make_background
+    from .cube import background_in_mask, background_predicted_at, fov_positions
     from .geometry import MapGeom
     from .reflected import _finder_setup
     from .sky import separation
@@ -195,8 +196,9 @@ def find_fov_background(obs, cube, sel, exclusion_regions, method: str, kind: st
     plon, plat = sel.pointing.lonlat(sel.frame)
     geom = MapGeom.create(plon, plat, 2 * r_max + 2 * FOV_BINSZ, FOV_BINSZ, sel.frame, "TAN")
     lon, lat = geom.pixel_centers()
-    bkg = make_background(obs, geom, cube.energy_reco)  # (n_reco, ny, nx) predicted counts
-    mask = (separation(lon, lat, plon, plat) < r_max) & (bkg.sum(axis=0) > 0)
+    mask = separation(lon, lat, plon, plat) < r_max
+    positions = fov_positions(obs, geom, (lon, lat))
+    mask &= background_predicted_at(obs, geom, positions)
     mask &= ~_grow(region_pixel_mask(region, geom))
     for ex in parse_regions(list(exclusion_regions), "exclusion_regions"):
         mask &= ~_grow(region_pixel_mask(ex, geom))
@@ -205,13 +207,14 @@ def find_fov_background(obs, cube, sel, exclusion_regions, method: str, kind: st
         clon, clat = region.center.lonlat(sel.frame)
         d = separation(lon, lat, clon, clat)
         mask &= (d >= inner) & (d < outer)
-    info = {"method": kind, "r_max": r_max, "ring": tuple(ring) if kind == "ring" else (), "pointing_inside": bool(sel.offset == 0.0 or on_pix.contains(
-        *grid.pointing_pix)), "off_solid_angle": float(geom.solid_angle()[mask].sum())}
+    omega = geom.solid_angle()
+    info = {"method": kind, "r_max": r_max, "ring": tuple(ring) if kind == "ring" else (), "pointing_inside": bool(
+        sel.offset == 0.0 or on_pix.contains(*grid.pointing_pix)), "off_solid_angle": float(omega[mask].sum())}
     if not mask.any():
         where = f"ring {ring[0]}-{ring[1]} deg" if kind == "ring" else "field of view"
         return none(f"no OFF area: the {where} within {r_max:.2f} deg of the pointing lies inside the ON region or "
                     "the exclusion regions", r_max=r_max)
-    b_off = bkg[:, mask].sum(axis=1)
+    b_off = background_in_mask(obs, geom, mask, cube.energy_reco, omega, positions)
     b_on = _on_prediction(obs, cube, sel, grid, on_pix, method)
     return FovBackground(kind, geom, mask, b_on, b_off, grid, on_pix, info)
 
