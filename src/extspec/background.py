@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["FOV_METHODS", "FOV_BINSZ", "ON_SAMPLES", "FovBackground", "find_fov_background", "off_events",
-           "normalisation_check", "NORM_CHECK_SIGMA"]
+           "normalisation_check", "NORM_CHECK_SIGMA", "NORM_CHECK_SYSTEMATIC"]
 
 FOV_METHODS = ("fov", "ring")
 """Background methods whose alpha comes from the background IRF."""
@@ -60,6 +60,11 @@ ON_SAMPLES = 40
 NORM_CHECK_SIGMA = 3.0
 """A background normalisation further than this many standard deviations from the others is
 reported (:func:`normalisation_check`)."""
+
+NORM_CHECK_SYSTEMATIC = 0.03
+"""Fractional floor added in quadrature to the Poisson error of an expected OFF count in the
+normalisation check: background IRFs describe real fields to a few per cent (e.g. the H.E.S.S.
+DR1 templates), so that with ~10^4 OFF events per run pure statistics would flag every run."""
 
 
 @dataclass
@@ -236,7 +241,8 @@ def normalisation_check(spectra, n_sigma: float = NORM_CHECK_SIGMA) -> dict:
     Per run and safe reco-energy bin, norm_k = counts_off_k / B_off,k (OFF counts over the
     counts the background IRF predicts in the OFF area; meta ``background_off_predicted``),
     Poisson error sqrt(counts_off_k) / B_off,k.  A run's norm is the ratio of its sums over
-    the safe bins.  Reported:
+    the safe bins.  The standard deviation of a comparison is the Poisson one with a
+    :data:`NORM_CHECK_SYSTEMATIC` fractional floor in quadrature.  Reported:
 
     * ``bins``: a bin whose norm differs from the run's norm over its other safe bins by more
       than ``n_sigma`` standard deviations (the background IRF's energy shape is off there);
@@ -264,7 +270,8 @@ def normalisation_check(spectra, n_sigma: float = NORM_CHECK_SIGMA) -> dict:
             if b_rest <= 0:
                 continue
             expect = b[k] * n_rest / b_rest  # OFF counts bin k would hold at the other bins' norm
-            var = expect + (b[k] / b_rest) ** 2 * n_rest  # Poisson in bin k and in the others
+            # Poisson in bin k and in the others, and the systematic floor
+            var = expect + (b[k] / b_rest) ** 2 * n_rest + (NORM_CHECK_SYSTEMATIC * expect) ** 2
             if var > 0 and abs(n[k] - expect) > n_sigma * np.sqrt(var):
                 strays.append(int(k))
         runs[int(s.obs_id)] = {"norm": norm, "norm_err": float(np.sqrt(n_sum) / b_sum), "method":
@@ -288,7 +295,7 @@ def normalisation_check(spectra, n_sigma: float = NORM_CHECK_SIGMA) -> dict:
                 return 0.0, float("nan")
             _, n_sum, b_sum = tot[i]
             expect = b_sum * n_rest / b_rest
-            var = expect + (b_sum / b_rest) ** 2 * n_rest
+            var = expect + (b_sum / b_rest) ** 2 * n_rest + (NORM_CHECK_SYSTEMATIC * expect) ** 2
             return (float((n_sum - expect) / np.sqrt(var)) if var > 0 else 0.0), n_rest / b_rest
 
         while len(tot) - len(flagged) > 2:
