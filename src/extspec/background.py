@@ -55,7 +55,7 @@ FOV_BINSZ = 0.05
 """deg; pixel size of the OFF-area grid about the pointing."""
 
 ON_SAMPLES = 40
-"""Sampling pixels across the ON region for its predicted background (at most 0.01 deg each)."""
+"""Sampling pixels across the ON region for its predicted background (0.002-0.02 deg each)."""
 
 NORM_CHECK_SIGMA = 3.0
 """A background normalisation further than this many standard deviations from the others is
@@ -146,7 +146,7 @@ def _on_prediction(obs, cube, sel, grid, on_pix, method: str) -> np.ndarray:
         return cube.background[:, region_pixel_mask(sel.region, cube.geom)].sum(axis=1)
     bb = on_pix.bounding_box
     extent = max(bb.ixmax - bb.ixmin, bb.iymax - bb.iymin, 1) * FINDER_BINSZ  # deg
-    step = min(0.01, extent / ON_SAMPLES)
+    step = float(np.clip(extent / ON_SAMPLES, 0.002, 0.02))
     lon0, lat0 = sel.region.center.lonlat(sel.frame)
     fine = MapGeom.create(lon0, lat0, extent + 4 * step, step, sel.frame, "TAN")
     lon, lat = fine.pixel_centers()
