@@ -32,12 +32,13 @@ _SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.batch_arrays"
             "extspec.geometry", "extspec.sky")
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
-    "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.cube", "extspec.io.cube_io",
+    "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.background", "extspec.cube",
+               "extspec.io.cube_io",
                "extspec.io.datastore", "extspec.io.fitswrite", "extspec.io.onoff_events", "extspec.reduction",
                "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
-    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.io.fitresult", "extspec.models", "extspec.ebl",
+    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.background", "extspec.fit", "extspec.io.fitresult", "extspec.models", "extspec.ebl",
             "extspec.io.xspec_table", "extspec.stacking",
             "extspec.start_values", *_PLOTS),
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
