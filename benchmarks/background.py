@@ -6,7 +6,9 @@ and RX J1713 grown to a 0.6 deg circle with the remnant excluded within 0.75 deg
 * the median time of the OFF step alone (the reflected finder, or the fov/ring OFF area with
   its predicted ON and OFF background: ``extspec.spectrum.find_background``), per run;
 * the median time of the whole in-memory per-run reduction (cube, ON/OFF spectrum, safe
-  mask: ``extspec.reduction.reduce_observation``), per run, the observation already loaded.
+  mask: ``extspec.reduction.reduce_observation``), per run, the observation already loaded;
+* the median time of the reduction job's step (``extspec.workflow.pipeline.reduce_observation``:
+  loading the run, reducing it, writing the cube and the OGIP set), per run.
 
 Usage: python benchmarks/background.py [--repeat 15]
 """
@@ -35,14 +37,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=15)
     args = ap.parse_args()
+    import logging
+
+    logging.getLogger("extspec").setLevel(logging.ERROR)  # the normalisation warnings of each repeat
+
+    import tempfile
 
     from extspec.cube import make_cube
     from extspec.io.datastore import open_datastore
     from extspec.reduction import reduce_observation
     from extspec.spectrum import find_background, select_on_region
+    from extspec.workflow.pipeline import reduce_observation as reduce_step
     from extspec.workflow.settings import reduction_settings
 
-    store = open_datastore(datastore_path())
+    path = datastore_path()
+    store = open_datastore(path)
+    tmp = tempfile.TemporaryDirectory()
     for case, (obs_id, regions) in CASES.items():
         obs = store.load(obs_id)
         for name, bg in METHODS.items():
@@ -56,8 +66,14 @@ def main() -> None:
             def whole():
                 reduce_observation(obs, settings)
 
+            def job():
+                reduce_step({**BASE, **regions, "background": bg}, path, obs_id, f"{tmp.name}/{name}")
+
             report(f"{case} {name}: OFF step per run (median)", 1e3 * median_time(off_step, args.repeat), "ms")
             report(f"{case} {name}: whole reduction per run (median)", 1e3 * median_time(whole, args.repeat), "ms")
+            report(f"{case} {name}: reduce job step per run, load + reduce + write (median)",
+                   1e3 * median_time(job, args.repeat), "ms")
+    tmp.cleanup()
 
 
 if __name__ == "__main__":

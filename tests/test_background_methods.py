@@ -164,7 +164,7 @@ def test_normalisation_check_names_the_run_that_strays():
     check = normalisation_check(runs)
     assert check["runs"][3]["norm"] == pytest.approx(2.0)
     assert check["runs"][4]["bins_off"] == [3]
-    assert check["runs"][1]["bins_off"] == [] and abs(check["runs"][1]["pull_vs_other_runs"]) < 3
+    assert check["runs"][1]["bins_off"] == [] and abs(check["runs"][1]["significance_vs_other_runs"]) < 3
     text = " | ".join(check["warnings"])
     assert "obs 3: background normalisation 2.000" in text and "obs 4:" in text and "obs 1:" not in text
 

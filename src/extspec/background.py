@@ -28,8 +28,9 @@ The spectrum stores ``acceptance = 1`` and ``acceptance_off = B_off,k / B_on,k``
 per-bin alpha as they take the reflected one.  The ratio ``counts_off_k / B_off,k`` is the
 background normalisation the data fit (:func:`normalisation_check`).
 
-Geometry.  The OFF area is a boolean mask on a TAN grid centred on the pointing
-(:data:`FOV_BINSZ` pixels, pixel centres tested); an event is an OFF event when its grid pixel
+Geometry.  The OFF area is a boolean mask on a TAN grid centred on the pointing (fov) or on
+the ON region (ring: just holding the ring), of :data:`FOV_BINSZ` pixels at most (pixel
+centres tested); an event is an OFF event when its grid pixel
 is in the mask (and it is not an ON event), so that events and predicted counts cover exactly
 the same pixels.  The ON region and the exclusions are grown by one pixel before they are
 cut out, so that no pixel partly inside them counts.  The ON prediction samples the region
@@ -46,25 +47,33 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["FOV_METHODS", "FOV_BINSZ", "ON_SAMPLES", "FovBackground", "find_fov_background", "off_events",
-           "normalisation_check", "NORM_CHECK_SIGMA", "NORM_CHECK_SYSTEMATIC"]
+           "normalisation_check", "NORM_CHECK_SIGMA", "NORM_CHECK_SYSTEMATIC", "RING_PIXELS"]
 
 FOV_METHODS = ("fov", "ring")
 """Background methods whose alpha comes from the background IRF."""
 
-FOV_BINSZ = 0.05
-"""deg; pixel size of the OFF-area grid about the pointing."""
+FOV_BINSZ = 0.1
+"""deg; pixel size of the OFF-area grid about the pointing (fov; at most that for ring).  The
+events follow the same pixels, so the pixel size sets only how closely the OFF area hugs the
+ON region and the exclusions (they are cut out grown by one pixel) and how finely the
+background rate is sampled (at pixel centres; H.E.S.S. DR1 tables have 0.1 deg nodes)."""
+
+RING_PIXELS = 6
+"""Pixels across the ring's width at least (the ring grid's pixel size is at most
+(outer - inner) / RING_PIXELS)."""
 
 ON_SAMPLES = 40
-"""Sampling pixels across the ON region for its predicted background (0.002-0.02 deg each)."""
+"""Sampling pixels across the ON region for its predicted background (0.002-0.05 deg each)."""
 
 NORM_CHECK_SIGMA = 3.0
 """A background normalisation further than this many standard deviations from the others is
 reported (:func:`normalisation_check`)."""
 
 NORM_CHECK_SYSTEMATIC = 0.03
-"""Fractional floor added in quadrature to the Poisson error of an expected OFF count in the
-normalisation check: background IRFs describe real fields to a few per cent (e.g. the H.E.S.S.
-DR1 templates), so that with ~10^4 OFF events per run pure statistics would flag every run."""
+"""Fractional accuracy expected of a background IRF in the normalisation check: a deviation
+must also exceed ``n_sigma`` times this (9 % at 3 sigma), since background IRFs describe real
+fields to a few per cent (e.g. the H.E.S.S. DR1 templates), and with ~10^4 OFF events per run
+statistics alone would name every run."""
 
 
 @dataclass
@@ -146,7 +155,7 @@ def _on_prediction(obs, cube, sel, grid, on_pix, method: str) -> np.ndarray:
         return cube.background[:, region_pixel_mask(sel.region, cube.geom)].sum(axis=1)
     bb = on_pix.bounding_box
     extent = max(bb.ixmax - bb.ixmin, bb.iymax - bb.iymin, 1) * FINDER_BINSZ  # deg
-    step = float(np.clip(extent / ON_SAMPLES, 0.002, 0.02))
+    step = float(np.clip(extent / ON_SAMPLES, 0.002, 0.05))
     lon0, lat0 = sel.region.center.lonlat(sel.frame)
     fine = MapGeom.create(lon0, lat0, extent + 4 * step, step, sel.frame, "TAN")
     lon, lat = fine.pixel_centers()
@@ -199,7 +208,12 @@ def find_fov_background(obs, cube, sel, exclusion_regions, method: str, kind: st
         return none(f"no background IRF{why} (background method '{kind}' needs one)")
     r_max = float(min(r_max, _bkg_reach(obs.bkg)))
     plon, plat = sel.pointing.lonlat(sel.frame)
-    geom = MapGeom.create(plon, plat, 2 * r_max + 2 * FOV_BINSZ, FOV_BINSZ, sel.frame, "TAN")
+    if kind == "ring":  # a grid about the ON centre just holding the ring, fine enough for its width
+        binsz = min(FOV_BINSZ, (ring[1] - ring[0]) / RING_PIXELS)
+        clon, clat = region.center.lonlat(sel.frame)
+        geom = MapGeom.create(clon, clat, 2 * ring[1] + 2 * binsz, binsz, sel.frame, "TAN")
+    else:
+        geom = MapGeom.create(plon, plat, 2 * r_max + 2 * FOV_BINSZ, FOV_BINSZ, sel.frame, "TAN")
     lon, lat = geom.pixel_centers()
     mask = separation(lon, lat, plon, plat) < r_max
     positions = fov_positions(obs, geom, (lon, lat))
@@ -235,22 +249,46 @@ def off_events(off: FovBackground, ev_lon, ev_lat) -> np.ndarray:
     return ok & off.off_mask[np.where(ok, iy, 0), np.where(ok, ix, 0)]
 
 
+def _significance(n: float, b: float, n_rest: float, b_rest: float) -> float:
+    """Li & Ma significance of ``n`` OFF counts where the IRF predicts ``b``, against the norm
+    ``n_rest / b_rest`` of the rest (an ON/OFF problem with alpha = b / b_rest; signed)."""
+    from .stats import li_ma_significance
+
+    if b_rest <= 0 or b <= 0:
+        return 0.0
+    return float(li_ma_significance(n, n_rest, b / b_rest))
+
+
+def _strays(n: float, b: float, n_rest: float, b_rest: float, n_sigma: float) -> bool:
+    """``n`` OFF counts (IRF prediction ``b``) stray from the norm of the rest: beyond
+    ``n_sigma`` in Li & Ma significance and beyond ``n_sigma`` times the systematic floor
+    :data:`NORM_CHECK_SYSTEMATIC` in relative deviation."""
+    if b_rest <= 0 or b <= 0 or n_rest <= 0:
+        return False
+    expect = b * n_rest / b_rest
+    return (abs(_significance(n, b, n_rest, b_rest)) > n_sigma
+            and abs(n - expect) > n_sigma * NORM_CHECK_SYSTEMATIC * expect)
+
+
 def normalisation_check(spectra, n_sigma: float = NORM_CHECK_SIGMA) -> dict:
     """The background normalisation of each ``fov``/``ring`` run, and where it strays.
 
     Per run and safe reco-energy bin, norm_k = counts_off_k / B_off,k (OFF counts over the
     counts the background IRF predicts in the OFF area; meta ``background_off_predicted``),
     Poisson error sqrt(counts_off_k) / B_off,k.  A run's norm is the ratio of its sums over
-    the safe bins.  The standard deviation of a comparison is the Poisson one with a
-    :data:`NORM_CHECK_SYSTEMATIC` fractional floor in quadrature.  Reported:
+    the safe bins.  A comparison strays when it is beyond ``n_sigma`` both in Li & Ma
+    significance (the OFF counts of the bin or run against the norm of the others: an ON/OFF
+    problem, right for few counts too) and in relative deviation over the
+    :data:`NORM_CHECK_SYSTEMATIC` floor.  Reported:
 
     * ``bins``: a bin whose norm differs from the run's norm over its other safe bins by more
       than ``n_sigma`` standard deviations (the background IRF's energy shape is off there);
     * ``runs``: a run whose norm differs from the norm of the other runs by more than
       ``n_sigma`` (the IRF's normalisation or shape is off in that field).
 
-    Returns ``{"runs": {obs_id: {"norm", "norm_err", "method", "bins_off": [...]}},
-    "warnings": [one line each], "n_sigma": n_sigma}``; empty ``runs`` without such a run.
+    Returns ``{"runs": {obs_id: {"norm", "norm_err", "method", "bins_off": [...],
+    "significance_vs_other_runs"}}, "warnings": [one line each], "n_sigma", "systematic"}``;
+    empty ``runs`` without a fov or ring run.
     """
     runs, warnings, tot = {}, [], []
     for s in spectra:
@@ -269,10 +307,7 @@ def normalisation_check(spectra, n_sigma: float = NORM_CHECK_SIGMA) -> dict:
             n_rest, b_rest = n_sum - n[k], b_sum - b[k]
             if b_rest <= 0:
                 continue
-            expect = b[k] * n_rest / b_rest  # OFF counts bin k would hold at the other bins' norm
-            # Poisson in bin k and in the others, and the systematic floor
-            var = expect + (b[k] / b_rest) ** 2 * n_rest + (NORM_CHECK_SYSTEMATIC * expect) ** 2
-            if var > 0 and abs(n[k] - expect) > n_sigma * np.sqrt(var):
+            if _strays(n[k], b[k], n_rest, b_rest, n_sigma):
                 strays.append(int(k))
         runs[int(s.obs_id)] = {"norm": norm, "norm_err": float(np.sqrt(n_sum) / b_sum), "method":
                                str(s.meta.get("background", "")), "bins_off": strays}
@@ -294,21 +329,22 @@ def normalisation_check(spectra, n_sigma: float = NORM_CHECK_SIGMA) -> dict:
             if b_rest <= 0:
                 return 0.0, float("nan")
             _, n_sum, b_sum = tot[i]
-            expect = b_sum * n_rest / b_rest
-            var = expect + (b_sum / b_rest) ** 2 * n_rest + (NORM_CHECK_SYSTEMATIC * expect) ** 2
-            return (float((n_sum - expect) / np.sqrt(var)) if var > 0 else 0.0), n_rest / b_rest
+            return _significance(n_sum, b_sum, n_rest, b_rest), n_rest / b_rest
+
+        def off(i):
+            rest = [t for j, t in enumerate(tot) if j != i and j not in flagged]
+            return _strays(tot[i][1], tot[i][2], sum(t[1] for t in rest), sum(t[2] for t in rest), n_sigma)
 
         while len(tot) - len(flagged) > 2:
-            pulls = {i: abs(pull(i)[0]) for i in range(len(tot)) if i not in flagged}
-            worst = max(pulls, key=pulls.get)
-            if pulls[worst] <= n_sigma:
+            pulls = {i: abs(pull(i)[0]) for i in range(len(tot)) if i not in flagged and off(i)}
+            if not pulls:
                 break
-            flagged.add(worst)
+            flagged.add(max(pulls, key=pulls.get))
         for i, (obs_id, n_sum, b_sum) in enumerate(tot):
             p, others = pull(i)
-            runs[obs_id]["pull_vs_other_runs"] = p
-            if abs(p) > n_sigma:
+            runs[obs_id]["significance_vs_other_runs"] = p
+            if off(i):
                 warnings.append(f"obs {obs_id}: background normalisation {n_sum / b_sum:.3f} differs from the "
                                 f"other runs' {others:.3f} by more than {n_sigma:g} sigma: the background "
                                 "IRF does not describe this run's field")
-    return {"runs": runs, "warnings": warnings, "n_sigma": float(n_sigma)}
+    return {"runs": runs, "warnings": warnings, "n_sigma": float(n_sigma), "systematic": NORM_CHECK_SYSTEMATIC}

@@ -402,8 +402,10 @@ def _within(vecs, centers, frame: str, radius_per_event: np.ndarray) -> np.ndarr
 
 def _in_finder_pixels(pix_regions, finder_wcs, ev_lon, ev_lat) -> np.ndarray:
     """Events inside any of ``pix_regions``, tested in the finder's pixel frame (§6.5)."""
+    inside = np.zeros(np.shape(ev_lon), bool)
+    if not pix_regions:
+        return inside
     x, y = finder_wcs.world_to_pix(ev_lon, ev_lat)
-    inside = np.zeros(ev_lon.shape, bool)
     for pr in pix_regions:
         inside |= pr.contains(x, y)
     return inside

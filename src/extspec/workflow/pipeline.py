@@ -443,8 +443,11 @@ def background_record(spectra) -> dict:
         out["normalisation_check"] = {
             "what": "OFF counts / counts predicted by the background IRF in the OFF area, summed over the "
                     "run's safe bins (fov and ring runs); bins_off: reco-energy bins straying from the run's "
-                    "other bins, pull_vs_other_runs: (OFF counts - expected at the other runs' norm) / sigma",
-            "n_sigma": check["n_sigma"], "runs": check["runs"], "warnings": check["warnings"]}
+                    "other bins, significance_vs_other_runs: Li & Ma significance of the run's OFF counts "
+                    "against the other runs' norm; a bin or run strays beyond n_sigma in significance "
+                    "and beyond n_sigma x systematic in relative deviation",
+            "n_sigma": check["n_sigma"], "systematic": check["systematic"], "runs": check["runs"],
+            "warnings": check["warnings"]}
     return out
 
 
