@@ -184,6 +184,10 @@ def test_fallback_and_runs_without_a_background_irf(store):
     assert not bad.usable and "no background IRF" in bad.reason and "fov" in bad.reason
     ok = reduce_observation(no_bkg, settings_for({"method": "fov", "fallback": "reflected"}))[1]
     assert ok.usable and ok.meta["background"] == "reflected" and ok.n_off_regions > 0
+    # a fallback that cannot be met either: unusable, with both reasons
+    crowded = reduce_observation(no_bkg, settings_for({"method": "fov", "fallback": "wobble", "n_off_regions": 20}))[1]
+    assert not crowded.usable
+    assert "no background IRF" in crowded.reason and "fallback wobble" in crowded.reason
 
 
 def test_fov_with_the_reference_extraction(store):
