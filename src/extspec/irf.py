@@ -17,6 +17,7 @@ All arrays are float64 (the FITS tables are float32 and are cast on load).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -286,7 +287,7 @@ class Bkg3D:
         lon = np.asarray(fov_lon, dtype=np.float64)
         ix, wx0, wx1 = interp_weights(self.fov_lon, lon.ravel())
         iy, wy0, wy1 = interp_weights(self.fov_lat, np.asarray(fov_lat, dtype=np.float64).ravel())
-        d = _clean(self.data).sum(axis=0)
+        d = self._clean_data.sum(axis=0)
         v = (d[iy, ix] * (wy0 * wx0) + d[iy, ix + 1] * (wy0 * wx1)
              + d[iy + 1, ix] * (wy1 * wx0) + d[iy + 1, ix + 1] * (wy1 * wx1))
         return (v > 0).reshape(lon.shape)
@@ -306,12 +307,17 @@ class Bkg3D:
         for dy, wy in ((0, wy0), (1, wy1)):
             for dx, wx in ((0, wx0), (1, wx1)):
                 node_w += np.bincount((iy + dy) * nx + ix + dx, w * wy * wx, minlength=ny * nx)
-        spatial = _clean(self.data).reshape(ne, ny * nx) @ node_w
+        spatial = self._clean_data.reshape(ne, ny * nx) @ node_w
         return _along_energy(self.energy, spatial[:, None], energy, (1,))[:, 0]
 
     def per_tev(self) -> float:
         """Factor from :attr:`unit` to s^-1 TeV^-1 sr^-1 (the table's energy unit: MeV, GeV or TeV)."""
         return _per_tev(self.unit)
+
+    @cached_property
+    def _clean_data(self) -> np.ndarray:
+        """The table with non-finite and negative entries set to 0 (computed once)."""
+        return _clean(self.data)
 
     def rate_vs_energy(self) -> np.ndarray:
         """Rate integrated over the field of view, per reco-energy node (s^-1 MeV^-1)."""
@@ -370,7 +376,7 @@ class Bkg2D:
         lon = np.asarray(fov_lon, dtype=np.float64)
         r = np.hypot(lon, np.asarray(fov_lat, dtype=np.float64)).ravel()
         it, wt0, wt1 = interp_weights(self.offset, r)
-        d = _clean(self.data).sum(axis=0)
+        d = self._clean_data.sum(axis=0)
         return (d[it] * wt0 + d[it + 1] * wt1 > 0).reshape(lon.shape)
 
     def evaluate_sum(self, energy, fov_lon, fov_lat, weights) -> np.ndarray:
@@ -381,12 +387,17 @@ class Bkg2D:
         it, wt0, wt1 = interp_weights(self.offset, r)
         n = self.data.shape[1]
         node_w = np.bincount(it, w * wt0, minlength=n) + np.bincount(it + 1, w * wt1, minlength=n)
-        spatial = _clean(self.data) @ node_w
+        spatial = self._clean_data @ node_w
         return _along_energy(self.energy, spatial[:, None], energy, (1,))[:, 0]
 
     def per_tev(self) -> float:
         """Factor from :attr:`unit` to s^-1 TeV^-1 sr^-1."""
         return _per_tev(self.unit)
+
+    @cached_property
+    def _clean_data(self) -> np.ndarray:
+        """The table with non-finite and negative entries set to 0 (computed once)."""
+        return _clean(self.data)
 
     def rate_vs_energy(self) -> np.ndarray:
         """Rate integrated over the field of view (rings of the offset axis), per reco-energy
