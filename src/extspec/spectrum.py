@@ -12,8 +12,8 @@ import numpy as np
 from .geometry import EnergyAxis
 
 __all__ = ["no_events_reason", "SpectrumDataset", "OnOffEvents", "onoff_events", "OnSelection", "select_on_region",
-           "on_response", "find_off", "find_background", "background_method", "no_off_reason", "count_on_off", "on_off_events", "assemble", "make_spectrum", "placement_radius",
-           "regions_at_energy"]
+           "on_response", "find_off", "find_background", "background_method", "no_off_reason", "count_on_off",
+           "on_off_events", "assemble", "make_spectrum", "placement_radius", "regions_at_energy"]
 
 
 @dataclass

@@ -38,7 +38,8 @@ STEP_IMPORTS = {
                "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
-    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.background", "extspec.fit", "extspec.io.fitresult", "extspec.models", "extspec.ebl",
+    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.background", "extspec.fit", "extspec.io.fitresult",
+            "extspec.models", "extspec.ebl",
             "extspec.io.xspec_table", "extspec.stacking",
             "extspec.start_values", *_PLOTS),
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
@@ -113,7 +114,8 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         where = (f"in {spec.n_off_regions} OFF regions" if method in ("reflected", "wobble") else
                  f"in the {method} OFF area (alpha from the background IRF)")
         if spec.meta.get("background_fallback_from"):
-            where += f", fallback from {spec.meta['background_fallback_from']}: {spec.meta['background_fallback_reason']}"
+            where += (f", fallback from {spec.meta['background_fallback_from']}: "
+                      f"{spec.meta['background_fallback_reason']}")
         log.info("obs %s: %d ON, %d OFF counts %s, %d of %d bins safe", obs_id,
                  int(spec.counts.sum()), int(spec.counts_off.sum()), where,
                  int(spec.mask_safe.sum()), spec.mask_safe.size)
