@@ -444,3 +444,42 @@ def test_closure_with_a_box_on_region(store):
     circle = reduce_all(store, FOV)
     ratio = spectra[0].alpha[spectra[0].mask_safe] / circle[0].alpha[circle[0].mask_safe]
     np.testing.assert_allclose(ratio, 0.4 * 0.3 / (np.pi * 0.2**2), rtol=0.03)
+
+
+def test_workflow_with_fov_light_curve_and_batches(store, tmp_path):
+    """The workflow end to end with `background: {method: reflected, fallback: fov}` on runs
+    reduced in batches with a light curve cutting the runs: the run pointed at the source
+    falls back to fov and is used, the light curve's counts are the spectra's, result.yaml and
+    the summary say which method each run used."""
+    import yaml
+    from test_workflow import snakemake, summary_rows, write_config
+
+    from extspec.io.ecsv import read_ecsv_rows
+    from extspec.io.fitsread import read_tables
+    from extspec.io.ogip import read_spectrum
+
+    ids = [int(o) for o in store.obs_ids]
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    cf = write_config(wd, name="fb", datastore=str(store.path), obs_ids=ids, on_region=ON,
+                      geom={"width": [1.2, 1.2], "binsz": 0.04, "frame": "icrs"},
+                      energy_axis={"min": 0.5, "max": 30, "nbins": 8},
+                      energy_axis_true={"min": 0.2, "max": 60, "nbins": 24},
+                      safe_mask={"methods": ["aeff-default"], "offset_max": 2.0},
+                      background={"method": "reflected", "fallback": "fov"},
+                      model=PL, reduce={"batch_size": 2},
+                      light_curve={"time_bins": "run", "energy_edges": [0.5, 30]})
+    snakemake(wd, cf, "--cores", "2")
+    out = wd / "results" / "fb"
+    assert list(out.glob("obs/batch-*.json")) and list(out.glob("obs/batch-*.h5"))
+    res = yaml.safe_load((out / "fit" / "result.yaml").read_text())
+    assert res["background"]["methods"] == {"reflected": 3, "fov": 1}
+    assert res["background"]["runs"][ids[3]] == "fov" and ids[3] in res["background"]["fallbacks"]
+    assert sorted(res["obs_ids"]) == ids and not res["excluded"]
+    pha = read_tables(out / "obs" / str(ids[3]) / "pha.fits", {"SPECTRUM"})["SPECTRUM"]
+    assert pha.header["BKGMETH"] == "fov"
+    assert summary_rows(wd)["fb"]["background_methods"] == "fov: 1, reflected: 3"
+    rows, _ = read_ecsv_rows(out / "lightcurve" / "lightcurve.ecsv")
+    assert len(rows) == 4 and all(r["success"] for r in rows)
+    specs = [read_spectrum(out / "obs" / str(o)) for o in ids]
+    assert sum(r["counts"] for r in rows) == sum(int(s.counts[s.mask_safe].sum()) for s in specs)
