@@ -113,10 +113,13 @@ def test_exclusion_regions_cut_the_off_area(store):
     assert np.all(cut.alpha[cut.mask_safe] > free.alpha[free.mask_safe])
 
 
-def test_wrong_background_model_biases_the_flux_and_the_check_warns(tmp_path):
-    """Simulated background narrower (0.8 deg) and steeper (index 2.7) than the IRF used
-    (1.5 deg, index 2.3): fov under-estimates the background in the ON region and the flux
-    comes out high; the per-bin normalisations of every run stray and are named."""
+@pytest.mark.parametrize("wrong_index", [2.7, 2.3], ids=["offset-shape", "offset-and-energy-shape"])
+def test_wrong_background_model_biases_the_flux_and_the_check_warns(tmp_path, wrong_index):
+    """Simulated background narrower (0.8 deg) than the IRF used (1.5 deg; index 2.7 as
+    simulated, or 2.3): fov under-estimates the background in the ON region and the flux comes
+    out high; the offset-shape check names every run (the inner half of the OFF area holds
+    more OFF counts per predicted count than the outer half), and with the wrong energy shape
+    too, the per-bin check as well."""
     truth = {"index": 2.4, "amplitude": 3e-12, "reference": 1.0}
     src = SourceModel(lon=RA, lat=DEC, frame="icrs", morphology="point", size=0.0, spectrum="power_law",
                       params=truth)
@@ -124,7 +127,7 @@ def test_wrong_background_model_biases_the_flux_and_the_check_warns(tmp_path):
     store = open_datastore(simulate_datastore(tmp_path / "a", pts, src, livetime=7200, seed=3, bkg_scale=30,
                                               irf=IrfModel(bkg_offset_sigma=0.8)))
     other = open_datastore(simulate_datastore(tmp_path / "b", pts[:1], None, livetime=60, seed=3,
-                                              irf=IrfModel(bkg_index=2.3)))
+                                              irf=IrfModel(bkg_index=wrong_index)))
     wrong_bkg = other.load(other.obs_ids[0]).bkg
     s = settings_for(FOV, on=f"icrs;circle({RA},{DEC},0.15)")
     right = [reduce_observation(store.load(o), s)[1] for o in store.obs_ids]
@@ -140,9 +143,14 @@ def test_wrong_background_model_biases_the_flux_and_the_check_warns(tmp_path):
     assert bkg_w < 0.7 * bkg_r
     assert normalisation_check(right)["warnings"] == []
     check = normalisation_check(wrong)
-    named = {int(w.split(":")[0].split()[1]) for w in check["warnings"]}
-    assert named == set(int(o) for o in store.obs_ids)
-    assert all(check["runs"][o]["bins_off"] for o in named)
+    shape = [w for w in check["warnings"] if "offset shape" in w]
+    assert {int(w.split(":")[0].split()[1]) for w in shape} == set(int(o) for o in store.obs_ids)
+    for o in store.obs_ids:
+        r = check["runs"][int(o)]
+        assert r["norm_inner"] > 1.2 * r["norm_outer"] and r["offset_shape_significance"] > 3
+        assert bool(r["bins_off"]) == (wrong_index != 2.7)
+    good = normalisation_check(right)["runs"]
+    assert all(abs(r["offset_shape_significance"]) < 3 for r in good.values())
 
 
 def test_normalisation_check_names_the_run_that_strays():

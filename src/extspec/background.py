@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["FOV_METHODS", "FOV_BINSZ", "ON_SAMPLES", "FovBackground", "find_fov_background", "off_events",
-           "normalisation_check", "NORM_CHECK_SIGMA", "NORM_CHECK_SYSTEMATIC", "RING_PIXELS"]
+           "off_band_counts", "normalisation_check", "NORM_CHECK_SIGMA", "NORM_CHECK_SYSTEMATIC", "RING_PIXELS"]
 
 FOV_METHODS = ("fov", "ring")
 """Background methods whose alpha comes from the background IRF."""
@@ -94,7 +94,11 @@ class FovBackground:
         method tests non-circular ON regions there, as for reflected regions).
     info : dict
         ``reason`` (why there is no OFF area), ``r_max`` (deg), ``off_solid_angle`` (sr),
-        ``pointing_inside``.
+        ``pointing_inside``, ``offset_split`` (deg: the median offset of the OFF area).
+    bands, background_off_bands
+        The OFF area's inner and outer halves (split at ``offset_split``, by solid angle) and
+        the counts the IRF predicts in each per bin: they test the IRF's offset shape
+        (:func:`off_band_counts`, :func:`normalisation_check`).
     """
 
     method: str
@@ -107,6 +111,8 @@ class FovBackground:
     info: dict = field(default_factory=dict)
     regions: list = field(default_factory=list)  # no OFF regions to draw
     pixel_regions: list = field(default_factory=list)
+    bands: np.ndarray | None = None  # (ny, nx) int8: 0 inner, 1 outer half of the OFF area, -1 outside
+    background_off_bands: np.ndarray | None = None  # (n_reco, 2) predicted counts in the two halves
 
     @property
     def usable(self) -> bool:
@@ -215,7 +221,8 @@ def find_fov_background(obs, cube, sel, exclusion_regions, method: str, kind: st
     else:
         geom = MapGeom.create(plon, plat, 2 * r_max + 2 * FOV_BINSZ, FOV_BINSZ, sel.frame, "TAN")
     lon, lat = geom.pixel_centers()
-    mask = separation(lon, lat, plon, plat) < r_max
+    offset = separation(lon, lat, plon, plat)
+    mask = offset < r_max
     positions = fov_positions(obs, geom, (lon, lat))
     mask &= background_predicted_at(obs, geom, positions)
     mask &= ~_grow(region_pixel_mask(region, geom))
@@ -233,9 +240,19 @@ def find_fov_background(obs, cube, sel, exclusion_regions, method: str, kind: st
         where = f"ring {ring[0]}-{ring[1]} deg" if kind == "ring" else "field of view"
         return none(f"no OFF area: the {where} within {r_max:.2f} deg of the pointing lies inside the ON region or "
                     "the exclusion regions", r_max=r_max)
-    b_off = background_in_mask(obs, geom, mask, cube.energy_reco, omega, positions)
+    # the OFF area split at its median offset (by solid angle): the inner and outer halves test
+    # the IRF's offset shape (normalisation_check)
+    order = np.argsort(offset[mask])
+    cum = np.cumsum(omega[mask][order])
+    r_split = float(offset[mask][order][np.searchsorted(cum, 0.5 * cum[-1])])
+    inner = mask & (offset < r_split)
+    b_in = background_in_mask(obs, geom, inner, cube.energy_reco, omega, positions)
+    b_out = background_in_mask(obs, geom, mask & ~inner, cube.energy_reco, omega, positions)
+    info["offset_split"] = r_split
+    bands = np.where(mask, np.where(inner, 0, 1), -1).astype(np.int8)
     b_on = _on_prediction(obs, cube, sel, grid, on_pix, method)
-    return FovBackground(kind, geom, mask, b_on, b_off, grid, on_pix, info)
+    return FovBackground(kind, geom, mask, b_on, b_in + b_out, grid, on_pix, info, bands=bands,
+                         background_off_bands=np.stack([b_in, b_out], axis=1))
 
 
 def off_events(off: FovBackground, ev_lon, ev_lat) -> np.ndarray:
@@ -270,6 +287,16 @@ def _strays(n: float, b: float, n_rest: float, b_rest: float, n_sigma: float) ->
             and abs(n - expect) > n_sigma * NORM_CHECK_SYSTEMATIC * expect)
 
 
+def off_band_counts(off: FovBackground, ev_lon, ev_lat, off_ev, kbin, nreco: int) -> np.ndarray:
+    """OFF counts (n_reco, 2) in the inner and outer halves of the OFF area (events ``off_ev``
+    with their reco-energy bins ``kbin``)."""
+    from .cube import pixel_index
+
+    ix, iy = pixel_index(off.geom, ev_lon[off_ev], ev_lat[off_ev])
+    band = off.bands[iy, ix].astype(np.int64)
+    return np.bincount(kbin[off_ev] * 2 + band, minlength=2 * nreco).reshape(nreco, 2).astype(np.int64)
+
+
 def normalisation_check(spectra, n_sigma: float = NORM_CHECK_SIGMA) -> dict:
     """The background normalisation of each ``fov``/``ring`` run, and where it strays.
 
@@ -284,7 +311,11 @@ def normalisation_check(spectra, n_sigma: float = NORM_CHECK_SIGMA) -> dict:
     * ``bins``: a bin whose norm differs from the run's norm over its other safe bins by more
       than ``n_sigma`` standard deviations (the background IRF's energy shape is off there);
     * ``runs``: a run whose norm differs from the norm of the other runs by more than
-      ``n_sigma`` (the IRF's normalisation or shape is off in that field).
+      ``n_sigma`` (the IRF's normalisation or shape is off in that field);
+    * the offset shape: a run whose norm in the inner half of its OFF area (by solid angle,
+      split at its median offset from the pointing) differs from the outer half's
+      (``norm_inner``, ``norm_outer``, ``offset_shape_significance``): the IRF's shape across
+      the field, on which alpha rests, does not describe the run.
 
     Returns ``{"runs": {obs_id: {"norm", "norm_err", "method", "bins_off": [...],
     "significance_vs_other_runs"}}, "warnings": [one line each], "n_sigma", "systematic"}``;
@@ -311,6 +342,20 @@ def normalisation_check(spectra, n_sigma: float = NORM_CHECK_SIGMA) -> dict:
                 strays.append(int(k))
         runs[int(s.obs_id)] = {"norm": norm, "norm_err": float(np.sqrt(n_sum) / b_sum), "method":
                                str(s.meta.get("background", "")), "bins_off": strays}
+        bands_n, bands_b = s.meta.get("background_off_counts_bands"), s.meta.get("background_off_predicted_bands")
+        if bands_n and bands_b:  # the IRF's offset shape: inner against outer half of the OFF area
+            (n_in, n_out), (b_in, b_out) = (np.asarray(a, float)[m].sum(axis=0) for a in (bands_n, bands_b))
+            r = runs[int(s.obs_id)]
+            r.update(norm_inner=float(n_in / b_in) if b_in > 0 else float("nan"),
+                     norm_outer=float(n_out / b_out) if b_out > 0 else float("nan"),
+                     offset_split=float(s.meta.get("background_offset_split", float("nan"))),
+                     offset_shape_significance=_significance(n_in, b_in, n_out, b_out))
+            if _strays(n_in, b_in, n_out, b_out, n_sigma):
+                warnings.append(
+                    f"obs {s.obs_id}: background normalisation {r['norm_inner']:.3f} in the inner half of the OFF "
+                    f"area (offsets below {r['offset_split']:.2f} deg) differs from {r['norm_outer']:.3f} in the "
+                    f"outer half by more than {n_sigma:g} sigma: the background IRF's offset shape does not "
+                    "describe this run, and alpha, which rests on it, is biased")
         tot.append((int(s.obs_id), n_sum, b_sum))
         if strays:
             edges = s.energy_reco.edges

@@ -438,6 +438,12 @@ def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str,
     def per_bin(sel_events):
         return np.bincount(kbin[sel_events], minlength=nreco).astype(np.int64)
 
+    from .background import FovBackground
+
+    if isinstance(off, FovBackground) and off.bands is not None:  # the offset-shape test's counts
+        from .background import off_band_counts
+
+        off.info["off_counts_bands"] = off_band_counts(off, *event_lonlat, off_ev, kbin, nreco)
     if on_ev is None:  # reference: ON counts from the cube pixels
         counts = cube.counts[:, region_pixel_mask(sel.region, cube.geom)].sum(axis=1).astype(np.int64)
         return counts, per_bin(off_ev)
@@ -589,6 +595,10 @@ def assemble(obs, cube, sel: OnSelection, off, counts, counts_off, exposure, ker
             meta["background_off_predicted"] = [float(v) for v in off.background_off]
             meta["background_r_max"] = float(off.info["r_max"])
             meta["background_off_solid_angle"] = float(off.info["off_solid_angle"])
+            if "off_counts_bands" in off.info:  # inner / outer half of the OFF area: the offset-shape test
+                meta["background_offset_split"] = float(off.info["offset_split"])
+                meta["background_off_predicted_bands"] = [[float(v) for v in r] for r in off.background_off_bands]
+                meta["background_off_counts_bands"] = [[int(v) for v in r] for r in off.info["off_counts_bands"]]
             if off.method == "ring":
                 meta["background_ring"] = [float(v) for v in off.info.get("ring", ())]
     return SpectrumDataset(
