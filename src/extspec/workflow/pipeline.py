@@ -444,7 +444,10 @@ def background_record(spectra) -> dict:
     if check["runs"]:
         out["normalisation_check"] = {
             "what": "OFF counts / counts predicted by the background IRF in the OFF area, summed over the "
-                    "run's safe bins (fov and ring runs); bins_off: reco-energy bins straying from the run's "
+                    "run's safe bins (fov and ring runs); norm_inner, norm_outer: the same in the inner and "
+                    "outer half of the OFF area (split at offset_split deg from the pointing), "
+                    "offset_shape_significance: Li & Ma significance of their difference (the IRF's offset "
+                    "shape, on which alpha rests); bins_off: reco-energy bins straying from the run's "
                     "other bins, significance_vs_other_runs: Li & Ma significance of the run's OFF counts "
                     "against the other runs' norm; a bin or run strays beyond n_sigma in significance "
                     "and beyond n_sigma x systematic in relative deviation",
