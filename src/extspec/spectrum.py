@@ -438,11 +438,9 @@ def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str,
     def per_bin(sel_events):
         return np.bincount(kbin[sel_events], minlength=nreco).astype(np.int64)
 
-    from .background import FovBackground
+    from .background import FovBackground, off_band_counts
 
     if isinstance(off, FovBackground) and off.bands is not None:  # the offset-shape test's counts
-        from .background import off_band_counts
-
         off.info["off_counts_bands"] = off_band_counts(off, *event_lonlat, off_ev, kbin, nreco)
     if on_ev is None:  # reference: ON counts from the cube pixels
         counts = cube.counts[:, region_pixel_mask(sel.region, cube.geom)].sum(axis=1).astype(np.int64)
@@ -461,22 +459,18 @@ def on_off_events(obs, cube, sel: OnSelection, off, event_lonlat, method: str, e
     counts; with ``reference_on=False`` its ON mask is None (not needed for the counts).
     """
     from .cube import energy_bin_index, event_coords, pixel_index
+    from .background import FovBackground, off_events
     from .sky import unit_vectors
     from .skyregions import CircleSky
 
-    from .background import FovBackground
-
     ev_lon, ev_lat = event_lonlat
-    if isinstance(off, FovBackground):  # OFF events: the OFF-area pixels, ON events as for OFF regions
+    if isinstance(off, FovBackground):  # OFF events: the OFF-area pixels; ON events as with OFF regions
         from types import SimpleNamespace
 
-        regions_view = SimpleNamespace(regions=[], pixel_regions=[], grid=off.grid, on_pixel_region=off.on_pixel_region)
-        kbin, on_ev, _ = on_off_events(obs, cube, sel, regions_view, event_lonlat, method, energy_bins,
+        no_regions = SimpleNamespace(regions=[], pixel_regions=[], grid=off.grid, on_pixel_region=off.on_pixel_region)
+        kbin, on_ev, _ = on_off_events(obs, cube, sel, no_regions, event_lonlat, method, energy_bins,
                                        reference_on=True)
-        from .background import off_events
-
-        off_ev = off_events(off, ev_lon, ev_lat) & (kbin >= 0) & ~on_ev
-        return kbin, on_ev, off_ev
+        return kbin, on_ev, off_events(off, ev_lon, ev_lat) & (kbin >= 0) & ~on_ev
     kbin = energy_bin_index(obs.energy, cube.energy_reco.edges) if energy_bins is None else energy_bins
     valid = kbin >= 0
     nreco = cube.energy_reco.nbin
