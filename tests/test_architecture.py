@@ -215,7 +215,8 @@ CONFIG_BACKED = {"method", "oversample", "n_off_regions", "integration", "covari
 """Parameter names whose values come from config keys: never a default in a signature."""
 
 
-@pytest.mark.parametrize("module", ["extspec.cube", "extspec.spectrum", "extspec.reflected", "extspec.safe_mask",
+@pytest.mark.parametrize("module", ["extspec.cube", "extspec.spectrum", "extspec.reflected", "extspec.background",
+                                    "extspec.safe_mask",
                                     "extspec.reduction", "extspec.fit", "extspec.fluxpoints", "extspec.joint", "extspec.stacking",
                                     "extspec.models", "extspec.maps"])
 def test_algorithms_repeat_no_schema_default(module):

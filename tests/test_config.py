@@ -99,7 +99,7 @@ def test_defaults_filled():
     assert cfg["flux_points"]["energy_edges"] is None
     assert cfg["cumulative"] == {"stacking": "exact"}
     assert cfg["stacked"] == {"energy_range": None, "rad_max_energy": 1.0}
-    assert cfg["background"] == {"method": "reflected", "n_off_regions": 3}
+    assert cfg["background"] == {"method": "reflected", "n_off_regions": 3, "fallback": None, "ring": None}
     assert cfg["obs_cone"] is None
     assert "zenodo" in cfg["download"]["url"] and "1421099" in cfg["download"]["url"]
 

@@ -44,6 +44,9 @@ __all__ = [
     "bin_events",
     "make_exposure",
     "make_background",
+    "background_in_mask",
+    "background_predicted_at",
+    "fov_positions",
     "edisp_kernel",
     "true_energy_samples",
     "REFERENCE_SPECTRAL_INDEX",
@@ -345,6 +348,34 @@ BKG_NODES_PER_BIN = 4
 """Log-spaced midpoints per reco-energy bin at which the background rate is integrated."""
 
 
+def _background_energy_nodes(energy_reco: EnergyAxis):
+    """ln E nodes (n_reco, BKG_NODES_PER_BIN), midpoints in ln E of each reco bin, and their
+    widths dE (TeV): the midpoint rule the background prediction integrates the rate with."""
+    n = BKG_NODES_PER_BIN
+    ln_edges = np.log(energy_reco.edges)
+    width = np.diff(ln_edges)
+    ln_e = ln_edges[:-1, None] + width[:, None] * (np.arange(n) + 0.5) / n  # (n_reco, n)
+    return ln_e, np.exp(ln_e) * (width[:, None] / n)
+
+
+def fov_positions(obs, geom: MapGeom, lonlat=None):
+    """FoV coordinates (deg) of the pixel centres of ``geom`` (``lonlat``: those centres, if
+    already known), with one weight per position: (fov_lon, fov_lat, weight) for
+    ``FOVALIGN = RADEC`` (weight 1); for another alignment 16 azimuths per pixel at its
+    offset (weight 1/16, the azimuth average)."""
+    from .sky import fov_coords, transform
+
+    lon, lat = geom.pixel_centers() if lonlat is None else lonlat
+    ra, dec = transform(lon, lat, geom.frame, "icrs")
+    ra0, dec0 = float(obs.pointing_radec[0]), float(obs.pointing_radec[1])
+    if obs.bkg.fovalign.upper() == "RADEC":
+        flon, flat = fov_coords(ra, dec, ra0, dec0)
+        return flon, flat, 1.0
+    r = separation(ra, dec, ra0, dec0)
+    phi = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)[:, None, None]
+    return r * np.cos(phi), r * np.sin(phi), 1.0 / 16
+
+
 def make_background(obs, geom: MapGeom, energy_reco: EnergyAxis) -> np.ndarray | None:
     """Background counts predicted by the observation's BKG_3D, shape (n_reco, ny, nx).
 
@@ -354,29 +385,43 @@ def make_background(obs, geom: MapGeom, energy_reco: EnergyAxis) -> np.ndarray |
     for another alignment (e.g. ALTAZ, which rotates over a run) the table is averaged over
     the azimuth at each offset.  None when the observation has no background IRF.
     """
-    from .sky import fov_coords, transform
-
     bkg = obs.bkg
     if bkg is None:
         return None
-    lon, lat = geom.pixel_centers()
-    ra, dec = transform(lon, lat, geom.frame, "icrs")
-    ra0, dec0 = float(obs.pointing_radec[0]), float(obs.pointing_radec[1])
-    n = BKG_NODES_PER_BIN
-    ln_edges = np.log(energy_reco.edges)
-    width = np.diff(ln_edges)
-    ln_e = ln_edges[:-1, None] + width[:, None] * (np.arange(n) + 0.5) / n  # (n_reco, n)
-    de = np.exp(ln_e) * (width[:, None] / n)  # TeV
-    if bkg.fovalign.upper() == "RADEC":
-        flon, flat = fov_coords(ra, dec, ra0, dec0)
-        rate = bkg.evaluate(np.exp(ln_e).ravel(), flon, flat)
-    else:
-        r = separation(ra, dec, ra0, dec0)
-        phi = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)[:, None, None]
-        rate = bkg.evaluate(np.exp(ln_e).ravel(), r * np.cos(phi), r * np.sin(phi)).mean(axis=1)
+    ln_e, de = _background_energy_nodes(energy_reco)
+    flon, flat, w = fov_positions(obs, geom)
+    rate = bkg.evaluate(np.exp(ln_e).ravel(), flon, flat)
+    if np.ndim(flon) == 3:  # azimuths
+        rate = rate.mean(axis=1)
     ny, nx = geom.shape
-    rate = rate.reshape(energy_reco.nbin, n, ny, nx) * bkg.per_tev()
+    rate = rate.reshape(energy_reco.nbin, BKG_NODES_PER_BIN, ny, nx) * bkg.per_tev()
     return np.einsum("knyx,kn->kyx", rate, de) * (obs.livetime * geom.solid_angle())
+
+
+def background_predicted_at(obs, geom: MapGeom, positions=None) -> np.ndarray:
+    """Pixels (ny, nx) where the background IRF predicts events at some energy
+    (``positions``: :func:`fov_positions` of ``geom``, if already known)."""
+    flon, flat, _ = fov_positions(obs, geom) if positions is None else positions
+    sup = obs.bkg.support(flon, flat)
+    return sup.any(axis=0) if sup.ndim == 3 else sup
+
+
+def background_in_mask(obs, geom: MapGeom, mask: np.ndarray, energy_reco: EnergyAxis,
+                       solid_angle: np.ndarray | None = None, positions=None) -> np.ndarray:
+    """``make_background(obs, geom, energy_reco)[:, mask].sum(axis=1)``: the predicted
+    background counts (n_reco,) in the pixels of ``mask`` (ny, nx), without a per-pixel cube
+    (the IRF's :meth:`evaluate_sum`; equal to the cube's sum where no interpolated rate is
+    negative).  ``solid_angle``, ``positions``: ``geom.solid_angle()`` and
+    :func:`fov_positions`, if already known.  The observation must have a background IRF."""
+    bkg = obs.bkg
+    ln_e, de = _background_energy_nodes(energy_reco)
+    flon, flat, w = fov_positions(obs, geom) if positions is None else positions
+    omega = geom.solid_angle() if solid_angle is None else solid_angle
+    omega = np.where(mask, omega, 0.0) * obs.livetime * w
+    sel = np.broadcast_to(mask, np.shape(flon))
+    weights = np.broadcast_to(omega, np.shape(flon))[sel]
+    rate = bkg.evaluate_sum(np.exp(ln_e).ravel(), flon[sel], flat[sel], weights)
+    return (rate.reshape(energy_reco.nbin, BKG_NODES_PER_BIN) * de).sum(axis=1) * bkg.per_tev()
 
 
 def make_cube(obs, settings: CubeSettings, event_lonlat=None, energy_bins=None,

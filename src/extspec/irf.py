@@ -17,6 +17,7 @@ All arrays are float64 (the FITS tables are float32 and are cast on load).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -280,9 +281,43 @@ class Bkg3D:
                    + d[:, iy + 1, ix] * (wy1 * wx0) + d[:, iy + 1, ix + 1] * (wy1 * wx1))
         return _along_energy(self.energy, spatial, energy, shape)
 
+    def support(self, fov_lon, fov_lat) -> np.ndarray:
+        """Whether the table predicts events at some energy at these FoV positions (bool, the
+        shape of ``fov_lon``): the energy-summed table, interpolated like :meth:`evaluate`."""
+        lon = np.asarray(fov_lon, dtype=np.float64)
+        ix, wx0, wx1 = interp_weights(self.fov_lon, lon.ravel())
+        iy, wy0, wy1 = interp_weights(self.fov_lat, np.asarray(fov_lat, dtype=np.float64).ravel())
+        d = self._clean_data.sum(axis=0)
+        v = (d[iy, ix] * (wy0 * wx0) + d[iy, ix + 1] * (wy0 * wx1)
+             + d[iy + 1, ix] * (wy1 * wx0) + d[iy + 1, ix + 1] * (wy1 * wx1))
+        return (v > 0).reshape(lon.shape)
+
+    def evaluate_sum(self, energy, fov_lon, fov_lat, weights) -> np.ndarray:
+        """``sum_i weights_i * evaluate(energy, fov_lon_i, fov_lat_i)``, shape (n,), without
+        evaluating every position: the bilinear weights of the positions are gathered on the
+        table's nodes first (the interpolation is linear in the table).  Equal to the sum of
+        :meth:`evaluate` where no interpolated rate is negative (the table is cleaned first;
+        only a linear extrapolation beyond the outermost nodes could go below 0 per position)."""
+        lon = np.asarray(fov_lon, dtype=np.float64).ravel()
+        w = np.asarray(weights, dtype=np.float64).ravel()
+        ix, wx0, wx1 = interp_weights(self.fov_lon, lon)
+        iy, wy0, wy1 = interp_weights(self.fov_lat, np.asarray(fov_lat, dtype=np.float64).ravel())
+        ne, ny, nx = self.data.shape
+        node_w = np.zeros(ny * nx)
+        for dy, wy in ((0, wy0), (1, wy1)):
+            for dx, wx in ((0, wx0), (1, wx1)):
+                node_w += np.bincount((iy + dy) * nx + ix + dx, w * wy * wx, minlength=ny * nx)
+        spatial = self._clean_data.reshape(ne, ny * nx) @ node_w
+        return _along_energy(self.energy, spatial[:, None], energy, (1,))[:, 0]
+
     def per_tev(self) -> float:
         """Factor from :attr:`unit` to s^-1 TeV^-1 sr^-1 (the table's energy unit: MeV, GeV or TeV)."""
         return _per_tev(self.unit)
+
+    @cached_property
+    def _clean_data(self) -> np.ndarray:
+        """The table with non-finite and negative entries set to 0 (computed once)."""
+        return _clean(self.data)
 
     def rate_vs_energy(self) -> np.ndarray:
         """Rate integrated over the field of view, per reco-energy node (s^-1 MeV^-1)."""
@@ -336,9 +371,33 @@ class Bkg2D:
         radial = self.data[:, it] * wt0 + self.data[:, it + 1] * wt1  # (n_energy_nodes, n_pos)
         return _along_energy(self.energy, radial, energy, shape)
 
+    def support(self, fov_lon, fov_lat) -> np.ndarray:
+        """Whether the table predicts events at some energy at these FoV positions (bool)."""
+        lon = np.asarray(fov_lon, dtype=np.float64)
+        r = np.hypot(lon, np.asarray(fov_lat, dtype=np.float64)).ravel()
+        it, wt0, wt1 = interp_weights(self.offset, r)
+        d = self._clean_data.sum(axis=0)
+        return (d[it] * wt0 + d[it + 1] * wt1 > 0).reshape(lon.shape)
+
+    def evaluate_sum(self, energy, fov_lon, fov_lat, weights) -> np.ndarray:
+        """``sum_i weights_i * evaluate(energy, fov_lon_i, fov_lat_i)``, shape (n,), the linear
+        offset weights gathered on the table's nodes first (as :meth:`Bkg3D.evaluate_sum`)."""
+        r = np.hypot(np.asarray(fov_lon, dtype=np.float64), np.asarray(fov_lat, dtype=np.float64)).ravel()
+        w = np.asarray(weights, dtype=np.float64).ravel()
+        it, wt0, wt1 = interp_weights(self.offset, r)
+        n = self.data.shape[1]
+        node_w = np.bincount(it, w * wt0, minlength=n) + np.bincount(it + 1, w * wt1, minlength=n)
+        spatial = self._clean_data @ node_w
+        return _along_energy(self.energy, spatial[:, None], energy, (1,))[:, 0]
+
     def per_tev(self) -> float:
         """Factor from :attr:`unit` to s^-1 TeV^-1 sr^-1."""
         return _per_tev(self.unit)
+
+    @cached_property
+    def _clean_data(self) -> np.ndarray:
+        """The table with non-finite and negative entries set to 0 (computed once)."""
+        return _clean(self.data)
 
     def rate_vs_energy(self) -> np.ndarray:
         """Rate integrated over the field of view (rings of the offset axis), per reco-energy

@@ -31,7 +31,9 @@ __all__ = ["BackgroundSettings", "FinderGrid", "ReflectedRegions", "find_reflect
            "find_off_regions", "MAX_REGION_NUMBER", "BACKGROUND_METHODS", "wobble_max_regions", "wobble_extent",
            "check_wobble_number", "WobbleOverlapError"]
 
-BACKGROUND_METHODS = ("reflected", "wobble")
+BACKGROUND_METHODS = ("reflected", "wobble", "fov", "ring")
+"""reflected and wobble: OFF regions found here; fov and ring: OFF area and alpha from the
+background IRF (:mod:`extspec.background`)."""
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,20 @@ class BackgroundSettings:
 
     Attributes
     ----------
-    method : {"reflected", "wobble"}
+    method : {"reflected", "wobble", "fov", "ring"}
     n_off_regions : int
         Wobble regions per run (the reflected finder takes as many as fit).
+    fallback : str or None
+        The method for a run where ``method`` finds no OFF region or OFF area (or lacks the
+        background IRF fov and ring need); None: such a run is unusable, with its reason.
+    ring : (inner, outer) in deg, or None
+        The ring's radii about the ON-region centre (method or fallback ``ring``).
     """
 
     method: str
     n_off_regions: int
+    fallback: str | None
+    ring: tuple | None
 
 MIN_DISTANCE = 0.0
 MIN_DISTANCE_INPUT = 0.1  # rad

@@ -133,6 +133,8 @@ def make_safe_mask(dataset, settings: SafeMaskSettings, bkg=None) -> np.ndarray:
     edges = dataset.energy_reco.edges
     with np.errstate(invalid="ignore"):
         mask = np.isfinite(dataset.alpha * dataset.counts_off) & dataset.usable
+    if dataset.meta.get("background") in ("fov", "ring"):  # alpha undefined where the IRF predicts nothing
+        mask &= np.asarray(dataset.acceptance_off) > 0
     rad_max = dataset.meta.get("rad_max")
     if rad_max is not None:  # point-like: a bin without a directional cut has no ON region
         mask &= np.asarray(rad_max, float) > 0

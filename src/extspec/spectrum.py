@@ -12,8 +12,8 @@ import numpy as np
 from .geometry import EnergyAxis
 
 __all__ = ["no_events_reason", "SpectrumDataset", "OnOffEvents", "onoff_events", "OnSelection", "select_on_region",
-           "on_response", "find_off", "count_on_off", "on_off_events", "assemble", "make_spectrum", "placement_radius",
-           "regions_at_energy"]
+           "on_response", "find_off", "find_background", "background_method", "no_off_reason", "count_on_off",
+           "on_off_events", "assemble", "make_spectrum", "placement_radius", "regions_at_energy"]
 
 
 @dataclass
@@ -156,7 +156,7 @@ def _offset_histogram(offsets: np.ndarray, step: float | None = None):
 # Extraction, step by step (make_spectrum at the end runs them in order):
 #   1. select_on_region   what the ON region is for this observation's IRF class (refusals here)
 #   2. on_response        exposure and dispersion kernel of the ON region
-#   3. find_off           OFF regions (reflected or wobble finder)
+#   3. find_background    OFF regions (reflected or wobble finder: find_off) or OFF area (fov, ring)
 #   4. count_on_off       ON and OFF counts per reco-energy bin
 #   5. assemble           the SpectrumDataset
 
@@ -329,6 +329,66 @@ def find_off(sel: OnSelection, exclusion_regions, background, method: str, radiu
     return find_off_regions(region, sel.pointing, exclusion_regions, background, method=method)
 
 
+def _off_of(kind: str, obs, cube, sel: OnSelection, settings, method: str, radius):
+    """The OFF regions (reflected, wobble) or OFF area (fov, ring) of one background method."""
+    from dataclasses import replace
+
+    from .background import FOV_METHODS, find_fov_background
+
+    bg = settings.background
+    if kind in FOV_METHODS:
+        return find_fov_background(obs, cube, sel, settings.exclusion_regions, method, kind,
+                                   float(settings.safe_mask.offset_max), bg.ring)
+    return find_off(sel, settings.exclusion_regions, replace(bg, method=kind), method, radius)
+
+
+def find_background(obs, cube, sel: OnSelection, settings, method: str, radius: float | None = None):
+    """Step 3 for every background method: :func:`find_off` (reflected, wobble) or the OFF area
+    of :func:`extspec.background.find_fov_background` (fov, ring), with ``background.fallback``
+    for a run where the method finds none; ``info['fallback_from']`` and
+    ``info['fallback_reason']`` then say which method failed and why."""
+    from .errors import ConfigError
+
+    bg = settings.background
+    off = _off_of(bg.method, obs, cube, sel, settings, method, radius)
+    if len(off) > 0 or not bg.fallback:
+        return off
+    first_reason = no_off_reason(off)
+    try:
+        second = _off_of(bg.fallback, obs, cube, sel, settings, method, radius)
+    except ConfigError as exc:  # e.g. wobble regions that would overlap at this run's offset
+        off.info["fallback_failed"] = f"fallback {bg.fallback}: {exc}"
+        return off
+    second.info["fallback_from"] = bg.method
+    second.info["fallback_reason"] = first_reason
+    return second
+
+
+def background_method(off) -> str:
+    """The background method of OFF regions or an OFF area (``reflected`` for the finder's)."""
+    if off is None:
+        return ""
+    return str(off.info.get("method") or off.info.get("finder") or "reflected")
+
+
+def no_off_reason(off) -> str:
+    """Why OFF regions / an OFF area give no background ("" when they do)."""
+    if off is None or len(off) > 0:
+        return ""
+    what = background_method(off)
+    if what in ("fov", "ring"):
+        reason = f"{what} background: {off.info.get('reason', 'no OFF area')}"
+    else:
+        reason = (f"no {what} OFF region fits (ON-region centre {off.grid.separation:.3f} deg from the pointing"
+                  + (", pointing inside the ON region)" if off.info.get("pointing_inside") else
+                     "; exclusions or region size leave no room)"))
+    if off.info.get("fallback_from"):
+        reason = f"{off.info['fallback_from']} background: {off.info['fallback_reason']}; fallback {reason}"
+    if off.info.get("fallback_failed"):
+        reason += f"; {off.info['fallback_failed']}"
+    return reason
+
+
 def _within(vecs, centers, frame: str, radius_per_event: np.ndarray) -> np.ndarray:
     """Events (unit vectors ``vecs`` in ``frame``) closer than their own radius to any centre."""
     from .sky import unit_vectors
@@ -342,8 +402,10 @@ def _within(vecs, centers, frame: str, radius_per_event: np.ndarray) -> np.ndarr
 
 def _in_finder_pixels(pix_regions, finder_wcs, ev_lon, ev_lat) -> np.ndarray:
     """Events inside any of ``pix_regions``, tested in the finder's pixel frame (§6.5)."""
+    inside = np.zeros(np.shape(ev_lon), bool)
+    if not pix_regions:
+        return inside
     x, y = finder_wcs.world_to_pix(ev_lon, ev_lat)
-    inside = np.zeros(ev_lon.shape, bool)
     for pr in pix_regions:
         inside |= pr.contains(x, y)
     return inside
@@ -376,6 +438,10 @@ def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str,
     def per_bin(sel_events):
         return np.bincount(kbin[sel_events], minlength=nreco).astype(np.int64)
 
+    from .background import FovBackground, off_band_counts
+
+    if isinstance(off, FovBackground) and off.bands is not None:  # the offset-shape test's counts
+        off.info["off_counts_bands"] = off_band_counts(off, *event_lonlat, off_ev, kbin, nreco)
     if on_ev is None:  # reference: ON counts from the cube pixels
         counts = cube.counts[:, region_pixel_mask(sel.region, cube.geom)].sum(axis=1).astype(np.int64)
         return counts, per_bin(off_ev)
@@ -393,10 +459,18 @@ def on_off_events(obs, cube, sel: OnSelection, off, event_lonlat, method: str, e
     counts; with ``reference_on=False`` its ON mask is None (not needed for the counts).
     """
     from .cube import energy_bin_index, event_coords, pixel_index
+    from .background import FovBackground, off_events
     from .sky import unit_vectors
     from .skyregions import CircleSky
 
     ev_lon, ev_lat = event_lonlat
+    if isinstance(off, FovBackground):  # OFF events: the OFF-area pixels; ON events as with OFF regions
+        from types import SimpleNamespace
+
+        no_regions = SimpleNamespace(regions=[], pixel_regions=[], grid=off.grid, on_pixel_region=off.on_pixel_region)
+        kbin, on_ev, _ = on_off_events(obs, cube, sel, no_regions, event_lonlat, method, energy_bins,
+                                       reference_on=True)
+        return kbin, on_ev, off_events(off, ev_lon, ev_lat) & (kbin >= 0) & ~on_ev
     kbin = energy_bin_index(obs.energy, cube.energy_reco.edges) if energy_bins is None else energy_bins
     valid = kbin >= 0
     nreco = cube.energy_reco.nbin
@@ -474,17 +548,17 @@ def no_events_reason(energy, edges) -> str:
 
 def assemble(obs, cube, sel: OnSelection, off, counts, counts_off, exposure, kernel, weight,
              method: str) -> SpectrumDataset:
-    """Step 5: the SpectrumDataset (unusable, with the reason, when no OFF region was found)."""
+    """Step 5: the SpectrumDataset (unusable, with the reason, when no OFF region or OFF area
+    was found).  OFF regions give alpha = 1 / their number; an OFF area (fov, ring) the
+    per-bin alpha of the background IRF (``acceptance_off`` = B_off / B_on), with the
+    predicted counts in ``meta`` (``background_on_predicted``, ``background_off_predicted``)."""
+    from .background import FovBackground
+
     nreco = cube.energy_reco.nbin
     n_off = len(off) if off is not None else 0
     usable = off is None or n_off > 0
-    reason = ""
-    if not usable:
-        what = "wobble" if off.info.get("finder") == "wobble" else "reflected"
-        reason = (f"no {what} OFF region fits (ON-region centre {off.grid.separation:.3f} deg from the pointing"
-                  + (", pointing inside the ON region)" if off.info.get("pointing_inside") else
-                     "; exclusions or region size leave no room)"))
-    else:
+    reason = no_off_reason(off) if not usable else ""
+    if usable:
         reason = no_events_reason(obs.energy, cube.energy_reco.edges)
         usable = not reason
     meta = {
@@ -502,8 +576,25 @@ def assemble(obs, cube, sel: OnSelection, off, counts, counts_off, exposure, ker
     if sel.point_like:
         meta["irf_class"] = sel.irf_class
         meta["rad_max"] = [float(r) for r in sel.rad_max]
-    if off is not None and off.info.get("finder") == "wobble":
-        meta["background"] = "wobble"
+    if off is not None:
+        meta["background"] = background_method(off)
+        if off.info.get("fallback_from"):
+            meta["background_fallback_from"] = off.info["fallback_from"]
+            meta["background_fallback_reason"] = off.info["fallback_reason"]
+    acceptance_off = np.full(nreco, float(n_off if off is not None else 1))
+    if isinstance(off, FovBackground):
+        acceptance_off = off.acceptance_off if n_off else np.zeros(nreco)
+        if n_off:
+            meta["background_on_predicted"] = [float(v) for v in off.background_on]
+            meta["background_off_predicted"] = [float(v) for v in off.background_off]
+            meta["background_r_max"] = float(off.info["r_max"])
+            meta["background_off_solid_angle"] = float(off.info["off_solid_angle"])
+            if "off_counts_bands" in off.info:  # inner / outer half of the OFF area: the offset-shape test
+                meta["background_offset_split"] = float(off.info["offset_split"])
+                meta["background_off_predicted_bands"] = [[float(v) for v in r] for r in off.background_off_bands]
+                meta["background_off_counts_bands"] = [[int(v) for v in r] for r in off.info["off_counts_bands"]]
+            if off.method == "ring":
+                meta["background_ring"] = [float(v) for v in off.info.get("ring", ())]
     return SpectrumDataset(
         obs_id=obs.obs_id,
         energy_reco=cube.energy_reco,
@@ -511,7 +602,7 @@ def assemble(obs, cube, sel: OnSelection, off, counts, counts_off, exposure, ker
         counts=counts,
         counts_off=counts_off,
         acceptance=np.ones(nreco),
-        acceptance_off=np.full(nreco, float(n_off if off is not None else 1)),
+        acceptance_off=acceptance_off,
         exposure=np.asarray(exposure, float),
         edisp=np.asarray(kernel, float),
         edisp_weight=np.asarray(weight, float),
@@ -563,7 +654,7 @@ def make_spectrum(obs, cube, settings, event_lonlat=None,
         provisional = assemble(obs, cube, sel, None, np.zeros(cube.energy_reco.nbin, np.int64),
                                np.zeros(cube.energy_reco.nbin, np.int64), exposure, kernel, weight, method)
         radius = placement_radius(sel, make_safe_mask(provisional, settings.safe_mask, obs.bkg))
-    off = find_off(sel, settings.exclusion_regions, settings.background, method, radius)
+    off = find_background(obs, cube, sel, settings, method, radius)
     counts, counts_off = count_on_off(obs, cube, sel, off, event_lonlat, method, energy_bins)
     ds = assemble(obs, cube, sel, off, counts, counts_off, exposure, kernel, weight, method)
     if radius is not None:

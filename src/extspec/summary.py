@@ -22,9 +22,11 @@ SUMMARY_COLUMNS = {
     "analysis": "", "status": "", "livetime": "h", "n_runs": "", "n_excluded": "", "excluded": "",
     "counts": "", "background": "", "excess": "", "significance": "", "model": "", "parameters": "",
     "flux_above_1tev": "cm-2 s-1", "flux_above_1tev_err": "cm-2 s-1", "fit_status": "",
+    "background_methods": "",
 }
 """Columns (name -> unit) of ``summary.ecsv``.  ``significance`` is the WStat sqrt(TS) of
-all usable runs stacked over their safe energy bins; ``parameters`` lists value +- error."""
+all usable runs stacked over their safe energy bins; ``parameters`` lists value +- error;
+``background_methods`` the runs of each background method (``fov: 14, reflected: 1``)."""
 
 
 VARIABILITY_COLUMNS = {"variability_p_value": ""}
@@ -86,7 +88,8 @@ def summary_row(name: str, result: dict | None, cumulative_last: dict | None, fa
     """
     nan = math.nan
     row = {k: nan for k in SUMMARY_COLUMNS}
-    row.update(analysis=name, n_runs=0, n_excluded=0, excluded="", model="", parameters="", fit_status="")
+    row.update(analysis=name, n_runs=0, n_excluded=0, excluded="", model="", parameters="", fit_status="",
+               background_methods="")
     if result is None:
         row["status"] = f"failed: {failure or 'no fit result'}"
         row["fit_status"] = "not run"

@@ -19,7 +19,9 @@ extra that other readers ignore.
       ``CORRFILE='none'``, ``TELESCOP``/``INSTRUME`` (meta, default 'HESS'),
       ``OBS_ID``, ``ONTIME``, ``LIVETIME``, ``USABLE`` (T/F), ``REASON``, ``ONREGION``
       (DS9 string of the ON region, for tools to redraw it; long strings use ``CONTINUE``
-      cards, ``LONGSTRN``).
+      cards, ``LONGSTRN``), ``BKGMETH`` (the background method of the run: ``reflected``,
+      ``wobble``, ``fov`` or ``ring``; fov and ring give a per-channel alpha, so the
+      ``BACKSCAL`` column of the BKG file varies between channels).
     * ``EBOUNDS`` -- as in the RMF (the reco-energy channels; gammapy reads them from here).
     * ``GTI`` -- ``START``, ``STOP`` (D, s) with the time reference of the DL3 events
       (``MJDREFI``, ``MJDREFF``, ``TIMESYS``, ``TIMEUNIT``, ``TIMEREF``; from the dataset's
@@ -206,6 +208,8 @@ def _pha_bytes(ds, quality) -> bytes:
     ]
     if "OBJECT" in ds.meta:
         extra.append(("OBJECT", str(ds.meta["OBJECT"]), "target"))
+    if ds.meta.get("background"):
+        extra.append(("BKGMETH", str(ds.meta["background"]), "background: reflected, wobble, fov or ring"))
     spec = _spectrum_ext(ds, _int32(ds.counts, "ON counts"), ds.acceptance, quality, "TOTAL", files, extra)
 
     gti = np.asarray(ds.gti, dtype=np.float64).reshape(-1, 2)

@@ -134,6 +134,7 @@ def check_regions(cfg: dict) -> None:
 
     on = parse_region(cfg["on_region"], "on_region")
     parse_regions(list(cfg.get("exclusion_regions") or []), "exclusion_regions")
+    _check_background_region(cfg, on)
     try:
         settings = cube_settings(cfg, on)
     except ValueError as exc:
@@ -188,6 +189,41 @@ def _check_edisp_grid(cfg, settings) -> None:
         )
 
 
+def _check_background(cfg: dict) -> None:
+    """The ``background`` block: a fallback other than the method, ring radii with a ring
+    method (and only then), inner < outer."""
+    b = cfg.get("background") or {}
+    method, fallback, ring = b.get("method", "reflected"), b.get("fallback"), b.get("ring")
+    if fallback is not None and fallback == method:
+        raise ConfigError(f"config key 'background.fallback': '{fallback}' is the method itself (give another "
+                          "method, or null)")
+    uses_ring = "ring" in (method, fallback)
+    if uses_ring and ring is None:
+        raise ConfigError("config key 'background.ring': the ring background needs its radii, e.g. "
+                          "ring: {inner: 0.7, outer: 1.0} (deg from the ON-region centre)")
+    if ring is not None and not uses_ring:
+        raise ConfigError(f"config key 'background.ring': given, but neither background.method ('{method}') nor "
+                          "background.fallback is ring (remove it, or set method: ring)")
+    if ring is not None and not ring["inner"] < ring["outer"]:
+        raise ConfigError(f"config key 'background.ring': inner ({ring['inner']}) must be smaller than outer "
+                          f"({ring['outer']})")
+
+
+def _check_background_region(cfg: dict, on) -> None:
+    """fov and ring with the ON region: not a point (point-like IRFs), a ring reaching beyond it."""
+    from ..skyregions import CircleSky, PointSky
+
+    b = cfg.get("background") or {}
+    used = [m for m in (b.get("method"), b.get("fallback")) if m in ("fov", "ring")]
+    if used and isinstance(on, PointSky):
+        raise ConfigError(f"config key 'background.method': {used[0]} needs a background IRF and full-enclosure IRFs; "
+                          "a point ON region (point-like IRFs) has neither: use reflected or wobble")
+    ring = b.get("ring")
+    if ring and isinstance(on, CircleSky) and ring["outer"] <= on.radius:
+        raise ConfigError(f"config key 'background.ring': outer radius {ring['outer']} deg lies inside the ON circle "
+                          f"(radius {on.radius:g} deg): the ring has no OFF area")
+
+
 def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     """Validate a config completely and return it with defaults filled in.
 
@@ -222,6 +258,7 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
         _check_stacked_range(cfg)
         _check_flux_point_edges(cfg)
     _check_light_curve(cfg)
+    _check_background(cfg)
     negative = cfg["fit"]["allow_negative_amplitude"]
     check_model(cfg["model"], "model", negative)
     for i, alt in enumerate(cfg["fit"]["compare"]):

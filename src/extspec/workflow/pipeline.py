@@ -32,13 +32,14 @@ _SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.batch_arrays"
             "extspec.geometry", "extspec.sky", "extspec.timebins")
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
-    "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.cube", "extspec.io.cube_io",
+    "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.background", "extspec.cube",
+               "extspec.io.cube_io",
                "extspec.io.datastore", "extspec.io.fitswrite", "extspec.io.onoff_events", "extspec.reduction",
                "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
-    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.io.fitresult", "extspec.models", "extspec.ebl",
-            "extspec.io.ebl_table", "extspec.io.xspec_table", "extspec.stacking",
+    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.background", "extspec.fit", "extspec.io.fitresult",
+            "extspec.models", "extspec.ebl", "extspec.io.ebl_table", "extspec.io.xspec_table", "extspec.stacking",
             "extspec.start_values", *_PLOTS),
     "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
                     "extspec.io.fitresult", "extspec.models", "extspec.ebl", "extspec.io.ebl_table",
@@ -109,9 +110,19 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         log.warning("obs %s: unusable, kept with an empty background and excluded downstream: %s",
                     obs_id, spec.reason)
     else:
-        log.info("obs %s: %d ON, %d OFF counts in %d OFF regions, %d of %d bins safe", obs_id,
-                 int(spec.counts.sum()), int(spec.counts_off.sum()), spec.n_off_regions,
+        method = spec.meta.get("background", "reflected")
+        where = (f"in {spec.n_off_regions} OFF regions" if method in ("reflected", "wobble") else
+                 f"in the {method} OFF area (alpha from the background IRF)")
+        if spec.meta.get("background_fallback_from"):
+            where += (f", fallback from {spec.meta['background_fallback_from']}: "
+                      f"{spec.meta['background_fallback_reason']}")
+        log.info("obs %s: %d ON, %d OFF counts %s, %d of %d bins safe", obs_id,
+                 int(spec.counts.sum()), int(spec.counts_off.sum()), where,
                  int(spec.mask_safe.sum()), spec.mask_safe.size)
+        from ..background import normalisation_check
+
+        for line in normalisation_check([spec])["warnings"]:
+            log.warning("%s", line)
     why = f" ({obs.bkg_error})" if obs.bkg_error else ""
     if cube.background is None:
         log.warning("obs %s: no background IRF%s, left out of the excess and significance maps", obs_id, why)
@@ -412,6 +423,39 @@ def _config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def background_record(spectra) -> dict:
+    """The ``background`` entry of ``result.yaml``: the method each run used (``methods``:
+    method -> number of runs, ``runs``: obs id -> method, ``fallbacks``: obs id -> why the
+    configured method failed) and, for fov and ring runs, the background normalisation check
+    (:func:`extspec.background.normalisation_check`: OFF counts over the background IRF's
+    prediction per run, the runs and energy bins that stray beyond their statistics)."""
+    from ..background import normalisation_check
+
+    runs = {int(s.obs_id): str(s.meta.get("background", "reflected")) for s in spectra if s.usable}
+    methods = {}
+    for m in runs.values():
+        methods[m] = methods.get(m, 0) + 1
+    out = {"methods": methods, "runs": runs}
+    fallbacks = {int(s.obs_id): f"{s.meta['background_fallback_from']}: {s.meta['background_fallback_reason']}"
+                 for s in spectra if s.usable and s.meta.get("background_fallback_from")}
+    if fallbacks:
+        out["fallbacks"] = fallbacks
+    check = normalisation_check([s for s in spectra if s.usable])
+    if check["runs"]:
+        out["normalisation_check"] = {
+            "what": "OFF counts / counts predicted by the background IRF in the OFF area, summed over the "
+                    "run's safe bins (fov and ring runs); norm_inner, norm_outer: the same in the inner and "
+                    "outer half of the OFF area (split at offset_split deg from the pointing), "
+                    "offset_shape_significance: Li & Ma significance of their difference (the IRF's offset "
+                    "shape, on which alpha rests); bins_off: reco-energy bins straying from the run's "
+                    "other bins, significance_vs_other_runs: Li & Ma significance of the run's OFF counts "
+                    "against the other runs' norm; a bin or run strays beyond n_sigma in significance "
+                    "and beyond n_sigma x systematic in relative deviation",
+            "n_sigma": check["n_sigma"], "systematic": check["systematic"], "runs": check["runs"],
+            "warnings": check["warnings"]}
+    return out
+
+
 def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     """Joint WStat fit of ``config['model']`` over the usable observations.
 
@@ -442,8 +486,13 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
             alt_cfg = {**alt_cfg, "ebl": model_cfg["ebl"]}
         alt_res = fit_joint(spectra, with_ebl_table(alt_cfg), opts, data=data)
         result.comparisons.append(compare_models(result, alt_res))
+    background = background_record(spectra)
+    for line in background.get("normalisation_check", {}).get("warnings", []):
+        import logging
+
+        logging.getLogger("extspec.fit").warning("%s", line)
     write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""),
-                     instrument=_instruments(spectra))
+                     instrument=_instruments(spectra), background=background)
     usable = data.datasets
     if usable:
         stack = stack_spectra(usable, float32=False)
@@ -665,6 +714,19 @@ def _failure_in_logs(analysis_dir: Path) -> str:
     return "no fit result (a job failed or did not run)"
 
 
+def _background_methods(result_yaml) -> str:
+    """``fov: 14, reflected: 1``: the runs of each background method (``result.yaml``'s
+    ``background.methods``; empty for a result without it)."""
+    import yaml
+
+    try:
+        d = yaml.safe_load(Path(result_yaml).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+    methods = (d.get("background") or {}).get("methods") or {}
+    return ", ".join(f"{k}: {v}" for k, v in sorted(methods.items()))
+
+
 def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=()) -> list:
     """``summary.ecsv`` and ``summary.html``: one row per analysis (:mod:`extspec.summary`).
 
@@ -691,6 +753,7 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=
         except OSError:
             cum = []
         rows.append(summary_row(name, result, cum[-1] if cum else None))
+        rows[-1]["background_methods"] = _background_methods(adir / "fit" / "result.yaml")
     columns = dict(SUMMARY_COLUMNS)
     if light_curves:
         columns.update(VARIABILITY_COLUMNS)

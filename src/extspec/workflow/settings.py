@@ -145,8 +145,11 @@ def background_settings(cfg: dict):
     """:class:`~extspec.reflected.BackgroundSettings` of the ``background`` block."""
     from ..reflected import BackgroundSettings
 
+    ring = setting(cfg, "background", "ring")
     return BackgroundSettings(method=setting(cfg, "background", "method"),
-                              n_off_regions=int(setting(cfg, "background", "n_off_regions")))
+                              n_off_regions=int(setting(cfg, "background", "n_off_regions")),
+                              fallback=setting(cfg, "background", "fallback"),
+                              ring=(float(ring["inner"]), float(ring["outer"])) if ring else None)
 
 
 def safe_mask_settings(cfg: dict):
