@@ -16,8 +16,8 @@ from extspec.cube import make_cube
 from extspec.fit import fit_joint
 from extspec.reflected import _grid_points_in, find_reflected_regions
 from extspec.safe_mask import make_safe_mask
-from extspec.skyregions import parse_region
-from extspec.spectrum import make_spectrum, region_pixel_mask
+from extspec.skyregions import parse_region, region_pixel_mask
+from extspec.spectrum import make_spectrum
 from extspec.workflow.settings import fit_options, reduction_settings
 
 SEED_IDS = (20326, 20327, 20349, 20350, 20396, 20397)

@@ -156,7 +156,7 @@ def _on_prediction(obs, cube, sel, grid, on_pix, method: str) -> np.ndarray:
     from .skyregions import CircleSky
 
     if method == "reference":
-        from .spectrum import region_pixel_mask
+        from .skyregions import region_pixel_mask
 
         return cube.background[:, region_pixel_mask(sel.region, cube.geom)].sum(axis=1)
     bb = on_pix.bounding_box
@@ -193,7 +193,7 @@ def find_fov_background(obs, cube, sel, exclusion_regions, method: str, kind: st
     from .reflected import _finder_setup
     from .sky import separation
     from .skyregions import parse_regions
-    from .spectrum import region_pixel_mask
+    from .skyregions import region_pixel_mask
 
     nreco = cube.energy_reco.nbin
     zeros = np.zeros(nreco)

@@ -36,7 +36,7 @@ __all__ = [
     "SkyRegion", "CircleSky", "EllipseSky", "BoxSky", "PolygonSky", "PointSky",
     "PixelRegion", "CirclePix", "EllipsePix", "BoxPix", "PolygonPix",
     "parse_region", "parse_regions", "parse_ds9", "region_center", "region_to_ds9",
-    "check_region_in_geom", "region_frame", "sky_to_pix", "pix_to_sky", "as_sky_region",
+    "check_region_in_geom", "region_frame", "sky_to_pix", "pix_to_sky", "as_sky_region", "region_pixel_mask",
 ]
 
 SHAPES = ("circle", "ellipse", "box", "polygon", "point")
@@ -597,6 +597,15 @@ def check_region_in_geom(region, geom, key: str = "on_region", pad_pix: float = 
 def sky_to_pix(region, proj) -> PixelRegion:
     """Sky region -> pixel region on a Projection (circles: §5.1 centre and local scale)."""
     return as_sky_region(region).to_pixel(proj)
+
+
+def region_pixel_mask(region, geom) -> np.ndarray:
+    """Map pixels whose centres lie strictly inside ``region`` (spec §5.1), shape (ny, nx);
+    ``geom`` is a :class:`extspec.geometry.MapGeom`."""
+    pr = sky_to_pix(region, geom.projection)
+    ny, nx = geom.shape
+    y, x = np.mgrid[0:ny, 0:nx].astype(float)
+    return pr.contains(x, y)
 
 
 def pix_to_sky(pix_region: PixelRegion, proj, frame: str) -> SkyRegion:

@@ -97,16 +97,6 @@ class SpectrumDataset:
 # ---------------------------------------------------------------------------- extraction --
 
 
-def region_pixel_mask(region, geom) -> np.ndarray:
-    """Map pixels whose centres lie strictly inside ``region`` (§5.1), shape (ny, nx)."""
-    from .skyregions import sky_to_pix
-
-    pr = sky_to_pix(region, geom.projection)
-    ny, nx = geom.shape
-    y, x = np.mgrid[0:ny, 0:nx].astype(float)
-    return pr.contains(x, y)
-
-
 def nearest_pixel(geom, lon: float, lat: float) -> tuple[int, int]:
     """Nearest pixel with ties to the lower index: ``ceil(p - 0.5)`` clipped (§4.4)."""
     px, py = geom.world_to_pix(lon, lat)
@@ -279,6 +269,7 @@ def on_response(obs, cube, sel: OnSelection, method: str, oversample: int,
     * ``exact``: exposure averaged over a ``sample_step`` sampling of the region (linear
       offset weights), kernel averaged with the exposure as weight.
     """
+    from .skyregions import region_pixel_mask
     from .cube import edisp_kernel
 
     etrue, ereco = cube.energy_true, cube.energy_reco
@@ -439,6 +430,7 @@ def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str,
         return np.bincount(kbin[sel_events], minlength=nreco).astype(np.int64)
 
     from .background import FovBackground, off_band_counts
+    from .skyregions import region_pixel_mask
 
     if isinstance(off, FovBackground) and off.bands is not None:  # the offset-shape test's counts
         off.info["off_counts_bands"] = off_band_counts(off, *event_lonlat, off_ev, kbin, nreco)
@@ -458,6 +450,7 @@ def on_off_events(obs, cube, sel: OnSelection, off, event_lonlat, method: str, e
     position) has its centre in the region, so that the ON events bin to the cube's ON
     counts; with ``reference_on=False`` its ON mask is None (not needed for the counts).
     """
+    from .skyregions import region_pixel_mask
     from .cube import energy_bin_index, event_coords, pixel_index
     from .background import FovBackground, off_events
     from .sky import unit_vectors

@@ -356,7 +356,7 @@ def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, 
     from ..io.fitswrite import image_bytes
     from ..maps import make_maps
     from ..plots import plot_counts_image
-    from ..spectrum import region_pixel_mask
+    from ..skyregions import region_pixel_mask
     from .settings import parse_config_regions, setting
 
     log = logging.getLogger("extspec.maps")
