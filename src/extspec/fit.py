@@ -46,12 +46,16 @@ class FitOptions:
     allow_negative_amplitude : bool
         False: the amplitude stays >= 0 (see :func:`fit_joint`); True: a negative amplitude is
         a valid result.
+    detection_ts_min : float
+        The quality gate's detection threshold (:mod:`extspec.quality`): a fit whose signal TS
+        (W without signal - W at the best fit) is below it is ``not_detected``.
     """
 
     integration: str
     covariance: str
     minos: bool
     allow_negative_amplitude: bool
+    detection_ts_min: float
 
 
 M2_TO_CM2 = 1e4
@@ -224,6 +228,18 @@ class FitResult:
     ebl: dict | None = None
     """EBL table of an absorbed model ({table, sha256, name}; :mod:`extspec.ebl`), else None."""
     goodness_of_fit: dict = field(default_factory=dict)
+    quality: object = None
+    """The quality gate's :class:`~extspec.quality.Verdict` (None for a result read from a file
+    written before the gate)."""
+    upper_limit: dict | None = None
+    """For a ``not_detected`` fit: the 95 % upper limit on the flux (:func:`flux_upper_limit`)."""
+
+    @property
+    def status(self) -> str:
+        """The gate's status (:data:`extspec.quality.STATUSES`); without a verdict "ok" or "failed"."""
+        if self.quality is not None:
+            return self.quality.status
+        return "ok" if self.success else "failed"
 
     @property
     def values(self) -> dict:
@@ -276,20 +292,21 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
     free = [p for p in params if not p.frozen]
     erange = _energy_range(data)
     if len(data) == 0:
-        return FitResult(model_type=mtype, success=False, message="no usable dataset", total_stat=float("nan"),
-                         parameters=params, covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"),
-                         nfcn=0, obs_ids=[], excluded=data.excluded, energy_range=erange,
-                         covariance_method=covariance, ebl=ebl)
+        return _judged(FitResult(model_type=mtype, success=False, message="no usable dataset",
+                                 total_stat=float("nan"), parameters=params,
+                                 covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"), nfcn=0,
+                                 obs_ids=[], excluded=data.excluded, energy_range=erange,
+                                 covariance_method=covariance, ebl=ebl))
     lo, hi = data.e_min, data.e_max
     n_on_fit = float(data.counts_masked.sum())
     if n_on_fit <= 0:
-        return FitResult(model_type=mtype, success=False,
+        return _judged(FitResult(model_type=mtype, success=False,
                          message=f"no counts in any fitted bin of the {len(data)} usable run(s) (safe range "
                                  f"{erange[0]:.3g}-{erange[1]:.3g} TeV): nothing to fit",
                          total_stat=float("nan"), parameters=params,
                          covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"), nfcn=0,
                          obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
-                         covariance_method=covariance, ebl=ebl)
+                         covariance_method=covariance, ebl=ebl))
     for p in params:
         if p.start_from_data and not p.frozen:
             unit = integ(lo, hi, {**{q.name: q.value for q in params}, AMPLITUDE: 1.0})
@@ -302,18 +319,63 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
     if not free:
         values = {p.name: p.value for p in params}
         per = dict(zip(data.obs_ids, data.stat_per_dataset(integ(lo, hi, values))))
-        return FitResult(model_type=mtype, success=True, message="all parameters frozen", total_stat=stat(values),
-                         parameters=params, covariance=np.zeros((len(params),) * 2), edm=0.0, nfcn=1,
-                         obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
-                         stat_per_dataset=per, covariance_method=covariance, ebl=ebl)
-    fit = minimise(params, stat, options)
+        return _judged(FitResult(model_type=mtype, success=True, message="all parameters frozen",
+                                 total_stat=stat(values), parameters=params,
+                                 covariance=np.zeros((len(params),) * 2), edm=0.0, nfcn=1, obs_ids=data.obs_ids,
+                                 excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
+                                 covariance_method=covariance, ebl=ebl))
+    start = {p.name: p.value for p in params}  # the assumed shape of an upper limit
+    with np.errstate(over="ignore", under="ignore"):  # an unconstrained fit may try extreme values
+        fit = minimise(params, stat, options)
     flux = integ(lo, hi, {p.name: p.value for p in params})
     per = dict(zip(data.obs_ids, data.stat_per_dataset(flux).tolist()))
-    return FitResult(model_type=mtype, success=fit.success, message=fit.message, total_stat=fit.fval,
-                     parameters=params, covariance=fit.covariance, edm=fit.edm, nfcn=fit.nfcn, obs_ids=data.obs_ids,
-                     excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
-                     covariance_method=covariance, ebl=ebl,
-                     goodness_of_fit=goodness_of_fit(data, flux, fit.fval, len(free)))
+    gof = goodness_of_fit(data, flux, fit.fval, len(free))
+    res = FitResult(model_type=mtype, success=fit.success, message=fit.message, total_stat=fit.fval,
+                    parameters=params, covariance=fit.covariance, edm=fit.edm, nfcn=fit.nfcn, obs_ids=data.obs_ids,
+                    excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
+                    covariance_method=covariance, ebl=ebl, goodness_of_fit=gof)
+    ts = data.stat(np.zeros_like(flux)) - fit.fval
+    _judged(res, stat=stat if fit.success else None, ts=ts, ts_min=options.detection_ts_min)
+    if res.quality.status == "not_detected":
+        res.upper_limit = flux_upper_limit([(data, integ(lo, hi, start))], lambda e1, e2: integ(e1, e2, start),
+                                           erange, "the model at its start values (model.parameters)")
+    return res
+
+
+def _judged(result: FitResult, stat=None, ts=None, ts_min=None, extra_poor=None) -> FitResult:
+    """``result`` with the quality gate's verdict (:func:`extspec.quality.judge`) set."""
+    from .quality import judge
+
+    with np.errstate(all="ignore"):
+        result.quality = judge(success=result.success, message=result.message, params=result.parameters, stat=stat,
+                               best_stat=result.total_stat, ts=ts, ts_min=ts_min,
+                               goodness_of_fit=result.goodness_of_fit, extra_poor=extra_poor)
+    return result
+
+
+UL_DELTA_STAT = 2.71
+"""Rise of WStat above its minimum defining a one-sided 95 % upper limit (1.645^2)."""
+
+
+def flux_upper_limit(parts, model_integral, energy_range, shape: str) -> dict:
+    """95 % upper limit on the integral flux in ``energy_range`` (TeV) of a fixed shape.
+
+    ``parts``: ``(JointData, flux per true bin of the shape)`` of every instrument; one norm
+    scales them all (:func:`extspec.norms.fit_norms`), the limit is where WStat rises by
+    :data:`UL_DELTA_STAT` above its minimum, times the shape's integral flux
+    ``model_integral(e_min, e_max)`` over ``energy_range``.
+    """
+    from .norms import fit_norms
+
+    cells = [(d.counts_masked[d.mask], d.counts_off_masked[d.mask], d.alpha_masked[d.mask],
+              d.npred_sig(f)[d.mask]) for d, f in parts]
+    n, m, a, mu = (np.concatenate([c[i] for c in cells]) for i in range(4))
+    nf = fit_norms(n, m, a, mu, np.zeros(n.size, np.int64), 1, 1.0, UL_DELTA_STAT)
+    ref = float(np.asarray(model_integral(np.array([energy_range[0]]), np.array([energy_range[1]])))[0])
+    return {"flux_ul": float(nf.norm_ul[0] * ref), "e_min": float(energy_range[0]), "e_max": float(energy_range[1]),
+            "unit": "cm-2 s-1", "confidence": "95 % one-sided: WStat rises by 2.71 above its minimum in the norm",
+            "flux": "integral flux in [e_min, e_max] (observed, absorbed for an EBL model)",
+            "shape": shape, "norm_ul": float(nf.norm_ul[0]), "ts": float(nf.ts[0])}
 
 
 @dataclass(frozen=True)
@@ -467,6 +529,7 @@ def compare_models(null: FitResult, alt: FitResult) -> dict:
     p = chi2_sf(ts, dof)
     return {"null": null.model_type, "alternative": alt.model_type, "ts": float(ts), "dof": int(dof),
             "p_value": float(p), "significance": float(p_to_sigma(p)),
-            "alternative_success": bool(alt.success),
+            "alternative_success": bool(alt.success), "alternative_status": alt.status,
+            "alternative_quality": alt.quality.as_dict() if alt.quality is not None else None,
             "alternative_parameters": {q.name: q.as_dict() for q in alt.parameters}}
 

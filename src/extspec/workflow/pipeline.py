@@ -462,16 +462,19 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
 
 def _check_fit_outcome(result, name: str) -> None:
     """After result.yaml is written: a failed fit (or one of nothing) fails the step with one
-    line; a poor goodness of fit is logged as a warning."""
+    line; a poor goodness of fit, and any status of the quality gate but ok, is logged as a warning."""
     import logging
 
     from ..errors import ExtspecError
 
-    if not result.success:
+    if result.status == "failed":
         raise ExtspecError(f"fit: {result.model_type} fit {'of ' + name + ' ' if name else ''}failed: {result.message}")
     warning = result.goodness_of_fit.get("warning")
     if warning:
         logging.getLogger("extspec.fit").warning("%s", warning)
+    verdict = result.quality
+    if verdict is not None and not verdict.ok and verdict.reason != warning:  # the quality gate (extspec.quality)
+        logging.getLogger("extspec.fit").warning("quality gate: %s (%s)", verdict.status, verdict.reason)
 
 
 def _instruments(spectra) -> list:

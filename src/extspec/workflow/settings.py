@@ -184,7 +184,8 @@ def fit_options(cfg: dict):
 
     return FitOptions(integration=setting(cfg, "fit", "integration"), covariance=setting(cfg, "fit", "covariance"),
                       minos=bool(setting(cfg, "fit", "minos")),
-                      allow_negative_amplitude=bool(setting(cfg, "fit", "allow_negative_amplitude")))
+                      allow_negative_amplitude=bool(setting(cfg, "fit", "allow_negative_amplitude")),
+                      detection_ts_min=float(setting(cfg, "fit", "detection_ts_min")))
 
 
 def flux_point_settings(cfg: dict):
