@@ -224,7 +224,7 @@ def test_joint_block_defaults():
     j = out["j"]
     assert j["systematics"] == {"norm": 0.1, "energy_scale": {"b": 0.05}}
     assert j["fit"] == {"minos": False, "integration": "exact", "covariance": "hesse",
-                        "allow_negative_amplitude": False}
+                        "allow_negative_amplitude": False, "detection_ts_min": 9.0}
     assert j["flux_points"] == {"energy_edges": None, "n_sigma_ul": 2.0}
     from extspec.workflow.joint_config import prior_widths
 

@@ -342,12 +342,14 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
     return res
 
 
-def _judged(result: FitResult, stat=None, ts=None, ts_min=None, extra_poor=None) -> FitResult:
-    """``result`` with the quality gate's verdict (:func:`extspec.quality.judge`) set."""
+def _judged(result: FitResult, stat=None, ts=None, ts_min=None, extra_poor=None, params=None) -> FitResult:
+    """``result`` with the quality gate's verdict (:func:`extspec.quality.judge`) set; ``params``:
+    every parameter of ``stat`` (default the result's)."""
     from .quality import judge
 
     with np.errstate(all="ignore"):
-        result.quality = judge(success=result.success, message=result.message, params=result.parameters, stat=stat,
+        result.quality = judge(success=result.success, message=result.message,
+                               params=result.parameters if params is None else params, stat=stat,
                                best_stat=result.total_stat, ts=ts, ts_min=ts_min,
                                goodness_of_fit=result.goodness_of_fit, extra_poor=extra_poor)
     return result
