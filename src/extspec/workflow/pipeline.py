@@ -575,6 +575,13 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
                      {k: s.meta[k] for k in TIME_KEYS if k in s.meta} if e is None else e.time_ref)
             for s, e in zip(spectra, events)]
     bins = make_time_bins(lc.time_bins, runs, lc.night_boundary_utc)
+    if not bins:
+        from ..timebins import iso_utc, runs_span
+
+        lo_run, hi_run = runs_span(runs)
+        raise ExtspecError(f"light curve: config key 'light_curve.time_bins': no time bin overlaps any of the "
+                           f"{len(runs)} run(s), which span {iso_utc(lo_run)} .. {iso_utc(hi_run)} UTC "
+                           "(wrong date, or a time not in UTC?)")
     per_bin = [(tb, bin_datasets(tb, spectra, events)) for tb in bins]
     lo, hi = result.energy_range
     reco = spectra[0].energy_reco.edges if spectra else np.array([lo, hi])
