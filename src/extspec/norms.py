@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .stats import wstat, wstat_background
+from .stats import cash, wstat, wstat_background
 
 __all__ = ["NormFits", "fit_norms"]
 
@@ -56,21 +56,27 @@ class NormFits:
 
 
 class _Cells:
-    def __init__(self, n, m, a, mu, group, n_groups):
+    def __init__(self, n, m, a, mu, group, n_groups, background=None):
         self.n, self.m, self.a, self.mu = (np.asarray(v, float) for v in (n, m, a, mu))
         self.group = np.asarray(group, np.int64)
         self.n_groups = int(n_groups)
+        self.background = None if background is None else np.asarray(background, float)
 
     def _sum(self, values):
         return np.bincount(self.group, weights=values, minlength=self.n_groups)
 
     def _invalid(self, s, b):
-        bad = ~np.isfinite(b) | ((self.n > 0) & (s + self.a * b <= 0))
+        if self.background is not None:
+            bad = (s + self.background < 0) | ((self.n > 0) & (s + self.background <= 0))
+        else:
+            bad = ~np.isfinite(b) | ((self.n > 0) & (s + self.a * b <= 0))
         return self._sum(bad.astype(float)) > 0
 
     def stat(self, x):
         """W per group at norms ``x`` (+inf outside the valid domain)."""
         s = x[self.group] * self.mu
+        if self.background is not None:
+            return np.where(self._invalid(s, None), np.inf, self._sum(cash(self.n, s + self.background)))
         b = wstat_background(self.n, self.m, self.a, s)
         w = self._sum(wstat(self.n, self.m, self.a, s))
         return np.where(self._invalid(s, b), np.inf, w)
@@ -78,6 +84,10 @@ class _Cells:
     def slope(self, x):
         """W' per group at norms ``x`` (-inf outside the valid domain: the norm must go up)."""
         s = x[self.group] * self.mu
+        if self.background is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d = 2.0 * self.mu * (1.0 - np.where(self.n > 0, self.n / (s + self.background), 0.0))
+            return np.where(self._invalid(s, None), -np.inf, self._sum(np.where(np.isfinite(d), d, 0.0)))
         b = wstat_background(self.n, self.m, self.a, s)
         with np.errstate(divide="ignore", invalid="ignore"):
             # n = 0: b = m / (1 + a) unless that leaves s + a b < 0; then b = -s / a (ON expectation 0)
@@ -115,7 +125,7 @@ def _root(fun, lo, hi, active, ftol):
         todo &= ~((np.abs(fx) < ftol) | (hi - lo <= 1e-12 * np.maximum(np.abs(lo), np.abs(hi))))
         if not todo.any():
             break
-    return x
+    return x, hi
 
 
 def _expand(f, start, step, direction, active):
@@ -135,7 +145,7 @@ def _expand(f, start, step, direction, active):
     return np.where(found, start + direction * k, np.nan), last_false
 
 
-def fit_norms(n, m, a, mu, group, n_groups: int, delta_err: float, delta_ul: float) -> NormFits:
+def fit_norms(n, m, a, mu, group, n_groups: int, delta_err: float, delta_ul: float, background=None) -> NormFits:
     """Fit one norm per group (see the module docstring).
 
     Parameters
@@ -149,9 +159,14 @@ def fit_norms(n, m, a, mu, group, n_groups: int, delta_err: float, delta_ul: flo
     delta_err, delta_ul : float
         Rise of W defining the asymmetric errors and the upper limit (above the best norm).
 
+    background : array, optional
+        A known background (expected ON counts) per cell: the statistic is then Cash's
+        (:func:`extspec.stats.cash`) of ON counts against signal + background, and ``m``, ``a``
+        are not used.
+
     A group without cells, or whose predicted signal is zero, has ``success`` false and NaN.
     """
-    cells = _Cells(n, m, a, mu, group, n_groups)
+    cells = _Cells(n, m, a, mu, group, n_groups, background)
     mu_sum = cells._sum(cells.mu)
     excess = cells._sum(cells.n - cells.a * cells.m)
     active = mu_sum > 0
@@ -166,7 +181,10 @@ def fit_norms(n, m, a, mu, group, n_groups: int, delta_err: float, delta_ul: flo
         lo = np.where(up0, lo_neg, zero)
         hi = np.where(up0, zero, hi_pos)
         ok = active & np.isfinite(lo) & np.isfinite(hi)
-        best = _root(cells.slope, np.where(ok, lo, 0.0), np.where(ok, hi, 0.0), ok, 1e-9 * mu_sum)
+        best, best_hi = _root(cells.slope, np.where(ok, lo, 0.0), np.where(ok, hi, 0.0), ok, 1e-9 * mu_sum)
+        w_best = cells.stat(best)
+        # a minimum on the edge of the valid domain (a negative norm): the bracket's valid end
+        best = np.where(np.isfinite(w_best), best, best_hi)
         w_best = cells.stat(best)
         h = 1e-3 * np.maximum(np.abs(best), unit)
         curv = (cells.slope(best + h) - cells.slope(best)) / h
@@ -181,7 +199,7 @@ def fit_norms(n, m, a, mu, group, n_groups: int, delta_err: float, delta_ul: flo
             far, near = _expand(lambda x: cells.stat(x) >= target, best, first * np.sqrt(delta), direction, ok)
             found = np.isfinite(far)
             lo_, hi_ = (near, far) if direction > 0 else (far, near)
-            x = _root(rise, np.where(found, lo_, 0.0), np.where(found, hi_, 0.0), found, 1e-7)
+            x, _ = _root(rise, np.where(found, lo_, 0.0), np.where(found, hi_, 0.0), found, 1e-7)
             return np.where(found, x, np.nan)
 
         errp = crossing(delta_err, 1.0) - best

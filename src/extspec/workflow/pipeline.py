@@ -582,12 +582,24 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
         raise ExtspecError(f"light curve: config key 'light_curve.time_bins': no time bin overlaps any of the "
                            f"{len(runs)} run(s), which span {iso_utc(lo_run)} .. {iso_utc(hi_run)} UTC "
                            "(wrong date, or a time not in UTC?)")
-    per_bin = [(tb, bin_datasets(tb, spectra, events)) for tb in bins]
+
+    def per_bin():  # one time bin's spectra at a time: memory does not grow with the number of bins
+        return ((tb, bin_datasets(tb, spectra, events)) for tb in bins)
+
+    import logging
+    import time
+
+    log, t_start = logging.getLogger("extspec.lightcurve"), time.monotonic()
+
+    def progress(done, total):
+        if total and total > CHUNK_BINS_LOGGED:
+            log.info("light curve: %d of %d time bins fitted (%.1f s)", done, total, time.monotonic() - t_start)
     lo, hi = result.energy_range
     reco = spectra[0].energy_reco.edges if spectra else np.array([lo, hi])
     edges = snap_edges(lc.energy_edges if lc.energy_edges is not None else [lo, hi], reco)
     options = fit_options(config)
-    rows, variability = light_curve_rows(per_bin, result, edges, lc.sqrt_ts_threshold_ul, options.integration)
+    rows, variability = light_curve_rows(_Sized(per_bin(), len(bins)), result, edges, lc.sqrt_ts_threshold_ul,
+                                         options.integration, lc.variability_min_counts, progress)
     model = result_model(result)
     ref = {(float(a), float(b)): float(model.integral(np.array([a]), np.array([b]), **result.values)[0])
            for a, b in zip(edges[:-1], edges[1:])}
@@ -603,8 +615,12 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
         "joint_fit_flux": [ref[k] for k in sorted(ref)],
         "variability_chi2": variability["chi2"], "variability_ndf": variability["ndf"],
         "variability_p_value": variability["p_value"], "variability_per_energy_bin": variability["per_energy_bin"],
-        "variability_test": "likelihood ratio of one norm for all time bins against one per time bin "
-                            "(chi2 = W_const - sum W_bin, ndf = n_bins - 1 per energy bin)",
+        "variability_test": "likelihood ratio of one norm for all time bins against one per group of time "
+                            "bins, the groups merging consecutive bins until the constant flux predicts at least "
+                            "variability_min_counts ON counts (Wilks' theorem valid); chi2 = W_const - sum W_group, "
+                            "ndf = n_groups - 1 per energy bin",
+        "variability_min_counts": lc.variability_min_counts,
+        "status": "the quality gate per row: ok, not_detected (is_ul: quote flux_ul) or failed",
     }
     _write_ecsv(rows, LIGHTCURVE_UNITS, meta, out_ecsv)
     gadf_units = {"time_min": "", "time_max": "", **{c: LIGHTCURVE_UNITS[c] for c in GADF_COLUMNS}}
@@ -614,13 +630,32 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
                      title=f"{name}: light curve, {len(bins)} time bins, {len(used)} runs")
     if spectra_ecsv is None:
         return
-    srows, units = spectra_rows(per_bin, result, options)
+    srows, units = spectra_rows(per_bin(), result, options)
     _write_ecsv(srows, units, {"model": result.model_type, "time_scale": "utc", "time_format": "mjd",
-                               "stat": "WStat of the fit per time bin"}, spectra_ecsv)
+                               "stat": "WStat of the fit per time bin",
+                               "status": "the quality gate's verdict of each fit (extspec.quality); parameters of "
+                                         "a fit whose status is not ok are not measurements"}, spectra_ecsv)
     free = [p for p in result.parameters if not p.frozen]
     shape = next((p for p in free if "amplitude" not in p.name), free[0])
     plot_spectra_vs_time(srows, shape.name, shape.unit, spectra_png, reference=shape.value,
                          title=f"{name}: {result.model_type} per time bin")
+
+
+CHUNK_BINS_LOGGED = 2048
+"""Light curves with more time bins than this log their progress."""
+
+
+class _Sized:
+    """An iterator that knows its length (for progress lines) without holding its items."""
+
+    def __init__(self, items, n: int):
+        self._items, self._n = items, n
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self):
+        return self._n
 
 
 GADF_FILE = "lightcurve_gadf.ecsv"

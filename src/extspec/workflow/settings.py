@@ -211,4 +211,5 @@ def light_curve_settings(cfg: dict):
     edges = opt("energy_edges")
     return LightCurveSettings(time_bins=opt("time_bins"), night_boundary_utc=float(opt("night_boundary_utc")),
                               energy_edges=None if edges is None else tuple(edges), spectra=bool(opt("spectra")),
-                              sqrt_ts_threshold_ul=float(opt("sqrt_ts_threshold_ul")))
+                              sqrt_ts_threshold_ul=float(opt("sqrt_ts_threshold_ul")),
+                              variability_min_counts=float(opt("variability_min_counts")))
