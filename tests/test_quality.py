@@ -164,3 +164,31 @@ def test_joint_nuisance_at_its_bound_is_flagged():
     assert "at_max" in jf.result.quality.parameters["b.energy_scale"]
     assert "at_bound" in jf.result.quality.flags and jf.result.status != "ok"
     assert jf.systematics_dict()["b"]["energy_scale"]["flags"] == ["at_max"]
+
+
+# ------------------------------------------------- defect 9: messages that say what is wrong --
+
+
+@pytest.mark.parametrize("table, says", [
+    ("franceschini08", "EBL table franceschini08: no such file, and not one of the tables known by name (dominguez11)"),
+    ("DIR", "is a directory, not a table file (give the file, or one of the tables known by name: dominguez11)"),
+])
+def test_ebl_table_messages_say_what_is_wrong(tmp_path, table, says):
+    from extspec.ebl import check_ebl_block
+    from extspec.errors import ConfigError
+
+    table = str(tmp_path) if table == "DIR" else table
+    with pytest.raises(ConfigError) as exc:
+        check_ebl_block({"table": table, "redshift": 0.1})
+    msg = str(exc.value)
+    assert msg.startswith("config key 'model.ebl.table': EBL table ") and says in msg and "\n" not in msg
+
+
+def test_joint_of_one_analysis_says_two_are_needed():
+    from test_joint import check_joint, joint_raw
+
+    from extspec.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        check_joint(joint_raw(j={"analyses": ["a"], "model": {"type": "power_law"}}))
+    assert str(exc.value) == "config key 'joint.j.analyses': needs at least 2 entries, got 1: [\"a\"]"
