@@ -148,6 +148,10 @@ def model_parameters(model_cfg: dict) -> tuple[str, list[Parameter]]:
     return mtype, params
 
 
+STAT_INVALID = 1e30
+"""The statistic reported for a non-finite prediction (overflowing parameters)."""
+
+
 class JointData:
     """The arrays of many ON/OFF spectra, stacked for a vectorised likelihood.
 
@@ -203,7 +207,12 @@ class JointData:
         return np.sum(np.where(self.mask, w, 0.0), axis=1)
 
     def stat(self, flux_int: np.ndarray) -> float:
-        w = wstat(self.counts_masked, self.counts_off_masked, self.alpha_masked, self.npred_sig(flux_int))
+        """Summed WStat of the safe bins; :data:`STAT_INVALID` where the prediction is not finite
+        (a minimiser stepping to absurd parameters must see a bad point, not WStat's NaN -> 0)."""
+        mu = self.npred_sig(flux_int)
+        if not np.all(np.isfinite(mu[self.mask])):
+            return STAT_INVALID
+        w = wstat(self.counts_masked, self.counts_off_masked, self.alpha_masked, mu)
         return float(np.sum(w[self.mask]))
 
 
