@@ -239,7 +239,10 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
     n_energy = len(energy_edges) - 1
     rows: list[dict] = []
     ref_fluxes: dict = {}
-    kept = [[] for _ in range(n_energy)]  # per energy bin: (n, m, a, mu, row) of every fitted cell, for the test
+    # per energy bin, per chunk: (n, m, a, mu, key, livetime, time-bin number) of every fitted cell, for the test
+    kept = [[] for _ in range(n_energy)]
+    n_fitted = [0] * n_energy  # time bins fitted so far per energy bin
+    slices_of: dict = {}
     chunk: list = []  # (row index, energy bin, n, m, a, mu) of the bins not fitted yet
     total = len(bins) if hasattr(bins, "__len__") else None
     done = 0
@@ -250,6 +253,7 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
         gid = np.repeat(np.arange(len(chunk)), [c[2].size for c in chunk])
         n, m, a, mu = (np.concatenate([c[i] for c in chunk]) for i in range(2, 6))
         nf = fit_norms(n, m, a, mu, gid, len(chunk), DELTA_ERR, DELTA_UL)
+        fitted = [[] for _ in range(n_energy)]
         for g, (ri, k, *cells) in enumerate(chunk):  # cells: n, m, a, mu, key, livetime
             row = rows[ri]
             ref = ref_fluxes[row["e_min"], row["e_max"]]
@@ -259,7 +263,11 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
                        sqrt_ts=float(nf.sqrt_ts[g]), is_ul=bool(nf.sqrt_ts[g] < sqrt_ts_threshold_ul), success=ok,
                        status=("not_detected" if nf.sqrt_ts[g] < sqrt_ts_threshold_ul else "ok") if ok else "failed")
             if ok:
-                kept[k].append((*cells, ri))
+                fitted[k].append((*cells, np.full(cells[0].size, n_fitted[k])))
+                n_fitted[k] += 1
+        for k, f in enumerate(fitted):  # one set of arrays per chunk: memory ~ the cells, not the bins
+            if f:
+                kept[k].append(tuple(np.concatenate([c[i] for c in f]) for i in range(7)))
         chunk.clear()
 
     for tb, datasets in bins:
@@ -268,7 +276,9 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
             mu_best = data.npred_sig(integ(data.e_min, data.e_max, best))
             livetimes = np.array([d.livetime for d in data.datasets])
         reco = datasets[0].energy_reco.edges
-        for k, (e_lo, e_hi, sl) in enumerate(group_slices(energy_edges, reco)):
+        if reco.tobytes() not in slices_of:  # every run has the same reco axis: computed once
+            slices_of[reco.tobytes()] = group_slices(energy_edges, reco)
+        for k, (e_lo, e_hi, sl) in enumerate(slices_of[reco.tobytes()]):
             row = _nan_row(tb, e_lo, e_hi)
             rows.append(row)
             if not len(data) or not data.mask[:, sl].any():
@@ -298,9 +308,10 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
 def constant_flux_test(kept, min_counts: float) -> dict:
     """Likelihood-ratio test of a constant flux, per energy bin and summed, valid at any binning.
 
-    ``kept[k]``: ``(n, m, alpha, mu, key, livetime)`` of every fitted time bin of energy bin
-    ``k`` (per safe cell: counts, predicted signal at norm 1, which run and reco bin it is, the
-    run's livetime in the bin), in time order.
+    ``kept[k]``: tuples of arrays ``(n, m, alpha, mu, key, livetime, tbin)`` of the fitted
+    time bins of energy bin ``k`` (per safe cell: counts, predicted signal at norm 1, which
+    run and reco bin it is, the run's livetime in the bin, the time bin's number 0, 1, ... in
+    time order).
 
     At a few counts per time bin two approximations fail: Wilks' theorem, and a background
     profiled per time bin (summing the profiles of many near-empty bins biases the norm, the
@@ -323,10 +334,9 @@ def constant_flux_test(kept, min_counts: float) -> dict:
             per.append({"chi2": float("nan"), "ndf": 0, "p_value": float("nan"), "norm": float("nan"),
                         "n_time_bins": 0, "n_groups": 0})
             continue
-        sizes = [c[0].size for c in cells]
-        n, m, a, mu, key, lt = (np.concatenate([c[i] for c in cells]) for i in range(6))
-        tbin = np.repeat(np.arange(len(cells)), sizes)
-        group = _merge_in_order(np.bincount(tbin, weights=n, minlength=len(cells)), min_counts)[tbin]
+        n, m, a, mu, key, lt, tbin = (np.concatenate([c[i] for c in cells]) for i in range(7))
+        n_tbins = int(tbin.max()) + 1
+        group = _merge_in_order(np.bincount(tbin, weights=n, minlength=n_tbins), min_counts)[tbin]
         # the known background: alpha x all OFF counts of the run and reco bin, shared by livetime
         _, run_cell = np.unique(key, return_inverse=True)
         run_cell = run_cell.ravel()
@@ -344,7 +354,7 @@ def constant_flux_test(kept, min_counts: float) -> dict:
         chi2 = max(float(const.stat_best[0] - np.sum(fits.stat_best)), 0.0)
         ndf = n_groups - 1
         per.append({"chi2": chi2, "ndf": ndf, "p_value": float(chi2_sf(chi2, ndf)) if ndf else float("nan"),
-                    "norm": float(const.norm[0]), "n_time_bins": len(cells), "n_groups": n_groups})
+                    "norm": float(const.norm[0]), "n_time_bins": n_tbins, "n_groups": n_groups})
     chi2 = float(sum(p["chi2"] for p in per if p["ndf"]))
     ndf = int(sum(p["ndf"] for p in per))
     return {"chi2": chi2, "ndf": ndf, "p_value": float(chi2_sf(chi2, ndf)) if ndf else float("nan"),
