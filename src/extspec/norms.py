@@ -145,7 +145,8 @@ def _expand(f, start, step, direction, active):
     return np.where(found, start + direction * k, np.nan), last_false
 
 
-def fit_norms(n, m, a, mu, group, n_groups: int, delta_err: float, delta_ul: float, background=None) -> NormFits:
+def fit_norms(n, m, a, mu, group, n_groups: int, delta_err: float, delta_ul: float,
+              known_background=None) -> NormFits:
     """Fit one norm per group (see the module docstring).
 
     Parameters
@@ -159,14 +160,14 @@ def fit_norms(n, m, a, mu, group, n_groups: int, delta_err: float, delta_ul: flo
     delta_err, delta_ul : float
         Rise of W defining the asymmetric errors and the upper limit (above the best norm).
 
-    background : array, optional
+    known_background : array, optional
         A known background (expected ON counts) per cell: the statistic is then Cash's
         (:func:`extspec.stats.cash`) of ON counts against signal + background, and ``m``, ``a``
         are not used.
 
     A group without cells, or whose predicted signal is zero, has ``success`` false and NaN.
     """
-    cells = _Cells(n, m, a, mu, group, n_groups, background)
+    cells = _Cells(n, m, a, mu, group, n_groups, known_background)
     mu_sum = cells._sum(cells.mu)
     excess = cells._sum(cells.n - cells.a * cells.m)
     active = mu_sum > 0

@@ -385,7 +385,7 @@ def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, 
 def _fp_meta(result, n_sigma_ul, extra: dict) -> dict:
     """The metadata of a flux-point table (GADF SED format) of fit ``result``, then ``extra``."""
     return {"SED_TYPE": "likelihood", "UL_CONF": 0.95, "n_sigma_ul": n_sigma_ul, "model": result.model_type,
-            "fit_success": bool(result.success), **extra}
+            "fit_success": bool(result.success), "fit_status": result.status, **extra}
 
 
 def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
@@ -610,7 +610,7 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
         "flux": "integral flux in [e_min, e_max], the joint-fit shape with its norm fitted per time bin",
         "time_bins": lc.time_bins if isinstance(lc.time_bins, str) else _json_safe(lc.time_bins),
         "sqrt_ts_threshold_ul": lc.sqrt_ts_threshold_ul, "ul_delta_stat": 2.71, "err_delta_stat": 1.0,
-        "model": result.model_type, "obs_ids": used,
+        "model": result.model_type, "fit_status": result.status, "obs_ids": used,
         "obs_ids_outside_bins": [int(s.obs_id) for s in spectra if int(s.obs_id) not in used],
         "joint_fit_flux": [ref[k] for k in sorted(ref)],
         "variability_chi2": variability["chi2"], "variability_ndf": variability["ndf"],
