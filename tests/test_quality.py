@@ -192,3 +192,20 @@ def test_joint_of_one_analysis_says_two_are_needed():
     with pytest.raises(ConfigError) as exc:
         check_joint(joint_raw(j={"analyses": ["a"], "model": {"type": "power_law"}}))
     assert str(exc.value) == "config key 'joint.j.analyses': needs at least 2 entries, got 1: [\"a\"]"
+
+
+def test_model_comparison_carries_the_alternatives_verdict():
+    from test_joint import OPTS, START, instruments
+
+    from extspec.fit import JointData, compare_models, fit_joint
+
+    runs_a, _ = instruments(7)
+    data = JointData(runs_a)
+    null = fit_joint(runs_a, START, OPTS, data=data)
+    alt = fit_joint(runs_a, {"type": "exp_cutoff_power_law", "parameters": {"index": 2.2, "lambda_": 0.05}}, OPTS,
+                    data=data)
+    c = compare_models(null, alt)
+    assert null.status == "ok" and c["alternative_status"] == alt.status
+    assert c["alternative_quality"]["status"] == alt.status and "checks" in c["alternative_quality"]
+    # a power law has no cutoff: lambda_ is consistent with 0 within errors, at most a limit
+    assert c["ts"] < 9
