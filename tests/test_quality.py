@@ -209,3 +209,22 @@ def test_model_comparison_carries_the_alternatives_verdict():
     assert c["alternative_quality"]["status"] == alt.status and "checks" in c["alternative_quality"]
     # a power law has no cutoff: lambda_ is consistent with 0 within errors, at most a limit
     assert c["ts"] < 9
+
+
+def test_joint_fit_of_nothing_is_not_detected_with_an_upper_limit():
+    import dataclasses
+
+    from test_joint import NONE, OPTS, START, instruments
+
+    from extspec.fit import JointData
+    from extspec.joint import Instrument, fit_instruments
+
+    runs_a, runs_b = instruments(9, truth={"index": 2.5, "amplitude": 1e-18, "reference": 1.0})
+    rng = np.random.default_rng(9)  # ON counts of the background alone
+    noise = [[dataclasses.replace(r, counts=rng.poisson(r.alpha * r.counts_off)) for r in runs] for runs in
+             (runs_a, runs_b)]
+    jf = fit_instruments([Instrument("a", JointData(noise[0]), NONE), Instrument("b", JointData(noise[1]), NONE)],
+                         START, OPTS)
+    assert jf.result.status == "not_detected", jf.result.quality
+    ul = jf.result.upper_limit
+    assert 0 < ul["flux_ul"] and ul["e_min"] == pytest.approx(jf.result.energy_range[0]) and "nuisances" in ul["shape"]

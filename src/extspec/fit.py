@@ -344,21 +344,27 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
                     excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
                     covariance_method=covariance, ebl=ebl, goodness_of_fit=gof)
     ts = data.stat(np.zeros_like(flux)) - fit.fval
-    _judged(res, stat=stat if fit.success else None, ts=ts, ts_min=options.detection_ts_min)
+    _judged(res, stat=stat if fit.success else None, ts=ts, ts_min=options.detection_ts_min,
+            bounded_at_zero=fit.bounded_at_zero)
     if res.quality.status == "not_detected":
         res.upper_limit = flux_upper_limit([(data, integ(lo, hi, start))], lambda e1, e2: integ(e1, e2, start),
                                            erange, "the model at its start values (model.parameters)")
     return res
 
 
-def _judged(result: FitResult, stat=None, ts=None, ts_min=None, extra_poor=None, params=None) -> FitResult:
+def _judged(result: FitResult, stat=None, ts=None, ts_min=None, extra_poor=None, params=None,
+            bounded_at_zero=()) -> FitResult:
     """``result`` with the quality gate's verdict (:func:`extspec.quality.judge`) set; ``params``:
-    every parameter of ``stat`` (default the result's)."""
+    every parameter of ``stat`` (default the result's); ``bounded_at_zero``: parameters the
+    minimiser bounded below by 0 (:attr:`Minimum.bounded_at_zero`), judged with that bound."""
+    import dataclasses
+
     from .quality import judge
 
+    params = result.parameters if params is None else params
+    params = [dataclasses.replace(p, min=0.0) if p.name in bounded_at_zero and p.min is None else p for p in params]
     with np.errstate(all="ignore"):
-        result.quality = judge(success=result.success, message=result.message,
-                               params=result.parameters if params is None else params, stat=stat,
+        result.quality = judge(success=result.success, message=result.message, params=params, stat=stat,
                                best_stat=result.total_stat, ts=ts, ts_min=ts_min,
                                goodness_of_fit=result.goodness_of_fit, extra_poor=extra_poor)
     return result
@@ -400,6 +406,9 @@ class Minimum:
     covariance: np.ndarray
     edm: float
     nfcn: int
+    bounded_at_zero: tuple = ()
+    """Parameters fitted again with a lower bound of 0 (a physical amplitude): the quality
+    gate judges them with that bound."""
 
 
 def minimise(params: list, stat, options: FitOptions) -> Minimum:
@@ -437,6 +446,9 @@ def minimise(params: list, stat, options: FitOptions) -> Minimum:
         limits[k_amp] = (0.0, limits[k_amp][1])  # amplitudes stay physical: fitted again with a bound
         m = make_minuit(fcn, x0, names, limits)
         m.migrad()
+        bounded = (AMPLITUDE,)
+    else:
+        bounded = ()
     ok = bool(m.valid)
     message = "MIGRAD converged" if ok else "MIGRAD failed: " + _fmin_problems(m)
     if ok and covariance == "hesse":
@@ -462,7 +474,7 @@ def minimise(params: list, stat, options: FitOptions) -> Minimum:
             me = m.merrors[p.name]
             p.minos = (me.lower * scales[k], me.upper * scales[k])
     return Minimum(success=ok, message=message, fval=float(m.fval), covariance=cov, edm=float(m.fmin.edm),
-                   nfcn=int(m.nfcn))
+                   nfcn=int(m.nfcn), bounded_at_zero=bounded)
 
 
 GOF_P_MIN = 1e-3

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fit import (GOF_P_MIN, FitOptions, FitResult, JointData, Parameter, _energy_range, _judged, goodness_of_fit,
-                  minimise, model_parameters)
+from .fit import (GOF_P_MIN, FitOptions, FitResult, JointData, Parameter, _energy_range, _judged, flux_upper_limit,
+                  goodness_of_fit, minimise, model_parameters)
 from .models import integrator
 
 __all__ = ["Systematics", "Instrument", "JointFit", "NUISANCE_KINDS", "instrument_flux", "fit_instruments"]
@@ -179,7 +179,9 @@ def fit_instruments(instruments: list, model_cfg: dict, options: FitOptions) -> 
         return failed("no usable dataset")
     if not any(not p.frozen for p in all_params):
         return failed("no free parameter")  # a joint fit with everything frozen is not a fit
-    fit = minimise(all_params, stat, options)
+    start = {p.name: p.value for p in params}  # the assumed shape of an upper limit
+    with np.errstate(over="ignore", under="ignore"):  # an unconstrained fit may try extreme values
+        fit = minimise(all_params, stat, options)
     best = {p.name: p.value for p in all_params}
     per, per_instrument = {}, {}
     for ins, f in zip(used, fluxes(best)):
@@ -201,7 +203,11 @@ def fit_instruments(instruments: list, model_cfg: dict, options: FitOptions) -> 
     res.goodness_of_fit["consistency"] = consistency
     ts = sum(ins.data.stat(np.zeros(ins.data.e_min.size)) for ins in used) - fit.fval
     judged = _judged(res, stat=stat if fit.success else None, ts=ts, ts_min=options.detection_ts_min,
-                     extra_poor=poor, params=all_params)
+                     extra_poor=poor, params=all_params, bounded_at_zero=fit.bounded_at_zero)
+    if judged.status == "not_detected":  # one norm of the start-value shape over every instrument
+        judged.upper_limit = flux_upper_limit([(ins.data, instrument_flux(integ, ins.data, start)) for ins in used],
+                                              lambda e1, e2: integ(e1, e2, start), erange,
+                                              "the model at its start values (model.parameters), nuisances at 0")
     return JointFit(result=judged, nuisance=nuisance, priors=priors, covariance=fit.covariance, names=names,
                     stat={k: float(sum(v.values())) for k, v in per_instrument.items()},
                     stat_per_dataset=per_instrument)
