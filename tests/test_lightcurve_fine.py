@@ -123,25 +123,57 @@ def test_noise_bins_are_not_measurements():
 # -------------------------------------------------- defect 7: bins that cover no run --
 
 
-def test_light_curve_outside_every_run_is_refused(tmp_path):
-    from extspec.errors import ExtspecError
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory):
+    """One simulated 600 s run reduced with its ON/OFF events, and its joint fit."""
     from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
     from extspec.workflow.config import load_config, stage_config
-    from extspec.workflow.pipeline import reduce_observation, run_fit, run_light_curve
+    from extspec.workflow.pipeline import reduce_observation, run_fit
 
+    base = tmp_path_factory.mktemp("one_run")
     src = SourceModel(83.63, 22.01, frame="icrs", spectrum="power_law", params={"index": 2.5, "amplitude": 5e-11})
-    store = simulate_datastore(tmp_path / "store", wobble_pointings(83.63, 22.01, 1, 0.5), src, livetime=600.0)
+    store = simulate_datastore(base / "store", wobble_pointings(83.63, 22.01, 1, 0.5), src, livetime=600.0)
     raw = {"name": "lc", "datastore": str(store), "obs_ids": [1], "on_region": "icrs;circle(83.63,22.01,0.2)",
-           "geom": {"width": [2.0, 2.0], "frame": "icrs"},
-           "light_curve": {"time_bins": {"start": "2016-07-29T20:00:00", "stop": "2016-07-29T21:00:00",
-                                         "width_s": 600}}}
+           "geom": {"width": [2.0, 2.0], "frame": "icrs"}}
     cfg = load_config(raw)
-    d = tmp_path / "obs" / "1"
+    d = base / "obs" / "1"
     reduce_observation(stage_config(cfg, "reduce"), store, 1, d, onoff_events=True)
-    run_fit(cfg, [d], tmp_path / "fit" / "result.yaml", tmp_path / "fit" / "spectrum.png")
-    out = tmp_path / "lc" / "lightcurve.ecsv"
+    run_fit(cfg, [d], base / "fit" / "result.yaml", base / "fit" / "spectrum.png")
+    return {"base": base, "raw": raw, "dirs": [d], "fit": base / "fit" / "result.yaml"}
+
+
+def test_light_curve_outside_every_run_is_refused(one_run, tmp_path):
+    from extspec.errors import ExtspecError
+    from extspec.workflow.config import load_config
+    from extspec.workflow.pipeline import run_light_curve
+
+    cfg = load_config({**one_run["raw"], "light_curve": {"time_bins": {
+        "start": "2016-07-29T20:00:00", "stop": "2016-07-29T21:00:00", "width_s": 600}}})
+    out = tmp_path / "lightcurve.ecsv"
     with pytest.raises(ExtspecError) as exc:
-        run_light_curve(cfg, [d], tmp_path / "fit" / "result.yaml", out, tmp_path / "lc" / "lightcurve.png")
+        run_light_curve(cfg, one_run["dirs"], one_run["fit"], out, tmp_path / "lightcurve.png")
     msg = str(exc.value)
     assert "\n" not in msg and "light_curve.time_bins" in msg and "no time bin overlaps any of the 1 run(s)" in msg
     assert " UTC" in msg and not out.exists()
+
+
+def test_few_counts_per_bin_are_flagged(one_run, tmp_path, caplog):
+    """1 s bins of a 600 s run: the rows carry statuses, the metadata say the fluxes are not
+    Gaussian measurements at about a count per bin."""
+    from extspec.io.ecsv import read_ecsv_rows
+    from extspec.timebins import iso_utc, mjd_utc_from_met
+    from extspec.io.onoff_events import read_onoff_events
+    from extspec.workflow.config import load_config
+    from extspec.workflow.pipeline import run_light_curve
+
+    ev = read_onoff_events(one_run["dirs"][0] / "onoff_events.h5")
+    t0, t1 = mjd_utc_from_met([ev.gti[0, 0], ev.gti[-1, 1]], ev.time_ref)
+    cfg = load_config({**one_run["raw"], "light_curve": {"time_bins": {
+        "start": iso_utc(t0 - 2 / 86400), "stop": iso_utc(t1 + 2 / 86400), "width_s": 1}}})
+    out = tmp_path / "lightcurve.ecsv"
+    run_light_curve(cfg, one_run["dirs"], one_run["fit"], out, tmp_path / "lightcurve.png")
+    rows, meta = read_ecsv_rows(out)
+    assert len(rows) > 500 and {r["status"] for r in rows} <= {"ok", "not_detected", "failed"}
+    assert meta["median_counts_per_row"] < 10 and "not a Gaussian measurement" in meta["warning"]
+    assert meta["fit_status"] == "ok" and meta["variability_min_counts"] == 10
+    assert any("few counts per time bin" in r.getMessage() for r in caplog.records)

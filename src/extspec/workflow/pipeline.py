@@ -622,6 +622,16 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
         "variability_min_counts": lc.variability_min_counts,
         "status": "the quality gate per row: ok, not_detected (is_ul: quote flux_ul) or failed",
     }
+    counts = [r["counts"] for r in rows if r["success"]]
+    median_counts = float(np.median(counts)) if counts else 0.0
+    meta["median_counts_per_row"] = median_counts
+    if counts and median_counts < lc.variability_min_counts:  # few counts: fluxes are not Gaussian measurements
+        meta["warning"] = (f"few counts per time bin (median {median_counts:g} ON counts per row, below "
+                           f"light_curve.variability_min_counts = {lc.variability_min_counts:g}): each row's flux "
+                           "is the maximum-likelihood value of its bin, not a Gaussian measurement (averaging rows "
+                           "is biased); quote flux_ul where status is not_detected, and the constant-flux test "
+                           "(which merges bins) for variability")
+        log.warning("light curve: %s", meta["warning"])
     _write_ecsv(rows, LIGHTCURVE_UNITS, meta, out_ecsv)
     gadf_units = {"time_min": "", "time_max": "", **{c: LIGHTCURVE_UNITS[c] for c in GADF_COLUMNS}}
     _write_ecsv(gadf_rows(rows), gadf_units, meta, Path(out_ecsv).with_name(GADF_FILE))
