@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["RunTimes", "Window", "TimeBin", "mjd_utc_from_met", "met_from_mjd_utc", "parse_utc",
-           "regular_intervals", "MIN_REMAINDER_S", "runs_span", "iso_utc", "livetime_in", "run_bins", "night_bins", "interval_bins", "make_time_bins",
+           "regular_intervals", "MIN_REMAINDER_S", "runs_span", "iso_utc", "livetime_in", "run_bins", "night_bins",
+           "interval_bins", "make_time_bins",
            "SECONDS_PER_DAY"]
 
 SECONDS_PER_DAY = 86400.0
