@@ -167,7 +167,8 @@ def test_check_merges_config_files_like_snakemake(capsys, sim, tmp_path):
         ({"obs_ids": [1, 99]}, "invalid configuration: config key 'obs_ids': data store"),
         ({"datastore": "/nonexistent/store"}, "no DL3 data store found (looked in: /nonexistent/store)"),
         ({"model": {"type": "power_law", "ebl": {"table": "/nonexistent/ebl.fits", "redshift": 0.1}}},
-         "invalid configuration: config key 'model.ebl.table': EBL table /nonexistent/ebl.fits: cannot read it"),
+         "invalid configuration: config key 'model.ebl.table': EBL table /nonexistent/ebl.fits: no such file, and not "
+         "one of the tables known by name (dominguez11)"),
         ({"model": {"type": "power_law", "ebl": {"table": str(Path(__file__)), "redshift": 0.1}}},
          f"invalid configuration: config key 'model.ebl.table': {Path(__file__)}: not a readable FITS file"),
     ],

@@ -397,7 +397,7 @@ def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, 
 def _fp_meta(result, n_sigma_ul, extra: dict) -> dict:
     """The metadata of a flux-point table (GADF SED format) of fit ``result``, then ``extra``."""
     return {"SED_TYPE": "likelihood", "UL_CONF": 0.95, "n_sigma_ul": n_sigma_ul, "model": result.model_type,
-            "fit_success": bool(result.success), **extra}
+            "fit_success": bool(result.success), "fit_status": result.status, **extra}
 
 
 def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
@@ -514,16 +514,19 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
 
 def _check_fit_outcome(result, name: str) -> None:
     """After result.yaml is written: a failed fit (or one of nothing) fails the step with one
-    line; a poor goodness of fit is logged as a warning."""
+    line; a poor goodness of fit, and any status of the quality gate but ok, is logged as a warning."""
     import logging
 
     from ..errors import ExtspecError
 
-    if not result.success:
+    if result.status == "failed":
         raise ExtspecError(f"fit: {result.model_type} fit {'of ' + name + ' ' if name else ''}failed: {result.message}")
     warning = result.goodness_of_fit.get("warning")
     if warning:
         logging.getLogger("extspec.fit").warning("%s", warning)
+    verdict = result.quality
+    if verdict is not None and not verdict.ok and verdict.reason != warning:  # the quality gate (extspec.quality)
+        logging.getLogger("extspec.fit").warning("quality gate: %s (%s)", verdict.status, verdict.reason)
 
 
 def _instruments(spectra) -> list:
@@ -624,12 +627,31 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
                      {k: s.meta[k] for k in TIME_KEYS if k in s.meta} if e is None else e.time_ref)
             for s, e in zip(spectra, events)]
     bins = make_time_bins(lc.time_bins, runs, lc.night_boundary_utc)
-    per_bin = [(tb, bin_datasets(tb, spectra, events)) for tb in bins]
+    if not bins:
+        from ..timebins import iso_utc, runs_span
+
+        lo_run, hi_run = runs_span(runs)
+        raise ExtspecError(f"light curve: config key 'light_curve.time_bins': no time bin overlaps any of the "
+                           f"{len(runs)} run(s), which span {iso_utc(lo_run)} .. {iso_utc(hi_run)} UTC "
+                           "(wrong date, or a time not in UTC?)")
+
+    def per_bin():  # one time bin's spectra at a time: memory does not grow with the number of bins
+        return ((tb, bin_datasets(tb, spectra, events)) for tb in bins)
+
+    import logging
+    import time
+
+    log, t_start = logging.getLogger("extspec.lightcurve"), time.monotonic()
+
+    def progress(done, total):
+        if total and total > CHUNK_BINS_LOGGED:
+            log.info("light curve: %d of %d time bins fitted (%.1f s)", done, total, time.monotonic() - t_start)
     lo, hi = result.energy_range
     reco = spectra[0].energy_reco.edges if spectra else np.array([lo, hi])
     edges = snap_edges(lc.energy_edges if lc.energy_edges is not None else [lo, hi], reco)
     options = fit_options(config)
-    rows, variability = light_curve_rows(per_bin, result, edges, lc.sqrt_ts_threshold_ul, options.integration)
+    rows, variability = light_curve_rows(_Sized(per_bin(), len(bins)), result, edges, lc.sqrt_ts_threshold_ul,
+                                         options.integration, lc.variability_min_counts, progress)
     model = result_model(result)
     ref = {(float(a), float(b)): float(model.integral(np.array([a]), np.array([b]), **result.values)[0])
            for a, b in zip(edges[:-1], edges[1:])}
@@ -640,14 +662,28 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
         "flux": "integral flux in [e_min, e_max], the joint-fit shape with its norm fitted per time bin",
         "time_bins": lc.time_bins if isinstance(lc.time_bins, str) else _json_safe(lc.time_bins),
         "sqrt_ts_threshold_ul": lc.sqrt_ts_threshold_ul, "ul_delta_stat": 2.71, "err_delta_stat": 1.0,
-        "model": result.model_type, "obs_ids": used,
+        "model": result.model_type, "fit_status": result.status, "obs_ids": used,
         "obs_ids_outside_bins": [int(s.obs_id) for s in spectra if int(s.obs_id) not in used],
         "joint_fit_flux": [ref[k] for k in sorted(ref)],
         "variability_chi2": variability["chi2"], "variability_ndf": variability["ndf"],
         "variability_p_value": variability["p_value"], "variability_per_energy_bin": variability["per_energy_bin"],
-        "variability_test": "likelihood ratio of one norm for all time bins against one per time bin "
-                            "(chi2 = W_const - sum W_bin, ndf = n_bins - 1 per energy bin)",
+        "variability_test": "likelihood ratio of one norm for all time bins against one per group of time "
+                            "bins, the groups merging consecutive bins until the constant flux predicts at least "
+                            "variability_min_counts ON counts (Wilks' theorem valid); chi2 = W_const - sum W_group, "
+                            "ndf = n_groups - 1 per energy bin",
+        "variability_min_counts": lc.variability_min_counts,
+        "status": "the quality gate per row: ok, not_detected (is_ul: quote flux_ul) or failed",
     }
+    counts = [r["counts"] for r in rows if r["success"]]
+    median_counts = float(np.median(counts)) if counts else 0.0
+    meta["median_counts_per_row"] = median_counts
+    if counts and median_counts < lc.variability_min_counts:  # few counts: fluxes are not Gaussian measurements
+        meta["warning"] = (f"few counts per time bin (median {median_counts:g} ON counts per row, below "
+                           f"light_curve.variability_min_counts = {lc.variability_min_counts:g}): each row's flux "
+                           "is the maximum-likelihood value of its bin, not a Gaussian measurement (averaging rows "
+                           "is biased); quote flux_ul where status is not_detected, and the constant-flux test "
+                           "(which merges bins) for variability")
+        log.warning("light curve: %s", meta["warning"])
     _write_ecsv(rows, LIGHTCURVE_UNITS, meta, out_ecsv)
     gadf_units = {"time_min": "", "time_max": "", **{c: LIGHTCURVE_UNITS[c] for c in GADF_COLUMNS}}
     _write_ecsv(gadf_rows(rows), gadf_units, meta, Path(out_ecsv).with_name(GADF_FILE))
@@ -656,13 +692,32 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
                      title=f"{name}: light curve, {len(bins)} time bins, {len(used)} runs")
     if spectra_ecsv is None:
         return
-    srows, units = spectra_rows(per_bin, result, options)
+    srows, units = spectra_rows(per_bin(), result, options)
     _write_ecsv(srows, units, {"model": result.model_type, "time_scale": "utc", "time_format": "mjd",
-                               "stat": "WStat of the fit per time bin"}, spectra_ecsv)
+                               "stat": "WStat of the fit per time bin",
+                               "status": "the quality gate's verdict of each fit (extspec.quality); parameters of "
+                                         "a fit whose status is not ok are not measurements"}, spectra_ecsv)
     free = [p for p in result.parameters if not p.frozen]
     shape = next((p for p in free if "amplitude" not in p.name), free[0])
     plot_spectra_vs_time(srows, shape.name, shape.unit, spectra_png, reference=shape.value,
                          title=f"{name}: {result.model_type} per time bin")
+
+
+CHUNK_BINS_LOGGED = 2048
+"""Light curves with more time bins than this log their progress."""
+
+
+class _Sized:
+    """An iterator that knows its length (for progress lines) without holding its items."""
+
+    def __init__(self, items, n: int):
+        self._items, self._n = items, n
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self):
+        return self._n
 
 
 GADF_FILE = "lightcurve_gadf.ecsv"

@@ -187,7 +187,8 @@ def fit_options(cfg: dict):
 
     return FitOptions(integration=setting(cfg, "fit", "integration"), covariance=setting(cfg, "fit", "covariance"),
                       minos=bool(setting(cfg, "fit", "minos")),
-                      allow_negative_amplitude=bool(setting(cfg, "fit", "allow_negative_amplitude")))
+                      allow_negative_amplitude=bool(setting(cfg, "fit", "allow_negative_amplitude")),
+                      detection_ts_min=float(setting(cfg, "fit", "detection_ts_min")))
 
 
 def flux_point_settings(cfg: dict):
@@ -213,4 +214,5 @@ def light_curve_settings(cfg: dict):
     edges = opt("energy_edges")
     return LightCurveSettings(time_bins=opt("time_bins"), night_boundary_utc=float(opt("night_boundary_utc")),
                               energy_edges=None if edges is None else tuple(edges), spectra=bool(opt("spectra")),
-                              sqrt_ts_threshold_ul=float(opt("sqrt_ts_threshold_ul")))
+                              sqrt_ts_threshold_ul=float(opt("sqrt_ts_threshold_ul")),
+                              variability_min_counts=float(opt("variability_min_counts")))
