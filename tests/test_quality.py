@@ -174,12 +174,12 @@ def test_joint_nuisance_at_its_bound_is_flagged():
     ("DIR", "is a directory, not a table file (give the file, or one of the tables known by name: dominguez11)"),
 ])
 def test_ebl_table_messages_say_what_is_wrong(tmp_path, table, says):
-    from extspec.ebl import check_ebl_block
     from extspec.errors import ConfigError
+    from extspec.workflow.basics import check_model
 
     table = str(tmp_path) if table == "DIR" else table
     with pytest.raises(ConfigError) as exc:
-        check_ebl_block({"table": table, "redshift": 0.1})
+        check_model({"type": "power_law", "ebl": {"table": table, "redshift": 0.1}}, "model", False)
     msg = str(exc.value)
     assert msg.startswith("config key 'model.ebl.table': EBL table ") and says in msg and "\n" not in msg
 

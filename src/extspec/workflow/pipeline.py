@@ -423,39 +423,6 @@ def _config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def background_record(spectra) -> dict:
-    """The ``background`` entry of ``result.yaml``: the method each run used (``methods``:
-    method -> number of runs, ``runs``: obs id -> method, ``fallbacks``: obs id -> why the
-    configured method failed) and, for fov and ring runs, the background normalisation check
-    (:func:`extspec.background.normalisation_check`: OFF counts over the background IRF's
-    prediction per run, the runs and energy bins that stray beyond their statistics)."""
-    from ..background import normalisation_check
-
-    runs = {int(s.obs_id): str(s.meta.get("background", "reflected")) for s in spectra if s.usable}
-    methods = {}
-    for m in runs.values():
-        methods[m] = methods.get(m, 0) + 1
-    out = {"methods": methods, "runs": runs}
-    fallbacks = {int(s.obs_id): f"{s.meta['background_fallback_from']}: {s.meta['background_fallback_reason']}"
-                 for s in spectra if s.usable and s.meta.get("background_fallback_from")}
-    if fallbacks:
-        out["fallbacks"] = fallbacks
-    check = normalisation_check([s for s in spectra if s.usable])
-    if check["runs"]:
-        out["normalisation_check"] = {
-            "what": "OFF counts / counts predicted by the background IRF in the OFF area, summed over the "
-                    "run's safe bins (fov and ring runs); norm_inner, norm_outer: the same in the inner and "
-                    "outer half of the OFF area (split at offset_split deg from the pointing), "
-                    "offset_shape_significance: Li & Ma significance of their difference (the IRF's offset "
-                    "shape, on which alpha rests); bins_off: reco-energy bins straying from the run's "
-                    "other bins, significance_vs_other_runs: Li & Ma significance of the run's OFF counts "
-                    "against the other runs' norm; a bin or run strays beyond n_sigma in significance "
-                    "and beyond n_sigma x systematic in relative deviation",
-            "n_sigma": check["n_sigma"], "systematic": check["systematic"], "runs": check["runs"],
-            "warnings": check["warnings"]}
-    return out
-
-
 def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     """Joint WStat fit of ``config['model']`` over the usable observations.
 
@@ -486,6 +453,8 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
             alt_cfg = {**alt_cfg, "ebl": model_cfg["ebl"]}
         alt_res = fit_joint(spectra, with_ebl_table(alt_cfg), opts, data=data)
         result.comparisons.append(compare_models(result, alt_res))
+    from ..background import background_record
+
     background = background_record(spectra)
     for line in background.get("normalisation_check", {}).get("warnings", []):
         import logging
