@@ -114,7 +114,7 @@ CONFIG_BACKED = {"method", "oversample", "n_off_regions", "integration", "covari
 
 @pytest.mark.parametrize("module", ["extspec.cube", "extspec.spectrum", "extspec.reflected", "extspec.safe_mask",
                                     "extspec.reduction", "extspec.fit", "extspec.fluxpoints", "extspec.joint", "extspec.stacking",
-                                    "extspec.models", "extspec.maps"])
+                                    "extspec.models", "extspec.maps", "extspec.containment"])
 def test_algorithms_repeat_no_schema_default(module):
     mod = importlib.import_module(module)
     bad = []

@@ -40,6 +40,9 @@ def _check_model(block, key, allow_negative_amplitude):
 
     if isinstance(block, str):
         block = {"type": block, "parameters": {}}
+    if block.get("spatial") and key != "model":
+        raise ConfigError(f"config key '{key}.spatial': a source morphology belongs in the analysis's own "
+                          "model.spatial (it is part of each run's exposure), not here")
     try:
         m = get_model(block["type"])
     except ConfigError as exc:
@@ -60,6 +63,29 @@ def _check_model(block, key, allow_negative_amplitude):
         from ..ebl import check_ebl_block
 
         check_ebl_block(ebl, f"{key}.ebl")
+
+
+def _check_spatial(cfg, dl3: bool) -> None:
+    """``model.spatial``: the size key its type needs and no other, lon and lat together, an
+    extraction that applies it (``exact``), and DL3 runs to apply it to."""
+    sp = cfg["model"].get("spatial")
+    if not sp:
+        return
+    kind = sp["type"]
+    need = {"disk": "radius", "gauss": "sigma"}.get(kind)
+    if need and sp.get(need) is None:
+        raise ConfigError(f"config key 'model.spatial.{need}' is missing: a {kind} needs it (deg)")
+    for extra in ("radius", "sigma"):
+        if extra != need and sp.get(extra) is not None:
+            raise ConfigError(f"config key 'model.spatial.{extra}': not a parameter of type {kind}")
+    if (sp.get("lon") is None) != (sp.get("lat") is None):
+        raise ConfigError("config key 'model.spatial': give both lon and lat (or neither: the ON-region centre)")
+    if cfg["spectrum"]["method"] == "reference":
+        raise ConfigError("config key 'model.spatial': spectrum.method 'reference' reproduces the flux inside the "
+                          "ON region only; use spectrum.method: exact for the source's flux")
+    if cfg["external_spectra"] or not dl3:
+        raise ConfigError("config key 'model.spatial': applies to the reductions of DL3 runs; external_spectra "
+                          "bring their own exposure (leave model.spatial out)")
 
 
 def _check_true_axis(cfg) -> None:
@@ -265,6 +291,7 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     _check_light_curve(cfg)
     negative = cfg["fit"]["allow_negative_amplitude"]
     _check_model(cfg["model"], "model", negative)
+    _check_spatial(cfg, dl3)
     for i, alt in enumerate(cfg["fit"]["compare"]):
         _check_model(alt, f"fit.compare[{i}]", negative)
     if dl3 and cfg["model"].get("ebl"):

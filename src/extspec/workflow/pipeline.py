@@ -33,18 +33,18 @@ _SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.batch_arrays"
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
     "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.cube", "extspec.io.cube_io",
-               "extspec.io.datastore", "extspec.io.fitswrite", "extspec.io.onoff_events", "extspec.reduction",
+               "extspec.io.datastore", "extspec.io.fitswrite", "extspec.io.onoff_events", "extspec.reduction", "extspec.containment",
                "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
-    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.io.fitresult", "extspec.models", "extspec.ebl",
+    "fit": (*_SPECTRA, "yaml", "extspec.containment", "iminuit", "extspec.fit", "extspec.io.fitresult", "extspec.models", "extspec.ebl",
             "extspec.io.xspec_table", "extspec.stacking",
             "extspec.start_values", *_PLOTS),
-    "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
+    "flux_points": (*_SPECTRA, "yaml", "extspec.containment", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
                     "extspec.io.fitresult", "extspec.models", "extspec.ebl", "extspec.io.xspec_table",
                     "extspec.start_values", *_PLOTS),
     "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
-    "light_curve": (*_SPECTRA, "yaml", "iminuit", "h5py", "erfa", "extspec.fit", "extspec.fluxpoints",
+    "light_curve": (*_SPECTRA, "yaml", "extspec.containment", "iminuit", "h5py", "erfa", "extspec.fit", "extspec.fluxpoints",
                     "extspec.io.ecsv", "extspec.io.fitresult", "extspec.io.onoff_events", "extspec.io.xspec_table",
                     "extspec.ebl", "extspec.lightcurve", "extspec.models", "extspec.start_values",
                     "extspec.timebins", *_PLOTS),
@@ -94,7 +94,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     try:
         settings = reduction_settings(reduction)
         store = open_datastore(datastore) if store is None else store
-        obs = store.load(int(obs_id))
+        obs = store.load(int(obs_id), load_psf=True)
         cube, spec, *events = reduce_chain(obs, settings, onoff_events=onoff_events)
     except ExtspecError as exc:
         msg = str(exc)
@@ -111,6 +111,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         log.info("obs %s: %d ON, %d OFF counts in %d OFF regions, %d of %d bins safe", obs_id,
                  int(spec.counts.sum()), int(spec.counts_off.sum()), spec.n_off_regions,
                  int(spec.mask_safe.sum()), spec.mask_safe.size)
+    _log_containment(log, obs_id, spec)
     why = f" ({obs.bkg_error})" if obs.bkg_error else ""
     if cube.background is None:
         log.warning("obs %s: no background IRF%s, left out of the excess and significance maps", obs_id, why)
@@ -126,6 +127,24 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
         write_onoff_events(events[0], outdir / FILE_NAME)
     write_spectrum(spec, outdir)
     return cube, spec
+
+
+def _log_containment(log, obs_id, spec) -> None:
+    """What the run's flux means, when it matters: a small point-source containment without
+    ``model.spatial``, or model signal leaking into the OFF regions with it."""
+    from ..containment import CONTAINMENT_NOTE_BELOW, LEAKAGE_WARN_ABOVE
+
+    frac = spec.meta.get("point_containment")
+    if frac is not None and frac < CONTAINMENT_NOTE_BELOW:
+        log.warning("obs %s: the ON region holds %.0f%% of a point source's flux at the safe threshold "
+                    "(%.3g TeV): the fit gives the flux inside the region; for the source's flux set "
+                    "model.spatial: {type: point} (or its disk/gauss morphology)", obs_id, 100 * frac,
+                    spec.meta.get("point_containment_energy", float("nan")))
+    leak = spec.meta.get("leakage")
+    if isinstance(leak, float) and leak > LEAKAGE_WARN_ABOVE:
+        log.warning("obs %s: %.1f%% of the model's ON-region signal falls inside the OFF regions (it biases the "
+                    "background up and the flux down); use exclusion_regions or a smaller source", obs_id,
+                    100 * leak)
 
 
 def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str | Path, manifest=None,
@@ -382,6 +401,15 @@ def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, 
                       colorbar_label="Li & Ma significance", cmap="RdBu_r", symmetric=True, **regions)
 
 
+def _short_meaning(flux_definition: str) -> str:
+    """A flux definition short enough for a plot title."""
+    if flux_definition.startswith("flux inside the ON region"):
+        return "flux inside the ON region (no PSF containment)"
+    if flux_definition.startswith("flux of the whole source"):
+        return "source flux (" + flux_definition.split("model.spatial: ", 1)[-1].split(" at (", 1)[0] + ")"
+    return flux_definition.split(" (", 1)[0]
+
+
 def _fp_meta(result, n_sigma_ul, extra: dict) -> dict:
     """The metadata of a flux-point table (GADF SED format) of fit ``result``, then ``extra``."""
     return {"SED_TYPE": "likelihood", "UL_CONF": 0.95, "n_sigma_ul": n_sigma_ul, "model": result.model_type,
@@ -422,6 +450,7 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     """
     import numpy as np
 
+    from ..containment import flux_definition
     from ..ebl import result_model
     from ..fit import JointData, compare_models, fit_joint, fold, response_matrix
     from ..io.fitresult import write_fit_result
@@ -440,7 +469,7 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
         alt_res = fit_joint(spectra, alt_cfg, opts, data=data)
         result.comparisons.append(compare_models(result, alt_res))
     write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""),
-                     instrument=_instruments(spectra))
+                     instrument=_instruments(spectra), **_flux_meaning(spectra))
     usable = data.datasets
     if usable:
         stack = stack_spectra(usable, float32=False)
@@ -449,7 +478,8 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
         npred = fold(flux, response_matrix(stack.exposure, stack.edisp))
         plot_spectrum_fit(stack.energy_reco.edges, stack.counts, stack.counts_off, stack.alpha, npred,
                           stack.mask_safe, out_png,
-                          title=f"{config.get('name', '')}: {result.model_type}, {len(usable)} obs")
+                          title=f"{config.get('name', '')}: {result.model_type}, {len(usable)} obs\n"
+                                f"{_short_meaning(flux_definition(spectra))}")
     else:
         plot_spectrum_fit(np.array([1.0, 10.0]), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1),
                           np.zeros(1, bool), out_png, title="no usable observation")
@@ -458,6 +488,47 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
         reasons = "; ".join(f"obs {k}: {v}" for k, v in data.excluded.items())
         raise ExtspecError(f"fit: no usable observation ({reasons})")
     _check_fit_outcome(result, config.get("name", ""))
+
+
+def _flux_meaning(spectra) -> dict:
+    """The keys of result.yaml saying what the fitted flux is: ``flux_definition`` and, as the
+    runs give them, ``containment`` (per run: the PSF containment per true-energy bin and the
+    leakage into the OFF regions) or ``point_source_containment`` (without model.spatial: a
+    point source's containment in the ON region at each run's safe threshold, and the hint)."""
+    import logging
+
+    from ..containment import CONTAINMENT_NOTE_BELOW, LEAKAGE_WARN_ABOVE, flux_definition
+
+    out = {"flux_definition": flux_definition(spectra)}
+    with_c = [s for s in spectra if isinstance(s.meta.get("containment"), list)]
+    if with_c:
+        out["containment"] = {
+            "what": "fraction of the source's photons reconstructed inside the ON region, per true-energy bin "
+                    "(multiplies each run's exposure); leakage: model signal in the OFF regions / in the ON region",
+            "energy_true_edges": [float(e) for e in with_c[0].energy_true.edges],
+            "runs": {int(s.obs_id): {"containment": s.meta["containment"], "leakage": s.meta.get("leakage")}
+                     for s in with_c}}
+        leaky = {int(s.obs_id): s.meta.get("leakage") for s in with_c
+                 if (s.meta.get("leakage") or 0) > LEAKAGE_WARN_ABOVE}
+        if leaky:
+            out["containment"]["leakage_warning"] = (
+                f"model signal above {LEAKAGE_WARN_ABOVE:.0%} of the ON signal inside the OFF regions of obs "
+                + ", ".join(f"{k} ({v:.1%})" for k, v in leaky.items()))
+            logging.getLogger("extspec.fit").warning("%s", out["containment"]["leakage_warning"])
+    pc = {int(s.obs_id): s.meta["point_containment"] for s in spectra if s.meta.get("point_containment") is not None}
+    if pc:
+        low = min(pc.values())
+        out["point_source_containment"] = {
+            "what": "fraction of a point source's photons (at the ON-region centre) reconstructed inside the ON "
+                    "region, at each run's safe threshold",
+            "runs": pc, "min": low, "max": max(pc.values())}
+        if low < CONTAINMENT_NOTE_BELOW:
+            note = (f"the ON region holds {low:.0%}-{max(pc.values()):.0%} of a point source's flux: the fitted flux "
+                    "is the flux inside the region; for the source's flux set model.spatial: {type: point} "
+                    "(or its disk/gauss morphology)")
+            out["point_source_containment"]["note"] = note
+            logging.getLogger("extspec.fit").warning("%s", note)
+    return out
 
 
 def _check_fit_outcome(result, name: str) -> None:
@@ -510,10 +581,13 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
             f"safe energy range [{result.energy_range[0]:.3g}, {result.energy_range[1]:.3g}] TeV of the fit"
         )
     units, ebl_meta = sed_columns(result)
-    _write_ecsv(rows, units, _fp_meta(result, fp.n_sigma_ul, ebl_meta), out_ecsv)
+    from ..containment import flux_definition
+
+    meaning = flux_definition(spectra)
+    _write_ecsv(rows, units, _fp_meta(result, fp.n_sigma_ul, {**ebl_meta, "flux_definition": meaning}), out_ecsv)
     curves = sed_models(result)  # observed: the absorbed model when the fit had an EBL table
     plot_sed(rows, curves["model_dnde"], result.energy_range, out_png, butterfly=curves["butterfly"],
-             title=f"{config.get('name', '')}: {result.model_type}{curves['title_suffix']}",
+             title=f"{config.get('name', '')}: {result.model_type}{curves['title_suffix']}\n{_short_meaning(meaning)}",
              intrinsic=curves["intrinsic"])
 
 
@@ -553,6 +627,7 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     from ..lightcurve import GADF_COLUMNS, LIGHTCURVE_UNITS, bin_datasets, gadf_rows, light_curve_rows, spectra_rows
     from ..ebl import result_model
     from ..plots import plot_light_curve, plot_spectra_vs_time
+    from ..containment import flux_definition
     from ..timebins import RunTimes, make_time_bins
     from .settings import fit_options, light_curve_settings
 
@@ -586,6 +661,7 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
         "SED_TYPE": "flux", "UL_CONF": 0.95, "TIMESYS": "utc", "TIMEUNIT": "d", "MJDREFI": 0, "MJDREFF": 0.0,
         "time_scale": "utc", "time_format": "mjd",
         "flux": "integral flux in [e_min, e_max], the joint-fit shape with its norm fitted per time bin",
+        "flux_definition": flux_definition(spectra),
         "time_bins": lc.time_bins if isinstance(lc.time_bins, str) else _json_safe(lc.time_bins),
         "sqrt_ts_threshold_ul": lc.sqrt_ts_threshold_ul, "ul_delta_stat": 2.71, "err_delta_stat": 1.0,
         "model": result.model_type, "obs_ids": used,
@@ -601,7 +677,8 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     _write_ecsv(gadf_rows(rows), gadf_units, meta, Path(out_ecsv).with_name(GADF_FILE))
     name = config.get("name", "")
     plot_light_curve(rows, out_png, reference_flux=ref, variability=variability,
-                     title=f"{name}: light curve, {len(bins)} time bins, {len(used)} runs")
+                     title=f"{name}: light curve, {len(bins)} time bins, {len(used)} runs\n"
+                           f"{_short_meaning(meta['flux_definition'])}")
     if spectra_ecsv is None:
         return
     srows, units = spectra_rows(per_bin, result, options)
@@ -672,7 +749,7 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=
     Returns the rows.
     """
     from ..io.ecsv import read_ecsv_rows
-    from ..io.fitresult import read_fit_result
+    from ..io.fitresult import read_fit_result, read_flux_definition
     from ..io.html import table_html
     from ..summary import SUMMARY_COLUMNS, VARIABILITY_COLUMNS, summary_row
 
@@ -687,7 +764,8 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=
             cum, _ = read_ecsv_rows(adir / "cumulative.ecsv")
         except OSError:
             cum = []
-        rows.append(summary_row(name, result, cum[-1] if cum else None))
+        rows.append(summary_row(name, result, cum[-1] if cum else None,
+                                flux_definition=read_flux_definition(adir / "fit" / "result.yaml")))
     columns = dict(SUMMARY_COLUMNS)
     if light_curves:
         columns.update(VARIABILITY_COLUMNS)
@@ -703,7 +781,8 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=
     notes = [f"Not ok: {', '.join(failed)}." if failed else "Every analysis finished.",
              "livetime, counts, background, excess and significance (WStat sqrt(TS)): all usable runs "
              "stacked over their safe energy bins; flux above 1 TeV from the best-fit model with its "
-             "1-sigma error by linear propagation of the fit covariance."]
+             "1-sigma error by linear propagation of the fit covariance; flux_definition says which flux: "
+             "inside the ON region (no PSF containment) or the whole source's (model.spatial)."]
     write_atomic(out_html, table_html("extspec summary", columns, rows, notes,
                                      bad=lambda r: r["status"] != "ok"))
     return rows
