@@ -290,7 +290,7 @@ def source_containment(psf, aeff, pointing, spatial: SpatialModel, on_region, of
     r68 = np.concatenate([psf.containment_radius(energy, o, 0.68) for o in probe])
     r68 = r68[r68 > 0]
     d_on, ext_on = _region_extent(on_region, spatial.center)
-    step = min(float(r68.min()) / 4 if r68.size else 0.01, ext_on / 15)
+    step = min(float(r68.min()) / 4 if r68.size else 0.01, ext_on / 10)
     if spatial.type != "point":
         step = min(step, spatial.extent / 10)
     half = max(spatial.extent + r_kernel, d_on + ext_on) + 2 * step

@@ -399,9 +399,10 @@ def _bilinear(energy_axis: IrfAxis, offset_axis: IrfAxis, table: np.ndarray, ene
 class PsfTable(_RadialPsf):
     """Radial PSF table ``P[e_true, theta, rad]`` in sr^-1 (GADF PSF_TABLE).
 
-    :meth:`density` interpolates the table bilinearly in (ln E, theta) on its nodes, linearly
-    in rad between the rad-bin centres (0 beyond the last rad edge), and normalises each
-    profile to 1 over the table's rad range (the files' sums are within a few per cent of 1).
+    :meth:`density` interpolates the table bilinearly in (ln E, theta) on its nodes and takes
+    each rad bin's value as the density throughout the bin (the table's own meaning: its
+    cumulative sum is the containment; 0 beyond the last rad edge), normalised to 1 over the
+    table's rad range (the files' sums are within a few per mille of 1).
     """
 
     energy: IrfAxis
@@ -423,11 +424,9 @@ class PsfTable(_RadialPsf):
         norm = prof @ _ring_areas(self.rad.edges)  # deg^2 sr^-1
         with np.errstate(divide="ignore", invalid="ignore"):
             prof = np.where(norm[:, None] > 0, prof / norm[:, None], 0.0)  # deg^-2, sums to 1
-        nodes = self.rad.nodes
-        ir = np.clip(np.searchsorted(nodes, rad, side="right") - 1, 0, nodes.size - 2)
-        t = np.clip((rad - nodes[ir]) / (nodes[ir + 1] - nodes[ir]), 0.0, 1.0)
-        val = prof[:, ir] * (1 - t) + prof[:, ir + 1] * t
-        return np.where((rad >= self.rad.edges[0]) & (rad <= self.rad.edges[-1]), val, 0.0)
+        edges = self.rad.edges
+        ir = np.clip(np.searchsorted(edges, rad, side="right") - 1, 0, edges.size - 2)
+        return np.where((rad >= edges[0]) & (rad < edges[-1]), prof[:, ir], 0.0)
 
 
 @dataclass(frozen=True)
