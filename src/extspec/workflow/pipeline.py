@@ -32,7 +32,7 @@ _SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.batch_arrays"
             "extspec.geometry", "extspec.sky")
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
-    "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.cube", "extspec.io.cube_io",
+    "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "numpy.fft", "h5py", "extspec.cube", "extspec.io.cube_io",
                "extspec.io.datastore", "extspec.io.fitswrite", "extspec.io.onoff_events", "extspec.reduction", "extspec.containment",
                "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
@@ -142,9 +142,9 @@ def _log_containment(log, obs_id, spec) -> None:
                     spec.meta.get("point_containment_energy", float("nan")))
     leak = spec.meta.get("leakage")
     if isinstance(leak, float) and leak > LEAKAGE_WARN_ABOVE:
-        log.warning("obs %s: %.1f%% of the model's ON-region signal falls inside the OFF regions (it biases the "
-                    "background up and the flux down); use exclusion_regions or a smaller source", obs_id,
-                    100 * leak)
+        log.warning("obs %s: the model's signal inside the OFF regions is %.1f%% of its ON-region signal (times "
+                    "alpha): it biases the background up and the flux down by that; keep the OFF regions off the "
+                    "source with exclusion_regions", obs_id, 100 * leak)
 
 
 def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str | Path, manifest=None,
@@ -504,7 +504,8 @@ def _flux_meaning(spectra) -> dict:
     if with_c:
         out["containment"] = {
             "what": "fraction of the source's photons reconstructed inside the ON region, per true-energy bin "
-                    "(multiplies each run's exposure); leakage: model signal in the OFF regions / in the ON region",
+                    "(multiplies each run's exposure); leakage: the model's signal in the OFF regions times alpha over "
+                    "its signal in the ON region (the fraction it biases the excess low), the largest over energy",
             "energy_true_edges": [float(e) for e in with_c[0].energy_true.edges],
             "runs": {int(s.obs_id): {"containment": s.meta["containment"], "leakage": s.meta.get("leakage")}
                      for s in with_c}}
@@ -512,7 +513,7 @@ def _flux_meaning(spectra) -> dict:
                  if (s.meta.get("leakage") or 0) > LEAKAGE_WARN_ABOVE}
         if leaky:
             out["containment"]["leakage_warning"] = (
-                f"model signal above {LEAKAGE_WARN_ABOVE:.0%} of the ON signal inside the OFF regions of obs "
+                f"model signal inside the OFF regions (times alpha) above {LEAKAGE_WARN_ABOVE:.0%} of the ON signal, obs "
                 + ", ".join(f"{k} ({v:.1%})" for k, v in leaky.items()))
             logging.getLogger("extspec.fit").warning("%s", out["containment"]["leakage_warning"])
     pc = {int(s.obs_id): s.meta["point_containment"] for s in spectra if s.meta.get("point_containment") is not None}
