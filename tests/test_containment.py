@@ -328,3 +328,66 @@ def test_point_like_irfs_take_point_and_refuse_an_extended_source():
     assert spec.meta["spatial"]["type"] == "point" and "RAD_MAX" in spec.meta["containment"]
     with pytest.raises(ConfigError, match="obs 7: model.spatial type 'disk' with point-like IRFs"):
         apply_spatial(Obs(), Spec(), None, None, spatial("disk", 0.3))
+
+
+# ---------------------------------------------------------------- products say it --
+
+def _steps(tmp_path, store, spatial_cfg, on_r):
+    """The workflow's steps (the functions its rules call) on a simulated store: reduce, fit,
+    flux points, summary.  Returns (result.yaml as dict, flux-point metadata, summary rows)."""
+    import yaml
+
+    from extspec.io.ecsv import read_ecsv_rows
+    from extspec.workflow.config import load_config, stage_config
+    from extspec.workflow.pipeline import reduce_observation, run_fit, run_flux_points, write_summary
+
+    model = {"type": "power_law", "parameters": {"index": {"value": 2.0}, "amplitude": {"value": 1e-11}}}
+    if spatial_cfg:
+        model["spatial"] = spatial_cfg
+    cfg = load_config({"name": "psf", "obs_ids": [1, 2], "on_region": f"icrs;circle({RA},{DEC},{on_r})",
+                       "model": model, "safe_mask": SAFE,
+                       "energy_axis": {"min": 0.5, "max": 30, "nbins": 8},
+                       "energy_axis_true": {"min": 0.2, "max": 80, "nbins": 20},
+                       "geom": {"width": [3.0, 3.0], "binsz": 0.05, "frame": "icrs", "proj": "TAN"}})
+    adir = tmp_path / "results" / "psf"
+    dirs = [adir / "obs" / str(o) for o in (1, 2)]
+    for o, d in zip((1, 2), dirs):
+        reduce_observation(stage_config(cfg, "reduce"), store, o, d)
+    fit = adir / "fit" / "result.yaml"
+    run_fit(stage_config(cfg, "fit"), dirs, fit, adir / "fit" / "spectrum.png")
+    run_flux_points(stage_config(cfg, "flux_points"), dirs, fit, adir / "fit" / "flux_points.ecsv",
+                    adir / "fit" / "sed.png")
+    _, fp_meta = read_ecsv_rows(adir / "fit" / "flux_points.ecsv")
+    rows = write_summary(tmp_path / "results", ["psf"], tmp_path / "summary.ecsv", tmp_path / "summary.html")
+    return yaml.safe_load(fit.read_text()), fp_meta, rows
+
+
+def test_every_product_says_which_flux(tmp_path, caplog):
+    """Without model.spatial and a circle holding ~50 % of a point source: result.yaml, flux points and
+    summary say 'inside the ON region', result.yaml and the log give the containment and the hint.
+    With type: point: 'the whole source', the per-run containment, and a flux larger by 1/containment."""
+    from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
+
+    src = SourceModel(lon=RA, lat=DEC, frame="icrs", morphology="point", params=TRUTH)
+    store = simulate_datastore(tmp_path / "s", wobble_pointings(RA, DEC, 2), src, livetime=900, seed=4)
+    with caplog.at_level("WARNING"):
+        inside, fp_in, rows_in = _steps(tmp_path / "a", store, None, 0.06)
+    assert inside["flux_definition"].startswith("flux inside the ON region icrs;circle(")
+    assert fp_in["flux_definition"] == inside["flux_definition"]
+    assert rows_in[0]["flux_definition"] == inside["flux_definition"]
+    want = 1 - np.exp(-0.5 * (0.06 / 0.05) ** 2)  # 51 % of the simulator's Gaussian PSF
+    psc = inside["point_source_containment"]
+    assert psc["min"] == pytest.approx(want, rel=0.02) and "model.spatial: {type: point}" in psc["note"]
+    assert "containment" not in inside
+    assert any("holds 51% of a point source's flux" in r.getMessage() for r in caplog.records)
+
+    source, fp_src, rows_src = _steps(tmp_path / "b", store, {"type": "point"}, 0.06)
+    assert source["flux_definition"].startswith("flux of the whole source (model.spatial: point source at (")
+    assert fp_src["flux_definition"] == source["flux_definition"] == rows_src[0]["flux_definition"]
+    runs = source["containment"]["runs"]
+    assert sorted(runs) == [1, 2] and len(runs[1]["containment"]) == 20
+    assert np.median(runs[1]["containment"]) == pytest.approx(want, rel=0.02)
+    amp = {k: v["value"] for k, v in source["model"]["parameters"].items()}["amplitude"]
+    amp_in = {k: v["value"] for k, v in inside["model"]["parameters"].items()}["amplitude"]
+    assert amp_in / amp == pytest.approx(want, rel=0.03)
+    assert abs(amp - TRUTH["amplitude"]) < 3 * source["model"]["parameters"]["amplitude"]["error"]

@@ -426,10 +426,8 @@ def apply_spatial(obs, spec, on_region, off, spatial: SpatialModel | None) -> No
 
 def flux_definition(spectra) -> str:
     """What the flux of a fit of ``spectra`` is, in one sentence (their metadata decides)."""
-    from .irf import POINT_LIKE
-
     spatial = next((s.meta.get("spatial") for s in spectra if s.meta.get("spatial")), None)
-    point_like = any(str(s.meta.get("irf_class", "")) == POINT_LIKE for s in spectra)
+    point_like = any(str(s.meta.get("irf_class", "")) == "point-like" for s in spectra)  # irf.POINT_LIKE
     if spatial:
         m = SpatialModel(spatial["type"], spatial["lon"], spatial["lat"], spatial["frame"], spatial.get("radius"),
                          spatial.get("sigma"))

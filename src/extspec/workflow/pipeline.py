@@ -48,7 +48,7 @@ STEP_IMPORTS = {
                     "extspec.io.ecsv", "extspec.io.fitresult", "extspec.io.onoff_events", "extspec.io.xspec_table",
                     "extspec.ebl", "extspec.lightcurve", "extspec.models", "extspec.start_values",
                     "extspec.timebins", *_PLOTS),
-    "joint_fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
+    "joint_fit": (*_SPECTRA, "yaml", "extspec.containment", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
                   "extspec.io.fitresult", "extspec.joint", "extspec.models", "extspec.ebl", "extspec.io.xspec_table",
                   "extspec.start_values", "extspec.stacking", "extspec.workflow.joint_fit", "extspec.workflow.joint_config", "extspec.workflow.settings", *_PLOTS),
 }
