@@ -394,6 +394,7 @@ class Observation:
     deadc : float
     pointing_radec : (ra, dec) in deg, ICRS, from the EVENTS header
     aeff, edisp, bkg : IRFs (bkg may be None: a Bkg3D, or a Bkg2D for an offset-only BKG_2D)
+    psf : PsfTable, Psf3Gauss or PsfKing (read with ``load_psf=True``), else None; psf_error: why
     lo_thres, hi_thres : safe-range keywords of the AEFF header (TeV), or None
     irf_class : "full-enclosure" or "point-like" (HDUCLAS3 of the effective area)
     rad_max : RadMax2D of point-like IRFs (fixed or energy-dependent), else None
@@ -535,7 +536,9 @@ def _sha256(path: Path) -> str:
 def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_psf: bool = False) -> Observation:
     """Load one observation; see :class:`Observation`.  Raises DataStoreError on bad input.
 
-    The PSF table is read only with ``load_psf=True``: the chain never uses it.
+    The PSF (PSF_TABLE, PSF_3GAUSS or PSF_KING) is read only with ``load_psf=True`` (the workflow's
+    reductions ask for it: ``model.spatial`` and the containment note need it); one that is
+    missing or cannot be read leaves ``psf`` None and says why in ``psf_error``.
     """
     what = f"obs {obs_id}"
     locs = {t: store.hdu_location(obs_id, t) for t in REQUIRED_HDUS}

@@ -79,8 +79,8 @@ def check_point_region(cfg: dict, store, obs_ids) -> None:
     if full:
         raise ConfigError(
             f"config key 'on_region': a point ON region needs point-like IRFs, but obs {runs_have(full)} "
-            "full-enclosure IRFs (their counts would need a PSF containment correction, which extspec does not "
-            "do); use a circle ON region that holds the PSF"
+            "full-enclosure IRFs (a point holds no reconstructed event); use a circle ON region, with "
+            "model.spatial: {type: point} for the source's flux"
         )
 
 
