@@ -212,21 +212,33 @@ def _region_extent(region, center) -> tuple[float, float]:
 
 
 def _region_fraction(regions, grid: _Grid, frame: str) -> np.ndarray:
-    """Fraction (0-1) of each pixel inside the union of ``regions`` (sub-sampled), (n, n)."""
+    """Fraction (0-1) of each pixel inside the union of ``regions`` (sub-sampled), (n, n).
+
+    Circles by great-circle distance, sub-sampled only in the pixels their edge may cross;
+    other shapes in the grid's pixel frame."""
+    from .sky import unit_vectors
     from .skyregions import CircleSky, PointSky
 
     xs, ys = grid.subsamples()
-    lon = lat = None
     inside = np.zeros(xs.shape, bool)
+    centres = None
+    half_diag = np.sqrt(0.5) * grid.step
     for r in regions:
         if isinstance(r, PointSky):
             continue
-        if isinstance(r, CircleSky):
-            if lon is None:
-                lon, lat = grid.world(xs, ys)
-            inside |= r.contains_lonlat(lon.ravel(), lat.ravel(), frame).reshape(xs.shape)
-        else:
+        if not isinstance(r, CircleSky):
             inside |= r.to_pixel(grid.proj).contains(xs, ys)
+            continue
+        if centres is None:
+            centres = unit_vectors(*(c.ravel() for c in grid.world()))
+        c = r.center.to(frame)
+        cos_d = np.clip(unit_vectors(c.lon, c.lat) @ centres, -1.0, 1.0).reshape(grid.n, grid.n)
+        d = np.degrees(np.arccos(cos_d))
+        inside[d < r.radius - half_diag] = True  # whole pixels
+        edge = np.abs(d - r.radius) <= half_diag
+        if edge.any():
+            v = unit_vectors(*(a.ravel() for a in grid.world(xs[edge], ys[edge])))
+            inside[edge] |= r.contains_vectors(v, frame).reshape(xs[edge].shape)
     return inside.mean(axis=-1)
 
 
