@@ -339,7 +339,8 @@ def _steps(tmp_path, store, spatial_cfg, on_r):
 
     from extspec.io.ecsv import read_ecsv_rows
     from extspec.workflow.config import load_config, stage_config
-    from extspec.workflow.pipeline import reduce_observation, run_fit, run_flux_points, write_summary
+    from extspec.workflow.pipeline import (reduce_observation, run_fit, run_flux_points, run_light_curve,
+                                           write_summary)
 
     model = {"type": "power_law", "parameters": {"index": {"value": 2.0}, "amplitude": {"value": 1e-11}}}
     if spatial_cfg:
@@ -348,7 +349,8 @@ def _steps(tmp_path, store, spatial_cfg, on_r):
                        "model": model, "safe_mask": SAFE,
                        "energy_axis": {"min": 0.5, "max": 30, "nbins": 8},
                        "energy_axis_true": {"min": 0.2, "max": 80, "nbins": 20},
-                       "geom": {"width": [3.0, 3.0], "binsz": 0.05, "frame": "icrs", "proj": "TAN"}})
+                       "geom": {"width": [3.0, 3.0], "binsz": 0.05, "frame": "icrs", "proj": "TAN"},
+                       "light_curve": {"time_bins": "run"}})
     adir = tmp_path / "results" / "psf"
     dirs = [adir / "obs" / str(o) for o in (1, 2)]
     for o, d in zip((1, 2), dirs):
@@ -358,6 +360,10 @@ def _steps(tmp_path, store, spatial_cfg, on_r):
     run_flux_points(stage_config(cfg, "flux_points"), dirs, fit, adir / "fit" / "flux_points.ecsv",
                     adir / "fit" / "sed.png")
     _, fp_meta = read_ecsv_rows(adir / "fit" / "flux_points.ecsv")
+    lc = adir / "lightcurve" / "lightcurve.ecsv"
+    run_light_curve(stage_config(cfg, "light_curve"), dirs, fit, lc, adir / "lightcurve" / "lightcurve.png")
+    _, lc_meta = read_ecsv_rows(lc)
+    assert lc_meta["flux_definition"] == fp_meta["flux_definition"]
     rows = write_summary(tmp_path / "results", ["psf"], tmp_path / "summary.ecsv", tmp_path / "summary.html")
     return yaml.safe_load(fit.read_text()), fp_meta, rows
 
@@ -391,3 +397,30 @@ def test_every_product_says_which_flux(tmp_path, caplog):
     amp_in = {k: v["value"] for k, v in inside["model"]["parameters"].items()}["amplitude"]
     assert amp_in / amp == pytest.approx(want, rel=0.03)
     assert abs(amp - TRUTH["amplitude"]) < 3 * source["model"]["parameters"]["amplitude"]["error"]
+
+
+def test_leakage_into_off_regions_is_warned_and_recorded(tmp_path, caplog):
+    """A 0.6 deg disk, a 0.2 deg ON circle and no exclusion region: the reflected OFF regions next
+    to the ON region catch part of the disk; the reduction warns naming the run, result.yaml records it."""
+    import yaml
+
+    from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
+    from extspec.workflow.config import load_config, stage_config
+    from extspec.workflow.pipeline import reduce_observation, run_fit
+
+    src = SourceModel(lon=RA, lat=DEC, frame="icrs", morphology="disk", size=0.6, params=TRUTH)
+    store = simulate_datastore(tmp_path / "s", wobble_pointings(RA, DEC, 1, offset=0.7), src, livetime=900)
+    cfg = load_config({"name": "leak", "obs_ids": [1], "on_region": f"icrs;circle({RA},{DEC},0.2)",
+                       "model": {"type": "power_law", "parameters": {"index": 2.0, "amplitude": 1.0e-11},
+                                 "spatial": {"type": "disk", "radius": 0.6}},
+                       "safe_mask": SAFE, "energy_axis": {"min": 0.5, "max": 30, "nbins": 8},
+                       "energy_axis_true": {"min": 0.2, "max": 80, "nbins": 20},
+                       "geom": {"width": [3.0, 3.0], "binsz": 0.05, "frame": "icrs", "proj": "TAN"}})
+    with caplog.at_level("WARNING"):
+        _, spec = reduce_observation(stage_config(cfg, "reduce"), store, 1, tmp_path / "obs" / "1")
+    assert spec.meta["leakage"] > 0.03
+    assert any(r.getMessage().startswith("obs 1: the model's signal inside the OFF regions is") for r in caplog.records)
+    run_fit(stage_config(cfg, "fit"), [tmp_path / "obs" / "1"], tmp_path / "result.yaml", tmp_path / "spectrum.png")
+    c = yaml.safe_load((tmp_path / "result.yaml").read_text())["containment"]
+    assert c["runs"][1]["leakage"] == pytest.approx(spec.meta["leakage"], rel=1e-5)
+    assert "obs 1 (" in c["leakage_warning"]
