@@ -424,3 +424,29 @@ def test_leakage_into_off_regions_is_warned_and_recorded(tmp_path, caplog):
     c = yaml.safe_load((tmp_path / "result.yaml").read_text())["containment"]
     assert c["runs"][1]["leakage"] == pytest.approx(spec.meta["leakage"], rel=1e-5)
     assert "obs 1 (" in c["leakage_warning"]
+
+
+needs_magic = skip_without("magic-rad-max/hdu-index.fits.gz", "the MAGIC RAD_MAX store")
+MAGIC_RAW = {"name": "m", "obs_ids": [5029747], "on_region": "icrs;point(83.6331,22.0145)",
+             "background": {"method": "wobble", "n_off_regions": 3}, "safe_mask": {"methods": ["aeff-default"]},
+             "energy_axis": {"min": 0.08, "max": 20, "nbins": 12}, "geom": {"width": [2.0, 2.0], "frame": "icrs"}}
+
+
+@needs_magic
+def test_point_like_runs_take_type_point_as_they_are_and_the_check_refuses_a_disk(tmp_path):
+    from extspec.errors import ConfigError
+    from extspec.workflow.config import load_config, stage_config, validate_config
+    from extspec.workflow.pipeline import reduce_observation
+
+    store = data_path("magic-rad-max/hdu-index.fits.gz").parent
+    raw = {**MAGIC_RAW, "datastore": str(store)}
+    with pytest.raises(ConfigError, match=r"^config key 'model.spatial': a disk needs full-enclosure IRFs with a "
+                                          r"PSF, but obs 5029747 has point-like IRFs"):
+        validate_config({**raw, "model": {"type": "power_law", "spatial": {"type": "disk", "radius": 0.2}}})
+    specs = {}
+    for label, model in (("none", {"type": "power_law"}), ("point", {"type": "power_law", "spatial": {"type": "point"}})):
+        cfg = load_config({**raw, "model": model})
+        _, specs[label] = reduce_observation(stage_config(cfg, "reduce"), store, 5029747, tmp_path / label)
+    np.testing.assert_array_equal(specs["point"].exposure, specs["none"].exposure)
+    assert "RAD_MAX" in specs["point"].meta["containment"]
+    assert "point_containment" not in specs["none"].meta
