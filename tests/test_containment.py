@@ -450,3 +450,46 @@ def test_point_like_runs_take_type_point_as_they_are_and_the_check_refuses_a_dis
     np.testing.assert_array_equal(specs["point"].exposure, specs["none"].exposure)
     assert "RAD_MAX" in specs["point"].meta["containment"]
     assert "point_containment" not in specs["none"].meta
+
+
+@pytest.mark.slow
+@needs_magic
+@skip_without("hess-dl3-dr1/hdu-index.fits.gz", "HESS DL3 DR1")
+def test_joint_hess_magic_crab_with_type_point_keeps_the_nuisances_within_their_priors(tmp_path):
+    """config/crab-joint.yaml as shipped (both analyses type: point): the normalisation nuisances stay
+    well inside their 10 % priors; with the H.E.S.S. analysis measuring the flux inside its circle
+    they are pulled apart, and result.yaml says the fluxes are mixed."""
+    from pathlib import Path
+
+    import yaml
+
+    from extspec.workflow.analyses import read_config_files, validate_analyses
+    from extspec.workflow.config import stage_config
+    from extspec.workflow.joint_config import joint_settings, validate_joint
+    from extspec.workflow.joint_fit import run_joint_fit
+    from extspec.workflow.pipeline import reduce_observation
+
+    repo = Path(__file__).resolve().parents[1]
+    base = read_config_files([repo / "config/config.yaml", repo / "config/crab-joint.yaml"])
+    base["analyses"]["crab_hess"]["datastore"] = str(data_path("hess-dl3-dr1/hdu-index.fits.gz").parent)
+    base["analyses"]["crab_magic"]["datastore"] = str(data_path("magic-rad-max/hdu-index.fits.gz").parent)
+    norms = {}
+    for label in ("point", "inside"):
+        raw = {**base, "analyses": {a: dict(v) for a, v in base["analyses"].items()}}
+        if label == "inside":
+            raw["analyses"]["crab_hess"]["model"] = {k: v for k, v in raw["analyses"]["crab_hess"]["model"].items()
+                                                     if k != "spatial"}
+        analyses = validate_analyses(raw)
+        joint = validate_joint(raw, analyses)
+        spectra = {}
+        for a in ("crab_hess", "crab_magic"):
+            dirs = [tmp_path / label / a / str(o) for o in analyses[a]["obs_ids"]]
+            for o, d in zip(analyses[a]["obs_ids"], dirs):
+                reduce_observation(stage_config(analyses[a], "reduce"), analyses[a]["datastore"], o, d)
+            spectra[a] = dirs
+        run_joint_fit(joint_settings("crab_joint", joint["crab_joint"], analyses), spectra, tmp_path / label / "fit")
+        r = yaml.safe_load((tmp_path / label / "fit" / "result.yaml").read_text())
+        norms[label] = {a: r["systematics"][a]["norm"]["value"] for a in ("crab_hess", "crab_magic")}
+        assert r["flux_definition"].startswith("flux of the whole source" if label == "point" else "mixed")
+    assert max(abs(v) for v in norms["point"].values()) < 0.03, norms
+    assert norms["inside"]["crab_hess"] < norms["point"]["crab_hess"] - 0.03, norms
