@@ -41,9 +41,9 @@ def _timing():
     pnt = SkyPoint(*obs.pointing_radec, "icrs")
     energy = np.geomspace(0.05, 100, 31)
     energy = np.sqrt(energy[1:] * energy[:-1])
-    for sp in (SpatialModel("point", 83.633, 22.0145, "icrs", None, None),
-               SpatialModel("disk", 83.633, 22.0145, "icrs", 0.3, None),
-               SpatialModel("gauss", 83.633, 22.0145, "icrs", None, 0.2)):
+    for sp in (SpatialModel("point", 83.633, 22.0145, "icrs", None, None, None, None),
+               SpatialModel("disk", 83.633, 22.0145, "icrs", 0.3, None, None, None),
+               SpatialModel("gauss", 83.633, 22.0145, "icrs", None, 0.2, None, None)):
         t = median_time(lambda: source_containment(obs.psf, obs.aeff, pnt, sp, on, [], energy), repeat=3, warmup=1)
         report(f"containment time, 0.1 deg circle, 30 true bins, {sp.describe().split(' at ')[0]}", t, "s")
 

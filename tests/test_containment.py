@@ -106,7 +106,7 @@ def expected(psf, energy, kind, size, big_r, d0=0.0):
 
 def spatial(kind, size, dlon=0.0):
     return SpatialModel(kind, RA + dlon, DEC, "icrs", size if kind == "disk" else None,
-                        size if kind == "gauss" else None)
+                        size if kind == "gauss" else None, None, None)
 
 
 POINTING = SkyPoint(RA, DEC + 1.0, "icrs")  # 1 deg offset
@@ -493,3 +493,54 @@ def test_joint_hess_magic_crab_with_type_point_keeps_the_nuisances_within_their_
         assert r["flux_definition"].startswith("flux of the whole source" if label == "point" else "mixed")
     assert max(abs(v) for v in norms["point"].values()) < 0.03, norms
     assert norms["inside"]["crab_hess"] < norms["point"]["crab_hess"] - 0.03, norms
+
+
+# ---------------------------------------------------------------------- templates --
+
+def _gauss_image(path, sigma, binsz=0.01, npix=201):
+    """A FITS image (TAN, ICRS) of a 2D Gaussian of ``sigma`` deg at (RA, DEC), in arbitrary units."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [RA, DEC]
+    w.wcs.crpix = [(npix + 1) / 2] * 2
+    w.wcs.cdelt = [-binsz, binsz]
+    y, x = np.mgrid[0:npix, 0:npix]
+    r = np.hypot(x - (npix - 1) / 2, y - (npix - 1) / 2) * binsz
+    fits.PrimaryHDU(7.0 * np.exp(-0.5 * (r / sigma) ** 2), header=w.to_header()).writeto(path)
+    return path
+
+
+def test_template_of_a_gaussian_has_the_gaussian_containment(tmp_path):
+    from extspec.io.sky_image import read_template
+    from extspec.workflow.settings import spatial_model
+
+    path = _gauss_image(tmp_path / "g.fits", 0.15)
+    on = parse_region(f"icrs;circle({RA},{DEC},0.1)")
+    sp = spatial_model({"model": {"type": "power_law", "spatial": {"type": "template", "file": str(path)}}}, on)
+    assert sp.type == "template" and sp.frame == "icrs"
+    assert sp.lon == pytest.approx(RA, abs=1e-6) and sp.lat == pytest.approx(DEC, abs=1e-6)
+    t = read_template(path)
+    assert t.weight.sum() == pytest.approx(1.0) and t.pixel == pytest.approx(0.01, rel=1e-3)
+    psf = gauss_psf()
+    res = source_containment(psf, flat_aeff(), POINTING, sp, on, [], E)
+    np.testing.assert_allclose(res.containment, expected(psf, E, "gauss", 0.15, 0.1), rtol=0.02)
+    assert "template" in sp.describe() and sp.as_meta()["file"] == str(path)
+
+
+def test_template_refusals(tmp_path):
+    from extspec.errors import ConfigError
+    from extspec.workflow.config import validate_config
+
+    raw = {"name": "t", "obs_ids": [1], "on_region": f"icrs;circle({RA},{DEC},0.1)"}
+    good = _gauss_image(tmp_path / "g.fits", 0.1)
+    bad = tmp_path / "bad.fits"
+    bad.write_text("not a fits file")
+    for sp, match in (({"type": "template"}, "model.spatial.file' is missing"),
+                      ({"type": "template", "file": str(good), "lon": 1.0, "lat": 2.0}, "placed by its image's WCS"),
+                      ({"type": "template", "file": str(bad)}, f"model.spatial.file {bad}: cannot read it as FITS"),
+                      ({"type": "disk", "radius": 0.2, "file": str(good)}, "model.spatial.file': not a parameter")):
+        with pytest.raises(ConfigError, match=match):
+            validate_config({**raw, "model": {"type": "power_law", "spatial": sp}}, check_datastore=False)

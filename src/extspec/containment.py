@@ -40,14 +40,14 @@ describe it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = ["SPATIAL_TYPES", "SpatialModel", "SourceContainment", "source_containment", "point_containment",
            "apply_spatial", "flux_definition", "CONTAINMENT_NOTE_BELOW", "LEAKAGE_WARN_ABOVE"]
 
-SPATIAL_TYPES = ("point", "disk", "gauss")
+SPATIAL_TYPES = ("point", "disk", "gauss", "template")
 """Source morphologies of ``model.spatial``."""
 
 CONTAINMENT_NOTE_BELOW = 0.9
@@ -84,20 +84,50 @@ OFFSET_STEP = 0.1
 
 
 @dataclass(frozen=True)
+class SkyTemplate:
+    """A surface-brightness template as weighted sky samples (read by
+    :func:`extspec.io.sky_image.read_template`): the centres of its pixels with a positive
+    value, in ``frame`` (deg), and their share of the total brightness (``weight`` sums to 1);
+    ``pixel`` its pixel size (deg), ``source`` the file."""
+
+    lon: np.ndarray
+    lat: np.ndarray
+    weight: np.ndarray
+    frame: str
+    pixel: float
+    source: str
+
+    def centre_and_extent(self) -> tuple[float, float, float]:
+        """Brightness-weighted centre (lon, lat, deg) and the largest distance of a sample from it
+        plus half a pixel diagonal (deg)."""
+        from .sky import separation, unit_vectors
+
+        v = unit_vectors(self.lon, self.lat) @ self.weight
+        v = v / np.linalg.norm(v)
+        lon, lat = float(np.degrees(np.arctan2(v[1], v[0]))), float(np.degrees(np.arcsin(np.clip(v[2], -1, 1))))
+        ext = float(separation(self.lon, self.lat, lon, lat).max()) + 0.71 * self.pixel
+        return lon % 360.0, lat, ext
+
+
+@dataclass(frozen=True)
 class SpatialModel:
     """The source morphology of ``model.spatial`` (no defaults here: built by the workflow
     layer, the position defaulting to the ON-region centre).
 
     Attributes
     ----------
-    type : {"point", "disk", "gauss"}
+    type : {"point", "disk", "gauss", "template"}
     lon, lat : float
-        Centre, deg, in ``frame``.
+        Centre, deg, in ``frame`` (a template's: its brightness-weighted centre).
     frame : {"icrs", "galactic"}
     radius : float or None
         Disk radius, deg (uniform surface brightness inside).
     sigma : float or None
         Gaussian sigma per axis, deg (``exp(-r^2 / 2 sigma^2)``).
+    file : str or None
+        The template's FITS image (type template).
+    template : SkyTemplate or None
+        Its pixels on the sky (type template; not compared).
     """
 
     type: str
@@ -106,6 +136,8 @@ class SpatialModel:
     frame: str
     radius: float | None
     sigma: float | None
+    file: str | None
+    template: SkyTemplate | None = field(compare=False, repr=False)
 
     @property
     def center(self):
@@ -116,6 +148,8 @@ class SpatialModel:
     @property
     def extent(self) -> float:
         """deg; the radius the morphology is drawn out to (0 for a point)."""
+        if self.type == "template":
+            return self.template.centre_and_extent()[2] if self.template is not None else 0.0
         return {"point": 0.0, "disk": self.radius or 0.0, "gauss": GAUSS_EXTENT * (self.sigma or 0.0)}[self.type]
 
     def describe(self) -> str:
@@ -124,11 +158,14 @@ class SpatialModel:
             return f"disk of radius {self.radius:g} deg {at}"
         if self.type == "gauss":
             return f"2D Gaussian of sigma {self.sigma:g} deg {at}"
+        if self.type == "template":
+            return f"template {self.file} centred {at}"
         return f"point source {at}"
 
     def as_meta(self) -> dict:
         return {k: v for k, v in (("type", self.type), ("lon", float(self.lon)), ("lat", float(self.lat)),
-                                  ("frame", self.frame), ("radius", self.radius), ("sigma", self.sigma))
+                                  ("frame", self.frame), ("radius", self.radius), ("sigma", self.sigma),
+                                  ("file", self.file))
                 if v is not None}
 
 
@@ -252,7 +289,18 @@ def _source_weights(spatial: SpatialModel, grid: _Grid) -> np.ndarray:
         s = np.zeros((grid.n, grid.n))
         s[grid.n // 2, grid.n // 2] = 1.0
         return s
-    if spatial.type == "disk":
+    if spatial.type == "template":  # each template pixel's share on the grid pixel holding its centre
+        t = spatial.template
+        lon, lat = t.lon, t.lat
+        if t.frame != grid.proj.frame:
+            from .sky import transform
+
+            lon, lat = transform(lon, lat, t.frame, grid.proj.frame)
+        px, py = grid.proj.world_to_pix(lon, lat)
+        ix, iy = np.rint(px).astype(int), np.rint(py).astype(int)
+        ok = (ix >= 0) & (ix < grid.n) & (iy >= 0) & (iy < grid.n)
+        s = np.bincount(iy[ok] * grid.n + ix[ok], t.weight[ok], minlength=grid.n**2).reshape(grid.n, grid.n)
+    elif spatial.type == "disk":
         xs, ys = grid.subsamples()
         lon, lat = grid.world(xs, ys)
         s = (separation(lon, lat, spatial.lon, spatial.lat) < spatial.radius).mean(axis=-1)
@@ -372,7 +420,7 @@ def point_containment(psf, aeff, pointing, on_region, energy: np.ndarray) -> np.
     from .skyregions import region_center
 
     c = region_center(on_region)
-    spatial = SpatialModel("point", float(c.lon), float(c.lat), c.frame, None, None)
+    spatial = SpatialModel("point", float(c.lon), float(c.lat), c.frame, None, None, None, None)
     return source_containment(psf, aeff, pointing, spatial, on_region, (), energy).containment
 
 
@@ -444,7 +492,7 @@ def flux_definition(spectra) -> str:
     point_like = any(str(s.meta.get("irf_class", "")) == "point-like" for s in spectra)  # irf.POINT_LIKE
     if spatial:
         m = SpatialModel(spatial["type"], spatial["lon"], spatial["lat"], spatial["frame"], spatial.get("radius"),
-                         spatial.get("sigma"))
+                         spatial.get("sigma"), spatial.get("file"), None)
         how = ("point-like IRFs hold its containment in RAD_MAX" if point_like and m.type == "point" else
                "PSF containment in the ON region applied to the exposure (ARF)")
         return f"flux of the whole source (model.spatial: {m.describe()}; {how})"

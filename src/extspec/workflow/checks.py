@@ -72,12 +72,24 @@ def _check_spatial(cfg, dl3: bool) -> None:
     if not sp:
         return
     kind = sp["type"]
-    need = {"disk": "radius", "gauss": "sigma"}.get(kind)
+    need = {"disk": "radius", "gauss": "sigma", "template": "file"}.get(kind)
     if need and sp.get(need) is None:
-        raise ConfigError(f"config key 'model.spatial.{need}' is missing: a {kind} needs it (deg)")
-    for extra in ("radius", "sigma"):
+        raise ConfigError(f"config key 'model.spatial.{need}' is missing: a {kind} needs it"
+                          + (" (deg)" if need != "file" else " (a FITS image)"))
+    for extra in ("radius", "sigma", "file"):
         if extra != need and sp.get(extra) is not None:
             raise ConfigError(f"config key 'model.spatial.{extra}': not a parameter of type {kind}")
+    if kind == "template":
+        if any(sp.get(k) is not None for k in ("lon", "lat", "frame")):
+            raise ConfigError("config key 'model.spatial': a template is placed by its image's WCS; "
+                              "leave out lon, lat and frame")
+        from ..errors import FormatError
+        from ..io.sky_image import read_template
+
+        try:
+            read_template(sp["file"])
+        except FormatError as exc:
+            raise ConfigError(f"config key '{exc}") from None
     if (sp.get("lon") is None) != (sp.get("lat") is None):
         raise ConfigError("config key 'model.spatial': give both lon and lat (or neither: the ON-region centre)")
     if cfg["spectrum"]["method"] == "reference":

@@ -195,7 +195,8 @@ def reduction_settings(cfg: dict):
 def spatial_model(cfg: dict, on_region):
     """:class:`~extspec.containment.SpatialModel` of ``model.spatial`` (None when absent); the
     centre is the ON region's unless ``lon``/``lat`` are given, in ``frame`` (default: the ON
-    region's frame)."""
+    region's frame); a template's file is read (:func:`extspec.io.sky_image.read_template`)
+    and places the source itself."""
     from ..containment import SpatialModel
     from ..sky import transform_point
     from ..skyregions import region_center
@@ -203,6 +204,13 @@ def spatial_model(cfg: dict, on_region):
     sp = (cfg.get("model") or {}).get("spatial") if isinstance(cfg.get("model"), dict) else None
     if not sp:
         return None
+    if sp["type"] == "template":  # the image places the source: its brightness-weighted centre
+        from ..io.sky_image import read_template
+
+        t = read_template(sp["file"])
+        lon, lat, _ = t.centre_and_extent()
+        return SpatialModel(type="template", lon=lon, lat=lat, frame=t.frame, radius=None, sigma=None,
+                            file=str(sp["file"]), template=t)
     c = region_center(on_region)
     frame = sp.get("frame") or c.frame
     if sp.get("lon") is not None and sp.get("lat") is not None:
@@ -211,7 +219,7 @@ def spatial_model(cfg: dict, on_region):
         lon, lat = transform_point(float(c.lon), float(c.lat), c.frame, frame) if frame != c.frame else (c.lon, c.lat)
     return SpatialModel(type=sp["type"], lon=float(lon), lat=float(lat), frame=frame,
                         radius=None if sp.get("radius") is None else float(sp["radius"]),
-                        sigma=None if sp.get("sigma") is None else float(sp["sigma"]))
+                        sigma=None if sp.get("sigma") is None else float(sp["sigma"]), file=None, template=None)
 
 
 def fit_options(cfg: dict):
