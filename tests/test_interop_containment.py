@@ -2,8 +2,8 @@
 
 H.E.S.S. DR1 Crab runs with a 0.1 deg ON circle and ``model.spatial: {type: point}``: each
 run's exposure equals that of gammapy's ``SpectrumDatasetMaker(containment_correction=True)``
-(the PSF containment at the source offset times the effective area there) and the fitted
-amplitude agrees within 1 sigma; without ``model.spatial`` extspec's amplitude is lower by about
+(the PSF containment at the source offset times the effective area there), the fitted
+amplitude and each run's 1-10 TeV flux of the run-wise light curve agree within 1 sigma; without ``model.spatial`` extspec's amplitude is lower by about
 the containment (the flux inside the region).  gammapy only checks here; no library code uses it.
 """
 
@@ -43,6 +43,12 @@ def _extspec(tmp_path, spatial):
     for o, d in zip(RUNS, dirs):
         reduce_observation(stage_config(cfg, "reduce"), store, o, d)
     run_fit(stage_config(cfg, "fit"), dirs, tmp_path / "result.yaml", tmp_path / "spectrum.png")
+    if spatial:  # the run-wise light curve, 1-10 TeV
+        from extspec.workflow.pipeline import run_light_curve
+
+        lc_cfg = {**cfg, "light_curve": {"time_bins": "run", "energy_edges": [1.0, 10.0]}}
+        run_light_curve(stage_config(lc_cfg, "light_curve"), dirs, tmp_path / "result.yaml",
+                        tmp_path / "lightcurve.ecsv", tmp_path / "lightcurve.png")
     return read_spectra(dirs), read_fit_result(tmp_path / "result.yaml"), store
 
 
@@ -75,6 +81,16 @@ def _gammapy(store):
     return datasets, pl
 
 
+def _gammapy_light_curve(datasets):
+    """gammapy's run-wise light curve, 1-10 TeV, norm fitted with the fitted shape: (flux, error) per run."""
+    import astropy.units as u
+    from gammapy.estimators import LightCurveEstimator
+
+    est = LightCurveEstimator(energy_edges=[1, 10] * u.TeV, source="crab", selection_optional=[])
+    table = est.run(datasets).to_table(sed_type="flux", format="lightcurve")
+    return np.ravel(table["flux"].quantity.to_value("cm-2 s-1")), np.ravel(table["flux_err"].quantity.to_value("cm-2 s-1"))
+
+
 def test_point_source_exposure_and_fit_match_gammapy_containment_correction(gp, tmp_path):
     spectra, result, store = _extspec(tmp_path / "point", {"type": "point"})
     datasets, pl = _gammapy(store)
@@ -87,6 +103,17 @@ def test_point_source_exposure_and_fit_match_gammapy_containment_correction(gp, 
     theirs = pl.amplitude.quantity.to_value("cm-2 s-1 TeV-1")
     assert abs(amp.value - theirs) < amp.error, (amp.value, theirs, amp.error)
     assert "flux of the whole source" in (tmp_path / "point" / "result.yaml").read_text()
+
+    # the run-wise light curve, 1-10 TeV: each run's flux as gammapy's within 1 sigma
+    from extspec.io.ecsv import read_ecsv_rows
+
+    rows, meta = read_ecsv_rows(tmp_path / "point" / "lightcurve.ecsv")
+    assert meta["flux_definition"].startswith("flux of the whole source")
+    g_flux, g_err = _gammapy_light_curve(datasets)
+    ours = np.array([float(r["flux"]) for r in rows])
+    err = np.array([float(r["flux_err"]) for r in rows])
+    assert ours.size == g_flux.size == len(RUNS)
+    assert np.all(np.abs(ours - g_flux) < err), (ours, g_flux, err)
 
     # without model.spatial: the flux inside the 0.1 deg circle, 55-70 % of the source's
     _, inside, _ = _extspec(tmp_path / "none", None)
