@@ -444,7 +444,8 @@ def test_point_like_runs_take_type_point_as_they_are_and_the_check_refuses_a_dis
                                           r"PSF, but obs 5029747 has point-like IRFs"):
         validate_config({**raw, "model": {"type": "power_law", "spatial": {"type": "disk", "radius": 0.2}}})
     specs = {}
-    for label, model in (("none", {"type": "power_law"}), ("point", {"type": "power_law", "spatial": {"type": "point"}})):
+    for label, model in (("none", {"type": "power_law"}),
+                         ("point", {"type": "power_law", "spatial": {"type": "point"}})):
         cfg = load_config({**raw, "model": model})
         _, specs[label] = reduce_observation(stage_config(cfg, "reduce"), store, 5029747, tmp_path / label)
     np.testing.assert_array_equal(specs["point"].exposure, specs["none"].exposure)

@@ -3,8 +3,9 @@
 H.E.S.S. DR1 Crab runs with a 0.1 deg ON circle and ``model.spatial: {type: point}``: each
 run's exposure equals that of gammapy's ``SpectrumDatasetMaker(containment_correction=True)``
 (the PSF containment at the source offset times the effective area there), the fitted
-amplitude and each run's 1-10 TeV flux of the run-wise light curve agree within 1 sigma; without ``model.spatial`` extspec's amplitude is lower by about
-the containment (the flux inside the region).  gammapy only checks here; no library code uses it.
+amplitude and each run's 1-10 TeV flux of the run-wise light curve agree within 1 sigma; without
+``model.spatial`` extspec's amplitude is lower by about the containment (the flux inside the
+region).  gammapy only checks here; no library code uses it.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def _gammapy_light_curve(datasets):
 
     est = LightCurveEstimator(energy_edges=[1, 10] * u.TeV, source="crab", selection_optional=[])
     table = est.run(datasets).to_table(sed_type="flux", format="lightcurve")
-    return np.ravel(table["flux"].quantity.to_value("cm-2 s-1")), np.ravel(table["flux_err"].quantity.to_value("cm-2 s-1"))
+    flux, err = (np.ravel(table[c].quantity.to_value("cm-2 s-1")) for c in ("flux", "flux_err"))
+    return flux, err
 
 
 def test_point_source_exposure_and_fit_match_gammapy_containment_correction(gp, tmp_path):

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["IrfAxis", "Aeff2D", "EDisp2D", "Bkg3D", "Bkg2D", "PsfTable", "Psf3Gauss", "PsfKing", "DEG2_PER_SR", "RadMax2D", "make_axis", "interp_weights",
+__all__ = ["IrfAxis", "Aeff2D", "EDisp2D", "Bkg3D", "Bkg2D", "PsfTable", "Psf3Gauss", "PsfKing", "DEG2_PER_SR",
+           "RadMax2D", "make_axis", "interp_weights",
            "single_bin_as_nodes", "POINT_LIKE", "FULL_ENCLOSURE"]
 
 POINT_LIKE = "point-like"

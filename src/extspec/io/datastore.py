@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataStoreError
-from ..irf import (FULL_ENCLOSURE, POINT_LIKE, Aeff2D, Bkg2D, Bkg3D, EDisp2D, PsfTable, Psf3Gauss, PsfKing, RadMax2D, make_axis,
-                   single_bin_as_nodes)
+from ..irf import (FULL_ENCLOSURE, POINT_LIKE, Aeff2D, Bkg2D, Bkg3D, EDisp2D, Psf3Gauss, PsfKing, PsfTable, RadMax2D,
+                   make_axis, single_bin_as_nodes)
 
 __all__ = [
     "DataStore",

@@ -513,7 +513,8 @@ def _flux_meaning(spectra) -> dict:
                  if (s.meta.get("leakage") or 0) > LEAKAGE_WARN_ABOVE}
         if leaky:
             out["containment"]["leakage_warning"] = (
-                f"model signal inside the OFF regions (times alpha) above {LEAKAGE_WARN_ABOVE:.0%} of the ON signal, obs "
+                f"model signal inside the OFF regions (times alpha) above {LEAKAGE_WARN_ABOVE:.0%} of the ON signal, "
+                "obs "
                 + ", ".join(f"{k} ({v:.1%})" for k, v in leaky.items()))
             logging.getLogger("extspec.fit").warning("%s", out["containment"]["leakage_warning"])
     pc = {int(s.obs_id): s.meta["point_containment"] for s in spectra if s.meta.get("point_containment") is not None}
