@@ -545,3 +545,13 @@ def test_template_refusals(tmp_path):
                       ({"type": "disk", "radius": 0.2, "file": str(good)}, "model.spatial.file': not a parameter")):
         with pytest.raises(ConfigError, match=match):
             validate_config({**raw, "model": {"type": "power_law", "spatial": sp}}, check_datastore=False)
+
+
+def test_a_source_far_from_the_on_region_makes_the_run_unusable(tmp_path):
+    from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
+
+    src = SourceModel(lon=RA, lat=DEC, frame="icrs", morphology="point")
+    path = simulate_datastore(tmp_path / "s", wobble_pointings(RA, DEC, 1), src, livetime=300)
+    far = {"type": "point", "lon": RA + 0.5, "lat": DEC}  # 0.46 deg from a 0.1 deg circle, PSF 0.05 deg
+    (spec,) = _reduce(path, _settings(f"icrs;circle({RA},{DEC},0.1)", far))
+    assert not spec.usable and "puts under 1% of its photons inside the ON region" in spec.reason

@@ -55,6 +55,10 @@ CONTAINMENT_NOTE_BELOW = 0.9
 threshold below this is logged and recorded (the flux inside the region is then far from the
 source's)."""
 
+MIN_CONTAINMENT = 0.01
+"""A run whose ON region holds less than this fraction of the source's photons at every energy
+(a source placed off the region, or a PSF not covering the run) is unusable with the reason."""
+
 LEAKAGE_WARN_ABOVE = 0.03
 """Model signal in the OFF regions above this fraction of the ON signal is warned about."""
 
@@ -466,6 +470,8 @@ def apply_spatial(obs, spec, on_region, off, spatial: SpatialModel | None) -> No
             return
         e_thr = float(spec.energy_reco.edges[:-1][spec.mask_safe][0])
         frac = float(point_containment(psf, obs.aeff, pointing, on_region, np.array([e_thr]))[0])
+        if frac <= 0:  # the PSF does not cover the threshold (or the offset): nothing to say
+            return
         spec.meta["point_containment"] = round(frac, 4)
         spec.meta["point_containment_energy"] = e_thr
         return
@@ -478,6 +484,11 @@ def apply_spatial(obs, spec, on_region, off, spatial: SpatialModel | None) -> No
         return
     res = source_containment(psf, obs.aeff, pointing, spatial, on_region, list(off.regions) if off else [],
                              spec.energy_true.centers)
+    if res.containment.max() < MIN_CONTAINMENT:
+        spec.usable = False
+        spec.reason = (f"model.spatial: the {spatial.describe()} puts under {MIN_CONTAINMENT:.0%} of its photons "
+                       "inside the ON region (or the PSF does not cover this run's energies and offset)")
+        spec.mask_safe = np.zeros_like(spec.mask_safe)
     spec.exposure = spec.exposure * res.exposure_factor
     spec.edisp_weight = spec.edisp_weight * res.exposure_factor
     spec.meta["containment"] = [round(float(v), 6) for v in res.containment]
