@@ -220,7 +220,7 @@ CONFIG_BACKED = {"method", "oversample", "n_off_regions", "integration", "covari
                                     "extspec.safe_mask",
                                     "extspec.reduction", "extspec.fit", "extspec.fluxpoints", "extspec.joint", "extspec.stacking",
                                     "extspec.models", "extspec.maps", "extspec.quality", "extspec.norms",
-                                    "extspec.lightcurve"])
+                                    "extspec.lightcurve", "extspec.containment"])
 def test_algorithms_repeat_no_schema_default(module):
     mod = importlib.import_module(module)
     bad = []

@@ -179,8 +179,8 @@ def test_point_region_on_full_enclosure_refused_by_the_check(base_store):
         validate_config(sim_config(base_store, on_region=f"icrs;point({RA},{DEC})"))
     assert str(exc.value) == (
         "config key 'on_region': a point ON region needs point-like IRFs, but obs 1, 2 have full-enclosure IRFs "
-        "(their counts would need a PSF containment correction, which extspec does not do); use a circle ON "
-        "region that holds the PSF")
+        "(a point holds no reconstructed event); use a circle ON region, with model.spatial: {type: point} for the "
+        "source's flux")
 
 
 def test_external_spectra_of_another_binning_refused_by_the_check(tmp_path, base_store):

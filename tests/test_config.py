@@ -226,10 +226,45 @@ def test_stage_config_subsets():
     assert set(stage_config(cfg, "fit")) == {"name", "model", "fit"}
     for stage, keys in STAGE_KEYS.items():
         sub = stage_config(cfg, stage)
-        assert set(sub) == set(keys) - {"light_curve"}  # the one optional block (absent: no light curve)
+        # the optional light_curve block (absent: no light curve) and model.spatial (absent by default)
+        assert set(sub) == set(keys) - {"light_curve", "model.spatial"}
         assert "obs_ids" not in sub and "datastore" not in sub
     assert "model" not in stage_config(cfg, "cumulative")
     assert "model" not in stage_config(cfg, "stack")
+
+
+def test_model_spatial_reruns_the_reductions_and_the_rest_of_model_does_not():
+    """model.spatial is part of the exposure: in the reduce step's settings, alone of its block."""
+    cfg = load_config(seed_raw())
+    assert "model" not in stage_config(cfg, "reduce")
+    cfg2 = load_config({**seed_raw(), "model": {**cfg["model"], "spatial": {"type": "disk", "radius": 0.6}}})
+    assert stage_config(cfg2, "reduce")["model"] == {"spatial": {"type": "disk", "radius": 0.6}}
+    other = {**cfg2, "model": {**cfg2["model"], "parameters": {"index": 2.7}}}
+    assert stage_config(other, "reduce") == stage_config(cfg2, "reduce")
+    assert stage_config(other, "fit") != stage_config(cfg2, "fit")
+
+
+@pytest.mark.parametrize("spatial, match", [
+    ({"type": "disk"}, "model.spatial.radius' is missing"),
+    ({"type": "gauss", "radius": 0.2}, "model.spatial.sigma' is missing"),
+    ({"type": "point", "sigma": 0.2}, "model.spatial.sigma': not a parameter of type point"),
+    ({"type": "point", "lon": 10.0}, "give both lon and lat"),
+])
+def test_model_spatial_refusals(spatial, match):
+    raw = seed_raw()
+    raw["model"] = {**(raw.get("model") or {"type": "power_law"}), "spatial": spatial}
+    with pytest.raises(ConfigError, match=match):
+        validate_config(raw, check_datastore=False)
+
+
+def test_model_spatial_refused_with_the_reference_extraction_and_in_compare():
+    raw = seed_raw()
+    raw["model"] = {**(raw.get("model") or {"type": "power_law"}), "spatial": {"type": "point"}}
+    with pytest.raises(ConfigError, match="spectrum.method 'reference'"):
+        validate_config({**raw, "spectrum": {"method": "reference"}}, check_datastore=False)
+    with pytest.raises(ConfigError, match=r"fit.compare\[0\].spatial"):
+        validate_config({**raw, "fit": {"compare": [{"type": "log_parabola", "spatial": {"type": "point"}}]}},
+                        check_datastore=False)
 
 
 @needs_dr1

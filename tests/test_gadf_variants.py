@@ -249,8 +249,9 @@ def test_refuse_full_enclosure_with_point_region(base_store):
     with pytest.raises(ConfigError) as exc:
         make_spectrum(obs, cube, _on(f"icrs;point({RA},{DEC})"))
     assert str(exc.value) == (
-        "obs 1: full-enclosure IRFs with a point ON region: its counts would need a PSF containment correction, "
-        "which extspec does not do (out of scope); use a circle ON region that holds the PSF, or point-like IRFs")
+        "obs 1: full-enclosure IRFs with a point ON region: its counts would need a PSF "
+        "containment in a region, not a point; use a circle ON region with model.spatial: {type: point} for the "
+        "source's flux, or point-like IRFs")
 
 
 def test_refuse_region_outside_the_single_offset_bin(variant):

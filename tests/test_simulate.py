@@ -65,8 +65,9 @@ def test_store_opens_and_runs_load(store):
         assert (obs.lo_thres, obs.hi_thres) == (0.1, 100.0)
         assert obs.meta["OBS_MODE"] == "WOBBLE"
         with fits.open(obs.source_file) as h:
-            assert [x.name for x in h] == ["PRIMARY", "EVENTS", "GTI", "AEFF", "EDISP", "BKG"]
+            assert [x.name for x in h] == ["PRIMARY", "EVENTS", "GTI", "AEFF", "EDISP", "BKG", "PSF"]
             h.verify("exception")
+            assert h["PSF"].header["HDUCLAS4"] == "PSF_3GAUSS" and h["PSF"].header["TDIM9"] == "(96,6)"
             hdr = h["EVENTS"].header
             assert obs.livetime == hdr["ONTIME"] * hdr["DEADC"]  # exactly
             assert obs.ontime == hdr["ONTIME"] == hdr["TSTOP"] - hdr["TSTART"]
@@ -90,9 +91,9 @@ def test_index_tables(store):
     ds = open_datastore(store)
     for obs_id, n in counts.items():
         assert len(ds.load(obs_id).ra) == n
-    # no PSF listed; every listed HDU exists
-    assert "psf" not in set(ds.hdu_table["HDU_TYPE"])
-    assert set(ds.hdu_table["HDU_TYPE"]) == {"events", "gti", "aeff", "edisp", "bkg"}
+    # the PSF listed (PSF_3GAUSS, the smearing law); every listed HDU exists
+    assert set(ds.hdu_table["HDU_TYPE"]) == {"events", "gti", "aeff", "edisp", "bkg", "psf"}
+    assert set(ds.hdu_table["HDU_CLASS"][ds.hdu_table["HDU_TYPE"] == "psf"]) == {"psf_3gauss"}
     from astropy.coordinates import SkyCoord
 
     c = SkyCoord(t["RA_PNT"], t["DEC_PNT"], unit="deg").galactic

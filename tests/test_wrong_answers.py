@@ -211,7 +211,8 @@ def test_no_events_reason():
 def test_run_without_events_excluded_with_its_reason(sim, tmp_path):
     from astropy.io import fits
 
-    from extspec.workflow.pipeline import run_fit, write_summary
+    from extspec.workflow.pipeline import run_fit
+    from extspec.workflow.summary_step import write_summary
 
     with fits.open(sim["dirs"][10] / "pha.fits") as h:
         assert h["SPECTRUM"].header["USABLE"] is False
@@ -271,7 +272,7 @@ def test_fit_of_nothing_fails_with_one_line(sim, tmp_path):
 
 def test_failed_fit_fails_the_command_and_the_summary_names_it(sim, tmp_path):
     """`extspec fit` on runs without counts: exit 1, one line; the summary names the failure."""
-    from extspec.workflow.pipeline import write_summary
+    from extspec.workflow.summary_step import write_summary
 
     dirs = _write_variant(sim, tmp_path, "nothing", lambda s: {"counts": np.zeros_like(s.counts),
                                                                 "counts_off": np.zeros_like(s.counts_off)})
@@ -416,7 +417,8 @@ def test_false_minimum_is_flagged(magic, tmp_path, caplog):
     summary say the fit is poor."""
     import logging
 
-    from extspec.workflow.pipeline import run_fit, write_summary
+    from extspec.workflow.pipeline import run_fit
+    from extspec.workflow.summary_step import write_summary
 
     cfg, dirs, _ = magic
     cfg = {**cfg, "model": {"type": "power_law", "parameters": {"index": 2.0, "amplitude": 1.0e-12}}}

@@ -465,7 +465,7 @@ def _cmd_joint_fit(args) -> int:
 
 def _cmd_summary(args) -> int:
     def step():
-        from .workflow.pipeline import write_summary
+        from .workflow.summary_step import write_summary
 
         rows = write_summary(args.results_dir, args.analyses, args.ecsv, args.html, args.light_curve or ())
         failed = [r["analysis"] for r in rows if r["status"] != "ok"]

@@ -21,7 +21,8 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["IrfAxis", "Aeff2D", "EDisp2D", "Bkg3D", "Bkg2D", "PsfTable", "RadMax2D", "make_axis", "interp_weights",
+__all__ = ["IrfAxis", "Aeff2D", "EDisp2D", "Bkg3D", "Bkg2D", "PsfTable", "Psf3Gauss", "PsfKing", "DEG2_PER_SR",
+           "RadMax2D", "make_axis", "interp_weights",
            "single_bin_as_nodes", "POINT_LIKE", "FULL_ENCLOSURE"]
 
 POINT_LIKE = "point-like"
@@ -409,11 +410,59 @@ class Bkg2D:
         return self.data @ ring
 
 
+DEG2_PER_SR = (np.pi / 180.0) ** 2
+"""Square degrees -> steradian: a density in sr^-1 times this is per deg^2."""
+
+
+def _ring_areas(edges_deg: np.ndarray) -> np.ndarray:
+    """Small-angle solid angle (deg^2) of the rings between consecutive radii."""
+    return np.pi * np.diff(np.asarray(edges_deg, float) ** 2)
+
+
+class _RadialPsf:
+    """What every PSF format gives the containment code (:mod:`extspec.containment`).
+
+    :meth:`density` is the radial PSF ``dP/dOmega`` in deg^-2 at true energies (TeV, (nE,)),
+    one offset (deg) and radii (deg, (nr,)), shape (nE, nr), normalised to 1 over the plane
+    (small angles: ``sum density * 2 pi r dr = 1``); 0 where the IRF does not cover the
+    energy or offset.  :meth:`containment_radius` the radius holding ``fraction`` of it.
+    """
+
+    def density(self, energy, offset: float, rad) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def containment_radius(self, energy, offset: float, fraction: float, r_max: float = 3.0) -> np.ndarray:
+        """Radius (deg) holding ``fraction`` of the PSF (of its total within ``r_max``) at each of
+        ``energy`` (nE,), one offset; 0 where the PSF does not cover the energy or offset
+        (integration on a 0.001 deg grid)."""
+        edges = np.linspace(0.0, r_max, int(round(r_max / 0.001)) + 1)
+        mid = 0.5 * (edges[1:] + edges[:-1])
+        cum = np.cumsum(self.density(energy, offset, mid) * _ring_areas(edges), axis=1)  # (nE, nr)
+        total = cum[:, -1:]
+        level = fraction * np.minimum(total, 1.0)  # of the PSF's own total (a table sums to ~1)
+        idx = np.argmax(cum >= level, axis=1)
+        return np.where(total[:, 0] > 0, edges[idx + 1], 0.0)
+
+
+def _bilinear(energy_axis: IrfAxis, offset_axis: IrfAxis, table: np.ndarray, energy, offset: float) -> np.ndarray:
+    """``table[e, theta, ...]`` at energies (nE,) and one offset: bilinear in (ln E, theta) on the
+    table nodes, 0 outside the axes (the IRF rule of :func:`interp_weights`)."""
+    energy = np.asarray(energy, float).ravel()
+    ie, we0, we1 = interp_weights(energy_axis, energy)
+    it, wt0, wt1 = interp_weights(offset_axis, np.full(energy.shape, float(offset)))
+    extra = (slice(None),) + (None,) * (table.ndim - 2)
+    return (we0[extra] * (wt0[extra] * table[ie, it] + wt1[extra] * table[ie, it + 1])
+            + we1[extra] * (wt0[extra] * table[ie + 1, it] + wt1[extra] * table[ie + 1, it + 1]))
+
+
 @dataclass(frozen=True)
-class PsfTable:
+class PsfTable(_RadialPsf):
     """Radial PSF table ``P[e_true, theta, rad]`` in sr^-1 (GADF PSF_TABLE).
 
-    Loaded for completeness (users may want it); the 1D ON/OFF chain does not use it.
+    :meth:`density` interpolates the table bilinearly in (ln E, theta) on its nodes and takes
+    each rad bin's value as the density throughout the bin (the table's own meaning: its
+    cumulative sum is the containment; 0 beyond the last rad edge), normalised to 1 over the
+    table's rad range (the files' sums are within a few per mille of 1).
     """
 
     energy: IrfAxis
@@ -428,3 +477,64 @@ class PsfTable:
         r_hi = np.deg2rad(self.rad.edges[1:])
         ring = np.pi * (r_hi**2 - r_lo**2)  # small-angle solid angle of each ring
         return np.concatenate([[0.0], np.cumsum(self.data[energy_index, offset_index] * ring)])
+
+    def density(self, energy, offset: float, rad) -> np.ndarray:
+        rad = np.asarray(rad, float).ravel()
+        prof = _clean(_bilinear(self.energy, self.offset, self.data, energy, offset))  # (nE, n_rad) sr^-1
+        norm = prof @ _ring_areas(self.rad.edges)  # deg^2 sr^-1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prof = np.where(norm[:, None] > 0, prof / norm[:, None], 0.0)  # deg^-2, sums to 1
+        edges = self.rad.edges
+        ir = np.clip(np.searchsorted(edges, rad, side="right") - 1, 0, edges.size - 2)
+        return np.where((rad >= edges[0]) & (rad < edges[-1]), prof[:, ir], 0.0)
+
+
+@dataclass(frozen=True)
+class Psf3Gauss(_RadialPsf):
+    """Triple-Gaussian PSF (GADF PSF_3GAUSS): ``dP/dOmega = S/pi [exp(-r^2/2 s1^2)
+    + A2 exp(-r^2/2 s2^2) + A3 exp(-r^2/2 s3^2)]``.
+
+    ``params`` holds (SCALE, SIGMA_1, AMPL_2, SIGMA_2, AMPL_3, SIGMA_3) on the last axis,
+    sigmas in deg.  The parameters are interpolated bilinearly in (ln E, theta); the density
+    is normalised by its analytic integral ``2 S (s1^2 + A2 s2^2 + A3 s3^2)`` (so a SCALE
+    that does not make it 1 changes nothing); a Gaussian of zero width or amplitude drops out.
+    """
+
+    energy: IrfAxis
+    offset: IrfAxis
+    params: np.ndarray  # (n_energy, n_offset, 6)
+
+    def density(self, energy, offset: float, rad) -> np.ndarray:
+        rad = np.asarray(rad, float).ravel()
+        p = _bilinear(self.energy, self.offset, self.params, energy, offset)  # (nE, 6)
+        amps = np.stack([np.ones(p.shape[0]), p[:, 2], p[:, 4]], axis=1)
+        sig = np.stack([p[:, 1], p[:, 3], p[:, 5]], axis=1)
+        amps = np.where((sig > 0) & np.isfinite(sig) & np.isfinite(amps), amps, 0.0)
+        sig = np.where(amps != 0, sig, 1.0)
+        norm = 2.0 * np.pi * np.sum(amps * sig**2, axis=1)  # integral of sum A_i exp(-r^2/2s_i^2)
+        shape = np.einsum("ek,ekr->er", amps, np.exp(-0.5 * (rad[None, None, :] / sig[:, :, None]) ** 2))
+        covered = np.abs(p[:, 0]) > 0  # SCALE 0 (or outside the axes): no PSF there
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _clean(np.where((covered & (norm > 0))[:, None], shape / norm[:, None], 0.0))
+
+
+@dataclass(frozen=True)
+class PsfKing(_RadialPsf):
+    """King-function PSF (GADF PSF_KING): ``dP/dOmega = 1/(2 pi s^2) (1 - 1/g) (1 + r^2/(2 g s^2))^-g``.
+
+    ``params`` holds (GAMMA, SIGMA) on the last axis (SIGMA in deg), interpolated bilinearly in
+    (ln E, theta); the profile integrates to 1 on the plane for g > 1 (0 elsewhere).
+    """
+
+    energy: IrfAxis
+    offset: IrfAxis
+    params: np.ndarray  # (n_energy, n_offset, 2)
+
+    def density(self, energy, offset: float, rad) -> np.ndarray:
+        rad = np.asarray(rad, float).ravel()
+        p = _bilinear(self.energy, self.offset, self.params, energy, offset)
+        g, s = p[:, 0:1], p[:, 1:2]
+        ok = (g > 1) & (s > 0)
+        g, s = np.where(ok, g, 2.0), np.where(ok, s, 1.0)
+        val = (1.0 - 1.0 / g) / (2 * np.pi * s**2) * (1.0 + rad[None, :] ** 2 / (2 * g * s**2)) ** (-g)
+        return _clean(np.where(ok, val, 0.0))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .containment import SpatialModel
 from .cube import CubeSettings
 from .reflected import BackgroundSettings
 from .safe_mask import SafeMaskSettings
@@ -34,6 +35,10 @@ class ReductionSettings:
         Reflected or wobble OFF regions.
     safe_mask : SafeMaskSettings
         The safe energy range criteria.
+    spatial : SpatialModel or None
+        The source morphology (``model.spatial``): the exposure then holds the PSF containment
+        in the ON region (:func:`extspec.containment.apply_spatial`); None: the flux inside
+        the ON region.
     """
 
     cube: CubeSettings
@@ -41,6 +46,7 @@ class ReductionSettings:
     exclusion_regions: tuple
     background: BackgroundSettings
     safe_mask: SafeMaskSettings
+    spatial: SpatialModel | None
 
 
 def reduce_observation(obs, settings: ReductionSettings, irf_cubes: bool = False, onoff_events: bool = False):
@@ -66,6 +72,9 @@ def reduce_observation(obs, settings: ReductionSettings, irf_cubes: bool = False
     cube = make_cube(obs, cs, ev_map, energy_bins=kbin, irf_cubes=irf_cubes or cs.method == "reference")
     spec, off = make_spectrum(obs, cube, settings, event_lonlat=ev_reg, energy_bins=kbin)
     spec.mask_safe = make_safe_mask(spec, settings.safe_mask, obs.bkg)
+    from .containment import apply_spatial
+
+    apply_spatial(obs, spec, settings.on_region, off, settings.spatial)
     if onoff_events:
         from .spectrum import onoff_events as events_of
 

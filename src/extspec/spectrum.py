@@ -215,7 +215,7 @@ def select_on_region(obs, on_region, energy_reco) -> OnSelection:
       RAD_MAX(E, source offset); a circle is accepted only when RAD_MAX is fixed and its
       radius agrees within :data:`POINT_RADIUS_TOLERANCE`; any other region is refused;
     * full-enclosure IRFs refuse a point ON region (its counts would need a PSF containment
-      correction, which is out of scope).
+      correction in a region: a circle ON region with ``model.spatial``).
     """
     from .errors import ConfigError
     from .irf import POINT_LIKE
@@ -232,8 +232,8 @@ def select_on_region(obs, on_region, energy_reco) -> OnSelection:
         if isinstance(region, PointSky):
             raise ConfigError(
                 f"obs {obs.obs_id}: full-enclosure IRFs with a point ON region: its counts would need a PSF "
-                "containment correction, which extspec does not do (out of scope); use a circle ON region "
-                "that holds the PSF, or point-like IRFs"
+                "containment in a region, not a point; use a circle ON region with model.spatial: {type: point} "
+                "for the source's flux, or point-like IRFs"
             )
         return sel
     rm = obs.rad_max

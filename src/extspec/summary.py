@@ -21,8 +21,8 @@ FLUX_E_MAX = 1.0e4
 SUMMARY_COLUMNS = {
     "analysis": "", "status": "", "livetime": "h", "n_runs": "", "n_excluded": "", "excluded": "",
     "counts": "", "background": "", "excess": "", "significance": "", "model": "", "parameters": "",
-    "flux_above_1tev": "cm-2 s-1", "flux_above_1tev_err": "cm-2 s-1", "flux_ul": "cm-2 s-1", "fit_status": "",
-    "background_methods": "",
+    "flux_above_1tev": "cm-2 s-1", "flux_above_1tev_err": "cm-2 s-1", "flux_ul": "cm-2 s-1", "flux_definition": "",
+    "fit_status": "", "background_methods": "",
 }
 """Columns (name -> unit) of ``summary.ecsv``.  ``significance`` is the WStat sqrt(TS) of
 all usable runs stacked over their safe energy bins; ``parameters`` lists value +- error;
@@ -30,7 +30,8 @@ all usable runs stacked over their safe energy bins; ``parameters`` lists value 
 ``status`` is the quality gate's (:data:`extspec.quality.STATUSES`, underscores as spaces;
 ``fit failed`` for a failed fit) and ``fit_status`` its reason; ``flux_ul`` the 95 % upper
 limit on the integral flux in the fitted range of a ``not detected`` fit (whose flux above
-1 TeV is then NaN)."""
+1 TeV is then NaN).  ``flux_definition`` says which flux the fluxes are (``flux_definition``
+of result.yaml: the flux inside the ON region, or the whole source's with ``model.spatial``)."""
 
 
 VARIABILITY_COLUMNS = {"variability_p_value": ""}
@@ -75,7 +76,8 @@ def _parameters_text(result) -> str:
     return "; ".join(out)
 
 
-def summary_row(name: str, result: dict | None, cumulative_last: dict | None, failure: str | None = None) -> dict:
+def summary_row(name: str, result: dict | None, cumulative_last: dict | None, failure: str | None = None,
+                flux_definition: str = "") -> dict:
     """One row of :data:`SUMMARY_COLUMNS`.
 
     Parameters
@@ -89,11 +91,13 @@ def summary_row(name: str, result: dict | None, cumulative_last: dict | None, fa
         The last row of ``cumulative.ecsv`` (None when missing or empty).
     failure : str, optional
         Why the analysis did not finish (for a missing result).
+    flux_definition : str, optional
+        ``flux_definition`` of the result file (which flux the fit measured).
     """
     nan = math.nan
     row = {k: nan for k in SUMMARY_COLUMNS}
     row.update(analysis=name, n_runs=0, n_excluded=0, excluded="", model="", parameters="", fit_status="",
-               background_methods="")
+               background_methods="", flux_definition=flux_definition)
     if result is None:
         row["status"] = f"failed: {failure or 'no fit result'}"
         row["fit_status"] = "not run"

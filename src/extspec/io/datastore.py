@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataStoreError
-from ..irf import (FULL_ENCLOSURE, POINT_LIKE, Aeff2D, Bkg2D, Bkg3D, EDisp2D, PsfTable, RadMax2D, make_axis,
-                   single_bin_as_nodes)
+from ..irf import (FULL_ENCLOSURE, POINT_LIKE, Aeff2D, Bkg2D, Bkg3D, EDisp2D, Psf3Gauss, PsfKing, PsfTable, RadMax2D,
+                   make_axis, single_bin_as_nodes)
 from ..timebins import TIME_REF_KEYS
 
 __all__ = [
@@ -391,6 +391,7 @@ class Observation:
     deadc : float
     pointing_radec : (ra, dec) in deg, ICRS, from the EVENTS header
     aeff, edisp, bkg : IRFs (bkg may be None: a Bkg3D, or a Bkg2D for an offset-only BKG_2D)
+    psf : PsfTable, Psf3Gauss or PsfKing (read with ``load_psf=True``), else None; psf_error: why
     lo_thres, hi_thres : safe-range keywords of the AEFF header (TeV), or None
     irf_class : "full-enclosure" or "point-like" (HDUCLAS3 of the effective area)
     rad_max : RadMax2D of point-like IRFs (fixed or energy-dependent), else None
@@ -411,7 +412,7 @@ class Observation:
     aeff: Aeff2D
     edisp: EDisp2D
     bkg: Bkg3D | None = None
-    psf: PsfTable | None = None
+    psf: PsfTable | Psf3Gauss | PsfKing | None = None
     lo_thres: float | None = None
     hi_thres: float | None = None
     source_file: str = ""
@@ -420,6 +421,7 @@ class Observation:
     irf_class: str = FULL_ENCLOSURE
     rad_max: RadMax2D | None = None
     bkg_error: str | None = None
+    psf_error: str | None = None
 
     @property
     def ontime(self) -> float:
@@ -531,15 +533,19 @@ def _sha256(path: Path) -> str:
 def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_psf: bool = False) -> Observation:
     """Load one observation; see :class:`Observation`.  Raises DataStoreError on bad input.
 
-    The PSF table is read only with ``load_psf=True``: the chain never uses it.
+    The PSF (PSF_TABLE, PSF_3GAUSS or PSF_KING) is read only with ``load_psf=True`` (the workflow's
+    reductions ask for it: ``model.spatial`` and the containment note need it); one that is
+    missing or cannot be read leaves ``psf`` None and says why in ``psf_error``.
     """
     what = f"obs {obs_id}"
     locs = {t: store.hdu_location(obs_id, t) for t in REQUIRED_HDUS}
     has_bkg = load_bkg and store._rows(obs_id, "bkg").size > 0
     if has_bkg:
         locs["bkg"] = store.hdu_location(obs_id, "bkg")
-    psf_rows = store._rows(obs_id, "psf") if load_psf and "HDU_CLASS" in store.hdu_table else []
-    has_psf = len(psf_rows) > 0 and str(store.hdu_table["HDU_CLASS"][psf_rows[0]]).lower() == "psf_table"
+    psf_rows = store._rows(obs_id, "psf") if load_psf else []
+    psf_class = (str(store.hdu_table["HDU_CLASS"][psf_rows[0]]).strip().lower()
+                 if len(psf_rows) and "HDU_CLASS" in store.hdu_table else "")
+    has_psf = len(psf_rows) > 0
     if has_psf:
         locs["psf"] = store.hdu_location(obs_id, "psf")
     has_rad_max = store.has_hdu(obs_id, "rad_max")
@@ -547,10 +553,11 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
         locs["rad_max"] = store.hdu_location(obs_id, "rad_max")
     wanted: dict[Path, set] = {}
     for t, (p, name) in locs.items():
-        if t != "bkg":
+        if t not in ("bkg", "psf"):
             wanted.setdefault(p, set()).add(str(name).upper())
-    if "bkg" in locs and locs["bkg"][0] in wanted:  # a background IRF in a file of its own is read on its own
-        wanted[locs["bkg"][0]].add(str(locs["bkg"][1]).upper())
+    for t in ("bkg", "psf"):  # a background IRF or PSF in a file of its own is read on its own
+        if t in locs and locs[t][0] in wanted:
+            wanted[locs[t][0]].add(str(locs[t][1]).upper())
     files = {p: read_file_tables(p, what, names) for p, names in wanted.items()}  # only the HDUs used
 
     def get(t):
@@ -608,16 +615,15 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
             bkg = _background(*get("bkg"))
         except DataStoreError as exc:
             bkg_error = str(exc)
-    # psf (optional, on request only; PSF_TABLE only -- the chain does not use it)
-    psf = None
+    # psf (optional, on request only): an unreadable or unknown one leaves psf None, psf_error why
+    psf = psf_error = None
+    if load_psf and not has_psf:
+        psf_error = "no PSF in the hdu index"
     if has_psf:
-        _, pdata, pw = get("psf")
-        pe = _axis(pdata, _ENERGY_STEMS, pw, True, "energy")
-        pt = _axis(pdata, "THETA", pw, False, "angle")
-        pr = _axis(pdata, "RAD", pw, False, "angle")
-        rpsf = _irf_cell(pdata, "RPSF", pw, 3)  # (energy, theta, rad) after transpose
-        _check_shape(rpsf, (pe, pt, pr), pw, "RPSF")
-        psf = PsfTable(pe, pt, pr, rpsf, unit=pdata.units.get("RPSF", ""))
+        try:
+            psf = _psf(*get("psf"), psf_class)
+        except DataStoreError as exc:
+            psf_error = str(exc)
     src = locs["events"][0]
     return Observation(
         obs_id=int(obs_id),
@@ -641,7 +647,48 @@ def load_observation(store: DataStore, obs_id: int, load_bkg: bool = True, load_
         irf_class=irf_class,
         rad_max=rad_max,
         bkg_error=bkg_error,
+        psf_error=psf_error,
     )
+
+
+PSF_FORMATS = ("psf_table", "psf_3gauss", "psf_king")
+"""The GADF PSF formats read (HDU_CLASS of the hdu index, else the columns decide)."""
+
+_PSF_3GAUSS_COLUMNS = ("SCALE", "SIGMA_1", "AMPL_2", "SIGMA_2", "AMPL_3", "SIGMA_3")
+
+
+def _psf(header, data, what, hdu_class: str = ""):
+    """The PSF of one HDU: PSF_TABLE (RPSF), PSF_3GAUSS (SCALE, SIGMA_i, AMPL_i) or PSF_KING
+    (GAMMA, SIGMA); the form follows ``hdu_class`` (the hdu index's HDU_CLASS) or the columns."""
+    cols = data.columns
+    kind = hdu_class if hdu_class in PSF_FORMATS else (
+        "psf_table" if "RPSF" in cols else "psf_3gauss" if "SIGMA_1" in cols else
+        "psf_king" if "GAMMA" in cols else "")
+    if kind == "psf_table":
+        pe = _axis(data, _ENERGY_STEMS, what, True, "energy")
+        pt = _axis(data, "THETA", what, False, "angle")
+        pr = _axis(data, "RAD", what, False, "angle")
+        rpsf = _irf_cell(data, "RPSF", what, 3)  # (energy, theta, rad) after transpose
+        _check_shape(rpsf, (pe, pt, pr), what, "RPSF")
+        pt, rpsf = single_bin_as_nodes(pt, rpsf, 1)
+        return PsfTable(pe, pt, pr, rpsf, unit=data.units.get("RPSF", ""))
+    if kind not in ("psf_3gauss", "psf_king"):
+        raise DataStoreError(f"{what}: PSF of HDU_CLASS '{hdu_class}' is not one of {', '.join(PSF_FORMATS)}")
+    names = _PSF_3GAUSS_COLUMNS if kind == "psf_3gauss" else ("GAMMA", "SIGMA")
+    params = []
+    for name in names:
+        if name not in cols:
+            raise DataStoreError(f"{what}: {kind.upper()} without its column {name}")
+        kind_unit = "angle" if name.startswith("SIGMA") else None
+        energy, offset = _axis(data, _ENERGY_STEMS, what, True, "energy"), _axis(data, "THETA", what, False, "angle")
+        v = _irf_cell(data, name, what, 2)
+        _check_shape(v, (energy, offset), what, name)
+        if kind_unit:
+            v = v * _unit_factor(data.units.get(name, ""), kind_unit, what, name)
+        offset, v = single_bin_as_nodes(offset, v, 1)
+        params.append(v)
+    table = np.stack(params, axis=-1).astype(np.float64)
+    return (Psf3Gauss if kind == "psf_3gauss" else PsfKing)(energy, offset, table)
 
 
 BKG_COLUMNS = ("BKG", "BGD")

@@ -16,7 +16,8 @@ import numpy as np
 from ..fit import FitResult, Parameter
 from ..quality import Verdict
 
-__all__ = ["fit_result_dict", "fit_result_from_dict", "write_fit_result", "read_fit_result", "software_versions"]
+__all__ = ["fit_result_dict", "fit_result_from_dict", "write_fit_result", "read_fit_result", "read_flux_definition",
+           "software_versions"]
 
 
 def fit_result_dict(result: FitResult) -> dict:
@@ -143,6 +144,18 @@ def read_fit_result(path) -> FitResult:
         return fit_result_from_dict(d)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise FormatError(f"fit result {path}: not a result.yaml of the fit ({type(exc).__name__}: {exc})") from None
+
+
+def read_flux_definition(path) -> str:
+    """``flux_definition`` of a ``result.yaml`` (which flux the fit measured; "" in files written
+    before it existed or unreadable ones: :func:`read_fit_result` reports those)."""
+    import yaml
+
+    try:
+        d = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return ""
+    return str(d.get("flux_definition", "")) if isinstance(d, dict) else ""
 
 
 def _package_version(name: str) -> str:

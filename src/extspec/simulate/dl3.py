@@ -2,8 +2,8 @@ r"""The DL3 simulator: a small but complete GADF DL3 data store from analytic IR
 
 The simulator writes what :func:`extspec.io.datastore.open_datastore` reads (spec §1): a store
 root with ``obs-index.fits.gz`` and ``hdu-index.fits.gz`` and one file ``data/obs_<id>.fits.gz``
-per run holding the extensions EVENTS, GTI, AEFF (AEFF_2D), EDISP (EDISP_2D) and BKG (BKG_3D),
-laid out exactly like H.E.S.S. DL3 DR1 (no PSF: it is optional and not listed in the index).
+per run holding the extensions EVENTS, GTI, AEFF (AEFF_2D), EDISP (EDISP_2D), BKG (BKG_3D) and,
+with a PSF, PSF (PSF_3GAUSS), laid out like H.E.S.S. DL3 DR1 (whose PSF is a PSF_TABLE).
 
 Instrument model (:class:`IrfModel`)
 ------------------------------------
@@ -28,7 +28,9 @@ Instrument model (:class:`IrfModel`)
   tabulated as BKG_3D on a 50 x 50 DETX/DETY grid from -6 to 6 deg (``FOVALIGN = RADEC``,
   r taken as :math:`\sqrt{x^2 + y^2}` at the bin centres) and 20 log energy bins 0.1-100 TeV.
 * PSF: a symmetric 2D gaussian of width ``psf_sigma`` (deg, per axis; 0 disables it) that
-  smears the reconstructed positions of source events.  It is not written to the store.
+  smears the reconstructed positions of source events.  It is written to the store as a
+  PSF_3GAUSS table (one Gaussian: ``SCALE = 1 / (2 sigma^2)`` deg^-2, ``AMPL_2 = AMPL_3 = 0``)
+  on the effective area's axes, listed in the hdu index as ``psf``/``psf_3gauss``.
 
 Event generation
 ----------------
@@ -458,6 +460,18 @@ class _IrfTables:
 
         self.irf_hdu_sizes = {"aeff": len(aeff), "edisp": len(edisp), "bkg": len(bkg_b)}
         parts = [aeff, edisp, bkg_b]
+        if irf.psf_sigma > 0:  # the smearing law, PSF_3GAUSS with one Gaussian
+            sig = np.full((ne, nt), float(irf.psf_sigma))
+            zero = np.zeros((ne, nt))
+            psf = bintable_bytes("PSF", [
+                col("ENERG_LO", e_lo, "TeV"), col("ENERG_HI", e_hi, "TeV"),
+                col("THETA_LO", theta, "deg"), col("THETA_HI", theta, "deg"),
+                col("SCALE", (0.5 / sig**2).T), col("SIGMA_1", sig.T, "deg"), col("AMPL_2", zero.T),
+                col("SIGMA_2", sig.T, "deg"), col("AMPL_3", zero.T), col("SIGMA_3", sig.T, "deg"),
+            ], [*((f"TDIM{i}", f"({ne},{nt})") for i in range(5, 11)), *common, ("HDUCLAS2", "PSF"),
+                ("HDUCLAS3", "FULL-ENCLOSURE"), ("HDUCLAS4", "PSF_3GAUSS"), *instr])
+            self.irf_hdu_sizes["psf"] = len(psf)
+            parts.append(psf)
         self.tail = b"".join(parts)
         comp = zlib.compressobj(6, zlib.DEFLATED, -15)
         self.tail_deflated = comp.compress(self.tail) + comp.flush(zlib.Z_FINISH)
@@ -949,6 +963,7 @@ _HDU_LAYOUT = (
     ("edisp", "edisp_2d", "EDISP"),
     ("bkg", "bkg_3d", "BKG"),
 )
+_PSF_ROW = (("psf", "psf_3gauss", "PSF"),)
 
 
 def simulate_datastore(
@@ -1062,7 +1077,7 @@ def simulate_datastore(
         fname = _file_name(obs_id)
         sizes = _write_run(data_dir / fname, sim, extra, tables)
         written.add(fname)
-        for htype, hclass, hname in _HDU_LAYOUT:
+        for htype, hclass, hname in _HDU_LAYOUT + (_PSF_ROW if "psf" in sizes else ()):
             hdu_rows.append((obs_id, htype, hclass, "data", fname, hname, sizes[htype]))
         summary.append(
             {

@@ -75,6 +75,9 @@ def check_model(block, key, allow_negative_amplitude):
 
     if isinstance(block, str):
         block = {"type": block, "parameters": {}}
+    if block.get("spatial") and key != "model":
+        raise ConfigError(f"config key '{key}.spatial': a source morphology belongs in the analysis's own "
+                          "model.spatial (it is part of each run's exposure), not here")
     try:
         m = get_model(block["type"])
     except ConfigError as exc:

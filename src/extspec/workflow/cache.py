@@ -76,11 +76,16 @@ def _cache_key(raw: dict, schema_path: Path | None) -> str:
 
 
 def _setting_files(cfg: dict) -> list[Path]:
-    """The files that settings point to (``.reg`` ON/exclusion regions), in config order."""
+    """The files that settings point to (``.reg`` ON/exclusion regions, the template of
+    ``model.spatial``), in config order."""
     from ..skyregions import region_file
 
     entries = [cfg.get("on_region")] + list(cfg.get("exclusion_regions") or [])
-    return [f for f in (region_file(e) for e in entries if isinstance(e, str)) if f is not None]
+    files = [f for f in (region_file(e) for e in entries if isinstance(e, str)) if f is not None]
+    spatial = (cfg.get("model") or {}).get("spatial") if isinstance(cfg.get("model"), dict) else None
+    if isinstance(spatial, dict) and spatial.get("file"):
+        files.append(Path(spatial["file"]))
+    return files
 
 
 def setting_file_digests(cfg: dict) -> dict:
@@ -94,7 +99,9 @@ def setting_file_digests(cfg: dict) -> dict:
         try:
             out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
         except OSError as exc:
-            raise ConfigError(f"region file {f}: cannot read it ({exc.strerror})") from None
+            spatial = (cfg.get("model") or {}).get("spatial") or {} if isinstance(cfg.get("model"), dict) else {}
+            what = "model.spatial.file" if str(f) == str(Path(spatial.get("file") or "")) else "region file"
+            raise ConfigError(f"{what} {f}: cannot read it ({exc.strerror})") from None
     return out
 
 

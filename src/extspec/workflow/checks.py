@@ -28,6 +28,41 @@ def _check_axis(cfg, key):
         raise ConfigError(f"config key '{key}': min ({ax['min']}) must be below max ({ax['max']})")
 
 
+def _check_spatial(cfg, dl3: bool) -> None:
+    """``model.spatial``: the size key its type needs and no other, lon and lat together, an
+    extraction that applies it (``exact``), and DL3 runs to apply it to."""
+    sp = cfg["model"].get("spatial")
+    if not sp:
+        return
+    kind = sp["type"]
+    need = {"disk": "radius", "gauss": "sigma", "template": "file"}.get(kind)
+    if need and sp.get(need) is None:
+        raise ConfigError(f"config key 'model.spatial.{need}' is missing: a {kind} needs it"
+                          + (" (deg)" if need != "file" else " (a FITS image)"))
+    for extra in ("radius", "sigma", "file"):
+        if extra != need and sp.get(extra) is not None:
+            raise ConfigError(f"config key 'model.spatial.{extra}': not a parameter of type {kind}")
+    if kind == "template":
+        if any(sp.get(k) is not None for k in ("lon", "lat", "frame")):
+            raise ConfigError("config key 'model.spatial': a template is placed by its image's WCS; "
+                              "leave out lon, lat and frame")
+        from ..errors import FormatError
+        from ..io.sky_image import read_template
+
+        try:
+            read_template(sp["file"])
+        except FormatError as exc:
+            raise ConfigError(f"config key '{exc}") from None
+    if (sp.get("lon") is None) != (sp.get("lat") is None):
+        raise ConfigError("config key 'model.spatial': give both lon and lat (or neither: the ON-region centre)")
+    if cfg["spectrum"]["method"] == "reference":
+        raise ConfigError("config key 'model.spatial': spectrum.method 'reference' reproduces the flux inside the "
+                          "ON region only; use spectrum.method: exact for the source's flux")
+    if cfg["external_spectra"] or not dl3:
+        raise ConfigError("config key 'model.spatial': applies to the reductions of DL3 runs; external_spectra "
+                          "bring their own exposure (leave model.spatial out)")
+
+
 def _check_true_axis(cfg) -> None:
     """The true-energy axis covers the reco axis with :data:`extspec.cube.TRUE_AXIS_MARGIN`."""
     from ..cube import TRUE_AXIS_MARGIN
@@ -261,6 +296,7 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     _check_background(cfg)
     negative = cfg["fit"]["allow_negative_amplitude"]
     check_model(cfg["model"], "model", negative)
+    _check_spatial(cfg, dl3)
     for i, alt in enumerate(cfg["fit"]["compare"]):
         check_model(alt, f"fit.compare[{i}]", negative)
     if dl3 and cfg["model"].get("ebl"):

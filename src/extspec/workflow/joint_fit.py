@@ -54,6 +54,23 @@ def _sha256(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _joint_flux_definition(name: str, per_analysis: dict) -> str:
+    """One sentence for a joint fit: every analysis measures the source's flux, or which do not
+    (logged as a warning: the normalisation nuisance would absorb the difference)."""
+    import logging
+
+    source = ("flux of the whole source", "flux of a point source")
+    inside = [a for a, d in per_analysis.items() if not d.startswith(source)]
+    if not inside:
+        return "flux of the whole source in every analysis (model.spatial, or point-like IRFs)"
+    text = (f"mixed: {', '.join(inside)} measure the flux inside their ON region (no PSF containment), "
+            f"the others the source's; set model.spatial in {', '.join(inside)}")
+    if len(inside) < len(per_analysis):
+        logging.getLogger("extspec.joint").warning("joint fit %s: %s", name, text)
+        return text
+    return "flux inside each analysis's ON region, no PSF containment (model.spatial absent)"
+
+
 def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
     """Fit ``settings['model']`` to the spectra of every analysis and write the products.
 
@@ -76,6 +93,7 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
     from ..plots import plot_sed, plot_spectrum_fit
     from ..stacking import stack_spectra
     from .joint_config import prior_widths
+    from ..containment import flux_definition
     from .pipeline import _config_hash, _fp_meta, _instruments, _write_ecsv, read_spectra
     from .settings import fit_options, flux_point_settings
 
@@ -105,7 +123,7 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
                    "n_datasets": len(ins.data), "stat": jf.stat.get(a),
                    "stat_per_dataset": {int(k): float(v) for k, v in jf.stat_per_dataset.get(a, {}).items()},
                    "energy_range": {"min": er[0], "max": er[1], "unit": "TeV"},
-                   "instrument": _instruments(spectra[a])}
+                   "instrument": _instruments(spectra[a]), "flux_definition": flux_definition(spectra[a])}
         provenance[a] = {"datastore": datastores.get(a),
                          "inputs": [{"path": str(p), "sha256": _sha256(_pha_path(p))} for p in spectra_by_analysis[a]]}
     write_fit_result(res, outdir / "result.yaml", config_hash=_config_hash(settings), name=name,
@@ -113,7 +131,8 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
                      covariance_all={"names": jf.names,
                                      "matrix": [[float(v) for v in row] for row in jf.covariance]
                                      if res.success else None},
-                     instruments=info, provenance={"analyses": provenance})
+                     instruments=info, provenance={"analyses": provenance},
+                     flux_definition=_joint_flux_definition(name, {a: info[a]["flux_definition"] for a in analyses}))
     model = result_model(res)  # the absorbed model when the fit had an EBL table
     integ = integrator(model, opts.integration, "fit.integration")
     units, ebl_meta = sed_columns(res)  # with the de-absorbed columns for an EBL fit

@@ -24,7 +24,6 @@ __all__ = [
     "run_fit",
     "run_flux_points",
     "run_cumulative",
-    "write_summary",
     "run_light_curve",
 ]
 
@@ -32,26 +31,25 @@ _SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.batch_arrays"
             "extspec.geometry", "extspec.sky", "extspec.timebins")
 _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
 STEP_IMPORTS = {
-    "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.background", "extspec.cube",
-               "extspec.io.cube_io",
-               "extspec.io.datastore", "extspec.io.fitswrite", "extspec.io.onoff_events", "extspec.reduction",
-               "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
+    "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "numpy.fft", "h5py", "extspec.background", "extspec.cube",
+               "extspec.io.cube_io", "extspec.io.datastore", "extspec.io.fitswrite", "extspec.io.onoff_events",
+               "extspec.reduction", "extspec.containment", "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
-    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.background", "extspec.fit", "extspec.io.fitresult",
-            "extspec.models", "extspec.ebl", "extspec.io.ebl_table", "extspec.io.xspec_table", "extspec.stacking",
-            "extspec.start_values", *_PLOTS),
-    "flux_points": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
-                    "extspec.io.fitresult", "extspec.models", "extspec.ebl", "extspec.io.ebl_table",
+    "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.background", "extspec.containment", "extspec.fit",
+            "extspec.io.fitresult", "extspec.models", "extspec.ebl", "extspec.io.ebl_table", "extspec.io.xspec_table",
+            "extspec.stacking", "extspec.start_values", *_PLOTS),
+    "flux_points": (*_SPECTRA, "yaml", "extspec.containment", "iminuit", "extspec.fit", "extspec.fluxpoints",
+                    "extspec.io.ecsv", "extspec.io.fitresult", "extspec.models", "extspec.ebl", "extspec.io.ebl_table",
                     "extspec.io.xspec_table", "extspec.start_values", *_PLOTS),
     "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
-    "light_curve": (*_SPECTRA, "yaml", "iminuit", "h5py", "erfa", "extspec.fit", "extspec.fluxpoints",
+    "light_curve": (*_SPECTRA, "yaml", "extspec.containment", "iminuit", "h5py", "erfa", "extspec.fit", "extspec.fluxpoints",
                     "extspec.io.ecsv", "extspec.io.fitresult", "extspec.io.onoff_events", "extspec.io.xspec_table",
                     "extspec.io.ebl_table", "extspec.ebl", "extspec.lightcurve", "extspec.models", "extspec.start_values",
                     "extspec.timebins", *_PLOTS),
-    "joint_fit": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
-                  "extspec.io.fitresult", "extspec.joint", "extspec.models", "extspec.ebl", "extspec.io.ebl_table",
-                  "extspec.io.xspec_table",
+    "joint_fit": (*_SPECTRA, "yaml", "extspec.containment", "iminuit", "extspec.fit", "extspec.fluxpoints",
+                  "extspec.io.ecsv", "extspec.io.fitresult", "extspec.joint", "extspec.models", "extspec.ebl",
+                  "extspec.io.ebl_table", "extspec.io.xspec_table",
                   "extspec.start_values", "extspec.stacking", "extspec.workflow.joint_fit", "extspec.workflow.joint_config", "extspec.workflow.settings", *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).
@@ -96,7 +94,7 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
     try:
         settings = reduction_settings(reduction)
         store = open_datastore(datastore) if store is None else store
-        obs = store.load(int(obs_id))
+        obs = store.load(int(obs_id), load_psf=True)
         cube, spec, *events = reduce_chain(obs, settings, onoff_events=onoff_events)
     except ExtspecError as exc:
         msg = str(exc)
@@ -123,6 +121,10 @@ def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outd
 
         for line in normalisation_check([spec])["warnings"]:
             log.warning("%s", line)
+    from ..containment import containment_warnings
+
+    for line in containment_warnings(obs_id, spec):
+        log.warning("%s", line)
     why = f" ({obs.bkg_error})" if obs.bkg_error else ""
     if cube.background is None:
         log.warning("obs %s: no background IRF%s, left out of the excess and significance maps", obs_id, why)
@@ -434,6 +436,7 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     """
     import numpy as np
 
+    from ..containment import flux_definition, short_flux_definition
     from ..ebl import result_model
     from ..fit import JointData, compare_models, fit_joint, fold, response_matrix
     from ..io.ebl_table import with_ebl_table
@@ -455,13 +458,16 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
         result.comparisons.append(compare_models(result, alt_res))
     from ..background import background_record
 
+    from ..containment import flux_meaning_record
+
     background = background_record(spectra)
-    for line in background.get("normalisation_check", {}).get("warnings", []):
+    flux_meaning, meaning_warnings = flux_meaning_record(spectra)
+    for line in [*background.get("normalisation_check", {}).get("warnings", []), *meaning_warnings]:
         import logging
 
         logging.getLogger("extspec.fit").warning("%s", line)
     write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""),
-                     instrument=_instruments(spectra), background=background)
+                     instrument=_instruments(spectra), background=background, **flux_meaning)
     usable = data.datasets
     if usable:
         stack = stack_spectra(usable, float32=False)
@@ -470,7 +476,8 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
         npred = fold(flux, response_matrix(stack.exposure, stack.edisp))
         plot_spectrum_fit(stack.energy_reco.edges, stack.counts, stack.counts_off, stack.alpha, npred,
                           stack.mask_safe, out_png,
-                          title=f"{config.get('name', '')}: {result.model_type}, {len(usable)} obs")
+                          title=f"{config.get('name', '')}: {result.model_type}, {len(usable)} obs\n"
+                                f"{short_flux_definition(flux_definition(spectra))}")
     else:
         plot_spectrum_fit(np.array([1.0, 10.0]), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1),
                           np.zeros(1, bool), out_png, title="no usable observation")
@@ -534,10 +541,13 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
             f"safe energy range [{result.energy_range[0]:.3g}, {result.energy_range[1]:.3g}] TeV of the fit"
         )
     units, ebl_meta = sed_columns(result)
-    _write_ecsv(rows, units, _fp_meta(result, fp.n_sigma_ul, ebl_meta), out_ecsv)
+    from ..containment import flux_definition, short_flux_definition
+
+    meaning = flux_definition(spectra)
+    _write_ecsv(rows, units, _fp_meta(result, fp.n_sigma_ul, {**ebl_meta, "flux_definition": meaning}), out_ecsv)
     curves = sed_models(result)  # observed: the absorbed model when the fit had an EBL table
     plot_sed(rows, curves["model_dnde"], result.energy_range, out_png, butterfly=curves["butterfly"],
-             title=f"{config.get('name', '')}: {result.model_type}{curves['title_suffix']}",
+             title=f"{config.get('name', '')}: {result.model_type}{curves['title_suffix']}\n{short_flux_definition(meaning)}",
              intrinsic=curves["intrinsic"])
 
 
@@ -577,6 +587,7 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     from ..lightcurve import GADF_COLUMNS, LIGHTCURVE_UNITS, bin_datasets, gadf_rows, light_curve_rows, spectra_rows
     from ..ebl import result_model
     from ..plots import plot_light_curve, plot_spectra_vs_time
+    from ..containment import flux_definition, short_flux_definition
     from ..timebins import RunTimes, make_time_bins
     from .settings import fit_options, light_curve_settings
 
@@ -629,6 +640,7 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
         "SED_TYPE": "flux", "UL_CONF": 0.95, "TIMESYS": "utc", "TIMEUNIT": "d", "MJDREFI": 0, "MJDREFF": 0.0,
         "time_scale": "utc", "time_format": "mjd",
         "flux": "integral flux in [e_min, e_max], the joint-fit shape with its norm fitted per time bin",
+        "flux_definition": flux_definition(spectra),
         "time_bins": lc.time_bins if isinstance(lc.time_bins, str) else _json_safe(lc.time_bins),
         "sqrt_ts_threshold_ul": lc.sqrt_ts_threshold_ul, "ul_delta_stat": 2.71, "err_delta_stat": 1.0,
         "model": result.model_type, "fit_status": result.status, "obs_ids": used,
@@ -658,7 +670,8 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     _write_ecsv(gadf_rows(rows), gadf_units, meta, Path(out_ecsv).with_name(GADF_FILE))
     name = config.get("name", "")
     plot_light_curve(rows, out_png, reference_flux=ref, variability=variability,
-                     title=f"{name}: light curve, {len(bins)} time bins, {len(used)} runs")
+                     title=f"{name}: light curve, {len(bins)} time bins, {len(used)} runs\n"
+                           f"{short_flux_definition(meta['flux_definition'])}")
     if spectra_ecsv is None:
         return
     srows, units = spectra_rows(per_bin(), result, options)
@@ -711,89 +724,3 @@ def _read_events(obs_dir: Path):
         raise ExtspecError(f"light curve: {path} is missing: time bins that cut runs need the ON/OFF events of each "
                            "run (`extspec reduce --onoff-events`)")
     return read_onoff_events(path)
-
-
-def _variability_p_value(analysis_dir: Path) -> float:
-    """The constant-flux p-value in an analysis's light-curve metadata (NaN when absent)."""
-    from ..io.ecsv import read_ecsv_rows
-
-    try:
-        _, meta = read_ecsv_rows(analysis_dir / "lightcurve" / "lightcurve.ecsv")
-    except (OSError, ValueError):
-        return float("nan")
-    value = meta.get("variability_p_value")
-    return float(value) if value is not None else float("nan")
-
-
-def _failure_in_logs(analysis_dir: Path) -> str:
-    """The first error a job of one analysis logged (its one-line message), or a generic note."""
-    for log in sorted(analysis_dir.glob("logs/**/*.log")):
-        try:
-            lines = log.read_text(errors="replace").splitlines()
-        except OSError:
-            continue
-        for ln in lines:
-            if " ERROR " in ln:
-                return ln.split(": ", 1)[-1].strip()
-    return "no fit result (a job failed or did not run)"
-
-
-def _background_methods(result_yaml) -> str:
-    """``fov: 14, reflected: 1``: the runs of each background method (``result.yaml``'s
-    ``background.methods``; empty for a result without it)."""
-    import yaml
-
-    try:
-        d = yaml.safe_load(Path(result_yaml).read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return ""
-    methods = (d.get("background") or {}).get("methods") or {}
-    return ", ".join(f"{k}: {v}" for k, v in sorted(methods.items()))
-
-
-def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=()) -> list:
-    """``summary.ecsv`` and ``summary.html``: one row per analysis (:mod:`extspec.summary`).
-
-    Reads ``<results_dir>/<analysis>/fit/result.yaml`` and ``cumulative.ecsv``; an analysis
-    without a fit result (a failed job, e.g. under ``--keep-going``) gets a row naming the
-    first error in its logs.  With ``light_curves`` (the analyses that have one) the column
-    ``variability_p_value`` is added, read from their ``lightcurve/lightcurve.ecsv``.
-    Returns the rows.
-    """
-    from ..io.ecsv import read_ecsv_rows
-    from ..io.fitresult import read_fit_result
-    from ..io.html import table_html
-    from ..summary import SUMMARY_COLUMNS, VARIABILITY_COLUMNS, summary_row
-
-    rows = []
-    for name in analyses:
-        adir = Path(results_dir) / name
-        if not (adir / "fit" / "result.yaml").is_file():
-            rows.append(summary_row(name, None, None, _failure_in_logs(adir)))
-            continue
-        result = read_fit_result(adir / "fit" / "result.yaml")
-        try:
-            cum, _ = read_ecsv_rows(adir / "cumulative.ecsv")
-        except OSError:
-            cum = []
-        rows.append(summary_row(name, result, cum[-1] if cum else None))
-        rows[-1]["background_methods"] = _background_methods(adir / "fit" / "result.yaml")
-    columns = dict(SUMMARY_COLUMNS)
-    if light_curves:
-        columns.update(VARIABILITY_COLUMNS)
-        for row in rows:
-            row["variability_p_value"] = _variability_p_value(Path(results_dir) / row["analysis"]) \
-                if row["analysis"] in light_curves else float("nan")
-    failed = [r["analysis"] for r in rows if r["status"] != "ok"]
-    from .. import code_identity
-
-    meta = {"failed": failed, "flux_above_1tev": "integral of the best-fit model from 1 to 1e4 TeV",
-            "creator": code_identity()}
-    _write_ecsv(rows, columns, meta, out_ecsv)
-    notes = [f"Not ok: {', '.join(failed)}." if failed else "Every analysis finished.",
-             "livetime, counts, background, excess and significance (WStat sqrt(TS)): all usable runs "
-             "stacked over their safe energy bins; flux above 1 TeV from the best-fit model with its "
-             "1-sigma error by linear propagation of the fit covariance."]
-    write_atomic(out_html, table_html("extspec summary", columns, rows, notes,
-                                     bad=lambda r: r["status"] != "ok"))
-    return rows

@@ -61,8 +61,8 @@ def check_map_memory(settings, limit: int | None = None) -> None:
 
 def check_point_region(cfg: dict, store, obs_ids) -> None:
     """A ``point`` ON region needs point-like IRFs in every selected run (HDUCLAS3 of the
-    effective area): with full-enclosure IRFs its counts would need a PSF containment
-    correction, which extspec does not do.  Refused here, before any job, naming the runs;
+    effective area): with full-enclosure IRFs a point holds no reconstructed event (a circle
+    with ``model.spatial: {type: point}`` gives the source's flux).  Refused here, before any job, naming the runs;
     an unreadable header is left to the run's reduction job to report."""
     from ..errors import DataStoreError
     from ..irf import FULL_ENCLOSURE
@@ -80,8 +80,8 @@ def check_point_region(cfg: dict, store, obs_ids) -> None:
     if full:
         raise ConfigError(
             f"config key 'on_region': a point ON region needs point-like IRFs, but obs {runs_have(full)} "
-            "full-enclosure IRFs (their counts would need a PSF containment correction, which extspec does not "
-            "do); use a circle ON region that holds the PSF"
+            "full-enclosure IRFs (a point holds no reconstructed event); use a circle ON region, with "
+            "model.spatial: {type: point} for the source's flux"
         )
 
 

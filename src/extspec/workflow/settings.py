@@ -33,6 +33,7 @@ __all__ = [
     "background_settings",
     "safe_mask_settings",
     "reduction_settings",
+    "spatial_model",
     "fit_options",
     "flux_point_settings",
     "light_curve_settings",
@@ -40,7 +41,7 @@ __all__ = [
 
 STAGE_KEYS = {
     "reduce": ("on_region", "exclusion_regions", "geom", "energy_axis", "energy_axis_true", "safe_mask", "spectrum",
-               "background"),
+               "background", "model.spatial"),
     "stack": ("name", "on_region", "exclusion_regions", "geom", "energy_axis", "stacked", "maps"),
     "fit": ("name", "model", "fit"),
     "flux_points": ("name", "fit", "flux_points"),
@@ -51,13 +52,25 @@ STAGE_KEYS = {
 
 ``reduce`` is the per-observation job: a change to those keys reruns the reductions and
 therefore every aggregate through its inputs.  Keeping the aggregates' params this small
-means that changing only ``model`` reruns only the fit and the flux points.
+means that changing only ``model`` reruns only the fit and the flux points.  A dotted key
+(``model.spatial``: the source morphology is part of the exposure) takes one key of a block:
+changing ``model.spatial`` reruns the reductions, changing the rest of ``model`` does not.
 """
 
 
 def stage_config(cfg: dict, stage: str) -> dict:
-    """The part of ``cfg`` a workflow stage needs (see :data:`STAGE_KEYS`)."""
-    return {k: cfg[k] for k in STAGE_KEYS[stage] if k in cfg}
+    """The part of ``cfg`` a workflow stage needs (see :data:`STAGE_KEYS`); a dotted key
+    ``block.key`` gives ``{block: {key: ...}}`` when the config has it."""
+    out: dict = {}
+    for k in STAGE_KEYS[stage]:
+        block, _, key = k.partition(".")
+        if key:
+            value = (cfg.get(block) or {}).get(key) if isinstance(cfg.get(block), dict) else None
+            if value is not None:
+                out.setdefault(block, {})[key] = value
+        elif k in cfg:
+            out[k] = cfg[k]
+    return out
 
 
 def settings_json(settings: dict) -> str:
@@ -178,7 +191,38 @@ def reduction_settings(cfg: dict):
 
     on, excl = parse_config_regions(cfg)
     return ReductionSettings(cube=cube_settings(cfg, on), on_region=on, exclusion_regions=tuple(excl),
-                             background=background_settings(cfg), safe_mask=safe_mask_settings(cfg))
+                             background=background_settings(cfg), safe_mask=safe_mask_settings(cfg),
+                             spatial=spatial_model(cfg, on))
+
+
+def spatial_model(cfg: dict, on_region):
+    """:class:`~extspec.containment.SpatialModel` of ``model.spatial`` (None when absent); the
+    centre is the ON region's unless ``lon``/``lat`` are given, in ``frame`` (default: the ON
+    region's frame); a template's file is read (:func:`extspec.io.sky_image.read_template`)
+    and places the source itself."""
+    from ..containment import SpatialModel
+    from ..sky import transform_point
+    from ..skyregions import region_center
+
+    sp = (cfg.get("model") or {}).get("spatial") if isinstance(cfg.get("model"), dict) else None
+    if not sp:
+        return None
+    if sp["type"] == "template":  # the image places the source: its brightness-weighted centre
+        from ..io.sky_image import read_template
+
+        t = read_template(sp["file"])
+        lon, lat, _ = t.centre_and_extent()
+        return SpatialModel(type="template", lon=lon, lat=lat, frame=t.frame, radius=None, sigma=None,
+                            file=str(sp["file"]), template=t)
+    c = region_center(on_region)
+    frame = sp.get("frame") or c.frame
+    if sp.get("lon") is not None and sp.get("lat") is not None:
+        lon, lat = float(sp["lon"]), float(sp["lat"])
+    else:
+        lon, lat = transform_point(float(c.lon), float(c.lat), c.frame, frame) if frame != c.frame else (c.lon, c.lat)
+    return SpatialModel(type=sp["type"], lon=float(lon), lat=float(lat), frame=frame,
+                        radius=None if sp.get("radius") is None else float(sp["radius"]),
+                        sigma=None if sp.get("sigma") is None else float(sp["sigma"]), file=None, template=None)
 
 
 def fit_options(cfg: dict):

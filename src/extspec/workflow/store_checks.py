@@ -139,10 +139,29 @@ def check_pointings(cfg: dict, store, obs_ids, cache_dir=None) -> None:
 
 def check_irf_needs(cfg: dict, store, obs_ids) -> None:
     """Settings that need an IRF some observation lacks: ``bkg-peak`` needs a background IRF,
-    a ``point`` ON region point-like IRFs (:func:`extspec.workflow.preflight.check_point_region`)."""
+    a ``point`` ON region point-like IRFs (:func:`extspec.workflow.preflight.check_point_region`),
+    an extended ``model.spatial`` full-enclosure IRFs (point-like IRFs describe a point source
+    only; a full-enclosure run without a PSF is left to its reduction, which excludes it)."""
     from .preflight import check_point_region
 
     check_point_region(cfg, store, obs_ids)
+    spatial = (cfg.get("model") or {}).get("spatial") or {}
+    if spatial.get("type") not in (None, "point"):
+        from ..errors import DataStoreError
+        from ..irf import POINT_LIKE
+        from .preflight import runs_have
+
+        point_like = []
+        for o in obs_ids:
+            try:
+                if store.irf_class(int(o)) == POINT_LIKE:
+                    point_like.append(int(o))
+            except DataStoreError:
+                continue
+        if point_like:
+            raise ConfigError(
+                f"config key 'model.spatial': a {spatial['type']} needs full-enclosure IRFs with a PSF, but obs "
+                f"{runs_have(point_like)} point-like IRFs (RAD_MAX: a point source only); use type: point")
     methods = (cfg.get("safe_mask") or {}).get("methods") or []
     if "bkg-peak" in methods:
         missing = [int(o) for o in obs_ids if not store.has_hdu(int(o), "bkg")]
