@@ -83,7 +83,7 @@ def empty_field(tmp_path_factory):
 
 
 def test_empty_field_is_not_detected_with_an_upper_limit(empty_field, tmp_path):
-    from extspec.workflow.pipeline import write_summary
+    from extspec.workflow.summary_step import write_summary
     from extspec.workflow.pipeline import run_fit
 
     out = tmp_path / "results" / "empty" / "fit"

@@ -312,7 +312,7 @@ def summary_after_failure():
     if not os.path.isdir(RESULTS):
         return
     try:
-        from extspec.workflow.pipeline import write_summary
+        from extspec.workflow.summary_step import write_summary
 
         rows = write_summary(RESULTS, SUMMARY_ROWS, f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html",
                              LIGHT_CURVE_ANALYSES)
