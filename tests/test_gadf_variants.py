@@ -397,8 +397,10 @@ def test_background_block_in_the_schema():
     from extspec.workflow.config import load_config
 
     base = {"name": "x", "on_region": CRAB_POINT, "obs_ids": [1]}
-    assert load_config(base)["background"] == {"method": "reflected", "n_off_regions": 3}
-    with pytest.raises(ConfigError, match=r"^config key 'background.method': 'ring' is not one of reflected, wobble$"):
-        load_config({**base, "background": {"method": "ring"}})
+    assert load_config(base)["background"] == {"method": "reflected", "n_off_regions": 3, "fallback": None,
+                                               "ring": None}
+    with pytest.raises(ConfigError, match=r"^config key 'background.method': 'annulus' is not one of reflected, "
+                                          r"wobble, fov, ring$"):
+        load_config({**base, "background": {"method": "annulus"}})
     with pytest.raises(ConfigError, match=r"^config key 'background.n_off_regions': must be >= 1, got 0$"):
         load_config({**base, "background": {"method": "wobble", "n_off_regions": 0}})

@@ -149,7 +149,6 @@ def check_irf_needs(cfg: dict, store, obs_ids) -> None:
     if spatial.get("type") not in (None, "point"):
         from ..errors import DataStoreError
         from ..irf import POINT_LIKE
-        from .preflight import runs_have
 
         point_like = []
         for o in obs_ids:
