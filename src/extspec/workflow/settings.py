@@ -36,6 +36,8 @@ __all__ = [
     "fit_options",
     "flux_point_settings",
     "light_curve_settings",
+    "spatial_bin_settings",
+    "spatial_fit_settings",
 ]
 
 STAGE_KEYS = {
@@ -46,12 +48,18 @@ STAGE_KEYS = {
     "flux_points": ("name", "fit", "flux_points"),
     "cumulative": ("name", "cumulative"),
     "light_curve": ("name", "fit", "light_curve"),
+    "spatial_reduce": ("on_region", "exclusion_regions", "geom", "energy_axis", "energy_axis_true", "safe_mask",
+                       "spectrum", "background", "spatial_bins"),
+    "spatial": ("name", "on_region", "geom", "background", "model", "fit", "spatial_bins", "spatial_fit"),
 }
 """Config keys each workflow stage depends on (its Snakemake ``params``); defined only here.
 
 ``reduce`` is the per-observation job: a change to those keys reruns the reductions and
 therefore every aggregate through its inputs.  Keeping the aggregates' params this small
 means that changing only ``model`` reruns only the fit and the flux points.
+``spatial_reduce`` is the per-observation job of spatially resolved spectra (the reduction's
+keys and the sub-regions): changing ``spatial_bins`` reruns it and ``spatial``, never the
+analysis's own reductions; changing ``model`` or ``spatial_fit`` reruns only ``spatial``.
 """
 
 
@@ -214,3 +222,35 @@ def light_curve_settings(cfg: dict):
     return LightCurveSettings(time_bins=opt("time_bins"), night_boundary_utc=float(opt("night_boundary_utc")),
                               energy_edges=None if edges is None else tuple(edges), spectra=bool(opt("spectra")),
                               sqrt_ts_threshold_ul=float(opt("sqrt_ts_threshold_ul")))
+
+
+def spatial_bin_settings(cfg: dict):
+    """:class:`~extspec.resolved.SpatialBinSettings` of the ``spatial_bins`` block (None
+    when the config has none); the grid, annuli and sectors live in the map's frame."""
+    from ..resolved import SpatialBinSettings
+    from ..skyregions import parse_region, parse_regions
+
+    block = cfg.get("spatial_bins")
+    if not block:
+        return None
+    (kind, b), = block.items()
+    frame = setting(cfg, "geom", "frame")
+    regions = tuple(parse_regions(b, "spatial_bins.regions")) if kind == "regions" else ()
+    return SpatialBinSettings(
+        kind=kind, frame=frame,
+        size=float(b["size"]) if kind == "grid" else None,
+        within=parse_region(b["within"], "spatial_bins.grid.within") if kind == "grid" else None,
+        center=tuple(float(v) for v in b["center"]) if kind in ("annuli", "sectors") else None,
+        edges=tuple(float(v) for v in b["edges"]) if kind == "annuli" else None,
+        radius=float(b["radius"]) if kind == "sectors" else None,
+        n_sectors=int(b["n"]) if kind == "sectors" else None,
+        regions=regions)
+
+
+def spatial_fit_settings(cfg: dict):
+    """:class:`~extspec.resolved.SpatialFitSettings` of the ``spatial_fit`` block."""
+    from ..resolved import SpatialFitSettings
+
+    return SpatialFitSettings(sqrt_ts_threshold=float(setting(cfg, "spatial_fit", "sqrt_ts_threshold")),
+                              flux_band=tuple(float(v) for v in setting(cfg, "spatial_fit", "flux_band")),
+                              n_sigma_ul=float(setting(cfg, "spatial_fit", "n_sigma_ul")))
