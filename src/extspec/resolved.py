@@ -53,7 +53,11 @@ class SpatialBinSettings:
     size : float or None
         grid: side of the square boxes, deg.
     within : SkyRegion or None
-        grid: boxes are kept where their centre lies inside it (the grid is centred on it).
+        grid: boxes are kept where their centre lies inside it.
+    anchor : (lon, lat) or None
+        grid: the centre of the box (0, 0) in ``frame``, deg: the map's centre, so that the
+        grid is the same whatever ``within`` selects; the boxes are the pixels of a TAN
+        projection tangent there.
     center : (lon, lat) or None
         annuli, sectors: their centre in ``frame``, deg.
     edges : tuple of float or None
@@ -71,6 +75,7 @@ class SpatialBinSettings:
     frame: str
     size: float | None
     within: object | None
+    anchor: tuple | None
     center: tuple | None
     edges: tuple | None
     radius: float | None
@@ -133,11 +138,10 @@ def _inside(region, lon, lat, frame: str) -> np.ndarray:
 
 
 def _grid_projection(bins: SpatialBinSettings):
-    """The TAN projection of the grid: tangent at ``within``'s centre, one pixel per box."""
+    """The TAN projection of the grid: tangent at ``anchor``, one pixel per box."""
     from .sky import Projection
 
-    c = bins.within.center.to(bins.frame)
-    return Projection.tangent(c.lon, c.lat, float(bins.size), (1.0, 1.0), bins.frame)
+    return Projection.tangent(*bins.anchor, float(bins.size), (1.0, 1.0), bins.frame)
 
 
 def _grid(bins: SpatialBinSettings) -> list:
@@ -146,8 +150,8 @@ def _grid(bins: SpatialBinSettings) -> list:
 
     proj = _grid_projection(bins)
     bb = bins.within.to_pixel(proj).bounding_box
-    n = int(math.ceil(max(abs(bb.ixmin), abs(bb.ixmax), abs(bb.iymin), abs(bb.iymax)))) + 1
-    j, i = np.mgrid[-n:n + 1, -n:n + 1]
+    j, i = np.mgrid[int(math.floor(bb.iymin)) - 1: int(math.ceil(bb.iymax)) + 2,
+                    int(math.floor(bb.ixmin)) - 1: int(math.ceil(bb.ixmax)) + 2]
     lon, lat = proj.pix_to_world(i.ravel(), j.ravel())
     keep = _inside(bins.within, lon, lat, bins.frame)
     out = []

@@ -226,7 +226,8 @@ def light_curve_settings(cfg: dict):
 
 def spatial_bin_settings(cfg: dict):
     """:class:`~extspec.resolved.SpatialBinSettings` of the ``spatial_bins`` block (None
-    when the config has none); the grid, annuli and sectors live in the map's frame."""
+    when the config has none); the grid, annuli and sectors live in the map's frame, the
+    grid anchored at the map's centre (``geom``, ``on_region``)."""
     from ..resolved import SpatialBinSettings
     from ..skyregions import parse_region, parse_regions
 
@@ -235,11 +236,15 @@ def spatial_bin_settings(cfg: dict):
         return None
     (kind, b), = block.items()
     frame = setting(cfg, "geom", "frame")
+    anchor = None
+    if kind == "grid":
+        g = cube_settings(cfg, parse_region(cfg.get("on_region"), "on_region")).geom
+        anchor = (float(g.lon), float(g.lat))
     regions = tuple(parse_regions(b, "spatial_bins.regions")) if kind == "regions" else ()
     return SpatialBinSettings(
         kind=kind, frame=frame,
         size=float(b["size"]) if kind == "grid" else None,
-        within=parse_region(b["within"], "spatial_bins.grid.within") if kind == "grid" else None,
+        within=parse_region(b["within"], "spatial_bins.grid.within") if kind == "grid" else None, anchor=anchor,
         center=tuple(float(v) for v in b["center"]) if kind in ("annuli", "sectors") else None,
         edges=tuple(float(v) for v in b["edges"]) if kind == "annuli" else None,
         radius=float(b["radius"]) if kind == "sectors" else None,
