@@ -147,7 +147,7 @@ def test_no_import_circle_anywhere():
     assert _circles(graph) == []
 
 
-OUTSIDE_CORE = {"extspec", "extspec.cli", "extspec.__main__", "extspec.plots"}
+OUTSIDE_CORE = {"extspec", "extspec.cli", "extspec.__main__", "extspec.plots", "extspec.plots_spatial"}
 """Top-level modules that are not the numerical core: the package, the command line, and the
 plots (drawing; each PNG is written through ``io.atomic``)."""
 
@@ -182,6 +182,7 @@ SETTINGS_CLASSES = {
     "extspec.reduction": "ReductionSettings",
     "extspec.fit": "FitOptions",
     "extspec.fluxpoints": "FluxPointSettings",
+    "extspec.resolved": "SpatialBinSettings",
 }
 
 
@@ -218,7 +219,7 @@ CONFIG_BACKED = {"method", "oversample", "n_off_regions", "integration", "covari
 @pytest.mark.parametrize("module", ["extspec.cube", "extspec.spectrum", "extspec.reflected", "extspec.background",
                                     "extspec.safe_mask",
                                     "extspec.reduction", "extspec.fit", "extspec.fluxpoints", "extspec.joint", "extspec.stacking",
-                                    "extspec.models", "extspec.maps"])
+                                    "extspec.models", "extspec.maps", "extspec.resolved"])
 def test_algorithms_repeat_no_schema_default(module):
     mod = importlib.import_module(module)
     bad = []

@@ -171,7 +171,6 @@ def test_each_sub_region_is_a_single_analysis(tmp_path):
 DR1_ON = "galactic;circle(347.3,-0.5,0.5)"
 
 
-@pytest.mark.slow
 @skip_without("hess-dl3-dr1", "H.E.S.S. DL3 DR1")
 def test_rxj1713_boxes_equal_single_analyses(tmp_path):
     """Three 0.18 deg boxes of the RX J1713 grid, two runs, fov background with the remnant
@@ -191,6 +190,8 @@ def test_rxj1713_boxes_equal_single_analyses(tmp_path):
                                         "galactic;box(347.3,-0.32,0.18,0.18,0)"]}}
     from extspec.io.batch_arrays import read_arrays_spectra
 
+    n = len(cfg["spatial_bins"]["regions"])
+    per, singles = [[] for _ in range(n)], [[] for _ in range(n)]
     for obs in (20326, 20327):
         reduce_spatial(cfg, store, obs, tmp_path / f"{obs}.h5")
         boxes = read_arrays_spectra(tmp_path / f"{obs}.h5")
@@ -203,7 +204,16 @@ def test_rxj1713_boxes_equal_single_analyses(tmp_path):
             np.testing.assert_array_equal(boxes[k].alpha, one.alpha)
             np.testing.assert_array_equal(boxes[k].exposure, one.exposure)
             np.testing.assert_array_equal(boxes[k].edisp, one.edisp)
-            assert boxes[k].counts.sum() > 50
+            assert boxes[k].counts.sum() > 10 and boxes[k].meta["background"] == "fov"
+            per[k].append(boxes[k])
+            singles[k].append(one)
+    subs = sub_regions(spatial_bin_settings(cfg))
+    fit = spatial_fit_settings({"spatial_fit": {"sqrt_ts_threshold": 0.0}})
+    rows, _ = fit_regions(per, subs, PL, fit_options({}), fit)
+    for k in range(n):
+        res = fit_joint(singles[k], PL, fit_options({}))
+        assert rows[k]["index"] == res.values["index"] and rows[k]["amplitude"] == res.values["amplitude"]
+        assert rows[k]["counts"] == sum(int(s.counts[s.mask_safe].sum()) for s in singles[k])
 
 
 # ---------------------------------------------------------------------------- workflow --
@@ -234,14 +244,19 @@ def test_spatial_workflow_end_to_end(tmp_path):
     assert (out / "maps.png").stat().st_size > 10000 and (out / "uniformity.yaml").exists()
     assert dry_run(wd, cf) == {}
     # a new model reruns only the fits; a third run adds its two jobs and the aggregates
-    cf2 = write_config(wd, "model.yaml", model={"type": "power_law", "parameters": {"index": 2.5}})
-    counts = dry_run(wd, cf, "--configfile", str(cf), str(cf2))
+    cf2 = write_config(wd, "model.yaml", **{**cfg, "model": {"type": "power_law", "parameters": {"index": 2.5}}})
+    counts = dry_run(wd, cf2)
     assert counts.get("spatial_grad") == 1 and "spatial_reduce" not in counts and "reduce" not in counts
-    cf3 = write_config(wd, "more.yaml", obs_ids=[1, 2, 3])
-    counts = dry_run(wd, cf, "--configfile", str(cf), str(cf3))
+    cf3 = write_config(wd, "more.yaml", **{**cfg, "obs_ids": [1, 2, 3]})
+    counts = dry_run(wd, cf3)
     assert counts["spatial_reduce"] == 1 and counts["reduce"] == 1 and counts["spatial_grad"] == 1
     # other bins: the spatial jobs only, never the analysis's own reductions or fit
-    cf4 = write_config(wd, "ann.yaml", spatial_bins={"annuli": {"center": [RA, DEC], "edges": [0, 0.2, 0.4]}})
-    counts = dry_run(wd, cf, "--configfile", str(cf), str(cf4))
+    cf4 = write_config(wd, "ann.yaml", **{**cfg, "spatial_bins": {"annuli": {"center": [RA, DEC],
+                                                                              "edges": [0, 0.2, 0.4]}}})
+    counts = dry_run(wd, cf4)
     assert counts["spatial_reduce"] == 2 and counts["spatial_grad"] == 1
     assert "reduce" not in counts and "fit" not in counts
+    snakemake(wd, cf4, "--cores", "2")
+    rows, meta = read_ecsv_rows(out / "regions.ecsv")
+    assert meta["kind"] == "annuli" and [r["label"] for r in rows] == ["annulus 0-0.2 deg", "annulus 0.2-0.4 deg"]
+    assert (out / "profile.png").stat().st_size > 10000

@@ -53,13 +53,13 @@ STEP_IMPORTS = {
                   "extspec.io.fitresult", "extspec.joint", "extspec.models", "extspec.ebl", "extspec.io.ebl_table",
                   "extspec.io.xspec_table",
                   "extspec.start_values", "extspec.stacking", "extspec.workflow.joint_fit", "extspec.workflow.joint_config", "extspec.workflow.settings", *_PLOTS),
-    "spatial_reduce": ("numpy", "numpy.ma", "numpy.polynomial", "h5py", "extspec.background", "extspec.cube",
+    "spatial_reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.background", "extspec.cube",
                        "extspec.io.batch_arrays", "extspec.io.datastore", "extspec.reduction", "extspec.reflected",
                        "extspec.resolved", "extspec.safe_mask", "extspec.skyregions", "extspec.spectrum",
                        "extspec.workflow.spatial", "extspec.workflow.settings"),
     "spatial": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
                 "extspec.io.ebl_table", "extspec.io.fitswrite", "extspec.models", "extspec.ebl", "extspec.resolved",
-                "extspec.start_values", "extspec.skyregions", "extspec.workflow.spatial", "extspec.plots_spatial",
+                "extspec.start_values", "extspec.skyregions", "extspec.cube", "extspec.workflow.spatial", "extspec.plots_spatial",
                 *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).

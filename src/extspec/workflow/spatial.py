@@ -177,7 +177,7 @@ def run_spatial(config: dict, spatial_files: list, out_dir) -> dict:
     shape = [n for n, _ in free if n != "amplitude"]
     title = config.get("name", "")
     p_text = "no test" if test["p_value"] is None else f"uniformity p = {test['p_value']:.3g} ({test['dof']} dof)"
-    plot_spatial_maps(rows, [s.region for s in subs], geom, shape[0] if shape else None, out_dir / "maps.png",
+    plot_spatial_maps(rows, [s.region for s in subs], shape[0] if shape else None, out_dir / "maps.png",
                       title=f"{title}: {len(subs)} sub-regions, {p_text}")
     if bins.kind == "grid":
         _images(rows, subs, bins, [(n, u) for n, u in free if n != "amplitude"], out_dir / "images.fits")
