@@ -15,7 +15,14 @@ after its imports (from the job's log) and its peak memory (``resource.getrusage
 job process), the light curve's cost relative to the reductions it reads, and the size of
 the per-run event files.
 
-Usage: python benchmarks/lightcurve.py [--out DIR]   (needs the DR1 data store)
+Fine binning (issue 27): on the same reductions, light curves with ``--fine`` widths (default
+10 s and 1 s bins over the same span): the job's time per time bin (wall, and the step after
+its imports), its peak memory, the number of rows and the constant-flux p-value.  The target
+is at most 1 ms per time bin on 2 cores and memory that does not grow with the bins beyond
+the output table.  The figures are wall times: on a shared, loaded machine they are upper
+bounds.
+
+Usage: python benchmarks/lightcurve.py [--out DIR] [--fine 10 1]   (needs the DR1 data store)
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ def run(argv, settings, log: Path) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None, help="output directory (default: a temporary one)")
+    ap.add_argument("--fine", type=float, nargs="*", default=[10.0, 1.0], help="bin widths (s) of the fine curves")
     args = ap.parse_args()
     from extspec.io.datastore import open_datastore
     from extspec.io.ecsv import read_ecsv_rows
@@ -90,6 +98,7 @@ def main() -> None:
         cold = [o for o in obs if o != ADDED_RUN]
         red = [reduce(o) for o in cold]
         fit, lc = aggregate(cold)
+        fine(cfg, out, cold, args.fine)
         t_red = sum(r[0] for r in red)
         rows, _ = read_ecsv_rows(out / "lightcurve.ecsv")
         report("cold: reductions of 20 runs (one process each, sequential)", t_red, "s")
@@ -114,6 +123,33 @@ def main() -> None:
         report("added run: constant-flux chi2 per degree of freedom",
                meta["variability_chi2"] / max(meta["variability_ndf"], 1), "")
         print(f"runs outside every bin: {meta['obs_ids_outside_bins']}")
+
+
+def fine(cfg: dict, out: Path, runs: list, widths: list) -> None:
+    """Light-curve jobs at fine binning on the reductions in ``out`` (see the module doc)."""
+    from extspec.io.ecsv import read_ecsv_rows
+    from extspec.workflow.config import settings_json, stage_config
+
+    dirs = [str(out / "obs" / str(o)) for o in runs]
+    for width in widths:
+        lc_cfg = dict(cfg, light_curve={**cfg["light_curve"], "time_bins": {**LIGHT_CURVE["time_bins"],
+                                                                             "width_s": width}})
+        ecsv = out / f"lightcurve_{width:g}s.ecsv"
+        wall, step, mem = run(["light-curve", *dirs, "--fit", str(out / "result.yaml"), "--ecsv", str(ecsv),
+                               "--png", str(out / f"lightcurve_{width:g}s.png")],
+                              settings_json(stage_config(lc_cfg, "light_curve")), out / f"light_curve_{width:g}s.log")
+        rows, meta = read_ecsv_rows(ecsv)
+        n_bins = len({(r["time_min"], r["time_max"]) for r in rows})
+        report(f"fine {width:g} s bins: time bins with data", n_bins, "bins")
+        report(f"fine {width:g} s bins: light-curve job", wall, "s")
+        report(f"fine {width:g} s bins: job wall time per time bin (loaded machine)", 1e3 * wall / n_bins, "ms")
+        report(f"fine {width:g} s bins: step after its imports per time bin (loaded machine)", 1e3 * step / n_bins,
+               "ms")
+        report(f"fine {width:g} s bins: peak memory", mem, "MB")
+        report(f"fine {width:g} s bins: output table", ecsv.stat().st_size / 2**20, "MB")
+        report(f"fine {width:g} s bins: constant-flux p-value", meta["variability_p_value"], "")
+        report(f"fine {width:g} s bins: constant-flux groups (energy bin 1)",
+               meta["variability_per_energy_bin"][0]["n_groups"], "groups")
 
 
 if __name__ == "__main__":

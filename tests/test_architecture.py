@@ -212,14 +212,16 @@ def test_settings_classes_are_frozen_and_hold_no_defaults():
 
 CONFIG_BACKED = {"method", "oversample", "n_off_regions", "integration", "covariance", "minos", "float32",
                  "percent", "n_sigma_ul", "aeff_percent", "bias_percent", "offset_max", "energy_edges",
-                 "background", "safe_mask", "correlation_radius", "edisp_binsz"}
+                 "background", "safe_mask", "correlation_radius", "edisp_binsz", "detection_ts_min",
+                 "variability_min_counts"}
 """Parameter names whose values come from config keys: never a default in a signature."""
 
 
 @pytest.mark.parametrize("module", ["extspec.cube", "extspec.spectrum", "extspec.reflected", "extspec.background",
                                     "extspec.safe_mask",
                                     "extspec.reduction", "extspec.fit", "extspec.fluxpoints", "extspec.joint", "extspec.stacking",
-                                    "extspec.models", "extspec.maps", "extspec.resolved"])
+                                    "extspec.models", "extspec.maps", "extspec.quality", "extspec.norms",
+                                    "extspec.lightcurve", "extspec.resolved"])
 def test_algorithms_repeat_no_schema_default(module):
     mod = importlib.import_module(module)
     bad = []
@@ -251,5 +253,6 @@ def test_settings_built_from_the_schema_defaults():
     assert (opts.integration, opts.covariance, opts.minos) == (d["fit"]["integration"], d["fit"]["covariance"], True)
     assert opts.allow_negative_amplitude is d["fit"]["allow_negative_amplitude"] is False
     assert fit_options({"fit": {"allow_negative_amplitude": True}}).allow_negative_amplitude is True
+    assert opts.detection_ts_min == d["fit"]["detection_ts_min"] == 9.0
     fp = flux_point_settings({})
     assert (fp.energy_edges, fp.n_sigma_ul) == (d["flux_points"]["energy_edges"], d["flux_points"]["n_sigma_ul"])

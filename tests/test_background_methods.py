@@ -260,7 +260,7 @@ def test_stacking_keeps_the_per_bin_background(store):
 
 
 def test_result_record_names_each_runs_method(store):
-    from extspec.workflow.pipeline import background_record
+    from extspec.background import background_record
 
     s = settings_for({"method": "reflected", "fallback": "ring", "ring": {"inner": 0.4, "outer": 0.8}})
     spectra = [reduce_observation(store.load(o), s)[1] for o in store.obs_ids]

@@ -95,7 +95,7 @@ def test_defaults_filled():
     assert cfg["spectrum"]["method"] == "exact"
     assert cfg["model"]["type"] == "power_law"
     assert cfg["fit"] == {"minos": False, "integration": "exact", "covariance": "hesse", "compare": [],
-                          "allow_negative_amplitude": False}
+                          "allow_negative_amplitude": False, "detection_ts_min": 9.0}
     assert cfg["flux_points"]["energy_edges"] is None
     assert cfg["cumulative"] == {"stacking": "exact"}
     assert cfg["stacked"] == {"energy_range": None, "rad_max_energy": 1.0}

@@ -68,12 +68,12 @@ def test_interpolation_at_grid_points_and_midpoints(raw):
     np.testing.assert_allclose(a.absorption(centres[k], raw["z"][i]), v[i, k], rtol=1e-12)
     # (a 0 of the table, float32 underflow, reads as float32's smallest normal number)
     np.testing.assert_allclose(a.absorption(centres[::37], raw["z"][i]), v[i, ::37], rtol=1e-12, atol=1.2e-38)
-    # redshift midway between grid points: exp(-tau) linear in z (XSPEC's METHOD 0)
+    # redshift midway between grid points: tau between its neighbours', close to linear in z
+    # (a monotone cubic through the grid: smooth in z, test_free_redshift_* below)
     zm = 0.5 * (raw["z"][i] + raw["z"][i + 1])
-    np.testing.assert_allclose(a.absorption(centres[k], zm), 0.5 * (v[i, k] + v[i + 1, k]), rtol=1e-12)
-    # z = 0.116: 60 % of the way from 0.11 to 0.12
-    w = (0.116 - raw["z"][10]) / (raw["z"][11] - raw["z"][10])
-    np.testing.assert_allclose(a.absorption(centres[k], 0.116), (1 - w) * v[10, k] + w * v[11, k], rtol=1e-12)
+    t_i, t_j = -math.log(v[i, k]), -math.log(v[i + 1, k])
+    assert t_i < a.tau(centres[k], zm) < t_j
+    np.testing.assert_allclose(a.tau(centres[k], zm), 0.5 * (t_i + t_j), rtol=2e-3)
     # energy midway (in ln E) between two bin centres: tau linear in ln E
     em = math.sqrt(centres[k] * centres[k + 1])
     tau_mid = 0.5 * (-math.log(v[i, k]) - math.log(v[i, k + 1]))
@@ -527,3 +527,32 @@ def test_the_ebl_model_is_handed_its_table(tmp_path):
     assert gone.ebl["table"] == str(tmp_path / "gone.fits")  # not there: stays a name, refused when used
     with pytest.raises(ExtspecError, match="gone.fits: not read"):
         load_absorption(gone.ebl["table"])
+
+
+def test_tau_is_smooth_in_redshift_at_every_node():
+    """Issue 27, defect 1: tau has no kink at the grid redshifts (left and right derivatives in
+    z agree), so no grid redshift is a false minimum of a fit with a free redshift."""
+    a = read_ebl_table(TABLE)
+    eps = 1e-6
+    for i in (5, 11, 30, 120):
+        z = float(a.redshift[i])
+        left = (a.node_tau(z) - a.node_tau(z - eps)) / eps
+        right = (a.node_tau(z + eps) - a.node_tau(z)) / eps
+        sel = (a.node_tau(z) > 0.05) & (a.node_tau(z) < 20)  # where tau is neither ~0 nor saturated
+        np.testing.assert_allclose(left[sel], right[sel], rtol=2e-3, atol=1e-3)
+        assert np.all(right[sel] > 0)  # monotone: more absorption further away
+
+
+def test_free_redshift_recovers_the_truth_between_nodes():
+    """Closure: absorbed spectra simulated at z = 0.137 (between the nodes 0.13 and 0.14), the
+    redshift free from 0.08: the fit lands at the truth within errors, not on a node, and the
+    quality gate finds a real minimum."""
+    rng = np.random.default_rng(137)
+    z = 0.137
+    truth = {**TRUTH, "redshift": z, "alpha_norm": 1.0}
+    sims = [simulate_onoff(_template(obs_id=i), spectral_model(_cfg(z)), truth, rng, obs_id=i) for i in range(1, 5)]
+    res = fit_joint(sims, _cfg({"value": 0.08, "frozen": False}), FIT)
+    (zp,) = [p for p in res.parameters if p.name == "redshift"]
+    assert res.success and zp.error > 0.005, (zp.value, zp.error)  # a real error, not a node's 1e-4
+    assert abs(zp.value - z) < 3 * zp.error, (zp.value, zp.error)
+    assert res.quality.checks["minimum"]["drop"]["redshift"] < 0 and "not_a_minimum" not in res.quality.flags

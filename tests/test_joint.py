@@ -224,7 +224,7 @@ def test_joint_block_defaults():
     j = out["j"]
     assert j["systematics"] == {"norm": 0.1, "energy_scale": {"b": 0.05}}
     assert j["fit"] == {"minos": False, "integration": "exact", "covariance": "hesse",
-                        "allow_negative_amplitude": False}
+                        "allow_negative_amplitude": False, "detection_ts_min": 9.0}
     assert j["flux_points"] == {"energy_edges": None, "n_sigma_ul": 2.0}
     from extspec.workflow.joint_config import prior_widths
 
@@ -239,7 +239,7 @@ def test_joint_block_defaults():
     ({"a": {"analyses": ["a", "b"], "model": {"type": "power_law"}}},
      "config key 'joint.a': 'a' names an analysis; a joint fit needs a name of its own"),
     ({"logs": {"analyses": ["a", "b"], "model": {"type": "power_law"}}}, "config key 'joint.logs': 'logs' is reserved"),
-    ({"j": {"analyses": ["a"], "model": {"type": "power_law"}}}, "config key 'joint.j.analyses': expected a list"),
+    ({"j": {"analyses": ["a"], "model": {"type": "power_law"}}}, "config key 'joint.j.analyses': needs at least 2 entries, got 1: [\"a\"]"),
     ({"j": {"analyses": ["a", "b"]}}, "config key 'joint.j.model' is missing"),
     ({"j": {"analyses": ["a", "b"], "model": {"type": "power_law"}, "systematics": {"norm": -0.1}}},
      "config key 'joint.j.systematics.norm'"),

@@ -70,8 +70,9 @@ def sim_bins(rng, amplitudes, livetime=600.0):
 
 
 EDGES = np.array([0.5, 20.0])
-LC = (2.0, "exact")  # sqrt_ts_threshold_ul, integration
-OPTIONS = FitOptions(integration="exact", covariance="hesse", minos=False, allow_negative_amplitude=False)
+LC = (2.0, "exact", 0.0)  # sqrt_ts_threshold_ul, integration, variability_min_counts
+OPTIONS = FitOptions(integration="exact", covariance="hesse", minos=False, allow_negative_amplitude=False,
+                     detection_ts_min=9.0)
 
 
 def test_steady_source_p_values_are_flat():

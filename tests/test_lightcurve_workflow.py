@@ -123,7 +123,7 @@ def test_light_curve_config_refusals(tmp_path):
                           check_datastore=False)
     assert cfg["light_curve"] == {"time_bins": [["2006-07-29T20:00:00", "2006-07-29T21:00:00"]],
                                   "night_boundary_utc": 12, "energy_edges": None, "spectra": False,
-                                  "sqrt_ts_threshold_ul": 2.0}
+                                  "sqrt_ts_threshold_ul": 2.0, "variability_min_counts": 10}
 
 
 @pytest.mark.parametrize("case", ["exact", "reference", "point-like"])

@@ -121,7 +121,7 @@ def test_closure_index_gradient(tmp_path):
     subs, _, rows, test = resolved(two_disks(tmp_path / "grad", (2.0, 2.8), seed=1))
     by_ij = {s.ij: r for s, r in zip(subs, rows)}
     east, west = by_ij[(-1, 0)], by_ij[(1, 0)]  # east: larger RA (pixel x < 0, east left)
-    assert east["status"] == west["status"] == "ok"
+    assert east["status"] == west["status"] == "ok"  # the quality gate's verdict
     assert abs(east["index"] - 2.0) < 3 * east["index_err"] and east["index_err"] < 0.1
     assert abs(west["index"] - 2.8) < 3 * west["index_err"] and west["index_err"] < 0.15
     assert 2.0 + 3 * east["index_err"] < by_ij[(0, 0)]["index"] < 2.8 - 3 * west["index_err"]  # both disks
@@ -141,7 +141,7 @@ def test_a_box_without_signal_gets_an_upper_limit(tmp_path):
                                            f"icrs;box({RA},{DEC + 1.0},0.25,0.25,0)"]})
     subs, per, rows, test = resolved(two_disks(tmp_path / "ul", (2.4, 2.4), seed=3), cfg)
     assert rows[0]["status"] == "ok" and rows[0]["sqrt_ts"] > 10
-    assert rows[1]["status"] == "upper limit" and rows[1]["sqrt_ts"] < 3
+    assert rows[1]["status"] == "not_detected" and rows[1]["sqrt_ts"] < 3 and "TS" in rows[1]["reason"]
     assert np.isnan(rows[1]["flux"]) and np.isnan(rows[1]["index"])
     assert rows[1]["flux_ul"] > 0 and rows[1]["flux_ul"] < 0.2 * rows[0]["flux"]
     assert test["p_value"] is None and test["n_regions"] == 1
@@ -208,8 +208,7 @@ def test_rxj1713_boxes_equal_single_analyses(tmp_path):
             per[k].append(boxes[k])
             singles[k].append(one)
     subs = sub_regions(spatial_bin_settings(cfg))
-    fit = spatial_fit_settings({"spatial_fit": {"sqrt_ts_threshold": 0.0}})
-    rows, _ = fit_regions(per, subs, PL, fit_options({}), fit)
+    rows, _ = fit_regions(per, subs, PL, fit_options({"fit": {"detection_ts_min": 0.0}}), spatial_fit_settings({}))
     for k in range(n):
         res = fit_joint(singles[k], PL, fit_options({}))
         assert rows[k]["index"] == res.values["index"] and rows[k]["amplitude"] == res.values["amplitude"]

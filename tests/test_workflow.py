@@ -275,6 +275,14 @@ def test_remove_one_obs_reruns_only_aggregates(e2e):
     assert dry_run(e2e["wd"], cf) == AGGREGATES
 
 
+def test_reordered_obs_ids_rerun_the_cumulative_table(e2e):
+    """The cumulative table follows obs_ids: reordering them reruns it (and the summary reading
+    it), nothing else; the order back as it was reruns nothing."""
+    cf = variant(e2e, "reorder.yaml", obs_ids=[20327, 20326])
+    assert dry_run(e2e["wd"], cf) == {"cumulative": 1, "summary": 1, "all": 1}
+    assert dry_run(e2e["wd"], e2e["cf"]) == {}
+
+
 def test_add_external_spectrum_reruns_only_what_reads_spectra(e2e, tmp_path):
     """An OGIP set from elsewhere (here extspec's own of run 20349) joins fit and products."""
     from extspec.workflow.config import load_config, stage_config

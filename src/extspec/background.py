@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["FOV_METHODS", "FOV_BINSZ", "ON_SAMPLES", "FovBackground", "find_fov_background", "off_events",
-           "off_band_counts", "normalisation_check", "NORM_CHECK_SIGMA", "NORM_CHECK_SYSTEMATIC", "RING_PIXELS"]
+           "off_band_counts", "normalisation_check", "background_record", "NORM_CHECK_SIGMA", "NORM_CHECK_SYSTEMATIC", "RING_PIXELS"]
 
 FOV_METHODS = ("fov", "ring")
 """Background methods whose alpha comes from the background IRF."""
@@ -393,3 +393,34 @@ def normalisation_check(spectra, n_sigma: float = NORM_CHECK_SIGMA) -> dict:
                                 f"other runs' {others:.3f} by more than {n_sigma:g} sigma: the background "
                                 "IRF does not describe this run's field")
     return {"runs": runs, "warnings": warnings, "n_sigma": float(n_sigma), "systematic": NORM_CHECK_SYSTEMATIC}
+
+
+def background_record(spectra) -> dict:
+    """The ``background`` entry of ``result.yaml``: the method each run used (``methods``:
+    method -> number of runs, ``runs``: obs id -> method, ``fallbacks``: obs id -> why the
+    configured method failed) and, for fov and ring runs, the background normalisation check
+    (:func:`extspec.background.normalisation_check`: OFF counts over the background IRF's
+    prediction per run, the runs and energy bins that stray beyond their statistics)."""
+    runs = {int(s.obs_id): str(s.meta.get("background", "reflected")) for s in spectra if s.usable}
+    methods = {}
+    for m in runs.values():
+        methods[m] = methods.get(m, 0) + 1
+    out = {"methods": methods, "runs": runs}
+    fallbacks = {int(s.obs_id): f"{s.meta['background_fallback_from']}: {s.meta['background_fallback_reason']}"
+                 for s in spectra if s.usable and s.meta.get("background_fallback_from")}
+    if fallbacks:
+        out["fallbacks"] = fallbacks
+    check = normalisation_check([s for s in spectra if s.usable])
+    if check["runs"]:
+        out["normalisation_check"] = {
+            "what": "OFF counts / counts predicted by the background IRF in the OFF area, summed over the "
+                    "run's safe bins (fov and ring runs); norm_inner, norm_outer: the same in the inner and "
+                    "outer half of the OFF area (split at offset_split deg from the pointing), "
+                    "offset_shape_significance: Li & Ma significance of their difference (the IRF's offset "
+                    "shape, on which alpha rests); bins_off: reco-energy bins straying from the run's "
+                    "other bins, significance_vs_other_runs: Li & Ma significance of the run's OFF counts "
+                    "against the other runs' norm; a bin or run strays beyond n_sigma in significance "
+                    "and beyond n_sigma x systematic in relative deviation",
+            "n_sigma": check["n_sigma"], "systematic": check["systematic"], "runs": check["runs"],
+            "warnings": check["warnings"]}
+    return out

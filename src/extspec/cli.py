@@ -346,6 +346,15 @@ def _cmd_reduce_batch(args) -> int:
                     prepare=_import_step("reduce"))
 
 
+def _import_spatial(stage: str):
+    def prepare():
+        from .workflow.spatial import import_step
+
+        import_step(stage)
+
+    return prepare
+
+
 def _cmd_spatial_reduce(args) -> int:
     def step():
         settings = _step_settings(args, "spatial_reduce")
@@ -355,7 +364,7 @@ def _cmd_spatial_reduce(args) -> int:
         return f"{n} sub-regions reduced into {args.out}"
 
     return run_step("spatial-reduce", f"obs {args.obs_id}", step, log_path=args.log, quiet=args.quiet,
-                    verbose=args.verbose, prepare=_import_step("spatial_reduce"))
+                    verbose=args.verbose, prepare=_import_spatial("spatial_reduce"))
 
 
 def _cmd_spatial(args) -> int:
@@ -368,7 +377,7 @@ def _cmd_spatial(args) -> int:
         return f"{len(args.spatial_files)} runs; uniformity p-value " + ("n/a" if p is None else f"{p:.3g}")
 
     return run_step("spatial", "spatially resolved spectra", step, log_path=args.log, quiet=args.quiet,
-                    verbose=args.verbose, prepare=_import_step("spatial"))
+                    verbose=args.verbose, prepare=_import_spatial("spatial"))
 
 
 def _aggregate(args, stage: str, command: str, what: str, call, expand: bool = False) -> int:

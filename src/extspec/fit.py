@@ -46,12 +46,16 @@ class FitOptions:
     allow_negative_amplitude : bool
         False: the amplitude stays >= 0 (see :func:`fit_joint`); True: a negative amplitude is
         a valid result.
+    detection_ts_min : float
+        The quality gate's detection threshold (:mod:`extspec.quality`): a fit whose signal TS
+        (W without signal - W at the best fit) is below it is ``not_detected``.
     """
 
     integration: str
     covariance: str
     minos: bool
     allow_negative_amplitude: bool
+    detection_ts_min: float
 
 
 M2_TO_CM2 = 1e4
@@ -144,6 +148,10 @@ def model_parameters(model_cfg: dict) -> tuple[str, list[Parameter]]:
     return mtype, params
 
 
+STAT_INVALID = 1e30
+"""The statistic reported for a non-finite prediction (overflowing parameters)."""
+
+
 class JointData:
     """The arrays of many ON/OFF spectra, stacked for a vectorised likelihood.
 
@@ -199,7 +207,12 @@ class JointData:
         return np.sum(np.where(self.mask, w, 0.0), axis=1)
 
     def stat(self, flux_int: np.ndarray) -> float:
-        w = wstat(self.counts_masked, self.counts_off_masked, self.alpha_masked, self.npred_sig(flux_int))
+        """Summed WStat of the safe bins; :data:`STAT_INVALID` where the prediction is not finite
+        (a minimiser stepping to absurd parameters must see a bad point, not WStat's NaN -> 0)."""
+        mu = self.npred_sig(flux_int)
+        if not np.all(np.isfinite(mu[self.mask])):
+            return STAT_INVALID
+        w = wstat(self.counts_masked, self.counts_off_masked, self.alpha_masked, mu)
         return float(np.sum(w[self.mask]))
 
 
@@ -224,6 +237,18 @@ class FitResult:
     ebl: dict | None = None
     """EBL table of an absorbed model ({table, sha256, name}; :mod:`extspec.ebl`), else None."""
     goodness_of_fit: dict = field(default_factory=dict)
+    quality: object = None
+    """The quality gate's :class:`~extspec.quality.Verdict` (None for a result read from a file
+    written before the gate)."""
+    upper_limit: dict | None = None
+    """For a ``not_detected`` fit: the 95 % upper limit on the flux (:func:`flux_upper_limit`)."""
+
+    @property
+    def status(self) -> str:
+        """The gate's status (:data:`extspec.quality.STATUSES`); without a verdict "ok" or "failed"."""
+        if self.quality is not None:
+            return self.quality.status
+        return "ok" if self.success else "failed"
 
     @property
     def values(self) -> dict:
@@ -276,20 +301,21 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
     free = [p for p in params if not p.frozen]
     erange = _energy_range(data)
     if len(data) == 0:
-        return FitResult(model_type=mtype, success=False, message="no usable dataset", total_stat=float("nan"),
-                         parameters=params, covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"),
-                         nfcn=0, obs_ids=[], excluded=data.excluded, energy_range=erange,
-                         covariance_method=covariance, ebl=ebl)
+        return _judged(FitResult(model_type=mtype, success=False, message="no usable dataset",
+                                 total_stat=float("nan"), parameters=params,
+                                 covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"), nfcn=0,
+                                 obs_ids=[], excluded=data.excluded, energy_range=erange,
+                                 covariance_method=covariance, ebl=ebl))
     lo, hi = data.e_min, data.e_max
     n_on_fit = float(data.counts_masked.sum())
     if n_on_fit <= 0:
-        return FitResult(model_type=mtype, success=False,
+        return _judged(FitResult(model_type=mtype, success=False,
                          message=f"no counts in any fitted bin of the {len(data)} usable run(s) (safe range "
                                  f"{erange[0]:.3g}-{erange[1]:.3g} TeV): nothing to fit",
                          total_stat=float("nan"), parameters=params,
                          covariance=np.full((len(params),) * 2, np.nan), edm=float("nan"), nfcn=0,
                          obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
-                         covariance_method=covariance, ebl=ebl)
+                         covariance_method=covariance, ebl=ebl))
     for p in params:
         if p.start_from_data and not p.frozen:
             unit = integ(lo, hi, {**{q.name: q.value for q in params}, AMPLITUDE: 1.0})
@@ -302,18 +328,71 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
     if not free:
         values = {p.name: p.value for p in params}
         per = dict(zip(data.obs_ids, data.stat_per_dataset(integ(lo, hi, values))))
-        return FitResult(model_type=mtype, success=True, message="all parameters frozen", total_stat=stat(values),
-                         parameters=params, covariance=np.zeros((len(params),) * 2), edm=0.0, nfcn=1,
-                         obs_ids=data.obs_ids, excluded=data.excluded, energy_range=erange,
-                         stat_per_dataset=per, covariance_method=covariance, ebl=ebl)
-    fit = minimise(params, stat, options)
+        return _judged(FitResult(model_type=mtype, success=True, message="all parameters frozen",
+                                 total_stat=stat(values), parameters=params,
+                                 covariance=np.zeros((len(params),) * 2), edm=0.0, nfcn=1, obs_ids=data.obs_ids,
+                                 excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
+                                 covariance_method=covariance, ebl=ebl))
+    start = {p.name: p.value for p in params}  # the assumed shape of an upper limit
+    with np.errstate(over="ignore", under="ignore"):  # an unconstrained fit may try extreme values
+        fit = minimise(params, stat, options)
     flux = integ(lo, hi, {p.name: p.value for p in params})
     per = dict(zip(data.obs_ids, data.stat_per_dataset(flux).tolist()))
-    return FitResult(model_type=mtype, success=fit.success, message=fit.message, total_stat=fit.fval,
-                     parameters=params, covariance=fit.covariance, edm=fit.edm, nfcn=fit.nfcn, obs_ids=data.obs_ids,
-                     excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
-                     covariance_method=covariance, ebl=ebl,
-                     goodness_of_fit=goodness_of_fit(data, flux, fit.fval, len(free)))
+    gof = goodness_of_fit(data, flux, fit.fval, len(free))
+    res = FitResult(model_type=mtype, success=fit.success, message=fit.message, total_stat=fit.fval,
+                    parameters=params, covariance=fit.covariance, edm=fit.edm, nfcn=fit.nfcn, obs_ids=data.obs_ids,
+                    excluded=data.excluded, energy_range=erange, stat_per_dataset=per,
+                    covariance_method=covariance, ebl=ebl, goodness_of_fit=gof)
+    ts = data.stat(np.zeros_like(flux)) - fit.fval
+    _judged(res, stat=stat if fit.success else None, ts=ts, ts_min=options.detection_ts_min,
+            bounded_at_zero=fit.bounded_at_zero)
+    if res.quality.status == "not_detected":
+        res.upper_limit = flux_upper_limit([(data, integ(lo, hi, start))], lambda e1, e2: integ(e1, e2, start),
+                                           erange, "the model at its start values (model.parameters)")
+    return res
+
+
+def _judged(result: FitResult, stat=None, ts=None, ts_min=None, extra_poor=None, params=None,
+            bounded_at_zero=()) -> FitResult:
+    """``result`` with the quality gate's verdict (:func:`extspec.quality.judge`) set; ``params``:
+    every parameter of ``stat`` (default the result's); ``bounded_at_zero``: parameters the
+    minimiser bounded below by 0 (:attr:`Minimum.bounded_at_zero`), judged with that bound."""
+    import dataclasses
+
+    from .quality import judge
+
+    params = result.parameters if params is None else params
+    params = [dataclasses.replace(p, min=0.0) if p.name in bounded_at_zero and p.min is None else p for p in params]
+    with np.errstate(all="ignore"):
+        result.quality = judge(success=result.success, message=result.message, params=params, stat=stat,
+                               best_stat=result.total_stat, ts=ts, ts_min=ts_min,
+                               goodness_of_fit=result.goodness_of_fit, extra_poor=extra_poor)
+    return result
+
+
+UL_DELTA_STAT = 2.71
+"""Rise of WStat above its minimum defining a one-sided 95 % upper limit (1.645^2)."""
+
+
+def flux_upper_limit(parts, model_integral, energy_range, shape: str) -> dict:
+    """95 % upper limit on the integral flux in ``energy_range`` (TeV) of a fixed shape.
+
+    ``parts``: ``(JointData, flux per true bin of the shape)`` of every instrument; one norm
+    scales them all (:func:`extspec.norms.fit_norms`), the limit is where WStat rises by
+    :data:`UL_DELTA_STAT` above its minimum, times the shape's integral flux
+    ``model_integral(e_min, e_max)`` over ``energy_range``.
+    """
+    from .norms import fit_norms
+
+    cells = [(d.counts_masked[d.mask], d.counts_off_masked[d.mask], d.alpha_masked[d.mask],
+              d.npred_sig(f)[d.mask]) for d, f in parts]
+    n, m, a, mu = (np.concatenate([c[i] for c in cells]) for i in range(4))
+    nf = fit_norms(n, m, a, mu, np.zeros(n.size, np.int64), 1, 1.0, UL_DELTA_STAT)
+    ref = float(np.asarray(model_integral(np.array([energy_range[0]]), np.array([energy_range[1]])))[0])
+    return {"flux_ul": float(nf.norm_ul[0] * ref), "e_min": float(energy_range[0]), "e_max": float(energy_range[1]),
+            "unit": "cm-2 s-1", "confidence": "95 % one-sided: WStat rises by 2.71 above its minimum in the norm",
+            "flux": "integral flux in [e_min, e_max] (observed, absorbed for an EBL model)",
+            "shape": shape, "norm_ul": float(nf.norm_ul[0]), "ts": float(nf.ts[0])}
 
 
 @dataclass(frozen=True)
@@ -327,6 +406,9 @@ class Minimum:
     covariance: np.ndarray
     edm: float
     nfcn: int
+    bounded_at_zero: tuple = ()
+    """Parameters fitted again with a lower bound of 0 (a physical amplitude): the quality
+    gate judges them with that bound."""
 
 
 def minimise(params: list, stat, options: FitOptions) -> Minimum:
@@ -364,6 +446,9 @@ def minimise(params: list, stat, options: FitOptions) -> Minimum:
         limits[k_amp] = (0.0, limits[k_amp][1])  # amplitudes stay physical: fitted again with a bound
         m = make_minuit(fcn, x0, names, limits)
         m.migrad()
+        bounded = (AMPLITUDE,)
+    else:
+        bounded = ()
     ok = bool(m.valid)
     message = "MIGRAD converged" if ok else "MIGRAD failed: " + _fmin_problems(m)
     if ok and covariance == "hesse":
@@ -389,7 +474,7 @@ def minimise(params: list, stat, options: FitOptions) -> Minimum:
             me = m.merrors[p.name]
             p.minos = (me.lower * scales[k], me.upper * scales[k])
     return Minimum(success=ok, message=message, fval=float(m.fval), covariance=cov, edm=float(m.fmin.edm),
-                   nfcn=int(m.nfcn))
+                   nfcn=int(m.nfcn), bounded_at_zero=bounded)
 
 
 GOF_P_MIN = 1e-3
@@ -467,6 +552,7 @@ def compare_models(null: FitResult, alt: FitResult) -> dict:
     p = chi2_sf(ts, dof)
     return {"null": null.model_type, "alternative": alt.model_type, "ts": float(ts), "dof": int(dof),
             "p_value": float(p), "significance": float(p_to_sigma(p)),
-            "alternative_success": bool(alt.success),
+            "alternative_success": bool(alt.success), "alternative_status": alt.status,
+            "alternative_quality": alt.quality.as_dict() if alt.quality is not None else None,
             "alternative_parameters": {q.name: q.as_dict() for q in alt.parameters}}
 

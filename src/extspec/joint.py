@@ -16,6 +16,12 @@ Optional nuisance parameters per instrument g, each with a Gaussian prior of mea
   that instrument as E; a power law of index Gamma then scales by (1 + s)^(1 - Gamma).
 * normalisation n_g: the instrument's predicted signal is multiplied by (1 + n_g).
 
+The fit goes through the quality gate (:mod:`extspec.quality`) with the nuisances among its
+parameters (a nuisance at its bound is flagged ``at_bound``), the summed deviance test and,
+per analysis, its own deviance test and the rise of its W at the joint fit over its own best
+fit of the same model (``goodness_of_fit.per_analysis`` and ``.consistency``): analyses that
+disagree (two different sources, a miscalibration) make the fit ``poor_fit``.
+
 The minimisation, folding and statistic are those of :mod:`extspec.fit`
 (:func:`~extspec.fit.minimise`, :class:`~extspec.fit.JointData`).  A model with ``ebl`` is
 folded absorbed, with the integrator :func:`~extspec.fit.fit_joint` uses
@@ -32,7 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fit import FitOptions, FitResult, JointData, Parameter, _energy_range, minimise, model_parameters
+from .fit import (GOF_P_MIN, FitOptions, FitResult, JointData, Parameter, _energy_range, _judged, flux_upper_limit,
+                  goodness_of_fit, minimise, model_parameters)
 from .models import integrator
 
 __all__ = ["Systematics", "Instrument", "JointFit", "NUISANCE_KINDS", "instrument_flux", "fit_instruments"]
@@ -94,14 +101,17 @@ class JointFit:
         return _shifts({p.name: p.value for p in self.nuisance}, name)
 
     def systematics_dict(self) -> dict:
-        """``{analysis: {kind: {value, error, prior_sigma}}}`` for ``result.yaml``."""
+        """``{analysis: {kind: {value, error, prior_sigma, flags}}}`` for ``result.yaml`` (``flags``:
+        the quality gate's, e.g. ``at_max``: the value is a limit, not a measurement)."""
         out: dict = {}
+        flags = self.result.quality.parameters if self.result.quality is not None else {}
         for p in self.nuisance:
             name, kind = p.name.rsplit(".", 1)
             ok = self.result.success
             out.setdefault(name, {})[kind] = {"value": float(p.value) if ok else None,
                                               "error": float(p.error) if ok else None,
-                                              "prior_sigma": float(self.priors[p.name])}
+                                              "prior_sigma": float(self.priors[p.name]),
+                                              "flags": list(flags.get(p.name, ()))}
         return out
 
 
@@ -163,25 +173,88 @@ def fit_instruments(instruments: list, model_cfg: dict, options: FitOptions) -> 
         res = FitResult(model_type=mtype, success=False, message=message, total_stat=float("nan"), parameters=params,
                         covariance=nan[:n_model, :n_model], edm=float("nan"), nfcn=0, obs_ids=obs_ids,
                         excluded=excluded, energy_range=erange, covariance_method=covariance, ebl=ebl)
-        return JointFit(result=res, nuisance=nuisance, priors=priors, covariance=nan, names=names)
+        return JointFit(result=_judged(res), nuisance=nuisance, priors=priors, covariance=nan, names=names)
 
     if not used:
         return failed("no usable dataset")
     if not any(not p.frozen for p in all_params):
         return failed("no free parameter")  # a joint fit with everything frozen is not a fit
-    fit = minimise(all_params, stat, options)
+    start = {p.name: p.value for p in params}  # the assumed shape of an upper limit
+    with np.errstate(over="ignore", under="ignore"):  # an unconstrained fit may try extreme values
+        fit = minimise(all_params, stat, options)
     best = {p.name: p.value for p in all_params}
     per, per_instrument = {}, {}
     for ins, f in zip(used, fluxes(best)):
         per_instrument[ins.name] = dict(zip(ins.data.obs_ids, ins.data.stat_per_dataset(f).tolist()))
         per.update(per_instrument[ins.name])
+    n_free = sum(not p.frozen for p in params)
+    gof = {ins.name: goodness_of_fit(ins.data, f, float(sum(per_instrument[ins.name].values())),
+                                     min(n_free, int(ins.data.mask.sum()) - 1))
+           for ins, f in zip(used, fluxes(best))}
     res = FitResult(model_type=mtype, success=fit.success, message=fit.message, total_stat=fit.fval,
                     parameters=params, covariance=fit.covariance[:n_model, :n_model], edm=fit.edm, nfcn=fit.nfcn,
                     obs_ids=obs_ids, excluded=excluded, energy_range=erange, stat_per_dataset=per,
-                    covariance_method=covariance, ebl=ebl)
-    return JointFit(result=res, nuisance=nuisance, priors=priors, covariance=fit.covariance, names=names,
+                    covariance_method=covariance, ebl=ebl, goodness_of_fit=_joint_goodness(gof, sum(
+                        not p.frozen for p in all_params)))
+    consistency = _consistency(used, per_instrument, model_cfg, options, n_free) if fit.success else {}
+    poor = [f"{a}: {g['warning']}" for a, g in gof.items() if g.get("poor")]
+    poor += [c["warning"] for c in consistency.values() if c.get("warning")]
+    res.goodness_of_fit["per_analysis"] = gof
+    res.goodness_of_fit["consistency"] = consistency
+    ts = sum(ins.data.stat(np.zeros(ins.data.e_min.size)) for ins in used) - fit.fval
+    judged = _judged(res, stat=stat if fit.success else None, ts=ts, ts_min=options.detection_ts_min,
+                     extra_poor=poor, params=all_params, bounded_at_zero=fit.bounded_at_zero)
+    if judged.status == "not_detected":  # one norm of the start-value shape over every instrument
+        judged.upper_limit = flux_upper_limit([(ins.data, instrument_flux(integ, ins.data, start)) for ins in used],
+                                              lambda e1, e2: integ(e1, e2, start), erange,
+                                              "the model at its start values (model.parameters), nuisances at 0")
+    return JointFit(result=judged, nuisance=nuisance, priors=priors, covariance=fit.covariance, names=names,
                     stat={k: float(sum(v.values())) for k, v in per_instrument.items()},
                     stat_per_dataset=per_instrument)
+
+
+def _joint_goodness(per_analysis: dict, n_free_all: int) -> dict:
+    """The joint fit's deviance test: the WStat of every analysis summed (priors excluded)
+    against chi^2 with (fitted bins - free parameters, nuisances included) degrees of freedom."""
+    from .stats import chi2_sf
+
+    dev = float(sum(g["deviance"] for g in per_analysis.values()))
+    n_bins = int(sum(g["n_bins"] for g in per_analysis.values()))
+    dof = n_bins - n_free_all
+    p = float(chi2_sf(dev, dof)) if dof > 0 else None
+    out = {"deviance": dev, "n_bins": n_bins, "dof": dof, "p_value": p,
+           "statistic": "sum of the analyses' WStat deviance vs chi2(dof); per_analysis: each analysis's "
+                        "deviance test; consistency: each analysis's W at the joint fit minus at its own best fit"}
+    if p is not None and p < GOF_P_MIN:
+        out["poor"] = True
+        out["warning"] = f"poor fit: joint WStat {dev:.1f} for {dof} degrees of freedom (p = {p:.1e})"
+    else:
+        out["poor"] = False
+    return out
+
+
+def _consistency(used, per_instrument: dict, model_cfg: dict, options: FitOptions, n_free: int) -> dict:
+    """Per analysis: its W at the joint best fit minus its W at its own best fit of the same model
+    (a likelihood ratio with ``n_free`` degrees of freedom: do the analyses agree with one model?),
+    flagged with a ``warning`` when its p-value is below :data:`extspec.fit.GOF_P_MIN`."""
+    from .fit import fit_joint
+    from .stats import chi2_sf
+
+    out = {}
+    for ins in used:
+        alone = fit_joint(ins.data.datasets, model_cfg, options, data=ins.data)
+        if not alone.success or n_free <= 0:
+            out[ins.name] = {"own_fit": "failed" if not alone.success else "no free parameter"}
+            continue
+        delta = max(float(sum(per_instrument[ins.name].values())) - alone.total_stat, 0.0)
+        p = float(chi2_sf(delta, n_free))
+        out[ins.name] = {"stat_joint": float(sum(per_instrument[ins.name].values())), "stat_alone": alone.total_stat,
+                         "delta_stat": delta, "dof": n_free, "p_value": p}
+        if p < GOF_P_MIN:
+            out[ins.name]["warning"] = (f"{ins.name} disagrees with the joint model: its WStat rises by {delta:.1f} "
+                                        f"over its own best fit ({n_free} parameters, p = {p:.1e}): different "
+                                        "sources or a miscalibration?")
+    return out
 
 
 def _nuisance_bounds(model_cfg: dict, data: JointData, kind: str) -> tuple:

@@ -6,23 +6,27 @@ ON and OFF events inside the bin (``onoff_events.h5``) with the run's alpha, dis
 exposure scaled by its livetime in the bin over its whole livetime (:func:`window_dataset`).
 
 Per time bin and energy bin the shape of the analysis's joint fit is frozen and a norm is
-fitted (WStat of :mod:`extspec.stats` summed over the bin's runs and safe reco bins, MIGRAD as for
-the flux points: :func:`fit_norm`).  The row reports
+fitted (WStat of :mod:`extspec.stats` summed over the bin's runs and safe reco bins); the norms
+of all time bins are fitted at once by :func:`extspec.norms.fit_norms`.  The row reports
 
 * ``flux``: the integral flux in ``[e_min, e_max]`` (cm-2 s-1), norm x the joint-fit model's
-  integral over the bin (the absorbed, observed flux when the fit had an EBL table), with ``flux_err`` (MIGRAD), ``flux_errn``/``flux_errp`` (where the
-  WStat profile in the norm rises by 1) and ``flux_ul`` (where it rises by 2.71 above the best
+  integral over the bin (the absorbed, observed flux when the fit had an EBL table), with
+  ``flux_err`` (parabolic, sqrt(2 / W'')), ``flux_errn``/``flux_errp`` (where the WStat
+  profile in the norm rises by 1) and ``flux_ul`` (where it rises by 2.71 above the best
   fit: a one-sided 95 % upper limit), ``is_ul`` where ``sqrt_ts`` < the threshold;
 * ``ts = W(0) - W(best)``, ``sqrt_ts`` signed, ``counts`` (ON), ``excess`` (ON - alpha OFF),
-  ``livetime`` (s), ``n_runs`` (runs with a safe bin in the energy bin), ``success``.
+  ``livetime`` (s), ``n_runs`` (runs with a safe bin in the energy bin), ``success``, and
+  ``status`` in the quality gate's words (:mod:`extspec.quality`): ``ok``, ``not_detected``
+  (``is_ul``: quote the upper limit) or ``failed``.
 
 Constant flux: per energy bin the likelihood ratio of one norm for all time bins against a
-norm per time bin, ``chi2 = W_const - sum W_bin`` with ``ndf = n_bins - 1``, and its chi^2
-p-value (Wilks), summed over the energy bins for the total (:func:`constant_flux_test`).
+norm per group of time bins holding enough counts for Wilks' theorem
+(:func:`constant_flux_test`), summed over the energy bins for the total.
 
 A time bin without runs has no row; an energy bin without a safe reco bin in a time bin, or
 a norm fit that fails, gives a row with ``success`` false and NaN fluxes; a spectral fit
-that fails gives a row with ``success`` false.  Nothing here raises for such bins.
+that fails gives a row with ``success`` false.  Nothing here raises for such bins.  Spectra
+per time bin (:func:`spectra_rows`) carry the quality gate's status of each fit.
 """
 
 from __future__ import annotations
@@ -32,8 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fluxpoints import fit_norm
-from .rootfind import crossing
+from .norms import fit_norms
 
 __all__ = ["LightCurveSettings", "LIGHTCURVE_UNITS", "GADF_COLUMNS", "gadf_rows", "window_dataset", "bin_datasets",
            "light_curve_rows", "constant_flux_test", "group_slices", "spectra_rows", "model_config_of", "DELTA_ERR", "DELTA_UL"]
@@ -56,6 +59,8 @@ class LightCurveSettings:
         Also fit the model per time bin.
     sqrt_ts_threshold_ul : float
         ``is_ul`` where sqrt(TS) is below this.
+    variability_min_counts : float
+        ON counts per group of time bins of the constant-flux test (:func:`constant_flux_test`).
     """
 
     time_bins: object
@@ -63,6 +68,7 @@ class LightCurveSettings:
     energy_edges: tuple | None
     spectra: bool
     sqrt_ts_threshold_ul: float
+    variability_min_counts: float
 
 
 DELTA_ERR = 1.0
@@ -73,7 +79,7 @@ DELTA_UL = 2.71
 LIGHTCURVE_UNITS = {
     "time_min": "", "time_max": "", "e_min": "TeV", "e_max": "TeV", "flux": "cm-2 s-1", "flux_err": "cm-2 s-1",
     "flux_errn": "cm-2 s-1", "flux_errp": "cm-2 s-1", "flux_ul": "cm-2 s-1", "is_ul": "", "ts": "", "sqrt_ts": "",
-    "counts": "", "excess": "", "livetime": "s", "n_runs": "", "success": "",
+    "counts": "", "excess": "", "livetime": "s", "n_runs": "", "success": "", "status": "",
 }
 """Columns of ``lightcurve.ecsv`` (in order) and their units; times are MJD (UTC)."""
 
@@ -131,7 +137,8 @@ def _nan_row(tb, e_lo, e_hi) -> dict:
     nan = float("nan")
     return {"time_min": tb.time_min, "time_max": tb.time_max, "e_min": float(e_lo), "e_max": float(e_hi),
             "flux": nan, "flux_err": nan, "flux_errn": nan, "flux_errp": nan, "flux_ul": nan, "is_ul": False,
-            "ts": nan, "sqrt_ts": nan, "counts": 0, "excess": nan, "livetime": 0.0, "n_runs": 0, "success": False}
+            "ts": nan, "sqrt_ts": nan, "counts": 0, "excess": nan, "livetime": 0.0, "n_runs": 0, "success": False,
+            "status": "failed"}
 
 
 def group_slices(edges, reco) -> list[tuple[float, float, slice]]:
@@ -145,27 +152,40 @@ def group_slices(edges, reco) -> list[tuple[float, float, slice]]:
     return out
 
 
-def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float,
-                     integration: str) -> tuple[list[dict], dict]:
+CHUNK_BINS = 2048
+"""Time bins whose norms are fitted together (:func:`extspec.norms.fit_norms`): bounds the
+memory of the cells in flight."""
+
+
+def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float, integration: str,
+                     variability_min_counts: float, progress=None) -> tuple[list[dict], dict]:
     """Rows of the light curve and the constant-flux test.
 
     Parameters
     ----------
-    bins : list of (TimeBin, list of SpectrumDataset)
-        Each time bin with the spectra of its runs (:func:`bin_datasets`).
+    bins : iterable of (TimeBin, list of SpectrumDataset)
+        Each time bin with the spectra of its runs (:func:`bin_datasets`); consumed once, so a
+        generator keeps only one bin's spectra in memory.
     fit_result : FitResult
         The joint fit whose shape is frozen (``success`` must be true).
     energy_edges : array of TeV
         Edges of the energy bins, already snapped to reco-bin edges.
     sqrt_ts_threshold_ul : float
-        ``is_ul`` where sqrt(TS) is below this.
+        ``is_ul`` (status ``not_detected``) where sqrt(TS) is below this.
     integration : {"exact", "reference"}
         Model integral over true bins (the fit's ``fit.integration``).
+    variability_min_counts : float
+        Counts per time bin the constant-flux test needs (:func:`constant_flux_test`).
+    progress : callable ``(done, total or None)``, optional
+        Called after every chunk of :data:`CHUNK_BINS` time bins.
 
     Returns
     -------
     rows : list of dict, one per time bin and energy bin (columns :data:`LIGHTCURVE_UNITS`)
     variability : dict, :func:`constant_flux_test` of the fitted bins
+
+    The norms of all time bins are fitted at once, :data:`CHUNK_BINS` bins at a time
+    (:func:`extspec.norms.fit_norms`: regula falsi on the WStat profile, no minimiser per bin).
     """
     from .fit import JointData
     from .ebl import result_model
@@ -174,69 +194,147 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
     model = result_model(fit_result)  # the absorbed model when the joint fit had an EBL table
     best = fit_result.values
     integ = integrator(model, integration, "fit.integration")
-    rows, fits, ref_fluxes = [], [], {}
+    n_energy = len(energy_edges) - 1
+    rows: list[dict] = []
+    ref_fluxes: dict = {}
+    # per energy bin, per chunk: (n, m, a, mu, key, livetime, time-bin number) of every fitted cell, for the test
+    kept = [[] for _ in range(n_energy)]
+    n_fitted = [0] * n_energy  # time bins fitted so far per energy bin
+    slices_of: dict = {}
+    chunk: list = []  # (row index, energy bin, n, m, a, mu) of the bins not fitted yet
+    total = len(bins) if hasattr(bins, "__len__") else None
+    done = 0
+
+    def flush():
+        if not chunk:
+            return
+        gid = np.repeat(np.arange(len(chunk)), [c[2].size for c in chunk])
+        n, m, a, mu = (np.concatenate([c[i] for c in chunk]) for i in range(2, 6))
+        nf = fit_norms(n, m, a, mu, gid, len(chunk), DELTA_ERR, DELTA_UL)
+        fitted = [[] for _ in range(n_energy)]
+        for g, (ri, k, *cells) in enumerate(chunk):  # cells: n, m, a, mu, key, livetime
+            row = rows[ri]
+            ref = ref_fluxes[row["e_min"], row["e_max"]]
+            ok = bool(nf.success[g])
+            row.update(flux=nf.norm[g] * ref, flux_err=nf.norm_err[g] * ref, flux_errn=nf.norm_errn[g] * ref,
+                       flux_errp=nf.norm_errp[g] * ref, flux_ul=nf.norm_ul[g] * ref, ts=float(nf.ts[g]),
+                       sqrt_ts=float(nf.sqrt_ts[g]), is_ul=bool(nf.sqrt_ts[g] < sqrt_ts_threshold_ul), success=ok,
+                       status=("not_detected" if nf.sqrt_ts[g] < sqrt_ts_threshold_ul else "ok") if ok else "failed")
+            if ok:
+                fitted[k].append((*cells, np.full(cells[0].size, n_fitted[k])))
+                n_fitted[k] += 1
+        for k, f in enumerate(fitted):  # one set of arrays per chunk: memory ~ the cells, not the bins
+            if f:
+                kept[k].append(tuple(np.concatenate([c[i] for c in f]) for i in range(7)))
+        chunk.clear()
+
     for tb, datasets in bins:
         data = JointData(datasets)
         if len(data):
             mu_best = data.npred_sig(integ(data.e_min, data.e_max, best))
             livetimes = np.array([d.livetime for d in data.datasets])
         reco = datasets[0].energy_reco.edges
-        for k, (e_lo, e_hi, sl) in enumerate(group_slices(energy_edges, reco)):
+        if reco.tobytes() not in slices_of:  # every run has the same reco axis: computed once
+            slices_of[reco.tobytes()] = group_slices(energy_edges, reco)
+        for k, (e_lo, e_hi, sl) in enumerate(slices_of[reco.tobytes()]):
             row = _nan_row(tb, e_lo, e_hi)
             rows.append(row)
             if not len(data) or not data.mask[:, sl].any():
                 continue  # no usable run with a safe bin here: a row marked success false
-            n, m = data.counts_masked[:, sl], data.counts_off_masked[:, sl]
-            a, mask, mu = data.alpha_masked[:, sl], data.mask[:, sl], mu_best[:, sl]
-            used = mask.any(axis=1)
+            mask = data.mask[:, sl]
+            # which run and reco bin each cell is: the constant-flux test adds up time bins per cell
+            key = (np.asarray(data.obs_ids, np.int64)[:, None] * reco.size + np.arange(reco.size - 1)[sl])[mask]
+            lt = np.broadcast_to(livetimes[:, None], mask.shape)[mask]
+            n, m = data.counts_masked[:, sl][mask], data.counts_off_masked[:, sl][mask]
+            a, mu = data.alpha_masked[:, sl][mask], mu_best[:, sl][mask]
             if (e_lo, e_hi) not in ref_fluxes:  # the model's flux in the energy bin: once per energy bin
                 ref_fluxes[e_lo, e_hi] = float(model.integral(np.array([e_lo]), np.array([e_hi]), **best)[0])
-            ref_flux = ref_fluxes[e_lo, e_hi]
-            row.update(counts=int(np.sum(np.where(mask, n, 0))), excess=float(np.sum(np.where(mask, n - a * m, 0))),
-                       livetime=float(livetimes[used].sum()), n_runs=int(used.sum()))
-            try:
-                nf = fit_norm([(n, m, a, mask, mu)])
-            except (ValueError, FloatingPointError, RuntimeError):
-                continue
-            step = nf.norm_err if np.isfinite(nf.norm_err) and nf.norm_err > 0 else 1.0
-            errn = nf.norm - crossing(nf.stat, nf.norm, step, nf.stat_best + DELTA_ERR, -1)
-            errp = crossing(nf.stat, nf.norm, step, nf.stat_best + DELTA_ERR, 1) - nf.norm
-            ul = crossing(nf.stat, nf.norm, step * np.sqrt(DELTA_UL), nf.stat_best + DELTA_UL, 1)
-            row.update(flux=nf.norm * ref_flux, flux_err=nf.norm_err * ref_flux, flux_errn=errn * ref_flux,
-                       flux_errp=errp * ref_flux, flux_ul=ul * ref_flux, ts=nf.ts, sqrt_ts=nf.sqrt_ts,
-                       is_ul=bool(nf.sqrt_ts < sqrt_ts_threshold_ul), success=bool(nf.success))
-            if nf.success:
-                fits.append((k, (n, m, a, mask, mu), nf.stat_best))
-    return rows, constant_flux_test(fits, len(energy_edges) - 1)
+            row.update(counts=int(n.sum()), excess=float(np.sum(n - a * m)),
+                       livetime=float(livetimes[mask.any(axis=1)].sum()), n_runs=int(mask.any(axis=1).sum()))
+            chunk.append((len(rows) - 1, k, n, m, a, mu, key, lt))
+        done += 1
+        if done % CHUNK_BINS == 0:
+            flush()
+            if progress is not None:
+                progress(done, total)
+    flush()
+    if progress is not None and done % CHUNK_BINS:
+        progress(done, total)
+    return rows, constant_flux_test(kept, variability_min_counts)
 
 
-def constant_flux_test(fits, n_energy: int) -> dict:
-    """Likelihood-ratio test of a constant flux, per energy bin and summed.
+def constant_flux_test(kept, min_counts: float) -> dict:
+    """Likelihood-ratio test of a constant flux, per energy bin and summed, valid at any binning.
 
-    ``fits``: ``(energy bin, (n, m, alpha, mask, mu), W at the bin's best norm)`` of every
-    fitted time bin.  Per energy bin one norm is fitted to all its time bins at once;
-    ``chi2 = W_const - sum W_bin``, ``ndf = n_bins - 1``.  Returns ``{"chi2", "ndf",
-    "p_value", "per_energy_bin": [{"chi2", "ndf", "p_value", "norm"}, ...]}`` (p_value NaN
-    with ndf 0).
+    ``kept[k]``: tuples of arrays ``(n, m, alpha, mu, key, livetime, tbin)`` of the fitted
+    time bins of energy bin ``k`` (per safe cell: counts, predicted signal at norm 1, which
+    run and reco bin it is, the run's livetime in the bin, the time bin's number 0, 1, ... in
+    time order).
+
+    At a few counts per time bin two approximations fail: Wilks' theorem, and a background
+    profiled per time bin (summing the profiles of many near-empty bins biases the norm, the
+    Neyman-Scott problem).  So (1) the background of each run and reco bin is taken as known
+    and constant in time: alpha x its OFF counts over all the light curve's time bins, shared
+    out by livetime (its statistical error is that of all the OFF counts together, small against
+    the ON counts of a time bin); (2) the time bins are merged, in time order, into groups of at
+    least ``min_counts`` ON counts (a rest joins the last group; a bin that has them stays
+    alone); (3) with the Poisson (Cash) statistic of the ON counts, one norm for all groups
+    (C_const) against one norm per group (sum C_g): ``chi2 = C_const - sum C_g``, ``ndf =
+    n_groups - 1``, compared with chi^2(ndf) (Wilks, valid with ``min_counts`` >~ 10).
+    Returns ``{"chi2", "ndf", "p_value", "min_counts", "statistic", "per_energy_bin": [{"chi2",
+    "ndf", "p_value", "norm", "n_time_bins", "n_groups"}, ...]}`` (p_value NaN with ndf 0).
     """
     from .stats import chi2_sf
 
     per = []
-    for k in range(n_energy):
-        mine = [f for f in fits if f[0] == k]
-        if not mine:
-            per.append({"chi2": float("nan"), "ndf": 0, "p_value": float("nan"), "norm": float("nan")})
+    for cells in kept:
+        if not cells:
+            per.append({"chi2": float("nan"), "ndf": 0, "p_value": float("nan"), "norm": float("nan"),
+                        "n_time_bins": 0, "n_groups": 0})
             continue
-        arrays = [np.concatenate([f[1][i] for f in mine], axis=0) for i in range(5)]
-        const = fit_norm([arrays])
-        chi2 = max(const.stat_best - sum(f[2] for f in mine), 0.0)
-        ndf = len(mine) - 1
-        per.append({"chi2": float(chi2), "ndf": ndf, "p_value": float(chi2_sf(chi2, ndf)) if ndf else float("nan"),
-                    "norm": const.norm})
+        n, m, a, mu, key, lt, tbin = (np.concatenate([c[i] for c in cells]) for i in range(7))
+        n_tbins = int(tbin.max()) + 1
+        group = _merge_in_order(np.bincount(tbin, weights=n, minlength=n_tbins), min_counts)[tbin]
+        # the known background: alpha x all OFF counts of the run and reco bin, shared by livetime
+        _, run_cell = np.unique(key, return_inverse=True)
+        run_cell = run_cell.ravel()
+        off_total, lt_total = np.bincount(run_cell, weights=m), np.bincount(run_cell, weights=lt)
+        background = a * off_total[run_cell] * lt / np.where(lt_total > 0, lt_total, 1.0)[run_cell]
+        # one cell per (group, run and reco bin): counts, signal and background added up
+        _, first, cell = np.unique(np.stack([group, key]), axis=1, return_index=True, return_inverse=True)
+        cell = cell.ravel()
+        n_s, mu_s, b_s = (np.bincount(cell, weights=v) for v in (n, mu, background))
+        g_s = group[first]
+        n_groups = int(group.max()) + 1
+        zeros = np.zeros(n_s.size)
+        const = fit_norms(n_s, zeros, zeros, mu_s, np.zeros(n_s.size, np.int64), 1, DELTA_ERR, DELTA_UL, b_s)
+        fits = fit_norms(n_s, zeros, zeros, mu_s, g_s, n_groups, DELTA_ERR, DELTA_UL, b_s)
+        chi2 = max(float(const.stat_best[0] - np.sum(fits.stat_best)), 0.0)
+        ndf = n_groups - 1
+        per.append({"chi2": chi2, "ndf": ndf, "p_value": float(chi2_sf(chi2, ndf)) if ndf else float("nan"),
+                    "norm": float(const.norm[0]), "n_time_bins": n_tbins, "n_groups": n_groups})
     chi2 = float(sum(p["chi2"] for p in per if p["ndf"]))
     ndf = int(sum(p["ndf"] for p in per))
     return {"chi2": chi2, "ndf": ndf, "p_value": float(chi2_sf(chi2, ndf)) if ndf else float("nan"),
-            "per_energy_bin": per}
+            "min_counts": float(min_counts), "per_energy_bin": per,
+            "statistic": "Cash likelihood ratio of ON counts, background known from all OFF counts per run and "
+                         "reco bin, time bins merged to >= min_counts ON counts"}
+
+
+def _merge_in_order(counts, min_counts: float) -> np.ndarray:
+    """Group index of each bin: consecutive bins merged until a group holds ``min_counts``; a
+    rest below it joins the last group (one group when the total is below it)."""
+    c = np.asarray(counts, float)
+    group = np.zeros(c.size, np.int64)
+    g, acc = 0, 0.0
+    for i, v in enumerate(c):  # one pass over the time bins (not events or pixels)
+        group[i] = g
+        acc += v
+        if acc >= min_counts:
+            g, acc = g + 1, 0.0
+    if acc < min_counts and g > 0 and c.size and group[-1] == g:
+        group[group == g] = g - 1  # the rest joins the last full group
+    return group
 
 
 def model_config_of(fit_result) -> dict:
@@ -263,8 +361,10 @@ def spectra_rows(bins, fit_result, options) -> tuple[list[dict], dict]:
     """The joint-fit model fitted to each time bin on its own (all free parameters free,
     started at the joint fit's values; ``options``: :class:`~extspec.fit.FitOptions`).  Returns
     the rows (``time_min``, ``time_max``, every
-    free parameter and ``<name>_err``, ``stat``, ``success``, ``n_runs``, ``livetime``) and
-    their units."""
+    free parameter and ``<name>_err``, ``stat``, ``success``, ``status``, ``n_runs``,
+    ``livetime``) and their units.  ``status`` is the quality gate's verdict of the bin's fit
+    (:mod:`extspec.quality`; e.g. ``not_detected`` or ``unconstrained`` for a bin of noise,
+    whose parameters are then no measurement)."""
     from .fit import fit_joint
 
     cfg = model_config_of(fit_result)
@@ -273,7 +373,7 @@ def spectra_rows(bins, fit_result, options) -> tuple[list[dict], dict]:
     for p in free:
         units[p.name] = p.unit
         units[f"{p.name}_err"] = p.unit
-    units.update({"stat": "", "success": "", "n_runs": "", "livetime": "s"})
+    units.update({"stat": "", "success": "", "status": "", "n_runs": "", "livetime": "s"})
     rows = []
     for tb, datasets in bins:
         row = {"time_min": tb.time_min, "time_max": tb.time_max}
@@ -287,6 +387,7 @@ def spectra_rows(bins, fit_result, options) -> tuple[list[dict], dict]:
             row[p.name] = float(q.value) if ok and q is not None else float("nan")
             row[f"{p.name}_err"] = float(q.error) if ok and q is not None else float("nan")
         row.update(stat=float(res.total_stat) if res is not None else float("nan"), success=ok,
+                   status=res.status if res is not None else "failed",
                    n_runs=len(res.obs_ids) if res is not None else 0,
                    livetime=float(sum(d.livetime for d in datasets if d.usable and np.any(d.mask_safe))))
         rows.append(row)

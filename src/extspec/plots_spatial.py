@@ -12,9 +12,6 @@ from .plots import _figure, _save
 
 __all__ = ["plot_spatial_maps", "plot_spatial_profile"]
 
-_FITTED = ("ok", "poor fit")
-
-
 def _panel(fig, ax, pix, values, label, cmap, mark_ul=None):
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -45,7 +42,7 @@ def plot_spatial_maps(rows, regions, shape_param, out_png, title=""):
     lon0 = float(np.degrees(np.arctan2(np.sin(np.radians(lon)).mean(), np.cos(np.radians(lon)).mean())) % 360)
     proj = Projection("TAN", (lon0, float(lat.mean())), (1.0, 1.0), (-1.0, 1.0), frame)
     pix = [r.to_pixel(proj) for r in regions]
-    ul = [r["status"] not in _FITTED for r in rows]
+    ul = [not np.isfinite(r["flux"]) for r in rows]  # no measurement (an upper limit, or a failed fit)
     panels = [("sqrt_ts", "sqrt(TS)", "viridis")]
     if shape_param:
         panels.append((shape_param, shape_param, "coolwarm"))
@@ -72,7 +69,7 @@ def plot_spatial_maps(rows, regions, shape_param, out_png, title=""):
 def plot_spatial_profile(rows, coords, xlabel, shape_param, out_png, title=""):
     """Flux (upper limits as arrows) and the first shape parameter against radius or angle."""
     x = np.asarray(coords, float)
-    fitted = np.array([r["status"] in _FITTED for r in rows])
+    fitted = np.array([np.isfinite(r["flux"]) for r in rows])
     n = 2 if shape_param else 1
     fig = _figure(figsize=(6.0, 3.0 * n + 0.6))
     ax = fig.add_subplot(n, 1, 1)
@@ -80,9 +77,10 @@ def plot_spatial_profile(rows, coords, xlabel, shape_param, out_png, title=""):
     fe = np.array([r["flux_err"] for r in rows], float)
     ful = np.array([r["flux_ul"] for r in rows], float)
     ax.errorbar(x[fitted], f[fitted], yerr=fe[fitted], fmt="o", color="C0", label="flux")
-    if (~fitted).any():
-        ax.errorbar(x[~fitted], ful[~fitted], yerr=0.3 * ful[~fitted], uplims=True, fmt="v", color="C1",
-                    label="upper limit")
+    lim = np.isfinite(ful)
+    if lim.any():
+        ax.errorbar(x[lim], ful[lim], yerr=0.3 * ful[lim], uplims=True, fmt="v", color="C1",
+                    label="95 % upper limit")
     ax.set_ylabel("flux (cm$^{-2}$ s$^{-1}$)")
     ax.legend(fontsize=8)
     if shape_param:

@@ -9,9 +9,9 @@ Three parts, in the order data flows:
 * reduction: every sub-region is an ON region of its own with the analysis's background
   method, all reduced from one reading of a run (:func:`extspec.reduction.reduce_regions`);
 * fits (:func:`fit_regions`, :class:`SpatialFitSettings`): per sub-region the analysis's model
-  fitted with :func:`extspec.fit.fit_joint` where its signal is significant (sqrt(TS) of the
-  model's start shape at least ``sqrt_ts_threshold``), otherwise an upper limit on the flux
-  in ``flux_band``; and the uniformity test (:func:`uniformity_test`): one spectral shape
+  fitted with :func:`extspec.fit.fit_joint` and judged by the one quality gate
+  (:mod:`extspec.quality`): a ``not_detected`` sub-region (TS below ``fit.detection_ts_min``)
+  gets an upper limit on its flux in ``flux_band`` instead of parameters; and the uniformity test (:func:`uniformity_test`): one spectral shape
   for every fitted sub-region (shape parameters tied, amplitudes free) against free shapes,
   a likelihood ratio with (n_regions - 1) x n_shape degrees of freedom (Wilks).
 """
@@ -26,7 +26,7 @@ import numpy as np
 from .errors import ConfigError
 
 __all__ = ["SpatialBinSettings", "SpatialFitSettings", "SubRegion", "sub_regions", "overlap_warnings",
-           "solid_angle", "fit_regions", "uniformity_test", "REGION_UNITS", "FEW_COUNTS_EXCESS",
+           "solid_angle", "fit_regions", "uniformity_test", "REGION_UNITS", "FEW_COUNTS_EXCESS", "UNIFORMITY_STATUSES",
            "SOLID_ANGLE_STEP"]
 
 SOLID_ANGLE_STEP = 0.002
@@ -85,22 +85,17 @@ class SpatialBinSettings:
 
 @dataclass(frozen=True)
 class SpatialFitSettings:
-    """How the sub-regions are fitted (the rest of ``spatial_bins``; no defaults here).
+    """What the sub-regions' rows report (``spatial_fit``; no defaults here).  The fits
+    themselves are the analysis's (``model``, ``fit``: :class:`~extspec.fit.FitOptions`,
+    whose ``detection_ts_min`` decides between a fit and an upper limit).
 
     Attributes
     ----------
-    sqrt_ts_threshold : float
-        A sub-region is fitted when the sqrt(TS) of a signal with the model's start shape is
-        at least this; otherwise it gets an upper limit.
     flux_band : (float, float)
         TeV; the band of the integral flux (and its upper limit) in ``regions.ecsv``.
-    n_sigma_ul : float
-        Upper limits where WStat rises by ``n_sigma_ul**2`` above its minimum.
     """
 
-    sqrt_ts_threshold: float
     flux_band: tuple
-    n_sigma_ul: float
 
 
 @dataclass(frozen=True)
@@ -270,7 +265,7 @@ def overlap_warnings(subs) -> list:
 
 REGION_UNITS = {
     "id": "", "label": "", "shape": "", "lon": "deg", "lat": "deg", "frame": "", "solid_angle": "sr",
-    "n_runs": "", "obs_ids": "", "counts": "", "counts_off": "", "excess": "", "sqrt_ts": "", "status": "",
+    "n_runs": "", "obs_ids": "", "counts": "", "counts_off": "", "excess": "", "sqrt_ts": "", "status": "", "reason": "",
     "flux": "cm-2 s-1", "flux_err": "cm-2 s-1", "flux_ul": "cm-2 s-1", "ts": "",
 }
 """Columns of ``regions.ecsv`` with units; each fitted parameter adds ``<name>`` and
@@ -299,22 +294,29 @@ def _region_row(sub: SubRegion, data, spectra) -> dict:
             "obs_ids": " ".join(map(str, used)), "counts": int(n), "counts_off": int(m), "excess": exc}
 
 
+UNIFORMITY_STATUSES = ("ok", "poor_fit")
+"""Quality-gate statuses (:mod:`extspec.quality`) of the sub-region fits the uniformity test
+takes: a measurement (an upper limit, a failed or unconstrained fit has no shape to compare)."""
+
+
 def fit_regions(spectra_per_region, subs, model_cfg: dict, options, fit: SpatialFitSettings):
-    """Fit every sub-region: ``(rows, fits)``.
+    """Fit every sub-region through the one quality gate: ``(rows, fits)``.
 
     ``spectra_per_region``: per sub-region (order of ``subs``) the list of its runs'
-    :class:`~extspec.spectrum.SpectrumDataset`.  Each row holds counts, excess, ``sqrt_ts``
-    (WStat, a signal with the model's start shape, its norm free), then either the fitted
-    parameters with errors and the flux in ``fit.flux_band`` with its error (status ``ok``,
-    ``poor fit`` or ``fit failed: ...``) or, below ``fit.sqrt_ts_threshold``, the upper limit
-    of that flux (status ``upper limit``).  ``fits``: ``{id: (FitResult, JointData)}`` of the
-    fitted sub-regions, for :func:`uniformity_test`.
+    :class:`~extspec.spectrum.SpectrumDataset`.  Each is fitted with
+    :func:`extspec.fit.fit_joint`, whose verdict (:mod:`extspec.quality`) is the row's
+    ``status`` (``ok``, ``not_detected``, ``poor_fit``, ...; ``reason`` says why).  A row holds
+    counts, excess, ``ts``/``sqrt_ts`` (the gate's detection test: W without signal - W at the
+    best fit), the fitted parameters with errors and the flux in ``fit.flux_band`` with its
+    error propagated from the covariance; a ``not_detected`` sub-region gets instead the 95 %
+    upper limit of that flux for the model's start shape (:func:`extspec.fit.flux_upper_limit`),
+    and no parameters (an upper limit, not a fit of noise).  ``fits``: ``{id: (FitResult,
+    JointData)}`` of the sub-regions whose status is in :data:`UNIFORMITY_STATUSES`, for
+    :func:`uniformity_test`.
     """
     from .ebl import result_model
-    from .fit import JointData, fit_joint, model_parameters
-    from .fluxpoints import fit_norm
+    from .fit import JointData, fit_joint, flux_upper_limit, model_parameters
     from .models import propagate_errors
-    from .rootfind import crossing
 
     _, start = model_parameters(model_cfg)
     start_values = {p.name: p.value for p in start}
@@ -329,52 +331,37 @@ def fit_regions(spectra_per_region, subs, model_cfg: dict, options, fit: Spatial
         for p in start:
             if not p.frozen:
                 row[p.name], row[p.name + "_err"] = float("nan"), float("nan")
-        if not len(data):
-            row["status"] = "no usable run: " + "; ".join(f"obs {k}: {v}" for k, v in data.excluded.items())[:200]
-            continue
-        mu = data.npred_sig(integ(data.e_min, data.e_max, start_values))
-        nf = fit_norm([(data.counts_masked, data.counts_off_masked, data.alpha_masked, data.mask, mu)])
-        row.update(ts=nf.ts, sqrt_ts=nf.sqrt_ts)
-        if nf.sqrt_ts < fit.sqrt_ts_threshold:
-            step = nf.norm_err if np.isfinite(nf.norm_err) and nf.norm_err > 0 else 1.0
-            ul = crossing(nf.stat, max(nf.norm, 0.0), step, nf.stat_best + fit.n_sigma_ul ** 2, 1)
-            row.update(flux_ul=ul * _band_flux(result_model(_as_result(model_cfg)), fit.flux_band, start_values),
-                       status="upper limit")
-            continue
         res = fit_joint(spectra, model_cfg, options, data=data)
+        row.update(status=res.status, reason=res.quality.reason if res.quality is not None else res.message)
+        det = (res.quality.checks.get("detection") if res.quality is not None else None) or {}
+        if "ts" in det:
+            row.update(ts=float(det["ts"]), sqrt_ts=float(np.sqrt(max(det["ts"], 0.0))))
+        if res.status == "not_detected":
+            ul = flux_upper_limit([(data, integ(data.e_min, data.e_max, start_values))],
+                                  lambda e1, e2: integ(e1, e2, start_values), fit.flux_band,
+                                  "the model at its start values (model.parameters)")
+            row["flux_ul"] = ul["flux_ul"]
+            continue
+        if not res.success:
+            continue
         for p in res.parameters:
             if not p.frozen:
                 row[p.name], row[p.name + "_err"] = float(p.value), float(p.error)
-        if not res.success:
-            row["status"] = f"fit failed: {res.message}"
-            continue
         model = result_model(res)
         names, cov = res.free_covariance()
         f, ferr = propagate_errors(lambda _x, **v: np.array([_band_flux(model, fit.flux_band, v)]), None,
                                    res.values, names, cov)
-        row.update(flux=float(f[0]), flux_err=float(ferr[0]),
-                   status="poor fit" if res.goodness_of_fit.get("poor") else "ok")
-        fits[sub.id] = (res, data)
+        row.update(flux=float(f[0]), flux_err=float(ferr[0]))
+        if res.status in UNIFORMITY_STATUSES:
+            fits[sub.id] = (res, data)
     return rows, fits
-
-
-def _as_result(model_cfg):
-    """The bits of a FitResult :func:`extspec.ebl.result_model` reads, for the start model."""
-    from types import SimpleNamespace
-
-    from .ebl import ebl_provenance
-    from .fit import model_parameters
-
-    mtype, params = model_parameters(model_cfg)
-    return SimpleNamespace(model_type=mtype, ebl=ebl_provenance(model_cfg),
-                           values={p.name: p.value for p in params})
 
 
 def uniformity_test(fits: dict, model_cfg: dict, options) -> dict:
     """Is the spectral shape the same in every fitted sub-region?
 
-    ``fits``: ``{id: (FitResult, JointData)}`` of :func:`fit_regions` (status ``ok`` or
-    ``poor fit``).  The null hypothesis fits one shape to all of them at once (shape
+    ``fits``: ``{id: (FitResult, JointData)}`` of :func:`fit_regions` (statuses
+    :data:`UNIFORMITY_STATUSES`).  The null hypothesis fits one shape to all of them at once (shape
     parameters tied, one amplitude per sub-region, WStat summed); the alternative is the
     sum of the free fits.  ``ts = W_common - sum W_free``, ``dof = (n - 1) x n_shape``,
     ``p_value = P(chi2_dof > ts)`` (Wilks: approximate when a sub-region has few counts,

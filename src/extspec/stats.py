@@ -13,7 +13,7 @@ import numpy as np
 
 from .rootfind import bisect
 
-__all__ = ["wstat_background", "wstat", "li_ma_significance", "wstat_sqrt_ts", "chi2_sf", "p_to_sigma"]
+__all__ = ["wstat_background", "wstat", "cash", "li_ma_significance", "wstat_sqrt_ts", "chi2_sf", "p_to_sigma"]
 
 _MAX = np.finfo(np.float64).max
 
@@ -47,6 +47,20 @@ def wstat(n_on, n_off, alpha, mu_sig):
         w = 2 * (s + (1 + a) * b - _xlogy(n, s + a * b) - _xlogy(m, b))
         w = w + 2 * (_xlogy(n, n) - n) + 2 * (_xlogy(m, m) - m)
     return np.nan_to_num(w, nan=0.0, posinf=_MAX, neginf=-_MAX)
+
+
+def cash(n_on, mu_on):
+    """Cash (1979) statistic per bin for ON counts with a known expectation ``mu_on`` (signal
+    plus a background taken as known), including the saturated-model terms:
+
+    C = 2 [mu - n ln mu] + 2 [n ln n - n]
+
+    (the n terms dropped for n = 0), so that its sum is a deviance like :func:`wstat`.
+    """
+    n, mu = (np.asarray(v, dtype=np.float64) for v in (n_on, mu_on))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = 2 * (mu - _xlogy(n, mu)) + 2 * (_xlogy(n, n) - n)
+    return np.nan_to_num(c, nan=0.0, posinf=_MAX, neginf=-_MAX)
 
 
 def wstat_sqrt_ts(n_on, n_off, alpha):

@@ -21,12 +21,16 @@ FLUX_E_MAX = 1.0e4
 SUMMARY_COLUMNS = {
     "analysis": "", "status": "", "livetime": "h", "n_runs": "", "n_excluded": "", "excluded": "",
     "counts": "", "background": "", "excess": "", "significance": "", "model": "", "parameters": "",
-    "flux_above_1tev": "cm-2 s-1", "flux_above_1tev_err": "cm-2 s-1", "fit_status": "",
+    "flux_above_1tev": "cm-2 s-1", "flux_above_1tev_err": "cm-2 s-1", "flux_ul": "cm-2 s-1", "fit_status": "",
     "background_methods": "",
 }
 """Columns (name -> unit) of ``summary.ecsv``.  ``significance`` is the WStat sqrt(TS) of
 all usable runs stacked over their safe energy bins; ``parameters`` lists value +- error;
-``background_methods`` the runs of each background method (``fov: 14, reflected: 1``)."""
+``background_methods`` the runs of each background method (``fov: 14, reflected: 1``).
+``status`` is the quality gate's (:data:`extspec.quality.STATUSES`, underscores as spaces;
+``fit failed`` for a failed fit) and ``fit_status`` its reason; ``flux_ul`` the 95 % upper
+limit on the integral flux in the fitted range of a ``not detected`` fit (whose flux above
+1 TeV is then NaN)."""
 
 
 VARIABILITY_COLUMNS = {"variability_p_value": ""}
@@ -101,6 +105,17 @@ def summary_row(name: str, result: dict | None, cumulative_last: dict | None, fa
         row.update(livetime=float(cumulative_last["livetime"]) / 3600.0,
                    counts=float(cumulative_last["counts"]), background=float(cumulative_last["background"]),
                    excess=float(cumulative_last["excess"]), significance=float(cumulative_last["sqrt_ts"]))
+    verdict = result.quality
+    if verdict is not None:  # the quality gate's status (extspec.quality)
+        row["status"] = "fit failed" if verdict.status == "failed" else verdict.status.replace("_", " ")
+        row["fit_status"] = ("ok" if verdict.ok else f"failed: {result.message or 'no convergence'}"
+                             if verdict.status == "failed" else verdict.reason)
+        if verdict.status not in ("not_detected", "failed"):  # else no measured flux
+            with np.errstate(all="ignore"):
+                row["flux_above_1tev"], row["flux_above_1tev_err"] = flux_above(result)
+        if result.upper_limit:
+            row["flux_ul"] = float(result.upper_limit["flux_ul"])
+        return row
     row["flux_above_1tev"], row["flux_above_1tev_err"] = flux_above(result)
     if result.success and result.goodness_of_fit.get("poor"):  # converged, but not to the data (issue 19)
         row["fit_status"] = result.goodness_of_fit.get("warning", "poor fit")

@@ -12,7 +12,8 @@ The kinds of bins (config key ``light_curve.time_bins``):
   ``night_boundary_utc`` hours UTC on one day to the same hour on the next (noon to noon by
   default); the bin spans its runs (first start to last stop);
 * intervals ``[[start, stop], ...]`` (MJD UTC here; ISO UTC in the config) or a regular grid
-  ``{start, stop, width_s}`` (:func:`regular_intervals`): a run contributes to each interval it
+  ``{start, stop, width_s}`` (:func:`regular_intervals`: whole bins counted in seconds, a
+  sub-second remainder joins the last bin): a run contributes to each interval it
   overlaps with its events inside the interval and its livetime there (GTI overlap x DEADC).
   A run outside every interval is ignored; an interval no run overlaps gets no bin.
 
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["RunTimes", "Window", "TimeBin", "mjd_utc_from_met", "met_from_mjd_utc", "parse_utc",
-           "regular_intervals", "livetime_in", "run_bins", "night_bins", "interval_bins", "make_time_bins",
+           "regular_intervals", "MIN_REMAINDER_S", "runs_span", "iso_utc", "livetime_in", "run_bins", "night_bins",
+           "interval_bins", "make_time_bins",
            "SECONDS_PER_DAY", "TIME_REF_KEYS"]
 
 SECONDS_PER_DAY = 86400.0
@@ -140,12 +142,23 @@ def parse_utc(text: str) -> float:
     return float((a - _MJD0) + b)
 
 
+MIN_REMAINDER_S = 1.0
+"""A regular grid's remainder shorter than this (s) joins the last bin instead of making its own."""
+
+
 def regular_intervals(start: float, stop: float, width_s: float) -> list[tuple[float, float]]:
-    """Consecutive intervals of ``width_s`` seconds from ``start`` to ``stop`` (MJD); the last one
-    ends at ``stop`` (shorter when the width does not divide the span)."""
-    width = width_s / SECONDS_PER_DAY
-    n = max(1, int(np.ceil((stop - start) / width - 1e-9)))
-    edges = start + width * np.arange(n + 1)
+    """Consecutive intervals of ``width_s`` seconds from ``start`` to ``stop`` (MJD).
+
+    The number of whole bins is counted in seconds (an integer, so a width dividing the span
+    gives exactly span / width bins whatever the float rounding of MJD); a remainder of at
+    least :data:`MIN_REMAINDER_S` makes a last, shorter bin, a shorter one (float rounding or
+    a sub-second rest) joins the last bin, which ends at ``stop``.
+    """
+    span_s = (stop - start) * SECONDS_PER_DAY
+    n_full = int(np.floor(span_s / width_s + 1e-6))
+    remainder = span_s - n_full * width_s
+    n = max(1, n_full + (1 if remainder >= MIN_REMAINDER_S else 0))
+    edges = start + (width_s / SECONDS_PER_DAY) * np.arange(n + 1)
     edges[-1] = stop
     return [(float(a), float(b)) for a, b in zip(edges[:-1], edges[1:])]
 
@@ -162,6 +175,25 @@ def _run_span(run: RunTimes) -> tuple[float, float]:
     g = np.asarray(run.gti, float).reshape(-1, 2)
     lo, hi = mjd_utc_from_met([g[:, 0].min(), g[:, 1].max()], run.time_ref)
     return float(lo), float(hi)
+
+
+def runs_span(runs) -> tuple[float, float]:
+    """First GTI start and last GTI stop (MJD UTC) over all ``runs`` with a GTI (NaN for none)."""
+    spans = [_run_span(r) for r in runs if np.size(r.gti)]
+    if not spans:
+        return float("nan"), float("nan")
+    return min(s[0] for s in spans), max(s[1] for s in spans)
+
+
+def iso_utc(mjd: float) -> str:
+    """ISO 8601 text (to the second) of an MJD UTC, for messages."""
+    import erfa
+
+    if not np.isfinite(mjd):
+        return "?"
+    y, m, d, hmsf = erfa.d2dtf("UTC", 0, _MJD0, float(mjd))
+    h, mi, sec = (int(hmsf[k]) for k in ("h", "m", "s"))
+    return f"{int(y):04d}-{int(m):02d}-{int(d):02d}T{h:02d}:{mi:02d}:{sec:02d}"
 
 
 def _whole(i: int, run: RunTimes) -> Window:

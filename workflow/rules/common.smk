@@ -208,6 +208,14 @@ def spectra_pha(wildcards):
     return per_obs("pha.fits")(wildcards) + external
 
 
+def spectra_order(wildcards):
+    """Params function: the order of the analysis's spectra (obs ids, then external PHA files).
+    The cumulative table follows it, and Snakemake does not rerun a job for reordered inputs:
+    as a param, reordering obs_ids reruns the cumulative table."""
+    external = [e["pha"] for e in ANALYSES[wildcards.analysis]["external"]]
+    return " ".join([str(o) for o in obs_ids(wildcards.analysis)] + external)
+
+
 def external_files(wildcards):
     """Input function: every file of the analysis's external_spectra sets."""
     return [f for e in ANALYSES[wildcards.analysis]["external"] for f in e["files"]]

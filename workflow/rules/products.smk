@@ -52,6 +52,7 @@ rule cumulative:
     params:
         provenance=provenance,
         config=settings("cumulative"),
+        order=spectra_order,
     log:
         f"{LOGS}/cumulative.log",
     priority: 1

@@ -72,8 +72,14 @@ def read_ebl_table(table) -> EBLAbsorption:
     if isinstance(table, EBLAbsorption):
         return table
     p = resolve_table(table)
+    known = ", ".join(sorted(NAMED_TABLES))
+    if p.is_dir():
+        raise FormatError(f"EBL table {p}: is a directory, not a table file (give the file, or one of the tables "
+                          f"known by name: {known})")
     try:
         st = p.stat()
+    except FileNotFoundError:
+        raise FormatError(f"EBL table {p}: no such file, and not one of the tables known by name ({known})") from None
     except OSError as exc:
         raise FormatError(f"EBL table {p}: cannot read it ({exc.strerror})") from None
     return _read(str(p), st.st_mtime_ns, st.st_size, str(table))

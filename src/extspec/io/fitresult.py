@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fit import FitResult, Parameter
+from ..quality import Verdict
 
 __all__ = ["fit_result_dict", "fit_result_from_dict", "write_fit_result", "read_fit_result", "software_versions"]
 
@@ -23,6 +24,8 @@ def fit_result_dict(result: FitResult) -> dict:
 
     A failed fit is reported as failed: free parameters get ``value``/``error`` null and
     the covariance is null, so nobody mistakes the last MIGRAD position for a result.
+    ``status`` and ``quality`` are the quality gate's verdict (:mod:`extspec.quality`);
+    ``upper_limit`` the flux upper limit of a ``not_detected`` fit.
     """
     names = [p.name for p in result.parameters]
     params = {p.name: p.as_dict() for p in result.parameters}
@@ -53,6 +56,9 @@ def fit_result_dict(result: FitResult) -> dict:
         "stat_per_dataset": {int(k): float(v) for k, v in result.stat_per_dataset.items()},
         "comparisons": result.comparisons,
         "goodness_of_fit": result.goodness_of_fit,
+        "status": result.status,
+        "quality": result.quality.as_dict() if result.quality is not None else None,
+        **({"upper_limit": result.upper_limit} if result.upper_limit else {}),
         "versions": software_versions(),
     }
 
@@ -92,6 +98,8 @@ def fit_result_from_dict(d: dict) -> FitResult:
         comparisons=list(d.get("comparisons") or []),
         ebl=_with_table({k: v for k, v in ebl.items() if k not in EBL_PARAMS}) if ebl else None,
         goodness_of_fit=dict(d.get("goodness_of_fit") or {}),
+        quality=Verdict.from_dict(d.get("quality")),
+        upper_limit=d.get("upper_limit"),
     )
 
 

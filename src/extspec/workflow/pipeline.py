@@ -53,14 +53,6 @@ STEP_IMPORTS = {
                   "extspec.io.fitresult", "extspec.joint", "extspec.models", "extspec.ebl", "extspec.io.ebl_table",
                   "extspec.io.xspec_table",
                   "extspec.start_values", "extspec.stacking", "extspec.workflow.joint_fit", "extspec.workflow.joint_config", "extspec.workflow.settings", *_PLOTS),
-    "spatial_reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "h5py", "extspec.background", "extspec.cube",
-                       "extspec.io.batch_arrays", "extspec.io.datastore", "extspec.reduction", "extspec.reflected",
-                       "extspec.resolved", "extspec.safe_mask", "extspec.skyregions", "extspec.spectrum",
-                       "extspec.workflow.spatial", "extspec.workflow.settings"),
-    "spatial": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
-                "extspec.io.ebl_table", "extspec.io.fitswrite", "extspec.models", "extspec.ebl", "extspec.resolved",
-                "extspec.start_values", "extspec.skyregions", "extspec.cube", "extspec.workflow.spatial", "extspec.plots_spatial",
-                *_PLOTS),
 }
 """The modules each step imports (lazily, inside its function).
 
@@ -405,7 +397,7 @@ def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, 
 def _fp_meta(result, n_sigma_ul, extra: dict) -> dict:
     """The metadata of a flux-point table (GADF SED format) of fit ``result``, then ``extra``."""
     return {"SED_TYPE": "likelihood", "UL_CONF": 0.95, "n_sigma_ul": n_sigma_ul, "model": result.model_type,
-            "fit_success": bool(result.success), **extra}
+            "fit_success": bool(result.success), "fit_status": result.status, **extra}
 
 
 def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
@@ -429,39 +421,6 @@ def _config_hash(config: dict) -> str:
     import json
 
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def background_record(spectra) -> dict:
-    """The ``background`` entry of ``result.yaml``: the method each run used (``methods``:
-    method -> number of runs, ``runs``: obs id -> method, ``fallbacks``: obs id -> why the
-    configured method failed) and, for fov and ring runs, the background normalisation check
-    (:func:`extspec.background.normalisation_check`: OFF counts over the background IRF's
-    prediction per run, the runs and energy bins that stray beyond their statistics)."""
-    from ..background import normalisation_check
-
-    runs = {int(s.obs_id): str(s.meta.get("background", "reflected")) for s in spectra if s.usable}
-    methods = {}
-    for m in runs.values():
-        methods[m] = methods.get(m, 0) + 1
-    out = {"methods": methods, "runs": runs}
-    fallbacks = {int(s.obs_id): f"{s.meta['background_fallback_from']}: {s.meta['background_fallback_reason']}"
-                 for s in spectra if s.usable and s.meta.get("background_fallback_from")}
-    if fallbacks:
-        out["fallbacks"] = fallbacks
-    check = normalisation_check([s for s in spectra if s.usable])
-    if check["runs"]:
-        out["normalisation_check"] = {
-            "what": "OFF counts / counts predicted by the background IRF in the OFF area, summed over the "
-                    "run's safe bins (fov and ring runs); norm_inner, norm_outer: the same in the inner and "
-                    "outer half of the OFF area (split at offset_split deg from the pointing), "
-                    "offset_shape_significance: Li & Ma significance of their difference (the IRF's offset "
-                    "shape, on which alpha rests); bins_off: reco-energy bins straying from the run's "
-                    "other bins, significance_vs_other_runs: Li & Ma significance of the run's OFF counts "
-                    "against the other runs' norm; a bin or run strays beyond n_sigma in significance "
-                    "and beyond n_sigma x systematic in relative deviation",
-            "n_sigma": check["n_sigma"], "systematic": check["systematic"], "runs": check["runs"],
-            "warnings": check["warnings"]}
-    return out
 
 
 def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
@@ -494,6 +453,8 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
             alt_cfg = {**alt_cfg, "ebl": model_cfg["ebl"]}
         alt_res = fit_joint(spectra, with_ebl_table(alt_cfg), opts, data=data)
         result.comparisons.append(compare_models(result, alt_res))
+    from ..background import background_record
+
     background = background_record(spectra)
     for line in background.get("normalisation_check", {}).get("warnings", []):
         import logging
@@ -522,16 +483,19 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
 
 def _check_fit_outcome(result, name: str) -> None:
     """After result.yaml is written: a failed fit (or one of nothing) fails the step with one
-    line; a poor goodness of fit is logged as a warning."""
+    line; a poor goodness of fit, and any status of the quality gate but ok, is logged as a warning."""
     import logging
 
     from ..errors import ExtspecError
 
-    if not result.success:
+    if result.status == "failed":
         raise ExtspecError(f"fit: {result.model_type} fit {'of ' + name + ' ' if name else ''}failed: {result.message}")
     warning = result.goodness_of_fit.get("warning")
     if warning:
         logging.getLogger("extspec.fit").warning("%s", warning)
+    verdict = result.quality
+    if verdict is not None and not verdict.ok and verdict.reason != warning:  # the quality gate (extspec.quality)
+        logging.getLogger("extspec.fit").warning("quality gate: %s (%s)", verdict.status, verdict.reason)
 
 
 def _instruments(spectra) -> list:
@@ -632,12 +596,31 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
                      {k: s.meta[k] for k in TIME_KEYS if k in s.meta} if e is None else e.time_ref)
             for s, e in zip(spectra, events)]
     bins = make_time_bins(lc.time_bins, runs, lc.night_boundary_utc)
-    per_bin = [(tb, bin_datasets(tb, spectra, events)) for tb in bins]
+    if not bins:
+        from ..timebins import iso_utc, runs_span
+
+        lo_run, hi_run = runs_span(runs)
+        raise ExtspecError(f"light curve: config key 'light_curve.time_bins': no time bin overlaps any of the "
+                           f"{len(runs)} run(s), which span {iso_utc(lo_run)} .. {iso_utc(hi_run)} UTC "
+                           "(wrong date, or a time not in UTC?)")
+
+    def per_bin():  # one time bin's spectra at a time: memory does not grow with the number of bins
+        return ((tb, bin_datasets(tb, spectra, events)) for tb in bins)
+
+    import logging
+    import time
+
+    log, t_start = logging.getLogger("extspec.lightcurve"), time.monotonic()
+
+    def progress(done, total):
+        if total and total > CHUNK_BINS_LOGGED:
+            log.info("light curve: %d of %d time bins fitted (%.1f s)", done, total, time.monotonic() - t_start)
     lo, hi = result.energy_range
     reco = spectra[0].energy_reco.edges if spectra else np.array([lo, hi])
     edges = snap_edges(lc.energy_edges if lc.energy_edges is not None else [lo, hi], reco)
     options = fit_options(config)
-    rows, variability = light_curve_rows(per_bin, result, edges, lc.sqrt_ts_threshold_ul, options.integration)
+    rows, variability = light_curve_rows(_Sized(per_bin(), len(bins)), result, edges, lc.sqrt_ts_threshold_ul,
+                                         options.integration, lc.variability_min_counts, progress)
     model = result_model(result)
     ref = {(float(a), float(b)): float(model.integral(np.array([a]), np.array([b]), **result.values)[0])
            for a, b in zip(edges[:-1], edges[1:])}
@@ -648,14 +631,28 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
         "flux": "integral flux in [e_min, e_max], the joint-fit shape with its norm fitted per time bin",
         "time_bins": lc.time_bins if isinstance(lc.time_bins, str) else _json_safe(lc.time_bins),
         "sqrt_ts_threshold_ul": lc.sqrt_ts_threshold_ul, "ul_delta_stat": 2.71, "err_delta_stat": 1.0,
-        "model": result.model_type, "obs_ids": used,
+        "model": result.model_type, "fit_status": result.status, "obs_ids": used,
         "obs_ids_outside_bins": [int(s.obs_id) for s in spectra if int(s.obs_id) not in used],
         "joint_fit_flux": [ref[k] for k in sorted(ref)],
         "variability_chi2": variability["chi2"], "variability_ndf": variability["ndf"],
         "variability_p_value": variability["p_value"], "variability_per_energy_bin": variability["per_energy_bin"],
-        "variability_test": "likelihood ratio of one norm for all time bins against one per time bin "
-                            "(chi2 = W_const - sum W_bin, ndf = n_bins - 1 per energy bin)",
+        "variability_test": "likelihood ratio of one norm for all time bins against one per group of time "
+                            "bins, the groups merging consecutive bins until the constant flux predicts at least "
+                            "variability_min_counts ON counts (Wilks' theorem valid); chi2 = W_const - sum W_group, "
+                            "ndf = n_groups - 1 per energy bin",
+        "variability_min_counts": lc.variability_min_counts,
+        "status": "the quality gate per row: ok, not_detected (is_ul: quote flux_ul) or failed",
     }
+    counts = [r["counts"] for r in rows if r["success"]]
+    median_counts = float(np.median(counts)) if counts else 0.0
+    meta["median_counts_per_row"] = median_counts
+    if counts and median_counts < lc.variability_min_counts:  # few counts: fluxes are not Gaussian measurements
+        meta["warning"] = (f"few counts per time bin (median {median_counts:g} ON counts per row, below "
+                           f"light_curve.variability_min_counts = {lc.variability_min_counts:g}): each row's flux "
+                           "is the maximum-likelihood value of its bin, not a Gaussian measurement (averaging rows "
+                           "is biased); quote flux_ul where status is not_detected, and the constant-flux test "
+                           "(which merges bins) for variability")
+        log.warning("light curve: %s", meta["warning"])
     _write_ecsv(rows, LIGHTCURVE_UNITS, meta, out_ecsv)
     gadf_units = {"time_min": "", "time_max": "", **{c: LIGHTCURVE_UNITS[c] for c in GADF_COLUMNS}}
     _write_ecsv(gadf_rows(rows), gadf_units, meta, Path(out_ecsv).with_name(GADF_FILE))
@@ -664,13 +661,32 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
                      title=f"{name}: light curve, {len(bins)} time bins, {len(used)} runs")
     if spectra_ecsv is None:
         return
-    srows, units = spectra_rows(per_bin, result, options)
+    srows, units = spectra_rows(per_bin(), result, options)
     _write_ecsv(srows, units, {"model": result.model_type, "time_scale": "utc", "time_format": "mjd",
-                               "stat": "WStat of the fit per time bin"}, spectra_ecsv)
+                               "stat": "WStat of the fit per time bin",
+                               "status": "the quality gate's verdict of each fit (extspec.quality); parameters of "
+                                         "a fit whose status is not ok are not measurements"}, spectra_ecsv)
     free = [p for p in result.parameters if not p.frozen]
     shape = next((p for p in free if "amplitude" not in p.name), free[0])
     plot_spectra_vs_time(srows, shape.name, shape.unit, spectra_png, reference=shape.value,
                          title=f"{name}: {result.model_type} per time bin")
+
+
+CHUNK_BINS_LOGGED = 2048
+"""Light curves with more time bins than this log their progress."""
+
+
+class _Sized:
+    """An iterator that knows its length (for progress lines) without holding its items."""
+
+    def __init__(self, items, n: int):
+        self._items, self._n = items, n
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self):
+        return self._n
 
 
 GADF_FILE = "lightcurve_gadf.ecsv"

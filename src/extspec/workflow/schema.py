@@ -111,6 +111,10 @@ def _error_message(err, root: dict) -> str:
     if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         rel = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
         return f"config key '{_key(path)}': must be {rel} {err.validator_value}, got {_fmt(err.instance)}"
+    if v == "minItems" and err.schema.get("minItems") != err.schema.get("maxItems"):
+        n = err.validator_value
+        return (f"config key '{_key(path)}': needs at least {n} entr{'y' if n == 1 else 'ies'}, got "
+                f"{len(err.instance)}: {_fmt(err.instance)}")
     if v in ("minItems", "maxItems"):
         return f"config key '{_key(path)}': expected {_describe(err.schema, root)}, got {_fmt(err.instance)}"
     if v == "uniqueItems":

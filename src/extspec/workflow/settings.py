@@ -195,7 +195,8 @@ def fit_options(cfg: dict):
 
     return FitOptions(integration=setting(cfg, "fit", "integration"), covariance=setting(cfg, "fit", "covariance"),
                       minos=bool(setting(cfg, "fit", "minos")),
-                      allow_negative_amplitude=bool(setting(cfg, "fit", "allow_negative_amplitude")))
+                      allow_negative_amplitude=bool(setting(cfg, "fit", "allow_negative_amplitude")),
+                      detection_ts_min=float(setting(cfg, "fit", "detection_ts_min")))
 
 
 def flux_point_settings(cfg: dict):
@@ -221,7 +222,8 @@ def light_curve_settings(cfg: dict):
     edges = opt("energy_edges")
     return LightCurveSettings(time_bins=opt("time_bins"), night_boundary_utc=float(opt("night_boundary_utc")),
                               energy_edges=None if edges is None else tuple(edges), spectra=bool(opt("spectra")),
-                              sqrt_ts_threshold_ul=float(opt("sqrt_ts_threshold_ul")))
+                              sqrt_ts_threshold_ul=float(opt("sqrt_ts_threshold_ul")),
+                              variability_min_counts=float(opt("variability_min_counts")))
 
 
 def spatial_bin_settings(cfg: dict):
@@ -256,6 +258,4 @@ def spatial_fit_settings(cfg: dict):
     """:class:`~extspec.resolved.SpatialFitSettings` of the ``spatial_fit`` block."""
     from ..resolved import SpatialFitSettings
 
-    return SpatialFitSettings(sqrt_ts_threshold=float(setting(cfg, "spatial_fit", "sqrt_ts_threshold")),
-                              flux_band=tuple(float(v) for v in setting(cfg, "spatial_fit", "flux_band")),
-                              n_sigma_ul=float(setting(cfg, "spatial_fit", "n_sigma_ul")))
+    return SpatialFitSettings(flux_band=tuple(float(v) for v in setting(cfg, "spatial_fit", "flux_band")))

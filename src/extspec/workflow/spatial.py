@@ -16,7 +16,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["FILE_NAME", "reduce_spatial", "run_spatial", "spatial_outputs"]
+__all__ = ["FILE_NAME", "STEP_IMPORTS", "import_step", "reduce_spatial", "run_spatial", "spatial_outputs"]
+
+_SPECTRA = ("numpy", "numpy.char", "h5py", "extspec.io.batch", "extspec.io.batch_arrays", "extspec.io.fitsread",
+            "extspec.io.ogip", "extspec.io.units", "extspec.spectrum", "extspec.geometry", "extspec.sky",
+            "extspec.timebins", "extspec.skyregions", "extspec.cube", "extspec.resolved", "extspec.workflow.settings")
+STEP_IMPORTS = {
+    "spatial_reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "extspec.background", "extspec.io.datastore",
+                       "extspec.reduction", "extspec.reflected", "extspec.safe_mask"),
+    "spatial": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
+                "extspec.io.ebl_table", "extspec.io.fitswrite", "extspec.models", "extspec.ebl", "extspec.start_values",
+                "extspec.quality", "extspec.norms", "extspec.rootfind", "extspec.stats",
+                "matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots", "extspec.plots_spatial"),
+}
+"""The modules each spatial step imports, as :data:`extspec.workflow.pipeline.STEP_IMPORTS`
+for the others (imported by the command line before the step's clock starts)."""
+
+
+def import_step(step: str) -> None:
+    """Import the modules of ``step`` (see :data:`STEP_IMPORTS`)."""
+    import importlib
+
+    for name in STEP_IMPORTS[step]:
+        importlib.import_module(name)
 
 FILE_NAME = "spatial.h5"
 """The per-run file of the sub-regions' spectra, in the run's folder."""
@@ -116,7 +138,7 @@ def _images(rows, subs, bins, shape_names, out) -> None:
             img[s.ij[1] - j0, s.ij[0] - i0] = r[col]
         cards = [(k, v) for k, v in wcs.items()] + [("BUNIT", unit), ("COMMENT", _IMAGE_NOTES[ext.split("_")[0]]
                                                                       if ext.split("_")[0] in _IMAGE_NOTES else
-                                                                      f"fitted {col} per box, NaN: upper limit")]
+                                                                      f"fitted {col} per box, NaN: no measurement")]
         data += image_bytes(img.astype(np.float32 if col != "id" else np.int32), cards, extname=ext)
     from ..io.atomic import write_atomic
 
@@ -124,7 +146,7 @@ def _images(rows, subs, bins, shape_names, out) -> None:
 
 
 _IMAGE_NOTES = {
-    "FLUX": "integral flux per box in flux_band (regions.ecsv meta), NaN where an upper limit",
+    "FLUX": "integral flux per box in flux_band (regions.ecsv meta), NaN where no measurement (FLUX_UL: the 95 % upper limit there)",
     "SQRT_TS": "signed sqrt(TS) per box, WStat, model start shape with its norm free",
     "SUBREGION": "row id of regions.ecsv per box, -1: no box",
 }
@@ -141,8 +163,7 @@ def run_spatial(config: dict, spatial_files: list, out_dir) -> dict:
     from ..io.atomic import write_atomic
     from ..io.ebl_table import with_ebl_table
     from ..plots_spatial import plot_spatial_maps, plot_spatial_profile
-    from ..resolved import REGION_UNITS, fit_regions, overlap_warnings, uniformity_test
-    from .pipeline import _write_ecsv
+    from ..resolved import REGION_UNITS, UNIFORMITY_STATUSES, fit_regions, overlap_warnings, uniformity_test
     from .settings import fit_options, spatial_fit_settings
 
     log = logging.getLogger("extspec.spatial")
@@ -165,14 +186,19 @@ def run_spatial(config: dict, spatial_files: list, out_dir) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"name": config.get("name", ""), "kind": bins.kind, "model": model_cfg.get("type"),
-            "flux": f"integral flux {fit.flux_band[0]:g}-{fit.flux_band[1]:g} TeV of the fitted model (or, for "
-                    f"status 'upper limit', flux_ul: the model's start shape, WStat rising by {fit.n_sigma_ul:g}^2)",
-            "flux_band_tev": list(fit.flux_band), "sqrt_ts": "signed sqrt(TS), WStat, a signal with the model's start "
-            "shape and its norm free, over every run's safe bins", "sqrt_ts_threshold": fit.sqrt_ts_threshold,
+            "flux": f"integral flux {fit.flux_band[0]:g}-{fit.flux_band[1]:g} TeV of the fitted model, error "
+                    "propagated from the covariance; flux_ul (status not_detected): its 95 % upper limit for the "
+                    "model's start shape (WStat rising by 2.71 in the norm)",
+            "flux_band_tev": list(fit.flux_band),
+            "status": "the quality gate's verdict on each sub-region's fit (extspec.quality); reason: why",
+            "sqrt_ts": "sqrt(TS), TS = W(no signal) - W(best fit), WStat, the gate's detection test",
+            "detection_ts_min": opts.detection_ts_min,
             "solid_angle": "sr; circles exact, other shapes counted on a 0.002 deg grid",
             "background": str(config.get("background", {}).get("method", "")),
             "uniformity_p_value": test["p_value"], "uniformity_dof": test["dof"], "uniformity_ts": test["ts"]}
-    _write_ecsv(rows, units, meta, out_dir / "regions.ecsv")
+    from ..io.ecsv import ecsv_text
+
+    write_atomic(out_dir / "regions.ecsv", ecsv_text(rows, units, {**meta, "creator": code_identity()}))
     write_atomic(out_dir / "uniformity.yaml", yaml.safe_dump({**test, "creator": code_identity()}, sort_keys=False))
     shape = [n for n, _ in free if n != "amplitude"]
     title = config.get("name", "")
@@ -185,7 +211,10 @@ def run_spatial(config: dict, spatial_files: list, out_dir) -> dict:
         plot_spatial_profile(rows, [s.coord for s in subs], "radius (deg)" if bins.kind == "annuli"
                              else "position angle (deg, east of north)", shape[0] if shape else None,
                              out_dir / "profile.png", title=f"{title}: {p_text}")
-    n_fit = sum(r["status"] in ("ok", "poor fit") for r in rows)
-    log.info("%d sub-regions: %d fitted, %d upper limits; %s", len(rows), n_fit,
-             sum(r["status"] == "upper limit" for r in rows), p_text)
+    n_fit = sum(r["status"] in UNIFORMITY_STATUSES for r in rows)
+    log.info("%d sub-regions: %d measured (ok or poor_fit), %d upper limits (not_detected); %s", len(rows), n_fit,
+             sum(r["status"] == "not_detected" for r in rows), p_text)
+    for r in rows:
+        if r["status"] not in ("ok", "not_detected"):
+            log.warning("sub-region %d (%s): %s: %s", r["id"], r["label"], r["status"], r["reason"])
     return test
