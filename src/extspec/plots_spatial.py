@@ -52,11 +52,10 @@ def plot_spatial_maps(rows, regions, shape_param, out_png, title=""):
         ax = fig.add_subplot(1, len(panels), k + 1)
         vals = [r.get(col, np.nan) if (col == "sqrt_ts" or not u) else np.nan for r, u in zip(rows, ul)]
         _panel(fig, ax, pix, vals, label, cmap, mark_ul=None if col == "sqrt_ts" else ul)
-        boxes = np.array([[b.bounding_box.ixmin, b.bounding_box.ixmax, b.bounding_box.iymin, b.bounding_box.iymax]
-                          for b in (p for p in pix)], float)
+        ext = np.array([q.get_path().get_extents(q.get_patch_transform()).extents for q in (p.patch() for p in pix)])
         pad = 0.05
-        ax.set_xlim(boxes[:, 1].max() + pad, boxes[:, 0].min() - pad)  # east left
-        ax.set_ylim(boxes[:, 2].min() - pad, boxes[:, 3].max() + pad)
+        ax.set_xlim(ext[:, 2].max() + pad, ext[:, 0].min() - pad)  # east left
+        ax.set_ylim(ext[:, 1].min() - pad, ext[:, 3].max() + pad)
         ax.set_aspect("equal")
         ax.set_xlabel(f"offset in {'l' if frame == 'galactic' else 'RA'} (deg, TAN at {lon0:.2f}, {lat.mean():.2f})")
         ax.set_ylabel(f"offset in {'b' if frame == 'galactic' else 'Dec'} (deg)")
