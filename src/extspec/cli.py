@@ -567,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("configs", nargs="+", metavar="CONFIG",
                    help="YAML config file(s); several are merged, later ones winning")
     p.add_argument("--print-settings", metavar="STEP",
-                   choices=("reduce", "stack", "fit", "flux-points", "cumulative", "light-curve"),
+                   choices=("reduce", "stack", "fit", "flux-points", "cumulative", "light-curve", "spatial-reduce",
+                            "spatial"),
                    help="print the validated settings of STEP as JSON (for --settings)")
     p.add_argument("--analysis", metavar="NAME", help="only this analysis of a config with `analyses:`")
     _common(p, step=False)
