@@ -11,9 +11,10 @@ Three parts, in the order data flows:
 * fits (:func:`fit_regions`, :class:`SpatialFitSettings`): per sub-region the analysis's model
   fitted with :func:`extspec.fit.fit_joint` and judged by the one quality gate
   (:mod:`extspec.quality`): a ``not_detected`` sub-region (TS below ``fit.detection_ts_min``)
-  gets an upper limit on its flux in ``flux_band`` instead of parameters; and the uniformity test (:func:`uniformity_test`): one spectral shape
-  for every fitted sub-region (shape parameters tied, amplitudes free) against free shapes,
-  a likelihood ratio with (n_regions - 1) x n_shape degrees of freedom (Wilks).
+  gets an upper limit on its flux in ``flux_band`` instead of parameters; and the uniformity
+  test (:func:`uniformity_test`): one spectral shape for every measured sub-region (shape
+  parameters tied, amplitudes free) against free shapes, a likelihood ratio with
+  (n_regions - 1) x n_shape degrees of freedom (Wilks).
 """
 
 from __future__ import annotations
@@ -152,7 +153,8 @@ def _grid(bins: SpatialBinSettings) -> list:
     out = []
     for ii, jj, lo, la in zip(i.ravel()[keep], j.ravel()[keep], lon[keep], lat[keep]):
         out.append(SubRegion(len(out), f"box ({int(ii)},{int(jj)})",
-                             BoxSky(SkyPoint(float(lo), float(la), bins.frame), float(bins.size), float(bins.size), 0.0),
+                             BoxSky(SkyPoint(float(lo), float(la), bins.frame), float(bins.size),
+                                    float(bins.size), 0.0),
                              (int(ii), int(jj)), None))
     if not out:
         raise ConfigError(f"config key 'spatial_bins.grid': no box centre of the {bins.size} deg grid lies within "
@@ -265,7 +267,8 @@ def overlap_warnings(subs) -> list:
 
 REGION_UNITS = {
     "id": "", "label": "", "shape": "", "lon": "deg", "lat": "deg", "frame": "", "solid_angle": "sr",
-    "n_runs": "", "obs_ids": "", "counts": "", "counts_off": "", "excess": "", "sqrt_ts": "", "status": "", "reason": "",
+    "n_runs": "", "obs_ids": "", "counts": "", "counts_off": "", "excess": "", "sqrt_ts": "", "status": "",
+    "reason": "",
     "flux": "cm-2 s-1", "flux_err": "cm-2 s-1", "flux_ul": "cm-2 s-1", "ts": "",
 }
 """Columns of ``regions.ecsv`` with units; each fitted parameter adds ``<name>`` and
@@ -283,7 +286,7 @@ def _band_flux(model, band, values: dict) -> float:
     return float(model.integral(np.array([band[0]]), np.array([band[1]]), **values)[0])
 
 
-def _region_row(sub: SubRegion, data, spectra) -> dict:
+def _region_row(sub: SubRegion, data) -> dict:
     c = sub.region.center
     used = [int(d.obs_id) for d in data.datasets]
     n = float(np.sum(data.counts_masked)) if len(data) else 0.0
@@ -324,7 +327,7 @@ def fit_regions(spectra_per_region, subs, model_cfg: dict, options, fit: Spatial
     rows, fits = [], {}
     for sub, spectra in zip(subs, spectra_per_region):
         data = JointData(spectra)
-        row = _region_row(sub, data, spectra)
+        row = _region_row(sub, data)
         row.update(sqrt_ts=float("nan"), ts=float("nan"), flux=float("nan"), flux_err=float("nan"),
                    flux_ul=float("nan"))
         rows.append(row)
@@ -388,8 +391,11 @@ def uniformity_test(fits: dict, model_cfg: dict, options) -> dict:
 
     def stat(v):
         common = {**frozen, **{p.name: v[p.name] for p in shape}}
-        return sum(fits[k][1].stat(integ(fits[k][1].e_min, fits[k][1].e_max, {**common, "amplitude": v[f"amplitude_{k}"]}))
-                   for k in ids)
+        total = 0.0
+        for k in ids:
+            d = fits[k][1]
+            total += d.stat(integ(d.e_min, d.e_max, {**common, "amplitude": v[f"amplitude_{k}"]}))
+        return total
 
     m = minimise(params, stat, options)
     w_free = float(sum(fits[k][0].total_stat for k in ids))

@@ -146,8 +146,8 @@ def _images(rows, subs, bins, shape_names, out) -> None:
 
 
 _IMAGE_NOTES = {
-    "FLUX": "integral flux per box in flux_band (regions.ecsv meta), NaN where no measurement (FLUX_UL: the 95 % upper limit there)",
-    "SQRT_TS": "signed sqrt(TS) per box, WStat, model start shape with its norm free",
+    "FLUX": "flux per box in flux_band (regions.ecsv meta); NaN: none, see FLUX_UL",
+    "SQRT_TS": "sqrt(TS) per box, the quality gate's detection test (WStat)",
     "SUBREGION": "row id of regions.ecsv per box, -1: no box",
 }
 
