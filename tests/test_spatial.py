@@ -237,6 +237,7 @@ def test_spatial_workflow_end_to_end(tmp_path):
     with fits.open(out / "images.fits") as h:
         idx = h["INDEX"].data
         assert h["INDEX"].header["CTYPE1"] == "RA---TAN" and idx.shape == (3, 3)
+        assert h["FLUX"].header["CREATOR"].startswith("extspec") and h["FLUX"].header["BUNIT"] == "cm-2 s-1"
         assert idx[1, 0] < idx[1, 2]  # east (x = 0, larger RA) harder than west
         assert np.isnan(idx[0, 0]) and h["SUBREGION"].data[0, 0] == -1
         assert {"FLUX", "FLUX_ERR", "FLUX_UL", "SQRT_TS", "INDEX_ERR"} <= {x.name for x in h}

@@ -131,12 +131,14 @@ def _images(rows, subs, bins, shape_names, out) -> None:
     for p, unit in shape_names:
         names[p.upper()] = (p, unit)
         names[p.upper() + "_ERR"] = (p + "_err", unit)
+    from .. import code_identity
+
     data = primary_header_bytes()
     for ext, (col, unit) in names.items():
         img = np.full(shape, np.nan if col != "id" else -1.0)
         for r, s in zip(rows, subs):
             img[s.ij[1] - j0, s.ij[0] - i0] = r[col]
-        cards = [(k, v) for k, v in wcs.items()] + [("BUNIT", unit), ("COMMENT", _IMAGE_NOTES[ext.split("_")[0]]
+        cards = [(k, v) for k, v in wcs.items()] + [("BUNIT", unit), ("CREATOR", code_identity()), ("COMMENT", _IMAGE_NOTES[ext.split("_")[0]]
                                                                       if ext.split("_")[0] in _IMAGE_NOTES else
                                                                       f"fitted {col} per box, NaN: no measurement")]
         data += image_bytes(img.astype(np.float32 if col != "id" else np.int32), cards, extname=ext)
