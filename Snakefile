@@ -49,6 +49,7 @@ include: "workflow/rules/fit.smk"
 include: "workflow/rules/products.smk"
 include: "workflow/rules/lightcurve.smk"
 include: "workflow/rules/joint.smk"
+include: "workflow/rules/spatial.smk"
 include: "workflow/rules/download.smk"
 
 

@@ -147,7 +147,7 @@ def test_no_import_circle_anywhere():
     assert _circles(graph) == []
 
 
-OUTSIDE_CORE = {"extspec", "extspec.cli", "extspec.__main__", "extspec.plots"}
+OUTSIDE_CORE = {"extspec", "extspec.cli", "extspec.__main__", "extspec.plots", "extspec.plots_spatial"}
 """Top-level modules that are not the numerical core: the package, the command line, and the
 plots (drawing; each PNG is written through ``io.atomic``)."""
 
@@ -182,6 +182,7 @@ SETTINGS_CLASSES = {
     "extspec.reduction": "ReductionSettings",
     "extspec.fit": "FitOptions",
     "extspec.fluxpoints": "FluxPointSettings",
+    "extspec.resolved": "SpatialBinSettings",
 }
 
 
@@ -220,7 +221,7 @@ CONFIG_BACKED = {"method", "oversample", "n_off_regions", "integration", "covari
                                     "extspec.safe_mask",
                                     "extspec.reduction", "extspec.fit", "extspec.fluxpoints", "extspec.joint", "extspec.stacking",
                                     "extspec.models", "extspec.maps", "extspec.quality", "extspec.norms",
-                                    "extspec.lightcurve", "extspec.containment"])
+                                    "extspec.lightcurve", "extspec.containment", "extspec.resolved"])
 def test_algorithms_repeat_no_schema_default(module):
     mod = importlib.import_module(module)
     bad = []

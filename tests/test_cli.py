@@ -24,7 +24,7 @@ from conftest import data_path, skip_without
 DR1 = data_path("hess-dl3-dr1")
 needs_dr1 = skip_without("hess-dl3-dr1/hdu-index.fits.gz", "HESS DL3 DR1")
 SUBCOMMANDS = ("info", "check", "reduce", "stack", "fit", "flux-points", "cumulative", "light-curve", "summary",
-               "joint-fit")
+               "joint-fit", "spatial-reduce", "spatial")
 
 
 def run(capsys, *argv):
@@ -360,7 +360,8 @@ def test_step_imports_are_complete(sim, tmp_path):
         "CLI_MODULES = ('extspec.cli', 'extspec.workflow.settings', 'extspec.workflow.schema', 'extspec.workflow.coerce',\n"
         "               'extspec.workflow.process_exit')\n"
         "step, argv = sys.argv[1], sys.argv[2:]\n"
-        "pipeline.import_step(step)\n"
+        "from extspec.workflow import spatial\n"
+        "(spatial if step.startswith('spatial') else pipeline).import_step(step)\n"
         "before = set(sys.modules)\n"
         "assert main(argv) == 0\n"
         "new = set(sys.modules) - before\n"
@@ -370,7 +371,9 @@ def test_step_imports_are_complete(sim, tmp_path):
         "print(json.dumps(heavy))\n"
     )
     from extspec.workflow.config import settings_json, stage_config, validate_config
-    cfg = validate_config(dict(sim["cfg"], light_curve={"time_bins": "run"}), check_datastore=False)
+    cfg = validate_config(dict(sim["cfg"], light_curve={"time_bins": "run"},
+                               spatial_bins={"regions": ["icrs;circle(83.63,22.01,0.1)", "icrs;circle(83.63,22.11,0.1)"]}),
+                          check_datastore=False)
 
     def settings(step):
         return ["--settings", settings_json(stage_config(cfg, step)),
@@ -395,6 +398,9 @@ def test_step_imports_are_complete(sim, tmp_path):
                       settings_json({"name": "j", "analyses": ["a", "b"], "model": cfg["model"],
                                      "systematics": {"norm": 0.1}, "fit": cfg["fit"], "flux_points": {}})],
     }
+    argvs["spatial_reduce"] = ["spatial-reduce", "1", "--out", str(tmp_path / "sp.h5"), "--datastore", str(sim["store"]),
+                               *settings("spatial_reduce")]
+    argvs["spatial"] = ["spatial", str(tmp_path / "sp.h5"), "--outdir", str(tmp_path / "sp"), *settings("spatial")]
     for step, argv in argvs.items():
         res = subprocess.run([sys.executable, "-c", code, step, *argv], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr[-2000:]

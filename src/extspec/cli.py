@@ -204,7 +204,7 @@ def _step_settings(args, stage: str) -> dict:
     from .workflow.settings import stage_config
 
     cfg = _validated_config(args.config, args.analysis)
-    if stage == "reduce" and getattr(args, "datastore", None) is None:
+    if stage in ("reduce", "spatial_reduce") and getattr(args, "datastore", None) is None:
         args.datastore = cfg.get("datastore")
     return stage_config(cfg, stage)
 
@@ -344,6 +344,40 @@ def _cmd_reduce_batch(args) -> int:
 
     return run_step("reduce", what, step, log_path=args.log, quiet=args.quiet, verbose=args.verbose,
                     prepare=_import_step("reduce"))
+
+
+def _import_spatial(stage: str):
+    def prepare():
+        from .workflow.spatial import import_step
+
+        import_step(stage)
+
+    return prepare
+
+
+def _cmd_spatial_reduce(args) -> int:
+    def step():
+        settings = _step_settings(args, "spatial_reduce")
+        from .workflow.spatial import reduce_spatial
+
+        n = reduce_spatial(settings, args.datastore, args.obs_id, args.out)
+        return f"{n} sub-regions reduced into {args.out}"
+
+    return run_step("spatial-reduce", f"obs {args.obs_id}", step, log_path=args.log, quiet=args.quiet,
+                    verbose=args.verbose, prepare=_import_spatial("spatial_reduce"))
+
+
+def _cmd_spatial(args) -> int:
+    def step():
+        settings = _step_settings(args, "spatial")
+        from .workflow.spatial import run_spatial
+
+        test = run_spatial(settings, args.spatial_files, args.outdir)
+        p = test["p_value"]
+        return f"{len(args.spatial_files)} runs; uniformity p-value " + ("n/a" if p is None else f"{p:.3g}")
+
+    return run_step("spatial", "spatially resolved spectra", step, log_path=args.log, quiet=args.quiet,
+                    verbose=args.verbose, prepare=_import_spatial("spatial"))
 
 
 def _aggregate(args, stage: str, command: str, what: str, call, expand: bool = False) -> int:
@@ -533,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("configs", nargs="+", metavar="CONFIG",
                    help="YAML config file(s); several are merged, later ones winning")
     p.add_argument("--print-settings", metavar="STEP",
-                   choices=("reduce", "stack", "fit", "flux-points", "cumulative", "light-curve"),
+                   choices=("reduce", "stack", "fit", "flux-points", "cumulative", "light-curve", "spatial-reduce",
+                            "spatial"),
                    help="print the validated settings of STEP as JSON (for --settings)")
     p.add_argument("--analysis", metavar="NAME", help="only this analysis of a config with `analyses:`")
     _common(p, step=False)
@@ -610,6 +645,28 @@ def build_parser() -> argparse.ArgumentParser:
         _settings_args(p)
         _common(p)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("spatial-reduce", help="reduce every sub-region of spatial_bins in one run", epilog=_EPILOG,
+                       description="Read one observation once and reduce every sub-region of the config's "
+                       "spatial_bins as an ON region of its own (the analysis's background method, exclusions and "
+                       "safe mask) into one HDF5 file of their spectra.")
+    p.add_argument("obs_id", type=int, metavar="OBS_ID")
+    p.add_argument("--out", required=True, metavar="FILE", help="output file (obs/<obs_id>/spatial.h5)")
+    p.add_argument("--datastore", metavar="DIR",
+                   help="data store (default: the config's `datastore`, else the usual search order)")
+    _settings_args(p)
+    _common(p)
+    p.set_defaults(func=_cmd_spatial_reduce)
+
+    p = sub.add_parser("spatial", help="fits per sub-region and the uniformity test", epilog=_EPILOG,
+                       description="Fit the model per sub-region (an upper limit where the signal is not "
+                       "significant), test one spectral shape for all, and write regions.ecsv, uniformity.yaml, "
+                       "maps.png and, for grids, images.fits, for annuli and sectors profile.png into OUTDIR.")
+    p.add_argument("spatial_files", nargs="+", metavar="SPATIAL_H5", help="the runs' files of `extspec spatial-reduce`")
+    p.add_argument("--outdir", required=True, metavar="DIR", help="output folder (<results_dir>/<analysis>/spatial)")
+    _settings_args(p)
+    _common(p)
+    p.set_defaults(func=_cmd_spatial)
 
     p = sub.add_parser("joint-fit", help="one model fitted to the spectra of several analyses", epilog=_EPILOG,
                        description="Fit one model jointly to the spectra of several analyses (instruments), each "

@@ -16,7 +16,7 @@ from .cube import CubeSettings
 from .reflected import BackgroundSettings
 from .safe_mask import SafeMaskSettings
 
-__all__ = ["ReductionSettings", "reduce_observation"]
+__all__ = ["ReductionSettings", "reduce_observation", "reduce_regions"]
 
 
 @dataclass(frozen=True)
@@ -80,3 +80,32 @@ def reduce_observation(obs, settings: ReductionSettings, irf_cubes: bool = False
 
         return cube, spec, events_of(obs, cube, settings, off, ev_reg, kbin)
     return cube, spec
+
+
+def reduce_regions(obs, settings: ReductionSettings, regions) -> list:
+    """One run's ON/OFF spectra of several ON regions (``regions``: SkyRegions), each exactly
+    as :func:`reduce_observation` with that region as ``settings.on_region`` makes it (the same
+    cube, background method, exclusions and safe mask), from one pass over the run: the events'
+    coordinates, energy bins and the cube are computed once (spatially resolved spectra,
+    :mod:`extspec.resolved`)."""
+    from dataclasses import replace
+
+    from .cube import energy_bin_index, event_coords, make_cube
+    from .safe_mask import make_safe_mask
+    from .skyregions import region_frame
+    from .spectrum import make_spectrum
+
+    cs = settings.cube
+    ev = {cs.geom.frame: event_coords(obs, cs.geom.frame, cs.method)}
+    kbin = energy_bin_index(obs.energy, cs.energy_reco.edges)
+    cube = make_cube(obs, cs, ev[cs.geom.frame], energy_bins=kbin, irf_cubes=cs.method == "reference")
+    out = []
+    for region in regions:
+        frame = region_frame(region)
+        if frame not in ev:
+            ev[frame] = event_coords(obs, frame, cs.method)
+        one = replace(settings, on_region=region)
+        spec, _ = make_spectrum(obs, cube, one, event_lonlat=ev[frame], energy_bins=kbin)
+        spec.mask_safe = make_safe_mask(spec, one.safe_mask, obs.bkg)
+        out.append(spec)
+    return out

@@ -281,6 +281,28 @@ def light_curve_spectra_args(wildcards, output):
     return f" --spectra-ecsv {shlex.quote(output.spectra_ecsv)} --spectra-png {shlex.quote(output.spectra_png)}"
 
 
+SPATIAL_ANALYSES = [n for n, a in ANALYSES.items() if a["config"].get("spatial_bins") and n in DL3_ANALYSES]
+"""Analyses with `spatial_bins`: per-run spatial_reduce jobs and results/<analysis>/spatial/
+(spatial.smk)."""
+
+
+def spatial_products(analysis):
+    """The files of an analysis's spatially resolved spectra."""
+    from extspec.workflow.spatial import spatial_outputs
+
+    (kind,) = ANALYSES[analysis]["config"]["spatial_bins"]
+    return [f"{RESULTS}/{analysis}/spatial/{n}" for n in spatial_outputs(kind)]
+
+
+def spatial_inputs(analysis):
+    """Input function: every run's spatial.h5 of an analysis."""
+
+    def inputs(wildcards):
+        return [f"{RESULTS}/{analysis}/obs/{o}/spatial.h5" for o in obs_ids(analysis)]
+
+    return inputs
+
+
 SUMMARY_ROWS = list(ANALYSES) + list(JOINT)
 """The rows of the summary: every analysis, then every joint fit (config key `joint`)."""
 
@@ -297,6 +319,7 @@ def all_outputs(wildcards):
     out += [f"{RESULTS}/{a}/{p}" for a in ANALYSES for p in ANALYSIS_PRODUCTS]
     out += [p for a in LIGHT_CURVE_ANALYSES for p in light_curve_products(a)]
     out += [p for j in JOINT for p in joint_products(j)]  # joint.smk
+    out += [p for a in SPATIAL_ANALYSES for p in spatial_products(a)]  # spatial.smk
     return out + [f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html"]
 
 

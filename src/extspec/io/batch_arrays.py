@@ -50,7 +50,7 @@ from ..errors import FormatError
 from .batch import arrays_name
 
 __all__ = ["ARRAYS_FORMAT", "arrays_name", "spectrum_as_read", "write_batch_arrays", "read_spectra",
-           "read_cube_counts_all"]
+           "read_cube_counts_all", "read_arrays_spectra"]
 
 ARRAYS_FORMAT = "extspec-batch-arrays"
 ARRAYS_FORMAT_VERSION = 1
@@ -133,7 +133,9 @@ def write_batch_arrays(path, spectra, cubes) -> None:
     """The arrays file of a batch (module docstring), atomically.
 
     ``spectra``: the runs' :class:`SpectrumDataset` as written to OGIP (converted here with
-    :func:`spectrum_as_read`); ``cubes``: their cubes as written to ``cube.h5`` (counts part).
+    :func:`spectrum_as_read`); ``cubes``: their cubes as written to ``cube.h5`` (counts part),
+    or none (no ``cubes`` group: the per-run file of spatially resolved spectra, one spectrum
+    per sub-region, read by :func:`read_arrays_spectra`).
     """
     import h5py
 
@@ -159,6 +161,8 @@ def write_batch_arrays(path, spectra, cubes) -> None:
             _create(g, "gti_count", np.array([len(s.gti) for s in spectra], np.int64))
             _json(g, "text", [{"reason": s.reason, "on_region": s.on_region, "off_regions": s.off_regions,
                                            "pointing": list(s.pointing_radec), "meta": s.meta} for s in spectra])
+            if not cubes:  # spatially resolved spectra: the spectra of a run's sub-regions only
+                return
             c = f.create_group("cubes")
             _create(c, "obs_id", np.array([int(x.obs_id) for x in cubes], np.int64))
             _create(c, "livetime", np.array([float(x.livetime) for x in cubes], np.float64))
@@ -285,3 +289,16 @@ def read_cube_counts_all(paths) -> list:
         return [(os.fspath(Path(g.file.filename).parent / str(c.obs_id) / "cube.h5"), c) for c in _cubes_from_arrays(g)]
 
     return _inputs(paths, per_run, from_arrays, "cubes")
+
+
+def read_arrays_spectra(path) -> list:
+    """Every spectrum of one arrays file, in order (e.g. a run's sub-regions, written by
+    :func:`write_batch_arrays` without cubes); an empty list when it holds none."""
+    path = os.fspath(path)
+    with _open_arrays(path) as f:
+        if "spectra" not in f:
+            return []
+        try:
+            return _spectra_from_arrays(f["spectra"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise FormatError(f"{path}: malformed arrays file ({exc})") from None

@@ -166,8 +166,10 @@ _BITPIX = {np.dtype(np.uint8): 8, np.dtype(np.int16): 16, np.dtype(np.int32): 32
            np.dtype(np.float32): -32, np.dtype(np.float64): -64}
 
 
-def image_bytes(image, cards=()) -> bytes:
-    """A FITS file holding ``image`` as its primary HDU (no extensions).
+def image_bytes(image, cards=(), extname: str | None = None) -> bytes:
+    """A FITS file holding ``image`` as its primary HDU (no extensions); with ``extname``, an
+    IMAGE extension of that name instead (to follow :func:`primary_header_bytes` or another
+    HDU in a file of several images).
 
     ``image`` is an N-d array (numpy order: the last axis is NAXIS1) of uint8, int16, int32,
     int64, float32 or float64.  ``cards`` are further keywords, written after the mandatory
@@ -179,8 +181,11 @@ def image_bytes(image, cards=()) -> bytes:
     if a.dtype not in _BITPIX:
         raise TypeError(f"cannot write an image of dtype {a.dtype} to FITS")
     naxes = {f"NAXIS{i}": int(n) for i, n in enumerate(a.shape[::-1], start=1)}
-    head = [("SIMPLE", True, "conforms to FITS standard"), ("BITPIX", _BITPIX[a.dtype], "array data type"),
+    first = ("SIMPLE", True, "conforms to FITS standard") if extname is None else ("XTENSION", "IMAGE", "image extension")
+    head = [first, ("BITPIX", _BITPIX[a.dtype], "array data type"),
             ("NAXIS", a.ndim, "number of array dimensions"), *((k, n, "") for k, n in naxes.items())]
+    if extname is not None:
+        head += [("PCOUNT", 0, ""), ("GCOUNT", 1, ""), ("EXTNAME", extname, "")]
     rest = []
     for c in cards:
         key, value = c[0], c[1]

@@ -681,6 +681,13 @@ class SimulatedObservation:
         return int(self.time.size)
 
 
+def _source_list(source) -> list:
+    """``source`` as a list: none, one SourceModel, or several (their events are added)."""
+    if source is None:
+        return []
+    return list(source) if isinstance(source, (list, tuple)) else [source]
+
+
 def simulate_observation(
     pointing,
     source: SourceModel | None = None,
@@ -700,8 +707,10 @@ def simulate_observation(
     ----------
     pointing : (float, float)
         Pointing (RA, Dec), deg ICRS (fixed during the run).
-    source : SourceModel or None
-        The gamma-ray source; None for background only.
+    source : SourceModel, list of SourceModel, or None
+        The gamma-ray source; several sources add their events (e.g. two disks of different
+        index: a source whose spectrum changes across it; MC_ID 1, 2, ... per source);
+        None for background only.
     livetime : float
         Live time, s; the run lasts ``ontime = livetime / deadc`` (rounded at the 1e-8 s
         level so that the GTI holds it exactly; the livetime is then ``ontime * deadc``).
@@ -741,19 +750,21 @@ def simulate_observation(
     ontime = _gti_duration(tstart, float(livetime) / float(deadc))
     t_live = ontime * float(deadc)  # what the reader computes from the GTI and DEADC
 
-    if source is not None:
-        sampler = _sampler if _sampler is not None else _SourceSampler(source, tables)
-        s_lon, s_lat, s_et, s_er, np_src = _sample_source(rng_src, sampler, tables, pnt_vec, t_live)
-    else:
-        s_lon = s_lat = s_et = s_er = np.empty(0)
-        np_src = 0.0
+    sources = _source_list(source)
+    samplers = _sampler if isinstance(_sampler, list) else [_sampler] * len(sources)
+    parts = [_sample_source(rng_src, smp if smp is not None else _SourceSampler(src, tables), tables, pnt_vec, t_live)
+             for src, smp in zip(sources, samplers)]  # several sources: drawn one after the other
+    s_lon, s_lat, s_et, s_er = (np.concatenate([p[i] for p in parts]) if parts else np.empty(0) for i in range(4))
+    np_src = float(sum(p[4] for p in parts))
+    src_id = np.concatenate([np.full(p[3].size, k + 1, np.int16) for k, p in enumerate(parts)]) if parts else \
+        np.empty(0, np.int16)
     b_lon, b_lat, b_er, np_bkg = _sample_background(rng_bkg, tables, (ra_p, dec_p), t_live, bkg_scale)
 
     lon = np.concatenate([s_lon, b_lon])
     lat = np.concatenate([s_lat, b_lat])
     e_reco = np.concatenate([s_er, b_er])
     e_true = np.concatenate([s_et, np.full(b_er.size, np.nan)])
-    mc_id = np.concatenate([np.ones(s_er.size, np.int16), np.zeros(b_er.size, np.int16)])
+    mc_id = np.concatenate([src_id, np.zeros(b_er.size, np.int16)])
     t = tstart + ontime * rng_time.random(lon.size)
     order = np.argsort(t, kind="stable")
     return SimulatedObservation(
@@ -988,8 +999,9 @@ def simulate_datastore(
         Store root (created if needed).
     pointings : sequence of (ra, dec) or (N, 2) array
         Pointings in deg, ICRS; one run each (see :func:`wobble_pointings`).
-    source : SourceModel or None
-        The gamma-ray source (None: background only).
+    source : SourceModel, list of SourceModel, or None
+        The gamma-ray source (several: their events added, the first gives OBJECT's
+        position; None: background only).
     livetime : float
         Live time per run, s (``ONTIME = livetime / deadc``).
     deadc : float
@@ -1051,8 +1063,9 @@ def simulate_datastore(
     data_dir.mkdir(parents=True, exist_ok=True)
 
     tables = _tables(irf)
-    sampler = _SourceSampler(source, tables) if source is not None else None
-    obj_ra, obj_dec = (sampler.ra, sampler.dec) if sampler is not None else (float("nan"), float("nan"))
+    samplers = [_SourceSampler(src, tables) for src in _source_list(source)]
+    sampler = samplers if isinstance(source, (list, tuple)) else (samplers[0] if samplers else None)
+    obj_ra, obj_dec = (samplers[0].ra, samplers[0].dec) if samplers else (float("nan"), float("nan"))
     glon, glat = transform(pnts[:, 0] % 360.0, pnts[:, 1], "icrs", "galactic")
     zen, alt, az = _culmination(pnts[:, 1])
 

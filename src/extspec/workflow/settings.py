@@ -37,6 +37,8 @@ __all__ = [
     "fit_options",
     "flux_point_settings",
     "light_curve_settings",
+    "spatial_bin_settings",
+    "spatial_fit_settings",
 ]
 
 STAGE_KEYS = {
@@ -47,6 +49,9 @@ STAGE_KEYS = {
     "flux_points": ("name", "fit", "flux_points"),
     "cumulative": ("name", "cumulative"),
     "light_curve": ("name", "fit", "light_curve"),
+    "spatial_reduce": ("on_region", "exclusion_regions", "geom", "energy_axis", "energy_axis_true", "safe_mask",
+                       "spectrum", "background", "spatial_bins"),
+    "spatial": ("name", "on_region", "geom", "background", "model", "fit", "spatial_bins", "spatial_fit"),
 }
 """Config keys each workflow stage depends on (its Snakemake ``params``); defined only here.
 
@@ -55,6 +60,9 @@ therefore every aggregate through its inputs.  Keeping the aggregates' params th
 means that changing only ``model`` reruns only the fit and the flux points.  A dotted key
 (``model.spatial``: the source morphology is part of the exposure) takes one key of a block:
 changing ``model.spatial`` reruns the reductions, changing the rest of ``model`` does not.
+``spatial_reduce`` is the per-observation job of spatially resolved spectra (the reduction's
+keys and the sub-regions): changing ``spatial_bins`` reruns it and ``spatial``, never the
+analysis's own reductions; changing ``model`` or ``spatial_fit`` reruns only ``spatial``.
 """
 
 
@@ -260,3 +268,38 @@ def light_curve_settings(cfg: dict):
                               energy_edges=None if edges is None else tuple(edges), spectra=bool(opt("spectra")),
                               sqrt_ts_threshold_ul=float(opt("sqrt_ts_threshold_ul")),
                               variability_min_counts=float(opt("variability_min_counts")))
+
+
+def spatial_bin_settings(cfg: dict):
+    """:class:`~extspec.resolved.SpatialBinSettings` of the ``spatial_bins`` block (None
+    when the config has none); the grid, annuli and sectors live in the map's frame, the
+    grid anchored at the map's centre (``geom``, ``on_region``)."""
+    from ..resolved import SpatialBinSettings
+    from ..skyregions import parse_region, parse_regions
+
+    block = cfg.get("spatial_bins")
+    if not block:
+        return None
+    (kind, b), = block.items()
+    frame = setting(cfg, "geom", "frame")
+    anchor = None
+    if kind == "grid":
+        g = cube_settings(cfg, parse_region(cfg.get("on_region"), "on_region")).geom
+        anchor = (float(g.lon), float(g.lat))
+    regions = tuple(parse_regions(b, "spatial_bins.regions")) if kind == "regions" else ()
+    return SpatialBinSettings(
+        kind=kind, frame=frame,
+        size=float(b["size"]) if kind == "grid" else None,
+        within=parse_region(b["within"], "spatial_bins.grid.within") if kind == "grid" else None, anchor=anchor,
+        center=tuple(float(v) for v in b["center"]) if kind in ("annuli", "sectors") else None,
+        edges=tuple(float(v) for v in b["edges"]) if kind == "annuli" else None,
+        radius=float(b["radius"]) if kind == "sectors" else None,
+        n_sectors=int(b["n"]) if kind == "sectors" else None,
+        regions=regions)
+
+
+def spatial_fit_settings(cfg: dict):
+    """:class:`~extspec.resolved.SpatialFitSettings` of the ``spatial_fit`` block."""
+    from ..resolved import SpatialFitSettings
+
+    return SpatialFitSettings(flux_band=tuple(float(v) for v in setting(cfg, "spatial_fit", "flux_band")))
