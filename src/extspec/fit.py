@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConfigError
+from .minimiser import make_minuit
 from .models import check_param_names, get_model, integrator
+from .norms import flux_upper_limit
 from .start_values import AMPLITUDE, start_amplitude
 from .stats import chi2_sf, p_to_sigma, wstat
 
@@ -76,24 +78,6 @@ def fold(flux_int, response) -> np.ndarray:
     if np.ndim(response) == 3:
         return np.einsum("i,dij->dj", flux_int, response)
     return np.einsum("i,ij->j", flux_int, response)
-
-
-def make_minuit(fcn, x0, names, limits=None):
-    """iminuit Minuit as set up for every fit here (§9): WStat errordef 1, initial steps 1
-    (parameters are scaled to order 1), tol 0.1, strategy 1, quiet.  ``limits``: optional
-    (lo, hi) per parameter (+-inf for none)."""
-    from iminuit import Minuit
-
-    m = Minuit(fcn, np.asarray(x0, float), name=list(names))
-    m.errordef = 1.0
-    m.errors = np.ones(len(names))
-    m.tol = 0.1
-    m.strategy = 1
-    m.print_level = 0
-    for i, (lo, hi) in enumerate(limits or ()):
-        if np.isfinite(lo) or np.isfinite(hi):
-            m.limits[i] = (lo, hi)
-    return m
 
 
 @dataclass
@@ -368,31 +352,6 @@ def _judged(result: FitResult, stat=None, ts=None, ts_min=None, extra_poor=None,
                                best_stat=result.total_stat, ts=ts, ts_min=ts_min,
                                goodness_of_fit=result.goodness_of_fit, extra_poor=extra_poor)
     return result
-
-
-UL_DELTA_STAT = 2.71
-"""Rise of WStat above its minimum defining a one-sided 95 % upper limit (1.645^2)."""
-
-
-def flux_upper_limit(parts, model_integral, energy_range, shape: str) -> dict:
-    """95 % upper limit on the integral flux in ``energy_range`` (TeV) of a fixed shape.
-
-    ``parts``: ``(JointData, flux per true bin of the shape)`` of every instrument; one norm
-    scales them all (:func:`extspec.norms.fit_norms`), the limit is where WStat rises by
-    :data:`UL_DELTA_STAT` above its minimum, times the shape's integral flux
-    ``model_integral(e_min, e_max)`` over ``energy_range``.
-    """
-    from .norms import fit_norms
-
-    cells = [(d.counts_masked[d.mask], d.counts_off_masked[d.mask], d.alpha_masked[d.mask],
-              d.npred_sig(f)[d.mask]) for d, f in parts]
-    n, m, a, mu = (np.concatenate([c[i] for c in cells]) for i in range(4))
-    nf = fit_norms(n, m, a, mu, np.zeros(n.size, np.int64), 1, 1.0, UL_DELTA_STAT)
-    ref = float(np.asarray(model_integral(np.array([energy_range[0]]), np.array([energy_range[1]])))[0])
-    return {"flux_ul": float(nf.norm_ul[0] * ref), "e_min": float(energy_range[0]), "e_max": float(energy_range[1]),
-            "unit": "cm-2 s-1", "confidence": "95 % one-sided: WStat rises by 2.71 above its minimum in the norm",
-            "flux": "integral flux in [e_min, e_max] (observed, absorbed for an EBL model)",
-            "shape": shape, "norm_ul": float(nf.norm_ul[0]), "ts": float(nf.ts[0])}
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fit import (GOF_P_MIN, FitOptions, FitResult, JointData, Parameter, _energy_range, _judged, flux_upper_limit,
-                  goodness_of_fit, minimise, model_parameters)
+from .fit import (GOF_P_MIN, FitOptions, FitResult, JointData, Parameter, _energy_range, _judged, goodness_of_fit,
+                  minimise, model_parameters)
 from .models import integrator
+from .norms import flux_upper_limit
 
 __all__ = ["Systematics", "Instrument", "JointFit", "NUISANCE_KINDS", "instrument_flux", "fit_instruments"]
 

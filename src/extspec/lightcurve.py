@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .norms import fit_norms
+from .norms import DELTA_ERR, DELTA_UL, fit_norms
 
 __all__ = ["LightCurveSettings", "LIGHTCURVE_UNITS", "GADF_COLUMNS", "gadf_rows", "window_dataset", "bin_datasets",
            "light_curve_rows", "constant_flux_test", "group_slices", "spectra_rows", "model_config_of", "DELTA_ERR", "DELTA_UL"]
@@ -70,11 +70,6 @@ class LightCurveSettings:
     sqrt_ts_threshold_ul: float
     variability_min_counts: float
 
-
-DELTA_ERR = 1.0
-"""Rise of WStat (-2 ln L) defining the asymmetric 1-sigma errors."""
-DELTA_UL = 2.71
-"""Rise of WStat defining the upper limit (one-sided 95 %: 1.645^2)."""
 
 LIGHTCURVE_UNITS = {
     "time_min": "", "time_max": "", "e_min": "TeV", "e_max": "TeV", "flux": "cm-2 s-1", "flux_err": "cm-2 s-1",
