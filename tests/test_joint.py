@@ -286,7 +286,7 @@ def test_same_run_in_two_analyses_of_a_joint_fit_is_refused():
 
 def test_combined_flux_points_of_two_binnings():
     from extspec.fluxpoints import flux_point_rows
-    from extspec.workflow.joint_fit import combined_edges
+    from extspec.joint import combined_edges
 
     runs_a, runs_b = instruments(21, n_runs=(3, 3))
     ins = [Instrument("a", JointData(runs_a), NONE), Instrument("b", JointData(runs_b), NONE)]

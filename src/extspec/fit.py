@@ -31,6 +31,7 @@ from .start_values import AMPLITUDE, start_amplitude
 from .stats import chi2_sf, p_to_sigma, wstat
 
 __all__ = ["FitOptions", "Parameter", "FitResult", "JointData", "model_parameters", "fit_joint", "compare_models",
+           "fit_with_comparisons", "instrument_records",
            "goodness_of_fit", "M2_TO_CM2", "response_matrix", "fold", "make_minuit", "minimise", "Minimum"]
 
 @dataclass(frozen=True)
@@ -515,3 +516,35 @@ def compare_models(null: FitResult, alt: FitResult) -> dict:
             "alternative_quality": alt.quality.as_dict() if alt.quality is not None else None,
             "alternative_parameters": {q.name: q.as_dict() for q in alt.parameters}}
 
+
+def fit_with_comparisons(datasets, model_cfg: dict, alternatives, options: FitOptions,
+                         data: JointData | None = None) -> FitResult:
+    """The fit of ``model_cfg`` (:func:`fit_joint`) with its likelihood-ratio comparisons
+    (:func:`compare_models`) against each of ``alternatives`` fitted to the same data (the
+    ``fit.compare`` config key), appended to its ``comparisons``.
+
+    ``alternatives``: model type names or ``model`` blocks.  An alternative without ``ebl``
+    takes the EBL absorption of ``model_cfg`` (the same source, the same absorption).  EBL
+    blocks must hold their tables (``ebl.table`` an :class:`~extspec.ebl.EBLAbsorption`: the
+    model is handed its table by the caller).  With no usable dataset no alternative is fitted.
+    """
+    data = data if data is not None else JointData(datasets)
+    result = fit_joint(datasets, model_cfg, options, data=data)
+    for alt in alternatives if data.datasets else []:
+        alt_cfg = {"type": alt} if isinstance(alt, str) else alt
+        if model_cfg.get("ebl") and not alt_cfg.get("ebl"):  # the same absorption for the alternative
+            alt_cfg = {**alt_cfg, "ebl": model_cfg["ebl"]}
+        result.comparisons.append(compare_models(result, fit_joint(datasets, alt_cfg, options, data=data)))
+    return result
+
+
+def instrument_records(spectra) -> list:
+    """Distinct TELESCOP/INSTRUME (and IRF class) of the spectra, from their DL3 files (what
+    ``result.yaml`` says under ``instrument``)."""
+    out = []
+    for s in spectra:
+        item = {"telescop": str(s.meta.get("TELESCOP", "")), "instrume": str(s.meta.get("INSTRUME", "")),
+                "irf_class": str(s.meta.get("irf_class", "full-enclosure"))}
+        if item not in out:
+            out.append(item)
+    return out

@@ -24,7 +24,7 @@ from .models import integrator
 from .norms import fit_norm, norm_upper_limit
 
 __all__ = ["FluxPointSettings", "snap_edges", "compute_flux_points", "flux_point_rows", "SED_UNITS",
-           "SQRT_TS_THRESHOLD_UL", "add_deabsorbed", "sed_columns", "sed_models", "flux_point_edges"]
+           "SQRT_TS_THRESHOLD_UL", "sed_meta", "add_deabsorbed", "sed_columns", "sed_models", "flux_point_edges"]
 
 SQRT_TS_THRESHOLD_UL = 2.0
 """A flux point is flagged as an upper limit where its sqrt(TS) is below this."""
@@ -115,6 +115,12 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
     rows = flux_point_rows([(data, data.npred_sig(flux_true))], model, best, edges, n_sigma_ul,
                            sqrt_ts_threshold_ul)
     return add_deabsorbed(rows, fit_result)
+
+
+def sed_meta(result, n_sigma_ul, extra: dict) -> dict:
+    """The metadata of a flux-point table (GADF SED format) of fit ``result``, then ``extra``."""
+    return {"SED_TYPE": "likelihood", "UL_CONF": 0.95, "n_sigma_ul": n_sigma_ul, "model": result.model_type,
+            "fit_success": bool(result.success), "fit_status": result.status, **extra}
 
 
 def add_deabsorbed(rows: list, fit_result) -> list:
