@@ -42,7 +42,8 @@ import numpy as np
 
 from .norms import DELTA_ERR, DELTA_UL, fit_norms
 
-__all__ = ["LightCurveSettings", "LightCurve", "light_curve", "time_bin_spectra", "LIGHTCURVE_UNITS", "GADF_COLUMNS", "gadf_rows", "window_dataset", "bin_datasets",
+__all__ = ["LightCurveSettings", "LightCurve", "light_curve", "time_bin_spectra", "LIGHTCURVE_UNITS",
+           "GADF_COLUMNS", "gadf_rows", "window_dataset", "bin_datasets",
            "light_curve_rows", "constant_flux_test", "group_slices", "spectra_rows", "model_config_of", "DELTA_ERR", "DELTA_UL"]
 
 

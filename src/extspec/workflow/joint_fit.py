@@ -1,7 +1,8 @@
 """The joint-fit step: one model fitted to the spectra of several analyses (the rule ``joint_fit``).
 
 :func:`run_joint_fit` reads each analysis's OGIP sets, fits them with
-:func:`extspec.joint.fit_joint_analyses` (the fit and its flux points) and writes, into one folder (``<results_dir>/<joint>/fit/``):
+:func:`extspec.joint.fit_joint_analyses` (the fit and its flux points) and writes, into one
+folder (``<results_dir>/<joint>/fit/``):
 
 * ``result.yaml``: the model (as an analysis's ``fit/result.yaml``, so the summary and
   :func:`extspec.io.fitresult.read_fit_result` read it), plus ``systematics`` (the nuisance
@@ -125,9 +126,11 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
         if arrays is not None:
             plot_spectrum_fit(*arrays, path, title=title)
         else:
-            plot_spectrum_fit(*spectrum_plot_arrays([], None), path, title=f"{name} / {ins.name}: no usable observation")
+            plot_spectrum_fit(*spectrum_plot_arrays([], None), path,
+                              title=f"{name} / {ins.name}: no usable observation")
     if not any(len(ins.data) for ins in joint.instruments):
-        reasons = "; ".join(f"{ins.name} obs {k}: {v}" for ins in joint.instruments for k, v in ins.data.excluded.items())
+        reasons = "; ".join(f"{ins.name} obs {k}: {v}" for ins in joint.instruments
+                            for k, v in ins.data.excluded.items())
         raise ExtspecError(f"joint fit {name}: no usable observation ({reasons})")
     if not res.success:
         raise ExtspecError(f"joint fit {name}: {res.message}")
