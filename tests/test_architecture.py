@@ -8,6 +8,9 @@
   itself and ``plots``, which writes PNGs) imports nothing of ``extspec.io``: the core is
   handed what files hold (e.g. the EBL table), and file formats stay in ``io``;
 * no module outside the simulator is longer than :data:`MAX_MODULE_LINES` lines;
+* the workflow's steps (``workflow/pipeline.py``, ``workflow/joint_fit.py``) hold no numerical
+  code: no numpy (or math) import at module level, and in their functions numpy only for the
+  dtypes of what they write (:data:`IO_NUMPY`); the science is in library entry points;
 * the typed settings of the stages hold no defaults, and no algorithm function repeats a
   default of the schema in its signature (the schema is the only place for them).
 """
@@ -256,3 +259,66 @@ def test_settings_built_from_the_schema_defaults():
     assert opts.detection_ts_min == d["fit"]["detection_ts_min"] == 9.0
     fp = flux_point_settings({})
     assert (fp.energy_edges, fp.n_sigma_ul) == (d["flux_points"]["energy_edges"], d["flux_points"]["n_sigma_ul"])
+
+
+WORKFLOW_STEPS = {"extspec.workflow.pipeline": "pipeline.py", "extspec.workflow.joint_fit": "joint_fit.py"}
+"""The modules of the workflow's steps: reading, writing, logging and plotting only."""
+
+IO_NUMPY = {"int32", "int64", "float32", "float64", "bool_"}
+"""What a step may use of numpy in a function: the dtypes of the arrays it writes."""
+
+NUMPY_EXEMPT = {
+    "_check_same_grid": {"allclose"},
+}
+"""Closed list of step functions allowed more (with the reason): ``_check_same_grid`` compares
+two runs' reco axes before the stack step adds their counts images (an input check that
+refuses, no number of a product)."""
+
+
+def _numerical_code(path: Path) -> list[str]:
+    """Where ``path`` holds numerical code: numpy or math imported at module level, ``math``
+    or ``from numpy import`` anywhere, and numpy attributes beyond :data:`IO_NUMPY` (and
+    :data:`NUMPY_EXEMPT`) used in a function."""
+    tree = ast.parse(path.read_text(), str(path))
+    out = []
+    for node in tree.body:
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] in ("numpy", "math") for a in node.names):
+            out.append(f"module level: import {', '.join(a.name for a in node.names)}")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("numpy", "math"):
+            out.append(f"module level: from {node.module} import")
+    for func in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+        aliases = set()
+        for node in ast.walk(func):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name == "numpy":
+                        aliases.add(a.asname or "numpy")
+                    elif a.name.split(".")[0] == "math":
+                        out.append(f"{func.name}: import math")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("numpy", "math"):
+                out.append(f"{func.name}: from {node.module} import")
+        allowed = IO_NUMPY | NUMPY_EXEMPT.get(func.name, set())
+        for node in ast.walk(func):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                    and node.attr not in allowed):
+                out.append(f"{func.name}: np.{node.attr}")
+    return sorted(set(out))
+
+
+def test_the_numerical_code_finder(tmp_path):
+    f = tmp_path / "step.py"
+    f.write_text("import numpy as np\nimport math\n\ndef write(a):\n    import numpy as np\n    return a.astype(np.int32)\n\n"
+                 "def edges(lo, hi):\n    import numpy\n    from numpy import geomspace\n    return numpy.geomspace(lo, hi, 3)\n")
+    assert _numerical_code(f) == ["edges: from numpy import", "edges: np.geomspace", "module level: import math",
+                                  "module level: import numpy"]
+
+
+def test_workflow_steps_hold_no_numerical_code():
+    """The steps call library entry points (reduction.reduce_observation, fit.fit_with_comparisons,
+    lightcurve.light_curve, joint.fit_joint_analyses ...) and only read, write, log and plot."""
+    modules = _all_modules()
+    found = {name: _numerical_code(modules[name]) for name in WORKFLOW_STEPS}
+    assert found == {name: [] for name in WORKFLOW_STEPS}
+    # the exemptions are still needed (a closed list does not outlive its reason)
+    source = modules["extspec.workflow.pipeline"].read_text()
+    assert all(f"def {f}(" in source for f in NUMPY_EXEMPT)

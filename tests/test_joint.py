@@ -286,7 +286,7 @@ def test_same_run_in_two_analyses_of_a_joint_fit_is_refused():
 
 def test_combined_flux_points_of_two_binnings():
     from extspec.fluxpoints import flux_point_rows
-    from extspec.workflow.joint_fit import combined_edges
+    from extspec.joint import combined_edges
 
     runs_a, runs_b = instruments(21, n_runs=(3, 3))
     ins = [Instrument("a", JointData(runs_a), NONE), Instrument("b", JointData(runs_b), NONE)]
@@ -305,6 +305,36 @@ def test_combined_flux_points_of_two_binnings():
     assert total == sum(int(r.counts.sum()) for r in runs_a + runs_b)
     sig = [r for r in rows if not r["is_ul"]]
     assert len(sig) >= 5 and all(abs(r["norm"] - 1) < 4 * r["norm_err"] for r in sig)
+
+
+def test_fit_joint_analyses_is_the_joint_step_science():
+    """joint.fit_joint_analyses: the joint fit of fit_instruments, each analysis's record and own
+    flux points, the combined points on combined_edges (as test_combined_flux_points_of_two_binnings),
+    and the arrays of each analysis's spectrum plot."""
+    from extspec.fluxpoints import flux_point_rows
+    from extspec.joint import combined_edges, fit_joint_analyses
+
+    runs_a, runs_b = instruments(21, n_runs=(3, 3))
+    fp = flux_point_settings({})
+    got = fit_joint_analyses({"a": runs_a, "b": runs_b}, {"a": NONE, "b": NONE}, START, OPTS, fp)
+    jf = fit_instruments([Instrument("a", JointData(runs_a), NONE), Instrument("b", JointData(runs_b), NONE)],
+                         START, OPTS)
+    res = got.fit.result
+    assert res.success and res.total_stat == jf.result.total_stat and res.values == jf.result.values
+    assert list(got.records) == ["a", "b"] and got.records["a"]["obs_ids"] == [r.obs_id for r in runs_a]
+    assert got.records["b"]["n_datasets"] == 3 and got.records["a"]["stat"] == pytest.approx(jf.stat["a"])
+    assert [len(r["counts"]) for r in got.flux_points["a"]] == [3] * len(got.flux_points["a"])
+    assert sum(sum(r["counts"]) for r in got.flux_points["b"]) == sum(int(r.counts.sum()) for r in runs_b)
+    edges = combined_edges([r[0].energy_reco for r in (runs_a, runs_b)], res.energy_range)
+    assert [r["e_min"] for r in got.combined] == pytest.approx(list(edges[:-1]))
+    parts = [(JointData(r), JointData(r).npred_sig(instrument_flux(integrator("power_law", "exact", "x"),
+                                                                   JointData(r), res.values)))
+             for r in (runs_a, runs_b)]
+    direct = flux_point_rows(parts, get_model("power_law"), res.values, edges, fp.n_sigma_ul)
+    assert [r["norm"] for r in got.combined] == pytest.approx([r["norm"] for r in direct], rel=1e-9)
+    e, n_on, n_off, alpha, npred, mask = got.spectrum_plots["a"]
+    assert np.array_equal(e, runs_a[0].energy_reco.edges) and n_on.sum() > 0
+    assert npred.shape == n_on.shape == mask.shape and e.size == n_on.size + 1 and npred[mask].sum() > 0
 
 
 # ------------------------------------------------------------------ EBL in joint fits --

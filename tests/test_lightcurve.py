@@ -283,3 +283,66 @@ def test_light_curve_of_an_absorbed_fit():
     srows, units = spectra_rows(bins, res, OPTIONS)
     assert "redshift" not in units and all(r["success"] for r in srows)
     assert all(abs(r["index"] - TRUTH["index"]) < 4 * r["index_err"] for r in srows)
+
+
+def test_light_curve_entry_point_assembles_bins_rows_and_metadata():
+    """lightcurve.light_curve: run bins from the spectra's GTIs and time keys, the same rows as
+    light_curve_rows on those bins, the joint-fit flux per energy bin, the metadata; a few-count
+    warning; time bins overlapping no run refused in one line."""
+    from extspec.errors import ExtspecError
+    from extspec.lightcurve import LightCurveSettings, light_curve, time_bin_spectra
+
+    rng = np.random.default_rng(5)
+    result = truth_result()
+    spectra = []
+    for k in range(3):
+        t = template(600.0, obs_id=10 + k)
+        t = dataclasses.replace(t, gti=np.array([[k * 7200.0, k * 7200.0 + 600.0 / 0.9]]), meta=dict(TIME_REF))
+        spectra.append(simulate_onoff(t, "power_law", TRUTH, rng, background_off=t.counts_off))
+    settings = LightCurveSettings(time_bins="run", night_boundary_utc=12.0, energy_edges=(0.5, 2.0, 20.0),
+                                  spectra=True, sqrt_ts_threshold_ul=2.0, variability_min_counts=0.0)
+    curve = light_curve(spectra, [None] * 3, result, settings, "exact")
+    assert len(curve.bins) == 3 and curve.obs_ids == [10, 11, 12]
+    bins = [(tb, bin_datasets(tb, spectra, [None] * 3)) for tb in curve.bins]
+    edges = spectra[0].energy_reco.edges[[0, 3, 8]]  # 2 TeV snapped to the reco edge 1.99 TeV
+    assert sorted(curve.reference_flux) == [(edges[0], edges[1]), (edges[1], edges[2])]
+    rows, var = light_curve_rows(bins, result, edges, 2.0, "exact", 0.0)
+    assert curve.rows == rows and curve.variability["chi2"] == var["chi2"] and len(rows) == 6
+    model = get_model("power_law")
+    for (lo, hi), flux in curve.reference_flux.items():
+        assert flux == pytest.approx(float(model.integral(np.array([lo]), np.array([hi]), **TRUTH)[0]), rel=1e-12)
+    meta = curve.meta
+    assert meta["obs_ids"] == [10, 11, 12] and meta["time_bins"] == "run" and meta["ul_delta_stat"] == 2.71
+    assert meta["joint_fit_flux"] == [curve.reference_flux[k] for k in sorted(curve.reference_flux)]
+    assert "warning" not in meta and meta["median_counts_per_row"] > 0
+    few = light_curve(spectra, [None] * 3, result, dataclasses.replace(settings, variability_min_counts=1e9), "exact")
+    assert "below light_curve.variability_min_counts" in few.meta["warning"]
+    srows, units = time_bin_spectra(curve, spectra, [None] * 3, result, OPTIONS)
+    assert len(srows) == 3 and all(r["n_runs"] == 1 for r in srows) and "index" in units
+    far = dataclasses.replace(settings, time_bins=[["2002-06-01T00:00:00", "2002-06-02T00:00:00"]])
+    with pytest.raises(ExtspecError, match="light_curve.time_bins.*no time bin overlaps any of the 3 run"):
+        light_curve(spectra, [None] * 3, result, far, "exact")
+
+
+@skip_without("ebl/ebl_dominguez11.fits.gz", "the EBL table")
+def test_fit_with_comparisons_carries_the_ebl_over():
+    """fit.fit_with_comparisons: one comparison per alternative; an alternative without ``ebl``
+    is fitted with the model's absorption, one with its own keeps it."""
+    from extspec.fit import fit_with_comparisons
+    from extspec.io.ebl_table import with_ebl_table
+
+    cfg = with_ebl_table({"type": "power_law", "parameters": {"index": 2.0, "amplitude": 1e-10},
+                          "ebl": {"table": str(EBL_TABLE), "redshift": 0.116}})
+    rng = np.random.default_rng(4)
+    truth = {**TRUTH, "redshift": 0.116, "alpha_norm": 1.0}
+    sims = [simulate_onoff(template(1800.0, obs_id=k + 1), cfg, truth, rng) for k in range(2)]
+    own = with_ebl_table({"type": "log_parabola", "ebl": {"table": str(EBL_TABLE), "redshift": 0.3}})
+    res = fit_with_comparisons(sims, cfg, ["log_parabola", own], OPTIONS)
+    assert res.success and len(res.comparisons) == 2
+    carried, kept = (c["alternative_parameters"] for c in res.comparisons)
+    assert carried["redshift"]["value"] == 0.116 and kept["redshift"]["value"] == 0.3
+    plain = fit_joint(sims, cfg, OPTIONS)
+    assert res.total_stat == plain.total_stat  # the model's own fit is fit_joint's
+    assert all(c["alternative"] == "log_parabola" and c["dof"] == 1 for c in res.comparisons)
+    empty = fit_with_comparisons([], cfg, ["log_parabola"], OPTIONS)
+    assert not empty.success and empty.comparisons == []

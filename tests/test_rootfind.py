@@ -1,10 +1,12 @@
-"""The one root finder (extspec.rootfind) and its four users.
+"""The one root finder (extspec.rootfind) and its users.
 
 The former hand-written searches are kept here, verbatim in their logic, as references: the
 flux-point upper limit and p -> sigma give bit-identical numbers with the shared bisection;
 the safe-mask thresholds agree within 1e-14 (relative; the masks they make are the same);
 the light curve's profile crossings (formerly Illinois regula falsi to |W - target| < 1e-6)
-agree within 1e-6 * max(1, |x|, sigma).
+agree within 1e-6 * max(1, |x|, sigma); the vectorised searches of the norm profiles
+(formerly norms._root and norms._expand, now rootfind.find_roots and rootfind.grow_brackets)
+are bit-identical, and so is the flux points' upper limit through norms.norm_upper_limit.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import math
 import numpy as np
 import pytest
 
-from extspec.fluxpoints import fit_norm
-from extspec.rootfind import bisect, crossing
+from extspec.norms import fit_norm, norm_upper_limit
+from extspec.rootfind import bisect, crossing, find_roots, grow_brackets
 from extspec.safe_mask import first_crossing
 from extspec.stats import p_to_sigma
 
@@ -115,6 +117,47 @@ def _old_p_to_sigma(p):
     return 0.5 * (lo + hi)
 
 
+def _old_root(fun, lo, hi, active, ftol):  # norms._root before the move
+    lo, hi = lo.copy(), hi.copy()
+    flo, fhi = fun(lo), fun(hi)
+    x = 0.5 * (lo + hi)
+    todo = active.copy()
+    side = np.zeros(lo.shape)
+    for _ in range(100):
+        finite = np.isfinite(flo) & np.isfinite(fhi) & (fhi != flo)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            xs = np.where(finite, (lo * fhi - hi * flo) / np.where(finite, fhi - flo, 1.0), 0.5 * (lo + hi))
+        xs = np.where((xs > lo) & (xs < hi), xs, 0.5 * (lo + hi))
+        x = np.where(todo, xs, x)
+        fx = fun(x)
+        pos = fx >= 0
+        new_hi, new_lo = todo & pos, todo & ~pos
+        flo = np.where(new_hi & (side == 1), 0.5 * flo, flo)
+        fhi = np.where(new_lo & (side == -1), 0.5 * fhi, fhi)
+        hi, fhi = np.where(new_hi, x, hi), np.where(new_hi, fx, fhi)
+        lo, flo = np.where(new_lo, x, lo), np.where(new_lo, fx, flo)
+        side = np.where(new_hi, 1, np.where(new_lo, -1, side))
+        todo &= ~((np.abs(fx) < ftol) | (hi - lo <= 1e-12 * np.maximum(np.abs(lo), np.abs(hi))))
+        if not todo.any():
+            break
+    return x, hi
+
+
+def _old_expand(f, start, step, direction, active):  # norms._expand before the move
+    k = step.copy()
+    found = np.zeros(start.shape, bool)
+    last_false = start.copy()
+    for _ in range(80):
+        x = start + direction * k
+        ok = f(x) & active & ~found
+        found |= ok
+        last_false = np.where(~found & active, x, last_false)
+        if np.all(found | ~active):
+            break
+        k = np.where(found, k, 2.0 * k)
+    return np.where(found, start + direction * k, np.nan), last_false
+
+
 # ------------------------------------------------------------------------ the finder --
 
 def test_bisect_finds_roots_to_float_resolution():
@@ -144,6 +187,48 @@ def test_crossing_of_a_parabola_both_ways_and_nan_when_flat():
     assert math.isnan(crossing(lambda x: float("nan"), 0.0, 0.1, 2.0, 1))
 
 
+def test_vectorised_roots_of_many_functions_at_once():
+    """find_roots: each element's root of its own cubic, to |f| < ftol; inactive ones untouched."""
+    rng = np.random.default_rng(11)
+    c = rng.uniform(-5.0, 5.0, 50)
+    fun = lambda x: (x - c) ** 3 + 0.1 * (x - c)  # noqa: E731  increasing, root at c
+    active = np.ones(50, bool)
+    active[7] = False
+    x, hi = find_roots(fun, np.full(50, -10.0), np.full(50, 10.0), active, 1e-12)
+    assert np.all(np.abs(x - c)[active] < 1e-10) and np.all(hi[active] >= x[active])
+    assert x[7] == 0.0  # inactive: the midpoint of its bracket
+    # an infinite lower end (outside a valid domain): bisection steps until it is finite
+    g = lambda x: np.where(x < -1.0, -np.inf, x - 0.5)  # noqa: E731
+    x, _ = find_roots(g, np.full(3, -2.0), np.full(3, 4.0), np.ones(3, bool), 1e-12)
+    assert np.allclose(x, 0.5, atol=1e-12)
+
+
+def test_grow_brackets_doubles_until_the_condition_holds():
+    start, step = np.array([0.0, 1.0, 0.0]), np.array([1.0, 0.5, 1.0])
+    found, last = grow_brackets(lambda x: x >= np.array([5.0, 0.2, 1e40]), start, step, 1.0,
+                                np.array([True, True, True]))
+    assert found[0] == 8.0 and last[0] == 4.0  # 1, 2, 4, 8
+    assert found[1] == 1.5 and last[1] == 1.0  # the first step holds: the other end is the start
+    assert np.isnan(found[2])  # never within 80 doublings
+    down, _ = grow_brackets(lambda x: x <= -3.0, np.zeros(1), np.ones(1), -1.0, np.ones(1, bool))
+    assert down[0] == -4.0
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_vectorised_searches_bit_identical_to_the_former_norms_ones(seed):
+    rng = np.random.default_rng(seed)
+    c = rng.uniform(-3.0, 3.0, 40)
+    w = lambda x: np.where(x < -2.5, np.inf, np.exp(x - c) - 1.0)  # noqa: E731  +inf below a domain edge
+    args = (np.full(40, -2.6), np.full(40, 5.0), rng.uniform(size=40) > 0.1, 1e-9)
+    for new, old in zip(find_roots(w, *args), _old_root(w, *args)):
+        assert np.array_equal(new, old, equal_nan=True)
+    for direction in (1.0, -1.0):
+        cond = lambda x: np.abs(x) >= np.abs(c) * 7.0  # noqa: E731
+        a = (cond, np.zeros(40), rng.uniform(0.01, 1.0, 40), direction, rng.uniform(size=40) > 0.1)
+        for new, old in zip(grow_brackets(*a), _old_expand(*a)):
+            assert np.array_equal(new, old, equal_nan=True)
+
+
 # --------------------------------------------------------- the users, old against new --
 
 def _profiles(seed, n=12):
@@ -170,6 +255,7 @@ def test_flux_point_upper_limit_bit_identical(seed):
             old = _old_bisect_ul(nf.stat_fit, start, start + max(nf.norm_err_fit, 1e-3), target)
             new = crossing(nf.stat_fit, start, max(nf.norm_err_fit, 1e-3), target)
             assert new == old
+            assert norm_upper_limit(nf, n_sigma**2) == old * nf.scale  # what the flux points quote
             if nf.stat_fit(start) < target:  # a real crossing
                 assert abs(nf.stat_fit(new) - target) < 1e-4 * max(1.0, abs(new))
             else:  # a negative norm with the profile above the level at 0: the limit stays at 0

@@ -24,11 +24,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConfigError
+from .minimiser import make_minuit
 from .models import check_param_names, get_model, integrator
+from .norms import flux_upper_limit
 from .start_values import AMPLITUDE, start_amplitude
 from .stats import chi2_sf, p_to_sigma, wstat
 
 __all__ = ["FitOptions", "Parameter", "FitResult", "JointData", "model_parameters", "fit_joint", "compare_models",
+           "fit_with_comparisons", "instrument_records",
            "goodness_of_fit", "M2_TO_CM2", "response_matrix", "fold", "make_minuit", "minimise", "Minimum"]
 
 @dataclass(frozen=True)
@@ -76,24 +79,6 @@ def fold(flux_int, response) -> np.ndarray:
     if np.ndim(response) == 3:
         return np.einsum("i,dij->dj", flux_int, response)
     return np.einsum("i,ij->j", flux_int, response)
-
-
-def make_minuit(fcn, x0, names, limits=None):
-    """iminuit Minuit as set up for every fit here (§9): WStat errordef 1, initial steps 1
-    (parameters are scaled to order 1), tol 0.1, strategy 1, quiet.  ``limits``: optional
-    (lo, hi) per parameter (+-inf for none)."""
-    from iminuit import Minuit
-
-    m = Minuit(fcn, np.asarray(x0, float), name=list(names))
-    m.errordef = 1.0
-    m.errors = np.ones(len(names))
-    m.tol = 0.1
-    m.strategy = 1
-    m.print_level = 0
-    for i, (lo, hi) in enumerate(limits or ()):
-        if np.isfinite(lo) or np.isfinite(hi):
-            m.limits[i] = (lo, hi)
-    return m
 
 
 @dataclass
@@ -370,31 +355,6 @@ def _judged(result: FitResult, stat=None, ts=None, ts_min=None, extra_poor=None,
     return result
 
 
-UL_DELTA_STAT = 2.71
-"""Rise of WStat above its minimum defining a one-sided 95 % upper limit (1.645^2)."""
-
-
-def flux_upper_limit(parts, model_integral, energy_range, shape: str) -> dict:
-    """95 % upper limit on the integral flux in ``energy_range`` (TeV) of a fixed shape.
-
-    ``parts``: ``(JointData, flux per true bin of the shape)`` of every instrument; one norm
-    scales them all (:func:`extspec.norms.fit_norms`), the limit is where WStat rises by
-    :data:`UL_DELTA_STAT` above its minimum, times the shape's integral flux
-    ``model_integral(e_min, e_max)`` over ``energy_range``.
-    """
-    from .norms import fit_norms
-
-    cells = [(d.counts_masked[d.mask], d.counts_off_masked[d.mask], d.alpha_masked[d.mask],
-              d.npred_sig(f)[d.mask]) for d, f in parts]
-    n, m, a, mu = (np.concatenate([c[i] for c in cells]) for i in range(4))
-    nf = fit_norms(n, m, a, mu, np.zeros(n.size, np.int64), 1, 1.0, UL_DELTA_STAT)
-    ref = float(np.asarray(model_integral(np.array([energy_range[0]]), np.array([energy_range[1]])))[0])
-    return {"flux_ul": float(nf.norm_ul[0] * ref), "e_min": float(energy_range[0]), "e_max": float(energy_range[1]),
-            "unit": "cm-2 s-1", "confidence": "95 % one-sided: WStat rises by 2.71 above its minimum in the norm",
-            "flux": "integral flux in [e_min, e_max] (observed, absorbed for an EBL model)",
-            "shape": shape, "norm_ul": float(nf.norm_ul[0]), "ts": float(nf.ts[0])}
-
-
 @dataclass(frozen=True)
 class Minimum:
     """What :func:`minimise` found: success, message, W at the minimum, the covariance of all
@@ -556,3 +516,35 @@ def compare_models(null: FitResult, alt: FitResult) -> dict:
             "alternative_quality": alt.quality.as_dict() if alt.quality is not None else None,
             "alternative_parameters": {q.name: q.as_dict() for q in alt.parameters}}
 
+
+def fit_with_comparisons(datasets, model_cfg: dict, alternatives, options: FitOptions,
+                         data: JointData | None = None) -> FitResult:
+    """The fit of ``model_cfg`` (:func:`fit_joint`) with its likelihood-ratio comparisons
+    (:func:`compare_models`) against each of ``alternatives`` fitted to the same data (the
+    ``fit.compare`` config key), appended to its ``comparisons``.
+
+    ``alternatives``: model type names or ``model`` blocks.  An alternative without ``ebl``
+    takes the EBL absorption of ``model_cfg`` (the same source, the same absorption).  EBL
+    blocks must hold their tables (``ebl.table`` an :class:`~extspec.ebl.EBLAbsorption`: the
+    model is handed its table by the caller).  With no usable dataset no alternative is fitted.
+    """
+    data = data if data is not None else JointData(datasets)
+    result = fit_joint(datasets, model_cfg, options, data=data)
+    for alt in alternatives if data.datasets else []:
+        alt_cfg = {"type": alt} if isinstance(alt, str) else alt
+        if model_cfg.get("ebl") and not alt_cfg.get("ebl"):  # the same absorption for the alternative
+            alt_cfg = {**alt_cfg, "ebl": model_cfg["ebl"]}
+        result.comparisons.append(compare_models(result, fit_joint(datasets, alt_cfg, options, data=data)))
+    return result
+
+
+def instrument_records(spectra) -> list:
+    """Distinct TELESCOP/INSTRUME (and IRF class) of the spectra, from their DL3 files (what
+    ``result.yaml`` says under ``instrument``)."""
+    out = []
+    for s in spectra:
+        item = {"telescop": str(s.meta.get("TELESCOP", "")), "instrume": str(s.meta.get("INSTRUME", "")),
+                "irf_class": str(s.meta.get("irf_class", "full-enclosure"))}
+        if item not in out:
+            out.append(item)
+    return out

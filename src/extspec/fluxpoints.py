@@ -5,8 +5,9 @@ norm (start 1, no bounds) is fitted with the minimiser of §9 on the group's bin
 dataset.  Outputs follow the GADF SED format (e_ref, e_min, e_max, dnde, dnde_err, dnde_ul,
 ts, sqrt_ts, norm, norm_err, norm_ul, is_ul, counts, npred ...).
 
-Errors come from MIGRAD's covariance (as the reference); upper limits from the profile of
-W in the norm: the norm above the best fit where W rises by ``n_sigma_ul^2`` (4 for the
+The norm fits are :func:`extspec.norms.fit_norm` (errors from MIGRAD's covariance, as the
+reference) and :func:`extspec.norms.norm_upper_limit` (upper limits from the profile of W in
+the norm): the norm above the best fit where W rises by ``n_sigma_ul^2`` (4 for the
 default 2 sigma, the gammapy convention quoted as "95 %"); an upper limit is flagged where
 sqrt_ts < ``sqrt_ts_threshold_ul`` (2).
 """
@@ -14,18 +15,16 @@ sqrt_ts < ``sqrt_ts_threshold_ul`` (2).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from .fit import JointData, make_minuit
+from .fit import JointData
 from .ebl import result_model
 from .models import integrator
-from .rootfind import crossing
-from .stats import wstat
+from .norms import fit_norm, norm_upper_limit
 
 __all__ = ["FluxPointSettings", "snap_edges", "compute_flux_points", "flux_point_rows", "SED_UNITS",
-           "SQRT_TS_THRESHOLD_UL", "add_deabsorbed", "sed_columns", "sed_models", "NormFit", "fit_norm", "flux_point_edges"]
+           "SQRT_TS_THRESHOLD_UL", "sed_meta", "add_deabsorbed", "sed_columns", "sed_models", "flux_point_edges"]
 
 SQRT_TS_THRESHOLD_UL = 2.0
 """A flux point is flagged as an upper limit where its sqrt(TS) is below this."""
@@ -82,64 +81,6 @@ def _energy_flux(model, e_lo: float, e_hi: float, params: dict, nodes: int = 32)
     return float(0.5 * (b - a) * np.sum(w * energy**2 * model.dnde(energy, **params)))
 
 
-@dataclass(frozen=True)
-class NormFit:
-    """The norm of a frozen shape fitted to ON/OFF counts (:func:`fit_norm`).
-
-    The fit works in units of ``scale`` (1, or 1 / predicted counts where the model predicts
-    almost none): ``norm_fit``, ``norm_err_fit`` and ``stat_fit(x)`` (summed WStat at norm
-    ``x * scale``) are in those units; ``norm``, ``norm_err`` and :meth:`stat` in units of the
-    model (norm 1 = the model).  ``stat_best`` is the minimum of WStat, ``ts = W(0) - stat_best``.
-    """
-
-    norm_fit: float
-    norm_err_fit: float
-    scale: float
-    stat_best: float
-    ts: float
-    sqrt_ts: float
-    success: bool
-    stat_fit: Callable[[float], float]
-
-    @property
-    def norm(self) -> float:
-        return self.norm_fit * self.scale
-
-    @property
-    def norm_err(self) -> float:
-        return self.norm_err_fit * self.scale
-
-    def stat(self, norm: float) -> float:
-        """Summed WStat at ``norm`` (model units): the likelihood profile in the norm."""
-        return self.stat_fit(norm / self.scale)
-
-
-def fit_norm(group) -> NormFit:
-    """Fit one norm (start 1, no bounds) scaling the predicted signal counts of every part of
-    ``group``: ``(n, m, a, mask, mu)`` tuples of arrays (ON counts, OFF counts, alpha, the bins
-    that count, predicted signal counts at norm 1; any shapes), WStat summed over them.
-
-    Where the model predicts almost no counts (a spectrum absorbed by the EBL above tens of
-    TeV), the norm is fitted in units of 1 / (predicted counts), so that MIGRAD and the
-    profile searches work at order 1; elsewhere the scale is 1.  The error is MIGRAD's (as the
-    reference's flux points); the signed sqrt(TS) is ``sign(norm) sqrt(max(TS, 0))``.
-    """
-    mu_sum = float(sum(np.sum(np.where(mask, mu, 0.0)) for *_, mask, mu in group))
-    scale = 1.0 / mu_sum if 0.0 < mu_sum < 1e-3 else 1.0
-
-    def stat(norm):
-        return float(sum(np.sum(np.where(mask, wstat(n, m, a, norm * scale * mu), 0.0))
-                         for n, m, a, mask, mu in group))
-
-    mi = make_minuit(lambda x: stat(x[0]), [1.0 / scale], ["norm"])
-    mi.migrad()
-    norm = float(mi.values[0])
-    w_best = float(mi.fval)
-    ts = stat(0.0) - w_best
-    return NormFit(norm_fit=norm, norm_err_fit=float(mi.errors[0]), scale=scale, stat_best=w_best, ts=float(ts),
-                   sqrt_ts=float(np.sign(norm) * np.sqrt(max(ts, 0.0))), success=bool(mi.valid), stat_fit=stat)
-
-
 def flux_point_edges(reco, energy_edges, energy_range) -> np.ndarray:
     """The group edges of flux points on reco edges ``reco``: the requested ``energy_edges``
     snapped to them (:func:`snap_edges`), or with none requested every reco edge inside the
@@ -174,6 +115,12 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
     rows = flux_point_rows([(data, data.npred_sig(flux_true))], model, best, edges, n_sigma_ul,
                            sqrt_ts_threshold_ul)
     return add_deabsorbed(rows, fit_result)
+
+
+def sed_meta(result, n_sigma_ul, extra: dict) -> dict:
+    """The metadata of a flux-point table (GADF SED format) of fit ``result``, then ``extra``."""
+    return {"SED_TYPE": "likelihood", "UL_CONF": 0.95, "n_sigma_ul": n_sigma_ul, "model": result.model_type,
+            "fit_success": bool(result.success), "fit_status": result.status, **extra}
 
 
 def add_deabsorbed(rows: list, fit_result) -> list:
@@ -249,9 +196,8 @@ def flux_point_rows(parts, model, best: dict, edges, n_sigma_ul: float,
                           data.mask[:, sel], mu_best[:, sel]))
         if not any(mask.any() for *_, mask, _ in group):
             continue  # no safe bin of any run in this group: no measurement, no row
-        nf = fit_norm(group)
-        norm_ul = crossing(nf.stat_fit, max(nf.norm_fit, 0.0), max(nf.norm_err_fit, 1e-3), nf.stat_best + n_sigma_ul**2)
-        norm, norm_err, norm_ul = nf.norm, nf.norm_err, norm_ul * nf.scale
+        nf = fit_norm(group)  # the norm profile (extspec.norms)
+        norm, norm_err, norm_ul = nf.norm, nf.norm_err, norm_upper_limit(nf, n_sigma_ul**2)
         ts, sqrt_ts = nf.ts, nf.sqrt_ts
         e_ref = float(np.sqrt(e_lo * e_hi))
         ref = float(model.dnde(np.array([e_ref]), **best)[0])

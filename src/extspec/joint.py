@@ -38,11 +38,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fit import (GOF_P_MIN, FitOptions, FitResult, JointData, Parameter, _energy_range, _judged, flux_upper_limit,
-                  goodness_of_fit, minimise, model_parameters)
+from .fit import (GOF_P_MIN, FitOptions, FitResult, JointData, Parameter, _energy_range, _judged, goodness_of_fit,
+                  minimise, model_parameters)
 from .models import integrator
+from .norms import flux_upper_limit
 
-__all__ = ["Systematics", "Instrument", "JointFit", "NUISANCE_KINDS", "instrument_flux", "fit_instruments"]
+__all__ = ["Systematics", "Instrument", "JointFit", "NUISANCE_KINDS", "instrument_flux", "fit_instruments",
+           "JointAnalysis", "fit_joint_analyses", "combined_edges"]
 
 NUISANCE_KINDS = ("energy_scale", "norm")
 """The nuisance parameters an instrument may have, in the order they are listed."""
@@ -267,3 +269,111 @@ def _nuisance_bounds(model_cfg: dict, data: JointData, kind: str) -> tuple:
 
     t_lo, t_hi = load_absorption(model_cfg["ebl"]["table"]).energy_range
     return max(NUISANCE_MIN, t_lo / float(data.e_min[0]) - 1.0), t_hi / float(data.e_max[-1]) - 1.0
+
+
+def combined_edges(reco_axes, energy_range):
+    """Default edges of the combined flux points: log-spaced over ``energy_range`` with the
+    coarsest bin density (bins per decade) of the analyses' reco axes."""
+    import math
+
+    lo, hi = energy_range
+    density = min(ax.nbin / math.log10(ax.edges[-1] / ax.edges[0]) for ax in reco_axes)
+    n = max(1, int(math.ceil(math.log10(hi / lo) * density - 1e-6)))
+    return np.geomspace(lo, hi, n + 1)
+
+
+@dataclass
+class JointAnalysis:
+    """What :func:`fit_joint_analyses` measured.
+
+    Attributes
+    ----------
+    fit : JointFit
+        The joint fit (model, nuisances, statistics).
+    instruments : list of Instrument
+        One per analysis, in the order given.
+    records : dict
+        ``{analysis: {obs_ids, excluded, n_datasets, stat, stat_per_dataset, energy_range,
+        instrument, flux_definition}}``: each analysis's part of the fit (``result.yaml``'s
+        ``instruments``).
+    flux_points : dict
+        ``{analysis: rows}``: each analysis's own flux points (its predictions with its fitted
+        nuisances; :func:`extspec.fluxpoints.flux_point_rows`), empty for an analysis without a
+        usable run or a failed fit.
+    combined : list
+        The combined flux points (every analysis's bins in each group).
+    spectrum_plots : dict
+        ``{analysis: arrays of :func:`extspec.stacking.spectrum_plot_arrays` or None}`` (None:
+        no usable run, or a failed fit).
+    """
+
+    fit: JointFit
+    instruments: list
+    records: dict
+    flux_points: dict
+    combined: list
+    spectrum_plots: dict
+
+
+def fit_joint_analyses(spectra: dict, systematics: dict, model_cfg: dict, options: FitOptions,
+                       flux_points) -> JointAnalysis:
+    """One model fitted to the spectra of several analyses, with each analysis's and the
+    combined flux points.
+
+    Parameters
+    ----------
+    spectra : dict
+        ``{analysis: [SpectrumDataset, ...]}``, in the order of the analyses.
+    systematics : dict
+        ``{analysis: Systematics}``: the prior widths of its nuisance parameters.
+    model_cfg : dict
+        The ``model`` block (its EBL table, if any, handed to it as an
+        :class:`~extspec.ebl.EBLAbsorption`).
+    options : FitOptions
+    flux_points : FluxPointSettings
+        Edges (default: each analysis's safe reco bins for its own points,
+        :func:`combined_edges` for the combined ones) and ``n_sigma_ul``.
+    """
+    from .containment import flux_definition
+    from .ebl import result_model
+    from .fit import instrument_records
+    from .fluxpoints import add_deabsorbed, flux_point_edges, flux_point_rows
+    from .stacking import spectrum_plot_arrays
+
+    instruments = [Instrument(a, JointData(spectra[a]), systematics[a]) for a in spectra]
+    jf = fit_instruments(instruments, model_cfg, options)
+    res = jf.result
+    records = {}
+    for ins in instruments:
+        er = _energy_range(ins.data)
+        records[ins.name] = {
+            "obs_ids": list(ins.data.obs_ids) if len(ins.data) else [],
+            "excluded": [{"obs_id": int(k), "reason": v} for k, v in ins.data.excluded.items()],
+            "n_datasets": len(ins.data), "stat": jf.stat.get(ins.name),
+            "stat_per_dataset": {int(k): float(v) for k, v in jf.stat_per_dataset.get(ins.name, {}).items()},
+            "energy_range": {"min": er[0], "max": er[1], "unit": "TeV"},
+            "instrument": instrument_records(spectra[ins.name]), "flux_definition": flux_definition(spectra[ins.name])}
+    model = result_model(res)  # the absorbed model when the fit had an EBL table
+    integ = integrator(model, options.integration, "fit.integration")
+    best = res.values
+    n_sigma = float(flux_points.n_sigma_ul)
+    used = [ins for ins in instruments if len(ins.data)]
+    parts = {ins.name: (ins.data, ins.data.npred_sig(instrument_flux(integ, ins.data, best, *jf.shifts(ins.name))))
+             for ins in used} if res.success else {}
+    per_points, plots = {}, {}
+    for ins in instruments:
+        rows, plots[ins.name] = [], None
+        if ins.name in parts:
+            edges = flux_point_edges(ins.data.datasets[0].energy_reco.edges, flux_points.energy_edges,
+                                     _energy_range(ins.data))
+            rows = add_deabsorbed(flux_point_rows([parts[ins.name]], model, best, edges, n_sigma), res)
+            plots[ins.name] = spectrum_plot_arrays(ins.data.datasets,
+                                                   instrument_flux(integ, ins.data, best, *jf.shifts(ins.name)))
+        per_points[ins.name] = rows
+    combined = []
+    if parts:
+        edges = (np.asarray(flux_points.energy_edges, float) if flux_points.energy_edges is not None else
+                 combined_edges([d.datasets[0].energy_reco for d, _ in parts.values()], res.energy_range))
+        combined = add_deabsorbed(flux_point_rows(list(parts.values()), model, best, edges, n_sigma), res)
+    return JointAnalysis(fit=jf, instruments=instruments, records=records, flux_points=per_points,
+                         combined=combined, spectrum_plots=plots)

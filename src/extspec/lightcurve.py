@@ -19,6 +19,10 @@ of all time bins are fitted at once by :func:`extspec.norms.fit_norms`.  The row
   ``status`` in the quality gate's words (:mod:`extspec.quality`): ``ok``, ``not_detected``
   (``is_ul``: quote the upper limit) or ``failed``.
 
+The entry point is :func:`light_curve` (the spectra of the runs, their ON/OFF events where
+bins cut runs, the joint fit and :class:`LightCurveSettings` -> a :class:`LightCurve`: rows and
+their metadata); :func:`time_bin_spectra` fits the model per time bin.
+
 Constant flux: per energy bin the likelihood ratio of one norm for all time bins against a
 norm per group of time bins holding enough counts for Wilks' theorem
 (:func:`constant_flux_test`), summed over the energy bins for the total.
@@ -36,9 +40,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .norms import fit_norms
+from .norms import DELTA_ERR, DELTA_UL, fit_norms
 
-__all__ = ["LightCurveSettings", "LIGHTCURVE_UNITS", "GADF_COLUMNS", "gadf_rows", "window_dataset", "bin_datasets",
+__all__ = ["LightCurveSettings", "LightCurve", "light_curve", "time_bin_spectra", "LIGHTCURVE_UNITS",
+           "GADF_COLUMNS", "gadf_rows", "window_dataset", "bin_datasets",
            "light_curve_rows", "constant_flux_test", "group_slices", "spectra_rows", "model_config_of", "DELTA_ERR", "DELTA_UL"]
 
 
@@ -70,11 +75,6 @@ class LightCurveSettings:
     sqrt_ts_threshold_ul: float
     variability_min_counts: float
 
-
-DELTA_ERR = 1.0
-"""Rise of WStat (-2 ln L) defining the asymmetric 1-sigma errors."""
-DELTA_UL = 2.71
-"""Rise of WStat defining the upper limit (one-sided 95 %: 1.645^2)."""
 
 LIGHTCURVE_UNITS = {
     "time_min": "", "time_max": "", "e_min": "TeV", "e_max": "TeV", "flux": "cm-2 s-1", "flux_err": "cm-2 s-1",
@@ -392,3 +392,137 @@ def spectra_rows(bins, fit_result, options) -> tuple[list[dict], dict]:
                    livetime=float(sum(d.livetime for d in datasets if d.usable and np.any(d.mask_safe))))
         rows.append(row)
     return rows, units
+
+
+@dataclass(frozen=True)
+class LightCurve:
+    """What :func:`light_curve` measured.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per time bin and energy bin (columns :data:`LIGHTCURVE_UNITS`).
+    meta : dict
+        The metadata of ``lightcurve.ecsv``: what every column means, the binning, the
+        joint-fit fluxes and the constant-flux test; ``warning`` where the rows hold few counts.
+    variability : dict
+        :func:`constant_flux_test` of the fitted bins.
+    reference_flux : dict
+        ``{(e_min, e_max): flux}``: the joint-fit model's integral flux in each energy bin.
+    bins : list of TimeBin
+        The time bins (:func:`extspec.timebins.make_time_bins`).
+    obs_ids : list of int
+        The runs inside at least one time bin.
+    """
+
+    rows: list
+    meta: dict
+    variability: dict
+    reference_flux: dict
+    bins: list
+    obs_ids: list
+
+
+class _Sized:
+    """An iterator that knows its length (for progress lines) without holding its items."""
+
+    def __init__(self, items, n: int):
+        self._items, self._n = items, n
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self):
+        return self._n
+
+
+def _json_safe(value):
+    """A config value as plain JSON types (for ECSV metadata)."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def light_curve(spectra, events, fit_result, settings: LightCurveSettings, integration: str,
+                progress=None) -> LightCurve:
+    """The light curve of the runs ``spectra`` with the shape of ``fit_result`` frozen.
+
+    Parameters
+    ----------
+    spectra : list of SpectrumDataset
+        The reduced runs.
+    events : list
+        Per run its :class:`~extspec.spectrum.OnOffEvents` (needed where time bins cut runs),
+        or None (``run`` and ``night`` bins use the whole run's spectrum).
+    fit_result : FitResult
+        The joint fit (``success`` true: the caller checks it).
+    settings : LightCurveSettings
+    integration : {"exact", "reference"}
+        Model integral over true bins (the fit's ``fit.integration``).
+    progress : callable ``(done, total)``, optional
+        As for :func:`light_curve_rows`.
+
+    The time bins come from :func:`extspec.timebins.make_time_bins` of the runs' times
+    (:func:`extspec.timebins.run_times`); none overlapping any run raises ExtspecError naming
+    ``light_curve.time_bins`` and the runs' span.  Energy bins: ``settings.energy_edges`` (or
+    the fit's energy range) snapped to reco edges (:func:`extspec.fluxpoints.snap_edges`).
+    """
+    from .containment import flux_definition
+    from .ebl import result_model
+    from .errors import ExtspecError
+    from .fluxpoints import snap_edges
+    from .timebins import iso_utc, make_time_bins, run_times, runs_span
+
+    runs = run_times(spectra, events)
+    bins = make_time_bins(settings.time_bins, runs, settings.night_boundary_utc)
+    if not bins:
+        lo_run, hi_run = runs_span(runs)
+        raise ExtspecError(f"light curve: config key 'light_curve.time_bins': no time bin overlaps any of the "
+                          f"{len(runs)} run(s), which span {iso_utc(lo_run)} .. {iso_utc(hi_run)} UTC "
+                          "(wrong date, or a time not in UTC?)")
+    lo, hi = fit_result.energy_range
+    reco = spectra[0].energy_reco.edges if spectra else np.array([lo, hi])
+    edges = snap_edges(settings.energy_edges if settings.energy_edges is not None else [lo, hi], reco)
+    per_bin = ((tb, bin_datasets(tb, spectra, events)) for tb in bins)  # one time bin's spectra at a time
+    rows, variability = light_curve_rows(_Sized(per_bin, len(bins)), fit_result, edges,
+                                         settings.sqrt_ts_threshold_ul, integration, settings.variability_min_counts,
+                                         progress)
+    model = result_model(fit_result)
+    ref = {(float(a), float(b)): float(model.integral(np.array([a]), np.array([b]), **fit_result.values)[0])
+           for a, b in zip(edges[:-1], edges[1:])}
+    used = sorted({int(spectra[w.run].obs_id) for tb in bins for w in tb.windows})
+    meta = {
+        "SED_TYPE": "flux", "UL_CONF": 0.95, "TIMESYS": "utc", "TIMEUNIT": "d", "MJDREFI": 0, "MJDREFF": 0.0,
+        "time_scale": "utc", "time_format": "mjd",
+        "flux": "integral flux in [e_min, e_max], the joint-fit shape with its norm fitted per time bin",
+        "flux_definition": flux_definition(spectra),
+        "time_bins": settings.time_bins if isinstance(settings.time_bins, str) else _json_safe(settings.time_bins),
+        "sqrt_ts_threshold_ul": settings.sqrt_ts_threshold_ul, "ul_delta_stat": DELTA_UL, "err_delta_stat": DELTA_ERR,
+        "model": fit_result.model_type, "fit_status": fit_result.status, "obs_ids": used,
+        "obs_ids_outside_bins": [int(s.obs_id) for s in spectra if int(s.obs_id) not in used],
+        "joint_fit_flux": [ref[k] for k in sorted(ref)],
+        "variability_chi2": variability["chi2"], "variability_ndf": variability["ndf"],
+        "variability_p_value": variability["p_value"], "variability_per_energy_bin": variability["per_energy_bin"],
+        "variability_test": "likelihood ratio of one norm for all time bins against one per group of time "
+                            "bins, the groups merging consecutive bins until the constant flux predicts at least "
+                            "variability_min_counts ON counts (Wilks' theorem valid); chi2 = W_const - sum W_group, "
+                            "ndf = n_groups - 1 per energy bin",
+        "variability_min_counts": settings.variability_min_counts,
+        "status": "the quality gate per row: ok, not_detected (is_ul: quote flux_ul) or failed",
+    }
+    counts = [r["counts"] for r in rows if r["success"]]
+    median_counts = float(np.median(counts)) if counts else 0.0
+    meta["median_counts_per_row"] = median_counts
+    if counts and median_counts < settings.variability_min_counts:  # few counts: not Gaussian measurements
+        meta["warning"] = (f"few counts per time bin (median {median_counts:g} ON counts per row, below "
+                           f"light_curve.variability_min_counts = {settings.variability_min_counts:g}): each row's "
+                           "flux is the maximum-likelihood value of its bin, not a Gaussian measurement (averaging "
+                           "rows is biased); quote flux_ul where status is not_detected, and the constant-flux test "
+                           "(which merges bins) for variability")
+    return LightCurve(rows=rows, meta=meta, variability=variability, reference_flux=ref, bins=bins, obs_ids=used)
+
+
+def time_bin_spectra(curve: LightCurve, spectra, events, fit_result, options) -> tuple[list[dict], dict]:
+    """The joint-fit model fitted to each time bin of ``curve`` on its own (:func:`spectra_rows`;
+    ``spectra``, ``events`` as for :func:`light_curve`, one bin's spectra in memory at a time)."""
+    return spectra_rows(((tb, bin_datasets(tb, spectra, events)) for tb in curve.bins), fit_result, options)

@@ -20,7 +20,8 @@ import numpy as np
 from .spectrum import SpectrumDataset
 from .stats import wstat, wstat_sqrt_ts
 
-__all__ = ["stack_spectra", "stack_onto", "cumulative_rows", "gti_union_duration", "CUMULATIVE_COLUMNS"]
+__all__ = ["stack_spectra", "stack_onto", "cumulative_rows", "gti_union_duration", "CUMULATIVE_COLUMNS",
+           "spectrum_plot_arrays"]
 
 
 def gti_union_duration(gti: np.ndarray) -> float:
@@ -166,3 +167,19 @@ def cumulative_rows(datasets, float32: bool) -> list[dict]:
         row.update(stack_statistics(stack, float32))
         rows.append(row)
     return rows
+
+
+def spectrum_plot_arrays(datasets, flux_int) -> tuple:
+    """What the spectrum plot of a fit draws (the positional arguments of
+    :func:`extspec.plots.plot_spectrum_fit` before the file name): reco edges, ON and OFF
+    counts, alpha, predicted signal counts and safe mask of the datasets stacked in float64
+    (:func:`stack_spectra`), the prediction the model's integral per true bin ``flux_int``
+    folded with the stacked exposure and kernel (:func:`extspec.fit.fold`).  With no dataset
+    one empty bin (1-10 TeV), for a plot that says so."""
+    if not datasets:
+        return np.array([1.0, 10.0]), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1, bool)
+    from .fit import fold, response_matrix
+
+    stack = stack_spectra(datasets, float32=False)
+    npred = fold(flux_int, response_matrix(stack.exposure, stack.edisp))
+    return stack.energy_reco.edges, stack.counts, stack.counts_off, stack.alpha, npred, stack.mask_safe

@@ -30,13 +30,17 @@ import numpy as np
 __all__ = ["RunTimes", "Window", "TimeBin", "mjd_utc_from_met", "met_from_mjd_utc", "parse_utc",
            "regular_intervals", "MIN_REMAINDER_S", "runs_span", "iso_utc", "livetime_in", "run_bins", "night_bins",
            "interval_bins", "make_time_bins",
-           "SECONDS_PER_DAY", "TIME_REF_KEYS"]
+           "SECONDS_PER_DAY", "TIME_REF_KEYS", "TIME_KEYS", "run_times"]
 
 SECONDS_PER_DAY = 86400.0
 
 TIME_REF_KEYS = ("MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT", "TIMEREF")
 """Time-reference keywords of the EVENTS header kept in ``Observation.meta`` (when present):
 they give the GTI's START/STOP (s since MJDREFI + MJDREFF) their meaning in the OGIP files."""
+
+TIME_KEYS = ("MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT")
+"""The time reference of a run for its time bins (:func:`run_times`), as a run's ON/OFF events
+file stores it (:mod:`extspec.io.onoff_events`)."""
 
 
 @dataclass(frozen=True)
@@ -249,3 +253,14 @@ def make_time_bins(time_bins, runs, night_boundary_utc: float) -> list[TimeBin]:
     else:
         intervals = [(parse_utc(a), parse_utc(b)) for a, b in time_bins]
     return interval_bins(runs, intervals)
+
+
+def run_times(spectra, events) -> list[RunTimes]:
+    """What the binning needs of each run (:class:`RunTimes`): from its ON/OFF events where
+    ``events[i]`` is given (:class:`extspec.spectrum.OnOffEvents`: GTI, DEADC, time reference),
+    else from its spectrum ``spectra[i]`` (GTI, DEADC = livetime / ontime, the
+    :data:`TIME_KEYS` of its metadata)."""
+    return [RunTimes(int(s.obs_id), s.gti if e is None else e.gti,
+                     (s.livetime / s.ontime if s.ontime > 0 else 1.0) if e is None else e.deadc,
+                     {k: s.meta[k] for k in TIME_KEYS if k in s.meta} if e is None else e.time_ref)
+            for s, e in zip(spectra, events)]

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..spectrum import OnOffEvents
+from ..timebins import TIME_KEYS
 
 __all__ = ["OnOffEvents", "write_onoff_events", "read_onoff_events", "FORMAT_NAME", "FORMAT_VERSION",
            "FILE_NAME"]
@@ -50,7 +51,6 @@ ATTR_FORMAT_VERSION = "format_version"
 ATTR_OBS_ID = "obs_id"
 ATTR_DEADC = "deadc"
 ATTR_CREATED_BY = "created_by"
-TIME_KEYS = ("MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT")
 DSET_EDGES = "energy_reco_edges"
 DSET_GTI = "gti"
 GROUP_ON = "on"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..io.atomic import write_atomic
+from .outputs import config_hash as _config_hash, write_ecsv as _write_ecsv
 
 __all__ = [
     "STEP_IMPORTS",
@@ -396,33 +397,12 @@ def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, 
                       colorbar_label="Li & Ma significance", cmap="RdBu_r", symmetric=True, **regions)
 
 
-def _fp_meta(result, n_sigma_ul, extra: dict) -> dict:
-    """The metadata of a flux-point table (GADF SED format) of fit ``result``, then ``extra``."""
-    return {"SED_TYPE": "likelihood", "UL_CONF": 0.95, "n_sigma_ul": n_sigma_ul, "model": result.model_type,
-            "fit_success": bool(result.success), "fit_status": result.status, **extra}
-
-
-def _write_ecsv(rows: list, units: dict, meta: dict, out) -> None:
-    """Write dict rows as an ECSV table with units and metadata, atomically."""
-    from .. import code_identity
-    from ..io.ecsv import ecsv_text
-
-    write_atomic(out, ecsv_text(rows, units, {**meta, "creator": code_identity()}))
-
-
 def _exclusion_strings(config) -> list:
     if not config.get("exclusion_regions"):
         return []
     from ..skyregions import parse_regions, region_to_ds9
 
     return [region_to_ds9(r) for r in parse_regions(config.get("exclusion_regions") or [], "exclusion_regions")]
-
-
-def _config_hash(config: dict) -> str:
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
@@ -434,28 +414,22 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     no usable observation at all it writes both (``success: false``, every run under
     ``excluded``), then raises ExtspecError with one line giving every run's reason.
     """
-    import numpy as np
-
     from ..containment import flux_definition, short_flux_definition
     from ..ebl import result_model
-    from ..fit import JointData, compare_models, fit_joint, fold, response_matrix
+    from ..fit import JointData, fit_with_comparisons, instrument_records
     from ..io.ebl_table import with_ebl_table
     from ..io.fitresult import write_fit_result
     from ..plots import plot_spectrum_fit
-    from ..stacking import stack_spectra
+    from ..stacking import spectrum_plot_arrays
     from .settings import fit_options
 
     spectra = read_spectra(spectrum_dirs)
     opts = fit_options(config)
     data = JointData(spectra)
-    model_cfg = with_ebl_table(config["model"])  # the EBL model is handed its table
-    result = fit_joint(spectra, model_cfg, opts, data=data)
-    for alt in ((config.get("fit") or {}).get("compare", []) or []) if data.datasets else []:
-        alt_cfg = {"type": alt} if isinstance(alt, str) else alt
-        if model_cfg.get("ebl") and not alt_cfg.get("ebl"):  # the same absorption for the alternative
-            alt_cfg = {**alt_cfg, "ebl": model_cfg["ebl"]}
-        alt_res = fit_joint(spectra, with_ebl_table(alt_cfg), opts, data=data)
-        result.comparisons.append(compare_models(result, alt_res))
+    compare = (config.get("fit") or {}).get("compare", []) or []
+    # every model is handed its EBL table (an alternative without its own takes the model's)
+    result = fit_with_comparisons(spectra, with_ebl_table(config["model"]), [with_ebl_table(a) for a in compare],
+                                  opts, data=data)
     from ..background import background_record
 
     from ..containment import flux_meaning_record
@@ -467,20 +441,15 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
 
         logging.getLogger("extspec.fit").warning("%s", line)
     write_fit_result(result, out_yaml, config_hash=_config_hash(config), name=config.get("name", ""),
-                     instrument=_instruments(spectra), background=background, **flux_meaning)
+                     instrument=instrument_records(spectra), background=background, **flux_meaning)
     usable = data.datasets
     if usable:
-        stack = stack_spectra(usable, float32=False)
-        model = result_model(result)  # the absorbed model when the fit had an EBL table
-        flux = model.integral(data.e_min, data.e_max, **result.values)
-        npred = fold(flux, response_matrix(stack.exposure, stack.edisp))
-        plot_spectrum_fit(stack.energy_reco.edges, stack.counts, stack.counts_off, stack.alpha, npred,
-                          stack.mask_safe, out_png,
+        flux = result_model(result).integral(data.e_min, data.e_max, **result.values)  # absorbed with an EBL table
+        plot_spectrum_fit(*spectrum_plot_arrays(usable, flux), out_png,
                           title=f"{config.get('name', '')}: {result.model_type}, {len(usable)} obs\n"
                                 f"{short_flux_definition(flux_definition(spectra))}")
     else:
-        plot_spectrum_fit(np.array([1.0, 10.0]), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1),
-                          np.zeros(1, bool), out_png, title="no usable observation")
+        plot_spectrum_fit(*spectrum_plot_arrays([], None), out_png, title="no usable observation")
         from ..errors import ExtspecError
 
         reasons = "; ".join(f"obs {k}: {v}" for k, v in data.excluded.items())
@@ -505,20 +474,9 @@ def _check_fit_outcome(result, name: str) -> None:
         logging.getLogger("extspec.fit").warning("quality gate: %s (%s)", verdict.status, verdict.reason)
 
 
-def _instruments(spectra) -> list:
-    """Distinct TELESCOP/INSTRUME (and IRF class) of the spectra, from their DL3 files."""
-    out = []
-    for s in spectra:
-        item = {"telescop": str(s.meta.get("TELESCOP", "")), "instrume": str(s.meta.get("INSTRUME", "")),
-                "irf_class": str(s.meta.get("irf_class", "full-enclosure"))}
-        if item not in out:
-            out.append(item)
-    return out
-
-
 def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_png) -> None:
     """Flux points (GADF SED ECSV) and the SED plot from the best-fit model."""
-    from ..fluxpoints import compute_flux_points, sed_columns, sed_models
+    from ..fluxpoints import compute_flux_points, sed_columns, sed_meta, sed_models
     from ..io.fitresult import read_fit_result
     from ..plots import plot_sed
 
@@ -544,7 +502,7 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     from ..containment import flux_definition, short_flux_definition
 
     meaning = flux_definition(spectra)
-    _write_ecsv(rows, units, _fp_meta(result, fp.n_sigma_ul, {**ebl_meta, "flux_definition": meaning}), out_ecsv)
+    _write_ecsv(rows, units, sed_meta(result, fp.n_sigma_ul, {**ebl_meta, "flux_definition": meaning}), out_ecsv)
     curves = sed_models(result)  # observed: the absorbed model when the fit had an EBL table
     plot_sed(rows, curves["model_dnde"], result.energy_range, out_png, butterfly=curves["butterfly"],
              title=f"{config.get('name', '')}: {result.model_type}{curves['title_suffix']}\n{short_flux_definition(meaning)}",
@@ -571,7 +529,7 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
                     spectra_png=None) -> None:
     """``lightcurve.ecsv`` and ``lightcurve.png`` (and with ``light_curve.spectra`` the
     per-time-bin fits, ``spectra.ecsv``/``spectra.png``) of the reduced observations in
-    ``spectrum_dirs`` (:mod:`extspec.lightcurve`, :mod:`extspec.timebins`).  Next to
+    ``spectrum_dirs`` (:func:`extspec.lightcurve.light_curve`, :mod:`extspec.timebins`).  Next to
     ``out_ecsv`` also ``lightcurve_gadf.ecsv``: the same numbers in gammapy's light-curve
     layout (one row per time bin, energy bins as list columns).
 
@@ -579,16 +537,14 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
     --onoff-events`` or ``extspec reduce-batch --onoff-events``); ``run`` and ``night`` bins
     need only the OGIP sets.
     """
-    import numpy as np
+    import logging
+    import time
 
+    from ..containment import short_flux_definition
     from ..errors import ExtspecError
-    from ..fluxpoints import snap_edges
     from ..io.fitresult import read_fit_result
-    from ..lightcurve import GADF_COLUMNS, LIGHTCURVE_UNITS, bin_datasets, gadf_rows, light_curve_rows, spectra_rows
-    from ..ebl import result_model
+    from ..lightcurve import GADF_COLUMNS, LIGHTCURVE_UNITS, gadf_rows, light_curve, time_bin_spectra
     from ..plots import plot_light_curve, plot_spectra_vs_time
-    from ..containment import flux_definition, short_flux_definition
-    from ..timebins import RunTimes, make_time_bins
     from .settings import fit_options, light_curve_settings
 
     lc = light_curve_settings(config)
@@ -598,83 +554,28 @@ def run_light_curve(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
                            "shape to freeze")
     dirs = [Path(d) for d in spectrum_dirs]
     spectra = read_spectra(dirs)
-    from ..io.onoff_events import TIME_KEYS
-
     whole_runs = lc.time_bins in ("run", "night")
     events = [None] * len(spectra) if whole_runs else [_read_events(d) for d in dirs]
-    runs = [RunTimes(int(s.obs_id), s.gti if e is None else e.gti,
-                     (s.livetime / s.ontime if s.ontime > 0 else 1.0) if e is None else e.deadc,
-                     {k: s.meta[k] for k in TIME_KEYS if k in s.meta} if e is None else e.time_ref)
-            for s, e in zip(spectra, events)]
-    bins = make_time_bins(lc.time_bins, runs, lc.night_boundary_utc)
-    if not bins:
-        from ..timebins import iso_utc, runs_span
-
-        lo_run, hi_run = runs_span(runs)
-        raise ExtspecError(f"light curve: config key 'light_curve.time_bins': no time bin overlaps any of the "
-                           f"{len(runs)} run(s), which span {iso_utc(lo_run)} .. {iso_utc(hi_run)} UTC "
-                           "(wrong date, or a time not in UTC?)")
-
-    def per_bin():  # one time bin's spectra at a time: memory does not grow with the number of bins
-        return ((tb, bin_datasets(tb, spectra, events)) for tb in bins)
-
-    import logging
-    import time
-
     log, t_start = logging.getLogger("extspec.lightcurve"), time.monotonic()
 
     def progress(done, total):
         if total and total > CHUNK_BINS_LOGGED:
             log.info("light curve: %d of %d time bins fitted (%.1f s)", done, total, time.monotonic() - t_start)
-    lo, hi = result.energy_range
-    reco = spectra[0].energy_reco.edges if spectra else np.array([lo, hi])
-    edges = snap_edges(lc.energy_edges if lc.energy_edges is not None else [lo, hi], reco)
     options = fit_options(config)
-    rows, variability = light_curve_rows(_Sized(per_bin(), len(bins)), result, edges, lc.sqrt_ts_threshold_ul,
-                                         options.integration, lc.variability_min_counts, progress)
-    model = result_model(result)
-    ref = {(float(a), float(b)): float(model.integral(np.array([a]), np.array([b]), **result.values)[0])
-           for a, b in zip(edges[:-1], edges[1:])}
-    used = sorted({int(spectra[w.run].obs_id) for tb in bins for w in tb.windows})
-    meta = {
-        "SED_TYPE": "flux", "UL_CONF": 0.95, "TIMESYS": "utc", "TIMEUNIT": "d", "MJDREFI": 0, "MJDREFF": 0.0,
-        "time_scale": "utc", "time_format": "mjd",
-        "flux": "integral flux in [e_min, e_max], the joint-fit shape with its norm fitted per time bin",
-        "flux_definition": flux_definition(spectra),
-        "time_bins": lc.time_bins if isinstance(lc.time_bins, str) else _json_safe(lc.time_bins),
-        "sqrt_ts_threshold_ul": lc.sqrt_ts_threshold_ul, "ul_delta_stat": 2.71, "err_delta_stat": 1.0,
-        "model": result.model_type, "fit_status": result.status, "obs_ids": used,
-        "obs_ids_outside_bins": [int(s.obs_id) for s in spectra if int(s.obs_id) not in used],
-        "joint_fit_flux": [ref[k] for k in sorted(ref)],
-        "variability_chi2": variability["chi2"], "variability_ndf": variability["ndf"],
-        "variability_p_value": variability["p_value"], "variability_per_energy_bin": variability["per_energy_bin"],
-        "variability_test": "likelihood ratio of one norm for all time bins against one per group of time "
-                            "bins, the groups merging consecutive bins until the constant flux predicts at least "
-                            "variability_min_counts ON counts (Wilks' theorem valid); chi2 = W_const - sum W_group, "
-                            "ndf = n_groups - 1 per energy bin",
-        "variability_min_counts": lc.variability_min_counts,
-        "status": "the quality gate per row: ok, not_detected (is_ul: quote flux_ul) or failed",
-    }
-    counts = [r["counts"] for r in rows if r["success"]]
-    median_counts = float(np.median(counts)) if counts else 0.0
-    meta["median_counts_per_row"] = median_counts
-    if counts and median_counts < lc.variability_min_counts:  # few counts: fluxes are not Gaussian measurements
-        meta["warning"] = (f"few counts per time bin (median {median_counts:g} ON counts per row, below "
-                           f"light_curve.variability_min_counts = {lc.variability_min_counts:g}): each row's flux "
-                           "is the maximum-likelihood value of its bin, not a Gaussian measurement (averaging rows "
-                           "is biased); quote flux_ul where status is not_detected, and the constant-flux test "
-                           "(which merges bins) for variability")
+    curve = light_curve(spectra, events, result, lc, options.integration, progress)
+    rows, meta = curve.rows, curve.meta
+    if "warning" in meta:
         log.warning("light curve: %s", meta["warning"])
     _write_ecsv(rows, LIGHTCURVE_UNITS, meta, out_ecsv)
     gadf_units = {"time_min": "", "time_max": "", **{c: LIGHTCURVE_UNITS[c] for c in GADF_COLUMNS}}
     _write_ecsv(gadf_rows(rows), gadf_units, meta, Path(out_ecsv).with_name(GADF_FILE))
     name = config.get("name", "")
-    plot_light_curve(rows, out_png, reference_flux=ref, variability=variability,
-                     title=f"{name}: light curve, {len(bins)} time bins, {len(used)} runs\n"
+    plot_light_curve(rows, out_png, reference_flux=curve.reference_flux, variability=curve.variability,
+                     title=f"{name}: light curve, {len(curve.bins)} time bins, {len(curve.obs_ids)} runs\n"
                            f"{short_flux_definition(meta['flux_definition'])}")
     if spectra_ecsv is None:
         return
-    srows, units = spectra_rows(per_bin(), result, options)
+    srows, units = time_bin_spectra(curve, spectra, events, result, options)
     _write_ecsv(srows, units, {"model": result.model_type, "time_scale": "utc", "time_format": "mjd",
                                "stat": "WStat of the fit per time bin",
                                "status": "the quality gate's verdict of each fit (extspec.quality); parameters of "
@@ -689,28 +590,8 @@ CHUNK_BINS_LOGGED = 2048
 """Light curves with more time bins than this log their progress."""
 
 
-class _Sized:
-    """An iterator that knows its length (for progress lines) without holding its items."""
-
-    def __init__(self, items, n: int):
-        self._items, self._n = items, n
-
-    def __iter__(self):
-        return iter(self._items)
-
-    def __len__(self):
-        return self._n
-
-
 GADF_FILE = "lightcurve_gadf.ecsv"
 """The light curve in gammapy's layout, written next to ``lightcurve.ecsv``."""
-
-
-def _json_safe(value):
-    """A config value as plain JSON types (for ECSV metadata)."""
-    import json
-
-    return json.loads(json.dumps(value, default=str))
 
 
 def _read_events(obs_dir: Path):
