@@ -261,7 +261,8 @@ def test_settings_built_from_the_schema_defaults():
     assert (fp.energy_edges, fp.n_sigma_ul) == (d["flux_points"]["energy_edges"], d["flux_points"]["n_sigma_ul"])
 
 
-WORKFLOW_STEPS = {"extspec.workflow.pipeline": "pipeline.py", "extspec.workflow.joint_fit": "joint_fit.py"}
+WORKFLOW_STEPS = {"extspec.workflow.pipeline": "pipeline.py", "extspec.workflow.joint_fit": "joint_fit.py",
+                  "extspec.workflow.spatial": "spatial.py", "extspec.workflow.summary_step": "summary_step.py"}
 """The modules of the workflow's steps: reading, writing, logging and plotting only."""
 
 IO_NUMPY = {"int32", "int64", "float32", "float64", "bool_"}

@@ -28,7 +28,7 @@ from .errors import ConfigError
 
 __all__ = ["SpatialBinSettings", "SpatialFitSettings", "SubRegion", "sub_regions", "overlap_warnings",
            "solid_angle", "fit_regions", "uniformity_test", "REGION_UNITS", "FEW_COUNTS_EXCESS", "UNIFORMITY_STATUSES",
-           "SOLID_ANGLE_STEP"]
+           "SOLID_ANGLE_STEP", "grid_images"]
 
 SOLID_ANGLE_STEP = 0.002
 """deg; spacing of the tangent-plane grid on which a sub-region's solid angle is counted
@@ -312,13 +312,14 @@ def fit_regions(spectra_per_region, subs, model_cfg: dict, options, fit: Spatial
     counts, excess, ``ts``/``sqrt_ts`` (the gate's detection test: W without signal - W at the
     best fit), the fitted parameters with errors and the flux in ``fit.flux_band`` with its
     error propagated from the covariance; a ``not_detected`` sub-region gets instead the 95 %
-    upper limit of that flux for the model's start shape (:func:`extspec.fit.flux_upper_limit`),
+    upper limit of that flux for the model's start shape (:func:`extspec.norms.flux_upper_limit`),
     and no parameters (an upper limit, not a fit of noise).  ``fits``: ``{id: (FitResult,
     JointData)}`` of the sub-regions whose status is in :data:`UNIFORMITY_STATUSES`, for
     :func:`uniformity_test`.
     """
     from .ebl import result_model
-    from .fit import JointData, fit_joint, flux_upper_limit, model_parameters
+    from .fit import JointData, fit_joint, model_parameters
+    from .norms import flux_upper_limit
     from .models import propagate_errors
 
     _, start = model_parameters(model_cfg)
@@ -412,3 +413,32 @@ def uniformity_test(fits: dict, model_cfg: dict, options) -> dict:
             "validity": ("Wilks' theorem holds asymptotically; " +
                          (f"sub-regions {few} have an excess below {FEW_COUNTS_EXCESS:g} counts: the p-value is "
                           "approximate" if few else "every fitted sub-region has enough counts"))}
+
+
+def grid_images(rows, subs, bins, shape_names) -> tuple[dict, dict]:
+    """The per-box quantities of a grid as images on the grid's TAN WCS.
+
+    ``rows``: the ``regions.ecsv`` rows of ``subs`` (the grid's boxes, each with its grid index
+    ``ij``); ``shape_names``: ``(parameter, unit)`` of the fitted shape parameters.  Returns
+    ``({EXTNAME: (image, column, unit)}, wcs_cards)``: FLUX, FLUX_ERR, FLUX_UL, SQRT_TS, each
+    shape parameter and its error (float32, NaN where no box or no measurement) and SUBREGION
+    (int32 row id, -1 where no box); the WCS cards place pixel (i, j) on box (i, j).
+    """
+    proj = _grid_projection(bins)
+    ii = np.array([s.ij[0] for s in subs])
+    jj = np.array([s.ij[1] for s in subs])
+    i0, j0 = ii.min(), jj.min()
+    shape = (jj.max() - j0 + 1, ii.max() - i0 + 1)
+    wcs = dict(proj.header_cards())
+    wcs["CRPIX1"], wcs["CRPIX2"] = float(1 - i0), float(1 - j0)
+    names = {"FLUX": ("flux", "cm-2 s-1"), "FLUX_ERR": ("flux_err", "cm-2 s-1"), "FLUX_UL": ("flux_ul", "cm-2 s-1"),
+             "SQRT_TS": ("sqrt_ts", ""), "SUBREGION": ("id", "")}
+    for p, unit in shape_names:
+        names[p.upper()] = (p, unit)
+        names[p.upper() + "_ERR"] = (p + "_err", unit)
+    out = {}
+    for ext, (col, unit) in names.items():
+        img = np.full(shape, np.nan if col != "id" else -1.0)
+        img[jj - j0, ii - i0] = [r[col] for r in rows]
+        out[ext] = (img.astype(np.float32 if col != "id" else np.int32), col, unit)
+    return out, wcs

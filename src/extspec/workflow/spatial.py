@@ -113,37 +113,19 @@ def _read_runs(paths, n_subs: int) -> list:
 
 
 def _images(rows, subs, bins, shape_names, out) -> None:
-    """``images.fits`` of a grid: one IMAGE extension per quantity on the grid's TAN WCS."""
-    import numpy as np
-
-    from ..io.fitswrite import image_bytes, primary_header_bytes
-    from ..resolved import _grid_projection
-
-    proj = _grid_projection(bins)
-    ii = np.array([s.ij[0] for s in subs])
-    jj = np.array([s.ij[1] for s in subs])
-    i0, j0 = ii.min(), jj.min()
-    shape = (jj.max() - j0 + 1, ii.max() - i0 + 1)
-    wcs = dict(proj.header_cards())
-    wcs["CRPIX1"], wcs["CRPIX2"] = float(1 - i0), float(1 - j0)
-    names = {"FLUX": ("flux", "cm-2 s-1"), "FLUX_ERR": ("flux_err", "cm-2 s-1"), "FLUX_UL": ("flux_ul", "cm-2 s-1"),
-             "SQRT_TS": ("sqrt_ts", ""), "SUBREGION": ("id", "")}
-    for p, unit in shape_names:
-        names[p.upper()] = (p, unit)
-        names[p.upper() + "_ERR"] = (p + "_err", unit)
+    """``images.fits`` of a grid: one IMAGE extension per quantity on the grid's TAN WCS
+    (:func:`extspec.resolved.grid_images`)."""
     from .. import code_identity
-
-    data = primary_header_bytes()
-    for ext, (col, unit) in names.items():
-        img = np.full(shape, np.nan if col != "id" else -1.0)
-        for r, s in zip(rows, subs):
-            img[s.ij[1] - j0, s.ij[0] - i0] = r[col]
-        cards = [(k, v) for k, v in wcs.items()] + [("BUNIT", unit), ("CREATOR", code_identity()), ("COMMENT", _IMAGE_NOTES[ext.split("_")[0]]
-                                                                      if ext.split("_")[0] in _IMAGE_NOTES else
-                                                                      f"fitted {col} per box, NaN: no measurement")]
-        data += image_bytes(img.astype(np.float32 if col != "id" else np.int32), cards, extname=ext)
     from ..io.atomic import write_atomic
+    from ..io.fitswrite import image_bytes, primary_header_bytes
+    from ..resolved import grid_images
 
+    images, wcs = grid_images(rows, subs, bins, shape_names)
+    data = primary_header_bytes()
+    for ext, (img, col, unit) in images.items():
+        note = _IMAGE_NOTES.get(ext.split("_")[0], f"fitted {col} per box, NaN: no measurement")
+        cards = [*wcs.items(), ("BUNIT", unit), ("CREATOR", code_identity()), ("COMMENT", note)]
+        data += image_bytes(img, cards, extname=ext)
     write_atomic(out, data)
 
 
