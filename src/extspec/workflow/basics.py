@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-__all__ = ["has_dl3", "external_spectra", "region_center_tuple", "check_increasing", "check_model", "runs_have"]
+__all__ = ["has_dl3", "external_spectra", "region_center_tuple", "check_increasing", "check_model", "runs_have", "runs_of_irf_class"]
 
 
 def has_dl3(cfg: dict) -> bool:
@@ -110,3 +110,19 @@ def runs_have(obs_ids) -> str:
     """``20326 has`` / ``1, 2 have`` / the first five and ``... have``, for messages naming runs."""
     few = ", ".join(map(str, obs_ids[:5])) + (" ..." if len(obs_ids) > 5 else "")
     return f"{few} {'has' if len(obs_ids) == 1 else 'have'}"
+
+
+def runs_of_irf_class(store, obs_ids, irf_class: str) -> list[int]:
+    """The obs ids of ``obs_ids`` whose IRFs in ``store`` are of ``irf_class`` (full-enclosure or
+    point-like, :mod:`extspec.irf`); a run whose header cannot be read is left to its reduction
+    job to report."""
+    from ..errors import DataStoreError
+
+    out = []
+    for o in obs_ids:
+        try:
+            if store.irf_class(int(o)) == irf_class:
+                out.append(int(o))
+        except DataStoreError:
+            continue
+    return out

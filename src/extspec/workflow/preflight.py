@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ConfigError
-from .basics import has_dl3, runs_have
+from .basics import has_dl3, runs_have, runs_of_irf_class
 
 __all__ = ["reduction_bytes", "physical_memory", "check_map_memory", "check_point_region", "check_external_binning"]
 
@@ -64,19 +64,12 @@ def check_point_region(cfg: dict, store, obs_ids) -> None:
     effective area): with full-enclosure IRFs a point holds no reconstructed event (a circle
     with ``model.spatial: {type: point}`` gives the source's flux).  Refused here, before any job, naming the runs;
     an unreadable header is left to the run's reduction job to report."""
-    from ..errors import DataStoreError
     from ..irf import FULL_ENCLOSURE
     from ..skyregions import PointSky, parse_region
 
     if not isinstance(parse_region(cfg["on_region"], "on_region"), PointSky):
         return
-    full = []
-    for o in obs_ids:
-        try:
-            if store.irf_class(int(o)) == FULL_ENCLOSURE:
-                full.append(int(o))
-        except DataStoreError:
-            continue
+    full = runs_of_irf_class(store, obs_ids, FULL_ENCLOSURE)
     if full:
         raise ConfigError(
             f"config key 'on_region': a point ON region needs point-like IRFs, but obs {runs_have(full)} "

@@ -12,7 +12,7 @@ This module imports only the standard library at import time.
 from __future__ import annotations
 
 from ..errors import ConfigError, DataStoreError
-from .basics import runs_have
+from .basics import runs_have, runs_of_irf_class
 
 __all__ = ["check_selection", "selected_obs_ids", "check_pointings", "check_irf_needs"]
 
@@ -147,16 +147,9 @@ def check_irf_needs(cfg: dict, store, obs_ids) -> None:
     check_point_region(cfg, store, obs_ids)
     spatial = (cfg.get("model") or {}).get("spatial") or {}
     if spatial.get("type") not in (None, "point"):
-        from ..errors import DataStoreError
         from ..irf import POINT_LIKE
 
-        point_like = []
-        for o in obs_ids:
-            try:
-                if store.irf_class(int(o)) == POINT_LIKE:
-                    point_like.append(int(o))
-            except DataStoreError:
-                continue
+        point_like = runs_of_irf_class(store, obs_ids, POINT_LIKE)
         if point_like:
             raise ConfigError(
                 f"config key 'model.spatial': a {spatial['type']} needs full-enclosure IRFs with a PSF, but obs "
