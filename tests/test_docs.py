@@ -204,10 +204,10 @@ def run_block(block: Block, cwd: Path) -> str:
         cmd = [sys.executable, "-c", code]
     else:
         raise AssertionError(f"{block.page}:{block.line}: runnable block of language {block.lang!r}")
-    res = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         timeout=1800)
-    assert res.returncode == 0, f"{block.page}:{block.line} failed ({res.returncode}):\n{res.stdout[-4000:]}"
-    return res.stdout
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, (f"{block.page}:{block.line} failed ({res.returncode}):\n{res.stdout[-3000:]}\n"
+                                 f"{res.stderr[-3000:]}")
+    return res.stdout  # what a page quotes is the output a user sees on stdout
 
 
 def run_page(page: str, cwd: Path, slow: bool) -> int:
