@@ -359,14 +359,13 @@ def test_amplitude_stays_physical_unless_negatives_are_allowed(sim):
 
 
 def _readme_magic_example() -> dict:
-    text = (REPO / "README.md").read_text()
-    block = text.split("```yaml\nname: magic-crab\n", 1)[1].split("```", 1)[0]
-    return yaml.safe_load("name: magic-crab\n" + block)
+    """The MAGIC tutorial's config (docs/tutorials/instruments.md shows it)."""
+    return yaml.safe_load((REPO / "config" / "magic-crab.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
 def magic(tmp_path_factory):
-    """The README's MAGIC example (over config/config.yaml, as the workflow merges them), reduced."""
+    """The MAGIC tutorial's config (over config/config.yaml, as the workflow merges them), reduced."""
     from extspec.workflow.config import load_config, read_config_files, stage_config
     from extspec.workflow.pipeline import reduce_observation
 
