@@ -11,6 +11,10 @@
 * the workflow's steps (``workflow/pipeline.py``, ``workflow/joint_fit.py``) hold no numerical
   code: no numpy (or math) import at module level, and in their functions numpy only for the
   dtypes of what they write (:data:`IO_NUMPY`); the science is in library entry points;
+* every registered product (:mod:`extspec.workflow.products`) is complete: its schema keys
+  documented, its steps' stages in ``STAGE_KEYS``, its rule file included and running each
+  step's subcommand with its stage's settings, the subcommands in the parser, its imports
+  importable (``tests/test_cli.py::test_step_imports_are_complete`` runs them);
 * the typed settings of the stages hold no defaults, and no algorithm function repeats a
   default of the schema in its signature (the schema is the only place for them).
 """
@@ -262,8 +266,11 @@ def test_settings_built_from_the_schema_defaults():
 
 
 WORKFLOW_STEPS = {"extspec.workflow.pipeline": "pipeline.py", "extspec.workflow.joint_fit": "joint_fit.py",
-                  "extspec.workflow.spatial": "spatial.py", "extspec.workflow.summary_step": "summary_step.py"}
-"""The modules of the workflow's steps: reading, writing, logging and plotting only."""
+                  "extspec.workflow.summary_step": "summary_step.py",
+                  **{f"extspec.workflow.products.{p.name}": f"products/{p.name}.py"
+                     for p in __import__("extspec.workflow.products", fromlist=["products"]).products()}}
+"""The modules of the workflow's steps (the core ones and every registered product's):
+reading, writing, logging and plotting only."""
 
 IO_NUMPY = {"int32", "int64", "float32", "float64", "bool_"}
 """What a step may use of numpy in a function: the dtypes of the arrays it writes."""
@@ -323,3 +330,73 @@ def test_workflow_steps_hold_no_numerical_code():
     # the exemptions are still needed (a closed list does not outlive its reason)
     source = modules["extspec.workflow.pipeline"].read_text()
     assert all(f"def {f}(" in source for f in NUMPY_EXEMPT)
+
+
+# ------------------------------------------------------------------ registered products --
+
+REPO = PACKAGE.parents[1]
+
+
+def _undocumented(node: dict, key: str, defs: dict) -> list[str]:
+    """Every property below ``node`` (a schema fragment named ``key``; ``$ref`` resolved in
+    ``defs``) without a description."""
+    while "$ref" in node and not node.get("description"):
+        node = defs[node["$ref"].rsplit("/", 1)[1]]
+    out = [] if node.get("description") else [key]
+    for name, sub in (node.get("properties") or {}).items():
+        out += _undocumented(sub, f"{key}.{name}", defs)
+    for sub in node.get("oneOf") or node.get("anyOf") or []:
+        out += [k for k in _undocumented(sub, key, defs) if k != key]
+    if isinstance(node.get("items"), dict):
+        out += [k for k in _undocumented(node["items"], key, defs) if k != key]
+    return out
+
+
+def test_the_products_registry():
+    from extspec.workflow.products import products
+
+    names = [p.name for p in products()]
+    assert {"spatial", "cumulative"} <= set(names) and len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("name", [p.name for p in __import__("extspec.workflow.products",
+                                                                fromlist=["products"]).products()])
+def test_every_registered_product_is_complete(name):
+    """A product registered in extspec.workflow.products has everything the workflow needs."""
+    from extspec.cli import build_parser
+    from extspec.workflow.pipeline import STEP_IMPORTS
+    from extspec.workflow.products import product, steps
+    from extspec.workflow.schema import read_schema
+    from extspec.workflow.settings import STAGE_KEYS
+
+    p = product(name)
+    schema, defs = read_schema()["properties"], read_schema().get("$defs", {})
+    # schema: its keys exist and every one of their properties says what it is
+    assert p.schema_keys and set(p.schema_keys) <= set(schema)
+    assert p.config_key is None or p.config_key in p.schema_keys
+    assert [k for key in p.schema_keys for k in _undocumented(schema[key], key, defs)] == []
+    # STAGE_KEYS, the one place of stage keys: every step's stage there, with the product's keys
+    stages = [s.stage for s in p.steps]
+    assert set(stages) <= set(STAGE_KEYS)
+    keys = {k.split(".")[0] for s in stages for k in STAGE_KEYS[s]}
+    assert set(p.schema_keys) <= keys
+    # one place for a step's imports: the registration, not pipeline.STEP_IMPORTS too
+    assert not set(stages) & set(STEP_IMPORTS)
+    for s in p.steps:
+        for module in s.imports:
+            importlib.import_module(module)
+    # the rule file: included by the Snakefile through the registry, running each step's subcommand
+    rules = (REPO / p.rule_file).read_text()
+    snakefile = (REPO / "Snakefile").read_text()
+    assert "include: _product.rule_file" in snakefile and p.rule_file not in snakefile
+    for s in p.steps:
+        assert f'"extspec {s.command} ' in rules, s.command
+        assert f'"{s.stage}")' in rules, s.stage  # settings("<stage>") or stage_config(..., "<stage>")
+    # the command line: a subcommand per step, with --settings (and --datastore per observation)
+    sub = next(a for a in build_parser()._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    for s in p.steps:
+        options = {o for a in sub.choices[s.command]._actions for o in a.option_strings}
+        assert {"--settings", "--config", "--log"} <= options
+        assert ("--datastore" in options) is s.per_obs
+    # every stage belongs to exactly one step: a core one (pipeline) or a registered one
+    assert set(STAGE_KEYS) <= set(STEP_IMPORTS) | {s.stage for s in steps()}
