@@ -190,11 +190,12 @@ SETTINGS_CLASSES = {
     "extspec.fit": "FitOptions",
     "extspec.fluxpoints": "FluxPointSettings",
     "extspec.resolved": "SpatialBinSettings",
+    "extspec.model_spec": "ModelSpec",
 }
 
 
 def _settings_classes():
-    """Every dataclass named ``*Settings`` or ``*Options`` in the library modules."""
+    """Every dataclass named ``*Settings``, ``*Options`` or ``*Spec`` in the library modules."""
     found = {}
     for name in _library_modules():
         if name.endswith("__main__"):
@@ -202,7 +203,7 @@ def _settings_classes():
         mod = importlib.import_module(name)
         for cname, obj in vars(mod).items():
             if (inspect.isclass(obj) and obj.__module__ == name and dataclasses.is_dataclass(obj)
-                    and cname.endswith(("Settings", "Options"))):
+                    and cname.endswith(("Settings", "Options", "Spec"))):
                 found[f"{name}.{cname}"] = obj
     return found
 

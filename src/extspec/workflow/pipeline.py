@@ -409,18 +409,17 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     from ..containment import flux_definition, short_flux_definition
     from ..ebl import result_model
     from ..fit import JointData, fit_with_comparisons, instrument_records
-    from ..io.ebl_table import with_ebl_table
     from ..io.fitresult import write_fit_result
     from ..plots import plot_spectrum_fit
     from ..stacking import spectrum_plot_arrays
-    from .settings import fit_options
+    from .settings import fit_options, model_spec
 
     spectra = read_spectra(spectrum_dirs)
     opts = fit_options(config)
     data = JointData(spectra)
     compare = (config.get("fit") or {}).get("compare", []) or []
     # every model is handed its EBL table (an alternative without its own takes the model's)
-    result = fit_with_comparisons(spectra, with_ebl_table(config["model"]), [with_ebl_table(a) for a in compare],
+    result = fit_with_comparisons(spectra, model_spec(config["model"]), [model_spec(a) for a in compare],
                                   opts, data=data)
     from ..background import background_record
 

@@ -140,10 +140,9 @@ def run_spatial(config: dict, spatial_files: list, out_dir) -> dict:
 
     from ... import code_identity
     from ...io.atomic import write_atomic
-    from ...io.ebl_table import with_ebl_table
     from ...plots_spatial import plot_spatial_maps, plot_spatial_profile
     from ...resolved import REGION_UNITS, UNIFORMITY_STATUSES, fit_regions, overlap_warnings, uniformity_test
-    from ..settings import fit_options, spatial_fit_settings
+    from ..settings import fit_options, model_spec, spatial_fit_settings
 
     log = logging.getLogger("extspec.spatial")
     bins, subs, geom = _subs(config)
@@ -151,20 +150,20 @@ def run_spatial(config: dict, spatial_files: list, out_dir) -> dict:
         for line in overlap_warnings(subs):
             log.warning("%s", line)
     per = _read_runs(spatial_files, len(subs))
-    model_cfg = with_ebl_table(config["model"])
+    model = model_spec(config["model"])
     opts, fit = fit_options(config), spatial_fit_settings(config)
-    rows, fits = fit_regions(per, subs, model_cfg, opts, fit)
-    test = uniformity_test(fits, model_cfg, opts)
+    rows, fits = fit_regions(per, subs, model, opts, fit)
+    test = uniformity_test(fits, model, opts)
     from ...fit import model_parameters
 
-    _, params = model_parameters(model_cfg)
+    _, params = model_parameters(model)
     free = [(p.name, p.unit) for p in params if not p.frozen]
     units = dict(REGION_UNITS)
     for name, unit in free:
         units[name], units[name + "_err"] = unit, unit
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"name": config.get("name", ""), "kind": bins.kind, "model": model_cfg.get("type"),
+    meta = {"name": config.get("name", ""), "kind": bins.kind, "model": model.type,
             "flux": f"integral flux {fit.flux_band[0]:g}-{fit.flux_band[1]:g} TeV of the fitted model, error "
                     "propagated from the covariance; flux_ul (status not_detected): its 95 % upper limit for the "
                     "model's start shape (WStat rising by 2.71 in the norm)",
