@@ -268,6 +268,16 @@ def product_outputs(name, analysis):
     return [f"{RESULTS}/{analysis}/{f}" for f in PRODUCTS[name].outputs(ANALYSES[analysis]["config"])]
 
 
+def run_files(analysis, name):
+    """Input function: the file `name` of every run of an analysis, e.g. the spatial.h5 of a
+    product's per-observation step (obs/<obs_id>/<name>)."""
+
+    def inputs(wildcards):
+        return [f"{RESULTS}/{analysis}/obs/{o}/{name}" for o in obs_ids(analysis)]
+
+    return inputs
+
+
 LIGHT_CURVE_ANALYSES = [n for n, a in ANALYSES.items() if a["config"].get("light_curve") is not None]
 """Analyses with a `light_curve` block: their reductions also write onoff_events.h5 (rule
 reduce_lc in lightcurve.smk, or their batch rules in reduce.smk) and they get

@@ -15,15 +15,6 @@ SPATIAL_ANALYSES = PRODUCT_ANALYSES["spatial"]
 """Analyses with `spatial_bins` (and DL3 runs)."""
 
 
-def spatial_inputs(analysis):
-    """Input function: every run's spatial.h5 of an analysis."""
-
-    def inputs(wildcards):
-        return [f"{RESULTS}/{analysis}/obs/{o}/spatial.h5" for o in obs_ids(analysis)]
-
-    return inputs
-
-
 rule spatial_reduce:
     input:
         obs_files,
@@ -53,7 +44,7 @@ for _name in SPATIAL_ANALYSES:
         name:
             f"spatial_{_safe}"
         input:
-            spatial_inputs(_name),
+            run_files(_name, "spatial.h5"),
         output:
             product_outputs("spatial", _name),
         params:
