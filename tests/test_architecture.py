@@ -360,44 +360,86 @@ def test_the_products_registry():
     assert {"spatial", "cumulative"} <= set(names) and len(names) == len(set(names))
 
 
+def _product_problems(p) -> list[str]:
+    """What a registered product lacks (empty: complete)."""
+    import argparse
+
+    from extspec.cli import build_parser
+    from extspec.workflow.pipeline import STEP_IMPORTS
+    from extspec.workflow.products import steps
+    from extspec.workflow.schema import read_schema
+    from extspec.workflow.settings import STAGE_KEYS
+
+    out = []
+    schema, defs = read_schema()["properties"], read_schema().get("$defs", {})
+    # schema: its keys exist and every one of their properties says what it is
+    out += [f"schema: no key {k}" for k in p.schema_keys if k not in schema] + ([] if p.schema_keys else ["schema keys"])
+    if p.config_key is not None and p.config_key not in p.schema_keys:
+        out.append(f"config key {p.config_key} not among its schema keys")
+    out += [f"schema: {k} has no description" for key in p.schema_keys if key in schema
+            for k in _undocumented(schema[key], key, defs)]
+    # STAGE_KEYS, the one place of stage keys: every step's stage there, with the product's keys
+    stages = [s.stage for s in p.steps]
+    out += [f"STAGE_KEYS: no stage {st}" for st in stages if st not in STAGE_KEYS]
+    keys = {k.split(".")[0] for st in stages for k in STAGE_KEYS.get(st, ())}
+    out += [f"STAGE_KEYS: no step depends on {k}" for k in p.schema_keys if k not in keys]
+    # one place for a step's imports: the registration, not pipeline.STEP_IMPORTS too
+    out += [f"STEP_IMPORTS: {st} there too" for st in stages if st in STEP_IMPORTS]
+    for s in p.steps:
+        for module in s.imports:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                out.append(f"imports: no module {module}")
+    # the rule file: included by the Snakefile through the registry, running each step's subcommand
+    rule_file = REPO / p.rule_file
+    rules = rule_file.read_text() if rule_file.is_file() else ""
+    if not rules:
+        out.append(f"no rule file {p.rule_file}")
+    snakefile = (REPO / "Snakefile").read_text()
+    if "include: _product.rule_file" not in snakefile or p.rule_file in snakefile:
+        out.append("the Snakefile does not include the registered rule files")
+    for s in p.steps:
+        if f'"extspec {s.command} ' not in rules:
+            out.append(f"rule: no shell running extspec {s.command}")
+        if f'"{s.stage}")' not in rules:  # settings("<stage>") or stage_config(..., "<stage>")
+            out.append(f"rule: no params of stage {s.stage}")
+    # the command line: a subcommand per step, with --settings (and --datastore per observation)
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for s in p.steps:
+        if s.command not in sub.choices:
+            out.append(f"cli: no subcommand {s.command}")
+            continue
+        options = {o for a in sub.choices[s.command]._actions for o in a.option_strings}
+        if not {"--settings", "--config", "--log"} <= options or ("--datastore" in options) is not s.per_obs:
+            out.append(f"cli: {s.command} options {sorted(options)}")
+    # every stage belongs to exactly one step: a core one (pipeline) or a registered one
+    out += [f"STAGE_KEYS: {st} is no step's" for st in STAGE_KEYS if st not in set(STEP_IMPORTS) | {
+        s.stage for s in steps()}]
+    return out
+
+
 @pytest.mark.parametrize("name", [p.name for p in __import__("extspec.workflow.products",
                                                                 fromlist=["products"]).products()])
 def test_every_registered_product_is_complete(name):
     """A product registered in extspec.workflow.products has everything the workflow needs."""
-    from extspec.cli import build_parser
-    from extspec.workflow.pipeline import STEP_IMPORTS
-    from extspec.workflow.products import product, steps
-    from extspec.workflow.schema import read_schema
-    from extspec.workflow.settings import STAGE_KEYS
+    from extspec.workflow.products import product
 
-    p = product(name)
-    schema, defs = read_schema()["properties"], read_schema().get("$defs", {})
-    # schema: its keys exist and every one of their properties says what it is
-    assert p.schema_keys and set(p.schema_keys) <= set(schema)
-    assert p.config_key is None or p.config_key in p.schema_keys
-    assert [k for key in p.schema_keys for k in _undocumented(schema[key], key, defs)] == []
-    # STAGE_KEYS, the one place of stage keys: every step's stage there, with the product's keys
-    stages = [s.stage for s in p.steps]
-    assert set(stages) <= set(STAGE_KEYS)
-    keys = {k.split(".")[0] for s in stages for k in STAGE_KEYS[s]}
-    assert set(p.schema_keys) <= keys
-    # one place for a step's imports: the registration, not pipeline.STEP_IMPORTS too
-    assert not set(stages) & set(STEP_IMPORTS)
-    for s in p.steps:
-        for module in s.imports:
-            importlib.import_module(module)
-    # the rule file: included by the Snakefile through the registry, running each step's subcommand
-    rules = (REPO / p.rule_file).read_text()
-    snakefile = (REPO / "Snakefile").read_text()
-    assert "include: _product.rule_file" in snakefile and p.rule_file not in snakefile
-    for s in p.steps:
-        assert f'"extspec {s.command} ' in rules, s.command
-        assert f'"{s.stage}")' in rules, s.stage  # settings("<stage>") or stage_config(..., "<stage>")
-    # the command line: a subcommand per step, with --settings (and --datastore per observation)
-    sub = next(a for a in build_parser()._actions if isinstance(a, __import__("argparse")._SubParsersAction))
-    for s in p.steps:
-        options = {o for a in sub.choices[s.command]._actions for o in a.option_strings}
-        assert {"--settings", "--config", "--log"} <= options
-        assert ("--datastore" in options) is s.per_obs
-    # every stage belongs to exactly one step: a core one (pipeline) or a registered one
-    assert set(STAGE_KEYS) <= set(STEP_IMPORTS) | {s.stage for s in steps()}
+    assert _product_problems(product(name)) == []
+
+
+def test_an_incomplete_product_is_found():
+    """The completeness check itself, on a product missing every piece."""
+    import dataclasses
+
+    from extspec.workflow.products import product
+
+    good = product("spatial")
+    step = dataclasses.replace(good.steps[1], stage="nope", command="nope", imports=("extspec.nope",), per_obs=True)
+    bad = dataclasses.replace(good, schema_keys=("spatial_bins", "obs_cone", "nope"), rule_file="workflow/rules/no.smk",
+                              steps=(step,))
+    problems = _product_problems(bad)
+    for what in ("schema: no key nope", "schema: obs_cone has no description", "STAGE_KEYS: no stage nope",
+                 "imports: no module extspec.nope", "no rule file workflow/rules/no.smk",
+                 "rule: no shell running extspec nope", "rule: no params of stage nope", "cli: no subcommand nope"):
+        assert what in problems, (what, problems)
