@@ -49,8 +49,13 @@ include: "workflow/rules/fit.smk"
 include: "workflow/rules/products.smk"
 include: "workflow/rules/lightcurve.smk"
 include: "workflow/rules/joint.smk"
-include: "workflow/rules/spatial.smk"
 include: "workflow/rules/download.smk"
+
+
+# the rules of every registered product (extspec.workflow.products; PRODUCTS in common.smk)
+for _product in PRODUCTS.values():
+
+    include: _product.rule_file
 
 
 # end the process as soon as the last job is done (extspec.workflow.process_exit)

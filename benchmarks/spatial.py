@@ -49,7 +49,7 @@ def child(variant: str, out: str) -> None:
         run_fit(stage_config(cfg, "fit"), [f"{out}/obs/{o}" for o in RXJ_RUNS], f"{out}/result.yaml", f"{out}/s.png")
         extra = {}
     else:
-        from extspec.workflow.spatial import reduce_spatial, run_spatial
+        from extspec.workflow.products.spatial import reduce_spatial, run_spatial
 
         red = stage_config(cfg, "spatial_reduce")
         t_red = time.perf_counter()

@@ -11,6 +11,10 @@
 * the workflow's steps (``workflow/pipeline.py``, ``workflow/joint_fit.py``) hold no numerical
   code: no numpy (or math) import at module level, and in their functions numpy only for the
   dtypes of what they write (:data:`IO_NUMPY`); the science is in library entry points;
+* every registered product (:mod:`extspec.workflow.products`) is complete: its schema keys
+  documented, its steps' stages in ``STAGE_KEYS``, its rule file included and running each
+  step's subcommand with its stage's settings, the subcommands in the parser, its imports
+  importable (``tests/test_cli.py::test_step_imports_are_complete`` runs them);
 * the typed settings of the stages hold no defaults, and no algorithm function repeats a
   default of the schema in its signature (the schema is the only place for them).
 """
@@ -186,11 +190,12 @@ SETTINGS_CLASSES = {
     "extspec.fit": "FitOptions",
     "extspec.fluxpoints": "FluxPointSettings",
     "extspec.resolved": "SpatialBinSettings",
+    "extspec.model_spec": "ModelSpec",
 }
 
 
 def _settings_classes():
-    """Every dataclass named ``*Settings`` or ``*Options`` in the library modules."""
+    """Every dataclass named ``*Settings``, ``*Options`` or ``*Spec`` in the library modules."""
     found = {}
     for name in _library_modules():
         if name.endswith("__main__"):
@@ -198,7 +203,7 @@ def _settings_classes():
         mod = importlib.import_module(name)
         for cname, obj in vars(mod).items():
             if (inspect.isclass(obj) and obj.__module__ == name and dataclasses.is_dataclass(obj)
-                    and cname.endswith(("Settings", "Options"))):
+                    and cname.endswith(("Settings", "Options", "Spec"))):
                 found[f"{name}.{cname}"] = obj
     return found
 
@@ -262,8 +267,11 @@ def test_settings_built_from_the_schema_defaults():
 
 
 WORKFLOW_STEPS = {"extspec.workflow.pipeline": "pipeline.py", "extspec.workflow.joint_fit": "joint_fit.py",
-                  "extspec.workflow.spatial": "spatial.py", "extspec.workflow.summary_step": "summary_step.py"}
-"""The modules of the workflow's steps: reading, writing, logging and plotting only."""
+                  "extspec.workflow.summary_step": "summary_step.py",
+                  **{f"extspec.workflow.products.{p.name}": f"products/{p.name}.py"
+                     for p in __import__("extspec.workflow.products", fromlist=["products"]).products()}}
+"""The modules of the workflow's steps (the core ones and every registered product's):
+reading, writing, logging and plotting only."""
 
 IO_NUMPY = {"int32", "int64", "float32", "float64", "bool_"}
 """What a step may use of numpy in a function: the dtypes of the arrays it writes."""
@@ -323,3 +331,115 @@ def test_workflow_steps_hold_no_numerical_code():
     # the exemptions are still needed (a closed list does not outlive its reason)
     source = modules["extspec.workflow.pipeline"].read_text()
     assert all(f"def {f}(" in source for f in NUMPY_EXEMPT)
+
+
+# ------------------------------------------------------------------ registered products --
+
+REPO = PACKAGE.parents[1]
+
+
+def _undocumented(node: dict, key: str, defs: dict) -> list[str]:
+    """Every property below ``node`` (a schema fragment named ``key``; ``$ref`` resolved in
+    ``defs``) without a description."""
+    while "$ref" in node and not node.get("description"):
+        node = defs[node["$ref"].rsplit("/", 1)[1]]
+    out = [] if node.get("description") else [key]
+    for name, sub in (node.get("properties") or {}).items():
+        out += _undocumented(sub, f"{key}.{name}", defs)
+    for sub in node.get("oneOf") or node.get("anyOf") or []:
+        out += [k for k in _undocumented(sub, key, defs) if k != key]
+    if isinstance(node.get("items"), dict):
+        out += [k for k in _undocumented(node["items"], key, defs) if k != key]
+    return out
+
+
+def test_the_products_registry():
+    from extspec.workflow.products import products
+
+    names = [p.name for p in products()]
+    assert {"spatial", "cumulative"} <= set(names) and len(names) == len(set(names))
+
+
+def _product_problems(p) -> list[str]:
+    """What a registered product lacks (empty: complete)."""
+    import argparse
+
+    from extspec.cli import build_parser
+    from extspec.workflow.pipeline import STEP_IMPORTS
+    from extspec.workflow.products import steps
+    from extspec.workflow.schema import read_schema
+    from extspec.workflow.settings import STAGE_KEYS
+
+    out = []
+    schema, defs = read_schema()["properties"], read_schema().get("$defs", {})
+    # schema: its keys exist and every one of their properties says what it is
+    out += [f"schema: no key {k}" for k in p.schema_keys if k not in schema] + ([] if p.schema_keys else ["schema keys"])
+    if p.config_key is not None and p.config_key not in p.schema_keys:
+        out.append(f"config key {p.config_key} not among its schema keys")
+    out += [f"schema: {k} has no description" for key in p.schema_keys if key in schema
+            for k in _undocumented(schema[key], key, defs)]
+    # STAGE_KEYS, the one place of stage keys: every step's stage there, with the product's keys
+    stages = [s.stage for s in p.steps]
+    out += [f"STAGE_KEYS: no stage {st}" for st in stages if st not in STAGE_KEYS]
+    keys = {k.split(".")[0] for st in stages for k in STAGE_KEYS.get(st, ())}
+    out += [f"STAGE_KEYS: no step depends on {k}" for k in p.schema_keys if k not in keys]
+    # one place for a step's imports: the registration, not pipeline.STEP_IMPORTS too
+    out += [f"STEP_IMPORTS: {st} there too" for st in stages if st in STEP_IMPORTS]
+    for s in p.steps:
+        for module in s.imports:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                out.append(f"imports: no module {module}")
+    # the rule file: included by the Snakefile through the registry, running each step's subcommand
+    rule_file = REPO / p.rule_file
+    rules = rule_file.read_text() if rule_file.is_file() else ""
+    if not rules:
+        out.append(f"no rule file {p.rule_file}")
+    snakefile = (REPO / "Snakefile").read_text()
+    if "include: _product.rule_file" not in snakefile or p.rule_file in snakefile:
+        out.append("the Snakefile does not include the registered rule files")
+    for s in p.steps:
+        if f'"extspec {s.command} ' not in rules:
+            out.append(f"rule: no shell running extspec {s.command}")
+        if f'"{s.stage}")' not in rules:  # settings("<stage>") or stage_config(..., "<stage>")
+            out.append(f"rule: no params of stage {s.stage}")
+    # the command line: a subcommand per step, with --settings (and --datastore per observation)
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for s in p.steps:
+        if s.command not in sub.choices:
+            out.append(f"cli: no subcommand {s.command}")
+            continue
+        options = {o for a in sub.choices[s.command]._actions for o in a.option_strings}
+        if not {"--settings", "--config", "--log"} <= options or ("--datastore" in options) is not s.per_obs:
+            out.append(f"cli: {s.command} options {sorted(options)}")
+    # every stage belongs to exactly one step: a core one (pipeline) or a registered one
+    out += [f"STAGE_KEYS: {st} is no step's" for st in STAGE_KEYS if st not in set(STEP_IMPORTS) | {
+        s.stage for s in steps()}]
+    return out
+
+
+@pytest.mark.parametrize("name", [p.name for p in __import__("extspec.workflow.products",
+                                                                fromlist=["products"]).products()])
+def test_every_registered_product_is_complete(name):
+    """A product registered in extspec.workflow.products has everything the workflow needs."""
+    from extspec.workflow.products import product
+
+    assert _product_problems(product(name)) == []
+
+
+def test_an_incomplete_product_is_found():
+    """The completeness check itself, on a product missing every piece."""
+    import dataclasses
+
+    from extspec.workflow.products import product
+
+    good = product("spatial")
+    step = dataclasses.replace(good.steps[1], stage="nope", command="nope", imports=("extspec.nope",), per_obs=True)
+    bad = dataclasses.replace(good, schema_keys=("spatial_bins", "obs_cone", "nope"), rule_file="workflow/rules/no.smk",
+                              steps=(step,))
+    problems = _product_problems(bad)
+    for what in ("schema: no key nope", "schema: obs_cone has no description", "STAGE_KEYS: no stage nope",
+                 "imports: no module extspec.nope", "no rule file workflow/rules/no.smk",
+                 "rule: no shell running extspec nope", "rule: no params of stage nope", "cli: no subcommand nope"):
+        assert what in problems, (what, problems)

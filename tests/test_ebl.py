@@ -430,7 +430,9 @@ def test_config_checks(tmp_path):
     from extspec.ebl import ebl_parameters
 
     free = {"type": "power_law", "ebl": {**base["model"]["ebl"], "alpha_norm": {"value": 1.0, "frozen": False}}}
-    assert ebl_parameters(with_ebl_table(free))["alpha_norm"]["min"] == 0.0
+    from extspec.workflow.settings import model_spec
+
+    assert ebl_parameters(model_spec(free))["alpha_norm"].min == 0.0
     no_z = {**base, "model": {"type": "power_law", "ebl": {"table": str(TABLE)}}}
     with pytest.raises(ConfigError, match="redshift"):
         validate_config(no_z, check_datastore=False)

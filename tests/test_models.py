@@ -6,6 +6,7 @@ written here from the model's dnde, and against elementary closed forms where th
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -311,3 +312,39 @@ def test_reference_rule_zero_samples():
     got = integral_reference("exp_cutoff_power_law", [600.0, 2000.0], [900.0, 3000.0], **p)
     assert np.all(np.isfinite(got))
     assert got[0] > 0.0 and got[1] == 0.0
+
+
+def test_model_spec_built_from_the_validated_config():
+    """settings.model_spec: the typed, frozen model of a validated config (parameters as given,
+    the EBL table handed in); the fit reads it exactly as the model mapping it came from."""
+    import dataclasses
+
+    from extspec.ebl import EBLAbsorption, ebl_parameters, spectral_model
+    from extspec.fit import model_parameters
+    from extspec.model_spec import ModelSpec, ParameterSpec, as_model_spec
+    from extspec.workflow.settings import model_spec
+
+    table = str(Path(__file__).resolve().parents[2] / "shared/data/ebl/ebl_dominguez11.fits.gz")
+    if not Path(table).exists():
+        pytest.skip(f"no EBL table at {table}")
+    block = {"type": "log_parabola", "parameters": {"alpha": {"value": 2.3, "min": 1.0, "max": 4.0},
+                                                    "reference": 1.0},
+             "ebl": {"table": table, "redshift": {"value": 0.1, "frozen": False}, "alpha_norm": 1.0}}
+    spec = model_spec(block)
+    assert isinstance(spec, ModelSpec) and spec.type == "log_parabola"
+    assert spec.given() == {"alpha": ParameterSpec(2.3, 1.0, 4.0, None, None),
+                            "reference": ParameterSpec(1.0, None, None, None, None)}
+    assert isinstance(spec.ebl.table, EBLAbsorption) and spec.ebl.redshift.frozen is False
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.type = "power_law"
+    z = ebl_parameters(spec)["redshift"]  # a free redshift gets the table's grid as bounds
+    assert z.min == float(spec.ebl.table.redshift[0]) and z.max == float(spec.ebl.table.redshift[-1])
+    _, params = model_parameters(spec)
+    by = {p.name: p for p in params}
+    assert (by["alpha"].value, by["alpha"].min, by["alpha"].max, by["alpha"].frozen) == (2.3, 1.0, 4.0, False)
+    assert by["reference"].frozen and by["amplitude"].start_from_data and not by["redshift"].frozen
+    assert spectral_model(spec).param_names[-2:] == ("redshift", "alpha_norm")
+    # the adapter (a model mapping with its table handed, as a fit result's read back) gives the same spec
+    handed = {**block, "ebl": {**block["ebl"], "table": spec.ebl.table}}
+    assert as_model_spec(handed) == spec and as_model_spec(spec) is spec
+    assert as_model_spec("power_law") == ModelSpec("power_law", (), None)

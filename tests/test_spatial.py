@@ -92,7 +92,7 @@ def test_sub_regions_tile_their_area():
 
 
 def test_refusals_and_overlap_warning():
-    from extspec.workflow.checks import check_spatial_bins
+    from extspec.workflow.products.spatial import check_spatial_bins
     from extspec.workflow.schema import load_config
 
     def cfg(bins, **over):
@@ -180,7 +180,7 @@ def test_rxj1713_boxes_equal_single_analyses(tmp_path):
 
     from extspec.workflow.pipeline import reduce_observation as reduce_step
     from extspec.workflow.pipeline import read_spectra
-    from extspec.workflow.spatial import reduce_spatial
+    from extspec.workflow.products.spatial import reduce_spatial
 
     store = data_path("hess-dl3-dr1")
     cfg = {"on_region": DR1_ON, "exclusion_regions": ["galactic;circle(347.3,-0.5,0.7)"],

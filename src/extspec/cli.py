@@ -10,12 +10,15 @@
     extspec fit SPECTRUM [...] --result FILE --png FILE               (--config FILE | --settings JSON)
     extspec flux-points SPECTRUM [...] --fit FILE --ecsv FILE --png FILE (--config ... | --settings ...)
     extspec cumulative SPECTRUM [...] --ecsv FILE --png FILE         (--config FILE | --settings JSON)
+    extspec spatial-reduce OBS_ID --out FILE [--datastore DIR]       (--config FILE | --settings JSON)
+    extspec spatial SPATIAL_H5 [...] --outdir DIR                    (--config FILE | --settings JSON)
     extspec summary RESULTS_DIR ANALYSIS [...] --ecsv FILE --html FILE
     extspec joint-fit --spectra ANALYSIS SPECTRUM [...] [--spectra ...] --outdir DIR
                                                      (--config FILE --joint NAME | --settings JSON)
 
-The steps are the functions of :mod:`extspec.workflow.pipeline`, the ones the Snakemake rules
-run (the rules call this command line).  ``OBS_DIR`` is the output directory of ``extspec
+The steps are the functions of :mod:`extspec.workflow.pipeline` and the steps of the registered
+products (:mod:`extspec.workflow.products`: their subcommands are built from the registry), the
+ones the Snakemake rules run (the rules call this command line).  ``OBS_DIR`` is the output directory of ``extspec
 reduce`` (cube.h5 and pha/bkg/arf/rmf.fits); a file inside it stands for the directory.
 ``SPECTRUM`` is such a directory or the PHA file of an OGIP set (other tools' spectra).  A
 step takes its settings from an analysis config (``--config``, validated completely; repeat
@@ -37,6 +40,7 @@ reduction: numpy, h5py and extspec).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -204,7 +208,7 @@ def _step_settings(args, stage: str) -> dict:
     from .workflow.settings import stage_config
 
     cfg = _validated_config(args.config, args.analysis)
-    if stage in ("reduce", "spatial_reduce") and getattr(args, "datastore", None) is None:
+    if hasattr(args, "datastore") and args.datastore is None:  # a per-observation step
         args.datastore = cfg.get("datastore")
     return stage_config(cfg, stage)
 
@@ -236,11 +240,20 @@ def _validated_config(paths, analysis=None) -> dict:
 
 def _import_step(stage: str):
     def prepare():
-        from .workflow.pipeline import import_step
+        from .workflow.products import import_step
 
         import_step(stage)
 
     return prepare
+
+
+def _cmd_registered(step, args) -> int:
+    """Run a registered product's step (:class:`extspec.workflow.product.Step`)."""
+    def run():
+        return step.run(_step_settings(args, step.stage), args)
+
+    return run_step(step.command, step.what(args), run, log_path=args.log, quiet=args.quiet, verbose=args.verbose,
+                    prepare=_import_step(step.stage))
 
 
 def _cmd_info(args) -> int:
@@ -346,40 +359,6 @@ def _cmd_reduce_batch(args) -> int:
                     prepare=_import_step("reduce"))
 
 
-def _import_spatial(stage: str):
-    def prepare():
-        from .workflow.spatial import import_step
-
-        import_step(stage)
-
-    return prepare
-
-
-def _cmd_spatial_reduce(args) -> int:
-    def step():
-        settings = _step_settings(args, "spatial_reduce")
-        from .workflow.spatial import reduce_spatial
-
-        n = reduce_spatial(settings, args.datastore, args.obs_id, args.out)
-        return f"{n} sub-regions reduced into {args.out}"
-
-    return run_step("spatial-reduce", f"obs {args.obs_id}", step, log_path=args.log, quiet=args.quiet,
-                    verbose=args.verbose, prepare=_import_spatial("spatial_reduce"))
-
-
-def _cmd_spatial(args) -> int:
-    def step():
-        settings = _step_settings(args, "spatial")
-        from .workflow.spatial import run_spatial
-
-        test = run_spatial(settings, args.spatial_files, args.outdir)
-        p = test["p_value"]
-        return f"{len(args.spatial_files)} runs; uniformity p-value " + ("n/a" if p is None else f"{p:.3g}")
-
-    return run_step("spatial", "spatially resolved spectra", step, log_path=args.log, quiet=args.quiet,
-                    verbose=args.verbose, prepare=_import_spatial("spatial"))
-
-
 def _aggregate(args, stage: str, command: str, what: str, call, expand: bool = False) -> int:
     """Run an aggregate step on ``args.obs``; batch manifests are handed on as they are (the
     steps read their arrays files, extspec.io.batch_arrays), or with ``expand`` replaced by
@@ -433,15 +412,6 @@ def _cmd_flux_points(args) -> int:
         run_flux_points(settings, dirs, args.fit, args.ecsv, args.png)
 
     return _aggregate(args, "flux_points", "flux-points", "flux points", call)
-
-
-def _cmd_cumulative(args) -> int:
-    def call(settings, dirs):
-        from .workflow.pipeline import run_cumulative
-
-        run_cumulative(settings, dirs, args.ecsv, args.png)
-
-    return _aggregate(args, "cumulative", "cumulative", "cumulative", call)
 
 
 def _cmd_light_curve(args) -> int:
@@ -542,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="extspec", description="1D ON/OFF spectral analysis of IACT DL3 data: the steps "
                  "of the Snakemake workflow, one command each.", epilog=_EPILOG)
     from . import __version__
+    from .workflow.settings import STAGE_KEYS
 
     ap.add_argument("--version", action="version", version=f"extspec {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, required=True)
@@ -567,8 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("configs", nargs="+", metavar="CONFIG",
                    help="YAML config file(s); several are merged, later ones winning")
     p.add_argument("--print-settings", metavar="STEP",
-                   choices=("reduce", "stack", "fit", "flux-points", "cumulative", "light-curve", "spatial-reduce",
-                            "spatial"),
+                   choices=[stage.replace("_", "-") for stage in STAGE_KEYS],
                    help="print the validated settings of STEP as JSON (for --settings)")
     p.add_argument("--analysis", metavar="NAME", help="only this analysis of a config with `analyses:`")
     _common(p, step=False)
@@ -624,10 +594,6 @@ def build_parser() -> argparse.ArgumentParser:
          "Flux points from the best fit (result.yaml of `extspec fit`) and the SED plot with the model "
          "butterfly.", ("SPECTRUM", spec_help),
          [("--fit", "result.yaml of `extspec fit`"), ("--ecsv", "flux points (ECSV)"), ("--png", "SED plot")]),
-        ("cumulative", _cmd_cumulative, "cumulative excess/significance table",
-         "Cumulative excess and significance, one row per usable observation in the given order (ECSV + "
-         "plot).", ("SPECTRUM", spec_help),
-         [("--ecsv", "table (ECSV)"), ("--png", "plot")]),
         ("light-curve", _cmd_light_curve, "light curve (and spectra) per time bin",
          "Light curve per time bin and energy bin from the reduced observations: the joint fit's shape "
          "(result.yaml of `extspec fit`) frozen, its norm fitted per bin; the config's light_curve block "
@@ -646,27 +612,17 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
         p.set_defaults(func=func)
 
-    p = sub.add_parser("spatial-reduce", help="reduce every sub-region of spatial_bins in one run", epilog=_EPILOG,
-                       description="Read one observation once and reduce every sub-region of the config's "
-                       "spatial_bins as an ON region of its own (the analysis's background method, exclusions and "
-                       "safe mask) into one HDF5 file of their spectra.")
-    p.add_argument("obs_id", type=int, metavar="OBS_ID")
-    p.add_argument("--out", required=True, metavar="FILE", help="output file (obs/<obs_id>/spatial.h5)")
-    p.add_argument("--datastore", metavar="DIR",
-                   help="data store (default: the config's `datastore`, else the usual search order)")
-    _settings_args(p)
-    _common(p)
-    p.set_defaults(func=_cmd_spatial_reduce)
+    from .workflow.products import steps
 
-    p = sub.add_parser("spatial", help="fits per sub-region and the uniformity test", epilog=_EPILOG,
-                       description="Fit the model per sub-region (an upper limit where the signal is not "
-                       "significant), test one spectral shape for all, and write regions.ecsv, uniformity.yaml, "
-                       "maps.png and, for grids, images.fits, for annuli and sectors profile.png into OUTDIR.")
-    p.add_argument("spatial_files", nargs="+", metavar="SPATIAL_H5", help="the runs' files of `extspec spatial-reduce`")
-    p.add_argument("--outdir", required=True, metavar="DIR", help="output folder (<results_dir>/<analysis>/spatial)")
-    _settings_args(p)
-    _common(p)
-    p.set_defaults(func=_cmd_spatial)
+    for step in steps():  # the registered products' steps (extspec.workflow.products)
+        p = sub.add_parser(step.command, help=step.help, description=step.description, epilog=_EPILOG)
+        step.arguments(p)
+        if step.per_obs:
+            p.add_argument("--datastore", metavar="DIR",
+                           help="data store (default: the config's `datastore`, else the usual search order)")
+        _settings_args(p)
+        _common(p)
+        p.set_defaults(func=functools.partial(_cmd_registered, step))
 
     p = sub.add_parser("joint-fit", help="one model fitted to the spectra of several analyses", epilog=_EPILOG,
                        description="Fit one model jointly to the spectra of several analyses (instruments), each "

@@ -32,7 +32,8 @@ How the table is read (:meth:`EBLAbsorption.tau`)
 
 The table is handed in
 ----------------------
-This module reads no file.  A model block's ``ebl.table`` (and a fit result's) is the
+This module reads no file.  A model's ``ebl.table`` (:class:`~extspec.model_spec.EBLSpec`, built
+by :func:`extspec.workflow.settings.model_spec`; and a fit result's) is the
 :class:`EBLAbsorption` its caller read (:func:`extspec.io.ebl_table.read_ebl_table`,
 :func:`extspec.io.ebl_table.with_ebl_table`; the workflow's fit steps and
 :func:`extspec.io.fitresult.read_fit_result` do so); where it is written to a file it is
@@ -51,12 +52,13 @@ relative error is below 1e-13 for every true bin of the default axis (``tests/te
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
 
 from .errors import ConfigError, ExtspecError
+from .model_spec import as_model_spec
 from .model_formulas import _GL_W01, _GL_X01, _subintervals
 from .models import SpectralModelType, get_model
 
@@ -290,10 +292,6 @@ def absorbed_model(base, absorption: EBLAbsorption, redshift: float, alpha_norm:
         frozen_default=base.frozen_default | set(EBL_PARAMS), dnde=dnde, integral=integral)
 
 
-def _value(p) -> float:
-    return float(p["value"] if isinstance(p, dict) else p)
-
-
 def check_ebl_block(ebl: dict, key: str = "model.ebl") -> None:
     """A ``model.ebl`` block with its table handed in: the redshift (value and bounds) lies on the
     table's grid, ``alpha_norm`` is >= 0.
@@ -311,45 +309,49 @@ def check_ebl_block(ebl: dict, key: str = "model.ebl") -> None:
             raise ConfigError(f"config key '{key}.alpha_norm': must be >= 0 (a scale of the optical depth), got {v}")
 
 
-def ebl_parameters(model_cfg: dict) -> dict:
-    """``{"redshift": ..., "alpha_norm": ...}`` of a model block's ``ebl`` (empty without one),
-    each a number or a parameter mapping as in ``model.parameters``; a free redshift without
-    bounds gets the table's redshift range as bounds, a free alpha_norm without a lower bound
-    gets 0."""
-    ebl = (model_cfg or {}).get("ebl")
-    if not ebl:
+def ebl_parameters(model) -> dict:
+    """``{"redshift": ParameterSpec, "alpha_norm": ParameterSpec}`` of a model's EBL block
+    (:class:`~extspec.model_spec.ModelSpec`; empty without one, alpha_norm only when given);
+    a free redshift without bounds gets the table's redshift range as bounds, a free
+    alpha_norm without a lower bound gets 0."""
+    ebl = as_model_spec(model).ebl
+    if ebl is None:
         return {}
-    out = {k: ebl[k] for k in EBL_PARAMS if k in ebl}
-    z = out.get("redshift")
-    if isinstance(z, dict) and z.get("frozen") is False:  # a free redshift stays on the table's grid
-        grid = load_absorption(ebl["table"]).redshift
-        out["redshift"] = {**z, "min": float(grid[0]) if z.get("min") is None else z["min"],
-                           "max": float(grid[-1]) if z.get("max") is None else z["max"]}
+    out = {"redshift": ebl.redshift}
+    if ebl.alpha_norm is not None:
+        out["alpha_norm"] = ebl.alpha_norm
+    z = out["redshift"]
+    if z.frozen is False:  # a free redshift stays on the table's grid
+        grid = load_absorption(ebl.table).redshift
+        out["redshift"] = replace(z, min=float(grid[0]) if z.min is None else z.min,
+                                  max=float(grid[-1]) if z.max is None else z.max)
     a = out.get("alpha_norm")
-    if isinstance(a, dict) and a.get("frozen") is False and a.get("min") is None:  # optical depth stays >= 0
-        out["alpha_norm"] = {**a, "min": 0.0}
+    if a is not None and a.frozen is False and a.min is None:  # optical depth stays >= 0
+        out["alpha_norm"] = replace(a, min=0.0)
     return out
 
 
-def spectral_model(model_cfg: dict) -> SpectralModelType:
-    """The model type of a ``model:`` config block: the intrinsic model, times the EBL
-    attenuation of ``model.ebl`` when that is given."""
-    base = get_model((model_cfg or {}).get("type", "power_law"))
-    ebl = (model_cfg or {}).get("ebl")
-    if not ebl:
+def spectral_model(model) -> SpectralModelType:
+    """The model type of a :class:`~extspec.model_spec.ModelSpec`: the intrinsic model, times
+    the EBL attenuation of its ``ebl`` when that is given."""
+    spec = as_model_spec(model)
+    base = get_model(spec.type)
+    if spec.ebl is None:
         return base
-    absorption = load_absorption(ebl["table"])
-    given = ebl_parameters(model_cfg)
-    return absorbed_model(base, absorption, _value(given["redshift"]), _value(given.get("alpha_norm", 1.0)))
+    absorption = load_absorption(spec.ebl.table)
+    given = ebl_parameters(spec)
+    alpha = given.get("alpha_norm")
+    return absorbed_model(base, absorption, float(given["redshift"].value),
+                          1.0 if alpha is None else float(alpha.value))
 
 
-def ebl_provenance(model_cfg: dict) -> dict | None:
-    """``{table, sha256, name}`` of a model block's EBL table (None without one); ``table`` is the
+def ebl_provenance(model) -> dict | None:
+    """``{table, sha256, name}`` of a model's EBL table (None without one); ``table`` is the
     handed :class:`EBLAbsorption` (written to files by :func:`ebl_record`)."""
-    ebl = (model_cfg or {}).get("ebl")
-    if not ebl:
+    ebl = as_model_spec(model).ebl
+    if ebl is None:
         return None
-    a = load_absorption(ebl["table"])
+    a = load_absorption(ebl.table)
     return {"table": a, "sha256": a.sha256, "name": a.name}
 
 

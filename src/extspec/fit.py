@@ -19,12 +19,13 @@ keeps MIGRAD's own covariance as the reference does ([REF-QUIRK]).  MINOS on req
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .errors import ConfigError
 from .minimiser import make_minuit
+from .model_spec import ModelSpec, as_model_spec
 from .models import check_param_names, get_model, integrator
 from .norms import flux_upper_limit
 from .start_values import AMPLITUDE, start_amplitude
@@ -106,31 +107,32 @@ class Parameter:
         return d
 
 
-def model_parameters(model_cfg: dict) -> tuple[str, list[Parameter]]:
-    """Parameters of a ``model:`` config block (type, parameters: {name: {value, frozen, min, max}},
-    optional ebl: {table, redshift, alpha_norm}: :mod:`extspec.ebl`)."""
+def model_parameters(model) -> tuple[str, list[Parameter]]:
+    """The type and the :class:`Parameter` list of a :class:`~extspec.model_spec.ModelSpec`
+    (the intrinsic parameters, then with an EBL block redshift and alpha_norm:
+    :mod:`extspec.ebl`); a parameter not given starts at the model's start value, with its
+    frozen default and no bounds."""
     from .ebl import ebl_parameters, spectral_model
 
-    mtype = model_cfg.get("type", "power_law")
-    model = spectral_model(model_cfg)  # with model.ebl: the intrinsic parameters, then redshift, alpha_norm
-    given = model_cfg.get("parameters", {}) or {}
-    check_param_names(get_model(mtype), given, "model.parameters")
-    given = {**given, **ebl_parameters(model_cfg)}
+    spec = as_model_spec(model)
+    model = spectral_model(spec)  # with ebl: the intrinsic parameters, then redshift, alpha_norm
+    given = spec.given()
+    check_param_names(get_model(spec.type), given, "model.parameters")
+    given = {**given, **ebl_parameters(spec)}
     params = []
     for name in model.param_names:
-        p = given.get(name, {})
-        if not isinstance(p, dict):
-            p = {"value": p}
+        p = given.get(name)
+        value = None if p is None else p.value
         params.append(Parameter(
             name=name,
-            value=float(p.get("value", model.defaults[name])),
+            value=float(model.defaults[name] if value is None else value),
             unit=model.units[name],
-            frozen=bool(p.get("frozen", name in model.frozen_default)),
-            min=None if p.get("min") is None else float(p["min"]),
-            max=None if p.get("max") is None else float(p["max"]),
-            start_from_data=name == AMPLITUDE and "value" not in p,
+            frozen=bool(name in model.frozen_default if p is None or p.frozen is None else p.frozen),
+            min=None if p is None or p.min is None else float(p.min),
+            max=None if p is None or p.max is None else float(p.max),
+            start_from_data=name == AMPLITUDE and value is None,
         ))
-    return mtype, params
+    return spec.type, params
 
 
 STAT_INVALID = 1e30
@@ -253,14 +255,15 @@ def _scale(v: float) -> float:
     return 1.0 if v == 0 or not np.isfinite(v) else 10.0 ** math.floor(math.log10(abs(v)))
 
 
-def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | None = None) -> FitResult:
+def fit_joint(datasets, model: ModelSpec, options: FitOptions, data: JointData | None = None) -> FitResult:
     """Joint WStat fit of a spectral model (§9).
 
     Parameters
     ----------
     datasets : list of SpectrumDataset
-    model_cfg : dict
-        ``{"type": ..., "parameters": {name: {value, frozen, min, max}}}``.
+    model : ModelSpec
+        The spectral model (:class:`~extspec.model_spec.ModelSpec`; a ``model`` mapping goes
+        through :func:`~extspec.model_spec.as_model_spec`).
     options : FitOptions
         Integration rule, covariance (HESSE or MIGRAD's own) and MINOS.
     data : JointData, optional
@@ -278,11 +281,12 @@ def fit_joint(datasets, model_cfg: dict, options: FitOptions, data: JointData | 
     """
     integration, covariance, minos = options.integration, options.covariance, options.minos
     data = data if data is not None else JointData(datasets)
-    mtype, params = model_parameters(model_cfg)
+    model = as_model_spec(model)
+    mtype, params = model_parameters(model)
     from .ebl import ebl_provenance, spectral_model
 
-    integ = integrator(spectral_model(model_cfg), integration, "fit.integration")
-    ebl = ebl_provenance(model_cfg)
+    integ = integrator(spectral_model(model), integration, "fit.integration")
+    ebl = ebl_provenance(model)
     free = [p for p in params if not p.frozen]
     erange = _energy_range(data)
     if len(data) == 0:
@@ -517,24 +521,26 @@ def compare_models(null: FitResult, alt: FitResult) -> dict:
             "alternative_parameters": {q.name: q.as_dict() for q in alt.parameters}}
 
 
-def fit_with_comparisons(datasets, model_cfg: dict, alternatives, options: FitOptions,
+def fit_with_comparisons(datasets, model: ModelSpec, alternatives, options: FitOptions,
                          data: JointData | None = None) -> FitResult:
-    """The fit of ``model_cfg`` (:func:`fit_joint`) with its likelihood-ratio comparisons
-    (:func:`compare_models`) against each of ``alternatives`` fitted to the same data (the
-    ``fit.compare`` config key), appended to its ``comparisons``.
+    """The fit of ``model`` (:func:`fit_joint`) with its likelihood-ratio comparisons
+    (:func:`compare_models`) against each of ``alternatives`` (:class:`~extspec.model_spec.ModelSpec`
+    s, as the ``fit.compare`` setting gives them) fitted to the same data, appended to its
+    ``comparisons``.
 
-    ``alternatives``: model type names or ``model`` blocks.  An alternative without ``ebl``
-    takes the EBL absorption of ``model_cfg`` (the same source, the same absorption).  EBL
-    blocks must hold their tables (``ebl.table`` an :class:`~extspec.ebl.EBLAbsorption`: the
-    model is handed its table by the caller).  With no usable dataset no alternative is fitted.
+    An alternative without ``ebl`` takes the EBL absorption of ``model`` (the same source, the
+    same absorption).  EBL blocks hold their tables (``ebl.table`` an
+    :class:`~extspec.ebl.EBLAbsorption`: the model is handed its table by the caller).  With no
+    usable dataset no alternative is fitted.
     """
+    model = as_model_spec(model)
     data = data if data is not None else JointData(datasets)
-    result = fit_joint(datasets, model_cfg, options, data=data)
+    result = fit_joint(datasets, model, options, data=data)
     for alt in alternatives if data.datasets else []:
-        alt_cfg = {"type": alt} if isinstance(alt, str) else alt
-        if model_cfg.get("ebl") and not alt_cfg.get("ebl"):  # the same absorption for the alternative
-            alt_cfg = {**alt_cfg, "ebl": model_cfg["ebl"]}
-        result.comparisons.append(compare_models(result, fit_joint(datasets, alt_cfg, options, data=data)))
+        alt = as_model_spec(alt)
+        if model.ebl is not None and alt.ebl is None:  # the same absorption for the alternative
+            alt = replace(alt, ebl=model.ebl)
+        result.comparisons.append(compare_models(result, fit_joint(datasets, alt, options, data=data)))
     return result
 
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from .fit import (GOF_P_MIN, FitOptions, FitResult, JointData, Parameter, _energy_range, _judged, goodness_of_fit,
                   minimise, model_parameters)
+from .model_spec import ModelSpec, as_model_spec
 from .models import integrator
 from .norms import flux_upper_limit
 
@@ -124,15 +125,15 @@ def instrument_flux(integ, data: JointData, values: dict, energy_scale: float = 
     return (1.0 + norm) * integ(data.e_min * k, data.e_max * k, values)
 
 
-def fit_instruments(instruments: list, model_cfg: dict, options: FitOptions) -> JointFit:
+def fit_instruments(instruments: list, model: ModelSpec, options: FitOptions) -> JointFit:
     """Joint WStat fit of one model to several instruments' datasets (see the module doc).
 
     Parameters
     ----------
     instruments : list of Instrument
         One per analysis, each with its own energy axes.
-    model_cfg : dict
-        ``{"type": ..., "parameters": {...}}`` as for :func:`extspec.fit.fit_joint`.
+    model : ModelSpec
+        As for :func:`extspec.fit.fit_joint`.
     options : FitOptions
         Integration rule, covariance and MINOS, as for :func:`extspec.fit.fit_joint`
         (:func:`extspec.workflow.settings.fit_options` builds them from a ``fit`` block).
@@ -140,14 +141,15 @@ def fit_instruments(instruments: list, model_cfg: dict, options: FitOptions) -> 
     from .ebl import ebl_provenance, spectral_model
 
     covariance = options.covariance
-    mtype, params = model_parameters(model_cfg)
-    model = spectral_model(model_cfg)  # absorbed with model.ebl: the integrator of fit_joint
+    spec = as_model_spec(model)
+    mtype, params = model_parameters(spec)
+    model = spectral_model(spec)  # absorbed with spec.ebl: the integrator of fit_joint
     integ = integrator(model, options.integration, "fit.integration")
-    ebl = ebl_provenance(model_cfg)
+    ebl = ebl_provenance(spec)
     nuisance, priors = [], {}
     for ins in instruments:
         for kind, sigma in ins.systematics.widths().items():
-            lo, hi = _nuisance_bounds(model_cfg, ins.data, kind)
+            lo, hi = _nuisance_bounds(spec, ins.data, kind)
             p = Parameter(name=f"{ins.name}.{kind}", value=0.0, min=lo, max=hi)
             nuisance.append(p)
             priors[p.name] = float(sigma)
@@ -198,7 +200,7 @@ def fit_instruments(instruments: list, model_cfg: dict, options: FitOptions) -> 
                     obs_ids=obs_ids, excluded=excluded, energy_range=erange, stat_per_dataset=per,
                     covariance_method=covariance, ebl=ebl, goodness_of_fit=_joint_goodness(gof, sum(
                         not p.frozen for p in all_params)))
-    consistency = _consistency(used, per_instrument, model_cfg, options, n_free) if fit.success else {}
+    consistency = _consistency(used, per_instrument, spec, options, n_free) if fit.success else {}
     poor = [f"{a}: {g['warning']}" for a, g in gof.items() if g.get("poor")]
     poor += [c["warning"] for c in consistency.values() if c.get("warning")]
     res.goodness_of_fit["per_analysis"] = gof
@@ -235,7 +237,7 @@ def _joint_goodness(per_analysis: dict, n_free_all: int) -> dict:
     return out
 
 
-def _consistency(used, per_instrument: dict, model_cfg: dict, options: FitOptions, n_free: int) -> dict:
+def _consistency(used, per_instrument: dict, model: ModelSpec, options: FitOptions, n_free: int) -> dict:
     """Per analysis: its W at the joint best fit minus its W at its own best fit of the same model
     (a likelihood ratio with ``n_free`` degrees of freedom: do the analyses agree with one model?),
     flagged with a ``warning`` when its p-value is below :data:`extspec.fit.GOF_P_MIN`."""
@@ -244,7 +246,7 @@ def _consistency(used, per_instrument: dict, model_cfg: dict, options: FitOption
 
     out = {}
     for ins in used:
-        alone = fit_joint(ins.data.datasets, model_cfg, options, data=ins.data)
+        alone = fit_joint(ins.data.datasets, model, options, data=ins.data)
         if not alone.success or n_free <= 0:
             out[ins.name] = {"own_fit": "failed" if not alone.success else "no free parameter"}
             continue
@@ -259,15 +261,15 @@ def _consistency(used, per_instrument: dict, model_cfg: dict, options: FitOption
     return out
 
 
-def _nuisance_bounds(model_cfg: dict, data: JointData, kind: str) -> tuple:
+def _nuisance_bounds(model: ModelSpec, data: JointData, kind: str) -> tuple:
     """(min, max) of a nuisance parameter: :data:`NUISANCE_MIN` and none, except for an energy
     scale with an EBL table: (1 + s) times the instrument's true-energy axis stays inside the
     table's energy range (the absorbed integral refuses energies outside it)."""
-    if kind != "energy_scale" or not (model_cfg or {}).get("ebl") or not len(data):
+    if kind != "energy_scale" or model.ebl is None or not len(data):
         return NUISANCE_MIN, None
     from .ebl import load_absorption
 
-    t_lo, t_hi = load_absorption(model_cfg["ebl"]["table"]).energy_range
+    t_lo, t_hi = load_absorption(model.ebl.table).energy_range
     return max(NUISANCE_MIN, t_lo / float(data.e_min[0]) - 1.0), t_hi / float(data.e_max[-1]) - 1.0
 
 
@@ -315,7 +317,7 @@ class JointAnalysis:
     spectrum_plots: dict
 
 
-def fit_joint_analyses(spectra: dict, systematics: dict, model_cfg: dict, options: FitOptions,
+def fit_joint_analyses(spectra: dict, systematics: dict, model: ModelSpec, options: FitOptions,
                        flux_points) -> JointAnalysis:
     """One model fitted to the spectra of several analyses, with each analysis's and the
     combined flux points.
@@ -326,9 +328,9 @@ def fit_joint_analyses(spectra: dict, systematics: dict, model_cfg: dict, option
         ``{analysis: [SpectrumDataset, ...]}``, in the order of the analyses.
     systematics : dict
         ``{analysis: Systematics}``: the prior widths of its nuisance parameters.
-    model_cfg : dict
-        The ``model`` block (its EBL table, if any, handed to it as an
-        :class:`~extspec.ebl.EBLAbsorption`).
+    model : ModelSpec
+        The model (:class:`~extspec.model_spec.ModelSpec`; its EBL table, if any, handed to it
+        as an :class:`~extspec.ebl.EBLAbsorption`).
     options : FitOptions
     flux_points : FluxPointSettings
         Edges (default: each analysis's safe reco bins for its own points,
@@ -341,7 +343,7 @@ def fit_joint_analyses(spectra: dict, systematics: dict, model_cfg: dict, option
     from .stacking import spectrum_plot_arrays
 
     instruments = [Instrument(a, JointData(spectra[a]), systematics[a]) for a in spectra]
-    jf = fit_instruments(instruments, model_cfg, options)
+    jf = fit_instruments(instruments, model, options)
     res = jf.result
     records = {}
     for ins in instruments:

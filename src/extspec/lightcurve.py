@@ -44,7 +44,7 @@ from .norms import DELTA_ERR, DELTA_UL, fit_norms
 
 __all__ = ["LightCurveSettings", "LightCurve", "light_curve", "time_bin_spectra", "LIGHTCURVE_UNITS",
            "GADF_COLUMNS", "gadf_rows", "window_dataset", "bin_datasets",
-           "light_curve_rows", "constant_flux_test", "group_slices", "spectra_rows", "model_config_of", "DELTA_ERR", "DELTA_UL"]
+           "light_curve_rows", "constant_flux_test", "group_slices", "spectra_rows", "model_spec_of", "DELTA_ERR", "DELTA_UL"]
 
 
 @dataclass(frozen=True)
@@ -337,24 +337,21 @@ def _merge_in_order(counts, min_counts: float) -> np.ndarray:
     return group
 
 
-def model_config_of(fit_result) -> dict:
-    """The ``model`` config block of a fit result: its type and parameters (best-fit values
-    as start values, the same frozen ones and bounds), and its ``ebl`` block (table,
-    redshift, alpha_norm) when the fit had one."""
+def model_spec_of(fit_result):
+    """The :class:`~extspec.model_spec.ModelSpec` of a fit result: its type and parameters
+    (best-fit values as start values, the same frozen ones and bounds), and its EBL block
+    (table, redshift, alpha_norm) when the fit had one."""
     from .ebl import EBL_PARAMS
+    from .model_spec import EBLSpec, ModelSpec, ParameterSpec
 
-    params = {}
-    for p in fit_result.parameters:
-        d = {"value": float(p.value), "frozen": bool(p.frozen)}
-        if p.min is not None:
-            d["min"] = float(p.min)
-        if p.max is not None:
-            d["max"] = float(p.max)
-        params[p.name] = d
-    cfg = {"type": fit_result.model_type, "parameters": {k: v for k, v in params.items() if k not in EBL_PARAMS}}
+    params = {p.name: ParameterSpec(value=float(p.value), frozen=bool(p.frozen), error=None,
+                                    min=None if p.min is None else float(p.min),
+                                    max=None if p.max is None else float(p.max)) for p in fit_result.parameters}
+    ebl = None
     if getattr(fit_result, "ebl", None):
-        cfg["ebl"] = {"table": fit_result.ebl["table"], **{k: params[k] for k in EBL_PARAMS if k in params}}
-    return cfg
+        ebl = EBLSpec(table=fit_result.ebl["table"], redshift=params["redshift"], alpha_norm=params.get("alpha_norm"))
+    return ModelSpec(type=fit_result.model_type, parameters=tuple((k, v) for k, v in params.items()
+                                                                    if k not in EBL_PARAMS), ebl=ebl)
 
 
 def spectra_rows(bins, fit_result, options) -> tuple[list[dict], dict]:
@@ -367,7 +364,7 @@ def spectra_rows(bins, fit_result, options) -> tuple[list[dict], dict]:
     whose parameters are then no measurement)."""
     from .fit import fit_joint
 
-    cfg = model_config_of(fit_result)
+    spec = model_spec_of(fit_result)
     free = [p for p in fit_result.parameters if not p.frozen]
     units = {"time_min": "", "time_max": ""}
     for p in free:
@@ -378,7 +375,7 @@ def spectra_rows(bins, fit_result, options) -> tuple[list[dict], dict]:
     for tb, datasets in bins:
         row = {"time_min": tb.time_min, "time_max": tb.time_max}
         try:
-            res = fit_joint(datasets, cfg, options)
+            res = fit_joint(datasets, spec, options)
             ok, values = bool(res.success), {p.name: p for p in res.parameters}
         except (ValueError, FloatingPointError, RuntimeError):
             res, ok, values = None, False, {}

@@ -27,6 +27,7 @@ from extspec.errors import ExtspecError
 from extspec.workflow.joint_config import joint_settings
 from extspec.workflow.joint_fit import joint_outputs
 from extspec.workflow.process_exit import cancel_scheduler_timers, skip_final_collections
+from extspec.workflow.products import products as registered_products
 
 # Exit without idle time (extspec.workflow.process_exit: the final garbage collections
 # here; Snakemake's job-rate timers in the Snakefile's onsuccess/onerror hooks).
@@ -249,10 +250,32 @@ ANALYSIS_PRODUCTS = (
     "fit/spectrum.png",
     "fit/flux_points.ecsv",
     "fit/sed.png",
-    "cumulative.ecsv",
-    "cumulative.png",
 )
-"""The products of every analysis, under <results_dir>/<analysis>/."""
+"""The core products of every analysis, under <results_dir>/<analysis>/ (the registered ones:
+PRODUCTS)."""
+
+
+PRODUCTS = {p.name: p for p in registered_products()}
+"""The registered products (extspec.workflow.products: cumulative, spatial, ...): the Snakefile
+includes each one's rule file, and their outputs are targets of `all` (all_outputs)."""
+
+PRODUCT_ANALYSES = {name: [a for a in ANALYSES if p.enabled(ANALYSES[a]["config"])] for name, p in PRODUCTS.items()}
+"""{product: the analyses that have it} (its config block, and DL3 runs when it needs them)."""
+
+
+def product_outputs(name, analysis):
+    """The files product `name` writes for an analysis (its last step's outputs)."""
+    return [f"{RESULTS}/{analysis}/{f}" for f in PRODUCTS[name].outputs(ANALYSES[analysis]["config"])]
+
+
+def run_files(analysis, name):
+    """Input function: the file `name` of every run of an analysis, e.g. the spatial.h5 of a
+    product's per-observation step (obs/<obs_id>/<name>)."""
+
+    def inputs(wildcards):
+        return [f"{RESULTS}/{analysis}/obs/{o}/{name}" for o in obs_ids(analysis)]
+
+    return inputs
 
 
 LIGHT_CURVE_ANALYSES = [n for n, a in ANALYSES.items() if a["config"].get("light_curve") is not None]
@@ -281,28 +304,6 @@ def light_curve_spectra_args(wildcards, output):
     return f" --spectra-ecsv {shlex.quote(output.spectra_ecsv)} --spectra-png {shlex.quote(output.spectra_png)}"
 
 
-SPATIAL_ANALYSES = [n for n, a in ANALYSES.items() if a["config"].get("spatial_bins") and n in DL3_ANALYSES]
-"""Analyses with `spatial_bins`: per-run spatial_reduce jobs and results/<analysis>/spatial/
-(spatial.smk)."""
-
-
-def spatial_products(analysis):
-    """The files of an analysis's spatially resolved spectra."""
-    from extspec.workflow.spatial import spatial_outputs
-
-    (kind,) = ANALYSES[analysis]["config"]["spatial_bins"]
-    return [f"{RESULTS}/{analysis}/spatial/{n}" for n in spatial_outputs(kind)]
-
-
-def spatial_inputs(analysis):
-    """Input function: every run's spatial.h5 of an analysis."""
-
-    def inputs(wildcards):
-        return [f"{RESULTS}/{analysis}/obs/{o}/spatial.h5" for o in obs_ids(analysis)]
-
-    return inputs
-
-
 SUMMARY_ROWS = list(ANALYSES) + list(JOINT)
 """The rows of the summary: every analysis, then every joint fit (config key `joint`)."""
 
@@ -319,7 +320,7 @@ def all_outputs(wildcards):
     out += [f"{RESULTS}/{a}/{p}" for a in ANALYSES for p in ANALYSIS_PRODUCTS]
     out += [p for a in LIGHT_CURVE_ANALYSES for p in light_curve_products(a)]
     out += [p for j in JOINT for p in joint_products(j)]  # joint.smk
-    out += [p for a in SPATIAL_ANALYSES for p in spatial_products(a)]  # spatial.smk
+    out += [f for name in PRODUCTS for a in PRODUCT_ANALYSES[name] for f in product_outputs(name, a)]
     return out + [f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html"]
 
 

@@ -1,5 +1,5 @@
-# Products from the reduced spectra: flux points (from the best fit) and the cumulative
-# excess/significance table.
+# Products from the reduced spectra: flux points (from the best fit), and the summary.  (The
+# cumulative excess/significance table is a registered product: cumulative.smk.)
 
 
 rule flux_points:
@@ -32,37 +32,6 @@ rule flux_points:
     shell:
         "extspec flux-points {input.pha:q} --settings {params.config:q} --fit {input.fit:q}"
         " --ecsv {output.ecsv:q} --png {output.png:q} --log {log:q} --quiet"
-
-
-rule cumulative:
-    input:
-        pha=spectra_pha,
-        bkg=per_obs("bkg.fits"),
-        arf=per_obs("arf.fits"),
-        rmf=per_obs("rmf.fits"),
-        external=external_files,
-    output:
-        ecsv=f"{OUT}/cumulative.ecsv",
-        png=report(
-            f"{OUT}/cumulative.png",
-            caption="../report/cumulative.rst",
-            category="{analysis}",
-            subcategory="Cumulative",
-        ),
-    params:
-        provenance=provenance,
-        config=settings("cumulative"),
-        order=spectra_order,
-    log:
-        f"{LOGS}/cumulative.log",
-    priority: 1
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    shell:
-        "extspec cumulative {input.pha:q} --settings {params.config:q} --ecsv {output.ecsv:q}"
-        " --png {output.png:q} --log {log:q} --quiet"
 
 
 # One row per analysis and per joint fit (results/summary.ecsv + .html).  After a failed run (--keep-going)

@@ -1,5 +1,6 @@
-# Spatially resolved spectra (config key `spatial_bins`, extspec.resolved): every sub-region an
-# ON region of its own, with the analysis's background method.
+# Spatially resolved spectra (config key `spatial_bins`, extspec.resolved; the product `spatial`,
+# registered in extspec.workflow.products.spatial): every sub-region an ON region of its own,
+# with the analysis's background method.
 #
 # spatial_reduce: one job per run, reading it once and reducing every sub-region into
 # obs/<obs_id>/spatial.h5 (params: the reduction's keys and `spatial_bins`, STAGE_KEYS
@@ -8,6 +9,10 @@
 # spatial_reduce job and reruns `spatial`; changing `model` or `spatial_fit` reruns only `spatial`;
 # changing `spatial_bins` reruns the spatial_reduce jobs and `spatial`, never the analysis's own
 # reductions or fit.
+
+
+SPATIAL_ANALYSES = PRODUCT_ANALYSES["spatial"]
+"""Analyses with `spatial_bins` (and DL3 runs)."""
 
 
 rule spatial_reduce:
@@ -39,9 +44,9 @@ for _name in SPATIAL_ANALYSES:
         name:
             f"spatial_{_safe}"
         input:
-            spatial_inputs(_name),
+            run_files(_name, "spatial.h5"),
         output:
-            spatial_products(_name),
+            product_outputs("spatial", _name),
         params:
             provenance=ANALYSES[_name]["provenance"],
             settings=settings_json(stage_config(ANALYSES[_name]["config"], "spatial")),

@@ -5,8 +5,8 @@ then checks that the axes are in order and the true axis covers the reco axis
 (:data:`extspec.cube.TRUE_AXIS_MARGIN`), that the regions parse and the ON region fits in the
 map geometry, the dispersion grid, a stacked range, flux-point and light-curve energy edges
 that leave something to compute, light-curve time bins that parse and are in order, model
-parameter names, and -- with ``check_datastore`` -- the data-store checks
-of :mod:`extspec.workflow.store_checks`.  Every problem raises
+parameter names, each registered product's own check (:mod:`extspec.workflow.products`), and
+-- with ``check_datastore`` -- the data-store checks of :mod:`extspec.workflow.store_checks`.  Every problem raises
 :class:`~extspec.errors.ConfigError` with one line naming the config key.
 
 This module imports only the standard library at import time.
@@ -19,7 +19,7 @@ from .basics import check_increasing, check_model, has_dl3
 from .basics import external_spectra, region_center_tuple  # noqa: F401 (their old home; import them from .basics)
 from .schema import load_config
 
-__all__ = ["validate_config", "check_regions", "check_spatial_bins"]
+__all__ = ["validate_config", "check_regions"]
 
 
 def _check_axis(cfg, key):
@@ -193,30 +193,6 @@ def check_regions(cfg: dict) -> None:
         raise exc from None
 
 
-def check_spatial_bins(cfg: dict) -> list:
-    """``spatial_bins``: annuli edges increasing, a grid with a box inside and boxes no smaller
-    than the map's pixels, every sub-region inside the map; returns the overlap warnings
-    (overlapping sub-regions are allowed: their results are correlated)."""
-    if not cfg.get("spatial_bins"):
-        return []
-    from ..resolved import overlap_warnings, sub_regions
-    from ..skyregions import check_region_in_geom, parse_region
-    from .settings import cube_settings, spatial_bin_settings
-
-    ann = cfg["spatial_bins"].get("annuli")
-    if ann:
-        check_increasing(ann["edges"], "spatial_bins.annuli.edges")
-    geom = cube_settings(cfg, parse_region(cfg["on_region"], "on_region")).geom
-    subs = sub_regions(spatial_bin_settings(cfg), geom)
-    for s in subs:
-        try:
-            check_region_in_geom(s.region, geom, "spatial_bins")
-        except ConfigError:
-            raise ConfigError(f"config key 'spatial_bins': sub-region {s.id} ({s.label}, {s.region.to_ds9()}) does not "
-                              "fit inside the map geometry; enlarge 'geom.width'") from None
-    return overlap_warnings(subs) if cfg["spatial_bins"].get("regions") else []
-
-
 def _geom_with_width(geom, width):
     """``geom`` with enough pixels to cover ``width`` (deg per axis) at its pixel size."""
     from dataclasses import replace
@@ -332,7 +308,9 @@ def validate_config(cfg, check_datastore: bool = True, schema=None) -> dict:
     if not dl3:  # only external spectra: no data store, regions or reduction
         return cfg
     check_regions(cfg)
-    check_spatial_bins(cfg)
+    from .products import check_products
+
+    check_products(cfg)  # each registered product's own checks (e.g. spatial_bins)
     if check_datastore:
         from ..io.datastore import open_datastore, resolve_datastore_path
 

@@ -72,14 +72,13 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
     from ..errors import ConfigError, ExtspecError
     from ..fluxpoints import sed_columns, sed_meta, sed_models
     from ..joint import Systematics, fit_joint_analyses
-    from ..io.ebl_table import with_ebl_table
     from ..io.fitresult import write_fit_result
     from ..plots import plot_sed, plot_spectrum_fit
     from ..stacking import spectrum_plot_arrays
     from .joint_config import prior_widths
     from .outputs import config_hash, write_ecsv
     from .pipeline import read_spectra
-    from .settings import fit_options, flux_point_settings
+    from .settings import fit_options, flux_point_settings, model_spec
 
     outdir = Path(outdir)
     name = settings.get("name", "")
@@ -91,8 +90,8 @@ def run_joint_fit(settings: dict, spectra_by_analysis: dict, outdir) -> None:
     opts, fp = fit_options(settings), flux_point_settings(settings)
     spectra = {a: read_spectra(spectra_by_analysis[a]) for a in analyses}
     systematics = {a: Systematics(**prior_widths(settings.get("systematics") or {}, a)) for a in analyses}
-    # the EBL model is handed its table
-    joint = fit_joint_analyses(spectra, systematics, with_ebl_table(settings["model"]), opts, fp)
+    # the model as a ModelSpec, its EBL table handed to it
+    joint = fit_joint_analyses(spectra, systematics, model_spec(settings["model"]), opts, fp)
     jf, res, info = joint.fit, joint.fit.result, joint.records
     datastores = settings.get("datastores") or {}
     provenance = {a: {"datastore": datastores.get(a),

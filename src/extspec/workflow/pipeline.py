@@ -16,7 +16,6 @@ from .outputs import config_hash as _config_hash, write_ecsv as _write_ecsv
 
 __all__ = [
     "STEP_IMPORTS",
-    "import_step",
     "reduce_observation",
     "reduce_batch",
     "read_stack_inputs",
@@ -43,7 +42,6 @@ STEP_IMPORTS = {
     "flux_points": (*_SPECTRA, "yaml", "extspec.containment", "iminuit", "extspec.fit", "extspec.fluxpoints",
                     "extspec.io.ecsv", "extspec.io.fitresult", "extspec.models", "extspec.ebl", "extspec.io.ebl_table",
                     "extspec.io.xspec_table", "extspec.start_values", *_PLOTS),
-    "cumulative": (*_SPECTRA, "extspec.io.ecsv", "extspec.stacking", *_PLOTS),
     "light_curve": (*_SPECTRA, "yaml", "extspec.containment", "iminuit", "h5py", "erfa", "extspec.fit", "extspec.fluxpoints",
                     "extspec.io.ecsv", "extspec.io.fitresult", "extspec.io.onoff_events", "extspec.io.xspec_table",
                     "extspec.io.ebl_table", "extspec.ebl", "extspec.lightcurve", "extspec.models", "extspec.start_values",
@@ -53,20 +51,14 @@ STEP_IMPORTS = {
                   "extspec.io.ebl_table", "extspec.io.xspec_table",
                   "extspec.start_values", "extspec.stacking", "extspec.workflow.joint_fit", "extspec.workflow.joint_config", "extspec.workflow.settings", *_PLOTS),
 }
-"""The modules each step imports (lazily, inside its function).
+"""The modules each core step imports (lazily, inside its function); a registered product's
+steps carry theirs (:attr:`extspec.workflow.product.Step.imports`).
 
-The command line imports them before a step's clock starts (:func:`import_step`), so that a
-job's log tells its start-up time (interpreter and imports) from the step's own time; the
-test ``test_step_imports_are_complete`` keeps the lists complete.
+The command line imports them before a step's clock starts
+(:func:`extspec.workflow.products.import_step`), so that a job's log tells its start-up time
+(interpreter and imports) from the step's own time; the test ``test_step_imports_are_complete``
+keeps the lists complete.
 """
-
-
-def import_step(step: str) -> None:
-    """Import the modules of ``step`` (see :data:`STEP_IMPORTS`)."""
-    import importlib
-
-    for name in STEP_IMPORTS[step]:
-        importlib.import_module(name)
 
 
 def reduce_observation(reduction: dict, datastore: str | Path, obs_id: int, outdir: str | Path, store=None,
@@ -417,18 +409,17 @@ def run_fit(config: dict, spectrum_dirs: list, out_yaml, out_png) -> None:
     from ..containment import flux_definition, short_flux_definition
     from ..ebl import result_model
     from ..fit import JointData, fit_with_comparisons, instrument_records
-    from ..io.ebl_table import with_ebl_table
     from ..io.fitresult import write_fit_result
     from ..plots import plot_spectrum_fit
     from ..stacking import spectrum_plot_arrays
-    from .settings import fit_options
+    from .settings import fit_options, model_spec
 
     spectra = read_spectra(spectrum_dirs)
     opts = fit_options(config)
     data = JointData(spectra)
     compare = (config.get("fit") or {}).get("compare", []) or []
     # every model is handed its EBL table (an alternative without its own takes the model's)
-    result = fit_with_comparisons(spectra, with_ebl_table(config["model"]), [with_ebl_table(a) for a in compare],
+    result = fit_with_comparisons(spectra, model_spec(config["model"]), [model_spec(a) for a in compare],
                                   opts, data=data)
     from ..background import background_record
 

@@ -34,6 +34,7 @@ __all__ = [
     "safe_mask_settings",
     "reduction_settings",
     "spatial_model",
+    "model_spec",
     "fit_options",
     "flux_point_settings",
     "light_curve_settings",
@@ -231,6 +232,16 @@ def spatial_model(cfg: dict, on_region):
     return SpatialModel(type=sp["type"], lon=float(lon), lat=float(lat), frame=frame,
                         radius=None if sp.get("radius") is None else float(sp["radius"]),
                         sigma=None if sp.get("sigma") is None else float(sp["sigma"]), file=None, template=None)
+
+
+def model_spec(model):
+    """:class:`~extspec.model_spec.ModelSpec` of a validated ``model`` block (or of a model type
+    name, as ``fit.compare`` may give one), its EBL table read and handed to it
+    (:func:`extspec.io.ebl_table.with_ebl_table`)."""
+    from ..io.ebl_table import with_ebl_table
+    from ..model_spec import as_model_spec
+
+    return as_model_spec(with_ebl_table(model))
 
 
 def fit_options(cfg: dict):

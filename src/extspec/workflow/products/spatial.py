@@ -1,4 +1,5 @@
-"""The two steps of spatially resolved spectra (config key ``spatial_bins``, :mod:`extspec.resolved`).
+"""The two steps of spatially resolved spectra (config key ``spatial_bins``, :mod:`extspec.resolved`),
+registered as the product ``spatial`` (:data:`PRODUCT`, rules in ``workflow/rules/spatial.smk``).
 
 * :func:`reduce_spatial` (rule ``spatial_reduce``, ``extspec spatial-reduce``): one run read
   once, every sub-region reduced as an ON region of its own, into one per-run file
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["FILE_NAME", "STEP_IMPORTS", "import_step", "reduce_spatial", "run_spatial", "spatial_outputs"]
+from ..product import Product, Step
+
+__all__ = ["FILE_NAME", "PRODUCT", "check_spatial_bins", "reduce_spatial", "run_spatial", "spatial_outputs"]
 
 _SPECTRA = ("numpy", "numpy.char", "h5py", "extspec.io.batch", "extspec.io.batch_arrays", "extspec.io.fitsread",
             "extspec.io.ogip", "extspec.io.units", "extspec.spectrum", "extspec.geometry", "extspec.sky",
             "extspec.timebins", "extspec.skyregions", "extspec.cube", "extspec.resolved", "extspec.workflow.settings")
-STEP_IMPORTS = {
+_IMPORTS = {
     "spatial_reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "extspec.background", "extspec.io.datastore",
                        "extspec.reduction", "extspec.reflected", "extspec.safe_mask"),
     "spatial": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
@@ -29,16 +32,8 @@ STEP_IMPORTS = {
                 "extspec.quality", "extspec.norms", "extspec.rootfind", "extspec.stats",
                 "matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots", "extspec.plots_spatial"),
 }
-"""The modules each spatial step imports, as :data:`extspec.workflow.pipeline.STEP_IMPORTS`
-for the others (imported by the command line before the step's clock starts)."""
+"""The modules each spatial step imports (:attr:`extspec.workflow.product.Step.imports`)."""
 
-
-def import_step(step: str) -> None:
-    """Import the modules of ``step`` (see :data:`STEP_IMPORTS`)."""
-    import importlib
-
-    for name in STEP_IMPORTS[step]:
-        importlib.import_module(name)
 
 FILE_NAME = "spatial.h5"
 """The per-run file of the sub-regions' spectra, in the run's folder."""
@@ -55,13 +50,13 @@ def spatial_outputs(kind: str) -> list:
 
 
 def _subs(config: dict):
-    from ..resolved import sub_regions
-    from ..skyregions import parse_region
-    from .settings import cube_settings, spatial_bin_settings
+    from ...resolved import sub_regions
+    from ...skyregions import parse_region
+    from ..settings import cube_settings, spatial_bin_settings
 
     bins = spatial_bin_settings(config)
     if bins is None:
-        from ..errors import ConfigError
+        from ...errors import ConfigError
 
         raise ConfigError("spatially resolved spectra: the config has no 'spatial_bins' block")
     geom = cube_settings(config, parse_region(config["on_region"], "on_region")).geom
@@ -75,11 +70,11 @@ def reduce_spatial(config: dict, datastore, obs_id: int, out) -> int:
     the one :func:`extspec.reduction.reduce_observation` makes with that sub-region as the
     ON region and the analysis's other reduction settings (background method, exclusions,
     safe mask, map)."""
-    from ..errors import ExtspecError
-    from ..io.batch_arrays import write_batch_arrays
-    from ..io.datastore import open_datastore
-    from ..reduction import reduce_regions
-    from .settings import reduction_settings
+    from ...errors import ExtspecError
+    from ...io.batch_arrays import write_batch_arrays
+    from ...io.datastore import open_datastore
+    from ...reduction import reduce_regions
+    from ..settings import reduction_settings
 
     _, subs, _ = _subs(config)
     try:
@@ -98,8 +93,8 @@ def reduce_spatial(config: dict, datastore, obs_id: int, out) -> int:
 
 def _read_runs(paths, n_subs: int) -> list:
     """Per sub-region, the spectra of every run (``paths``: the runs' ``spatial.h5``)."""
-    from ..errors import FormatError
-    from ..io.batch_arrays import read_arrays_spectra
+    from ...errors import FormatError
+    from ...io.batch_arrays import read_arrays_spectra
 
     per = [[] for _ in range(n_subs)]
     for p in paths:
@@ -115,10 +110,10 @@ def _read_runs(paths, n_subs: int) -> list:
 def _images(rows, subs, bins, shape_names, out) -> None:
     """``images.fits`` of a grid: one IMAGE extension per quantity on the grid's TAN WCS
     (:func:`extspec.resolved.grid_images`)."""
-    from .. import code_identity
-    from ..io.atomic import write_atomic
-    from ..io.fitswrite import image_bytes, primary_header_bytes
-    from ..resolved import grid_images
+    from ... import code_identity
+    from ...io.atomic import write_atomic
+    from ...io.fitswrite import image_bytes, primary_header_bytes
+    from ...resolved import grid_images
 
     images, wcs = grid_images(rows, subs, bins, shape_names)
     data = primary_header_bytes()
@@ -143,12 +138,11 @@ def run_spatial(config: dict, spatial_files: list, out_dir) -> dict:
 
     import yaml
 
-    from .. import code_identity
-    from ..io.atomic import write_atomic
-    from ..io.ebl_table import with_ebl_table
-    from ..plots_spatial import plot_spatial_maps, plot_spatial_profile
-    from ..resolved import REGION_UNITS, UNIFORMITY_STATUSES, fit_regions, overlap_warnings, uniformity_test
-    from .settings import fit_options, spatial_fit_settings
+    from ... import code_identity
+    from ...io.atomic import write_atomic
+    from ...plots_spatial import plot_spatial_maps, plot_spatial_profile
+    from ...resolved import REGION_UNITS, UNIFORMITY_STATUSES, fit_regions, overlap_warnings, uniformity_test
+    from ..settings import fit_options, model_spec, spatial_fit_settings
 
     log = logging.getLogger("extspec.spatial")
     bins, subs, geom = _subs(config)
@@ -156,20 +150,20 @@ def run_spatial(config: dict, spatial_files: list, out_dir) -> dict:
         for line in overlap_warnings(subs):
             log.warning("%s", line)
     per = _read_runs(spatial_files, len(subs))
-    model_cfg = with_ebl_table(config["model"])
+    model = model_spec(config["model"])
     opts, fit = fit_options(config), spatial_fit_settings(config)
-    rows, fits = fit_regions(per, subs, model_cfg, opts, fit)
-    test = uniformity_test(fits, model_cfg, opts)
-    from ..fit import model_parameters
+    rows, fits = fit_regions(per, subs, model, opts, fit)
+    test = uniformity_test(fits, model, opts)
+    from ...fit import model_parameters
 
-    _, params = model_parameters(model_cfg)
+    _, params = model_parameters(model)
     free = [(p.name, p.unit) for p in params if not p.frozen]
     units = dict(REGION_UNITS)
     for name, unit in free:
         units[name], units[name + "_err"] = unit, unit
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"name": config.get("name", ""), "kind": bins.kind, "model": model_cfg.get("type"),
+    meta = {"name": config.get("name", ""), "kind": bins.kind, "model": model.type,
             "flux": f"integral flux {fit.flux_band[0]:g}-{fit.flux_band[1]:g} TeV of the fitted model, error "
                     "propagated from the covariance; flux_ul (status not_detected): its 95 % upper limit for the "
                     "model's start shape (WStat rising by 2.71 in the norm)",
@@ -182,7 +176,7 @@ def run_spatial(config: dict, spatial_files: list, out_dir) -> dict:
             "solid_angle": "sr; circles exact, other shapes counted on a 0.002 deg grid",
             "background": str(config.get("background", {}).get("method", "")),
             "uniformity_p_value": test["p_value"], "uniformity_dof": test["dof"], "uniformity_ts": test["ts"]}
-    from ..io.ecsv import ecsv_text
+    from ...io.ecsv import ecsv_text
 
     write_atomic(out_dir / "regions.ecsv", ecsv_text(rows, units, {**meta, "creator": code_identity()}))
     write_atomic(out_dir / "uniformity.yaml", yaml.safe_dump({**test, "creator": code_identity()}, sort_keys=False))
@@ -204,3 +198,76 @@ def run_spatial(config: dict, spatial_files: list, out_dir) -> dict:
         if r["status"] not in ("ok", "not_detected"):
             log.warning("sub-region %d (%s): %s: %s", r["id"], r["label"], r["status"], r["reason"])
     return test
+
+
+def check_spatial_bins(cfg: dict) -> list:
+    """``spatial_bins``: annuli edges increasing, a grid with a box inside and boxes no smaller
+    than the map's pixels, every sub-region inside the map; returns the overlap warnings
+    (overlapping sub-regions are allowed: their results are correlated)."""
+    if not cfg.get("spatial_bins"):
+        return []
+    from ...errors import ConfigError
+    from ...resolved import overlap_warnings, sub_regions
+    from ...skyregions import check_region_in_geom, parse_region
+    from ..basics import check_increasing
+    from ..settings import cube_settings, spatial_bin_settings
+
+    ann = cfg["spatial_bins"].get("annuli")
+    if ann:
+        check_increasing(ann["edges"], "spatial_bins.annuli.edges")
+    geom = cube_settings(cfg, parse_region(cfg["on_region"], "on_region")).geom
+    subs = sub_regions(spatial_bin_settings(cfg), geom)
+    for s in subs:
+        try:
+            check_region_in_geom(s.region, geom, "spatial_bins")
+        except ConfigError:
+            raise ConfigError(f"config key 'spatial_bins': sub-region {s.id} ({s.label}, {s.region.to_ds9()}) does not "
+                              "fit inside the map geometry; enlarge 'geom.width'") from None
+    return overlap_warnings(subs) if cfg["spatial_bins"].get("regions") else []
+
+
+# ---------------------------------------------------------------------- registration --
+
+
+def _reduce_arguments(p) -> None:
+    p.add_argument("obs_id", type=int, metavar="OBS_ID")
+    p.add_argument("--out", required=True, metavar="FILE", help="output file (obs/<obs_id>/spatial.h5)")
+
+
+def _reduce_step(settings: dict, args) -> str:
+    n = reduce_spatial(settings, args.datastore, args.obs_id, args.out)
+    return f"{n} sub-regions reduced into {args.out}"
+
+
+def _fit_arguments(p) -> None:
+    p.add_argument("spatial_files", nargs="+", metavar="SPATIAL_H5", help="the runs' files of `extspec spatial-reduce`")
+    p.add_argument("--outdir", required=True, metavar="DIR", help="output folder (<results_dir>/<analysis>/spatial)")
+
+
+def _fit_step(settings: dict, args) -> str:
+    test = run_spatial(settings, args.spatial_files, args.outdir)
+    p = test["p_value"]
+    return f"{len(args.spatial_files)} runs; uniformity p-value " + ("n/a" if p is None else f"{p:.3g}")
+
+
+PRODUCT = Product(
+    name="spatial", config_key="spatial_bins", schema_keys=("spatial_bins", "spatial_fit"), needs_dl3=True,
+    rule_file="workflow/rules/spatial.smk",
+    outputs=lambda cfg: [f"spatial/{n}" for n in spatial_outputs(next(iter(cfg["spatial_bins"])))],
+    check=check_spatial_bins,
+    steps=(
+        Step(stage="spatial_reduce", command="spatial-reduce", per_obs=True, imports=_IMPORTS["spatial_reduce"],
+             help="reduce every sub-region of spatial_bins in one run",
+             description="Read one observation once and reduce every sub-region of the config's spatial_bins as an "
+             "ON region of its own (the analysis's background method, exclusions and safe mask) into one HDF5 file "
+             "of their spectra.",
+             arguments=_reduce_arguments, run=_reduce_step, what=lambda args: f"obs {args.obs_id}"),
+        Step(stage="spatial", command="spatial", per_obs=False, imports=_IMPORTS["spatial"],
+             help="fits per sub-region and the uniformity test",
+             description="Fit the model per sub-region (an upper limit where the signal is not significant), test "
+             "one spectral shape for all, and write regions.ecsv, uniformity.yaml, maps.png and, for grids, "
+             "images.fits, for annuli and sectors profile.png into OUTDIR.",
+             arguments=_fit_arguments, run=_fit_step, what=lambda args: "spatially resolved spectra"),
+    ),
+)
+"""The registration of spatially resolved spectra (:class:`extspec.workflow.product.Product`)."""
