@@ -14,7 +14,7 @@
     extspec joint-fit --spectra ANALYSIS SPECTRUM [...] [--spectra ...] --outdir DIR
                                                      (--config FILE --joint NAME | --settings JSON)
 
-The steps are the functions of :mod:`extspec.workflow.pipeline`, the ones the Snakemake rules
+The steps are the functions of ``extspec.workflow.pipeline``, the ones the Snakemake rules
 run (the rules call this command line).  ``OBS_DIR`` is the output directory of ``extspec
 reduce`` (cube.h5 and pha/bkg/arf/rmf.fits); a file inside it stands for the directory.
 ``SPECTRUM`` is such a directory or the PHA file of an OGIP set (other tools' spectra).  A
