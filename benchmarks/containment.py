@@ -5,7 +5,7 @@
 * the ``crab`` and ``pks2155`` analyses of ``config/hess-dr1.yaml`` (0.11 deg circles, runs by
   ``obs_cone``), reduced and fitted as the workflow does, without and with
   ``spatial: {type: point}``: the fitted parameters, the flux above 1 TeV and its ratio; for
-  PKS 2155-304 also with the README's EBL block (intrinsic index);
+  PKS 2155-304 also with the EBL block of ``config/pks2155-ebl.yaml`` (intrinsic index);
 * ``config/crab-joint.yaml``: the joint H.E.S.S. + MAGIC power-law fit with ``spatial: {type:
   point}`` in both analyses, against the example without it: the normalisation nuisances.
 

@@ -30,13 +30,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "configref",
-    "docstring_ratchet",
 ]
-
-# warnings located in the library's docstrings (not valid RST yet) are listed in
-# <outdir>/docstring-warnings.txt; more of them than this fails the build (see
-# docs/_ext/docstring_ratchet.py); lower it as docstrings are cleaned up
-docstring_warnings_max = 131
 
 source_suffix = {".md": "markdown"}
 root_doc = "index"

@@ -238,7 +238,7 @@ def test_absorbed_integral_against_fine_integration(mtype):
 
 def test_bin_centre_shortcut_is_much_worse():
     """What the split at the table nodes buys: the intrinsic bin integral times the attenuation
-    at the bin centre is off by several per cent where tau rises (documented in the README)."""
+    at the bin centre is off by several per cent where tau rises (documented in docs/tutorials/ebl.md)."""
     a = read_ebl_table(TABLE)
     p = PARAMS["power_law"]
     m = absorbed_model("power_law", a, 0.116, 1.0)

@@ -1,7 +1,7 @@
 """extspec.workflow.process_exit: the workarounds for Snakemake's and CPython's exit behaviour.
 
 These tests fail when the upstream behaviour they work around changes -- then revisit the
-workaround (and its measured cost in README.md) instead of patching the test.
+workaround (and its measured cost in docs/benchmarks.md, "Where the time goes") instead of patching the test.
 """
 
 from __future__ import annotations

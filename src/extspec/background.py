@@ -83,6 +83,7 @@ class FovBackground:
     Attributes
     ----------
     method : {"fov", "ring"}
+
     geom : MapGeom or None
         The OFF-area grid (TAN about the pointing, frame of the ON region).
     off_mask : (ny, nx) bool

@@ -16,8 +16,8 @@
     extspec joint-fit --spectra ANALYSIS SPECTRUM [...] [--spectra ...] --outdir DIR
                                                      (--config FILE --joint NAME | --settings JSON)
 
-The steps are the functions of :mod:`extspec.workflow.pipeline` and the steps of the registered
-products (:mod:`extspec.workflow.products`: their subcommands are built from the registry), the
+The steps are the functions of ``extspec.workflow.pipeline`` and the steps of the registered
+products (``extspec.workflow.products``: their subcommands are built from the registry), the
 ones the Snakemake rules run (the rules call this command line).  ``OBS_DIR`` is the output directory of ``extspec
 reduce`` (cube.h5 and pha/bkg/arf/rmf.fits); a file inside it stands for the directory.
 ``SPECTRUM`` is such a directory or the PHA file of an OGIP set (other tools' spectra).  A

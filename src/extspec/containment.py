@@ -22,13 +22,13 @@ effective area averaged over the ON region on the same grid (:attr:`SourceContai
 
 Numerics (:func:`source_containment`), all vectorised: a tangent-plane grid centred on the source,
 with pixels of a quarter of the narrowest PSF 68 % radius (or a tenth of the ON region's radius,
-or of the source's extent, when smaller; at most :data:`GRID_MAX_PIX` a side),
+or of the source's extent, when smaller; at most ``GRID_MAX_PIX`` a side),
 wide enough for the source, the ON region and the PSF out to 99.9 % containment; region masks and
 the disk are sub-sampled 4 x 4 per pixel (fractional coverage).  ``F_ON`` is the ON mask convolved
 with the PSF kernel (FFT), evaluated at the nodes of a 0.1 deg offset grid spanning the source and
 interpolated linearly in offset to each pixel.  The PSF kernel is normalised to its radial
 integral inside its radius (a fine 1D integration), so the pixel sampling of a narrow core
-does not change the PSF's total, and its core (:data:`CORE_PIXELS`) is averaged over 8 x 8
+does not change the PSF's total, and its core (``CORE_PIXELS``) is averaged over 8 x 8
 sub-positions per pixel.  The same convolution with the OFF regions' mask gives the
 *leakage*: the model's signal in the OFF regions over that in the ON region (times alpha in the
 spectrum's metadata: the fraction by which the background estimate eats the excess).
@@ -122,9 +122,12 @@ class SpatialModel:
     Attributes
     ----------
     type : {"point", "disk", "gauss", "template"}
+
     lon, lat : float
         Centre, deg, in ``frame`` (a template's: its brightness-weighted centre).
+
     frame : {"icrs", "galactic"}
+
     radius : float or None
         Disk radius, deg (uniform surface brightness inside).
     sigma : float or None
@@ -181,8 +184,10 @@ class SourceContainment:
     Attributes
     ----------
     energy : (nE,) true energies, TeV
+
     containment : (nE,) fraction of the source's photons (effective-area weighted) reconstructed
         inside the ON region
+
     exposure_factor : (nE,) what multiplies the ON-region exposure (``sum S A F_ON / <A>_ON``)
     leakage : (nE,) model signal in the OFF regions over that in the ON region (0 without OFF regions)
     step : grid pixel, deg; npix : grid side

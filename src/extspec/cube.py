@@ -58,7 +58,7 @@ TRUE_AXIS_MARGIN = 1.5
 (about 0.18 decade beyond the reconstructed axis on each side): events reconstructed in the
 outer reco bins come from true energies up to a few energy resolutions (10-30 %) away, and a
 true axis cut at the reco edges drops them from the prediction and biases the fit (checked
-for every config by :mod:`extspec.workflow.checks`)."""
+for every config by ``extspec.workflow.checks``)."""
 
 REFERENCE_SPECTRAL_INDEX = 2.0
 """Index of the E^-index weight used to oversample true-energy bins in the exact method."""
@@ -74,8 +74,11 @@ class CubeSettings:
     ----------
     geom : MapGeom
         Counts/exposure map geometry.
+
     energy_reco, energy_true : EnergyAxis
+
     method : {"exact", "reference"}
+
     edisp_binsz : float
         Pixel size of the coarse dispersion grid (deg); 0.2 in §4.1 (the config default).
     oversample : int
@@ -265,6 +268,7 @@ def edisp_kernel(edisp, aeff, energy_true: EnergyAxis, energy_reco: EnergyAxis, 
     Parameters
     ----------
     offsets : array (n_pos,) in deg
+
     offset_weights : array (n_pos,), optional
         If given, the kernels are averaged over the positions with weights
         ``offset_weights x A_eff`` (per true energy) and one kernel (n_true, n_reco) is
@@ -380,7 +384,7 @@ def make_background(obs, geom: MapGeom, energy_reco: EnergyAxis) -> np.ndarray |
     """Background counts predicted by the observation's BKG_3D, shape (n_reco, ny, nx).
 
     rate(E, FoV position of the pixel centre) x livetime x pixel solid angle, integrated
-    over each reco-energy bin by the midpoint rule in ln E (:data:`BKG_NODES_PER_BIN`
+    over each reco-energy bin by the midpoint rule in ln E (``BKG_NODES_PER_BIN``
     nodes).  FoV coordinates as in :func:`extspec.sky.fov_coords` for ``FOVALIGN = RADEC``;
     for another alignment (e.g. ALTAZ, which rotates over a run) the table is averaged over
     the azimuth at each offset.  None when the observation has no background IRF.
@@ -410,7 +414,7 @@ def background_in_mask(obs, geom: MapGeom, mask: np.ndarray, energy_reco: Energy
                        solid_angle: np.ndarray | None = None, positions=None) -> np.ndarray:
     """``make_background(obs, geom, energy_reco)[:, mask].sum(axis=1)``: the predicted
     background counts (n_reco,) in the pixels of ``mask`` (ny, nx), without a per-pixel cube
-    (the IRF's :meth:`evaluate_sum`; equal to the cube's sum where no interpolated rate is
+    (the IRF's :meth:`~extspec.irf.Bkg3D.evaluate_sum`; equal to the cube's sum where no interpolated rate is
     negative).  ``solid_angle``, ``positions``: ``geom.solid_angle()`` and
     :func:`fov_positions`, if already known.  The observation must have a background IRF."""
     bkg = obs.bkg

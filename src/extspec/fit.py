@@ -194,7 +194,7 @@ class JointData:
         return np.sum(np.where(self.mask, w, 0.0), axis=1)
 
     def stat(self, flux_int: np.ndarray) -> float:
-        """Summed WStat of the safe bins; :data:`STAT_INVALID` where the prediction is not finite
+        """Summed WStat of the safe bins; ``STAT_INVALID`` where the prediction is not finite
         (a minimiser stepping to absurd parameters must see a bad point, not WStat's NaN -> 0)."""
         mu = self.npred_sig(flux_int)
         if not np.all(np.isfinite(mu[self.mask])):
@@ -228,7 +228,7 @@ class FitResult:
     """The quality gate's :class:`~extspec.quality.Verdict` (None for a result read from a file
     written before the gate)."""
     upper_limit: dict | None = None
-    """For a ``not_detected`` fit: the 95 % upper limit on the flux (:func:`flux_upper_limit`)."""
+    """For a ``not_detected`` fit: the 95 % upper limit on the flux (:func:`extspec.norms.flux_upper_limit`)."""
 
     @property
     def status(self) -> str:
@@ -261,6 +261,7 @@ def fit_joint(datasets, model: ModelSpec, options: FitOptions, data: JointData |
     Parameters
     ----------
     datasets : list of SpectrumDataset
+
     model : ModelSpec
         The spectral model (:class:`~extspec.model_spec.ModelSpec`; a ``model`` mapping goes
         through :func:`~extspec.model_spec.as_model_spec`).
@@ -274,8 +275,8 @@ def fit_joint(datasets, model: ModelSpec, options: FitOptions, data: JointData |
     at a negative amplitude, or a failed MIGRAD, is fitted again with the amplitude bounded
     below by 0.
 
-    An amplitude the config does not give starts from the data (:func:`extspec.start_values.
-    start_amplitude`).  With no ON count in any fitted bin there is nothing to fit: the result
+    An amplitude the config does not give starts from the data
+    (:func:`extspec.start_values.start_amplitude`).  With no ON count in any fitted bin there is nothing to fit: the result
     has ``success`` false.  ``goodness_of_fit`` (:func:`goodness_of_fit`) compares the fitted
     prediction with the data.
     """
@@ -463,8 +464,8 @@ def goodness_of_fit(data: JointData, flux_int, stat: float, n_free: int) -> dict
     * ``deviance`` = the WStat total (a likelihood ratio to the saturated model, the background
       of every bin profiled in both), ``dof`` = fitted bins - free parameters, ``p_value`` =
       P(chi^2_dof > deviance) (Wilks; approximate with few counts per bin).
-    * ``poor``: p_value < :data:`GOF_P_MIN` or the predicted excess more than
-      :data:`GOF_EXCESS_SIGMA` sigma from the observed one; ``warning`` then says which.
+    * ``poor``: p_value < ``GOF_P_MIN`` or the predicted excess more than
+      ``GOF_EXCESS_SIGMA`` sigma from the observed one; ``warning`` then says which.
     """
     obs, err = _observed_excess(data)
     pred = float(np.sum(data.npred_sig(flux_int)[data.mask]))

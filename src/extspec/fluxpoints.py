@@ -98,7 +98,9 @@ def compute_flux_points(datasets, fit_result, settings: FluxPointSettings, integ
     Parameters
     ----------
     datasets : list of SpectrumDataset
+
     fit_result : FitResult
+
     settings : FluxPointSettings
         Groups without a safe bin in any dataset give no row.
     integration : {"exact", "reference"}

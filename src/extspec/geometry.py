@@ -58,9 +58,13 @@ class MapGeom:
     ----------
     lon, lat : float
         Map centre (CRVAL) in deg, in ``frame``.
+
     frame : {"icrs", "galactic"}
+
     proj : {"CAR", "TAN"}
+
     npix : (nx, ny)
+
     binsz : float
         Pixel size in deg.
     """

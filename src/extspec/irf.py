@@ -271,7 +271,7 @@ class Bkg3D:
         """Rate at ``energy`` (TeV, shape (n,)) and FoV positions (deg, any equal shapes).
 
         Multilinear in (ln E, lon, lat) between the table's nodes, 0 outside its edges.
-        Returns shape (n, *fov_lon.shape), in :attr:`unit`.
+        Returns shape ``(n, *fov_lon.shape)``, in :attr:`unit`.
         """
         lon = np.asarray(fov_lon, dtype=np.float64)
         shape = lon.shape
@@ -363,7 +363,7 @@ class Bkg2D:
         """Rate at ``energy`` (TeV, shape (n,)) and FoV positions (deg, any equal shapes).
 
         Linear in offset = hypot(lon, lat) and in ln E between the table's nodes, 0 outside
-        its edges.  Returns shape (n, *fov_lon.shape), in :attr:`unit`.
+        its edges.  Returns shape ``(n, *fov_lon.shape)``, in :attr:`unit`.
         """
         lon = np.asarray(fov_lon, dtype=np.float64)
         shape = lon.shape

@@ -84,9 +84,9 @@ class Instrument:
 class JointFit:
     """Outcome of :func:`fit_instruments`.
 
-    ``result``: the model's :class:`FitResult` (the model parameters, their covariance with
+    ``result``: the model's :class:`~extspec.fit.FitResult` (the model parameters, their covariance with
     the nuisances marginalised, all datasets' obs ids, W including the prior terms);
-    ``nuisance``: one :class:`Parameter` per nuisance (``<analysis>.energy_scale``,
+    ``nuisance``: one :class:`~extspec.fit.Parameter` per nuisance (``<analysis>.energy_scale``,
     ``<analysis>.norm``) and ``priors`` their prior widths; ``covariance`` and ``names``: the
     full covariance; ``stat``: W of each instrument's datasets at the best fit.
     """
@@ -331,7 +331,9 @@ def fit_joint_analyses(spectra: dict, systematics: dict, model: ModelSpec, optio
     model : ModelSpec
         The model (:class:`~extspec.model_spec.ModelSpec`; its EBL table, if any, handed to it
         as an :class:`~extspec.ebl.EBLAbsorption`).
+
     options : FitOptions
+
     flux_points : FluxPointSettings
         Edges (default: each analysis's safe reco bins for its own points,
         :func:`combined_edges` for the combined ones) and ``n_sigma_ul``.

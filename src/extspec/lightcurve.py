@@ -177,14 +177,14 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
     variability_min_counts : float
         Counts per time bin the constant-flux test needs (:func:`constant_flux_test`).
     progress : callable ``(done, total or None)``, optional
-        Called after every chunk of :data:`CHUNK_BINS` time bins.
+        Called after every chunk of ``CHUNK_BINS`` time bins.
 
     Returns
     -------
     rows : list of dict, one per time bin and energy bin (columns :data:`LIGHTCURVE_UNITS`)
     variability : dict, :func:`constant_flux_test` of the fitted bins
 
-    The norms of all time bins are fitted at once, :data:`CHUNK_BINS` bins at a time
+    The norms of all time bins are fitted at once, ``CHUNK_BINS`` bins at a time
     (:func:`extspec.norms.fit_norms`: regula falsi on the WStat profile, no minimiser per bin).
     """
     from .fit import JointData
@@ -453,7 +453,9 @@ def light_curve(spectra, events, fit_result, settings: LightCurveSettings, integ
         or None (``run`` and ``night`` bins use the whole run's spectrum).
     fit_result : FitResult
         The joint fit (``success`` true: the caller checks it).
+
     settings : LightCurveSettings
+
     integration : {"exact", "reference"}
         Model integral over true bins (the fit's ``fit.integration``).
     progress : callable ``(done, total)``, optional

@@ -76,7 +76,9 @@ def make_maps(counts: list, background: list, obs_ids: list, norm_mask: np.ndarr
     background : list of (ny, nx) arrays or None
         Background-IRF prediction of each observation, same energy range (None: the
         observation has no background IRF and is left out).
+
     obs_ids : list of int
+
     norm_mask : (ny, nx) bool
         The normalisation region: pixels outside the ON and exclusion regions.
     radius_pix : float

@@ -171,7 +171,7 @@ def ecpl_dnde(energy, index, amplitude, lambda_, reference=1.0, alpha=1.0):
         :math:`\Gamma`.
     amplitude : float
         :math:`\phi_0` in cm^-2 s^-1 TeV^-1.
-    lambda_ : float
+    ``lambda_`` : float
         Inverse cutoff energy :math:`\lambda` in TeV^-1.
     reference : float
         :math:`E_0` in TeV.
@@ -230,7 +230,7 @@ def ecpl_integral(e_min, e_max, index, amplitude, lambda_, reference=1.0, alpha=
     ----------
     e_min, e_max : array_like
         Bin edges in TeV (broadcast against each other, positive).
-    index, amplitude, lambda_, reference, alpha : float
+    index, amplitude, ``lambda_``, reference, alpha : float
         As in :func:`ecpl_dnde`.
 
     Returns

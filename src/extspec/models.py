@@ -79,7 +79,7 @@ class SpectralModelType:
     Attributes
     ----------
     name : str
-        Name used in the configuration (key of :data:`MODELS`).
+        Name used in the configuration (key of ``MODELS``).
     param_names : tuple of str
         Parameter names in their fixed order (the order of the fit parameters).
     units : dict
@@ -161,7 +161,7 @@ def get_model(name) -> SpectralModelType:
     Parameters
     ----------
     name : str or SpectralModelType
-        Model name (a key of :data:`MODELS`); a model type is returned unchanged.
+        Model name (a key of ``MODELS``); a model type is returned unchanged.
 
     Raises
     ------
@@ -218,7 +218,7 @@ def dnde(model_name, energy, params: Mapping[str, float]) -> np.ndarray:
     Parameters
     ----------
     model_name : str or SpectralModelType
-        Model name (key of :data:`MODELS`).
+        Model name (key of ``MODELS``).
     energy : array_like
         Energy in TeV.
     params : mapping
@@ -291,10 +291,10 @@ def integral_reference(model, e_min, e_max, **params) -> np.ndarray:
     Parameters
     ----------
     model : str or SpectralModelType
-        Model name (key of :data:`MODELS`).
+        Model name (key of ``MODELS``).
     e_min, e_max : array_like
         Bin edges in TeV (broadcast against each other, positive).
-    **params : float
+    ``**params`` : float
         Model parameters; missing frozen-by-default parameters take their defaults.
 
     Returns
@@ -325,7 +325,7 @@ def integral(model_name, e_min, e_max, params: Mapping[str, float], method: str)
     Parameters
     ----------
     model_name : str or SpectralModelType
-        Model name (key of :data:`MODELS`).
+        Model name (key of ``MODELS``).
     e_min, e_max : array_like
         Bin edges in TeV (broadcast against each other, positive).
     params : mapping

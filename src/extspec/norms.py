@@ -28,7 +28,7 @@ the asymmetric errors and the upper limit where W rises by ``delta_err`` and ``d
 W itself (regula falsi, Illinois, on brackets found by doubling steps:
 :func:`extspec.rootfind.find_roots` and :func:`extspec.rootfind.grow_brackets`). Where a negative
 norm leaves no valid background (s + a b <= 0 with n > 0) the statistic counts as +inf: the
-search stays in the valid domain. The roots are converged until |W'| < 1e-9 sum mu (best
+search stays in the valid domain. The roots are converged until ``|W'| < 1e-9 sum mu`` (best
 norm) or W is within 1e-7 of its target (errors, limit), or the bracket is 1e-12 of its ends:
 far below the statistical error (tests: profiles scanned on a fine grid).
 
@@ -194,7 +194,9 @@ def fit_norms(n, m, a, mu, group, n_groups: int, delta_err: float, delta_ul: flo
         that count (safe bins only).
     group : int array, one per cell
         The group (0 .. n_groups - 1) of each cell.
+
     n_groups : int
+
     delta_err, delta_ul : float
         Rise of W defining the asymmetric errors and the upper limit (above the best norm).
 

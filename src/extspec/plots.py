@@ -218,7 +218,9 @@ def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), excl
     geom : extspec.geometry.MapGeom or astropy.wcs.WCS
         The map's geometry (pixel <-> sky through its ``pixel_centers``/``world_to_pix``), or
         a celestial WCS (galactic or icrs; extra axes are dropped).
+
     out_png : path
+
     on_region : DS9 string / .reg path / region, optional
         Drawn white, solid.
     off_regions : list of lists of DS9 strings
@@ -227,13 +229,17 @@ def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), excl
         Drawn red, dotted.
     smooth_sigma_pix : float
         Gaussian smoothing width in pixels (0: no smoothing).
+
     title : str
+
     off_labels : list, optional
         One legend label per observation: an obs id (int or digits) gives "OFF obs <id>",
         any other string is used verbatim.  Default "OFF set <n>".
     colorbar_label : str, optional
         Default "counts (smoothed ...)".
+
     cmap : str
+
     symmetric : bool
         Colour scale symmetric around 0 (for a significance map); NaN pixels are grey.
 

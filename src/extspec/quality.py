@@ -17,7 +17,7 @@ The checks (:func:`judge`):
   on the flux instead of a measurement (:func:`extspec.fit.fit_joint`).
 * **unconstrained**: a free parameter whose error exceeds its range of meaning
   (:data:`RANGE_OF_MEANING`, e.g. an index error above 6; else the width of its bounds).
-* **at_bound**: a free parameter within its error (or :data:`BOUND_REL` of its range) of a
+* **at_bound**: a free parameter within its error (or ``BOUND_REL`` of its range) of a
   bound: the value is a limit, not a measurement.
 * **poor_fit**: the goodness-of-fit test says the model does not describe the data
   (:func:`extspec.fit.goodness_of_fit`; for a joint fit also per analysis, and an analysis
@@ -51,7 +51,7 @@ STATUS_MEANING = {
     "at_bound": "a parameter at (within its error of) a bound: a limit, not a measurement",
     "poor_fit": "the goodness-of-fit test rejects the model (or the joint fit's analyses disagree)",
 }
-"""One line per status, for the README, the metadata and the summary."""
+"""One line per status, for the documentation, the metadata and the summary."""
 
 RANGE_OF_MEANING = {
     "index": 6.0, "index1": 6.0, "index2": 6.0, "alpha": 6.0, "beta": 2.0, "lambda_": 10.0, "ebreak": 100.0,

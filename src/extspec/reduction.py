@@ -1,7 +1,7 @@
 """The per-observation reduction chain in memory: cube, ON/OFF spectrum, safe mask (spec §2-§7).
 
 :func:`reduce_observation` is the one implementation of the chain: the workflow's reduce
-step (:func:`extspec.workflow.pipeline.reduce_observation`, which adds reading the run and
+step (``extspec.workflow.pipeline.reduce_observation``, which adds reading the run and
 writing the files), the tests and the benchmarks all call it.  Its settings
 (:class:`ReductionSettings`) gather the typed settings of each stage; the workflow layer
 builds them from the validated config (:func:`extspec.workflow.settings.reduction_settings`).

@@ -43,6 +43,7 @@ class BackgroundSettings:
     Attributes
     ----------
     method : {"reflected", "wobble", "fov", "ring"}
+
     n_off_regions : int
         Wobble regions per run (the reflected finder takes as many as fit).
     fallback : str or None
@@ -89,6 +90,7 @@ class ReflectedRegions:
         Accepted rotation angles (rad).
     delta : float
         Angular extent of the ON region seen from P (rad).
+
     grid : FinderGrid
     """
 
@@ -319,9 +321,12 @@ def find_reflected_regions(on_region, pointing, exclusion_regions, method: str,
     Parameters
     ----------
     on_region : extspec.skyregions.SkyRegion (or a DS9 string / regions sky region)
+
     pointing : extspec.sky.SkyPoint, astropy SkyCoord, or (ra, dec) in deg ICRS
+
     exclusion_regions : sequence of sky regions or DS9 strings / .reg paths
         Candidates containing any finder-grid pixel centre inside one of these are rejected.
+
     method : {"exact", "reference"}
 
     Returns

@@ -49,6 +49,7 @@ class SpatialBinSettings:
     Attributes
     ----------
     kind : {"grid", "annuli", "sectors", "regions"}
+
     frame : str
         Frame of the map: the grid, the annuli and the sectors live in it.
     size : float or None

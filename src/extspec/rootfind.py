@@ -12,7 +12,7 @@ change, until it is narrow enough.  Two forms of it:
   - :func:`crossing`: where a profile that grows away from its minimum (``W(x)``) reaches a
     level, searching up or down from the minimum: the bracket grows from a first step until
     it holds the crossing, then :func:`bisect`.  The flux points' upper limits use it
-    (:func:`extspec.norms.norm_upper_limit`), as do :func:`extspec.safe_mask.first_crossing`
+    (:func:`extspec.norms.norm_upper_limit`), as do ``extspec.safe_mask.first_crossing``
     (a threshold energy, in ln E) and :func:`extspec.stats.p_to_sigma`;
 
 * vectorised, numpy over many independent increasing functions evaluated together (one norm
@@ -113,7 +113,7 @@ N_DOUBLINGS = 80
 def find_roots(fun, lo, hi, active, ftol):
     """Per element: the root of the increasing ``fun`` between ``lo`` (fun < 0, or -inf
     outside its valid domain) and ``hi`` (fun >= 0), by the Illinois variant of regula falsi
-    (bisection where an end is infinite), until |fun| < ``ftol`` or the bracket is 1e-12 of its
+    (bisection where an end is infinite), until ``|fun| < ftol`` or the bracket is 1e-12 of its
     ends (at most :data:`N_ROOT_STEPS` steps).
 
     ``fun`` maps an array of points (one per element) to an array of values; ``active``

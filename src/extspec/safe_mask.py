@@ -2,14 +2,19 @@
 
 Methods (combined with logical AND, starting from ``isfinite(alpha * n_off)``):
 
-``aeff-default``  E_min = LO_THRES, E_max = HI_THRES of the AEFF header.
-``aeff-max``      E_min where the region-mean A_eff first reaches ``aeff_percent`` % of its
-                  maximum (log-log interpolation, 101-point scan, bisection refinement).
-``edisp-bias``    E_min = E_b (1 + bias) where the energy bias drops to ``bias_percent`` %.
-``offset-max``    all bins masked if the ON-region centre is >= ``offset_max`` deg off-axis.
-``bkg-peak``      E_min = lower edge of the background-table energy bin with the largest
-                  field-of-view-integrated rate (raw IRF); without a table, the reco bin with
-                  the largest OFF-based background rate per TeV.
+``aeff-default``
+    E_min = LO_THRES, E_max = HI_THRES of the AEFF header.
+``aeff-max``
+    E_min where the region-mean A_eff first reaches ``aeff_percent`` % of its
+    maximum (log-log interpolation, 101-point scan, bisection refinement).
+``edisp-bias``
+    E_min = E_b (1 + bias) where the energy bias drops to ``bias_percent`` %.
+``offset-max``
+    all bins masked if the ON-region centre is >= ``offset_max`` deg off-axis.
+``bkg-peak``
+    E_min = lower edge of the background-table energy bin with the largest
+    field-of-view-integrated rate (raw IRF); without a table, the reco bin with
+    the largest OFF-based background rate per TeV.
 
 A reco bin is kept only if it lies entirely inside [E_min, E_max] (§7, "bin acceptance").
 The cut is on reconstructed energy (dispersion ignored by design, as in the reference).
@@ -37,7 +42,7 @@ class SafeMaskSettings:
     Attributes
     ----------
     methods : tuple of str
-        Criteria of :data:`METHODS`, combined with logical AND.
+        Criteria of ``METHODS``, combined with logical AND.
     aeff_percent, bias_percent : float
         Thresholds (%) of ``aeff-max`` and ``edisp-bias``.
     offset_max : float
@@ -126,7 +131,9 @@ def make_safe_mask(dataset, settings: SafeMaskSettings, bkg=None) -> np.ndarray:
     dataset : SpectrumDataset
         Uses exposure, livetime, edisp, counts_off, alpha and ``meta`` (lo_thres, hi_thres,
         offset).
+
     settings : SafeMaskSettings
+
     bkg : Bkg3D, optional
         Background IRF for ``bkg-peak``.
     """

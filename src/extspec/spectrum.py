@@ -48,12 +48,16 @@ class SpectrumDataset:
         Good time intervals (MET s).
     usable : bool
         False when no OFF region was found (§6.4); then ``reason`` says why.
+
     reason : str
+
     on_region : str
         DS9 string of the ON region.
     off_regions : list of str
         DS9 strings of the OFF regions (sky coordinates), for plots.
+
     pointing_radec : (ra, dec) deg
+
     meta : dict
         Free-form provenance (method, lo_thres, hi_thres, source file, checksum ...).
     """
@@ -213,7 +217,7 @@ def select_on_region(obs, on_region, energy_reco) -> OnSelection:
     * point-like IRFs (HDUCLAS3 = POINT-LIKE) hold only for the events within RAD_MAX of a
       point source: a point ON region gets, per reco-energy bin, the circle of radius
       RAD_MAX(E, source offset); a circle is accepted only when RAD_MAX is fixed and its
-      radius agrees within :data:`POINT_RADIUS_TOLERANCE`; any other region is refused;
+      radius agrees within ``POINT_RADIUS_TOLERANCE``; any other region is refused;
     * full-enclosure IRFs refuse a point ON region (its counts would need a PSF containment
       correction in a region: a circle ON region with ``model.spatial``).
     """
@@ -499,7 +503,7 @@ class OnOffEvents:
     """The ON and OFF events of one run: times (s MET, in the time system of ``time_ref``:
     ``MJDREFI``, ``MJDREFF``, ``TIMESYS``, ``TIMEUNIT``) and reco-energy bin indices, with the
     run's GTI and DEADC; what a light curve needs to bin the run in time
-    (:func:`onoff_events`; file format in :mod:`extspec.io.onoff_events`)."""
+    (:func:`extspec.spectrum.onoff_events`; file format in :mod:`extspec.io.onoff_events`)."""
 
     obs_id: int
     energy_reco_edges: np.ndarray
@@ -619,13 +623,17 @@ def make_spectrum(obs, cube, settings, event_lonlat=None,
     Parameters
     ----------
     obs : Observation
+
     cube : CubeDataset of the same observation
+
     settings : extspec.reduction.ReductionSettings
         Its ``on_region`` (a point for point-like IRFs), ``exclusion_regions``, ``background``,
         ``cube.method`` and ``cube.oversample`` (see :func:`on_response` and
         :func:`count_on_off`) and ``safe_mask``: with point-like IRFs the OFF regions are
         placed with the largest RAD_MAX inside the safe range its IRF criteria give.
+
     event_lonlat : (lon, lat) in the region frame, optional (saves a transformation).
+
     energy_bins : the events' reco-energy bins (``cube.energy_bin_index``), optional (saves
         binning the events in energy a second time after the cube).
 

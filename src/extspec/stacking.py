@@ -1,6 +1,6 @@
 """Stacking ON/OFF spectra and the cumulative excess/significance table (spec §10-§11).
 
-Stacking B onto A (B's safe mask mB applied to all of B's quantities), per reco bin:
+Stacking B onto A (B's safe mask mB applied to all of B's quantities), per reco bin::
 
     acc     = acc_A + mB acc_B
     off     = off_A + mB off_B

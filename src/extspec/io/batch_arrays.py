@@ -2,7 +2,7 @@
 
 **Why.** The aggregate steps (stack, fit, flux points, cumulative) read every run.  From the
 per-run files that is four OGIP files and a cube per run, ~4 ms a run, most of it parsing
-FITS headers: 20 s of the 2,000-run workflow (README, "Archive scale").  So a batch job
+FITS headers: 20 s of the 2,000-run workflow (docs/tutorials/cluster.md, "Archive scale").  So a batch job
 (``reduce.batch_size`` > 1) also writes everything the aggregates need of its runs into ONE
 HDF5 file, ``obs/batch-<key>.<digest>.h5`` beside its manifest (which names it, key
 ``arrays``), and the aggregates read that: a few HDF5 datasets per batch.
@@ -70,7 +70,7 @@ def _header_round_trip(cards) -> dict:
 
 
 def spectrum_as_read(ds):
-    """``ds`` as :func:`extspec.io.ogip.read_spectrum` returns it after :func:`write_spectrum`:
+    """``ds`` as :func:`extspec.io.ogip.read_spectrum` returns it after :func:`extspec.io.ogip.write_spectrum`:
     exposure through the ARF's SPECRESP, the safe mask through QUALITY (none when unusable),
     the placeholder OFF acceptance of a run without OFF region, the RMF's zeros, strings and
     meta through FITS cards."""
@@ -132,7 +132,7 @@ def _unjson(a: dict, name: str):
 def write_batch_arrays(path, spectra, cubes) -> None:
     """The arrays file of a batch (module docstring), atomically.
 
-    ``spectra``: the runs' :class:`SpectrumDataset` as written to OGIP (converted here with
+    ``spectra``: the runs' :class:`~extspec.spectrum.SpectrumDataset` as written to OGIP (converted here with
     :func:`spectrum_as_read`); ``cubes``: their cubes as written to ``cube.h5`` (counts part),
     or none (no ``cubes`` group: the per-run file of spatially resolved spectra, one spectrum
     per sub-region, read by :func:`read_arrays_spectra`).

@@ -397,6 +397,7 @@ class Observation:
     rad_max : RadMax2D of point-like IRFs (fixed or energy-dependent), else None
     source_file : path of the events file; checksum : its sha256
     meta : OBJECT, OBS_MODE, TELESCOP, INSTRUME of the EVENTS header
+
     bkg_error : why the background IRF the hdu index lists could not be read (bkg is then
         None; a reflected-regions spectrum does not need it), else None
     """

@@ -129,7 +129,7 @@ def _with_table(ebl: dict) -> dict:
 
 
 def read_fit_result(path) -> FitResult:
-    """A :class:`FitResult` from a ``result.yaml`` written by :func:`write_fit_result`."""
+    """A :class:`~extspec.fit.FitResult` from a ``result.yaml`` written by :func:`write_fit_result`."""
     import yaml
 
     from ..errors import FormatError

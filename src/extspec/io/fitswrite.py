@@ -3,7 +3,7 @@
 The products are serialised here directly (FITS standard 4.0: 80-character ASCII cards,
 2880-byte blocks, big-endian data) instead of through ``astropy.io.fits``, whose import
 alone costs ~0.3 s per job and whose HDU machinery ~30 ms per OGIP set.  Used by
-:mod:`extspec.io.ogip` (spectrum files), :mod:`extspec.workflow.pipeline` (counts, excess and
+:mod:`extspec.io.ogip` (spectrum files), ``extspec.workflow.pipeline`` (counts, excess and
 significance images) and :mod:`extspec.simulate.dl3` (simulated DL3 stores); the tests read every
 kind of file back with astropy and check that its verification passes.
 

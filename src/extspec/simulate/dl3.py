@@ -641,7 +641,9 @@ class SimulatedObservation:
     Attributes
     ----------
     obs_id : int
+
     pointing : (ra, dec) in deg, ICRS
+
     tstart, tstop : float
         Run start and stop, s MET (the single GTI).
     ontime, livetime, deadc : float

@@ -241,8 +241,11 @@ def write_gadf_variant(source_store, dest, variants, rad_max=None, psf_sigma: fl
     Parameters
     ----------
     source_store : path of a store written by :func:`extspec.simulate.simulate_datastore`
+
     dest : path (created)
-    variants : iterable of names from :data:`VARIANTS`
+
+    variants : iterable of names from ``VARIANTS``
+
     rad_max : float or callable, optional
         RAD_MAX of the ``point_like`` variant: deg (fixed, header keyword) or a function of
         energy (TeV) giving deg (a RAD_MAX_2D HDU).

@@ -88,7 +88,7 @@ def analysis_configs(raw: dict) -> dict:
     Without ``analyses`` the config is one analysis, named by ``name``.  With it, each entry
     is the top-level keys (except ``name``) with the entry's keys merged over them: mappings
     key by key, lists and the ``model`` block replaced as a whole; the analysis is named by
-    its key.  The keys shared by all analyses (:data:`GLOBAL_KEYS`) may not be set in an entry.
+    its key.  The keys shared by all analyses (``GLOBAL_KEYS``) may not be set in an entry.
     """
     analyses = raw.get("analyses")
     if not analyses:

@@ -9,7 +9,7 @@ night; set a larger ``batch_size`` there).
 
 ``batch_size: auto`` (the default) keeps one job per run below :data:`AUTO_MIN_RUNS` runs of
 an analysis, where a job per run costs little and reruns the least, and uses
-:data:`AUTO_BATCH_SIZE` from there on (README, "Archive scale").  Crossing the threshold
+:data:`AUTO_BATCH_SIZE` from there on (docs/tutorials/cluster.md, "Archive scale").  Crossing the threshold
 changes which rule writes the products, so it reruns the reductions once.
 
 This module imports only the standard library (the Snakefile uses it at parse time).
@@ -20,7 +20,7 @@ from __future__ import annotations
 __all__ = ["AUTO_MIN_RUNS", "AUTO_BATCH_SIZE", "batch_size", "batch_key", "make_batches"]
 
 AUTO_MIN_RUNS = 200
-"""``batch_size: auto`` batches an analysis of at least this many runs (measured, README)."""
+"""``batch_size: auto`` batches an analysis of at least this many runs (measured: docs/tutorials/cluster.md, "Archive scale")."""
 
 AUTO_BATCH_SIZE = 50
 """The block of obs ids per job that ``batch_size: auto`` uses from :data:`AUTO_MIN_RUNS` runs on."""

@@ -135,7 +135,7 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
     Returns a dict with
 
     ``config``
-        the keys shared by every analysis (:data:`GLOBAL_KEYS` but ``analyses``), defaults
+        the keys shared by every analysis (``GLOBAL_KEYS`` but ``analyses``), defaults
         filled in;
     ``analyses``
         ``{name: {"config": ..., "obs_ids": [...]}}``: each analysis's validated config with
@@ -150,7 +150,7 @@ def prepare_workflow(raw: dict, schema=None, cache_dir: str | os.PathLike | None
         that ``snakemake download`` still works without a store;
     ``joint``
         ``{joint name: block with defaults}`` of the ``joint`` key
-        (:func:`extspec.workflow.joint_config.validate_joint`);
+        (``extspec.workflow.joint_config.validate_joint``);
     ``code``
         ``extspec.code_identity()``, for the rules' ``params`` (a changed library reruns the
         jobs; ``--rerun-triggers mtime`` opts out).

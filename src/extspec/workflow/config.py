@@ -4,16 +4,16 @@ The work is split by job (each module imports only the standard library at impor
 
 * :mod:`.schema` -- the packaged JSON schema (the only place defaults are written), reading
   a config against it (:func:`load_config`) and its one-line error wording;
-* :mod:`.coerce` -- numbers and booleans that arrive as text;
-* :mod:`.basics` -- the helpers every config module shares (:func:`has_dl3`, ...), and
-  :mod:`.statcache` -- the on-disk caches' file identities and writer (the bottom of the layer);
-* :mod:`.checks` -- the science checks a schema cannot express (:func:`validate_config`);
-* :mod:`.store_checks` -- the data-store checks (:func:`check_selection`);
-* :mod:`.analyses` -- ``--configfile`` overlays and the entries of ``analyses``;
-* :mod:`.settings` -- what each workflow step reads of the config (:data:`STAGE_KEYS`) and the
+* ``.coerce`` -- numbers and booleans that arrive as text;
+* ``.basics`` -- the helpers every config module shares (:func:`has_dl3`, ...), and
+  ``.statcache`` -- the on-disk caches' file identities and writer (the bottom of the layer);
+* ``.checks`` -- the science checks a schema cannot express (:func:`validate_config`);
+* ``.store_checks`` -- the data-store checks (:func:`check_selection`);
+* ``.analyses`` -- ``--configfile`` overlays and the entries of ``analyses``;
+* :mod:`.settings` -- what each workflow step reads of the config (:data:`~extspec.workflow.settings.STAGE_KEYS`) and the
   builders of the library's typed settings (the only code below the command line that
   reads config keys);
-* :mod:`.cache` -- :func:`prepare_workflow`, what the Snakefile calls at parse time, cached
+* ``.cache`` -- :func:`prepare_workflow`, what the Snakefile calls at parse time, cached
   (the one orchestrator on top: it calls the others, none of them calls it).
 
 Every problem raises :class:`~extspec.errors.ConfigError` with a one-line message naming

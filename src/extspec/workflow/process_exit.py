@@ -1,5 +1,5 @@
 """Ending a process without idle time: the one place where extspec works around the exit
-behaviour of Snakemake and CPython.  Measured costs: README.md, "Where the time goes";
+behaviour of Snakemake and CPython.  Measured costs: docs/benchmarks.md, "Where the time goes";
 ``tests/test_process_exit.py`` fails when the upstream behaviour changes.
 
 1. **Snakemake's job-rate timer.**  After every scheduling round that starts jobs, Snakemake's

@@ -191,7 +191,7 @@ def load_config(path_or_dict, schema=None) -> dict:
     """Read a config (YAML path or dict), check it against the schema, fill every default.
 
     Returns a new dict; the argument is not modified.  Only the schema is checked here
-    (see :func:`validate_config` for the rest).
+    (see :func:`~extspec.workflow.config.validate_config` for the rest).
 
     Raises
     ------

@@ -68,7 +68,7 @@ analysis's own reductions; changing ``model`` or ``spatial_fit`` reruns only ``s
 
 
 def stage_config(cfg: dict, stage: str) -> dict:
-    """The part of ``cfg`` a workflow stage needs (see :data:`STAGE_KEYS`); a dotted key
+    """The part of ``cfg`` a workflow stage needs (see :data:`~extspec.workflow.settings.STAGE_KEYS`); a dotted key
     ``block.key`` gives ``{block: {key: ...}}`` when the config has it."""
     out: dict = {}
     for k in STAGE_KEYS[stage]:

@@ -139,7 +139,7 @@ def check_pointings(cfg: dict, store, obs_ids, cache_dir=None) -> None:
 
 def check_irf_needs(cfg: dict, store, obs_ids) -> None:
     """Settings that need an IRF some observation lacks: ``bkg-peak`` needs a background IRF,
-    a ``point`` ON region point-like IRFs (:func:`extspec.workflow.preflight.check_point_region`),
+    a ``point`` ON region point-like IRFs (``extspec.workflow.preflight.check_point_region``),
     an extended ``model.spatial`` full-enclosure IRFs (point-like IRFs describe a point source
     only; a full-enclosure run without a PSF is left to its reduction, which excludes it)."""
     from .preflight import check_point_region
