@@ -161,11 +161,14 @@ def run_step(command: str, what: str, func, *, log_path=None, quiet: bool = Fals
 def run_in_process(argv: list[str]) -> None:
     """Run ``extspec ARGV`` in this process (in any thread); raise StepFailed if it fails.
 
-    What a Snakemake ``run:`` block calls for a per-run job run in one of Snakemake's threads
-    (rule ``reduce``): the same step, log file, log lines and outputs as the command line in
-    a process of its own, without the interpreter's start and the imports per job.  The
-    step's one-line error goes to stderr and its log as from the command line; the
-    exception, which fails the job, repeats it with the exit status.
+    What the ``run:`` blocks of the rules ``reduce``, ``stack``, ``fit``, ``flux_points``,
+    ``cumulative`` and ``summary`` call (``extspec_in_process`` in workflow/rules/common.smk),
+    in one of Snakemake's threads: the same step, log file, log lines and outputs as the
+    command line in a process of its own, without the interpreter's start and the imports
+    per job.  The step's one-line error goes to stderr and its log as from the command line;
+    the exception, which fails the job, repeats it with the exit status.  Python's warnings
+    registry is per process: a warning shown once per process is then logged by the first
+    job that raises it only.
     """
     from .errors import StepFailed
 
