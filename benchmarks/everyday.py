@@ -73,7 +73,12 @@ def main(argv=None) -> None:
 
     from extspec.io.datastore import resolve_datastore_path
 
+    import extspec
+
     store = str(resolve_datastore_path(None))
+    pkg = Path(extspec.__file__).parent
+    wf.report("bytecode of extspec's modules", "present" if any((pkg / "__pycache__").glob("cli.*.pyc")) else
+              "absent (every Snakemake run compiles them once; every shell: job did)", "")
     base = args.keep or Path(tempfile.mkdtemp(prefix="extspec-everyday-"))
     base.mkdir(parents=True, exist_ok=True)
     path = wf.no_slurm_path()
