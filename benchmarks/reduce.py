@@ -8,7 +8,13 @@ Prints, for the seed geometry of the RX J1713 analysis:
 * the median time of the whole per-run reduction (cube + ON/OFF + safe mask + writing the
   HDF5 cube and the OGIP files), reference and exact (target <= 60 ms);
 * the time to compute the code identity (``extspec.code_identity``: a SHA-256 of the package
-  sources, once per job process, recorded in every product).
+  sources, once per job process, recorded in every product);
+* per run, the yardstick of issue 30: reading the run's files (the data store's index tables,
+  the events and IRF files: gunzip and parse, ``open_datastore(...).load``) against the job
+  of rule ``reduce`` as the workflow runs it, in-process (``extspec.cli.run_in_process``:
+  settings parsed, the reduction, its files and log), both medians, and their ratio (target
+  <= 2); and, for contrast, the same job as a process of its own (``extspec reduce``: the
+  interpreter's start and the imports included; median of 5).
 
 Usage: python benchmarks/reduce.py [--obs-id 20326] [--repeat 15]
 """
@@ -17,7 +23,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
+import subprocess
+import sys
 import tempfile
+import time
 
 from _common import SEED_REDUCTION, datastore_path, median_time, report
 
@@ -55,6 +65,32 @@ def main() -> None:
                 reduce_observation(red, path, args.obs_id, f"{tmp}/{method}")
 
             report(f"whole per-run reduction, {method} (median)", 1e3 * median_time(whole, args.repeat), "ms")
+
+    red = copy.deepcopy(SEED_REDUCTION)
+    red["spectrum"]["method"] = "exact"
+    settings = json.dumps(red)
+    from extspec.cli import run_in_process
+    from extspec.io.datastore import open_datastore as _open
+
+    def read_run():
+        _open(path).load(args.obs_id)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["reduce", str(args.obs_id), "--datastore", str(path), "--outdir", f"{tmp}/job", "--settings",
+                settings, "--log", f"{tmp}/job.log", "--quiet"]
+        t_read = median_time(read_run, args.repeat)
+        t_job = median_time(lambda: run_in_process(argv), args.repeat)
+        report("read the run's files (index tables, events, IRFs; median)", 1e3 * t_read, "ms")
+        report("rule reduce's job in-process (run_in_process: the reduction, its files and log; median)",
+               1e3 * t_job, "ms")
+        report("in-process job / reading the run (target <= 2)", t_job / t_read, "x")
+        walls = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "extspec", *argv], check=True)
+            walls.append(time.perf_counter() - t0)
+        walls.sort()
+        report("the same job as a process of its own (python -m extspec reduce; median of 5)", 1e3 * walls[2], "ms")
 
     import extspec
 

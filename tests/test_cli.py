@@ -249,6 +249,57 @@ def test_reduce_bad_input(capsys, sim, tmp_path, args, message):
     assert not (tmp_path / "o" / "pha.fits").exists()
 
 
+def test_reduce_in_process_in_threads_own_logs_same_files(sim, tmp_path):
+    # rule reduce runs `extspec reduce` in Snakemake's threads: two at once, each with its log
+    import logging
+    import threading
+
+    from extspec.cli import run_in_process
+
+    level = logging.getLogger().level
+    errors = []
+
+    def job(o):
+        try:
+            run_in_process(["reduce", str(o), "--config", str(sim["config"]), "--outdir", str(tmp_path / str(o)),
+                            "--log", str(tmp_path / f"{o}.log"), "--quiet"])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=job, args=(o,)) for o in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for i, o in enumerate((1, 2, 3)):
+        log = (tmp_path / f"{o}.log").read_text()
+        assert f"obs {o}: start" in log and f"obs {o}: done in" in log and " ON, " in log
+        assert all(f"obs {other}:" not in log for other in (1, 2, 3) if other != o), log
+        for name in ("cube.h5", "pha.fits", "bkg.fits", "arf.fits", "rmf.fits"):  # as the command line writes them
+            assert (tmp_path / str(o) / name).read_bytes() == (Path(sim["obs"][i]) / name).read_bytes(), name
+    # the root logger as before: its level, and none of the steps' handlers left
+    assert logging.getLogger().level == level
+    assert not [h for h in logging.getLogger().handlers if str(tmp_path) in str(getattr(h, "baseFilename", ""))
+                or type(h.formatter).__name__ == "_StderrFormatter"]
+
+
+def test_reduce_in_process_failure_raises_one_line(sim, tmp_path):
+    from extspec.cli import run_in_process
+    from extspec.errors import StepFailed
+
+    log = tmp_path / "99.log"
+    with pytest.raises(StepFailed) as err:
+        run_in_process(["reduce", "99", "--config", str(sim["config"]), "--outdir", str(tmp_path / "o"),
+                        "--log", str(log), "--quiet"])
+    assert str(err.value) == f"extspec reduce 99: failed with exit status {EXIT_FAILED}; its log: {log}"
+    assert "ERROR extspec.reduce: obs 99: data store" in log.read_text()
+    assert not (tmp_path / "o" / "pha.fits").exists()
+    # a usage error ends no thread (a SystemExit in a thread of Snakemake's hangs it): StepFailed
+    with pytest.raises(StepFailed, match=r"extspec reduce 1: wrong usage of the command line \(exit status 2\)"):
+        run_in_process(["reduce", "1", "--no-such-option"])
+
+
 def test_unexpected_error_exit_3_traceback_in_log(capsys, sim, tmp_path, monkeypatch):
     import extspec.workflow.pipeline as pipeline
 

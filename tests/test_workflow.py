@@ -238,6 +238,21 @@ def test_end_to_end_outputs(e2e):
     assert "max_rss" in bench.read_text()
 
 
+def test_per_run_and_aggregate_jobs_run_in_snakemakes_process(e2e):
+    # the workflow profile's force-use-threads: rule reduce and the aggregates run `extspec STEP`
+    # in Snakemake's threads (extspec_in_process), each with its own log
+    logs = e2e["wd"] / "results" / "small" / "logs"
+    pids = {}
+    for log in [logs / "reduce" / "20326.log", logs / "reduce" / "20327.log", logs / "stack.log", logs / "fit.log",
+                logs / "flux_points.log", logs / "cumulative.log"]:
+        text = log.read_text()
+        m = re.search(r": start \(pid (\d+)\)", text)
+        assert m and "done in" in text, text
+        pids[log.name] = m.group(1)
+    assert len(set(pids.values())) == 1, pids
+    assert "obs 20327" not in (logs / "reduce" / "20326.log").read_text()
+
+
 def test_every_product_records_the_code(e2e):
     """Version + source hash of the library that wrote it, in every product."""
     import h5py

@@ -44,9 +44,10 @@ import functools
 import logging
 import os
 import sys
+import threading
 import time
 
-__all__ = ["main", "run_step", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_BUG", "EXIT_INTERRUPTED"]
+__all__ = ["main", "run_step", "run_in_process", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_BUG", "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -92,8 +93,18 @@ class _StderrFormatter(logging.Formatter):
         return f"{self.prefix}{level}{msg}"
 
 
+_LOGGING = threading.Lock()
+_STEPS_RUNNING = [0, logging.NOTSET]
+"""Steps running in this process, and the root logger's level before the first of them."""
+
+
 def _setup_logging(command: str, log_path, verbose: bool) -> list:
-    """Log handlers for one step (stderr, and the log file); returns them."""
+    """Log handlers for one step (stderr, and the log file); returns them.
+
+    Each handler takes only the records of the calling thread: steps run in-process by
+    :func:`run_in_process` may run side by side in threads of one process (Snakemake's
+    jobs), each with its own log file.  The root logger's level is set for the first step
+    running and restored after the last one."""
     err = logging.StreamHandler(sys.stderr)
     err.setLevel(logging.INFO if verbose else logging.WARNING)
     err.setFormatter(_StderrFormatter(command))
@@ -103,22 +114,33 @@ def _setup_logging(command: str, log_path, verbose: bool) -> list:
         fh = logging.FileHandler(log_path, mode="w")
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handlers.append(fh)
-    root = logging.getLogger()
+    thread = threading.get_ident()
     for h in handlers:
-        root.addHandler(h)
-    root.setLevel(logging.INFO)
-    logging.captureWarnings(True)
+        h.addFilter(lambda record: record.thread == thread)
+    root = logging.getLogger()
+    with _LOGGING:
+        if _STEPS_RUNNING[0] == 0:
+            _STEPS_RUNNING[1] = root.level
+            root.setLevel(logging.INFO)
+            logging.captureWarnings(True)
+        _STEPS_RUNNING[0] += 1
+        for h in handlers:
+            root.addHandler(h)
     return handlers
 
 
-def _end_logging(handlers: list, level: int) -> None:
-    """Close the step's handlers and restore the root logger (the step may run in-process)."""
+def _end_logging(handlers: list) -> None:
+    """Close the step's handlers; after the last step running, restore the root logger (the
+    step may run in-process)."""
     root = logging.getLogger()
-    for h in handlers:
-        root.removeHandler(h)
-        h.close()
-    root.setLevel(level)
-    logging.captureWarnings(False)
+    with _LOGGING:
+        for h in handlers:
+            root.removeHandler(h)
+            h.close()
+        _STEPS_RUNNING[0] -= 1
+        if _STEPS_RUNNING[0] == 0:
+            root.setLevel(_STEPS_RUNNING[1])
+            logging.captureWarnings(False)
 
 
 def run_step(command: str, what: str, func, *, log_path=None, quiet: bool = False, verbose: bool = False,
@@ -133,12 +155,37 @@ def run_step(command: str, what: str, func, *, log_path=None, quiet: bool = Fals
     the step's own time.  On success, ``func``'s return value (a short summary) goes to
     the log and, unless ``quiet``, on one progress line to stderr.
     """
-    level = logging.getLogger().level
     handlers = _setup_logging(command, log_path, verbose)
     try:
         return _run_logged(command, what, func, log_path, quiet, prepare)
     finally:
-        _end_logging(handlers, level)
+        _end_logging(handlers)
+
+
+def run_in_process(argv: list[str]) -> None:
+    """Run ``extspec ARGV`` in this process (in any thread); raise StepFailed if it fails.
+
+    What the ``run:`` blocks of the rules ``reduce``, ``stack``, ``fit``, ``flux_points``,
+    ``cumulative`` and ``summary`` call (``extspec_in_process`` in workflow/rules/common.smk),
+    in one of Snakemake's threads: the same step, log file, log lines and outputs as the
+    command line in a process of its own, without the interpreter's start and the imports
+    per job.  The step's one-line error goes to stderr and its log as from the command line;
+    the exception, which fails the job, repeats it with the exit status.  Python's warnings
+    registry is per process: a warning shown once per process is then logged by the first
+    job that raises it only.
+    """
+    from .errors import StepFailed
+
+    try:  # a SystemExit (argparse's usage error) must not end a thread of Snakemake's: it hangs
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        raise StepFailed(f"extspec {' '.join(argv[:2])}: wrong usage of the command line (exit status {exc.code})") \
+            from None
+    status = args.func(args)
+    if status != EXIT_OK:
+        log = getattr(args, "log", None)
+        raise StepFailed(f"extspec {' '.join(argv[:2])}: failed with exit status {status}"
+                         + (f"; its log: {log}" if log else ""))
 
 
 def _run_logged(command, what, func, log_path, quiet, prepare) -> int:

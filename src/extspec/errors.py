@@ -20,3 +20,8 @@ class ConfigError(ExtspecError):
 
 class FormatError(ExtspecError):
     """A product file (HDF5 cube, OGIP spectrum) that is foreign, newer or malformed."""
+
+
+class StepFailed(ExtspecError):
+    """A step run in-process (:func:`extspec.cli.run_in_process`) failed; its own one-line
+    error was logged already."""

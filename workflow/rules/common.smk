@@ -18,6 +18,7 @@ import types
 
 from snakemake.exceptions import WorkflowError
 
+from extspec.cli import run_in_process
 from extspec.io.batch import REDUCTION_PRODUCTS, arrays_name, manifest_name
 from extspec.io.download import HOWTO
 from extspec.workflow.batches import batch_size, make_batches
@@ -387,3 +388,13 @@ def joint_spectra_args(name):
 def joint_products(name):
     """The files one joint fit writes, under <results_dir>/<name>/fit/."""
     return [f"{RESULTS}/{name}/fit/{f}" for f in joint_outputs(JOINT[name]["analyses"])]
+
+
+def extspec_in_process(command):
+    """Run ``command`` (``"extspec STEP ..."``, formatted from the calling run: block's job as
+    shell: formats it) in this process: in one of Snakemake's threads, with the workflow
+    profile's force-use-threads (extspec.cli.run_in_process: the step, log and files of the
+    command line, without an interpreter's start and imports per job)."""
+    from snakemake.utils import format as snakemake_format
+
+    run_in_process(shlex.split(snakemake_format(command, stepout=2))[1:])

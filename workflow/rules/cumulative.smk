@@ -28,6 +28,8 @@ rule cumulative:
     resources:
         mem_mb=2000,
         runtime=10,
-    shell:
-        "extspec cumulative {input.pha:q} --settings {params.config:q} --ecsv {output.ecsv:q}"
-        " --png {output.png:q} --log {log:q} --quiet"
+    run:
+        extspec_in_process(
+            "extspec cumulative {input.pha:q} --settings {params.config:q} --ecsv {output.ecsv:q}"
+            " --png {output.png:q} --log {log:q} --quiet"
+        )

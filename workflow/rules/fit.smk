@@ -31,6 +31,8 @@ rule fit:
     resources:
         mem_mb=2000,
         runtime=15,
-    shell:
-        "extspec fit {input.pha:q} --settings {params.config:q} --result {output.result:q}"
-        " --png {output.png:q} --log {log:q} --quiet"
+    run:
+        extspec_in_process(
+            "extspec fit {input.pha:q} --settings {params.config:q} --result {output.result:q}"
+            " --png {output.png:q} --log {log:q} --quiet"
+        )

@@ -29,9 +29,11 @@ rule flux_points:
     resources:
         mem_mb=2000,
         runtime=15,
-    shell:
-        "extspec flux-points {input.pha:q} --settings {params.config:q} --fit {input.fit:q}"
-        " --ecsv {output.ecsv:q} --png {output.png:q} --log {log:q} --quiet"
+    run:
+        extspec_in_process(
+            "extspec flux-points {input.pha:q} --settings {params.config:q} --fit {input.fit:q}"
+            " --ecsv {output.ecsv:q} --png {output.png:q} --log {log:q} --quiet"
+        )
 
 
 # One row per analysis and per joint fit (results/summary.ecsv + .html).  After a failed run (--keep-going)
@@ -58,6 +60,8 @@ rule summary:
     resources:
         mem_mb=1000,
         runtime=5,
-    shell:
-        "extspec summary {params.results:q} {params.analyses:q} --ecsv {output.ecsv:q} --html {output.html:q}"
-        "{params.light_curves} --log {log:q} --quiet"
+    run:
+        extspec_in_process(
+            "extspec summary {params.results:q} {params.analyses:q} --ecsv {output.ecsv:q} --html {output.html:q}"
+            "{params.light_curves} --log {log:q} --quiet"
+        )

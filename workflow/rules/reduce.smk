@@ -1,5 +1,5 @@
 # One job per observation: cube.h5 and the OGIP set pha/bkg/arf/rmf.fits, by `extspec reduce`
-# (the command line, extspec.cli; every rule runs it with its settings as JSON params).
+# (the command line, extspec.cli, with its settings as JSON params; rule reduce runs it in-process).
 #
 # params hold only the analysis's reduction settings (STAGE_KEYS['reduce'] in
 # extspec.workflow.settings), the data store and the obs id: adding an observation to an analysis
@@ -37,9 +37,15 @@ rule reduce:
     resources:
         mem_mb=1000,
         runtime=10,
-    shell:
-        "extspec reduce {params.obs_id} --datastore {params.datastore:q} --outdir {params.outdir:q}"
-        " --settings {params.reduction:q} --log {log:q} --quiet{params.events}"
+    # `extspec reduce` in one of Snakemake's threads (extspec_in_process, common.smk): the
+    # same step, log and files as the command line, without a process per run (its start and
+    # imports were 3/4 of the job); the workflow profile sets force-use-threads (without it
+    # Snakemake starts a Python process per run: job).
+    run:
+        extspec_in_process(
+            "extspec reduce {params.obs_id} --datastore {params.datastore:q} --outdir {params.outdir:q}"
+            " --settings {params.reduction:q} --log {log:q} --quiet{params.events}"
+        )
 
 
 # One rule per batch, outputs listed explicitly (a rule's outputs cannot be computed from a

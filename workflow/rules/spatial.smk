@@ -32,9 +32,11 @@ rule spatial_reduce:
     resources:
         mem_mb=1000,
         runtime=10,
-    shell:
-        "extspec spatial-reduce {wildcards.obs_id} --datastore {params.datastore:q} --out {output:q}"
-        " --settings {params.settings:q} --log {log:q} --quiet"
+    run:
+        extspec_in_process(
+            "extspec spatial-reduce {wildcards.obs_id} --datastore {params.datastore:q} --out {output:q}"
+            " --settings {params.settings:q} --log {log:q} --quiet"
+        )
 
 
 for _name in SPATIAL_ANALYSES:
@@ -57,6 +59,8 @@ for _name in SPATIAL_ANALYSES:
         resources:
             mem_mb=2000,
             runtime=30,
-        shell:
-            "extspec spatial {input:q} --outdir {params.outdir:q} --settings {params.settings:q}"
-            " --log {log:q} --quiet"
+        run:
+            extspec_in_process(
+                "extspec spatial {input:q} --outdir {params.outdir:q} --settings {params.settings:q}"
+                " --log {log:q} --quiet"
+            )

@@ -34,7 +34,9 @@ rule stack:
     resources:
         mem_mb=2000,
         runtime=10,
-    shell:
-        "extspec stack {input.spectra:q} --settings {params.config:q} --fits {output.fits:q}"
-        " --png {output.png:q} --excess {output.excess:q} --significance {output.significance:q}"
-        " --maps-png {output.maps_png:q} --log {log:q} --quiet"
+    run:
+        extspec_in_process(
+            "extspec stack {input.spectra:q} --settings {params.config:q} --fits {output.fits:q}"
+            " --png {output.png:q} --excess {output.excess:q} --significance {output.significance:q}"
+            " --maps-png {output.maps_png:q} --log {log:q} --quiet"
+        )
