@@ -428,11 +428,18 @@ def test_every_registered_product_is_complete(name):
     assert _product_problems(product(name)) == []
 
 
-def test_an_incomplete_product_is_found():
-    """The completeness check itself, on a product missing every piece."""
+def test_an_incomplete_product_is_found(monkeypatch):
+    """The completeness check itself, on a product missing every piece (and a schema key
+    whose description is taken away)."""
+    import copy
     import dataclasses
 
+    import extspec.workflow.schema as schema_module
     from extspec.workflow.products import product
+
+    schema = copy.deepcopy(schema_module.read_schema())
+    del schema["properties"]["obs_cone"]["description"]
+    monkeypatch.setattr(schema_module, "read_schema", lambda: schema)
 
     good = product("spatial")
     step = dataclasses.replace(good.steps[1], stage="nope", command="nope", imports=("extspec.nope",), per_obs=True)
