@@ -148,7 +148,8 @@ class RunShare:
     shared by every ON region extracted from the run (:func:`extspec.reduction.reduce_regions`):
     the events' positions on the finder grid (its projection about the pointing; grids of ON
     regions at other separations differ only in the reference pixel) and on the OFF-area grid,
-    and the ``fov`` OFF-area template (:func:`extspec.background.fov_template`).
+    the ``fov`` OFF-area template (:func:`extspec.background.fov_template`) and the dispersion
+    kernels at each offset node (:func:`extspec.cube.edisp_kernel`).
 
     A memo: each value is made by the code a single analysis runs (:func:`make_spectrum` makes
     a fresh RunShare without one), so a region's spectrum is bit for bit the single
@@ -294,7 +295,8 @@ def select_on_region(obs, on_region, energy_reco) -> OnSelection:
 
 
 def on_response(obs, cube, sel: OnSelection, method: str, oversample: int,
-                sample_step: float = REGION_SAMPLE_STEP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                sample_step: float = REGION_SAMPLE_STEP,
+                share: RunShare | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Step 2: ON-region exposure (n_true,) in m^2 s, dispersion kernel (n_true, n_reco) and the
     kernel's stacking weight (n_true,).
 
@@ -303,7 +305,8 @@ def on_response(obs, cube, sel: OnSelection, method: str, oversample: int,
     * ``reference``: unweighted mean exposure over the cube pixels whose centres are inside the
       region, the kernel of the coarse pixel nearest to the region centre (§4.4, §5);
     * ``exact``: exposure averaged over a ``sample_step`` sampling of the region (linear
-      offset weights), kernel averaged with the exposure as weight.
+      offset weights), kernel averaged with the exposure as weight (``share``: the run's
+      :class:`RunShare`, keeping each offset node's kernels for the run's other ON regions).
     """
     from .skyregions import region_pixel_mask
     from .cube import edisp_kernel
@@ -326,7 +329,9 @@ def on_response(obs, cube, sel: OnSelection, method: str, oversample: int,
         raise ValueError("ON region is smaller than the sampling step")
     _check_offset_inside(obs, offs, "the ON region")
     nodes, w = _offset_histogram(offs)
-    kernel, aeff_mean = edisp_kernel(obs.edisp, obs.aeff, etrue, ereco, nodes, "exact", oversample, offset_weights=w)
+    node_kernels = None if share is None else share.get(("edisp_node_kernels", oversample), dict)
+    kernel, aeff_mean = edisp_kernel(obs.edisp, obs.aeff, etrue, ereco, nodes, "exact", oversample, offset_weights=w,
+                                     node_kernels=node_kernels)
     exposure = aeff_mean * obs.livetime
     return exposure, kernel, exposure.copy()
 
@@ -685,7 +690,7 @@ def make_spectrum(obs, cube, settings, event_lonlat=None, energy_bins=None,
     sel = select_on_region(obs, settings.on_region, cube.energy_reco)
     if event_lonlat is None:
         event_lonlat = event_coords(obs, sel.frame, method)
-    exposure, kernel, weight = on_response(obs, cube, sel, method, oversample)
+    exposure, kernel, weight = on_response(obs, cube, sel, method, oversample, share=share)
     radius = None
     if sel.point_like:
         from .safe_mask import make_safe_mask
