@@ -211,6 +211,29 @@ def test_run_share_projects_once_and_changes_nothing(tmp_path):
     assert sum(k[0] == "fov_template" for k in share._memo) == 1
 
 
+def test_shared_dispersion_kernels_bit_identical(tmp_path):
+    """edisp_kernel with a run's node_kernels (each offset node's kernels kept across ON
+    regions, nodes in any order and repeated) and EDisp2D's kept energy interpolation equal
+    the plain computation bit for bit, and a second region reuses the first's nodes."""
+    from extspec.cube import edisp_kernel
+    from extspec.geometry import make_energy_axis
+
+    path = two_disks(tmp_path / "ek", (2.4, 2.4), seed=5, n_runs=1)
+    obs = open_datastore(path).load(open_datastore(path).obs_ids[0])
+    et, er = make_energy_axis(0.2, 60, 24), make_energy_axis(0.5, 30, 8)
+    kept: dict = {}
+    for nodes, w in ((np.array([0.5, 0.6, 0.7]), np.array([0.2, 0.5, 0.3])),
+                     (np.array([0.7, 0.6, 0.8, 0.9]), np.array([0.1, 0.4, 0.3, 0.2]))):
+        obs.edisp.__dict__.pop("_at_energies_cache", None)  # plain: the energy interpolation made anew
+        plain = edisp_kernel(obs.edisp, obs.aeff, et, er, nodes, "exact", 4, offset_weights=w)
+        assert len(obs.edisp.__dict__["_at_energies_cache"]) == 1  # then kept for the shared call
+        shared = edisp_kernel(obs.edisp, obs.aeff, et, er, nodes, "exact", 4, offset_weights=w, node_kernels=kept)
+        for a, b in zip(plain, shared):
+            np.testing.assert_array_equal(a, b)
+        assert plain[0].sum() > 1
+    assert sorted(kept) == [0.5, 0.6, 0.7, 0.8, 0.9]
+
+
 def test_uniformity_common_fit_equals_region_sum(tmp_path):
     """The common-shape fit stacks every sub-region's runs into one WStat: at any point its
     statistic equals the sum of the sub-regions' own WStat (1e-12 relative: only the order of
