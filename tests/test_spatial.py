@@ -211,6 +211,24 @@ def test_run_share_projects_once_and_changes_nothing(tmp_path):
     assert sum(k[0] == "fov_template" for k in share._memo) == 1
 
 
+def test_ring_boxes_are_single_analyses(tmp_path):
+    """With a ring background (its grid about each ON region: only the event projections and
+    kernels are shared) each box is still exactly the single analysis's."""
+    path = two_disks(tmp_path / "ring", (2.4, 2.4), seed=6, n_runs=1)
+    cfg = config(background={"method": "ring", "ring": {"inner": 0.8, "outer": 1.2}},
+                 geom={"width": [3, 3], "binsz": 0.05, "frame": "icrs", "proj": "TAN", "center": [RA, DEC]})
+    rs = reduction_settings(cfg)
+    subs = sub_regions(spatial_bin_settings(cfg), rs.cube.geom)
+    obs = open_datastore(path).load(open_datastore(path).obs_ids[0])
+    boxes = reduce_regions(obs, rs, [s.region for s in subs[:3]])
+    for sub, box in zip(subs[:3], boxes):
+        _, one = reduce_observation(obs, dataclasses.replace(rs, on_region=sub.region))
+        assert box.meta["background"] == "ring" and box.counts_off.sum() > 0
+        for name in ("counts", "counts_off", "alpha", "exposure", "edisp", "mask_safe"):
+            np.testing.assert_array_equal(getattr(box, name), getattr(one, name))
+        assert box.meta == one.meta
+
+
 def test_shared_dispersion_kernels_bit_identical(tmp_path):
     """edisp_kernel with a run's node_kernels (each offset node's kernels kept across ON
     regions, nodes in any order and repeated) and EDisp2D's kept energy interpolation equal

@@ -33,7 +33,9 @@ the ON region (ring: just holding the ring), of :data:`FOV_BINSZ` pixels at most
 centres tested); an event is an OFF event when its grid pixel
 is in the mask (and it is not an ON event), so that events and predicted counts cover exactly
 the same pixels.  The ON region and the exclusions are grown by one pixel before they are
-cut out, so that no pixel partly inside them counts.  The ON prediction samples the region
+cut out, so that no pixel partly inside them counts.  Everything but the ON region's cut
+(grid, offsets, FoV positions, the IRF's reach, the exclusions) is a :class:`FovTemplate`,
+made once per run for all the ON regions of spatially resolved spectra.  The ON prediction samples the region
 on a grid of about :data:`ON_SAMPLES` pixels across it with the containment rule its ON
 events follow (great-circle distance for circles, the finder frame for other shapes,
 ``reference``: the cube pixels whose centres are inside), rescaled to the exact area for
@@ -297,7 +299,10 @@ def off_events(off: FovBackground, ev_lon, ev_lat, share=None) -> np.ndarray:
 
     if off.geom is None:
         return np.zeros(np.shape(ev_lon), bool)
-    ix, iy = pixel_index(off.geom, ev_lon, ev_lat) if share is None else share.pixel_index(off.geom, ev_lon, ev_lat)
+    if share is None or off.method != "fov":  # a ring's grid is the ON region's own: nothing to share
+        ix, iy = pixel_index(off.geom, ev_lon, ev_lat)
+    else:
+        ix, iy = share.pixel_index(off.geom, ev_lon, ev_lat)
     ok = ix >= 0
     return ok & off.off_mask[np.where(ok, iy, 0), np.where(ok, ix, 0)]
 
@@ -328,7 +333,7 @@ def off_band_counts(off: FovBackground, ev_lon, ev_lat, off_ev, kbin, nreco: int
     with their reco-energy bins ``kbin``; ``share`` as for :func:`off_events`)."""
     from .cube import pixel_index
 
-    if share is None:
+    if share is None or off.method != "fov":
         ix, iy = pixel_index(off.geom, ev_lon[off_ev], ev_lat[off_ev])
     else:
         ix, iy = (a[off_ev] for a in share.pixel_index(off.geom, ev_lon, ev_lat))
