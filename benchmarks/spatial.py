@@ -99,7 +99,8 @@ def main() -> None:
     report("one-region analysis, steps, median", median("one", "time"), "s")
     report("one-region analysis, process incl. imports, fastest", best("one", "process"), "s")
     report("one-region analysis, peak RSS", max(r["rss_mb"] for r in runs["one"]), "MB")
-    report(f"{n}-box grid, 15 runs cold (spatial-reduce + spatial), steps, fastest of {repeats}", best("grid", "time"), "s")
+    report(f"{n}-box grid, 15 runs cold (spatial-reduce + spatial), steps, fastest of {repeats}",
+           best("grid", "time"), "s")
     report(f"{n}-box grid, steps, median", median("grid", "time"), "s")
     report(f"{n}-box grid, of which the per-run reductions, fastest", best("grid", "reduce_s"), "s")
     report(f"{n}-box grid, process incl. imports, fastest", best("grid", "process"), "s")
