@@ -89,7 +89,9 @@ def reduce_regions(obs, settings: ReductionSettings, regions) -> list:
     coordinates, energy bins and the cube are computed once (spatially resolved spectra,
     :mod:`extspec.resolved`), and so is the rest of the run's work that does not depend on the
     ON region (:class:`extspec.spectrum.RunShare`: the events projected on the finder and OFF
-    grids, the ``fov`` OFF-area template from which each region only cuts itself out)."""
+    grids, the ``fov`` OFF-area template from which each region only cuts itself out, the
+    dispersion kernels per offset node).  No cube is written: its IRF and background cubes are
+    made only for the ``reference`` extraction, which reads them."""
     from dataclasses import replace
 
     from .cube import energy_bin_index, event_coords, make_cube
@@ -100,7 +102,8 @@ def reduce_regions(obs, settings: ReductionSettings, regions) -> list:
     cs = settings.cube
     ev = {cs.geom.frame: event_coords(obs, cs.geom.frame, cs.method)}
     kbin = energy_bin_index(obs.energy, cs.energy_reco.edges)
-    cube = make_cube(obs, cs, ev[cs.geom.frame], energy_bins=kbin, irf_cubes=cs.method == "reference")
+    reference = cs.method == "reference"  # its extraction reads the IRF and background cubes; exact does not
+    cube = make_cube(obs, cs, ev[cs.geom.frame], energy_bins=kbin, irf_cubes=reference, background=reference)
     out, share = [], RunShare()
     for region in regions:
         frame = region_frame(region)
