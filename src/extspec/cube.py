@@ -437,14 +437,14 @@ def background_in_mask(obs, geom: MapGeom, mask: np.ndarray, energy_reco: Energy
 
 
 def make_cube(obs, settings: CubeSettings, event_lonlat=None, energy_bins=None,
-              irf_cubes: bool = True, background: bool = True) -> CubeDataset:
+              irf_cubes: bool = True, background_cube: bool = True) -> CubeDataset:
     """Reduce one observation to a :class:`CubeDataset` (§2-§4).
 
     ``event_lonlat`` may pass precomputed event coordinates in the map frame, ``energy_bins``
     the events' reco-energy bins (:func:`energy_bin_index`), so that a reduction computes
     them once for the cube and the spectrum.  With ``irf_cubes=False`` the exposure and
     dispersion cubes are left out (None): only the ``reference`` ON/OFF extraction reads them;
-    with ``background=False`` the background cube too (the spectra of
+    with ``background_cube=False`` the background cube too (the spectra of
     :func:`extspec.reduction.reduce_regions`, which write no cube).
     """
     geom = settings.geom
@@ -484,5 +484,5 @@ def make_cube(obs, settings: CubeSettings, event_lonlat=None, energy_bins=None,
         source_file=obs.source_file,
         checksum=obs.checksum,
         meta=dict(obs.meta),
-        background=make_background(obs, geom, settings.energy_reco) if background else None,
+        background=make_background(obs, geom, settings.energy_reco) if background_cube else None,
     )

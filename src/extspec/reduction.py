@@ -103,7 +103,7 @@ def reduce_regions(obs, settings: ReductionSettings, regions) -> list:
     ev = {cs.geom.frame: event_coords(obs, cs.geom.frame, cs.method)}
     kbin = energy_bin_index(obs.energy, cs.energy_reco.edges)
     reference = cs.method == "reference"  # its extraction reads the IRF and background cubes; exact does not
-    cube = make_cube(obs, cs, ev[cs.geom.frame], energy_bins=kbin, irf_cubes=reference, background=reference)
+    cube = make_cube(obs, cs, ev[cs.geom.frame], energy_bins=kbin, irf_cubes=reference, background_cube=reference)
     out, share = [], RunShare()
     for region in regions:
         frame = region_frame(region)
