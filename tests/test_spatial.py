@@ -8,7 +8,9 @@
   p-values spread over (0, 1) for five seeds;
 * a box without signal gets an upper limit, not a fit;
 * each sub-region's spectrum is the one a single analysis with that sub-region as ON region
-  makes (simulated store; DR1 RX J1713 when the data are there);
+  makes (simulated store; DR1 RX J1713 when the data are there), bit for bit although the run's
+  region-independent work is shared (RunShare: event projections, the fov OFF-area template);
+* the uniformity test's vectorised common fit equals the sub-region by sub-region sum (1e-9);
 * the workflow end to end on a small simulated store, and what reruns.
 """
 
@@ -166,6 +168,127 @@ def test_each_sub_region_is_a_single_analysis(tmp_path):
             np.testing.assert_array_equal(a.mask_safe, b.mask_safe)
         res = fit_joint(spectra, PL, fit_options({}))
         assert rows[s.id]["index"] == pytest.approx(res.values["index"], rel=1e-9)
+
+
+def test_run_share_projects_once_and_changes_nothing(tmp_path):
+    """RunShare: the events' finder-grid pixels of two grids differing only in CRPIX come from
+    one projection and equal Projection.world_to_pix bit for bit; the fov template is made once
+    per run and each region's OFF area, predictions and counts equal the unshared ones."""
+    from extspec.background import find_fov_background
+    from extspec.cube import event_coords, make_cube
+    from extspec.sky import Projection
+    from extspec.spectrum import RunShare, count_on_off, select_on_region
+
+    path = two_disks(tmp_path / "rs", (2.4, 2.4), seed=4, n_runs=1)
+    obs = open_datastore(path).load(open_datastore(path).obs_ids[0])
+    lon, lat = event_coords(obs, "icrs", "exact")
+    share = RunShare()
+    a = Projection.tangent(RA, DEC + 0.7, 0.01, (101.0, 101.0), "icrs")
+    b = Projection.tangent(RA, DEC + 0.7, 0.01, (87.5, 87.5), "icrs")
+    for proj in (a, b):
+        for got, want in zip(share.event_pixels(proj, lon, lat), proj.world_to_pix(lon, lat)):
+            np.testing.assert_array_equal(got, want)
+    assert len(share._memo) == 1  # one projection for both grids
+
+    rs = reduction_settings(config())
+    cube = make_cube(obs, rs.cube, event_coords(obs, rs.cube.geom.frame, "exact"), irf_cubes=False)
+    subs = sub_regions(spatial_bin_settings(config()), rs.cube.geom)
+    share = RunShare()
+    for sub in subs[:3]:
+        sel = select_on_region(obs, sub.region, cube.energy_reco)
+        args = (obs, cube, sel, rs.exclusion_regions, "exact", "fov", 2.5, None)
+        shared, alone = find_fov_background(*args, share=share), find_fov_background(*args)
+        np.testing.assert_array_equal(shared.off_mask, alone.off_mask)
+        np.testing.assert_array_equal(shared.background_off, alone.background_off)
+        np.testing.assert_array_equal(shared.background_on, alone.background_on)
+        assert shared.background_off.sum() > 0 and not shared.off_mask[sel.region.to_pixel(
+            shared.geom.projection).contains(*np.meshgrid(*map(np.arange, shared.geom.npix)))].any()
+        c1 = count_on_off(obs, cube, sel, shared, (lon, lat), "exact", share=share)
+        c2 = count_on_off(obs, cube, sel, alone, (lon, lat), "exact")
+        for x, y in zip(c1, c2):
+            np.testing.assert_array_equal(x, y)
+        assert c1[0].sum() > 0 and c1[1].sum() > 0
+    assert sum(k[0] == "fov_template" for k in share._memo) == 1
+
+
+def test_ring_boxes_are_single_analyses(tmp_path):
+    """With a ring background (its grid about each ON region: only the event projections and
+    kernels are shared) each box is still exactly the single analysis's."""
+    path = two_disks(tmp_path / "ring", (2.4, 2.4), seed=6, n_runs=1)
+    cfg = config(background={"method": "ring", "ring": {"inner": 0.8, "outer": 1.2}},
+                 geom={"width": [3, 3], "binsz": 0.05, "frame": "icrs", "proj": "TAN", "center": [RA, DEC]})
+    rs = reduction_settings(cfg)
+    subs = sub_regions(spatial_bin_settings(cfg), rs.cube.geom)
+    obs = open_datastore(path).load(open_datastore(path).obs_ids[0])
+    boxes = reduce_regions(obs, rs, [s.region for s in subs[:3]])
+    for sub, box in zip(subs[:3], boxes):
+        _, one = reduce_observation(obs, dataclasses.replace(rs, on_region=sub.region))
+        assert box.meta["background"] == "ring" and box.counts_off.sum() > 0
+        for name in ("counts", "counts_off", "alpha", "exposure", "edisp", "mask_safe"):
+            np.testing.assert_array_equal(getattr(box, name), getattr(one, name))
+        assert box.meta == one.meta
+
+
+def test_shared_dispersion_kernels_bit_identical(tmp_path):
+    """edisp_kernel with a run's node_kernels (each offset node's kernels kept across ON
+    regions, nodes in any order and repeated) and EDisp2D's kept energy interpolation equal
+    the plain computation bit for bit, and a second region reuses the first's nodes."""
+    from extspec.cube import edisp_kernel
+    from extspec.geometry import make_energy_axis
+
+    path = two_disks(tmp_path / "ek", (2.4, 2.4), seed=5, n_runs=1)
+    obs = open_datastore(path).load(open_datastore(path).obs_ids[0])
+    et, er = make_energy_axis(0.2, 60, 24), make_energy_axis(0.5, 30, 8)
+    kept: dict = {}
+    for nodes, w in ((np.array([0.5, 0.6, 0.7]), np.array([0.2, 0.5, 0.3])),
+                     (np.array([0.7, 0.6, 0.8, 0.9]), np.array([0.1, 0.4, 0.3, 0.2]))):
+        obs.edisp.__dict__.pop("_at_energies_cache", None)  # plain: the energy interpolation made anew
+        plain = edisp_kernel(obs.edisp, obs.aeff, et, er, nodes, "exact", 4, offset_weights=w)
+        assert len(obs.edisp.__dict__["_at_energies_cache"]) == 1  # then kept for the shared call
+        shared = edisp_kernel(obs.edisp, obs.aeff, et, er, nodes, "exact", 4, offset_weights=w, node_kernels=kept)
+        for a, b in zip(plain, shared):
+            np.testing.assert_array_equal(a, b)
+        assert plain[0].sum() > 1
+    assert sorted(kept) == [0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+def test_uniformity_common_fit_equals_region_sum(tmp_path):
+    """The common-shape fit stacks every sub-region's runs into one WStat: at any point its
+    statistic equals the sum of the sub-regions' own WStat (1e-12 relative: only the order of
+    summation differs), the vectorised fold equals the per-run fold, and the fit's minimum is
+    the sub-region by sub-region sum's (to the minimiser's tolerance)."""
+    from extspec.fit import Parameter, fold, minimise
+    from extspec.resolved import _integ, common_shape_stat
+
+    subs, per, rows, test = resolved(two_disks(tmp_path / "uf", (2.0, 2.8), seed=1, n_runs=2))
+    opts = fit_options({})
+    _, fits = fit_regions(per, subs, PL, opts, spatial_fit_settings(config()))
+    ids = sorted(fits)
+    assert test["n_regions"] == len(ids) >= 3
+    d0 = fits[ids[0]][1]
+    flux = np.abs(np.random.default_rng(0).normal(1e-12, 1e-13, (len(d0), d0.e_min.size)))
+    np.testing.assert_allclose(fold(flux, d0.response), [fold(f, r) for f, r in zip(flux, d0.response)], rtol=1e-12)
+
+    first = fits[ids[0]][0]
+    frozen = {p.name: p.value for p in first.parameters if p.frozen}
+    integ = _integ(PL, opts.integration)
+    stat = common_shape_stat(fits, ids, ["index"], frozen, PL, opts)
+
+    def loop_stat(v):  # the sub-region by sub-region sum
+        return sum(fits[k][1].stat(integ(fits[k][1].e_min, fits[k][1].e_max,
+                                         {**frozen, "index": v["index"], "amplitude": v[f"amplitude_{k}"]}))
+                   for k in ids)
+
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        v = {"index": rng.uniform(1.8, 3.0), **{f"amplitude_{k}": fits[k][0].values["amplitude"] * rng.uniform(0.5, 2)
+                                                for k in ids}}
+        assert stat(v) == pytest.approx(loop_stat(v), rel=1e-12) and loop_stat(v) > 0
+    params = [Parameter("index", 2.4)] + [Parameter(f"amplitude_{k}", fits[k][0].values["amplitude"], "", False, 0.0)
+                                          for k in ids]
+    m = minimise(params, loop_stat, opts)
+    assert test["w_common"] == pytest.approx(float(m.fval), abs=1e-3)
+    assert test["ts"] > 20  # two indices: the common shape is far worse
 
 
 DR1_ON = "galactic;circle(347.3,-0.5,0.5)"

@@ -33,7 +33,9 @@ the ON region (ring: just holding the ring), of :data:`FOV_BINSZ` pixels at most
 centres tested); an event is an OFF event when its grid pixel
 is in the mask (and it is not an ON event), so that events and predicted counts cover exactly
 the same pixels.  The ON region and the exclusions are grown by one pixel before they are
-cut out, so that no pixel partly inside them counts.  The ON prediction samples the region
+cut out, so that no pixel partly inside them counts.  Everything but the ON region's cut
+(grid, offsets, FoV positions, the IRF's reach, the exclusions) is a :class:`FovTemplate`,
+made once per run for all the ON regions of spatially resolved spectra.  The ON prediction samples the region
 on a grid of about :data:`ON_SAMPLES` pixels across it with the containment rule its ON
 events follow (great-circle distance for circles, the finder frame for other shapes,
 ``reference``: the cube pixels whose centres are inside), rescaled to the exact area for
@@ -46,7 +48,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FOV_METHODS", "FOV_BINSZ", "ON_SAMPLES", "FovBackground", "find_fov_background", "off_events",
+__all__ = ["FOV_METHODS", "FOV_BINSZ", "ON_SAMPLES", "FovBackground", "FovTemplate", "fov_template",
+           "find_fov_background", "off_events",
            "off_band_counts", "normalisation_check", "background_record", "NORM_CHECK_SIGMA", "NORM_CHECK_SYSTEMATIC", "RING_PIXELS"]
 
 FOV_METHODS = ("fov", "ring")
@@ -179,8 +182,43 @@ def _on_prediction(obs, cube, sel, grid, on_pix, method: str) -> np.ndarray:
     return pred
 
 
+@dataclass(frozen=True)
+class FovTemplate:
+    """The part of an OFF area that does not depend on the ON region: the grid, its pixel
+    centres and their offsets from the pointing, FoV positions and solid angles, and the
+    pixels within ``r_max`` of the pointing where the background IRF predicts events, outside
+    the exclusion regions (grown by one pixel).  The ON region (grown by one pixel) is cut out
+    of ``mask`` per region (:func:`find_fov_background`); a ``fov`` template is made once per
+    run for every ON region (:class:`extspec.spectrum.RunShare`)."""
+
+    geom: object
+    lon: np.ndarray
+    lat: np.ndarray
+    offset: np.ndarray
+    positions: tuple
+    omega: np.ndarray
+    mask: np.ndarray
+
+
+def fov_template(obs, geom, pointing_lonlat, r_max: float, exclusion_regions) -> FovTemplate:
+    """The :class:`FovTemplate` of ``geom`` for a run (``pointing_lonlat`` in the grid's frame;
+    ``r_max`` already cut to the background IRF's reach)."""
+    from .cube import background_predicted_at, fov_positions
+    from .sky import separation
+    from .skyregions import parse_regions, region_pixel_mask
+
+    lon, lat = geom.pixel_centers()
+    offset = separation(lon, lat, *pointing_lonlat)
+    mask = offset < r_max
+    positions = fov_positions(obs, geom, (lon, lat))
+    mask &= background_predicted_at(obs, geom, positions)
+    for ex in parse_regions(list(exclusion_regions), "exclusion_regions"):
+        mask &= ~_grow(region_pixel_mask(ex, geom))
+    return FovTemplate(geom, lon, lat, offset, positions, geom.solid_angle(), mask)
+
+
 def find_fov_background(obs, cube, sel, exclusion_regions, method: str, kind: str, r_max: float,
-                        ring: tuple | None) -> FovBackground:
+                        ring: tuple | None, share=None) -> FovBackground:
     """The OFF area and the predicted ON and OFF background of one run (``kind``: fov or ring).
 
     ``sel``: the run's :class:`extspec.spectrum.OnSelection`; ``method``: exact or reference
@@ -188,12 +226,13 @@ def find_fov_background(obs, cube, sel, exclusion_regions, method: str, kind: st
     of the background IRF; ``ring``: ``(inner, outer)`` deg from the ON-region centre for
     ``ring``.  Without a background IRF, with point-like IRFs or with an empty OFF area the
     result has ``info['reason']`` and no OFF area (the spectrum is then unusable or falls back).
+    ``share``: the run's :class:`extspec.spectrum.RunShare`: the ``fov`` template
+    (:func:`fov_template`) is then made once for all the run's ON regions.
     """
-    from .cube import background_in_mask, background_predicted_at, fov_positions
+    from .cube import background_in_mask
     from .geometry import MapGeom
     from .reflected import _finder_setup
     from .sky import separation
-    from .skyregions import parse_regions
     from .skyregions import region_pixel_mask
 
     nreco = cube.energy_reco.nbin
@@ -219,22 +258,20 @@ def find_fov_background(obs, cube, sel, exclusion_regions, method: str, kind: st
         binsz = min(FOV_BINSZ, (ring[1] - ring[0]) / RING_PIXELS)
         clon, clat = region.center.lonlat(sel.frame)
         geom = MapGeom.create(clon, clat, 2 * ring[1] + 2 * binsz, binsz, sel.frame, "TAN")
-    else:
-        geom = MapGeom.create(plon, plat, 2 * r_max + 2 * FOV_BINSZ, FOV_BINSZ, sel.frame, "TAN")
-    lon, lat = geom.pixel_centers()
-    offset = separation(lon, lat, plon, plat)
-    mask = offset < r_max
-    positions = fov_positions(obs, geom, (lon, lat))
-    mask &= background_predicted_at(obs, geom, positions)
-    mask &= ~_grow(region_pixel_mask(region, geom))
-    for ex in parse_regions(list(exclusion_regions), "exclusion_regions"):
-        mask &= ~_grow(region_pixel_mask(ex, geom))
+        tpl = fov_template(obs, geom, (plon, plat), r_max, exclusion_regions)
+    else:  # the grid about the pointing: the same for every ON region of the run
+        def make():
+            geom = MapGeom.create(plon, plat, 2 * r_max + 2 * FOV_BINSZ, FOV_BINSZ, sel.frame, "TAN")
+            return fov_template(obs, geom, (plon, plat), r_max, exclusion_regions)
+
+        tpl = make() if share is None else share.get(("fov_template", sel.frame), make)
+    geom, lon, lat, offset, positions, omega = tpl.geom, tpl.lon, tpl.lat, tpl.offset, tpl.positions, tpl.omega
+    mask = tpl.mask & ~_grow(region_pixel_mask(region, geom))
     if kind == "ring":
         inner, outer = ring
         clon, clat = region.center.lonlat(sel.frame)
         d = separation(lon, lat, clon, clat)
         mask &= (d >= inner) & (d < outer)
-    omega = geom.solid_angle()
     info = {"method": kind, "r_max": r_max, "ring": tuple(ring) if kind == "ring" else (), "pointing_inside": bool(
         sel.offset == 0.0 or on_pix.contains(*grid.pointing_pix)), "off_solid_angle": float(omega[mask].sum())}
     if not mask.any():
@@ -256,13 +293,17 @@ def find_fov_background(obs, cube, sel, exclusion_regions, method: str, kind: st
                          background_off_bands=np.stack([b_in, b_out], axis=1))
 
 
-def off_events(off: FovBackground, ev_lon, ev_lat) -> np.ndarray:
-    """Events (positions in the frame of ``off.geom``) whose OFF-grid pixel is in the OFF area."""
+def off_events(off: FovBackground, ev_lon, ev_lat, share=None) -> np.ndarray:
+    """Events (positions in the frame of ``off.geom``) whose OFF-grid pixel is in the OFF area
+    (``share``: the run's :class:`extspec.spectrum.RunShare`, projecting the events once)."""
     from .cube import pixel_index
 
     if off.geom is None:
         return np.zeros(np.shape(ev_lon), bool)
-    ix, iy = pixel_index(off.geom, ev_lon, ev_lat)
+    if share is None or off.method != "fov":  # a ring's grid is the ON region's own: nothing to share
+        ix, iy = pixel_index(off.geom, ev_lon, ev_lat)
+    else:
+        ix, iy = share.pixel_index(off.geom, ev_lon, ev_lat)
     ok = ix >= 0
     return ok & off.off_mask[np.where(ok, iy, 0), np.where(ok, ix, 0)]
 
@@ -288,12 +329,15 @@ def _strays(n: float, b: float, n_rest: float, b_rest: float, n_sigma: float) ->
             and abs(n - expect) > n_sigma * NORM_CHECK_SYSTEMATIC * expect)
 
 
-def off_band_counts(off: FovBackground, ev_lon, ev_lat, off_ev, kbin, nreco: int) -> np.ndarray:
+def off_band_counts(off: FovBackground, ev_lon, ev_lat, off_ev, kbin, nreco: int, share=None) -> np.ndarray:
     """OFF counts (n_reco, 2) in the inner and outer halves of the OFF area (events ``off_ev``
-    with their reco-energy bins ``kbin``)."""
+    with their reco-energy bins ``kbin``; ``share`` as for :func:`off_events`)."""
     from .cube import pixel_index
 
-    ix, iy = pixel_index(off.geom, ev_lon[off_ev], ev_lat[off_ev])
+    if share is None or off.method != "fov":
+        ix, iy = pixel_index(off.geom, ev_lon[off_ev], ev_lat[off_ev])
+    else:
+        ix, iy = (a[off_ev] for a in share.pixel_index(off.geom, ev_lon, ev_lat))
     band = off.bands[iy, ix].astype(np.int64)
     return np.bincount(kbin[off_ev] * 2 + band, minlength=2 * nreco).reshape(nreco, 2).astype(np.int64)
 

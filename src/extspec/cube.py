@@ -262,7 +262,7 @@ def _kernel_from_density(f: np.ndarray, migra_edges: np.ndarray, e_true: np.ndar
 
 
 def edisp_kernel(edisp, aeff, energy_true: EnergyAxis, energy_reco: EnergyAxis, offsets,
-                 method: str, oversample: int, offset_weights=None):
+                 method: str, oversample: int, offset_weights=None, node_kernels: dict | None = None):
     """Dispersion kernel(s) at the given offsets.
 
     Parameters
@@ -273,6 +273,10 @@ def edisp_kernel(edisp, aeff, energy_true: EnergyAxis, energy_reco: EnergyAxis, 
         If given, the kernels are averaged over the positions with weights
         ``offset_weights x A_eff`` (per true energy) and one kernel (n_true, n_reco) is
         returned; otherwise one kernel per position (n_pos, n_true, n_reco).
+    node_kernels : dict, optional
+        Sub-sample kernels per offset, kept across calls with the same IRFs, axes, method and
+        oversampling (several ON regions of one run, :class:`extspec.spectrum.RunShare`):
+        each offset's are computed once, bit for bit as without it (row by row arithmetic).
 
     Returns
     -------
@@ -281,8 +285,16 @@ def edisp_kernel(edisp, aeff, energy_true: EnergyAxis, energy_reco: EnergyAxis, 
     offsets = np.atleast_1d(np.asarray(offsets, float))
     e, w = true_energy_samples(energy_true, method, oversample)
     nt, ns = e.shape
-    f = edisp.density_at_nodes(e.ravel(), offsets)  # (n_pos, nt*ns, n_migra)
-    k = _kernel_from_density(f, edisp.migra.edges, e.ravel(), energy_reco.edges)
+    if node_kernels is None:
+        f = edisp.density_at_nodes(e.ravel(), offsets)  # (n_pos, nt*ns, n_migra)
+        k = _kernel_from_density(f, edisp.migra.edges, e.ravel(), energy_reco.edges)
+    else:
+        new = np.unique([o for o in offsets.tolist() if o not in node_kernels])
+        if new.size:
+            f = edisp.density_at_nodes(e.ravel(), new)
+            node_kernels.update(zip(new.tolist(), _kernel_from_density(f, edisp.migra.edges, e.ravel(),
+                                                                       energy_reco.edges)))
+        k = np.stack([node_kernels[o] for o in offsets.tolist()])
     k = k.reshape(offsets.size, nt, ns, energy_reco.nbin)
     a_sub = aeff.evaluate_grid(e.ravel(), offsets).reshape(nt, ns, offsets.size)  # m^2
     wa = w[:, :, None] * a_sub  # (nt, ns, n_pos)
@@ -429,13 +441,15 @@ def background_in_mask(obs, geom: MapGeom, mask: np.ndarray, energy_reco: Energy
 
 
 def make_cube(obs, settings: CubeSettings, event_lonlat=None, energy_bins=None,
-              irf_cubes: bool = True) -> CubeDataset:
+              irf_cubes: bool = True, background_cube: bool = True) -> CubeDataset:
     """Reduce one observation to a :class:`CubeDataset` (§2-§4).
 
     ``event_lonlat`` may pass precomputed event coordinates in the map frame, ``energy_bins``
     the events' reco-energy bins (:func:`energy_bin_index`), so that a reduction computes
     them once for the cube and the spectrum.  With ``irf_cubes=False`` the exposure and
-    dispersion cubes are left out (None): only the ``reference`` ON/OFF extraction reads them.
+    dispersion cubes are left out (None): only the ``reference`` ON/OFF extraction reads them;
+    with ``background_cube=False`` the background cube too (the spectra of
+    :func:`extspec.reduction.reduce_regions`, which write no cube).
     """
     geom = settings.geom
     lon, lat = event_lonlat if event_lonlat is not None else event_coords(obs, geom.frame, settings.method)
@@ -474,5 +488,5 @@ def make_cube(obs, settings: CubeSettings, event_lonlat=None, energy_bins=None,
         source_file=obs.source_file,
         checksum=obs.checksum,
         meta=dict(obs.meta),
-        background=make_background(obs, geom, settings.energy_reco),
+        background=make_background(obs, geom, settings.energy_reco) if background_cube else None,
     )

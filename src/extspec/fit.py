@@ -74,9 +74,12 @@ def response_matrix(exposure, edisp) -> np.ndarray:
 def fold(flux_int, response) -> np.ndarray:
     """Predicted signal counts per reco bin: sum_i F_i R[..., i, j] (§8.1).
 
-    ``flux_int``: model integral per true bin (cm^-2 s^-1); ``response``: from
-    :func:`response_matrix`, one dataset (i, j) or many (d, i, j).
+    ``flux_int``: model integral per true bin (cm^-2 s^-1), one for all datasets (i,) or one
+    per dataset (d, i); ``response``: from :func:`response_matrix`, one dataset (i, j) or many
+    (d, i, j).
     """
+    if np.ndim(flux_int) == 2:
+        return np.einsum("di,dij->dj", flux_int, response)
     if np.ndim(response) == 3:
         return np.einsum("i,dij->dj", flux_int, response)
     return np.einsum("i,ij->j", flux_int, response)

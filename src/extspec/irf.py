@@ -223,13 +223,26 @@ class EDisp2D:
         """
         energy = np.asarray(energy, float).ravel()
         offset = np.asarray(offset, float).ravel()
-        ie, we0, we1 = interp_weights(self.energy, energy)
         it, wt0, wt1 = interp_weights(self.offset, offset)
-        d = self._by_offset  # (n_offset, n_energy, n_migra), contiguous
-        # energy interpolation on all offset nodes at once: (n_offset, nE, n_migra)
-        de = d[:, ie] * we0[None, :, None] + d[:, ie + 1] * we1[None, :, None]
+        de = self._at_energies(energy)
         val = de[it] * wt0[:, None, None] + de[it + 1] * wt1[:, None, None]
         return _clean(val)
+
+    def _at_energies(self, energy: np.ndarray) -> np.ndarray:
+        """The table interpolated in true energy on every offset node, (n_offset, nE, n_migra);
+        kept for the last few energy arrays (a run's ON regions all sample the same energies)."""
+        cache = self.__dict__.get("_at_energies_cache")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_at_energies_cache", cache)
+        key = energy.tobytes()
+        if key not in cache:
+            ie, we0, we1 = interp_weights(self.energy, energy)
+            d = self._by_offset  # (n_offset, n_energy, n_migra), contiguous
+            if len(cache) >= 4:
+                cache.pop(next(iter(cache)))
+            cache[key] = d[:, ie] * we0[None, :, None] + d[:, ie + 1] * we1[None, :, None]
+        return cache[key]
 
     @property
     def _by_offset(self) -> np.ndarray:

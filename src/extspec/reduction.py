@@ -87,25 +87,30 @@ def reduce_regions(obs, settings: ReductionSettings, regions) -> list:
     as :func:`reduce_observation` with that region as ``settings.on_region`` makes it (the same
     cube, background method, exclusions and safe mask), from one pass over the run: the events'
     coordinates, energy bins and the cube are computed once (spatially resolved spectra,
-    :mod:`extspec.resolved`)."""
+    :mod:`extspec.resolved`), and so is the rest of the run's work that does not depend on the
+    ON region (:class:`extspec.spectrum.RunShare`: the events projected on the finder and OFF
+    grids, the ``fov`` OFF-area template from which each region only cuts itself out, the
+    dispersion kernels per offset node).  No cube is written: its IRF and background cubes are
+    made only for the ``reference`` extraction, which reads them."""
     from dataclasses import replace
 
     from .cube import energy_bin_index, event_coords, make_cube
     from .safe_mask import make_safe_mask
     from .skyregions import region_frame
-    from .spectrum import make_spectrum
+    from .spectrum import RunShare, make_spectrum
 
     cs = settings.cube
     ev = {cs.geom.frame: event_coords(obs, cs.geom.frame, cs.method)}
     kbin = energy_bin_index(obs.energy, cs.energy_reco.edges)
-    cube = make_cube(obs, cs, ev[cs.geom.frame], energy_bins=kbin, irf_cubes=cs.method == "reference")
-    out = []
+    reference = cs.method == "reference"  # its extraction reads the IRF and background cubes; exact does not
+    cube = make_cube(obs, cs, ev[cs.geom.frame], energy_bins=kbin, irf_cubes=reference, background_cube=reference)
+    out, share = [], RunShare()
     for region in regions:
         frame = region_frame(region)
         if frame not in ev:
             ev[frame] = event_coords(obs, frame, cs.method)
         one = replace(settings, on_region=region)
-        spec, _ = make_spectrum(obs, cube, one, event_lonlat=ev[frame], energy_bins=kbin)
+        spec, _ = make_spectrum(obs, cube, one, event_lonlat=ev[frame], energy_bins=kbin, share=share)
         spec.mask_safe = make_safe_mask(spec, one.safe_mask, obs.bkg)
         out.append(spec)
     return out

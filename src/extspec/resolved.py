@@ -362,6 +362,27 @@ def fit_regions(spectra_per_region, subs, model_cfg: dict, options, fit: Spatial
     return rows, fits
 
 
+def common_shape_stat(fits: dict, ids: list, shape: list, frozen: dict, model_cfg: dict, options):
+    """The statistic of :func:`uniformity_test`'s null hypothesis: ``stat({name: value})`` with
+    the ``shape`` parameters common and ``amplitude_<id>`` per sub-region, the WStat of every
+    sub-region's runs summed.  All runs of all sub-regions are stacked into one
+    :class:`~extspec.fit.JointData`, each with its sub-region's flux: one vectorised WStat per
+    call, the same terms as the sub-regions' own statistics summed in another order (equal to
+    1e-12 relative)."""
+    from .fit import JointData
+
+    integ = _integ(model_cfg, options.integration)
+    data = JointData([d for k in ids for d in fits[k][1].datasets])
+    region_of = np.repeat(np.arange(len(ids)), [len(fits[k][1]) for k in ids])
+
+    def stat(v):
+        common = {**frozen, **{name: v[name] for name in shape}}
+        flux = np.array([integ(data.e_min, data.e_max, {**common, "amplitude": v[f"amplitude_{k}"]}) for k in ids])
+        return data.stat(flux[region_of])
+
+    return stat
+
+
 def uniformity_test(fits: dict, model_cfg: dict, options) -> dict:
     """Is the spectral shape the same in every fitted sub-region?
 
@@ -389,17 +410,7 @@ def uniformity_test(fits: dict, model_cfg: dict, options) -> dict:
     frozen = {p.name: p.value for p in first.parameters if p.frozen}
     params = [Parameter(p.name, fits[best][0].values[p.name], p.unit, False, p.min, p.max) for p in shape]
     params += [Parameter(f"amplitude_{k}", fits[k][0].values["amplitude"], "", False, 0.0, None) for k in ids]
-    integ = _integ(model_cfg, options.integration)
-
-    def stat(v):
-        common = {**frozen, **{p.name: v[p.name] for p in shape}}
-        total = 0.0
-        for k in ids:
-            d = fits[k][1]
-            total += d.stat(integ(d.e_min, d.e_max, {**common, "amplitude": v[f"amplitude_{k}"]}))
-        return total
-
-    m = minimise(params, stat, options)
+    m = minimise(params, common_shape_stat(fits, ids, [p.name for p in shape], frozen, model_cfg, options), options)
     w_free = float(sum(fits[k][0].total_stat for k in ids))
     ts = max(float(m.fval) - w_free, 0.0)
     dof = (len(ids) - 1) * len(shape)

@@ -291,6 +291,16 @@ class Projection:
 
     def world_to_pix(self, lon, lat) -> tuple[np.ndarray, np.ndarray]:
         """(lon, lat) deg -> 0-based pixel coordinates; NaN where the projection is undefined."""
+        return self.pix_from_reference(*self.world_to_reference(lon, lat))
+
+    def pix_from_reference(self, dx, dy) -> tuple[np.ndarray, np.ndarray]:
+        """0-based pixel coordinates from :meth:`world_to_reference` (bit for bit as
+        :meth:`world_to_pix`)."""
+        return dx + self.crpix[0] - 1.0, dy + self.crpix[1] - 1.0
+
+    def world_to_reference(self, lon, lat) -> tuple[np.ndarray, np.ndarray]:
+        """(lon, lat) deg -> pixels from the reference pixel (CRPIX); independent of CRPIX, so
+        that grids differing only in CRPIX share it (:class:`extspec.spectrum.RunShare`)."""
         phi, theta = self._celestial_to_native(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
         if self.proj == "CAR":
             xi = ((phi * _R2D + 180.0) % 360.0) - 180.0
@@ -301,7 +311,7 @@ class Projection:
                 r = np.where(st > 0, _R2D * np.cos(theta) / st, np.nan)
             xi = r * np.sin(phi)
             yi = -r * np.cos(phi)
-        return xi / self.cdelt[0] + self.crpix[0] - 1.0, yi / self.cdelt[1] + self.crpix[1] - 1.0
+        return xi / self.cdelt[0], yi / self.cdelt[1]
 
     def local_scale(self, lon: float, lat: float, offset_deg: float = 1.0 / 3600.0) -> float:
         """deg per pixel at (lon, lat): step ``offset_deg`` towards +lat, measure in pixels (§5.1)."""

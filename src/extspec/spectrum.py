@@ -13,7 +13,7 @@ from .geometry import EnergyAxis
 
 __all__ = ["no_events_reason", "SpectrumDataset", "OnOffEvents", "onoff_events", "OnSelection", "select_on_region",
            "on_response", "find_off", "find_background", "background_method", "no_off_reason", "count_on_off",
-           "on_off_events", "assemble", "make_spectrum", "placement_radius", "regions_at_energy"]
+           "on_off_events", "assemble", "make_spectrum", "placement_radius", "regions_at_energy", "RunShare"]
 
 
 @dataclass
@@ -147,6 +147,43 @@ def _offset_histogram(offsets: np.ndarray, step: float | None = None):
     return nodes[keep], w[keep] / offsets.size
 
 
+class RunShare:
+    """The work of one run's extraction that does not depend on the ON region, done once and
+    shared by every ON region extracted from the run (:func:`extspec.reduction.reduce_regions`):
+    the events' positions on the finder grid (its projection about the pointing; grids of ON
+    regions at other separations differ only in the reference pixel) and on the OFF-area grid,
+    the ``fov`` OFF-area template (:func:`extspec.background.fov_template`) and the dispersion
+    kernels at each offset node (:func:`extspec.cube.edisp_kernel`).
+
+    A memo: each value is made by the code a single analysis runs (:func:`make_spectrum` makes
+    a fresh RunShare without one), so a region's spectrum is bit for bit the single
+    analysis's.  One RunShare serves one run, with its events in each frame given once, and
+    one set of reduction settings apart from the ON region."""
+
+    def __init__(self):
+        self._memo = {}
+
+    def get(self, key, make):
+        """The value under ``key``, made by ``make()`` the first time."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def event_pixels(self, proj, ev_lon, ev_lat) -> tuple[np.ndarray, np.ndarray]:
+        """``proj.world_to_pix(ev_lon, ev_lat)`` of the run's events (in the frame of the
+        :class:`~extspec.sky.Projection` ``proj``), projected once per tangent point and pixel size."""
+        ref = self.get(("reference_pix", proj.proj, proj.crval, proj.cdelt, proj.frame),
+                       lambda: proj.world_to_reference(ev_lon, ev_lat))
+        return proj.pix_from_reference(*ref)
+
+    def pixel_index(self, geom, ev_lon, ev_lat) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`extspec.cube.pixel_index` of the run's events on ``geom``, once per grid."""
+        from .cube import pixel_index
+
+        return self.get(("pixel_index", repr(geom.projection), tuple(geom.npix)),
+                        lambda: pixel_index(geom, ev_lon, ev_lat))
+
+
 # Extraction, step by step (make_spectrum at the end runs them in order):
 #   1. select_on_region   what the ON region is for this observation's IRF class (refusals here)
 #   2. on_response        exposure and dispersion kernel of the ON region
@@ -262,7 +299,8 @@ def select_on_region(obs, on_region, energy_reco) -> OnSelection:
 
 
 def on_response(obs, cube, sel: OnSelection, method: str, oversample: int,
-                sample_step: float = REGION_SAMPLE_STEP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                sample_step: float = REGION_SAMPLE_STEP,
+                share: RunShare | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Step 2: ON-region exposure (n_true,) in m^2 s, dispersion kernel (n_true, n_reco) and the
     kernel's stacking weight (n_true,).
 
@@ -271,7 +309,8 @@ def on_response(obs, cube, sel: OnSelection, method: str, oversample: int,
     * ``reference``: unweighted mean exposure over the cube pixels whose centres are inside the
       region, the kernel of the coarse pixel nearest to the region centre (§4.4, §5);
     * ``exact``: exposure averaged over a ``sample_step`` sampling of the region (linear
-      offset weights), kernel averaged with the exposure as weight.
+      offset weights), kernel averaged with the exposure as weight (``share``: the run's
+      :class:`RunShare`, keeping each offset node's kernels for the run's other ON regions).
     """
     from .skyregions import region_pixel_mask
     from .cube import edisp_kernel
@@ -294,7 +333,9 @@ def on_response(obs, cube, sel: OnSelection, method: str, oversample: int,
         raise ValueError("ON region is smaller than the sampling step")
     _check_offset_inside(obs, offs, "the ON region")
     nodes, w = _offset_histogram(offs)
-    kernel, aeff_mean = edisp_kernel(obs.edisp, obs.aeff, etrue, ereco, nodes, "exact", oversample, offset_weights=w)
+    node_kernels = None if share is None else share.get(("edisp_node_kernels", oversample), dict)
+    kernel, aeff_mean = edisp_kernel(obs.edisp, obs.aeff, etrue, ereco, nodes, "exact", oversample, offset_weights=w,
+                                     node_kernels=node_kernels)
     exposure = aeff_mean * obs.livetime
     return exposure, kernel, exposure.copy()
 
@@ -324,7 +365,7 @@ def find_off(sel: OnSelection, exclusion_regions, background, method: str, radiu
     return find_off_regions(region, sel.pointing, exclusion_regions, background, method=method)
 
 
-def _off_of(kind: str, obs, cube, sel: OnSelection, settings, method: str, radius):
+def _off_of(kind: str, obs, cube, sel: OnSelection, settings, method: str, radius, share=None):
     """The OFF regions (reflected, wobble) or OFF area (fov, ring) of one background method."""
     from dataclasses import replace
 
@@ -333,11 +374,12 @@ def _off_of(kind: str, obs, cube, sel: OnSelection, settings, method: str, radiu
     bg = settings.background
     if kind in FOV_METHODS:
         return find_fov_background(obs, cube, sel, settings.exclusion_regions, method, kind,
-                                   float(settings.safe_mask.offset_max), bg.ring)
+                                   float(settings.safe_mask.offset_max), bg.ring, share=share)
     return find_off(sel, settings.exclusion_regions, replace(bg, method=kind), method, radius)
 
 
-def find_background(obs, cube, sel: OnSelection, settings, method: str, radius: float | None = None):
+def find_background(obs, cube, sel: OnSelection, settings, method: str, radius: float | None = None,
+                    share: RunShare | None = None):
     """Step 3 for every background method: :func:`find_off` (reflected, wobble) or the OFF area
     of :func:`extspec.background.find_fov_background` (fov, ring), with ``background.fallback``
     for a run where the method finds none; ``info['fallback_from']`` and
@@ -345,12 +387,12 @@ def find_background(obs, cube, sel: OnSelection, settings, method: str, radius: 
     from .errors import ConfigError
 
     bg = settings.background
-    off = _off_of(bg.method, obs, cube, sel, settings, method, radius)
+    off = _off_of(bg.method, obs, cube, sel, settings, method, radius, share)
     if len(off) > 0 or not bg.fallback:
         return off
     first_reason = no_off_reason(off)
     try:
-        second = _off_of(bg.fallback, obs, cube, sel, settings, method, radius)
+        second = _off_of(bg.fallback, obs, cube, sel, settings, method, radius, share)
     except ConfigError as exc:  # e.g. wobble regions that would overlap at this run's offset
         off.info["fallback_failed"] = f"fallback {bg.fallback}: {exc}"
         return off
@@ -395,12 +437,13 @@ def _within(vecs, centers, frame: str, radius_per_event: np.ndarray) -> np.ndarr
     return inside
 
 
-def _in_finder_pixels(pix_regions, finder_wcs, ev_lon, ev_lat) -> np.ndarray:
+def _in_finder_pixels(pix_regions, finder_wcs, ev_lon, ev_lat, share: RunShare | None = None) -> np.ndarray:
     """Events inside any of ``pix_regions``, tested in the finder's pixel frame (§6.5)."""
     inside = np.zeros(np.shape(ev_lon), bool)
     if not pix_regions:
         return inside
-    x, y = finder_wcs.world_to_pix(ev_lon, ev_lat)
+    x, y = (finder_wcs.world_to_pix(ev_lon, ev_lat) if share is None
+            else share.event_pixels(finder_wcs, ev_lon, ev_lat))
     for pr in pix_regions:
         inside |= pr.contains(x, y)
     return inside
@@ -414,7 +457,7 @@ def _in_sky_circles(circles, vecs, frame: str) -> np.ndarray:
 
 
 def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str,
-                 energy_bins=None) -> tuple[np.ndarray, np.ndarray]:
+                 energy_bins=None, share: RunShare | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Step 4: ON and OFF counts per reco-energy bin (int64).
 
     * point-like IRFs: an event of reco bin k is ON (OFF) when it lies within RAD_MAX_k of the
@@ -424,11 +467,12 @@ def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str,
     * ``exact``: circles by great-circle distance; other shapes in the finder's pixel frame for
       ON and OFF alike, so that both areas agree.
 
-    ``energy_bins``: the events' reco-energy bins (``cube.energy_bin_index``), if already known.
+    ``energy_bins``: the events' reco-energy bins (``cube.energy_bin_index``), if already known;
+    ``share``: the run's :class:`RunShare` (event projections done once for several ON regions).
     """
     nreco = cube.energy_reco.nbin
     kbin, on_ev, off_ev = on_off_events(obs, cube, sel, off, event_lonlat, method, energy_bins,
-                                        reference_on=False)
+                                        reference_on=False, share=share)
 
     def per_bin(sel_events):
         return np.bincount(kbin[sel_events], minlength=nreco).astype(np.int64)
@@ -437,7 +481,7 @@ def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str,
     from .skyregions import region_pixel_mask
 
     if isinstance(off, FovBackground) and off.bands is not None:  # the offset-shape test's counts
-        off.info["off_counts_bands"] = off_band_counts(off, *event_lonlat, off_ev, kbin, nreco)
+        off.info["off_counts_bands"] = off_band_counts(off, *event_lonlat, off_ev, kbin, nreco, share)
     if on_ev is None:  # reference: ON counts from the cube pixels
         counts = cube.counts[:, region_pixel_mask(sel.region, cube.geom)].sum(axis=1).astype(np.int64)
         return counts, per_bin(off_ev)
@@ -445,7 +489,8 @@ def count_on_off(obs, cube, sel: OnSelection, off, event_lonlat, method: str,
 
 
 def on_off_events(obs, cube, sel: OnSelection, off, event_lonlat, method: str, energy_bins=None,
-                  reference_on: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+                  reference_on: bool = True, share: RunShare | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Step 4 event by event: each event's reco-energy bin (-1 outside the axis) and whether
     it is an ON and an OFF event (bool arrays, only events inside the reco axis), by the
     rules of :func:`count_on_off` (which bins them).
@@ -453,6 +498,7 @@ def on_off_events(obs, cube, sel: OnSelection, off, event_lonlat, method: str, e
     ``reference``: an ON event is one whose cube pixel (``cube.pixel_index`` of its map-frame
     position) has its centre in the region, so that the ON events bin to the cube's ON
     counts; with ``reference_on=False`` its ON mask is None (not needed for the counts).
+    ``share``: the run's :class:`RunShare`, if several ON regions are extracted from it.
     """
     from .skyregions import region_pixel_mask
     from .cube import energy_bin_index, event_coords, pixel_index
@@ -466,8 +512,8 @@ def on_off_events(obs, cube, sel: OnSelection, off, event_lonlat, method: str, e
 
         no_regions = SimpleNamespace(regions=[], pixel_regions=[], grid=off.grid, on_pixel_region=off.on_pixel_region)
         kbin, on_ev, _ = on_off_events(obs, cube, sel, no_regions, event_lonlat, method, energy_bins,
-                                       reference_on=True)
-        return kbin, on_ev, off_events(off, ev_lon, ev_lat) & (kbin >= 0) & ~on_ev
+                                       reference_on=True, share=share)
+        return kbin, on_ev, off_events(off, ev_lon, ev_lat, share) & (kbin >= 0) & ~on_ev
     kbin = energy_bin_index(obs.energy, cube.energy_reco.edges) if energy_bins is None else energy_bins
     valid = kbin >= 0
     nreco = cube.energy_reco.nbin
@@ -479,22 +525,23 @@ def on_off_events(obs, cube, sel: OnSelection, off, event_lonlat, method: str, e
         off_ev = _within(vecs, [r.center for r in off.regions], frame, radius)
         return kbin, on_ev & valid, off_ev & valid
     if method == "reference":
-        off_ev = _in_finder_pixels(off.pixel_regions, off.grid.wcs, ev_lon, ev_lat) & valid
+        off_ev = _in_finder_pixels(off.pixel_regions, off.grid.wcs, ev_lon, ev_lat, share) & valid
         if not reference_on:
             return kbin, None, off_ev
         ix, iy = pixel_index(cube.geom, *event_coords(obs, cube.geom.frame, method))
         inside = region_pixel_mask(sel.region, cube.geom)
         on_ev = (ix >= 0) & inside[np.clip(iy, 0, None), np.clip(ix, 0, None)]
         return kbin, on_ev & valid, off_ev
-    vecs = unit_vectors(ev_lon, ev_lat)
+    circles = bool(off.regions) and all(isinstance(r, CircleSky) for r in off.regions)
+    vecs = unit_vectors(ev_lon, ev_lat) if circles or isinstance(sel.region, CircleSky) else None
     if isinstance(sel.region, CircleSky):
         on_ev = sel.region.contains_vectors(vecs, frame)
     else:
-        on_ev = _in_finder_pixels([off.on_pixel_region], off.grid.wcs, ev_lon, ev_lat)
-    if off.regions and all(isinstance(r, CircleSky) for r in off.regions):
+        on_ev = _in_finder_pixels([off.on_pixel_region], off.grid.wcs, ev_lon, ev_lat, share)
+    if circles:
         off_ev = _in_sky_circles(off.regions, vecs, frame)
     else:
-        off_ev = _in_finder_pixels(off.pixel_regions, off.grid.wcs, ev_lon, ev_lat)
+        off_ev = _in_finder_pixels(off.pixel_regions, off.grid.wcs, ev_lon, ev_lat, share)
     return kbin, on_ev & valid, off_ev & valid
 
 
@@ -616,8 +663,8 @@ def assemble(obs, cube, sel: OnSelection, off, counts, counts_off, exposure, ker
     )
 
 
-def make_spectrum(obs, cube, settings, event_lonlat=None,
-                  energy_bins=None) -> tuple["SpectrumDataset", object]:
+def make_spectrum(obs, cube, settings, event_lonlat=None, energy_bins=None,
+                  share: RunShare | None = None) -> tuple["SpectrumDataset", object]:
     """Extract the ON/OFF spectrum of one observation (§5, §6): steps 1-5 above in order.
 
     Parameters
@@ -636,6 +683,9 @@ def make_spectrum(obs, cube, settings, event_lonlat=None,
 
     energy_bins : the events' reco-energy bins (``cube.energy_bin_index``), optional (saves
         binning the events in energy a second time after the cube).
+    share : RunShare, optional
+        The run's work shared by several ON regions (:func:`extspec.reduction.reduce_regions`);
+        a fresh one otherwise, so that both paths run the same code.
 
     Returns
     -------
@@ -644,10 +694,11 @@ def make_spectrum(obs, cube, settings, event_lonlat=None,
     from .cube import event_coords
 
     method, oversample = settings.cube.method, settings.cube.oversample
+    share = RunShare() if share is None else share
     sel = select_on_region(obs, settings.on_region, cube.energy_reco)
     if event_lonlat is None:
         event_lonlat = event_coords(obs, sel.frame, method)
-    exposure, kernel, weight = on_response(obs, cube, sel, method, oversample)
+    exposure, kernel, weight = on_response(obs, cube, sel, method, oversample, share=share)
     radius = None
     if sel.point_like:
         from .safe_mask import make_safe_mask
@@ -655,8 +706,8 @@ def make_spectrum(obs, cube, settings, event_lonlat=None,
         provisional = assemble(obs, cube, sel, None, np.zeros(cube.energy_reco.nbin, np.int64),
                                np.zeros(cube.energy_reco.nbin, np.int64), exposure, kernel, weight, method)
         radius = placement_radius(sel, make_safe_mask(provisional, settings.safe_mask, obs.bkg))
-    off = find_background(obs, cube, sel, settings, method, radius)
-    counts, counts_off = count_on_off(obs, cube, sel, off, event_lonlat, method, energy_bins)
+    off = find_background(obs, cube, sel, settings, method, radius, share)
+    counts, counts_off = count_on_off(obs, cube, sel, off, event_lonlat, method, energy_bins, share)
     ds = assemble(obs, cube, sel, off, counts, counts_off, exposure, kernel, weight, method)
     if radius is not None:
         ds.meta["rad_max_placement"] = radius
