@@ -177,7 +177,7 @@ class RunShare:
         return proj.pix_from_reference(*ref)
 
     def pixel_index(self, geom, ev_lon, ev_lat) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`extspec.cube.pixel_index` of the run's events on ``geom``, once per grid."""
+        """``extspec.cube.pixel_index`` of the run's events on ``geom``, once per grid."""
         from .cube import pixel_index
 
         return self.get(("pixel_index", repr(geom.projection), tuple(geom.npix)),
