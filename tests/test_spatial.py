@@ -365,6 +365,9 @@ def test_spatial_workflow_end_to_end(tmp_path):
         assert np.isnan(idx[0, 0]) and h["SUBREGION"].data[0, 0] == -1
         assert {"FLUX", "FLUX_ERR", "FLUX_UL", "SQRT_TS", "INDEX_ERR"} <= {x.name for x in h}
     assert (out / "maps.png").stat().st_size > 10000 and (out / "uniformity.yaml").exists()
+    summary, smeta = read_ecsv_rows(wd / "results" / "summary.ecsv")  # the product's summary column
+    assert summary[0]["uniformity_p_value"] == pytest.approx(meta["uniformity_p_value"], rel=1e-12)
+    assert "one spectral shape" in smeta["uniformity_p_value"]
     assert dry_run(wd, cf) == {}
     # a new model reruns only the fits; a third run adds its two jobs and the aggregates
     cf2 = write_config(wd, "model.yaml", **{**cfg, "model": {"type": "power_law", "parameters": {"index": 2.5}}})

@@ -518,7 +518,8 @@ def _cmd_summary(args) -> int:
     def step():
         from .workflow.summary_step import write_summary
 
-        rows = write_summary(args.results_dir, args.analyses, args.ecsv, args.html, args.light_curve or ())
+        products = [tuple(x.split(":", 1)) for x in args.product or ()]
+        rows = write_summary(args.results_dir, args.analyses, args.ecsv, args.html, args.light_curve or (), products)
         failed = [r["analysis"] for r in rows if r["status"] != "ok"]
         return f"{len(rows)} analyses" + (f", not finished: {', '.join(failed)}" if failed else "")
 
@@ -700,6 +701,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", required=True, metavar="FILE", help="summary page (HTML)")
     p.add_argument("--light-curve", action="append", metavar="ANALYSIS",
                    help="an analysis with a light curve: adds the column variability_p_value (repeat for several)")
+    p.add_argument("--product", action="append", metavar="PRODUCT:ANALYSIS",
+                   help="a registered product an analysis has: adds the product's summary columns (repeat)")
     _common(p)
     p.set_defaults(func=_cmd_summary)
     return ap

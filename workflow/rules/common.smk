@@ -261,6 +261,8 @@ PRODUCTS = {p.name: p for p in registered_products()}
 includes each one's rule file, and their outputs are targets of `all` (all_outputs)."""
 
 PRODUCT_ANALYSES = {name: [a for a in ANALYSES if p.enabled(ANALYSES[a]["config"])] for name, p in PRODUCTS.items()}
+SUMMARY_PRODUCTS = [(name, a) for name, p in PRODUCTS.items() if p.summary for a in PRODUCT_ANALYSES[name]]
+"""(product, analysis) pairs whose products add columns to the summary (`Product.summary`)."""
 """{product: the analyses that have it} (its config block, and DL3 runs when it needs them)."""
 
 
@@ -340,7 +342,7 @@ def summary_after_failure():
         from extspec.workflow.summary_step import write_summary
 
         rows = write_summary(RESULTS, SUMMARY_ROWS, f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html",
-                             LIGHT_CURVE_ANALYSES)
+                             LIGHT_CURVE_ANALYSES, SUMMARY_PRODUCTS)
     except Exception as exc:  # the run has failed already: report, never mask the failure
         print(f"extspec: could not write {RESULTS}/summary.ecsv: {exc}", file=sys.stderr)
         return

@@ -45,6 +45,7 @@ rule summary:
         results=per_analysis("fit/result.yaml") + [f"{RESULTS}/{j}/fit/result.yaml" for j in PREPARED["joint"]],
         cumulative=per_analysis("cumulative.ecsv"),
         light_curves=[f"{RESULTS}/{a}/lightcurve/lightcurve.ecsv" for a in LIGHT_CURVE_ANALYSES],
+        product_columns=[f"{RESULTS}/{a}/{c.file}" for p, a in SUMMARY_PRODUCTS for c in PRODUCTS[p].summary],
     output:
         ecsv=f"{RESULTS}/summary.ecsv",
         html=report(f"{RESULTS}/summary.html", caption="../report/summary.rst", category="Summary"),
@@ -53,6 +54,7 @@ rule summary:
         results=lambda wildcards, output: os.path.dirname(output.ecsv),  # <results_dir>/summary.ecsv
         analyses=SUMMARY_ROWS,
         light_curves="".join(f" --light-curve {shlex.quote(a)}" for a in LIGHT_CURVE_ANALYSES),
+        products="".join(f" --product {shlex.quote(f'{p}:{a}')}" for p, a in SUMMARY_PRODUCTS),
     log:
         f"{RESULTS}/logs/summary.log",
     priority: 1
@@ -63,5 +65,5 @@ rule summary:
     run:
         extspec_in_process(
             "extspec summary {params.results:q} {params.analyses:q} --ecsv {output.ecsv:q} --html {output.html:q}"
-            "{params.light_curves} --log {log:q} --quiet"
+            "{params.light_curves}{params.products} --log {log:q} --quiet"
         )

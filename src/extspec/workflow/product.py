@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["Step", "Product"]
+__all__ = ["Step", "SummaryColumn", "Product"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,20 @@ class Step:
 
 
 @dataclass(frozen=True)
+class SummaryColumn:
+    """A column a product adds to ``summary.ecsv`` for the analyses that have it (NaN for the
+    others): ``name``, ``unit``; ``file``: what it is read from, relative to the analysis
+    folder (an input of the summary rule); ``read(path)``: the value in that file (NaN when it
+    cannot be read); ``description``: what the number is, for the summary's metadata."""
+
+    name: str
+    unit: str
+    file: str
+    read: Callable
+    description: str
+
+
+@dataclass(frozen=True)
 class Product:
     """A product of an analysis, written under ``<results_dir>/<analysis>/``.
 
@@ -64,7 +78,8 @@ class Product:
     ``steps``: its jobs, per-observation ones first; ``rule_file``: its rules, relative to the
     repository (``workflow/rules/<name>.smk``); ``outputs(config)``: the files its last step
     writes, relative to the analysis folder; ``check(config)``: its config checks beyond the
-    schema (one-line ConfigError; returns warnings), or None.
+    schema (one-line ConfigError; returns warnings), or None; ``summary``: the
+    :class:`SummaryColumn` s it adds to ``summary.ecsv``.
     """
 
     name: str
@@ -75,6 +90,7 @@ class Product:
     rule_file: str
     outputs: Callable
     check: Callable | None = None
+    summary: tuple = ()
 
     def enabled(self, config: dict) -> bool:
         """Whether an analysis config (validated, defaults filled) has this product."""

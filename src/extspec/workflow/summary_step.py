@@ -48,13 +48,16 @@ def _background_methods(result_yaml) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(methods.items()))
 
 
-def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=()) -> list:
+def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=(), products=()) -> list:
     """``summary.ecsv`` and ``summary.html``: one row per analysis (:mod:`extspec.summary`).
 
     Reads ``<results_dir>/<analysis>/fit/result.yaml`` and ``cumulative.ecsv``; an analysis
     without a fit result (a failed job, e.g. under ``--keep-going``) gets a row naming the
     first error in its logs.  With ``light_curves`` (the analyses that have one) the column
-    ``variability_p_value`` is added, read from their ``lightcurve/lightcurve.ecsv``.
+    ``variability_p_value`` is added, read from their ``lightcurve/lightcurve.ecsv``.  With
+    ``products`` (``(product name, analysis)`` pairs: the registered products the analyses
+    have) every summary column of those products is added
+    (:class:`extspec.workflow.product.SummaryColumn`; NaN for the analyses without it).
     Returns the rows.
     """
     from ..io.ecsv import ecsv_text, read_ecsv_rows
@@ -82,11 +85,22 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=
         for row in rows:
             row["variability_p_value"] = _variability_p_value(Path(results_dir) / row["analysis"]) \
                 if row["analysis"] in light_curves else float("nan")
+    column_notes = {}
+    for name in dict.fromkeys(n for n, _ in products):
+        from .products import product
+
+        having = {a for n, a in products if n == name}
+        for col in product(name).summary:
+            columns[col.name] = col.unit
+            column_notes[col.name] = col.description
+            for row in rows:
+                row[col.name] = col.read(Path(results_dir) / row["analysis"] / col.file) \
+                    if row["analysis"] in having else float("nan")
     failed = [r["analysis"] for r in rows if r["status"] != "ok"]
     from .. import code_identity
 
     meta = {"failed": failed, "flux_above_1tev": "integral of the best-fit model from 1 to 1e4 TeV",
-            "creator": code_identity()}
+            **column_notes, "creator": code_identity()}
     write_atomic(out_ecsv, ecsv_text(rows, columns, meta))
     notes = [f"Not ok: {', '.join(failed)}." if failed else "Every analysis finished.",
              "livetime, counts, background, excess and significance (WStat sqrt(TS)): all usable runs "

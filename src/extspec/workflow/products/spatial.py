@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..product import Product, Step
+from ..product import Product, Step, SummaryColumn
 
 __all__ = ["FILE_NAME", "PRODUCT", "check_spatial_bins", "reduce_spatial", "run_spatial", "spatial_outputs"]
 
@@ -250,11 +250,25 @@ def _fit_step(settings: dict, args) -> str:
     return f"{len(args.spatial_files)} runs; uniformity p-value " + ("n/a" if p is None else f"{p:.3g}")
 
 
+def _uniformity_p_value(path) -> float:
+    """``p_value`` of ``spatial/uniformity.yaml`` (NaN when absent)."""
+    import yaml
+
+    try:
+        value = (yaml.safe_load(Path(path).read_text()) or {}).get("p_value")
+    except (OSError, yaml.YAMLError):
+        return float("nan")
+    return float(value) if value is not None else float("nan")
+
+
 PRODUCT = Product(
     name="spatial", config_key="spatial_bins", schema_keys=("spatial_bins", "spatial_fit"), needs_dl3=True,
     rule_file="workflow/rules/spatial.smk",
     outputs=lambda cfg: [f"spatial/{n}" for n in spatial_outputs(next(iter(cfg["spatial_bins"])))],
     check=check_spatial_bins,
+    summary=(SummaryColumn(name="uniformity_p_value", unit="", file="spatial/uniformity.yaml", read=_uniformity_p_value,
+                           description="spatially resolved spectra: p-value of one spectral shape in every measured "
+                                       "sub-region (likelihood ratio, Wilks; spatial/uniformity.yaml)"),),
     steps=(
         Step(stage="spatial_reduce", command="spatial-reduce", per_obs=True, imports=_IMPORTS["spatial_reduce"],
              help="reduce every sub-region of spatial_bins in one run",
