@@ -39,6 +39,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from . import model_formulas
 from .errors import ConfigError
 from .model_formulas import (_as_bins, broken_power_law_dnde, broken_power_law_integral, ecpl_dnde, ecpl_integral,
                              log_parabola_dnde, log_parabola_integral, power_law_dnde, power_law_integral)
@@ -55,14 +56,7 @@ __all__ = [
     "integrator",
     "check_param_names",
     "reference_npts",
-    "power_law_dnde",
-    "power_law_integral",
-    "ecpl_dnde",
-    "ecpl_integral",
-    "log_parabola_dnde",
-    "log_parabola_integral",
-    "broken_power_law_dnde",
-    "broken_power_law_integral",
+    *model_formulas.__all__,  # the formulas, importable from here as before
 ]
 
 # ------------------------------------------------------------------------------------------
