@@ -94,8 +94,10 @@ def test_sub_regions_tile_their_area():
 
 
 def test_refusals_and_overlap_warning():
+    from extspec.resolved import overlap_warnings
     from extspec.workflow.products.spatial import check_spatial_bins
     from extspec.workflow.schema import load_config
+    from extspec.workflow.settings import spatial_bin_settings
 
     def cfg(bins, **over):
         return load_config({"name": "x", "obs_ids": [1], **config(spatial_bins=bins, **over)})
@@ -109,8 +111,10 @@ def test_refusals_and_overlap_warning():
         check_spatial_bins(cfg({"regions": [f"icrs;circle({RA},{DEC},0.1)", f"icrs;circle({RA + 5},{DEC},0.1)"]}))
     with pytest.raises(ConfigError, match="spatial_bins.annuli.edges': values must increase"):
         check_spatial_bins(cfg({"annuli": {"center": [RA, DEC], "edges": [0, 0.3, 0.2]}}))
-    warn = check_spatial_bins(cfg({"regions": [f"icrs;circle({RA},{DEC},0.2)", f"icrs;circle({RA + 0.2},{DEC},0.2)",
-                                               f"icrs;circle({RA},{DEC + 1},0.1)"]}))
+    overlapping = cfg({"regions": [f"icrs;circle({RA},{DEC},0.2)", f"icrs;circle({RA + 0.2},{DEC},0.2)",
+                                   f"icrs;circle({RA},{DEC + 1},0.1)"]})
+    assert check_spatial_bins(overlapping) is None  # allowed; the spatial step logs the overlap
+    warn = overlap_warnings(sub_regions(spatial_bin_settings(overlapping)))
     assert len(warn) == 1 and "sub-regions 0" in warn[0] and "and 1" in warn[0] and "correlated" in warn[0]
     with pytest.raises(ConfigError, match="spatial_bins"):  # two kinds at once: the schema refuses
         cfg({"annuli": {"center": [RA, DEC], "edges": [0, 0.2]}, "sectors": {"center": [RA, DEC], "radius": 1, "n": 2}})

@@ -21,7 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["IrfAxis", "Aeff2D", "EDisp2D", "Bkg3D", "Bkg2D", "PsfTable", "Psf3Gauss", "PsfKing", "DEG2_PER_SR",
+__all__ = ["IrfAxis", "Aeff2D", "EDisp2D", "Bkg3D", "Bkg2D", "PsfTable", "Psf3Gauss", "PsfKing",
            "RadMax2D", "make_axis", "interp_weights",
            "single_bin_as_nodes", "POINT_LIKE", "FULL_ENCLOSURE"]
 
@@ -421,10 +421,6 @@ class Bkg2D:
         if self.offset.single_bin:  # two nodes at the edges of one bin
             ring = np.full(2, 0.5 * np.pi * (edges[-1] ** 2 - edges[0] ** 2))
         return self.data @ ring
-
-
-DEG2_PER_SR = (np.pi / 180.0) ** 2
-"""Square degrees -> steradian: a density in sr^-1 times this is per deg^2."""
 
 
 def _ring_areas(edges_deg: np.ndarray) -> np.ndarray:

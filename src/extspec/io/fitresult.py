@@ -16,7 +16,7 @@ import numpy as np
 from ..fit import FitResult, Parameter
 from ..quality import Verdict
 
-__all__ = ["fit_result_dict", "fit_result_from_dict", "write_fit_result", "read_fit_result", "read_flux_definition",
+__all__ = ["fit_result_dict", "fit_result_from_dict", "write_fit_result", "read_fit_result", "read_result_yaml", "fit_result_from_yaml",
            "software_versions"]
 
 
@@ -128,34 +128,35 @@ def _with_table(ebl: dict) -> dict:
     return ebl
 
 
-def read_fit_result(path) -> FitResult:
-    """A :class:`~extspec.fit.FitResult` from a ``result.yaml`` written by :func:`write_fit_result`."""
+def read_result_yaml(path) -> dict:
+    """The mapping of a ``result.yaml`` (raises FormatError naming the file when it cannot be
+    read or is not YAML)."""
     import yaml
 
     from ..errors import FormatError
 
     try:
-        d = yaml.safe_load(Path(path).read_text())
+        return yaml.safe_load(Path(path).read_text())
     except OSError as exc:
         raise FormatError(f"fit result {path}: cannot read it ({exc.strerror})") from None
     except yaml.YAMLError:
         raise FormatError(f"fit result {path}: not valid YAML") from None
+
+
+def fit_result_from_yaml(d, path) -> FitResult:
+    """:func:`fit_result_from_dict` of the mapping read from ``path`` (raises FormatError naming
+    the file when it is not a result.yaml of the fit)."""
+    from ..errors import FormatError
+
     try:
         return fit_result_from_dict(d)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise FormatError(f"fit result {path}: not a result.yaml of the fit ({type(exc).__name__}: {exc})") from None
 
 
-def read_flux_definition(path) -> str:
-    """``flux_definition`` of a ``result.yaml`` (which flux the fit measured; "" in files written
-    before it existed or unreadable ones: :func:`read_fit_result` reports those)."""
-    import yaml
-
-    try:
-        d = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return ""
-    return str(d.get("flux_definition", "")) if isinstance(d, dict) else ""
+def read_fit_result(path) -> FitResult:
+    """A :class:`~extspec.fit.FitResult` from a ``result.yaml`` written by :func:`write_fit_result`."""
+    return fit_result_from_yaml(read_result_yaml(path), path)
 
 
 def _package_version(name: str) -> str:

@@ -78,7 +78,7 @@ class Product:
     ``steps``: its jobs, per-observation ones first; ``rule_file``: its rules, relative to the
     repository (``workflow/rules/<name>.smk``); ``outputs(config)``: the files its last step
     writes, relative to the analysis folder; ``check(config)``: its config checks beyond the
-    schema (one-line ConfigError; returns warnings), or None; ``summary``: the
+    schema (one-line ConfigError), or None; ``summary``: the
     :class:`SummaryColumn` s it adds to ``summary.ecsv``.
     """
 

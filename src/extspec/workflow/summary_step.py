@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io.atomic import write_atomic
+from .outputs import write_ecsv
 
 __all__ = ["write_summary"]
 
@@ -35,16 +36,10 @@ def _failure_in_logs(analysis_dir: Path) -> str:
     return "no fit result (a job failed or did not run)"
 
 
-def _background_methods(result_yaml) -> str:
+def _background_methods(result: dict) -> str:
     """``fov: 14, reflected: 1``: the runs of each background method (``result.yaml``'s
     ``background.methods``; empty for a result without it)."""
-    import yaml
-
-    try:
-        d = yaml.safe_load(Path(result_yaml).read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return ""
-    methods = (d.get("background") or {}).get("methods") or {}
+    methods = (result.get("background") or {}).get("methods") or {}
     return ", ".join(f"{k}: {v}" for k, v in sorted(methods.items()))
 
 
@@ -60,8 +55,8 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=
     (:class:`extspec.workflow.product.SummaryColumn`; NaN for the analyses without it).
     Returns the rows.
     """
-    from ..io.ecsv import ecsv_text, read_ecsv_rows
-    from ..io.fitresult import read_fit_result, read_flux_definition
+    from ..io.ecsv import read_ecsv_rows
+    from ..io.fitresult import fit_result_from_yaml, read_result_yaml
     from ..io.html import table_html
     from ..summary import SUMMARY_COLUMNS, VARIABILITY_COLUMNS, summary_row
 
@@ -71,14 +66,15 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=
         if not (adir / "fit" / "result.yaml").is_file():
             rows.append(summary_row(name, None, None, _failure_in_logs(adir)))
             continue
-        result = read_fit_result(adir / "fit" / "result.yaml")
+        d = read_result_yaml(adir / "fit" / "result.yaml")  # read once: the result, which flux, which backgrounds
+        result = fit_result_from_yaml(d, adir / "fit" / "result.yaml")
         try:
             cum, _ = read_ecsv_rows(adir / "cumulative.ecsv")
         except OSError:
             cum = []
         rows.append(summary_row(name, result, cum[-1] if cum else None,
-                                flux_definition=read_flux_definition(adir / "fit" / "result.yaml")))
-        rows[-1]["background_methods"] = _background_methods(adir / "fit" / "result.yaml")
+                                flux_definition=str(d.get("flux_definition", ""))))
+        rows[-1]["background_methods"] = _background_methods(d)
     columns = dict(SUMMARY_COLUMNS)
     if light_curves:
         columns.update(VARIABILITY_COLUMNS)
@@ -97,11 +93,8 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=
                 row[col.name] = col.read(Path(results_dir) / row["analysis"] / col.file) \
                     if row["analysis"] in having else float("nan")
     failed = [r["analysis"] for r in rows if r["status"] != "ok"]
-    from .. import code_identity
-
-    meta = {"failed": failed, "flux_above_1tev": "integral of the best-fit model from 1 to 1e4 TeV",
-            **column_notes, "creator": code_identity()}
-    write_atomic(out_ecsv, ecsv_text(rows, columns, meta))
+    write_ecsv(rows, columns, {"failed": failed, "flux_above_1tev": "integral of the best-fit model from 1 to 1e4 TeV",
+                               **column_notes}, out_ecsv)
     notes = [f"Not ok: {', '.join(failed)}." if failed else "Every analysis finished.",
              "livetime, counts, background, excess and significance (WStat sqrt(TS)): all usable runs "
              "stacked over their safe energy bins; flux above 1 TeV from the best-fit model with its "

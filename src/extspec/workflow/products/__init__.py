@@ -65,11 +65,8 @@ def import_step(stage: str) -> None:
         importlib.import_module(name)
 
 
-def check_products(cfg: dict) -> list:
-    """Run the config check of every product the (validated) config has; returns their
-    warnings."""
-    out = []
+def check_products(cfg: dict) -> None:
+    """Run the config check of every product the (validated) config has."""
     for p in products():
         if p.check is not None and p.enabled(cfg):
-            out += p.check(cfg) or []
-    return out
+            p.check(cfg)

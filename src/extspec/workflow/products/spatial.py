@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..product import Product, Step, SummaryColumn
 
-__all__ = ["FILE_NAME", "PRODUCT", "check_spatial_bins", "reduce_spatial", "run_spatial", "spatial_outputs"]
+__all__ = ["PRODUCT", "check_spatial_bins", "reduce_spatial", "run_spatial", "spatial_outputs"]
 
 _SPECTRA = ("numpy", "numpy.char", "h5py", "extspec.io.batch", "extspec.io.batch_arrays", "extspec.io.fitsread",
             "extspec.io.ogip", "extspec.io.units", "extspec.spectrum", "extspec.geometry", "extspec.sky",
@@ -33,10 +33,6 @@ _IMPORTS = {
                 "matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots", "extspec.plots_spatial"),
 }
 """The modules each spatial step imports (:attr:`extspec.workflow.product.Step.imports`)."""
-
-
-FILE_NAME = "spatial.h5"
-"""The per-run file of the sub-regions' spectra, in the run's folder."""
 
 
 def spatial_outputs(kind: str) -> list:
@@ -176,9 +172,9 @@ def run_spatial(config: dict, spatial_files: list, out_dir) -> dict:
             "solid_angle": "sr; circles exact, other shapes counted on a 0.002 deg grid",
             "background": str(config.get("background", {}).get("method", "")),
             "uniformity_p_value": test["p_value"], "uniformity_dof": test["dof"], "uniformity_ts": test["ts"]}
-    from ...io.ecsv import ecsv_text
+    from ..outputs import write_ecsv
 
-    write_atomic(out_dir / "regions.ecsv", ecsv_text(rows, units, {**meta, "creator": code_identity()}))
+    write_ecsv(rows, units, meta, out_dir / "regions.ecsv")
     write_atomic(out_dir / "uniformity.yaml", yaml.safe_dump({**test, "creator": code_identity()}, sort_keys=False))
     shape = [n for n, _ in free if n != "amplitude"]
     title = config.get("name", "")
@@ -200,30 +196,26 @@ def run_spatial(config: dict, spatial_files: list, out_dir) -> dict:
     return test
 
 
-def check_spatial_bins(cfg: dict) -> list:
+def check_spatial_bins(cfg: dict) -> None:
     """``spatial_bins``: annuli edges increasing, a grid with a box inside and boxes no smaller
-    than the map's pixels, every sub-region inside the map; returns the overlap warnings
-    (overlapping sub-regions are allowed: their results are correlated)."""
+    than the map's pixels, every sub-region inside the map.  (Overlapping sub-regions are
+    allowed: the ``spatial`` step logs them, :func:`extspec.resolved.overlap_warnings`.)"""
     if not cfg.get("spatial_bins"):
-        return []
+        return
     from ...errors import ConfigError
-    from ...resolved import overlap_warnings, sub_regions
-    from ...skyregions import check_region_in_geom, parse_region
+    from ...skyregions import check_region_in_geom
     from ..basics import check_increasing
-    from ..settings import cube_settings, spatial_bin_settings
 
     ann = cfg["spatial_bins"].get("annuli")
     if ann:
         check_increasing(ann["edges"], "spatial_bins.annuli.edges")
-    geom = cube_settings(cfg, parse_region(cfg["on_region"], "on_region")).geom
-    subs = sub_regions(spatial_bin_settings(cfg), geom)
+    _, subs, geom = _subs(cfg)
     for s in subs:
         try:
             check_region_in_geom(s.region, geom, "spatial_bins")
         except ConfigError:
             raise ConfigError(f"config key 'spatial_bins': sub-region {s.id} ({s.label}, {s.region.to_ds9()}) does not "
                               "fit inside the map geometry; enlarge 'geom.width'") from None
-    return overlap_warnings(subs) if cfg["spatial_bins"].get("regions") else []
 
 
 # ---------------------------------------------------------------------- registration --
