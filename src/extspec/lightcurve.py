@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .norms import DELTA_ERR, DELTA_UL, fit_norms
+from .quality import STATUS_MEANING, judge
 
 __all__ = ["LightCurveSettings", "LightCurve", "light_curve", "time_bin_spectra", "LIGHTCURVE_UNITS",
            "GADF_COLUMNS", "gadf_rows", "window_dataset", "bin_datasets",
@@ -216,10 +217,12 @@ def light_curve_rows(bins, fit_result, energy_edges, sqrt_ts_threshold_ul: float
             row = rows[ri]
             ref = ref_fluxes[row["e_min"], row["e_max"]]
             ok = bool(nf.success[g])
+            signed_ts = float(nf.sqrt_ts[g]) * abs(float(nf.sqrt_ts[g]))  # negative for a negative excess
+            verdict = judge(success=ok, message="the norm fit failed", ts=signed_ts, ts_min=sqrt_ts_threshold_ul ** 2)
             row.update(flux=nf.norm[g] * ref, flux_err=nf.norm_err[g] * ref, flux_errn=nf.norm_errn[g] * ref,
                        flux_errp=nf.norm_errp[g] * ref, flux_ul=nf.norm_ul[g] * ref, ts=float(nf.ts[g]),
                        sqrt_ts=float(nf.sqrt_ts[g]), is_ul=bool(nf.sqrt_ts[g] < sqrt_ts_threshold_ul), success=ok,
-                       status=("not_detected" if nf.sqrt_ts[g] < sqrt_ts_threshold_ul else "ok") if ok else "failed")
+                       status=verdict.status)
             if ok:
                 fitted[k].append((*cells, np.full(cells[0].size, n_fitted[k])))
                 n_fitted[k] += 1
@@ -384,7 +387,7 @@ def spectra_rows(bins, fit_result, options) -> tuple[list[dict], dict]:
             row[p.name] = float(q.value) if ok and q is not None else float("nan")
             row[f"{p.name}_err"] = float(q.error) if ok and q is not None else float("nan")
         row.update(stat=float(res.total_stat) if res is not None else float("nan"), success=ok,
-                   status=res.status if res is not None else "failed",
+                   status=res.status if res is not None else judge(success=False).status,
                    n_runs=len(res.obs_ids) if res is not None else 0,
                    livetime=float(sum(d.livetime for d in datasets if d.usable and np.any(d.mask_safe))))
         rows.append(row)
@@ -507,7 +510,9 @@ def light_curve(spectra, events, fit_result, settings: LightCurveSettings, integ
                             "variability_min_counts ON counts (Wilks' theorem valid); chi2 = W_const - sum W_group, "
                             "ndf = n_groups - 1 per energy bin",
         "variability_min_counts": settings.variability_min_counts,
-        "status": "the quality gate per row: ok, not_detected (is_ul: quote flux_ul) or failed",
+        "status": "the quality gate per row (extspec.quality.judge on the norm fit and its detection TS = "
+                  "sqrt_ts * |sqrt_ts| against sqrt_ts_threshold_ul^2): "
+                  + "; ".join(f"{k}: {STATUS_MEANING[k]}" for k in ("ok", "not_detected", "failed")),
     }
     counts = [r["counts"] for r in rows if r["success"]]
     median_counts = float(np.median(counts)) if counts else 0.0

@@ -28,6 +28,7 @@ _IMPORTS = {
     "spatial_reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "extspec.background", "extspec.io.datastore",
                        "extspec.reduction", "extspec.reflected", "extspec.safe_mask"),
     "spatial": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
+                "extspec.workflow.outputs",
                 "extspec.io.ebl_table", "extspec.io.fitswrite", "extspec.models", "extspec.ebl", "extspec.start_values",
                 "extspec.quality", "extspec.norms", "extspec.rootfind", "extspec.stats",
                 "matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots", "extspec.plots_spatial"),
