@@ -188,13 +188,14 @@ def fit_instruments(instruments: list, model: ModelSpec, options: FitOptions) ->
         fit = minimise(all_params, stat, options)
     best = {p.name: p.value for p in all_params}
     per, per_instrument = {}, {}
-    for ins, f in zip(used, fluxes(best)):
+    best_fluxes = fluxes(best)
+    for ins, f in zip(used, best_fluxes):
         per_instrument[ins.name] = dict(zip(ins.data.obs_ids, ins.data.stat_per_dataset(f).tolist()))
         per.update(per_instrument[ins.name])
     n_free = sum(not p.frozen for p in params)
     gof = {ins.name: goodness_of_fit(ins.data, f, float(sum(per_instrument[ins.name].values())),
                                      min(n_free, int(ins.data.mask.sum()) - 1))
-           for ins, f in zip(used, fluxes(best))}
+           for ins, f in zip(used, best_fluxes)}
     res = FitResult(model_type=mtype, success=fit.success, message=fit.message, total_stat=fit.fval,
                     parameters=params, covariance=fit.covariance[:n_model, :n_model], edm=fit.edm, nfcn=fit.nfcn,
                     obs_ids=obs_ids, excluded=excluded, energy_range=erange, stat_per_dataset=per,
@@ -362,8 +363,9 @@ def fit_joint_analyses(spectra: dict, systematics: dict, model: ModelSpec, optio
     best = res.values
     n_sigma = float(flux_points.n_sigma_ul)
     used = [ins for ins in instruments if len(ins.data)]
-    parts = {ins.name: (ins.data, ins.data.npred_sig(instrument_flux(integ, ins.data, best, *jf.shifts(ins.name))))
-             for ins in used} if res.success else {}
+    flux = ({ins.name: instrument_flux(integ, ins.data, best, *jf.shifts(ins.name)) for ins in used}
+            if res.success else {})
+    parts = {ins.name: (ins.data, ins.data.npred_sig(flux[ins.name])) for ins in used if ins.name in flux}
     per_points, plots = {}, {}
     for ins in instruments:
         rows, plots[ins.name] = [], None
@@ -371,8 +373,7 @@ def fit_joint_analyses(spectra: dict, systematics: dict, model: ModelSpec, optio
             edges = flux_point_edges(ins.data.datasets[0].energy_reco.edges, flux_points.energy_edges,
                                      _energy_range(ins.data))
             rows = add_deabsorbed(flux_point_rows([parts[ins.name]], model, best, edges, n_sigma), res)
-            plots[ins.name] = spectrum_plot_arrays(ins.data.datasets,
-                                                   instrument_flux(integ, ins.data, best, *jf.shifts(ins.name)))
+            plots[ins.name] = spectrum_plot_arrays(ins.data.datasets, flux[ins.name])
         per_points[ins.name] = rows
     combined = []
     if parts:
