@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-__all__ = ["has_dl3", "external_spectra", "region_center_tuple", "check_increasing", "check_model", "runs_have", "runs_of_irf_class"]
+__all__ = ["has_dl3", "external_spectra", "region_center_tuple", "check_increasing", "check_model", "runs_have", "runs_of_irf_class", "model_spatial"]
 
 
 def has_dl3(cfg: dict) -> bool:
@@ -126,3 +126,9 @@ def runs_of_irf_class(store, obs_ids, irf_class: str) -> list[int]:
         except DataStoreError:
             continue
     return out
+
+
+def model_spatial(cfg: dict) -> dict:
+    """The config's ``model.spatial`` block (the source morphology), ``{}`` when absent."""
+    model = cfg.get("model")
+    return (model.get("spatial") or {}) if isinstance(model, dict) else {}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataStoreError
 from .analyses import GLOBAL_KEYS, _in_analysis, _override, analysis_configs, validate_analyses
-from .basics import external_spectra, has_dl3
+from .basics import external_spectra, has_dl3, model_spatial
 from .coerce import coerce_values
 from .schema import SCHEMA_PATH
 from .statcache import file_content, file_stat, write_cache
@@ -82,7 +82,7 @@ def _setting_files(cfg: dict) -> list[Path]:
 
     entries = [cfg.get("on_region")] + list(cfg.get("exclusion_regions") or [])
     files = [f for f in (region_file(e) for e in entries if isinstance(e, str)) if f is not None]
-    spatial = (cfg.get("model") or {}).get("spatial") if isinstance(cfg.get("model"), dict) else None
+    spatial = model_spatial(cfg)
     if isinstance(spatial, dict) and spatial.get("file"):
         files.append(Path(spatial["file"]))
     return files
@@ -99,8 +99,7 @@ def setting_file_digests(cfg: dict) -> dict:
         try:
             out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
         except OSError as exc:
-            spatial = (cfg.get("model") or {}).get("spatial") or {} if isinstance(cfg.get("model"), dict) else {}
-            what = "model.spatial.file" if str(f) == str(Path(spatial.get("file") or "")) else "region file"
+            what = "model.spatial.file" if str(f) == str(Path(model_spatial(cfg).get("file") or "")) else "region file"
             raise ConfigError(f"{what} {f}: cannot read it ({exc.strerror})") from None
     return out
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from ..errors import ConfigError, DataStoreError
 from .basics import check_increasing, check_model, has_dl3
-from .basics import external_spectra, region_center_tuple  # noqa: F401 (their old home; import them from .basics)
 from .schema import load_config
 
 __all__ = ["validate_config", "check_regions"]

@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from .basics import model_spatial
 from .schema import schema_defaults
 
 __all__ = [
@@ -213,7 +214,7 @@ def spatial_model(cfg: dict, on_region):
     from ..sky import transform_point
     from ..skyregions import region_center
 
-    sp = (cfg.get("model") or {}).get("spatial") if isinstance(cfg.get("model"), dict) else None
+    sp = model_spatial(cfg)
     if not sp:
         return None
     if sp["type"] == "template":  # the image places the source: its brightness-weighted centre

@@ -12,7 +12,7 @@ This module imports only the standard library at import time.
 from __future__ import annotations
 
 from ..errors import ConfigError, DataStoreError
-from .basics import runs_have, runs_of_irf_class
+from .basics import model_spatial, runs_have, runs_of_irf_class
 
 __all__ = ["check_selection", "selected_obs_ids", "check_pointings", "check_irf_needs"]
 
@@ -145,7 +145,7 @@ def check_irf_needs(cfg: dict, store, obs_ids) -> None:
     from .preflight import check_point_region
 
     check_point_region(cfg, store, obs_ids)
-    spatial = (cfg.get("model") or {}).get("spatial") or {}
+    spatial = model_spatial(cfg)
     if spatial.get("type") not in (None, "point"):
         from ..irf import POINT_LIKE
 
