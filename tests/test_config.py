@@ -430,3 +430,17 @@ def test_analyses_without_top_level_name_or_region():
     raw["analyses"]["y"] = {}
     with pytest.raises(ConfigError, match=r"^analysis y: config key 'on_region' is missing"):
         validate_analyses(raw, check_datastore=False)
+
+
+@pytest.mark.parametrize("block", [{"fit": {"detection_ts_min": float("nan")}},
+                                   {"light_curve": {"time_bins": "run", "variability_min_counts": float("nan")}},
+                                   {"geom": {"binsz": float("nan")}}])
+def test_nan_is_refused_naming_the_key(block):
+    """NaN passes every bound of the schema (each comparison with it is false): it would switch
+    the detection test off silently. Refused for any key, in one line naming it."""
+    from extspec.workflow.schema import load_config
+
+    (top, inner), = block.items()
+    key = f"{top}.{[k for k, v in inner.items() if v != v][0]}"
+    with pytest.raises(ConfigError, match=rf"^config key '{key}': must be a number, got nan$"):
+        load_config({"name": "x", **block})

@@ -111,6 +111,9 @@ def test_refusals_and_overlap_warning():
         check_spatial_bins(cfg({"regions": [f"icrs;circle({RA},{DEC},0.1)", f"icrs;circle({RA + 5},{DEC},0.1)"]}))
     with pytest.raises(ConfigError, match="spatial_bins.annuli.edges': values must increase"):
         check_spatial_bins(cfg({"annuli": {"center": [RA, DEC], "edges": [0, 0.3, 0.2]}}))
+    for band in ([100, 1], [1, 1]):  # a reversed band would integrate to a negative flux
+        with pytest.raises(ConfigError, match="spatial_fit.flux_band': values must increase"):
+            check_spatial_bins(cfg({"annuli": {"center": [RA, DEC], "edges": [0, 0.3]}}, spatial_fit={"flux_band": band}))
     overlapping = cfg({"regions": [f"icrs;circle({RA},{DEC},0.2)", f"icrs;circle({RA + 0.2},{DEC},0.2)",
                                    f"icrs;circle({RA},{DEC + 1},0.1)"]})
     assert check_spatial_bins(overlapping) is None  # allowed; the spatial step logs the overlap

@@ -420,7 +420,7 @@ def no_off_reason(off) -> str:
                   + (", pointing inside the ON region)" if off.info.get("pointing_inside") else
                      "; exclusions or region size leave no room)"))
     if off.info.get("fallback_from"):
-        reason = f"{off.info['fallback_from']} background: {off.info['fallback_reason']}; fallback {reason}"
+        reason = f"{off.info['fallback_reason']}; fallback: {reason}"  # the first reason names its method
     if off.info.get("fallback_failed"):
         reason += f"; {off.info['fallback_failed']}"
     return reason

@@ -51,7 +51,7 @@ def _check_spatial(cfg, dl3: bool) -> None:
         try:
             read_template(sp["file"])
         except FormatError as exc:
-            raise ConfigError(f"config key '{exc}") from None
+            raise ConfigError(f"config key 'model.spatial.file': {exc}") from None
     if (sp.get("lon") is None) != (sp.get("lat") is None):
         raise ConfigError("config key 'model.spatial': give both lon and lat (or neither: the ON-region centre)")
     if cfg["spectrum"]["method"] == "reference":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 from pathlib import Path
 
@@ -187,6 +188,18 @@ def read_config_file(path) -> dict:
     return raw
 
 
+def _first_nan(value, path: list):
+    """The key path of the first NaN in a config (mappings and lists walked), or None."""
+    if isinstance(value, float) and math.isnan(value):
+        return path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _first_nan(v, path + [k])
+        if found is not None:
+            return found
+    return None
+
+
 def load_config(path_or_dict, schema=None) -> dict:
     """Read a config (YAML path or dict), check it against the schema, fill every default.
 
@@ -202,6 +215,9 @@ def load_config(path_or_dict, schema=None) -> dict:
     if not isinstance(raw, dict):
         raise ConfigError("config: expected a mapping of keys at the top level")
     cfg = coerce_values(copy.deepcopy(dict(raw)))
+    nan = _first_nan(cfg, [])
+    if nan is not None:  # NaN passes every bound of the schema (each comparison with it is false)
+        raise ConfigError(f"config key '{_key(nan)}': must be a number, got nan")
     root = read_schema(schema)
     cls = _validator_with_defaults(root)
     validator = cls(root)

@@ -198,7 +198,7 @@ def run_spatial(config: dict, spatial_files: list, out_dir) -> dict:
 
 
 def check_spatial_bins(cfg: dict) -> None:
-    """``spatial_bins``: annuli edges increasing, a grid with a box inside and boxes no smaller
+    """``spatial_bins``: annuli edges and the flux band increasing, a grid with a box inside and boxes no smaller
     than the map's pixels, every sub-region inside the map.  (Overlapping sub-regions are
     allowed: the ``spatial`` step logs them, :func:`extspec.resolved.overlap_warnings`.)"""
     if not cfg.get("spatial_bins"):
@@ -210,6 +210,7 @@ def check_spatial_bins(cfg: dict) -> None:
     ann = cfg["spatial_bins"].get("annuli")
     if ann:
         check_increasing(ann["edges"], "spatial_bins.annuli.edges")
+    check_increasing(cfg["spatial_fit"]["flux_band"], "spatial_fit.flux_band")
     _, subs, geom = _subs(cfg)
     for s in subs:
         try:
