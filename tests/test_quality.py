@@ -97,6 +97,7 @@ def test_empty_field_is_not_detected_with_an_upper_limit(empty_field, tmp_path):
     assert 0 < ul["flux_ul"] < 1e-10 and ul["unit"] == "cm-2 s-1" and "95 %" in ul["confidence"]
     rows = write_summary(tmp_path / "results", ["empty"], tmp_path / "s.ecsv", tmp_path / "s.html")
     assert rows[0]["status"] == "not detected" and rows[0]["flux_ul"] == pytest.approx(ul["flux_ul"])
+    assert rows[0]["parameters"] == "none measured (not detected: see flux_ul)"  # no fit of noise quoted
     assert np.isnan(rows[0]["flux_above_1tev"])
 
 

@@ -25,7 +25,8 @@ SUMMARY_COLUMNS = {
     "fit_status": "", "background_methods": "",
 }
 """Columns (name -> unit) of ``summary.ecsv``.  ``significance`` is the WStat sqrt(TS) of
-all usable runs stacked over their safe energy bins; ``parameters`` lists value +- error;
+all usable runs stacked over their safe energy bins; ``parameters`` lists value +- error
+(none for a ``not detected`` fit);
 ``background_methods`` the runs of each background method (``fov: 14, reflected: 1``).
 ``status`` is the quality gate's (:data:`extspec.quality.STATUSES`, underscores as spaces;
 ``fit failed`` for a failed fit) and ``fit_status`` its reason; ``flux_ul`` the 95 % upper
@@ -117,6 +118,8 @@ def summary_row(name: str, result: dict | None, cumulative_last: dict | None, fa
         if verdict.status not in ("not_detected", "failed"):  # else no measured flux
             with np.errstate(all="ignore"):
                 row["flux_above_1tev"], row["flux_above_1tev_err"] = flux_above(result)
+        if verdict.status == "not_detected":  # a fit of noise: no parameter is a measurement
+            row["parameters"] = "none measured (not detected: see flux_ul)"
         if result.upper_limit:
             row["flux_ul"] = float(result.upper_limit["flux_ul"])
         return row

@@ -33,7 +33,8 @@ _PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots
 STEP_IMPORTS = {
     "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "numpy.fft", "h5py", "extspec.background", "extspec.cube",
                "extspec.io.cube_io", "extspec.io.datastore", "extspec.io.fitswrite", "extspec.io.onoff_events",
-               "extspec.reduction", "extspec.containment", "extspec.reflected", "extspec.safe_mask", "extspec.skyregions"),
+               "extspec.reduction", "extspec.containment", "extspec.reflected", "extspec.safe_mask", "extspec.skyregions",
+               "extspec.workflow.basics"),
     "stack": (*_SPECTRA, "h5py", "extspec.io.cube_io", "extspec.io.fitswrite", "extspec.maps", "extspec.stats",
               "extspec.safe_mask", "extspec.skyregions", *_PLOTS),
     "fit": (*_SPECTRA, "yaml", "iminuit", "extspec.background", "extspec.containment", "extspec.fit",

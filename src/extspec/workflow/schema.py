@@ -189,11 +189,15 @@ def read_config_file(path) -> dict:
 
 
 def _first_nan(value, path: list):
-    """The key path of the first NaN in a config (mappings and lists walked), or None."""
+    """The key path of the first NaN in a config (mappings and lists walked), or None.  Model
+    ``parameters`` are left to :func:`extspec.start_values.check_start_values`, which refuses
+    every non-finite start value and bound in its own words."""
     if isinstance(value, float) and math.isnan(value):
         return path
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for k, v in items:
+        if k == "parameters" and isinstance(v, dict):
+            continue
         found = _first_nan(v, path + [k])
         if found is not None:
             return found

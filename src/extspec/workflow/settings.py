@@ -20,7 +20,6 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
-from .basics import model_spatial
 from .schema import schema_defaults
 
 __all__ = [
@@ -213,6 +212,8 @@ def spatial_model(cfg: dict, on_region):
     from ..containment import SpatialModel
     from ..sky import transform_point
     from ..skyregions import region_center
+
+    from .basics import model_spatial
 
     sp = model_spatial(cfg)
     if not sp:

@@ -26,7 +26,7 @@ _SPECTRA = ("numpy", "numpy.char", "h5py", "extspec.io.batch", "extspec.io.batch
             "extspec.timebins", "extspec.skyregions", "extspec.cube", "extspec.resolved", "extspec.workflow.settings")
 _IMPORTS = {
     "spatial_reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "extspec.background", "extspec.io.datastore",
-                       "extspec.reduction", "extspec.reflected", "extspec.safe_mask"),
+                       "extspec.reduction", "extspec.reflected", "extspec.safe_mask", "extspec.workflow.basics"),
     "spatial": (*_SPECTRA, "yaml", "iminuit", "extspec.fit", "extspec.fluxpoints", "extspec.io.ecsv",
                 "extspec.workflow.outputs",
                 "extspec.io.ebl_table", "extspec.io.fitswrite", "extspec.models", "extspec.ebl", "extspec.start_values",
