@@ -401,6 +401,30 @@ def test_summary_of_finished_and_failed_analyses(capsys, sim, tmp_path):
     assert not (results / "s.html").exists()
 
 
+def test_summary_tells_a_flagged_result_from_no_result(capsys, sim, tmp_path):
+    """A fit the quality gate flags (here not detected: a detection threshold no signal meets)
+    is a finished analysis that is not ok; the summary's line and metadata say so apart from
+    the analyses without a result."""
+    results = tmp_path / "results"
+    cfg = dict(sim["cfg"], fit={"detection_ts_min": 1e9})
+    config = tmp_path / "faint.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    status, _, _ = run(capsys, "fit", *sim["obs"], "--config", config, "--result", results / "faint" / "fit" / "result.yaml",
+                       "--png", results / "faint" / "fit" / "spectrum.png", "-q")
+    assert status == EXIT_OK
+    (results / "broken" / "logs").mkdir(parents=True)
+    (results / "broken" / "logs" / "fit.log").write_text("2026-01-01 00:00:00,000 ERROR extspec.fit: fit: no usable observation\n")
+    status, _, err = run(capsys, "summary", results, "faint", "broken", "--ecsv", results / "summary.ecsv",
+                         "--html", results / "summary.html", "--log", tmp_path / "summary.log")
+    assert status == EXIT_OK and len(err) == 1, err
+    assert err[0].startswith("extspec summary: 2 analyses, not finished: broken; finished but not ok: faint (not detected) ("), err
+    from extspec.io.ecsv import read_ecsv_rows
+
+    rows, meta = read_ecsv_rows(results / "summary.ecsv")
+    assert [r["status"] for r in rows][0] == "not detected"
+    assert meta["failed"] == ["broken"] and meta["not_ok"] == ["faint"], meta
+
+
 def test_step_imports_are_complete(sim, tmp_path):
     """After extspec.workflow.products.import_step(step), the step imports no further package
     of its own (so that the job log's step time is the step's work, not its imports)."""

@@ -516,12 +516,14 @@ def _cmd_joint_fit(args) -> int:
 
 def _cmd_summary(args) -> int:
     def step():
-        from .workflow.summary_step import write_summary
+        from .workflow.summary_step import no_result, write_summary
 
         products = [tuple(x.split(":", 1)) for x in args.product or ()]
         rows = write_summary(args.results_dir, args.analyses, args.ecsv, args.html, args.light_curve or (), products)
-        failed = [r["analysis"] for r in rows if r["status"] != "ok"]
-        return f"{len(rows)} analyses" + (f", not finished: {', '.join(failed)}" if failed else "")
+        failed = [r["analysis"] for r in rows if no_result(r["status"])]
+        flagged = [f"{r['analysis']} ({r['status']})" for r in rows if r["status"] != "ok" and not no_result(r["status"])]
+        return (f"{len(rows)} analyses" + (f", not finished: {', '.join(failed)}" if failed else "")
+                + (f"; finished but not ok: {', '.join(flagged)}" if flagged else ""))
 
     return run_step("summary", "summary", step, log_path=args.log, quiet=args.quiet, verbose=args.verbose)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..io.atomic import write_atomic
 from .outputs import write_ecsv
 
-__all__ = ["write_summary"]
+__all__ = ["no_result", "write_summary"]
 
 
 def _variability_p_value(analysis_dir: Path) -> float:
@@ -41,6 +41,12 @@ def _background_methods(result: dict) -> str:
     ``background.methods``; empty for a result without it)."""
     methods = (result.get("background") or {}).get("methods") or {}
     return ", ".join(f"{k}: {v}" for k, v in sorted(methods.items()))
+
+
+def no_result(status: str) -> bool:
+    """A summary row's status that means no result at all (the analysis's fit failed or never
+    ran), as opposed to a result the quality gate flagged (not detected, poor fit, at a bound)."""
+    return status.startswith("failed") or status == "fit failed"
 
 
 def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=(), products=()) -> list:
@@ -92,10 +98,12 @@ def write_summary(results_dir, analyses: list, out_ecsv, out_html, light_curves=
             for row in rows:
                 row[col.name] = col.read(Path(results_dir) / row["analysis"] / col.file) \
                     if row["analysis"] in having else float("nan")
-    failed = [r["analysis"] for r in rows if r["status"] != "ok"]
-    write_ecsv(rows, columns, {"failed": failed, "flux_above_1tev": "integral of the best-fit model from 1 to 1e4 TeV",
+    failed = [r["analysis"] for r in rows if no_result(r["status"])]
+    flagged = [r["analysis"] for r in rows if r["status"] != "ok" and not no_result(r["status"])]
+    write_ecsv(rows, columns, {"failed": failed, "not_ok": flagged, "flux_above_1tev": "integral of the best-fit model from 1 to 1e4 TeV",
                                **column_notes}, out_ecsv)
-    notes = [f"Not ok: {', '.join(failed)}." if failed else "Every analysis finished.",
+    notes = [(f"Not finished: {', '.join(failed)}. " if failed else "Every analysis finished. ")
+             + (f"Finished but not ok (see the status column): {', '.join(flagged)}." if flagged else ""),
              "livetime, counts, background, excess and significance (WStat sqrt(TS)): all usable runs "
              "stacked over their safe energy bins; flux above 1 TeV from the best-fit model with its "
              "1-sigma error by linear propagation of the fit covariance; flux_definition says which flux: "
