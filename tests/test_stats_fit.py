@@ -230,3 +230,19 @@ def test_fit_result_file_round_trip(seed_fit, tmp_path):
     assert back.obs_ids == seed_fit.obs_ids and back.stat_per_dataset == seed_fit.stat_per_dataset
     assert back.nfcn == seed_fit.nfcn and back.covariance_method == seed_fit.covariance_method
     assert fit_result_dict(back) == fit_result_dict(seed_fit)
+
+
+def test_deviance_test_is_the_one_for_single_and_joint_fits():
+    """fit.deviance_test: dof = bins - free parameters, p = P(chi^2_dof > W) (10 for 10 dof:
+    0.44049, from the closed form exp(-5) sum_k<5 5^k/k!), none without a degree of freedom or a
+    finite statistic; the joint fit's summed test is the same function."""
+    import math
+
+    from extspec import joint
+    from extspec.fit import deviance_test
+
+    dof, p = deviance_test(10.0, 13, 3)
+    assert dof == 10 and p == pytest.approx(math.exp(-5) * sum(5**k / math.factorial(k) for k in range(5)), rel=1e-9)
+    assert deviance_test(4.0, 3, 3) == (0, None) and deviance_test(float("nan"), 20, 2)[1] is None
+    g = joint._joint_goodness({"a": {"deviance": 6.0, "n_bins": 8}, "b": {"deviance": 4.0, "n_bins": 5}}, 3)
+    assert (g["dof"], g["p_value"]) == (dof, p) and not g["poor"]

@@ -458,6 +458,14 @@ def _observed_excess(data: JointData) -> tuple[float, float]:
     return float(np.sum(n - a * m)), float(np.sqrt(np.sum(n + a * a * m)))
 
 
+def deviance_test(stat: float, n_bins: int, n_free: int) -> tuple[int, float | None]:
+    """The deviance test of a WStat total ``stat`` over ``n_bins`` fitted bins with ``n_free``
+    free parameters: (dof, p-value of chi^2_dof, Wilks) -- ``None`` without a degree of freedom
+    or a finite statistic.  Flagged as poor below :data:`GOF_P_MIN` by every caller."""
+    dof = int(n_bins) - int(n_free)
+    return dof, (float(chi2_sf(stat, dof)) if dof > 0 and np.isfinite(stat) else None)
+
+
 def goodness_of_fit(data: JointData, flux_int, stat: float, n_free: int) -> dict:
     """How well the fitted model describes the data, for ``result.yaml``.
 
@@ -473,8 +481,7 @@ def goodness_of_fit(data: JointData, flux_int, stat: float, n_free: int) -> dict
     obs, err = _observed_excess(data)
     pred = float(np.sum(data.npred_sig(flux_int)[data.mask]))
     n_bins = int(data.mask.sum())
-    dof = n_bins - int(n_free)
-    p = float(chi2_sf(stat, dof)) if dof > 0 and np.isfinite(stat) else None
+    dof, p = deviance_test(stat, n_bins, n_free)
     out = {"observed_excess": obs, "observed_excess_err": err, "predicted_excess": pred,
            "excess_ratio": pred / obs if obs != 0 else None, "deviance": float(stat), "n_bins": n_bins,
            "dof": dof, "p_value": p, "statistic": "wstat deviance vs chi2(dof); predicted vs observed excess"}

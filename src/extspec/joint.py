@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fit import (GOF_P_MIN, FitOptions, FitResult, JointData, Parameter, _energy_range, _judged, goodness_of_fit,
-                  minimise, model_parameters)
+from .fit import (GOF_P_MIN, FitOptions, FitResult, JointData, Parameter, _energy_range, _judged, deviance_test,
+                  goodness_of_fit, minimise, model_parameters)
 from .model_spec import ModelSpec, as_model_spec
 from .models import integrator
 from .norms import flux_upper_limit
@@ -221,12 +221,9 @@ def fit_instruments(instruments: list, model: ModelSpec, options: FitOptions) ->
 def _joint_goodness(per_analysis: dict, n_free_all: int) -> dict:
     """The joint fit's deviance test: the WStat of every analysis summed (priors excluded)
     against chi^2 with (fitted bins - free parameters, nuisances included) degrees of freedom."""
-    from .stats import chi2_sf
-
     dev = float(sum(g["deviance"] for g in per_analysis.values()))
     n_bins = int(sum(g["n_bins"] for g in per_analysis.values()))
-    dof = n_bins - n_free_all
-    p = float(chi2_sf(dev, dof)) if dof > 0 else None
+    dof, p = deviance_test(dev, n_bins, n_free_all)
     out = {"deviance": dev, "n_bins": n_bins, "dof": dof, "p_value": p,
            "statistic": "sum of the analyses' WStat deviance vs chi2(dof); per_analysis: each analysis's "
                         "deviance test; consistency: each analysis's W at the joint fit minus at its own best fit"}
