@@ -444,13 +444,20 @@ class _RadialPsf:
         """Radius (deg) holding ``fraction`` of the PSF (of its total within ``r_max``) at each of
         ``energy`` (nE,), one offset; 0 where the PSF does not cover the energy or offset
         (integration on a 0.001 deg grid)."""
+        return self.containment_radii(energy, offset, (fraction,), r_max)[0]
+
+    def containment_radii(self, energy, offset: float, fractions, r_max: float = 3.0) -> list:
+        """:meth:`containment_radius` for each of ``fractions`` (one integration of the PSF)."""
         edges = np.linspace(0.0, r_max, int(round(r_max / 0.001)) + 1)
         mid = 0.5 * (edges[1:] + edges[:-1])
         cum = np.cumsum(self.density(energy, offset, mid) * _ring_areas(edges), axis=1)  # (nE, nr)
         total = cum[:, -1:]
-        level = fraction * np.minimum(total, 1.0)  # of the PSF's own total (a table sums to ~1)
-        idx = np.argmax(cum >= level, axis=1)
-        return np.where(total[:, 0] > 0, edges[idx + 1], 0.0)
+        out = []
+        for fraction in fractions:
+            level = fraction * np.minimum(total, 1.0)  # of the PSF's own total (a table sums to ~1)
+            idx = np.argmax(cum >= level, axis=1)
+            out.append(np.where(total[:, 0] > 0, edges[idx + 1], 0.0))
+        return out
 
 
 def _bilinear(energy_axis: IrfAxis, offset_axis: IrfAxis, table: np.ndarray, energy, offset: float) -> np.ndarray:
