@@ -238,20 +238,24 @@ def pixel_offsets(obs, geom: MapGeom) -> np.ndarray:
 
 
 def _kernel_from_density(f: np.ndarray, migra_edges: np.ndarray, e_true: np.ndarray, reco_edges: np.ndarray):
-    """Kernel (..., n_e, n_reco) from migration densities f (..., n_e, n_migra) (§4.2-§4.3)."""
+    """Kernel (..., n_e, n_reco) from migration densities f (..., n_e, n_migra) (§4.2-§4.3).
+
+    ``f`` (float64, C-contiguous) is overwritten: it becomes its cumulative integral."""
     dmu = np.diff(migra_edges)
-    # cumulative integral of the un-normalised density; normalised only where it is sampled
-    cdf = np.zeros(f.shape[:-1] + (f.shape[-1] + 1,))
-    np.cumsum(f * dmu, axis=-1, out=cdf[..., 1:])
-    norm = cdf[..., -1]
+    # cumulative integral of the un-normalised density at the upper migration edges (the
+    # integral to the lower edge of bin j is cum[j - 1], 0 for j = 0), in f's own memory;
+    # normalised only where it is sampled
+    cum = np.multiply(f, dmu, out=f)
+    np.cumsum(cum, axis=-1, out=cum)
+    norm = cum[..., -1]
     mu = reco_edges[None, :] / e_true[:, None]  # (n_e, n_edges)
     nm = dmu.size
     idx = np.clip(np.searchsorted(migra_edges, mu, side="right") - 1, 0, nm - 1)
     frac = np.clip((mu - migra_edges[idx]) / dmu[idx], 0.0, 1.0)
     frac = np.where(mu < migra_edges[0], 0.0, frac)
     rows = np.arange(e_true.size)[:, None]
-    c0 = cdf[..., rows, idx]
-    c1 = cdf[..., rows, idx + 1]
+    c0 = np.where(idx > 0, cum[..., rows, np.maximum(idx - 1, 0)], 0.0)
+    c1 = cum[..., rows, idx]
     c = c0 + frac * (c1 - c0)
     c = np.where(mu > migra_edges[-1], norm[..., None], c)
     with np.errstate(invalid="ignore", divide="ignore"):
