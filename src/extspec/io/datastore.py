@@ -345,43 +345,34 @@ class DataStore:
         return load_observation(self, int(obs_id), load_bkg=load_bkg, load_psf=load_psf)
 
 
-_OPENED: dict = {}  # resolved root -> (index files' stat stamp, DataStore): see open_datastore
-_OPENED_MAX = 8
+_OPENED: dict = {}  # resolved root -> (index files' stat stamp, DataStore), at most 8 stores
 _OPENED_LOCK = threading.Lock()
 
 
 def open_datastore(path: str | os.PathLike | None = None, cached: bool = True) -> DataStore:
     """Open a GADF data store (see :func:`resolve_datastore_path` for the search order).
 
-    ``cached``: the index tables read once per process and store (the jobs of rule reduce run
-    in one process, in Snakemake's threads: about 1.5 ms a job on DR1), read again when an
-    index file changes (its path, size, modification or change time, or inode); ``False`` reads them
-    afresh.  The :class:`DataStore` returned is then shared: read-only to its users.
+    ``cached``: the index tables are read once per process and store (rule reduce's jobs share
+    a process), again when an index file changes (path, size, mtime, ctime or inode); the
+    :class:`DataStore` is then shared (read-only).  ``False``: read afresh.
     """
     root = resolve_datastore_path(path) if path is None else Path(path)
     if not root.is_dir():
         raise DataStoreError(f"data store {root}: not a directory")
-    files = {}
+    files = {key: next((root / n for n in names if (root / n).is_file()), None) for key, names in _INDEX_NAMES.items()}
     for key, names in _INDEX_NAMES.items():
-        f = next((root / n for n in names if (root / n).is_file()), None)
-        if f is None:
-            raise DataStoreError(
-                f"{root} is not a DL3 data store: it has no {names[0]} (or {names[1]})"
-            )
-        files[key] = f
+        if files[key] is None:
+            raise DataStoreError(f"{root} is not a DL3 data store: it has no {names[0]} (or {names[1]})")
     if not cached:
         return _read_datastore(root, files)
-    stamp = tuple((str(f), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-                  for f in files.values() for st in (f.stat(),))
+    stamp = [(str(f), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) for f in files.values() for st in (f.stat(),)]
     key = str(root.resolve())
-    with _OPENED_LOCK:
-        hit = _OPENED.get(key)
-    if hit is not None and hit[0] == stamp:
+    if (hit := _OPENED.get(key)) is not None and hit[0] == stamp:
         return hit[1]
     store = _read_datastore(root, files)
     with _OPENED_LOCK:
         _OPENED.pop(key, None)
-        while len(_OPENED) >= _OPENED_MAX:
+        while len(_OPENED) >= 8:
             _OPENED.pop(next(iter(_OPENED)))
         _OPENED[key] = (stamp, store)
     return store
