@@ -14,6 +14,7 @@ reads back exactly) or None (a keyword without a value).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -58,6 +59,22 @@ def _format_value(key: str, value) -> str | None:
 
 def card_images(key: str, value, comment: str = "") -> list[str]:
     """80-character card image(s) of one keyword; long strings use CONTINUE cards."""
+    return list(_cards(key, value, comment))
+
+
+def _cards(key: str, value, comment: str = "") -> tuple[str, ...]:
+    """:func:`card_images` as a tuple, kept for the cards that recur (column names and forms,
+    units, classes: most of a spectrum's 380); ``typed``: True, 1 and 1.0 are three cards,
+    and a zero float is never looked up (0.0 == -0.0)."""
+    if isinstance(value, (float, np.floating)) and value == 0.0:
+        return _card_images(key, value, comment)
+    try:
+        return _cached_cards(key, value, comment)
+    except TypeError:  # an unhashable value: refused by _card_images below, with its message
+        return _card_images(key, value, comment)
+
+
+def _card_images(key: str, value, comment: str = "") -> tuple[str, ...]:
     if not _KEY_RE.fullmatch(key):
         raise ValueError(f"invalid FITS keyword {key!r}")
     comment = check_ascii(comment, key)
@@ -87,14 +104,17 @@ def card_images(key: str, value, comment: str = "") -> list[str]:
         cards = [f"{key:<8}= {_format_value(key, value)}"]
     if comment and len(cards[-1]) + 3 + len(comment) <= 80:
         cards[-1] += " / " + comment
-    return [f"{c:<80}" for c in cards]
+    return tuple(f"{c:<80}" for c in cards)
+
+
+_cached_cards = functools.lru_cache(maxsize=4096, typed=True)(_card_images)
 
 
 def header_bytes(cards) -> bytes:
     """Header block: cards given as (key, value[, comment]) tuples, END, space padding."""
     lines = []
     for c in cards:
-        lines.extend(card_images(*c))
+        lines.extend(_cards(*c))
     lines.append(f"{'END':<80}")
     text = "".join(lines)
     text += " " * (-len(text) % BLOCK)
