@@ -28,6 +28,7 @@ Two methods, chosen by :attr:`CubeSettings.method`:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -385,8 +386,10 @@ def fov_positions(obs, geom: MapGeom, lonlat=None):
     offset (weight 1/16, the azimuth average)."""
     from .sky import fov_coords, transform
 
-    lon, lat = geom.pixel_centers() if lonlat is None else lonlat
-    ra, dec = transform(lon, lat, geom.frame, "icrs")
+    if lonlat is None:
+        ra, dec = _icrs_pixel_centres(geom)
+    else:
+        ra, dec = transform(*lonlat, geom.frame, "icrs")
     ra0, dec0 = float(obs.pointing_radec[0]), float(obs.pointing_radec[1])
     if obs.bkg.fovalign.upper() == "RADEC":
         flon, flat = fov_coords(ra, dec, ra0, dec0)
@@ -394,6 +397,27 @@ def fov_positions(obs, geom: MapGeom, lonlat=None):
     r = separation(ra, dec, ra0, dec0)
     phi = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)[:, None, None]
     return r * np.cos(phi), r * np.sin(phi), 1.0 / 16
+
+
+@functools.lru_cache(maxsize=16)
+def _icrs_pixel_centres(geom: MapGeom) -> tuple[np.ndarray, np.ndarray]:
+    """ICRS (ra, dec) of the pixel centres of ``geom``, computed once per process and
+    geometry (every run of an analysis shares it); read-only arrays."""
+    from .sky import transform
+
+    return _read_only(transform(*geom.pixel_centers(), geom.frame, "icrs"))
+
+
+@functools.lru_cache(maxsize=16)
+def _solid_angle(geom: MapGeom) -> np.ndarray:
+    """``geom.solid_angle()``, computed once per process and geometry; read-only."""
+    return _read_only((geom.solid_angle(),))[0]
+
+
+def _read_only(arrays):
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays
 
 
 def make_background(obs, geom: MapGeom, energy_reco: EnergyAxis) -> np.ndarray | None:
@@ -415,7 +439,7 @@ def make_background(obs, geom: MapGeom, energy_reco: EnergyAxis) -> np.ndarray |
         rate = rate.mean(axis=1)
     ny, nx = geom.shape
     rate = rate.reshape(energy_reco.nbin, BKG_NODES_PER_BIN, ny, nx) * bkg.per_tev()
-    return np.einsum("knyx,kn->kyx", rate, de) * (obs.livetime * geom.solid_angle())
+    return np.einsum("knyx,kn->kyx", rate, de) * (obs.livetime * _solid_angle(geom))
 
 
 def background_predicted_at(obs, geom: MapGeom, positions=None) -> np.ndarray:

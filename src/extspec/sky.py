@@ -82,7 +82,13 @@ def unit_vectors(lon, lat) -> np.ndarray:
     lon = np.asarray(lon, dtype=np.float64) * _D2R
     lat = np.asarray(lat, dtype=np.float64) * _D2R
     c = np.cos(lat)
-    return np.stack([c * np.cos(lon), c * np.sin(lon), np.sin(lat)])
+    if lon.shape != lat.shape or lon.ndim == 0:
+        return np.stack([c * np.cos(lon), c * np.sin(lon), np.sin(lat)])
+    v = np.empty((3,) + lon.shape)  # the same products, written in place (no stacked copy)
+    np.multiply(c, np.cos(lon, out=v[0]), out=v[0])
+    np.multiply(c, np.sin(lon, out=v[1]), out=v[1])
+    np.sin(lat, out=v[2])
+    return v
 
 
 def _lonlat(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
