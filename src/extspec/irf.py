@@ -514,13 +514,30 @@ class PsfTable(_RadialPsf):
 
     def density(self, energy, offset: float, rad) -> np.ndarray:
         rad = np.asarray(rad, float).ravel()
-        prof = _clean(_bilinear(self.energy, self.offset, self.data, energy, offset))  # (nE, n_rad) sr^-1
-        norm = prof @ _ring_areas(self.rad.edges)  # deg^2 sr^-1
-        with np.errstate(divide="ignore", invalid="ignore"):
-            prof = np.where(norm[:, None] > 0, prof / norm[:, None], 0.0)  # deg^-2, sums to 1
+        prof = self._profile(np.asarray(energy, float).ravel(), float(offset))
         edges = self.rad.edges
         ir = np.clip(np.searchsorted(edges, rad, side="right") - 1, 0, edges.size - 2)
         return np.where((rad >= edges[0]) & (rad < edges[-1]), prof[:, ir], 0.0)
+
+    def _profile(self, energy: np.ndarray, offset: float) -> np.ndarray:
+        """The normalised radial profile (nE, n_rad) in deg^-2 at ``energy`` and ``offset``, kept
+        for the last few (the containment code asks for the same one several times)."""
+        cache = self.__dict__.get("_profile_cache")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_profile_cache", cache)
+        key = (energy.tobytes(), offset)
+        prof = cache.get(key)
+        if prof is None:
+            prof = _clean(_bilinear(self.energy, self.offset, self.data, energy, offset))  # (nE, n_rad) sr^-1
+            norm = prof @ _ring_areas(self.rad.edges)  # deg^2 sr^-1
+            with np.errstate(divide="ignore", invalid="ignore"):
+                prof = np.where(norm[:, None] > 0, prof / norm[:, None], 0.0)  # deg^-2, sums to 1
+            prof.setflags(write=False)
+            if len(cache) >= 4:
+                cache.pop(next(iter(cache)), None)
+            cache[key] = prof
+        return prof
 
 
 @dataclass(frozen=True)
