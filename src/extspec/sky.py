@@ -262,20 +262,23 @@ class Projection:
     def _native_to_celestial(self, phi, theta):
         dphi = phi - self._phi_p
         st, ct = np.sin(theta), np.cos(theta)
-        x = st * self._cdp - ct * self._sdp * np.cos(dphi)
+        cdphi = np.cos(dphi)  # (each subexpression computed once: the same values)
+        x = st * self._cdp - ct * self._sdp * cdphi
         y = -ct * np.sin(dphi)
         lon = (self._alpha_p + np.arctan2(y, x)) * _R2D % 360.0
         # atan2 of the rotated unit vector, not arcsin: exact to the last bit near the poles
-        lat = np.arctan2(st * self._sdp + ct * self._cdp * np.cos(dphi), np.hypot(x, y)) * _R2D
+        lat = np.arctan2(st * self._sdp + ct * self._cdp * cdphi, np.hypot(x, y)) * _R2D
         return lon, lat
 
     def _celestial_to_native(self, lon, lat):
         da = lon * _D2R - self._alpha_p
-        sd, cd = np.sin(lat * _D2R), np.cos(lat * _D2R)
-        x = sd * self._cdp - cd * self._sdp * np.cos(da)
+        lat = lat * _D2R
+        sd, cd = np.sin(lat), np.cos(lat)
+        cda = np.cos(da)  # (each subexpression computed once: the same values)
+        x = sd * self._cdp - cd * self._sdp * cda
         y = -cd * np.sin(da)
         phi = self._phi_p + np.arctan2(y, x)
-        theta = np.arctan2(sd * self._sdp + cd * self._cdp * np.cos(da), np.hypot(x, y))
+        theta = np.arctan2(sd * self._sdp + cd * self._cdp * cda, np.hypot(x, y))
         return phi, theta
 
     def pix_to_world(self, x, y) -> tuple[np.ndarray, np.ndarray]:
