@@ -30,6 +30,7 @@ import argparse
 import copy
 import itertools
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -96,10 +97,17 @@ def main() -> None:
             datastore._OPENED.clear()
             run_in_process(argv())
 
-        for clock, name in ((time.perf_counter, "wall"), (time.process_time, "CPU")):
-            t_read = median_time(read_run, args.repeat, clock=clock)
-            t_job = median_time(job, args.repeat, clock=clock)
-            t_first = median_time(first_job, args.repeat, clock=clock)
+        for f in (read_run, job, first_job):  # warm-up
+            f()
+        times = {}  # (what, clock) -> durations; the three taken in turn, so that they share the minutes
+        for _ in range(2 * args.repeat):
+            for what, f in (("read", read_run), ("job", job), ("first", first_job)):
+                w0, c0 = time.perf_counter(), time.process_time()
+                f()
+                times.setdefault((what, "wall"), []).append(time.perf_counter() - w0)
+                times.setdefault((what, "CPU"), []).append(time.process_time() - c0)
+        for name in ("wall", "CPU"):
+            t_read, t_job, t_first = (statistics.median(times[what, name]) for what in ("read", "job", "first"))
             report(f"read the run's files (index tables, events, IRFs with the PSF; median {name})", 1e3 * t_read,
                    "ms")
             report(f"rule reduce's job in-process (run_in_process: the reduction, its files and log; median {name})",
