@@ -233,42 +233,40 @@ class EDisp2D:
         energy = np.asarray(energy, float).ravel()
         offset = np.asarray(offset, float).ravel()
         it, wt0, wt1 = interp_weights(self.offset, offset)
-        de = self._at_energies(energy)
-        # de[it] * wt0 + de[it + 1] * wt1, then _clean: the same operations, offset by offset
+        de = self._at_energies(energy, np.unique(np.concatenate([it, it + 1])).tolist())
+        # de[i] * wt0 + de[i + 1] * wt1, then _clean: the same operations, offset by offset
         # into one array (no gathered copies of the table; 12 x 120 x 160 values a run)
-        dtype = np.result_type(de.dtype, wt0.dtype)
-        val = np.empty((offset.size,) + de.shape[1:], dtype)
-        tmp = np.empty(de.shape[1:], dtype)
+        first = de[int(it[0])] if offset.size else np.zeros((energy.size, self.migra.nodes.size))
+        dtype = np.result_type(first.dtype, wt0.dtype)
+        val = np.empty((offset.size,) + first.shape, dtype)
+        tmp = np.empty(first.shape, dtype)
         for p in range(offset.size):
-            i = it[p]
+            i = int(it[p])
             np.multiply(de[i], wt0[p], out=val[p])
             np.multiply(de[i + 1], wt1[p], out=tmp)
             np.add(val[p], tmp, out=val[p])
         return _clean(val, out=val)
 
-    def _at_energies(self, energy: np.ndarray) -> np.ndarray:
-        """The table interpolated in true energy on every offset node, (n_offset, nE, n_migra);
-        kept for the last few energy arrays (a run's ON regions all sample the same energies)."""
+    def _at_energies(self, energy: np.ndarray, nodes) -> dict:
+        """The table interpolated in true energy on the offset nodes ``nodes`` (indices), as
+        {node: (nE, n_migra)}; kept for the last few energy arrays (a run's ON regions all
+        sample the same energies), each offset node made when first asked for."""
         cache = self.__dict__.get("_at_energies_cache")
         if cache is None:
             cache = {}
             object.__setattr__(self, "_at_energies_cache", cache)
         key = energy.tobytes()
-        if key not in cache:
-            ie, we0, we1 = interp_weights(self.energy, energy)
-            d = self._by_offset  # (n_offset, n_energy, n_migra), contiguous
+        entry = cache.get(key)
+        if entry is None:
             if len(cache) >= 4:
-                cache.pop(next(iter(cache)))
-            cache[key] = d[:, ie] * we0[None, :, None] + d[:, ie + 1] * we1[None, :, None]
-        return cache[key]
-
-    @property
-    def _by_offset(self) -> np.ndarray:
-        cached = self.__dict__.get("_by_offset_cache")
-        if cached is None:
-            cached = np.ascontiguousarray(np.moveaxis(self.data, 2, 0))
-            object.__setattr__(self, "_by_offset_cache", cached)
-        return cached
+                cache.pop(next(iter(cache)), None)
+            entry = cache[key] = (interp_weights(self.energy, energy), {})
+        (ie, we0, we1), rows = entry
+        for i in nodes:
+            if i not in rows:  # data[e, mu, theta] at one theta node: the rows ie and ie + 1
+                d = self.data[:, :, i]
+                rows[i] = d[ie] * we0[:, None] + d[ie + 1] * we1[:, None]
+        return rows
 
     def evaluate(self, energy, migra, offset) -> np.ndarray:
         """Trilinear evaluation at broadcastable (E_true [TeV], mu, theta [deg])."""
