@@ -284,6 +284,30 @@ def test_reduce_in_process_in_threads_own_logs_same_files(sim, tmp_path):
                 or type(h.formatter).__name__ == "_StderrFormatter"]
 
 
+def test_in_process_jobs_share_one_parser(monkeypatch):
+    """run_in_process builds the command-line parser once per process (argparse and gettext
+    cost ~8 ms a job); its parses share nothing (an appended option starts empty each time)."""
+    import threading
+
+    from extspec import cli
+
+    monkeypatch.setattr(cli, "_SHARED_PARSER", None)
+    built = []
+    real = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: built.append(1) or real())
+    parsers = []
+    threads = [threading.Thread(target=lambda: parsers.append(cli.shared_parser())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1 and all(p is parsers[0] for p in parsers)
+    a = parsers[0].parse_args(["reduce", "1", "--outdir", "o", "--config", "a.yaml", "--config", "b.yaml"])
+    b = parsers[0].parse_args(["reduce", "2", "--outdir", "p", "--config", "c.yaml"])
+    assert a.config == ["a.yaml", "b.yaml"] and b.config == ["c.yaml"] and (a.obs_id, b.obs_id) == (1, 2)
+    assert a.func is b.func is cli._cmd_reduce and b.settings is None and not b.quiet
+
+
 def test_reduce_in_process_failure_raises_one_line(sim, tmp_path):
     from extspec.cli import run_in_process
     from extspec.errors import StepFailed

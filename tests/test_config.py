@@ -444,3 +444,18 @@ def test_nan_is_refused_naming_the_key(block):
     key = f"{top}.{[k for k, v in inner.items() if v != v][0]}"
     with pytest.raises(ConfigError, match=rf"^config key '{key}': must be a number, got nan$"):
         load_config({"name": "x", **block})
+
+
+def test_schema_default_is_a_copy_of_one_value():
+    """setting() of a missing key copies that default alone (schema_default), never the shared tree."""
+    from extspec.workflow.schema import schema_default, schema_defaults
+    from extspec.workflow.settings import setting
+
+    methods = schema_default("safe_mask", "methods")
+    assert methods == schema_defaults()["safe_mask"]["methods"] and isinstance(methods, list) and methods
+    methods.append("changed")
+    block = schema_default("safe_mask")
+    block["methods"].append("changed too")
+    assert schema_default("safe_mask", "methods") == schema_defaults()["safe_mask"]["methods"] != methods
+    assert setting({}, "safe_mask", "methods") == schema_defaults()["safe_mask"]["methods"]
+    assert setting({"safe_mask": {"methods": ["x"]}}, "safe_mask", "methods") == ["x"]

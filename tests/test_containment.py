@@ -151,6 +151,35 @@ def test_exposure_factor_follows_the_effective_area_over_the_source():
     np.testing.assert_allclose(res.exposure_factor, res.containment * a_src / a_src, rtol=2e-3)
 
 
+def test_the_containment_note_is_the_point_source_containment():
+    """point_containment (the note without model.spatial) computes only what it records: the
+    same bits as the full point-source computation, its other results left out (NaN factor)."""
+    from extspec.irf import PsfTable
+
+    on = parse_region(f"icrs;circle({RA},{DEC},0.3)")
+    offs = [parse_region(f"icrs;circle({RA + 0.8},{DEC + 1.0},0.3)")]
+    for psf in (gauss_psf(), _table_psf()):
+        full = source_containment(psf, flat_aeff(), POINTING, spatial("point", 0.0), on, [], E)
+        with_off = source_containment(psf, flat_aeff(), POINTING, spatial("point", 0.0), on, offs, E)
+        note = point_containment(psf, flat_aeff(), POINTING, on, E)
+        assert note.tobytes() == full.containment.tobytes() == with_off.containment.tobytes()
+        assert 0.5 < note.min() and note.max() < 1.0
+        lean = source_containment(psf, flat_aeff(), POINTING, spatial("point", 0.0), on, [], E, note_only=True)
+        assert np.isnan(lean.exposure_factor).all() and np.isfinite(full.exposure_factor).all()
+        assert isinstance(psf, (PsfTable, Psf3Gauss))
+
+
+def _table_psf():
+    """gauss_psf tabulated as a PSF_TABLE (0.002 deg rad bins out to 1 deg)."""
+    g = gauss_psf()
+    rad = np.linspace(0.0, 1.0, 501)
+    e_edges, t_edges = g.energy.edges, g.offset.edges
+    mid = 0.5 * (rad[1:] + rad[:-1])
+    data = np.stack([np.stack([g.density(np.array([e]), t, mid)[0] for t in g.offset.nodes])
+                     for e in g.energy.nodes]) / np.radians(1.0) ** 2  # deg^-2 -> sr^-1
+    return PsfTable(g.energy, g.offset, make_axis("RAD", rad[:-1], rad[1:], False), data)
+
+
 # -------------------------------------------------------------------------- readers --
 
 def test_psf_king_read_from_fits(tmp_path):

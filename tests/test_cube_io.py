@@ -341,3 +341,24 @@ def test_version_1_file_is_read(tmp_path):
         del f.attrs["has_background"]
     back = read_cube(path)
     assert back.exposure is not None and back.background is None
+
+
+def test_attributes_written_as_h5py_writes_them(tmp_path, monkeypatch):
+    """write_cube sets its attributes with h5py's low-level calls (_set_attrs): the file is the
+    one h5py's ``obj.attrs[name] = value`` writes, byte for byte, and reads back the same."""
+    cube = make_synthetic_cube(meta={"note": "caf\u00e9 \u00b5", "n": 3, "non_ascii_key_\u00e9": "x"})
+    fast = write_cube(cube, tmp_path / "fast.h5")
+
+    def by_h5py(obj, items):
+        for name, value in items:
+            obj.attrs[name] = value
+
+    monkeypatch.setattr(cube_io, "_set_attrs", by_h5py)
+    slow = write_cube(cube, tmp_path / "slow.h5")
+    assert fast.read_bytes() == slow.read_bytes()
+    with h5py.File(fast, "r") as f:
+        assert f.attrs["obs_id"] == cube.obs_id and f.attrs["obs_id"].dtype == np.int64
+        assert f.attrs["livetime"] == cube.livetime and f["meta"].attrs["note"] == "caf\u00e9 \u00b5"
+        assert f["meta"].attrs["non_ascii_key_\u00e9"] == "x"
+    back = read_cube(fast)
+    assert back.meta["note"] == "caf\u00e9 \u00b5" and back.livetime == cube.livetime

@@ -7,7 +7,9 @@ line and names the culprit (directory, obs id, file or HDU).
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -363,3 +365,38 @@ def test_psf_table_loaded_on_request(datastore):
     assert obs.psf.unit == "sr^-1"
     np.testing.assert_allclose(obs.psf.containment(10, 1)[-1], 1.0, atol=1e-3)
     assert datastore.load(20326).psf is None
+
+
+# ------------------------------------------------------------- index tables per process --
+
+
+def test_open_datastore_keeps_the_index_until_it_changes(tmp_path, store_path):
+    """The index tables are read once per process and store (rule reduce's jobs share a
+    process); a changed index file is read again, and cached=False always reads afresh."""
+    from astropy.io import fits
+
+    (tmp_path / "s").mkdir()
+    root = small_store(tmp_path / "s", store_path)
+    first = open_datastore(root)
+    assert open_datastore(root) is first and open_datastore(str(root)) is first
+    fresh = open_datastore(root, cached=False)
+    assert fresh is not first and np.array_equal(fresh.obs_ids, first.obs_ids)
+    n = len(first.obs_ids)
+    # the obs index rewritten without its first row (written aside, then renamed over it)
+    with fits.open(root / "obs-index.fits.gz") as hdul:
+        hdul[1] = fits.BinTableHDU(hdul[1].data[1:], header=hdul[1].header, name=hdul[1].name)
+        hdul.writeto(tmp_path / "new.fits.gz")
+    os.replace(tmp_path / "new.fits.gz", root / "obs-index.fits.gz")
+    changed = open_datastore(root)
+    assert changed is not first and len(changed.obs_ids) == n - 1
+    assert open_datastore(root) is changed
+    # rewritten in place with the same bytes: ctime moves, read again all the same
+    data = (root / "obs-index.fits.gz").read_bytes()
+    time.sleep(0.02)
+    (root / "obs-index.fits.gz").write_bytes(data)
+    assert open_datastore(root) is not changed
+    # an unreadable index is refused as before, not served from the cache
+    (root / "hdu-index.fits.gz").write_bytes(b"not fits")
+    with pytest.raises(DataStoreError) as ei:
+        open_datastore(root)
+    assert "hdu-index.fits.gz" in one_line(ei)

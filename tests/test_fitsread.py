@@ -185,3 +185,38 @@ def test_fitsread_equals_astropy_on_every_dr1_file(store_path):
                     n_values += want.size
                 n_tables += 1
     assert n_tables == 2 + 105 * 6 and n_values > 2e7
+
+
+def test_recurring_cards_keep_their_type():
+    """card_images keeps the cards it made (most recur from file to file): values equal in
+    Python (True, 1, 1.0, np.int64(1); 0.0 and -0.0) still give their own cards."""
+    want = {"T": True, "1": 1, "1.0": 1.0, "-0.0": -0.0, "0.0": 0.0, "F": False, "0": 0}
+    for _ in range(2):
+        for text, value in list(want.items()) + [("1", np.int64(1)), ("-0.0", np.float64(-0.0))]:
+            card = fitswrite.card_images("KEY", value, "c")[0]
+            assert card[10:30].strip() == text and card.endswith(" / c".ljust(80 - 30)), (value, card)
+
+
+def test_string_values_read_as_the_one_by_one_rule():
+    """The reader's string values ('' an escaped quote, the value ending at a lone quote or the
+    card's end, trailing blanks dropped) against the rule written character by character."""
+    import random
+
+    def one_by_one(s):
+        out, i = [], 1
+        while i < len(s):
+            if s[i] == "'":
+                if i + 1 < len(s) and s[i + 1] == "'":
+                    out.append("'")
+                    i += 2
+                    continue
+                break
+            out.append(s[i])
+            i += 1
+        return "".join(out).rstrip()
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        raw = "'" + "".join(rng.choice("ab '/ x&") for _ in range(rng.randint(0, 30)))
+        assert fitsread._value(raw) == one_by_one(raw.strip()), raw
+    assert fitsread._value("'it''s'   / a comment") == "it's" and fitsread._value("'  '") == ""

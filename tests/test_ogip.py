@@ -302,6 +302,43 @@ def test_card_round_trip(value):
     assert got == value and type(got) is type(value)
 
 
+def _continue_parts_one_by_one(text):
+    """The OGIP long-string split character by character (the rule card_images follows): at most
+    67 characters a card, an escaped quote ('') never cut."""
+    parts, cur = [], ""
+    for ch in text:
+        esc = "''" if ch == "'" else ch
+        if len(cur) + len(esc) > 67:
+            parts.append(cur)
+            cur = ""
+        cur += esc
+    return parts + [cur]
+
+
+@pytest.mark.parametrize("n", [69, 134, 135, 200, 201, 1000])
+@pytest.mark.parametrize("quote_every", [0, 1, 7, 66])
+def test_long_string_cards_cut_as_one_by_one(n, quote_every):
+    text = "".join("'" if quote_every and i % quote_every == quote_every - 1 else chr(48 + i % 43) for i in range(n))
+    cards = card_images("LONGKEY", text)
+    want = _continue_parts_one_by_one(text)
+    assert len(cards) == len(want)
+    for i, (card, part) in enumerate(zip(cards, want)):
+        lead = "LONGKEY = " if i == 0 else "CONTINUE  "
+        assert card == f"{lead}'{part}{'&' if i < len(want) - 1 else ''}'".ljust(80)
+    assert fits.Header.fromstring("".join(cards) + f"{'END':<80}")["LONGKEY"] == text
+
+
+@pytest.mark.parametrize("bad", ["caf\u00e9", "tab\there", "nl\n", "del\x7f", "\x00", "x" * 100 + "\u00b5"])
+@pytest.mark.parametrize("where", ["value", "comment"])
+def test_card_refuses_what_is_not_printable_ascii(bad, where):
+    value, comment = (bad, "") if where == "value" else ("ok", bad)
+    with pytest.raises(ValueError) as ei:
+        card_images("OBJECT", value, comment)
+    msg = str(ei.value)
+    assert "\n" not in msg and msg.startswith("keyword OBJECT: value ") and "not printable ASCII" in msg
+    assert card_images("OBJECT", " ~!" + "x" * 90, "printable: 32-126")  # the edges pass
+
+
 def test_backscal_ratio_is_alpha(tmp_path):
     ds = make_dataset()
     write_spectrum(ds, tmp_path)

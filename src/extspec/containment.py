@@ -357,11 +357,15 @@ def _convolve(mask_ft: np.ndarray, kernels: np.ndarray) -> np.ndarray:
 
 
 def source_containment(psf, aeff, pointing, spatial: SpatialModel, on_region, off_regions,
-                       energy: np.ndarray) -> SourceContainment:
+                       energy: np.ndarray, note_only: bool = False) -> SourceContainment:
     """PSF containment of ``spatial`` in ``on_region`` (and the leakage into ``off_regions``) for
     one run: ``psf`` (a radial PSF of :mod:`extspec.irf`), ``aeff`` (:class:`~extspec.irf.Aeff2D`),
     ``pointing`` (:class:`~extspec.sky.SkyPoint`), at true energies ``energy`` (TeV).  See the
-    module docstring for the formula and the numerics."""
+    module docstring for the formula and the numerics.
+
+    ``note_only``: only :attr:`SourceContainment.containment` is wanted (the note of
+    :func:`point_containment`); the ON-region mean effective area is then not computed and
+    ``exposure_factor`` is NaN.  The containment is the same number either way."""
     from .sky import separation
 
     energy = np.asarray(energy, float).ravel()
@@ -370,8 +374,9 @@ def source_containment(psf, aeff, pointing, spatial: SpatialModel, on_region, of
     src_offset = float(separation(spatial.lon, spatial.lat, plon, plat))
     # PSF scales over the source's offsets: the widest for the kernel, the narrowest for the pixels
     probe = [max(src_offset - spatial.extent, 0.0), src_offset, src_offset + spatial.extent]
-    r_kernel = float(max(psf.containment_radius(energy, o, KERNEL_FRACTION).max() for o in probe))
-    r68 = np.concatenate([psf.containment_radius(energy, o, 0.68) for o in probe])
+    radii = {o: psf.containment_radii(energy, o, (KERNEL_FRACTION, 0.68)) for o in dict.fromkeys(probe)}
+    r_kernel = float(max(radii[o][0].max() for o in probe))
+    r68 = np.concatenate([radii[o][1] for o in probe])
     r68 = r68[r68 > 0]
     d_on, ext_on = _region_extent(on_region, spatial.center)
     step = min(float(r68.min()) / 4 if r68.size else 0.01, ext_on / 10)
@@ -381,26 +386,32 @@ def source_containment(psf, aeff, pointing, spatial: SpatialModel, on_region, of
     grid = _make_grid(spatial, half, max(step, 1e-4))
     source = _source_weights(spatial, grid)
     on = _region_fraction([on_region], grid, frame)
-    off = _region_fraction(list(off_regions or []), grid, frame)
-    lon, lat = grid.world()
-    offsets = separation(lon, lat, plon, plat)
+    has_off = bool(off_regions)
+    off = _region_fraction(list(off_regions), grid, frame) if has_off else None
+    has_off = has_off and bool(off.any())
+
+    def offsets(where):  # offsets (deg) of the pixels selected by ``where`` from the pointing
+        lon, lat = grid.world(grid.x[where], grid.y[where])
+        return separation(lon, lat, plon, plat)
+
     # the ON-region mean effective area on this grid (what X_ON is made of)
-    a_on = aeff.evaluate_grid(energy, offsets[on > 0]) @ on[on > 0] / on.sum()
+    a_on = None if note_only else aeff.evaluate_grid(energy, offsets(on > 0)) @ on[on > 0] / on.sum()
     support = source > 0
-    s_w, s_off = source[support], offsets[support]
+    s_w, s_off = source[support], offsets(support)
     a_src = aeff.evaluate_grid(energy, s_off)  # (nE, nS)
-    on_ft, off_ft = np.fft.rfft2(on), np.fft.rfft2(off)
-    has_off = bool(off.any())
     if spatial.type != "point":
         from .cube import offset_grid
 
+        on_ft = np.fft.rfft2(on)
+        off_ft = np.fft.rfft2(off) if has_off else None
         nodes, i, f = offset_grid(s_off, OFFSET_STEP)
         used = np.unique(np.concatenate([i, i + 1]))
 
     def fractions(e):  # F_ON and F_OFF at the source pixels, (ne, nS) each
         if spatial.type == "point":
             k = _kernels(psf, e, src_offset, grid, r_kernel)
-            return np.einsum("eyx,yx->e", k, on)[:, None], np.einsum("eyx,yx->e", k, off)[:, None]
+            f_off = np.einsum("eyx,yx->e", k, off)[:, None] if has_off else np.zeros((e.size, 1))
+            return np.einsum("eyx,yx->e", k, on)[:, None], f_off
         fo, ff = np.zeros((e.size, s_w.size)), np.zeros((e.size, s_w.size))
         for j in used:  # one FFT convolution per offset node (a handful)
             k = _kernels(psf, e, float(nodes[j]), grid, r_kernel)
@@ -419,7 +430,7 @@ def source_containment(psf, aeff, pointing, spatial: SpatialModel, on_region, of
     total, in_on, in_off = sa.sum(axis=1), (sa * f_on).sum(axis=1), (sa * f_off).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         containment = np.where(total > 0, in_on / total, 0.0)
-        factor = np.where(a_on > 0, in_on / a_on, 0.0)
+        factor = np.full(energy.shape, np.nan) if note_only else np.where(a_on > 0, in_on / a_on, 0.0)
         leakage = np.where(in_on > 0, in_off / in_on, 0.0)
     return SourceContainment(energy, containment, factor, leakage, grid.step, grid.n)
 
@@ -431,7 +442,7 @@ def point_containment(psf, aeff, pointing, on_region, energy: np.ndarray) -> np.
 
     c = region_center(on_region)
     spatial = SpatialModel("point", float(c.lon), float(c.lat), c.frame, None, None, None, None)
-    return source_containment(psf, aeff, pointing, spatial, on_region, (), energy).containment
+    return source_containment(psf, aeff, pointing, spatial, on_region, (), energy, note_only=True).containment
 
 
 # ------------------------------------------------------------------ what a flux means --

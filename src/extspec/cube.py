@@ -28,6 +28,7 @@ Two methods, chosen by :attr:`CubeSettings.method`:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -238,20 +239,24 @@ def pixel_offsets(obs, geom: MapGeom) -> np.ndarray:
 
 
 def _kernel_from_density(f: np.ndarray, migra_edges: np.ndarray, e_true: np.ndarray, reco_edges: np.ndarray):
-    """Kernel (..., n_e, n_reco) from migration densities f (..., n_e, n_migra) (§4.2-§4.3)."""
+    """Kernel (..., n_e, n_reco) from migration densities f (..., n_e, n_migra) (§4.2-§4.3).
+
+    ``f`` (float64, C-contiguous) is overwritten: it becomes its cumulative integral."""
     dmu = np.diff(migra_edges)
-    # cumulative integral of the un-normalised density; normalised only where it is sampled
-    cdf = np.zeros(f.shape[:-1] + (f.shape[-1] + 1,))
-    np.cumsum(f * dmu, axis=-1, out=cdf[..., 1:])
-    norm = cdf[..., -1]
+    # cumulative integral of the un-normalised density at the upper migration edges (the
+    # integral to the lower edge of bin j is cum[j - 1], 0 for j = 0), in f's own memory;
+    # normalised only where it is sampled
+    cum = np.multiply(f, dmu, out=f)
+    np.cumsum(cum, axis=-1, out=cum)
+    norm = cum[..., -1]
     mu = reco_edges[None, :] / e_true[:, None]  # (n_e, n_edges)
     nm = dmu.size
     idx = np.clip(np.searchsorted(migra_edges, mu, side="right") - 1, 0, nm - 1)
     frac = np.clip((mu - migra_edges[idx]) / dmu[idx], 0.0, 1.0)
     frac = np.where(mu < migra_edges[0], 0.0, frac)
     rows = np.arange(e_true.size)[:, None]
-    c0 = cdf[..., rows, idx]
-    c1 = cdf[..., rows, idx + 1]
+    c0 = np.where(idx > 0, cum[..., rows, np.maximum(idx - 1, 0)], 0.0)
+    c1 = cum[..., rows, idx]
     c = c0 + frac * (c1 - c0)
     c = np.where(mu > migra_edges[-1], norm[..., None], c)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -381,8 +386,10 @@ def fov_positions(obs, geom: MapGeom, lonlat=None):
     offset (weight 1/16, the azimuth average)."""
     from .sky import fov_coords, transform
 
-    lon, lat = geom.pixel_centers() if lonlat is None else lonlat
-    ra, dec = transform(lon, lat, geom.frame, "icrs")
+    if lonlat is None:
+        ra, dec = _icrs_pixel_centres(geom)
+    else:
+        ra, dec = transform(*lonlat, geom.frame, "icrs")
     ra0, dec0 = float(obs.pointing_radec[0]), float(obs.pointing_radec[1])
     if obs.bkg.fovalign.upper() == "RADEC":
         flon, flat = fov_coords(ra, dec, ra0, dec0)
@@ -390,6 +397,27 @@ def fov_positions(obs, geom: MapGeom, lonlat=None):
     r = separation(ra, dec, ra0, dec0)
     phi = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)[:, None, None]
     return r * np.cos(phi), r * np.sin(phi), 1.0 / 16
+
+
+@functools.lru_cache(maxsize=16)
+def _icrs_pixel_centres(geom: MapGeom) -> tuple[np.ndarray, np.ndarray]:
+    """ICRS (ra, dec) of the pixel centres of ``geom``, computed once per process and
+    geometry (every run of an analysis shares it); read-only arrays."""
+    from .sky import transform
+
+    return _read_only(transform(*geom.pixel_centers(), geom.frame, "icrs"))
+
+
+@functools.lru_cache(maxsize=16)
+def _solid_angle(geom: MapGeom) -> np.ndarray:
+    """``geom.solid_angle()``, computed once per process and geometry; read-only."""
+    return _read_only((geom.solid_angle(),))[0]
+
+
+def _read_only(arrays):
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays
 
 
 def make_background(obs, geom: MapGeom, energy_reco: EnergyAxis) -> np.ndarray | None:
@@ -411,7 +439,7 @@ def make_background(obs, geom: MapGeom, energy_reco: EnergyAxis) -> np.ndarray |
         rate = rate.mean(axis=1)
     ny, nx = geom.shape
     rate = rate.reshape(energy_reco.nbin, BKG_NODES_PER_BIN, ny, nx) * bkg.per_tev()
-    return np.einsum("knyx,kn->kyx", rate, de) * (obs.livetime * geom.solid_angle())
+    return np.einsum("knyx,kn->kyx", rate, de) * (obs.livetime * _solid_angle(geom))
 
 
 def background_predicted_at(obs, geom: MapGeom, positions=None) -> np.ndarray:

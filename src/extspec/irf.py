@@ -127,9 +127,18 @@ def interp_weights(axis: IrfAxis, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return i0, w0, w1
 
 
-def _clean(values: np.ndarray) -> np.ndarray:
-    values = np.where(np.isfinite(values), values, 0.0)
-    return np.clip(values, 0.0, None)
+def _clean(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``values`` with non-finite entries set to 0 and negative ones clipped to 0 (into
+    ``out``, which may be ``values`` itself, a float64 array)."""
+    if out is None:
+        values = np.where(np.isfinite(values), values, 0.0)
+        return np.clip(values, 0.0, None)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        np.copyto(out, np.where(bad, 0.0, values))
+    elif out is not values:
+        np.copyto(out, values)
+    return np.clip(out, 0.0, None, out=out)
 
 
 @dataclass(frozen=True)
@@ -224,33 +233,40 @@ class EDisp2D:
         energy = np.asarray(energy, float).ravel()
         offset = np.asarray(offset, float).ravel()
         it, wt0, wt1 = interp_weights(self.offset, offset)
-        de = self._at_energies(energy)
-        val = de[it] * wt0[:, None, None] + de[it + 1] * wt1[:, None, None]
-        return _clean(val)
+        de = self._at_energies(energy, np.unique(np.concatenate([it, it + 1])).tolist())
+        # de[i] * wt0 + de[i + 1] * wt1, then _clean: the same operations, offset by offset
+        # into one array (no gathered copies of the table; 12 x 120 x 160 values a run)
+        first = de[int(it[0])] if offset.size else np.zeros((energy.size, self.migra.nodes.size))
+        dtype = np.result_type(first.dtype, wt0.dtype)
+        val = np.empty((offset.size,) + first.shape, dtype)
+        tmp = np.empty(first.shape, dtype)
+        for p in range(offset.size):
+            i = int(it[p])
+            np.multiply(de[i], wt0[p], out=val[p])
+            np.multiply(de[i + 1], wt1[p], out=tmp)
+            np.add(val[p], tmp, out=val[p])
+        return _clean(val, out=val)
 
-    def _at_energies(self, energy: np.ndarray) -> np.ndarray:
-        """The table interpolated in true energy on every offset node, (n_offset, nE, n_migra);
-        kept for the last few energy arrays (a run's ON regions all sample the same energies)."""
+    def _at_energies(self, energy: np.ndarray, nodes) -> dict:
+        """The table interpolated in true energy on the offset nodes ``nodes`` (indices), as
+        {node: (nE, n_migra)}; kept for the last few energy arrays (a run's ON regions all
+        sample the same energies), each offset node made when first asked for."""
         cache = self.__dict__.get("_at_energies_cache")
         if cache is None:
             cache = {}
             object.__setattr__(self, "_at_energies_cache", cache)
         key = energy.tobytes()
-        if key not in cache:
-            ie, we0, we1 = interp_weights(self.energy, energy)
-            d = self._by_offset  # (n_offset, n_energy, n_migra), contiguous
+        entry = cache.get(key)
+        if entry is None:
             if len(cache) >= 4:
-                cache.pop(next(iter(cache)))
-            cache[key] = d[:, ie] * we0[None, :, None] + d[:, ie + 1] * we1[None, :, None]
-        return cache[key]
-
-    @property
-    def _by_offset(self) -> np.ndarray:
-        cached = self.__dict__.get("_by_offset_cache")
-        if cached is None:
-            cached = np.ascontiguousarray(np.moveaxis(self.data, 2, 0))
-            object.__setattr__(self, "_by_offset_cache", cached)
-        return cached
+                cache.pop(next(iter(cache)), None)
+            entry = cache[key] = (interp_weights(self.energy, energy), {})
+        (ie, we0, we1), rows = entry
+        for i in nodes:
+            if i not in rows:  # data[e, mu, theta] at one theta node: the rows ie and ie + 1
+                d = self.data[:, :, i]
+                rows[i] = d[ie] * we0[:, None] + d[ie + 1] * we1[:, None]
+        return rows
 
     def evaluate(self, energy, migra, offset) -> np.ndarray:
         """Trilinear evaluation at broadcastable (E_true [TeV], mu, theta [deg])."""
@@ -444,13 +460,20 @@ class _RadialPsf:
         """Radius (deg) holding ``fraction`` of the PSF (of its total within ``r_max``) at each of
         ``energy`` (nE,), one offset; 0 where the PSF does not cover the energy or offset
         (integration on a 0.001 deg grid)."""
+        return self.containment_radii(energy, offset, (fraction,), r_max)[0]
+
+    def containment_radii(self, energy, offset: float, fractions, r_max: float = 3.0) -> list:
+        """:meth:`containment_radius` for each of ``fractions`` (one integration of the PSF)."""
         edges = np.linspace(0.0, r_max, int(round(r_max / 0.001)) + 1)
         mid = 0.5 * (edges[1:] + edges[:-1])
         cum = np.cumsum(self.density(energy, offset, mid) * _ring_areas(edges), axis=1)  # (nE, nr)
         total = cum[:, -1:]
-        level = fraction * np.minimum(total, 1.0)  # of the PSF's own total (a table sums to ~1)
-        idx = np.argmax(cum >= level, axis=1)
-        return np.where(total[:, 0] > 0, edges[idx + 1], 0.0)
+        out = []
+        for fraction in fractions:
+            level = fraction * np.minimum(total, 1.0)  # of the PSF's own total (a table sums to ~1)
+            idx = np.argmax(cum >= level, axis=1)
+            out.append(np.where(total[:, 0] > 0, edges[idx + 1], 0.0))
+        return out
 
 
 def _bilinear(energy_axis: IrfAxis, offset_axis: IrfAxis, table: np.ndarray, energy, offset: float) -> np.ndarray:
@@ -489,13 +512,30 @@ class PsfTable(_RadialPsf):
 
     def density(self, energy, offset: float, rad) -> np.ndarray:
         rad = np.asarray(rad, float).ravel()
-        prof = _clean(_bilinear(self.energy, self.offset, self.data, energy, offset))  # (nE, n_rad) sr^-1
-        norm = prof @ _ring_areas(self.rad.edges)  # deg^2 sr^-1
-        with np.errstate(divide="ignore", invalid="ignore"):
-            prof = np.where(norm[:, None] > 0, prof / norm[:, None], 0.0)  # deg^-2, sums to 1
+        prof = self._profile(np.asarray(energy, float).ravel(), float(offset))
         edges = self.rad.edges
         ir = np.clip(np.searchsorted(edges, rad, side="right") - 1, 0, edges.size - 2)
         return np.where((rad >= edges[0]) & (rad < edges[-1]), prof[:, ir], 0.0)
+
+    def _profile(self, energy: np.ndarray, offset: float) -> np.ndarray:
+        """The normalised radial profile (nE, n_rad) in deg^-2 at ``energy`` and ``offset``, kept
+        for the last few (the containment code asks for the same one several times)."""
+        cache = self.__dict__.get("_profile_cache")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_profile_cache", cache)
+        key = (energy.tobytes(), offset)
+        prof = cache.get(key)
+        if prof is None:
+            prof = _clean(_bilinear(self.energy, self.offset, self.data, energy, offset))  # (nE, n_rad) sr^-1
+            norm = prof @ _ring_areas(self.rad.edges)  # deg^2 sr^-1
+            with np.errstate(divide="ignore", invalid="ignore"):
+                prof = np.where(norm[:, None] > 0, prof / norm[:, None], 0.0)  # deg^-2, sums to 1
+            prof.setflags(write=False)
+            if len(cache) >= 4:
+                cache.pop(next(iter(cache)), None)
+            cache[key] = prof
+        return prof
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,13 @@ def unit_vectors(lon, lat) -> np.ndarray:
     lon = np.asarray(lon, dtype=np.float64) * _D2R
     lat = np.asarray(lat, dtype=np.float64) * _D2R
     c = np.cos(lat)
-    return np.stack([c * np.cos(lon), c * np.sin(lon), np.sin(lat)])
+    if lon.shape != lat.shape or lon.ndim == 0:
+        return np.stack([c * np.cos(lon), c * np.sin(lon), np.sin(lat)])
+    v = np.empty((3,) + lon.shape)  # the same products, written in place (no stacked copy)
+    np.multiply(c, np.cos(lon, out=v[0]), out=v[0])
+    np.multiply(c, np.sin(lon, out=v[1]), out=v[1])
+    np.sin(lat, out=v[2])
+    return v
 
 
 def _lonlat(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,20 +262,23 @@ class Projection:
     def _native_to_celestial(self, phi, theta):
         dphi = phi - self._phi_p
         st, ct = np.sin(theta), np.cos(theta)
-        x = st * self._cdp - ct * self._sdp * np.cos(dphi)
+        cdphi = np.cos(dphi)  # (each subexpression computed once: the same values)
+        x = st * self._cdp - ct * self._sdp * cdphi
         y = -ct * np.sin(dphi)
         lon = (self._alpha_p + np.arctan2(y, x)) * _R2D % 360.0
         # atan2 of the rotated unit vector, not arcsin: exact to the last bit near the poles
-        lat = np.arctan2(st * self._sdp + ct * self._cdp * np.cos(dphi), np.hypot(x, y)) * _R2D
+        lat = np.arctan2(st * self._sdp + ct * self._cdp * cdphi, np.hypot(x, y)) * _R2D
         return lon, lat
 
     def _celestial_to_native(self, lon, lat):
         da = lon * _D2R - self._alpha_p
-        sd, cd = np.sin(lat * _D2R), np.cos(lat * _D2R)
-        x = sd * self._cdp - cd * self._sdp * np.cos(da)
+        lat = lat * _D2R
+        sd, cd = np.sin(lat), np.cos(lat)
+        cda = np.cos(da)  # (each subexpression computed once: the same values)
+        x = sd * self._cdp - cd * self._sdp * cda
         y = -cd * np.sin(da)
         phi = self._phi_p + np.arctan2(y, x)
-        theta = np.arctan2(sd * self._sdp + cd * self._cdp * np.cos(da), np.hypot(x, y))
+        theta = np.arctan2(sd * self._sdp + cd * self._cdp * cda, np.hypot(x, y))
         return phi, theta
 
     def pix_to_world(self, x, y) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,6 +113,18 @@ def nearest_pixel(geom, lon: float, lat: float) -> tuple[int, int]:
 
 def _region_sample_offsets(region, pointing_lonlat, frame, step_deg):
     """Offsets (deg) of a fine grid of points inside ``region`` (exact containment)."""
+    from .sky import separation
+
+    try:  # the points depend on the region only: once per process for the runs of an analysis
+        lon, lat = _region_samples(region, frame, step_deg)
+    except TypeError:  # a region that cannot be a key (unhashable)
+        lon, lat = _region_samples.__wrapped__(region, frame, step_deg)
+    return separation(lon, lat, *pointing_lonlat)
+
+
+@functools.lru_cache(maxsize=64)
+def _region_samples(region, frame, step_deg):
+    """(lon, lat) of a fine grid of points inside ``region`` (read-only arrays)."""
     from .sky import Projection, separation
     from .skyregions import CircleSky
 
@@ -126,7 +139,10 @@ def _region_sample_offsets(region, pointing_lonlat, frame, step_deg):
         keep = separation(lon, lat, lon0, lat0) < region.radius
     else:
         keep = pr.contains(x, y)
-    return separation(lon[keep], lat[keep], *pointing_lonlat)
+    lon, lat = lon[keep], lat[keep]
+    lon.setflags(write=False)
+    lat.setflags(write=False)
+    return lon, lat
 
 
 def _offset_histogram(offsets: np.ndarray, step: float | None = None):

@@ -86,9 +86,11 @@ def atomic_paths(paths, fsync: bool = False):
     each file is flushed to disk before it is renamed.
     """
     paths = [Path(p) for p in paths]
-    for p in paths:
-        p.parent.mkdir(parents=True, exist_ok=True)
+    for parent in dict.fromkeys(p.parent for p in paths):  # each folder once; a stat when it exists
+        if not parent.is_dir():
+            parent.mkdir(parents=True, exist_ok=True)
     temps = [temp_path(p) for p in paths]
+    renamed = 0
     try:
         yield temps
         for tmp in temps:
@@ -99,8 +101,9 @@ def atomic_paths(paths, fsync: bool = False):
                 _fsync(tmp)
         for tmp, path in zip(temps, paths):
             os.replace(tmp, path)
+            renamed += 1
     finally:
-        for tmp in temps:
+        for tmp in temps[renamed:]:  # those not renamed (all, when the block raised)
             try:
                 os.unlink(tmp)
             except FileNotFoundError:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -344,18 +345,43 @@ class DataStore:
         return load_observation(self, int(obs_id), load_bkg=load_bkg, load_psf=load_psf)
 
 
-def open_datastore(path: str | os.PathLike | None = None) -> DataStore:
-    """Open a GADF data store (see :func:`resolve_datastore_path` for the search order)."""
+_OPENED: dict = {}  # resolved root -> (index files' stat stamp, DataStore), at most 8 stores
+_OPENED_LOCK = threading.Lock()
+
+
+def open_datastore(path: str | os.PathLike | None = None, cached: bool = True) -> DataStore:
+    """Open a GADF data store (see :func:`resolve_datastore_path` for the search order).
+
+    ``cached``: the index tables are read once per process and store (rule reduce's jobs share
+    a process), again when an index file changes (path, size, mtime, ctime or inode); the
+    :class:`DataStore` is then shared (read-only).  ``False``: read afresh.
+    """
     root = resolve_datastore_path(path) if path is None else Path(path)
     if not root.is_dir():
         raise DataStoreError(f"data store {root}: not a directory")
-    tables = {}
+    files = {key: next((root / n for n in names if (root / n).is_file()), None) for key, names in _INDEX_NAMES.items()}
     for key, names in _INDEX_NAMES.items():
-        f = next((root / n for n in names if (root / n).is_file()), None)
-        if f is None:
-            raise DataStoreError(
-                f"{root} is not a DL3 data store: it has no {names[0]} (or {names[1]})"
-            )
+        if files[key] is None:
+            raise DataStoreError(f"{root} is not a DL3 data store: it has no {names[0]} (or {names[1]})")
+    if not cached:
+        return _read_datastore(root, files)
+    stamp = [(str(f), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) for f in files.values() for st in (f.stat(),)]
+    key = str(root.resolve())
+    if (hit := _OPENED.get(key)) is not None and hit[0] == stamp:
+        return hit[1]
+    store = _read_datastore(root, files)
+    with _OPENED_LOCK:
+        _OPENED.pop(key, None)
+        while len(_OPENED) >= 8:
+            _OPENED.pop(next(iter(_OPENED)))
+        _OPENED[key] = (stamp, store)
+    return store
+
+
+def _read_datastore(root: Path, files: dict) -> DataStore:
+    """The store at ``root`` with its index tables read from ``files`` ({"obs": path, "hdu": path})."""
+    tables = {}
+    for key, f in files.items():
         hdu_name = "OBS_INDEX" if key == "obs" else "HDU_INDEX"
         data = _read_index_table(f, hdu_name, f"data store {root}")
         cols = {}

@@ -15,6 +15,7 @@ Returns, per extension name: ``Table(header: dict, columns: dict[str, ndarray], 
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,23 +50,16 @@ class Table:
         return list(self.columns)
 
 
+_STRING = re.compile(r"'((?:[^']|'')*)")
+
+
 def _value(raw: str):
     s = raw.strip()
     if not s:
         return None
     if s.startswith("'"):
-        # string: '' is an escaped quote; stop at the closing quote
-        out, i = [], 1
-        while i < len(s):
-            if s[i] == "'":
-                if i + 1 < len(s) and s[i + 1] == "'":
-                    out.append("'")
-                    i += 2
-                    continue
-                break
-            out.append(s[i])
-            i += 1
-        return "".join(out).rstrip()
+        # string: '' is an escaped quote; stop at the closing quote (or the card's end)
+        return _STRING.match(s).group(1).replace("''", "'").rstrip()
     v = s.split("/", 1)[0].strip()
     if not v:
         return None  # keyword without a value (only a comment)

@@ -14,7 +14,9 @@ reads back exactly) or None (a keyword without a value).
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 
 import numpy as np
 
@@ -24,11 +26,13 @@ __all__ = ["card_images", "header_bytes", "primary_header_bytes", "bintable_byte
            "check_ascii"]
 
 _TFORM_DTYPE = {"I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
-_KEY_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+_KEY_RE = re.compile(r"[A-Z0-9_-]{0,8}")  # a keyword: at most 8 of these characters
 
 
 def check_ascii(text: str, key: str) -> str:
-    if any(not (32 <= ord(c) <= 126) for c in text):
+    """``text`` if it is printable ASCII (characters 32-126, what a FITS card may hold); else
+    ValueError naming the keyword."""
+    if not (text.isascii() and text.isprintable()):  # for ASCII: exactly 32-126
         raise ValueError(f"keyword {key}: value {text!r} is not printable ASCII, not allowed in FITS")
     return text
 
@@ -55,23 +59,42 @@ def _format_value(key: str, value) -> str | None:
 
 def card_images(key: str, value, comment: str = "") -> list[str]:
     """80-character card image(s) of one keyword; long strings use CONTINUE cards."""
-    if len(key) > 8 or not set(key) <= _KEY_CHARS:
+    return list(_cards(key, value, comment))
+
+
+def _cards(key: str, value, comment: str = "") -> tuple[str, ...]:
+    """:func:`card_images` as a tuple, kept for the cards that recur (column names and forms,
+    units, classes: most of a spectrum's 380); ``typed``: True, 1 and 1.0 are three cards,
+    and a zero float is never looked up (0.0 == -0.0)."""
+    if isinstance(value, (float, np.floating)) and value == 0.0:
+        return _card_images(key, value, comment)
+    try:
+        return _cached_cards(key, value, comment)
+    except TypeError:  # an unhashable value: refused by _card_images below, with its message
+        return _card_images(key, value, comment)
+
+
+def _card_images(key: str, value, comment: str = "") -> tuple[str, ...]:
+    if not _KEY_RE.fullmatch(key):
         raise ValueError(f"invalid FITS keyword {key!r}")
     comment = check_ascii(comment, key)
     if isinstance(value, str):
         text = check_ascii(value, key)
-        if len(text.replace("'", "''")) <= 68:
-            body = "'" + f"{text.replace(chr(39), chr(39) * 2):<8}" + "'"
-            cards = [f"{key:<8}= {body}"]
+        esc = text.replace("'", "''")
+        if len(esc) <= 68:
+            cards = [f"{key:<8}= '{esc:<8}'"]
         else:  # OGIP long-string convention: 'part&' then CONTINUE  'part&' ... 'last'
-            parts, cur = [], ""
-            for ch in text:
-                esc = "''" if ch == "'" else ch
-                if len(cur) + len(esc) > 67:
-                    parts.append(cur)
-                    cur = ""
-                cur += esc
-            parts.append(cur)
+            if "'" not in text:  # no quote pair to keep whole: 67 characters a card
+                parts = [text[i:i + 67] for i in range(0, len(text), 67)]
+            else:
+                parts, cur = [], ""
+                for ch in text:
+                    esc = "''" if ch == "'" else ch
+                    if len(cur) + len(esc) > 67:
+                        parts.append(cur)
+                        cur = ""
+                    cur += esc
+                parts.append(cur)
             cards = []
             for i, p in enumerate(parts):
                 amp = "&" if i < len(parts) - 1 else ""
@@ -81,14 +104,17 @@ def card_images(key: str, value, comment: str = "") -> list[str]:
         cards = [f"{key:<8}= {_format_value(key, value)}"]
     if comment and len(cards[-1]) + 3 + len(comment) <= 80:
         cards[-1] += " / " + comment
-    return [f"{c:<80}" for c in cards]
+    return tuple(f"{c:<80}" for c in cards)
+
+
+_cached_cards = functools.lru_cache(maxsize=4096, typed=True)(_card_images)
 
 
 def header_bytes(cards) -> bytes:
     """Header block: cards given as (key, value[, comment]) tuples, END, space padding."""
     lines = []
     for c in cards:
-        lines.extend(card_images(*c))
+        lines.extend(_cards(*c))
     lines.append(f"{'END':<80}")
     text = "".join(lines)
     text += " " * (-len(text) % BLOCK)

@@ -161,6 +161,18 @@ def schema_defaults() -> dict:
     :func:`extspec.workflow.settings.setting` only when a config lacks a key, which a validated
     config never does, so workflow jobs never pay for it.
     """
+    return copy.deepcopy(_shared_defaults())
+
+
+def schema_default(block: str, key: str | None = None):
+    """The schema default of ``block`` (or of ``block.key``): :func:`schema_defaults`, copying
+    only the value asked for."""
+    value = _shared_defaults()[block]
+    return copy.deepcopy(value if key is None else value[key])
+
+
+def _shared_defaults() -> dict:
+    """The defaults, computed once per process; never handed out (callers may change theirs)."""
     global _DEFAULTS
     if _DEFAULTS is None:
         root = read_schema()
@@ -168,7 +180,7 @@ def schema_defaults() -> dict:
         for _ in _validator_with_defaults(root)(root).iter_errors(filled):
             pass  # only the filled-in defaults matter here ('name', 'on_region' have none)
         _DEFAULTS = filled
-    return copy.deepcopy(_DEFAULTS)
+    return _DEFAULTS
 
 
 def read_config_file(path) -> dict:

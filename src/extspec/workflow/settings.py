@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
-from .schema import schema_defaults
+from .schema import schema_default
 
 __all__ = [
     "STAGE_KEYS",
@@ -115,10 +115,10 @@ def setting(cfg: dict, block: str, key: str | None = None):
     """
     b = cfg.get(block)
     if key is None:
-        return b if block in cfg else schema_defaults()[block]
+        return b if block in cfg else schema_default(block)
     if isinstance(b, dict) and key in b:
         return b[key]
-    return schema_defaults()[block][key]
+    return schema_default(block, key)
 
 
 # -------------------------------------------------------------------------- builders --
