@@ -64,6 +64,14 @@ def test_batches_write_the_bytes_of_one_job_per_run(tmp_path, store):
     assert dry_run(batched, write_config(batched, "six.yaml", **config(store, obs_ids=[1, 2, 3, 4, 5, 6]))) == {
         "reduce_batch_sim_1": 1, **AGGREGATES}
     assert dry_run(batched, cf) == {}
+    # a batch job declares only its manifest and arrays file, yet a removed per-run file reruns
+    # its batch (and the aggregates), which writes it again, byte for byte
+    arf = batched / "results" / "sim" / "obs" / "2" / "arf.fits"
+    before = arf.read_bytes()
+    arf.unlink()
+    assert dry_run(batched, cf) == {"reduce_batch_sim_0": 1, **AGGREGATES}
+    snakemake(batched, cf, "--cores", "2")
+    assert arf.read_bytes() == before and dry_run(batched, cf) == {}
     snakemake(batched, write_config(batched, "four.yaml", **config(store, obs_ids=[1, 2, 3, 4])), "--cores", "2")
     # removing run 5 rewrote block 1 under a new manifest, and the stale one is gone
     assert len(list((batched / "results" / "sim" / "obs").glob("batch-1.*.json"))) == 1

@@ -17,7 +17,7 @@ This module imports only the standard library (the Snakefile uses it at parse ti
 
 from __future__ import annotations
 
-__all__ = ["AUTO_MIN_RUNS", "AUTO_BATCH_SIZE", "batch_size", "batch_key", "make_batches"]
+__all__ = ["AUTO_MIN_RUNS", "AUTO_BATCH_SIZE", "batch_size", "batch_key", "make_batches", "missing_run_files"]
 
 AUTO_MIN_RUNS = 200
 """``batch_size: auto`` batches an analysis of at least this many runs (measured: docs/tutorials/cluster.md, "Archive scale")."""
@@ -43,4 +43,24 @@ def make_batches(obs_ids, size: int) -> dict[int, list[int]]:
     out: dict[int, list[int]] = {}
     for o in sorted(int(o) for o in obs_ids):
         out.setdefault(batch_key(o, size), []).append(o)
+    return out
+
+
+def missing_run_files(outroot, obs_ids, products) -> list[str]:
+    """The product files (``outroot/<obs_id>/<name>`` for every name in ``products``) of these
+    runs that are not there: one directory listing per run.
+
+    A batch job declares to Snakemake only its manifest and arrays file (one job's bookkeeping
+    then does not grow with its runs, docs/tutorials/cluster.md, "Archive scale"); the
+    Snakefile asks for a removed per-run file through this, so that its batch reruns."""
+    import os
+
+    out = []
+    for o in obs_ids:
+        d = os.path.join(os.fspath(outroot), str(int(o)))
+        try:
+            have = set(os.listdir(d))
+        except OSError:
+            have = set()
+        out += [os.path.join(d, name) for name in products if name not in have]
     return out
