@@ -1,6 +1,7 @@
 """Reductions in batches (config key reduce.batch_size): fixed blocks of obs ids, the same
 bytes as one job per run, only the changed batch reruns, a bad run inside a batch."""
 
+import os
 import re
 import shutil
 
@@ -72,6 +73,14 @@ def test_batches_write_the_bytes_of_one_job_per_run(tmp_path, store):
     assert dry_run(batched, cf) == {"reduce_batch_sim_0": 1, **AGGREGATES}
     snakemake(batched, cf, "--cores", "2")
     assert arf.read_bytes() == before and dry_run(batched, cf) == {}
+    # the DL3 files are not inputs (params: a digest of their sizes and times): touching run 5's
+    # reruns its batch alone
+    dl3 = store / "data" / "obs_000005.fits.gz"
+    st = dl3.stat()
+    os.utime(dl3, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert dry_run(batched, cf) == {"reduce_batch_sim_1": 1, **AGGREGATES}
+    os.utime(dl3, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert dry_run(batched, cf) == {}
     snakemake(batched, write_config(batched, "four.yaml", **config(store, obs_ids=[1, 2, 3, 4])), "--cores", "2")
     # removing run 5 rewrote block 1 under a new manifest, and the stale one is gone
     assert len(list((batched / "results" / "sim" / "obs").glob("batch-1.*.json"))) == 1

@@ -21,7 +21,7 @@ from snakemake.exceptions import WorkflowError
 from extspec.cli import run_in_process
 from extspec.io.batch import REDUCTION_PRODUCTS, arrays_name, manifest_name
 from extspec.io.download import HOWTO
-from extspec.workflow.batches import batch_size, make_batches, missing_run_files
+from extspec.workflow.batches import batch_size, files_signature, make_batches, missing_run_files
 from extspec.workflow.config import (apply_overlay, has_dl3, prepare_workflow, read_config_file, settings_json,
                                     stage_config)
 from extspec.errors import ExtspecError

@@ -59,13 +59,16 @@ rule reduce:
 # scale").  A removed per-run file is still noticed: missing_run_files lists those of the
 # batches already done, the batch declares them as outputs and `all` asks for them, so the
 # batch reruns.  params: as rule reduce, with the batch's obs ids instead of one: adding a run
-# reruns only its batch (its manifest's name changes); inputs: the batch's DL3 files (a changed
-# file reruns its batch).  A run that fails inside a batch gets a one-line failure marker
-# under its product names, and the job succeeds, so that the other runs' products stay (and
-# Snakemake would delete the declared outputs of a failed job); the aggregates stop on the
-# marker naming the run (extspec.io.batch).  An analysis with a light curve: each run's
-# onoff_events.h5 too (--onoff-events, the bytes of rule reduce_lc), a failed run's a marker
-# as well.
+# reruns only its batch (its manifest's name changes).  The batch's DL3 files are not inputs
+# either: Snakemake sizes every input of every job ready to run at each scheduling round, which
+# grew with batches x DL3 files per finished job; params `dl3` is a digest of their sizes and
+# modification times instead (files_signature), so a changed, touched or removed DL3 file
+# reruns its batch through the params trigger (the workflow profile's rerun-triggers).
+# A run that fails inside a batch gets a one-line failure marker under its product names, and
+# the job succeeds, so that the other runs' products stay (Snakemake would delete the declared
+# outputs of a failed job); the aggregates stop on the marker naming the run
+# (extspec.io.batch).  An analysis with a light curve: each run's onoff_events.h5 too
+# (--onoff-events, the bytes of rule reduce_lc), a failed run's a marker as well.
 MISSING_RUN_FILES = []
 """Per-run files of finished batches that are gone (missing_run_files): targets of `all`."""
 
@@ -84,8 +87,7 @@ for _name, _batches in BATCHES.items():
         rule:
             name:
                 f"reduce_batch_{_safe}_{_key}"
-            input:
-                list(dict.fromkeys(f for o in _ids for f in ANALYSES[_name]["obs_files"][str(o)])),
+            # no inputs: the DL3 files' sizes and modification times are in params (dl3)
             output:
                 [_manifest, f"{_out}/obs/{arrays_name(manifest_name(_key, _ids))}", *_missing],
             params:
@@ -93,6 +95,7 @@ for _name, _batches in BATCHES.items():
                 reduction=_settings,
                 datastore=ANALYSES[_name]["datastore"],
                 obs_ids=" ".join(map(str, _ids)),
+                dl3=files_signature(dict.fromkeys(f for o in _ids for f in ANALYSES[_name]["obs_files"][str(o)])),
                 outroot=f"{_out}/obs",
                 events=" --onoff-events" if _lc else "",
             log:
