@@ -26,6 +26,34 @@ def test_batch_membership_is_fixed_by_the_obs_id():
     assert batch_size("auto", AUTO_MIN_RUNS - 1) == 1 and batch_size("auto", AUTO_MIN_RUNS) == AUTO_BATCH_SIZE
 
 
+def test_batch_bookkeeping_helpers(tmp_path):
+    """What the batch rules give Snakemake instead of per-run outputs and DL3 inputs."""
+    from extspec.workflow.batches import files_signature, missing_run_files
+
+    (tmp_path / "1").mkdir()
+    for name in ("a.fits", "b.fits"):
+        (tmp_path / "1" / name).write_text("x")
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "b.fits").write_text("x")
+    assert missing_run_files(tmp_path, [1, 2, 3], ("a.fits", "b.fits")) == [
+        str(tmp_path / "2" / "a.fits"), str(tmp_path / "3" / "a.fits"), str(tmp_path / "3" / "b.fits")]
+    f = tmp_path / "1" / "a.fits"
+    sig = files_signature([f, tmp_path / "1" / "b.fits"])
+    assert len(sig) == 16 and files_signature([f, tmp_path / "1" / "b.fits"]) == sig
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # touched: another digest
+    assert files_signature([f, tmp_path / "1" / "b.fits"]) != sig
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    f.write_text("xy")  # same time, another size
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert files_signature([f, tmp_path / "1" / "b.fits"]) != sig
+    f.write_text("x")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert files_signature([f, tmp_path / "1" / "b.fits"]) == sig
+    f.unlink()  # removed
+    assert files_signature([f, tmp_path / "1" / "b.fits"]) != sig
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     from extspec.simulate import SourceModel, simulate_datastore, wobble_pointings
