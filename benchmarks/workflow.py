@@ -354,6 +354,36 @@ def trivial_dag(base: Path, n_jobs: int, cores: int) -> tuple[float, float]:
     return time.perf_counter() - t0, children_cpu() - c0
 
 
+def standalone_aggregates(wd: Path, out: Path, cfg: dict, n: int) -> None:
+    """Each aggregate step as its command line in a process of its own, on the batches'
+    manifests of the finished run: wall time, step time and the process's own peak memory
+    (VmHWM; in the workflow the steps share Snakemake's process, whose peak includes its DAG)."""
+    from extspec.workflow.config import settings_json, stage_config, validate_config
+
+    full = validate_config(dict(cfg), check_datastore=False)
+    manifests = sorted(map(str, (out / "obs").glob("batch-*.json")))
+    tmp = wd / "standalone"
+    tmp.mkdir(exist_ok=True)
+    commands = {
+        "stack": ["stack", *manifests, "--fits", tmp / "c.fits", "--png", tmp / "c.png", "--excess", tmp / "e.fits",
+                  "--significance", tmp / "s.fits", "--maps-png", tmp / "m.png"],
+        "fit": ["fit", *manifests, "--result", tmp / "r.yaml", "--png", tmp / "s.png"],
+        "flux_points": ["flux-points", *manifests, "--fit", out / "fit" / "result.yaml", "--ecsv", tmp / "f.ecsv",
+                        "--png", tmp / "f.png"],
+        "cumulative": ["cumulative", *manifests, "--ecsv", tmp / "cu.ecsv", "--png", tmp / "cu.png"],
+    }
+    for stage, argv in commands.items():
+        log = tmp / f"{stage}.log"
+        cmd = [sys.executable, "-m", "extspec", *map(str, argv), "--settings",
+               settings_json(stage_config(full, stage)), "--log", str(log), "--quiet"]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, env=ENV)
+        wall = time.perf_counter() - t0
+        st = step_times(log)
+        report(f"scale {n - 1}: {stage} alone ({n} runs, {len(manifests)} batches): wall / step / peak memory",
+               f"{wall:.2f} s / {st[0]:.2f} s / {st[2]:.0f}", "MB")
+
+
 def bench_scale(n_runs: int, base: Path, cores: int) -> None:
     """Archive scale: N small simulated runs (reduce.batch_size auto) next to N trivial jobs."""
     t0 = time.perf_counter()
@@ -382,6 +412,7 @@ def bench_scale(n_runs: int, base: Path, cores: int) -> None:
         if st:
             report(f"scale {n_runs}: {rule} job ({n_runs + 1} runs): step / peak memory", f"{st[0]:.2f} s / {st[2]:.0f}",
                    "MB")
+    standalone_aggregates(wd, out, scale_config(store, name, range(1, n_runs + 2)), n_runs + 1)
     batches = sorted((out / "logs" / "reduce").glob("batch-*.log"))
     steps = [step_times(b) for b in batches]
     steps = [s for s in steps if s]
@@ -413,11 +444,14 @@ def main(argv=None) -> None:
 
     import extspec
 
+    # PYTHONDONTWRITEBYTECODE=1 (set on the benchmark machine) would leave every job compiling
+    # extspec's modules afresh, which a user's first run does once for all: compile them first,
+    # as that first run leaves them (the trivial DAG imports no extspec, so it would be unfair)
     pkg = Path(extspec.__file__).parent
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(pkg)], check=True, env=ENV)
     cached = any((pkg / "__pycache__").glob("cli.*.pyc"))
-    report("bytecode of extspec's modules", "present" if cached else
-           f"absent (PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}: every job compiles them)",
-           "")
+    report("bytecode of extspec's modules", "pre-compiled (python -m compileall, as a user's first run leaves it)"
+           if cached else "absent (compileall wrote none: every job compiles them)", "")
     base = args.keep or Path(tempfile.mkdtemp(prefix="extspec-bench-"))
     base.mkdir(parents=True, exist_ok=True)
     env_gp = os.environ.pop("GAMMAPY_DATA", None)

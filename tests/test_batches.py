@@ -1,6 +1,7 @@
 """Reductions in batches (config key reduce.batch_size): fixed blocks of obs ids, the same
 bytes as one job per run, only the changed batch reruns, a bad run inside a batch."""
 
+import os
 import re
 import shutil
 
@@ -23,6 +24,34 @@ def test_batch_membership_is_fixed_by_the_obs_id():
     assert after[2] == sorted(before[2] + [120]) and after[20] == [1000]
     assert batch_size(1, 10_000) == 1 and batch_size(7, 3) == 7
     assert batch_size("auto", AUTO_MIN_RUNS - 1) == 1 and batch_size("auto", AUTO_MIN_RUNS) == AUTO_BATCH_SIZE
+
+
+def test_batch_bookkeeping_helpers(tmp_path):
+    """What the batch rules give Snakemake instead of per-run outputs and DL3 inputs."""
+    from extspec.workflow.batches import files_signature, missing_run_files
+
+    (tmp_path / "1").mkdir()
+    for name in ("a.fits", "b.fits"):
+        (tmp_path / "1" / name).write_text("x")
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "b.fits").write_text("x")
+    assert missing_run_files(tmp_path, [1, 2, 3], ("a.fits", "b.fits")) == [
+        str(tmp_path / "2" / "a.fits"), str(tmp_path / "3" / "a.fits"), str(tmp_path / "3" / "b.fits")]
+    f = tmp_path / "1" / "a.fits"
+    sig = files_signature([f, tmp_path / "1" / "b.fits"])
+    assert len(sig) == 16 and files_signature([f, tmp_path / "1" / "b.fits"]) == sig
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # touched: another digest
+    assert files_signature([f, tmp_path / "1" / "b.fits"]) != sig
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    f.write_text("xy")  # same time, another size
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert files_signature([f, tmp_path / "1" / "b.fits"]) != sig
+    f.write_text("x")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert files_signature([f, tmp_path / "1" / "b.fits"]) == sig
+    f.unlink()  # removed
+    assert files_signature([f, tmp_path / "1" / "b.fits"]) != sig
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +92,22 @@ def test_batches_write_the_bytes_of_one_job_per_run(tmp_path, store):
     # adding run 6 (block 1) reruns block 1 and the aggregates, not block 0
     assert dry_run(batched, write_config(batched, "six.yaml", **config(store, obs_ids=[1, 2, 3, 4, 5, 6]))) == {
         "reduce_batch_sim_1": 1, **AGGREGATES}
+    assert dry_run(batched, cf) == {}
+    # a batch job declares only its manifest and arrays file, yet a removed per-run file reruns
+    # its batch (and the aggregates), which writes it again, byte for byte
+    arf = batched / "results" / "sim" / "obs" / "2" / "arf.fits"
+    before = arf.read_bytes()
+    arf.unlink()
+    assert dry_run(batched, cf) == {"reduce_batch_sim_0": 1, **AGGREGATES}
+    snakemake(batched, cf, "--cores", "2")
+    assert arf.read_bytes() == before and dry_run(batched, cf) == {}
+    # the DL3 files are not inputs (params: a digest of their sizes and times): touching run 5's
+    # reruns its batch alone
+    dl3 = store / "data" / "obs_000005.fits.gz"
+    st = dl3.stat()
+    os.utime(dl3, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert dry_run(batched, cf) == {"reduce_batch_sim_1": 1, **AGGREGATES}
+    os.utime(dl3, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert dry_run(batched, cf) == {}
     snakemake(batched, write_config(batched, "four.yaml", **config(store, obs_ids=[1, 2, 3, 4])), "--cores", "2")
     # removing run 5 rewrote block 1 under a new manifest, and the stale one is gone

@@ -21,7 +21,7 @@ from snakemake.exceptions import WorkflowError
 from extspec.cli import run_in_process
 from extspec.io.batch import REDUCTION_PRODUCTS, arrays_name, manifest_name
 from extspec.io.download import HOWTO
-from extspec.workflow.batches import batch_size, make_batches
+from extspec.workflow.batches import batch_size, files_signature, make_batches, missing_run_files
 from extspec.workflow.config import (apply_overlay, has_dl3, prepare_workflow, read_config_file, settings_json,
                                     stage_config)
 from extspec.errors import ExtspecError
@@ -324,6 +324,7 @@ def all_outputs(wildcards):
     out += [p for a in LIGHT_CURVE_ANALYSES for p in light_curve_products(a)]
     out += [p for j in JOINT for p in joint_products(j)]  # joint.smk
     out += [f for name in PRODUCTS for a in PRODUCT_ANALYSES[name] for f in product_outputs(name, a)]
+    out += MISSING_RUN_FILES  # reduce.smk: per-run files of finished batches that are gone
     return out + [f"{RESULTS}/summary.ecsv", f"{RESULTS}/summary.html"]
 
 

@@ -48,16 +48,30 @@ rule reduce:
         )
 
 
-# One rule per batch, outputs listed explicitly (a rule's outputs cannot be computed from a
-# wildcard), the batch's manifest obs/batch-<key>.<digest of its obs ids>.json first: the aggregates take the
-# manifests as inputs (common.smk, per_obs), so that the DAG holds one file per batch for them;
-# then the batch's arrays file (.h5, named in the manifest), which the aggregates read instead of
-# the runs' files (extspec.io.batch_arrays).  params: as rule reduce, with the batch's obs ids instead of one: adding a run
-# reruns only its batch.  A run that fails inside a batch gets a one-line failure marker under
-# its product names, and the job succeeds, so that Snakemake keeps the other runs' products
-# (it deletes every output of a failed job); the aggregates stop on the marker naming the run
+# One rule per batch (a rule's outputs cannot be computed from a wildcard).  Its declared outputs
+# are the batch's manifest obs/batch-<key>.<digest of its obs ids>.json (first: the aggregates'
+# input, common.smk per_obs, so the DAG holds one file per batch for them) and its arrays file
+# (.h5, named in the manifest), which the aggregates read instead of the runs' files
+# (extspec.io.batch_arrays).  The runs' own files, obs/<obs_id>/cube.h5 etc., are written by
+# the same job but not declared: Snakemake's bookkeeping of a finished job (a metadata record
+# per output, with the checksum of every input in each) then costs two records per batch
+# instead of five per run times the batch's DL3 files (docs/tutorials/cluster.md, "Archive
+# scale").  A removed per-run file is still noticed: missing_run_files lists those of the
+# batches already done, the batch declares them as outputs and `all` asks for them, so the
+# batch reruns.  params: as rule reduce, with the batch's obs ids instead of one: adding a run
+# reruns only its batch (its manifest's name changes).  The batch's DL3 files are not inputs
+# either: Snakemake sizes every input of every job ready to run at each scheduling round, which
+# grew with batches x DL3 files per finished job; params `dl3` is a digest of their sizes and
+# modification times instead (files_signature), so a changed, touched or removed DL3 file
+# reruns its batch through the params trigger (the workflow profile's rerun-triggers).
+# A run that fails inside a batch gets a one-line failure marker under its product names, and
+# the job succeeds, so that the other runs' products stay (Snakemake would delete the declared
+# outputs of a failed job); the aggregates stop on the marker naming the run
 # (extspec.io.batch).  An analysis with a light curve: each run's onoff_events.h5 too
 # (--onoff-events, the bytes of rule reduce_lc), a failed run's a marker as well.
+MISSING_RUN_FILES = []
+"""Per-run files of finished batches that are gone (missing_run_files): targets of `all`."""
+
 for _name, _batches in BATCHES.items():
     _safe = re.sub(r"\W", "_", _name)
     _out = f"{RESULTS}/{_name}"
@@ -65,21 +79,23 @@ for _name, _batches in BATCHES.items():
     _lc = _name in LIGHT_CURVE_ANALYSES
     _products = REDUCTION_PRODUCTS + (("onoff_events.h5",) if _lc else ())
     for _key, _ids in _batches.items():
+        _manifest = f"{_out}/obs/{manifest_name(_key, _ids)}"
+        # a batch not yet done writes every run's files anyway; only a finished one is listed
+        _missing = missing_run_files(f"{_out}/obs", _ids, _products) if os.path.exists(_manifest) else []
+        MISSING_RUN_FILES += _missing
 
         rule:
             name:
                 f"reduce_batch_{_safe}_{_key}"
-            input:
-                list(dict.fromkeys(f for o in _ids for f in ANALYSES[_name]["obs_files"][str(o)])),
+            # no inputs: the DL3 files' sizes and modification times are in params (dl3)
             output:
-                # the manifest first: the aggregates' input, found on the first try by Snakemake
-                [f"{_out}/obs/{manifest_name(_key, _ids)}", f"{_out}/obs/{arrays_name(manifest_name(_key, _ids))}"]
-                + [f"{_out}/obs/{o}/{f}" for o in _ids for f in _products],
+                [_manifest, f"{_out}/obs/{arrays_name(manifest_name(_key, _ids))}", *_missing],
             params:
                 provenance=ANALYSES[_name]["provenance"],
                 reduction=_settings,
                 datastore=ANALYSES[_name]["datastore"],
                 obs_ids=" ".join(map(str, _ids)),
+                dl3=files_signature(dict.fromkeys(f for o in _ids for f in ANALYSES[_name]["obs_files"][str(o)])),
                 outroot=f"{_out}/obs",
                 events=" --onoff-events" if _lc else "",
             log:

@@ -17,7 +17,8 @@ This module imports only the standard library (the Snakefile uses it at parse ti
 
 from __future__ import annotations
 
-__all__ = ["AUTO_MIN_RUNS", "AUTO_BATCH_SIZE", "batch_size", "batch_key", "make_batches"]
+__all__ = ["AUTO_MIN_RUNS", "AUTO_BATCH_SIZE", "batch_size", "batch_key", "make_batches", "missing_run_files",
+           "files_signature"]
 
 AUTO_MIN_RUNS = 200
 """``batch_size: auto`` batches an analysis of at least this many runs (measured: docs/tutorials/cluster.md, "Archive scale")."""
@@ -44,3 +45,44 @@ def make_batches(obs_ids, size: int) -> dict[int, list[int]]:
     for o in sorted(int(o) for o in obs_ids):
         out.setdefault(batch_key(o, size), []).append(o)
     return out
+
+
+def missing_run_files(outroot, obs_ids, products) -> list[str]:
+    """The product files (``outroot/<obs_id>/<name>`` for every name in ``products``) of these
+    runs that are not there: one directory listing per run.
+
+    A batch job declares to Snakemake only its manifest and arrays file (one job's bookkeeping
+    then does not grow with its runs, docs/tutorials/cluster.md, "Archive scale"); the
+    Snakefile asks for a removed per-run file through this, so that its batch reruns."""
+    import os
+
+    out = []
+    for o in obs_ids:
+        d = os.path.join(os.fspath(outroot), str(int(o)))
+        try:
+            have = set(os.listdir(d))
+        except OSError:
+            have = set()
+        out += [os.path.join(d, name) for name in products if name not in have]
+    return out
+
+
+def files_signature(paths) -> str:
+    """A digest of the size and modification time of every file in ``paths`` (a missing one
+    as missing): the params of a batch job in place of its DL3 files as inputs.
+
+    Snakemake sizes every input file of every job ready to run at each scheduling round (one
+    round per finished job), which with a batch's tens of DL3 files made the scheduling
+    quadratic in the number of batches; a changed, touched or removed DL3 file changes this
+    digest, and the params trigger reruns its batch."""
+    import hashlib
+    import os
+
+    h = hashlib.sha256()
+    for p in paths:
+        try:
+            st = os.stat(p)
+            h.update(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{p}\tmissing\n".encode())
+    return h.hexdigest()[:16]
