@@ -21,7 +21,8 @@ from .spectrum import SpectrumDataset
 from .stats import wstat, wstat_sqrt_ts
 
 __all__ = ["stack_spectra", "stack_onto", "cumulative_rows", "gti_union_duration", "CUMULATIVE_COLUMNS",
-           "spectrum_plot_arrays"]
+           "spectrum_plot_arrays", "cumulative_increments", "cumulative_rows_from_increments",
+           "CUMULATIVE_PARTIAL_RTOL"]
 
 
 def gti_union_duration(gti: np.ndarray) -> float:
@@ -166,6 +167,144 @@ def cumulative_rows(datasets, float32: bool) -> list[dict]:
         row = {"obs_id": int(d.obs_id)}
         row.update(stack_statistics(stack, float32))
         rows.append(row)
+    return rows
+
+
+# ------------------------------------------------- the cumulative table from per-batch partials --
+
+CUMULATIVE_PARTIAL_RTOL = 1e-12
+"""Relative tolerance of :func:`cumulative_rows_from_increments` against :func:`cumulative_rows`
+(float64): the counts, OFF counts, acceptance, exposure and livetime sums are the same sums in
+the same order (counts and OFF counts exactly); ``alpha x OFF`` is summed as a running sum
+instead of being recomputed from the stack's alpha at every step, and the safe-bin sums add
+zeros outside the mask, so alpha, background, excess, sqrt_ts, stat_sum and acceptance_off
+differ in the last bits only (tested)."""
+
+_INCREMENT_2D = ("counts", "counts_off", "acceptance", "alpha_off", "mask", "exposure")
+
+
+def cumulative_increments(datasets) -> dict:
+    """What each dataset adds to the stack of the cumulative table (float64, §10.1), one row per
+    dataset in order: ``use`` (usable with a safe bin: the rows of the table), ``obs_id``, and of
+    the used ones, masked by their safe bins, ``counts``, ``counts_off``, ``acceptance``,
+    ``alpha_off`` (alpha x OFF counts) per reco bin, ``mask`` (the safe bins), ``exposure`` per
+    true bin, ``livetime``, and the GTIs (``gti`` (m, 2), ``gti_count`` per dataset).  The
+    arrays a batch reduction stores as its partial (:mod:`extspec.io.batch_arrays`) and
+    :func:`cumulative_rows_from_increments` sums."""
+    datasets = list(datasets)
+    n = len(datasets)
+    nr = datasets[0].energy_reco.nbin if n else 0
+    nt = datasets[0].energy_true.nbin if n else 0
+    out = {"obs_id": np.array([int(d.obs_id) for d in datasets], np.int64), "use": np.zeros(n, bool),
+           "counts": np.zeros((n, nr)), "counts_off": np.zeros((n, nr)), "acceptance": np.zeros((n, nr)),
+           "alpha_off": np.zeros((n, nr)), "mask": np.zeros((n, nr), bool), "exposure": np.zeros((n, nt)),
+           "livetime": np.zeros(n)}
+    gtis = []
+    for i, d in enumerate(datasets):
+        mb = np.asarray(d.mask_safe, bool) & bool(d.usable)
+        if not mb.any():
+            gtis.append(np.zeros((0, 2)))
+            continue
+        mbf = mb.astype(np.float64)
+        out["use"][i] = True
+        out["counts"][i] = mbf * d.counts.astype(np.float64)
+        out["counts_off"][i] = mbf * d.counts_off.astype(np.float64)
+        out["acceptance"][i] = mbf * d.acceptance.astype(np.float64)
+        out["alpha_off"][i] = mbf * d.alpha.astype(np.float64) * d.counts_off.astype(np.float64)
+        out["mask"][i] = mb
+        out["exposure"][i] = d.exposure
+        out["livetime"][i] = d.livetime
+        gtis.append(np.asarray(d.gti, np.float64).reshape(-1, 2))
+    out["gti"] = np.concatenate(gtis) if gtis else np.zeros((0, 2))
+    out["gti_count"] = np.array([len(g) for g in gtis], np.int64)
+    return out
+
+
+def _union_blocks(gti: np.ndarray) -> np.ndarray:
+    """The union of intervals as its sorted disjoint blocks (k, 2), the blocks
+    :func:`gti_union_duration` adds (the duration of the blocks is the duration of the union)."""
+    if gti.size == 0:
+        return np.zeros((0, 2))
+    g = gti[np.argsort(gti[:, 0], kind="stable")]
+    ends = np.maximum.accumulate(g[:, 1])
+    first = np.flatnonzero(np.concatenate([[True], g[1:, 0] > ends[:-1]]))
+    return np.stack([g[first, 0], ends[np.append(first[1:] - 1, len(g) - 1)]], axis=1)
+
+
+def cumulative_rows_from_increments(batches) -> list[dict]:
+    """The rows of :func:`cumulative_rows` (float64) from :func:`cumulative_increments` of
+    consecutive groups of the datasets (e.g. one per batch reduction), in order: running sums
+    carried from group to group, each group's rows vectorised (one array per quantity,
+    (rows, bins)).  Equal to :func:`cumulative_rows` within :data:`CUMULATIVE_PARTIAL_RTOL`.
+    Only the carried sums and the union of the GTIs so far are kept between groups."""
+    rows: list[dict] = []
+    carry = None
+    union = np.zeros((0, 2))
+    for inc in batches:
+        use = np.asarray(inc["use"], bool)
+        if not use.any():
+            continue
+        stops = np.cumsum(inc["gti_count"])
+        gtis = np.split(np.asarray(inc["gti"], np.float64).reshape(-1, 2), stops[:-1])
+        sel = {k: np.asarray(inc[k])[use] for k in (*_INCREMENT_2D, "livetime")}
+        if carry is None:
+            carry = {k: np.zeros_like(v[0], dtype=bool if k == "mask" else np.float64) for k, v in sel.items()}
+        cum = {}
+        for k, v in sel.items():
+            if k == "mask":
+                cum[k] = np.logical_or.accumulate(np.concatenate([carry[k][None], v]), axis=0)[1:]
+            else:
+                cum[k] = np.cumsum(np.concatenate([carry[k][None], v.astype(np.float64)]), axis=0)[1:]
+            carry[k] = cum[k][-1]
+        ontime = []
+        for g in (g for g, u in zip(gtis, use) if u):
+            union = _union_blocks(np.concatenate([union, g]))
+            ontime.append(gti_union_duration(union))
+        obs_ids = np.asarray(inc["obs_id"])[use]
+        rows += _rows_of_stacks(cum, np.array(ontime), obs_ids)
+    return rows
+
+
+def _rows_of_stacks(c: dict, ontime: np.ndarray, obs_ids) -> list[dict]:
+    """:func:`stack_statistics` (float64) of stacks given as running sums, one per row."""
+    m = c["mask"]
+    on, off, acc, t = c["counts"], c["counts_off"], c["acceptance"], c["alpha_off"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        off_tot = off.sum(axis=1)
+        tot_ratio = np.where(off_tot > 0, t.sum(axis=1) / np.where(off_tot > 0, off_tot, 1), np.nan)
+        acc_off = np.where(off > 0, acc * off / np.where(t > 0, t, 1), acc / tot_ratio[:, None])
+        acc_off = np.where(np.isfinite(acc_off), acc_off, 0.0)
+        alpha = np.where(acc_off > 0, acc / acc_off, 0.0)
+    off_sum = np.where(m, off, 0.0).sum(axis=1)
+    n_safe = m.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha_eff = np.where(off_sum > 0, np.where(m, alpha * off, 0.0).sum(axis=1) / np.where(off_sum > 0, off_sum, 1),
+                             np.where(n_safe > 0, np.where(m, alpha, 0.0).sum(axis=1) / np.maximum(n_safe, 1), 0.0))
+    counts = np.where(m, on, 0.0).sum(axis=1)
+    background = alpha_eff * off_sum
+    acceptance = np.where(m, acc, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acceptance_off = np.where(alpha_eff > 0, acceptance / np.where(alpha_eff > 0, alpha_eff, 1), 0.0)
+    excess = counts - background
+    sqrt_ts = np.where(alpha_eff > 0, wstat_sqrt_ts(counts, off_sum, alpha_eff), 0.0)
+    stat_sum = np.where(m, wstat(on, off, alpha, 0.0), 0.0).sum(axis=1)
+    ex = c["exposure"]
+    pos = ex > 0
+    ex_min = np.where(pos.any(axis=1), np.where(pos, ex, np.inf).min(axis=1), 0.0)
+    ex_max = np.where(pos.any(axis=1), np.where(pos, ex, -np.inf).max(axis=1), 0.0)
+    lt = c["livetime"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = [np.where(lt > 0, v / np.where(lt > 0, lt, 1), 0.0) for v in (counts, background, excess)]
+    rows = []
+    for i, o in enumerate(obs_ids):
+        rows.append({
+            "obs_id": int(o), "livetime": float(lt[i]), "ontime": float(ontime[i]), "counts": int(round(counts[i])),
+            "counts_off": int(round(off_sum[i])), "alpha": float(alpha_eff[i]), "acceptance": float(acceptance[i]),
+            "acceptance_off": float(acceptance_off[i]), "background": float(background[i]),
+            "excess": float(excess[i]), "sqrt_ts": float(sqrt_ts[i]), "stat_sum": float(stat_sum[i]),
+            "n_fit_bins": int(n_safe[i]), "exposure_min": float(ex_min[i]), "exposure_max": float(ex_max[i]),
+            "counts_rate": float(rates[0][i]), "background_rate": float(rates[1][i]), "excess_rate": float(rates[2][i]),
+        })
     return rows
 
 
