@@ -111,6 +111,20 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u207
 _MATH_POWER = re.compile(r"^\$\\mathdefault\{(?:(?P<m>[0-9.]+)\\times)?10\^\{(?P<e>-?\d+)\}\}\$$")
 
 
+def _fixed_layout(fig, title: str, left: float, right: float, bottom: float, top_in: float, **kw) -> None:
+    """Axes margins without ``tight_layout`` (which lays out every text once more before the
+    draw): the fractions matplotlib's tight layout gives these plots, the top margin ``top_in``
+    inches plus one line height per title line after the first."""
+    lines = max(1, len(str(title or "").splitlines()))
+    height = fig.get_size_inches()[1]
+    fig.subplots_adjust(left=left, right=right, bottom=bottom, top=1 - (top_in + _TITLE_LINE_IN * (lines - 1)) / height,
+                        **kw)
+
+
+_TITLE_LINE_IN = 0.218
+"""Height (inches) of one more line of a 12 pt title."""
+
+
 def _unicode_power(label: str) -> str:
     """'$\\mathdefault{2\\times10^{-11}}$' -> '2×10⁻¹¹'; any other label is returned unchanged."""
     m = _MATH_POWER.match(label)
@@ -358,7 +372,7 @@ def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), excl
                          title="regions (number)", title_fontsize=8)
         leg.get_frame().set_facecolor("0.6")
     if title:
-        ax.set_title(title)
+        ax.set_title(title, y=1.0)  # fixed: no search for top tick labels (none)
     return _save(fig, out_png, tight=True)
 
 
@@ -455,7 +469,7 @@ def plot_spectrum_fit(energy_edges, counts, counts_off, alpha, npred_sig, mask_s
         a.grid(True, which="major", alpha=0.3)
         a.tick_params(which="both", direction="in", top=True, right=True)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, y=1.0)  # fixed: no search for top tick labels (none)
     fig.align_ylabels([ax, axr])
     fig.subplots_adjust(left=0.12, right=0.97, top=0.93, bottom=0.09)
     return _save(fig, out_png)
@@ -635,8 +649,8 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
     if handles:
         ax.legend(handles=handles, fontsize=9, loc="best")
     if title:
-        ax.set_title(title)
-    fig.tight_layout()
+        ax.set_title(title, y=1.0)
+    _fixed_layout(fig, title, left=0.13, right=0.98, bottom=0.097, top_in=0.36)
     return _save(fig, out_png)
 
 
@@ -689,7 +703,7 @@ def plot_cumulative(rows, out_png, title=""):
         axl.legend(fontsize=9, loc="upper left")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    _fixed_layout(fig, title, left=0.08, right=0.986, bottom=0.119, top_in=0.48, wspace=0.15)
     return _save(fig, out_png)
 
 
