@@ -63,6 +63,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,7 @@ from ..errors import FormatError
 from .batch import arrays_name
 
 __all__ = ["ARRAYS_FORMAT", "arrays_name", "spectrum_as_read", "write_batch_arrays", "read_spectra",
-           "read_cube_counts_all", "read_arrays_spectra", "partial_sources", "iter_partials", "PARTIALS_VERSION"]
+           "read_cube_counts_all", "read_arrays_spectra", "partial_sources", "iter_partials", "PARTIALS_VERSION", "RegionRecord", "read_region_records"]
 
 ARRAYS_FORMAT = "extspec-batch-arrays"
 ARRAYS_FORMAT_VERSION = 1
@@ -336,6 +337,39 @@ def read_spectra(paths) -> list:
     from .ogip import read_spectrum
 
     return _inputs(paths, read_spectrum, _spectra_from_arrays, "spectra")
+
+
+@dataclass(frozen=True)
+class RegionRecord:
+    """What the sky pictures draw of a run: its regions (DS9), reco axis and meta (``rad_max``
+    of point-like runs), the fields of :class:`~extspec.spectrum.SpectrumDataset` that
+    :func:`extspec.spectrum.regions_at_energy` reads."""
+
+    obs_id: int
+    energy_reco: object
+    on_region: str
+    off_regions: list
+    meta: dict
+
+
+def read_region_records(paths) -> list:
+    """:class:`RegionRecord` of every run of ``paths`` (as :func:`read_spectra`), in order: from
+    an arrays file only its text and reco axes (not every run's spectrum), from the runs' files
+    their spectra."""
+    from ..geometry import EnergyAxis
+    from .ogip import read_spectrum
+
+    def per_run(p):
+        s = read_spectrum(p)
+        return RegionRecord(int(s.obs_id), s.energy_reco, s.on_region, list(s.off_regions), s.meta)
+
+    def from_arrays(g):
+        text = json.loads(g["text"][()].tobytes().decode())
+        ids, edges = g["obs_id"][()], g["energy_reco"][()]
+        return [RegionRecord(int(o), EnergyAxis(e.copy()), t["on_region"], t["off_regions"], t["meta"])
+                for o, e, t in zip(ids, edges, text)]
+
+    return _inputs(paths, per_run, from_arrays, "spectra")
 
 
 def read_cube_counts_all(paths) -> list:

@@ -331,10 +331,11 @@ def _stacked_images_from_partials(config: dict, cube_paths: list) -> dict | None
 def _drawn_regions(config: dict, spectrum_dirs: list) -> tuple[dict, str]:
     """The ON, OFF and exclusion regions drawn on the sky images (keyword arguments of
     :func:`extspec.plots.plot_counts_image`), and a title note for point-like spectra."""
+    from ..io.batch_arrays import read_region_records
     from ..spectrum import regions_at_energy
     from .settings import setting
 
-    spectra = read_spectra(spectrum_dirs)
+    spectra = read_region_records(list(map(str, spectrum_dirs)))  # regions only, not every run's spectrum
     e_draw = float(setting(config, "stacked", "rad_max_energy"))
     drawn = [regions_at_energy(s, e_draw) for s in spectra]
     radii = sorted({round(r, 4) for _, _, r in drawn if r is not None})
