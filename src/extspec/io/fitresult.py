@@ -136,7 +136,9 @@ def read_result_yaml(path) -> dict:
     from ..errors import FormatError
 
     try:
-        return yaml.safe_load(Path(path).read_text())
+        # libyaml's parser when present (the safe loader's constructors, 7x faster: a result of
+        # 2,000 runs lists each run three times); not its emitter, which folds long lines otherwise
+        return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except OSError as exc:
         raise FormatError(f"fit result {path}: cannot read it ({exc.strerror})") from None
     except yaml.YAMLError:
