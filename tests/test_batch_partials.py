@@ -169,3 +169,28 @@ def test_vectorised_fit_statistic_is_the_sum_over_runs(reduced):
     assert len(data) == 6 and min(per_run) > 0
     assert data.stat(flux) == pytest.approx(sum(per_run), rel=1e-12)
     assert data.stat_per_dataset(flux) == pytest.approx(per_run, rel=1e-12)
+
+
+def test_ontime_of_the_growing_union_is_gti_union_duration():
+    """The cumulative table's ontime from partials (blocks appended in time order, recomputed
+    otherwise) is exactly gti_union_duration of all intervals so far, overlaps and disorder included."""
+    from extspec.stacking import _add_to_union, _UnionSum, gti_union_duration
+
+    rng = np.random.default_rng(1)
+    recomputed = 0
+    for trial in range(60):
+        gtis = [np.sort(rng.uniform(0, 1e4, size=(rng.integers(1, 3), 2)), axis=1) for _ in range(25)]
+        if trial % 2:
+            gtis.sort(key=lambda g: g[0, 0])
+        union, done, every = np.zeros((0, 2)), _UnionSum(), np.zeros((0, 2))
+        for g in gtis:
+            n_before = len(union)
+            union, done = _add_to_union(union, g, done)
+            every = np.concatenate([every, g])
+            recomputed += len(union) <= n_before
+            assert done.duration() == gti_union_duration(every) > 0
+    assert recomputed > 100  # the slow path was taken too
+    union, done = np.zeros((0, 2)), _UnionSum()
+    for k in range(5):  # runs one after the other: appended
+        union, done = _add_to_union(union, np.array([[1000.0 * k, 1000.0 * k + 300.0]]), done)
+    assert done.duration() == 1500.0 and done.n == 5

@@ -231,6 +231,48 @@ def _union_blocks(gti: np.ndarray) -> np.ndarray:
     return np.stack([g[first, 0], ends[np.append(first[1:] - 1, len(g) - 1)]], axis=1)
 
 
+class _UnionSum:
+    """The duration of a union of disjoint sorted blocks, kept as it grows by blocks appended
+    after its end: the same float operations as :func:`gti_union_duration` on all the blocks
+    (the lengths of all blocks but the last added one after the other, then the last's end
+    added and its start subtracted)."""
+
+    def __init__(self, blocks=None):
+        self.head = 0.0  # sum of the lengths of all blocks but the last, in order
+        self.n = 0
+        self.last = None
+        if blocks is not None and len(blocks):
+            lengths = blocks[:-1, 1] - blocks[:-1, 0]
+            self.head = float(np.add.accumulate(lengths)[-1]) if len(lengths) else 0.0
+            self.n = len(blocks)
+            self.last = (float(blocks[-1, 0]), float(blocks[-1, 1]))
+
+    def append(self, start: float, end: float) -> None:
+        if self.last is not None:
+            self.head = self.head + (self.last[1] - self.last[0]) if self.n > 1 else self.last[1] - self.last[0]
+        self.n += 1
+        self.last = (start, end)
+
+    def duration(self) -> float:
+        if self.last is None:
+            return 0.0
+        return float(np.float64(self.head) + self.last[1] - self.last[0]) if self.n > 1 else float(
+            np.float64(0.0) + self.last[1] - self.last[0])
+
+
+def _add_to_union(union: np.ndarray, gti: np.ndarray, done: _UnionSum) -> tuple:
+    """``union`` (sorted disjoint blocks) with the intervals ``gti`` added, and its
+    :class:`_UnionSum`: appended when ``gti`` starts after the union's end (runs in time order),
+    recomputed otherwise."""
+    own = _union_blocks(gti)
+    if len(own) and (not len(union) or own[0, 0] > union[-1, 1]):
+        for a, b in own:
+            done.append(float(a), float(b))
+        return np.concatenate([union, own]), done
+    union = _union_blocks(np.concatenate([union, gti]))
+    return union, _UnionSum(union)
+
+
 def cumulative_rows_from_increments(batches) -> list[dict]:
     """The rows of :func:`cumulative_rows` (float64) from :func:`cumulative_increments` of
     consecutive groups of the datasets (e.g. one per batch reduction), in order: running sums
@@ -239,7 +281,7 @@ def cumulative_rows_from_increments(batches) -> list[dict]:
     Only the carried sums and the union of the GTIs so far are kept between groups."""
     rows: list[dict] = []
     carry = None
-    union = np.zeros((0, 2))
+    union, done = np.zeros((0, 2)), _UnionSum()
     for inc in batches:
         use = np.asarray(inc["use"], bool)
         if not use.any():
@@ -258,8 +300,8 @@ def cumulative_rows_from_increments(batches) -> list[dict]:
             carry[k] = cum[k][-1]
         ontime = []
         for g in (g for g, u in zip(gtis, use) if u):
-            union = _union_blocks(np.concatenate([union, g]))
-            ontime.append(gti_union_duration(union))
+            union, done = _add_to_union(union, g, done)
+            ontime.append(done.duration())
         obs_ids = np.asarray(inc["obs_id"])[use]
         rows += _rows_of_stacks(cum, np.array(ontime), obs_ids)
     return rows
