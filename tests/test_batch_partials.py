@@ -194,3 +194,21 @@ def test_ontime_of_the_growing_union_is_gti_union_duration():
     for k in range(5):  # runs one after the other: appended
         union, done = _add_to_union(union, np.array([[1000.0 * k, 1000.0 * k + 300.0]]), done)
     assert done.duration() == 1500.0 and done.n == 5
+
+
+def test_spectrum_plot_arrays_are_the_stack_of_the_runs(reduced):
+    """The spectrum plot's stacked arrays, summed at once over all runs, against stack_spectra's
+    one-by-one stack: counts and mask exactly, alpha and the prediction within 1e-12."""
+    from extspec.fit import fold, response_matrix
+    from extspec.io.batch_arrays import read_spectra
+    from extspec.stacking import spectrum_plot_arrays, stack_spectra
+
+    spectra = read_spectra(reduced["manifests"])
+    flux = np.geomspace(1e-11, 1e-14, spectra[0].energy_true.nbin)
+    st = stack_spectra(spectra, float32=False)
+    edges, counts, off, alpha, npred, mask = spectrum_plot_arrays(spectra, flux)
+    assert np.array_equal(edges, st.energy_reco.edges) and np.array_equal(mask, st.mask_safe)
+    assert np.array_equal(counts, st.counts) and np.array_equal(off, st.counts_off) and counts.sum() > 500
+    np.testing.assert_allclose(alpha, st.alpha, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(npred, fold(flux, response_matrix(st.exposure, st.edisp)), rtol=1e-12, atol=0)
+    assert npred.sum() > 1
