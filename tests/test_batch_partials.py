@@ -212,3 +212,34 @@ def test_spectrum_plot_arrays_are_the_stack_of_the_runs(reduced):
     np.testing.assert_allclose(alpha, st.alpha, rtol=1e-12, atol=0)
     np.testing.assert_allclose(npred, fold(flux, response_matrix(st.exposure, st.edisp)), rtol=1e-12, atol=0)
     assert npred.sum() > 1
+
+
+def test_result_yaml_text_is_pyyaml_text():
+    """write_fit_result takes libyaml's emitter only for printable-ASCII documents, for which it
+    writes PyYAML's text (a seeded sample of such documents, long folded strings included)."""
+    import random
+    import string
+
+    from extspec.io.fitresult import _printable_ascii
+
+    if not hasattr(yaml, "CSafeDumper"):
+        pytest.skip("PyYAML without libyaml: write_fit_result uses PyYAML's emitter")
+    rng = random.Random(3)
+
+    def text():
+        return "".join(rng.choice(string.printable[:95]) for _ in range(rng.choice([0, 3, 40, 120])))
+
+    def value(depth=0):
+        r = rng.random()
+        if depth < 2 and r < 0.2:
+            return {text()[:12] or "k": value(depth + 1) for _ in range(rng.randint(0, 4))}
+        if depth < 2 and r < 0.4:
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        return rng.choice([text(), rng.uniform(-1e3, 1e3) * 10 ** rng.randint(-30, 30), rng.randint(-10**9, 10**9),
+                           None, True, float("nan")])
+
+    for i in range(300):
+        doc = {f"k{i}": value(), "obs_ids": list(range(i)), "s": text()}
+        assert _printable_ascii(doc)
+        assert yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False) == yaml.safe_dump(doc, sort_keys=False)
+    assert not _printable_ascii({"a": ["\u03c3"]}) and not _printable_ascii({"a\nb": 1})
