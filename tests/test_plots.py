@@ -494,3 +494,17 @@ def test_tight_save_is_one_draw_cropped_like_matplotlib(tmp_path):
     assert a.shape[1] < 7.6 * plots._DPI - 20  # cropped: the white margins are gone
     plots.plot_counts_image(img, w, tmp_path / "counts.png", title="t")
     assert (tmp_path / "counts.png").stat().st_size > 1000
+
+
+def test_plots_import_leaves_matplotlib_kwdoc_working():
+    """extspec.plots imports matplotlib with short set() docstrings (no property tables built at
+    class creation) and restores matplotlib.artist.kwdoc afterwards."""
+    import subprocess
+    import sys
+
+    code = ("import extspec.plots, matplotlib.artist as a, matplotlib.lines as l\n"
+            "assert 'linewidth' in a.kwdoc(l.Line2D), 'kwdoc restored'\n"
+            "assert 'linewidth' not in (l.Line2D.set.__doc__ or ''), 'short docstring'\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -47,6 +47,38 @@ __all__ = [
     "plot_spectra_vs_time",
 ]
 
+def _import_matplotlib() -> None:
+    """Import the matplotlib modules the plots use, with the ``set()`` docstrings of the Artist
+    subclasses they define left short.
+
+    matplotlib writes the property table of every Artist subclass into its ``set()`` docstring
+    when the class is created (``matplotlib.artist.kwdoc``), 0.1-0.3 s of a fresh process's
+    import, read by ``help()`` only.  Those imports run with a one-line ``kwdoc``; matplotlib's
+    own is restored afterwards (nothing drawn depends on it).  Already imported: nothing to do.
+    """
+    import sys
+
+    if "matplotlib.figure" in sys.modules:
+        return
+    import matplotlib.artist as artist
+
+    kwdoc = getattr(artist, "kwdoc", None)
+    if kwdoc is not None:
+        artist.kwdoc = lambda a: "Properties: see the class's setters (set_*) in matplotlib's documentation."
+    try:
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.colorbar  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+        import matplotlib.legend  # noqa: F401
+        import matplotlib.lines  # noqa: F401
+        import matplotlib.patches  # noqa: F401
+    finally:
+        if kwdoc is not None:
+            artist.kwdoc = kwdoc
+
+
+_import_matplotlib()
+
 _DPI = 120
 # OFF-region colours per observation: visible on the viridis map, distinct from the white
 # ON region and the red exclusion regions.
