@@ -495,16 +495,3 @@ def test_tight_save_is_one_draw_cropped_like_matplotlib(tmp_path):
     plots.plot_counts_image(img, w, tmp_path / "counts.png", title="t")
     assert (tmp_path / "counts.png").stat().st_size > 1000
 
-
-def test_plots_import_leaves_matplotlib_kwdoc_working():
-    """extspec.plots imports matplotlib with short set() docstrings (no property tables built at
-    class creation) and restores matplotlib.artist.kwdoc afterwards."""
-    import subprocess
-    import sys
-
-    code = ("import extspec.plots, matplotlib.artist as a, matplotlib.lines as l\n"
-            "assert 'linewidth' in a.kwdoc(l.Line2D), 'kwdoc restored'\n"
-            "assert 'antialiased' not in (l.Line2D.set.__doc__ or ''), 'short docstring'\n"
-            "print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

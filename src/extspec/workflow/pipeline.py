@@ -30,7 +30,7 @@ __all__ = [
 
 _SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.batch_arrays", "h5py", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
             "extspec.geometry", "extspec.sky", "extspec.timebins")
-_PLOTS = ("extspec.plots", "matplotlib.figure", "matplotlib.backends.backend_agg")  # plots first: its matplotlib import
+_PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.figures", "extspec.plots")
 STEP_IMPORTS = {
     "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "numpy.fft", "h5py", "extspec.background", "extspec.cube",
                "extspec.io.cube_io", "extspec.io.datastore", "extspec.io.fitswrite", "extspec.io.onoff_events",
