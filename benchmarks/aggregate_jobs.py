@@ -28,9 +28,10 @@ Usage (by hand, not a test)::
 
     python benchmarks/aggregate_jobs.py RESULTS_DIR CONFIG.yaml [--repeat 5] [--before OLD/src] [--fit-stat]
 
-An archive-scale RESULTS_DIR: run the workflow on ``benchmarks/workflow.py``'s
+An archive-scale RESULTS_DIR: the workflow run on ``benchmarks/workflow.py``'s
 ``scale_store(path, N)`` with ``scale_config(...)`` (``reduce.batch_size: auto``, batches of
-50 runs), e.g. ``python benchmarks/workflow.py --scale 2000 --keep DIR``.
+50 runs), e.g. ``python benchmarks/workflow.py --skip-dr1 --skip-sim --scale-runs 2000 --keep DIR``
+(then ``DIR/scale-2000/results/scale2000`` and ``DIR/scale-2000/runs.yaml``).
 """
 
 from __future__ import annotations
