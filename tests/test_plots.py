@@ -444,15 +444,15 @@ def test_failed_save_leaves_no_file(tmp_path, monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    import matplotlib.image
 
-    orig = Figure.savefig
+    orig = matplotlib.image.imsave  # the PNG writer of plots._save (one draw, then the pixels)
 
-    def broken(self, fname, *a, **k):
-        orig(self, fname, *a, **k)  # the temp file exists ...
+    def broken(fname, *a, **k):
+        orig(fname, *a, **k)  # the temp file exists ...
         raise OSError("disk full")  # ... and then the write fails
 
-    monkeypatch.setattr(Figure, "savefig", broken)
+    monkeypatch.setattr(matplotlib.image, "imsave", broken)
     out = tmp_path / "cum.png"
     with pytest.raises(OSError, match="disk full"):
         plots.plot_cumulative([dict(livetime=1800.0, excess=10.0, sqrt_ts=2.0, obs_id=1)], out)
@@ -464,3 +464,34 @@ def test_replaces_existing_file(tmp_path):
     out.write_bytes(b"old")
     plots.plot_cumulative([dict(livetime=1800.0, excess=10.0, sqrt_ts=2.0, obs_id=1)], out)
     check_png(out)
+
+
+def test_tight_save_is_one_draw_cropped_like_matplotlib(tmp_path):
+    """plots._save(tight=True) draws once and crops to the drawn box plus the pad: the same
+    picture size (within a pixel of rounding) as matplotlib's bbox_inches='tight', which draws twice."""
+    import matplotlib.image
+
+    from astropy.wcs import WCS  # a celestial WCS, as plot_counts_image accepts
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---CAR", "DEC--CAR"]
+    w.wcs.crval = [83.6, 22.0]
+    w.wcs.crpix = [10.5, 10.5]
+    w.wcs.cdelt = [-0.05, 0.05]
+    img = np.arange(400.0).reshape(20, 20)
+    fig = plots._figure(figsize=(7.6, 6.4))
+    ax = fig.add_axes([0.15, 0.10, 0.66, 0.80])
+    ax.imshow(img, origin="lower")
+    ax.set_title("a title")
+    draws = []
+    orig_draw = fig.canvas.draw
+    fig.canvas.draw = lambda: (draws.append(1), orig_draw())[1]
+    ours = plots._save(fig, tmp_path / "ours.png", tight=True)
+    assert len(draws) == 1
+    fig.savefig(tmp_path / "mpl.png", dpi=plots._DPI, bbox_inches="tight", pad_inches=plots._TIGHT_PAD_INCHES)
+    a, b = matplotlib.image.imread(ours), matplotlib.image.imread(tmp_path / "mpl.png")
+    assert abs(a.shape[0] - b.shape[0]) <= 1 and abs(a.shape[1] - b.shape[1]) <= 1
+    assert a.shape[1] < 7.6 * plots._DPI - 20  # cropped: the white margins are gone
+    plots.plot_counts_image(img, w, tmp_path / "counts.png", title="t")
+    assert (tmp_path / "counts.png").stat().st_size > 1000
+

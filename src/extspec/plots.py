@@ -47,7 +47,8 @@ __all__ = [
     "plot_spectra_vs_time",
 ]
 
-_DPI = 120
+from .figures import _DPI, _TIGHT_PAD_INCHES, _figure, _fixed_layout, _save  # noqa: F401 (plots_spatial, tests)
+
 # OFF-region colours per observation: visible on the viridis map, distinct from the white
 # ON region and the red exclusion regions.
 _OFF_COLOURS = ["cyan", "magenta", "orange", "lime", "deepskyblue", "yellow", "violet", "springgreen",
@@ -57,26 +58,6 @@ _OFF_COLOURS = ["cyan", "magenta", "orange", "lime", "deepskyblue", "yellow", "v
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-def _figure(**kwargs):
-    """A new Figure drawn by the Agg canvas (no pyplot: no global figure registry to close)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(**kwargs)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, out_png, tight=False) -> Path:
-    """Save ``fig`` atomically to ``out_png`` (:func:`extspec.io.atomic.atomic_path`)."""
-    from .io.atomic import atomic_path
-
-    kw = {"bbox_inches": "tight", "pad_inches": 0.15} if tight else {}
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=_DPI, **kw)
-    return Path(out_png)
-
-
 _SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
 _MATH_POWER = re.compile(r"^\$\\mathdefault\{(?:(?P<m>[0-9.]+)\\times)?10\^\{(?P<e>-?\d+)\}\}\$$")
 
@@ -328,7 +309,7 @@ def plot_counts_image(image, geom, out_png, on_region=None, off_regions=(), excl
                          title="regions (number)", title_fontsize=8)
         leg.get_frame().set_facecolor("0.6")
     if title:
-        ax.set_title(title)
+        ax.set_title(title, y=1.0)  # fixed: no search for top tick labels (none)
     return _save(fig, out_png, tight=True)
 
 
@@ -425,7 +406,7 @@ def plot_spectrum_fit(energy_edges, counts, counts_off, alpha, npred_sig, mask_s
         a.grid(True, which="major", alpha=0.3)
         a.tick_params(which="both", direction="in", top=True, right=True)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, y=1.0)  # fixed: no search for top tick labels (none)
     fig.align_ylabels([ax, axr])
     fig.subplots_adjust(left=0.12, right=0.97, top=0.93, bottom=0.09)
     return _save(fig, out_png)
@@ -605,8 +586,8 @@ def plot_sed(flux_points, model_dnde, energy_range, out_png, butterfly=None, tit
     if handles:
         ax.legend(handles=handles, fontsize=9, loc="best")
     if title:
-        ax.set_title(title)
-    fig.tight_layout()
+        ax.set_title(title, y=1.0)
+    _fixed_layout(fig, title, left=0.13, right=0.98, bottom=0.097, top_in=0.36)
     return _save(fig, out_png)
 
 
@@ -659,7 +640,7 @@ def plot_cumulative(rows, out_png, title=""):
         axl.legend(fontsize=9, loc="upper left")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    _fixed_layout(fig, title, left=0.08, right=0.986, bottom=0.119, top_in=0.48, wspace=0.15)
     return _save(fig, out_png)
 
 

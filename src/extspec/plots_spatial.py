@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plots import _figure, _save
+from .figures import _figure, _save
 
 __all__ = ["plot_spatial_maps", "plot_spatial_profile"]
 

@@ -21,7 +21,8 @@ from .spectrum import SpectrumDataset
 from .stats import wstat, wstat_sqrt_ts
 
 __all__ = ["stack_spectra", "stack_onto", "cumulative_rows", "gti_union_duration", "CUMULATIVE_COLUMNS",
-           "spectrum_plot_arrays"]
+           "spectrum_plot_arrays", "cumulative_increments", "cumulative_rows_from_increments",
+           "CUMULATIVE_PARTIAL_RTOL"]
 
 
 def gti_union_duration(gti: np.ndarray) -> float:
@@ -169,17 +170,217 @@ def cumulative_rows(datasets, float32: bool) -> list[dict]:
     return rows
 
 
+# ------------------------------------------------- the cumulative table from per-batch partials --
+
+CUMULATIVE_PARTIAL_RTOL = 1e-12
+"""Relative tolerance of :func:`cumulative_rows_from_increments` against :func:`cumulative_rows`
+(float64): the counts, OFF counts, acceptance, exposure and livetime sums are the same sums in
+the same order (counts and OFF counts exactly); ``alpha x OFF`` is summed as a running sum
+instead of being recomputed from the stack's alpha at every step, and the safe-bin sums add
+zeros outside the mask, so alpha, background, excess, sqrt_ts, stat_sum and acceptance_off
+differ in the last bits only (tested)."""
+
+_INCREMENT_2D = ("counts", "counts_off", "acceptance", "alpha_off", "mask", "exposure")
+
+
+def cumulative_increments(datasets) -> dict:
+    """What each dataset adds to the stack of the cumulative table (float64, §10.1), one row per
+    dataset in order: ``use`` (usable with a safe bin: the rows of the table), ``obs_id``, and of
+    the used ones, masked by their safe bins, ``counts``, ``counts_off``, ``acceptance``,
+    ``alpha_off`` (alpha x OFF counts) per reco bin, ``mask`` (the safe bins), ``exposure`` per
+    true bin, ``livetime``, and the GTIs (``gti`` (m, 2), ``gti_count`` per dataset).  The
+    arrays a batch reduction stores as its partial (:mod:`extspec.io.batch_arrays`) and
+    :func:`cumulative_rows_from_increments` sums."""
+    datasets = list(datasets)
+    n = len(datasets)
+    nr = datasets[0].energy_reco.nbin if n else 0
+    nt = datasets[0].energy_true.nbin if n else 0
+    out = {"obs_id": np.array([int(d.obs_id) for d in datasets], np.int64), "use": np.zeros(n, bool),
+           "counts": np.zeros((n, nr)), "counts_off": np.zeros((n, nr)), "acceptance": np.zeros((n, nr)),
+           "alpha_off": np.zeros((n, nr)), "mask": np.zeros((n, nr), bool), "exposure": np.zeros((n, nt)),
+           "livetime": np.zeros(n)}
+    gtis = []
+    for i, d in enumerate(datasets):
+        mb = np.asarray(d.mask_safe, bool) & bool(d.usable)
+        if not mb.any():
+            gtis.append(np.zeros((0, 2)))
+            continue
+        mbf = mb.astype(np.float64)
+        out["use"][i] = True
+        out["counts"][i] = mbf * d.counts.astype(np.float64)
+        out["counts_off"][i] = mbf * d.counts_off.astype(np.float64)
+        out["acceptance"][i] = mbf * d.acceptance.astype(np.float64)
+        out["alpha_off"][i] = mbf * d.alpha.astype(np.float64) * d.counts_off.astype(np.float64)
+        out["mask"][i] = mb
+        out["exposure"][i] = d.exposure
+        out["livetime"][i] = d.livetime
+        gtis.append(np.asarray(d.gti, np.float64).reshape(-1, 2))
+    out["gti"] = np.concatenate(gtis) if gtis else np.zeros((0, 2))
+    out["gti_count"] = np.array([len(g) for g in gtis], np.int64)
+    return out
+
+
+def _union_blocks(gti: np.ndarray) -> np.ndarray:
+    """The union of intervals as its sorted disjoint blocks (k, 2), the blocks
+    :func:`gti_union_duration` adds (the duration of the blocks is the duration of the union)."""
+    if gti.size == 0:
+        return np.zeros((0, 2))
+    g = gti[np.argsort(gti[:, 0], kind="stable")]
+    ends = np.maximum.accumulate(g[:, 1])
+    first = np.flatnonzero(np.concatenate([[True], g[1:, 0] > ends[:-1]]))
+    return np.stack([g[first, 0], ends[np.append(first[1:] - 1, len(g) - 1)]], axis=1)
+
+
+class _UnionSum:
+    """The duration of a union of disjoint sorted blocks, kept as it grows by blocks appended
+    after its end: the same float operations as :func:`gti_union_duration` on all the blocks
+    (the lengths of all blocks but the last added one after the other, then the last's end
+    added and its start subtracted)."""
+
+    def __init__(self, blocks=None):
+        self.head = 0.0  # sum of the lengths of all blocks but the last, in order
+        self.n = 0
+        self.last = None
+        if blocks is not None and len(blocks):
+            lengths = blocks[:-1, 1] - blocks[:-1, 0]
+            self.head = float(np.add.accumulate(lengths)[-1]) if len(lengths) else 0.0
+            self.n = len(blocks)
+            self.last = (float(blocks[-1, 0]), float(blocks[-1, 1]))
+
+    def append(self, start: float, end: float) -> None:
+        if self.last is not None:
+            self.head = self.head + (self.last[1] - self.last[0]) if self.n > 1 else self.last[1] - self.last[0]
+        self.n += 1
+        self.last = (start, end)
+
+    def duration(self) -> float:
+        if self.last is None:
+            return 0.0
+        return float(np.float64(self.head) + self.last[1] - self.last[0]) if self.n > 1 else float(
+            np.float64(0.0) + self.last[1] - self.last[0])
+
+
+def _add_to_union(union: np.ndarray, gti: np.ndarray, done: _UnionSum) -> tuple:
+    """``union`` (sorted disjoint blocks) with the intervals ``gti`` added, and its
+    :class:`_UnionSum`: appended when ``gti`` starts after the union's end (runs in time order),
+    recomputed otherwise."""
+    own = _union_blocks(gti)
+    if len(own) and (not len(union) or own[0, 0] > union[-1, 1]):
+        for a, b in own:
+            done.append(float(a), float(b))
+        return np.concatenate([union, own]), done
+    union = _union_blocks(np.concatenate([union, gti]))
+    return union, _UnionSum(union)
+
+
+def cumulative_rows_from_increments(batches) -> list[dict]:
+    """The rows of :func:`cumulative_rows` (float64) from :func:`cumulative_increments` of
+    consecutive groups of the datasets (e.g. one per batch reduction), in order: running sums
+    carried from group to group, each group's rows vectorised (one array per quantity,
+    (rows, bins)).  Equal to :func:`cumulative_rows` within :data:`CUMULATIVE_PARTIAL_RTOL`.
+    Only the carried sums and the union of the GTIs so far are kept between groups."""
+    rows: list[dict] = []
+    carry = None
+    union, done = np.zeros((0, 2)), _UnionSum()
+    for inc in batches:
+        use = np.asarray(inc["use"], bool)
+        if not use.any():
+            continue
+        stops = np.cumsum(inc["gti_count"])
+        gtis = np.split(np.asarray(inc["gti"], np.float64).reshape(-1, 2), stops[:-1])
+        sel = {k: np.asarray(inc[k])[use] for k in (*_INCREMENT_2D, "livetime")}
+        if carry is None:
+            carry = {k: np.zeros_like(v[0], dtype=bool if k == "mask" else np.float64) for k, v in sel.items()}
+        cum = {}
+        for k, v in sel.items():
+            if k == "mask":
+                cum[k] = np.logical_or.accumulate(np.concatenate([carry[k][None], v]), axis=0)[1:]
+            else:
+                cum[k] = np.cumsum(np.concatenate([carry[k][None], v.astype(np.float64)]), axis=0)[1:]
+            carry[k] = cum[k][-1]
+        ontime = []
+        for g in (g for g, u in zip(gtis, use) if u):
+            union, done = _add_to_union(union, g, done)
+            ontime.append(done.duration())
+        obs_ids = np.asarray(inc["obs_id"])[use]
+        rows += _rows_of_stacks(cum, np.array(ontime), obs_ids)
+    return rows
+
+
+def _rows_of_stacks(c: dict, ontime: np.ndarray, obs_ids) -> list[dict]:
+    """:func:`stack_statistics` (float64) of stacks given as running sums, one per row."""
+    m = c["mask"]
+    on, off, acc, t = c["counts"], c["counts_off"], c["acceptance"], c["alpha_off"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        off_tot = off.sum(axis=1)
+        tot_ratio = np.where(off_tot > 0, t.sum(axis=1) / np.where(off_tot > 0, off_tot, 1), np.nan)
+        acc_off = np.where(off > 0, acc * off / np.where(t > 0, t, 1), acc / tot_ratio[:, None])
+        acc_off = np.where(np.isfinite(acc_off), acc_off, 0.0)
+        alpha = np.where(acc_off > 0, acc / acc_off, 0.0)
+    off_sum = np.where(m, off, 0.0).sum(axis=1)
+    n_safe = m.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha_eff = np.where(off_sum > 0, np.where(m, alpha * off, 0.0).sum(axis=1) / np.where(off_sum > 0, off_sum, 1),
+                             np.where(n_safe > 0, np.where(m, alpha, 0.0).sum(axis=1) / np.maximum(n_safe, 1), 0.0))
+    counts = np.where(m, on, 0.0).sum(axis=1)
+    background = alpha_eff * off_sum
+    acceptance = np.where(m, acc, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acceptance_off = np.where(alpha_eff > 0, acceptance / np.where(alpha_eff > 0, alpha_eff, 1), 0.0)
+    excess = counts - background
+    sqrt_ts = np.where(alpha_eff > 0, wstat_sqrt_ts(counts, off_sum, alpha_eff), 0.0)
+    stat_sum = np.where(m, wstat(on, off, alpha, 0.0), 0.0).sum(axis=1)
+    ex = c["exposure"]
+    pos = ex > 0
+    ex_min = np.where(pos.any(axis=1), np.where(pos, ex, np.inf).min(axis=1), 0.0)
+    ex_max = np.where(pos.any(axis=1), np.where(pos, ex, -np.inf).max(axis=1), 0.0)
+    lt = c["livetime"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = [np.where(lt > 0, v / np.where(lt > 0, lt, 1), 0.0) for v in (counts, background, excess)]
+    rows = []
+    for i, o in enumerate(obs_ids):
+        rows.append({
+            "obs_id": int(o), "livetime": float(lt[i]), "ontime": float(ontime[i]), "counts": int(round(counts[i])),
+            "counts_off": int(round(off_sum[i])), "alpha": float(alpha_eff[i]), "acceptance": float(acceptance[i]),
+            "acceptance_off": float(acceptance_off[i]), "background": float(background[i]),
+            "excess": float(excess[i]), "sqrt_ts": float(sqrt_ts[i]), "stat_sum": float(stat_sum[i]),
+            "n_fit_bins": int(n_safe[i]), "exposure_min": float(ex_min[i]), "exposure_max": float(ex_max[i]),
+            "counts_rate": float(rates[0][i]), "background_rate": float(rates[1][i]), "excess_rate": float(rates[2][i]),
+        })
+    return rows
+
+
 def spectrum_plot_arrays(datasets, flux_int) -> tuple:
     """What the spectrum plot of a fit draws (the positional arguments of
     :func:`extspec.plots.plot_spectrum_fit` before the file name): reco edges, ON and OFF
     counts, alpha, predicted signal counts and safe mask of the datasets stacked in float64
-    (:func:`stack_spectra`), the prediction the model's integral per true bin ``flux_int``
-    folded with the stacked exposure and kernel (:func:`extspec.fit.fold`).  With no dataset
-    one empty bin (1-10 TeV), for a plot that says so."""
+    (the quantities of :func:`stack_spectra`, summed at once over all datasets: one array per
+    quantity, (datasets, bins); equal to the one-by-one stack within a few ulp), the prediction
+    the model's integral per true bin ``flux_int`` folded with the stacked exposure and kernel
+    (:func:`extspec.fit.fold`).  With no dataset one empty bin (1-10 TeV), for a plot that says so."""
     if not datasets:
         return np.array([1.0, 10.0]), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1, bool)
     from .fit import fold, response_matrix
 
-    stack = stack_spectra(datasets, float32=False)
-    npred = fold(flux_int, response_matrix(stack.exposure, stack.edisp))
-    return stack.energy_reco.edges, stack.counts, stack.counts_off, stack.alpha, npred, stack.mask_safe
+    mb = np.array([np.asarray(d.mask_safe, bool) & bool(d.usable) for d in datasets])
+    mbf = mb.astype(np.float64)
+    any_b = mb.any(axis=1)
+    counts = (mbf * np.array([d.counts for d in datasets], np.float64)).sum(axis=0)
+    off_each = mbf * np.array([d.counts_off for d in datasets], np.float64)
+    off = off_each.sum(axis=0)
+    t = (np.array([d.alpha for d in datasets], np.float64) * off_each).sum(axis=0)
+    acc = (mbf * np.array([d.acceptance for d in datasets], np.float64)).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tot_ratio = t.sum() / off.sum() if off.sum() > 0 else np.nan
+        acc_off = np.where(off > 0, acc * off / np.where(t > 0, t, 1), acc / tot_ratio)
+        acc_off = np.where(np.isfinite(acc_off), acc_off, 0.0)
+        alpha = np.where(acc_off > 0, acc / acc_off, 0.0)
+    w = np.array([d.edisp_weight for d in datasets], np.float64) * any_b[:, None]  # (datasets, true)
+    kernels = np.array([d.edisp for d in datasets], np.float64) * mb[:, None, :]
+    den = w.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kern = np.einsum("dt,dtr->tr", w, kernels) / den[:, None]
+    kern = np.where(den[:, None] > 0, kern, 0.0)
+    exposure = (np.array([d.exposure for d in datasets], np.float64) * any_b[:, None]).sum(axis=0)
+    npred = fold(flux_int, response_matrix(exposure, kern))
+    return datasets[0].energy_reco.edges, counts, off, alpha, npred, mb.any(axis=0)

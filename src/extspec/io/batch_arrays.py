@@ -28,7 +28,28 @@ share one binning, their reduction settings being the same)::
                           background (n, e, y, x) float64 (zeros where has_background is false)
     /cubes/geom           JSON (bytes): list of the map geometries
 
-A batch without a good run has neither group.
+    /partials             attrs digest (the manifest's, from the file name), format_version;
+                          obs_ids (n,): the runs summed (the good runs, as above)
+    /partials/cumulative  what each run adds to the cumulative table's stack
+                          (:func:`extspec.stacking.cumulative_increments` of the spectra as read)
+                          and ``excluded`` (JSON {obs id: reason} of the runs without a safe bin)
+    /partials/stack       the batch's counts cube summed over its runs, ``cube_counts`` (e, y, x)
+                          int64, its ``energy_reco`` edges and ``geom`` (JSON), and the sums of
+                          the sky maps (:class:`extspec.maps.MapSums`: ``map_counts``,
+                          ``map_background`` (y, x), ``norm_obs``/``norm_values``,
+                          ``without_background``, attrs ``n_norm`` and ``key``: the digest of the
+                          energy bins and normalisation region they were summed over,
+                          :func:`extspec.maps.map_sums_key`)
+
+A batch without a good run has none of the groups.
+
+**Partial sums** (issue 30).  Stacking is a sum and the cumulative table a running sum, so the
+aggregates read ``/partials`` of ~40 batches instead of 2,000 runs' arrays, and adding a run
+recomputes one batch's partials (its batch job reruns and rewrites its arrays file).  The
+partials are used only when every input of a step is a manifest whose arrays file holds them
+with the digest of its own name and the obs ids of its spectra (:func:`partial_sources`), the
+sky maps' sums only when their key is the step's own; otherwise the step reads the runs as
+before.  Results: :data:`extspec.stacking.CUMULATIVE_PARTIAL_RTOL`, :data:`extspec.maps.MAP_SUMS_RTOL`.
 
 **The reader.** :func:`read_spectra` and :func:`read_cube_counts_all` take the aggregates'
 inputs as given on their command line: run folders (or files inside them, e.g. ``pha.fits``),
@@ -42,6 +63,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +72,11 @@ from ..errors import FormatError
 from .batch import arrays_name
 
 __all__ = ["ARRAYS_FORMAT", "arrays_name", "spectrum_as_read", "write_batch_arrays", "read_spectra",
-           "read_cube_counts_all", "read_arrays_spectra"]
+           "read_cube_counts_all", "read_arrays_spectra", "partial_sources", "iter_partials", "PARTIALS_VERSION", "RegionRecord", "read_region_records"]
 
 ARRAYS_FORMAT = "extspec-batch-arrays"
 ARRAYS_FORMAT_VERSION = 1
+PARTIALS_VERSION = 1
 _SPECTRUM_ARRAYS = ("counts", "counts_off", "acceptance", "acceptance_off", "exposure", "edisp", "edisp_weight",
                     "mask_safe")
 
@@ -129,19 +152,22 @@ def _unjson(a: dict, name: str):
     return json.loads(a.pop(name).tobytes().decode())
 
 
-def write_batch_arrays(path, spectra, cubes) -> None:
+def write_batch_arrays(path, spectra, cubes, partials=None) -> None:
     """The arrays file of a batch (module docstring), atomically.
 
     ``spectra``: the runs' :class:`~extspec.spectrum.SpectrumDataset` as written to OGIP (converted here with
     :func:`spectrum_as_read`); ``cubes``: their cubes as written to ``cube.h5`` (counts part),
     or none (no ``cubes`` group: the per-run file of spatially resolved spectra, one spectrum
-    per sub-region, read by :func:`read_arrays_spectra`).
+    per sub-region, read by :func:`read_arrays_spectra`).  ``partials``: a function of the
+    spectra as read and the cubes returning ``{group: {name: array or JSON-able value}}``, the
+    batch's partial sums (``/partials``, keyed by the digest of ``path``'s name).
     """
     import h5py
 
     from .atomic import atomic_paths
 
     spectra = [spectrum_as_read(s) for s in spectra]
+    parts = partials(spectra, cubes) if partials is not None and spectra else None
     with atomic_paths([Path(path)]) as (tmp,):
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = ARRAYS_FORMAT
@@ -161,6 +187,8 @@ def write_batch_arrays(path, spectra, cubes) -> None:
             _create(g, "gti_count", np.array([len(s.gti) for s in spectra], np.int64))
             _json(g, "text", [{"reason": s.reason, "on_region": s.on_region, "off_regions": s.off_regions,
                                            "pointing": list(s.pointing_radec), "meta": s.meta} for s in spectra])
+            if parts:
+                _write_partials(f, Path(path).name, [s.obs_id for s in spectra], parts)
             if not cubes:  # spatially resolved spectra: the spectra of a run's sub-regions only
                 return
             c = f.create_group("cubes")
@@ -173,9 +201,44 @@ def write_batch_arrays(path, spectra, cubes) -> None:
             _create(c, "background", np.stack([np.zeros(np.shape(x.counts)) if x.background is None
                                                else np.asarray(x.background, np.float64) for x in cubes]),
                     compress=True)
-            _json(c, "geom", [{"lon": float(x.geom.lon), "lat": float(x.geom.lat), "frame": str(x.geom.frame),
-                                           "proj": str(x.geom.proj), "nx": int(x.geom.npix[0]), "ny": int(x.geom.npix[1]),
-                                           "binsz": float(x.geom.binsz)} for x in cubes])
+            _json(c, "geom", [geom_record(x.geom) for x in cubes])
+
+
+def geom_record(geom) -> dict:
+    """A map geometry as JSON (:func:`_geom_of` reads it back)."""
+    return {"lon": float(geom.lon), "lat": float(geom.lat), "frame": str(geom.frame), "proj": str(geom.proj),
+            "nx": int(geom.npix[0]), "ny": int(geom.npix[1]), "binsz": float(geom.binsz)}
+
+
+def _geom_of(rec: dict):
+    from ..geometry import MapGeom
+
+    return MapGeom(lon=rec["lon"], lat=rec["lat"], frame=rec["frame"], proj=rec["proj"], npix=(rec["nx"], rec["ny"]),
+                   binsz=rec["binsz"])
+
+
+def _name_digest(name: str) -> str:
+    """The digest in ``batch-<key>.<digest>.h5`` (the manifest's, of its obs ids)."""
+    parts = Path(name).name.split(".")
+    return parts[1] if len(parts) >= 3 else ""
+
+
+def _write_partials(f, name: str, obs_ids, parts: dict) -> None:
+    p = f.create_group("partials")
+    p.attrs["digest"] = _name_digest(name)
+    p.attrs["format_version"] = PARTIALS_VERSION
+    _create(p, "obs_ids", np.array([int(o) for o in obs_ids], np.int64))
+    for group, items in parts.items():
+        if items is None:
+            continue
+        g = p.create_group(group)
+        for key, value in items.items():
+            if isinstance(value, np.ndarray):
+                _create(g, key, value, compress=value.size > 4096)
+            elif isinstance(value, (int, float, str, np.integer, np.floating)):
+                g.attrs[key] = value
+            else:
+                _json(g, key, value)
 
 
 # ------------------------------------------------------------------------------- read --
@@ -257,14 +320,13 @@ def _spectra_from_arrays(g) -> list:
 
 
 def _cubes_from_arrays(g) -> list:
-    from ..geometry import EnergyAxis, MapGeom
+    from ..geometry import EnergyAxis
     from .cube_io import CubeCounts
 
     a = {name: g[name][()] for name in g}
     out = []
     for i, geom in enumerate(_unjson(a, "geom")):
-        mg = MapGeom(lon=geom["lon"], lat=geom["lat"], frame=geom["frame"], proj=geom["proj"],
-                     npix=(geom["nx"], geom["ny"]), binsz=geom["binsz"])
+        mg = _geom_of(geom)
         out.append(CubeCounts(int(a["obs_id"][i]), mg, EnergyAxis(a["energy_reco"][i].copy()), a["counts"][i],
                               a["background"][i] if a["has_background"][i] else None, float(a["livetime"][i])))
     return out
@@ -275,6 +337,39 @@ def read_spectra(paths) -> list:
     from .ogip import read_spectrum
 
     return _inputs(paths, read_spectrum, _spectra_from_arrays, "spectra")
+
+
+@dataclass(frozen=True)
+class RegionRecord:
+    """What the sky pictures draw of a run: its regions (DS9), reco axis and meta (``rad_max``
+    of point-like runs), the fields of :class:`~extspec.spectrum.SpectrumDataset` that
+    :func:`extspec.spectrum.regions_at_energy` reads."""
+
+    obs_id: int
+    energy_reco: object
+    on_region: str
+    off_regions: list
+    meta: dict
+
+
+def read_region_records(paths) -> list:
+    """:class:`RegionRecord` of every run of ``paths`` (as :func:`read_spectra`), in order: from
+    an arrays file only its text and reco axes (not every run's spectrum), from the runs' files
+    their spectra."""
+    from ..geometry import EnergyAxis
+    from .ogip import read_spectrum
+
+    def per_run(p):
+        s = read_spectrum(p)
+        return RegionRecord(int(s.obs_id), s.energy_reco, s.on_region, list(s.off_regions), s.meta)
+
+    def from_arrays(g):
+        text = json.loads(g["text"][()].tobytes().decode())
+        ids, edges = g["obs_id"][()], g["energy_reco"][()]
+        return [RegionRecord(int(o), EnergyAxis(e.copy()), t["on_region"], t["off_regions"], t["meta"])
+                for o, e, t in zip(ids, edges, text)]
+
+    return _inputs(paths, per_run, from_arrays, "spectra")
 
 
 def read_cube_counts_all(paths) -> list:
@@ -289,6 +384,54 @@ def read_cube_counts_all(paths) -> list:
         return [(os.fspath(Path(g.file.filename).parent / str(c.obs_id) / "cube.h5"), c) for c in _cubes_from_arrays(g)]
 
     return _inputs(paths, per_run, from_arrays, "cubes")
+
+
+def partial_sources(paths, group: str) -> list | None:
+    """The arrays files whose ``/partials/<group>`` stand for all of ``paths`` (module
+    docstring), in order, or None when one input has none (a run folder or PHA file, a manifest
+    without arrays file, partials missing or not of this file: another digest or other runs).
+    A failed run of a batch stops with its reason, as :func:`read_spectra` does."""
+    from .batch import check_reduced, is_manifest
+
+    out = []
+    for p in map(os.fspath, paths):
+        if not is_manifest(p):
+            return None
+        arrays, dirs, failed = _manifest_sources(p)
+        for d in failed:
+            check_reduced(d)
+        if arrays is None:
+            return None
+        with _open_arrays(arrays) as f:
+            if "spectra" not in f:
+                continue  # no good run: nothing to add
+            part = f.get("partials")
+            if (part is None or group not in part or part.attrs.get("digest") != _name_digest(arrays)
+                    or int(part.attrs.get("format_version", 0)) != PARTIALS_VERSION
+                    or not np.array_equal(part["obs_ids"][()], f["spectra"]["obs_id"][()])):
+                return None
+        out.append(arrays)
+    return out
+
+
+def iter_partials(sources, group: str):
+    """``{name: array or value}`` of ``/partials/<group>`` of each arrays file of
+    :func:`partial_sources`, one batch at a time (JSON datasets decoded, attributes as values,
+    ``geom`` as a map geometry)."""
+    for arrays in sources:
+        with _open_arrays(arrays) as f:
+            g = f["partials"][group]
+            try:
+                out = {name: g[name][()] for name in g}
+                for name in [k for k, v in out.items() if isinstance(v, np.ndarray) and v.dtype == np.uint8]:
+                    out[name] = _unjson(out, name)
+                out.update({k: (v.item() if hasattr(v, "item") else v) for k, v in g.attrs.items()})
+            except (KeyError, ValueError, TypeError) as exc:
+                raise FormatError(f"{arrays}: malformed partial sums ({exc})") from None
+        if "geom" in out:
+            out["geom"] = _geom_of(out["geom"])
+        out["source"] = arrays
+        yield out
 
 
 def read_arrays_spectra(path) -> list:

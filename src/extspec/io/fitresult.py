@@ -110,7 +110,23 @@ def write_fit_result(result: FitResult, path, **extra) -> None:
 
     from .atomic import write_atomic
 
-    write_atomic(path, yaml.safe_dump({**fit_result_dict(result), **extra}, sort_keys=False))
+    doc = {**fit_result_dict(result), **extra}
+    # libyaml's emitter (5x faster: a result of 2,000 runs lists each run three times) writes
+    # the same text as yaml.safe_dump for printable-ASCII strings; it folds the escaped
+    # double-quoted ones (non-ASCII, control characters) elsewhere, so those take PyYAML's
+    dumper = yaml.CSafeDumper if hasattr(yaml, "CSafeDumper") and _printable_ascii(doc) else yaml.SafeDumper
+    write_atomic(path, yaml.dump(doc, Dumper=dumper, sort_keys=False))
+
+
+def _printable_ascii(obj) -> bool:
+    """Every string (key or value) in ``obj`` is printable ASCII (0x20-0x7e)."""
+    if isinstance(obj, str):
+        return obj.isascii() and obj.isprintable()
+    if isinstance(obj, dict):
+        return all(_printable_ascii(k) and _printable_ascii(v) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return all(_printable_ascii(v) for v in obj)
+    return True
 
 
 def _with_table(ebl: dict) -> dict:
@@ -136,7 +152,9 @@ def read_result_yaml(path) -> dict:
     from ..errors import FormatError
 
     try:
-        return yaml.safe_load(Path(path).read_text())
+        # libyaml's parser when present (the safe loader's constructors, 7x faster: a result of
+        # 2,000 runs lists each run three times); not its emitter, which folds long lines otherwise
+        return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except OSError as exc:
         raise FormatError(f"fit result {path}: cannot read it ({exc.strerror})") from None
     except yaml.YAMLError:

@@ -18,6 +18,7 @@ __all__ = [
     "STEP_IMPORTS",
     "reduce_observation",
     "reduce_batch",
+    "batch_partials",
     "read_stack_inputs",
     "stack_counts",
     "write_maps",
@@ -29,7 +30,7 @@ __all__ = [
 
 _SPECTRA = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.batch_arrays", "h5py", "extspec.io.fitsread", "extspec.io.ogip", "extspec.io.units", "extspec.spectrum",
             "extspec.geometry", "extspec.sky", "extspec.timebins")
-_PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.plots")
+_PLOTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "extspec.figures", "extspec.plots")
 STEP_IMPORTS = {
     "reduce": (*_SPECTRA, "numpy.ma", "numpy.polynomial", "numpy.fft", "h5py", "extspec.background", "extspec.cube",
                "extspec.io.cube_io", "extspec.io.datastore", "extspec.io.fitswrite", "extspec.io.onoff_events",
@@ -175,9 +176,46 @@ def reduce_batch(reduction: dict, datastore: str | Path, obs_ids, outroot: str |
 
         arrays = Path(manifest).parent / arrays_name(Path(manifest).name)
         good = [written[o] for o in sorted(written)]
-        write_batch_arrays(arrays, [s for _, s in good], [c for c, _ in good])
+        write_batch_arrays(arrays, [s for _, s in good], [c for c, _ in good],
+                           partials=lambda spectra, cubes: batch_partials(reduction, spectra, cubes))
         write_manifest(manifest, sorted(int(o) for o in obs_ids), failed, arrays=arrays.name)
     return failed
+
+
+def batch_partials(reduction: dict, spectra, cubes) -> dict:
+    """The partial sums a batch job stores in its arrays file (:mod:`extspec.io.batch_arrays`,
+    issue 30): what each run adds to the cumulative table (:func:`extspec.stacking.cumulative_increments`)
+    and the batch's summed counts cube and sky-map sums (:func:`extspec.maps.stack_partial`) over
+    all reco-energy bins (``stacked.energy_range`` null, its default) and the normalisation
+    region of the reduction's ON and exclusion regions (the stack step uses them when its own
+    key is the same, and reads the runs otherwise)."""
+    from ..io.batch_arrays import geom_record
+    from ..maps import stack_partial
+    from ..safe_mask import bins_inside
+    from ..stacking import cumulative_increments
+
+    parts = {"cumulative": {**cumulative_increments(spectra),
+                            "excluded": {str(int(s.obs_id)): s.reason or "no safe bin" for s in spectra
+                                         if not (s.usable and s.mask_safe.any())}}}
+    if cubes:
+        geom = cubes[0].geom
+        stack = stack_partial(cubes, bins_inside(cubes[0].energy_reco.edges), _norm_mask(reduction, geom))
+        if stack is not None:
+            parts["stack"] = {**stack, "geom": geom_record(geom)}
+    return parts
+
+
+def _norm_mask(config: dict, geom):
+    """The sky maps' background normalisation region: the pixels outside the config's ON and
+    exclusion regions."""
+    from ..skyregions import region_pixel_mask
+    from .settings import parse_config_regions
+
+    on, excl = parse_config_regions(config)
+    norm_mask = ~region_pixel_mask(on, geom)
+    for r in excl:
+        norm_mask &= ~region_pixel_mask(r, geom)
+    return norm_mask
 
 
 def read_spectra(spectrum_dirs) -> list:
@@ -201,7 +239,7 @@ class StackInputs:
 
 def read_stack_inputs(config: dict, cube_paths: list, spectrum_dirs: list) -> StackInputs:
     """The :class:`StackInputs` of :func:`stack_counts` and :func:`write_maps`."""
-    images = _stacked_images(config, cube_paths)
+    images = _stacked_images_from_partials(config, cube_paths) or _stacked_images(config, cube_paths)
     regions, note = _drawn_regions(config, spectrum_dirs)
     return StackInputs(images, regions, note)
 
@@ -245,13 +283,59 @@ def _stacked_images(config: dict, cube_paths: list) -> dict:
             "counts": per_obs_counts, "background": per_obs_bkg}
 
 
+def _stacked_images_from_partials(config: dict, cube_paths: list) -> dict | None:
+    """:func:`_stacked_images` from the batches' partial sums (:mod:`extspec.io.batch_arrays`),
+    one batch at a time: the counts image (the same integers) and, instead of the runs' images,
+    the sky maps' sums (``map_sums``, :func:`extspec.maps.add_map_sums`).  None when an input
+    has no partial sums or theirs were summed over other energy bins or another normalisation
+    region than this config's (the caller then reads the runs)."""
+    from ..io.batch_arrays import iter_partials, partial_sources
+    from ..io.cube_io import CubeCounts
+    from ..geometry import EnergyAxis
+    from ..maps import add_map_sums, map_sums_key, sums_of_partial
+    from ..safe_mask import bins_inside
+
+    sources = partial_sources(list(map(str, cube_paths)), "stack")
+    if not sources:
+        return None
+    erange = (config.get("stacked") or {}).get("energy_range")
+    image, first, key, obs_ids, parts = None, None, None, [], []
+    for part in iter_partials(sources, "stack"):
+        edges = part["energy_reco"]
+        sel = bins_inside(edges, *(erange or (None, None)))
+        if not sel.any():
+            return None  # the runs' path says which file and why
+        ids = [int(o) for o in part["obs_ids"]]
+        obs_ids += ids
+        here = (part["source"], CubeCounts(ids[0], part["geom"], EnergyAxis(edges), part["cube_counts"]))
+        if first is None:
+            first, geom = here, part["geom"]
+            key = map_sums_key(sel, _norm_mask(config, geom))
+            e_sel = edges[:-1][sel], edges[1:][sel]
+            image = part["cube_counts"][sel].sum(axis=0)
+        else:
+            _check_same_grid(first, here)
+            image += part["cube_counts"][sel].sum(axis=0)
+        if part["key"] != key:
+            return None
+        parts.append(sums_of_partial(part))
+        parts = [add_map_sums(parts)]  # running sum: one partial held at a time
+    energy_cards = [
+        ("EMIN", float(e_sel[0].min()), "TeV, lower reco energy"),
+        ("EMAX", float(e_sel[1].max()), "TeV, upper reco energy"),
+    ]
+    return {"image": image, "geom": geom, "energy_cards": energy_cards, "obs_ids": obs_ids,
+            "map_sums": parts[0]}
+
+
 def _drawn_regions(config: dict, spectrum_dirs: list) -> tuple[dict, str]:
     """The ON, OFF and exclusion regions drawn on the sky images (keyword arguments of
     :func:`extspec.plots.plot_counts_image`), and a title note for point-like spectra."""
+    from ..io.batch_arrays import read_region_records
     from ..spectrum import regions_at_energy
     from .settings import setting
 
-    spectra = read_spectra(spectrum_dirs)
+    spectra = read_region_records(list(map(str, spectrum_dirs)))  # regions only, not every run's spectrum
     e_draw = float(setting(config, "stacked", "rad_max_energy"))
     drawn = [regions_at_energy(s, e_draw) for s in spectra]
     radii = sorted({round(r, 4) for _, _, r in drawn if r is not None})
@@ -350,21 +434,19 @@ def write_maps(config: dict, cube_paths: list, spectrum_dirs: list, out_excess, 
 
     from .. import code_identity
     from ..io.fitswrite import image_bytes
-    from ..maps import make_maps
+    from ..maps import make_maps, maps_from_sums
     from ..plots import plot_counts_image
-    from ..skyregions import region_pixel_mask
-    from .settings import parse_config_regions, setting
+    from .settings import setting
 
     log = logging.getLogger("extspec.maps")
     inputs = inputs or read_stack_inputs(config, cube_paths, spectrum_dirs)
     st = inputs.images
     geom, obs_ids = st["geom"], st["obs_ids"]
-    on, excl = parse_config_regions(config)
-    norm_mask = ~region_pixel_mask(on, geom)
-    for r in excl:
-        norm_mask &= ~region_pixel_mask(r, geom)
     radius = float(setting(config, "maps", "correlation_radius"))
-    m = make_maps(st["counts"], st["background"], obs_ids, norm_mask, radius / geom.binsz)
+    if "map_sums" in st:  # the batches' partial sums, over this config's bins and normalisation region
+        m = maps_from_sums(st["map_sums"], radius / geom.binsz)
+    else:
+        m = make_maps(st["counts"], st["background"], obs_ids, _norm_mask(config, geom), radius / geom.binsz)
     used = [o for o in obs_ids if o not in m.without_background]
     note = ""
     if m.without_background:
@@ -503,15 +585,26 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
 
 def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None:
     """Cumulative excess/significance table (ECSV) and its plot (§10)."""
+    from ..io.batch_arrays import iter_partials, partial_sources
     from ..plots import plot_cumulative
-    from ..stacking import CUMULATIVE_COLUMNS, cumulative_rows
-
-    spectra = read_spectra(spectrum_dirs)
+    from ..stacking import CUMULATIVE_COLUMNS, cumulative_rows, cumulative_rows_from_increments
     from .settings import setting
 
     float32 = setting(config, "cumulative", "stacking") == "reference"
-    rows = cumulative_rows(spectra, float32=float32)
-    excluded = {int(s.obs_id): s.reason or "no safe bin" for s in spectra if not (s.usable and s.mask_safe.any())}
+    sources = None if float32 else partial_sources(list(map(str, spectrum_dirs)), "cumulative")
+    if sources:  # the batches' partial sums, one batch at a time (stacking.CUMULATIVE_PARTIAL_RTOL)
+        excluded = {}
+
+        def batches():
+            for part in iter_partials(sources, "cumulative"):
+                excluded.update({int(k): v for k, v in part["excluded"].items()})
+                yield part
+
+        rows = cumulative_rows_from_increments(batches())
+    else:
+        spectra = read_spectra(spectrum_dirs)
+        rows = cumulative_rows(spectra, float32=float32)
+        excluded = {int(s.obs_id): s.reason or "no safe bin" for s in spectra if not (s.usable and s.mask_safe.any())}
     _write_ecsv(rows, CUMULATIVE_COLUMNS,
                 {"excluded": excluded, "stacking": "float32 (reference)" if float32 else "float64"}, out_ecsv)
     plot_cumulative(rows, out_png, title=f"{config.get('name', '')}: cumulative")

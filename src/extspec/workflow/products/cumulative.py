@@ -16,7 +16,7 @@ __all__ = ["PRODUCT"]
 _IMPORTS = ("numpy", "numpy.char", "extspec.io.batch", "extspec.io.batch_arrays", "h5py", "extspec.io.fitsread",
             "extspec.io.ogip", "extspec.io.units", "extspec.spectrum", "extspec.geometry", "extspec.sky",
             "extspec.timebins", "extspec.io.ecsv", "extspec.stacking", "matplotlib.figure",
-            "matplotlib.backends.backend_agg", "extspec.plots", "extspec.workflow.pipeline")
+            "matplotlib.backends.backend_agg", "extspec.figures", "extspec.plots", "extspec.workflow.pipeline")
 
 
 def _arguments(p) -> None:
