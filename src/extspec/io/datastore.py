@@ -371,9 +371,8 @@ def open_datastore(path: str | os.PathLike | None = None, cached: bool = True) -
         return hit[1]
     store = _read_datastore(root, files)
     with _OPENED_LOCK:
-        _OPENED.pop(key, None)
-        while len(_OPENED) >= 8:
-            _OPENED.pop(next(iter(_OPENED)))
+        if len(_OPENED) >= 8 and key not in _OPENED:  # a process seldom opens more stores: start afresh
+            _OPENED.clear()
         _OPENED[key] = (stamp, store)
     return store
 
