@@ -345,17 +345,16 @@ class DataStore:
         return load_observation(self, int(obs_id), load_bkg=load_bkg, load_psf=load_psf)
 
 
-_OPENED: dict = {}  # resolved root -> (index files' stat stamp, DataStore), at most 8 stores
+_OPENED: dict = {}  # resolved root -> (index files' paths and bytes, DataStore), at most 8 stores
 _OPENED_LOCK = threading.Lock()
 
 
 def open_datastore(path: str | os.PathLike | None = None, cached: bool = True) -> DataStore:
     """Open a GADF data store (see :func:`resolve_datastore_path` for the search order).
 
-    ``cached``: the index tables are read once per process and store (rule reduce's jobs share
-    a process), again when an index file changes (path, size, mtime, ctime or inode); the
-    :class:`DataStore` is then shared (read-only).  ``False``: read afresh.
-    """
+    ``cached``: the index tables parsed once per process and store (rule reduce's jobs share a
+    process), again when an index file's bytes change (read and compared: far cheaper than
+    parsing, no file times); the :class:`DataStore` is then shared (read-only).  ``False``: afresh."""
     root = resolve_datastore_path(path) if path is None else Path(path)
     if not root.is_dir():
         raise DataStoreError(f"data store {root}: not a directory")
@@ -365,15 +364,14 @@ def open_datastore(path: str | os.PathLike | None = None, cached: bool = True) -
             raise DataStoreError(f"{root} is not a DL3 data store: it has no {names[0]} (or {names[1]})")
     if not cached:
         return _read_datastore(root, files)
-    stamp = [(str(f), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) for f in files.values() for st in (f.stat(),)]
+    stamp = [(str(f), f.read_bytes()) for f in files.values()]
     key = str(root.resolve())
     if (hit := _OPENED.get(key)) is not None and hit[0] == stamp:
         return hit[1]
     store = _read_datastore(root, files)
     with _OPENED_LOCK:
-        _OPENED.pop(key, None)
-        while len(_OPENED) >= 8:
-            _OPENED.pop(next(iter(_OPENED)))
+        if len(_OPENED) >= 8 and key not in _OPENED:  # a process seldom opens more stores: start afresh
+            _OPENED.clear()
         _OPENED[key] = (stamp, store)
     return store
 
