@@ -27,16 +27,23 @@ and the peak memory of the reduction jobs is read from their Snakemake ``benchma
 (column max_rss, sampled every 0.5 s) and from the jobs' own logs (``peak RSS``, the exact
 VmHWM of the job process).
 
-Archive scale (``--scale-runs 2000 5000``): a store of N small simulated runs
+Archive scale (``--scale-runs 2000 10000``): a store of N small simulated runs
 (:func:`scale_store`), analysed with ``reduce.batch_size: auto`` (batches of 50): cold run,
 no-op rerun, add one run, CPU seconds per run, the fitted index against the simulated one,
-step time and peak memory (VmHWM) of every aggregate job; then, in the same invocation,
-Snakemake alone running a DAG of N trivial ``touch`` jobs, and the load average around it.
+step time and peak memory of every aggregate job in the workflow (where they share
+Snakemake's process) and of each aggregate alone in its own process on the batches'
+manifests (its own VmHWM); then, in the same invocation, Snakemake alone running a DAG of N
+trivial ``touch`` jobs, and the load average around it.
+
+extspec's bytecode is compiled first (``python -m compileall`` on the package, as a user's
+first run leaves it, and said in the output): with ``PYTHONDONTWRITEBYTECODE=1`` every job
+would otherwise compile extspec's modules afresh, which the trivial DAG, importing no extspec,
+does not pay.
 
 Usage::
 
     python benchmarks/workflow.py [--cores 2] [--sim-runs 500] [--skip-sim] [--skip-multi] [--keep DIR]
-    python benchmarks/workflow.py --skip-dr1 --skip-sim --scale-runs 2000 5000
+    python benchmarks/workflow.py --skip-dr1 --skip-sim --skip-multi --scale-runs 2000 10000
 """
 
 from __future__ import annotations
@@ -435,7 +442,7 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-seed", action="store_true", help="skip the 6-run seed benchmark")
     ap.add_argument("--skip-multi", action="store_true", help="skip the four-target DR1 benchmark")
     ap.add_argument("--scale-runs", type=int, nargs="*", default=[],
-                    help="archive scale: simulated stores of these many small runs (e.g. 2000 5000), cold / "
+                    help="archive scale: simulated stores of these many small runs (e.g. 2000 10000), cold / "
                          "no-op / add-one next to as many trivial Snakemake jobs")
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temporary one)")
     args = ap.parse_args(argv)
