@@ -402,3 +402,28 @@ def test_open_datastore_keeps_the_index_until_it_changes(tmp_path, store_path):
     with pytest.raises(DataStoreError) as ei:
         open_datastore(root)
     assert "hdu-index.fits.gz" in one_line(ei)
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_unreadable_index_is_one_line_either_way(monkeypatch, tmp_path, store_path, cached):
+    """An index file that cannot be read (here: permission denied) gives the store's one-line
+    DataStoreError naming the file, whether the per-process index is used or not."""
+    import pathlib
+    import shutil
+
+    from extspec.io import datastore as dsm
+
+    root = tmp_path / "store"
+    root.mkdir()
+    for name in ("obs-index.fits.gz", "hdu-index.fits.gz"):
+        shutil.copy(store_path / name, root / name)
+    real = pathlib.Path.read_bytes
+
+    def deny(self):
+        if "index" in self.name:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", deny)
+    with pytest.raises(DataStoreError, match=r"cannot read .*index\.fits\.gz"):
+        dsm.open_datastore(root, cached=cached)

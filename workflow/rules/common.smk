@@ -56,7 +56,8 @@ if len(ANALYSES) == 1:  # report captions of a single analysis may use config["n
     config.update(next(iter(ANALYSES.values()))["config"])
 # Code identity (version + source hash) and the SHA-256 of every region file of the
 # analysis: in the params of every rule, so that a changed library or an edited .reg file
-# reruns what it affects (opt out with --rerun-triggers mtime).
+# reruns what it affects (opt out with --rerun-triggers mtime, which also leaves batch
+# reductions alone: their DL3 files reach them as params, rules in reduce.smk).
 CODE = PREPARED["code"]
 
 # Reductions in batches (config key reduce.batch_size, extspec.workflow.batches):

@@ -345,8 +345,7 @@ class DataStore:
         return load_observation(self, int(obs_id), load_bkg=load_bkg, load_psf=load_psf)
 
 
-_OPENED: dict = {}  # resolved root -> (index files' paths and bytes, DataStore), at most 8 stores
-_OPENED_LOCK = threading.Lock()
+_OPENED, _OPENED_LOCK = {}, threading.Lock()  # resolved root -> (index files' paths and bytes, DataStore), <= 8
 
 
 def open_datastore(path: str | os.PathLike | None = None, cached: bool = True) -> DataStore:
@@ -362,9 +361,12 @@ def open_datastore(path: str | os.PathLike | None = None, cached: bool = True) -
     for key, names in _INDEX_NAMES.items():
         if files[key] is None:
             raise DataStoreError(f"{root} is not a DL3 data store: it has no {names[0]} (or {names[1]})")
-    if not cached:
+    try:  # an unreadable index file: the reading afresh says so in one line
+        stamp = [(str(f), f.read_bytes()) for f in files.values()] if cached else None
+    except OSError:
+        stamp = None
+    if stamp is None:
         return _read_datastore(root, files)
-    stamp = [(str(f), f.read_bytes()) for f in files.values()]
     key = str(root.resolve())
     if (hit := _OPENED.get(key)) is not None and hit[0] == stamp:
         return hit[1]

@@ -76,13 +76,12 @@ def files_signature(paths) -> str:
     quadratic in the number of batches; a changed, touched or removed DL3 file changes this
     digest, and the params trigger reruns its batch."""
     import hashlib
-    import os
+    import json
+    from pathlib import Path
+
+    from .statcache import file_stat
 
     h = hashlib.sha256()
     for p in paths:
-        try:
-            st = os.stat(p)
-            h.update(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
-        except OSError:
-            h.update(f"{p}\tmissing\n".encode())
+        h.update(json.dumps(file_stat(Path(p))).encode() + b"\n")
     return h.hexdigest()[:16]
