@@ -592,7 +592,7 @@ def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None
 
     float32 = setting(config, "cumulative", "stacking") == "reference"
     sources = None if float32 else partial_sources(list(map(str, spectrum_dirs)), "cumulative")
-    if sources:  # the batches' partial sums, one batch at a time (stacking.CUMULATIVE_PARTIAL_RTOL)
+    if sources:  # the batches' partial sums, one batch at a time (the same rows as from the runs)
         excluded = {}
 
         def batches():
