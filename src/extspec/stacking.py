@@ -185,20 +185,30 @@ def _on_off_recurrence(acc_inc, off_inc, t_inc, acc, off, acc_off, out=None):
     = mB off_B, ``t_inc`` = mB alpha_B off_B), starting from the stack's ``acc``, ``off`` and
     ``acc_off``: at each step ``t`` is recomputed from the stack's own alpha
     (``acc / acc_off``), the same float operations in the same order as stacking the datasets
-    one by one (a loop over datasets, vectorised over bins).  Returns the last ``(acc, off,
-    acc_off)``; with ``out`` ((datasets, bins)) each step's ``acc_off`` is stored in it."""
+    one by one (a loop over datasets on arrays of bins; what does not depend on the previous
+    step, the running sums of acceptance and OFF counts, computed for all steps at once).
+    Returns the last ``(acc, off, acc_off)``; with ``out`` ((datasets, bins)) each step's
+    ``acc_off`` is stored in it."""
+    n = len(acc_inc)
+    if n == 0:
+        return acc, off, acc_off
+    accs = np.cumsum(np.concatenate([acc[None], acc_inc]), axis=0)  # the same sums, one after the other
+    offs = np.cumsum(np.concatenate([off[None], off_inc]), axis=0)
+    off_sums = np.ascontiguousarray(offs).sum(axis=1)  # row by row, as off.sum()
     with np.errstate(invalid="ignore", divide="ignore"):
-        for i in range(len(acc_inc)):
-            alpha_a = np.where(acc_off > 0, acc / acc_off, 0.0)
-            t = alpha_a * off + t_inc[i]
-            acc = acc + acc_inc[i]
-            off = off + off_inc[i]
-            tot_ratio = t.sum() / off.sum() if off.sum() > 0 else np.float64(np.nan)
-            acc_off = np.where(off > 0, acc * off / np.where(t > 0, t, 1), acc / tot_ratio)
+        acc_x_off = accs[1:] * offs[1:]
+        off_pos = offs[1:] > 0
+    nan = np.float64(np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for i in range(n):
+            alpha_a = np.where(acc_off > 0, accs[i] / acc_off, 0.0)
+            t = alpha_a * offs[i] + t_inc[i]
+            tot_ratio = t.sum() / off_sums[i + 1] if off_sums[i + 1] > 0 else nan
+            acc_off = np.where(off_pos[i], acc_x_off[i] / np.where(t > 0, t, 1), accs[i + 1] / tot_ratio)
             acc_off = np.where(np.isfinite(acc_off), acc_off, 0.0)
             if out is not None:
                 out[i] = acc_off
-    return acc, off, acc_off
+    return accs[-1], offs[-1], acc_off
 
 
 def cumulative_increments(datasets) -> dict:
@@ -401,9 +411,8 @@ def spectrum_plot_arrays(datasets, flux_int) -> tuple:
     mbf = mb.astype(np.float64)
     any_b = mb.any(axis=1)
     nr, nt = datasets[0].energy_reco.nbin, datasets[0].energy_true.nbin
-    counts = np.zeros(nr)
-    for i, d in enumerate(datasets):
-        counts = counts + mbf[i] * d.counts.astype(np.float64)
+    counts_inc = mbf * np.array([d.counts for d in datasets], np.float64)
+    counts = np.cumsum(np.concatenate([np.zeros((1, nr)), counts_inc]), axis=0)[-1]  # one after the other
     off_inc = mbf * np.array([d.counts_off for d in datasets], np.float64)
     t_inc = mbf * np.array([d.alpha for d in datasets], np.float64) * np.array([d.counts_off for d in datasets], np.float64)
     acc_inc = mbf * np.array([d.acceptance for d in datasets], np.float64)
