@@ -321,3 +321,44 @@ def test_plot_arrays_identical_to_the_stack_without_a_source():
     edges, counts, off, alpha, npred, mask = spectrum_plot_arrays(runs, flux)
     assert np.array_equal(alpha, st.alpha) and np.array_equal(mask, st.mask_safe)
     assert np.array_equal(npred, fold(flux, response_matrix(st.exposure, st.edisp))) and npred.sum() > 0
+
+
+@pytest.mark.parametrize("edit", ["cumulative dataset", "stack dataset", "stack attribute", "obs_ids", "spectra obs_id",
+                                  "truncated"])
+def test_malformed_partials_give_one_line_naming_the_arrays_file(reduced, tmp_path, capsys, edit):
+    """A hand-edited or truncated arrays file: the cumulative and stack steps stop with one line
+    naming the file (no traceback, no product)."""
+    import h5py
+
+    obs = tmp_path / "obs"
+    shutil.copytree(reduced["obs"], obs)
+    manifests = [obs / m.name for m in reduced["manifests"]]
+    h5 = manifests[1].with_suffix(".h5")
+    if edit == "truncated":
+        data = h5.read_bytes()
+        h5.write_bytes(data[: len(data) // 2])
+    else:
+        with h5py.File(h5, "r+") as f:
+            if edit == "cumulative dataset":
+                del f["partials/cumulative/alpha_off"]
+            elif edit == "stack dataset":
+                del f["partials/stack/map_counts"]
+            elif edit == "stack attribute":
+                del f["partials/stack"].attrs["key"]
+            elif edit == "obs_ids":
+                del f["partials/obs_ids"]
+            else:
+                del f["spectra/obs_id"]
+    capsys.readouterr()
+    steps = {"cumulative": ["--ecsv", f"{tmp_path}/c.ecsv", "--png", f"{tmp_path}/c.png"],
+             "stack": ["--fits", f"{tmp_path}/counts.fits", "--png", f"{tmp_path}/counts.png", "--excess",
+                       f"{tmp_path}/ex.fits", "--significance", f"{tmp_path}/sig.fits", "--maps-png", f"{tmp_path}/m.png"]}
+    if edit.startswith("cumulative"):
+        del steps["stack"]
+    elif edit.startswith("stack"):
+        del steps["cumulative"]
+    for step, outs in steps.items():
+        assert main([step, *map(str, manifests), *outs, "--config", str(reduced["config"]), "--quiet"]) != 0, step
+        err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(err) == 1 and str(h5) in err[0] and "Traceback" not in err[0], (step, err)
+        assert not list(tmp_path.glob("*.ecsv")) and not list(tmp_path.glob("*.fits")), step
