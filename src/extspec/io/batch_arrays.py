@@ -49,7 +49,10 @@ recomputes one batch's partials (its batch job reruns and rewrites its arrays fi
 partials are used only when every input of a step is a manifest whose arrays file holds them
 with the digest of its own name and the obs ids of its spectra (:func:`partial_sources`), the
 sky maps' sums only when their key is the step's own; otherwise the step reads the runs as
-before.  Results: :data:`extspec.stacking.CUMULATIVE_PARTIAL_RTOL`, :data:`extspec.maps.MAP_SUMS_RTOL`.
+before.  Results: the cumulative table identical to the runs' (the stack's recurrence repeated
+from the increments, :func:`extspec.stacking.cumulative_rows_from_increments`), the sky maps'
+sums within :data:`extspec.maps.MAP_SUMS_RTOL`.  A partial that lacks what its step reads or
+cannot be read stops the step with one line naming the arrays file (:func:`iter_partials`).
 
 **The reader.** :func:`read_spectra` and :func:`read_cube_counts_all` take the aggregates'
 inputs as given on their command line: run folders (or files inside them, e.g. ``pha.fits``),
