@@ -22,7 +22,7 @@ from .stats import wstat, wstat_sqrt_ts
 
 __all__ = ["stack_spectra", "stack_onto", "cumulative_rows", "gti_union_duration", "CUMULATIVE_COLUMNS",
            "spectrum_plot_arrays", "cumulative_increments", "cumulative_rows_from_increments",
-           "CUMULATIVE_PARTIAL_RTOL"]
+           "CUMULATIVE_INCREMENT_NAMES"]
 
 
 def gti_union_duration(gti: np.ndarray) -> float:
@@ -172,15 +172,43 @@ def cumulative_rows(datasets, float32: bool) -> list[dict]:
 
 # ------------------------------------------------- the cumulative table from per-batch partials --
 
-CUMULATIVE_PARTIAL_RTOL = 1e-12
-"""Relative tolerance of :func:`cumulative_rows_from_increments` against :func:`cumulative_rows`
-(float64): the counts, OFF counts, acceptance, exposure and livetime sums are the same sums in
-the same order (counts and OFF counts exactly); ``alpha x OFF`` is summed as a running sum
-instead of being recomputed from the stack's alpha at every step, and the safe-bin sums add
-zeros outside the mask, so alpha, background, excess, sqrt_ts, stat_sum and acceptance_off
-differ in the last bits only (tested)."""
+CUMULATIVE_INCREMENT_NAMES = ("obs_id", "use", "counts", "counts_off", "acceptance", "alpha_off", "mask",
+                              "exposure", "livetime", "gti", "gti_count")
+"""The arrays of :func:`cumulative_increments` (what a batch's ``/partials/cumulative`` must hold)."""
 
 _INCREMENT_2D = ("counts", "counts_off", "acceptance", "alpha_off", "mask", "exposure")
+
+
+def _on_off_recurrence(acc_inc, off_inc, t_inc, acc, off, acc_off, out=None):
+    """The OFF-acceptance recurrence of :func:`stack_onto` (float64) over consecutive datasets
+    given by their masked increments per reco bin (rows of ``acc_inc`` = mB acc_B, ``off_inc``
+    = mB off_B, ``t_inc`` = mB alpha_B off_B), starting from the stack's ``acc``, ``off`` and
+    ``acc_off``: at each step ``t`` is recomputed from the stack's own alpha
+    (``acc / acc_off``), the same float operations in the same order as stacking the datasets
+    one by one (a loop over datasets on arrays of bins; what does not depend on the previous
+    step, the running sums of acceptance and OFF counts, computed for all steps at once).
+    Returns the last ``(acc, off, acc_off)``; with ``out`` ((datasets, bins)) each step's
+    ``acc_off`` is stored in it."""
+    n = len(acc_inc)
+    if n == 0:
+        return acc, off, acc_off
+    accs = np.cumsum(np.concatenate([acc[None], acc_inc]), axis=0)  # the same sums, one after the other
+    offs = np.cumsum(np.concatenate([off[None], off_inc]), axis=0)
+    off_sums = np.ascontiguousarray(offs).sum(axis=1)  # row by row, as off.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc_x_off = accs[1:] * offs[1:]
+        off_pos = offs[1:] > 0
+    nan = np.float64(np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for i in range(n):
+            alpha_a = np.where(acc_off > 0, accs[i] / acc_off, 0.0)
+            t = alpha_a * offs[i] + t_inc[i]
+            tot_ratio = t.sum() / off_sums[i + 1] if off_sums[i + 1] > 0 else nan
+            acc_off = np.where(off_pos[i], acc_x_off[i] / np.where(t > 0, t, 1), accs[i + 1] / tot_ratio)
+            acc_off = np.where(np.isfinite(acc_off), acc_off, 0.0)
+            if out is not None:
+                out[i] = acc_off
+    return accs[-1], offs[-1], acc_off
 
 
 def cumulative_increments(datasets) -> dict:
@@ -275,10 +303,12 @@ def _add_to_union(union: np.ndarray, gti: np.ndarray, done: _UnionSum) -> tuple:
 
 def cumulative_rows_from_increments(batches) -> list[dict]:
     """The rows of :func:`cumulative_rows` (float64) from :func:`cumulative_increments` of
-    consecutive groups of the datasets (e.g. one per batch reduction), in order: running sums
-    carried from group to group, each group's rows vectorised (one array per quantity,
-    (rows, bins)).  Equal to :func:`cumulative_rows` within :data:`CUMULATIVE_PARTIAL_RTOL`.
-    Only the carried sums and the union of the GTIs so far are kept between groups."""
+    consecutive groups of the datasets (e.g. one per batch reduction), in order, identical to
+    them (the same float operations in the same order, tested for equality): running sums
+    carried from group to group, the stack's OFF acceptance by :func:`stack_onto`'s recurrence
+    (:func:`_on_off_recurrence`, one step per dataset, vectorised over bins), each group's rows
+    vectorised (one array per quantity, (rows, bins)).  Only the carried sums and the union of
+    the GTIs so far are kept between groups."""
     rows: list[dict] = []
     carry = None
     union, done = np.zeros((0, 2)), _UnionSum()
@@ -291,13 +321,18 @@ def cumulative_rows_from_increments(batches) -> list[dict]:
         sel = {k: np.asarray(inc[k])[use] for k in (*_INCREMENT_2D, "livetime")}
         if carry is None:
             carry = {k: np.zeros_like(v[0], dtype=bool if k == "mask" else np.float64) for k, v in sel.items()}
+            carry["acc_off"] = np.zeros_like(carry["acceptance"])
         cum = {}
         for k, v in sel.items():
             if k == "mask":
                 cum[k] = np.logical_or.accumulate(np.concatenate([carry[k][None], v]), axis=0)[1:]
             else:
                 cum[k] = np.cumsum(np.concatenate([carry[k][None], v.astype(np.float64)]), axis=0)[1:]
-            carry[k] = cum[k][-1]
+        cum["acc_off"] = np.empty_like(cum["acceptance"])
+        _on_off_recurrence(*(sel[k].astype(np.float64) for k in ("acceptance", "counts_off", "alpha_off")),
+                           carry["acceptance"], carry["counts_off"], carry["acc_off"], out=cum["acc_off"])
+        for k, v in cum.items():
+            carry[k] = v[-1]
         ontime = []
         for g in (g for g, u in zip(gtis, use) if u):
             union, done = _add_to_union(union, g, done)
@@ -308,28 +343,36 @@ def cumulative_rows_from_increments(batches) -> list[dict]:
 
 
 def _rows_of_stacks(c: dict, ontime: np.ndarray, obs_ids) -> list[dict]:
-    """:func:`stack_statistics` (float64) of stacks given as running sums, one per row."""
+    """:func:`stack_statistics` (float64) of stacks given per row (counts, OFF counts, acceptance,
+    OFF acceptance, safe mask, exposure, livetime), with its float operations: the rows with
+    the same safe mask (the mask only grows: a few groups) at once, their safe bins taken out
+    as :func:`stack_statistics` takes them (sums over the same elements, row by row)."""
     m = c["mask"]
-    on, off, acc, t = c["counts"], c["counts_off"], c["acceptance"], c["alpha_off"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        off_tot = off.sum(axis=1)
-        tot_ratio = np.where(off_tot > 0, t.sum(axis=1) / np.where(off_tot > 0, off_tot, 1), np.nan)
-        acc_off = np.where(off > 0, acc * off / np.where(t > 0, t, 1), acc / tot_ratio[:, None])
-        acc_off = np.where(np.isfinite(acc_off), acc_off, 0.0)
-        alpha = np.where(acc_off > 0, acc / acc_off, 0.0)
-    off_sum = np.where(m, off, 0.0).sum(axis=1)
+        alpha_all = np.where(c["acc_off"] > 0, c["acceptance"] / c["acc_off"], 0.0)
+    n = len(m)
+    cols = {k: np.zeros(n) for k in ("counts", "off_sum", "alpha_eff", "acceptance", "stat_sum", "sqrt_ts")}
     n_safe = m.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        alpha_eff = np.where(off_sum > 0, np.where(m, alpha * off, 0.0).sum(axis=1) / np.where(off_sum > 0, off_sum, 1),
-                             np.where(n_safe > 0, np.where(m, alpha, 0.0).sum(axis=1) / np.maximum(n_safe, 1), 0.0))
-    counts = np.where(m, on, 0.0).sum(axis=1)
+    masks, group = np.unique(m, axis=0, return_inverse=True)
+    for j, mj in enumerate(masks):
+        r = np.flatnonzero(group.ravel() == j)
+        # C order: a sum along the rows of a C array adds each row's elements as np.sum does
+        n_on, n_off, alpha = (np.ascontiguousarray(v[r][:, mj]) for v in (c["counts"], c["counts_off"], alpha_all))
+        off_sum = np.sum(n_off, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            alpha_eff = np.where(off_sum > 0, np.sum(alpha * n_off, axis=1) / n_off.sum(axis=1),
+                                 np.mean(alpha, axis=1) if mj.any() else 0.0)
+        cols["off_sum"][r] = off_sum
+        cols["alpha_eff"][r] = alpha_eff
+        cols["counts"][r] = np.sum(n_on, axis=1)
+        cols["acceptance"][r] = np.sum(np.ascontiguousarray(c["acceptance"][r][:, mj]), axis=1)
+        cols["stat_sum"][r] = np.sum(wstat(n_on, n_off, alpha, 0.0), axis=1)
+    off_sum, alpha_eff, counts = cols["off_sum"], cols["alpha_eff"], cols["counts"]
     background = alpha_eff * off_sum
-    acceptance = np.where(m, acc, 0.0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        acceptance_off = np.where(alpha_eff > 0, acceptance / np.where(alpha_eff > 0, alpha_eff, 1), 0.0)
+        acceptance_off = np.where(alpha_eff > 0, cols["acceptance"] / np.where(alpha_eff > 0, alpha_eff, 1), 0.0)
     excess = counts - background
     sqrt_ts = np.where(alpha_eff > 0, wstat_sqrt_ts(counts, off_sum, alpha_eff), 0.0)
-    stat_sum = np.where(m, wstat(on, off, alpha, 0.0), 0.0).sum(axis=1)
     ex = c["exposure"]
     pos = ex > 0
     ex_min = np.where(pos.any(axis=1), np.where(pos, ex, np.inf).min(axis=1), 0.0)
@@ -341,9 +384,9 @@ def _rows_of_stacks(c: dict, ontime: np.ndarray, obs_ids) -> list[dict]:
     for i, o in enumerate(obs_ids):
         rows.append({
             "obs_id": int(o), "livetime": float(lt[i]), "ontime": float(ontime[i]), "counts": int(round(counts[i])),
-            "counts_off": int(round(off_sum[i])), "alpha": float(alpha_eff[i]), "acceptance": float(acceptance[i]),
+            "counts_off": int(round(off_sum[i])), "alpha": float(alpha_eff[i]), "acceptance": float(cols["acceptance"][i]),
             "acceptance_off": float(acceptance_off[i]), "background": float(background[i]),
-            "excess": float(excess[i]), "sqrt_ts": float(sqrt_ts[i]), "stat_sum": float(stat_sum[i]),
+            "excess": float(excess[i]), "sqrt_ts": float(sqrt_ts[i]), "stat_sum": float(cols["stat_sum"][i]),
             "n_fit_bins": int(n_safe[i]), "exposure_min": float(ex_min[i]), "exposure_max": float(ex_max[i]),
             "counts_rate": float(rates[0][i]), "background_rate": float(rates[1][i]), "excess_rate": float(rates[2][i]),
         })
@@ -353,11 +396,13 @@ def _rows_of_stacks(c: dict, ontime: np.ndarray, obs_ids) -> list[dict]:
 def spectrum_plot_arrays(datasets, flux_int) -> tuple:
     """What the spectrum plot of a fit draws (the positional arguments of
     :func:`extspec.plots.plot_spectrum_fit` before the file name): reco edges, ON and OFF
-    counts, alpha, predicted signal counts and safe mask of the datasets stacked in float64
-    (the quantities of :func:`stack_spectra`, summed at once over all datasets: one array per
-    quantity, (datasets, bins); equal to the one-by-one stack within a few ulp), the prediction
-    the model's integral per true bin ``flux_int`` folded with the stacked exposure and kernel
-    (:func:`extspec.fit.fold`).  With no dataset one empty bin (1-10 TeV), for a plot that says so."""
+    counts, alpha, predicted signal counts and safe mask of the datasets stacked in float64,
+    identical to :func:`stack_spectra` (the same float operations in the same order: sums over
+    the datasets one after the other, the OFF acceptance by :func:`_on_off_recurrence`, the
+    kernel's running weighted mean of :func:`stack_onto`; a loop over datasets on arrays of
+    bins, without building a stack per dataset), the prediction the model's integral per true
+    bin ``flux_int`` folded with the stacked exposure and kernel (:func:`extspec.fit.fold`).
+    With no dataset one empty bin (1-10 TeV), for a plot that says so."""
     if not datasets:
         return np.array([1.0, 10.0]), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1, bool)
     from .fit import fold, response_matrix
@@ -365,22 +410,23 @@ def spectrum_plot_arrays(datasets, flux_int) -> tuple:
     mb = np.array([np.asarray(d.mask_safe, bool) & bool(d.usable) for d in datasets])
     mbf = mb.astype(np.float64)
     any_b = mb.any(axis=1)
-    counts = (mbf * np.array([d.counts for d in datasets], np.float64)).sum(axis=0)
-    off_each = mbf * np.array([d.counts_off for d in datasets], np.float64)
-    off = off_each.sum(axis=0)
-    t = (np.array([d.alpha for d in datasets], np.float64) * off_each).sum(axis=0)
-    acc = (mbf * np.array([d.acceptance for d in datasets], np.float64)).sum(axis=0)
+    nr, nt = datasets[0].energy_reco.nbin, datasets[0].energy_true.nbin
+    counts_inc = mbf * np.array([d.counts for d in datasets], np.float64)
+    counts = np.cumsum(np.concatenate([np.zeros((1, nr)), counts_inc]), axis=0)[-1]  # one after the other
+    off_inc = mbf * np.array([d.counts_off for d in datasets], np.float64)
+    t_inc = mbf * np.array([d.alpha for d in datasets], np.float64) * np.array([d.counts_off for d in datasets], np.float64)
+    acc_inc = mbf * np.array([d.acceptance for d in datasets], np.float64)
+    acc, off, acc_off = _on_off_recurrence(acc_inc, off_inc, t_inc, np.zeros(nr), np.zeros(nr), np.zeros(nr))
     with np.errstate(invalid="ignore", divide="ignore"):
-        tot_ratio = t.sum() / off.sum() if off.sum() > 0 else np.nan
-        acc_off = np.where(off > 0, acc * off / np.where(t > 0, t, 1), acc / tot_ratio)
-        acc_off = np.where(np.isfinite(acc_off), acc_off, 0.0)
         alpha = np.where(acc_off > 0, acc / acc_off, 0.0)
-    w = np.array([d.edisp_weight for d in datasets], np.float64) * any_b[:, None]  # (datasets, true)
-    kernels = np.array([d.edisp for d in datasets], np.float64) * mb[:, None, :]
-    den = w.sum(axis=0)
+    kern, w_a, exposure = np.zeros((nt, nr)), np.zeros(nt), np.zeros(nt)
     with np.errstate(invalid="ignore", divide="ignore"):
-        kern = np.einsum("dt,dtr->tr", w, kernels) / den[:, None]
-    kern = np.where(den[:, None] > 0, kern, 0.0)
-    exposure = (np.array([d.exposure for d in datasets], np.float64) * any_b[:, None]).sum(axis=0)
+        for i, d in enumerate(datasets):
+            w_b = d.edisp_weight.astype(np.float64) if any_b[i] else np.zeros_like(w_a)
+            den = w_a + w_b
+            kern = (w_a[:, None] * kern + w_b[:, None] * (d.edisp * mb[i][None, :])) / den[:, None]
+            kern = np.where(den[:, None] > 0, kern, 0.0)
+            w_a = den
+            exposure = exposure + (d.exposure if any_b[i] else 0.0)
     npred = fold(flux_int, response_matrix(exposure, kern))
     return datasets[0].energy_reco.edges, counts, off, alpha, npred, mb.any(axis=0)

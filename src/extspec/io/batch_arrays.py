@@ -49,7 +49,10 @@ recomputes one batch's partials (its batch job reruns and rewrites its arrays fi
 partials are used only when every input of a step is a manifest whose arrays file holds them
 with the digest of its own name and the obs ids of its spectra (:func:`partial_sources`), the
 sky maps' sums only when their key is the step's own; otherwise the step reads the runs as
-before.  Results: :data:`extspec.stacking.CUMULATIVE_PARTIAL_RTOL`, :data:`extspec.maps.MAP_SUMS_RTOL`.
+before.  Results: the cumulative table identical to the runs' (the stack's recurrence repeated
+from the increments, :func:`extspec.stacking.cumulative_rows_from_increments`), the sky maps'
+sums within :data:`extspec.maps.MAP_SUMS_RTOL`.  A partial that lacks what its step reads or
+cannot be read stops the step with one line naming the arrays file (:func:`iter_partials`).
 
 **The reader.** :func:`read_spectra` and :func:`read_cube_counts_all` take the aggregates'
 inputs as given on their command line: run folders (or files inside them, e.g. ``pha.fits``),
@@ -407,29 +410,47 @@ def partial_sources(paths, group: str) -> list | None:
                 continue  # no good run: nothing to add
             part = f.get("partials")
             if (part is None or group not in part or part.attrs.get("digest") != _name_digest(arrays)
-                    or int(part.attrs.get("format_version", 0)) != PARTIALS_VERSION
-                    or not np.array_equal(part["obs_ids"][()], f["spectra"]["obs_id"][()])):
+                    or int(part.attrs.get("format_version", 0)) != PARTIALS_VERSION):
+                return None
+            for where, g, name in (("/partials", part, "obs_ids"), ("/spectra", f["spectra"], "obs_id")):
+                if name not in g:
+                    raise FormatError(f"{arrays}: malformed batch arrays file (no {name} in {where})")
+            try:
+                same_runs = np.array_equal(part["obs_ids"][()], f["spectra"]["obs_id"][()])
+            except (KeyError, ValueError, TypeError, OSError) as exc:
+                raise FormatError(f"{arrays}: malformed batch arrays file ({_why(exc)})") from None
+            if not same_runs:
                 return None
         out.append(arrays)
     return out
 
 
-def iter_partials(sources, group: str):
+def _why(exc) -> str:
+    """The first line of an exception's message (h5py's are long)."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return (text.splitlines() or [type(exc).__name__])[0]
+
+
+def iter_partials(sources, group: str, names=()):
     """``{name: array or value}`` of ``/partials/<group>`` of each arrays file of
     :func:`partial_sources`, one batch at a time (JSON datasets decoded, attributes as values,
-    ``geom`` as a map geometry)."""
+    ``geom`` as a map geometry).  A partial that lacks one of ``names`` (the ones its reader
+    uses) or cannot be read (a truncated or edited file) stops with one line naming the file."""
     for arrays in sources:
         with _open_arrays(arrays) as f:
-            g = f["partials"][group]
             try:
+                g = f["partials"][group]
                 out = {name: g[name][()] for name in g}
                 for name in [k for k, v in out.items() if isinstance(v, np.ndarray) and v.dtype == np.uint8]:
                     out[name] = _unjson(out, name)
                 out.update({k: (v.item() if hasattr(v, "item") else v) for k, v in g.attrs.items()})
-            except (KeyError, ValueError, TypeError) as exc:
-                raise FormatError(f"{arrays}: malformed partial sums ({exc})") from None
-        if "geom" in out:
-            out["geom"] = _geom_of(out["geom"])
+                missing = [n for n in names if n not in out]
+                if missing:
+                    raise FormatError(f"{arrays}: malformed partial sums (no {', '.join(missing)} in /partials/{group})")
+                if "geom" in out:
+                    out["geom"] = _geom_of(out["geom"])
+            except (KeyError, ValueError, TypeError, OSError) as exc:
+                raise FormatError(f"{arrays}: malformed partial sums ({_why(exc)})") from None
         out["source"] = arrays
         yield out
 

@@ -300,7 +300,9 @@ def _stacked_images_from_partials(config: dict, cube_paths: list) -> dict | None
         return None
     erange = (config.get("stacked") or {}).get("energy_range")
     image, first, key, obs_ids, parts = None, None, None, [], []
-    for part in iter_partials(sources, "stack"):
+    names = ("obs_ids", "cube_counts", "energy_reco", "geom", "map_counts", "map_background", "n_norm", "norm_obs",
+             "norm_values", "without_background", "key")  # maps.stack_partial's
+    for part in iter_partials(sources, "stack", names):
         edges = part["energy_reco"]
         sel = bins_inside(edges, *(erange or (None, None)))
         if not sel.any():
@@ -587,16 +589,17 @@ def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None
     """Cumulative excess/significance table (ECSV) and its plot (§10)."""
     from ..io.batch_arrays import iter_partials, partial_sources
     from ..plots import plot_cumulative
-    from ..stacking import CUMULATIVE_COLUMNS, cumulative_rows, cumulative_rows_from_increments
+    from ..stacking import (CUMULATIVE_COLUMNS, CUMULATIVE_INCREMENT_NAMES, cumulative_rows,
+                            cumulative_rows_from_increments)
     from .settings import setting
 
     float32 = setting(config, "cumulative", "stacking") == "reference"
     sources = None if float32 else partial_sources(list(map(str, spectrum_dirs)), "cumulative")
-    if sources:  # the batches' partial sums, one batch at a time (stacking.CUMULATIVE_PARTIAL_RTOL)
+    if sources:  # the batches' partial sums, one batch at a time (the same rows as from the runs)
         excluded = {}
 
         def batches():
-            for part in iter_partials(sources, "cumulative"):
+            for part in iter_partials(sources, "cumulative", (*CUMULATIVE_INCREMENT_NAMES, "excluded")):
                 excluded.update({int(k): v for k, v in part["excluded"].items()})
                 yield part
 
