@@ -294,3 +294,37 @@ def test_read_result_yaml_of_a_fit(reduced, tmp_path):
     d = read_result_yaml(out)
     assert repr(d) == repr(yaml.safe_load(out.read_text()))
     assert d["obs_ids"] == [1, 2, 3, 4, 5, 6] and len(d["stat_per_dataset"]) == 6
+
+
+def test_low_level_dataset_reads_are_h5py_reads(reduced, tmp_path):
+    """_datasets (h5py's low-level reads) gives every dataset of the arrays files as
+    ``g[name][()]`` does (types, dtypes, values; scalars as numpy scalars, strings and empty
+    arrays too), and a missing one raises KeyError, which the readers turn into FormatError."""
+    import h5py
+
+    from extspec.io.batch import read_manifest
+    from extspec.io.batch_arrays import _datasets
+
+    arrays = [reduced["obs"] / read_manifest(m)["arrays"] for m in reduced["manifests"]]
+    extra = tmp_path / "x.h5"
+    with h5py.File(extra, "w") as f:
+        g = f.create_group("g")
+        g["scalar"], g["text"], g["empty"] = 2.5, "a string", np.zeros((0, 3))
+        g["flags"] = np.array([True, False])
+    checked = 0
+    for path, groups in [*((a, ("spectra", "cubes", "partials/stack", "partials/cumulative")) for a in arrays),
+                         (extra, ("g",))]:
+        with h5py.File(path, "r") as f:
+            for group in groups:
+                g = f[group]
+                ref, got = {n: g[n][()] for n in g}, _datasets(g)
+                assert list(ref) == list(got)
+                for name, value in ref.items():
+                    assert type(got[name]) is type(value), (group, name)
+                    assert np.asarray(got[name]).dtype == np.asarray(value).dtype, (group, name)
+                    assert np.array_equal(got[name], value), (group, name)
+                    checked += 1
+            if path == extra:
+                with pytest.raises(KeyError):
+                    _datasets(f["g"], ("missing",))
+    assert checked > 60
