@@ -328,3 +328,23 @@ def test_low_level_dataset_reads_are_h5py_reads(reduced, tmp_path):
                 with pytest.raises(KeyError):
                     _datasets(f["g"], ("missing",))
     assert checked > 60
+
+
+def test_spectra_of_a_batch_share_their_energy_axes(reduced):
+    """The runs of an arrays file share one EnergyAxis per distinct edges (memory per run), and
+    every spectrum equals the one read from the run's own files."""
+    from extspec.io.batch_arrays import read_spectra
+    from extspec.io.ogip import read_spectrum
+
+    spectra = read_spectra(list(map(str, reduced["manifests"])))
+    assert [int(s.obs_id) for s in spectra] == [1, 2, 3, 4, 5, 6]
+    first, second = spectra[:3], spectra[3:]
+    assert all(s.energy_reco is first[0].energy_reco and s.energy_true is first[0].energy_true for s in first)
+    assert all(s.energy_reco is second[0].energy_reco for s in second)
+    for s in spectra:
+        ref = read_spectrum(str(reduced["obs"] / str(s.obs_id)))
+        assert s.energy_reco == ref.energy_reco and s.energy_true == ref.energy_true
+        for name in ("counts", "counts_off", "acceptance", "acceptance_off", "exposure", "edisp", "mask_safe"):
+            assert np.array_equal(getattr(s, name), getattr(ref, name)), name
+        assert s.counts.base is None or s.counts.base is not spectra[0].counts.base  # own arrays, not views
+    assert sum(int(s.counts.sum()) for s in spectra) > 500

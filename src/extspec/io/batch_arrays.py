@@ -327,11 +327,18 @@ def _spectra_from_arrays(g) -> list:
     text = _unjson(a, "text")
     stops = np.cumsum(a["gti_count"])
     gtis = np.split(a["gti"], stops[:-1])
+    axes = {}  # one EnergyAxis per distinct edges of the batch, shared by its runs
+
+    def axis(edges):
+        key = edges.tobytes()
+        if key not in axes:
+            axes[key] = EnergyAxis(edges.copy())
+        return axes[key]
+
     out = []
     for i, t in enumerate(text):
         out.append(SpectrumDataset(
-            obs_id=int(a["obs_id"][i]), energy_reco=EnergyAxis(a["energy_reco"][i].copy()),
-            energy_true=EnergyAxis(a["energy_true"][i].copy()),
+            obs_id=int(a["obs_id"][i]), energy_reco=axis(a["energy_reco"][i]), energy_true=axis(a["energy_true"][i]),
             **{name: a[name][i].copy() for name in _SPECTRUM_ARRAYS},
             livetime=float(a["livetime"][i]), ontime=float(a["ontime"][i]), gti=gtis[i].reshape(-1, 2),
             usable=bool(a["usable"][i]), reason=t["reason"], on_region=t["on_region"], off_regions=t["off_regions"],
