@@ -26,7 +26,7 @@ the joint fit's vectorised WStat over all runs (in this process).
 
 Usage (by hand, not a test)::
 
-    python benchmarks/aggregate_jobs.py RESULTS_DIR CONFIG.yaml [--repeat 5] [--before OLD/src] [--fit-stat]
+    python benchmarks/aggregate_jobs.py RESULTS_DIR CONFIG.yaml [--repeat 5] [--before OLD/src] [--fit-stat] [--first N]
 
 An archive-scale RESULTS_DIR: the workflow run on ``benchmarks/workflow.py``'s
 ``scale_store(path, N)`` with ``scale_config(...)`` (``reduce.batch_size: auto``, batches of
@@ -75,7 +75,8 @@ SETUP = (
     "import extspec.plots, extspec.fit, extspec.fluxpoints, extspec.stacking, extspec.maps, h5py, iminuit\n"
     "full = validate_config(yaml.safe_load(open({config!r})), check_datastore=False)\n"
     "cfg = stage_config(full, {stage!r}); res = {results!r}; out = {out!r}\n"
-    "man = sorted(glob.glob(res + '/obs/batch-*.json'))\n"
+    "man = sorted(glob.glob(res + '/obs/batch-*.json'), key=lambda p: int(p.rsplit('batch-', 1)[1].split('.')[0]))\n"
+    "man = man[:{first}] if {first} else man\n"
     "dirs = man or sorted(d for d in glob.glob(res + '/obs/*') if not d.endswith(('.json', '.h5')))\n"
     "cubes = man or [d + '/cube.h5' for d in dirs]\n"
     "fit = res + '/fit/result.yaml'\n"
@@ -85,9 +86,16 @@ REPORT = ("\nprint('STEP', time.perf_counter() - t_step)\n"
           "print('MODULES', ' '.join(m for m in {heavy!r} if m in sys.modules))\n")
 
 
+FIRST = [0]
+"""--first N: only the first N batch manifests (0: all)."""
+
+
 def inputs(results: Path) -> tuple[list, list]:
-    """(spectrum inputs, cube inputs) of the steps, as the workflow passes them."""
-    man = sorted(str(p) for p in (results / "obs").glob("batch-*.json"))
+    """(spectrum inputs, cube inputs) of the steps, as the workflow passes them (with
+    ``--first N`` the first N batch manifests, in batch order)."""
+    man = sorted((str(p) for p in (results / "obs").glob("batch-*.json")),
+                 key=lambda p: int(p.rsplit("batch-", 1)[1].split(".")[0]))
+    man = man[:FIRST[0]] if FIRST[0] else man
     if man:
         return man, man
     dirs = sorted(str(p) for p in (results / "obs").iterdir() if p.is_dir())
@@ -98,7 +106,7 @@ def job_cmd(job: str, mode: str, results: Path, config: Path, out: Path) -> list
     """The argv of one job: ``python -c`` calling the library function, or the command line
     (with the settings computed here, as the workflow passes them ready-made)."""
     if mode == "function":
-        code = SETUP.format(config=str(config), results=str(results), out=str(out), stage=job)
+        code = SETUP.format(config=str(config), results=str(results), out=str(out), stage=job, first=FIRST[0])
         code += CALLS[job] + "\n" + REPORT.format(heavy=HEAVY)
         return [sys.executable, "-c", code]
     import yaml
@@ -163,7 +171,11 @@ def main() -> None:
     ap.add_argument("--modes", nargs="*", default=["function"], choices=["function", "cli"])
     ap.add_argument("--before", type=Path, help="another extspec source tree (its src/), timed A/B against this one")
     ap.add_argument("--fit-stat", action="store_true", help="also time one WStat evaluation of the joint fit")
+    ap.add_argument("--first", type=int, default=0,
+                    help="only the first N batch manifests (peak memory against the number of runs from one "
+                         "results dir: e.g. 10 and 41 batches of 50 runs = 500 and 2,000 runs)")
     args = ap.parse_args()
+    FIRST[0] = args.first
     results, config = args.results.resolve(), args.config.resolve()
     trees = {"this": None, **({"before": str(args.before.resolve())} if args.before else {})}
     print(f"inputs: {len(inputs(results)[0])} ({'batch manifests' if inputs(results)[0][0].endswith('.json') else 'runs'})")

@@ -292,7 +292,7 @@ def _add_to_union(union: np.ndarray, gti: np.ndarray, done: _UnionSum) -> tuple:
     """``union`` (sorted disjoint blocks) with the intervals ``gti`` added, and its
     :class:`_UnionSum`: appended when ``gti`` starts after the union's end (runs in time order),
     recomputed otherwise."""
-    own = _union_blocks(gti)
+    own = gti if len(gti) == 1 else _union_blocks(gti)  # one interval: its own union (the same array)
     if len(own) and (not len(union) or own[0, 0] > union[-1, 1]):
         for a, b in own:
             done.append(float(a), float(b))
