@@ -364,57 +364,6 @@ def test_malformed_partials_give_one_line_naming_the_arrays_file(reduced, tmp_pa
         assert not list(tmp_path.glob("*.ecsv")) and not list(tmp_path.glob("*.fits")), step
 
 
-def test_result_text_read_as_pyyaml_reads_it(monkeypatch):
-    """load_result_text (read_result_yaml) gives what yaml.safe_load gives, types and order
-    included, for documents with long per-run runs (ints, floats, words, YAML 1.1 booleans and
-    nulls, quoted digits, exponents, NaN, nested), and hands the parser only the short rest."""
-    import random
-
-    from extspec.io import fitresult
-
-    rng = random.Random(5)
-    scalars = [lambda: rng.randint(-10**6, 10**6), lambda: rng.uniform(-1, 1) * 10 ** rng.randint(-12, 12),
-               lambda: rng.choice(["reflected", "fov", "yes", "no", "on", "off", "null", "true", "y", "n", "run_a",
-                                   "1", "0.5", "Reflected", "a b", "", "x: y", "- z"]),
-               lambda: rng.choice([None, True, False, float("nan"), float("inf"), -0.0, 1e-05, 3.0e20])]
-
-    def run(n, kind):
-        pick = scalars[kind] if kind < len(scalars) else (lambda: rng.choice(scalars)())
-        return [pick() for _ in range(n)]
-
-    seen = []
-    real_load = yaml.load
-    monkeypatch.setattr(yaml, "load", lambda text, Loader: seen.append(len(text)) or real_load(text, Loader=Loader))
-    for i in range(60):
-        n = rng.choice([5, 31, 32, 40, 300])
-        kind = rng.randint(0, 4)
-        ids = list(range(1, n + 1))
-        doc = {"model": {"type": "power_law", "parameters": {"index": {"value": 2.5, "frozen": False}}},
-               "obs_ids": ids if i % 3 else run(n, kind),
-               "stat_per_dataset": dict(zip(ids, run(n, kind))),
-               "background": {"methods": {"reflected": n}, "runs": dict(zip(ids, run(n, 2))),
-                              "norms": dict(zip([-k for k in ids], run(n, 1))), "min": 0.999},
-               "nested": [{"a": run(n, kind)}, run(n, 0)], "tail": "end"}
-        text = yaml.safe_dump(doc, sort_keys=False)
-        seen.clear()
-        got = fitresult.load_result_text(text)
-        assert repr(got) == repr(real_load(text, Loader=yaml.SafeLoader)), (i, kind, n)
-        if n >= fitresult.MIN_RUN_LINES and kind == 0 and i % 3:  # every run of ints: the parser reads the rest
-            assert seen and seen[0] < len(text) / 2, (seen, len(text))
-
-
-def test_read_result_yaml_of_a_fit(reduced, tmp_path):
-    """A fit's result.yaml read by read_result_yaml: the same mapping as yaml.safe_load's."""
-    from extspec.io.fitresult import read_result_yaml
-
-    out = tmp_path / "result.yaml"
-    assert main(["fit", *map(str, reduced["manifests"]), "--result", str(out), "--png", str(tmp_path / "s.png"),
-                 "--config", str(reduced["config"]), "--quiet"]) == 0
-    d = read_result_yaml(out)
-    assert repr(d) == repr(yaml.safe_load(out.read_text()))
-    assert d["obs_ids"] == [1, 2, 3, 4, 5, 6] and len(d["stat_per_dataset"]) == 6
-
-
 def test_low_level_dataset_reads_are_h5py_reads(reduced, tmp_path):
     """_datasets (h5py's low-level reads) gives every dataset of the arrays files as
     ``g[name][()]`` does (types, dtypes, values; scalars as numpy scalars, strings and empty

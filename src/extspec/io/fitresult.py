@@ -9,7 +9,6 @@ to the file, :func:`fit_result_from_dict` rebuilds the result from it;
 from __future__ import annotations
 
 import platform
-import re
 from pathlib import Path
 
 import numpy as np
@@ -155,105 +154,11 @@ def read_result_yaml(path) -> dict:
     try:
         # libyaml's parser when present (the safe loader's constructors, 7x faster: a result of
         # 2,000 runs lists each run three times); not its emitter, which folds long lines otherwise
-        return load_result_text(Path(path).read_text())
+        return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except OSError as exc:
         raise FormatError(f"fit result {path}: cannot read it ({exc.strerror})") from None
     except yaml.YAMLError:
         raise FormatError(f"fit result {path}: not valid YAML") from None
-
-
-_RUN_LINE = re.compile(r"( *)(?:- |(-?[1-9][0-9]*|0): )(.*)")
-_INT = re.compile(r"-?(?:[1-9][0-9]*|0)")
-_FLOAT = re.compile(r"-?[0-9]+\.[0-9]*(?:e[-+][0-9]+)?")
-_WORD = re.compile(r"[a-z][a-z_]*")
-_NOT_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})  # YAML 1.1 booleans, null
-MIN_RUN_LINES = 32
-"""Runs of at least this many lines of one scalar each are read by :func:`load_result_text` itself."""
-_MARK = "__extspec_run_{}__"
-
-
-def _scalar(token: str):
-    """The value PyYAML's safe loader gives a plain scalar of one of the forms the writer emits
-    for per-run values (decimal int, float with a dot, lower-case word); KeyError otherwise."""
-    if _INT.fullmatch(token):
-        return int(token)
-    if _FLOAT.fullmatch(token):
-        return float(token)
-    if _WORD.fullmatch(token) and token not in _NOT_WORDS:
-        return token
-    raise KeyError(token)
-
-
-def load_result_text(text: str):
-    """The object of a ``result.yaml``'s text, as ``yaml.load`` with the safe loader gives it.
-
-    A result of 2,000 runs lists each run three or four times (``obs_ids``,
-    ``stat_per_dataset``, ``background.runs``, ...), one line each; PyYAML's resolver, in
-    Python, spends ~0.05 s on them (more under the GIL of Snakemake's threads).  Runs of at
-    least :data:`MIN_RUN_LINES` lines at one indentation, each ``- <scalar>`` or
-    ``<int>: <scalar>`` where the scalar is a decimal int, a float with a dot or a lower-case
-    word, are read here (each line is what the safe loader makes of it); the rest, with one
-    placeholder line per run, by libyaml's parser.  Text of any other form goes to the parser
-    whole (``tests/test_stats_fit.py`` checks both against ``yaml.safe_load``).
-    """
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    lines = text.split("\n")
-    kept, runs, i = [], [], 0
-    while i < len(lines):
-        m = _RUN_LINE.fullmatch(lines[i])
-        j = i + 1
-        if m:
-            indent, is_map = m.group(1), m.group(2) is not None
-            while j < len(lines):
-                n = _RUN_LINE.fullmatch(lines[j])
-                if not n or n.group(1) != indent or (n.group(2) is not None) != is_map:
-                    break
-                j += 1
-        if m and j - i >= MIN_RUN_LINES:
-            try:
-                values = []
-                for line in lines[i:j]:
-                    n = _RUN_LINE.fullmatch(line)
-                    values.append((int(n.group(2)), _scalar(n.group(3))) if is_map else _scalar(n.group(3)))
-            except KeyError:
-                kept += lines[i:j]
-            else:
-                mark = _MARK.format(len(runs))
-                kept.append(f"{indent}{mark}: 0" if is_map else f"{indent}- {mark}")
-                runs.append(dict(values) if is_map else values)
-        else:
-            kept += lines[i:j]
-        i = j
-    if not runs:
-        return yaml.load(text, Loader=loader)  # noqa: S506 (the safe loader)
-    marks = {_MARK.format(k): run for k, run in enumerate(runs)}
-    return _splice(yaml.load("\n".join(kept), Loader=loader), marks)  # noqa: S506 (the safe loader)
-
-
-def _splice(obj, marks: dict):
-    """``obj`` with each placeholder of :func:`load_result_text` replaced by its run's values
-    (in a mapping its entries, in a list its items, in place)."""
-    if isinstance(obj, dict):
-        if any(isinstance(k, str) and k in marks for k in obj):
-            out = {}
-            for k, v in obj.items():
-                if isinstance(k, str) and k in marks:
-                    out.update(marks[k])
-                else:
-                    out[k] = _splice(v, marks)
-            return out
-        return {k: _splice(v, marks) for k, v in obj.items()}
-    if isinstance(obj, list):
-        out = []
-        for v in obj:
-            if isinstance(v, str) and v in marks:
-                out += marks[v]
-            else:
-                out.append(_splice(v, marks))
-        return out
-    return obj
 
 
 def fit_result_from_yaml(d, path) -> FitResult:
