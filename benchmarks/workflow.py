@@ -136,9 +136,23 @@ def step_times(log: Path) -> tuple[float, float, float] | None:
     return tuple(float(x) for x in m.groups()) if m else None
 
 
+def standalone_jobs(tmp: Path, full: dict, commands: dict):
+    """Run each aggregate step ``commands[stage]`` (its ``extspec`` argv, settings from the
+    config ``full``) as a process of its own; yield (stage, wall s, step_times of its log)."""
+    from extspec.workflow.config import settings_json, stage_config
+
+    for stage, argv in commands.items():
+        log = tmp / f"{stage}.log"
+        cmd = [sys.executable, "-m", "extspec", *map(str, argv), "--settings",
+               settings_json(stage_config(full, stage)), "--log", str(log), "--quiet"]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, env=ENV)
+        yield stage, time.perf_counter() - t0, step_times(log)
+
+
 def job_overheads(wd: Path, cfg: dict) -> None:
     """Per-job overhead of the cold run in ``wd`` (see the module docstring)."""
-    from extspec.workflow.config import settings_json, stage_config, validate_config
+    from extspec.workflow.config import validate_config
 
     out = wd / "results" / cfg["name"]
     red, steps, imports = [], [], []
@@ -162,14 +176,7 @@ def job_overheads(wd: Path, cfg: dict) -> None:
                         "--png", tmp / "f.png"],
         "cumulative": ["cumulative", *obs, "--ecsv", tmp / "cu.ecsv", "--png", tmp / "cu.png"],
     }
-    for stage, argv in commands.items():
-        log = tmp / f"{stage}.log"
-        cmd = [sys.executable, "-m", "extspec", *map(str, argv), "--settings",
-               settings_json(stage_config(full, stage)), "--log", str(log), "--quiet"]
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, env=ENV)
-        wall = time.perf_counter() - t0
-        st = step_times(log)
+    for stage, wall, st in standalone_jobs(tmp, full, commands):
         agg.append(wall - st[0])
         report(f"{stage} job: wall / step / imports", f"{wall:.3f} / {st[0]:.3f} / {st[1]:.3f}", "s")
     if red:
@@ -365,7 +372,7 @@ def standalone_aggregates(wd: Path, out: Path, cfg: dict, n: int) -> None:
     """Each aggregate step as its command line in a process of its own, on the batches'
     manifests of the finished run: wall time, step time and the process's own peak memory
     (VmHWM; in the workflow the steps share Snakemake's process, whose peak includes its DAG)."""
-    from extspec.workflow.config import settings_json, stage_config, validate_config
+    from extspec.workflow.config import validate_config
 
     full = validate_config(dict(cfg), check_datastore=False)
     manifests = sorted(map(str, (out / "obs").glob("batch-*.json")))
@@ -379,14 +386,7 @@ def standalone_aggregates(wd: Path, out: Path, cfg: dict, n: int) -> None:
                         "--png", tmp / "f.png"],
         "cumulative": ["cumulative", *manifests, "--ecsv", tmp / "cu.ecsv", "--png", tmp / "cu.png"],
     }
-    for stage, argv in commands.items():
-        log = tmp / f"{stage}.log"
-        cmd = [sys.executable, "-m", "extspec", *map(str, argv), "--settings",
-               settings_json(stage_config(full, stage)), "--log", str(log), "--quiet"]
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, env=ENV)
-        wall = time.perf_counter() - t0
-        st = step_times(log)
+    for stage, wall, st in standalone_jobs(tmp, full, commands):
         report(f"scale {n - 1}: {stage} alone ({n} runs, {len(manifests)} batches): wall / step / peak memory",
                f"{wall:.2f} s / {st[0]:.2f} s / {st[2]:.0f}", "MB")
 
