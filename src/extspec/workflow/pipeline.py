@@ -195,8 +195,7 @@ def batch_partials(reduction: dict, spectra, cubes) -> dict:
     from ..stacking import cumulative_increments
 
     parts = {"cumulative": {**cumulative_increments(spectra),
-                            "excluded": {str(int(s.obs_id)): s.reason or "no safe bin" for s in spectra
-                                         if not (s.usable and s.mask_safe.any())}}}
+                            "excluded": {str(o): why for o, why in _excluded(spectra).items()}}}
     if cubes:
         geom = cubes[0].geom
         stack = stack_partial(cubes, bins_inside(cubes[0].energy_reco.edges), _norm_mask(reduction, geom))
@@ -585,6 +584,11 @@ def run_flux_points(config: dict, spectrum_dirs: list, fit_yaml, out_ecsv, out_p
              intrinsic=curves["intrinsic"])
 
 
+def _excluded(spectra) -> dict:
+    """{obs_id: why} of the runs the cumulative table leaves out (unusable, or no safe bin)."""
+    return {int(s.obs_id): s.reason or "no safe bin" for s in spectra if not (s.usable and s.mask_safe.any())}
+
+
 def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None:
     """Cumulative excess/significance table (ECSV) and its plot (§10)."""
     from ..io.batch_arrays import iter_partials, partial_sources
@@ -607,7 +611,7 @@ def run_cumulative(config: dict, spectrum_dirs: list, out_ecsv, out_png) -> None
     else:
         spectra = read_spectra(spectrum_dirs)
         rows = cumulative_rows(spectra, float32=float32)
-        excluded = {int(s.obs_id): s.reason or "no safe bin" for s in spectra if not (s.usable and s.mask_safe.any())}
+        excluded = _excluded(spectra)
     _write_ecsv(rows, CUMULATIVE_COLUMNS,
                 {"excluded": excluded, "stacking": "float32 (reference)" if float32 else "float64"}, out_ecsv)
     plot_cumulative(rows, out_png, title=f"{config.get('name', '')}: cumulative")
